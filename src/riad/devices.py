@@ -1,0 +1,120 @@
+"""The device interfaces a riad service is written against.
+
+A service never imports a backend: it receives objects that satisfy these
+protocols, composed for its target by riad. Each protocol is small, shaped
+after the asyncio or stdlib API a Python developer already knows, and every
+implementation passes one shared conformance suite (``riad.testing``).
+
+- ``Stack``: TCP and UDP, in the shape of ``asyncio``'s own functions
+  (``open_connection``/``start_server`` give ``StreamReader``/``StreamWriter``
+  pairs; ``create_connection``/``create_server``/``create_datagram_endpoint``
+  take protocol factories). Implemented on the host's sockets
+  (``--net socket``) and by riad's own TCP/IP stack (``--net direct``).
+- ``Clock`` (``riad.time``), ``Random`` (entropy), ``Console`` (log lines) and
+  the key-value stores are defined beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
+
+from riad.time import Clock
+
+__all__ = ["Clock", "Listener", "Stack", "StreamHandler"]
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+"""``client_connected_cb`` of ``start_server``: called with each new connection's streams."""
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """A listening TCP server, as returned by ``start_server``/``create_server``.
+
+    Shaped like ``asyncio.Server``: ``close()`` stops accepting,
+    ``wait_closed()`` waits until it has; ``async with`` closes on exit.
+    """
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        """The (address, port) it listens on; the port is the real one when 0 was asked."""
+        ...
+
+    def is_serving(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    async def __aenter__(self) -> Listener: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+@runtime_checkable
+class Stack(Protocol):
+    """TCP and UDP for a service, in asyncio's shape.
+
+    Addresses are IPv4 literals as strings; ``host=None`` (or ``"0.0.0.0"``)
+    listens on every address of the stack.
+    """
+
+    @property
+    def ipv4_addresses(self) -> tuple[str, ...]:
+        """The stack's own IPv4 addresses (empty when unknown, e.g. before DHCP)."""
+        ...
+
+    async def open_connection(
+        self,
+        host: str,
+        port: int,
+        *,
+        limit: int = 2**16,
+        local_addr: tuple[str, int] | None = None,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to ``host:port`` and return the connection's streams."""
+        ...
+
+    async def start_server(
+        self,
+        client_connected_cb: StreamHandler,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        limit: int = 2**16,
+        backlog: int = 128,
+    ) -> Listener:
+        """Listen on ``host:port``; each connection runs ``client_connected_cb(reader, writer)``."""
+        ...
+
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        host: str,
+        port: int,
+        *,
+        local_addr: tuple[str, int] | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """Connect and drive the connection with a protocol from ``protocol_factory``."""
+        ...
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 128,
+    ) -> Listener:
+        """Listen; each connection gets a fresh protocol from ``protocol_factory``."""
+        ...
+
+    async def create_datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], asyncio.DatagramProtocol],
+        local_addr: tuple[str, int] | None = None,
+        remote_addr: tuple[str, int] | None = None,
+    ) -> tuple[asyncio.DatagramTransport, Any]:
+        """A UDP endpoint, as ``loop.create_datagram_endpoint``."""
+        ...

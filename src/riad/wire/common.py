@@ -1,0 +1,62 @@
+"""Types shared by riad's wire codecs: byte buffers and link-layer addresses."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+BytesLike: TypeAlias = bytes | bytearray | memoryview
+"""Anything a parser reads from: the buffer a frame arrived in, or a slice of it."""
+
+
+class MacAddress(bytes):
+    """A 6-byte Ethernet (EUI-48) address; prints as ``02:00:00:00:00:01``."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: BytesLike | str) -> MacAddress:
+        if isinstance(value, str):
+            return cls.from_str(value)
+        raw = bytes(value)
+        if len(raw) != 6:
+            raise ValueError(f"a MAC address is 6 bytes, got {len(raw)}")
+        return super().__new__(cls, raw)
+
+    @classmethod
+    def from_str(cls, text: str) -> MacAddress:
+        """Parse ``aa:bb:cc:dd:ee:ff`` (or with ``-`` separators)."""
+        parts = text.replace("-", ":").split(":")
+        if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+            raise ValueError(f"not a MAC address: {text!r} (expected aa:bb:cc:dd:ee:ff)")
+        try:
+            raw = bytes(int(p, 16) for p in parts)
+        except ValueError:
+            raise ValueError(f"not a MAC address: {text!r} (expected hex digits)") from None
+        return bytes.__new__(cls, raw)
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self == BROADCAST_MAC
+
+    @property
+    def is_multicast(self) -> bool:
+        """Group address bit set (broadcast included)."""
+        return bool(self[0] & 0x01)
+
+    @property
+    def is_unicast(self) -> bool:
+        return not self[0] & 0x01
+
+    @property
+    def is_local(self) -> bool:
+        """Locally administered (the bit riad's generated addresses set)."""
+        return bool(self[0] & 0x02)
+
+    def __str__(self) -> str:
+        return ":".join(f"{b:02x}" for b in self)
+
+    def __repr__(self) -> str:
+        return f"MacAddress('{self}')"
+
+
+BROADCAST_MAC = bytes.__new__(MacAddress, b"\xff" * 6)
+ZERO_MAC = bytes.__new__(MacAddress, b"\x00" * 6)
