@@ -18,11 +18,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from riad.time import Clock
 
-__all__ = ["Clock", "Listener", "Stack", "StreamHandler"]
+__all__ = [
+    "KV",
+    "Clock",
+    "KVError",
+    "KVKeyError",
+    "KVReadOnlyError",
+    "KVStat",
+    "Listener",
+    "Stack",
+    "StreamHandler",
+    "WritableKV",
+]
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 """``client_connected_cb`` of ``start_server``: called with each new connection's streams."""
@@ -117,4 +129,70 @@ class Stack(Protocol):
         remote_addr: tuple[str, int] | None = None,
     ) -> tuple[asyncio.DatagramTransport, Any]:
         """A UDP endpoint, as ``loop.create_datagram_endpoint``."""
+        ...
+
+
+class KVError(Exception):
+    """A key-value store operation failed."""
+
+
+class KVKeyError(KVError, KeyError):
+    """The key is not in the store (or names a folder, not a value)."""
+
+    def __str__(self) -> str:
+        return f"no such key: {self.args[0]!r}" if self.args else "no such key"
+
+
+class KVReadOnlyError(KVError):
+    """A write to a store that is read-only (e.g. the embedded store)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KVStat:
+    """What a store knows about one value without reading it."""
+
+    key: str
+    size_bytes: int
+    modified_ns: int | None
+    """Last modification, nanoseconds since the Unix epoch, when known."""
+    etag: str
+    """A strong validator: changes whenever the value does (quoted, HTTP-ready)."""
+    content_type: str
+    """A media type guessed from the key's extension."""
+
+
+@runtime_checkable
+class KV(Protocol):
+    """A read-only key-value store (MirageOS ``Mirage_kv.RO``).
+
+    Keys are ``/``-separated paths without a leading slash
+    (``"css/site.css"``). Values are bytes.
+    """
+
+    async def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """The value of ``key`` (or ``length`` bytes of it from ``offset``).
+
+        Raises ``KVKeyError`` when the key does not exist.
+        """
+        ...
+
+    async def list(self, prefix: str = "") -> list[str]:
+        """Every key that starts with ``prefix``, sorted."""
+        ...
+
+    async def stat(self, key: str) -> KVStat:
+        """Size, modification time, ETag and content type of ``key``."""
+        ...
+
+
+@runtime_checkable
+class WritableKV(KV, Protocol):
+    """A read-write key-value store (MirageOS ``Mirage_kv.RW``)."""
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        ...
+
+    async def remove(self, key: str) -> None:
+        """Remove ``key``; raises ``KVKeyError`` when it does not exist."""
         ...
