@@ -1,0 +1,188 @@
+"""Network namespaces, TAP devices and veth pairs for tests against real Linux.
+
+Everything here stays inside namespaces it creates: ``Netns.create()`` makes
+a uniquely named namespace (``riad-<random>``) and ``close()`` deletes it,
+with every interface in it. Typical use::
+
+    with Netns.create() as ns:
+        ns.add_tap("tap0", "10.77.0.1/24")        # Linux holds 10.77.0.1
+        with ns.entered():
+            device = TapDevice.open("tap0")        # riad attaches inside ns
+        ns.run("ping", "-c", "1", "10.77.0.2")    # Linux pings riad
+
+``entered()`` moves only the calling thread into the namespace
+(``setns``), so file descriptors opened there (a TAP, an AF_PACKET socket)
+stay bound to it afterwards, while the rest of the test runs where it was.
+These helpers need root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from types import TracebackType
+
+__all__ = ["Netns", "NetnsError", "netns_available"]
+
+_CLONE_NEWNET = 0x40000000
+
+
+class NetnsError(RuntimeError):
+    """A namespace helper failed; the message says what to install or fix."""
+
+
+def netns_available() -> str | None:
+    """None when namespaces can be used here, else the reason they cannot."""
+    if os.geteuid() != 0:
+        return "network namespace tests need root (run them as root, as CI does)"
+    if shutil.which("ip") is None:
+        return "iproute2 is missing: run scripts/system-deps (apt-get install iproute2)"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun is missing: load the tun module (modprobe tun)"
+    return None
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns failed: {os.strerror(err)}")
+
+
+class Netns:
+    """A network namespace this process created and will delete."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._closed = False
+
+    @classmethod
+    def create(cls, prefix: str = "riad") -> Netns:
+        """Create a fresh namespace with a unique name and its loopback up."""
+        reason = netns_available()
+        if reason is not None:
+            raise NetnsError(reason)
+        name = f"{prefix}-{secrets.token_hex(4)}"
+        _ip("netns", "add", name)
+        ns = cls(name)
+        try:
+            ns.ip("link", "set", "lo", "up")
+        except BaseException:
+            ns.close()
+            raise
+        return ns
+
+    def ip(self, *args: str) -> str:
+        """Run ``ip -n NAME ARGS...`` and return its output; raise with stderr on failure."""
+        return _ip("-n", self.name, *args)
+
+    def run(
+        self, *argv: str, timeout: float = 60, check: bool = True, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a program inside the namespace and wait for it (output captured)."""
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            input=input,
+        )
+        if check and proc.returncode != 0:
+            said = proc.stderr.decode(errors="replace").strip()
+            said = said or proc.stdout.decode(errors="replace").strip()
+            raise NetnsError(f"{' '.join(argv)} in {self.name} exited {proc.returncode}: {said}")
+        return proc
+
+    def popen(self, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start a program inside the namespace (the caller ends it, by its PID)."""
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    def sysctl(self, key: str, value: str) -> None:
+        """Set a sysctl inside the namespace (net.* keys are per namespace)."""
+        self.run("sysctl", "-q", "-w", f"{key}={value}")
+
+    def add_tap(
+        self, name: str, address: str | None, *, vnet_hdr: bool = True, mtu: int = 1500
+    ) -> None:
+        """Create TAP ``name`` here, give Linux ``address`` (CIDR) on it and bring it up.
+
+        riad attaches to it with ``TapDevice.open(name)`` inside ``entered()``.
+        """
+        args = ["tuntap", "add", "dev", name, "mode", "tap"]
+        if vnet_hdr:
+            args.append("vnet_hdr")
+        self.ip(*args)
+        self._configure(name, address, mtu)
+
+    def add_veth(
+        self,
+        name: str,
+        peer_name: str,
+        peer_ns: Netns,
+        address: str | None = None,
+        peer_address: str | None = None,
+        mtu: int = 1500,
+    ) -> None:
+        """Create veth ``name`` here, its other end ``peer_name`` in ``peer_ns``; both up."""
+        self.ip(
+            "link", "add", name, "type", "veth", "peer", "name", peer_name, "netns", peer_ns.name
+        )
+        self._configure(name, address, mtu)
+        peer_ns._configure(peer_name, peer_address, mtu)
+
+    def _configure(self, name: str, address: str | None, mtu: int) -> None:
+        with contextlib.suppress(NetnsError):
+            self.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "1")
+        self.ip("link", "set", name, "mtu", str(mtu))
+        if address is not None:
+            self.ip("addr", "add", address, "dev", name)
+        self.ip("link", "set", name, "up")
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the block with this thread inside the namespace."""
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            target = os.open(f"/run/netns/{self.name}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(target)
+            finally:
+                os.close(target)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)
+
+    def close(self) -> None:
+        """Delete the namespace and every interface in it (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+
+    def __enter__(self) -> Netns:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Netns({self.name!r})"
+
+
+def _ip(*args: str) -> str:
+    proc = subprocess.run(["ip", *args], capture_output=True, check=False, timeout=30)
+    if proc.returncode != 0:
+        raise NetnsError(f"ip {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout.decode()
