@@ -6,4 +6,5 @@
   virtio-net header for checksum offload and TSO/GSO.
 - ``packet``: an AF_PACKET socket bound to an existing interface.
 - ``pcap``, ``trace``, ``fault``: middleware devices wrapping any device.
+- ``kv``: key-value stores (directory, memory, embedded).
 """
