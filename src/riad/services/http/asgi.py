@@ -1,0 +1,90 @@
+"""ASGI 3 types and the lifespan protocol runner.
+
+riad's HTTP server runs any ASGI 3 application (``async def app(scope,
+receive, send)``); riad's own handlers (static files, redirects) are ASGI
+applications too, so there is one interface. ``Lifespan`` drives the
+``lifespan`` scope: startup before the first connection is accepted, shutdown
+after the last one closed. An application that does not speak lifespan (it
+raises on the scope) is run without it, as ASGI servers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from riad.services.http import log
+
+__all__ = ["ASGIApp", "Lifespan", "LifespanError", "Message", "Receive", "Scope", "Send"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+
+
+class LifespanError(Exception):
+    """The application reported ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``."""
+
+
+class Lifespan:
+    """Runs an application's lifespan scope: ``await startup()`` ... ``await shutdown()``.
+
+    ``state`` is the lifespan state dict; the server copies it into every
+    request scope (ASGI ``state``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self.state: dict[str, Any] = {}
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._supported = True
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
+        try:
+            await self._app(scope, self._to_app.get, self._from_app.put)
+        except BaseException as e:
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            if self._supported:
+                log.errors.debug("application does not support lifespan: %r", e)
+            self._supported = False
+        finally:
+            await self._from_app.put({"type": "_riad.lifespan.ended"})
+
+    async def _exchange(self, event: str) -> None:
+        if not self._supported:
+            return
+        await self._to_app.put({"type": f"lifespan.{event}"})
+        reply = await self._from_app.get()
+        kind = reply["type"]
+        if kind == f"lifespan.{event}.complete":
+            return
+        if kind == f"lifespan.{event}.failed":
+            raise LifespanError(f"application {event} failed: {reply.get('message', '')}")
+        # The application returned or raised without answering.
+        self._supported = False
+
+    async def startup(self) -> None:
+        """Send ``lifespan.startup``, wait for the answer; ``LifespanError`` if it failed."""
+        self._task = asyncio.ensure_future(self._run())
+        await self._exchange("startup")
+
+    async def shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait for the answer."""
+        try:
+            await self._exchange("shutdown")
+        finally:
+            if self._task is not None:
+                if not self._task.done():
+                    self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task

@@ -1,0 +1,58 @@
+"""``HttpLimits``: what one client may ask of the server, and for how long.
+
+Every limit has a safe default and is checked before the request reaches the
+application. A violation answers with its status and closes that connection
+only (RFC 9110 section 15.5, RFC 6585 section 5):
+
+==========================  =======  ===============================================
+limit                       status   when
+==========================  =======  ===============================================
+``max_request_line_bytes``  414      the request line is longer
+``max_header_bytes``        431      the request head (line + headers) is longer
+``max_header_count``        431      more header fields
+``max_body_bytes``          413      the declared or the received body is larger
+``header_timeout_s``        408      the head is not complete this long after its first byte
+``body_timeout_s``          408      a request body makes no progress for this long
+``idle_timeout_s``          (close)  no new request on a kept-alive connection
+``send_timeout_s``          (close)  the client reads none of the response for this long
+``max_connections``         503      more connections open at once
+malformed request           400      h11 rejects it (bad chunked encoding, bad header, ...)
+==========================  =======  ===============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HttpLimits"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpLimits:
+    """Limits for one ``HttpServer``; see the module text for the status of each."""
+
+    max_request_line_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_header_count: int = 100
+    max_body_bytes: int = 1024 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    idle_timeout_s: float = 15.0
+    send_timeout_s: float = 30.0
+    max_connections: int = 1024
+    shutdown_grace_s: float = 10.0
+    """How long ``HttpServer.shutdown`` lets requests in flight finish."""
+    linger_s: float = 2.0
+    """After an error response, how long unread request bytes are drained before
+    closing (so the client sees the response rather than a reset)."""
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"HttpLimits.{name} must be > 0, got {value!r}")
+        if self.max_request_line_bytes > self.max_header_bytes:
+            raise ValueError(
+                "HttpLimits.max_request_line_bytes must not exceed max_header_bytes "
+                f"({self.max_request_line_bytes} > {self.max_header_bytes})"
+            )

@@ -1,0 +1,172 @@
+"""``HttpServer``: an ASGI application served over HTTP/1.1 on any ``Stack``.
+
+Usage::
+
+    server = HttpServer(app, limits=HttpLimits(max_body_bytes=10_000_000))
+    await server.startup()                     # the application's lifespan startup
+    await server.listen(stack, port=8080)      # as many listeners as wanted
+    await server.listen(stack, port=8443, tls=tls_context)
+    ...
+    await server.shutdown()                    # graceful: see below
+
+Graceful shutdown: listeners stop accepting; idle connections close at once;
+requests in flight finish (their responses carry ``Connection: close``) for
+up to ``HttpLimits.shutdown_grace_s``, after which the rest are cancelled; then
+the lifespan shutdown runs.
+
+Over the connection limit a new plain-text connection is answered ``503`` and
+closed; a TLS one is closed (answering would cost a handshake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from riad.devices import Listener, Stack
+from riad.services.http import log
+from riad.services.http.asgi import ASGIApp, Lifespan
+from riad.services.http.connection import HttpConnection
+from riad.services.http.dates import http_date_now
+from riad.services.http.limits import HttpLimits
+from riad.services.stream import ByteStream, SocketStream
+
+__all__ = ["HttpServer", "StreamWrapper"]
+
+StreamWrapper = Callable[[ByteStream], Awaitable[ByteStream]]
+"""Turns an accepted stream into the one HTTP is spoken over (TLS: handshake first)."""
+
+
+class HttpServer:
+    """Serves ``app`` on listeners opened with ``listen``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limits: HttpLimits | None = None,
+        lifespan: bool = True,
+    ) -> None:
+        self.app = app
+        self.limits = limits or HttpLimits()
+        self.state: dict[str, Any] = {}
+        self._lifespan = Lifespan(app) if lifespan else None
+        self._listeners: list[Listener] = []
+        self._connections: set[HttpConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.connections_refused = 0
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return tuple(self._listeners)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    async def startup(self) -> None:
+        """Run the application's lifespan startup (raises ``LifespanError`` if it fails)."""
+        if self._lifespan is not None:
+            await self._lifespan.startup()
+            self.state = self._lifespan.state
+
+    async def listen(
+        self,
+        stack: Stack,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        tls: StreamWrapper | None = None,
+    ) -> Listener:
+        """Accept connections on ``host:port`` of ``stack``; ``tls`` wraps each
+        connection (``riad.services.tls.TlsServer.wrap``)."""
+        scheme = "https" if tls is not None else "http"
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._accepted(SocketStream(reader, writer), tls, scheme, listener_addr)
+
+        listener = await stack.start_server(accepted, host, port)
+        listener_addr = listener.local_addr
+        self._listeners.append(listener)
+        return listener
+
+    async def _accepted(
+        self,
+        stream: ByteStream,
+        tls: StreamWrapper | None,
+        scheme: str,
+        local_addr: tuple[str, int],
+    ) -> None:
+        task = asyncio.current_task()
+        if self._closing or len(self._connections) >= self.limits.max_connections:
+            self.connections_refused += 1
+            log.errors.warning("refusing a connection: %d open", len(self._connections))
+            if tls is None:
+                stream.write(_busy_response())
+                await _linger(stream, 0.5)
+            stream.close()
+            return
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            if tls is not None:
+                try:
+                    async with asyncio.timeout(self.limits.header_timeout_s):
+                        stream = await tls(stream)
+                except (TimeoutError, ConnectionError, OSError) as e:
+                    peer = stream.get_extra_info("peername")
+                    log.errors.info("TLS handshake with %s failed: %s", peer, e or "timed out")
+                    stream.close()
+                    return
+            connection = HttpConnection(self, stream, scheme=scheme, local_addr=local_addr)
+            self._connections.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self._connections.discard(connection)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, finish requests in flight (bounded by
+        ``shutdown_grace_s``), then run the application's lifespan shutdown."""
+        self._closing = True
+        for listener in self._listeners:
+            listener.close()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        for connection in list(self._connections):
+            connection.close_when_idle()
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.limits.shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._lifespan is not None:
+            await self._lifespan.shutdown()
+
+
+async def _linger(stream: ByteStream, seconds: float) -> None:
+    """Close our side, then drop what the client still sends for a moment, so it
+    reads our answer instead of a reset."""
+    try:
+        stream.write_eof()
+        async with asyncio.timeout(seconds):
+            while await stream.read(65536):
+                pass
+    except (TimeoutError, ConnectionError, OSError):
+        pass
+
+
+def _busy_response() -> bytes:
+    body = b"503 Service Unavailable\n"
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\nretry-after: 1\r\ndate: %s\r\n"
+        b"server: riad\r\n\r\n" % (len(body), http_date_now())
+    ) + body

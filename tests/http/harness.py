@@ -1,0 +1,195 @@
+"""Test kit for the HTTP server: a ``Stack`` over plain asyncio, a server run in a
+thread of its own (so tests can use blocking sockets and real clients), and
+raw-socket helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from riad.devices import StreamHandler
+from riad.services.http import HttpLimits, HttpServer
+from riad.services.http.asgi import ASGIApp
+from riad.services.http.server import StreamWrapper
+
+
+class AsyncioListener:
+    def __init__(self, server: asyncio.Server) -> None:
+        self._server = server
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    def is_serving(self) -> bool:
+        return self._server.is_serving()
+
+    def close(self) -> None:
+        self._server.close()
+
+    async def wait_closed(self) -> None:
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> AsyncioListener:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class AsyncioStack:
+    """Just enough of ``riad.devices.Stack`` over the host's sockets for HTTP tests."""
+
+    ipv4_addresses = ("127.0.0.1",)
+
+    async def start_server(
+        self,
+        client_connected_cb: StreamHandler,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        limit: int = 2**16,
+        backlog: int = 128,
+    ) -> AsyncioListener:
+        server = await asyncio.start_server(
+            client_connected_cb, host or "127.0.0.1", port, limit=limit, backlog=backlog
+        )
+        return AsyncioListener(server)
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotImplementedError(name)
+
+
+class Served:
+    """A running server: ``port`` (and ``tls_port``), ``call`` to run a coroutine on its loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: HttpServer) -> None:
+        self.loop = loop
+        self.server = server
+        self.port = 0
+        self.tls_port = 0
+
+    def call(self, make: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+        async def run() -> Any:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+
+@contextmanager
+def serve(
+    app: ASGIApp,
+    limits: HttpLimits | None = None,
+    *,
+    tls: StreamWrapper | None = None,
+    lifespan: bool = True,
+) -> Iterator[Served]:
+    """Run ``app`` on 127.0.0.1 (a free port, and a second one with ``tls``) in a thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = HttpServer(app, limits=limits, lifespan=lifespan)
+    served = Served(loop, server)
+    stack = AsyncioStack()
+
+    async def start() -> None:
+        await server.startup()
+        served.port = (await server.listen(stack, "127.0.0.1", 0)).local_addr[1]
+        if tls is not None:
+            served.tls_port = (await server.listen(stack, "127.0.0.1", 0, tls=tls)).local_addr[1]
+
+    try:
+        served.call(start)
+        yield served
+    finally:
+        try:
+            served.call(server.shutdown)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
+
+def connect(port: int, timeout: float = 10) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a new connection, then read until the server closes it."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """Read one response (Content-Length or chunked framing) from ``sock``;
+    ``buffer`` keeps bytes of the next one."""
+    while b"\r\n\r\n" not in buffer:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError(f"closed before a full head: {bytes(buffer)!r}")
+        buffer += data
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    buffer[:] = rest
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+
+    def need(n: int) -> None:
+        while len(buffer) < n:
+            data = sock.recv(65536)
+            if not data:
+                raise EOFError("closed inside a body")
+            buffer.extend(data)
+
+    if status in (100, 204, 304) or headers.get("_head"):
+        return status, headers, b""
+    if headers.get("transfer-encoding") == "chunked":
+        body = bytearray()
+        while True:
+            while b"\r\n" not in buffer:
+                need(len(buffer) + 1)
+            line, _, _ = bytes(buffer).partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            need(len(line) + 2 + size + 2)
+            body += buffer[len(line) + 2 : len(line) + 2 + size]
+            del buffer[: len(line) + 2 + size + 2]
+            if size == 0:
+                return status, headers, bytes(body)
+    length = int(headers.get("content-length", "0"))
+    need(length)
+    body = bytes(buffer[:length])
+    del buffer[:length]
+    return status, headers, body
+
+
+def get(port: int, path: str = "/", headers: str = "") -> tuple[int, dict[str, str], bytes]:
+    with connect(port) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n".encode()
+        )
+        return read_response(sock, bytearray())
