@@ -54,11 +54,11 @@ def parse_range(value: str, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return (max(0, size - suffix), size - 1) if size else "unsatisfiable"
     first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last < first:
+    if last_s and int(last_s) < first:
         return None
     if first >= size:
         return "unsatisfiable"
+    last = int(last_s) if last_s else size - 1
     return first, min(last, size - 1)
 
 
