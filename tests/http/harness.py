@@ -193,3 +193,16 @@ def get(port: int, path: str = "/", headers: str = "") -> tuple[int, dict[str, s
             f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n".encode()
         )
         return read_response(sock, bytearray())
+
+
+class Bystander:
+    """A keep-alive client that must keep being served while others misbehave."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = connect(port)
+        self.buffer = bytearray()
+        self.check()
+
+    def check(self) -> None:
+        self.sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        assert read_response(self.sock, self.buffer)[::2] == (200, b"ok")

@@ -12,7 +12,7 @@ import pytest
 from riad.services.http import HttpLimits
 
 from .apps import DemoApp
-from .harness import Served, connect, exchange, read_response, read_until_closed, serve
+from .harness import Bystander, Served, connect, exchange, read_response, read_until_closed, serve
 
 LIMITS = HttpLimits(
     max_request_line_bytes=256,
@@ -31,19 +31,6 @@ LIMITS = HttpLimits(
 def served() -> Iterator[Served]:
     with serve(DemoApp(), LIMITS) as s:
         yield s
-
-
-class Bystander:
-    """A keep-alive client that must keep being served while others misbehave."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = connect(port)
-        self.buffer = bytearray()
-        self.check()
-
-    def check(self) -> None:
-        self.sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
-        assert read_response(self.sock, self.buffer)[::2] == (200, b"ok")
 
 
 def status_of(reply: bytes) -> int:

@@ -1,0 +1,131 @@
+"""``TlsStream``: TLS over any ``ByteStream``, with ``ssl.MemoryBIO``.
+
+The ``ssl`` module's ``SSLObject`` is a sans-IO TLS core: bytes from the
+network go into one memory BIO, bytes for the network come out of another.
+This module moves them between the BIOs and the underlying stream, so TLS works
+over whatever carries the bytes: the host's sockets or riad's own TCP/IP stack.
+
+Every failure of the peer (a refused handshake, garbage instead of a
+ClientHello, a truncated record) surfaces as ``ConnectionError`` (``TlsError``)
+for the caller to log and close; nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from typing import Any
+
+from riad.services.stream import ByteStream
+
+__all__ = ["TlsError", "TlsStream"]
+
+_READ_BYTES = 64 * 1024
+
+
+class TlsError(ConnectionError):
+    """The TLS session failed (handshake refused, bad record, ...)."""
+
+
+class TlsStream:
+    """A ``ByteStream`` speaking TLS over ``inner``; call ``handshake`` first."""
+
+    __slots__ = ("_closed", "_eof", "_incoming", "_inner", "_outgoing", "_ssl")
+
+    def __init__(self, inner: ByteStream, context: ssl.SSLContext, *, server_side: bool) -> None:
+        self._inner = inner
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
+        self._eof = False
+        self._closed = False
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._inner.write(pending)
+
+    async def _fill(self) -> bool:
+        """Move bytes from the network into the TLS core; False at end of stream."""
+        self._flush()
+        data = await self._inner.read(_READ_BYTES)
+        if not data:
+            self._incoming.write_eof()
+            self._eof = True
+            return False
+        self._incoming.write(data)
+        return True
+
+    async def handshake(self) -> None:
+        """Run the TLS handshake; raises ``TlsError`` when it fails."""
+        while True:
+            try:
+                self._ssl.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if not await self._fill():
+                    raise TlsError(
+                        "the peer closed the connection during the TLS handshake"
+                    ) from None
+            except ssl.SSLError as e:
+                with contextlib.suppress(ConnectionError, OSError):
+                    self._flush()  # the alert, so the peer learns why
+                raise TlsError(f"TLS handshake failed: {e.reason or e}") from e
+        self._flush()
+        await self._inner.drain()
+
+    async def read(self, max_bytes: int) -> bytes:
+        while True:
+            try:
+                return self._ssl.read(max_bytes)
+            except ssl.SSLWantReadError:
+                if self._eof:
+                    return b""
+                await self._fill()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            except ssl.SSLError as e:
+                raise TlsError(f"TLS error: {e.reason or e}") from e
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._ssl.write(data)
+        except ssl.SSLError as e:
+            raise TlsError(f"TLS error: {e.reason or e}") from e
+        self._flush()
+
+    async def drain(self) -> None:
+        await self._inner.drain()
+
+    def write_eof(self) -> None:
+        """Send close_notify (the TLS end of stream)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ssl.SSLError, ValueError):
+            self._ssl.unwrap()
+        with contextlib.suppress(ConnectionError, OSError):
+            self._flush()
+
+    def close(self) -> None:
+        if not self._inner.is_closing():
+            with contextlib.suppress(ConnectionError, OSError):
+                self.write_eof()
+        self._inner.close()
+
+    async def wait_closed(self) -> None:
+        await self._inner.wait_closed()
+
+    def is_closing(self) -> bool:
+        return self._inner.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._ssl
+        if name == "alpn_protocol":
+            return self._ssl.selected_alpn_protocol()
+        if name == "tls_version":
+            return self._ssl.version()
+        if name == "server_name":
+            return getattr(self._ssl, "riad_server_name", default)
+        return self._inner.get_extra_info(name, default)

@@ -1,0 +1,249 @@
+"""TLS over riad streams: certificates, handshakes, SNI, ALPN, failures, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riad.backends.kv import MemoryKV
+from riad.services.tls import TlsConfigError, TlsServer, self_signed
+
+from ..http.apps import DemoApp
+from ..http.harness import Bystander, Served, read_response, serve
+
+
+def counter_entropy(seed: int) -> object:
+    import hashlib
+
+    state = [seed]
+
+    def entropy(n: int) -> bytes:
+        state[0] += 1
+        return hashlib.sha512(b"%d" % state[0]).digest()[:n]
+
+    return entropy
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("certs")
+    main = self_signed(["localhost", "127.0.0.1"])
+    other = self_signed(["other.test"])
+    (folder / "server.pem").write_bytes(main.cert_pem)
+    (folder / "server.key").write_bytes(main.key_pem)
+    (folder / "other.test.pem").write_bytes(other.cert_pem)
+    (folder / "other.test.key").write_bytes(other.key_pem)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(certs: Path) -> Iterator[Served]:
+    store = MemoryKV({p.name: p.read_bytes() for p in certs.iterdir()})
+    tls = asyncio.run(TlsServer.from_kv(store))
+    with serve(DemoApp(), tls=tls.wrap) as s:
+        yield s
+
+
+def client_context(certs: Path, **versions: ssl.TLSVersion) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs / "server.pem"))
+    context.set_alpn_protocols(["http/1.1"])
+    for attr, value in versions.items():
+        setattr(context, attr, value)
+    return context
+
+
+def https_get(
+    port: int, context: ssl.SSLContext, host: str = "localhost"
+) -> tuple[int, bytes, ssl.SSLSocket]:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = context.wrap_socket(raw, server_hostname=host)
+    sock.sendall(f"GET /info HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    status, _, body = read_response(sock, bytearray())  # type: ignore[arg-type]
+    return status, body, sock
+
+
+def test_self_signed_is_deterministic_under_seeded_entropy() -> None:
+    a = self_signed(["a.test"], entropy=counter_entropy(1), now_s=1_700_000_000)  # type: ignore[arg-type]
+    b = self_signed(["a.test"], entropy=counter_entropy(1), now_s=1_700_000_000)  # type: ignore[arg-type]
+    c = self_signed(["a.test"], entropy=counter_entropy(2), now_s=1_700_000_000)  # type: ignore[arg-type]
+    assert (a.cert_pem, a.key_pem) == (b.cert_pem, b.key_pem)
+    assert a.key_pem != c.key_pem
+
+
+@pytest.mark.parametrize("bad", [[], ["bad name"], ["x/y"]])
+def test_self_signed_refuses_bad_names(bad: list[str]) -> None:
+    with pytest.raises(ValueError):
+        self_signed(bad)
+
+
+def test_openssl_accepts_the_certificate(certs: Path) -> None:
+    pem = str(certs / "server.pem")
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", pem, pem], capture_output=True, text=True, check=False
+    )
+    assert verify.returncode == 0, verify.stderr
+    text = subprocess.run(
+        ["openssl", "x509", "-in", pem, "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:localhost, IP Address:127.0.0.1" in text
+    assert "ecdsa-with-SHA256" in text
+    key = subprocess.run(
+        ["openssl", "pkey", "-in", str(certs / "server.key"), "-noout", "-check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert key.returncode == 0, key.stderr
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_https_over_tls_versions(served: Served, certs: Path, version: ssl.TLSVersion) -> None:
+    context = client_context(certs, minimum_version=version, maximum_version=version)
+    status, body, sock = https_get(served.tls_port, context)
+    with sock:
+        assert status == 200
+        assert b'"scheme": "https"' in body
+        assert (
+            sock.version()
+            == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        )
+        assert sock.selected_alpn_protocol() == "http/1.1"
+
+
+def test_sni_picks_the_certificate(served: Served, certs: Path) -> None:
+    context = ssl.create_default_context(cafile=str(certs / "other.test.pem"))
+    status, _, sock = https_get(served.tls_port, context, host="other.test")
+    with sock:
+        assert status == 200
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(served.tls_port, context, host="localhost")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_old_tls_is_refused_and_others_go_on(served: Served, certs: Path) -> None:
+    bystander = Bystander(served.port)
+    context = client_context(
+        certs, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1
+    )
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        https_get(served.tls_port, context)
+    bystander.check()
+    assert https_get(served.tls_port, client_context(certs))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\x05hello",
+        bytes(range(256)) * 4,
+        b"",
+    ],
+)
+def test_garbage_on_the_tls_port_is_closed(served: Served, certs: Path, garbage: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", served.tls_port), timeout=10) as sock:
+        sock.sendall(garbage)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert b"HTTP/1.1" not in reply  # at most a TLS alert, never a plain answer
+    assert https_get(served.tls_port, client_context(certs))[0] == 200
+
+
+def test_missing_certificate_is_a_clear_error() -> None:
+    with pytest.raises(TlsConfigError, match="riad cert"):
+        asyncio.run(TlsServer.from_kv(MemoryKV()))
+    with pytest.raises(TlsConfigError, match="unusable"):
+        asyncio.run(TlsServer.from_kv(MemoryKV({"server.pem": b"junk", "server.key": b"junk"})))
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: run scripts/system-deps as root")
+    return path
+
+
+def test_curl(served: Served, certs: Path) -> None:
+    out = subprocess.run(
+        [
+            _need("curl"),
+            "-sS",
+            "--http1.1",
+            "--cacert",
+            str(certs / "server.pem"),
+            "-w",
+            "\n%{http_code} %{ssl_verify_result}",
+            f"https://localhost:{served.tls_port}/echo",
+            "--data-binary",
+            "payload",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "payload\n200 0"
+
+
+def test_wget(served: Served, certs: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            _need("wget"),
+            "-q",
+            "-O",
+            str(tmp_path / "page"),
+            "--ca-certificate",
+            str(certs / "server.pem"),
+            f"https://localhost:{served.tls_port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "page").read_bytes() == b"hello riad\n"
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_openssl_s_client(served: Served, certs: Path, version: str) -> None:
+    out = subprocess.run(
+        [
+            _need("openssl"),
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{served.tls_port}",
+            version,
+            "-servername",
+            "localhost",
+            "-alpn",
+            "http/1.1",
+            "-CAfile",
+            str(certs / "server.pem"),
+            "-verify_return_error",
+            "-ign_eof",
+        ],
+        input="GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ALPN protocol: http/1.1" in out.stdout
+    assert "Verify return code: 0 (ok)" in out.stdout
+    assert "HTTP/1.1 200 OK" in out.stdout and "hello riad" in out.stdout
