@@ -4,8 +4,8 @@
 ``server.key`` (its private key) and, for SNI, every further pair
 ``<host name>.pem`` + ``<host name>.key`` beside them: a client naming that
 host gets that certificate, any other gets the default pair. (``riad cert``
-writes ``server.pem`` and ``server.key`` into a folder, ready to be the store.) TLS 1.2 and 1.3 only;
-ALPN offers ``http/1.1``.
+writes ``server.pem`` and ``server.key`` into a folder, ready to be the store.)
+TLS 1.2 and 1.3 only; ALPN offers ``http/1.1``.
 
 ``ssl.SSLContext.load_cert_chain`` reads files only, so the PEM bytes are
 handed to it through an anonymous in-memory file (``memfd``) where the kernel
