@@ -17,6 +17,7 @@ implementation passes one shared conformance suite (``riad.testing``).
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,11 +27,13 @@ from riad.time import Clock
 __all__ = [
     "KV",
     "Clock",
+    "Console",
     "KVError",
     "KVKeyError",
     "KVReadOnlyError",
     "KVStat",
     "Listener",
+    "Random",
     "Stack",
     "StreamHandler",
     "WritableKV",
@@ -195,4 +198,35 @@ class WritableKV(KV, Protocol):
 
     async def remove(self, key: str) -> None:
         """Remove ``key``; raises ``KVKeyError`` when it does not exist."""
+        ...
+
+
+@runtime_checkable
+class Random(Protocol):
+    """A source of entropy (MirageOS ``Mirage_random``).
+
+    The production source is the host's CSPRNG (``os.urandom``); tests use a
+    seeded one so every run draws the same bytes. Protocol cores never hold a
+    ``Random`` themselves: the layer that composes them draws what they need
+    (initial sequence numbers, ports, secrets) and passes it in.
+    """
+
+    def bytes(self, n: int) -> builtins.bytes:
+        """``n`` bytes of entropy (``n >= 0``)."""
+        ...
+
+
+@runtime_checkable
+class Console(Protocol):
+    """Where a service's log lines go: a terminal, a serial port, a test's list.
+
+    ``write_line`` takes one complete line without its newline. It must not
+    block for long (the console of a VM is a serial port) and must never raise
+    for a line it cannot write: losing a log line is better than losing the
+    service. riad's logging (``riad.log``) formats lines and writes them here;
+    services log through it rather than writing to the console directly.
+    """
+
+    def write_line(self, line: str) -> None:
+        """Write one line (without its trailing newline)."""
         ...

@@ -7,4 +7,6 @@
 - ``packet``: an AF_PACKET socket bound to an existing interface.
 - ``pcap``, ``trace``, ``fault``: middleware devices wrapping any device.
 - ``kv``: key-value stores (directory, memory, embedded).
+- ``socket_stack``: a ``Stack`` on the host kernel's sockets (``--net socket``).
+- ``console``, ``entropy``: the console and entropy devices.
 """

@@ -7,6 +7,7 @@
 - ``netns``: create network namespaces, TAP devices and veth pairs for
   interop tests against the real Linux stack, and tear them down.
 - ``conformance``: the checks every ``NetDevice`` backend must pass.
+- ``stack_conformance``: the checks every ``Stack`` (socket or direct) must pass.
 """
 
 from riad.testing.simloop import SimDeadlockError, SimEventLoop, run_simulated
