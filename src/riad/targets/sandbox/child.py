@@ -1,0 +1,209 @@
+"""The sandbox child: prepares a service, enters namespaces, forks PID 1, seals it, serves.
+
+Started by the supervisor (:mod:`.supervisor`) as
+``python -m riad.targets.sandbox.child CONFIG_JSON`` with the network
+descriptors and the report socket inherited. It runs in two processes:
+
+- this process ("the keeper") loads the entry, lets it import everything and
+  open its devices, ``unshare``s into the new namespaces, forks, tells the
+  supervisor the child's pid, forwards SIGTERM/SIGINT to it and exits with its
+  status; it never runs service code after the fork;
+- the forked child is PID 1 of the new PID namespace: it creates the event
+  loop, seals itself (:func:`riad.targets.sandbox.seal.seal`) with the policy
+  of the descriptors it holds, hands the seccomp listener to the supervisor
+  over the report socket, closes that socket, and serves.
+
+An entry is ``module:attr``; ``attr(argv, net_fds)`` returns an object with
+the :class:`SandboxEntry` methods. Errors before the seal are sent to the
+supervisor as one line and end the child with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from riad.targets.sandbox import linux
+from riad.targets.sandbox.policy import Deny
+from riad.targets.sandbox.profile import DeviceFds, service_policy
+from riad.targets.sandbox.seal import Limits, SealError, enter_namespaces, seal
+
+__all__ = ["ChildConfig", "SandboxEntry", "main"]
+
+EXIT_CONFIG = 2
+
+
+class SandboxEntry(Protocol):
+    """riad's glue between one service and the sandbox (not the service itself)."""
+
+    def prepare(self) -> tuple[int, ...]:
+        """Import everything the service will need and open its devices.
+
+        Runs before the namespaces and the seal, with the host's filesystem.
+        Returns the network descriptors the sealed service will read and write.
+        """
+        ...
+
+    def serve(self, loop: asyncio.AbstractEventLoop) -> int:
+        """Run the service on ``loop`` (already sealed); return the exit status."""
+        ...
+
+    def stop(self) -> None:
+        """Called on the loop when SIGTERM or SIGINT arrives: finish and return from serve."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChildConfig:
+    """What the supervisor tells the child, as JSON on its command line."""
+
+    entry: str
+    argv: tuple[str, ...]
+    net_fds: tuple[int, ...]
+    report_fd: int
+    mode: str = "enforce"
+    namespaces: tuple[str, ...] = ("user", "mount", "pid", "ipc", "uts", "cgroup", "net")
+    empty_root: bool = True
+    landlock: bool = True
+    memory_mib: int = 1024
+
+    def to_json(self) -> str:
+        return json.dumps({k: getattr(self, k) for k in self.__slots__})
+
+    @classmethod
+    def from_json(cls, text: str) -> ChildConfig:
+        raw = json.loads(text)
+        for key in ("argv", "net_fds", "namespaces"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+    def deny(self) -> Deny:
+        """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
+        return {"enforce": Deny.NOTIFY, "audit": Deny.NOTIFY, "kill": Deny.KILL}[self.mode]
+
+
+def load_entry(spec: str) -> Callable[[Sequence[str], tuple[int, ...]], SandboxEntry]:
+    module_name, _, attr = spec.partition(":")
+    factory: Callable[[Sequence[str], tuple[int, ...]], SandboxEntry] = getattr(
+        importlib.import_module(module_name), attr
+    )
+    return factory
+
+
+def _send(sock: socket.socket, message: dict[str, object], fds: Sequence[int] = ()) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def _exit_status(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _keep(pid: int, report: socket.socket) -> int:
+    """The keeper after the fork: report the pid, forward signals, wait."""
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    _send(report, {"pid": pid})
+    report.close()
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            continue
+        return _exit_status(status)
+
+
+def _pid1(entry: SandboxEntry, config: ChildConfig, net: tuple[int, ...], report: socket.socket) -> int:
+    """PID 1 of the new namespace: seal, hand over the listener, serve."""
+    _die_with_parent()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, entry.stop)
+    fds = DeviceFds.for_loop(loop, net, report=report.fileno())
+    policy = service_policy(fds, config.deny())
+    try:
+        sealed = seal(
+            policy,
+            Limits(memory_bytes=config.memory_mib * 1024 * 1024),
+            empty_root=config.empty_root and "mount" in config.namespaces,
+            landlock=config.landlock,
+        )
+    except SealError as exc:
+        _send(report, {"error": str(exc)})
+        return EXIT_CONFIG
+    listener = [sealed.listener_fd] if sealed.listener_fd is not None else []
+    _send(report, {"sealed": sealed.steps, "policy": policy.describe()}, listener)
+    for fd in listener:
+        os.close(fd)
+    report.close()
+    try:
+        return entry.serve(loop)
+    except Exception as exc:  # reading source lines for a traceback would need open()
+        _print_exception(exc)
+        return 1
+
+
+def _print_exception(exc: BaseException) -> None:
+    """A traceback without source lines: the sealed service cannot open files."""
+    lines = ["Traceback (most recent call last):"]
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
+    lines.append(f"{type(exc).__name__}: {exc}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    config = ChildConfig.from_json(args[0])
+    report = socket.socket(fileno=config.report_fd)
+    try:
+        _die_with_parent()
+        entry = load_entry(config.entry)(config.argv, config.net_fds)
+        net = entry.prepare()
+        enter_namespaces(config.namespaces)
+    except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
+        _send(report, {"error": str(exc)})
+        return EXIT_CONFIG
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return _keep(pid, report)
+    status = _pid1(entry, config, net, report)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

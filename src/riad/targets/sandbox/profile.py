@@ -1,0 +1,137 @@
+"""The seccomp policy of a sealed riad service: what CPython, asyncio and riad's stack need.
+
+A sealed service runs one thread: an asyncio event loop over epoll, reading
+and writing frames on its network device (a TAP descriptor, or a packet
+socket in the vm), writing log lines to the console, and waking itself
+through the loop's self-pipe when a signal arrives. :func:`service_policy`
+turns the descriptors it holds into the allowlist; every descriptor rule
+names the descriptor's role, which ``riad inspect`` prints.
+
+What is left out, and why:
+
+- ``open``/``openat``/``execve``/``socket``/``connect``/``bind``/``ptrace``
+  and all other descriptor-creating calls: the service has everything it
+  needs before the seal;
+- ``clone``/``clone3``/``fork``: no threads, no processes — CPython's
+  event loop needs neither, and ``clone``'s flags could be checked but
+  ``clone3`` passes them behind a pointer that seccomp cannot read;
+- ``mmap``/``mprotect`` with ``PROT_EXEC`` (W^X: no new executable memory),
+  ``pkey_mprotect``, ``remap_file_pages``, ``memfd_create``;
+- ``rt_sigaction``, ``prctl``, ``seccomp``: the seal cannot be changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
+
+__all__ = ["DeviceFds", "service_policy"]
+
+PROT_EXEC = 0x4
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFds:
+    """The descriptors a sealed service keeps, by role."""
+
+    net: tuple[int, ...] = ()
+    """Network devices (TAP, packet socket): read, readv, write, writev."""
+    console: tuple[int, ...] = (1, 2)
+    """Console: write only."""
+    epoll: int | None = None
+    """The event loop's epoll instance: epoll_wait, epoll_ctl."""
+    wakeup_read: int | None = None
+    """Read end of the loop's self-pipe (a socket): read, recvfrom."""
+    wakeup_write: int | None = None
+    """Write end of the loop's self-pipe, also the signal wakeup fd: write, sendto."""
+    report: int | None = None
+    """The channel to the supervisor: one sendmsg handing over the seccomp listener."""
+
+    @classmethod
+    def for_loop(
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        net: tuple[int, ...],
+        console: tuple[int, ...] = (1, 2),
+        report: int | None = None,
+    ) -> DeviceFds:
+        """The descriptors of ``loop`` (an asyncio ``SelectorEventLoop`` on epoll) plus these.
+
+        asyncio keeps its selector and self-pipe in private attributes; a loop
+        without them (another loop implementation) cannot be sealed.
+        """
+        selector = getattr(loop, "_selector", None)
+        ssock = getattr(loop, "_ssock", None)
+        csock = getattr(loop, "_csock", None)
+        if selector is None or ssock is None or csock is None:
+            raise TypeError("only asyncio's SelectorEventLoop can be sealed")
+        return cls(
+            net=net,
+            console=console,
+            epoll=int(selector.fileno()),
+            wakeup_read=int(ssock.fileno()),
+            wakeup_write=int(csock.fileno()),
+            report=report,
+        )
+
+
+def _fds(pairs: list[tuple[int | None, str]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    values: list[int] = []
+    labels: list[str] = []
+    for fd, label in pairs:
+        if fd is not None and fd not in values:
+            values.append(fd)
+            labels.append(label)
+    return tuple(values), tuple(labels)
+
+
+def _fd_rule(call: str, pairs: list[tuple[int | None, str]], why: str) -> list[SyscallRule]:
+    """``call`` allowed on these descriptors only; no rule at all when there are none."""
+    values, labels = _fds(pairs)
+    return [SyscallRule(call, (ArgIn(0, values, labels),), why)] if values else []
+
+
+def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
+    """The allowlist for a sealed service holding ``fds``; anything else gets ``deny``.
+
+    Ordered by how often the calls are made, since the filter tests them in order.
+    """
+    net = [(fd, "net") for fd in fds.net]
+    console = [(fd, "console") for fd in fds.console]
+    wake_r = [(fds.wakeup_read, "loop wakeup")]
+    wake_w = [(fds.wakeup_write, "loop wakeup")]
+    epoll = [(fds.epoll, "epoll")]
+    no_exec = (ArgMaskedEq(2, PROT_EXEC, 0, "PROT_EXEC"),)
+    rules: list[SyscallRule] = [
+        *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
+        *_fd_rule("read", net + wake_r, "receive frames; drain the self-pipe"),
+        *_fd_rule("write", net + console + wake_w, "send frames; log; wake the loop"),
+        *_fd_rule("readv", net, "receive frames (scatter)"),
+        *_fd_rule("writev", net, "send frames (gather)"),
+        *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
+        *_fd_rule("sendto", wake_w, "wake the loop"),
+        *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
+        SyscallRule("clock_gettime", (), "the monotonic clock when the vDSO cannot answer"),
+        SyscallRule("getrandom", (), "entropy (os.urandom, TCP sequence numbers)"),
+        SyscallRule("mmap", no_exec, "memory, never executable"),
+        SyscallRule("munmap", (), "free memory"),
+        SyscallRule("mremap", (), "grow memory (realloc)"),
+        SyscallRule("mprotect", no_exec, "change protection, never to executable"),
+        SyscallRule("brk", (), "heap"),
+        SyscallRule("madvise", (), "return memory"),
+        SyscallRule("futex", (), "locks inside the interpreter"),
+        SyscallRule("getpid", (), "asyncio checks its loop belongs to this process"),
+        SyscallRule("rt_sigreturn", (), "return from a signal handler"),
+        SyscallRule("restart_syscall", (), "resume a call a signal interrupted"),
+        SyscallRule("close", (), "close a descriptor (none can be opened)"),
+        SyscallRule("exit_group", (), "exit"),
+        SyscallRule("exit", (), "exit"),
+    ]
+    rules += _fd_rule(
+        "sendmsg",
+        [(fds.report, "supervisor")],
+        "hand the seccomp listener to the supervisor, once, then closed",
+    )
+    return Policy(tuple(rules), deny)
