@@ -31,7 +31,9 @@ class Call:
     ip: int = 0x400000
 
     def data(self) -> bytes:
-        return _SECCOMP_DATA.pack(self.nr, self.arch, self.ip, *(a & (2**64 - 1) for a in self.args))
+        return _SECCOMP_DATA.pack(
+            self.nr, self.arch, self.ip, *(a & (2**64 - 1) for a in self.args)
+        )
 
 
 def check(program: list[Insn]) -> None:

@@ -112,6 +112,7 @@ class StandIn:
         except BlockingIOError:
             return
         if not data:
+            print("standin: EOF on", self.fd, flush=True)
             self.stop()
             return
         command, _, rest = data.partition(b" ")

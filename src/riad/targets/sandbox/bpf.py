@@ -23,11 +23,11 @@ __all__ = [
     "BPF_MAXINSNS",
     "SECCOMP_DATA_ARCH",
     "SECCOMP_DATA_NR",
-    "encode",
     "Assembler",
     "BpfError",
     "Insn",
     "Op",
+    "encode",
     "seccomp_arg_hi",
     "seccomp_arg_lo",
 ]
@@ -170,7 +170,9 @@ class Assembler:
             if p.code == Op.JMP_JA:
                 out.append(Insn(p.code, 0, 0, self._offset(pc, p.jt, 0xFFFFFFFF)))
             elif p.code in Op.CONDITIONAL:
-                out.append(Insn(p.code, self._offset(pc, p.jt, 255), self._offset(pc, p.jf, 255), p.k))
+                out.append(
+                    Insn(p.code, self._offset(pc, p.jt, 255), self._offset(pc, p.jf, 255), p.k)
+                )
             else:
                 out.append(Insn(p.code, 0, 0, p.k))
         if not out or out[-1].code != Op.RET_K:

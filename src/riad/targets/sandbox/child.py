@@ -21,6 +21,7 @@ supervisor as one line and end the child with status 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -40,6 +41,7 @@ from riad.targets.sandbox.seal import Limits, SealError, enter_namespaces, seal
 __all__ = ["ChildConfig", "SandboxEntry", "main"]
 
 EXIT_CONFIG = 2
+EXIT_CRASH = 1
 
 
 class SandboxEntry(Protocol):
@@ -100,11 +102,8 @@ def load_entry(spec: str) -> Callable[[Sequence[str], tuple[int, ...]], SandboxE
 
 
 def _send(sock: socket.socket, message: dict[str, object], fds: Sequence[int] = ()) -> None:
-    data = json.dumps(message).encode()
-    if fds:
-        socket.send_fds(sock, [data], list(fds))
-    else:
-        sock.send(data)
+    """One message to the supervisor, always through sendmsg: the one call the seal allows on it."""
+    socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
 
 
 def _die_with_parent() -> None:
@@ -124,10 +123,8 @@ def _keep(pid: int, report: socket.socket) -> int:
     """The keeper after the fork: report the pid, forward signals, wait."""
 
     def forward(signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -141,7 +138,9 @@ def _keep(pid: int, report: socket.socket) -> int:
         return _exit_status(status)
 
 
-def _pid1(entry: SandboxEntry, config: ChildConfig, net: tuple[int, ...], report: socket.socket) -> int:
+def _pid1(
+    entry: SandboxEntry, config: ChildConfig, net: tuple[int, ...], report: socket.socket
+) -> int:
     """PID 1 of the new namespace: seal, hand over the listener, serve."""
     _die_with_parent()
     loop = asyncio.new_event_loop()
@@ -165,15 +164,11 @@ def _pid1(entry: SandboxEntry, config: ChildConfig, net: tuple[int, ...], report
     for fd in listener:
         os.close(fd)
     report.close()
-    try:
-        return entry.serve(loop)
-    except Exception as exc:  # reading source lines for a traceback would need open()
-        _print_exception(exc)
-        return 1
+    return entry.serve(loop)
 
 
 def _print_exception(exc: BaseException) -> None:
-    """A traceback without source lines: the sealed service cannot open files."""
+    """A traceback without source lines: reading them would need open(), which the seal forbids."""
     lines = ["Traceback (most recent call last):"]
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         code = frame.f_code
@@ -199,10 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     pid = os.fork()
     if pid:
         return _keep(pid, report)
-    status = _pid1(entry, config, net, report)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    status = EXIT_CRASH
+    try:  # PID 1 never returns into the interpreter: finalising it would need forbidden calls
+        status = _pid1(entry, config, net, report)
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            _print_exception(exc)
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
 
 
 if __name__ == "__main__":

@@ -96,9 +96,7 @@ def _check(result: int, what: str) -> int:
 
 def syscall(number: int, *args: int | bytes | ctypes.c_void_p | None) -> int:
     """``syscall(2)``: integers go as longs, bytes as pointers; raises ``OSError``."""
-    converted: list[object] = [
-        ctypes.c_long(a) if isinstance(a, int) else a for a in args
-    ]
+    converted: list[object] = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     return _check(_libc.syscall(ctypes.c_long(number), *converted), f"system call {number}")
 
 

@@ -105,7 +105,7 @@ def _read_string(pid: int, address: int, limit: int = 256) -> str | None:
 
 
 _PROT = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
-_FAMILIES = {
+_FAMILIES: dict[int, str] = {
     socket.AF_UNIX: "AF_UNIX",
     socket.AF_INET: "AF_INET",
     socket.AF_INET6: "AF_INET6",
@@ -149,9 +149,7 @@ def describe(note: Notification) -> str:
         shown = [hex(a[0]), str(a[1]), _prot(a[2])]
     elif name in ("read", "write", "readv", "writev", "close", "recvfrom", "sendto", "ioctl"):
         shown = [f"fd={_int(a[0])}", *(hex(x) for x in a[1:3])]
-    elif name == "ptrace":
-        shown = [str(_int(a[0])), str(_int(a[1]))]
-    elif name in ("kill", "tkill"):
+    elif name == "ptrace" or name in ("kill", "tkill"):
         shown = [str(_int(a[0])), str(_int(a[1]))]
     else:
         shown = [hex(x) for x in a[:3]]

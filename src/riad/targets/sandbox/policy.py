@@ -6,8 +6,8 @@ allowed. Anything else — an unlisted call, a listed call whose arguments fail
 a check, a call through another ABI (x32, i386) — gets the policy's
 :class:`Deny` action. The compiled program has this shape::
 
-    ld arch;  jeq AUDIT_ARCH_X86_64 else KILL     (a foreign ABI never gets in)
-    ld nr;    jge X32_SYSCALL_BIT -> KILL
+    ld arch;  jeq AUDIT_ARCH_X86_64 else ret KILL (a foreign ABI never gets in)
+    ld nr;    jge X32_SYSCALL_BIT -> ret KILL
     jeq nr_1 -> body_1 / ... / jeq nr_n -> body_n  (two instructions per call)
     ret DENY
     body_i:   argument checks -> ret ALLOW, any failure -> ret DENY
@@ -228,9 +228,13 @@ class Policy:
         deny = self.deny.ret_value()
         asm = Assembler()
         asm.load(SECCOMP_DATA_ARCH)
-        asm.jump(Op.JMP_JEQ_K, AUDIT_ARCH_X86_64, 0, "kill")
+        asm.jump(Op.JMP_JEQ_K, AUDIT_ARCH_X86_64, "arch_ok", 0)
+        asm.ret(SECCOMP_RET_KILL_PROCESS)
+        asm.label("arch_ok")
         asm.load(SECCOMP_DATA_NR)
-        asm.jump(Op.JMP_JGE_K, X32_SYSCALL_BIT, "kill", 0)
+        asm.jump(Op.JMP_JGE_K, X32_SYSCALL_BIT, 0, "abi_ok")
+        asm.ret(SECCOMP_RET_KILL_PROCESS)
+        asm.label("abi_ok")
         for i, rule in enumerate(self.rules):
             if rule.args:
                 asm.jump(Op.JMP_JEQ_K, rule.number, 0, f"next{i}")
@@ -250,8 +254,6 @@ class Policy:
             asm.ret(SECCOMP_RET_ALLOW)
             asm.label(f"deny{i}")
             asm.ret(deny)
-        asm.label("kill")
-        asm.ret(SECCOMP_RET_KILL_PROCESS)
         try:
             return asm.assemble()
         except BpfError as exc:  # pragma: no cover - guarded by the compiler's shape

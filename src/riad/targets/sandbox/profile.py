@@ -23,6 +23,7 @@ What is left out, and why:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
@@ -77,7 +78,7 @@ class DeviceFds:
         )
 
 
-def _fds(pairs: list[tuple[int | None, str]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+def _fds(pairs: Sequence[tuple[int | None, str]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
     values: list[int] = []
     labels: list[str] = []
     for fd, label in pairs:
@@ -87,7 +88,7 @@ def _fds(pairs: list[tuple[int | None, str]]) -> tuple[tuple[int, ...], tuple[st
     return tuple(values), tuple(labels)
 
 
-def _fd_rule(call: str, pairs: list[tuple[int | None, str]], why: str) -> list[SyscallRule]:
+def _fd_rule(call: str, pairs: Sequence[tuple[int | None, str]], why: str) -> list[SyscallRule]:
     """``call`` allowed on these descriptors only; no rule at all when there are none."""
     values, labels = _fds(pairs)
     return [SyscallRule(call, (ArgIn(0, values, labels),), why)] if values else []

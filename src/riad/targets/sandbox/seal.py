@@ -12,8 +12,8 @@ filter comes last because it forbids the calls the other steps make):
 3. :func:`drop_capabilities` — locked securebits, empty bounding, ambient,
    effective, permitted and inheritable sets;
 4. ``no_new_privs`` and ``dumpable = 0``;
-5. :func:`set_limits` — address space, open files, no core files, no file
-   writes, no processes;
+5. :func:`set_limits` — address space, open files, no core files, no new
+   processes, no locked memory;
 6. :func:`apply_landlock` — no filesystem access (where the kernel has it);
 7. :func:`install_filter` — the seccomp allowlist.
 
@@ -78,7 +78,6 @@ class Limits:
             f"address space  {self.memory_bytes // _MIB} MiB (RLIMIT_AS)",
             f"open files     {self.open_files} (RLIMIT_NOFILE; no call can create one anyway)",
             "core files     none (RLIMIT_CORE 0, not dumpable)",
-            "file size      0 (RLIMIT_FSIZE)",
             "processes      0 new (RLIMIT_NPROC)",
             "locked memory  0 (RLIMIT_MEMLOCK)",
         ]
@@ -127,7 +126,9 @@ def _namespace_advice(exc: OSError, names: tuple[str, ...]) -> str:
             "kernel.apparmor_restrict_unprivileged_userns=0)"
         )
     if exc.errno == errno.EINVAL:
-        return f"cannot create the sandbox's namespaces ({reason}): this kernel lacks one of {names}"
+        return (
+            f"cannot create the sandbox's namespaces ({reason}): this kernel lacks one of {names}"
+        )
     return f"cannot create the sandbox's namespaces ({reason})"
 
 
@@ -160,9 +161,7 @@ def switch_to_empty_root() -> None:
             linux.mount(".", "/", None, linux.MS_MOVE)
             os.chroot(".")
         os.chdir("/")
-        linux.mount(
-            None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags
-        )
+        linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
     except OSError as exc:
         raise SealError(f"cannot switch to an empty root: {exc.strerror or exc}") from exc
 
@@ -196,7 +195,6 @@ def set_limits(limits: Limits) -> None:
         (resource.RLIMIT_AS, limits.memory_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_FSIZE, 0),
         (resource.RLIMIT_NPROC, 0),
         (resource.RLIMIT_MEMLOCK, 0),
         (resource.RLIMIT_MSGQUEUE, 0),
@@ -240,7 +238,7 @@ def seal(
     empty_root: bool = True,
     landlock: bool = True,
 ) -> SealReport:
-    """Apply steps 2–7 of the module docstring to the calling process.
+    """Apply steps 2 to 7 of the module docstring to the calling process.
 
     The caller must be single-threaded (the filter binds this thread only, and
     the policy allows no new threads) and must already hold every descriptor

@@ -18,6 +18,8 @@ SIGTERM and SIGINT are forwarded to the service; if it has not finished
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import selectors
@@ -75,7 +77,7 @@ class Sandbox:
     def start(self) -> None:
         """Start the child (it seals itself; :meth:`wait_sealed` waits for that)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        config = ChildConfig(**{**_fields(self.config), "report_fd": theirs.fileno()})
+        config = dataclasses.replace(self.config, report_fd=theirs.fileno())
         cmd = [sys.executable, "-m", "riad.targets.sandbox.child", config.to_json()]
         self._proc = subprocess.Popen(
             cmd,
@@ -142,10 +144,8 @@ class Sandbox:
 
     def _kill_service(self) -> None:
         if self._service_pidfd is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._service_pidfd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         elif self._proc is not None:
             self._proc.kill()
 
@@ -236,10 +236,6 @@ class Sandbox:
             if fd is not None:
                 os.close(fd)
         self._listener = self._pidfd = self._service_pidfd = None
-
-
-def _fields(config: ChildConfig) -> dict[str, object]:
-    return {k: getattr(config, k) for k in config.__slots__}
 
 
 def run(config: ChildConfig, pass_fds: Sequence[int] = ()) -> int:
