@@ -17,8 +17,8 @@ system-deps:
 	scripts/system-deps
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples fuzz
+	$(BIN)/ruff format --check src tests bench examples fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/riad
@@ -26,8 +26,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+FUZZ_RUNS ?= 1000000
+FUZZ_CODECS ?= ethernet arp ipv4 icmp udp tcp
 fuzz: $(STAMP)
-	$(BIN)/python -m riad.testing.fuzz $(FUZZ_ARGS)
+	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
+	for codec in $(FUZZ_CODECS); do \
+		$(BIN)/python fuzz/wire.py $$codec -runs=$(FUZZ_RUNS) -print_final_stats=1 || exit 1; \
+	done
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
