@@ -3,6 +3,11 @@
 Run one codec:   .venv/bin/python fuzz/wire.py tcp -runs=1000000
 Run them all:    make fuzz            (FUZZ_RUNS=N to change the count)
 
+Without a corpus directory on the command line, the corpus lives in
+``.cache/fuzz/CODEC`` and is seeded with the frames captured from Linux
+(``tests/wire/frames.py``) cut at that codec's layer, so the fuzzer starts
+past the checksums and length checks.
+
 Each target feeds the fuzzer's bytes to a parser. A ``ParseError`` is the
 expected answer to bad input; any other exception is a crash. When the bytes
 parse, the header is emitted and parsed again, and the two parses must agree
@@ -15,6 +20,7 @@ import contextlib
 import sys
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import atheris
 
@@ -102,6 +108,36 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 }
 
 
+def seed_corpus(codec: str) -> Path:
+    """Create (or reuse) the codec's corpus directory, seeded from captured frames."""
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "tests"))
+    from wire import frames
+
+    corpus = root / ".cache" / "fuzz" / codec
+    corpus.mkdir(parents=True, exist_ok=True)
+    for name in dir(frames):
+        if not name.isupper():
+            continue
+        frame: bytes = getattr(frames, name)
+        layers = {"ethernet": frame, "arp": frame[14:], "ipv4": frame[14:]}
+        if frame[12:14] == b"\x08\x00":
+            ihl = (frame[14] & 0x0F) * 4
+            transport = frame[14 + ihl :]
+            proto = frame[23]
+            layers.update(
+                {
+                    "icmp": transport if proto == 1 else b"",
+                    "udp": transport if proto == 17 else b"",
+                    "tcp": transport if proto == 6 else b"",
+                }
+            )
+        seed = layers.get(codec, b"")
+        if seed:
+            (corpus / f"seed-{name.lower()}").write_bytes(seed)
+    return corpus
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
         sys.exit(
@@ -113,7 +149,10 @@ def main() -> None:
         with contextlib.suppress(ParseError):
             target(data)
 
-    atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
+    flags = sys.argv[2:]
+    if not any(not arg.startswith("-") for arg in flags):
+        flags.append(str(seed_corpus(sys.argv[1])))
+    atheris.Setup([sys.argv[0], *flags], one_input)
     atheris.Fuzz()
 
 
