@@ -284,11 +284,11 @@ class SimNetwork:
             self._table[frame[6:12]] = sender
         target = None if frame[0] & 1 else self._table.get(frame[0:6])
         receivers = [target] if target is not None else self._devices
-        accepted = False
+        queued = True
         for receiver in receivers:
             if receiver is not sender and not receiver._closed:
-                accepted |= self._carry(sender, receiver, frame)
-        return accepted or not receivers
+                queued &= self._carry(sender, receiver, frame)
+        return queued
 
     def _carry(self, sender: SimDevice, receiver: SimDevice, frame: bytes) -> bool:
         cond = self._conditions(sender, receiver)

@@ -1,0 +1,205 @@
+"""ICMPv4 (RFC 792, RFC 1122 3.2.2), sans-IO.
+
+``IcmpCore`` answers echo requests, sends our own (``echo_request``) and
+reports their replies as ``EchoReply`` events, builds error messages for the IP layer
+(port and protocol unreachable, reassembly time exceeded) and turns errors
+received from peers into ``IcmpError`` events for the transport that sent
+the offending datagram.
+
+Errors are never sent about (RFC 1122 3.2.2): an ICMP error message, a
+datagram sent to a broadcast or multicast address, a fragment other than
+the first, or a datagram whose source is not a unicast host. They are
+rate-limited by a token bucket (``error_rate_per_sec``, ``error_burst``)
+fed by ``now``; echo replies are not. An error quotes the offending IPv4
+header and as much of its payload as fits in 576 bytes (RFC 1812 4.3.2.3).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from riad.time import Instant
+from riad.wire.common import BytesLike
+from riad.wire.errors import ParseError
+from riad.wire.icmp import IcmpHeader, IcmpType
+from riad.wire.ipv4 import IpProtocol, Ipv4Header
+
+__all__ = ["EchoReply", "IcmpConfig", "IcmpCore", "IcmpError"]
+
+_QUOTE_LIMIT = 576 - 20 - 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcmpConfig:
+    """Rate limit of outgoing ICMP errors."""
+
+    error_rate_per_sec: float = 100.0
+    error_burst: int = 20
+    answer_echo: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcmpError:
+    """An ICMP error a peer sent about one of our datagrams."""
+
+    source: IPv4Address
+    type: int
+    code: int
+    quoted: Ipv4Header
+    quoted_payload: bytes
+    """The start of the offending datagram's payload (at least its ports)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoReply:
+    """An echo reply that arrived for us (an answer to our ping)."""
+
+    source: IPv4Address
+    identifier: int
+    sequence: int
+    data: bytes
+
+
+class IcmpCore:
+    """Echo replies, error generation with a rate limit, and received errors as events."""
+
+    def __init__(self, config: IcmpConfig | None = None, drops: Counter[str] | None = None):
+        self.config = config if config is not None else IcmpConfig()
+        self.drops: Counter[str] = drops if drops is not None else Counter()
+        self._tokens = float(self.config.error_burst)
+        self._refilled_at: Instant | None = None
+        self._outbox: list[tuple[IPv4Address, bytes]] = []
+        self.errors: list[IcmpError] = []
+        self.echo_replies: list[EchoReply] = []
+        self.echo_replies_sent = 0
+        self.errors_sent = 0
+
+    def handle(self, ip: Ipv4Header, message: BytesLike, now: Instant, verify: bool = True) -> None:
+        """Process one ICMP message addressed to us."""
+        try:
+            header, body = IcmpHeader.parse(message, verify_checksum=verify)
+        except ParseError as exc:
+            self.drops[exc.counter] += 1
+            return
+        kind = header.type
+        if kind == IcmpType.ECHO_REQUEST:
+            if not self.config.answer_echo:
+                self.drops["icmp.echo_disabled"] += 1
+                return
+            reply = IcmpHeader(type=IcmpType.ECHO_REPLY, rest=header.rest).build(body)
+            self._outbox.append((ip.src, reply))
+            self.echo_replies_sent += 1
+        elif kind == IcmpType.ECHO_REPLY:
+            self.echo_replies.append(
+                EchoReply(
+                    source=ip.src,
+                    identifier=header.identifier,
+                    sequence=header.sequence,
+                    data=bytes(body),
+                )
+            )
+        elif header.is_error:
+            try:
+                quoted, quoted_payload = Ipv4Header.parse_quoted(body)
+            except ParseError as exc:
+                self.drops[exc.counter] += 1
+                return
+            self.errors.append(
+                IcmpError(
+                    source=ip.src,
+                    type=kind,
+                    code=header.code,
+                    quoted=quoted,
+                    quoted_payload=bytes(quoted_payload[:64]),
+                )
+            )
+        else:
+            self.drops[f"icmp.ignored_type_{kind}"] += 1
+
+    def error(
+        self,
+        kind: int,
+        code: int,
+        offending: Ipv4Header,
+        datagram: BytesLike,
+        now: Instant,
+        *,
+        to_broadcast: bool = False,
+    ) -> bool:
+        """Queue an error about ``datagram`` (its IPv4 header and payload) if the rules allow.
+
+        ``to_broadcast``: the offending datagram was addressed to a broadcast
+        address. Returns whether an error was queued.
+        """
+        if to_broadcast or offending.dst.is_multicast:
+            self.drops["icmp.error_suppressed.broadcast"] += 1
+            return False
+        if offending.frag_offset_bytes:
+            self.drops["icmp.error_suppressed.fragment"] += 1
+            return False
+        src = offending.src
+        if src.is_unspecified or src.is_multicast or src.is_loopback or src.packed == b"\xff" * 4:
+            self.drops["icmp.error_suppressed.source"] += 1
+            return False
+        if offending.protocol == IpProtocol.ICMP:
+            hl = offending.header_len
+            payload_type = datagram[hl] if len(datagram) > hl else None
+            if payload_type is None or payload_type not in (0, 8, 13, 14, 15, 16, 17, 18):
+                self.drops["icmp.error_suppressed.error"] += 1
+                return False
+        if not self._take_token(now):
+            self.drops["icmp.error_rate_limited"] += 1
+            return False
+        quote = datagram[: offending.header_len + _QUOTE_LIMIT]
+        message = IcmpHeader(type=kind, code=code).build(quote)
+        self._outbox.append((src, message))
+        self.errors_sent += 1
+        return True
+
+    def _take_token(self, now: Instant) -> bool:
+        cfg = self.config
+        if self._refilled_at is not None:
+            elapsed = now.since(self._refilled_at).secs
+            self._tokens = min(
+                float(cfg.error_burst), self._tokens + elapsed * cfg.error_rate_per_sec
+            )
+        self._refilled_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def echo_request(
+        self, dst: IPv4Address, identifier: int, sequence: int, data: BytesLike
+    ) -> None:
+        """Queue an echo request (a ping) to ``dst``."""
+        self._outbox.append((dst, IcmpHeader.echo_request(identifier, sequence).build(data)))
+
+    def take_echo_replies(self) -> list[EchoReply]:
+        """Echo replies received since the last call."""
+        out = self.echo_replies
+        if out:
+            self.echo_replies = []
+        return out
+
+    def poll_transmit(self, now: Instant) -> list[tuple[IPv4Address, bytes]]:
+        """ICMP messages to send: ``(destination, message)``."""
+        out = self._outbox
+        if out:
+            self._outbox = []
+        return out
+
+    def take_errors(self) -> list[IcmpError]:
+        """Errors received since the last call."""
+        out = self.errors
+        if out:
+            self.errors = []
+        return out
+
+    def poll_at(self) -> Instant | None:
+        return None
+
+    def on_timeout(self, now: Instant) -> None:
+        return None

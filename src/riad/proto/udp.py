@@ -1,0 +1,286 @@
+"""UDP (RFC 768), sans-IO: the socket table, demultiplexing and encoding.
+
+``UdpCore`` owns the bound sockets. ``handle_ip`` verifies the checksum
+(unless the device already did), finds the socket for the destination
+address and port — an exact local address beats the wildcard, a connected
+socket only takes datagrams from its peer — and queues the payload on it.
+It returns False when no socket wants the datagram, so the IP layer can
+answer with ICMP port unreachable.
+
+Each socket's receive queue is bounded in bytes (``rx_buffer_bytes``): a
+datagram that does not fit is dropped and counted, as the kernel does when
+a socket's buffer is full; one larger than the whole buffer can never fit.
+
+``encode`` builds an outgoing datagram for the IP layer: the UDP header and
+the payload as separate parts (no copy of the payload), the checksum
+complete, or left partial for a device that finishes it.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter, deque
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from riad.proto.icmp import IcmpError
+from riad.proto.transport import Outbound
+from riad.time import Instant
+from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
+from riad.wire.common import BytesLike
+from riad.wire.errors import ParseError
+from riad.wire.ipv4 import IpProtocol, Ipv4Header
+from riad.wire.udp import UdpHeader
+
+__all__ = ["UdpConfig", "UdpCore", "UdpSocket"]
+
+ANY = IPv4Address(0)
+MAX_PAYLOAD = 65535 - 20 - 8
+EPHEMERAL_FIRST = 49152
+EPHEMERAL_LAST = 65535
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UdpConfig:
+    """Defaults for UDP sockets."""
+
+    rx_buffer_bytes: int = 256 * 1024
+
+
+class UdpSocket:
+    """One bound UDP socket: its addresses and its bounded receive queue."""
+
+    __slots__ = (
+        "closed",
+        "errors",
+        "local_addr",
+        "local_port",
+        "ready",
+        "remote_addr",
+        "remote_port",
+        "rx_buffer_bytes",
+        "rx_bytes",
+        "rx_queue",
+    )
+
+    def __init__(self, local_addr: IPv4Address, local_port: int, rx_buffer_bytes: int) -> None:
+        self.local_addr = local_addr
+        self.local_port = local_port
+        self.remote_addr: IPv4Address | None = None
+        self.remote_port = 0
+        self.rx_buffer_bytes = rx_buffer_bytes
+        self.rx_queue: deque[tuple[bytes, tuple[str, int]]] = deque()
+        self.rx_bytes = 0
+        self.errors: list[IcmpError] = []
+        self.ready = False
+        self.closed = False
+
+    def take_errors(self) -> list[IcmpError]:
+        """ICMP errors reported about datagrams this (connected) socket sent."""
+        out = self.errors
+        if out:
+            self.errors = []
+        return out
+
+    def take(self) -> list[tuple[bytes, tuple[str, int]]]:
+        """Every queued datagram, as ``(data, (address, port))``, oldest first."""
+        out = list(self.rx_queue)
+        self.rx_queue.clear()
+        self.rx_bytes = 0
+        self.ready = False
+        return out
+
+    def __repr__(self) -> str:
+        peer = f" -> {self.remote_addr}:{self.remote_port}" if self.remote_addr else ""
+        return f"UdpSocket({self.local_addr}:{self.local_port}{peer})"
+
+
+class UdpCore:
+    """The UDP socket table of one stack."""
+
+    protocol: int = IpProtocol.UDP
+
+    def __init__(
+        self,
+        *,
+        config: UdpConfig | None = None,
+        drops: Counter[str] | None = None,
+        ephemeral_start: int = 0,
+    ) -> None:
+        self.config = config if config is not None else UdpConfig()
+        self.drops: Counter[str] = drops if drops is not None else Counter()
+        self._by_port: dict[int, list[UdpSocket]] = {}
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        self._next_ephemeral = EPHEMERAL_FIRST + ephemeral_start % span
+        self.ready: list[UdpSocket] = []
+        self.datagrams_received = 0
+
+    # -- sockets -------------------------------------------------------------
+
+    def bind(self, address: IPv4Address, port: int, *, reuse_port: bool = False) -> UdpSocket:
+        """A new socket bound to ``address:port`` (port 0 picks a free ephemeral port).
+
+        Raises ``OSError(EADDRINUSE)`` when the port is taken by an
+        overlapping address (unless every holder asked for ``reuse_port``).
+        """
+        if not 0 <= port <= 65535:
+            raise OverflowError(f"port must be 0-65535, got {port}")
+        if port == 0:
+            port = self._free_port()
+        else:
+            for other in self._by_port.get(port, ()):
+                overlaps = other.local_addr in (address, ANY) or address == ANY
+                if overlaps and not reuse_port:
+                    raise OSError(errno.EADDRINUSE, f"address {address}:{port} is already in use")
+        sock = UdpSocket(address, port, self.config.rx_buffer_bytes)
+        self._by_port.setdefault(port, []).append(sock)
+        return sock
+
+    def _free_port(self) -> int:
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        for _ in range(span):
+            port = self._next_ephemeral
+            self._next_ephemeral = EPHEMERAL_FIRST + (port + 1 - EPHEMERAL_FIRST) % span
+            if port not in self._by_port:
+                return port
+        raise OSError(errno.EADDRINUSE, "no free ephemeral UDP port")
+
+    def connect(self, sock: UdpSocket, address: IPv4Address, port: int) -> None:
+        """Fix the socket's peer: it sends there by default and hears only from there."""
+        sock.remote_addr = address
+        sock.remote_port = port
+
+    def close(self, sock: UdpSocket) -> None:
+        """Unbind ``sock``; queued datagrams are discarded."""
+        if sock.closed:
+            return
+        sock.closed = True
+        holders = self._by_port.get(sock.local_port)
+        if holders is not None:
+            holders[:] = [s for s in holders if s is not sock]
+            if not holders:
+                del self._by_port[sock.local_port]
+        sock.rx_queue.clear()
+        sock.rx_bytes = 0
+
+    def lookup(
+        self, local: IPv4Address, local_port: int, remote: IPv4Address, remote_port: int
+    ) -> UdpSocket | None:
+        """The socket that receives a datagram to ``local:local_port`` from ``remote:remote_port``."""
+        holders = self._by_port.get(local_port)
+        if not holders:
+            return None
+        best: UdpSocket | None = None
+        best_score = -1
+        for sock in holders:
+            score = 0
+            if sock.local_addr != ANY:
+                if sock.local_addr != local:
+                    continue
+                score += 1
+            if sock.remote_addr is not None:
+                if sock.remote_addr != remote or sock.remote_port != remote_port:
+                    continue
+                score += 2
+            if score > best_score:
+                best, best_score = sock, score
+        return best
+
+    # -- input ---------------------------------------------------------------
+
+    def handle_ip(
+        self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
+    ) -> bool:
+        """Deliver one datagram; False when no socket is bound to its port."""
+        try:
+            if checksum_trusted:
+                header, data = UdpHeader.parse(payload)
+            else:
+                header, data = UdpHeader.parse(payload, ip.src, ip.dst)
+        except ParseError as exc:
+            self.drops[exc.counter] += 1
+            return True  # a damaged datagram is dropped, never answered
+        sock = self.lookup(ip.dst, header.dst_port, ip.src, header.src_port)
+        if sock is None:
+            self.drops["udp.no_socket"] += 1
+            return False
+        size = len(data)
+        if sock.rx_bytes + size > sock.rx_buffer_bytes:
+            key = "udp.too_large" if size > sock.rx_buffer_bytes else "udp.rx_buffer_full"
+            self.drops[key] += 1
+            return True
+        sock.rx_queue.append((bytes(data), (str(ip.src), header.src_port)))
+        sock.rx_bytes += size
+        self.datagrams_received += 1
+        if not sock.ready:
+            sock.ready = True
+            self.ready.append(sock)
+        return True
+
+    def handle_icmp_error(self, error: IcmpError, now: Instant) -> None:
+        """Report an ICMP error to the connected socket whose datagram caused it.
+
+        As on Linux, only connected sockets hear of errors: an unconnected
+        socket cannot tell which of its sends the error is about.
+        """
+        quoted = error.quoted_payload
+        if len(quoted) < 4:
+            self.drops["udp.icmp_error_truncated"] += 1
+            return
+        src_port = int.from_bytes(quoted[0:2], "big")
+        dst_port = int.from_bytes(quoted[2:4], "big")
+        for sock in self._by_port.get(src_port, ()):
+            if sock.remote_addr == error.quoted.dst and sock.remote_port == dst_port:
+                sock.errors.append(error)
+                if not sock.ready:
+                    sock.ready = True
+                    self.ready.append(sock)
+                return
+        self.drops["udp.icmp_error_unclaimed"] += 1
+
+    def take_ready(self) -> list[UdpSocket]:
+        """Sockets that received datagrams since the last call."""
+        out = self.ready
+        if out:
+            self.ready = []
+        return out
+
+    # -- output --------------------------------------------------------------
+
+    def encode(
+        self,
+        src: IPv4Address,
+        src_port: int,
+        dst: IPv4Address,
+        dst_port: int,
+        data: BytesLike,
+        *,
+        partial_checksum: bool = False,
+    ) -> list[BytesLike]:
+        """The datagram as parts ``[header, data]``, checksum complete or partial."""
+        size = len(data)
+        if size > MAX_PAYLOAD:
+            raise OSError(errno.EMSGSIZE, f"UDP payload of {size} bytes exceeds {MAX_PAYLOAD}")
+        length = 8 + size
+        header = bytearray(
+            UdpHeader(src_port=src_port, dst_port=dst_port, length=length).to_bytes()
+        )
+        if partial_checksum:
+            csum = pseudo_header_sum(src.packed, dst.packed, IpProtocol.UDP, length)
+        else:
+            pseudo = pseudo_header(src.packed, dst.packed, IpProtocol.UDP, length)
+            csum = checksum(pseudo, header, data) or 0xFFFF
+        header[6] = csum >> 8
+        header[7] = csum & 0xFF
+        return [header, data]
+
+    # -- sans-IO plumbing (UDP has no timers) -----------------------------------
+
+    def poll_transmit(self, now: Instant) -> list[Outbound]:
+        return []
+
+    def poll_at(self) -> Instant | None:
+        return None
+
+    def on_timeout(self, now: Instant) -> None:
+        return None

@@ -1,0 +1,382 @@
+"""The interface: Ethernet, ARP and IPv4 dispatch over one device, sans-IO.
+
+``Interface`` is smoltcp's ``iface``: it takes received frames
+(``receive(frame, flags, now)``), validates and demultiplexes them — ARP to
+the resolver, IPv4 through reassembly to the handler registered for its
+protocol number (ICMP is built in; UDP and TCP register as
+``IpProtocolHandler``\\s) — and builds outgoing frames (``send_ip``) with
+routing (on-link, default gateway, broadcast), ARP resolution, fragmentation
+and the device's offloads. ``take_frames(now)`` hands the runtime everything
+ready to put on the wire; ``poll_at``/``on_timeout`` drive every core's timers.
+
+It does no I/O and reads no clock. Every frame it refuses is counted in
+``drops`` under a reason (``ethernet.*``, ``arp.*``, ``ipv4.*``, ``icmp.*``,
+``udp.*``; parse errors under ``ParseError.counter``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from riad.backends.netdev import (
+    GSO_TCPV4,
+    RX_CSUM_PARTIAL,
+    RX_CSUM_VALID,
+    DeviceCapabilities,
+    TxOffload,
+)
+from riad.proto.arp import ArpConfig, ArpResolver
+from riad.proto.icmp import IcmpConfig, IcmpCore, IcmpError
+from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
+from riad.proto.transport import IpProtocolHandler, Outbound, TransportOffload
+from riad.time import Instant
+from riad.wire.arp import ArpPacket
+from riad.wire.checksum import checksum
+from riad.wire.common import BROADCAST_MAC, BytesLike, MacAddress
+from riad.wire.errors import ParseError
+from riad.wire.ethernet import EthernetHeader
+from riad.wire.icmp import IcmpType, UnreachableCode
+from riad.wire.ipv4 import IpProtocol, Ipv4Header
+
+__all__ = [
+    "Interface",
+    "InterfaceConfig",
+    "IpProtocolHandler",
+    "Outbound",
+    "TransportOffload",
+]
+
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_ETH_IPV4 = b"\x08\x00"
+_ETH_ARP = b"\x08\x06"
+_MIN_FRAME = 60
+_TRUSTED = RX_CSUM_VALID | RX_CSUM_PARTIAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterfaceConfig:
+    """Addressing and the settings of the cores the interface owns."""
+
+    address: IPv4Interface | None
+    gateway: IPv4Address | None = None
+    ttl: int = 64
+    arp: ArpConfig = field(default_factory=ArpConfig)
+    reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
+    icmp: IcmpConfig = field(default_factory=IcmpConfig)
+
+
+_Held = tuple[bytearray, Sequence[BytesLike], TxOffload | None]
+
+
+class Interface:
+    """Ethernet + ARP + IPv4 + ICMP of one device, with transports plugged in by protocol."""
+
+    def __init__(
+        self,
+        *,
+        mac: MacAddress,
+        mtu: int,
+        capabilities: DeviceCapabilities,
+        config: InterfaceConfig,
+        drops: Counter[str] | None = None,
+        ident_start: int = 0,
+    ) -> None:
+        self.mac = mac
+        self.mtu = mtu
+        self.capabilities = capabilities
+        self.config = config
+        self.drops: Counter[str] = drops if drops is not None else Counter()
+        self.counters: Counter[str] = Counter()
+        self.address: IPv4Address | None = None
+        self.network: IPv4Interface | None = None
+        self.broadcast: IPv4Address = LIMITED_BROADCAST
+        self.gateway = config.gateway
+        self.arp: ArpResolver[_Held] = ArpResolver(mac, None, config=config.arp, drops=self.drops)
+        self.reassembler = Reassembler(config.reassembly, self.drops)
+        self.icmp = IcmpCore(config.icmp, self.drops)
+        self.handlers: dict[int, IpProtocolHandler] = {}
+        self._frames: list[tuple[list[BytesLike], TxOffload | None]] = []
+        self._ident = ident_start & 0xFFFF
+        self._mac_prefix = bytes(mac)
+        self._gateway_checked = False
+        self.set_address(config.address, config.gateway)
+
+    def set_address(self, address: IPv4Interface | None, gateway: IPv4Address | None) -> None:
+        """Change the interface's address and gateway (e.g. from DHCP)."""
+        if gateway is not None and address is not None and gateway not in address.network:
+            raise ValueError(f"gateway {gateway} is not on the network {address.network}")
+        self.network = address
+        self.address = address.ip if address is not None else None
+        self.broadcast = (
+            address.network.broadcast_address
+            if address is not None and address.network.prefixlen < 31
+            else LIMITED_BROADCAST
+        )
+        self.gateway = gateway
+        self.arp.address = self.address
+
+    def register(self, handler: IpProtocolHandler) -> None:
+        """Dispatch IP protocol ``handler.protocol`` to ``handler``."""
+        if handler.protocol in self.handlers or handler.protocol == IpProtocol.ICMP:
+            raise ValueError(f"IP protocol {handler.protocol} already has a handler")
+        self.handlers[handler.protocol] = handler
+
+    def start(self, now: Instant) -> None:
+        """Announce our address (gratuitous ARP)."""
+        self.arp.announce(now)
+
+    # -- input -------------------------------------------------------------
+
+    def receive(self, frame: BytesLike, flags: int, now: Instant) -> None:
+        """Process one received Ethernet frame."""
+        drops = self.drops
+        self.counters["rx_frames"] += 1
+        try:
+            eth, payload = EthernetHeader.parse(frame)
+        except ParseError as exc:
+            drops[exc.counter] += 1
+            return
+        dst = eth.dst
+        if dst != self.mac and dst != BROADCAST_MAC:
+            drops["ethernet.not_for_us"] += 1
+            return
+        if eth.vlan is not None:
+            drops["ethernet.vlan_tagged"] += 1
+            return
+        ethertype = eth.ethertype
+        if ethertype == 0x0800:
+            self._receive_ipv4(payload, flags, now, dst == BROADCAST_MAC)
+        elif ethertype == 0x0806:
+            try:
+                packet, _ = ArpPacket.parse(payload)
+            except ParseError as exc:
+                drops[exc.counter] += 1
+                return
+            self.arp.handle_packet(packet, now)
+        else:
+            drops["ethernet.unknown_ethertype"] += 1
+
+    def _receive_ipv4(self, data: memoryview, flags: int, now: Instant, l2_broadcast: bool) -> None:
+        drops = self.drops
+        try:
+            ip, payload = Ipv4Header.parse(data)
+        except ParseError as exc:
+            drops[exc.counter] += 1
+            return
+        dst = ip.dst
+        to_broadcast = dst == self.broadcast or dst == LIMITED_BROADCAST
+        if dst != self.address and not to_broadcast:
+            drops["ipv4.not_for_us"] += 1
+            return
+        if ip.is_fragment:
+            whole = self.reassembler.add(ip, payload, now)
+            if whole is None:
+                return
+            ip, joined = whole
+            payload = memoryview(joined)
+            flags = 0
+        protocol = ip.protocol
+        if protocol == IpProtocol.ICMP:
+            if to_broadcast:
+                drops["icmp.to_broadcast"] += 1  # no smurf amplifier (RFC 1122 3.2.2.6 MAY)
+                return
+            self.icmp.handle(ip, payload, now, verify=not flags & RX_CSUM_PARTIAL)
+            errors = self.icmp.take_errors()
+            if errors:
+                self._dispatch_errors(errors, now)
+            return
+        handler = self.handlers.get(protocol)
+        if handler is None:
+            drops["ipv4.unknown_protocol"] += 1
+            self._unreachable(
+                UnreachableCode.PROTOCOL, ip, payload, now, to_broadcast or l2_broadcast
+            )
+            return
+        if not handler.handle_ip(ip, payload, now, bool(flags & _TRUSTED)):
+            self._unreachable(UnreachableCode.PORT, ip, payload, now, to_broadcast or l2_broadcast)
+
+    def _unreachable(
+        self, code: int, ip: Ipv4Header, payload: memoryview, now: Instant, broadcast: bool
+    ) -> None:
+        hl = ip.header_len
+        datagram = bytearray(hl + min(len(payload), 576))
+        ip.emit_into(datagram, 0)
+        datagram[hl:] = payload[: len(datagram) - hl]
+        self.icmp.error(IcmpType.DEST_UNREACHABLE, code, ip, datagram, now, to_broadcast=broadcast)
+
+    def _dispatch_errors(self, errors: list[IcmpError], now: Instant) -> None:
+        for error in errors:
+            handler = self.handlers.get(error.quoted.protocol)
+            on_error = getattr(handler, "handle_icmp_error", None)
+            if on_error is not None:
+                on_error(error, now)
+            else:
+                self.drops["icmp.error_unclaimed"] += 1
+
+    # -- output ------------------------------------------------------------
+
+    def send_ip(
+        self,
+        dst: IPv4Address,
+        protocol: int,
+        parts: Sequence[BytesLike],
+        now: Instant,
+        offload: TransportOffload | None = None,
+    ) -> bool:
+        """Queue an IP datagram carrying ``parts``; fragment, resolve and frame it.
+
+        Returns False when it cannot be sent at all (no address, no route);
+        the drop is counted. A datagram waiting for ARP counts as sent.
+        """
+        src = self.address
+        if src is None:
+            self.drops["ipv4.no_address"] += 1
+            return False
+        payload_len = 0
+        for part in parts:
+            payload_len += len(part)
+        total = 20 + payload_len
+        mtu = self.mtu
+        if total <= mtu or (offload is not None and offload.gso_size):
+            if total > 65535:
+                raise ValueError(f"IP datagram of {total} bytes exceeds 65535")
+            head = bytearray(34)
+            self._ip_header(src, dst, protocol, total, 0, False).emit_into(head, 14)
+            tx = None
+            if offload is not None:
+                tx = TxOffload(
+                    csum_start=34,
+                    csum_offset=offload.csum_offset,
+                    gso_type=GSO_TCPV4 if offload.gso_size else 0,
+                    gso_size=offload.gso_size,
+                    hdr_len=34 + offload.header_len if offload.gso_size else 0,
+                )
+            return self._route(dst, head, parts, tx, now)
+        if total - 20 > 65535 - 20:
+            raise ValueError(f"IP payload of {payload_len} bytes exceeds 65515")
+        payload = bytearray(b"".join(parts))
+        if offload is not None:  # finish the partial checksum ourselves: fragments go out whole
+            at = offload.csum_offset
+            csum = checksum(payload) or (0xFFFF if protocol == IpProtocol.UDP else 0)
+            payload[at] = csum >> 8
+            payload[at + 1] = csum & 0xFF
+        ident = self._next_ident()
+        view = memoryview(payload)
+        ok = True
+        for start, end in fragment_offsets(payload_len, 20, mtu):
+            head = bytearray(34)
+            header = Ipv4Header(
+                src=src,
+                dst=dst,
+                protocol=protocol,
+                total_length=20 + end - start,
+                ttl=self.config.ttl,
+                identification=ident,
+                more_fragments=end < payload_len,
+                frag_offset_bytes=start,
+            )
+            header.emit_into(head, 14)
+            ok &= self._route(dst, head, [view[start:end]], None, now)
+        self.counters["tx_fragmented"] += 1
+        return ok
+
+    def _next_ident(self) -> int:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
+    def _ip_header(
+        self, src: IPv4Address, dst: IPv4Address, protocol: int, total: int, offset: int, more: bool
+    ) -> Ipv4Header:
+        return Ipv4Header(
+            src=src,
+            dst=dst,
+            protocol=protocol,
+            total_length=total,
+            ttl=self.config.ttl,
+            identification=self._next_ident(),
+            more_fragments=more,
+            frag_offset_bytes=offset,
+        )
+
+    def _route(
+        self,
+        dst: IPv4Address,
+        head: bytearray,
+        parts: Sequence[BytesLike],
+        tx: TxOffload | None,
+        now: Instant,
+    ) -> bool:
+        mac: MacAddress | None = BROADCAST_MAC
+        if dst != LIMITED_BROADCAST and dst != self.broadcast:
+            network = self.network
+            if network is not None and dst in network.network:
+                hop = dst
+            elif self.gateway is not None:
+                hop = self.gateway
+            else:
+                self.drops["ipv4.no_route"] += 1
+                return False
+            if hop == self.address:
+                self.drops["ipv4.to_self"] += 1
+                return False
+            mac = self.arp.lookup(hop, now)
+            if mac is None:
+                return self.arp.resolve(hop, (head, parts, tx), now)
+        head[0:6] = mac  # type: ignore[assignment]
+        head[6:12] = self._mac_prefix
+        head[12:14] = _ETH_IPV4
+        self._frames.append(([head, *parts], tx))
+        return True
+
+    def take_frames(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
+        """Every frame ready to go out now, with its device offload (or None)."""
+        for handler in self.handlers.values():
+            for out in handler.poll_transmit(now):
+                self.send_ip(out.dst, out.protocol, out.parts, now, out.offload)
+        for dst, message in self.icmp.poll_transmit(now):
+            self.send_ip(dst, IpProtocol.ICMP, [message], now)
+        for mac, packet in self.arp.poll_transmit(now):
+            frame = bytearray(_MIN_FRAME)
+            EthernetHeader(dst=mac, src=self.mac, ethertype=0x0806).emit_into(frame, 0)
+            packet.emit_into(frame, 14)
+            self._frames.append(([frame], None))
+        for mac, (head, parts, tx) in self.arp.take_released():
+            head[0:6] = mac
+            head[6:12] = self._mac_prefix
+            head[12:14] = _ETH_IPV4
+            self._frames.append(([head, *parts], tx))
+        frames = self._frames
+        if frames:
+            self._frames = []
+            self.counters["tx_frames"] += len(frames)
+        return frames
+
+    # -- timers ------------------------------------------------------------
+
+    def poll_at(self) -> Instant | None:
+        """The earliest deadline of any core."""
+        best = self.arp.poll_at()
+        when = self.reassembler.poll_at()
+        if when is not None and (best is None or when < best):
+            best = when
+        for handler in self.handlers.values():
+            when = handler.poll_at()
+            if when is not None and (best is None or when < best):
+                best = when
+        return best
+
+    def on_timeout(self, now: Instant) -> None:
+        """Let every core whose deadline passed act on it."""
+        when = self.arp.poll_at()
+        if when is not None and when <= now:
+            self.arp.on_timeout(now)
+        when = self.reassembler.poll_at()
+        if when is not None and when <= now:
+            self.reassembler.on_timeout(now)
+        for handler in self.handlers.values():
+            when = handler.poll_at()
+            if when is not None and when <= now:
+                handler.on_timeout(now)

@@ -1,0 +1,149 @@
+"""The one asyncio integration of riad's stack.
+
+``Runtime`` joins an ``Interface`` (sans-IO) to a ``NetDevice`` on an asyncio
+loop, with no thread and no fixed tick:
+
+- the device's readiness (an fd reader, or the simulator's callback) wakes
+  it; every frame waiting is drained in batches of ``batch_frames`` and fed
+  to the interface with one ``now``; after at most ``max_batches`` batches
+  it yields to the loop and comes back, so a flood cannot starve the
+  service;
+- after input, the stack's event pumps run (datagrams to protocols, ...),
+  then everything the cores queued is flushed to the device;
+- a send from the service (``kick``) schedules one flush for the end of the
+  current loop iteration, so a burst of sends goes out together;
+- one loop timer is armed for the earliest deadline any core reports
+  (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from riad.backends.netdev import NetDevice
+from riad.stack.iface import Interface
+from riad.time import Clock, Instant
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """Drives one interface over one device on an asyncio loop."""
+
+    def __init__(
+        self,
+        device: NetDevice,
+        iface: Interface,
+        clock: Clock,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        after_input: Callable[[], None] = lambda: None,
+        batch_frames: int = 64,
+        max_batches: int = 8,
+    ) -> None:
+        self.device = device
+        self.iface = iface
+        self.clock = clock
+        self.loop = loop
+        self.after_input = after_input
+        self.batch_frames = batch_frames
+        self.max_batches = max_batches
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: Instant | None = None
+        self._kicked = False
+        self._running = False
+        self.wakeups = 0
+
+    def start(self) -> None:
+        """Start listening to the device and announce the interface."""
+        if self._running:
+            return
+        self._running = True
+        self.device.watch(self.loop, self._on_ready)
+        self.iface.start(self.clock.now())
+        self.flush()
+
+    def stop(self) -> None:
+        """Stop all activity (the device stays open)."""
+        if not self._running:
+            return
+        self._running = False
+        self.device.watch(self.loop, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_for = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _on_ready(self) -> None:
+        if not self._running:
+            return
+        self.wakeups += 1
+        now = self.clock.now()
+        receive = self.iface.receive
+        receive_batch = self.device.receive_batch
+        limit = self.batch_frames
+        more = False
+        for _ in range(self.max_batches):
+            batch = receive_batch(limit)
+            for frame, flags in batch:
+                receive(frame, flags, now)
+            if len(batch) < limit:
+                break
+        else:
+            more = True
+        self.after_input()
+        self.flush()
+        if more:
+            self.loop.call_soon(self._on_ready)
+
+    def kick(self) -> None:
+        """Flush at the end of this loop iteration (coalesces bursts of sends)."""
+        if not self._kicked and self._running:
+            self._kicked = True
+            self.loop.call_soon(self._kicked_flush)
+
+    def _kicked_flush(self) -> None:
+        self._kicked = False
+        if self._running:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every frame the cores have ready; re-arm the deadline timer."""
+        now = self.clock.now()
+        frames = self.iface.take_frames(now)
+        if frames:
+            send = self.device.send
+            dropped = 0
+            for parts, offload in frames:
+                if not send(parts, offload):
+                    dropped += 1
+            if dropped:
+                self.iface.drops["device.tx_queue_full"] += dropped
+        self._arm(now)
+
+    def _arm(self, now: Instant) -> None:
+        deadline = self.iface.poll_at()
+        if deadline == self._armed_for and (deadline is None or self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_for = deadline
+        if deadline is not None and self._running:
+            delay = max(0.0, (deadline.ns - now.ns) / 1e9)
+            self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_for = None
+        if not self._running:
+            return
+        now = self.clock.now()
+        self.iface.on_timeout(now)
+        self.after_input()
+        self.flush()

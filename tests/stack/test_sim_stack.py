@@ -1,0 +1,130 @@
+"""Two riad stacks on the simulated network: UDP and ping, clean and under loss."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from riad.backends.sim import LinkConditions
+from riad.testing.simnet import SimLab, run_lab, test_seed
+from riad.time import Duration
+
+LOSSY = LinkConditions(loss=0.2, duplicate=0.1, reorder=0.1, delay=Duration.from_micros(200))
+
+
+class Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+        self.errors: list[Exception] = []
+        self.got = asyncio.Event()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.datagrams.append((data, addr))
+        self.got.set()
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+        self.got.set()
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+def test_udp_and_ping_on_a_clean_network() -> None:
+    seed = test_seed(1)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24")
+        b = lab.add_stack("10.0.0.2/24")
+        await b.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 7))
+        transport, client = await a.create_datagram_endpoint(Collect, remote_addr=("10.0.0.2", 7))
+        for i in range(50):
+            transport.sendto(b"hello %d" % i)
+        while len(client.datagrams) < 50:
+            client.got.clear()
+            await asyncio.wait_for(client.got.wait(), 1.0)
+        assert [d for d, _ in client.datagrams] == [b"hello %d" % i for i in range(50)]
+        assert all(addr == ("10.0.0.2", 7) for _, addr in client.datagrams)
+        rtt = await a.ping("10.0.0.2")
+        assert 0 < rtt < 0.01
+        big = await a.ping("10.0.0.2", size=5000)  # fragmented both ways
+        assert big > 0
+        assert set(a.stats.drops) <= {"arp.not_for_us"}, a.stats.format()  # b's announcement
+
+    run_lab(main, seed=seed)
+
+
+@pytest.mark.parametrize("default_seed", [101, 202, 303])
+def test_udp_and_ping_under_loss_duplication_and_reordering(default_seed: int) -> None:
+    seed = test_seed(default_seed)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24")
+        b = lab.add_stack("10.0.0.2/24")
+        server, _ = await b.create_datagram_endpoint(Echo, local_addr=("10.0.0.2", 7))
+        transport, client = await a.create_datagram_endpoint(Collect, local_addr=("0.0.0.0", 0))
+        replies = 0
+        answered: set[bytes] = set()
+        for i in range(200):  # one datagram at a time, retried until answered
+            payload = b"req-%03d" % i
+            for _ in range(20):
+                transport.sendto(payload, ("10.0.0.2", 7))
+                client.got.clear()
+                try:
+                    await asyncio.wait_for(client.got.wait(), 0.05)
+                except TimeoutError:
+                    continue
+                if any(d == payload for d, _ in client.datagrams):
+                    break
+            answered.update(d for d, _ in client.datagrams)
+            replies += 1
+        assert {b"req-%03d" % i for i in range(200)} <= answered
+        pongs = 0
+        for _ in range(50):
+            try:
+                await a.ping("10.0.0.2", timeout=0.1)
+                pongs += 1
+            except TimeoutError:
+                pass
+        # each ping needs two frames through a 20% loss link: about 64% get through
+        assert 20 <= pongs <= 45, pongs
+        assert lab.network.stats.lost > 0 and lab.network.stats.duplicated > 0
+        assert lab.network.stats.reordered > 0
+        server.close()
+
+    run_lab(main, seed=seed, conditions=LOSSY)
+
+
+@pytest.mark.parametrize("default_seed", [7, 8])
+def test_arp_resolves_under_loss(default_seed: int) -> None:
+    seed = test_seed(default_seed)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24")
+        b = lab.add_stack("10.0.0.2/24")
+        ok = 0
+        for _ in range(20):
+            try:
+                await a.ping("10.0.0.2", timeout=3.0)
+                ok += 1
+            except TimeoutError:
+                pass
+        # a ping and its reply each cross a 30% loss link: about half get through
+        assert 4 <= ok <= 17, ok
+        assert str(b.device.mac) == str(a.iface.arp.entries()[b.iface.address])  # type: ignore[index]
+        requests_seen = b.stats.counters["rx_frames"]
+        assert requests_seen > 0
+
+    run_lab(main, seed=seed, conditions=LinkConditions(loss=0.3))
