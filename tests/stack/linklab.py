@@ -1,0 +1,93 @@
+"""A riad stack on a real link to Linux, inside namespaces the test creates.
+
+``link_kinds`` names the set-ups every interop test runs on:
+
+- ``tap``: riad owns a TAP with the virtio-net header (offloads on); Linux
+  holds the other address on the TAP in the same namespace;
+- ``tap-plain``: the same without the virtio-net header;
+- ``packet``: riad drives one end of a veth pair through AF_PACKET (no IP on
+  it, as in the vm target's guest); Linux holds the address on the far end,
+  in a second namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from riad.backends.netdev import NetDevice
+from riad.backends.packet import PacketDevice
+from riad.backends.tap import TapDevice
+from riad.testing.netns import Netns
+
+LINK_KINDS = ["tap", "tap-plain", "packet"]
+LINUX_IP = "10.77.0.1"
+RIAD_IP = "10.77.0.2"
+PREFIX = 24
+
+
+@dataclass
+class Link:
+    """Where Linux is and how riad reaches it."""
+
+    kind: str
+    linux: Netns  # the namespace where Linux holds LINUX_IP
+    linux_if: str  # Linux's interface on the link
+    device: NetDevice  # riad's device
+    riad_ns: Netns  # the namespace riad's device lives in
+
+    def linux_socket(self, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+        """A socket of the Linux side (created inside its namespace)."""
+        with self.linux.entered():
+            return socket.socket(socket.AF_INET, kind)
+
+    def linux_raw_device(self) -> PacketDevice:
+        """An AF_PACKET socket on Linux's interface, for writing crafted frames to riad."""
+        with self.linux.entered():
+            return PacketDevice(self.linux_if, vnet_hdr=False)
+
+    async def run(self, *argv: str, timeout: float = 30) -> tuple[int, str]:
+        """Run a program in Linux's namespace without blocking the loop; (status, output)."""
+        proc = await asyncio.create_subprocess_exec(
+            "ip",
+            "netns",
+            "exec",
+            self.linux.name,
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def make_link(kind: str) -> Iterator[Link]:
+    """Build the namespaces and devices of ``kind``; delete them afterwards."""
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(Netns.create())
+        if kind in ("tap", "tap-plain"):
+            vnet = kind == "tap"
+            ns.add_tap("tap0", f"{LINUX_IP}/{PREFIX}", vnet_hdr=vnet)
+            with ns.entered():
+                device: NetDevice = TapDevice.open("tap0", vnet_hdr=vnet)
+            stack.callback(device.close)
+            yield Link(kind, ns, "tap0", device, ns)
+        elif kind == "packet":
+            linux = stack.enter_context(Netns.create())
+            ns.add_veth("rv0", "lv0", linux, peer_address=f"{LINUX_IP}/{PREFIX}")
+            with ns.entered():
+                device = PacketDevice("rv0")
+            stack.callback(device.close)
+            yield Link(kind, linux, "lv0", device, ns)
+        else:
+            raise ValueError(kind)
