@@ -10,7 +10,9 @@ With ``vnet_hdr`` (``PACKET_VNET_HDR``, the default) frames carry a
 virtio-net header as on a TAP: the kernel flags received frames whose
 checksum is partial (common over veth, where Linux leaves checksums to the
 "hardware") and accepts partial checksums and TCP super-frames on send.
-Frames riad itself sent are not read back (``PACKET_IGNORE_OUTGOING``).
+Frames riad itself sent are not read back (``PACKET_IGNORE_OUTGOING``). A
+VLAN tag the kernel stripped on receive (VLAN offload) is put back from
+``PACKET_AUXDATA``, so a tagged frame is never mistaken for an untagged one.
 """
 
 from __future__ import annotations
@@ -37,10 +39,15 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
+PACKET_AUXDATA = 8
 PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 _READ_SIZE = 65536 + 64
+_AUXDATA = struct.Struct("=IIIHHHH")
+_ANC_SIZE = socket.CMSG_SPACE(_AUXDATA.size)
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
 
 
 class PacketError(OSError):
@@ -77,6 +84,7 @@ class PacketDevice:
                 self._skip_outgoing = False
             except OSError:
                 self._skip_outgoing = True
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
             try:
                 sock.bind((interface, ETH_P_ALL))
@@ -153,22 +161,29 @@ class PacketDevice:
         vnet = self.vnet_hdr
         hdr_len = _linux.VNET_HDR_LEN
         skip_outgoing = self._skip_outgoing
+        recvmsg = sock.recvmsg
         while len(out) < limit:
             try:
-                if skip_outgoing:
-                    data, addr = sock.recvfrom(_READ_SIZE)
-                    if addr[2] == PACKET_OUTGOING:
-                        continue
-                else:
-                    data = sock.recv(_READ_SIZE)
+                data, ancillary, _, addr = recvmsg(_READ_SIZE, _ANC_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
-            if vnet:
-                if len(data) <= hdr_len:
-                    continue
-                out.append((memoryview(data)[hdr_len:], _linux.rx_flags(data)))
-            else:
-                out.append((data, 0))
+            if skip_outgoing and addr[2] == PACKET_OUTGOING:
+                continue
+            start = hdr_len if vnet else 0
+            if len(data) <= start:
+                continue
+            flags = _linux.rx_flags(data) if vnet else 0
+            for level, kind, cdata in ancillary:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(cdata) >= _AUXDATA.size:
+                    status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(cdata)
+                    if status & TP_STATUS_VLAN_VALID:
+                        # the kernel took the 802.1Q tag off (VLAN offload): put it back,
+                        # so the stack sees the frame as it was on the wire
+                        if not status & TP_STATUS_VLAN_TPID_VALID:
+                            tpid = 0x8100
+                        tag = struct.pack("!HH", tpid, tci)
+                        data = data[: start + 12] + tag + data[start + 12 :]
+            out.append((memoryview(data)[start:] if start else data, flags))
         return out
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None] | None) -> None:
