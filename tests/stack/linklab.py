@@ -27,6 +27,7 @@ LINK_KINDS = ["tap", "tap-plain", "packet"]
 LINUX_IP = "10.77.0.1"
 RIAD_IP = "10.77.0.2"
 PREFIX = 24
+RIAD_MAC = "02:00:00:77:00:02"
 
 
 @dataclass
@@ -79,7 +80,7 @@ def make_link(kind: str) -> Iterator[Link]:
             vnet = kind == "tap"
             ns.add_tap("tap0", f"{LINUX_IP}/{PREFIX}", vnet_hdr=vnet)
             with ns.entered():
-                device: NetDevice = TapDevice.open("tap0", vnet_hdr=vnet)
+                device: NetDevice = TapDevice.open("tap0", vnet_hdr=vnet, mac=RIAD_MAC)
             stack.callback(device.close)
             yield Link(kind, ns, "tap0", device, ns)
         elif kind == "packet":

@@ -55,7 +55,7 @@ def test_arping_is_answered(link: Link) -> None:
     async def main() -> None:
         async with DirectStack(link.device, address=f"{RIAD_IP}/{PREFIX}") as stack:
             status, out = await link.run(
-                "arping", "-c", "3", "-w", "5", "-I", link.linux_if, RIAD_IP
+                "arping", "-c", "3", "-w", "10", "-I", link.linux_if, RIAD_IP
             )
             assert status == 0, out
             assert re.search(r"Received 3 response", out), out
