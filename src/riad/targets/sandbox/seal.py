@@ -217,9 +217,12 @@ def apply_landlock() -> str:
         raise SealError(f"cannot apply Landlock: {exc.strerror}") from exc
 
 
-def install_filter(policy: Policy) -> int | None:
-    """Install ``policy``'s seccomp program; returns the notification listener fd, if any."""
-    flags = 0
+def install_filter(policy: Policy, *, all_threads: bool = False) -> int | None:
+    """Install ``policy``'s seccomp program; returns the notification listener fd, if any.
+
+    ``all_threads`` applies it to every thread of the process at once (``TSYNC``).
+    """
+    flags = linux.SECCOMP_FILTER_FLAG_TSYNC if all_threads else 0
     if policy.deny is Deny.NOTIFY:
         flags |= linux.SECCOMP_FILTER_FLAG_NEW_LISTENER
     elif policy.deny is Deny.ERRNO:
