@@ -116,8 +116,8 @@ def test_deny_action_applies_to_unlisted_calls_and_failed_checks(deny: Deny, val
 def test_describe_lists_rules_and_count() -> None:
     lines = POLICY.describe()
     assert lines[-1] == "6 syscalls allowed"
-    assert "read           fd in {3 (tap), 5 (wakeup)}" in lines
-    assert "mmap           prot & PROT_EXEC == 0 (no PROT_EXEC)" in lines
+    assert "read             fd in {3 (tap), 5 (wakeup)}" in lines
+    assert "mmap             prot & PROT_EXEC == 0 (no PROT_EXEC)" in lines
     assert "anything else: kill" in lines
 
 

@@ -188,7 +188,7 @@ class SyscallRule:
     def describe(self) -> str:
         """One line: the call and its argument rules (``read  fd in {3 (tap)}``)."""
         rules = " and ".join(check.describe(self.name) for check in self.args)
-        return f"{self.name:<14} {rules or 'any arguments'}"
+        return f"{self.name:<16} {rules or 'any arguments'}"
 
 
 @dataclass(frozen=True, slots=True)

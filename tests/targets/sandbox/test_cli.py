@@ -1,0 +1,50 @@
+"""``riad inspect -t sandbox`` and the run verb's start-up checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from riad.targets.sandbox.cli import describe_seal
+
+from .conftest import ROOT, child_env, needs_linux_x86_64
+
+
+def test_inspect_prints_a_small_argument_filtered_policy() -> None:
+    lines = describe_seal("enforce")
+    count = re.fullmatch(r"  (\d+) syscalls allowed", lines[-1])
+    assert count is not None and int(count.group(1)) < 30
+    rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    for call in ("read", "write", "readv", "writev"):
+        assert " fd " in rules[call], rules[call]
+    for call in ("mmap", "mprotect"):
+        assert "no PROT_EXEC" in rules[call]
+    for forbidden in ("open", "openat", "socket", "connect", "bind", "execve", "clone", "ptrace"):
+        assert forbidden not in rules
+    assert any(line.startswith("namespaces: new user, mount, pid, ipc, uts") for line in lines)
+
+
+@needs_linux_x86_64
+def test_run_without_root_or_tap_names_the_fix() -> None:
+    result = subprocess.run(
+        [
+            # an unmapped user namespace: not root there, files still readable as their owner
+            "unshare",
+            "--user",
+            sys.executable,
+            "-m",
+            "riad.targets.sandbox",
+            "run",
+            "tests.targets.sandbox.standin:make",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=child_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs root" in result.stderr and "--tap NAME" in result.stderr
+    assert "Traceback" not in result.stderr
