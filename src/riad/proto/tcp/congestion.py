@@ -1,0 +1,64 @@
+"""Congestion window arithmetic: slow start, congestion avoidance, NewReno (RFC 5681, 6582).
+
+``NewReno`` owns ``cwnd`` and ``ssthresh`` (bytes) and changes them on the
+events the sender reports; *what* to retransmit is the sender's business
+(``connection``). Slow start grows by the bytes acknowledged, at most 2*SMSS
+per ACK (appropriate byte counting, RFC 3465 with L=2); congestion avoidance
+adds one SMSS per window of acknowledged bytes.
+"""
+
+from __future__ import annotations
+
+
+class NewReno:
+    """cwnd/ssthresh bookkeeping for one connection."""
+
+    __slots__ = ("_avoid_acc", "cwnd", "mss", "ssthresh")
+
+    def __init__(self, mss: int, initial_segments: int) -> None:
+        self.mss = mss
+        self.cwnd = initial_window(mss, initial_segments)
+        self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 3.1)
+        self._avoid_acc = 0
+
+    def set_mss(self, mss: int, initial_segments: int) -> None:
+        """Re-base on the negotiated MSS before any data flowed."""
+        self.mss = mss
+        self.cwnd = initial_window(mss, initial_segments)
+
+    def on_ack(self, acked: int) -> None:
+        """New data acknowledged outside loss recovery."""
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, 2 * self.mss)
+            return
+        self._avoid_acc += acked
+        if self._avoid_acc >= self.cwnd:
+            self._avoid_acc -= self.cwnd
+            self.cwnd += self.mss
+
+    def enter_recovery(self, flight: int) -> None:
+        """Loss detected by duplicate ACKs or SACK (RFC 5681 eq. 4; RFC 6675 4.2)."""
+        self.ssthresh = max(flight // 2, 2 * self.mss)
+        self.cwnd = self.ssthresh
+        self._avoid_acc = 0
+
+    def exit_recovery(self, flight: int) -> None:
+        """A full ACK ended recovery (RFC 6582 3.2 step 3, option 1)."""
+        self.cwnd = max(min(self.ssthresh, flight + self.mss), self.mss)
+
+    def on_timeout(self, flight: int) -> None:
+        """Retransmission timeout: back to one segment (RFC 5681 eq. 4 and 3.1)."""
+        self.ssthresh = max(flight // 2, 2 * self.mss)
+        self.cwnd = self.mss
+        self._avoid_acc = 0
+
+    def restart_after_idle(self, initial_segments: int) -> None:
+        """RFC 5681 4.1: after an idle period longer than the RTO, cwnd restarts."""
+        self.cwnd = min(self.cwnd, initial_window(self.mss, initial_segments))
+
+
+def initial_window(mss: int, segments: int) -> int:
+    """RFC 6928: min(segments*MSS, max(2*MSS, 14600)) for 10 segments; RFC 5681 otherwise."""
+    if segments >= 10:
+        return min(segments * mss, max(2 * mss, 14600))
+    return segments * mss

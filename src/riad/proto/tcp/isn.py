@@ -1,0 +1,47 @@
+"""Initial sequence numbers (RFC 6528) and timestamp offsets from an injected secret.
+
+ISN = M + F(local address, local port, remote address, remote port, secret),
+where M is a 4-microsecond timer taken from ``now`` and F a keyed hash
+(BLAKE2s keyed with the secret). Connections to different peers get unrelated
+sequence spaces; successive incarnations of one 4-tuple move forward with time,
+as RFC 9293 3.4.1 wants. The same hash, with another salt, gives the per-
+connection offset added to TCP timestamps (RFC 7323 5.4 / 7.1), so TSval does
+not leak the host's uptime.
+
+The secret comes from the stack's entropy source; nothing here draws randomness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from riad.time import Instant
+
+_TUPLE = struct.Struct("!4sH4sHB")
+
+
+class SequenceSecret:
+    """Derives ISNs and timestamp offsets from a secret of 16 to 32 bytes."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes) -> None:
+        if not 16 <= len(secret) <= 32:
+            raise ValueError(f"the TCP sequence secret needs 16..32 bytes, got {len(secret)}")
+        self._key = bytes(secret)
+
+    def _hash(self, salt: int, local: bytes, lport: int, remote: bytes, rport: int) -> int:
+        h = hashlib.blake2s(_TUPLE.pack(local, lport, remote, rport, salt), key=self._key)
+        return int.from_bytes(h.digest()[:4], "big")
+
+    def isn(self, now: Instant, local: bytes, lport: int, remote: bytes, rport: int) -> int:
+        """The initial sequence number for a connection from ``local:lport`` to ``remote:rport``.
+
+        ``local`` and ``remote`` are the 4-byte IPv4 addresses.
+        """
+        return (now.ns // 4000 + self._hash(0, local, lport, remote, rport)) & 0xFFFFFFFF
+
+    def ts_offset(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
+        """The offset added to this connection's TCP timestamp clock."""
+        return self._hash(1, local, lport, remote, rport)

@@ -1,0 +1,36 @@
+"""Per-connection counters, kept by the core and dumped as text for humans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(slots=True)
+class TcpStats:
+    """Counters of one connection; every field only grows."""
+
+    segments_in: int = 0
+    segments_out: int = 0
+    bytes_in: int = 0
+    """Payload bytes delivered in order to the receive buffer."""
+    bytes_out: int = 0
+    """Payload bytes sent, retransmissions included."""
+    retransmitted_segments: int = 0
+    retransmitted_bytes: int = 0
+    timeouts: int = 0
+    """Retransmission timer expiries."""
+    fast_retransmits: int = 0
+    """Entries into fast recovery (duplicate ACKs or SACK)."""
+    duplicate_acks: int = 0
+    out_of_order_segments: int = 0
+    out_of_order_dropped: int = 0
+    dropped_unacceptable: int = 0
+    """Segments outside the receive window (answered with an ACK)."""
+    dropped_paws: int = 0
+    challenge_acks: int = 0
+    rst_ignored: int = 0
+    window_probes: int = 0
+    keepalive_probes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,359 @@
+"""Data transfer and closing from ESTABLISHED: every RFC 9293 transition after the handshake."""
+
+from __future__ import annotations
+
+import pytest
+
+from riad.proto.tcp import TcpConfig, TcpEvent, TcpState
+from riad.wire.tcp import ACK, FIN, PSH, RST, SYN
+
+from .script import IRS, ISS, T0, brief, drain, established, feed, ms, seg, tick
+
+A = ISS + 1  # our first data sequence number
+B = IRS + 1  # theirs
+
+
+def test_send_data_and_release_on_ack() -> None:
+    conn = established()
+    assert conn.send(b"hello") == 5
+    assert [brief(s) for s in drain(conn, T0)] == [(A, B, "PA", 64000, b"hello")]
+    assert conn.unsent_bytes == 5
+    assert feed(conn, ms(5), seg(B, A + 5)) == []
+    assert conn.unsent_bytes == 0
+    assert conn.take_events() & TcpEvent.WRITABLE
+    assert conn.poll_at() is None
+
+
+def test_segments_are_cut_at_the_mss() -> None:
+    conn = established(mss=1000)
+    conn.send(bytes(2500))
+    out = drain(conn, T0)
+    assert [(s.header.seq - A, len(s.payload), brief(s)[2]) for s in out] == [
+        (0, 1000, "A"),
+        (1000, 1000, "A"),
+        (2000, 500, "PA"),
+    ]
+
+
+def test_receive_in_order_with_delayed_ack() -> None:
+    conn = established()
+    assert feed(conn, ms(1), seg(B, A, ACK | PSH), b"abc") == []
+    assert conn.take_events() & TcpEvent.READABLE
+    assert conn.poll_at() == ms(41)
+    assert tick(conn, ms(40)) == []
+    assert [brief(s) for s in tick(conn, ms(41))] == [(A, B + 3, "A", 63997, b"")]
+    assert conn.recv() == b"abc"
+
+
+def test_every_second_full_segment_is_acked_at_once() -> None:
+    conn = established()
+    assert feed(conn, ms(1), seg(B, A), bytes(1460)) == []
+    out = feed(conn, ms(1), seg(B + 1460, A), bytes(1460))
+    assert [brief(s)[:3] for s in out] == [(A, B + 2920, "A")]
+
+
+def test_out_of_order_is_held_dup_acked_and_merged() -> None:
+    conn = established()
+    out = feed(conn, ms(1), seg(B + 10, A), b"klmno")
+    assert [brief(s)[:3] for s in out] == [(A, B, "A")]
+    assert conn.readable_bytes == 0
+    out = feed(conn, ms(2), seg(B, A), b"abcdefghij")
+    assert [brief(s)[:3] for s in out] == [(A, B + 15, "A")]  # the hole filled: ACK at once
+    assert conn.recv() == b"abcdefghijklmno"
+
+
+def test_overlapping_and_duplicate_data_is_trimmed() -> None:
+    conn = established()
+    feed(conn, ms(1), seg(B, A), b"abcd")
+    out = feed(conn, ms(2), seg(B + 2, A), b"cdef")
+    assert conn.recv() == b"abcdef"
+    out = feed(conn, ms(3), seg(B, A), b"abcdef")  # all old: ACK and drop
+    assert [brief(s)[:3] for s in out] == [(A, B + 6, "A")]
+    assert conn.recv() == b""
+
+
+def test_active_close_fin_wait_1_2_time_wait_closed() -> None:
+    conn = established()
+    conn.close()
+    assert conn.state is TcpState.FIN_WAIT_1
+    assert [brief(s) for s in drain(conn, T0)] == [(A, B, "FA", 64000, b"")]
+    feed(conn, ms(1), seg(B, A + 1))
+    assert conn.state is TcpState.FIN_WAIT_2
+    out = feed(conn, ms(2), seg(B, A + 1, FIN | ACK))
+    assert [brief(s)[:3] for s in out] == [(A + 1, B + 1, "A")]
+    assert conn.state is TcpState.TIME_WAIT
+    assert conn.poll_at() == ms(2) + TcpConfig().time_wait
+    # a repeated FIN is acknowledged again and restarts the timer
+    out = feed(conn, ms(500), seg(B, A + 1, FIN | ACK))
+    assert [brief(s)[:3] for s in out] == [(A + 1, B + 1, "A")]
+    assert conn.poll_at() == ms(500) + TcpConfig().time_wait
+    tick(conn, ms(500) + TcpConfig().time_wait)
+    assert conn.state is TcpState.CLOSED and conn.error is None
+    assert conn.take_events() & TcpEvent.CLOSED
+
+
+def test_fin_wait_1_fin_with_ack_goes_straight_to_time_wait() -> None:
+    conn = established()
+    conn.shutdown()
+    drain(conn, T0)
+    feed(conn, ms(1), seg(B, A + 1, FIN | ACK))
+    assert conn.state is TcpState.TIME_WAIT
+
+
+def test_simultaneous_close_through_closing() -> None:
+    conn = established()
+    conn.shutdown()
+    drain(conn, T0)
+    out = feed(conn, ms(1), seg(B, A, FIN | ACK))  # their FIN crosses ours
+    assert conn.state is TcpState.CLOSING
+    assert [brief(s)[:3] for s in out] == [(A + 1, B + 1, "A")]
+    feed(conn, ms(2), seg(B + 1, A + 1))
+    assert conn.state is TcpState.TIME_WAIT
+
+
+def test_passive_close_close_wait_last_ack_closed() -> None:
+    conn = established()
+    out = feed(conn, ms(1), seg(B, A, FIN | ACK))
+    assert conn.state is TcpState.CLOSE_WAIT
+    assert conn.eof_received and conn.take_events() & TcpEvent.EOF
+    assert [brief(s)[:3] for s in out] == [(A, B + 1, "A")]
+    conn.send(b"bye")  # still allowed: half-closed from their side
+    conn.close()
+    assert conn.state is TcpState.LAST_ACK
+    assert [brief(s) for s in drain(conn, T0)] == [(A, B + 1, "FPA", 64000, b"bye")]
+    feed(conn, ms(2), seg(B + 1, A + 4))
+    assert conn.state is TcpState.CLOSED and conn.error is None
+
+
+def test_half_close_keeps_receiving_in_fin_wait_2() -> None:
+    conn = established()
+    conn.send(b"request")
+    conn.shutdown()
+    assert [brief(s)[2:] for s in drain(conn, T0)] == [("FPA", 64000, b"request")]
+    feed(conn, ms(1), seg(B, A + 8))
+    assert conn.state is TcpState.FIN_WAIT_2
+    assert conn.poll_at() is None  # shutdown, not close: no FIN-WAIT-2 timeout
+    feed(conn, ms(2), seg(B, A + 8, ACK), b"response")
+    assert conn.recv() == b"response"
+    with pytest.raises(BrokenPipeError):
+        conn.send(b"more")
+    feed(conn, ms(3), seg(B + 8, A + 8, FIN | ACK))
+    assert conn.state is TcpState.TIME_WAIT
+
+
+def test_closed_socket_times_out_of_fin_wait_2() -> None:
+    conn = established()
+    conn.close()
+    drain(conn, T0)
+    feed(conn, ms(1), seg(B, A + 1))
+    assert conn.state is TcpState.FIN_WAIT_2
+    tick(conn, ms(1) + TcpConfig().fin_wait_2_timeout)
+    assert conn.state is TcpState.CLOSED
+
+
+def test_out_of_order_fin_waits_for_the_data_before_it() -> None:
+    conn = established()
+    feed(conn, ms(1), seg(B + 3, A, FIN | ACK), b"def")
+    assert conn.state is TcpState.ESTABLISHED
+    out = feed(conn, ms(2), seg(B, A), b"abc")
+    assert conn.state is TcpState.CLOSE_WAIT
+    assert [brief(s)[:3] for s in out] == [(A, B + 7, "A")]
+    assert conn.recv() == b"abcdef"
+
+
+def test_close_with_unread_data_resets() -> None:
+    conn = established()
+    feed(conn, ms(1), seg(B, A), b"unread")
+    conn.close()
+    assert [brief(s)[:3] for s in drain(conn, ms(1))] == [(A, B + 6, "RA")]
+    assert conn.state is TcpState.CLOSED
+
+
+def test_data_after_close_resets() -> None:
+    conn = established()
+    conn.close()
+    drain(conn, T0)
+    feed(conn, ms(1), seg(B, A + 1))
+    out = feed(conn, ms(2), seg(B, A + 1), b"late")
+    assert [brief(s)[2] for s in out] == ["RA"]
+    assert conn.state is TcpState.CLOSED
+
+
+def test_abort_sends_rst_and_forgets_data() -> None:
+    conn = established()
+    conn.send(b"x" * 100)
+    conn.abort()
+    assert [brief(s)[:3] for s in drain(conn, T0)] == [(A, B, "RA")]
+    assert conn.is_closed and conn.unsent_bytes == 0
+    assert conn.error is None
+
+
+def test_rst_exact_sequence_resets() -> None:
+    conn = established()
+    assert feed(conn, ms(1), seg(B, 0, RST)) == []
+    assert conn.state is TcpState.CLOSED
+    assert isinstance(conn.error, ConnectionResetError)
+    with pytest.raises(ConnectionResetError):
+        conn.send(b"x")
+
+
+def test_rst_in_window_but_not_exact_gets_a_challenge_ack() -> None:
+    conn = established()
+    out = feed(conn, ms(1), seg(B + 100, 0, RST))
+    assert [brief(s)[:3] for s in out] == [(A, B, "A")]
+    assert conn.state is TcpState.ESTABLISHED
+    assert conn.stats.challenge_acks == 1
+
+
+def test_rst_outside_window_is_ignored_silently() -> None:
+    conn = established()
+    assert feed(conn, ms(1), seg(B + 1_000_000, 0, RST)) == []
+    assert feed(conn, ms(1), seg(B - 10, 0, RST)) == []
+    assert conn.state is TcpState.ESTABLISHED
+
+
+def test_syn_in_established_gets_a_rate_limited_challenge_ack() -> None:
+    conn = established()
+    sent = 0
+    for i in range(30):
+        sent += len(feed(conn, ms(1 + i), seg(B + 5, 0, SYN)))
+    assert sent == 10
+    assert conn.state is TcpState.ESTABLISHED
+    assert len(feed(conn, ms(1001), seg(B + 5, 0, SYN))) == 1
+
+
+def test_ack_of_unsent_data_is_answered_and_dropped() -> None:
+    conn = established()
+    out = feed(conn, ms(1), seg(B, A + 500), b"data")
+    assert [brief(s)[:3] for s in out] == [(A, B, "A")]
+    assert conn.readable_bytes == 0
+
+
+def test_ack_far_below_the_window_is_challenged_and_dropped() -> None:
+    conn = established(window=1000)
+    out = feed(conn, ms(1), seg(B, A - 5000), b"data")
+    assert [brief(s)[:3] for s in out] == [(A, B, "A")]
+    assert conn.readable_bytes == 0
+
+
+def test_segment_outside_receive_window_is_acked_and_dropped() -> None:
+    conn = established()
+    out = feed(conn, ms(1), seg(B + 200_000, A), b"far")
+    assert [brief(s)[:3] for s in out] == [(A, B, "A")]
+    assert conn.stats.dropped_unacceptable == 1
+
+
+def test_receive_window_fills_to_zero_and_reopens_on_read() -> None:
+    config = TcpConfig(
+        timestamps=False, sack=False, window_scaling=False, receive_buffer_bytes=4000
+    )
+    conn = established(config)
+    out = feed(conn, ms(1), seg(B, A), bytes(1460))
+    out = feed(conn, ms(1), seg(B + 1460, A), bytes(1460))
+    assert [brief(s)[:4] for s in out] == [(A, B + 2920, "A", 1080)]
+    out = feed(conn, ms(2), seg(B + 2920, A), bytes(1460))  # 380 bytes beyond the window
+    assert conn.readable_bytes == 4000
+    tick(conn, ms(100))
+    assert conn.rcv_nxt == B + 4000
+    out = feed(conn, ms(101), seg(B + 4000, A), b"x")  # window is 0: not acceptable
+    assert [brief(s)[:4] for s in out] == [(A, B + 4000, "A", 0)]
+    conn.recv(1000)
+    assert drain(conn, ms(102)) == []  # 1000 bytes is below min(buffer/2, 2*MSS)
+    conn.recv(2000)
+    assert [brief(s)[:4] for s in drain(conn, ms(103))] == [(A, B + 4000, "A", 3000)]
+
+
+def test_zero_window_persist_probe_and_reopen() -> None:
+    conn = established(window=0)
+    conn.send(b"blocked")
+    assert drain(conn, T0) == []
+    assert conn.poll_at() == ms(200)  # persist timer: one RTO
+    out = tick(conn, ms(200))
+    assert [brief(s)[:3] for s in out] == [(A - 1, B, "A")]
+    assert conn.poll_at() == ms(600)  # backed off
+    out = feed(conn, ms(300), seg(B, A, ACK, 1000))  # the window opens
+    assert [brief(s)[:3] + brief(s)[4:] for s in out] == [(A, B, "PA", b"blocked")]
+
+
+def test_retransmission_timeout_backs_off_and_finally_aborts() -> None:
+    config = TcpConfig(timestamps=False, sack=False, window_scaling=False, max_retries=3)
+    conn = established(config)
+    conn.send(b"lost")
+    [first] = drain(conn, T0)
+    rto = conn.rtt.rto_ns
+    assert conn.poll_at() == T0 + __import__("riad.time").time.Duration(rto)
+    at = T0.ns
+    for i in range(3):
+        at += rto << i
+        now = type(T0)(at)
+        assert conn.poll_at() == now
+        out = tick(conn, now)
+        assert [brief(s) for s in out] == [brief(first)]
+    at += rto << 3
+    out = tick(conn, type(T0)(at))
+    assert [brief(s)[2] for s in out] == ["RA"]
+    assert isinstance(conn.error, TimeoutError)
+    assert conn.stats.timeouts == 3
+
+
+def test_timeout_resends_from_snd_una_with_cwnd_one_segment() -> None:
+    conn = established(mss=1000)
+    conn.send(bytes(5000))
+    assert len(drain(conn, T0)) == 5
+    out = tick(conn, ms(200))
+    assert [s.header.seq - A for s in out] == [0]  # cwnd is one segment after a timeout
+    out = feed(conn, ms(210), seg(B, A + 1000))
+    assert [s.header.seq - A for s in out] == [1000, 2000]  # slow start again
+
+
+def test_three_duplicate_acks_trigger_fast_retransmit_newreno() -> None:
+    conn = established(mss=1000)
+    conn.send(bytes(6000))
+    assert len(drain(conn, T0)) == 6
+    assert feed(conn, ms(10), seg(B, A + 1000)) == []
+    assert feed(conn, ms(11), seg(B, A + 1000)) == []
+    assert feed(conn, ms(11), seg(B, A + 1000)) == []
+    out = feed(conn, ms(12), seg(B, A + 1000))
+    assert [(s.header.seq - A, len(s.payload)) for s in out] == [(1000, 1000)]
+    assert conn.stats.fast_retransmits == 1
+    # a partial ACK (up to the next hole) resends the next segment at once
+    out = feed(conn, ms(20), seg(B, A + 3000))
+    assert next((s.header.seq - A, len(s.payload)) for s in out) == (3000, 1000)
+    feed(conn, ms(30), seg(B, A + 6000))
+    assert not conn.in_recovery
+    assert conn.unsent_bytes == 0
+
+
+def test_nagle_holds_small_segments_while_data_is_in_flight() -> None:
+    conn = established()
+    conn.send(b"a")
+    assert len(drain(conn, T0)) == 1
+    conn.send(b"b")
+    conn.send(b"c")
+    assert drain(conn, T0) == []
+    out = feed(conn, ms(5), seg(B, A + 1))
+    assert [brief(s)[4] for s in out] == [b"bc"]
+
+
+def test_nodelay_sends_small_segments_at_once() -> None:
+    conn = established()
+    conn.nodelay = True
+    conn.send(b"a")
+    conn.send(b"b")
+    drain(conn, T0)
+    conn.send(b"c")
+    assert [brief(s)[4] for s in drain(conn, T0)] == [b"c"]
+
+
+def test_peer_window_limits_what_is_sent() -> None:
+    conn = established(window=3000, mss=1000)
+    conn.send(bytes(5000))
+    assert [len(s.payload) for s in drain(conn, T0)] == [1000, 1000, 1000]
+    out = feed(conn, ms(5), seg(B, A + 2000, ACK, 3000))
+    assert [len(s.payload) for s in out] == [1000, 1000]
+
+
+def test_describe_lists_state_and_counters() -> None:
+    conn = established()
+    text = conn.describe()
+    assert "ESTABLISHED" in text and "cwnd=" in text and "retransmitted_segments=0" in text
