@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from riad import __version__
+from riad.image import ImageError
 
 DESCRIPTION = """\
 riad seals a Python network service into a purpose-built unit.
@@ -37,13 +38,58 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"riad {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    _add_vm_verbs(sub)
     return parser
+
+
+def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.targets.vm import cli as vm
+
+    run = sub.add_parser(
+        "run",
+        help="run a service on a target (boot arguments follow the options)",
+        description="Run SERVICE on a target; arguments riad does not know are boot arguments.",
+    )
+    run.add_argument("service", metavar="SERVICE", help="a .py file, a directory or a vm image")
+    run.add_argument("-t", "--target", default="vm", help="target (vm)")
+    vm.add_build_options(run)
+    vm.add_run_options(run)
+    build = sub.add_parser("build", help="seal a service into an image (-t vm)")
+    build.add_argument("service", metavar="SERVICE", help="a .py file or a directory")
+    build.add_argument("-t", "--target", default="vm", help="target (vm)")
+    build.add_argument("-o", "--output", metavar="DIR", help="output directory")
+    vm.add_build_options(build)
+    inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
+    inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
+    vm.add_kernel_parser(sub)
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    from riad.targets.vm import cli as vm
+
+    args, extra = parser.parse_known_args(argv)
+    if args.verb in ("run", "build"):
+        vm.check_target(args.target)
+        if args.verb == "run":
+            return vm.cmd_run(args, extra)
+        args.boot_args = extra
+        return vm.cmd_build(args)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.verb == "inspect":
+        return vm.cmd_inspect(args)
+    if args.verb == "kernel":
+        return vm.cmd_kernel(args)
+    parser.print_help()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``riad`` command with ``argv`` (default: the process arguments)."""
     parser = _build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    del args
-    parser.print_help()
-    return 0
+    try:
+        return _dispatch(parser, sys.argv[1:] if argv is None else list(argv))
+    except ImageError as exc:
+        print(f"riad: {exc}", file=sys.stderr)
+        return 2

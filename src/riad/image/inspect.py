@@ -1,0 +1,100 @@
+"""``riad inspect IMAGE``: what is inside a vm image and what it costs.
+
+Reads the image's ``manifest.json``, checks the kernel and initramfs files
+against the sizes and hashes recorded there, and reports sizes by part, the
+largest files, the boot arguments and the kernel variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from riad.image import ImageError
+
+PARTS = ("kernel", "interpreter", "libraries", "stdlib", "riad", "packages", "service", "data")
+
+
+def load_manifest(image: Path) -> dict[str, Any]:
+    path = image / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ImageError(
+            f"{image} is not a riad vm image (no readable manifest.json): "
+            "build one with `riad build SERVICE -t vm -o DIR`"
+        ) from exc
+    return manifest
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:7.2f} MB"
+
+
+def verify(image: Path, manifest: dict[str, Any]) -> list[str]:
+    """Problems found comparing the image files with the manifest (none: [])."""
+    problems = []
+    for key in ("kernel", "initramfs"):
+        entry = manifest.get(key)
+        if not entry or not entry.get("file"):
+            continue
+        path = image / entry["file"]
+        if not path.exists():
+            problems.append(f"{entry['file']} is missing")
+            continue
+        data = path.read_bytes()
+        if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            problems.append(f"{entry['file']} does not match the manifest")
+    return problems
+
+
+def part_sizes(manifest: dict[str, Any]) -> dict[str, int]:
+    """Uncompressed bytes per part (zip members counted, not the zip itself)."""
+    sizes: Counter[str] = Counter()
+    sizes["kernel"] = int(manifest["kernel"]["size"])
+    for entry in manifest["files"]:
+        sizes[entry["part"]] += int(entry["size"])
+    return {part: sizes.get(part, 0) for part in (*PARTS, *sorted(set(sizes) - set(PARTS)))}
+
+
+def report(image: Path, largest: int = 12) -> str:
+    """The human-readable inspection of ``image``."""
+    manifest = load_manifest(image)
+    kernel = manifest["kernel"]
+    initramfs = manifest["initramfs"]
+    lines = [
+        f"image        {image}",
+        f"service      {manifest['service']['name']} (module {manifest['service']['module']})",
+        f"built by     riad {manifest['riad_version']}, Python {manifest['python_version']}",
+        f"kernel       variant {kernel['variant']} (net {kernel['net']}), "
+        f"linux {kernel['version']}, {kernel['format']}",
+        f"boot args    {' '.join(manifest['boot_args']) or '(none)'}",
+        f"memory       {manifest['memory_mb']} MB",
+        f"cmdline      {manifest['kernel_cmdline']}",
+        "",
+        "on disk",
+        f"  kernel     {_mb(kernel['size'])}  {kernel['file']}",
+    ]
+    if initramfs.get("file"):
+        lines.append(
+            f"  initramfs  {_mb(initramfs['size'])}  {initramfs['file']}"
+            f" ({initramfs['compression']})"
+        )
+    lines += ["", "by part (uncompressed)"]
+    sizes = part_sizes(manifest)
+    for part, size in sizes.items():
+        lines.append(f"  {part:<11}{_mb(size)}")
+    lines.append(f"  {'total':<11}{_mb(sum(sizes.values()))}")
+    lines += ["", f"largest files (of {len(manifest['files'])})"]
+    biggest = sorted(manifest["files"], key=lambda f: (-int(f["size"]), f["path"]))[:largest]
+    for entry in biggest:
+        lines.append(f"  {_mb(int(entry['size']))}  {entry['path']}  [{entry['part']}]")
+    problems = verify(image, manifest)
+    lines.append("")
+    lines.append(
+        "check        " + ("; ".join(problems) if problems else "files match the manifest")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""The start-up trace: what a service really loads before it serves.
+
+A sealed service (vm image, sandbox) must carry, or import before sealing,
+every module and shared library its start-up path uses. Rather than guess
+statically (``modulefinder`` over-approximates and still misses dynamic
+imports), riad runs the real start-up path in a child interpreter and
+records what it loaded:
+
+- every module in ``sys.modules`` with the file it came from, and
+- every file mapped into the process (``/proc/self/maps``): the interpreter,
+  its shared libraries, C extension modules, and libraries opened with
+  ``dlopen``.
+
+Start-up is over when the service's event loop first stays idle for
+:data:`IDLE_MS` (a selector poll returning no events while nothing is
+ready), when the service returns or raises, or after ``settle_s`` seconds.
+Modules a service imports lazily on its first request are not seen here:
+the caller lists them in ``preload`` (the service declares them, or riad
+does for its own lazy paths).
+
+The child runs in a fresh, empty network namespace when the host allows it
+(``unshare --net``), so tracing a service never binds a port on the host.
+
+Usage (in the caller)::
+
+    trace = trace_startup(["riad.targets.vm.guest:trace_entry", *args], preload=[...])
+    trace.modules      # {name: TracedModule}
+    trace.mapped_files # realpaths of mapped files
+
+The child side is :mod:`riad.image.trace_child`, kept free of imports of its
+own so that it adds nothing to the trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riad.image import ImageError
+from riad.image.trace_child import IDLE_MS, install_idle_hook
+
+__all__ = ["IDLE_MS", "StartupTrace", "TracedModule", "install_idle_hook", "trace_startup"]
+
+
+@dataclass(frozen=True)
+class TracedModule:
+    """A module present after start-up: its file (``None`` if built in or frozen)."""
+
+    name: str
+    file: str | None
+    is_package: bool
+    spec_name: str | None = None
+
+
+@dataclass(frozen=True)
+class StartupTrace:
+    """What a service's start-up path loaded."""
+
+    modules: dict[str, TracedModule]
+    mapped_files: tuple[str, ...]
+    error: str | None
+    reason: str
+    startup: tuple[str, ...] = ()
+    edges: tuple[tuple[str, str], ...] = ()
+    loaded_under: dict[str, str] = field(default_factory=dict)
+
+    def module_names(self) -> list[str]:
+        return sorted(self.modules)
+
+    def needed_modules(self, optional: dict[str, tuple[str, ...]] | None = None) -> set[str]:
+        """Loaded modules still reachable when ``optional`` imports are left out.
+
+        ``optional`` maps a module to the importer prefixes whose import of it
+        is guarded (``try: import ssl except ImportError``): such an import
+        alone does not make it needed; any other importer does. Reachability
+        starts from what was loaded before the trace began, what the entry
+        point and preload imported, and modules of unknown origin.
+        """
+        optional = optional or {}
+        graph: dict[str, set[str]] = {}
+        incoming: set[str] = set()
+
+        def skipped(importer: str, target: str) -> bool:
+            prefixes = optional.get(target, ())
+            return any(importer == p or importer.startswith(p) for p in prefixes)
+
+        for importer, target in self.edges:
+            incoming.add(target)
+            if not skipped(importer, target):
+                graph.setdefault(importer, set()).add(target)
+        for module, under in self.loaded_under.items():
+            incoming.add(module)
+            if not skipped(under, module) and module not in optional:
+                graph.setdefault(under, set()).add(module)
+        roots = {"<preload>", "<entry>", "__main__", *self.startup}
+        roots |= {name for name in self.modules if name not in incoming}
+        # Code run outside any module (a service run as __main__) imports as a root.
+        roots |= {importer for importer, _ in self.edges if importer not in self.modules}
+        main = self.modules.get("__main__")
+        if main is not None and main.spec_name:
+            roots.add(main.spec_name)
+        needed: set[str] = set()
+        todo = [r for r in roots]
+        while todo:
+            name = todo.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            todo.extend(graph.get(name, ()))
+            parent = name.rpartition(".")[0]
+            if parent:
+                todo.append(parent)
+        return needed & set(self.modules)
+
+
+def _isolation_prefix() -> list[str]:
+    """A command prefix giving the child an empty network namespace, if possible."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return []
+    for prefix in ([unshare, "--net"], [unshare, "--user", "--map-root-user", "--net"]):
+        probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return prefix
+    return []
+
+
+def trace_startup(
+    entry: Sequence[str],
+    *,
+    preload: Sequence[str] = (),
+    python: str | None = None,
+    path: Sequence[str] = (),
+    settle_s: float = 10.0,
+    timeout_s: float = 120.0,
+    isolate_network: bool = True,
+) -> StartupTrace:
+    """Run ``entry`` in a child interpreter until start-up is over; return the trace.
+
+    ``entry[0]`` is a ``.py`` file (run as ``__main__``) or ``module:function``
+    (called with ``entry[1:]``); the rest is its argument list. ``preload``
+    modules are imported first, ``path`` entries are put in front of
+    ``sys.path``. A start-up that raises is recorded in ``error``, not raised.
+    """
+    python = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="riad-trace-") as tmp:
+        out = Path(tmp) / "trace.json"
+        command = [
+            python,
+            "-S",
+            "-m",
+            "riad.image.trace_child",
+            str(out),
+            ",".join(preload),
+            os.pathsep.join(path),
+            str(settle_s),
+            *entry,
+        ]
+        if isolate_network:
+            command = _isolation_prefix() + command
+        env = dict(os.environ)
+        riad_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (riad_root, env.get("PYTHONPATH", "")) if p)
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ImageError(
+                f"start-up trace of {entry[0]} did not finish in {timeout_s:.0f} s: "
+                "make the service's start-up return to its event loop"
+            ) from exc
+        if not out.exists():
+            detail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise ImageError(
+                f"start-up trace of {entry[0]} failed (status {done.returncode}): "
+                + " | ".join(detail)
+            )
+        raw = json.loads(out.read_text())
+    modules = {
+        name: TracedModule(name, info["file"], info["package"], info.get("spec_name"))
+        for name, info in raw["modules"].items()
+    }
+    return StartupTrace(
+        modules=modules,
+        mapped_files=tuple(raw["mapped"]),
+        error=raw["error"],
+        reason=raw["reason"],
+        startup=tuple(raw["startup"]),
+        edges=tuple((a, b) for a, b in raw["edges"]),
+        loaded_under=dict(raw["loaded_under"]),
+    )

@@ -1,0 +1,513 @@
+"""The vm image builder: a kernel, an initramfs and a manifest.
+
+``build_image`` traces the service's real start-up (:mod:`riad.image.trace`),
+then packs exactly what was loaded:
+
+- the running interpreter at ``/usr/bin/python3.X``, its program loader and
+  the shared libraries it and the used C extension modules need (``ldd``),
+  plus libraries the trace saw opened with ``dlopen``; stripped when
+  ``strip`` is installed;
+- pure-Python modules compiled at build time (unchecked-hash ``.pyc``, so
+  no source and no timestamp is needed) in ``/usr/lib/python3XY.zip``,
+  stored uncompressed (the initramfs is compressed as a whole);
+- used C extension modules in ``/usr/lib/python3.X/lib-dynload``;
+- the landmark the interpreter looks for to find its prefix
+  (``/usr/lib/python3.X/os.py``, a comment) and the ``lib-dynload`` directory;
+- ``/dev/console``, ``/dev/null``, ``/dev/urandom``, ``/dev/random`` nodes;
+- ``riadinit``: PID 1's entry module, naming the service module and the
+  network mode.
+
+Everything is laid out in sorted order with fixed metadata, so the same
+inputs give byte-identical files (``manifest.json`` included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+import riad
+from riad.image import ImageError
+from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
+from riad.image.elf import elf_info, is_elf, shared_libraries
+from riad.image.kernel import Kernel, Variant, kernel_for
+from riad.image.trace import StartupTrace, trace_startup
+
+Compression = Literal["none", "lz4", "zstd"]
+COMPRESSIONS: tuple[Compression, ...] = get_args(Compression)
+PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
+INTERPRETER = f"usr/bin/python{PY_VERSION}"
+STDLIB_ZIP = f"usr/lib/python{PY_TAG}.zip"
+STDLIB_DIR = f"usr/lib/python{PY_VERSION}"
+DYNLOAD = f"{STDLIB_DIR}/lib-dynload"
+SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
+CONFIG_MODULE = "riadinit"
+GUEST_MODULE = "riad.targets.vm.guest"
+BOOT_ARGS_ENV = "RIAD_ARGS"
+# Imported by PID 1 before or around the service, in every image.
+GUEST_PRELOAD = (GUEST_MODULE, "riad.targets.vm.netconf", "riad.image.trace_child", "runpy")
+# Modules the guest or the stdlib import lazily, after start-up.
+LAZY_MODULES = ("traceback", "termios")
+# Imports the stdlib guards with ``try: ... except ImportError``: such an
+# importer alone does not put the module in the image (asyncio works
+# without ssl); a service or library importing it directly does.
+OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {
+    "ssl": ("asyncio.",),
+    "zlib": ("shutil",),
+    "bz2": ("shutil",),
+    "lzma": ("shutil",),
+}
+DEFAULT_MEMORY_MB = 64
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on"
+
+Log = Callable[[str], None]
+
+
+def _stderr_log(line: str) -> None:
+    print(f"riad: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Where a service lives: ``module`` importable from ``root``."""
+
+    name: str
+    module: str
+    root: Path
+
+    def source_files(self) -> list[Path]:
+        base = self.root / self.module.replace(".", "/")
+        if base.is_dir():
+            return sorted(
+                p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            )
+        return [base.with_suffix(".py")]
+
+
+def resolve_service(spec: str) -> ServiceSpec:
+    """Turn a command-line SERVICE (a ``.py`` file or a directory) into a spec."""
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".py":
+        return ServiceSpec(path.stem, path.stem, path.resolve().parent)
+    if path.is_dir():
+        path = path.resolve()
+        if (path / "__init__.py").exists():
+            return ServiceSpec(path.name, path.name, path.parent)
+        for candidate in ("service.py", f"{path.name}.py", "main.py"):
+            if (path / candidate).exists():
+                return ServiceSpec(path.name, candidate.removesuffix(".py"), path)
+    raise ImageError(
+        f"service {spec!r} not found: give a .py file or a directory holding service.py"
+    )
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build: kernel variant, compression, single file, extra modules."""
+
+    net: Variant = "direct"
+    compression: Compression = "lz4"
+    single_file: bool = False
+    kernel: Path | None = None
+    include: tuple[str, ...] = ()
+    boot_args: tuple[str, ...] = ()
+    memory_mb: int = DEFAULT_MEMORY_MB
+    strip: bool = True
+
+
+@dataclass
+class _Content:
+    """What goes in the image, with a part name for every file (for inspect)."""
+
+    archive: CpioArchive = field(default_factory=CpioArchive)
+    files: list[dict[str, object]] = field(default_factory=list)
+
+    def add_file(self, path: str, data: bytes, part: str, executable: bool = False) -> None:
+        self.archive.add(file_entry(path, data, executable))
+        self.record(path, data, part)
+
+    def record(self, path: str, data: bytes, part: str) -> None:
+        self.files.append(
+            {
+                "path": path,
+                "part": part,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+
+
+def _part_of(file: str, service: ServiceSpec) -> str:
+    resolved = Path(file).resolve()
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    riad_root = Path(riad.__file__).resolve().parent
+    if resolved.is_relative_to(service.root):
+        return "service"
+    if resolved.is_relative_to(riad_root):
+        return "riad"
+    if resolved.is_relative_to(stdlib) and "site-packages" not in resolved.parts:
+        return "stdlib"
+    return "packages"
+
+
+def _compile(source: bytes, virtual_path: str) -> bytes:
+    """Unchecked-hash ``.pyc`` bytes: no timestamp, no source needed at run time."""
+    code = compile(source, virtual_path, "exec", dont_inherit=True)
+    source_hash = importlib.util.source_hash(source)
+    from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
+
+    return bytes(_code_to_hash_pyc(code, source_hash, False))
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip with sorted, stored members, fixed dates and directory entries."""
+    names = set(members)
+    for name in list(members):
+        parts = name.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            names.add("/".join(parts[:depth]) + "/")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name in sorted(names):
+            info = zipfile.ZipInfo(name, FIXED_ZIP_TIME)
+            info.create_system = 3
+            info.external_attr = ((0o40755 if name.endswith("/") else 0o100644) << 16) | (
+                0x10 if name.endswith("/") else 0
+            )
+            archive.writestr(info, members.get(name, b""))
+    return buffer.getvalue()
+
+
+def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
+    return (
+        f'"""Generated by riad {riad.__version__}: PID 1 of this image."""\n'
+        f"SERVICE_MODULE = {service.module!r}\n"
+        f"NET = {options.net!r}\n"
+        'if __name__ == "__main__":\n'
+        f"    from {GUEST_MODULE} import main\n\n"
+        "    main(SERVICE_MODULE, NET)\n"
+    ).encode()
+
+
+def _strip(data: bytes, keep_symbols: bool) -> bytes:
+    if shutil.which("strip") is None:
+        return data
+    with tempfile.TemporaryDirectory(prefix="riad-strip-") as tmp:
+        src = Path(tmp) / "in"
+        dst = Path(tmp) / "out"
+        src.write_bytes(data)
+        flag = "--strip-unneeded" if keep_symbols else "--strip-all"
+        done = subprocess.run(["strip", flag, "-o", str(dst), str(src)], capture_output=True)
+        return dst.read_bytes() if done.returncode == 0 else data
+
+
+def _add_modules(
+    content: _Content, trace: StartupTrace, service: ServiceSpec, options: BuildOptions
+) -> list[Path]:
+    """Compile the traced Python modules into the zip; return used extension files."""
+    members: dict[str, bytes] = {}
+    parts: dict[str, str] = {}
+    extensions: list[Path] = []
+    needed = trace.needed_modules(OPTIONAL_IMPORTS)
+    for key in sorted(needed):
+        module = trace.modules[key]
+        if module.file is None:
+            continue
+        name = module.spec_name or key
+        if name == "__main__":
+            continue
+        file = Path(module.file)
+        if file.suffix == ".so":
+            extensions.append(file)
+            continue
+        if file.suffix != ".py" or not file.is_file():
+            continue
+        arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
+        source = file.read_bytes()
+        members[arc + ".pyc"] = _compile(source, f"/{STDLIB_ZIP}/{arc}.py")
+        parts[arc + ".pyc"] = _part_of(module.file, service)
+    # The service's own modules go in even where the trace did not reach them
+    # (a service that fails at start must still fail the same way in the VM).
+    for file in service.source_files():
+        if file.suffix != ".py":
+            continue
+        rel = file.relative_to(service.root).with_suffix("")
+        arc = str(rel)
+        if arc + ".pyc" not in members:
+            members[arc + ".pyc"] = _compile(file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py")
+            parts[arc + ".pyc"] = "service"
+    config_arc = f"{CONFIG_MODULE}.pyc"
+    members[config_arc] = _compile(
+        _config_source(service, options), f"/{STDLIB_ZIP}/{CONFIG_MODULE}.py"
+    )
+    parts[config_arc] = "riad"
+    zipped = _zip_bytes(members)
+    content.archive.add(file_entry(STDLIB_ZIP, zipped))
+    for arc in sorted(members):
+        content.record(f"{STDLIB_ZIP}:{arc}", members[arc], parts[arc])
+    return sorted(set(extensions))
+
+
+def _add_native(
+    content: _Content, trace: StartupTrace, extensions: list[Path], service: ServiceSpec
+) -> None:
+    """Interpreter, extension modules, loader and libraries."""
+    interpreter = Path(sys.executable).resolve()
+    content.add_file(
+        INTERPRETER, _strip(interpreter.read_bytes(), False), "interpreter", executable=True
+    )
+    for ext in extensions:
+        data = _strip(ext.read_bytes(), True)
+        content.add_file(f"{DYNLOAD}/{ext.name}", data, _part_of(str(ext), service))
+    needed: dict[str, Path] = {}
+    for binary in [interpreter, *extensions]:
+        needed.update(shared_libraries(binary))
+    # Libraries that some traced extension (used or left out) links to were
+    # not opened with dlopen; the rest of the mapped libraries were.
+    known = {interpreter}
+    for traced in trace.modules.values():
+        if traced.file is not None and traced.file.endswith(".so"):
+            known.add(Path(traced.file).resolve())
+            known |= {lib.resolve() for lib in shared_libraries(Path(traced.file)).values()}
+    known |= {lib.resolve() for lib in needed.values()}
+    for mapped in trace.mapped_files:
+        path = Path(mapped)
+        if path.suffix != ".so" and ".so." not in path.name:
+            continue
+        if path.resolve() in known or not is_elf(path):
+            continue
+        soname = elf_info(path).soname or path.name
+        needed[soname] = path
+    loader = elf_info(interpreter).interpreter
+    for name in sorted(needed):
+        host_path = needed[name]
+        if name.startswith("/"):
+            image_path = name.lstrip("/")
+        elif str(host_path.parent) in SYSTEM_LIB_DIRS:
+            image_path = f"{str(host_path.parent).lstrip('/')}/{name}"
+        else:
+            image_path = f"usr/lib/{name}"
+        if loader is not None and name == loader:
+            image_path = loader.lstrip("/")
+        if image_path in content.archive:
+            continue
+        data = _strip(host_path.read_bytes(), True)
+        content.add_file(image_path, data, "libraries", executable=name == loader)
+
+
+def _add_skeleton(content: _Content) -> None:
+    archive = content.archive
+    for path in ("dev", "proc", "sys", "tmp", "usr/bin", DYNLOAD):
+        archive.add(dir_entry(path))
+    archive.add(chardev_entry("dev/console", 5, 1))
+    archive.add(chardev_entry("dev/null", 1, 3, 0o666))
+    archive.add(chardev_entry("dev/random", 1, 8, 0o666))
+    archive.add(chardev_entry("dev/urandom", 1, 9, 0o666))
+    landmark = b"# landmark: the interpreter finds its prefix here; modules are in the zip\n"
+    content.add_file(f"{STDLIB_DIR}/os.py", landmark, "interpreter")
+
+
+def compress(data: bytes, method: Compression) -> bytes:
+    """Compress an initramfs the way the kernel can unpack it."""
+    if method == "none":
+        return data
+    if method == "lz4":
+        command = ["lz4", "-l", "-9", "-q", "-c"]
+    elif method == "zstd":
+        command = ["zstd", "-19", "-q", "-c", "--no-check"]
+    else:
+        raise ImageError(f"unknown compression {method!r}: use one of {', '.join(COMPRESSIONS)}")
+    if shutil.which(command[0]) is None:
+        raise ImageError(f"{command[0]} not found: install it with `apt-get install {command[0]}`")
+    done = subprocess.run(command, input=data, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"{command[0]} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+INITRAMFS_NAMES = {
+    "none": "initramfs.cpio",
+    "lz4": "initramfs.cpio.lz4",
+    "zstd": "initramfs.cpio.zst",
+}
+
+
+def encode_boot_args(args: Sequence[str]) -> str:
+    """Boot arguments as one kernel parameter value: space-separated, with
+    ``%``, space, ``"`` and control characters %-escaped."""
+    return " ".join(
+        "".join(
+            f"%{ord(ch):02X}" if ch in '% "' or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+            for ch in arg
+        )
+        for arg in args
+    )
+
+
+def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str]) -> str:
+    """The kernel command line: kernel settings, init, and the boot arguments.
+
+    The kernel hands unknown ``word`` parameters to init as arguments and
+    unknown ``NAME=value`` ones as environment variables. The interpreter's
+    flags are such words; the boot arguments travel in ``RIAD_ARGS`` (not
+    after ``--``, where QEMU's own ``virtio_mmio.device=`` would follow them
+    and be lost to the kernel).
+    """
+    init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", "-m", CONFIG_MODULE]
+    words = [KERNEL_CMDLINE, *init, *extra_kernel]
+    if boot_args:
+        words.append(f'{BOOT_ARGS_ENV}="{encode_boot_args(boot_args)}"')
+    return " ".join(words)
+
+
+def qemu_command(
+    kernel_file: str,
+    initrd_file: str | None,
+    cmdline: str,
+    memory_mb: int,
+    accel: str = "tcg",
+    tap: str | None = "TAP",
+    mac: str = "52:54:00:12:34:56",
+) -> list[str]:
+    """The QEMU ``microvm`` command line booting an image."""
+    command = [
+        "qemu-system-x86_64",
+        "-M",
+        "microvm,acpi=off,x-option-roms=off",
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-m",
+        f"{memory_mb}M",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        kernel_file,
+    ]
+    if initrd_file is not None:
+        command += ["-initrd", initrd_file]
+    command += ["-append", cmdline]
+    if tap is not None:
+        command += [
+            "-netdev",
+            f"tap,id=net0,ifname={tap},script=no,downscript=no",
+            "-device",
+            f"virtio-net-device,netdev=net0,mac={mac}",
+        ]
+    return command
+
+
+def image_key(service: ServiceSpec, options: BuildOptions) -> str:
+    """A digest of everything an image is built from (for the run cache)."""
+    digest = hashlib.sha256()
+    riad_root = Path(riad.__file__).resolve().parent
+    sources = [*service.source_files(), *sorted(riad_root.rglob("*.py"))]
+    for path in sources:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(repr((sys.executable, sys.version, options)).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_image(
+    service: ServiceSpec,
+    out: Path,
+    options: BuildOptions,
+    log: Log = _stderr_log,
+) -> dict[str, object]:
+    """Build the image of ``service`` into ``out``; return its manifest."""
+    kernel = kernel_for(options.net, options.kernel, log=log)
+    preload = [*GUEST_PRELOAD, *LAZY_MODULES, *options.include]
+    extra_path = [str(service.root), *(p for p in sys.path if p)]
+    trace = trace_startup(
+        [f"{GUEST_MODULE}:trace_entry", options.net, service.module, *options.boot_args],
+        preload=preload,
+        path=extra_path,
+    )
+    if trace.error:
+        log(f"note: {service.name} raised during its start-up trace:\n{trace.error.rstrip()}")
+    content = _Content()
+    _add_skeleton(content)
+    extensions = _add_modules(content, trace, service, options)
+    _add_native(content, trace, extensions, service)
+    cpio = content.archive.to_bytes()
+    initramfs = compress(cpio, options.compression)
+    return _write_output(out, service, kernel, initramfs, content, trace, options)
+
+
+def _kernel_bytes(kernel: Kernel, options: BuildOptions) -> bytes:
+    data = kernel.boot_file.read_bytes()
+    if kernel.vmlinux is not None and options.strip:
+        data = _strip(data, False)
+    return data
+
+
+def _write_output(
+    out: Path,
+    service: ServiceSpec,
+    kernel: Kernel,
+    initramfs: bytes,
+    content: _Content,
+    trace: StartupTrace,
+    options: BuildOptions,
+) -> dict[str, object]:
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ["kernel", *INITRAMFS_NAMES.values(), "manifest.json"]:
+        (out / stale).unlink(missing_ok=True)
+    kernel_data = _kernel_bytes(kernel, options)
+    (out / "kernel").write_bytes(kernel_data)
+    initrd_name = INITRAMFS_NAMES[options.compression]
+    (out / initrd_name).write_bytes(initramfs)
+    cmdline = boot_cmdline([], list(options.boot_args))
+    manifest: dict[str, object] = {
+        "format": 1,
+        "service": {"name": service.name, "module": service.module},
+        "riad_version": riad.__version__,
+        "python_version": sys.version.split()[0],
+        "kernel": {
+            "variant": kernel.variant,
+            "net": options.net,
+            "version": kernel.version,
+            "key": kernel.key,
+            "file": "kernel",
+            "format": "elf" if kernel.vmlinux is not None else "bzImage",
+            "size": len(kernel_data),
+            "sha256": hashlib.sha256(kernel_data).hexdigest(),
+        },
+        "initramfs": {
+            "file": initrd_name,
+            "compression": options.compression,
+            "size": len(initramfs),
+            "sha256": hashlib.sha256(initramfs).hexdigest(),
+        },
+        "devices": {"console": "ttyS0", "network": {"nic": "eth0", "net": options.net}},
+        "boot_args": list(options.boot_args),
+        "kernel_cmdline": cmdline,
+        "memory_mb": options.memory_mb,
+        "qemu": qemu_command("kernel", initrd_name, cmdline, options.memory_mb),
+        "trace": {"reason": trace.reason, "modules": len(trace.modules)},
+        "files": sorted(content.files, key=lambda f: str(f["path"])),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

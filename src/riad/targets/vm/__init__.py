@@ -1,0 +1,8 @@
+"""The ``vm`` target: a service sealed into a microVM image and booted under QEMU.
+
+- :mod:`riad.targets.vm.guest` is PID 1 inside the image (runs in the guest).
+- :mod:`riad.targets.vm.netconf` configures the guest's NIC with ioctls.
+- :mod:`riad.targets.vm.runner` boots an image under QEMU ``microvm`` (host side).
+
+The image itself is built by :mod:`riad.image.vm`.
+"""

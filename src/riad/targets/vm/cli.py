@@ -1,0 +1,177 @@
+"""The vm target's part of the ``riad`` command: build, run, inspect, kernel.
+
+:mod:`riad.cli` registers these verbs; each handler returns the exit status
+and raises :class:`~riad.image.ImageError` for mistakes a user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from riad.image import ImageError
+from riad.image.inspect import report
+from riad.image.kernel import (
+    VARIANTS,
+    Variant,
+    build_kernel,
+    cache_root,
+    cached_kernel,
+    select_user_kernel,
+    selected_user_kernel,
+)
+from riad.image.vm import (
+    COMPRESSIONS,
+    DEFAULT_MEMORY_MB,
+    BuildOptions,
+    ServiceSpec,
+    build_image,
+    image_key,
+    resolve_service,
+)
+from riad.targets.vm.runner import RunOptions, run_image
+
+
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``riad build -t vm`` and ``riad run -t vm``."""
+    parser.add_argument(
+        "--net", choices=VARIANTS, default="direct", help="network stack (default: direct)"
+    )
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="lz4",
+        help="initramfs compression (default: lz4, fastest to boot; zstd is smallest)",
+    )
+    parser.add_argument(
+        "--kernel", type=Path, metavar="FILE", help="boot this kernel instead of riad's own"
+    )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also pack MODULE (one the service imports lazily, after start-up)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        metavar="MB",
+        help=f"guest memory (default: {DEFAULT_MEMORY_MB})",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``riad run -t vm`` beyond the build options."""
+    parser.add_argument("--tap", metavar="NAME", help="use this existing TAP device for the NIC")
+    parser.add_argument(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="QEMU accelerator (default: KVM where it works, else TCG)",
+    )
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="report QEMU start -> kernel -> PID 1 -> ready -> first answered request",
+    )
+
+
+def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOptions:
+    return BuildOptions(
+        net=args.net,
+        compression=args.compression,
+        kernel=args.kernel,
+        include=tuple(args.include),
+        boot_args=tuple(boot_args),
+        memory_mb=args.memory,
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    service = resolve_service(args.service)
+    out = Path(args.output) if args.output else Path("build") / f"{service.name}-vm"
+    manifest = build_image(service, out, build_options(args, list(args.boot_args)))
+    kernel = manifest["kernel"]
+    initramfs = manifest["initramfs"]
+    assert isinstance(kernel, dict) and isinstance(initramfs, dict)
+    print(
+        f"riad: built {out} (kernel {kernel['size'] / 1e6:.1f} MB, "
+        f"initramfs {initramfs['size'] / 1e6:.1f} MB); run it with "
+        f"`riad run {out} -t vm`, look inside with `riad inspect {out}`"
+    )
+    return 0
+
+
+def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
+    """Build the image into the cache unless an identical one is there."""
+    key = image_key(service, options)
+    image = cache_root() / "images" / f"{service.name}-{key}"
+    if not (image / "manifest.json").exists():
+        print(f"riad: building the vm image of {service.name}", file=sys.stderr, flush=True)
+        build_image(service, image, options)
+    return image
+
+
+def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    target = Path(args.service)
+    if (target / "manifest.json").exists():
+        image = target
+    else:
+        service = resolve_service(args.service)
+        image = _cached_image(service, build_options(args, []))
+    options = RunOptions(
+        accel=args.accel, memory_mb=args.memory, tap=args.tap, timings=args.timings
+    )
+    return run_image(image, boot_args, options)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    print(report(Path(args.image)))
+    return 0
+
+
+def add_kernel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "kernel",
+        help="build riad's vm kernels, or choose your own",
+        description="Show, build or choose the kernels vm images boot.",
+    )
+    parser.add_argument("action", nargs="?", choices=("build", "show"), default="show")
+    parser.add_argument(
+        "--variant", choices=(*VARIANTS, "all"), default="all", help="kernel variant"
+    )
+    parser.add_argument("--path", type=Path, metavar="FILE", help="use this kernel file")
+    parser.add_argument("--reset", action="store_true", help="forget a kernel chosen with --path")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default: 2)")
+
+
+def cmd_kernel(args: argparse.Namespace) -> int:
+    variants: tuple[Variant, ...] = VARIANTS if args.variant == "all" else (args.variant,)
+    if args.path is not None or args.reset:
+        for variant in variants:
+            select_user_kernel(variant, None if args.reset else args.path)
+    elif args.action == "build":
+        for variant in variants:
+            kernel = build_kernel(variant, jobs=args.jobs)
+            print(f"{variant}: {kernel.boot_file} (linux {kernel.version}, key {kernel.key})")
+        return 0
+    for variant in variants:
+        user = selected_user_kernel(variant)
+        if user is not None:
+            print(f"{variant}: {user.boot_file} (chosen with --path)")
+            continue
+        cached = cached_kernel(variant)
+        if cached is not None:
+            print(f"{variant}: {cached.boot_file} (linux {cached.version}, built)")
+        else:
+            print(f"{variant}: not built yet (`riad kernel build --variant {variant}`)")
+    print(f"cache: {cache_root()}")
+    return 0
+
+
+def check_target(target: str) -> None:
+    if target != "vm":
+        raise ImageError(f"target {target!r} is not available here yet: use -t vm")

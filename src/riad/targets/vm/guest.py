@@ -1,0 +1,208 @@
+"""PID 1 of a riad vm image: prepare the machine, run the service, power off.
+
+The kernel starts the interpreter as init: the interpreter's flags are
+plain words on the kernel command line (the kernel gives unknown words to
+init as arguments), and the boot arguments come in the environment variable
+``RIAD_ARGS`` (unknown ``NAME=value`` parameters become init's environment),
+space-separated with ``%XX`` escapes::
+
+    rdinit=/usr/bin/python3.11 -I -S -B -u -m riadinit RIAD_ARGS="--port 7"
+
+``riadinit`` is generated per image; it calls :func:`main`.
+
+What PID 1 does, in order:
+
+1. prints ``riad-vm: pid1 T`` (``T``: seconds since the kernel started, from
+   ``CLOCK_MONOTONIC``), the runner's mark for ``--timings``;
+2. brings ``eth0`` up; on the ``socket`` kernel also gives it the ``--ipv4``
+   address and the ``--ipv4-gateway`` route (through ioctls: no programs);
+3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
+   raises ``SIGINT`` in the service;
+4. runs the service; when its event loop first goes idle, start-up is over:
+   it prints ``riad-vm: ready T`` and calls the hooks registered with
+   :func:`after_startup` (the sandbox seal goes there);
+5. prints ``riad-vm: exit N`` with the service's exit status and ends. PID 1
+   ending makes the kernel panic, and ``panic=-1 reboot=t`` with QEMU's
+   ``-no-reboot`` turn that into QEMU exiting; the runner reads ``N`` from
+   the console and returns it as its own status.
+
+Nothing is mounted: the device nodes the interpreter needs (``/dev/console``,
+``/dev/null``, ``/dev/urandom``) are in the initramfs, and Python needs no
+``/proc`` or ``/sys``.
+
+This module imports little on purpose: everything it imports is packed into
+every image.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+MARK = "riad-vm:"
+NIC = "eth0"
+CTRL_C = b"\x03"
+
+_after_startup: list[Callable[[], None]] = []
+
+
+def after_startup(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in PID 1 once the service's start-up is over, before it serves.
+
+    The sandbox target registers its seal here (see ``docs/vm.md``).
+    """
+    _after_startup.append(hook)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(f"\n{MARK} {line}\n")
+    sys.stdout.flush()
+
+
+def split_net_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Take ``--ipv4`` and ``--ipv4-gateway`` (``--x=v`` or ``--x v``) out of ``args``."""
+    wanted = ("--ipv4", "--ipv4-gateway")
+    found: dict[str, str] = {}
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name, eq, value = arg.partition("=")
+        if name in wanted:
+            if not eq:
+                if index + 1 >= len(args):
+                    raise ValueError(f"{name} needs a value, e.g. {name}=10.0.0.2/24")
+                index += 1
+                value = args[index]
+            found[name.lstrip("-")] = value
+        else:
+            rest.append(arg)
+        index += 1
+    return found, rest
+
+
+def configure_network(net: str, settings: dict[str, str]) -> None:
+    """Bring the NIC up; on the ``socket`` kernel, address and route it."""
+    from riad.targets.vm import netconf
+
+    try:
+        netconf.link_up(NIC)
+    except OSError as exc:
+        _say(f"warning: no network device {NIC} ({exc.strerror})")
+        return
+    if net != "socket":
+        return
+    netconf.link_up("lo")
+    cidr = settings.get("ipv4")
+    if cidr:
+        address, _, prefix = cidr.partition("/")
+        netconf.set_ipv4(NIC, address, int(prefix or "24"))
+    gateway = settings.get("ipv4-gateway")
+    if gateway:
+        netconf.add_default_route(gateway)
+
+
+def _watch_console() -> None:
+    """Turn a Ctrl-C byte on the console into SIGINT for the service."""
+    try:
+        import termios
+
+        attrs = termios.tcgetattr(0)
+        attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG)
+        termios.tcsetattr(0, termios.TCSANOW, attrs)
+    except (ImportError, OSError):
+        pass
+    while True:
+        try:
+            data = os.read(0, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        if CTRL_C in data:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _startup_over() -> None:
+    _say(f"ready {time.monotonic():.6f}")
+    for hook in _after_startup:
+        hook()
+
+
+def run_service(module: str, args: list[str]) -> int:
+    """Run ``module`` as ``__main__`` with ``args``; return its exit status.
+
+    A traceback is printed for an exception; ``SIGINT`` gives 130.
+    """
+    import runpy
+
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 1
+    return 0
+
+
+def trace_entry(argv: list[str]) -> None:
+    """Start-up path for the build-time trace: ``[net, module, *boot args]``.
+
+    Same imports and service start as :func:`main`, without touching the
+    machine (no clock, no NIC, no console).
+    """
+    net, module, *args = argv
+    from riad.image.trace_child import install_idle_hook  # noqa: F401  (used by main)
+    from riad.targets.vm import netconf  # noqa: F401
+
+    del net
+    _settings, rest = split_net_args(args)
+    sys.exit(run_service(module, rest))
+
+
+def decode_boot_args(text: str) -> list[str]:
+    """Inverse of ``riad.image.vm.encode_boot_args``."""
+    args = []
+    for word in text.split(" "):
+        if not word:
+            continue
+        parts = word.split("%")
+        decoded = parts[0]
+        for part in parts[1:]:
+            decoded += chr(int(part[:2], 16)) + part[2:]
+        args.append(decoded)
+    return args
+
+
+def main(service_module: str, net: str) -> None:
+    """PID 1: see the module documentation."""
+    _say(f"pid1 {time.monotonic():.6f}")
+    status = 2
+    try:
+        settings, rest = split_net_args(decode_boot_args(os.environ.get("RIAD_ARGS", "")))
+        configure_network(net, settings)
+        threading.Thread(target=_watch_console, name="console", daemon=True).start()
+        from riad.image.trace_child import install_idle_hook
+
+        install_idle_hook(_startup_over, idle_ms=0)
+        status = run_service(service_module, rest)
+    except (ValueError, OSError) as exc:
+        print(f"riad: {exc}", file=sys.stderr, flush=True)
+    _say(f"exit {status}")
+    os._exit(status)

@@ -1,0 +1,92 @@
+"""Guest network configuration through ioctls (no ``ip`` program in an image).
+
+PID 1 brings the NIC up for both kernel variants; on the ``socket`` variant
+it also gives the kernel's IPv4 stack its address and default route. The
+``direct`` variant's kernel has no ``AF_INET`` at all, so the link is raised
+through an ``AF_PACKET`` socket, which the kernel's generic device ioctls
+accept too.
+
+Structure layouts are those of x86_64 Linux (``struct ifreq``, ``struct
+rtentry`` in ``<net/if.h>`` and ``<net/route.h>``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+SIOCSIFADDR = 0x8916
+SIOCSIFNETMASK = 0x891C
+SIOCADDRT = 0x890B
+IFF_UP = 0x1
+RTF_UP = 0x1
+RTF_GATEWAY = 0x2
+_IFREQ = struct.Struct("16s24s")
+_RTENTRY = struct.Struct("<Q16s16s16sHh4xQQh6xQQQH6x")
+
+
+def _sockaddr_in(address: str) -> bytes:
+    return struct.pack("<H", socket.AF_INET) + struct.pack("!H4s8x", 0, socket.inet_aton(address))
+
+
+def _control_socket() -> socket.socket:
+    """Any socket the kernel's generic device ioctls go through."""
+    for family, kind in (
+        (socket.AF_INET, socket.SOCK_DGRAM),
+        (socket.AF_PACKET, socket.SOCK_RAW),
+        (socket.AF_UNIX, socket.SOCK_DGRAM),
+    ):
+        try:
+            return socket.socket(family, kind, 0)
+        except OSError:
+            continue
+    raise OSError("no socket family available for device ioctls")
+
+
+def link_up(ifname: str) -> None:
+    """Set ``IFF_UP`` on ``ifname``."""
+    with _control_socket() as sock:
+        request = _IFREQ.pack(ifname.encode(), b"")
+        flags = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, request), 16)[0]
+        fcntl.ioctl(
+            sock, SIOCSIFFLAGS, _IFREQ.pack(ifname.encode(), struct.pack("H", flags | IFF_UP))
+        )
+
+
+def prefix_netmask(prefix: int) -> str:
+    """``24`` -> ``"255.255.255.0"``."""
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+    return socket.inet_ntoa(struct.pack("!I", mask))
+
+
+def set_ipv4(ifname: str, address: str, prefix: int) -> None:
+    """Give ``ifname`` an IPv4 address (kernel stack, ``socket`` variant)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFADDR, _IFREQ.pack(ifname.encode(), _sockaddr_in(address)))
+        netmask = _sockaddr_in(prefix_netmask(prefix))
+        fcntl.ioctl(sock, SIOCSIFNETMASK, _IFREQ.pack(ifname.encode(), netmask))
+
+
+def add_default_route(gateway: str) -> None:
+    """Route everything off-link through ``gateway`` (kernel stack)."""
+    any_address = _sockaddr_in("0.0.0.0")
+    entry = _RTENTRY.pack(
+        0,
+        any_address,
+        _sockaddr_in(gateway),
+        any_address,
+        RTF_UP | RTF_GATEWAY,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCADDRT, entry)

@@ -1,0 +1,351 @@
+"""Boot a vm image under QEMU ``microvm`` and relay its console (host side).
+
+- Accelerator: KVM where a real guest runs under it — found by booting the
+  image's kernel once with ``-accel kvm`` until it panics for want of an init
+  (a fraction of a second with KVM), not by looking at ``/dev/kvm``; the
+  answer is cached per host boot. Otherwise TCG, with a notice.
+- Network: a TAP device. ``--tap NAME`` uses an existing one as it is; as root
+  riad creates one, gives it the host address next to the guest's ``--ipv4``
+  (default ``10.0.0.2/24``, host ``10.0.0.1``) and removes it afterwards.
+- Console: the guest's serial port is QEMU's stdio. Lines are printed as they
+  come, except PID 1's ``riad-vm:`` marks, which carry timings and the exit
+  status. Ctrl-C sends a ``0x03`` byte down the serial line: PID 1 turns it
+  into SIGINT for the service, which shuts down cleanly; a second Ctrl-C (or
+  ten seconds) stops QEMU.
+- Exit status: the ``riad-vm: exit N`` mark; QEMU itself ends when the kernel
+  reboots after PID 1 ends (``panic=-1 reboot=t`` and ``-no-reboot``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from riad.image import ImageError
+from riad.image.kernel import cache_root
+from riad.image.vm import boot_cmdline, qemu_command
+from riad.targets.vm.guest import MARK, split_net_args
+
+DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
+STOP_GRACE_S = 10.0
+_MARK_RE = re.compile(rf"{re.escape(MARK)} (\w+) ?(.*)$")
+
+Out = Callable[[str], None]
+
+
+def _notice(line: str) -> None:
+    print(f"riad: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunOptions:
+    """How to boot: accelerator, memory, TAP, timings."""
+
+    accel: str = "auto"
+    memory_mb: int | None = None
+    tap: str | None = None
+    timings: bool = False
+    probe_port: int | None = None
+    qemu: str = "qemu-system-x86_64"
+
+
+@dataclass
+class BootTimes:
+    """Host-clock seconds since QEMU started, for ``--timings``."""
+
+    kernel: float | None = None
+    pid1: float | None = None
+    ready: float | None = None
+    first_answer: float | None = None
+    stages: list[tuple[str, float]] = field(default_factory=list)
+
+    def report(self, accel: str) -> str:
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f} s"
+
+        return (
+            f"timings ({accel}): QEMU start 0.000 s -> kernel start {fmt(self.kernel)}"
+            f" -> PID 1 {fmt(self.pid1)} -> service ready {fmt(self.ready)}"
+            f" -> first answered request {fmt(self.first_answer)}"
+        )
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def kvm_works(kernel: Path, qemu: str = "qemu-system-x86_64") -> bool:
+    """Whether a guest really runs under KVM here (cached per host boot)."""
+    cache = cache_root() / "kvm.json"
+    key = f"{_boot_id()}:{shutil.which(qemu)}"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return bool(cached["works"])
+    except (OSError, ValueError, KeyError):
+        pass
+    works = False
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        probe_cmdline = "console=ttyS0 quiet panic=-1 reboot=t rdinit=/riad-kvm-probe"
+        command = qemu_command(str(kernel), None, probe_cmdline, 32, accel="kvm", tap=None)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, timeout=10, stdin=subprocess.DEVNULL, check=False
+            )
+            works = done.returncode == 0 and b"Kernel panic" in done.stdout
+        except subprocess.TimeoutExpired:
+            works = False
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "works": works}) + "\n")
+    return works
+
+
+def choose_accel(requested: str, kernel: Path, qemu: str, notice: Out = _notice) -> str:
+    """``kvm`` or ``tcg`` for ``requested`` in ``auto|kvm|tcg``."""
+    if requested == "tcg":
+        return "tcg"
+    works = kvm_works(kernel, qemu)
+    if requested == "kvm" and not works:
+        raise ImageError("KVM cannot run guests on this host: use --accel tcg (or auto)")
+    if not works:
+        notice("KVM does not work here: using TCG (software emulation, slower)")
+    return "kvm" if works else "tcg"
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
+
+
+def host_address(guest_cidr: str) -> str:
+    """The host side's ``address/prefix`` on the guest's network."""
+    guest = ipaddress.ip_interface(guest_cidr)
+    hosts = list(guest.network.hosts())
+    if len(hosts) < 2:
+        raise ImageError(f"--ipv4 {guest_cidr}: the network needs room for the host, e.g. /24")
+    host = hosts[0] if hosts[0] != guest.ip else hosts[1]
+    return f"{host}/{guest.network.prefixlen}"
+
+
+class Tap:
+    """A TAP device for the guest NIC: an existing one, or one riad makes."""
+
+    def __init__(self, name: str, created: bool) -> None:
+        self.name = name
+        self.created = created
+
+    @classmethod
+    def create(cls, guest_cidr: str) -> Tap:
+        if shutil.which("ip") is None:
+            raise ImageError("creating a TAP device needs `ip`: apt-get install iproute2")
+        name = f"riad{os.getpid() % 100000}"
+        _ip("tuntap", "add", "dev", name, "mode", "tap")
+        tap = cls(name, created=True)
+        try:
+            _ip("addr", "add", host_address(guest_cidr), "dev", name)
+            _ip("link", "set", name, "up")
+        except ImageError:
+            tap.remove()
+            raise
+        return tap
+
+    def remove(self) -> None:
+        if self.created:
+            subprocess.run(["ip", "link", "del", self.name], capture_output=True, check=False)
+            self.created = False
+
+
+def _probe(address: str, port: int, deadline: float, result: list[float], t0: float) -> None:
+    """Connect until the service answers a request; record when (host clock)."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1.0) as conn:
+                conn.settimeout(2.0)
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                if conn.recv(1):
+                    result.append(time.monotonic() - t0)
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+
+
+def run_image(
+    image: Path,
+    boot_args: Sequence[str],
+    options: RunOptions,
+    out: IO[str] | None = None,
+    notice: Out = _notice,
+) -> int:
+    """Boot the image in directory ``image`` with ``boot_args``; return the exit status."""
+    out = out or sys.stdout
+    try:
+        manifest = json.loads((image / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ImageError(
+            f"{image} is not a riad vm image (no manifest.json): build it first"
+        ) from exc
+    if shutil.which(options.qemu) is None:
+        raise ImageError(f"{options.qemu} not found: apt-get install qemu-system-x86")
+    kernel = image / manifest["kernel"]["file"]
+    initrd = manifest["initramfs"]["file"]
+    accel = choose_accel(options.accel, kernel, options.qemu, notice)
+    args = list(boot_args) or list(manifest["boot_args"])
+    settings, _ = split_net_args(args)
+    tap: Tap | None = None
+    if options.tap:
+        tap = Tap(options.tap, created=False)
+    elif os.geteuid() == 0 and shutil.which("ip"):
+        if "ipv4" not in settings:
+            args = [f"--ipv4={DEFAULT_GUEST_IPV4}", *args]
+            settings["ipv4"] = DEFAULT_GUEST_IPV4
+        tap = Tap.create(settings["ipv4"])
+        guest = settings["ipv4"].split("/")[0]
+        notice(f"network: TAP {tap.name}, host {host_address(settings['ipv4'])}, guest {guest}")
+    else:
+        notice("no network: run as root to create a TAP device, or pass --tap NAME")
+    try:
+        memory = options.memory_mb or int(manifest.get("memory_mb", 64))
+        command = qemu_command(
+            str(kernel),
+            None if initrd is None else str(image / initrd),
+            boot_cmdline([], args),
+            memory,
+            accel=accel,
+            tap=None if tap is None else tap.name,
+        )
+        port = options.probe_port
+        if port is None:
+            port = _port_from_args(args)
+        return _boot(command, out, options, settings.get("ipv4"), port, accel, notice)
+    finally:
+        if tap is not None:
+            tap.remove()
+
+
+def _port_from_args(args: Sequence[str]) -> int | None:
+    for index, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name == "--port":
+            text = value if eq else (args[index + 1] if index + 1 < len(args) else "")
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def _boot(
+    command: list[str],
+    out: IO[str],
+    options: RunOptions,
+    guest_cidr: str | None,
+    port: int | None,
+    accel: str,
+    notice: Out,
+) -> int:
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert qemu.stdin is not None and qemu.stdout is not None
+    stdin = qemu.stdin
+    interrupts = {"count": 0, "at": 0.0}
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        interrupts["count"] += 1
+        interrupts["at"] = time.monotonic()
+        if interrupts["count"] == 1:
+            notice("stopping the service (Ctrl-C again to stop the VM at once)")
+            try:
+                stdin.write(b"\x03")
+                stdin.flush()
+            except OSError:
+                pass
+        else:
+            qemu.kill()
+
+    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watchdog = threading.Thread(target=_watchdog, args=(qemu, interrupts), daemon=True)
+    watchdog.start()
+    times = BootTimes()
+    answers: list[float] = []
+    status: int | None = None
+    try:
+        for raw in iter(qemu.stdout.readline, b""):
+            now = time.monotonic() - t0
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            mark = _MARK_RE.search(line)
+            if mark is None:
+                if line or times.pid1 is not None:
+                    out.write(line + "\n")
+                    out.flush()
+                continue
+            kind, value = mark.group(1), mark.group(2)
+            if kind == "pid1":
+                times.pid1 = now
+                times.kernel = max(0.0, now - float(value))
+                if options.timings and guest_cidr and port:
+                    address = guest_cidr.split("/")[0]
+                    threading.Thread(
+                        target=_probe,
+                        args=(address, port, time.monotonic() + 60, answers, t0),
+                        daemon=True,
+                    ).start()
+            elif kind == "ready":
+                times.ready = now
+            elif kind == "exit":
+                status = int(value)
+                break
+            else:
+                out.write(line + "\n")
+    finally:
+        if status is not None:
+            try:
+                qemu.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                qemu.kill()
+        qemu.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if answers:
+        times.first_answer = answers[0]
+    if options.timings:
+        notice(times.report(accel))
+    if status is None:
+        if interrupts["count"]:
+            return 130
+        notice(
+            f"the VM stopped without an exit status from PID 1 (QEMU status {qemu.returncode});"
+            " see the console output above"
+        )
+        return 1
+    return status
+
+
+def _watchdog(qemu: subprocess.Popen[bytes], interrupts: dict[str, float]) -> None:
+    """Stop QEMU if the guest has not ended ``STOP_GRACE_S`` after a Ctrl-C."""
+    while qemu.poll() is None:
+        if interrupts["count"] and time.monotonic() - interrupts["at"] > STOP_GRACE_S:
+            qemu.kill()
+            return
+        time.sleep(0.2)
