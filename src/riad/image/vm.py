@@ -358,7 +358,7 @@ def encode_boot_args(args: Sequence[str]) -> str:
     )
 
 
-def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str]) -> str:
+def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: str = "tcg") -> str:
     """The kernel command line: kernel settings, init, and the boot arguments.
 
     The kernel hands unknown ``word`` parameters to init as arguments and
@@ -368,7 +368,10 @@ def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str]) -> str:
     and be lost to the kernel).
     """
     init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", "-m", CONFIG_MODULE]
-    words = [KERNEL_CMDLINE, *init, *extra_kernel]
+    # Under TCG the local APIC timer fails its calibration check after ~0.2 s;
+    # the PIT serves as the tick instead.
+    tcg = ["noapictimer"] if accel == "tcg" else []
+    words = [KERNEL_CMDLINE, *tcg, *init, *extra_kernel]
     if boot_args:
         words.append(f'{BOOT_ARGS_ENV}="{encode_boot_args(boot_args)}"')
     return " ".join(words)

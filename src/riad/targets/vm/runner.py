@@ -227,7 +227,7 @@ def run_image(
         command = qemu_command(
             str(kernel),
             None if initrd is None else str(image / initrd),
-            boot_cmdline([], args),
+            boot_cmdline([], args, accel),
             memory,
             accel=accel,
             tap=None if tap is None else tap.name,

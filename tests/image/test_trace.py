@@ -1,0 +1,71 @@
+"""The start-up trace: real child runs of stand-in services, and the import graph."""
+
+import sys
+from pathlib import Path
+
+from riad.image.trace import StartupTrace, TracedModule, trace_startup
+
+SERVICES = Path(__file__).resolve().parents[1] / "vm" / "services"
+
+
+def test_trace_of_an_asyncio_service_stops_when_it_idles() -> None:
+    trace = trace_startup([str(SERVICES / "echo.py"), "--port", "0"])
+    assert trace.reason == "idle"
+    assert trace.error is None
+    assert {"asyncio", "asyncio.streams", "argparse", "socket"} <= set(trace.modules)
+    assert trace.modules["_socket"].file is not None
+    assert trace.modules["_socket"].file.endswith(".so")
+    assert any(Path(f).name.startswith("libc.so") for f in trace.mapped_files)
+    assert ("__main__", "argparse") in trace.edges
+
+
+def test_trace_of_a_failing_start_records_the_traceback() -> None:
+    trace = trace_startup([str(SERVICES / "crash.py")])
+    assert trace.reason == "raised"
+    assert trace.error is not None
+    assert "RuntimeError: settings are missing" in trace.error
+
+
+def test_entry_point_function_and_preload() -> None:
+    trace = trace_startup(
+        ["riad.targets.vm.guest:trace_entry", "socket", "echo", "--port", "0"],
+        preload=["termios"],
+        path=[str(SERVICES), *sys.path],
+    )
+    assert trace.reason == "idle"
+    assert {"termios", "riad.targets.vm.guest", "asyncio"} <= set(trace.modules)
+    needed = trace.needed_modules({"ssl": ("asyncio.",)})
+    assert "asyncio" in needed and "argparse" in needed
+    assert "ssl" not in needed and "_ssl" not in needed
+
+
+def _trace(edges: list[tuple[str, str]], loaded_under: dict[str, str]) -> StartupTrace:
+    names = {b for _, b in edges} | set(loaded_under) | {"app"}
+    return StartupTrace(
+        modules={n: TracedModule(n, f"/{n}.py", False) for n in names},
+        mapped_files=(),
+        error=None,
+        reason="idle",
+        startup=("app",),
+        edges=tuple(edges),
+        loaded_under=loaded_under,
+    )
+
+
+def test_guarded_import_alone_does_not_make_a_module_needed() -> None:
+    trace = _trace(
+        [("app", "asyncio"), ("asyncio", "ssl"), ("ssl", "_ssl"), ("app", "json")],
+        {"_ssl": "ssl", "json.decoder": "json"},
+    )
+    assert trace.needed_modules({"ssl": ("asyncio",)}) == {"app", "asyncio", "json", "json.decoder"}
+    assert "ssl" in trace.needed_modules()
+
+
+def test_direct_import_keeps_an_optional_module() -> None:
+    trace = _trace([("app", "asyncio"), ("asyncio", "ssl"), ("app", "ssl")], {})
+    assert "ssl" in trace.needed_modules({"ssl": ("asyncio",)})
+
+
+def test_needed_submodule_brings_its_package() -> None:
+    trace = _trace([("app", "email.utils")], {"email": "email.utils"})
+    assert {"email", "email.utils"} <= trace.needed_modules()

@@ -1,0 +1,133 @@
+"""Fixtures for the vm target's tests: kernels (built once), namespaces, riad runs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riad.image.kernel import VARIANTS, Kernel, build_kernel
+
+SERVICES = Path(__file__).resolve().parent / "services"
+RIAD = [sys.executable, "-m", "riad"]
+BOOT_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="session")
+def kernels() -> dict[str, Kernel]:
+    """Both kernel variants, built once per machine (cached in riad's cache)."""
+    return {variant: build_kernel(variant) for variant in VARIANTS}
+
+
+def _needs_root_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("vm boot tests need root (network namespaces and TAP devices)")
+    for tool in ("ip", "qemu-system-x86_64", "nc"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run scripts/system-deps as root")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh network namespace with loopback up, removed afterwards."""
+    _needs_root_tools()
+    name = f"riadvm-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+class RiadRun:
+    """A ``riad run`` process inside a namespace, its output read line by line."""
+
+    def __init__(self, netns: str, args: list[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, *RIAD, "run", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout_s: float = BOOT_TIMEOUT_S) -> str:
+        """The first output line matching ``pattern``; fails on timeout or exit."""
+        deadline = time.monotonic() + timeout_s
+        regex = re.compile(pattern)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines))
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"riad ended before {pattern!r}; output:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if regex.search(line):
+                return line
+
+    def finish(self, timeout_s: float = BOOT_TIMEOUT_S) -> int:
+        """Wait for riad to end; collect the rest of its output; return its status."""
+        status = self.process.wait(timeout=timeout_s)
+        while True:
+            line = self._queue.get(timeout=10)
+            if line is None:
+                return status
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def riad_run(netns: str) -> Iterator[type[RiadRun]]:
+    """Start ``riad run ARGS`` in the test's namespace: ``riad_run(args)``."""
+    started: list[RiadRun] = []
+
+    class Bound(RiadRun):
+        def __init__(self, args: list[str]) -> None:
+            super().__init__(netns, args)
+            started.append(self)
+
+    yield Bound
+    for run in started:
+        run.stop()
+
+
+def in_netns(netns: str, command: list[str], stdin: bytes = b"", timeout_s: float = 20.0) -> bytes:
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, *command],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return done.stdout

@@ -1,0 +1,42 @@
+"""Booting services under QEMU with ``riad run -t vm``, in namespaces the tests create."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.vm.conftest import SERVICES, RiadRun, in_netns
+
+pytestmark = pytest.mark.netns
+
+
+def test_echo_on_the_socket_kernel_answers_nc_and_stops_on_ctrl_c(
+    kernels: object, riad_run: type[RiadRun], netns: str
+) -> None:
+    run = riad_run([str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--port", "7"])
+    run.wait_for(r"echo: listening on port 7")
+    answer = in_netns(netns, ["nc", "-q", "1", "-w", "10", "10.0.0.2", "7"], b"hello riad vm\n")
+    assert answer == b"hello riad vm\n"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
+    assert "echo: stopped" in run.output()
+
+
+def test_service_raising_at_start_fails_with_its_traceback(
+    kernels: object, riad_run: type[RiadRun]
+) -> None:
+    run = riad_run([str(SERVICES / "crash.py"), "-t", "vm", "--net", "socket"])
+    assert run.finish() == 1
+    output = run.output()
+    assert "Traceback (most recent call last)" in output
+    assert "RuntimeError: settings are missing" in output
+    assert 'crash.py", line 5, in _load_settings' in output
+
+
+def test_bad_boot_argument_is_reported_by_the_service(
+    kernels: object, riad_run: type[RiadRun]
+) -> None:
+    run = riad_run([str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--port", "seven"])
+    assert run.finish() == 2
+    assert "argument --port: invalid int value: 'seven'" in run.output()
