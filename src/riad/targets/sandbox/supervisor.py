@@ -139,10 +139,11 @@ class Sandbox:
             return
         self.report(f"stopped {call}: outside the policy, ending the service")
         self._violation = True
-        self._kill_service()
+        self.kill()
         notify.deny(self._listener, note)
 
-    def _kill_service(self) -> None:
+    def kill(self) -> None:
+        """Kill the service at once (its whole PID namespace goes with it)."""
         if self._service_pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._service_pidfd, signal.SIGKILL)
@@ -172,7 +173,7 @@ class Sandbox:
         if self._kill_at is not None:
             remaining = self._kill_at - time.monotonic()
             if remaining <= 0:
-                self._kill_service()
+                self.kill()
                 self._proc.kill()
                 self._kill_at = None
             timeout = max(0.0, remaining) if timeout is None else min(timeout, max(0.0, remaining))
