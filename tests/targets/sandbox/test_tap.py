@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -95,3 +97,32 @@ def test_sealed_udp_echo_answers_socat_and_nc(
     # the real stack, sealed, needed nothing outside the policy
     assert not [entry for entry in lines if entry.startswith("stopped")], lines
     assert box.sealed_steps[-1].startswith("seccomp: ")
+
+
+def test_run_verb_with_tap_serves_until_sigterm() -> None:
+    with Netns.create() as ns:
+        ns.add_tap("tap0", f"{LINUX_IP}/24")
+        proc = ns.popen(
+            *("env", *(f"{k}={v}" for k, v in child_env().items() if k == "PYTHONPATH")),
+            sys.executable, "-m", "riad.targets.sandbox", "run",
+            "tests.targets.sandbox.udp_entry:make", "--tap", "tap0", "--seal", "enforce",
+            f"{RIAD_IP}/24",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline().decode()
+            assert first.startswith("udp echo:"), first
+            out = subprocess.run(
+                ["ip", "netns", "exec", ns.name, "socat", "-t", "2", "-", f"UDP:{RIAD_IP}:7"],
+                input=b"via riad run", capture_output=True, timeout=30, check=True,
+            ).stdout  # fmt: skip
+            assert out == b"via riad run"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            assert b"riad sandbox: sealed seccomp:" in err
+            assert b"stopped" not in err
+        finally:
+            proc.kill()
+            proc.wait()
