@@ -40,3 +40,28 @@ def test_bad_boot_argument_is_reported_by_the_service(
     run = riad_run([str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--port", "seven"])
     assert run.finish() == 2
     assert "argument --port: invalid int value: 'seven'" in run.output()
+
+
+def test_udp_echo_on_the_direct_kernel_answers_through_riads_stack(
+    kernels: object, riad_run: type[RiadRun], netns: str
+) -> None:
+    run = riad_run(
+        [
+            str(SERVICES / "udp_echo_direct.py"),
+            "-t",
+            "vm",
+            "--net",
+            "direct",
+            "--ipv4=10.0.0.2/24",
+            "--port",
+            "7",
+        ]
+    )
+    run.wait_for(r"udp-echo: listening on 10.0.0.2/24 port 7")
+    answer = in_netns(
+        netns, ["socat", "-T", "5", "-", "UDP:10.0.0.2:7"], b"hello direct\n", timeout_s=20
+    )
+    assert answer == b"hello direct\n"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
+    assert "udp-echo: stopped" in run.output()

@@ -4,7 +4,9 @@ The virtio-net header (``struct virtio_net_hdr``, 10 bytes, host byte
 order) travels in front of every frame when a TAP has ``IFF_VNET_HDR`` or an
 AF_PACKET socket has ``PACKET_VNET_HDR``: it carries checksum and
 segmentation offload between the kernel and riad. Interface queries
-(``SIOCGIFMTU``, ``SIOCGIFHWADDR``) use a throwaway datagram socket.
+(``SIOCGIFMTU``, ``SIOCGIFHWADDR``) use a throwaway datagram socket:
+``AF_INET``, or ``AF_UNIX`` on a kernel without IPv4 (the vm target's
+``direct`` kernel), which the kernel's generic device ioctls accept too.
 """
 
 from __future__ import annotations
@@ -60,9 +62,17 @@ def tx_header(offload: TxOffload | None) -> bytes:
     )
 
 
+def query_socket() -> socket.socket:
+    """A throwaway socket for interface ioctls (see the module documentation)."""
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+
 def interface_mtu(name: str) -> int:
     """The MTU of interface ``name`` in the current network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with query_socket() as sock:
         req = _IFREQ.pack(name.encode(), 0, b"")
         res = fcntl.ioctl(sock.fileno(), _SIOCGIFMTU, req)
     return int(struct.unpack_from("i", res, 16)[0])
@@ -70,7 +80,7 @@ def interface_mtu(name: str) -> int:
 
 def interface_mac(name: str) -> MacAddress:
     """The hardware address of interface ``name`` in the current network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with query_socket() as sock:
         req = _IFREQ.pack(name.encode(), 0, b"")
         res = fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, req)
     return MacAddress(res[18:24])

@@ -132,6 +132,18 @@ def _isolation_prefix() -> list[str]:
     return []
 
 
+def _nic_script(nic: str, ipv4: str | None) -> str:
+    """Shell lines making a veth ``nic`` in the child's namespace, then exec."""
+    lines = [
+        f"ip link add {nic} type veth peer name {nic}-peer",
+        f"ip link set {nic}-peer up",
+        f"ip link set {nic} up",
+    ]
+    if ipv4:
+        lines.append(f"ip addr add {ipv4} dev {nic}")
+    return "; ".join(f"{line} 2>/dev/null" for line in lines) + '; exec "$@"'
+
+
 def trace_startup(
     entry: Sequence[str],
     *,
@@ -141,6 +153,8 @@ def trace_startup(
     settle_s: float = 10.0,
     timeout_s: float = 120.0,
     isolate_network: bool = True,
+    nic: str | None = None,
+    nic_ipv4: str | None = None,
 ) -> StartupTrace:
     """Run ``entry`` in a child interpreter until start-up is over; return the trace.
 
@@ -148,6 +162,10 @@ def trace_startup(
     (called with ``entry[1:]``); the rest is its argument list. ``preload``
     modules are imported first, ``path`` entries are put in front of
     ``sys.path``. A start-up that raises is recorded in ``error``, not raised.
+
+    With ``nic``, the child's (empty, private) network namespace gets a veth
+    interface of that name, up, with ``nic_ipv4`` if given: the service's
+    start-up can open its network device as it will on its target.
     """
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="riad-trace-") as tmp:
@@ -164,7 +182,11 @@ def trace_startup(
             *entry,
         ]
         if isolate_network:
-            command = _isolation_prefix() + command
+            prefix = _isolation_prefix()
+            if prefix and nic and shutil.which("ip"):
+                command = [*prefix, "sh", "-c", _nic_script(nic, nic_ipv4), "sh", *command]
+            else:
+                command = prefix + command
         env = dict(os.environ)
         riad_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (riad_root, env.get("PYTHONPATH", "")) if p)

@@ -40,6 +40,7 @@ from typing import Literal, get_args
 
 import riad
 from riad.image import ImageError
+from riad.image.bootargs import encode_boot_args, split_net_args
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, kernel_for
@@ -346,18 +347,6 @@ INITRAMFS_NAMES = {
 }
 
 
-def encode_boot_args(args: Sequence[str]) -> str:
-    """Boot arguments as one kernel parameter value: space-separated, with
-    ``%``, space, ``"`` and control characters %-escaped."""
-    return " ".join(
-        "".join(
-            f"%{ord(ch):02X}" if ch in '% "' or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
-            for ch in arg
-        )
-        for arg in args
-    )
-
-
 def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: str = "tcg") -> str:
     """The kernel command line: kernel settings, init, and the boot arguments.
 
@@ -447,6 +436,8 @@ def build_image(
         [f"{GUEST_MODULE}:trace_entry", options.net, service.module, *options.boot_args],
         preload=preload,
         path=extra_path,
+        nic="eth0",
+        nic_ipv4=split_net_args(list(options.boot_args))[0].get("ipv4"),
     )
     if trace.error:
         log(f"note: {service.name} raised during its start-up trace:\n{trace.error.rstrip()}")

@@ -26,6 +26,7 @@ async def _serve(port: int) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="echo")
     parser.add_argument("--port", type=int, default=7)
+    parser.add_argument("--ipv4", help="set up by PID 1 on the vm's socket kernel")
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(args.port))

@@ -43,6 +43,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from riad.image.bootargs import decode_boot_args, split_net_args
+
 MARK = "riad-vm:"
 NIC = "eth0"
 CTRL_C = b"\x03"
@@ -61,28 +63,6 @@ def after_startup(hook: Callable[[], None]) -> None:
 def _say(line: str) -> None:
     sys.stdout.write(f"\n{MARK} {line}\n")
     sys.stdout.flush()
-
-
-def split_net_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Take ``--ipv4`` and ``--ipv4-gateway`` (``--x=v`` or ``--x v``) out of ``args``."""
-    wanted = ("--ipv4", "--ipv4-gateway")
-    found: dict[str, str] = {}
-    rest: list[str] = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        name, eq, value = arg.partition("=")
-        if name in wanted:
-            if not eq:
-                if index + 1 >= len(args):
-                    raise ValueError(f"{name} needs a value, e.g. {name}=10.0.0.2/24")
-                index += 1
-                value = args[index]
-            found[name.lstrip("-")] = value
-        else:
-            rest.append(arg)
-        index += 1
-    return found, rest
 
 
 def configure_network(net: str, settings: dict[str, str]) -> None:
@@ -172,22 +152,8 @@ def trace_entry(argv: list[str]) -> None:
     from riad.targets.vm import netconf  # noqa: F401
 
     del net
-    _settings, rest = split_net_args(args)
-    sys.exit(run_service(module, rest))
-
-
-def decode_boot_args(text: str) -> list[str]:
-    """Inverse of ``riad.image.vm.encode_boot_args``."""
-    args = []
-    for word in text.split(" "):
-        if not word:
-            continue
-        parts = word.split("%")
-        decoded = parts[0]
-        for part in parts[1:]:
-            decoded += chr(int(part[:2], 16)) + part[2:]
-        args.append(decoded)
-    return args
+    split_net_args(args)
+    sys.exit(run_service(module, args))
 
 
 def main(service_module: str, net: str) -> None:
@@ -195,13 +161,14 @@ def main(service_module: str, net: str) -> None:
     _say(f"pid1 {time.monotonic():.6f}")
     status = 2
     try:
-        settings, rest = split_net_args(decode_boot_args(os.environ.get("RIAD_ARGS", "")))
+        args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))
+        settings, _ = split_net_args(args)
         configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
         from riad.image.trace_child import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
-        status = run_service(service_module, rest)
+        status = run_service(service_module, args)
     except (ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     _say(f"exit {status}")

@@ -3,7 +3,7 @@
 PID 1 brings the NIC up for both kernel variants; on the ``socket`` variant
 it also gives the kernel's IPv4 stack its address and default route. The
 ``direct`` variant's kernel has no ``AF_INET`` at all, so the link is raised
-through an ``AF_PACKET`` socket, which the kernel's generic device ioctls
+through an ``AF_UNIX`` socket, which the kernel's generic device ioctls
 accept too.
 
 Structure layouts are those of x86_64 Linux (``struct ifreq``, ``struct
@@ -15,6 +15,8 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+
+from riad.backends._linux import query_socket
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -32,23 +34,9 @@ def _sockaddr_in(address: str) -> bytes:
     return struct.pack("<H", socket.AF_INET) + struct.pack("!H4s8x", 0, socket.inet_aton(address))
 
 
-def _control_socket() -> socket.socket:
-    """Any socket the kernel's generic device ioctls go through."""
-    for family, kind in (
-        (socket.AF_INET, socket.SOCK_DGRAM),
-        (socket.AF_PACKET, socket.SOCK_RAW),
-        (socket.AF_UNIX, socket.SOCK_DGRAM),
-    ):
-        try:
-            return socket.socket(family, kind, 0)
-        except OSError:
-            continue
-    raise OSError("no socket family available for device ioctls")
-
-
 def link_up(ifname: str) -> None:
     """Set ``IFF_UP`` on ``ifname``."""
-    with _control_socket() as sock:
+    with query_socket() as sock:
         request = _IFREQ.pack(ifname.encode(), b"")
         flags = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, request), 16)[0]
         fcntl.ioctl(

@@ -36,9 +36,10 @@ from types import FrameType
 from typing import IO
 
 from riad.image import ImageError
+from riad.image.bootargs import split_net_args
 from riad.image.kernel import cache_root
 from riad.image.vm import boot_cmdline, qemu_command
-from riad.targets.vm.guest import MARK, split_net_args
+from riad.targets.vm.guest import MARK
 
 DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
 STOP_GRACE_S = 10.0

@@ -1,0 +1,46 @@
+"""Boot arguments on the kernel command line."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riad.image.bootargs import decode_boot_args, encode_boot_args, split_net_args
+from riad.image.vm import boot_cmdline
+
+
+def test_plain_arguments_stay_readable() -> None:
+    assert encode_boot_args(["--port", "7", "--ipv4=10.0.0.2/24"]) == "--port 7 --ipv4=10.0.0.2/24"
+
+
+def test_spaces_quotes_and_percent_are_escaped() -> None:
+    encoded = encode_boot_args(['--name=a "b"', "100%"])
+    assert encoded == "--name=a%20%22b%22 100%25"
+    assert " " not in encoded.split(" ", 1)[0]
+    assert decode_boot_args(encoded) == ['--name=a "b"', "100%"]
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), max_size=6))
+def test_round_trip(args: list[str]) -> None:
+    assert decode_boot_args(encode_boot_args(args)) == args
+
+
+def test_net_arguments_are_found_in_both_spellings() -> None:
+    found, rest = split_net_args(
+        ["--ipv4", "10.0.0.2/24", "--ipv4-gateway=10.0.0.1", "--port", "7"]
+    )
+    assert found == {"ipv4": "10.0.0.2/24", "ipv4-gateway": "10.0.0.1"}
+    assert rest == ["--port", "7"]
+
+
+def test_net_argument_without_value_names_the_fix() -> None:
+    with pytest.raises(ValueError, match="--ipv4=10.0.0.2/24"):
+        split_net_args(["--ipv4"])
+
+
+def test_cmdline_carries_the_boot_arguments_in_one_parameter() -> None:
+    line = boot_cmdline([], ["--port", "7"], accel="tcg")
+    assert line.endswith('RIAD_ARGS="--port 7"')
+    assert "rdinit=/usr/bin/python" in line and " -m riadinit" in line
+    assert "noapictimer" in line
+    assert "noapictimer" not in boot_cmdline([], [], accel="kvm")
+    assert " -- " not in line
