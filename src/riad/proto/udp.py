@@ -27,7 +27,7 @@ from riad.proto.icmp import IcmpError
 from riad.proto.transport import Outbound
 from riad.time import Instant
 from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
-from riad.wire.common import BytesLike
+from riad.wire.common import BytesLike, trusted_constructor
 from riad.wire.errors import ParseError
 from riad.wire.ipv4 import IpProtocol, Ipv4Header
 from riad.wire.udp import UdpHeader
@@ -38,6 +38,8 @@ ANY = IPv4Address(0)
 MAX_PAYLOAD = 65535 - 20 - 8
 EPHEMERAL_FIRST = 49152
 EPHEMERAL_LAST = 65535
+_make_udp = trusted_constructor(UdpHeader)
+_ADDRESS_TEXT_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +116,7 @@ class UdpCore:
         self._next_ephemeral = EPHEMERAL_FIRST + ephemeral_start % span
         self.ready: list[UdpSocket] = []
         self.datagrams_received = 0
+        self._text: dict[IPv4Address, str] = {}
 
     # -- sockets -------------------------------------------------------------
 
@@ -209,7 +212,12 @@ class UdpCore:
             key = "udp.too_large" if size > sock.rx_buffer_bytes else "udp.rx_buffer_full"
             self.drops[key] += 1
             return True
-        sock.rx_queue.append((bytes(data), (str(ip.src), header.src_port)))
+        text = self._text.get(ip.src)
+        if text is None:
+            if len(self._text) >= _ADDRESS_TEXT_LIMIT:
+                self._text.clear()
+            text = self._text[ip.src] = str(ip.src)
+        sock.rx_queue.append((bytes(data), (text, header.src_port)))
         sock.rx_bytes += size
         self.datagrams_received += 1
         if not sock.ready:

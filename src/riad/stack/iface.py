@@ -35,7 +35,7 @@ from riad.proto.transport import IpProtocolHandler, Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.arp import ArpPacket
 from riad.wire.checksum import checksum
-from riad.wire.common import BROADCAST_MAC, BytesLike, MacAddress
+from riad.wire.common import BROADCAST_MAC, BytesLike, MacAddress, trusted_constructor
 from riad.wire.errors import ParseError
 from riad.wire.ethernet import EthernetHeader
 from riad.wire.icmp import IcmpType, UnreachableCode
@@ -54,6 +54,7 @@ _ETH_IPV4 = b"\x08\x00"
 _ETH_ARP = b"\x08\x06"
 _MIN_FRAME = 60
 _TRUSTED = RX_CSUM_VALID | RX_CSUM_PARTIAL
+_make_ipv4 = trusted_constructor(Ipv4Header)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +102,6 @@ class Interface:
         self._frames: list[tuple[list[BytesLike], TxOffload | None]] = []
         self._ident = ident_start & 0xFFFF
         self._mac_prefix = bytes(mac)
-        self._gateway_checked = False
         self.set_address(config.address, config.gateway)
 
     def set_address(self, address: IPv4Interface | None, gateway: IPv4Address | None) -> None:
@@ -110,6 +110,8 @@ class Interface:
             raise ValueError(f"gateway {gateway} is not on the network {address.network}")
         self.network = address
         self.address = address.ip if address is not None else None
+        self._net_int = int(address.network.network_address) if address is not None else -1
+        self._mask_int = int(address.network.netmask) if address is not None else 0
         self.broadcast = (
             address.network.broadcast_address
             if address is not None and address.network.prefixlen < 31
@@ -244,7 +246,11 @@ class Interface:
             if total > 65535:
                 raise ValueError(f"IP datagram of {total} bytes exceeds 65535")
             head = bytearray(34)
-            self._ip_header(src, dst, protocol, total, 0, False).emit_into(head, 14)
+            self._ident = ident = (self._ident + 1) & 0xFFFF
+            ttl = self.config.ttl
+            _make_ipv4(
+                src, dst, protocol, total, ttl, ident, False, False, 0, 0, 0, b"", 0
+            ).emit_into(head, 14)
             tx = None
             if offload is not None:
                 tx = TxOffload(
@@ -287,20 +293,6 @@ class Interface:
         self._ident = (self._ident + 1) & 0xFFFF
         return self._ident
 
-    def _ip_header(
-        self, src: IPv4Address, dst: IPv4Address, protocol: int, total: int, offset: int, more: bool
-    ) -> Ipv4Header:
-        return Ipv4Header(
-            src=src,
-            dst=dst,
-            protocol=protocol,
-            total_length=total,
-            ttl=self.config.ttl,
-            identification=self._next_ident(),
-            more_fragments=more,
-            frag_offset_bytes=offset,
-        )
-
     def _route(
         self,
         dst: IPv4Address,
@@ -311,8 +303,7 @@ class Interface:
     ) -> bool:
         mac: MacAddress | None = BROADCAST_MAC
         if dst != LIMITED_BROADCAST and dst != self.broadcast:
-            network = self.network
-            if network is not None and dst in network.network:
+            if int(dst) & self._mask_int == self._net_int:
                 hop = dst
             elif self.gateway is not None:
                 hop = self.gateway

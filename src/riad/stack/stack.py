@@ -44,7 +44,6 @@ from riad.wire.ipv4 import IpProtocol
 __all__ = ["DirectStack", "StackConfig", "StackConfigError"]
 
 _UDP_CSUM_OFFLOAD = TransportOffload(csum_offset=6)
-_OFFLOAD_MIN_BYTES = 256
 
 
 class StackConfigError(ValueError):
@@ -79,13 +78,23 @@ def _parse_interface(address: str | IPv4Interface | None) -> IPv4Interface | Non
         ) from None
 
 
+_parsed: dict[str, IPv4Address] = {}
+
+
 def _parse_ip(text: str, what: str) -> IPv4Address:
+    address = _parsed.get(text)
+    if address is not None:
+        return address
     try:
-        return IPv4Address(text)
+        address = IPv4Address(text)
     except (AddressValueError, ValueError):
         raise ValueError(
             f"{what} {text!r} is not an IPv4 address literal (riad's stack does not resolve names)"
         ) from None
+    if len(_parsed) >= 4096:
+        _parsed.clear()
+    _parsed[text] = address
+    return address
 
 
 class DirectStack:
@@ -322,7 +331,7 @@ class DirectStack:
         src = sock.local_addr if sock.local_addr != ANY else iface.address
         if src is None:
             raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
-        offload = self._udp_offload and len(data) >= _OFFLOAD_MIN_BYTES
+        offload = self._udp_offload
         parts = self.udp.encode(src, sock.local_port, dst, port, data, partial_checksum=offload)
         runtime = self.runtime
         sent = iface.send_ip(

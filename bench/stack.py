@@ -1,0 +1,222 @@
+"""Ping round trip and UDP echo rate: riad's stack vs the Linux kernel vs PyTCP, in one run.
+
+Run as root (it builds network namespaces, and removes them afterwards):
+
+    .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N]
+
+Three set-ups, each measured from a Linux client in its own namespace:
+
+- ``riad``: riad's ``DirectStack`` on a TAP (virtio-net header on) running a
+  UDP echo service (an ``asyncio.DatagramProtocol``), in a child process;
+- ``linux``: the Linux kernel stack over a veth pair between two
+  namespaces, with a Python kernel-socket UDP echo loop (the same client);
+- ``pytcp``: PyTCP 3.0.9 embedded in-process on a TAP (``--pytcp DIR``: where
+  the PyTCP peer's setup.sh installed it; skipped when absent), with a UDP
+  echo loop on its socket API.
+
+Metrics: ICMP echo round trip (median of ``--pings`` pings at 5 ms
+intervals) and UDP echo rate (64-byte datagrams, 32 in flight, for
+``--seconds``). Ratios are printed against both references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from riad.testing.netns import Netns  # noqa: E402
+
+PYTCP_ECHO = HERE / "pytcp_udp_echo.py"
+
+
+# -- the pieces that run inside namespaces --------------------------------------
+
+
+def serve_riad(tap: str, address: str, port: int) -> None:
+    """A riad UDP echo service on TAP ``tap`` (runs in the TAP's namespace)."""
+    from riad.backends.tap import TapDevice
+    from riad.stack import DirectStack
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with DirectStack(TapDevice.open(tap), address=address) as stack:
+            await stack.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", port))
+            print("ready", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+def serve_kernel(address: str, port: int) -> None:
+    """A UDP echo loop on kernel sockets (the Linux reference)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, port))
+    print("ready", flush=True)
+    recvfrom, sendto = sock.recvfrom, sock.sendto
+    while True:
+        data, addr = recvfrom(65536)
+        sendto(data, addr)
+
+
+def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> None:
+    """Echo ``size``-byte datagrams with ``window`` in flight; print datagrams/s."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((host, port))
+    sock.settimeout(0.2)
+    payload = b"x" * size
+    # warm up (ARP, caches)
+    for _ in range(3):
+        sock.send(payload)
+        with contextlib.suppress(TimeoutError):
+            sock.recv(65536)
+    received = 0
+    timeouts = 0
+    start = time.perf_counter()
+    end = start + seconds
+    for _ in range(window):
+        sock.send(payload)
+    while True:
+        try:
+            sock.recv(65536)
+            received += 1
+            if time.perf_counter() >= end:
+                break
+            sock.send(payload)
+        except TimeoutError:
+            timeouts += 1
+            if time.perf_counter() >= end:
+                break
+            for _ in range(window):
+                sock.send(payload)
+    elapsed = time.perf_counter() - start
+    print(f"rate {received / elapsed:.1f} timeouts {timeouts}", flush=True)
+
+
+# -- orchestration -----------------------------------------------------------------
+
+
+def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
+    proc = ns.run("ping", "-c", str(count), "-i", "0.005", "-W", "1", host, timeout=120, check=False)
+    rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", proc.stdout.decode())]
+    if len(rtts) < count * 0.9:
+        raise RuntimeError(f"ping {host}: only {len(rtts)} of {count} replies")
+    return statistics.median(rtts)
+
+
+def _start(ns: Netns, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns.name, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if "ready" in line or "listening" in line:
+            return proc
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"{' '.join(argv)} did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _udp_rate(ns: Netns, host: str, seconds: float) -> float:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    out = ns.run(*me, "client", host, "7", str(seconds), timeout=seconds + 60).stdout.decode()
+    match = re.search(r"rate ([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"client said: {out}")
+    return float(match.group(1))
+
+
+def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
+    """(ping median ms, UDP echoes/s) for one set-up."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(Netns.create("bench"))
+        if kind == "linux":
+            peer = stack.enter_context(Netns.create("bench"))
+            ns.add_veth("va", "vb", peer, "10.79.0.1/24", "10.79.0.2/24")
+            server = _start(peer, [*me, "serve-kernel", "10.79.0.2", "7"])
+            host = "10.79.0.2"
+        elif kind == "riad":
+            ns.add_tap("tap0", "10.77.0.1/24", vnet_hdr=True)
+            server = _start(ns, [*me, "serve-riad", "tap0", "10.77.0.2/24", "7"])
+            host = "10.77.0.2"
+        else:
+            ns.add_tap("tap7", "10.78.0.1/24", vnet_hdr=False)
+            python = str(Path(args.pytcp) / "venv314" / "bin" / "python")
+            server = _start(
+                ns,
+                [python, "-O", str(PYTCP_ECHO), "tap7", "10.78.0.7/24", "7"],
+                env={"XDG_RUNTIME_DIR": str(Path(args.pytcp) / "run")},
+            )
+            host = "10.78.0.7"
+        stack.callback(_stop, server)
+        ping = _ping_median_ms(ns, host, args.pings)
+        rate = _udp_rate(ns, host, args.seconds)
+        return ping, rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pytcp", default=str(Path.home() / ".cache" / "riad-peers" / "pytcp"))
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--pings", type=int, default=200)
+    args = parser.parse_args()
+    kinds = ["riad", "linux"]
+    if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
+        kinds.append("pytcp")
+    else:
+        print(f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr)
+    results = {kind: measure(kind, args) for kind in kinds}
+    print(f"{'stack':<8} {'ping median ms':>15} {'UDP echo /s':>12}")
+    for kind, (ping, rate) in results.items():
+        print(f"{kind:<8} {ping:>15.3f} {rate:>12.0f}")
+    riad_ping, riad_rate = results["riad"]
+    for ref in kinds[1:]:
+        ping, rate = results[ref]
+        print(f"riad vs {ref}: ping RTT {riad_ping / ping:.2f}x, UDP echo rate {riad_rate / rate:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-riad":
+        serve_riad(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "serve-kernel":
+        serve_kernel(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "client":
+        udp_client(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), window=32, size=64)
+    else:
+        sys.exit(main())
