@@ -116,14 +116,18 @@ def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> 
 
 
 def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
-    proc = ns.run("ping", "-c", str(count), "-i", "0.005", "-W", "1", host, timeout=120, check=False)
+    proc = ns.run(
+        "ping", "-c", str(count), "-i", "0.005", "-W", "1", host, timeout=120, check=False
+    )
     rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", proc.stdout.decode())]
     if len(rtts) < count * 0.9:
         raise RuntimeError(f"ping {host}: only {len(rtts)} of {count} replies")
     return statistics.median(rtts)
 
 
-def _start(ns: Netns, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    ns: Netns, argv: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         ["ip", "netns", "exec", ns.name, *argv],
         stdout=subprocess.PIPE,
@@ -190,7 +194,9 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pytcp", default=str(Path.home() / ".cache" / "riad-peers" / "pytcp"))
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=200)
@@ -199,7 +205,9 @@ def main() -> int:
     if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
         kinds.append("pytcp")
     else:
-        print(f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr)
+        print(
+            f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr
+        )
     results = {kind: measure(kind, args) for kind in kinds}
     print(f"{'stack':<8} {'ping median ms':>15} {'UDP echo /s':>12}")
     for kind, (ping, rate) in results.items():
@@ -207,7 +215,9 @@ def main() -> int:
     riad_ping, riad_rate = results["riad"]
     for ref in kinds[1:]:
         ping, rate = results[ref]
-        print(f"riad vs {ref}: ping RTT {riad_ping / ping:.2f}x, UDP echo rate {riad_rate / rate:.2f}x")
+        print(
+            f"riad vs {ref}: ping RTT {riad_ping / ping:.2f}x, UDP echo rate {riad_rate / rate:.2f}x"
+        )
     return 0
 
 
