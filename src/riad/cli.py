@@ -62,13 +62,39 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vm.add_build_options(build)
     inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
     inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
+    _add_sandbox_options(run, inspect)
     vm.add_kernel_parser(sub)
+
+
+def _add_sandbox_options(run: argparse.ArgumentParser, inspect: argparse.ArgumentParser) -> None:
+    from riad.targets.sandbox import cli as sandbox
+
+    sandbox.add_run_options(run, shared=True)
+    inspect.add_argument("-t", "--target", default="vm", help="target (vm, sandbox)")
+    sandbox.add_run_options(inspect, shared=True)
+
+
+def _dispatch_sandbox(args: argparse.Namespace, extra: list[str]) -> int | None:
+    """``riad run|inspect SERVICE -t sandbox``; None for other targets."""
+    from riad.targets.sandbox import cli as sandbox
+
+    if getattr(args, "target", None) != "sandbox":
+        return None
+    if args.verb == "run":
+        return sandbox.cmd_run(args, extra)
+    if args.verb == "inspect":
+        args.service = args.image
+        return sandbox.cmd_inspect(args)
+    return None
 
 
 def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from riad.targets.vm import cli as vm
 
     args, extra = parser.parse_known_args(argv)
+    sandboxed = _dispatch_sandbox(args, extra)
+    if sandboxed is not None:
+        return sandboxed
     if args.verb in ("run", "build"):
         vm.check_target(args.target)
         if args.verb == "run":

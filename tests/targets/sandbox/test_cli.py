@@ -6,9 +6,19 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from riad.targets.sandbox.cli import describe_seal
 
 from .conftest import ROOT, child_env, needs_linux_x86_64
+
+
+def test_riad_inspect_dispatches_to_the_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    from riad.cli import main
+
+    assert main(["inspect", "tests.targets.sandbox.udp_entry:make", "-t", "sandbox"]) == 0
+    out = capsys.readouterr().out
+    assert "syscalls allowed" in out and "namespaces: new user" in out
 
 
 def test_inspect_prints_a_small_argument_filtered_policy() -> None:

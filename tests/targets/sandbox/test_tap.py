@@ -104,8 +104,8 @@ def test_run_verb_with_tap_serves_until_sigterm() -> None:
         ns.add_tap("tap0", f"{LINUX_IP}/24")
         proc = ns.popen(
             *("env", *(f"{k}={v}" for k, v in child_env().items() if k == "PYTHONPATH")),
-            sys.executable, "-m", "riad.targets.sandbox", "run",
-            "tests.targets.sandbox.udp_entry:make", "--tap", "tap0", "--seal", "enforce",
+            sys.executable, "-m", "riad", "run", "tests.targets.sandbox.udp_entry:make",
+            "-t", "sandbox", "--tap", "tap0", "--seal", "enforce",
             f"{RIAD_IP}/24",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -30,12 +30,20 @@ EXIT_USAGE = 2
 _MODES = ("enforce", "audit", "kill")
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The sandbox's options of ``riad run`` (and of ``riad inspect``)."""
+def add_run_options(parser: argparse.ArgumentParser, *, shared: bool = False) -> None:
+    """The sandbox's options of ``riad run`` (and of ``riad inspect``).
+
+    ``shared``: the parser is shared with other targets, which already define
+    ``--tap`` (same meaning) and ``--memory`` (theirs); only ``--seal`` is added
+    and the address-space limit keeps its default.
+    """
     group = parser.add_argument_group("sandbox target (-t sandbox)")
-    group.add_argument(
-        "--tap", metavar="NAME", help="an existing TAP device to use (default: create one as root)"
-    )
+    if not shared:
+        group.add_argument(
+            "--tap",
+            metavar="NAME",
+            help="an existing TAP device to use (default: create one as root)",
+        )
     group.add_argument(
         "--seal",
         choices=_MODES,
@@ -43,9 +51,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="a call outside the policy: enforce = report it and end the service (default), "
         "audit = report it and fail the call with EPERM, kill = the kernel kills at once",
     )
-    group.add_argument(
-        "--memory", metavar="MiB", type=int, default=1024, help="address-space limit (MiB)"
-    )
+    if not shared:
+        group.add_argument(
+            "--memory",
+            dest="sandbox_memory",
+            metavar="MiB",
+            type=int,
+            default=1024,
+            help="address-space limit (MiB)",
+        )
 
 
 _MODE_TEXT = {
@@ -83,7 +97,7 @@ def describe_seal(mode: str = "enforce", memory_mib: int = 1024) -> list[str]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    for line in describe_seal(getattr(args, "seal", "enforce"), getattr(args, "memory", 1024)):
+    for line in describe_seal(args.seal, getattr(args, "sandbox_memory", 1024)):
         print(line)
     return 0
 
@@ -107,7 +121,7 @@ def _open_tap(name: str | None) -> tuple[object, int] | str:
 
 def cmd_run(args: argparse.Namespace, service_args: list[str]) -> int:
     """Run ``args.service`` sealed; return its exit status."""
-    opened = _open_tap(args.tap)
+    opened = _open_tap(getattr(args, "tap", None))
     if isinstance(opened, str):
         print(f"riad: {opened}", file=sys.stderr)
         return EXIT_USAGE
@@ -119,7 +133,7 @@ def cmd_run(args: argparse.Namespace, service_args: list[str]) -> int:
         net_fds=(fd,),
         report_fd=-1,
         mode=args.seal,
-        memory_mib=args.memory,
+        memory_mib=getattr(args, "sandbox_memory", 1024),
     )
     sandbox = Sandbox(config, (fd,))
     try:
