@@ -62,6 +62,20 @@ class AsyncioStack:
         )
         return AsyncioListener(server)
 
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 128,
+    ) -> AsyncioListener:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            protocol_factory, host or "127.0.0.1", port, backlog=backlog
+        )
+        return AsyncioListener(server)
+
     def __getattr__(self, name: str) -> Any:
         raise NotImplementedError(name)
 

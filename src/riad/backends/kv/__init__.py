@@ -10,7 +10,7 @@ Every store passes the shared conformance suite in ``tests/kv``.
 """
 
 from riad.backends.kv.directory import DirectoryKV
-from riad.backends.kv.embedded import EmbeddedKV, pack
+from riad.backends.kv.embedded import EmbeddedKV, pack, pack_bytes
 from riad.backends.kv.keys import check_key, content_type_for, etag_for_bytes
 from riad.backends.kv.memory import MemoryKV
 
@@ -22,4 +22,5 @@ __all__ = [
     "content_type_for",
     "etag_for_bytes",
     "pack",
+    "pack_bytes",
 ]

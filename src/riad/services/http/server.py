@@ -30,7 +30,7 @@ from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
 from riad.services.http.limits import HttpLimits
-from riad.services.stream import ByteStream, SocketStream
+from riad.services.stream import ByteStream, ProtocolStream
 
 __all__ = ["HttpServer", "StreamWrapper"]
 
@@ -84,10 +84,15 @@ class HttpServer:
         connection (``riad.services.tls.TlsServer.wrap``)."""
         scheme = "https" if tls is not None else "http"
 
-        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accepted(SocketStream(reader, writer), tls, scheme, listener_addr)
+        async def accepted(stream: ProtocolStream) -> None:
+            await self._accepted(stream, tls, scheme, listener_addr)
 
-        listener = await stack.start_server(accepted, host, port)
+        idle_s = self.limits.idle_timeout_s
+
+        def connection() -> ProtocolStream:
+            return ProtocolStream(accepted, first_data_timeout_s=idle_s)
+
+        listener = await stack.create_server(connection, host, port)
         listener_addr = listener.local_addr
         self._listeners.append(listener)
         return listener
