@@ -103,27 +103,39 @@ def serve(
     *,
     tls: StreamWrapper | None = None,
     lifespan: bool = True,
+    plain_app: ASGIApp | None = None,
+    tls_port: int = 0,
 ) -> Iterator[Served]:
-    """Run ``app`` on 127.0.0.1 (a free port, and a second one with ``tls``) in a thread."""
+    """Run ``app`` on 127.0.0.1 (a free port, and a second one with ``tls``) in a
+    thread; with ``plain_app``, the plain port serves that instead."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     server = HttpServer(app, limits=limits, lifespan=lifespan)
+    plain = HttpServer(plain_app, limits=limits) if plain_app is not None else server
     served = Served(loop, server)
     stack = AsyncioStack()
 
     async def start() -> None:
         await server.startup()
-        served.port = (await server.listen(stack, "127.0.0.1", 0)).local_addr[1]
+        if plain is not server:
+            await plain.startup()
+        served.port = (await plain.listen(stack, "127.0.0.1", 0)).local_addr[1]
         if tls is not None:
-            served.tls_port = (await server.listen(stack, "127.0.0.1", 0, tls=tls)).local_addr[1]
+            listener = await server.listen(stack, "127.0.0.1", tls_port, tls=tls)
+            served.tls_port = listener.local_addr[1]
+
+    async def stop() -> None:
+        await server.shutdown()
+        if plain is not server:
+            await plain.shutdown()
 
     try:
         served.call(start)
         yield served
     finally:
         try:
-            served.call(server.shutdown)
+            served.call(stop)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
