@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import random
@@ -34,10 +35,13 @@ from riad.devices import Listener, StreamHandler
 from riad.proto.arp import ArpConfig
 from riad.proto.icmp import IcmpConfig, IcmpError
 from riad.proto.ipv4 import ReassemblyConfig
+from riad.proto.tcp import SequenceSecret, TcpConfig
+from riad.proto.tcp.core import TcpCore
 from riad.proto.udp import ANY, UdpConfig, UdpCore, UdpSocket
 from riad.stack.iface import Interface, InterfaceConfig, TransportOffload
 from riad.stack.runtime import Runtime
 from riad.stack.stats import StackStats
+from riad.stack.tcp import TcpPlumbing, TcpServer
 from riad.time import Clock, MonotonicClock
 from riad.wire.ipv4 import IpProtocol
 
@@ -59,6 +63,8 @@ class StackConfig:
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
     udp: UdpConfig = field(default_factory=UdpConfig)
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    """TCP settings; the MSS and TSO limit are fitted to the device."""
     batch_frames: int = 64
     max_batches: int = 8
 
@@ -145,9 +151,32 @@ class DirectStack:
             config=cfg.udp, drops=self.stats.drops, ephemeral_start=self._rng.randrange(1 << 16)
         )
         self.iface.register(self.udp)
+        caps = device.capabilities
+        tcp_config = dataclasses.replace(
+            cfg.tcp,
+            mss=min(cfg.tcp.mss, device.mtu - 40),
+            tso_max_bytes=(
+                min(caps.gso_max_bytes or 65535, 65535) - 20 - 60
+                if caps.tso4 and caps.tx_checksum
+                else 0
+            ),
+        )
+        self.tcp = TcpCore(
+            tcp_config,
+            SequenceSecret(self._rng.randbytes(32)),
+            drops=self.stats.drops,
+            ephemeral_start=self._rng.randrange(1 << 16),
+            checksum_offload=caps.tx_checksum,
+        )
+        self.iface.register(self.tcp)
+        self._tcp = TcpPlumbing(self, self.tcp)
         self._udp_offload = device.capabilities.tx_checksum
         self._endpoints: dict[int, _UdpTransport] = {}
-        self._event_pumps: list[Callable[[], None]] = [self._deliver_udp, self._deliver_echo]
+        self._event_pumps: list[Callable[[], None]] = [
+            self._deliver_udp,
+            self._deliver_echo,
+            self._tcp.pump,
+        ]
         self._pings: dict[tuple[int, int], tuple[IPv4Address, asyncio.Future[None]]] = {}
         self._ping_ident = self._rng.randrange(1 << 16)
         self._ping_seq = 0
@@ -184,6 +213,7 @@ class DirectStack:
         for transport in list(self._endpoints.values()):
             transport.close()
         if self._runtime is not None:
+            self._tcp.close_all()
             self._runtime.flush()
             self._runtime.stop()
         self.device.close()
@@ -256,7 +286,15 @@ class DirectStack:
         limit: int = 2**16,
         local_addr: tuple[str, int] | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        raise NotImplementedError(_NO_TCP)
+        """Connect to ``host:port``; the streams of ``asyncio.open_connection``."""
+        loop = self.runtime.loop
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(
+            lambda: protocol, host, port, local_addr=local_addr
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
 
     async def start_server(
         self,
@@ -267,7 +305,14 @@ class DirectStack:
         limit: int = 2**16,
         backlog: int = 128,
     ) -> Listener:
-        raise NotImplementedError(_NO_TCP)
+        """Listen on ``host:port``; each connection runs ``client_connected_cb(reader, writer)``."""
+        loop = self.runtime.loop
+
+        def factory() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+        return await self.create_server(factory, host, port, backlog=backlog)
 
     async def create_connection(
         self,
@@ -277,7 +322,15 @@ class DirectStack:
         *,
         local_addr: tuple[str, int] | None = None,
     ) -> tuple[asyncio.Transport, asyncio.Protocol]:
-        raise NotImplementedError(_NO_TCP)
+        """Connect and drive the connection with a protocol from ``protocol_factory``."""
+        remote = _parse_ip(host, "host")
+        local = None
+        if local_addr is not None:
+            lhost, lport = local_addr
+            laddr = ANY if lhost in (None, "", "0.0.0.0") else _parse_ip(lhost, "local address")
+            local = (laddr, int(lport))
+        transport = await self._tcp.connect(protocol_factory, remote, int(port), local)
+        return transport, transport.get_protocol()  # type: ignore[return-value]
 
     async def create_server(
         self,
@@ -286,8 +339,13 @@ class DirectStack:
         port: int = 0,
         *,
         backlog: int = 128,
-    ) -> Listener:
-        raise NotImplementedError(_NO_TCP)
+    ) -> TcpServer:
+        """Listen; each connection gets a fresh protocol from ``protocol_factory``."""
+        self.runtime  # noqa: B018 - raises if the stack is not started
+        address = ANY if host in (None, "", "0.0.0.0") else _parse_ip(host, "listen address")
+        if address != ANY and address != self.iface.address:
+            raise OSError(errno.EADDRNOTAVAIL, f"{address} is not an address of this stack")
+        return self._tcp.listen(protocol_factory, address, int(port), backlog)
 
     # -- ICMP echo -----------------------------------------------------------
 
@@ -360,9 +418,6 @@ class DirectStack:
     def _forget(self, transport: _UdpTransport) -> None:
         self._endpoints.pop(id(transport._sock), None)
         self.udp.close(transport._sock)
-
-
-_NO_TCP = "TCP on riad's own stack is not available yet: use --net socket for TCP services"
 
 
 def _parse_gateway(text: str) -> IPv4Address:

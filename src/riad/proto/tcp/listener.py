@@ -26,7 +26,6 @@ from ipaddress import IPv4Address
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection
 from riad.proto.tcp.isn import SequenceSecret
-from riad.proto.tcp.state import TcpState
 from riad.time import Instant
 from riad.wire.tcp import ACK, FIN, RST, SYN, TcpHeader
 
@@ -114,21 +113,21 @@ class TcpListener:
             self._accept.append(conn)
 
     def forget(self, conn: TcpConnection) -> None:
-        """``conn`` closed before being accepted: drop it from both queues."""
+        """``conn`` closed during its handshake: drop it from the half-open queue."""
         key = (conn.remote_addr, conn.remote_port, conn.local_addr)
         if self._half_open.get(key) is conn:
             del self._half_open[key]
-        elif conn in self._accept:
-            self._accept.remove(conn)
 
     def accept(self) -> TcpConnection | None:
-        """The oldest established connection not yet accepted, or ``None``."""
-        while self._accept:
-            conn = self._accept.popleft()
-            if conn.state is not TcpState.CLOSED:
-                self.stats.accepted += 1
-                return conn
-        return None
+        """The oldest established connection not yet accepted, or ``None``.
+
+        A connection reset while it waited is returned too (as Linux does):
+        its owner learns of the reset like any other.
+        """
+        if not self._accept:
+            return None
+        self.stats.accepted += 1
+        return self._accept.popleft()
 
     def close(self) -> list[TcpConnection]:
         """Stop listening: reset what was not accepted; return those connections."""

@@ -1,0 +1,335 @@
+"""TCP for one stack, sans-IO: the connection table, listeners, demultiplexing and encoding.
+
+``TcpCore`` is the ``IpProtocolHandler`` for IP protocol 6. ``handle_ip``
+parses the segment (verifying the checksum unless the device vouched for it),
+finds the connection by its 4-tuple, or the listener by its port for a SYN,
+and feeds it; a segment for nobody gets the RST of RFC 9293 3.10.7.1 (never
+an ICMP port unreachable). ``poll_transmit`` encodes what the connections
+with something to send produce: header and payload as separate parts (no copy
+of the payload), the checksum complete or left partial for the device, and
+TSO super-segments with their segment size. ``take_events`` hands the layer
+above each connection's ``TcpEvent`` bits since the last call, and
+``take_acceptable`` the listeners with connections waiting.
+
+Connections are forgotten once CLOSED with nothing left to send. Memory
+under attack is bounded: listeners cap half-open connections, RST replies
+queued between two flushes are capped, and every connection caps its buffers.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+from riad.proto.tcp.config import TcpConfig
+from riad.proto.tcp.connection import TcpConnection, TcpSegment
+from riad.proto.tcp.isn import SequenceSecret
+from riad.proto.tcp.listener import TcpListener, reset_reply
+from riad.proto.tcp.state import TcpEvent, TcpState
+from riad.proto.transport import Outbound, TransportOffload
+from riad.time import Instant
+from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
+from riad.wire.errors import ParseError
+from riad.wire.ipv4 import IpProtocol, Ipv4Header
+from riad.wire.tcp import ACK, RST, SYN, TcpHeader
+
+__all__ = ["TcpCore"]
+
+ANY = IPv4Address(0)
+EPHEMERAL_FIRST = 32768
+EPHEMERAL_LAST = 60999
+_MAX_QUEUED_RESETS = 256
+_TCP = int(IpProtocol.TCP)
+_EV_CONNECTED = int(TcpEvent.CONNECTED)
+_EV_CLOSED = int(TcpEvent.CLOSED)
+
+_Key = tuple[int, IPv4Address, int]  # local port, remote address, remote port
+
+
+class TcpCore:
+    """Every TCP connection and listener of one stack (one local IPv4 address)."""
+
+    protocol: int = _TCP
+
+    def __init__(
+        self,
+        config: TcpConfig,
+        secret: SequenceSecret,
+        *,
+        drops: Counter[str] | None = None,
+        ephemeral_start: int = 0,
+        checksum_offload: bool = False,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.secret = secret
+        self.drops: Counter[str] = drops if drops is not None else Counter()
+        self.checksum_offload = checksum_offload
+        self._conns: dict[_Key, TcpConnection] = {}
+        self._listeners: dict[int, tuple[IPv4Address, TcpListener]] = {}
+        self._parent: dict[TcpConnection, TcpListener] = {}
+        self._dirty: dict[TcpConnection, None] = {}
+        self._events: dict[TcpConnection, int] = {}
+        self._acceptable: dict[TcpListener, None] = {}
+        self._resets: list[tuple[IPv4Address, IPv4Address, TcpHeader]] = []
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        self._next_port = EPHEMERAL_FIRST + ephemeral_start % span
+        self.segments_received = 0
+        self.resets_sent = 0
+
+    # -- the table -----------------------------------------------------------
+
+    @property
+    def connections(self) -> list[TcpConnection]:
+        """Every connection in the table (including TIME-WAIT and half-open ones)."""
+        return list(self._conns.values())
+
+    def listen(self, address: IPv4Address, port: int, backlog: int) -> TcpListener:
+        """A listener on ``address:port`` (``ANY`` for every address; port 0 picks one)."""
+        if not 0 <= port <= 65535:
+            raise OverflowError(f"port must be 0-65535, got {port}")
+        if port == 0:
+            port = self._free_port(listening=True)
+        elif port in self._listeners:
+            raise OSError(errno.EADDRINUSE, f"address {address}:{port} is already in use")
+        listener = TcpListener(self.config, self.secret, local_port=port, backlog=backlog)
+        self._listeners[port] = (address, listener)
+        return listener
+
+    def unlisten(self, listener: TcpListener) -> None:
+        """Stop listening: connections not yet accepted are reset or dropped."""
+        entry = self._listeners.get(listener.local_port)
+        if entry is not None and entry[1] is listener:
+            del self._listeners[listener.local_port]
+        for conn in listener.close():
+            self._parent.pop(conn, None)
+            self._dirty[conn] = None
+        self._acceptable.pop(listener, None)
+
+    def connect(
+        self,
+        local_addr: IPv4Address,
+        remote_addr: IPv4Address,
+        remote_port: int,
+        now: Instant,
+        *,
+        local_port: int = 0,
+    ) -> TcpConnection:
+        """Open a connection (SYN-SENT); its SYN goes out with the next ``poll_transmit``."""
+        if not 0 < remote_port <= 65535:
+            raise OverflowError(f"port must be 1-65535, got {remote_port}")
+        if local_port == 0:
+            local_port = self._free_port(remote=(remote_addr, remote_port))
+        elif (local_port, remote_addr, remote_port) in self._conns:
+            raise OSError(errno.EADDRINUSE, f"{local_addr}:{local_port} is already connected there")
+        lp, la, ra = local_port, local_addr.packed, remote_addr.packed
+        conn = TcpConnection(
+            self.config,
+            local_addr=local_addr,
+            local_port=local_port,
+            remote_addr=remote_addr,
+            remote_port=remote_port,
+            iss=self.secret.isn(now, la, lp, ra, remote_port),
+            ts_offset=self.secret.ts_offset(la, lp, ra, remote_port),
+            now=now,
+        )
+        conn.connect()
+        self._conns[(local_port, remote_addr, remote_port)] = conn
+        self._dirty[conn] = None
+        return conn
+
+    def _free_port(
+        self, *, listening: bool = False, remote: tuple[IPv4Address, int] | None = None
+    ) -> int:
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        for _ in range(span):
+            port = self._next_port
+            self._next_port = EPHEMERAL_FIRST + (port - EPHEMERAL_FIRST + 1) % span
+            if port in self._listeners:
+                continue
+            if listening and any(key[0] == port for key in self._conns):
+                continue
+            if remote is not None and (port, *remote) in self._conns:
+                continue
+            return port
+        raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
+
+    def touch(self, conn: TcpConnection) -> None:
+        """The application acted on ``conn`` (sent, read, closed): poll it for output."""
+        self._dirty[conn] = None
+
+    def take_events(self) -> list[tuple[TcpConnection, TcpEvent]]:
+        """Each connection's events since the last call."""
+        if not self._events:
+            return []
+        out = [(conn, TcpEvent(ev)) for conn, ev in self._events.items()]
+        self._events = {}
+        return out
+
+    def take_acceptable(self) -> list[TcpListener]:
+        """Listeners with established connections waiting for ``accept``."""
+        if not self._acceptable:
+            return []
+        out = list(self._acceptable)
+        self._acceptable = {}
+        return out
+
+    def _collect(self, conn: TcpConnection) -> None:
+        ev = conn.take_events()
+        if not ev:
+            return
+        ev_int = int(ev)
+        if ev_int & _EV_CONNECTED:
+            listener = self._parent.pop(conn, None)
+            if listener is not None:
+                listener.on_established(conn)
+                self._acceptable[listener] = None
+                ev_int &= ~_EV_CONNECTED  # the accept path announces it
+        if ev_int & _EV_CLOSED:
+            listener = self._parent.pop(conn, None)
+            if listener is not None:
+                listener.forget(conn)
+        if ev_int:
+            self._events[conn] = self._events.get(conn, 0) | ev_int
+
+    # -- input ---------------------------------------------------------------
+
+    def handle_ip(
+        self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
+    ) -> bool:
+        """Take one segment addressed to us. Always True: TCP answers with RST, not ICMP."""
+        self.segments_received += 1
+        try:
+            if checksum_trusted:
+                hdr, data = TcpHeader.parse(payload)
+            else:
+                hdr, data = TcpHeader.parse(payload, ip.src, ip.dst)
+        except ParseError as exc:
+            self.drops[exc.counter] += 1
+            return True
+        key = (hdr.dst_port, ip.src, hdr.src_port)
+        conn = self._conns.get(key)
+        if conn is not None:
+            if (
+                conn.state is TcpState.TIME_WAIT
+                and hdr.flags & (SYN | ACK | RST) == SYN
+                and conn.time_wait_accepts(hdr)
+            ):
+                del self._conns[key]  # a new incarnation (RFC 6191)
+                conn.discard()
+                self._collect(conn)
+            else:
+                conn.on_segment(now, hdr, data)
+                self._dirty[conn] = None
+                self._collect(conn)
+                return True
+        entry = self._listeners.get(hdr.dst_port)
+        if entry is not None and hdr.flags & (SYN | ACK | RST) == SYN:
+            address, listener = entry
+            if address != ANY and address != ip.dst:
+                self._reset(ip, hdr, len(data))
+                return True
+            new, evicted = listener.on_syn(now, ip.dst, ip.src, hdr)
+            if evicted is not None:
+                self.drops["tcp.syn_evicted"] += 1
+                self._forget(evicted)
+            if new is None:
+                self.drops["tcp.accept_queue_full"] += 1
+                return True
+            self._conns[key] = new
+            self._parent[new] = listener
+            self._dirty[new] = None
+            return True
+        self._reset(ip, hdr, len(data))
+        return True
+
+    def _reset(self, ip: Ipv4Header, hdr: TcpHeader, payload_len: int) -> None:
+        reply = reset_reply(hdr, payload_len)
+        if reply is None:
+            self.drops["tcp.rst_for_nobody"] += 1
+            return
+        self.drops["tcp.no_connection"] += 1
+        if len(self._resets) < _MAX_QUEUED_RESETS:
+            self._resets.append((ip.dst, ip.src, reply))
+
+    def _forget(self, conn: TcpConnection) -> None:
+        key = (conn.local_port, conn.remote_addr, conn.remote_port)
+        if self._conns.get(key) is conn:
+            del self._conns[key]
+        self._parent.pop(conn, None)
+        self._dirty.pop(conn, None)
+
+    # -- output --------------------------------------------------------------
+
+    def poll_transmit(self, now: Instant) -> Iterator[Outbound]:
+        """Everything the connections (and RST replies) want sent now."""
+        if self._resets:
+            resets, self._resets = self._resets, []
+            for src, dst, hdr in resets:
+                self.resets_sent += 1
+                yield self._encode(src, dst, TcpSegment(hdr, b""))
+        while self._dirty:
+            dirty = list(self._dirty)
+            self._dirty.clear()
+            for conn in dirty:
+                src = conn.local_addr
+                dst = conn.remote_addr
+                while (seg := conn.poll_transmit(now)) is not None:
+                    yield self._encode(src, dst, seg)
+                self._collect(conn)
+                if conn.is_closed:
+                    self._forget(conn)
+
+    def _encode(self, src: IPv4Address, dst: IPv4Address, seg: TcpSegment) -> Outbound:
+        hdr = seg.header
+        payload = seg.payload
+        head = bytearray(hdr.header_len)
+        hl = hdr.emit_into(head, 0)
+        length = hl + len(payload)
+        offload: TransportOffload | None = None
+        if self.checksum_offload:
+            csum = pseudo_header_sum(src.packed, dst.packed, _TCP, length)
+            offload = TransportOffload(16, seg.gso_size, hl) if seg.gso_size else _CSUM_ONLY
+        else:
+            csum = checksum(pseudo_header(src.packed, dst.packed, _TCP, length), head, payload)
+        head[16] = csum >> 8
+        head[17] = csum & 0xFF
+        if payload:
+            return Outbound(dst, _TCP, (head, payload), offload)
+        return Outbound(dst, _TCP, (head,), offload)
+
+    # -- timers --------------------------------------------------------------
+
+    def poll_at(self) -> Instant | None:
+        best: Instant | None = None
+        for conn in self._conns.values():
+            at = conn.poll_at()
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+    def on_timeout(self, now: Instant) -> None:
+        for conn in list(self._conns.values()):
+            at = conn.poll_at()
+            if at is not None and at <= now:
+                conn.on_timeout(now)
+                self._dirty[conn] = None
+                self._collect(conn)
+
+    def describe(self) -> str:
+        """Every connection's state and counters as text (``TcpConnection.describe``)."""
+        lines = [f"tcp: {len(self._conns)} connections, {len(self._listeners)} listeners"]
+        for port, (address, listener) in sorted(self._listeners.items()):
+            st = listener.stats
+            lines.append(
+                f"listen {address}:{port} half_open={listener.half_open} "
+                f"pending={listener.pending} syns={st.syns} evicted={st.evicted} "
+                f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
+            )
+        lines += [conn.describe() for conn in self._conns.values()]
+        return "\n".join(lines)
+
+
+_CSUM_ONLY = TransportOffload(16)

@@ -1,0 +1,617 @@
+"""TCP on a ``DirectStack`` in asyncio's shape: transports, servers, streams.
+
+``TcpTransport`` is an ``asyncio.Transport`` over one ``TcpConnection``: it
+calls its protocol's ``connection_made``/``data_received``/``eof_received``/
+``connection_lost`` as asyncio's socket transports do, so
+``asyncio.StreamReaderProtocol`` (and with it ``StreamReader``/``StreamWriter``)
+runs on it unchanged. Flow control works both ways like a kernel socket:
+``pause_reading`` leaves data in the connection's receive buffer, so the
+advertised window closes; bytes the connection's send buffer cannot take wait
+in the transport, and above the high-water mark the protocol is paused
+(``drain()`` blocks) until the peer acknowledges enough.
+
+``TcpServer`` is the ``riad.devices.Listener`` (and mostly an
+``asyncio.Server``). ``TcpPlumbing`` joins them to the stack: it turns the
+core's events into protocol callbacks after every input batch and timer.
+
+Socket options: ``transport.get_extra_info("socket")`` is a small object with
+``setsockopt``/``getsockopt`` for ``TCP_NODELAY``, ``SO_KEEPALIVE``,
+``TCP_KEEPIDLE``/``TCP_KEEPINTVL``/``TCP_KEEPCNT``, ``SO_SNDBUF``, ``SO_RCVBUF``
+and ``SO_LINGER`` (linger 0 makes ``close`` an abort), so code written for
+kernel sockets keeps working; ``get_extra_info("tcp_connection")`` is the
+``TcpConnection`` itself (``describe()`` for its state and counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import struct
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any
+
+from riad.proto.tcp import KeepaliveConfig, TcpConnection, TcpEvent, TcpListener
+from riad.proto.tcp.core import ANY, TcpCore
+from riad.time import Duration
+
+if TYPE_CHECKING:
+    from riad.stack.stack import DirectStack
+
+__all__ = ["TcpPlumbing", "TcpServer", "TcpTransport"]
+
+_READABLE = TcpEvent.READABLE
+_WRITABLE = TcpEvent.WRITABLE
+_EOF = TcpEvent.EOF
+_CLOSED = TcpEvent.CLOSED
+_CONNECTED = TcpEvent.CONNECTED
+
+
+class TcpTransport(asyncio.Transport):
+    """One TCP connection of a ``DirectStack`` as an ``asyncio.Transport``."""
+
+    def __init__(
+        self,
+        plumbing: TcpPlumbing,
+        conn: TcpConnection,
+        protocol: asyncio.BaseProtocol,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(extra=None)
+        self._plumbing = plumbing
+        self._conn = conn
+        self._protocol: Any = protocol
+        self._loop = loop
+        self._pending = bytearray()
+        self._high = 64 * 1024
+        self._low = 16 * 1024
+        self._protocol_paused = False
+        self._reading_paused = False
+        self._eof_wanted = False
+        self._closing = False
+        self._lost = False
+        self._eof_delivered = False
+        self._linger_zero = False
+        self._socket = TcpSocketOptions(self)
+
+    # -- asyncio.BaseTransport ---------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        conn = self._conn
+        if name == "peername":
+            return (str(conn.remote_addr), conn.remote_port)
+        if name == "sockname":
+            return (str(conn.local_addr), conn.local_port)
+        if name == "socket":
+            return self._socket
+        if name == "tcp_connection":
+            return conn
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        """Send what is buffered, then FIN; ``connection_lost(None)`` follows."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        if self._linger_zero:
+            self.abort()
+            return
+        if not self._pending:
+            self._finish_close()
+
+    def _finish_close(self) -> None:
+        self._conn.close()
+        self._plumbing.touch(self._conn)
+        self._loop.call_soon(self._connection_lost, None)
+
+    def abort(self) -> None:
+        """Reset the connection now (RST); buffered data is dropped."""
+        if self._lost:
+            return
+        self._closing = True
+        self._pending.clear()
+        self._conn.abort()
+        self._plumbing.touch(self._conn)
+        self._loop.call_soon(self._connection_lost, None)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[no-any-return]
+
+    # -- reading -----------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self.is_closing()
+
+    def pause_reading(self) -> None:
+        """Stop delivering data; the peer's window closes as the receive buffer fills."""
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._loop.call_soon(self._deliver)
+
+    def _deliver(self) -> None:
+        conn = self._conn
+        if self._lost or self._reading_paused:
+            return
+        if conn.readable_bytes:
+            data = conn.recv()
+            self._plumbing.touch(conn)  # a window update may be due
+            try:
+                self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal(exc, "data_received() raised")
+                return
+        if conn.eof_received and not conn.readable_bytes and not self._eof_delivered:
+            self._eof_delivered = True
+            try:
+                keep_open = self._protocol.eof_received()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal(exc, "eof_received() raised")
+                return
+            if not keep_open:
+                self.close()
+
+    # -- writing -----------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof_wanted:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data or self._lost or self._closing:
+            return
+        conn = self._conn
+        if conn.error is not None:
+            return  # connection_lost is on its way, as asyncio's transports do
+        if self._pending:
+            self._pending += data
+        else:
+            n = conn.send(data)
+            if n < len(data):
+                self._pending += memoryview(data)[n:]
+            self._plumbing.touch(conn)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """Half-close: FIN after the buffered data; reading goes on."""
+        if self._eof_wanted or self._closing or self._lost:
+            return
+        self._eof_wanted = True
+        if not self._pending:
+            self._conn.shutdown()
+            self._plumbing.touch(self._conn)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes waiting in the transport (beyond the connection's send buffer)."""
+        return len(self._pending)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._maybe_pause_protocol()
+
+    def _push(self) -> None:
+        """Move waiting bytes into the connection's send buffer as it frees up."""
+        conn = self._conn
+        pending = self._pending
+        if pending and conn.error is None:
+            n = conn.send(pending)
+            if n:
+                del pending[:n]
+                self._plumbing.touch(conn)
+        if not pending:
+            if self._eof_wanted and not self._closing:
+                conn.shutdown()
+                self._plumbing.touch(conn)
+            if self._closing and not self._lost:
+                self._finish_close()
+        if self._protocol_paused and len(pending) <= self._low:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {"message": "protocol.resume_writing() failed", "exception": exc}
+                )
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and len(self._pending) > self._high:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {"message": "protocol.pause_writing() failed", "exception": exc}
+                )
+
+    # -- events from the core ------------------------------------------------
+
+    def _on_events(self, ev: TcpEvent) -> None:
+        if ev & _WRITABLE:
+            self._push()
+        if ev & (_READABLE | _EOF):
+            self._deliver()
+        if ev & _CLOSED:
+            self._pending.clear()
+            self._connection_lost(self._conn.error)
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._plumbing.forget(self)
+        try:
+            self._protocol.connection_lost(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as err:
+            self._loop.call_exception_handler(
+                {
+                    "message": "connection_lost() raised",
+                    "exception": err,
+                    "protocol": self._protocol,
+                }
+            )
+
+    def _fatal(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+        self.abort()
+
+    # -- options -------------------------------------------------------------
+
+    def set_nodelay(self, on: bool = True) -> None:
+        """``TCP_NODELAY``: send small segments at once instead of Nagle's coalescing."""
+        self._conn.nodelay = on
+        self._plumbing.touch(self._conn)
+
+    def set_keepalive(self, config: KeepaliveConfig | None) -> None:
+        """Keepalive probes with these timings, or off with ``None``."""
+        self._conn.set_keepalive(config, self._plumbing.now())
+        self._plumbing.touch(self._conn)
+
+    def describe(self) -> str:
+        """The connection's state and counters (retransmits, RTT, cwnd...) as text."""
+        return self._conn.describe()
+
+    def __repr__(self) -> str:
+        c = self._conn
+        return (
+            f"<riad TcpTransport {c.local_addr}:{c.local_port}->{c.remote_addr}:"
+            f"{c.remote_port} {c.state}{' closing' if self.is_closing() else ''}>"
+        )
+
+
+_LINGER = struct.Struct("ii")
+
+
+class TcpSocketOptions:
+    """What ``get_extra_info("socket")`` gives: socket options on a riad connection."""
+
+    def __init__(self, transport: TcpTransport) -> None:
+        self._transport = transport
+        conn = transport._conn
+        self._keepalive = conn.keepalive or conn.config.keepalive or KeepaliveConfig()
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET
+
+    @property
+    def type(self) -> int:
+        return socket.SOCK_STREAM
+
+    def fileno(self) -> int:
+        return -1
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._transport.get_extra_info("sockname")  # type: ignore[no-any-return]
+
+    def getpeername(self) -> tuple[str, int]:
+        return self._transport.get_extra_info("peername")  # type: ignore[no-any-return]
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        t = self._transport
+        conn = t._conn
+        if level == socket.IPPROTO_TCP and option == socket.TCP_NODELAY:
+            t.set_nodelay(bool(value))
+        elif level == socket.SOL_SOCKET and option == socket.SO_KEEPALIVE:
+            t.set_keepalive(self._keepalive if value else None)
+        elif level == socket.IPPROTO_TCP and option in _KEEPALIVE_FIELDS:
+            if not isinstance(value, int) or value <= 0:
+                raise OSError(errno.EINVAL, "keepalive settings take a positive integer")
+            ka = self._keepalive
+            name = _KEEPALIVE_FIELDS[option]
+            self._keepalive = KeepaliveConfig(
+                idle=Duration.from_secs(value) if name == "idle" else ka.idle,
+                interval=Duration.from_secs(value) if name == "interval" else ka.interval,
+                probes=value if name == "probes" else ka.probes,
+            )
+            if conn.keepalive is not None:
+                t.set_keepalive(self._keepalive)
+        elif level == socket.SOL_SOCKET and option == socket.SO_SNDBUF:
+            conn.set_send_buffer(int(value))
+        elif level == socket.SOL_SOCKET and option == socket.SO_RCVBUF:
+            conn.set_receive_buffer(int(value))
+            t._plumbing.touch(conn)
+        elif level == socket.SOL_SOCKET and option == socket.SO_LINGER:
+            onoff, seconds = _LINGER.unpack(value) if isinstance(value, bytes) else (value, 0)
+            t._linger_zero = bool(onoff) and seconds == 0
+        else:
+            raise OSError(errno.ENOPROTOOPT, f"socket option {level}/{option} is not supported")
+
+    def getsockopt(self, level: int, option: int, buflen: int = 0) -> int | bytes:
+        t = self._transport
+        conn = t._conn
+        if level == socket.IPPROTO_TCP and option == socket.TCP_NODELAY:
+            return int(conn.nodelay)
+        if level == socket.SOL_SOCKET and option == socket.SO_KEEPALIVE:
+            return int(conn.keepalive is not None)
+        if level == socket.SOL_SOCKET and option == socket.SO_SNDBUF:
+            return conn.send_buffer.limit
+        if level == socket.SOL_SOCKET and option == socket.SO_RCVBUF:
+            return conn.recv_limit
+        if level == socket.IPPROTO_TCP and option in _KEEPALIVE_FIELDS:
+            ka = self._keepalive
+            name = _KEEPALIVE_FIELDS[option]
+            return ka.probes if name == "probes" else int(getattr(ka, name).secs)
+        if level == socket.SOL_SOCKET and option == socket.SO_LINGER:
+            return _LINGER.pack(int(t._linger_zero), 0)
+        raise OSError(errno.ENOPROTOOPT, f"socket option {level}/{option} is not supported")
+
+
+_KEEPALIVE_FIELDS = {
+    socket.TCP_KEEPIDLE: "idle",
+    socket.TCP_KEEPINTVL: "interval",
+    socket.TCP_KEEPCNT: "probes",
+}
+
+
+class TcpServer:
+    """A listening socket of a ``DirectStack`` (``riad.devices.Listener``, like ``asyncio.Server``)."""
+
+    def __init__(
+        self,
+        plumbing: TcpPlumbing,
+        listener: TcpListener,
+        address: IPv4Address,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        self._plumbing = plumbing
+        self._listener = listener
+        self._address = address
+        self._factory = protocol_factory
+        self._serving = True
+        self._closed: asyncio.Future[None] = plumbing.loop.create_future()
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        return (str(self._address), self._listener.local_port)
+
+    @property
+    def sockets(self) -> tuple[()]:
+        return ()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._plumbing.loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        """Wait until ``close()`` (for ``asyncio.Server``-shaped code)."""
+        await asyncio.shield(self._closed)
+
+    def close(self) -> None:
+        """Stop accepting; connections already accepted go on."""
+        if not self._serving:
+            return
+        self._serving = False
+        self._plumbing.unlisten(self)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> TcpServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def describe(self) -> str:
+        st = self._listener.stats
+        return (
+            f"listen {self._address}:{self._listener.local_port} half_open="
+            f"{self._listener.half_open} syns={st.syns} evicted={st.evicted} "
+            f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<riad TcpServer {self.local_addr}{'' if self._serving else ' closed'}>"
+
+
+class TcpPlumbing:
+    """Joins a ``TcpCore`` to a stack's runtime: connects, listens, dispatches events."""
+
+    def __init__(self, stack: DirectStack, core: TcpCore) -> None:
+        self.stack = stack
+        self.core = core
+        self._transports: dict[TcpConnection, TcpTransport] = {}
+        self._servers: dict[TcpListener, TcpServer] = {}
+        self._connecting: dict[
+            TcpConnection,
+            tuple[asyncio.Future[TcpTransport], Callable[[], asyncio.BaseProtocol]],
+        ] = {}
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.stack.runtime.loop
+
+    def now(self) -> Any:
+        return self.stack.runtime.clock.now()
+
+    def touch(self, conn: TcpConnection) -> None:
+        self.core.touch(conn)
+        self.stack.runtime.kick()
+
+    def forget(self, transport: TcpTransport) -> None:
+        self._transports.pop(transport._conn, None)
+
+    # -- opening -------------------------------------------------------------
+
+    async def connect(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        remote: IPv4Address,
+        port: int,
+        local_addr: tuple[IPv4Address, int] | None,
+    ) -> TcpTransport:
+        runtime = self.stack.runtime
+        own = self.stack.iface.address
+        if own is None:
+            raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
+        local_port = 0
+        if local_addr is not None:
+            if local_addr[0] not in (ANY, own):
+                raise OSError(
+                    errno.EADDRNOTAVAIL, f"{local_addr[0]} is not an address of this stack"
+                )
+            local_port = local_addr[1]
+        conn = self.core.connect(own, remote, port, runtime.clock.now(), local_port=local_port)
+        waiter: asyncio.Future[TcpTransport] = runtime.loop.create_future()
+        self._connecting[conn] = (waiter, protocol_factory)
+        runtime.kick()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._connecting.pop(conn, None)
+            conn.abort()
+            self.touch(conn)
+            raise
+
+    def listen(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        address: IPv4Address,
+        port: int,
+        backlog: int,
+    ) -> TcpServer:
+        listener = self.core.listen(address, port, backlog)
+        server = TcpServer(self, listener, address, protocol_factory)
+        self._servers[listener] = server
+        return server
+
+    def unlisten(self, server: TcpServer) -> None:
+        self._servers.pop(server._listener, None)
+        self.core.unlisten(server._listener)
+        self.stack.runtime.kick()
+
+    def close_all(self) -> None:
+        """Abort every connection (the stack is closing)."""
+        for transport in list(self._transports.values()):
+            transport.abort()
+        for server in list(self._servers.values()):
+            server.close()
+        for conn in self.core.connections:
+            conn.abort()
+            self.core.touch(conn)
+
+    # -- events --------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Turn the core's events into protocol calls (after every input batch and timer)."""
+        core = self.core
+        loop = self.loop
+        for listener in core.take_acceptable():
+            server = self._servers.get(listener)
+            while (conn := listener.accept()) is not None:
+                if server is None:
+                    conn.abort()
+                    self.core.touch(conn)
+                    continue
+                self._start(conn, server._factory, loop)
+        for conn, ev in core.take_events():
+            transport = self._transports.get(conn)
+            if transport is not None:
+                transport._on_events(ev)
+                continue
+            pending = self._connecting.get(conn)
+            if pending is None:
+                continue
+            waiter, factory = pending
+            if ev & _CONNECTED:
+                del self._connecting[conn]
+                transport = self._start(conn, factory, loop)
+                if not waiter.done():
+                    waiter.set_result(transport)
+                if ev & ~_CONNECTED:
+                    transport._on_events(ev)
+            elif ev & _CLOSED:
+                del self._connecting[conn]
+                if not waiter.done():
+                    waiter.set_exception(
+                        conn.error
+                        or ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+                    )
+
+    def _start(
+        self,
+        conn: TcpConnection,
+        factory: Callable[[], asyncio.BaseProtocol],
+        loop: asyncio.AbstractEventLoop,
+    ) -> TcpTransport:
+        protocol = factory()
+        transport = TcpTransport(self, conn, protocol, loop)
+        self._transports[conn] = transport
+        try:
+            protocol.connection_made(transport)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal(exc, "connection_made() raised")
+            return transport
+        if conn.readable_bytes or conn.eof_received:
+            transport._deliver()
+        return transport

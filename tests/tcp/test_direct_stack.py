@@ -1,0 +1,73 @@
+"""riad's TCP in the direct stack, on the simulated network: the Stack conformance suite and more."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from riad.backends.sim import LinkConditions
+from riad.stack import DirectStack
+from riad.testing import stack_conformance
+from riad.testing.simnet import SimLab, run_lab, test_seed
+from riad.testing.stack_conformance import StackPair
+
+
+def _pair(lab: SimLab) -> StackPair:
+    server = lab.add_stack("10.0.0.1/24")
+    client = lab.add_stack("10.0.0.2/24")
+    return StackPair(
+        server=server,
+        client=client,
+        server_host="10.0.0.1",
+        bulk_bytes=1 << 20,
+        connections=200,
+        timeout_s=600.0,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(stack_conformance.CHECKS))
+def test_conformance_on_the_simulated_network(name: str) -> None:
+    seed = test_seed(7)
+
+    async def main(lab: SimLab) -> None:
+        await stack_conformance.run_check(name, _pair(lab))
+
+    run_lab(main, seed=seed)
+
+
+def test_conformance_bulk_under_loss() -> None:
+    seed = test_seed(11)
+
+    async def main(lab: SimLab) -> None:
+        await stack_conformance.run_check("bulk_both_ways", _pair(lab))
+
+    run_lab(main, seed=seed, conditions=LinkConditions(loss=0.05))
+
+
+def test_connection_state_is_dumpable() -> None:
+    seed = test_seed(3)
+
+    async def main(lab: SimLab) -> str:
+        pair = _pair(lab)
+        server = pair.server
+        assert isinstance(server, DirectStack)
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(5))
+            await writer.drain()
+
+        listener = await server.start_server(handler, None, 8080)
+        reader, writer = await pair.client.open_connection("10.0.0.1", 8080)
+        writer.write(b"hello")
+        assert await reader.read(5) == b"hello"
+        text = writer.transport.describe()  # type: ignore[attr-defined]
+        writer.close()
+        await writer.wait_closed()
+        text += "\n" + server.tcp.describe()
+        listener.close()
+        return text
+
+    text = run_lab(main, seed=seed)
+    assert "10.0.0.2:" in text and "ESTABLISHED" in text and "srtt=" in text
+    assert "listen 0.0.0.0:8080" in text
