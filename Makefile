@@ -27,7 +27,7 @@ unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 FUZZ_RUNS ?= 1000000
-FUZZ_CODECS ?= ethernet arp ipv4 icmp udp tcp
+FUZZ_CODECS ?= ethernet arp ipv4 icmp udp tcp dhcp
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
 	for codec in $(FUZZ_CODECS); do \

@@ -34,6 +34,7 @@ with atheris.instrument_imports():
         TcpHeader,
         UdpHeader,
     )
+    from riad.wire.dhcp import DhcpMessage
 
 SRC, DST = IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")
 
@@ -98,6 +99,12 @@ def tcp(data: bytes) -> None:
     _same(header.options, again.options, data)
 
 
+def dhcp(data: bytes) -> None:
+    message, _ = DhcpMessage.parse(data)
+    _same(message, DhcpMessage.parse(message.to_bytes())[0], data)
+    _same(message.to_bytes(), bytes(data), data)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "ethernet": ethernet,
     "arp": arp,
@@ -105,6 +112,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "icmp": icmp,
     "udp": udp,
     "tcp": tcp,
+    "dhcp": dhcp,
 }
 
 
@@ -130,6 +138,7 @@ def seed_corpus(codec: str) -> Path:
                     "icmp": transport if proto == 1 else b"",
                     "udp": transport if proto == 17 else b"",
                     "tcp": transport if proto == 6 else b"",
+                    "dhcp": transport[8:] if proto == 17 and len(transport) > 248 else b"",
                 }
             )
         seed = layers.get(codec, b"")

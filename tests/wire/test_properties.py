@@ -20,6 +20,7 @@ from riad.wire import (
     UdpHeader,
 )
 from riad.wire.checksum import checksum
+from riad.wire.dhcp import DhcpMessage
 
 from . import frames
 from .strategies import (
@@ -106,6 +107,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "udp": lambda b: UdpHeader.parse(b, IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")),
     "tcp": lambda b: TcpHeader.parse(b, IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")),
     "tcp-unchecked": TcpHeader.parse,
+    "dhcp": DhcpMessage.parse,
 }
 
 
@@ -140,7 +142,9 @@ def parse_frame(frame: bytes) -> None:
     if ip.protocol == 6:
         TcpHeader.parse(body, ip.src, ip.dst)
     elif ip.protocol == 17:
-        UdpHeader.parse(body, ip.src, ip.dst)
+        udp, payload = UdpHeader.parse(body, ip.src, ip.dst)
+        if 67 in (udp.src_port, udp.dst_port):
+            DhcpMessage.parse(payload)
     elif ip.protocol == 1 and not ip.is_fragment:
         icmp, quote = IcmpHeader.parse(body)
         if icmp.is_error:
