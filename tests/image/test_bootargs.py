@@ -33,7 +33,7 @@ def test_net_arguments_are_found_in_both_spellings() -> None:
 
 
 def test_net_argument_without_value_names_the_fix() -> None:
-    with pytest.raises(ValueError, match="--ipv4=10.0.0.2/24"):
+    with pytest.raises(ValueError, match=r"--ipv4=10\.0\.0\.2/24"):
         split_net_args(["--ipv4"])
 
 
