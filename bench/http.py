@@ -64,17 +64,8 @@ def starlette_app(folder: Path) -> object:
 
 def socket_stack() -> object:
     """riad's socket stack (the host's sockets behind the ``Stack`` interface)."""
-    try:
-        from riad.backends.socket_stack import SocketStack  # type: ignore[import-not-found]
-    except ImportError:  # before the socket stack landed: the tests' asyncio adapter
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.http.harness import AsyncioStack
+    from riad.backends.socket_stack import SocketStack
 
-        print(
-            "bench/http.py: riad.backends.socket_stack missing; using an asyncio adapter",
-            file=sys.stderr,
-        )
-        return AsyncioStack()
     return SocketStack()
 
 

@@ -1,6 +1,6 @@
-"""Test kit for the HTTP server: a ``Stack`` over plain asyncio, a server run in a
-thread of its own (so tests can use blocking sockets and real clients), and
-raw-socket helpers."""
+"""Test kit for the HTTP server: a server on riad's socket stack run in a thread
+of its own (so tests can use blocking sockets and real clients), and raw-socket
+helpers."""
 
 from __future__ import annotations
 
@@ -11,73 +11,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from riad.devices import StreamHandler
+from riad.backends.socket_stack import SocketStack
+from riad.log import Logs
 from riad.services.http import HttpLimits, HttpServer
 from riad.services.http.asgi import ASGIApp
 from riad.services.http.server import StreamWrapper
-
-
-class AsyncioListener:
-    def __init__(self, server: asyncio.Server) -> None:
-        self._server = server
-
-    @property
-    def local_addr(self) -> tuple[str, int]:
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return str(host), int(port)
-
-    def is_serving(self) -> bool:
-        return self._server.is_serving()
-
-    def close(self) -> None:
-        self._server.close()
-
-    async def wait_closed(self) -> None:
-        await self._server.wait_closed()
-
-    async def __aenter__(self) -> AsyncioListener:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
-
-class AsyncioStack:
-    """Just enough of ``riad.devices.Stack`` over the host's sockets for HTTP tests."""
-
-    ipv4_addresses = ("127.0.0.1",)
-
-    async def start_server(
-        self,
-        client_connected_cb: StreamHandler,
-        host: str | None = None,
-        port: int = 0,
-        *,
-        limit: int = 2**16,
-        backlog: int = 128,
-    ) -> AsyncioListener:
-        server = await asyncio.start_server(
-            client_connected_cb, host or "127.0.0.1", port, limit=limit, backlog=backlog
-        )
-        return AsyncioListener(server)
-
-    async def create_server(
-        self,
-        protocol_factory: Callable[[], asyncio.Protocol],
-        host: str | None = None,
-        port: int = 0,
-        *,
-        backlog: int = 128,
-    ) -> AsyncioListener:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            protocol_factory, host or "127.0.0.1", port, backlog=backlog
-        )
-        return AsyncioListener(server)
-
-    def __getattr__(self, name: str) -> Any:
-        raise NotImplementedError(name)
 
 
 class Served:
@@ -105,16 +43,19 @@ def serve(
     lifespan: bool = True,
     plain_app: ASGIApp | None = None,
     tls_port: int = 0,
+    logs: Logs | None = None,
 ) -> Iterator[Served]:
     """Run ``app`` on 127.0.0.1 (a free port, and a second one with ``tls``) in a
     thread; with ``plain_app``, the plain port serves that instead."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = HttpServer(app, limits=limits, lifespan=lifespan)
+    log = logs.source("http") if logs is not None else None
+    access = logs.source("http.access") if logs is not None else None
+    server = HttpServer(app, limits=limits, lifespan=lifespan, log=log, access_log=access)
     plain = HttpServer(plain_app, limits=limits) if plain_app is not None else server
     served = Served(loop, server)
-    stack = AsyncioStack()
+    stack = SocketStack()
 
     async def start() -> None:
         await server.startup()

@@ -186,3 +186,29 @@ async def _until(condition: object) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition never held")
+
+
+class ListConsole:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write_line(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def test_access_and_error_log_lines() -> None:
+    from riad.log import LogLevels, Logs
+    from riad.time import SimClock
+
+    console = ListConsole()
+    logs = Logs(console, SimClock(), LogLevels.parse("info"))
+    with serve(DemoApp(), logs=logs) as s:
+        get(s.port, "/info?x=1")
+        get(s.port, "/boom")
+        exchange(s.port, b"GET / HTTP/1.1\r\n\r\n")
+    access = [line for line in console.lines if " http.access: " in line]
+    assert any('"GET /info?x=1 HTTP/1.1" 200' in line and " ms=" in line for line in access)
+    assert any('"GET /boom HTTP/1.1" 500' in line for line in access)
+    errors = [line for line in console.lines if " http: " in line]
+    assert any("application error" in line and "RuntimeError" in line for line in errors)
+    assert any("request refused" in line and "status=400" in line for line in errors)

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from riad.services.http import log
+from riad.log import Logger, null_logger
 
 __all__ = ["ASGIApp", "Lifespan", "LifespanError", "Message", "Receive", "Scope", "Send"]
 
@@ -39,8 +39,9 @@ class Lifespan:
     request scope (ASGI ``state``).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, log: Logger | None = None) -> None:
         self._app = app
+        self._log = log if log is not None else null_logger("http")
         self.state: dict[str, Any] = {}
         self._to_app: asyncio.Queue[Message] = asyncio.Queue()
         self._from_app: asyncio.Queue[Message] = asyncio.Queue()
@@ -55,7 +56,7 @@ class Lifespan:
             if isinstance(e, asyncio.CancelledError):
                 raise
             if self._supported:
-                log.errors.debug("application does not support lifespan: %r", e)
+                self._log.debug("the application does not support lifespan", error=repr(e))
             self._supported = False
         finally:
             await self._from_app.put({"type": "_riad.lifespan.ended"})

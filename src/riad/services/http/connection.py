@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 import h11
 
-from riad.services.http import log
+from riad.log import INFO
 from riad.services.http.asgi import ASGI_VERSION, Message
 from riad.services.http.dates import http_date_now
 from riad.services.stream import ByteStream
@@ -312,7 +312,7 @@ class HttpConnection:
         except h11.RemoteProtocolError:
             raise
         except Exception:
-            log.errors.exception('application error on "%s"', self.request_line)
+            self._server.log.exception("application error", request=self.request_line)
             if not self._head_sent:
                 raise _Reject(500, "application error") from None
             self._log_access(started)
@@ -326,22 +326,25 @@ class HttpConnection:
                 return False
             if not self._head_sent:
                 raise _Reject(500, "application returned without a response")
-            log.errors.error('application did not finish the response to "%s"', self.request_line)
+            self._server.log.error(
+                "application left its response unfinished", request=self.request_line
+            )
             self._log_access(started)
             return False
         self._log_access(started)
         return not self._disconnected
 
     def _log_access(self, started: float) -> None:
-        if log.access.isEnabledFor(20):
+        access = self._server.access_log
+        if access.enabled(INFO):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
-            log.access.info(
-                '%s "%s" %s %d %.1fms',
+            access.info(
+                '%s "%s" %s %d',
                 client,
                 self.request_line,
                 self._status if self._status is not None else "-",
                 self._response_bytes,
-                (self._loop.time() - started) * 1000,
+                ms=round((self._loop.time() - started) * 1000, 2),
             )
 
     # -- ASGI receive ----------------------------------------------------------------------
@@ -494,7 +497,7 @@ class HttpConnection:
             self._timer = None
         self._deadline = _NO_DEADLINE
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
-        log.errors.info("%s: %d %s", client, status, detail)
+        self._server.log.info("request refused", client=client, status=status, why=detail)
         stream = self._stream
         try:
             if not self._head_sent:
@@ -509,8 +512,8 @@ class HttpConnection:
                     + body
                 )
                 self._response_bytes = len(body)
-                if log.access.isEnabledFor(20):
-                    log.access.info(
+                if self._server.access_log.enabled(INFO):
+                    self._server.access_log.info(
                         '%s "%s" %d %d', client, self.request_line or "-", status, len(body)
                     )
             stream.write_eof()

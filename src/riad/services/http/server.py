@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from riad.devices import Listener, Stack
-from riad.services.http import log
+from riad.log import Logger, null_logger
 from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
@@ -47,11 +47,19 @@ class HttpServer:
         *,
         limits: HttpLimits | None = None,
         lifespan: bool = True,
+        log: Logger | None = None,
+        access_log: Logger | None = None,
     ) -> None:
+        """``log`` receives what goes wrong (refused requests, application
+        errors, failed handshakes); ``access_log`` one line per request. Pass
+        ``logs.source("http")`` and ``logs.source("http.access")``; without
+        them nothing is written."""
         self.app = app
         self.limits = limits or HttpLimits()
+        self.log = log if log is not None else null_logger("http")
+        self.access_log = access_log if access_log is not None else null_logger("http.access")
         self.state: dict[str, Any] = {}
-        self._lifespan = Lifespan(app) if lifespan else None
+        self._lifespan = Lifespan(app, self.log) if lifespan else None
         self._listeners: list[Listener] = []
         self._connections: set[HttpConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +115,7 @@ class HttpServer:
         task = asyncio.current_task()
         if self._closing or len(self._connections) >= self.limits.max_connections:
             self.connections_refused += 1
-            log.errors.warning("refusing a connection: %d open", len(self._connections))
+            self.log.warning("connection refused", open=len(self._connections))
             if tls is None:
                 stream.write(_busy_response())
                 await _linger(stream, 0.5)
@@ -122,7 +130,7 @@ class HttpServer:
                         stream = await tls(stream)
                 except (TimeoutError, ConnectionError, OSError) as e:
                     peer = stream.get_extra_info("peername")
-                    log.errors.info("TLS handshake with %s failed: %s", peer, e or "timed out")
+                    self.log.info("TLS handshake failed", peer=peer, why=str(e) or "timed out")
                     stream.close()
                     return
             connection = HttpConnection(self, stream, scheme=scheme, local_addr=local_addr)
