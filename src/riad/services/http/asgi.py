@@ -80,7 +80,9 @@ class Lifespan:
         await self._exchange("startup")
 
     async def shutdown(self) -> None:
-        """Send ``lifespan.shutdown`` and wait for the answer."""
+        """Send ``lifespan.shutdown`` and wait for the answer (nothing if never started)."""
+        if self._task is None:
+            return
         try:
             await self._exchange("shutdown")
         finally:

@@ -32,11 +32,24 @@ class TlsStream:
 
     __slots__ = ("_closed", "_eof", "_incoming", "_inner", "_outgoing", "_ssl")
 
-    def __init__(self, inner: ByteStream, context: ssl.SSLContext, *, server_side: bool) -> None:
+    def __init__(
+        self,
+        inner: ByteStream,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+    ) -> None:
+        """``server_hostname``: for a client, the name to send (SNI) and verify."""
         self._inner = inner
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
+        self._ssl = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
         self._eof = False
         self._closed = False
 
