@@ -30,6 +30,22 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
+async def _echo_through(link: Link, argv: list[str], data: bytes) -> bytes:
+    """Send ``data`` through a Linux UDP client; read the same length back; end the client."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", link.linux.name, *argv,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        return await asyncio.wait_for(proc.stdout.readexactly(len(data)), 20)
+    finally:
+        proc.terminate()  # the client's own PID, started just above
+        await proc.wait()
+
+
 def _received(output: str) -> int:
     match = re.search(r"(\d+) (?:packets )?received", output)
     assert match, output
@@ -69,21 +85,9 @@ def test_udp_echo_answers_socat_and_nc_byte_exact(link: Link) -> None:
         async with DirectStack(link.device, address=f"{RIAD_IP}/{PREFIX}") as stack:
             await stack.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 7))
             payload = bytes(range(256)) * 4  # every byte value, 1 KiB
-            proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", link.linux.name,
-                "socat", "-t", "1", "-", f"UDP:{RIAD_IP}:7",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            out, _ = await asyncio.wait_for(proc.communicate(payload), 20)
-            assert out == payload
-            proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", link.linux.name,
-                "nc", "-u", "-w", "1", RIAD_IP, "7",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            assert await _echo_through(link, ["socat", "-", f"UDP:{RIAD_IP}:7"], payload) == payload
             line = b"hello from nc \x00\xff\n"
-            out, _ = await asyncio.wait_for(proc.communicate(line), 20)
-            assert out == line
+            assert await _echo_through(link, ["nc", "-u", RIAD_IP, "7"], line) == line
             # a datagram larger than the MTU: fragmented by Linux, reassembled by riad,
             # echoed and fragmented by riad, reassembled by Linux
             sock = link.linux_socket()
