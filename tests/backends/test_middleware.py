@@ -100,7 +100,7 @@ def test_tracer_describes_each_frame() -> None:
     assert lines[0].startswith("tx 02:00:00:00:00:01 > 02:00:00:00:00:02 type 0x0800")
     assert "ipv4 10.0.0.1 > 10.0.0.2 proto 17 ports 12345 > 53" in lines[0]
     assert lines[1].startswith("rx 02:00:00:00:00:02 > 02:00:00:00:00:01 type 0x88b5")
-    assert describe_frame(b"short") == "runt frame of 5 bytes"
+    assert describe_frame(b"short") == "undecodable frame of 5 bytes (ethernet.truncated.header)"
 
 
 def test_fault_injector_is_seeded_and_counts() -> None:

@@ -128,3 +128,28 @@ def test_arp_resolves_under_loss(default_seed: int) -> None:
         assert requests_seen > 0
 
     run_lab(main, seed=seed, conditions=LinkConditions(loss=0.3))
+
+
+def test_an_unconfigured_stack_can_broadcast_and_hear_broadcasts() -> None:
+    seed = test_seed(9)
+
+    async def main(lab: SimLab) -> None:
+        client = lab.add_stack(None)  # no address yet, as before DHCP
+        server = lab.add_stack("10.0.0.1/24")
+        assert client.ipv4_addresses == ()
+        s_transport, s_proto = await server.create_datagram_endpoint(
+            Collect, local_addr=("0.0.0.0", 67), allow_broadcast=True
+        )
+        c_transport, c_proto = await client.create_datagram_endpoint(
+            Collect, local_addr=("0.0.0.0", 68), allow_broadcast=True
+        )
+        c_transport.sendto(b"discover", ("255.255.255.255", 67))
+        await asyncio.wait_for(s_proto.got.wait(), 1.0)
+        assert s_proto.datagrams == [(b"discover", ("0.0.0.0", 68))]
+        s_transport.sendto(b"offer", ("255.255.255.255", 68))
+        await asyncio.wait_for(c_proto.got.wait(), 1.0)
+        assert c_proto.datagrams == [(b"offer", ("10.0.0.1", 67))]
+        c_transport.sendto(b"unicast needs an address", ("10.0.0.1", 67))
+        assert isinstance(c_proto.errors[-1], OSError)
+
+    run_lab(main, seed=seed)

@@ -20,7 +20,13 @@ from typing import BinaryIO
 
 from riad.backends.netdev import DeviceCapabilities, NetDevice, TxOffload
 from riad.time import Clock
+from riad.wire.arp import ArpPacket
 from riad.wire.common import BytesLike, MacAddress
+from riad.wire.errors import ParseError
+from riad.wire.ethernet import EthernetHeader
+from riad.wire.ipv4 import Ipv4Header
+from riad.wire.tcp import TcpHeader
+from riad.wire.udp import UdpHeader
 
 __all__ = ["DeviceWrapper", "FaultInjector", "PcapWriter", "Tracer", "describe_frame"]
 
@@ -117,32 +123,32 @@ class PcapWriter(DeviceWrapper):
 
 
 def describe_frame(frame: BytesLike) -> str:
-    """A one-line summary of an Ethernet frame: addresses, type and IPv4 basics."""
-    size = len(frame)
-    if size < 14:
-        return f"runt frame of {size} bytes"
-    view = memoryview(frame)
-    dst, src = MacAddress(view[0:6]), MacAddress(view[6:12])
-    ethertype = int.from_bytes(view[12:14], "big")
-    line = f"{src} > {dst} type 0x{ethertype:04x} len {size}"
-    if ethertype == 0x0800 and size >= 34:
-        ip = view[14:34]
-        proto = ip[9]
-        src_ip = ".".join(str(b) for b in ip[12:16])
-        dst_ip = ".".join(str(b) for b in ip[16:20])
-        line += f" ipv4 {src_ip} > {dst_ip} proto {proto}"
-        ihl = (ip[0] & 0x0F) * 4
-        if proto in (6, 17) and size >= 14 + ihl + 4:
-            ports = view[14 + ihl : 14 + ihl + 4]
-            line += (
-                f" ports {int.from_bytes(ports[0:2], 'big')} > {int.from_bytes(ports[2:4], 'big')}"
-            )
-    elif ethertype == 0x0806 and size >= 42:
-        arp = view[14:42]
-        op = int.from_bytes(arp[6:8], "big")
-        sender = ".".join(str(b) for b in arp[14:18])
-        target = ".".join(str(b) for b in arp[24:28])
-        line += f" arp op {op} {sender} > {target}"
+    """A one-line summary of an Ethernet frame: addresses, type and IPv4/ARP basics.
+
+    Never raises: a part that does not parse ends the line with the reason.
+    """
+    try:
+        eth, payload = EthernetHeader.parse(frame)
+    except ParseError as exc:
+        return f"undecodable frame of {len(frame)} bytes ({exc.counter})"
+    line = f"{eth.src} > {eth.dst} type 0x{eth.ethertype:04x} len {len(frame)}"
+    try:
+        if eth.ethertype == 0x0800:
+            ip, transport = Ipv4Header.parse(payload, verify_checksum=False)
+            line += f" ipv4 {ip.src} > {ip.dst} proto {ip.protocol}"
+            if ip.is_fragment:
+                line += f" frag {ip.frag_offset_bytes}{'+' if ip.more_fragments else ''}"
+            elif ip.protocol == 17:
+                udp, _ = UdpHeader.parse(transport)
+                line += f" ports {udp.src_port} > {udp.dst_port}"
+            elif ip.protocol == 6:
+                tcp, _ = TcpHeader.parse(transport)
+                line += f" ports {tcp.src_port} > {tcp.dst_port}"
+        elif eth.ethertype == 0x0806:
+            arp, _ = ArpPacket.parse(payload)
+            line += f" arp op {arp.operation} {arp.sender_ip} > {arp.target_ip}"
+    except ParseError as exc:
+        line += f" ({exc.counter})"
     return line
 
 

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+UNSPECIFIED = IPv4Address(0)
 _ETH_IPV4 = b"\x08\x00"
 _ETH_ARP = b"\x08\x06"
 _MIN_FRAME = 60
@@ -232,11 +233,15 @@ class Interface:
 
         Returns False when it cannot be sent at all (no address, no route);
         the drop is counted. A datagram waiting for ARP counts as sent.
+        Without an address only the limited broadcast can be reached, from
+        0.0.0.0 (as a DHCP client does, RFC 2131 4.1).
         """
         src = self.address
         if src is None:
-            self.drops["ipv4.no_address"] += 1
-            return False
+            if dst != LIMITED_BROADCAST:
+                self.drops["ipv4.no_address"] += 1
+                return False
+            src = UNSPECIFIED
         payload_len = 0
         for part in parts:
             payload_len += len(part)

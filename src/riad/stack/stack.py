@@ -388,7 +388,9 @@ class DirectStack:
         iface = self.iface
         src = sock.local_addr if sock.local_addr != ANY else iface.address
         if src is None:
-            raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
+            if dst.packed != b"\xff" * 4:
+                raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
+            src = ANY  # an unconfigured host may broadcast from 0.0.0.0 (DHCP)
         offload = self._udp_offload
         parts = self.udp.encode(src, sock.local_port, dst, port, data, partial_checksum=offload)
         runtime = self.runtime
