@@ -153,3 +153,37 @@ def test_an_unconfigured_stack_can_broadcast_and_hear_broadcasts() -> None:
         assert isinstance(c_proto.errors[-1], OSError)
 
     run_lab(main, seed=seed)
+
+
+def test_a_failing_transport_is_counted_and_the_stack_goes_on() -> None:
+    seed = test_seed(10)
+
+    class Broken:
+        protocol = 99
+
+        def handle_ip(self, ip: object, payload: object, now: object, trusted: bool) -> bool:
+            raise RuntimeError("bug in a transport")
+
+        def poll_transmit(self, now: object) -> list[object]:
+            return []
+
+        def poll_at(self) -> None:
+            return None
+
+        def on_timeout(self, now: object) -> None:
+            return None
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24")
+        b = lab.add_stack("10.0.0.2/24")
+        b.iface.register(Broken())  # type: ignore[arg-type]
+        reported: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: reported.append(ctx))
+        await a.ping("10.0.0.2")  # resolve ARP first
+        a.iface.send_ip(b.iface.address, 99, [b"boom"], a.clock.now())  # type: ignore[arg-type]
+        a.runtime.kick()
+        await a.ping("10.0.0.2")
+        assert b.stats.drops["stack.internal_error"] == 1
+        assert isinstance(reported[0]["exception"], RuntimeError)
+
+    run_lab(main, seed=seed)

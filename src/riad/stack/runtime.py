@@ -7,7 +7,8 @@ loop, with no thread and no fixed tick:
   it; every frame waiting is drained in batches of ``batch_frames`` and fed
   to the interface with one ``now``; after at most ``max_batches`` batches
   it yields to the loop and comes back, so a flood cannot starve the
-  service;
+  service; a frame that trips a bug is counted (``stack.internal_error``),
+  reported to the loop's exception handler and the batch goes on;
 - after input, the stack's event pumps run (datagrams to protocols, ...),
   then everything the cores queued is flushed to the device;
 - a send from the service (``kick``) schedules one flush for the end of the
@@ -91,7 +92,10 @@ class Runtime:
         for _ in range(self.max_batches):
             batch = receive_batch(limit)
             for frame, flags in batch:
-                receive(frame, flags, now)
+                try:
+                    receive(frame, flags, now)
+                except Exception as exc:  # a bug must not let one frame stop the stack
+                    self._internal_error(exc, frame)
             if len(batch) < limit:
                 break
         else:
@@ -100,6 +104,12 @@ class Runtime:
         self.flush()
         if more:
             self.loop.call_soon(self._on_ready)
+
+    def _internal_error(self, exc: Exception, frame: object) -> None:
+        self.iface.drops["stack.internal_error"] += 1
+        self.loop.call_exception_handler(
+            {"message": f"riad stack failed on a received frame ({frame!r:.200})", "exception": exc}
+        )
 
     def kick(self) -> None:
         """Flush at the end of this loop iteration (coalesces bursts of sends)."""
