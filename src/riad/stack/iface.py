@@ -113,11 +113,13 @@ class Interface:
         self.address = address.ip if address is not None else None
         self._net_int = int(address.network.network_address) if address is not None else -1
         self._mask_int = int(address.network.netmask) if address is not None else 0
+        self._address_int = int(address.ip) if address is not None else -1
         self.broadcast = (
             address.network.broadcast_address
             if address is not None and address.network.prefixlen < 31
             else LIMITED_BROADCAST
         )
+        self._broadcast_int = int(self.broadcast)
         self.gateway = gateway
         self.arp.address = self.address
 
@@ -170,10 +172,12 @@ class Interface:
             drops[exc.counter] += 1
             return
         dst = ip.dst
-        to_broadcast = dst == self.broadcast or dst == LIMITED_BROADCAST
-        if dst != self.address and not to_broadcast:
-            drops["ipv4.not_for_us"] += 1
-            return
+        to_broadcast = False
+        if dst != self.address:
+            to_broadcast = dst == self.broadcast or dst == LIMITED_BROADCAST
+            if not to_broadcast:
+                drops["ipv4.not_for_us"] += 1
+                return
         if ip.is_fragment:
             whole = self.reassembler.add(ip, payload, now)
             if whole is None:
@@ -307,16 +311,17 @@ class Interface:
         now: Instant,
     ) -> bool:
         mac: MacAddress | None = BROADCAST_MAC
-        if dst != LIMITED_BROADCAST and dst != self.broadcast:
-            if int(dst) & self._mask_int == self._net_int:
+        dst_int = int(dst)
+        if dst_int != 0xFFFFFFFF and dst_int != self._broadcast_int:
+            if dst_int & self._mask_int == self._net_int:
+                if dst_int == self._address_int:
+                    self.drops["ipv4.to_self"] += 1
+                    return False
                 hop = dst
             elif self.gateway is not None:
                 hop = self.gateway
             else:
                 self.drops["ipv4.no_route"] += 1
-                return False
-            if hop == self.address:
-                self.drops["ipv4.to_self"] += 1
                 return False
             mac = self.arp.lookup(hop, now)
             if mac is None:
