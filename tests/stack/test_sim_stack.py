@@ -187,3 +187,38 @@ def test_a_failing_transport_is_counted_and_the_stack_goes_on() -> None:
         assert isinstance(reported[0]["exception"], RuntimeError)
 
     run_lab(main, seed=seed)
+
+
+def test_the_same_seed_replays_the_same_run() -> None:
+    seed = test_seed(404)
+
+    async def main(lab: SimLab) -> tuple[object, ...]:
+        a = lab.add_stack("10.0.0.1/24")
+        b = lab.add_stack("10.0.0.2/24")
+        await b.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 7))
+        transport, client = await a.create_datagram_endpoint(Collect, remote_addr=("10.0.0.2", 7))
+        for i in range(100):
+            transport.sendto(b"%d" % i)
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(1)
+        pongs = 0
+        for _ in range(20):
+            try:
+                await a.ping("10.0.0.2", timeout=0.05)
+                pongs += 1
+            except TimeoutError:
+                pass
+        return (
+            [d for d, _ in client.datagrams],
+            pongs,
+            repr(lab.network.stats),
+            sorted(a.stats.counters.items()),
+            sorted(b.stats.drops.items()),
+            lab.clock.now(),
+        )
+
+    first = run_lab(main, seed=seed, conditions=LOSSY)
+    again = run_lab(main, seed=seed, conditions=LOSSY)
+    other = run_lab(main, seed=seed + 1, conditions=LOSSY)
+    assert first == again
+    assert first != other
