@@ -131,3 +131,14 @@ def test_ephemeral_ports_and_encoding() -> None:
     assert bytes(partial)[6:8] != bytes(header)[6:8]
     with pytest.raises(OSError):
         udp.encode(ME, 1, PEER, 2, bytes(65508))
+
+
+def test_reuse_port_needs_every_holder_to_ask() -> None:
+    udp = UdpCore()
+    udp.bind(ANY, 5353)
+    with pytest.raises(OSError):
+        udp.bind(ANY, 5353, reuse_port=True)
+    udp.bind(ANY, 5354, reuse_port=True)
+    udp.bind(ANY, 5354, reuse_port=True)
+    with pytest.raises(OSError):
+        udp.bind(ME, 5354)

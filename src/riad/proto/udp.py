@@ -60,6 +60,7 @@ class UdpSocket:
         "ready",
         "remote_addr",
         "remote_port",
+        "reuse_port",
         "rx_buffer_bytes",
         "rx_bytes",
         "rx_queue",
@@ -70,6 +71,7 @@ class UdpSocket:
         self.local_port = local_port
         self.remote_addr: IPv4Address | None = None
         self.remote_port = 0
+        self.reuse_port = False
         self.rx_buffer_bytes = rx_buffer_bytes
         self.rx_queue: deque[tuple[bytes, tuple[str, int]]] = deque()
         self.rx_bytes = 0
@@ -124,7 +126,8 @@ class UdpCore:
         """A new socket bound to ``address:port`` (port 0 picks a free ephemeral port).
 
         Raises ``OSError(EADDRINUSE)`` when the port is taken by an
-        overlapping address (unless every holder asked for ``reuse_port``).
+        overlapping address, unless this socket and every holder asked for
+        ``reuse_port`` (as ``SO_REUSEPORT``).
         """
         if not 0 <= port <= 65535:
             raise OverflowError(f"port must be 0-65535, got {port}")
@@ -133,9 +136,10 @@ class UdpCore:
         else:
             for other in self._by_port.get(port, ()):
                 overlaps = other.local_addr in (address, ANY) or address == ANY
-                if overlaps and not reuse_port:
+                if overlaps and not (reuse_port and other.reuse_port):
                     raise OSError(errno.EADDRINUSE, f"address {address}:{port} is already in use")
         sock = UdpSocket(address, port, self.config.rx_buffer_bytes)
+        sock.reuse_port = reuse_port
         self._by_port.setdefault(port, []).append(sock)
         return sock
 
