@@ -93,7 +93,7 @@ def test_timeout_drops_incomplete_datagrams() -> None:
     r.add(*frag(bytes(100), 0, 48, ident=2), Instant.from_secs(10))
     assert r.poll_at() == Instant.from_secs(30)
     expired = r.on_timeout(Instant.from_secs(30))
-    assert [h.identification for h in expired] == [1]
+    assert [(h.identification, len(start)) for h, start in expired] == [(1, 48)]
     assert r.in_progress == 1 and r.poll_at() == Instant.from_secs(40)
     assert r.drops["ipv4.reassembly.timeout"] == 1
 

@@ -165,3 +165,21 @@ def test_frames_not_for_us_and_unknown_protocols() -> None:
     (unreachable,) = iface.take_frames(T0)
     raw = joined(unreachable)
     assert raw[14 + 9] == 1 and raw[34] == 3 and raw[35] == 2  # ICMP protocol unreachable
+
+
+def test_reassembly_timeout_sends_time_exceeded() -> None:
+    iface = make()
+    learn(iface, PEER_MAC, PEER)
+    eth = EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x0800).to_bytes()
+    first = Ipv4Header(
+        src=PEER, dst=ME, protocol=17, total_length=36, identification=9, more_fragments=True
+    )
+    iface.receive(eth + first.to_bytes() + bytes(16), 0, T0)
+    assert iface.take_frames(T0) == []
+    deadline = iface.poll_at()
+    assert deadline == Instant.from_secs(30)
+    iface.on_timeout(deadline)
+    (frame,) = iface.take_frames(deadline)
+    raw = joined(frame)
+    assert raw[14 + 9] == 1 and (raw[34], raw[35]) == (11, 1)
+    assert iface.drops["ipv4.reassembly.timeout"] == 1

@@ -158,17 +158,21 @@ class Reassembler:
             return None
         return next(iter(self._partials.values())).deadline
 
-    def on_timeout(self, now: Instant) -> list[Ipv4Header]:
-        """Drop datagrams past their deadline; return the first-fragment headers of those
-        whose first fragment had arrived (for an ICMP time exceeded, RFC 792)."""
-        expired: list[Ipv4Header] = []
+    def on_timeout(self, now: Instant) -> list[tuple[Ipv4Header, bytes]]:
+        """Drop datagrams past their deadline.
+
+        Returns, for each dropped datagram whose first fragment had arrived,
+        that fragment's header and the start of its payload: what an ICMP
+        time exceeded message quotes (RFC 792).
+        """
+        expired: list[tuple[Ipv4Header, bytes]] = []
         partials = self._partials
         while partials:
             key, partial = next(iter(partials.items()))
             if partial.deadline > now:
                 break
-            if partial.first is not None:
-                expired.append(partial.first)
+            if partial.first is not None and partial.pieces and partial.pieces[0][0] == 0:
+                expired.append((partial.first, partial.pieces[0][1][:64]))
             self._discard(key, "ipv4.reassembly.timeout")
         return expired
 

@@ -38,7 +38,7 @@ from riad.wire.checksum import checksum
 from riad.wire.common import BROADCAST_MAC, BytesLike, MacAddress, trusted_constructor
 from riad.wire.errors import ParseError
 from riad.wire.ethernet import EthernetHeader
-from riad.wire.icmp import IcmpType, UnreachableCode
+from riad.wire.icmp import IcmpType, TimeExceededCode, UnreachableCode
 from riad.wire.ipv4 import IpProtocol, Ipv4Header
 
 __all__ = [
@@ -376,7 +376,12 @@ class Interface:
             self.arp.on_timeout(now)
         when = self.reassembler.poll_at()
         if when is not None and when <= now:
-            self.reassembler.on_timeout(now)
+            for first, start in self.reassembler.on_timeout(now):
+                # RFC 792: time exceeded (fragment reassembly), quoting the first fragment
+                quote = first.to_bytes() + start
+                self.icmp.error(
+                    IcmpType.TIME_EXCEEDED, TimeExceededCode.REASSEMBLY, first, quote, now
+                )
         for handler in self.handlers.values():
             when = handler.poll_at()
             if when is not None and when <= now:
