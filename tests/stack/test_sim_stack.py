@@ -222,3 +222,20 @@ def test_the_same_seed_replays_the_same_run() -> None:
     other = run_lab(main, seed=seed + 1, conditions=LOSSY)
     assert first == again
     assert first != other
+
+
+def test_the_runtime_sleeps_until_a_deadline_and_never_ticks() -> None:
+    seed = test_seed(11)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24")
+        await asyncio.sleep(1000)  # an idle stack: nothing wakes it
+        assert a.runtime.timer_fires == 0 and a.runtime.next_deadline is None
+        with pytest.raises(TimeoutError):
+            await a.ping("10.0.0.99", timeout=10)  # nobody there: ARP retries, then gives up
+        # three requests a second apart, then the give-up: one wake-up for each deadline
+        assert a.runtime.timer_fires == 3
+        assert a.stats.drops["arp.unresolved"] == 1
+        assert a.runtime.next_deadline is None
+
+    run_lab(main, seed=seed)

@@ -55,6 +55,9 @@ class Runtime:
         self._kicked = False
         self._running = False
         self.wakeups = 0
+        """Times the device woke the runtime (readiness callbacks)."""
+        self.timer_fires = 0
+        """Times a core deadline fired; an idle stack has none (no tick)."""
 
     def start(self) -> None:
         """Start listening to the device and announce the interface."""
@@ -148,7 +151,13 @@ class Runtime:
             delay = max(0.0, (deadline.ns - now.ns) / 1e9)
             self._timer = self.loop.call_later(delay, self._on_timer)
 
+    @property
+    def next_deadline(self) -> Instant | None:
+        """The deadline the loop timer is armed for, if any."""
+        return self._armed_for if self._timer is not None else None
+
     def _on_timer(self) -> None:
+        self.timer_fires += 1
         self._timer = None
         self._armed_for = None
         if not self._running:
