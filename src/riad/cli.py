@@ -40,7 +40,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"riad {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     _add_vm_verbs(sub)
+    _add_cert_verb(sub)
     return parser
+
+
+def _add_cert_verb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.services.tls.cli import add_cert_parser
+
+    add_cert_parser(sub)
 
 
 def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +114,10 @@ def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return vm.cmd_inspect(args)
     if args.verb == "kernel":
         return vm.cmd_kernel(args)
+    if args.verb == "cert":
+        from riad.services.tls.cli import cmd_cert
+
+        return cmd_cert(args)
     parser.print_help()
     return 0
 

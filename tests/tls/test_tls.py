@@ -247,3 +247,22 @@ def test_openssl_s_client(served: Served, certs: Path, version: str) -> None:
     assert "ALPN protocol: http/1.1" in out.stdout
     assert "Verify return code: 0 (ok)" in out.stdout
     assert "HTTP/1.1 200 OK" in out.stdout and "hello riad" in out.stdout
+
+
+def test_riad_cert_verb(tmp_path: Path) -> None:
+    from riad.cli import main
+
+    folder = tmp_path / "certs"
+    assert main(["cert", str(folder), "--name", "example.test", "--days", "30"]) == 0
+    assert (folder / "server.key").stat().st_mode & 0o777 == 0o600
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(folder / "server.pem"), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:example.test" in text
+    assert main(["cert", str(folder)]) == 2  # refuses to overwrite
+    assert main(["cert", str(folder), "--force", "--name", "bad name"]) == 2
+    assert main(["cert", str(folder), "--force"]) == 0
+    asyncio.run(TlsServer.from_kv(MemoryKV({p.name: p.read_bytes() for p in folder.iterdir()})))
