@@ -1,0 +1,41 @@
+"""static-site: a website over HTTPS from an embedded store; plain HTTP redirects to it.
+
+MirageOS's ``static_website_tls``, in riad::
+
+    python examples/static-site/build.py --certs examples/static-site/certs
+    riad run examples/static-site                      # https://localhost:8443/
+    riad run examples/static-site --https-port 9443 --http-port 9080
+
+``build.py`` packs ``htdocs/`` (plus a 5 MiB download it makes) into
+``build/htdocs.kv``, the embedded store, and makes a development certificate
+(``riad cert`` makes one too). HTTPS answers with HSTS; HTTP on
+``--http-port`` answers every request with a redirect to the HTTPS URL.
+"""
+
+import riad
+from riad.services.http import HttpServer
+from riad.services.http.site import static_site
+from riad.services.tls import TlsServer
+
+app = riad.App("static-site", network=True, description="a website over HTTPS with a redirect")
+http_port = app.arg("--http-port", riad.port, default=8080, help="plain HTTP (redirects)")
+https_port = app.arg("--https-port", riad.port, default=8443, help="HTTPS")
+app.kv("htdocs", source="build/htdocs.kv", help="the website, packed by build.py")
+app.kv("certs", source="certs", help="server.pem and server.key (build.py --certs, riad cert)")
+
+
+@app.main
+async def main(dev: riad.Devices) -> None:
+    tls = await TlsServer.from_kv(dev.kv("certs"))
+    http_app, https_app = static_site(dev.kv("htdocs"), https_port=https_port.value)
+    logs = {"log": dev.logger("http"), "access_log": dev.logger("http.access")}
+    https = HttpServer(https_app, **logs)
+    http = HttpServer(http_app, **logs)
+    await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
+    await http.listen(dev.stack, port=http_port.value)
+    dev.log.info("serving", https=https_port.value, http=http_port.value)
+    try:
+        await dev.wait_for_shutdown()
+    finally:
+        await http.shutdown()
+        await https.shutdown()
