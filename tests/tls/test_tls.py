@@ -266,3 +266,23 @@ def test_riad_cert_verb(tmp_path: Path) -> None:
     assert main(["cert", str(folder), "--force", "--name", "bad name"]) == 2
     assert main(["cert", str(folder), "--force"]) == 0
     asyncio.run(TlsServer.from_kv(MemoryKV({p.name: p.read_bytes() for p in folder.iterdir()})))
+
+
+def test_failed_handshakes_are_logged(certs: Path) -> None:
+    from riad.log import LogLevels, Logs
+    from riad.time import SimClock
+
+    from ..http.test_server import ListConsole
+
+    console = ListConsole()
+    logs = Logs(console, SimClock(), LogLevels.parse("info"))
+    store = MemoryKV({p.name: p.read_bytes() for p in certs.iterdir()})
+    tls = asyncio.run(TlsServer.from_kv(store))
+    with serve(DemoApp(), tls=tls.wrap, logs=logs) as s:
+        with socket.create_connection(("127.0.0.1", s.tls_port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(100)
+        assert https_get(s.tls_port, client_context(certs))[0] == 200
+    failures = [line for line in console.lines if "TLS handshake failed" in line]
+    assert len(failures) == 1
+    assert "peer=" in failures[0] and "why=" in failures[0]
