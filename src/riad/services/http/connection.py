@@ -448,6 +448,11 @@ class HttpConnection:
                 self._response_complete = True
             stream = self._stream
             stream.write(out)
+            if self._response_complete and conn.our_state is h11.MUST_CLOSE:
+                # The last response on this connection: close now (the transport
+                # flushes first) rather than after the application has unwound.
+                stream.close()
+                return
             self._set_deadline(self._limits.send_timeout_s, _SEND)
             await stream.drain()
             self._deadline = _NO_DEADLINE
