@@ -60,6 +60,9 @@ class TcpConfig:
     """Rate limit on RFC 5961 challenge ACKs, per connection."""
     tso_max_bytes: int = 0
     """When the device segments for us (TSO), data segments may carry up to this many bytes."""
+    max_time_wait: int = 4096
+    """TIME-WAIT connections kept per stack; beyond it the oldest ends early (as Linux's
+    ``tcp_max_tw_buckets``), so connection churn cannot grow memory without bound."""
     syn_backlog: int = 256
     """Half-open (SYN-RECEIVED) connections per listener; the oldest is evicted beyond it."""
 

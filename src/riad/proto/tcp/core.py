@@ -19,7 +19,8 @@ queued between two flushes are capped, and every connection caps its buffers.
 from __future__ import annotations
 
 import errno
-from collections import Counter
+import heapq
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
@@ -74,6 +75,12 @@ class TcpCore:
         self._events: dict[TcpConnection, int] = {}
         self._acceptable: dict[TcpListener, None] = {}
         self._resets: list[tuple[IPv4Address, IPv4Address, TcpHeader]] = []
+        # deadlines: a heap of (ns, tie, conn); an entry counts only while it matches
+        # _deadline[conn] (later changes push new entries, stale ones are skipped)
+        self._timers: list[tuple[int, int, TcpConnection]] = []
+        self._deadline: dict[TcpConnection, int] = {}
+        self._tie = 0
+        self._time_wait: OrderedDict[TcpConnection, None] = OrderedDict()
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
         self._next_port = EPHEMERAL_FIRST + ephemeral_start % span
         self.segments_received = 0
@@ -224,6 +231,8 @@ class TcpCore:
                 conn.on_segment(now, hdr, data)
                 self._dirty[conn] = None
                 self._collect(conn)
+                if conn.state is TcpState.TIME_WAIT and conn not in self._time_wait:
+                    self._enter_time_wait(conn)
                 return True
         entry = self._listeners.get(hdr.dst_port)
         if entry is not None and hdr.flags & (SYN | ACK | RST) == SYN:
@@ -254,12 +263,24 @@ class TcpCore:
         if len(self._resets) < _MAX_QUEUED_RESETS:
             self._resets.append((ip.dst, ip.src, reply))
 
+    def _enter_time_wait(self, conn: TcpConnection) -> None:
+        """Track TIME-WAIT connections; beyond the cap the oldest is dropped early."""
+        self._time_wait[conn] = None
+        while len(self._time_wait) > self.config.max_time_wait:
+            old, _ = self._time_wait.popitem(last=False)
+            self.drops["tcp.time_wait_recycled"] += 1
+            old.discard()
+            self._collect(old)
+            self._forget(old)
+
     def _forget(self, conn: TcpConnection) -> None:
         key = (conn.local_port, conn.remote_addr, conn.remote_port)
         if self._conns.get(key) is conn:
             del self._conns[key]
         self._parent.pop(conn, None)
         self._dirty.pop(conn, None)
+        self._deadline.pop(conn, None)
+        self._time_wait.pop(conn, None)
 
     # -- output --------------------------------------------------------------
 
@@ -281,6 +302,8 @@ class TcpCore:
                 self._collect(conn)
                 if conn.is_closed:
                     self._forget(conn)
+                else:
+                    self._schedule(conn)
 
     def _encode(self, src: IPv4Address, dst: IPv4Address, seg: TcpSegment) -> Outbound:
         hdr = seg.header
@@ -302,21 +325,41 @@ class TcpCore:
 
     # -- timers --------------------------------------------------------------
 
+    def _schedule(self, conn: TcpConnection) -> None:
+        at = conn.poll_at()
+        if at is None:
+            self._deadline.pop(conn, None)
+            return
+        ns = at.ns
+        if self._deadline.get(conn) != ns:
+            self._deadline[conn] = ns
+            self._tie += 1
+            heapq.heappush(self._timers, (ns, self._tie, conn))
+
     def poll_at(self) -> Instant | None:
-        best: Instant | None = None
-        for conn in self._conns.values():
-            at = conn.poll_at()
-            if at is not None and (best is None or at < best):
-                best = at
-        return best
+        """The earliest deadline of any connection (a heap: cheap with many connections)."""
+        for conn in self._dirty:
+            self._schedule(conn)
+        timers = self._timers
+        deadline = self._deadline
+        while timers:
+            ns, _, conn = timers[0]
+            if deadline.get(conn) == ns:
+                return Instant(ns)
+            heapq.heappop(timers)
+        return None
 
     def on_timeout(self, now: Instant) -> None:
-        for conn in list(self._conns.values()):
-            at = conn.poll_at()
-            if at is not None and at <= now:
-                conn.on_timeout(now)
-                self._dirty[conn] = None
-                self._collect(conn)
+        timers = self._timers
+        deadline = self._deadline
+        while timers and timers[0][0] <= now.ns:
+            ns, _, conn = heapq.heappop(timers)
+            if deadline.get(conn) != ns:
+                continue
+            del deadline[conn]
+            conn.on_timeout(now)
+            self._dirty[conn] = None
+            self._collect(conn)
 
     def describe(self) -> str:
         """Every connection's state and counters as text (``TcpConnection.describe``)."""

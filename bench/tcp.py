@@ -1,0 +1,517 @@
+"""TCP side by side: riad vs PyTCP vs Linux-to-Linux over veth, in one run.
+
+Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
+
+Every subject is measured against the Linux kernel as its peer, inside
+network namespaces this script creates and deletes:
+
+- riad: ``DirectStack`` in this process on a TAP with offloads (checksum,
+  TSO out, GRO in), and on a plain TAP (one frame per segment);
+- PyTCP 3.0.9 embedded in its process on a plain TAP (its daemon bridges
+  every call over IPC and is slower; the in-process figure is the stronger
+  one). It needs CPython 3.14: ``RIAD_PYTCP_DIR`` (default
+  ``~/.cache/riad-peers/pytcp``) holds the venv the peer's ``setup.sh`` makes;
+  without it PyTCP's column is left out, with a note;
+- Linux to Linux over a veth pair between two namespaces.
+
+Metrics: bulk throughput into the stack (Linux sends N bytes, the stack's
+sink answers "OK n"), out of the stack (the stack sends N bytes to a Linux
+sink; PyTCP with TCP_NODELAY, without which it stops and waits), new
+connections per second (8 Linux clients, connect / read "hello" / close),
+and the 64-byte echo round trip (median over one connection, TCP_NODELAY).
+The Linux side of every test is this script run as ``_linux MODE`` inside
+the namespace with nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+
+# -- the Linux side (stdlib only; runs inside a namespace) ------------------------------
+
+
+def linux_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="tcp.py _linux")
+    p.add_argument("mode", choices=["send", "sink", "connrate", "echorr", "serve"])
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--bytes", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--what", default="sink")
+    a = p.parse_args(argv)
+    out: dict[str, float] = {}
+    if a.mode == "send":
+        s = socket.create_connection((a.host, a.port), timeout=300)
+        blk = b"x" * 65536
+        t0 = time.perf_counter()
+        left = a.bytes
+        while left > 0:
+            n = min(left, len(blk))
+            s.sendall(blk[:n])
+            left -= n
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while d := s.recv(4096):
+            reply += d
+        dt = time.perf_counter() - t0
+        if reply.strip() != f"OK {a.bytes}".encode():
+            raise SystemExit(f"sink answered {reply!r}")
+        out = {"mbit_s": a.bytes * 8 / dt / 1e6}
+    elif a.mode == "sink":
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((a.host, a.port))
+        ls.listen(8)
+        print("ready", flush=True)
+        c, _ = ls.accept()
+        n = 0
+        t0 = None
+        while n < a.bytes and (d := c.recv(1 << 18)):
+            if t0 is None:
+                t0 = time.perf_counter()
+            n += len(d)
+        dt = time.perf_counter() - (t0 or time.perf_counter())
+        c.sendall(f"OK {n}\n".encode())
+        c.close()
+        out = {"bytes": n, "mbit_s": n * 8 / max(dt, 1e-9) / 1e6}
+    elif a.mode == "connrate":
+        conc = 8
+        done = [0] * conc
+        errors = [0] * conc
+        stop_at = time.perf_counter() + a.seconds
+
+        def worker(i: int) -> None:
+            while time.perf_counter() < stop_at:
+                try:
+                    s = socket.create_connection((a.host, a.port), timeout=5)
+                    while s.recv(64):
+                        pass
+                    s.close()
+                    done[i] += 1
+                except OSError:
+                    errors[i] += 1
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        dt = time.perf_counter() - t0
+        out = {"conn_s": sum(done) / dt, "errors": sum(errors)}
+    elif a.mode == "echorr":
+        s = socket.create_connection((a.host, a.port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        msg = b"y" * 64
+        lat = []
+        for _ in range(a.count):
+            t = time.perf_counter()
+            s.sendall(msg)
+            got = 0
+            while got < len(msg):
+                got += len(s.recv(65536))
+            lat.append(time.perf_counter() - t)
+        s.close()
+        out = {"rtt_ms": statistics.median(lat) * 1e3}
+    elif a.mode == "serve":  # Linux's own servers, for the veth baseline
+        serve_kernel(a.what, a.port)
+        return
+    print(json.dumps(out), flush=True)
+
+
+def serve_kernel(what: str, port: int) -> None:
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(128)
+    print("ready", flush=True)
+
+    def handle(c: socket.socket) -> None:
+        if what == "sink":
+            n = 0
+            while d := c.recv(1 << 18):
+                n += len(d)
+            c.sendall(f"OK {n}\n".encode())
+        elif what == "hello":
+            c.sendall(b"hello\n")
+        elif what == "echo":
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while d := c.recv(65536):
+                c.sendall(d)
+        c.close()
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_linux":
+    linux_main(sys.argv[2:])
+    raise SystemExit(0)
+
+# -- the orchestration --------------------------------------------------------------------
+
+import asyncio  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from riad.backends.tap import TapDevice  # noqa: E402
+from riad.stack import DirectStack  # noqa: E402
+from riad.testing.netns import Netns  # noqa: E402
+
+HERE = Path(__file__).resolve()
+LINUX_IP = "10.77.0.1"
+STACK_IP = "10.77.0.2"
+
+PYTCP_APP = r"""
+import sys, time, threading
+from net_addr import Ip4IfAddr
+from pytcp import stack
+from pytcp.runtime.socket import socket as psocket, AddressFamily, SocketType, IPPROTO_TCP, TCP_NODELAY
+mode, ip, peer, nbytes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+stack.init()
+stack.add_interface(**stack.initialize_interface__tap("tap0"), ip4_support=True,
+                    ip4_host=Ip4IfAddr(ip + "/24"), ip4_dhcp=False,
+                    ip6_support=False, ip6_host=None, ip6_gua_autoconfig=False)
+stack.start(wait_for_dhcp_bind=False)
+def sendall(s, data):
+    mv = memoryview(data)
+    while mv:
+        mv = mv[s.send(bytes(mv)):]
+def handle(c):
+    c.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+    if mode == "sink":
+        n = 0
+        while (d := c.recv(65536)): n += len(d)
+        sendall(c, f"OK {n}\n".encode())
+    elif mode == "hello":
+        sendall(c, b"hello\n")
+    elif mode == "echo":
+        while (d := c.recv(65536)): sendall(c, d)
+    c.close()
+try:
+    if mode == "source":
+        s = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+        s.connect((peer, 5002))
+        blk = b"x" * 65536; left = nbytes
+        while left > 0:
+            k = min(left, len(blk)); sendall(s, blk[:k]); left -= k
+        s.recv(4096); s.close(); print("done", flush=True); time.sleep(0.5)
+    else:
+        ls = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
+        ls.bind(("0.0.0.0", 5001)); ls.listen()
+        print("ready", flush=True)
+        while True:
+            c, _ = ls.accept()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+finally:
+    stack.stop()
+"""
+
+
+async def run_in(ns: Netns, *argv: str, timeout: float = 600) -> dict[str, float]:
+    proc = await asyncio.create_subprocess_exec(
+        "ip",
+        "netns",
+        "exec",
+        ns.name,
+        sys.executable,
+        str(HERE),
+        "_linux",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"_linux {' '.join(argv)} failed: {err.decode()[-500:]}")
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def start_ready(argv: list[str]) -> asyncio.subprocess.Process:
+    """Start a server process and wait for its "ready" line."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if not line:
+        raise RuntimeError(f"{argv[-4:]} exited before it was ready")
+    return proc
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+# -- riad ----------------------------------------------------------------------------------
+
+
+async def riad_servers(stack: DirectStack) -> None:
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = 0
+        while chunk := await reader.read(1 << 20):
+            n += len(chunk)
+        writer.write(f"OK {n}\n".encode())
+        await writer.drain()
+        writer.close()
+
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        writer.close()
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while data := await reader.read(65536):
+            writer.write(data)
+        writer.close()
+
+    await stack.start_server(sink, None, 5001)
+    await stack.start_server(hello, None, 5003, backlog=1024)
+    await stack.start_server(echo, None, 5004)
+
+
+async def riad_source(stack: DirectStack, ns: Netns, nbytes: int) -> float:
+    sink = asyncio.create_task(run_in(ns, "sink", "--port", "5002", "--bytes", str(nbytes)))
+    for _ in range(200):
+        try:
+            reader, writer = await stack.open_connection(LINUX_IP, 5002)
+            break
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.05)
+    chunk = b"x" * (1 << 18)
+    left = nbytes
+    while left > 0:
+        writer.write(chunk[: min(left, len(chunk))])
+        left -= len(chunk)
+        await writer.drain()
+    await reader.read(100)
+    writer.close()
+    return (await sink)["mbit_s"]
+
+
+async def measure_riad(vnet_hdr: bool, nbytes: int, seconds: float) -> dict[str, float]:
+    with Netns.create("riadbench") as ns:
+        ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=vnet_hdr)
+        with ns.entered():
+            device = TapDevice.open("tap0", vnet_hdr=vnet_hdr)
+        async with DirectStack(device, address=f"{STACK_IP}/24") as stack:
+            await riad_servers(stack)
+            into = await run_in(
+                ns, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+            )
+            out = await riad_source(stack, ns, nbytes)
+            rate = await run_in(
+                ns, "connrate", "--host", STACK_IP, "--port", "5003", "--seconds", str(seconds)
+            )
+            rtt = await run_in(ns, "echorr", "--host", STACK_IP, "--port", "5004")
+    return {
+        "into": into["mbit_s"],
+        "out": out,
+        "conn_s": rate["conn_s"],
+        "rtt_ms": rtt["rtt_ms"],
+    }
+
+
+# -- PyTCP ---------------------------------------------------------------------------------
+
+
+async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp, Netns.create("pytcpbench") as ns:
+        app = Path(tmp) / "pytcp_bench_app.py"
+        app.write_text(PYTCP_APP)
+        ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=False)
+        env = ["env", f"XDG_RUNTIME_DIR={tmp}"]
+
+        def argv(mode: str) -> list[str]:
+            return [
+                "ip",
+                "netns",
+                "exec",
+                ns.name,
+                *env,
+                str(python),
+                "-O",
+                str(app),
+                mode,
+                STACK_IP,
+                LINUX_IP,
+                str(nbytes),
+            ]
+
+        result: dict[str, float] = {}
+        for mode, key in (("sink", "into"), ("hello", "conn_s"), ("echo", "rtt_ms")):
+            server = await start_ready(argv(mode))
+            try:
+                await asyncio.sleep(0.5)  # ARP and the stack's threads settle
+                if mode == "sink":
+                    r = await run_in(
+                        ns, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+                    )
+                    result[key] = r["mbit_s"]
+                elif mode == "hello":
+                    r = await run_in(
+                        ns,
+                        "connrate",
+                        "--host",
+                        STACK_IP,
+                        "--port",
+                        "5001",
+                        "--seconds",
+                        str(seconds),
+                    )
+                    result[key] = r["conn_s"]
+                else:
+                    r = await run_in(
+                        ns, "echorr", "--host", STACK_IP, "--port", "5001", "--count", "500"
+                    )
+                    result[key] = r["rtt_ms"]
+            finally:
+                await stop(server)
+        sink = asyncio.create_task(run_in(ns, "sink", "--port", "5002", "--bytes", str(nbytes)))
+        await asyncio.sleep(0.5)
+        source = await asyncio.create_subprocess_exec(
+            *argv("source"), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            result["out"] = (await asyncio.wait_for(sink, 900))["mbit_s"]
+        finally:
+            await stop(source)
+    return result
+
+
+# -- Linux over veth -----------------------------------------------------------------------
+
+
+async def measure_linux(nbytes: int, seconds: float) -> dict[str, float]:
+    with Netns.create("lxa") as a, Netns.create("lxb") as b:
+        a.add_veth("va", "vb", b, address=f"{LINUX_IP}/24", peer_address=f"{STACK_IP}/24")
+        servers = []
+        for what, port in (("sink", 5001), ("hello", 5003), ("echo", 5004)):
+            servers.append(
+                await start_ready(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        b.name,
+                        sys.executable,
+                        str(HERE),
+                        "_linux",
+                        "serve",
+                        "--what",
+                        what,
+                        "--port",
+                        str(port),
+                    ]
+                )
+            )
+        try:
+            into = await run_in(
+                a, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+            )
+            rate = await run_in(
+                a, "connrate", "--host", STACK_IP, "--port", "5003", "--seconds", str(seconds)
+            )
+            rtt = await run_in(a, "echorr", "--host", STACK_IP, "--port", "5004")
+        finally:
+            for proc in servers:
+                await stop(proc)
+    return {
+        "into": into["mbit_s"],
+        "out": into["mbit_s"],
+        "conn_s": rate["conn_s"],
+        "rtt_ms": rtt["rtt_ms"],
+    }
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
+    names = list(results)
+    rows = [
+        ("bulk into the stack, Mbit/s", "into", "{:,.0f}"),
+        ("bulk out of the stack, Mbit/s", "out", "{:,.0f}"),
+        ("new connections/s (8 clients)", "conn_s", "{:,.0f}"),
+        ("64-byte echo round trip, ms", "rtt_ms", "{:.3f}"),
+    ]
+    head = "| metric | " + " | ".join(names) + " |"
+    lines = [head, "|---|" + "---:|" * len(names)]
+    for label, key, fmt in rows:
+        cells = [fmt.format(results[n][key]) if key in results[n] else "-" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    riad = results.get("riad (TAP, offloads)")
+    plain = results.get("riad (TAP, plain)")
+    ratio_lines = []
+    for ref_name, ref in results.items():
+        if ref_name.startswith("riad"):
+            continue
+        for label, key, _ in rows:
+            if key not in ref or riad is None:
+                continue
+            better = ref[key] / riad[key] if key == "rtt_ms" else riad[key] / ref[key]
+            plain_ratio = ""
+            if plain is not None:
+                pr = ref[key] / plain[key] if key == "rtt_ms" else plain[key] / ref[key]
+                plain_ratio = f" (plain TAP: {pr:.2f}x)"
+            ratio_lines.append(f"- {label}: riad is {better:.2f}x {ref_name}{plain_ratio}")
+    return "\n".join([*lines, "", "Ratios (higher is better for riad):", *ratio_lines, *notes])
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    results: dict[str, dict[str, float]] = {}
+    notes: list[str] = []
+    measures: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
+        ("riad (TAP, offloads)", lambda: measure_riad(True, args.bytes, args.seconds)),
+        ("riad (TAP, plain)", lambda: measure_riad(False, args.bytes, args.seconds)),
+    ]
+    pytcp_dir = Path(
+        os.environ.get("RIAD_PYTCP_DIR", Path.home() / ".cache" / "riad-peers" / "pytcp")
+    )
+    python = pytcp_dir / "venv314" / "bin" / "python"
+    if python.exists():
+        measures.append(
+            (
+                "PyTCP 3.0.9 (in-process)",
+                lambda: measure_pytcp(python, args.pytcp_bytes, args.seconds),
+            )
+        )
+    else:
+        notes.append(f"PyTCP left out: no {python} (run the PyTCP peer's setup.sh there)")
+    measures.append(("Linux veth", lambda: measure_linux(args.bytes, args.seconds)))
+    for name, fn in measures:
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        results[name] = await fn()
+        print(f"  {results[name]}", file=sys.stderr, flush=True)
+    print(report(results, notes))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--bytes", type=int, default=100_000_000, help="bulk transfer size")
+    p.add_argument("--pytcp-bytes", type=int, default=20_000_000, help="PyTCP's bulk size")
+    p.add_argument("--seconds", type=float, default=5.0, help="connection-rate duration")
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/tcp.py needs root (it creates network namespaces)")
+    subprocess.run(["ip", "netns", "list"], check=True, capture_output=True)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
