@@ -117,8 +117,7 @@ class ArpResolver(Generic[T]):
         if not for_us:
             self.drops["arp.not_for_us"] += 1
             return
-        if packet.operation == ArpOperation.REQUEST:
-            assert ours is not None
+        if packet.operation == ArpOperation.REQUEST and ours is not None:
             reply = ArpPacket(
                 operation=ArpOperation.REPLY,
                 sender_mac=self.mac,

@@ -71,10 +71,16 @@ class SimLab:
         conditions: LinkConditions | None = None,
         config: StackConfig | None = None,
         mtu: int = 1500,
+        offloads: bool = False,
     ) -> DirectStack:
-        """A started ``DirectStack`` on a new port of the switch."""
+        """A started ``DirectStack`` on a new port of the switch.
+
+        ``offloads`` gives its device checksum offload and TSO, done in software.
+        """
         index = len(self.stacks)
-        device = self.network.add_device(conditions=conditions, mtu=mtu, name=f"stack{index}")
+        device = self.network.add_device(
+            conditions=conditions, mtu=mtu, name=f"stack{index}", offloads=offloads
+        )
         stack = DirectStack(
             device,
             address=address,
