@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riad.proto.tcp import TcpConfig, TcpEvent, TcpState
+from riad.time import Duration, Instant
 from riad.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 from .script import IRS, ISS, T0, brief, drain, established, feed, ms, seg, tick
@@ -280,20 +281,37 @@ def test_retransmission_timeout_backs_off_and_finally_aborts() -> None:
     conn = established(config)
     conn.send(b"lost")
     [first] = drain(conn, T0)
+    # first a tail-loss probe: 2*SRTT plus the delayed-ACK time for a lone segment
+    assert conn.poll_at() == ms(40) + Duration(2)
+    assert [brief(s) for s in tick(conn, ms(41))] == [brief(first)]
+    assert conn.stats.tail_loss_probes == 1
     rto = conn.rtt.rto_ns
-    assert conn.poll_at() == T0 + __import__("riad.time").time.Duration(rto)
     at = T0.ns
     for i in range(3):
         at += rto << i
-        now = type(T0)(at)
+        now = Instant(at)
         assert conn.poll_at() == now
         out = tick(conn, now)
         assert [brief(s) for s in out] == [brief(first)]
     at += rto << 3
-    out = tick(conn, type(T0)(at))
+    out = tick(conn, Instant(at))
     assert [brief(s)[2] for s in out] == ["RA"]
     assert isinstance(conn.error, TimeoutError)
     assert conn.stats.timeouts == 3
+
+
+def test_tail_loss_probe_recovers_a_lost_last_ack_without_a_timeout() -> None:
+    conn = established(mss=1000)
+    conn.send(bytes(5000))
+    assert len(drain(conn, T0)) == 5
+    feed(conn, ms(1), seg(B, A + 1000))  # an RTT sample of 1 ms; the rest is in flight
+    pto = conn.poll_at()
+    assert pto is not None and pto < ms(100)
+    out = tick(conn, pto)
+    assert [(s.header.seq - A, len(s.payload)) for s in out] == [(4000, 1000)]  # the last one
+    feed(conn, pto + Duration.from_millis(1), seg(B, A + 5000))
+    assert conn.unsent_bytes == 0 and conn.poll_at() is None
+    assert conn.stats.timeouts == 0
 
 
 def test_timeout_resends_from_snd_una_with_cwnd_one_segment() -> None:

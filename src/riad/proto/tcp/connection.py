@@ -139,6 +139,8 @@ class TcpConnection:
         "_syn_pending",
         "_syn_retries",
         "_timewait_at",
+        "_tlp_at",
+        "_tlp_out",
         "_ts_offset",
         "_ts_rtx_floor",
         "_unacked_bytes",
@@ -264,6 +266,8 @@ class TcpConnection:
         self._keepalive_at: Instant | None = None
         self._keepalive_probes = 0
         self._timewait_at: Instant | None = None
+        self._tlp_at: Instant | None = None
+        self._tlp_out = False
         self._finwait2_at: Instant | None = None
         self._last_heard = now
         self._last_send = now
@@ -487,6 +491,7 @@ class TcpConnection:
             self._persist_at,
             self._keepalive_at,
             self._timewait_at,
+            self._tlp_at,
             self._finwait2_at,
         ):
             if at is not None and (best is None or at < best):
@@ -512,6 +517,10 @@ class TcpConnection:
             self._retransmit_timeout(now)
             if self.state is _CLOSED:
                 return
+        at = self._tlp_at
+        if at is not None and at <= now:
+            self._tlp_at = None
+            self._tail_loss_probe()
         at = self._delack_at
         if at is not None and at <= now:
             self._delack_at = None
@@ -524,6 +533,38 @@ class TcpConnection:
         if at is not None and at <= now:
             self._keepalive_at = None
             self._keepalive_due(now)
+
+    def _tail_loss_probe(self) -> None:
+        """No ACK for two round trips with data in flight: probe (RFC 8985 7).
+
+        The probe is new data if the windows allow, else the last segment
+        again. Either makes the receiver acknowledge, so a lost tail (or a
+        lost last ACK) is repaired in a few RTTs instead of a full RTO.
+        """
+        if self.state not in SYNCHRONIZED or self.snd_una >= self.snd_max or self._in_recovery:
+            return
+        self._tlp_out = True
+        self.stats.tail_loss_probes += 1
+        room = min(self.snd_una + self.snd_wnd, self.snd_una + self.cc.cwnd) - self.snd_nxt
+        if self.send_buffer.end_seq > self.snd_nxt and room > 0:
+            self._force_send = True
+        else:
+            self._rtx_seq = max(self.snd_una, self.snd_max - self.mss_send)
+
+    def _arm_tlp(self, now: Instant) -> None:
+        """(Re)arm the probe timeout: 2*SRTT (plus the delayed-ACK time for a lone segment)."""
+        if self._tlp_out or self._in_recovery or not self.rtt.samples:
+            self._tlp_at = None
+            return
+        pto = 2 * self.rtt.srtt_ns
+        if self.snd_max - self.snd_una <= self.mss_send:
+            pto += self._delack_ns
+        pto = max(pto, 10_000_000)
+        rto_at = self._rto_at
+        if rto_at is not None and now.ns + pto >= rto_at.ns:
+            self._tlp_at = None
+            return
+        self._tlp_at = Instant(now.ns + pto)
 
     def _retransmit_timeout(self, now: Instant) -> None:
         st = self.state
@@ -545,6 +586,8 @@ class TcpConnection:
             self._enter_closed(TimeoutError("TCP connection timed out"))
             return
         self.stats.timeouts += 1
+        self._tlp_at = None
+        self._tlp_out = False
         self._ts_rtx_floor = self._ts_now(now)
         self.cc.on_timeout(self.snd_max - self.snd_una)
         self.rtt.back_off()
@@ -604,7 +647,7 @@ class TcpConnection:
         if error is not None and self.error is None:
             self.error = error
         self.state = _CLOSED
-        self._rto_at = self._delack_at = self._persist_at = None
+        self._rto_at = self._delack_at = self._persist_at = self._tlp_at = None
         self._keepalive_at = self._timewait_at = self._finwait2_at = None
         self._syn_pending = self._probe_pending = self._ack_now = False
         self.send_buffer.data.clear()
@@ -617,6 +660,7 @@ class TcpConnection:
     def _enter_time_wait(self, now: Instant) -> None:
         self.state = _TIME_WAIT
         self._rto_at = self._persist_at = self._keepalive_at = self._finwait2_at = None
+        self._tlp_at = None
         self._timewait_at = now + self.config.time_wait
         self.send_buffer.data.clear()
 
@@ -999,11 +1043,14 @@ class TcpConnection:
         else:
             self.cc.on_ack(acked)
         self._dupacks = 0
+        self._tlp_out = False
         if ack >= self.snd_max:
             self._rto_at = None
+            self._tlp_at = None
             self._persist_backoff = 0
         else:
             self._rto_at = Instant(now.ns + self.rtt.rto_ns)
+            self._arm_tlp(now)
 
     def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
         una = self.snd_una
@@ -1033,6 +1080,7 @@ class TcpConnection:
         if self.snd_una < self._recover:
             return  # RFC 6582 3.2 step 2: duplicate ACKs from a window already recovered
         self._in_recovery = True
+        self._tlp_at = None
         self.stats.fast_retransmits += 1
         self._recover = self.snd_max
         self.cc.enter_recovery(self.snd_max - self.snd_una)
@@ -1359,6 +1407,8 @@ class TcpConnection:
         self.stats.bytes_out += n
         if self._rto_at is None:
             self._rto_at = Instant(now.ns + self.rtt.rto_ns)
+        if not retransmit:
+            self._arm_tlp(now)
         self._persist_at = None
         return self._emit(now, start, flags, payload, options, gso)
 

@@ -21,6 +21,8 @@ class TcpStats:
     """Retransmission timer expiries."""
     fast_retransmits: int = 0
     """Entries into fast recovery (duplicate ACKs or SACK)."""
+    tail_loss_probes: int = 0
+    """Probes sent when ACKs stopped with data in flight (RFC 8985 7)."""
     duplicate_acks: int = 0
     out_of_order_segments: int = 0
     out_of_order_dropped: int = 0
