@@ -95,6 +95,7 @@ def test_discover_offer_request_ack() -> None:
     discover = out.message
     assert discover.op == 1 and discover.message_type == DhcpMessageType.DISCOVER
     assert discover.chaddr == MAC and discover.option(61) == b"\x01" + MAC
+    assert discover.broadcast  # no address yet: answers must be broadcast
     assert discover.option(12) == b"riad-test"
     assert set(discover.option(55) or b"") >= {1, 3, 6, 51}
 
@@ -176,6 +177,7 @@ def test_renew_with_the_server_at_t1() -> None:
     assert client.state is DhcpState.RENEWING
     assert (out.src, out.dst) == (OFFERED, SERVER)  # unicast, from the leased address
     assert out.message.ciaddr == OFFERED and out.message.requested_ip is None
+    assert not out.message.broadcast
     client.handle(reply(out.message, DhcpMessageType.ACK), at(61))
     assert client.state is DhcpState.BOUND
     [event] = client.events()

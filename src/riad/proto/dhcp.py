@@ -341,8 +341,16 @@ class DhcpClient:
             options.append((DhcpOption.PARAMETER_REQUEST_LIST, _PARAMETERS))
             if self._hostname:
                 options.append((DhcpOption.HOSTNAME, self._hostname))
+        # Until it holds an address the stack cannot take unicast for it, so it
+        # asks servers to broadcast their answers (RFC 2131 4.1, BROADCAST bit).
         return DhcpMessage(
-            op=1, xid=self._xid, chaddr=self.mac, options=tuple(options), secs=secs, ciaddr=ciaddr
+            op=1,
+            xid=self._xid,
+            chaddr=self.mac,
+            options=tuple(options),
+            secs=secs,
+            ciaddr=ciaddr,
+            broadcast=ciaddr == UNSPECIFIED,
         )
 
 

@@ -32,12 +32,15 @@ from typing import Any
 
 from riad.backends.netdev import NetDevice
 from riad.devices import Listener, StreamHandler
+from riad.log import Logger
 from riad.proto.arp import ArpConfig
+from riad.proto.dhcp import DhcpLease
 from riad.proto.icmp import IcmpConfig, IcmpError
 from riad.proto.ipv4 import ReassemblyConfig
 from riad.proto.tcp import SequenceSecret, TcpConfig
 from riad.proto.tcp.core import TcpCore
 from riad.proto.udp import ANY, UdpConfig, UdpCore, UdpSocket
+from riad.stack.dhcp import DhcpAgent
 from riad.stack.iface import Interface, InterfaceConfig, TransportOffload
 from riad.stack.runtime import Runtime
 from riad.stack.stats import StackStats
@@ -182,6 +185,7 @@ class DirectStack:
         self._ping_seq = 0
         self._runtime: Runtime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dhcp: DhcpAgent | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -210,6 +214,9 @@ class DirectStack:
 
     def close(self) -> None:
         """Close every endpoint and stop; the device is closed too."""
+        if self._dhcp is not None:
+            self._dhcp.close()
+            self._dhcp = None
         for transport in list(self._endpoints.values()):
             transport.close()
         if self._runtime is not None:
@@ -245,6 +252,31 @@ class DirectStack:
     def _pump_events(self) -> None:
         for pump in self._event_pumps:
             pump()
+
+    async def configure_dhcp(
+        self,
+        *,
+        hostname: str | None = None,
+        entropy: Callable[[int], bytes] | None = None,
+        log: Logger | None = None,
+    ) -> DhcpLease:
+        """Get an address by DHCP, keep it renewed, and return the first lease.
+
+        Waits until a server leases an address (wrap it in
+        ``asyncio.timeout`` to bound the wait). The agent keeps running after:
+        renewals and rebinding update the interface; ``close()`` releases the
+        lease. Entropy defaults to ``os.urandom``.
+        """
+        if self._dhcp is not None:
+            return await self._dhcp.wait_bound()
+        self._dhcp = agent = DhcpAgent(self, hostname=hostname, entropy=entropy, log=log)
+        await agent.start()
+        return await agent.wait_bound()
+
+    @property
+    def dhcp_lease(self) -> DhcpLease | None:
+        """The current DHCP lease, if the stack is configured by DHCP."""
+        return self._dhcp.lease if self._dhcp is not None else None
 
     # -- the Stack protocol --------------------------------------------------
 
