@@ -92,3 +92,17 @@ class DemoApp:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def bad_header_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with a header value that would split the response."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"x-injected", b"a\r\nset-cookie: evil=1")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"x"})

@@ -212,3 +212,13 @@ def test_access_and_error_log_lines() -> None:
     errors = [line for line in console.lines if " http: " in line]
     assert any("application error" in line and "RuntimeError" in line for line in errors)
     assert any("request refused" in line and "status=400" in line for line in errors)
+
+
+def test_header_injection_by_the_application_is_refused() -> None:
+    from .apps import bad_header_app
+
+    with serve(bad_header_app) as s:
+        reply = exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 500 ")
+        assert b"evil" not in reply
+        assert get(s.port)[0] == 500  # and the server goes on answering

@@ -162,6 +162,8 @@ class HttpConnection:
             await self._fail(e.error_status_hint, str(e))
         except (ConnectionError, OSError):
             pass
+        except Exception:  # a bug of ours: log it, lose this connection only
+            self._server.log.exception("connection failed", request=self.request_line or "-")
         finally:
             if self._timer is not None:
                 self._timer.cancel()
@@ -487,10 +489,11 @@ class HttpConnection:
             headers.append((b"server", b"riad"))
         if self._closing:
             headers.append((b"connection", b"close"))
-        self._head_sent = True
-        return self._h11.send(
+        head = self._h11.send(
             h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
         )
+        self._head_sent = True
+        return head
 
     # -- errors ----------------------------------------------------------------------------
 
