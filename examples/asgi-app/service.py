@@ -26,8 +26,8 @@ async def main(dev: riad.Devices) -> None:
         access_log=dev.logger("http.access"),
     )
     await server.startup()  # Starlette's lifespan
-    await server.listen(dev.stack, port=port.value)
-    dev.log.info("serving", port=port.value)
+    listener = await server.listen(dev.stack, port=port.value)
+    dev.log.info("serving", url=f"http://localhost:{listener.local_addr[1]}/")
     try:
         await dev.wait_for_shutdown()
     finally:

@@ -14,7 +14,8 @@ MirageOS's ``static_website_tls``, in riad::
 
 import riad
 from riad.services.http import HttpServer
-from riad.services.http.site import static_site
+from riad.services.http.middleware import HSTS, redirect_to_https, with_headers
+from riad.services.http.static import StaticFiles
 from riad.services.tls import TlsServer
 
 app = riad.App("static-site", network=True, description="a website over HTTPS with a redirect")
@@ -27,13 +28,19 @@ app.kv("certs", source="certs", help="server.pem and server.key (build.py --cert
 @app.main
 async def main(dev: riad.Devices) -> None:
     tls = await TlsServer.from_kv(dev.kv("certs"))
-    http_app, https_app = static_site(dev.kv("htdocs"), https_port=https_port.value)
-    logs = {"log": dev.logger("http"), "access_log": dev.logger("http.access")}
-    https = HttpServer(https_app, **logs)
-    http = HttpServer(http_app, **logs)
-    await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
-    await http.listen(dev.stack, port=http_port.value)
-    dev.log.info("serving", https=https_port.value, http=http_port.value)
+    log, access_log = dev.logger("http"), dev.logger("http.access")
+    # HTTPS: the files, and HSTS so browsers keep to HTTPS.
+    site = with_headers(StaticFiles(dev.kv("htdocs")), [HSTS])
+    https = HttpServer(site, log=log, access_log=access_log)
+    secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
+    # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
+    http = HttpServer(redirect_to_https(secure.local_addr[1]), log=log, access_log=access_log)
+    plain = await http.listen(dev.stack, port=http_port.value)
+    dev.log.info(
+        "serving",
+        https=f"https://localhost:{secure.local_addr[1]}/",
+        http=f"http://localhost:{plain.local_addr[1]}/",
+    )
     try:
         await dev.wait_for_shutdown()
     finally:
