@@ -155,3 +155,26 @@ def test_https_over_the_direct_stack(
         await server.shutdown()
 
     run_lab(main, seed=seed)
+
+
+def test_stalled_tls_handshake_is_closed_on_the_deadline(pair: tuple[bytes, bytes]) -> None:
+    seed = test_seed(6005)
+    cert_pem, key_pem = pair
+
+    async def main(lab: SimLab) -> None:
+        server_stack = lab.add_stack(f"{SERVER}/24")
+        client_stack = lab.add_stack(f"{CLIENT}/24")
+        tls = await TlsServer.from_kv(MemoryKV({"server.pem": cert_pem, "server.key": key_pem}))
+        server = HttpServer(DemoApp(), limits=HttpLimits(header_timeout_s=4.0))
+        await server.listen(server_stack, port=443, tls=tls.wrap)
+        loop = asyncio.get_running_loop()
+        reader, writer = await client_stack.open_connection(SERVER, 443)
+        writer.write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello begins...
+        started = loop.time()
+        assert await reader.read() == b""  # ...and never ends: closed, no answer
+        assert 4.0 <= loop.time() - started < 4.1
+        assert server.open_connections == 0
+        writer.close()
+        await server.shutdown()
+
+    run_lab(main, seed=seed)
