@@ -1,18 +1,24 @@
 """The ``riad`` command line.
 
-Verbs are registered in ``_build_parser``; each verb's handler returns the
-process exit status. Configuration mistakes print one line naming what to fix
-and exit with status 2, never a bare traceback.
+Verbs are registered in ``_build_parser``; each sets ``handler`` to a function
+``(args, extra) -> int`` returning the exit status (``extra``: the arguments
+argparse did not know). Configuration mistakes print one line naming what to
+fix and exit with status 2, never a bare traceback.
+
+``riad run`` parses its own arguments in two steps (the target first, then
+that target's options) and dispatches through ``RUN_TARGETS``: a target adds
+its ``riad run`` options there and receives the service's boot arguments
+(everything after SERVICE that is not an option of riad run, in order).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from riad import __version__
-from riad.image import ImageError
 
 DESCRIPTION = """\
 riad seals a Python network service into a purpose-built unit.
@@ -28,105 +34,294 @@ key-value store, clock, entropy, console) and run on a target:
   vm        a microVM image (minimal kernel, one Python interpreter, the
             tree-shaken standard library, the service and its data) booted
             under QEMU
+
+Start with:  riad new myservice && riad run myservice
 """
+
+EPILOG = """\
+exit status: 0 the service ended cleanly (or was stopped with Ctrl-C/SIGTERM),
+1 the service failed, 2 a configuration mistake (the message names the fix).
+See docs/writing-a-service.md and docs/targets.md.
+"""
+
+Handler = Callable[[argparse.Namespace, list[str]], int]
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="riad",
         description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"riad {__version__}")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
+    run = sub.add_parser("run", help="run a service on a target", add_help=False)
+    run.set_defaults(handler=_run)
+    _add_new(sub)
     _add_vm_verbs(sub)
     _add_cert_verb(sub)
     return parser
+
+
+# -- riad run ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunTarget:
+    """How ``riad run -t NAME`` adds its options and runs a service."""
+
+    description: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    run: Handler
+
+
+def _unix_options(parser: argparse.ArgumentParser) -> None:
+    from riad.targets import unix
+
+    unix.add_run_options(parser)
+
+
+def _unix_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    from riad.targets import RunRequest, unix
+
+    request = RunRequest(
+        service=args.service,
+        target="unix",
+        net=args.net,
+        tap=args.tap,
+        boot_args=tuple(boot_args),
+        options=args,
+    )
+    return unix.run(request)
+
+
+def _vm_options(parser: argparse.ArgumentParser) -> None:
+    from riad.targets.vm import cli as vm
+
+    vm.add_build_options(parser)
+    vm.add_run_options(parser)
+
+
+def _vm_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    from riad.image import ImageError
+    from riad.targets.vm import cli as vm
+
+    try:
+        return vm.cmd_run(args, boot_args)
+    except ImageError as exc:
+        print(f"riad: {exc}", file=sys.stderr)
+        return 2
+
+
+def _sandbox_options(parser: argparse.ArgumentParser) -> None:
+    from riad.targets.sandbox import cli as sandbox
+
+    sandbox.add_run_options(parser)
+
+
+def _sandbox_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    from riad.targets.sandbox import cli as sandbox
+
+    return sandbox.cmd_run(args, boot_args)
+
+
+RUN_TARGETS: dict[str, RunTarget] = {
+    "unix": RunTarget(
+        "an ordinary process: host sockets (--net socket) or riad's stack on a TAP",
+        _unix_options,
+        _unix_run,
+    ),
+    "sandbox": RunTarget(
+        "a process sealed to a few system calls, riad's stack on a TAP",
+        _sandbox_options,
+        _sandbox_run,
+    ),
+    "vm": RunTarget("a microVM image booted under QEMU", _vm_options, _vm_run),
+}
+DEFAULT_TARGET = "unix"
+
+RUN_USAGE = "riad run SERVICE [-t TARGET] [options] [boot arguments]"
+RUN_DESCRIPTION = """\
+Run SERVICE (a .py file, a folder with service.py, or module:attr) on a target.
+Everything after SERVICE that is not an option of riad run is a boot argument:
+riad's own (--ipv4, --ipv4-gateway, --dhcp, --logs) and the service's
+(riad run SERVICE --help lists them). Boot arguments after -- are passed as
+they are, even when riad run has an option of the same name."""
+
+
+def _run_parser(target: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riad run",
+        usage=RUN_USAGE,
+        description=RUN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+        allow_abbrev=False,
+    )
+    parser.add_argument("service", nargs="?", metavar="SERVICE")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help")
+    targets = "; ".join(f"{name}: {t.description}" for name, t in RUN_TARGETS.items())
+    parser.add_argument(
+        "-t",
+        "--target",
+        default=DEFAULT_TARGET,
+        metavar="TARGET",
+        help=f"where to run it ({targets}); default: {DEFAULT_TARGET}",
+    )
+    if target in RUN_TARGETS:
+        RUN_TARGETS[target].add_options(parser)
+    return parser
+
+
+def _run(_args: argparse.Namespace, rest: list[str]) -> int:
+    own, after_separator = rest, []
+    if "--" in rest:
+        own, after_separator = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+    probe, _ = _run_parser(None).parse_known_args(own)
+    if probe.target not in RUN_TARGETS:
+        choices = ", ".join(RUN_TARGETS)
+        print(f"riad: error: unknown target {probe.target!r}: choose {choices}", file=sys.stderr)
+        return 2
+    parser = _run_parser(probe.target)
+    args, boot_args = parser.parse_known_args(own)
+    if args.service is None:
+        if args.help:
+            parser.print_help()
+            return 0
+        print(f"riad: error: give a SERVICE to run (usage: {RUN_USAGE})", file=sys.stderr)
+        return 2
+    if args.help:
+        boot_args = ["--help"]
+    return RUN_TARGETS[args.target].run(args, [*boot_args, *after_separator])
+
+
+# -- riad new ------------------------------------------------------------------
+
+
+def _add_new(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.templates import TEMPLATES
+
+    new = sub.add_parser(
+        "new",
+        help="create a service skeleton that runs as it is",
+        description="Create folder NAME with a working service.py from a template.",
+    )
+    new.add_argument("name", metavar="NAME", help="the service's name and folder")
+    new.add_argument(
+        "--template",
+        default="hello",
+        choices=sorted(TEMPLATES),
+        help="; ".join(f"{name}: {text}" for name, text in sorted(TEMPLATES.items()))
+        + " (default: hello)",
+    )
+    new.set_defaults(handler=_new)
+
+
+def _new(args: argparse.Namespace, extra: list[str]) -> int:
+    from riad.app.args import ConfigError
+    from riad.templates import create_service
+
+    if extra:
+        print(f"riad: error: unexpected arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
+    try:
+        path = create_service(args.name, args.template)
+    except ConfigError as exc:
+        print(f"riad: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {path}; run it with: riad run {args.name}")
+    return 0
+
+
+# -- riad build / inspect / kernel (vm and sandbox targets) --------------------
+
+
+def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.targets.vm import cli as vm
+
+    build = sub.add_parser("build", help="seal a service into an image (-t vm)")
+    build.add_argument("service", metavar="SERVICE", help="a .py file or a directory")
+    build.add_argument("-t", "--target", default="vm", help="target (vm)")
+    build.add_argument("-o", "--output", metavar="DIR", help="output directory")
+    vm.add_build_options(build)
+    build.set_defaults(handler=_vm_verb)
+    inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
+    inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
+    inspect.add_argument("-t", "--target", default="vm", help="target (vm, sandbox)")
+    _add_sandbox_options(inspect)
+    inspect.set_defaults(handler=_vm_verb)
+    vm.add_kernel_parser(sub)
+    sub.choices["kernel"].set_defaults(handler=_vm_verb)
+
+
+def _add_sandbox_options(inspect: argparse.ArgumentParser) -> None:
+    from riad.targets.sandbox import cli as sandbox
+
+    sandbox.add_run_options(inspect, shared=True)
+
+
+def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
+    from riad.image import ImageError
+    from riad.targets.sandbox import cli as sandbox
+    from riad.targets.vm import cli as vm
+
+    try:
+        if args.verb == "inspect" and args.target == "sandbox":
+            args.service = args.image
+            return sandbox.cmd_inspect(args)
+        if args.verb == "build":
+            vm.check_target(args.target)
+            args.boot_args = extra
+            return vm.cmd_build(args)
+        if extra:
+            print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+            return 2
+        if args.verb == "inspect":
+            return vm.cmd_inspect(args)
+        return vm.cmd_kernel(args)
+    except ImageError as exc:
+        print(f"riad: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- riad cert -----------------------------------------------------------------
 
 
 def _add_cert_verb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from riad.services.tls.cli import add_cert_parser
 
     add_cert_parser(sub)
+    sub.choices["cert"].set_defaults(handler=_cert)
 
 
-def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from riad.targets.vm import cli as vm
+def _cert(args: argparse.Namespace, extra: list[str]) -> int:
+    from riad.services.tls.cli import cmd_cert
 
-    run = sub.add_parser(
-        "run",
-        help="run a service on a target (boot arguments follow the options)",
-        description="Run SERVICE on a target; arguments riad does not know are boot arguments.",
-    )
-    run.add_argument("service", metavar="SERVICE", help="a .py file, a directory or a vm image")
-    run.add_argument("-t", "--target", default="vm", help="target (vm)")
-    vm.add_build_options(run)
-    vm.add_run_options(run)
-    build = sub.add_parser("build", help="seal a service into an image (-t vm)")
-    build.add_argument("service", metavar="SERVICE", help="a .py file or a directory")
-    build.add_argument("-t", "--target", default="vm", help="target (vm)")
-    build.add_argument("-o", "--output", metavar="DIR", help="output directory")
-    vm.add_build_options(build)
-    inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
-    inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
-    _add_sandbox_options(run, inspect)
-    vm.add_kernel_parser(sub)
-
-
-def _add_sandbox_options(run: argparse.ArgumentParser, inspect: argparse.ArgumentParser) -> None:
-    from riad.targets.sandbox import cli as sandbox
-
-    sandbox.add_run_options(run, shared=True)
-    inspect.add_argument("-t", "--target", default="vm", help="target (vm, sandbox)")
-    sandbox.add_run_options(inspect, shared=True)
-
-
-def _dispatch_sandbox(args: argparse.Namespace, extra: list[str]) -> int | None:
-    """``riad run|inspect SERVICE -t sandbox``; None for other targets."""
-    from riad.targets.sandbox import cli as sandbox
-
-    if getattr(args, "target", None) != "sandbox":
-        return None
-    if args.verb == "run":
-        return sandbox.cmd_run(args, extra)
-    if args.verb == "inspect":
-        args.service = args.image
-        return sandbox.cmd_inspect(args)
-    return None
-
-
-def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    from riad.targets.vm import cli as vm
-
-    args, extra = parser.parse_known_args(argv)
-    sandboxed = _dispatch_sandbox(args, extra)
-    if sandboxed is not None:
-        return sandboxed
-    if args.verb in ("run", "build"):
-        vm.check_target(args.target)
-        if args.verb == "run":
-            return vm.cmd_run(args, extra)
-        args.boot_args = extra
-        return vm.cmd_build(args)
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.verb == "inspect":
-        return vm.cmd_inspect(args)
-    if args.verb == "kernel":
-        return vm.cmd_kernel(args)
-    if args.verb == "cert":
-        from riad.services.tls.cli import cmd_cert
+        print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
+    return cmd_cert(args)
 
-        return cmd_cert(args)
-    parser.print_help()
-    return 0
+
+# -- entry point ---------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``riad`` command with ``argv`` (default: the process arguments)."""
     parser = _build_parser()
-    try:
-        return _dispatch(parser, sys.argv[1:] if argv is None else list(argv))
-    except ImageError as exc:
-        print(f"riad: {exc}", file=sys.stderr)
-        return 2
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    verb = next((i for i, a in enumerate(arguments) if not a.startswith("-")), None)
+    if verb is not None and arguments[verb] == "run":
+        # riad run parses its own arguments: the service's boot arguments are not riad's
+        arguments, rest = arguments[: verb + 1], arguments[verb + 1 :]
+    args, extra = parser.parse_known_args(arguments)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.print_help()
+        return 0
+    return handler(args, [*extra, *rest])

@@ -280,7 +280,7 @@ class Logs:
         """Route Python's ``logging`` (asyncio's warnings, libraries) here while active.
 
         A record from logger ``name`` becomes an event of source ``name``
-        (``asyncio``), subject to that source's level.
+        (``asyncio``; ``riad.http`` becomes ``http``), subject to that source's level.
         """
         root = _stdlib_logging.getLogger()
         handler = _StdlibBridge(self)
@@ -317,7 +317,7 @@ class _StdlibBridge(_stdlib_logging.Handler):
             level = INFO
         else:
             level = DEBUG
-        logger = self._logs.source(record.name)
+        logger = self._logs.source(record.name.removeprefix("riad."))
         if not logger.enabled(level):
             return
         try:
@@ -343,7 +343,12 @@ def _one_line(text: str) -> str:
 
 
 def _format_value(value: object) -> str:
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, tuple | list | set | frozenset):
+        text = ",".join(str(item) for item in value)
+    else:
+        text = str(value)
     if text and not any(c in text for c in ' "=\n\r\t'):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,344 @@
+"""Boot-time arguments: declared by the service and by riad, parsed on every target.
+
+A service declares its own arguments (``app.arg("--port", int, default=7)``);
+riad adds the ones every target shares:
+
+- ``--ipv4 ADDRESS/PREFIX``: the address of riad's own stack (``--net direct``);
+- ``--ipv4-gateway ADDRESS``: its default gateway;
+- ``--dhcp``: configure the address by DHCP (refused until riad has a DHCP client);
+- ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``.
+
+On ``unix`` and ``sandbox`` they arrive on the command line after the
+service; on ``vm`` on the kernel command line after ``--``
+(``boot_args_from_cmdline``). Both spellings ``--name value`` and
+``--name=value`` work; when an argument is given twice the last one wins (so
+a target can put defaults first and the user's choices after).
+
+Every mistake raises ``ConfigError`` with one line that names the argument and
+the fix; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any, Generic, TypeVar
+
+from riad.log import LogLevels
+
+__all__ = [
+    "DHCP_AVAILABLE",
+    "ArgSpec",
+    "BootConfig",
+    "ConfigError",
+    "HelpRequested",
+    "NetConfig",
+    "boot_args_from_cmdline",
+    "parse_boot_args",
+    "port",
+]
+
+T = TypeVar("T")
+
+DHCP_AVAILABLE = False
+"""Whether riad has a DHCP client yet; ``--dhcp`` is refused with a clear message until it has."""
+
+
+class ConfigError(Exception):
+    """A configuration mistake. ``str(error)`` is one line naming what to fix."""
+
+
+class HelpRequested(Exception):
+    """``--help`` was among the boot arguments: show ``App.usage()`` and stop."""
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+_NAME = re.compile(r"--[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ArgSpec(Generic[T]):
+    """One declared boot argument: its name, how to read its value, its default."""
+
+    name: str
+    convert: Callable[[str], T]
+    default: T
+    help: str = ""
+    metavar: str = "VALUE"
+    is_flag: bool = False
+    choices: tuple[T, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"argument name {self.name!r} must look like --name or --two-words "
+                "(lowercase letters, digits and dashes)"
+            )
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+    @property
+    def key(self) -> str:
+        """The name without dashes, with underscores: ``--http-port`` -> ``http_port``."""
+        return self.name[2:].replace("-", "_")
+
+    def parse(self, text: str) -> T:
+        """Convert ``text``; a bad value raises ``ConfigError`` naming this argument."""
+        try:
+            value = self.convert(text)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ConfigError(f"{self.name}: {_explain(self, text, exc)}") from None
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(str(c) for c in self.choices)
+            raise ConfigError(f"{self.name}: {text!r} is not one of {allowed}")
+        return value
+
+    def usage(self) -> str:
+        left = self.name if self.is_flag else f"{self.name} {self.metavar}"
+        parts = [self.help] if self.help else []
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(str(c) for c in self.choices))
+        if self.required:
+            parts.append("required")
+        elif not self.is_flag and self.default is not None:
+            parts.append(f"default: {self.default}")
+        return f"  {left:<28} {'; '.join(parts)}"
+
+
+def _explain(spec: ArgSpec[Any], text: str, exc: BaseException) -> str:
+    if spec.convert is int:
+        return f"{text!r} is not a whole number"
+    if spec.convert is float:
+        return f"{text!r} is not a number"
+    detail = str(exc) or type(exc).__name__
+    return f"{text!r} is not valid: {detail}"
+
+
+def port(text: str) -> int:
+    """A TCP/UDP port number, 0 to 65535 (0: any free port). For ``app.arg(..., riad.port)``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("a port is a number from 0 to 65535") from None
+    if not 0 <= value <= 65535:
+        raise ValueError("a port is a number from 0 to 65535")
+    return value
+
+
+def _ipv4_interface(text: str) -> IPv4Interface:
+    if "/" not in text:
+        raise ValueError(f"add the prefix length, e.g. --ipv4 {text}/24")
+    try:
+        iface = IPv4Interface(text)
+    except ValueError:
+        raise ValueError("write an IPv4 address and prefix length, e.g. 10.0.0.2/24") from None
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        raise ValueError(
+            f"{iface.ip} is the network's {'network' if iface.ip == net.network_address else 'broadcast'}"
+            f" address; pick a host address in {net}"
+        )
+    return iface
+
+
+def _ipv4_address(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise ValueError("write an IPv4 address, e.g. 10.0.0.1") from None
+
+
+def _log_levels(text: str) -> LogLevels:
+    return LogLevels.parse(text)
+
+
+def _flag(text: str) -> bool:
+    raise ValueError("takes no value")
+
+
+RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
+    ArgSpec(
+        "--ipv4",
+        _ipv4_interface,
+        None,
+        "address of riad's own stack (--net direct)",
+        "ADDRESS/PREFIX",
+    ),
+    ArgSpec(
+        "--ipv4-gateway", _ipv4_address, None, "default gateway of riad's own stack", "ADDRESS"
+    ),
+    ArgSpec("--dhcp", _flag, False, "get the address by DHCP", is_flag=True),
+    ArgSpec("--logs", _log_levels, LogLevels(), "log levels: info, or *:info,tcp:debug", "LEVELS"),
+)
+"""The boot arguments riad itself takes on every target."""
+
+RESERVED_NAMES = frozenset(
+    {spec.name for spec in RIAD_ARGS}
+    | {"--help", "--net", "--tap", "--target", "--kv", "--version"}
+)
+"""Names a service may not declare: riad's boot arguments and ``riad run``'s own options."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetConfig:
+    """How riad's own stack is configured: a static address, or DHCP, or nothing."""
+
+    ipv4: IPv4Interface | None = None
+    gateway: IPv4Address | None = None
+    dhcp: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return self.ipv4 is not None or self.dhcp
+
+
+@dataclass(frozen=True, slots=True)
+class BootConfig:
+    """Everything the boot arguments said: network, log levels, the service's values."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    logs: LogLevels = field(default_factory=LogLevels)
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """The service's own arguments by name (``"--port"``), defaults filled in."""
+    argv: tuple[str, ...] = ()
+    """The arguments as given (a target can hand them on, e.g. to a VM's command line)."""
+
+
+def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -> BootConfig:
+    """Parse ``argv`` against riad's arguments and the service's ``service_args``.
+
+    Raises ``HelpRequested`` for ``-h``/``--help`` and ``ConfigError`` for any
+    mistake (unknown or repeated-by-mistake names, missing values, bad values,
+    missing required arguments, contradictory network settings).
+    """
+    specs: dict[str, ArgSpec[Any]] = {spec.name: spec for spec in RIAD_ARGS}
+    for declared in service_args:
+        specs[declared.name] = declared
+    given: dict[str, Any] = {}
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token in ("-h", "--help"):
+            raise HelpRequested()
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(
+                f"unexpected argument {token!r}: boot arguments are written --name VALUE"
+            )
+        name, eq, inline = token.partition("=")
+        spec = specs.get(name)
+        if spec is None:
+            raise ConfigError(_unknown(name, specs))
+        if spec.is_flag:
+            if eq:
+                raise ConfigError(f"{name} takes no value: write {name} alone")
+            given[name] = True
+            continue
+        if eq:
+            text = inline
+        elif i < len(tokens) and not _looks_like_option(tokens[i]):
+            text = tokens[i]
+            i += 1
+        else:
+            raise ConfigError(f"{name} needs a value: {name} {spec.metavar}")
+        given[name] = spec.parse(text)
+
+    values: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if name in given:
+            values[name] = given[name]
+        elif spec.required:
+            hint = f" ({spec.help})" if spec.help else ""
+            raise ConfigError(f"missing argument {name}: give {name} {spec.metavar}{hint}")
+        else:
+            values[name] = spec.default
+    net = _net_config(values)
+    service_values = {n: v for n, v in values.items() if n not in _RIAD_NAMES}
+    return BootConfig(net=net, logs=values["--logs"], values=service_values, argv=tuple(argv))
+
+
+_RIAD_NAMES = frozenset(spec.name for spec in RIAD_ARGS)
+
+
+def _looks_like_option(token: str) -> bool:
+    return token.startswith("--") and len(token) > 2 and not token[2].isdigit()
+
+
+def _unknown(name: str, specs: Mapping[str, ArgSpec[Any]]) -> str:
+    close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown argument {name}{hint}; --help lists the arguments"
+
+
+def _net_config(values: Mapping[str, Any]) -> NetConfig:
+    ipv4: IPv4Interface | None = values["--ipv4"]
+    gateway: IPv4Address | None = values["--ipv4-gateway"]
+    dhcp: bool = values["--dhcp"]
+    if dhcp and not DHCP_AVAILABLE:
+        raise ConfigError(
+            "--dhcp: riad has no DHCP client yet; give a static address with --ipv4 ADDRESS/PREFIX"
+        )
+    if dhcp and ipv4 is not None:
+        raise ConfigError("--dhcp and --ipv4 both given: keep one of them")
+    if gateway is not None:
+        if ipv4 is None:
+            raise ConfigError("--ipv4-gateway needs --ipv4 ADDRESS/PREFIX too")
+        if gateway not in ipv4.network:
+            raise ConfigError(
+                f"--ipv4-gateway: {gateway} is not in {ipv4.network}; "
+                "pick a gateway inside --ipv4's network or widen its prefix"
+            )
+        if gateway == ipv4.ip:
+            raise ConfigError(f"--ipv4-gateway: {gateway} is the service's own address")
+    return NetConfig(ipv4=ipv4, gateway=gateway, dhcp=dhcp)
+
+
+def boot_args_from_cmdline(cmdline: str) -> list[str]:
+    """The boot arguments in a Linux kernel command line: the words after ``--``.
+
+    The kernel hands the words after ``--`` to PID 1; a vm image writes the
+    service's boot arguments there (``console=ttyS0 quiet -- --ipv4=10.0.0.2/24``).
+    Words are split on spaces; double quotes group a word with spaces
+    (``--greeting="hello world"``), as the kernel does. No ``--``: no arguments.
+    """
+    words = _split_cmdline(cmdline)
+    try:
+        return words[words.index("--") + 1 :]
+    except ValueError:
+        return []
+
+
+def _split_cmdline(cmdline: str) -> list[str]:
+    words: list[str] = []
+    current: list[str] = []
+    in_word = False
+    quoted = False
+    for ch in cmdline:
+        if ch == '"':
+            quoted = not quoted
+            in_word = True
+        elif ch.isspace() and not quoted:
+            if in_word:
+                words.append("".join(current))
+                current.clear()
+                in_word = False
+        else:
+            current.append(ch)
+            in_word = True
+    if quoted:
+        raise ConfigError('kernel command line has an unclosed double quote (")')
+    if in_word:
+        words.append("".join(current))
+    return words

@@ -1,0 +1,109 @@
+"""``Devices``: what a service's ``main`` receives, composed by riad for its target.
+
+A service reaches every device through this one object; which
+implementation stands behind each attribute is the target's business
+(host sockets or riad's own stack, a host folder or an embedded store, the
+terminal or a serial console).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from riad.devices import KV, Clock, Console, Random, Stack, WritableKV
+from riad.log import Logger, Logs
+
+__all__ = ["Devices", "MissingDeviceError"]
+
+
+class MissingDeviceError(LookupError):
+    """The service used a device it did not declare; the message names the declaration."""
+
+
+class Devices:
+    """The devices of a running service.
+
+    - ``stack``: TCP and UDP (``riad.devices.Stack``), if the app declared ``network=True``;
+    - ``kv(name)`` / ``writable_kv(name)``: the key-value stores it declared;
+    - ``log``: the service's logger (source ``app``); ``logger(source)`` for others;
+    - ``clock``, ``random``, ``console``: time, entropy and the raw console;
+    - ``wait_for_shutdown()``: sleeps until riad stops the service (SIGINT, SIGTERM).
+    """
+
+    __slots__ = ("_kvs", "_shutdown", "_stack", "clock", "console", "log", "logs", "name", "random")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        stack: Stack | None,
+        clock: Clock,
+        random: Random,
+        console: Console,
+        logs: Logs,
+        kvs: Mapping[str, KV],
+        shutdown: asyncio.Event,
+    ) -> None:
+        self.name = name
+        self._stack = stack
+        self.clock = clock
+        self.random = random
+        self.console = console
+        self.logs = logs
+        self.log: Logger = logs.source("app")
+        self._kvs = dict(kvs)
+        self._shutdown = shutdown
+
+    @property
+    def stack(self) -> Stack:
+        """The network stack (``MissingDeviceError`` unless the app declared ``network=True``)."""
+        if self._stack is None:
+            raise MissingDeviceError(
+                f"service {self.name!r} uses the network but did not declare it: "
+                f'write riad.App("{self.name}", network=True)'
+            )
+        return self._stack
+
+    def logger(self, source: str) -> Logger:
+        """The logger of ``source`` (``"http"``, ``"app.db"``...), levels set by ``--logs``."""
+        return self.logs.source(source)
+
+    def kv(self, name: str) -> KV:
+        """The key-value store ``name`` declared with ``app.kv(name)``."""
+        try:
+            return self._kvs[name]
+        except KeyError:
+            declared = ", ".join(sorted(self._kvs)) or "none"
+            raise MissingDeviceError(
+                f"service {self.name!r} has no key-value store {name!r} "
+                f'(declared: {declared}); declare it with app.kv("{name}")'
+            ) from None
+
+    def writable_kv(self, name: str) -> WritableKV:
+        """The store ``name``, which must have been declared with ``writable=True``."""
+        store = self.kv(name)
+        if not isinstance(store, WritableKV):
+            raise MissingDeviceError(
+                f"key-value store {name!r} is read-only; declare it with "
+                f'app.kv("{name}", writable=True) to write to it'
+            )
+        return store
+
+    @property
+    def shutting_down(self) -> bool:
+        """Whether riad has been asked to stop the service."""
+        return self._shutdown.is_set()
+
+    async def wait_for_shutdown(self) -> None:
+        """Wait until riad stops the service (SIGINT, SIGTERM, the VM halting).
+
+        A server's ``main`` starts its listeners and then awaits this. To stop
+        the service riad cancels ``main``, so this raises ``CancelledError``
+        then: put cleanup in ``finally`` or ``async with`` blocks.
+        """
+        await self._shutdown.wait()
+        await asyncio.Future()  # riad cancels main right after setting the event
+
+    def __repr__(self) -> str:
+        return f"Devices({self.name!r})"

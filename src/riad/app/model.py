@@ -1,0 +1,288 @@
+"""The application model: what a service declares, in plain Python.
+
+A service is one module that builds an ``App``, declares what it needs and
+registers its entry point::
+
+    import riad
+
+    app = riad.App("echo", network=True, description="TCP and UDP echo")
+    port = app.arg("--port", riad.port, default=7, help="TCP and UDP port")
+
+    @app.main
+    async def main(dev: riad.Devices) -> None:
+        ...  # dev.stack, dev.log, dev.clock, dev.random, dev.kv("htdocs"); port.value
+
+What it declares — the network, key-value stores, its boot arguments — is
+all riad needs to compose it on any target; the service never builds a
+device itself. ``Arg.value`` is the argument's value in the running service
+(it reads the boot configuration of the run it is called from, so one
+process can run the same service twice, as tests do).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from riad.app.args import (
+    MISSING,
+    RESERVED_NAMES,
+    ArgSpec,
+    BootConfig,
+    parse_boot_args,
+)
+
+if TYPE_CHECKING:
+    from riad.app.composed import Devices
+
+__all__ = ["App", "Arg", "KVDecl", "Main", "current_config"]
+
+T = TypeVar("T")
+
+Main = Callable[["Devices"], Awaitable[None]]
+"""A service's entry point: ``async def main(dev: riad.Devices) -> None``."""
+
+_current: contextvars.ContextVar[BootConfig] = contextvars.ContextVar("riad_boot_config")
+_APP_NAME = re.compile(r"[a-z][a-z0-9]*([-_][a-z0-9]+)*\Z")
+
+
+def current_config() -> BootConfig:
+    """The boot configuration of the service running in this context."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError(
+            "no riad service is running here: boot arguments have values only while "
+            "the service runs (inside main and what it starts)"
+        ) from None
+
+
+class Arg(Generic[T]):
+    """A declared boot argument; ``.value`` is its value in the running service."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: ArgSpec[T]) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def value(self) -> T:
+        """The value given at boot (or the default), in the service running here."""
+        values = current_config().values
+        try:
+            return values[self.spec.name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise RuntimeError(
+                f"{self.spec.name} is not an argument of the running service"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"Arg({self.spec.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class KVDecl:
+    """A key-value store the service reads (or writes) as ``dev.kv(name)``."""
+
+    name: str
+    source: str | None
+    """Default folder of its contents, relative to the service's own folder."""
+    writable: bool
+    help: str
+
+
+class App:
+    """A riad service: its name, the devices it needs, its arguments, its entry point.
+
+    ``network=True`` gives the service ``dev.stack`` (and makes the targets
+    provide a network); a service without it runs with no network at all.
+    """
+
+    def __init__(self, name: str, *, network: bool = False, description: str = "") -> None:
+        if not _APP_NAME.match(name):
+            raise ValueError(
+                f"service name {name!r}: use lowercase letters, digits, '-' and '_', "
+                "starting with a letter"
+            )
+        self.name = name
+        self.network = network
+        self.description = description
+        self._args: dict[str, ArgSpec[Any]] = {}
+        self._kvs: dict[str, KVDecl] = {}
+        self._main: Main | None = None
+        self.source_path: Path | None = None
+        """The file the service was loaded from (set by ``load_app``)."""
+
+    # -- declarations ----------------------------------------------------------
+
+    @overload
+    def arg(
+        self,
+        name: str,
+        type: Callable[[str], T],
+        *,
+        default: T,
+        help: str = "",
+        metavar: str | None = None,
+        choices: Sequence[T] | None = None,
+    ) -> Arg[T]: ...
+
+    @overload
+    def arg(
+        self,
+        name: str,
+        type: Callable[[str], T],
+        *,
+        help: str = "",
+        metavar: str | None = None,
+        choices: Sequence[T] | None = None,
+    ) -> Arg[T]: ...
+
+    def arg(
+        self,
+        name: str,
+        type: Callable[[str], T],
+        *,
+        default: Any = MISSING,
+        help: str = "",
+        metavar: str | None = None,
+        choices: Sequence[T] | None = None,
+    ) -> Arg[T]:
+        """Declare the boot argument ``name`` (``--port``), read with ``type``.
+
+        ``type`` turns the text into the value (``int``, ``str``, ``float``,
+        ``riad.port``, or any function raising ``ValueError`` on bad input).
+        Without ``default`` the argument is required.
+        """
+        spec = ArgSpec(
+            name,
+            type,
+            default,
+            help,
+            metavar or _metavar(type),
+            choices=tuple(choices) if choices is not None else None,
+        )
+        self._declare(spec)
+        return Arg(spec)
+
+    def flag(self, name: str, *, help: str = "") -> Arg[bool]:
+        """Declare a boot flag: ``True`` when given (``--verbose``), else ``False``."""
+
+        def no_value(text: str) -> bool:
+            raise ValueError("takes no value")
+
+        spec: ArgSpec[bool] = ArgSpec(name, no_value, False, help, is_flag=True)
+        self._declare(spec)
+        return Arg(spec)
+
+    def kv(
+        self, name: str, *, source: str | None = None, writable: bool = False, help: str = ""
+    ) -> KVDecl:
+        """Declare a key-value store, used as ``dev.kv(name)``.
+
+        ``source`` is the folder holding its contents, relative to the service's
+        own folder (default: a folder named ``name``); the unix target serves it
+        from there, the vm target packs it into the image. A ``writable`` store
+        starts with those contents (or empty) and lives in memory.
+        """
+        if not _APP_NAME.match(name):
+            raise ValueError(f"store name {name!r}: use lowercase letters, digits, '-' and '_'")
+        if name in self._kvs:
+            raise ValueError(f"key-value store {name!r} is declared twice")
+        decl = KVDecl(name, source if source is not None else name, writable, help)
+        self._kvs[name] = decl
+        return decl
+
+    def main(self, fn: Main) -> Main:
+        """Register the entry point (use as a decorator); riad calls it with the devices."""
+        if self._main is not None:
+            raise ValueError(f"service {self.name!r} already has a main function")
+        self._main = fn
+        return fn
+
+    def _declare(self, spec: ArgSpec[Any]) -> None:
+        if spec.name in RESERVED_NAMES:
+            raise ValueError(f"{spec.name} is riad's own argument; give yours another name")
+        if spec.name in self._args:
+            raise ValueError(f"argument {spec.name} is declared twice")
+        self._args[spec.name] = spec
+
+    # -- what riad reads -------------------------------------------------------
+
+    @property
+    def args(self) -> tuple[ArgSpec[Any], ...]:
+        """The service's own boot arguments, in declaration order."""
+        return tuple(self._args.values())
+
+    @property
+    def kvs(self) -> tuple[KVDecl, ...]:
+        """The key-value stores the service declared."""
+        return tuple(self._kvs.values())
+
+    @property
+    def entry(self) -> Main:
+        """The registered main function (``ValueError`` if there is none)."""
+        if self._main is None:
+            raise ValueError(
+                f"service {self.name!r} has no main function: decorate one with @app.main"
+            )
+        return self._main
+
+    @property
+    def folder(self) -> Path:
+        """The folder the service's files (and default store folders) are in."""
+        return self.source_path.parent if self.source_path is not None else Path.cwd()
+
+    def parse_args(self, argv: Sequence[str]) -> BootConfig:
+        """Parse boot arguments (riad's and this service's); see ``riad.app.args``."""
+        return parse_boot_args(self.args, argv)
+
+    def usage(self, prog: str = "riad run SERVICE") -> str:
+        """The help text of this service's boot arguments."""
+        from riad.app.args import RIAD_ARGS
+
+        lines = [f"usage: {prog} [options] [boot arguments]", ""]
+        lines.append(f"{self.name}: {self.description}" if self.description else self.name)
+        if self._args:
+            lines += ["", "service arguments:"]
+            lines += [spec.usage() for spec in self._args.values()]
+        if self._kvs:
+            lines += ["", "key-value stores:"]
+            for decl in self._kvs.values():
+                mode = "read-write" if decl.writable else "read-only"
+                text = f"{decl.help}; " if decl.help else ""
+                lines.append(f"  {decl.name:<28} {text}{mode}, from {decl.source}/")
+        lines += ["", "riad boot arguments (every target):"]
+        lines += [spec.usage() for spec in RIAD_ARGS]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r})"
+
+
+def _metavar(convert: Callable[[str], Any]) -> str:
+    if convert is int:
+        return "N"
+    if convert is float:
+        return "NUMBER"
+    name = getattr(convert, "__name__", "")
+    if name == "port":
+        return "PORT"
+    return "TEXT" if convert is str else "VALUE"
+
+
+def bind_config(config: BootConfig) -> contextvars.Token[BootConfig]:
+    """Make ``config`` the running service's configuration in this context."""
+    return _current.set(config)
+
+
+def unbind_config(token: contextvars.Token[BootConfig]) -> None:
+    _current.reset(token)

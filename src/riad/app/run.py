@@ -1,0 +1,273 @@
+"""Running a service: compose its devices, call ``main``, stop it cleanly.
+
+Targets call ``run`` (synchronous: owns the event loop and the signal
+handlers) or ``serve`` (a coroutine, for a loop the caller owns: tests,
+simulated time). Both return the process exit status:
+
+- ``ExitCode.OK`` (0): ``main`` returned, or the service was asked to stop
+  (SIGINT, SIGTERM, ``stop`` set) and stopped;
+- ``ExitCode.FAILURE`` (1): ``main`` raised, or a device failed to start;
+  the traceback is logged;
+- ``ExitCode.CONFIG`` (2): a configuration mistake (bad or missing
+  argument, missing device); one line names the fix.
+
+Shutdown, in order: ``dev.shutting_down`` becomes true and ``main`` is
+cancelled wherever it awaits (as ``asyncio.run`` does on Ctrl-C), so its
+``finally`` and ``async with`` blocks run, for up to ``grace_s``; riad then
+closes the listeners left open, closes the connections (pending output
+flushed, then FIN), gives connection handlers ``grace_s`` to finish, then
+resets and cancels the rest; the network stack and devices are closed last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from enum import IntEnum
+
+from riad.app.args import BootConfig, ConfigError
+from riad.app.composed import Devices, MissingDeviceError
+from riad.app.model import App, bind_config, unbind_config
+from riad.app.supervise import ListenError, SupervisedStack
+from riad.backends.console import FdConsole
+from riad.backends.entropy import SystemRandom
+from riad.devices import KV, Clock, Console, Random, Stack
+from riad.log import Logs
+from riad.time import MonotonicClock
+
+__all__ = ["ExitCode", "StackOpener", "report_config_error", "run", "serve", "static_stack"]
+
+
+class ExitCode(IntEnum):
+    """The exit status of a service run, the same on every target."""
+
+    OK = 0
+    FAILURE = 1
+    CONFIG = 2
+
+
+StackOpener = Callable[[Logs], AbstractAsyncContextManager[Stack]]
+"""Opens the network stack inside the running loop (and closes it on exit).
+
+It receives the run's ``Logs`` (for a ``tcp``/``net`` source); a
+``ConfigError`` it raises is reported as a configuration mistake.
+"""
+
+
+def static_stack(stack: Stack) -> StackOpener:
+    """A ``StackOpener`` for a stack that needs no opening or closing (host sockets)."""
+
+    @contextlib.asynccontextmanager
+    async def opener(_logs: Logs) -> AsyncIterator[Stack]:
+        yield stack
+
+    return opener
+
+
+def report_config_error(
+    error: ConfigError | MissingDeviceError | ListenError, console: Console
+) -> ExitCode:
+    """Write ``error`` as the one line ``riad: error: ...`` and return ``ExitCode.CONFIG``."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    console.write_line(f"riad: error: {text}")
+    return ExitCode.CONFIG
+
+
+async def serve(
+    app: App,
+    config: BootConfig,
+    *,
+    open_stack: StackOpener | None = None,
+    kvs: Mapping[str, KV] | None = None,
+    console: Console | None = None,
+    clock: Clock | None = None,
+    random: Random | None = None,
+    stop: asyncio.Event | None = None,
+    grace_s: float = 5.0,
+) -> ExitCode:
+    """Run ``app`` with ``config`` on the running loop until it ends; return its exit code.
+
+    ``open_stack`` provides the network when the app declared one; ``kvs``
+    every store it declared (by name). Setting ``stop`` asks the service to
+    stop, as SIGTERM does.
+    """
+    console = console if console is not None else FdConsole()
+    clock = clock if clock is not None else MonotonicClock()
+    random = random if random is not None else SystemRandom()
+    stop = stop if stop is not None else asyncio.Event()
+    logs = Logs(console, clock, config.logs)
+    riad_log = logs.source("riad")
+    token = bind_config(config)
+    try:
+        with logs.capture_stdlib_logging():
+            try:
+                return await _serve(
+                    app, config, logs, open_stack, kvs or {}, clock, random, stop, grace_s
+                )
+            except (ConfigError, MissingDeviceError) as exc:
+                return report_config_error(exc, console)
+            except Exception as exc:
+                riad_log.exception("service could not start", exc=exc, service=app.name)
+                return ExitCode.FAILURE
+    finally:
+        unbind_config(token)
+
+
+async def _serve(
+    app: App,
+    config: BootConfig,
+    logs: Logs,
+    open_stack: StackOpener | None,
+    kvs: Mapping[str, KV],
+    clock: Clock,
+    random: Random,
+    stop: asyncio.Event,
+    grace_s: float,
+) -> ExitCode:
+    entry = _entry(app)
+    missing = [decl.name for decl in app.kvs if decl.name not in kvs]
+    if missing:
+        raise MissingDeviceError(
+            f"no key-value store {missing[0]!r} was provided for service {app.name!r}"
+        )
+    if app.network and open_stack is None:
+        raise MissingDeviceError(f"service {app.name!r} needs a network and none was composed")
+    async with contextlib.AsyncExitStack() as resources:
+        supervised: SupervisedStack | None = None
+        if app.network and open_stack is not None:
+            stack = await resources.enter_async_context(open_stack(logs))
+            supervised = SupervisedStack(stack, logs.source("app"))
+        dev = Devices(
+            name=app.name,
+            stack=supervised,
+            clock=clock,
+            random=random,
+            console=logs.console,
+            logs=logs,
+            kvs=kvs,
+            shutdown=stop,
+        )
+        try:
+            return await _run_main(app, entry, dev, stop, logs, grace_s)
+        finally:
+            if supervised is not None:
+                await supervised.aclose(grace_s)
+
+
+def _entry(app: App) -> Callable[[Devices], object]:
+    try:
+        return app.entry
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def _run_main(
+    app: App,
+    entry: Callable[[Devices], object],
+    dev: Devices,
+    stop: asyncio.Event,
+    logs: Logs,
+    grace_s: float,
+) -> ExitCode:
+    log = logs.source("riad")
+
+    async def call_main() -> None:
+        result = entry(dev)
+        if not asyncio.iscoroutine(result):
+            raise ConfigError(
+                f"main of service {app.name!r} must be an async function (async def main(dev))"
+            )
+        await result
+
+    main_task = asyncio.ensure_future(call_main())
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({main_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not main_task.done():
+            log.info("stopping", service=app.name)
+            main_task.cancel()
+            done, _ = await asyncio.wait({main_task}, timeout=grace_s)
+            if not done:
+                log.warning("main is slow to stop; cancelling it again", grace_s=grace_s)
+                main_task.cancel()
+                await asyncio.wait({main_task}, timeout=grace_s)
+            if not main_task.done():
+                log.error("main did not stop; leaving it behind")
+                return ExitCode.FAILURE
+    except asyncio.CancelledError:
+        main_task.cancel()
+        with contextlib.suppress(BaseException):
+            await main_task
+        raise
+    finally:
+        stop_task.cancel()
+    if main_task.cancelled():
+        return ExitCode.OK if stop.is_set() else ExitCode.FAILURE
+    exc = main_task.exception()
+    if exc is None:
+        log.info("service finished", service=app.name)
+        return ExitCode.OK
+    if isinstance(exc, ConfigError | MissingDeviceError | ListenError):
+        return report_config_error(exc, logs.console)
+    log.exception("service failed", exc=exc, service=app.name)
+    return ExitCode.FAILURE
+
+
+def run(
+    app: App,
+    config: BootConfig,
+    *,
+    open_stack: StackOpener | None = None,
+    kvs: Mapping[str, KV] | None = None,
+    console: Console | None = None,
+    clock: Clock | None = None,
+    random: Random | None = None,
+    grace_s: float = 5.0,
+    handle_signals: bool = True,
+) -> int:
+    """Run ``app`` to completion on a new event loop; return the exit status.
+
+    With ``handle_signals`` (the default) SIGINT and SIGTERM ask the service
+    to stop (a second one stops it at once).
+    """
+
+    async def main() -> ExitCode:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(signum, _on_signal, stop, asyncio.current_task())
+                except (ValueError, RuntimeError, NotImplementedError):
+                    continue  # not the main thread, or no signals here
+                installed.append(signum)
+        try:
+            return await serve(
+                app,
+                config,
+                open_stack=open_stack,
+                kvs=kvs,
+                console=console,
+                clock=clock,
+                random=random,
+                stop=stop,
+                grace_s=grace_s,
+            )
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    try:
+        return int(asyncio.run(main()))
+    except KeyboardInterrupt:
+        return int(ExitCode.OK)
+
+
+def _on_signal(stop: asyncio.Event, task: asyncio.Task[ExitCode] | None) -> None:
+    if stop.is_set() and task is not None:
+        task.cancel()  # asked twice: stop now
+    stop.set()

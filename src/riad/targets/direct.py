@@ -1,0 +1,157 @@
+"""Composing riad's own TCP/IP stack (``--net direct``) for a target.
+
+``direct_stack_opener(config, open_device)`` is what every target uses: it
+opens the ``NetDevice`` the target provides (a TAP by name on unix, an
+inherited TAP descriptor in the sandbox, the NIC through AF_PACKET in a VM),
+builds riad's ``DirectStack`` on it with the boot configuration's address
+and gateway, and closes both when the service ends.
+
+``open_direct_stack(config, tap=...)`` is the unix target's TAP plumbing: it
+attaches to ``--tap NAME``, or (as root) creates a TAP, gives the host side an
+address on the service's network, and says where the service can be reached;
+the TAP disappears when riad closes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random as _random
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from ipaddress import IPv4Address, IPv4Interface
+
+from riad.app.args import BootConfig, ConfigError
+from riad.app.run import StackOpener
+from riad.backends.entropy import SystemRandom
+from riad.backends.netdev import NetDevice
+from riad.backends.tap import TapDevice, TapError
+from riad.devices import Random, Stack
+from riad.log import Logs
+from riad.stack import DirectStack, StackConfigError
+
+__all__ = [
+    "DEFAULT_IPV4",
+    "direct_stack_opener",
+    "host_side_address",
+    "open_direct_stack",
+]
+
+DEFAULT_IPV4 = IPv4Interface("10.0.0.2/24")
+"""The service's address on ``--net direct`` when ``--ipv4`` is not given."""
+
+_TAP_PREFIX = "riad"
+
+
+def direct_stack_opener(
+    config: BootConfig,
+    open_device: Callable[[], NetDevice],
+    *,
+    random: Random | None = None,
+) -> StackOpener:
+    """A ``StackOpener`` for riad's stack on the device ``open_device()`` returns.
+
+    ``random`` seeds the stack's own generator (initial sequence numbers,
+    ports, IP identifiers); default: the host's entropy.
+    """
+    if config.net.dhcp:
+        raise ConfigError("--dhcp: riad has no DHCP client yet; give --ipv4 ADDRESS/PREFIX")
+    ipv4 = config.net.ipv4 or DEFAULT_IPV4
+    entropy = random if random is not None else SystemRandom()
+
+    @contextlib.asynccontextmanager
+    async def opener(logs: Logs) -> AsyncIterator[Stack]:
+        device = open_device()
+        try:
+            stack = DirectStack(
+                device,
+                address=ipv4,
+                gateway=config.net.gateway,
+                rng=_random.Random(entropy.bytes(32)),
+            )
+        except StackConfigError as exc:
+            device.close()
+            raise ConfigError(str(exc)) from None
+        async with stack:
+            logs.source("net").info(
+                "riad stack up",
+                address=str(ipv4),
+                gateway=str(config.net.gateway or "none"),
+                mac=str(device.mac),
+                mtu=device.mtu,
+            )
+            yield stack
+
+    return opener
+
+
+def host_side_address(service: IPv4Interface, gateway: IPv4Address | None) -> IPv4Interface:
+    """The address the host takes on a TAP riad created: the gateway, else the first free one."""
+    net = service.network
+    if gateway is not None:
+        return IPv4Interface(f"{gateway}/{net.prefixlen}")
+    for host in net.hosts():
+        if host != service.ip:
+            return IPv4Interface(f"{host}/{net.prefixlen}")
+    raise ConfigError(f"--ipv4 {service}: the network has no room for the host; widen the prefix")
+
+
+def open_direct_stack(config: BootConfig, *, tap: str | None) -> StackOpener:
+    """The unix target's ``--net direct``: riad's stack on TAP ``tap``, or on a new one."""
+    ipv4 = config.net.ipv4 or DEFAULT_IPV4
+    create = tap is None
+    if create:
+        if os.geteuid() != 0:
+            raise ConfigError(
+                "--net direct creates a TAP device, which needs root: run as root, or create "
+                "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
+            )
+        if shutil.which("ip") is None:
+            raise ConfigError(
+                "--net direct needs iproute2 to set up its TAP: apt-get install iproute2"
+            )
+    name = tap if tap is not None else _free_tap_name()
+    host = host_side_address(ipv4, config.net.gateway) if create else None
+
+    def open_device() -> NetDevice:
+        try:
+            device = TapDevice.open(name)
+        except TapError as exc:
+            raise ConfigError(f"--tap {name}: {exc.strerror or exc}") from None
+        if host is not None:
+            try:
+                _ip("addr", "add", str(host), "dev", name)
+                _ip("link", "set", name, "up")
+            except ConfigError:
+                device.close()
+                raise
+        return device
+
+    inner = direct_stack_opener(config, open_device)
+
+    @contextlib.asynccontextmanager
+    async def opener(logs: Logs) -> AsyncIterator[Stack]:
+        async with inner(logs) as stack:
+            where = f"this host is {host.ip} on {name}" if host else f"on TAP {name}"
+            logs.source("riad").info(
+                f"reach the service at {ipv4.ip} ({where})", address=str(ipv4.ip), tap=name
+            )
+            yield stack
+
+    return opener
+
+
+def _free_tap_name() -> str:
+    existing = set(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else set()
+    for i in range(100):
+        name = f"{_TAP_PREFIX}{i}"
+        if name not in existing:
+            return name
+    raise ConfigError("no free TAP name riad0..riad99: remove unused ones or pass --tap NAME")
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ConfigError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")

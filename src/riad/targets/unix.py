@@ -1,0 +1,136 @@
+"""The ``unix`` target: the service as an ordinary host process.
+
+- ``--net socket`` (default): the host kernel's sockets (``SocketStack``).
+  ``--ipv4``/``--ipv4-gateway`` configure riad's own stack and are refused
+  here with a message saying so.
+- ``--net direct``: riad's own TCP/IP stack on a TAP device. Without
+  ``--tap`` riad creates one (this needs root), gives the host side an
+  address on the service's network, and removes it when the service ends; with
+  ``--tap NAME`` it attaches to that device and configures nothing on the host.
+  The service's address is ``--ipv4`` (default ``10.0.0.2/24``); riad prints
+  where to reach it.
+- Key-value stores come from folders: the one the service declared (relative
+  to its own folder), or ``--kv NAME=DIR``.
+- Log lines go to standard error; exit status as in ``riad.app.ExitCode``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from riad.app.args import BootConfig, ConfigError
+from riad.app.model import App
+from riad.app.run import StackOpener, report_config_error, static_stack
+from riad.app.run import run as run_app
+from riad.backends.console import FdConsole
+from riad.backends.socket_stack import SocketStack
+from riad.devices import KV
+from riad.targets import RunRequest, prepare_service
+
+__all__ = ["DESCRIPTION", "add_run_options", "open_kvs", "run"]
+
+DESCRIPTION = "an ordinary host process: host sockets (--net socket) or riad's stack on a TAP"
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``riad run -t unix``."""
+    group = parser.add_argument_group("unix target (-t unix)")
+    group.add_argument(
+        "--net",
+        choices=("socket", "direct"),
+        default="socket",
+        help="socket: the host kernel's sockets (default); direct: riad's own TCP/IP stack "
+        "on a TAP device",
+    )
+    group.add_argument(
+        "--tap",
+        metavar="NAME",
+        help="with --net direct: use this existing TAP device (default: create one, as root)",
+    )
+    group.add_argument(
+        "--kv",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve key-value store NAME from folder DIR (default: the folder the service names)",
+    )
+
+
+def run(request: RunRequest) -> int:
+    """Run the service of ``request`` in this process; return its exit status."""
+    console = FdConsole(2)
+    prepared = prepare_service(request, console, help_console=FdConsole(1))
+    if isinstance(prepared, int):
+        return prepared
+    app, config = prepared
+    try:
+        kvs = open_kvs(app, getattr(request.options, "kv", []))
+        open_stack = _stack_opener(app, config, request)
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    return run_app(app, config, open_stack=open_stack, kvs=kvs, console=console)
+
+
+def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpener | None:
+    net = request.net or "socket"
+    if net not in ("socket", "direct"):
+        raise ConfigError(f"--net {net}: choose socket or direct")
+    if not app.network:
+        return None
+    if net == "socket":
+        if request.tap is not None:
+            raise ConfigError("--tap is for riad's own stack: add --net direct")
+        if config.net.configured:
+            raise ConfigError(
+                "--ipv4/--ipv4-gateway/--dhcp configure riad's own stack: add --net direct "
+                "(with --net socket the service uses the host's addresses)"
+            )
+        return static_stack(SocketStack())
+    from riad.targets.direct import open_direct_stack  # riad's stack: only when asked for
+
+    return open_direct_stack(config, tap=request.tap)
+
+
+def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
+    """Open every store ``app`` declares from its folder (``NAME=DIR`` overrides)."""
+    folders: dict[str, Path] = {}
+    for item in overrides:
+        name, sep, folder_text = item.partition("=")
+        if not sep or not name or not folder_text:
+            raise ConfigError(f"--kv {item!r}: write --kv NAME=DIR")
+        if name not in {decl.name for decl in app.kvs}:
+            declared = ", ".join(decl.name for decl in app.kvs) or "none"
+            raise ConfigError(f"--kv {item!r}: the service has no store {name!r} ({declared})")
+        folders[name] = Path(folder_text)
+    from riad.backends.kv import DirectoryKV, MemoryKV
+
+    stores: dict[str, KV] = {}
+    for decl in app.kvs:
+        folder = folders.get(decl.name)
+        if folder is None and decl.source is not None:
+            folder = app.folder / decl.source
+        if decl.writable:
+            stores[decl.name] = MemoryKV(_read_tree(folder) if folder is not None else None)
+            continue
+        if folder is None or not folder.is_dir():
+            raise ConfigError(
+                f"key-value store {decl.name!r}: folder {folder} not found; "
+                f"create it or pass --kv {decl.name}=DIR"
+            )
+        stores[decl.name] = DirectoryKV(folder)
+    return stores
+
+
+def _read_tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its key (``a/b.txt``); empty if there is no folder."""
+    if not folder.is_dir():
+        return {}
+    values: dict[str, bytes] = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            values[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return values

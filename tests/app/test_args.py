@@ -1,0 +1,154 @@
+"""Boot arguments: both spellings, defaults, every mistake named with its fix."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface
+
+import pytest
+
+from riad.app import App, ConfigError, HelpRequested, boot_args_from_cmdline, port
+from riad.log import DEBUG, INFO, LogLevels
+
+
+def _app() -> App:
+    app = App("svc")
+    app.arg("--port", port, default=7, help="TCP port")
+    app.arg("--name", str, help="who")  # required
+    app.arg("--ratio", float, default=0.5)
+    app.arg("--mode", str, default="fast", choices=["fast", "slow"])
+    app.flag("--verbose")
+    return app
+
+
+def test_defaults_and_values() -> None:
+    config = _app().parse_args(["--name", "x"])
+    assert config.values == {
+        "--port": 7,
+        "--name": "x",
+        "--ratio": 0.5,
+        "--mode": "fast",
+        "--verbose": False,
+    }
+    assert config.net.ipv4 is None and not config.net.dhcp
+    assert config.logs == LogLevels()
+    assert config.argv == ("--name", "x")
+
+
+def test_both_spellings_and_last_wins() -> None:
+    config = _app().parse_args(
+        ["--name=a b", "--port", "80", "--port=8080", "--verbose", "--ratio", "-1.5"]
+    )
+    assert config.values["--name"] == "a b"
+    assert config.values["--port"] == 8080
+    assert config.values["--verbose"] is True
+    assert config.values["--ratio"] == -1.5
+
+
+def test_riad_arguments() -> None:
+    config = _app().parse_args(
+        [
+            "--name=x",
+            "--ipv4",
+            "10.0.0.2/24",
+            "--ipv4-gateway=10.0.0.1",
+            "--logs",
+            "*:info,tcp:debug",
+        ]
+    )
+    assert config.net.ipv4 == IPv4Interface("10.0.0.2/24")
+    assert config.net.gateway == IPv4Address("10.0.0.1")
+    assert config.logs.default == INFO and config.logs.by_source == {"tcp": DEBUG}
+    assert "--ipv4" not in config.values
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--port", "x", "--name=a"],
+            "--port: 'x' is not valid: a port is a number from 0 to 65535",
+        ),
+        (["--port", "70000", "--name=a"], "--port: '70000' is not valid: a port is a number"),
+        (["--ratio", "fast", "--name=a"], "--ratio: 'fast' is not a number"),
+        (["--mode", "medium", "--name=a"], "--mode: 'medium' is not one of fast, slow"),
+        ([], r"missing argument --name: give --name TEXT \(who\)"),
+        (["--name"], "--name needs a value: --name TEXT"),
+        (["--name", "--port", "1"], "--name needs a value"),
+        (["--prot", "1"], r"unknown argument --prot \(did you mean --port\?\)"),
+        (["--zzz"], "unknown argument --zzz; --help lists the arguments"),
+        (["stray"], "unexpected argument 'stray': boot arguments are written --name VALUE"),
+        (["-p", "1"], "unexpected argument '-p'"),
+        (["--verbose=yes", "--name=a"], "--verbose takes no value: write --verbose alone"),
+        (["--name=a", "--ipv4", "10.0.0.2"], r"--ipv4: '10.0.0.2' is not valid: add the prefix"),
+        (["--name=a", "--ipv4", "10.0.0.0/24"], "is the network's network address"),
+        (["--name=a", "--ipv4", "10.0.0.255/24"], "is the network's broadcast address"),
+        (["--name=a", "--ipv4", "banana/24"], "write an IPv4 address and prefix length"),
+        (["--name=a", "--ipv4-gateway", "10.0.0.1"], "--ipv4-gateway needs --ipv4"),
+        (
+            ["--name=a", "--ipv4", "10.0.0.2/24", "--ipv4-gateway", "10.1.0.1"],
+            r"--ipv4-gateway: 10.1.0.1 is not in 10.0.0.0/24",
+        ),
+        (
+            ["--name=a", "--ipv4", "10.0.0.2/24", "--ipv4-gateway", "10.0.0.2"],
+            "is the service's own address",
+        ),
+        (["--name=a", "--dhcp"], "--dhcp: riad has no DHCP client yet; give a static address"),
+        (["--name=a", "--logs", "loud"], "--logs: 'loud' is not valid: unknown log level 'loud'"),
+    ],
+)
+def test_mistakes_name_argument_and_fix(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        _app().parse_args(argv)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help(flag: str) -> None:
+    with pytest.raises(HelpRequested):
+        _app().parse_args(["--port", "1", flag])
+
+
+def test_usage_lists_everything() -> None:
+    app = _app()
+    app.kv("htdocs", help="the site")
+    text = app.usage("riad run x")
+    for word in [
+        "--port PORT",
+        "default: 7",
+        "required",
+        "one of fast, slow",
+        "--verbose",
+        "htdocs",
+        "read-only, from htdocs/",
+        "--ipv4 ADDRESS/PREFIX",
+        "--logs LEVELS",
+    ]:
+        assert word in text, word
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "args"),
+    [
+        (
+            "console=ttyS0 quiet -- --ipv4=10.0.0.2/24 --port 7",
+            ["--ipv4=10.0.0.2/24", "--port", "7"],
+        ),
+        ('a=1 -- --greeting="hello world" --x', ["--greeting=hello world", "--x"]),
+        ("console=ttyS0 quiet", []),
+        ("  --  ", []),
+        ('init=/init -- "--name=a  b"\n', ["--name=a  b"]),
+    ],
+)
+def test_kernel_command_line(cmdline: str, args: list[str]) -> None:
+    assert boot_args_from_cmdline(cmdline) == args
+
+
+def test_kernel_command_line_feeds_the_parser() -> None:
+    argv = boot_args_from_cmdline("console=ttyS0 -- --name=vm --port=8080 --logs=debug")
+    config = _app().parse_args(argv)
+    assert config.values["--port"] == 8080 and config.logs.default == DEBUG
+
+
+def test_kernel_command_line_unclosed_quote() -> None:
+    with pytest.raises(ConfigError, match="unclosed double quote"):
+        boot_args_from_cmdline('-- --name="x')
