@@ -9,7 +9,7 @@ STAMP := $(VENV)/.riad-installed
 .PHONY: run test lint typecheck unit system-deps fuzz clean
 
 run: $(STAMP)
-	$(BIN)/riad --help
+	$(BIN)/riad run examples/echo --port 7007
 
 test: $(STAMP) system-deps lint typecheck unit
 

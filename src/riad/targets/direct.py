@@ -111,6 +111,11 @@ def open_direct_stack(config: BootConfig, *, tap: str | None) -> StackOpener:
             raise ConfigError(
                 "--net direct needs iproute2 to set up its TAP: apt-get install iproute2"
             )
+    if tap is not None and not os.path.exists(f"/sys/class/net/{tap}"):
+        raise ConfigError(
+            f"--tap {tap}: no such device; create it (ip tuntap add dev {tap} mode tap) "
+            "or leave out --tap to let riad make one"
+        )
     name = tap if tap is not None else _free_tap_name()
     host = host_side_address(ipv4, config.net.gateway) if create else None
 
@@ -121,6 +126,7 @@ def open_direct_stack(config: BootConfig, *, tap: str | None) -> StackOpener:
             raise ConfigError(f"--tap {name}: {exc.strerror or exc}") from None
         if host is not None:
             try:
+                _quiet_ipv6(name)
                 _ip("addr", "add", str(host), "dev", name)
                 _ip("link", "set", name, "up")
             except ConfigError:
@@ -149,6 +155,15 @@ def _free_tap_name() -> str:
         if name not in existing:
             return name
     raise ConfigError("no free TAP name riad0..riad99: remove unused ones or pass --tap NAME")
+
+
+def _quiet_ipv6(name: str) -> None:
+    """No IPv6 on a TAP riad made: the host would only send riad frames it drops."""
+    with (
+        contextlib.suppress(OSError),
+        open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w", encoding="ascii") as knob,
+    ):
+        knob.write("1")
 
 
 def _ip(*args: str) -> None:
