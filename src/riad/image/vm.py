@@ -165,7 +165,7 @@ def _part_of(file: str, service: ServiceSpec) -> str:
     return "packages"
 
 
-def _compile(source: bytes, virtual_path: str) -> bytes:
+def compile_pyc(source: bytes, virtual_path: str) -> bytes:
     """Unchecked-hash ``.pyc`` bytes: no timestamp, no source needed at run time."""
     code = compile(source, virtual_path, "exec", dont_inherit=True)
     source_hash = importlib.util.source_hash(source)
@@ -239,7 +239,7 @@ def _add_modules(
             continue
         arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
         source = file.read_bytes()
-        members[arc + ".pyc"] = _compile(source, f"/{STDLIB_ZIP}/{arc}.py")
+        members[arc + ".pyc"] = compile_pyc(source, f"/{STDLIB_ZIP}/{arc}.py")
         parts[arc + ".pyc"] = _part_of(module.file, service)
     # The service's own modules go in even where the trace did not reach them
     # (a service that fails at start must still fail the same way in the VM).
@@ -249,10 +249,10 @@ def _add_modules(
         rel = file.relative_to(service.root).with_suffix("")
         arc = str(rel)
         if arc + ".pyc" not in members:
-            members[arc + ".pyc"] = _compile(file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py")
+            members[arc + ".pyc"] = compile_pyc(file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py")
             parts[arc + ".pyc"] = "service"
     config_arc = f"{CONFIG_MODULE}.pyc"
-    members[config_arc] = _compile(
+    members[config_arc] = compile_pyc(
         _config_source(service, options), f"/{STDLIB_ZIP}/{CONFIG_MODULE}.py"
     )
     parts[config_arc] = "riad"
@@ -307,7 +307,8 @@ def _add_native(
         if image_path in content.archive:
             continue
         data = _strip(host_path.read_bytes(), True)
-        content.add_file(image_path, data, "libraries", executable=name == loader)
+        part = "interpreter" if name.startswith("libpython") else "libraries"
+        content.add_file(image_path, data, part, executable=name == loader)
 
 
 def _add_skeleton(content: _Content) -> None:

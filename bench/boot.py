@@ -1,0 +1,469 @@
+"""Boot to first answered request, and image sizes: riad vm against the references.
+
+Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-debootstrap]
+
+Side by side, in one network namespace made for the run, the same echo
+service is started again and again as each *contender*, and the time from the
+start command to the first TCP echo answered is taken:
+
+- ``riad vm``: ``riad run IMAGE -t vm`` (the image built beforehand, so the
+  figure is boot, not build), on riad's kernel, TCG;
+- ``riad unix``: the service as a host process (``riad run -t unix`` once the
+  unix target exists, else the interpreter running the service file);
+- ``stock kernel vm``: the same Python service and the same PID 1 in QEMU
+  microvm with Debian's stock cloud kernel (``linux-image-cloud-amd64``,
+  unpacked, not installed) and a plain initramfs: busybox loading the virtio
+  modules, the whole standard library (compiled) and every extension module.
+
+Runs are interleaved (one of each, N times) so that load drift hits all
+alike. Sizes: the riad image against the stock-kernel image and against a
+Debian minimal root with python3 made by debootstrap (``python:3.11-slim``-
+like). The VMs share one pre-made TAP device; nothing leaves the namespace.
+
+To add a contender (the sandbox target), append a ``Contender`` to
+``contenders()``: a name and a function giving the command and the address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry, symlink_entry
+from riad.image.elf import shared_libraries
+from riad.image.kernel import cache_root
+from riad.image.vm import (
+    CONFIG_MODULE,
+    INTERPRETER,
+    KERNEL_CMDLINE,
+    BuildOptions,
+    ServiceSpec,
+    build_image,
+    compile_pyc,
+    compress,
+    qemu_command,
+    resolve_service,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVICE = ROOT / "tests" / "vm" / "services" / "echo.py"
+GUEST = "10.0.0.2"
+GUEST_MAC = "52:54:00:12:34:56"
+HOST_CIDR = "10.0.0.1/24"
+PORT = 7
+TAP = "benchtap0"
+# Debian's cloud kernel has virtio as modules and no virtio-mmio command-line
+# devices: its guest gets the NIC on microvm's PCIe bus (found through ACPI).
+STOCK_MODULES = (
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+)
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages"}
+
+
+@dataclass
+class Workspace:
+    """The run's namespace, cache and service."""
+
+    netns: str
+    cache: Path
+    service: ServiceSpec
+    memory_mb: int
+    stock_memory_mb: int
+    images: dict[str, Path] = field(default_factory=dict)
+
+    def run(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["ip", "netns", "exec", self.netns, *command], **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass
+class Launch:
+    """How to start one contender and where it answers."""
+
+    command: list[str]
+    address: str
+    stop_signal: int = signal.SIGINT
+
+
+@dataclass
+class Contender:
+    name: str
+    prepare: Callable[[Workspace], Launch]
+    times: list[float] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ contenders
+
+
+def _riad_vm(ws: Workspace) -> Launch:
+    image = ws.images["riad"]
+    command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm", "--tap", TAP]
+    command += ["--accel", "tcg", "--memory", str(ws.memory_mb), f"--ipv4={GUEST}/24"]
+    return Launch([*command, "--port", str(PORT)], GUEST)
+
+
+def _riad_unix(ws: Workspace) -> Launch:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "riad", "run", "--help"], capture_output=True, text=True
+    ).stdout
+    service_file = ws.service.root / (ws.service.module + ".py")
+    if "unix" in help_text:
+        command = [sys.executable, "-m", "riad", "run", str(service_file), "-t", "unix"]
+    else:
+        command = [sys.executable, str(service_file)]
+    return Launch([*command, "--port", str(PORT)], "127.0.0.1")
+
+
+def _stock_vm(ws: Workspace) -> Launch:
+    image = ws.images["stock"]
+    cmdline = f'{KERNEL_CMDLINE} rdinit=/init RIAD_ARGS="--ipv4={GUEST}/24 --port {PORT}"'
+    command = qemu_command(
+        str(image / "vmlinuz"),
+        str(image / "initramfs.cpio.zst"),
+        cmdline,
+        ws.stock_memory_mb,
+        accel="tcg",
+        tap=TAP,
+    )
+    command[command.index("-M") + 1] = "microvm,pcie=on,acpi=on,x-option-roms=off"
+    device = command.index(f"virtio-net-device,netdev=net0,mac={GUEST_MAC}")
+    command[device] = f"virtio-net-pci,netdev=net0,mac={GUEST_MAC}"
+    return Launch(command, GUEST, signal.SIGTERM)
+
+
+def contenders() -> list[Contender]:
+    return [
+        Contender("riad vm", _riad_vm),
+        Contender("riad unix", _riad_unix),
+        Contender("stock kernel vm", _stock_vm),
+    ]
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def _answered(address: str) -> bool:
+    try:
+        with socket.create_connection((address, PORT), timeout=0.1) as conn:
+            conn.settimeout(2.0)
+            conn.sendall(b"ping\n")
+            return conn.recv(16) == b"ping\n"
+    except OSError:
+        return False
+
+
+def first_answer(ws: Workspace, launch: Launch, timeout_s: float = 60.0) -> float | None:
+    """Seconds from start to the first echo answered (``None``: never)."""
+    start = time.monotonic()
+    log = (ws.cache / "last-run.log").open("wb")
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", ws.netns, *launch.command],
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    elapsed = None
+    try:
+        # The prober runs in the namespace too: this process enters it.
+        while time.monotonic() - start < timeout_s and process.poll() is None:
+            if _answered(launch.address):
+                elapsed = time.monotonic() - start
+                break
+            time.sleep(0.01)
+    finally:
+        process.send_signal(launch.stop_signal)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+    return elapsed
+
+
+def _enter_netns(name: str) -> None:
+    """Move this process into namespace ``name`` (for the probes)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/run/netns/{name}") as handle:
+        if libc.setns(handle.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+            raise OSError(ctypes.get_errno(), f"setns into {name} failed")
+
+
+# ------------------------------------------------------------------ images
+
+
+def build_riad(ws: Workspace) -> Path:
+    out = ws.cache / "riad-image"
+    build_image(ws.service, out, BuildOptions(net="socket", compression="lz4"))
+    return out
+
+
+def _apt_download(package: str, where: Path) -> Path:
+    found = list(where.glob(f"{package}_*.deb"))
+    if not found:
+        subprocess.run(["apt-get", "download", package], cwd=where, check=True, capture_output=True)
+        found = list(where.glob(f"{package}_*.deb"))
+    return found[0]
+
+
+def _cloud_kernel_package() -> str:
+    depends = subprocess.run(
+        ["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True, text=True
+    ).stdout
+    for line in depends.splitlines():
+        name = line.split(":", 1)[-1].strip()
+        if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
+            return name
+    raise SystemExit("linux-image-cloud-amd64 not found: run apt-get update")
+
+
+def _stock_init(modules: list[str]) -> bytes:
+    inserts = "\n".join(f"insmod /lib/modules/{m}.ko" for m in modules)
+    return f"""#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+{inserts}
+exec /{INTERPRETER} -I -S -B -u -m {CONFIG_MODULE}
+""".encode()
+
+
+def build_stock(ws: Workspace) -> Path:
+    """Debian's cloud kernel and a plain initramfs holding the whole Python."""
+    out = ws.cache / "stock-image"
+    if (out / "initramfs.cpio.zst").exists():
+        return out
+    debs = ws.cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    kernel_deb = _apt_download(_cloud_kernel_package(), debs)
+    busybox_deb = _apt_download("busybox-static", debs)
+    with tempfile.TemporaryDirectory(prefix="riad-bench-") as tmp:
+        tree = Path(tmp)
+        for deb in (kernel_deb, busybox_deb):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        out.mkdir(parents=True, exist_ok=True)
+        vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
+        shutil.copyfile(vmlinuz, out / "vmlinuz")
+        archive = CpioArchive()
+        archive.add(file_entry("bin/busybox", (tree / "bin" / "busybox").read_bytes(), True))
+        for applet in ("sh", "mount", "insmod"):
+            archive.add(symlink_entry(f"bin/{applet}", "busybox"))
+        for name in STOCK_MODULES:
+            module = next(tree.glob(f"lib/modules/*/kernel/**/{name}.ko"))
+            archive.add(file_entry(f"lib/modules/{name}.ko", module.read_bytes()))
+        archive.add(file_entry("init", _stock_init(list(STOCK_MODULES)), True))
+        _add_plain_python(archive, ws.service)
+    cpio = archive.to_bytes()
+    (out / "initramfs.cpio.zst").write_bytes(compress(cpio, "zstd"))
+    return out
+
+
+def _add_plain_python(archive: CpioArchive, service: ServiceSpec) -> None:
+    """The interpreter, every extension module and library, the whole stdlib
+    (sources and compiled bytecode, as an installed Python has them)."""
+    import sysconfig
+
+    import riad
+
+    for path in ("proc", "sys", "tmp"):
+        archive.add(dir_entry(path))
+    archive.add(chardev_entry("dev/console", 5, 1))
+    archive.add(chardev_entry("dev/null", 1, 3, 0o666))
+    archive.add(chardev_entry("dev/urandom", 1, 9, 0o666))
+    interpreter = Path(sys.executable).resolve()
+    archive.add(file_entry(INTERPRETER, interpreter.read_bytes(), True))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    target = f"usr/lib/python{sys.version_info.major}.{sys.version_info.minor}"
+    libraries: dict[str, Path] = dict(shared_libraries(interpreter))
+    riad_root = Path(riad.__file__).resolve().parent
+    trees = [(stdlib, target), (riad_root, f"{target}/riad")]
+    trees += [(service.root, target)]
+    for tree, where in trees:
+        files = service.source_files() if tree == service.root else sorted(tree.rglob("*"))
+        for file in files:
+            rel = file.relative_to(tree)
+            if tree == stdlib and rel.parts[0] in STDLIB_SKIP:
+                continue
+            if not file.is_file() or "__pycache__" in rel.parts:
+                continue
+            archive.add(file_entry(f"{where}/{rel}", file.read_bytes()))
+            if file.suffix == ".py":
+                pyc = rel.parent / "__pycache__" / f"{rel.stem}.{sys.implementation.cache_tag}.pyc"
+                archive.add(file_entry(f"{where}/{pyc}", compile_pyc(file.read_bytes(), str(rel))))
+            elif file.suffix == ".so":
+                libraries.update(shared_libraries(file))
+    config = (
+        f"SERVICE_MODULE = {service.module!r}\nNET = 'socket'\n"
+        "from riad.targets.vm.guest import main\nmain(SERVICE_MODULE, NET)\n"
+    )
+    archive.add(file_entry(f"{target}/{CONFIG_MODULE}.py", config.encode()))
+    for name, path in sorted(libraries.items()):
+        where = name.lstrip("/") if name.startswith("/") else f"lib/x86_64-linux-gnu/{name}"
+        if where not in archive:
+            archive.add(file_entry(where, path.read_bytes(), name.startswith("/")))
+
+
+def debootstrap_size(ws: Workspace) -> dict[str, int] | None:
+    """Bytes of a minimal Debian root with python3, and of it as tar + zstd."""
+    record = ws.cache / "debootstrap.json"
+    if record.exists():
+        sizes: dict[str, int] = json.loads(record.read_text())
+        return sizes
+    if shutil.which("debootstrap") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], capture_output=True)
+    with tempfile.TemporaryDirectory(prefix="riad-debootstrap-") as tmp:
+        root = Path(tmp) / "root"
+        done = subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root)],
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            return None
+        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(root / cache, ignore_errors=True)
+        total = int(
+            subprocess.run(["du", "-sb", str(root)], capture_output=True, text=True).stdout.split()[
+                0
+            ]
+        )
+        packed = subprocess.run(
+            f"tar -C {root} -cf - . | zstd -19 -q -c | wc -c",
+            shell=True,
+            capture_output=True,
+            text=True,
+        )
+        sizes = {"root": total, "compressed": int(packed.stdout.strip())}
+    record.write_text(json.dumps(sizes) + "\n")
+    return sizes
+
+
+def _zstd_size(path: Path) -> int:
+    return len(compress(path.read_bytes(), "zstd"))
+
+
+# ------------------------------------------------------------------ report
+
+
+def _fmt_mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) -> str:
+    lines = [
+        f"Time to first answered request (TCG; riad guest {ws.memory_mb} MB, stock guest "
+        f"{ws.stock_memory_mb} MB; {len(runs[0].times)} runs each, interleaved):",
+        "",
+        "| contender | median | min | max | vs riad vm |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    base = statistics.median(runs[0].times) if runs[0].times else None
+    for contender in runs:
+        if not contender.times:
+            lines.append(f"| {contender.name} | never answered | | | |")
+            continue
+        median = statistics.median(contender.times)
+        ratio = f"{median / base:.2f}x" if base else "n/a"
+        lines.append(
+            f"| {contender.name} | {median:.3f} s | {min(contender.times):.3f} s "
+            f"| {max(contender.times):.3f} s | {ratio} |"
+        )
+    riad_image = ws.images["riad"]
+    stock = ws.images["stock"]
+    kernel = riad_image / "kernel"
+    initrd = riad_image / "initramfs.cpio.lz4"
+    riad_packed = _zstd_size(kernel) + _zstd_size(ws.images["riad-none"] / "initramfs.cpio")
+    lines += [
+        "",
+        "Image sizes (compressed: kernel and initramfs each through zstd -19):",
+        "",
+        "| image | on disk | compressed |",
+        "|---|---:|---:|",
+        f"| riad vm (ELF kernel + lz4 initramfs) | {_fmt_mb(kernel.stat().st_size + initrd.stat().st_size)} | {_fmt_mb(riad_packed)} |",
+    ]
+    stock_disk = (stock / "vmlinuz").stat().st_size + (stock / "initramfs.cpio.zst").stat().st_size
+    lines.append(
+        f"| stock kernel + plain initramfs (zstd) | {_fmt_mb(stock_disk)} | {_fmt_mb(stock_disk)} |"
+    )
+    if deboot:
+        lines.append(
+            f"| debootstrap minbase + python3 (no kernel) | {_fmt_mb(deboot['root'])} "
+            f"| {_fmt_mb(deboot['compressed'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--service", default=str(DEFAULT_SERVICE))
+    parser.add_argument("--memory", type=int, default=64, help="riad guest memory, MB")
+    parser.add_argument(
+        "--stock-memory",
+        type=int,
+        default=512,
+        help="stock-kernel guest memory, MB (its initramfs unpacks to ~135 MB)",
+    )
+    parser.add_argument("--no-debootstrap", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/boot.py needs root (network namespace, TAP device)")
+    netns = f"riadbench-{secrets.token_hex(3)}"
+    ws = Workspace(
+        netns, cache_root() / "bench", resolve_service(args.service), args.memory, args.stock_memory
+    )
+    ws.cache.mkdir(parents=True, exist_ok=True)
+    print("building the riad image and the stock-kernel image...", file=sys.stderr)
+    ws.images["riad"] = build_riad(ws)
+    ws.images["riad-none"] = ws.cache / "riad-image-none"
+    build_image(ws.service, ws.images["riad-none"], BuildOptions(net="socket", compression="none"))
+    ws.images["stock"] = build_stock(ws)
+    deboot = None if args.no_debootstrap else debootstrap_size(ws)
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        for command in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
+            ["ip", "addr", "add", HOST_CIDR, "dev", TAP],
+            ["ip", "link", "set", TAP, "up"],
+            # The guests' MAC is fixed: no ARP failure while a guest boots
+            # holds back the probes of the next seconds.
+            ["ip", "neigh", "replace", GUEST, "lladdr", GUEST_MAC, "dev", TAP, "nud", "permanent"],
+        ):
+            ws.run(command, check=True)
+        _enter_netns(netns)
+        runs = contenders()
+        launches = [c.prepare(ws) for c in runs]
+        for index in range(args.runs):
+            for contender, launch in zip(runs, launches, strict=True):
+                took = first_answer(ws, launch)
+                print(f"run {index + 1} {contender.name}: {took}", file=sys.stderr)
+                if took is not None:
+                    contender.times.append(took)
+        print(report(ws, runs, deboot))
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
