@@ -109,6 +109,7 @@ class Contender:
     name: str
     prepare: Callable[[Workspace], Launch]
     times: list[float] = field(default_factory=list)
+    attempts: int = 0
 
 
 # ------------------------------------------------------------------ contenders
@@ -174,7 +175,7 @@ def _answered(address: str) -> bool:
 def first_answer(ws: Workspace, launch: Launch, timeout_s: float = 60.0) -> float | None:
     """Seconds from start to the first echo answered (``None``: never)."""
     start = time.monotonic()
-    log = (ws.cache / "last-run.log").open("wb")
+    log = (ws.cache / f"last-run-{launch.command[0].rsplit('/', 1)[-1]}.log").open("wb")
     process = subprocess.Popen(
         ["ip", "netns", "exec", ws.netns, *launch.command],
         stdin=subprocess.PIPE,
@@ -373,18 +374,19 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
         f"Time to first answered request (TCG; riad guest {ws.memory_mb} MB, stock guest "
         f"{ws.stock_memory_mb} MB; {len(runs[0].times)} runs each, interleaved):",
         "",
-        "| contender | median | min | max | vs riad vm |",
-        "|---|---:|---:|---:|---:|",
+        "| contender | answered | median | min | max | vs riad vm |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     base = statistics.median(runs[0].times) if runs[0].times else None
     for contender in runs:
+        answered = f"{len(contender.times)}/{contender.attempts}"
         if not contender.times:
-            lines.append(f"| {contender.name} | never answered | | | |")
+            lines.append(f"| {contender.name} | {answered} | | | | |")
             continue
         median = statistics.median(contender.times)
         ratio = f"{median / base:.2f}x" if base else "n/a"
         lines.append(
-            f"| {contender.name} | {median:.3f} s | {min(contender.times):.3f} s "
+            f"| {contender.name} | {answered} | {median:.3f} s | {min(contender.times):.3f} s "
             f"| {max(contender.times):.3f} s | {ratio} |"
         )
     riad_image = ws.images["riad"]
@@ -456,6 +458,7 @@ def main() -> int:
         for index in range(args.runs):
             for contender, launch in zip(runs, launches, strict=True):
                 took = first_answer(ws, launch)
+                contender.attempts += 1
                 print(f"run {index + 1} {contender.name}: {took}", file=sys.stderr)
                 if took is not None:
                     contender.times.append(took)

@@ -70,3 +70,33 @@ def test_user_kernel_is_recognised_by_its_header(tmp_path: Path) -> None:
     assert user_kernel(bz).vmlinux is None and user_kernel(bz).boot_file == bz
     with pytest.raises(ImageError, match="does not exist"):
         user_kernel(tmp_path / "missing")
+
+
+def test_failed_build_names_the_fix(tmp_path: Path) -> None:
+    tree = tmp_path / "not-a-kernel-tree"
+    tree.mkdir()
+    log = tmp_path / "build.log"
+    with pytest.raises(ImageError) as caught:
+        kernel._make(tree, tmp_path / "out", ["tinyconfig"], 1, log)
+    message = str(caught.value)
+    assert "kernel build failed" in message and str(log) in message
+    assert "apt-get install make gcc flex bison bc libelf-dev" in message
+    assert "riad kernel --path FILE" in message
+
+
+def test_kernel_command_chooses_and_forgets_a_user_kernel(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riad.cli import main
+
+    monkeypatch.setenv("RIAD_CACHE_DIR", str(tmp_path / "cache"))
+    mine = tmp_path / "vmlinux"
+    mine.write_bytes(b"\x7fELF" + bytes(60))
+    assert main(["kernel", "--path", str(mine), "--variant", "socket"]) == 0
+    assert kernel.kernel_for("socket").boot_file == mine
+    assert main(["kernel", "--variant", "socket"]) == 0
+    assert f"socket: {mine} (chosen with --path)" in capsys.readouterr().out
+    assert main(["kernel", "--reset"]) == 0
+    assert kernel.selected_user_kernel("socket") is None
+    assert main(["kernel", "--path", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

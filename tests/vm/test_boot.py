@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 
 import pytest
@@ -14,13 +15,23 @@ pytestmark = pytest.mark.netns
 def test_echo_on_the_socket_kernel_answers_nc_and_stops_on_ctrl_c(
     kernels: object, riad_run: type[RiadRun], netns: str
 ) -> None:
-    run = riad_run([str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--port", "7"])
+    run = riad_run(
+        [str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--timings", "--port", "7"]
+    )
     run.wait_for(r"echo: listening on port 7")
     answer = in_netns(netns, ["nc", "-q", "1", "-w", "10", "10.0.0.2", "7"], b"hello riad vm\n")
     assert answer == b"hello riad vm\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
     assert "echo: stopped" in run.output()
+    timings = re.search(
+        r"kernel start ([\d.]+) s -> PID 1 ([\d.]+) s -> service ready ([\d.]+) s"
+        r" -> first answered request ([\d.]+) s",
+        run.output(),
+    )
+    assert timings is not None, run.output()
+    stages = [float(value) for value in timings.groups()]
+    assert stages == sorted(stages) and stages[-1] < 60
 
 
 def test_service_raising_at_start_fails_with_its_traceback(

@@ -12,9 +12,9 @@ segmentation offload between the kernel and riad. Interface queries
 from __future__ import annotations
 
 import fcntl
-import socket
 import struct
 
+from riad.backends.ifreq import query_socket
 from riad.backends.netdev import (
     GSO_NONE,
     RX_CSUM_PARTIAL,
@@ -60,14 +60,6 @@ def tx_header(offload: TxOffload | None) -> bytes:
         offload.csum_start,
         offload.csum_offset,
     )
-
-
-def query_socket() -> socket.socket:
-    """A throwaway socket for interface ioctls (see the module documentation)."""
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    except OSError:
-        return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 
 
 def interface_mtu(name: str) -> int:

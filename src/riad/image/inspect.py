@@ -83,6 +83,8 @@ def report(image: Path, largest: int = 12) -> str:
             f"  initramfs  {_mb(initramfs['size'])}  {initramfs['file']}"
             f" ({initramfs['compression']})"
         )
+    else:
+        lines.append(f"  initramfs  built into the kernel ({initramfs['compression']})")
     lines += ["", "by part (uncompressed)"]
     sizes = part_sizes(manifest)
     for part, size in sizes.items():

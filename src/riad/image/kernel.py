@@ -282,12 +282,23 @@ def _unpack(source: KernelSource, log: Log) -> Path:
     return tree
 
 
+# Fixed build metadata, so that the same source and configuration give the
+# same kernel bytes (the kernel's Documentation/kbuild/reproducible-builds.rst).
+REPRODUCIBLE_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": "Thu Jan  1 00:00:00 UTC 1970",
+    "KBUILD_BUILD_USER": "riad",
+    "KBUILD_BUILD_HOST": "riad",
+    "KBUILD_BUILD_VERSION": "1",
+}
+
+
 def _make(tree: Path, build: Path, targets: list[str], jobs: int, logfile: Path) -> None:
     command = ["make", "-C", str(tree), f"O={build}", "ARCH=x86_64", f"-j{jobs}", *targets]
+    env = dict(os.environ, **REPRODUCIBLE_ENV)
     with logfile.open("a") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
     if done.returncode != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-15:]
         detail = "\n".join("    " + line for line in tail)
@@ -361,6 +372,36 @@ def build_kernel(variant: Variant, jobs: int = 2, log: Log = _stderr_log) -> Ker
     if kernel is None:
         raise ImageError(f"kernel cache entry {entry} is incomplete: remove it and rebuild")
     return kernel
+
+
+INITRAMFS_COMPRESSION = {"none": "NONE", "lz4": "LZ4", "zstd": "ZSTD"}
+
+
+def build_single_file(
+    variant: Variant, cpio: Path, compression: str, jobs: int = 2, log: Log = _stderr_log
+) -> bytes:
+    """A ``vmlinux`` with the archive ``cpio`` built in as its initramfs.
+
+    Uses its own object tree per variant (``build/<variant>-single``): the
+    first call builds a whole kernel, later ones relink with the new archive.
+    """
+    if compression not in INITRAMFS_COMPRESSION:
+        raise ImageError(f"unknown compression {compression!r}: use none, lz4 or zstd")
+    source = find_source(log=log)
+    with _locked(cache_root() / "kernels" / ".lock"):
+        tree = _unpack(source, log)
+        build = cache_root() / "build" / f"{variant}-single"
+        logfile = cache_root() / "build" / f"{variant}-single.log"
+        build.mkdir(parents=True, exist_ok=True)
+        logfile.write_text("")
+        log(f"linking the initramfs into the {variant!r} kernel (a whole build the first time)")
+        extra = (
+            f'\nCONFIG_INITRAMFS_SOURCE="{cpio.resolve()}"\n'
+            f"CONFIG_INITRAMFS_COMPRESSION_{INITRAMFS_COMPRESSION[compression]}=y\n"
+        )
+        configure(tree, build, variant, jobs, logfile, extra)
+        _make(tree, build, ["vmlinux"], jobs, logfile)
+        return (build / "vmlinux").read_bytes()
 
 
 def user_kernel(path: Path) -> Kernel:

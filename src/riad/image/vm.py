@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ from riad.image import ImageError
 from riad.image.bootargs import encode_boot_args, split_net_args
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
-from riad.image.kernel import Kernel, Variant, kernel_for
+from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
 from riad.image.trace import StartupTrace, trace_startup
 
 Compression = Literal["none", "lz4", "zstd"]
@@ -447,22 +448,39 @@ def build_image(
     extensions = _add_modules(content, trace, service, options)
     _add_native(content, trace, extensions, service)
     cpio = content.archive.to_bytes()
+    if options.single_file:
+        kernel_data = _single_file_kernel(cpio, options, log)
+        return _write_output(out, service, kernel, kernel_data, None, content, trace, options)
     initramfs = compress(cpio, options.compression)
-    return _write_output(out, service, kernel, initramfs, content, trace, options)
+    kernel_data = (
+        _strip(kernel.boot_file.read_bytes(), False)
+        if kernel.vmlinux
+        else (kernel.boot_file.read_bytes())
+    )
+    return _write_output(out, service, kernel, kernel_data, initramfs, content, trace, options)
 
 
-def _kernel_bytes(kernel: Kernel, options: BuildOptions) -> bytes:
-    data = kernel.boot_file.read_bytes()
-    if kernel.vmlinux is not None and options.strip:
-        data = _strip(data, False)
-    return data
+def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log) -> bytes:
+    """riad's kernel with ``cpio`` linked in (``CONFIG_INITRAMFS_SOURCE``)."""
+    if options.kernel is not None:
+        raise ImageError("a single-file image needs riad's own kernel: drop --kernel")
+    staging = cache_root() / "build" / "single-file"
+    staging.mkdir(parents=True, exist_ok=True)
+    archive = staging / f"initramfs-{os.getpid()}.cpio"
+    archive.write_bytes(cpio)
+    try:
+        data = build_single_file(options.net, archive, options.compression, log=log)
+    finally:
+        archive.unlink(missing_ok=True)
+    return _strip(data, False)
 
 
 def _write_output(
     out: Path,
     service: ServiceSpec,
     kernel: Kernel,
-    initramfs: bytes,
+    kernel_data: bytes,
+    initramfs: bytes | None,
     content: _Content,
     trace: StartupTrace,
     options: BuildOptions,
@@ -470,10 +488,10 @@ def _write_output(
     out.mkdir(parents=True, exist_ok=True)
     for stale in ["kernel", *INITRAMFS_NAMES.values(), "manifest.json"]:
         (out / stale).unlink(missing_ok=True)
-    kernel_data = _kernel_bytes(kernel, options)
     (out / "kernel").write_bytes(kernel_data)
-    initrd_name = INITRAMFS_NAMES[options.compression]
-    (out / initrd_name).write_bytes(initramfs)
+    initrd_name = None if initramfs is None else INITRAMFS_NAMES[options.compression]
+    if initramfs is not None and initrd_name is not None:
+        (out / initrd_name).write_bytes(initramfs)
     cmdline = boot_cmdline([], list(options.boot_args))
     manifest: dict[str, object] = {
         "format": 1,
@@ -487,14 +505,16 @@ def _write_output(
             "key": kernel.key,
             "file": "kernel",
             "format": "elf" if kernel.vmlinux is not None else "bzImage",
+            "single_file": initramfs is None,
             "size": len(kernel_data),
             "sha256": hashlib.sha256(kernel_data).hexdigest(),
         },
         "initramfs": {
             "file": initrd_name,
             "compression": options.compression,
-            "size": len(initramfs),
-            "sha256": hashlib.sha256(initramfs).hexdigest(),
+            "size": len(initramfs or b""),
+            "sha256": hashlib.sha256(initramfs or b"").hexdigest(),
+            "built_in": initramfs is None,
         },
         "devices": {"console": "ttyS0", "network": {"nic": "eth0", "net": options.net}},
         "boot_args": list(options.boot_args),

@@ -48,6 +48,11 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
         "--kernel", type=Path, metavar="FILE", help="boot this kernel instead of riad's own"
     )
     parser.add_argument(
+        "--single-file",
+        action="store_true",
+        help="link the initramfs into the kernel: the image is one file",
+    )
+    parser.add_argument(
         "--include",
         action="append",
         default=[],
@@ -83,6 +88,7 @@ def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOption
     return BuildOptions(
         net=args.net,
         compression=args.compression,
+        single_file=args.single_file,
         kernel=args.kernel,
         include=tuple(args.include),
         boot_args=tuple(boot_args),
@@ -97,9 +103,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     kernel = manifest["kernel"]
     initramfs = manifest["initramfs"]
     assert isinstance(kernel, dict) and isinstance(initramfs, dict)
+    inside = "built in" if initramfs["built_in"] else f"{initramfs['size'] / 1e6:.1f} MB"
     print(
         f"riad: built {out} (kernel {kernel['size'] / 1e6:.1f} MB, "
-        f"initramfs {initramfs['size'] / 1e6:.1f} MB); run it with "
+        f"initramfs {inside}); run it with "
         f"`riad run {out} -t vm`, look inside with `riad inspect {out}`"
     )
     return 0

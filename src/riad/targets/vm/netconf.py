@@ -16,7 +16,7 @@ import fcntl
 import socket
 import struct
 
-from riad.backends._linux import query_socket
+from riad.backends.ifreq import query_socket
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
