@@ -92,7 +92,7 @@ def test_riad_arguments() -> None:
             ["--name=a", "--ipv4", "10.0.0.2/24", "--ipv4-gateway", "10.0.0.2"],
             "is the service's own address",
         ),
-        (["--name=a", "--dhcp"], "--dhcp: riad has no DHCP client yet; give a static address"),
+        (["--name=a", "--dhcp", "--ipv4=10.0.0.2/24"], "--dhcp and --ipv4 both given: keep one"),
         (["--name=a", "--logs", "loud"], "--logs: 'loud' is not valid: unknown log level 'loud'"),
     ],
 )
@@ -100,6 +100,11 @@ def test_mistakes_name_argument_and_fix(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         _app().parse_args(argv)
     assert "\n" not in str(info.value)
+
+
+def test_dhcp() -> None:
+    config = _app().parse_args(["--name=x", "--dhcp"])
+    assert config.net.dhcp and config.net.ipv4 is None and config.net.configured
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])

@@ -181,3 +181,58 @@ def test_help_texts() -> None:
         riad_command("run", ECHO, "--help"), capture_output=True, text=True, check=True
     )
     assert "--port PORT" in service_help.stdout and "--ipv4" in service_help.stdout
+
+
+STORE_SERVICE = """
+import riad
+app = riad.App("stores")
+app.kv("site")
+app.kv("packed", source="packed.kv")
+app.kv("scratch", writable=True)
+
+@app.main
+async def main(dev: riad.Devices) -> None:
+    site = await dev.kv("site").get("index.html")
+    packed = await dev.kv("packed").get("a/b.txt")
+    await dev.writable_kv("scratch").set("k", b"v")
+    dev.log.info("read", site=site.decode(), packed=packed.decode())
+"""
+
+
+def _store_service(tmp_path: Path) -> Path:
+    from riad.backends.kv import pack
+
+    folder = tmp_path / "stores"
+    (folder / "site").mkdir(parents=True)
+    (folder / "site" / "index.html").write_text("hello")
+    (tmp_path / "content" / "a").mkdir(parents=True)
+    (tmp_path / "content" / "a" / "b.txt").write_text("packed")
+    pack(tmp_path / "content", folder / "packed.kv")
+    (folder / "service.py").write_text(STORE_SERVICE)
+    return folder
+
+
+def test_stores_from_folders_and_packed_files(tmp_path: Path) -> None:
+    folder = _store_service(tmp_path)
+    with ServiceProcess(riad_command("run", str(folder))) as proc:
+        assert proc.wait() == 0, proc.output
+    line = proc.wait_for("app: read")
+    assert log_field(line, "site") == "hello" and log_field(line, "packed") == "packed"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "index.html").write_text("override")
+    argv = riad_command("run", str(folder), "--kv", f"site={other}")
+    with ServiceProcess(argv) as proc:
+        assert proc.wait() == 0, proc.output
+    assert log_field(proc.wait_for("app: read"), "site") == "override"
+
+
+def test_missing_store_is_a_configuration_error(tmp_path: Path) -> None:
+    folder = _store_service(tmp_path)
+    (folder / "packed.kv").unlink()
+    with ServiceProcess(riad_command("run", str(folder))) as proc:
+        assert proc.wait() == 2
+    assert proc.lines == [
+        f"riad: error: key-value store 'packed': {folder / 'packed.kv'} not found; "
+        "create it or pass --kv packed=PATH"
+    ]

@@ -5,7 +5,7 @@ riad adds the ones every target shares:
 
 - ``--ipv4 ADDRESS/PREFIX``: the address of riad's own stack (``--net direct``);
 - ``--ipv4-gateway ADDRESS``: its default gateway;
-- ``--dhcp``: configure the address by DHCP (refused until riad has a DHCP client);
+- ``--dhcp``: take the address (and gateway) of riad's own stack by DHCP;
 - ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``.
 
 On ``unix`` and ``sandbox`` they arrive on the command line after the
@@ -43,8 +43,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-DHCP_AVAILABLE = False
-"""Whether riad has a DHCP client yet; ``--dhcp`` is refused with a clear message until it has."""
+DHCP_AVAILABLE = True
+"""Whether riad has a DHCP client (riad's own stack does); ``--dhcp`` is refused otherwise."""
 
 
 class ConfigError(Exception):

@@ -14,6 +14,7 @@ the TAP disappears when riad closes it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random as _random
@@ -49,15 +50,18 @@ def direct_stack_opener(
     open_device: Callable[[], NetDevice],
     *,
     random: Random | None = None,
+    hostname: str | None = None,
+    dhcp_timeout_s: float = 60.0,
 ) -> StackOpener:
     """A ``StackOpener`` for riad's stack on the device ``open_device()`` returns.
 
+    The address is ``--ipv4`` (default ``DEFAULT_IPV4``), or with ``--dhcp``
+    a lease taken before the service starts (``hostname`` is sent with the
+    request; no lease within ``dhcp_timeout_s`` is a configuration error).
     ``random`` seeds the stack's own generator (initial sequence numbers,
-    ports, IP identifiers); default: the host's entropy.
+    ports, IP identifiers) and the DHCP client; default: the host's entropy.
     """
-    if config.net.dhcp:
-        raise ConfigError("--dhcp: riad has no DHCP client yet; give --ipv4 ADDRESS/PREFIX")
-    ipv4 = config.net.ipv4 or DEFAULT_IPV4
+    ipv4 = None if config.net.dhcp else config.net.ipv4 or DEFAULT_IPV4
     entropy = random if random is not None else SystemRandom()
 
     @contextlib.asynccontextmanager
@@ -74,16 +78,47 @@ def direct_stack_opener(
             device.close()
             raise ConfigError(str(exc)) from None
         async with stack:
-            logs.source("net").info(
+            log = logs.source("net")
+            if ipv4 is None:
+                await _lease(stack, logs, entropy, dhcp_timeout_s, hostname)
+            log.info(
                 "riad stack up",
-                address=str(ipv4),
-                gateway=str(config.net.gateway or "none"),
+                address=stack.ipv4_addresses[0] if stack.ipv4_addresses else "none",
+                gateway=str(config.net.gateway or _router(stack)),
                 mac=str(device.mac),
                 mtu=device.mtu,
             )
             yield stack
 
     return opener
+
+
+async def _lease(
+    stack: DirectStack, logs: Logs, entropy: Random, timeout_s: float, hostname: str | None
+) -> None:
+    log = logs.source("net")
+    log.info("asking for an address by DHCP", timeout_s=timeout_s)
+    try:
+        async with asyncio.timeout(timeout_s):
+            lease = await stack.configure_dhcp(
+                hostname=hostname, entropy=entropy.bytes, log=logs.source("dhcp")
+            )
+    except TimeoutError:
+        raise ConfigError(
+            f"--dhcp: no DHCP server answered within {timeout_s:.0f} s; "
+            "check the network, or give a static address with --ipv4 ADDRESS/PREFIX"
+        ) from None
+    log.info(
+        "DHCP lease",
+        address=f"{lease.address}/{lease.prefix_len}",
+        server=str(lease.server),
+        routers=[str(r) for r in lease.routers] or "none",
+    )
+
+
+def _router(stack: DirectStack) -> str:
+    lease = stack.dhcp_lease
+    return str(lease.routers[0]) if lease is not None and lease.routers else "none"
 
 
 def host_side_address(service: IPv4Interface, gateway: IPv4Address | None) -> IPv4Interface:
@@ -97,10 +132,17 @@ def host_side_address(service: IPv4Interface, gateway: IPv4Address | None) -> IP
     raise ConfigError(f"--ipv4 {service}: the network has no room for the host; widen the prefix")
 
 
-def open_direct_stack(config: BootConfig, *, tap: str | None) -> StackOpener:
+def open_direct_stack(
+    config: BootConfig, *, tap: str | None, hostname: str | None = None
+) -> StackOpener:
     """The unix target's ``--net direct``: riad's stack on TAP ``tap``, or on a new one."""
     ipv4 = config.net.ipv4 or DEFAULT_IPV4
     create = tap is None
+    if create and config.net.dhcp:
+        raise ConfigError(
+            "--dhcp needs a DHCP server on riad's network: with --net direct, pass --tap NAME "
+            "for a TAP on such a network (a TAP riad makes has none), or give --ipv4"
+        )
     if create:
         if os.geteuid() != 0:
             raise ConfigError(
@@ -134,14 +176,15 @@ def open_direct_stack(config: BootConfig, *, tap: str | None) -> StackOpener:
                 raise
         return device
 
-    inner = direct_stack_opener(config, open_device)
+    inner = direct_stack_opener(config, open_device, hostname=hostname)
 
     @contextlib.asynccontextmanager
     async def opener(logs: Logs) -> AsyncIterator[Stack]:
         async with inner(logs) as stack:
+            address = stack.ipv4_addresses[0] if stack.ipv4_addresses else str(ipv4.ip)
             where = f"this host is {host.ip} on {name}" if host else f"on TAP {name}"
             logs.source("riad").info(
-                f"reach the service at {ipv4.ip} ({where})", address=str(ipv4.ip), tap=name
+                f"reach the service at {address} ({where})", address=address, tap=name
             )
             yield stack
 

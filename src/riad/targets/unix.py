@@ -9,8 +9,9 @@
   ``--tap NAME`` it attaches to that device and configures nothing on the host.
   The service's address is ``--ipv4`` (default ``10.0.0.2/24``); riad prints
   where to reach it.
-- Key-value stores come from folders: the one the service declared (relative
-  to its own folder), or ``--kv NAME=DIR``.
+- Key-value stores come from where the service declared (relative to its own
+  folder) or ``--kv NAME=PATH``: a folder is served as it is, a file is an
+  embedded store packed with ``riad.backends.kv.pack``.
 - Log lines go to standard error; exit status as in ``riad.app.ExitCode``.
 """
 
@@ -54,8 +55,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--kv",
         action="append",
         default=[],
-        metavar="NAME=DIR",
-        help="serve key-value store NAME from folder DIR (default: the folder the service names)",
+        metavar="NAME=PATH",
+        help="serve key-value store NAME from PATH: a folder, or a packed store file "
+        "(default: where the service says)",
     )
 
 
@@ -91,21 +93,22 @@ def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpe
         return static_stack(SocketStack())
     from riad.targets.direct import open_direct_stack  # riad's stack: only when asked for
 
-    return open_direct_stack(config, tap=request.tap)
+    return open_direct_stack(config, tap=request.tap, hostname=app.name)
 
 
 def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
-    """Open every store ``app`` declares from its folder (``NAME=DIR`` overrides)."""
+    """Open every store ``app`` declares (``NAME=PATH`` overrides where from)."""
     folders: dict[str, Path] = {}
     for item in overrides:
         name, sep, folder_text = item.partition("=")
         if not sep or not name or not folder_text:
-            raise ConfigError(f"--kv {item!r}: write --kv NAME=DIR")
+            raise ConfigError(f"--kv {item!r}: write --kv NAME=PATH")
         if name not in {decl.name for decl in app.kvs}:
             declared = ", ".join(decl.name for decl in app.kvs) or "none"
             raise ConfigError(f"--kv {item!r}: the service has no store {name!r} ({declared})")
         folders[name] = Path(folder_text)
-    from riad.backends.kv import DirectoryKV, MemoryKV
+    from riad.backends.kv import DirectoryKV, EmbeddedKV, MemoryKV
+    from riad.devices import KVError
 
     stores: dict[str, KV] = {}
     for decl in app.kvs:
@@ -114,13 +117,18 @@ def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
             folder = app.folder / decl.source
         if decl.writable:
             stores[decl.name] = MemoryKV(_read_tree(folder) if folder is not None else None)
-            continue
-        if folder is None or not folder.is_dir():
+        elif folder is not None and folder.is_dir():
+            stores[decl.name] = DirectoryKV(folder)
+        elif folder is not None and folder.is_file():
+            try:
+                stores[decl.name] = EmbeddedKV.load(folder)
+            except KVError as exc:
+                raise ConfigError(f"key-value store {decl.name!r}: {exc}") from None
+        else:
             raise ConfigError(
-                f"key-value store {decl.name!r}: folder {folder} not found; "
-                f"create it or pass --kv {decl.name}=DIR"
+                f"key-value store {decl.name!r}: {folder} not found; "
+                f"create it or pass --kv {decl.name}=PATH"
             )
-        stores[decl.name] = DirectoryKV(folder)
     return stores
 
 
