@@ -8,8 +8,13 @@ STAMP := $(VENV)/.riad-installed
 
 .PHONY: run test lint typecheck unit system-deps fuzz clean
 
+# The static website example over HTTPS (docs/http.md): its embedded store and a
+# development certificate are built first; riad prints where to reach it.
 run: $(STAMP)
-	$(BIN)/riad run examples/echo --port 7007
+	$(BIN)/python examples/static-site/build.py --certs examples/static-site/certs
+	@echo "riad: the static website: open https://localhost:8443/ (self-signed certificate:"
+	@echo "riad: examples/static-site/certs/server.pem); http://localhost:8080/ redirects there. Ctrl-C stops."
+	$(BIN)/riad run examples/static-site
 
 test: $(STAMP) system-deps lint typecheck unit
 

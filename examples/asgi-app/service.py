@@ -27,7 +27,9 @@ async def main(dev: riad.Devices) -> None:
     )
     await server.startup()  # Starlette's lifespan
     listener = await server.listen(dev.stack, port=port.value)
-    dev.log.info("serving", url=f"http://localhost:{listener.local_addr[1]}/")
+    addresses = dev.stack.ipv4_addresses
+    host = "localhost" if "127.0.0.1" in addresses or not addresses else addresses[0]
+    dev.log.info("serving", url=f"http://{host}:{listener.local_addr[1]}/")
     try:
         await dev.wait_for_shutdown()
     finally:

@@ -36,10 +36,12 @@ async def main(dev: riad.Devices) -> None:
     # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
     http = HttpServer(redirect_to_https(secure.local_addr[1]), log=log, access_log=access_log)
     plain = await http.listen(dev.stack, port=http_port.value)
+    addresses = dev.stack.ipv4_addresses
+    host = "localhost" if "127.0.0.1" in addresses or not addresses else addresses[0]
     dev.log.info(
         "serving",
-        https=f"https://localhost:{secure.local_addr[1]}/",
-        http=f"http://localhost:{plain.local_addr[1]}/",
+        https=f"https://{host}:{secure.local_addr[1]}/",
+        http=f"http://{host}:{plain.local_addr[1]}/",
     )
     try:
         await dev.wait_for_shutdown()
