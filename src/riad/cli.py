@@ -122,9 +122,33 @@ def _sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _sandbox_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    from riad.backends.console import FdConsole
+    from riad.targets import RunRequest, prepare_service
     from riad.targets.sandbox import cli as sandbox
+    from riad.targets.sandbox.app_entry import ENTRY
 
-    return sandbox.cmd_run(args, boot_args)
+    if not _is_app_service(args.service):
+        return sandbox.cmd_run(args, boot_args)  # a raw sandbox entry (module:factory)
+    request = RunRequest(service=args.service, target="sandbox", boot_args=tuple(boot_args))
+    prepared = prepare_service(request, FdConsole(2), help_console=FdConsole(1))
+    if isinstance(prepared, int):
+        return prepared  # --help, or a mistake reported in one line, before any TAP exists
+    args.service = ENTRY
+    return sandbox.cmd_run(args, [request.service, *boot_args])
+
+
+def _is_app_service(spec: str) -> bool:
+    """Whether ``spec`` names a ``riad.App`` service (not a raw sandbox entry)."""
+    from riad.app.args import ConfigError
+    from riad.app.loader import ServiceLoadError, load_app
+
+    if "/" in spec or spec.endswith(".py"):
+        return True
+    try:
+        load_app(spec)
+    except (ConfigError, ServiceLoadError):
+        return False
+    return True
 
 
 RUN_TARGETS: dict[str, RunTarget] = {

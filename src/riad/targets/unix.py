@@ -31,7 +31,7 @@ from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
 from riad.targets import RunRequest, prepare_service
 
-__all__ = ["DESCRIPTION", "add_run_options", "open_kvs", "run"]
+__all__ = ["DESCRIPTION", "add_run_options", "open_kvs", "read_tree", "run"]
 
 DESCRIPTION = "an ordinary host process: host sockets (--net socket) or riad's stack on a TAP"
 
@@ -116,7 +116,7 @@ def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
         if folder is None and decl.source is not None:
             folder = app.folder / decl.source
         if decl.writable:
-            stores[decl.name] = MemoryKV(_read_tree(folder) if folder is not None else None)
+            stores[decl.name] = MemoryKV(read_tree(folder) if folder is not None else None)
         elif folder is not None and folder.is_dir():
             stores[decl.name] = DirectoryKV(folder)
         elif folder is not None and folder.is_file():
@@ -132,7 +132,7 @@ def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
     return stores
 
 
-def _read_tree(folder: Path) -> dict[str, bytes]:
+def read_tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by its key (``a/b.txt``); empty if there is no folder."""
     if not folder.is_dir():
         return {}
