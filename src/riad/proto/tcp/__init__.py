@@ -1,11 +1,14 @@
 """riad's TCP as sans-IO cores (RFC 9293 with RFCs 5681, 6582, 6675, 2018, 7323, 6298, 5961, 6528).
 
-Split by concern: ``seq`` (sequence-space arithmetic), ``connection`` (the
-state machine, input and output), ``sendbuf`` (send buffer and SACK
-scoreboard), ``reassembly`` (out-of-order data), ``congestion`` (NewReno
-window arithmetic), ``rtt`` (RTO), ``keepalive`` (a pure decision function),
-``isn`` (sequence numbers from a secret), ``listener`` (SYN handling with
-bounded queues), ``config`` and ``stats``.
+Split by concern: ``seq`` (sequence-space arithmetic); the connection in
+layers — ``tcb`` (its variables), ``timers`` (deadlines), ``output``
+(segmentisation), ``recovery`` (ACKs, congestion control, loss recovery),
+``input`` (segment arrival), ``connection`` (opening, the application's calls);
+``sendbuf`` (send buffer and SACK scoreboard), ``reassembly`` (out-of-order
+data), ``congestion`` (NewReno window arithmetic), ``rtt`` (RTO),
+``keepalive`` (a pure decision function), ``isn`` (sequence numbers from a
+secret), ``listener`` (SYN handling with bounded queues), ``core`` (the
+connection table of a stack), ``config`` and ``stats``.
 """
 
 from riad.proto.tcp.config import KeepaliveConfig, TcpConfig
