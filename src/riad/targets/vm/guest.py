@@ -113,16 +113,22 @@ def _startup_over() -> None:
         hook()
 
 
-def run_service(module: str, args: list[str]) -> int:
+def run_service(module: str, args: list[str], net: str = "socket") -> int:
     """Run ``module`` as ``__main__`` with ``args``; return its exit status.
 
-    A traceback is printed for an exception; ``SIGINT`` gives 130.
+    A traceback is printed for an exception; ``SIGINT`` gives 130. A module
+    that defines a ``riad.App`` is then run as one (``app_main.run_app``).
     """
     import runpy
 
     sys.argv = [module, *args]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        namespace = runpy.run_module(module, run_name="__main__", alter_sys=True)
+        from riad.targets.vm.app_main import find_app, run_app
+
+        app = find_app(namespace)
+        if app is not None:
+            return run_app(app, args, net)
     except SystemExit as exc:
         if exc.code is None:
             return 0
@@ -151,9 +157,8 @@ def trace_entry(argv: list[str]) -> None:
     from riad.image.trace_child import install_idle_hook  # noqa: F401  (used by main)
     from riad.targets.vm import netconf  # noqa: F401
 
-    del net
     split_net_args(args)
-    sys.exit(run_service(module, args))
+    sys.exit(run_service(module, args, net))
 
 
 def main(service_module: str, net: str) -> None:
@@ -168,7 +173,7 @@ def main(service_module: str, net: str) -> None:
         from riad.image.trace_child import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
-        status = run_service(service_module, args)
+        status = run_service(service_module, args, net)
     except (ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     _say(f"exit {status}")

@@ -1,0 +1,80 @@
+"""Running an application-model service (``riad.App``) as PID 1 of a vm image.
+
+PID 1 (``riad.targets.vm.guest``) runs the service's module as ``__main__``;
+when the module defines a ``riad.App``, ``run_app`` then composes it for the
+machine and runs it with ``riad.app.run``:
+
+- ``direct`` kernel: riad's own stack on ``eth0`` through AF_PACKET, at
+  ``--ipv4`` (or by ``--dhcp``);
+- ``socket`` kernel: the guest kernel's sockets (PID 1 has already given
+  ``eth0`` the ``--ipv4`` address and route);
+- stores: read from the image (a folder is packed on the fly, a packed file
+  loaded), log lines on the serial console, SIGINT (Ctrl-C on the console)
+  stops the service as on unix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from riad.app.args import BootConfig, ConfigError, HelpRequested
+from riad.app.model import App
+from riad.app.run import StackOpener, report_config_error, run, static_stack
+from riad.backends.console import FdConsole
+
+__all__ = ["find_app", "run_app"]
+
+NIC = "eth0"
+
+
+def find_app(namespace: Mapping[str, object]) -> App | None:
+    """The ``App`` a module defines (``app``, else the only one), or None."""
+    named = namespace.get("app")
+    if isinstance(named, App):
+        found: App | None = named
+    else:
+        apps = [value for value in namespace.values() if isinstance(value, App)]
+        found = apps[0] if len(apps) == 1 else None
+    if found is not None and found.source_path is None:
+        file = namespace.get("__file__")
+        if isinstance(file, str):
+            found.source_path = Path(file)
+    return found
+
+
+def run_app(app: App, args: list[str], net: str) -> int:
+    """Run ``app`` with boot arguments ``args`` on the ``net`` kernel variant; its status."""
+    console = FdConsole(2)
+    try:
+        config = app.parse_args(args)
+    except HelpRequested:
+        for line in app.usage("riad run SERVICE -t vm").splitlines():
+            console.write_line(line)
+        return 0
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    try:
+        opener = _stack_opener(app, config, net)
+        from riad.targets.sandbox.app_entry import load_stores
+
+        kvs = load_stores(app)
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    return run(app, config, open_stack=opener, kvs=kvs, console=console)
+
+
+def _stack_opener(app: App, config: BootConfig, net: str) -> StackOpener | None:
+    if not app.network:
+        return None
+    if net == "direct":
+        from riad.backends.packet import PacketDevice
+        from riad.targets.direct import direct_stack_opener
+
+        return direct_stack_opener(config, lambda: PacketDevice(NIC), hostname=app.name)
+    from riad.backends.socket_stack import SocketStack
+
+    if config.net.dhcp:
+        raise ConfigError("--dhcp needs riad's own stack: build the image with --net direct")
+    addresses = [str(config.net.ipv4.ip)] if config.net.ipv4 is not None else None
+    return static_stack(SocketStack(ipv4_addresses=addresses))

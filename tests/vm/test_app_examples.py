@@ -1,0 +1,35 @@
+"""The unchanged echo example (a ``riad.App``) booted with ``riad run -t vm`` on both kernels."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.vm.conftest import RiadRun, in_netns
+
+ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.mark.parametrize("net", ["socket", "direct"])
+def test_echo_example_in_a_vm(
+    kernels: object, riad_run: type[RiadRun], netns: str, net: str
+) -> None:
+    run = riad_run([ECHO, "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24"])
+    run.wait_for(r"app: echo ready tcp=7 udp=7")
+    tcp = in_netns(netns, ["nc", "-N", "10.0.0.2", "7"], b"echo in a vm\n")
+    assert tcp == b"echo in a vm\n"
+    udp = in_netns(netns, ["socat", "-t", "2", "-", "UDP4:10.0.0.2:7"], b"datagram")
+    assert udp == b"datagram"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
+    assert "riad: stopping service=echo" in run.output()
+
+
+def test_echo_example_bad_argument_in_a_vm(kernels: object, riad_run: type[RiadRun]) -> None:
+    run = riad_run([ECHO, "-t", "vm", "--net", "socket", "--port", "seven"])
+    assert run.finish() == 2
+    assert "riad: error: --port: 'seven' is not valid: a port is a number" in run.output()
