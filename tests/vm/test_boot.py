@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
 
 import pytest
 
+from riad.image.vm import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import SERVICES, RiadRun, in_netns
 
 pytestmark = pytest.mark.netns
@@ -76,3 +78,21 @@ def test_udp_echo_on_the_direct_kernel_answers_through_riads_stack(
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
     assert "udp-echo: stopped" in run.output()
+
+
+def test_single_file_image_is_reproducible_and_boots(
+    kernels: object, riad_run: type[RiadRun], netns: str, tmp_path: Path
+) -> None:
+    service = resolve_service(str(SERVICES / "echo.py"))
+    options = BuildOptions(net="socket", single_file=True, boot_args=("--port", "7"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    build_image(service, first, options)
+    build_image(service, second, options)
+    assert sorted(p.name for p in first.iterdir()) == ["kernel", "manifest.json"]
+    assert (first / "kernel").read_bytes() == (second / "kernel").read_bytes()
+    run = riad_run([str(first), "-t", "vm"])
+    run.wait_for(r"echo: listening on port 7")
+    answer = in_netns(netns, ["nc", "-q", "1", "-w", "10", "10.0.0.2", "7"], b"one file\n")
+    assert answer == b"one file\n"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0

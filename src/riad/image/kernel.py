@@ -382,19 +382,19 @@ def build_single_file(
 ) -> bytes:
     """A ``vmlinux`` with the archive ``cpio`` built in as its initramfs.
 
-    Uses its own object tree per variant (``build/<variant>-single``): the
-    first call builds a whole kernel, later ones relink with the new archive.
+    Relinks in the variant's object tree (building it first if needed); the
+    cached kernel of the variant is a copy, untouched.
     """
     if compression not in INITRAMFS_COMPRESSION:
         raise ImageError(f"unknown compression {compression!r}: use none, lz4 or zstd")
     source = find_source(log=log)
     with _locked(cache_root() / "kernels" / ".lock"):
         tree = _unpack(source, log)
-        build = cache_root() / "build" / f"{variant}-single"
+        build = cache_root() / "build" / variant
         logfile = cache_root() / "build" / f"{variant}-single.log"
         build.mkdir(parents=True, exist_ok=True)
         logfile.write_text("")
-        log(f"linking the initramfs into the {variant!r} kernel (a whole build the first time)")
+        log(f"linking the initramfs into the {variant!r} kernel")
         extra = (
             f'\nCONFIG_INITRAMFS_SOURCE="{cpio.resolve()}"\n'
             f"CONFIG_INITRAMFS_COMPRESSION_{INITRAMFS_COMPRESSION[compression]}=y\n"
