@@ -70,3 +70,17 @@ def test_bad_boot_argument_is_reported_before_sealing(ns: Netns) -> None:
     assert proc.lines == [
         "riad: error: --port: 'x' is not valid: a port is a number from 0 to 65535"
     ]
+
+
+def test_hello_example_sealed_without_network(ns: Netns) -> None:
+    hello = str(Path(ECHO).parent / "hello")
+    argv = ["ip", "netns", "exec", ns.name]
+    argv += riad_command("run", hello, "-t", "sandbox", "--tap", "tap0", "--count", "2")
+    argv += ["--interval", "0"]
+    with ServiceProcess(argv) as proc:
+        assert proc.wait() == 0
+    assert "sealed seccomp" in proc.output
+    assert [line.split("n=")[1].split()[0] for line in proc.lines if "hello, world" in line] == [
+        "1",
+        "2",
+    ]

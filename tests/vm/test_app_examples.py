@@ -33,3 +33,11 @@ def test_echo_example_bad_argument_in_a_vm(kernels: object, riad_run: type[RiadR
     run = riad_run([ECHO, "-t", "vm", "--net", "socket", "--port", "seven"])
     assert run.finish() == 2
     assert "riad: error: --port: 'seven' is not valid: a port is a number" in run.output()
+
+
+def test_hello_example_in_a_vm(kernels: object, riad_run: type[RiadRun]) -> None:
+    hello = str(Path(ECHO).parent / "hello")
+    run = riad_run([hello, "-t", "vm", "--count", "2", "--interval", "0"])
+    assert run.finish() == 0
+    lines = [line for line in run.output().splitlines() if "app: hello, world" in line]
+    assert [line.split("n=")[1].split()[0] for line in lines] == ["1", "2"]
