@@ -172,7 +172,8 @@ Run SERVICE (a .py file, a folder with service.py, or module:attr) on a target.
 Everything after SERVICE that is not an option of riad run is a boot argument:
 riad's own (--ipv4, --ipv4-gateway, --dhcp, --logs) and the service's
 (riad run SERVICE --help lists them). Boot arguments after -- are passed as
-they are, even when riad run has an option of the same name."""
+they are, even when riad run has an option of the same name. Each target has
+its own options: riad run -t sandbox --help, riad run -t vm --help."""
 
 
 def _run_parser(target: str | None) -> argparse.ArgumentParser:
@@ -217,8 +218,20 @@ def _run(_args: argparse.Namespace, rest: list[str]) -> int:
         print(f"riad: error: give a SERVICE to run (usage: {RUN_USAGE})", file=sys.stderr)
         return 2
     if args.help:
-        boot_args = ["--help"]
+        return _service_help(parser, args.service)
     return RUN_TARGETS[args.target].run(args, [*boot_args, *after_separator])
+
+
+def _service_help(parser: argparse.ArgumentParser, service: str) -> int:
+    """``riad run SERVICE --help``: the service's arguments (and riad run's options)."""
+    from riad.backends.console import FdConsole
+    from riad.targets import RunRequest, prepare_service
+
+    parser.print_help()
+    print()
+    request = RunRequest(service=service, boot_args=("--help",))
+    result = prepare_service(request, FdConsole(2), help_console=FdConsole(1))
+    return result if isinstance(result, int) else 0
 
 
 # -- riad new ------------------------------------------------------------------
