@@ -133,8 +133,25 @@ def _sandbox_run(args: argparse.Namespace, boot_args: list[str]) -> int:
     prepared = prepare_service(request, FdConsole(2), help_console=FdConsole(1))
     if isinstance(prepared, int):
         return prepared  # --help, or a mistake reported in one line, before any TAP exists
+    app, config = prepared
     args.service = ENTRY
-    return sandbox.cmd_run(args, [request.service, *boot_args])
+    if args.tap is not None or not app.network:
+        return sandbox.cmd_run(args, [request.service, *boot_args])
+    from riad.app.args import ConfigError
+    from riad.targets.direct import host_tap
+
+    try:
+        with host_tap(config) as (name, host, service):
+            print(
+                f"riad: reach the service at {service.ip} (this host is {host.ip} on {name})",
+                file=sys.stderr,
+                flush=True,
+            )
+            args.tap = name
+            return sandbox.cmd_run(args, [request.service, *boot_args])
+    except ConfigError as exc:
+        print(f"riad: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _is_app_service(spec: str) -> bool:

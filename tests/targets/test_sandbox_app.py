@@ -84,3 +84,14 @@ def test_hello_example_sealed_without_network(ns: Netns) -> None:
         "1",
         "2",
     ]
+
+
+def test_echo_sealed_on_a_tap_riad_creates(ns: Netns) -> None:
+    argv = ["ip", "netns", "exec", ns.name, *riad_command("run", ECHO, "-t", "sandbox")]
+    with ServiceProcess(argv) as proc:
+        reach = proc.wait_for("riad: reach the service at 10.0.0.2 (this host is 10.0.0.1 on ")
+        tap = reach.rsplit(" on ", 1)[1].rstrip(")")
+        proc.wait_for("echo ready tcp=7 udp=7")
+        assert _in_ns(ns, ["nc", "-N", "10.0.0.2", "7"], b"made for me\n") == b"made for me\n"
+        assert proc.stop() == 0
+    assert tap not in ns.ip("link", "show"), "the TAP riad created outlived the service"

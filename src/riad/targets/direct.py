@@ -20,7 +20,7 @@ import os
 import random as _random
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface
 
 from riad.app.args import BootConfig, ConfigError
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_IPV4",
     "direct_stack_opener",
     "host_side_address",
+    "host_tap",
     "open_direct_stack",
 ]
 
@@ -138,21 +139,8 @@ def open_direct_stack(
     """The unix target's ``--net direct``: riad's stack on TAP ``tap``, or on a new one."""
     ipv4 = config.net.ipv4 or DEFAULT_IPV4
     create = tap is None
-    if create and config.net.dhcp:
-        raise ConfigError(
-            "--dhcp needs a DHCP server on riad's network: with --net direct, pass --tap NAME "
-            "for a TAP on such a network (a TAP riad makes has none), or give --ipv4"
-        )
     if create:
-        if os.geteuid() != 0:
-            raise ConfigError(
-                "--net direct creates a TAP device, which needs root: run as root, or create "
-                "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
-            )
-        if shutil.which("ip") is None:
-            raise ConfigError(
-                "--net direct needs iproute2 to set up its TAP: apt-get install iproute2"
-            )
+        _check_can_create_tap(config)
     if tap is not None and not os.path.exists(f"/sys/class/net/{tap}"):
         raise ConfigError(
             f"--tap {tap}: no such device; create it (ip tuntap add dev {tap} mode tap) "
@@ -189,6 +177,44 @@ def open_direct_stack(
             yield stack
 
     return opener
+
+
+@contextlib.contextmanager
+def host_tap(config: BootConfig) -> Iterator[tuple[str, IPv4Interface, IPv4Interface]]:
+    """A TAP for a target that opens it elsewhere (the sandbox): made here, removed after.
+
+    Yields ``(name, host side, service address)``: the TAP exists (persistent,
+    with a virtio-net header), is up, and the host holds an address on the
+    service's network. Needs root and iproute2 (``ConfigError`` otherwise).
+    """
+    _check_can_create_tap(config)
+    service = config.net.ipv4 or DEFAULT_IPV4
+    host = host_side_address(service, config.net.gateway)
+    name = _free_tap_name()
+    _ip("tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr")
+    try:
+        _quiet_ipv6(name)
+        _ip("addr", "add", str(host), "dev", name)
+        _ip("link", "set", name, "up")
+        yield name, host, service
+    finally:
+        with contextlib.suppress(ConfigError):
+            _ip("link", "del", name)
+
+
+def _check_can_create_tap(config: BootConfig) -> None:
+    if config.net.dhcp:
+        raise ConfigError(
+            "--dhcp needs a DHCP server on riad's network: pass --tap NAME for a TAP on "
+            "such a network (a TAP riad makes has none), or give --ipv4"
+        )
+    if os.geteuid() != 0:
+        raise ConfigError(
+            "riad creates a TAP device here, which needs root: run as root, or create one "
+            "(ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
+        )
+    if shutil.which("ip") is None:
+        raise ConfigError("creating a TAP needs iproute2: apt-get install iproute2")
 
 
 def _free_tap_name() -> str:
