@@ -1,6 +1,7 @@
 """HTTP throughput and latency: riad vs uvicorn (h11) vs nginx, side by side in one run.
 
-Run: .venv/bin/python bench/http.py [--seconds S] [--ab-requests N]
+Run: .venv/bin/python bench/http.py [--seconds S] [--ab-requests N] [--rounds R]
+     .venv/bin/python bench/http.py --direct ...      (as root)
 
 One site folder (a small HTML page and a 1 MB file, made here) is served by:
 
@@ -21,8 +22,12 @@ printed tables give requests/s, latency, the server's CPU time per request
 and the ratios of riad to the others. Servers take turns within each case
 and round; the best of ``--rounds`` rounds is kept.
 
-Not measured here yet: riad on its direct TCP/IP stack vs PyTCP (needs the
-direct stack; see docs/benchmarks.md).
+``--direct`` measures instead riad's own TCP/IP stack against the socket
+stack: ``riad run bench/http_service --net direct`` (riad's stack on a TAP
+it creates) and the same service on the socket stack, both inside a network
+namespace made for the run, with ``wrk``/``ab`` in that namespace. Not
+measured yet: PyTCP's HTTP on its own stack beside it (docs/benchmarks.md
+keeps a TODO row).
 """
 
 # ruff: noqa: E402  (the path fix below must come before the imports)
@@ -169,9 +174,14 @@ def start(kind: str, site: Path, work: Path) -> tuple[subprocess.Popen[bytes], i
     return proc, port
 
 
+_CLIENT_PREFIX: list[str] = []
+"""Prepended to the load generator's command (``ip netns exec NS`` for ``--direct``)."""
+
+
 def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float, int]:
     out = subprocess.run(
         [
+            *_CLIENT_PREFIX,
             "taskset",
             "-c",
             "0",
@@ -197,7 +207,7 @@ def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, f
 
 def run_ab(url: str, requests: int) -> tuple[float, float, float, int]:
     out = subprocess.run(
-        ["taskset", "-c", "0", "ab", "-q", "-n", str(requests), "-c", "1", url],
+        [*_CLIENT_PREFIX, "taskset", "-c", "0", "ab", "-q", "-n", str(requests), "-c", "1", url],
         capture_output=True,
         text=True,
         check=True,
@@ -248,7 +258,14 @@ def main() -> int:
     parser.add_argument("--ab-requests", type=int, default=2000, help="per ab run (default 2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best is kept (3)")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="instead: riad on its own TCP/IP stack vs the socket stack, in a namespace (root)",
+    )
     args = parser.parse_args()
+    if args.direct:
+        return direct_main(args)
     for tool in ("wrk", "ab", "nginx", "taskset"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"bench/http.py needs {tool}: apt-get install wrk apache2-utils nginx")
@@ -334,6 +351,88 @@ def print_tables(
             ra, rb = best[(a, client, path)], best[(b, client, path)]
             cells.append(f"{ra[0] / rb[0]:.2f}x, {ra[3] / rb[3]:.2f}")
         print(f"| {client} | {path} | " + " | ".join(cells) + " |")
+
+
+def direct_main(args: argparse.Namespace) -> int:
+    """riad's static files on its own TCP/IP stack vs on the socket stack, in a namespace."""
+    from riad.backends.kv import pack
+    from riad.testing.netns import Netns, netns_available
+    from riad.testing.process import ServiceProcess, log_field, riad_command
+
+    reason = netns_available()
+    if reason is not None:
+        print(f"bench/http.py --direct: {reason}")
+        return 2
+    service = str(Path(__file__).resolve().parent / "http_service")
+    seconds = args.seconds
+    cases = [
+        ("wrk -c1", "/index.html", lambda u: run_wrk(u, 1, seconds)),
+        ("wrk -c50", "/index.html", lambda u: run_wrk(u, 50, seconds)),
+        ("ab -c1 (new conn)", "/index.html", lambda u: run_ab(u, args.ab_requests)),
+        ("wrk -c1", "/1mb.bin", lambda u: run_wrk(u, 1, seconds)),
+        ("wrk -c50", "/1mb.bin", lambda u: run_wrk(u, 50, seconds)),
+        ("ab -c1 (new conn)", "/1mb.bin", lambda u: run_ab(u, max(200, args.ab_requests // 10))),
+    ]
+    best: dict[tuple[str, str, str], Result] = {}
+    kinds = ["riad-direct", "riad-socket"]
+    with tempfile.TemporaryDirectory(prefix="riad-bench-") as tmp, Netns.create("riad-hb") as ns:
+        site = Path(tmp) / "site"
+        make_site(site)
+        pack(site, Path(tmp) / "site.kv")
+        common = ["--kv", f"site={tmp}/site.kv", "--logs", "warning,app:info"]
+        procs = {
+            "riad-direct": ServiceProcess(
+                ["ip", "netns", "exec", ns.name, "taskset", "-c", "1",
+                 *riad_command("run", service, "--net", "direct", "--port", "8080", *common)]
+            ),
+            "riad-socket": ServiceProcess(
+                ["ip", "netns", "exec", ns.name, "taskset", "-c", "1",
+                 *riad_command("run", service, "--port", "8081", *common)]
+            ),
+        }  # fmt: skip
+        urls = {"riad-direct": "http://10.0.0.2:8080", "riad-socket": "http://127.0.0.1:8081"}
+        try:
+            for proc in procs.values():
+                log_field(proc.wait_for("serving"), "port")
+            global _CLIENT_PREFIX
+            _CLIENT_PREFIX = ["ip", "netns", "exec", ns.name]
+            for round_no in range(args.rounds):
+                for client, path, run in cases:
+                    for kind in kinds:
+                        pid = _service_pid(procs[kind].proc.pid)
+                        got = measure(run, urls[kind] + path, pid)
+                        key = (kind, client, path)
+                        if key not in best or got[0] > best[key][0]:
+                            best[key] = got
+                        print(
+                            f"  round {round_no + 1} {kind:12} {client:18} {path:12} "
+                            f"{got[0]:10.0f} req/s  cpu {got[3]:8.1f} us/req",
+                            file=sys.stderr,
+                        )
+        finally:
+            for proc in procs.values():
+                proc.stop()
+                proc.close()
+    print()
+    print(
+        "| client | path | riad direct stack: req/s (avg / p99 ms), CPU us/req "
+        "| riad socket stack | direct / socket: req/s, CPU per req |"
+    )
+    print("|---|---|---:|---:|---:|")
+    for client, path, _ in cases:
+        d, s = best[("riad-direct", client, path)], best[("riad-socket", client, path)]
+        print(
+            f"| {client} | {path} | {d[0]:,.0f} ({d[1]:.2f} / {d[2]:.2f}), {d[3]:,.0f} "
+            f"| {s[0]:,.0f} ({s[1]:.2f} / {s[2]:.2f}), {s[3]:,.0f} "
+            f"| {d[0] / s[0]:.2f}x, {d[3] / s[3]:.2f} |"
+        )
+    print("| PyTCP | | TODO: PyTCP's HTTP on its own stack, not measured yet | | |")
+    return 0
+
+
+def _service_pid(pid: int) -> int:
+    """The riad process under ``ip netns exec``/``taskset`` (they exec, so the same pid)."""
+    return pid
 
 
 if __name__ == "__main__":
