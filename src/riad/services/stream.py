@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -143,6 +144,12 @@ class ProtocolStream(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
         self._idle_handle = self._loop.call_later(self._first_data_timeout, transport.close)
+        # Writes are coalesced here already; Nagle's algorithm would only hold
+        # the tail of each answer back until the peer's (delayed) ACK.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError, TypeError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _start(self) -> None:
         if self._idle_handle is not None:
