@@ -16,6 +16,8 @@ header and as much of its payload as fits in 576 bytes (RFC 1812 4.3.2.3).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -26,7 +28,7 @@ from riad.wire.errors import ParseError
 from riad.wire.icmp import IcmpHeader, IcmpType
 from riad.wire.ipv4 import IpProtocol, Ipv4Header
 
-__all__ = ["EchoReply", "IcmpConfig", "IcmpCore", "IcmpError"]
+__all__ = ["EchoReply", "IcmpConfig", "IcmpCore", "IcmpError", "icmp_errno"]
 
 _QUOTE_LIMIT = 576 - 20 - 8
 
@@ -50,6 +52,47 @@ class IcmpError:
     quoted: Ipv4Header
     quoted_payload: bytes
     """The start of the offending datagram's payload (at least its ports)."""
+    next_hop_mtu: int = 0
+    """For "fragmentation needed" (type 3 code 4): the MTU of the next hop (RFC 1191),
+    0 when the router did not say."""
+
+    def as_exception(self) -> OSError:
+        """The error as the ``OSError`` Linux reports for it (``icmp_errno``), naming the sender."""
+        code = icmp_errno(self.type, self.code)
+        return OSError(
+            code, f"{os.strerror(code)} (ICMP type {self.type} code {self.code} from {self.source})"
+        )
+
+
+# errno per destination-unreachable code, as Linux's icmp_err_convert
+_UNREACHABLE_ERRNO = (
+    errno.ENETUNREACH,  # 0 net unreachable
+    errno.EHOSTUNREACH,  # 1 host unreachable
+    errno.ENOPROTOOPT,  # 2 protocol unreachable
+    errno.ECONNREFUSED,  # 3 port unreachable
+    errno.EMSGSIZE,  # 4 fragmentation needed
+    errno.EOPNOTSUPP,  # 5 source route failed
+    errno.ENETUNREACH,  # 6 network unknown
+    errno.EHOSTDOWN,  # 7 host unknown
+    errno.ENONET,  # 8 source host isolated
+    errno.ENETUNREACH,  # 9 network administratively prohibited
+    errno.EHOSTUNREACH,  # 10 host administratively prohibited
+    errno.ENETUNREACH,  # 11 network unreachable for TOS
+    errno.EHOSTUNREACH,  # 12 host unreachable for TOS
+    errno.EHOSTUNREACH,  # 13 communication administratively prohibited
+    errno.EHOSTUNREACH,  # 14 host precedence violation
+    errno.EHOSTUNREACH,  # 15 precedence cutoff
+)
+
+
+def icmp_errno(kind: int, code: int) -> int:
+    """The errno an ICMP error maps to, as on Linux: ECONNREFUSED for port unreachable,
+    EHOSTUNREACH for time exceeded, EPROTO for parameter problem and anything unknown."""
+    if kind == IcmpType.DEST_UNREACHABLE and 0 <= code < len(_UNREACHABLE_ERRNO):
+        return _UNREACHABLE_ERRNO[code]
+    if kind == IcmpType.TIME_EXCEEDED:
+        return errno.EHOSTUNREACH
+    return errno.EPROTO
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +156,9 @@ class IcmpCore:
                     code=header.code,
                     quoted=quoted,
                     quoted_payload=bytes(quoted_payload[:64]),
+                    next_hop_mtu=header.next_hop_mtu
+                    if kind == IcmpType.DEST_UNREACHABLE and header.code == 4
+                    else 0,
                 )
             )
         else:

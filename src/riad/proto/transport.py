@@ -40,12 +40,18 @@ class TransportOffload(NamedTuple):
 
 
 class Outbound(NamedTuple):
-    """An IP payload a transport core wants sent."""
+    """An IP payload a transport core wants sent.
+
+    ``dont_fragment`` sets DF (TCP does, for path MTU discovery, RFC 1191): a
+    router that cannot forward the datagram whole answers with ICMP
+    "fragmentation needed" instead of cutting it.
+    """
 
     dst: IPv4Address
     protocol: int
     parts: Sequence[BytesLike]
     offload: TransportOffload | None = None
+    dont_fragment: bool = False
 
 
 @runtime_checkable

@@ -232,13 +232,16 @@ class Interface:
         parts: Sequence[BytesLike],
         now: Instant,
         offload: TransportOffload | None = None,
+        dont_fragment: bool = False,
     ) -> bool:
         """Queue an IP datagram carrying ``parts``; fragment, resolve and frame it.
 
         Returns False when it cannot be sent at all (no address, no route);
         the drop is counted. A datagram waiting for ARP counts as sent.
         Without an address only the limited broadcast can be reached, from
-        0.0.0.0 (as a DHCP client does, RFC 2131 4.1).
+        0.0.0.0 (as a DHCP client does, RFC 2131 4.1). ``dont_fragment`` sets DF
+        on a datagram that leaves whole; one too large for our own link is
+        still fragmented here (we are its source), without DF.
         """
         src = self.address
         if src is None:
@@ -258,7 +261,7 @@ class Interface:
             self._ident = ident = (self._ident + 1) & 0xFFFF
             ttl = self.config.ttl
             _make_ipv4(
-                src, dst, protocol, total, ttl, ident, False, False, 0, 0, 0, b"", 0
+                src, dst, protocol, total, ttl, ident, dont_fragment, False, 0, 0, 0, b"", 0
             ).emit_into(head, 14)
             tx = None
             if offload is not None:
@@ -336,7 +339,7 @@ class Interface:
         """Every frame ready to go out now, with its device offload (or None)."""
         for handler in self.handlers.values():
             for out in handler.poll_transmit(now):
-                self.send_ip(out.dst, out.protocol, out.parts, now, out.offload)
+                self.send_ip(out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment)
         for dst, message in self.icmp.poll_transmit(now):
             self.send_ip(dst, IpProtocol.ICMP, [message], now)
         for mac, packet in self.arp.poll_transmit(now):

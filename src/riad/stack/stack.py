@@ -35,7 +35,7 @@ from riad.devices import Listener, StreamHandler
 from riad.log import Logger
 from riad.proto.arp import ArpConfig
 from riad.proto.dhcp import DhcpLease
-from riad.proto.icmp import IcmpConfig, IcmpError
+from riad.proto.icmp import IcmpConfig
 from riad.proto.ipv4 import ReassemblyConfig
 from riad.proto.tcp import SequenceSecret, TcpConfig
 from riad.proto.tcp.core import TcpCore
@@ -447,7 +447,7 @@ class DirectStack:
             for data, addr in sock.take():
                 transport._datagram_received(data, addr)
             for error in errors:
-                transport._error_received(_icmp_exception(error))
+                transport._error_received(error.as_exception())
 
     def _forget(self, transport: _UdpTransport) -> None:
         self._endpoints.pop(id(transport._sock), None)
@@ -459,16 +459,6 @@ def _parse_gateway(text: str) -> IPv4Address:
         return IPv4Address(text)
     except (AddressValueError, ValueError):
         raise StackConfigError(f"gateway {text!r} is not an IPv4 address: e.g. 10.0.0.1") from None
-
-
-def _icmp_exception(error: IcmpError) -> OSError:
-    if error.type == 3 and error.code == 3:
-        return ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-    if error.type == 3 and error.code in (0, 6):
-        return OSError(errno.ENETUNREACH, "Network is unreachable")
-    if error.type == 3:
-        return OSError(errno.EHOSTUNREACH, "No route to host")
-    return OSError(errno.EPROTO, f"ICMP error type {error.type} code {error.code}")
 
 
 class _UdpTransport(asyncio.DatagramTransport):

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from riad.proto.icmp import IcmpError
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.input import TcpInput
 from riad.proto.tcp.output import TcpSegment
+from riad.proto.tcp.seq import unwrap
 from riad.proto.tcp.state import CAN_RECEIVE, CAN_SEND, SYNCHRONIZED, TcpEvent
 from riad.proto.tcp.tcb import (
     _CLOSE_WAIT,
@@ -42,9 +44,31 @@ from riad.proto.tcp.tcb import (
     _SYN_SENT,
 )
 from riad.time import Instant
+from riad.wire.icmp import IcmpType, UnreachableCode
 from riad.wire.tcp import TcpHeader
 
 __all__ = ["TcpConnection", "TcpSegment"]
+
+_HARD_UNREACHABLE = frozenset(
+    {
+        UnreachableCode.PROTOCOL,
+        UnreachableCode.PORT,
+        UnreachableCode.NET_PROHIBITED,
+        UnreachableCode.HOST_PROHIBITED,
+        UnreachableCode.ADMIN_PROHIBITED,
+    }
+)
+"""Destination-unreachable codes that end a handshake (RFC 1122 4.2.3.9, RFC 1812 5.2.7.1)."""
+_MIN_PATH_MTU = 576  # every IPv4 host takes 576-byte datagrams (RFC 791); RFC 5927 7.2
+_MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def _plateau_below(size: int) -> int:
+    """The largest MTU plateau of RFC 1191 7 below ``size`` (0 if none)."""
+    for plateau in _MTU_PLATEAUS:
+        if plateau < size:
+            return plateau
+    return 0
 
 
 class TcpConnection(TcpInput):
@@ -212,15 +236,94 @@ class TcpConnection(TcpInput):
         """CLOSED with nothing left to send: the owner may forget this connection."""
         return self.state is _CLOSED and not self._rst_pending and self._reset_seq is None
 
+    # -- ICMP errors about our segments ----------------------------------------
+
+    def on_icmp_error(self, now: Instant, error: IcmpError, seq: int) -> str | None:
+        """Take an ICMP error that quotes a segment of ours whose sequence number was ``seq``.
+
+        RFC 1122 4.2.3.9, with RFC 5927's defences against forged errors:
+
+        - ``seq`` must lie in ``SND.UNA..SND.NXT`` (inclusive, as Linux: a
+          segment without data carries ``SND.NXT``), else the error is ignored;
+        - "fragmentation needed" lowers ``path_mtu`` and the segment size
+          (RFC 1191), never below 576 bytes and never upwards, and resends
+          what is in flight at the new size at once (RFC 1191 6.5; no
+          congestion signal, as Linux's ``tcp_simple_retransmit``);
+        - a hard error (protocol or port unreachable, administratively
+          prohibited, parameter problem) during the handshake aborts the
+          connection with the matching ``OSError`` (``ConnectionRefusedError``
+          for port unreachable), as Linux does;
+        - every other error, and any error once synchronized, is soft: kept
+          in ``soft_error`` and given as the reason if the connection times out;
+        - source quench (RFC 6633) and redirects are ignored.
+
+        Returns ``None`` when the error was taken, else the reason it was
+        ignored (a drop counter name).
+        """
+        seq = unwrap(seq, self.snd_una)
+        if not self.snd_una <= seq <= self.snd_max or self.state is _CLOSED:
+            return "tcp.icmp_out_of_window"
+        kind = error.type
+        code = error.code
+        if kind == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
+            return self._lower_path_mtu(now, error)
+        if kind == IcmpType.DEST_UNREACHABLE:
+            hard = code in _HARD_UNREACHABLE
+        elif kind == IcmpType.PARAMETER_PROBLEM:
+            hard = True
+        elif kind == IcmpType.TIME_EXCEEDED:
+            hard = False
+        else:
+            return "tcp.icmp_ignored"
+        self.stats.icmp_errors += 1
+        exc = error.as_exception()
+        if hard and (self.state is _SYN_SENT or self.state is _SYN_RECEIVED):
+            self._enter_closed(exc)
+        else:
+            self.soft_error = exc
+        return None
+
+    def _lower_path_mtu(self, now: Instant, error: IcmpError) -> str | None:
+        """Path MTU discovery (RFC 1191): a router could not forward a datagram of ours whole."""
+        sent = error.quoted.total_length
+        mtu = error.next_hop_mtu or _plateau_below(sent)  # RFC 1191 5: a router that did not say
+        if mtu < _MIN_PATH_MTU:
+            return "tcp.icmp_mtu_too_small"  # RFC 5927 7.2: would only shrink segments
+        if sent <= mtu:
+            return "tcp.icmp_mtu_inconsistent"  # the datagram it quotes would have fitted
+        seg_max = mtu - 40
+        if seg_max >= self._seg_max:
+            return "tcp.icmp_mtu_not_lower"
+        self.stats.icmp_errors += 1
+        self.path_mtu = mtu
+        self._set_segment_size(seg_max)
+        self.cc.mss = self.mss_send
+        if self.state in SYNCHRONIZED and self.snd_una < self.snd_max:
+            # everything in flight left at the old size and died at that router: go back
+            # to SND.UNA and send it again in smaller segments, without a congestion response
+            self.scoreboard.clear()
+            self._in_recovery = False
+            self._dupacks = 0
+            self._recover = self.snd_max
+            self._rtx_seq = None
+            self._rtt_seq = None
+            self._tlp_at = None
+            self._tlp_out = False
+            self.snd_nxt = self.snd_una
+            self._rto_at = Instant(now.ns + self.rtt.rto_ns)
+        return None
+
     def describe(self) -> str:
         """The connection's state and counters as text, one ``key=value`` group per line."""
         rtt = self.rtt
         lines = [
             f"{self.local_addr}:{self.local_port} -> {self.remote_addr}:{self.remote_port} "
-            f"{self.state}" + (f" error={self.error}" if self.error else ""),
+            f"{self.state}"
+            + (f" error={self.error}" if self.error else "")
+            + (f" soft_error={self.soft_error}" if self.soft_error else ""),
             f"  snd_una={self.snd_una - self.iss} snd_nxt={self.snd_nxt - self.iss} "
             f"snd_max={self.snd_max - self.iss} snd_wnd={self.snd_wnd} "
-            f"queued={len(self.send_buffer)} mss={self.mss_send}",
+            f"queued={len(self.send_buffer)} mss={self.mss_send} path_mtu={self.path_mtu}",
             f"  rcv_nxt={self.rcv_nxt - self.irs} rcv_wnd={self._receive_window()} "
             f"unread={len(self.recv_buffer)} out_of_order={len(self.reassembly)}",
             f"  cwnd={self.cc.cwnd} ssthresh={min(self.cc.ssthresh, 1 << 30)} "

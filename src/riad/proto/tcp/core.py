@@ -7,7 +7,9 @@ and feeds it; a segment for nobody gets the RST of RFC 9293 3.10.7.1 (never
 an ICMP port unreachable). ``poll_transmit`` encodes what the connections
 with something to send produce: header and payload as separate parts (no copy
 of the payload), the checksum complete or left partial for the device, and
-TSO super-segments with their segment size. ``take_events`` hands the layer
+TSO super-segments with their segment size, with DF set (path MTU
+discovery). ICMP errors about our segments go to their connection
+(``handle_icmp_error``). ``take_events`` hands the layer
 above each connection's ``TcpEvent`` bits since the last call, and
 ``take_acceptable`` the listeners with connections waiting.
 
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import errno
 import heapq
+import struct
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
+from riad.proto.icmp import IcmpError
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
@@ -46,6 +50,7 @@ _TCP = int(IpProtocol.TCP)
 _EV_CONNECTED = int(TcpEvent.CONNECTED)
 _EV_CLOSED = int(TcpEvent.CLOSED)
 
+_QUOTED = struct.Struct("!HHI")  # the quoted segment's ports and sequence number
 _Key = tuple[int, IPv4Address, int]  # local port, remote address, remote port
 
 
@@ -254,6 +259,29 @@ class TcpCore:
         self._reset(ip, hdr, len(data))
         return True
 
+    def handle_icmp_error(self, error: IcmpError, now: Instant) -> None:
+        """An ICMP error about a segment we sent: hand it to its connection.
+
+        The quote must hold the ports and sequence number (8 bytes, RFC 792)
+        and name a connection of ours; ``TcpConnection.on_icmp_error``
+        validates the rest. Everything refused is counted in ``drops``.
+        """
+        quoted = error.quoted_payload
+        if len(quoted) < 8:
+            self.drops["tcp.icmp_truncated"] += 1
+            return
+        src_port, dst_port, seq = _QUOTED.unpack_from(quoted)
+        conn = self._conns.get((src_port, error.quoted.dst, dst_port))
+        if conn is None or conn.local_addr != error.quoted.src:
+            self.drops["tcp.icmp_no_connection"] += 1
+            return
+        refused = conn.on_icmp_error(now, error, seq)
+        if refused is not None:
+            self.drops[refused] += 1
+            return
+        self._dirty[conn] = None
+        self._collect(conn)
+
     def _reset(self, ip: Ipv4Header, hdr: TcpHeader, payload_len: int) -> None:
         reply = reset_reply(hdr, payload_len)
         if reply is None:
@@ -319,9 +347,10 @@ class TcpCore:
             csum = checksum(pseudo_header(src.packed, dst.packed, _TCP, length), head, payload)
         head[16] = csum >> 8
         head[17] = csum & 0xFF
+        # DF on every segment, for path MTU discovery (RFC 1191), as Linux does
         if payload:
-            return Outbound(dst, _TCP, (head, payload), offload)
-        return Outbound(dst, _TCP, (head,), offload)
+            return Outbound(dst, _TCP, (head, payload), offload, True)
+        return Outbound(dst, _TCP, (head,), offload, True)
 
     # -- timers --------------------------------------------------------------
 

@@ -36,7 +36,6 @@ from riad.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpHeader, TimestampsOption
 __all__ = ["TcpInput"]
 
 _PAWS_IDLE_NS = 24 * 24 * 3600 * 1_000_000_000  # RFC 7323 5.5: TS.Recent expires after 24 days
-_TS_OPTION_BYTES = 12  # NOP NOP TIMESTAMPS
 
 
 class TcpInput(TcpRecovery):
@@ -397,8 +396,7 @@ class TcpInput(TcpRecovery):
         self.sack_ok = config.sack and syn.sack_permitted
         peer_mss = syn.mss
         self.peer_mss = peer_mss if peer_mss is not None else _DEFAULT_MSS
-        mss = min(self.peer_mss, config.mss) - (_TS_OPTION_BYTES if self.ts_ok else 0)
-        self.mss_send = max(mss, 64)
+        self._set_segment_size(min(self.peer_mss, config.mss, self.path_mtu - 40))
         self.cc.set_mss(self.mss_send, config.initial_window_segments)
         self.snd_wnd = syn.window  # never scaled in a SYN (RFC 7323 2.2)
         self.max_snd_wnd = self.snd_wnd

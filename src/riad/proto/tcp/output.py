@@ -209,7 +209,7 @@ class TcpOutput(TcpTimers):
         fin_seq = self._fin_seq
         options = self._data_options(now)
         # each wire segment carries at most the peer's MSS less our options (RFC 9293 3.7.1)
-        seg_max = min(self.peer_mss, self.config.mss) - self._options_len(options)
+        seg_max = self._seg_max - self._options_len(options)
         gso = 0
         if end - start > seg_max:
             if self.config.tso_max_bytes > seg_max:

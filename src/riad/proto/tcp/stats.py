@@ -33,6 +33,8 @@ class TcpStats:
     rst_ignored: int = 0
     window_probes: int = 0
     keepalive_probes: int = 0
+    icmp_errors: int = 0
+    """ICMP errors taken: hard, soft, or a lower path MTU."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -53,6 +53,7 @@ _EV_CLOSED = int(TcpEvent.CLOSED)
 _NS_PER_MS = 1_000_000
 _DEFAULT_MSS = 536  # RFC 9293 3.7.1, when the peer sends no MSS option
 _DUP_THRESH = 3
+_TS_OPTION_BYTES = 12  # NOP NOP TIMESTAMPS
 
 
 class TransmissionControlBlock:
@@ -91,6 +92,7 @@ class TransmissionControlBlock:
         "_rtt_seq",
         "_rtt_start",
         "_rtx_seq",
+        "_seg_max",
         "_snd_small",
         "_syn_pending",
         "_syn_retries",
@@ -111,6 +113,7 @@ class TransmissionControlBlock:
         "max_snd_wnd",
         "mss_send",
         "nodelay",
+        "path_mtu",
         "peer_mss",
         "rcv_nxt",
         "rcv_wscale",
@@ -130,6 +133,7 @@ class TransmissionControlBlock:
         "snd_wl2",
         "snd_wnd",
         "snd_wscale",
+        "soft_error",
         "state",
         "stats",
         "ts_ok",
@@ -158,6 +162,8 @@ class TransmissionControlBlock:
         self.remote_port = remote_port
         self.state = _CLOSED
         self.error: OSError | None = None
+        self.soft_error: OSError | None = None
+        """The last soft ICMP error heard (RFC 1122 4.2.3.9): the reason given on a timeout."""
         self.stats = TcpStats()
         self.nodelay = config.nodelay
         self.keepalive: KeepaliveConfig | None = config.keepalive
@@ -182,6 +188,9 @@ class TransmissionControlBlock:
         self.scoreboard = Scoreboard()
         self.peer_mss = _DEFAULT_MSS
         self.mss_send = _DEFAULT_MSS
+        self.path_mtu = config.mss + 40
+        """The largest IP datagram we send: our link's, lowered by ICMP (RFC 1191)."""
+        self._seg_max = _DEFAULT_MSS  # bytes of TCP options and data per wire segment
         self.cc = NewReno(_DEFAULT_MSS, config.initial_window_segments)
         self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
         self.ts_ok = False
@@ -255,6 +264,18 @@ class TransmissionControlBlock:
         self._tlp_at = None
         self._timewait_at = now + self.config.time_wait
         self.send_buffer.data.clear()
+
+    def _set_segment_size(self, seg_max: int) -> None:
+        """Wire segments carry at most ``seg_max`` bytes of options and data; SMSS follows."""
+        self._seg_max = seg_max
+        self.mss_send = max(seg_max - (_TS_OPTION_BYTES if self.ts_ok else 0), 64)
+
+    def _timed_out(self, what: str) -> OSError:
+        """The error of a connection that gave up: the soft ICMP error heard says why."""
+        soft = self.soft_error
+        if soft is None:
+            return TimeoutError(what)
+        return OSError(soft.errno, f"{soft.strerror}; {what}")
 
     def _ts_now(self, now: Instant) -> int:
         return (now.ns // _NS_PER_MS + self._ts_offset) & SEQ_MASK

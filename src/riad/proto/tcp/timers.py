@@ -126,7 +126,7 @@ class TcpTimers(TransmissionControlBlock):
         if st is _SYN_SENT or st is _SYN_RECEIVED:
             self._syn_retries += 1
             if self._syn_retries > self.config.syn_retries:
-                self._enter_closed(TimeoutError("TCP handshake timed out"))
+                self._enter_closed(self._timed_out("TCP handshake timed out"))
                 return
             self.stats.timeouts += 1
             self.rtt.back_off()
@@ -138,7 +138,7 @@ class TcpTimers(TransmissionControlBlock):
         self._retries += 1
         if self._retries > self.config.max_retries:
             self._rst_pending = True
-            self._enter_closed(TimeoutError("TCP connection timed out"))
+            self._enter_closed(self._timed_out("TCP connection timed out"))
             return
         self.stats.timeouts += 1
         self._tlp_at = None
@@ -179,7 +179,7 @@ class TcpTimers(TransmissionControlBlock):
         self._keepalive_probes = decision.probes_sent
         if decision.action is KeepaliveAction.CLOSE:
             self._rst_pending = True
-            self._enter_closed(TimeoutError("TCP keepalive: the peer stopped answering"))
+            self._enter_closed(self._timed_out("TCP keepalive: the peer stopped answering"))
             return
         if decision.action is KeepaliveAction.SEND_PROBE:
             self._probe_pending = True
