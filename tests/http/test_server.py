@@ -157,6 +157,7 @@ def test_graceful_shutdown_finishes_requests_in_flight(app: DemoApp) -> None:
         idle = connect(s.port)
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         read_response(idle, bytearray())
+        silent = connect(s.port)  # connected, sends nothing
         s.call(lambda: _until(lambda: app.waiting == 1))
 
         async def shutdown_and_release() -> None:
@@ -172,8 +173,10 @@ def test_graceful_shutdown_finishes_requests_in_flight(app: DemoApp) -> None:
         assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"released")
         assert b"connection: close" in reply.lower()
         assert read_until_closed(idle) == b""  # idle keep-alive connection closed
+        assert read_until_closed(silent) == b""  # closed too, not left to its timeout
         busy.close()
         idle.close()
+        silent.close()
         with pytest.raises(OSError):
             connect(s.port).sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 

@@ -97,6 +97,7 @@ class ProtocolStream(asyncio.Protocol):
     """
 
     __slots__ = (
+        "__weakref__",
         "_buffer",
         "_buffered",
         "_closed",
@@ -200,6 +201,11 @@ class ProtocolStream(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    @property
+    def started(self) -> bool:
+        """Whether the connection's task runs (its first bytes arrived)."""
+        return self._task is not None
 
     # -- ByteStream ------------------------------------------------------------------------
 

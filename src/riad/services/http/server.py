@@ -21,6 +21,7 @@ closed; a TLS one is closed (answering would cost a handshake).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,6 +64,7 @@ class HttpServer:
         self._listeners: list[Listener] = []
         self._connections: set[HttpConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: weakref.WeakSet[ProtocolStream] = weakref.WeakSet()
         self._closing = False
         self.connections_refused = 0
 
@@ -98,7 +100,9 @@ class HttpServer:
         idle_s = self.limits.idle_timeout_s
 
         def connection() -> ProtocolStream:
-            return ProtocolStream(accepted, first_data_timeout_s=idle_s)
+            stream = ProtocolStream(accepted, first_data_timeout_s=idle_s)
+            self._streams.add(stream)
+            return stream
 
         listener = await stack.create_server(connection, host, port)
         listener_addr = listener.local_addr
@@ -151,6 +155,9 @@ class HttpServer:
             listener.close()
         for listener in self._listeners:
             await listener.wait_closed()
+        for stream in list(self._streams):
+            if not stream.started:  # connected, but not a byte sent yet
+                stream.close()
         for connection in list(self._connections):
             connection.close_when_idle()
         tasks = set(self._tasks)
