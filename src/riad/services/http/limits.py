@@ -15,7 +15,7 @@ limit                       status   when
 ``body_timeout_s``          408      a request body makes no progress for this long
 ``idle_timeout_s``          (close)  no new request on a kept-alive connection
 ``send_timeout_s``          (close)  the client reads none of the response for this long
-``max_connections``         503      more connections open at once
+``max_connections``         503      more connections (counted from their first byte) at once
 malformed request           400      h11 rejects it (bad chunked encoding, bad header, ...)
 ==========================  =======  ===============================================
 """
