@@ -9,7 +9,9 @@ records what it loaded:
 - every module in ``sys.modules`` with the file it came from, and
 - every file mapped into the process (``/proc/self/maps``): the interpreter,
   its shared libraries, C extension modules, and libraries opened with
-  ``dlopen``.
+  ``dlopen``;
+- every file opened for reading (an audit hook on ``open``): the data the
+  service loads at start-up (its stores, certificates).
 
 Start-up is over when the service's event loop first stays idle for
 :data:`IDLE_MS` (a selector poll returning no events while nothing is
@@ -70,6 +72,7 @@ class StartupTrace:
     startup: tuple[str, ...] = ()
     edges: tuple[tuple[str, str], ...] = ()
     loaded_under: dict[str, str] = field(default_factory=dict)
+    opened: tuple[str, ...] = ()
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -224,4 +227,5 @@ def trace_startup(
         startup=tuple(raw["startup"]),
         edges=tuple((a, b) for a, b in raw["edges"]),
         loaded_under=dict(raw["loaded_under"]),
+        opened=tuple(raw["opened"]),
     )

@@ -93,12 +93,34 @@ class ImportGraph:
         return module
 
 
+class OpenedFiles:
+    """Files opened for reading, recorded by an audit hook (``open`` events)."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+
+    def install(self) -> None:
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple[object, ...]) -> None:
+        if event != "open" or not args:
+            return
+        path, mode = args[0], args[1] if len(args) > 1 else "r"
+        if isinstance(mode, str) and any(flag in mode for flag in "wax+"):
+            return
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if isinstance(path, str):
+            self.paths.add(os.path.abspath(path))
+
+
 class _Recorder:
     """Writes the trace once and ends the child process."""
 
-    def __init__(self, out: str, graph: ImportGraph) -> None:
+    def __init__(self, out: str, graph: ImportGraph, opened: OpenedFiles) -> None:
         self.out = out
         self.graph = graph
+        self.opened = opened
         self.done = False
 
     def finish(self, reason: str, error: BaseException | None = None) -> None:
@@ -116,6 +138,7 @@ class _Recorder:
             "startup": self.graph.startup,
             "edges": sorted(self.graph.edges),
             "loaded_under": self.graph.loaded_under,
+            "opened": sorted(self.opened.paths),
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
@@ -202,7 +225,9 @@ def _child(argv: list[str]) -> None:
     out, preload, path, settle, *entry = argv
     graph = ImportGraph()
     graph.install()
-    recorder = _Recorder(out, graph)
+    opened = OpenedFiles()
+    opened.install()
+    recorder = _Recorder(out, graph, opened)
     sys.path[:0] = [p for p in path.split(os.pathsep) if p]
     import importlib
     import threading

@@ -28,15 +28,23 @@ __all__ = ["find_app", "run_app"]
 NIC = "eth0"
 
 
-def find_app(namespace: Mapping[str, object]) -> App | None:
-    """The ``App`` a module defines (``app``, else the only one), or None."""
+def find_app(namespace: Mapping[str, object], folder: str | None = None) -> App | None:
+    """The ``App`` a module defines (``app``, else the only one), or None.
+
+    ``folder`` is where the service's files are (in an image, ``/srv/service``:
+    its module itself is in the zip); otherwise the module's own folder.
+    """
     named = namespace.get("app")
     if isinstance(named, App):
         found: App | None = named
     else:
         apps = [value for value in namespace.values() if isinstance(value, App)]
         found = apps[0] if len(apps) == 1 else None
-    if found is not None and found.source_path is None:
+    if found is not None and folder is not None:
+        file = namespace.get("__file__")
+        name = Path(file).name if isinstance(file, str) else "service.py"
+        found.source_path = Path(folder) / name
+    elif found is not None and found.source_path is None:
         file = namespace.get("__file__")
         if isinstance(file, str):
             found.source_path = Path(file)

@@ -62,9 +62,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory",
         type=int,
-        default=DEFAULT_MEMORY_MB,
         metavar="MB",
-        help=f"guest memory (default: {DEFAULT_MEMORY_MB})",
+        help=f"guest memory (default: what the image needs, at least {DEFAULT_MEMORY_MB})",
     )
 
 

@@ -113,11 +113,14 @@ def _startup_over() -> None:
         hook()
 
 
-def run_service(module: str, args: list[str], net: str = "socket") -> int:
+def run_service(
+    module: str, args: list[str], net: str = "socket", folder: str | None = None
+) -> int:
     """Run ``module`` as ``__main__`` with ``args``; return its exit status.
 
     A traceback is printed for an exception; ``SIGINT`` gives 130. A module
-    that defines a ``riad.App`` is then run as one (``app_main.run_app``).
+    that defines a ``riad.App`` is then run as one (``app_main.run_app``),
+    its files (stores) taken from ``folder`` when given (the image's copy).
     """
     import runpy
 
@@ -126,7 +129,7 @@ def run_service(module: str, args: list[str], net: str = "socket") -> int:
         namespace = runpy.run_module(module, run_name="__main__", alter_sys=True)
         from riad.targets.vm.app_main import find_app, run_app
 
-        app = find_app(namespace)
+        app = find_app(namespace, folder)
         if app is not None:
             return run_app(app, args, net)
     except SystemExit as exc:
@@ -161,7 +164,7 @@ def trace_entry(argv: list[str]) -> None:
     sys.exit(run_service(module, args, net))
 
 
-def main(service_module: str, net: str) -> None:
+def main(service_module: str, net: str, folder: str | None = None) -> None:
     """PID 1: see the module documentation."""
     _say(f"pid1 {time.monotonic():.6f}")
     status = 2
@@ -173,7 +176,7 @@ def main(service_module: str, net: str) -> None:
         from riad.image.trace_child import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
-        status = run_service(service_module, args, net)
+        status = run_service(service_module, args, net, folder)
     except (ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     _say(f"exit {status}")

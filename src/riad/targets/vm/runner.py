@@ -236,7 +236,7 @@ def run_image(
         port = options.probe_port
         if port is None:
             port = _port_from_args(args)
-        return _boot(command, out, options, settings.get("ipv4"), port, accel, notice)
+        return _boot(command, out, options, settings.get("ipv4"), port, accel, notice, memory)
     finally:
         if tap is not None:
             tap.remove()
@@ -259,6 +259,7 @@ def _boot(
     port: int | None,
     accel: str,
     notice: Out,
+    memory_mb: int,
 ) -> int:
     t0 = time.monotonic()
     qemu = subprocess.Popen(
@@ -296,6 +297,11 @@ def _boot(
             now = time.monotonic() - t0
             line = raw.decode(errors="replace").rstrip("\r\n")
             mark = _MARK_RE.search(line)
+            if "Initramfs unpacking failed" in line:
+                notice(
+                    f"the image does not fit in {memory_mb} MB of guest memory: "
+                    "give more with --memory MB"
+                )
             if mark is None:
                 if line or times.pid1 is not None:
                     out.write(line + "\n")

@@ -1,0 +1,66 @@
+"""The static website example booted with ``riad run -t vm``, fetched with curl over HTTPS."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.vm.conftest import RiadRun, in_netns
+
+SITE = Path(__file__).resolve().parents[2] / "examples" / "static-site"
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example with its store and certificate built."""
+    copy = tmp_path_factory.mktemp("vm-site") / "static-site"
+    shutil.copytree(SITE, copy, ignore=shutil.ignore_patterns("build", "certs", "__pycache__"))
+    subprocess.run(
+        [sys.executable, str(copy / "build.py"), "--certs", str(copy / "certs")],
+        check=True,
+        capture_output=True,
+    )
+    return copy
+
+
+@pytest.mark.parametrize("net", ["direct", "socket"])
+def test_static_site_in_a_vm_answers_curl_over_https(
+    kernels: object, riad_run: type[RiadRun], netns: str, site: Path, net: str
+) -> None:
+    run = riad_run([str(site), "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24"])
+    run.wait_for(r"app: serving https=https://10.0.0.2:8443/")
+    page = in_netns(
+        netns,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(site / "certs" / "server.pem"),
+            "--resolve",
+            "localhost:8443:10.0.0.2",
+            "https://localhost:8443/",
+        ],
+    )
+    assert page == (site / "htdocs" / "index.html").read_bytes()
+    redirect = in_netns(
+        netns,
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "http://10.0.0.2:8080/",
+        ],
+    )
+    assert redirect == b"301 https://10.0.0.2:8443/"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
