@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from riad.backends.netdev import DeviceCapabilities, NetDevice, TxOffload
+from riad.backends.netdev import CountsDrops, DeviceCapabilities, NetDevice, TxOffload
 from riad.time import Clock
 from riad.wire.arp import ArpPacket
 from riad.wire.common import BytesLike, MacAddress
@@ -41,6 +42,21 @@ class DeviceWrapper:
 
     def __init__(self, inner: NetDevice) -> None:
         self.inner = inner
+        self._drops: Counter[str] = Counter()
+
+    @property
+    def drops(self) -> Counter[str]:
+        """The inner device's drop counter (``netdev.CountsDrops``), or an empty one."""
+        if isinstance(self.inner, CountsDrops):
+            return self.inner.drops
+        return self._drops
+
+    @drops.setter
+    def drops(self, counter: Counter[str]) -> None:
+        if isinstance(self.inner, CountsDrops):
+            self.inner.drops = counter
+        else:
+            self._drops = counter
 
     @property
     def mac(self) -> MacAddress:

@@ -13,6 +13,11 @@ calls the callback whenever frames may be waiting, from the asyncio loop
 (an fd reader for TAP and AF_PACKET, a scheduled callback for the simulator).
 The callback may be spurious; ``receive_batch`` then returns nothing.
 
+A device may also count frames it discards before the stack sees them (a
+read too short to hold the virtio-net header, say) in a ``drops`` counter
+(``CountsDrops``); a ``DirectStack`` on the device folds it into its own
+``stats.drops``, so every refused frame shows in one place.
+
 Offloads (``DeviceCapabilities``): a device with a virtio-net header (TAP
 with ``IFF_VNET_HDR``, AF_PACKET with ``PACKET_VNET_HDR``) can finish a
 transport checksum the stack left partial and cut a TCP super-frame into
@@ -23,6 +28,7 @@ checksum was already verified or is partial.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -36,6 +42,7 @@ __all__ = [
     "RX_CSUM_PARTIAL",
     "RX_CSUM_VALID",
     "RX_GSO",
+    "CountsDrops",
     "DeviceCapabilities",
     "DeviceClosedError",
     "NetDevice",
@@ -137,6 +144,17 @@ class NetDevice(Protocol):
     def close(self) -> None:
         """Release the device; idempotent."""
         ...
+
+
+@runtime_checkable
+class CountsDrops(Protocol):
+    """A device that counts the frames it discards itself, by reason (``device.*`` keys).
+
+    An owner that keeps its own counter may put it in ``drops`` (after adding
+    what the device counted so far): the device then counts straight into it.
+    """
+
+    drops: Counter[str]
 
 
 def frame_length(parts: Sequence[BytesLike]) -> int:

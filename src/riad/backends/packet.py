@@ -21,6 +21,7 @@ import asyncio
 import errno
 import socket
 import struct
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from riad.backends import _linux
@@ -116,6 +117,8 @@ class PacketDevice:
             else PLAIN
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.drops: Counter[str] = Counter()
+        """Frames discarded here (``device.rx_short_frame``); see ``netdev.CountsDrops``."""
 
     @property
     def mac(self) -> MacAddress:
@@ -171,6 +174,7 @@ class PacketDevice:
                 continue
             start = hdr_len if vnet else 0
             if len(data) <= start:
+                self.drops["device.rx_short_frame"] += 1
                 continue
             flags = _linux.rx_flags(data) if vnet else 0
             for level, kind, cdata in ancillary:

@@ -15,7 +15,8 @@ Two modes:
   In return riad may send frames with partial checksums and TCP super-frames
   up to 64 KiB that the kernel segments (``DeviceCapabilities``).
 
-Reads are drained until EAGAIN in ``receive_batch``; writes gather the
+Reads are drained until EAGAIN in ``receive_batch`` (a read too short to
+hold the virtio-net header is counted in ``drops`` and skipped); writes gather the
 frame's parts with ``writev``. The stack's MAC is its own (by default a
 random locally administered address), distinct from the Linux side's.
 """
@@ -27,6 +28,7 @@ import errno
 import fcntl
 import os
 import struct
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from riad.backends import _linux
@@ -100,6 +102,8 @@ class TapDevice:
         else:
             self._caps = PLAIN
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.drops: Counter[str] = Counter()
+        """Frames discarded here (``device.rx_short_frame``); see ``netdev.CountsDrops``."""
         os.set_blocking(fd, False)
 
     @classmethod
@@ -241,6 +245,7 @@ class TapDevice:
                 break
             if vnet:
                 if len(data) <= hdr_len:
+                    self.drops["device.rx_short_frame"] += 1
                     continue
                 flags = _linux.rx_flags(data)
                 out.append((memoryview(data)[hdr_len:], flags))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, NetmaskValueError
 from typing import Any
 
-from riad.backends.netdev import NetDevice
+from riad.backends.netdev import CountsDrops, NetDevice
 from riad.devices import Listener, StreamHandler
 from riad.log import Logger
 from riad.proto.arp import ArpConfig
@@ -122,6 +122,10 @@ class DirectStack:
         self.device = device
         self.config = config if config is not None else StackConfig()
         self.stats = StackStats()
+        if isinstance(device, CountsDrops):
+            # frames the device discards before the stack sees them count among ours
+            self.stats.drops.update(device.drops)
+            device.drops = self.stats.drops
         self._clock = clock
         iface_address = _parse_interface(address)
         gw: IPv4Address | None = None
