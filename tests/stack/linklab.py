@@ -8,6 +8,9 @@
 - ``packet``: riad drives one end of a veth pair through AF_PACKET (no IP on
   it, as in the vm target's guest); Linux holds the address on the far end,
   in a second namespace.
+
+``make_impaired_link`` puts ``riad.testing.impair``'s relay between riad (on a
+plain TAP) and Linux (on a veth), for delay, reordering and loss.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from riad.backends.netdev import NetDevice
 from riad.backends.packet import PacketDevice
 from riad.backends.tap import TapDevice
+from riad.testing.impair import Impairment, ImpairmentRelay
 from riad.testing.netns import Netns
 
 LINK_KINDS = ["tap", "tap-plain", "packet"]
@@ -92,3 +96,27 @@ def make_link(kind: str) -> Iterator[Link]:
             yield Link(kind, linux, "lv0", device, ns)
         else:
             raise ValueError(kind)
+
+
+@contextlib.contextmanager
+def make_impaired_link(impairment: Impairment) -> Iterator[tuple[Link, ImpairmentRelay]]:
+    """riad on a plain TAP, the impairment relay, then a veth to Linux; all deleted afterwards.
+
+    The TAP and the relay's end of the veth share a namespace with no address
+    in it (the kernel there forwards nothing; only the relay moves frames).
+    Linux's end has checksum offload, TSO and GSO off, so the relay sees
+    whole, finished frames as they would be on a wire.
+    """
+    with contextlib.ExitStack() as stack:
+        mid = stack.enter_context(Netns.create())
+        linux = stack.enter_context(Netns.create())
+        mid.add_tap("tap0", None, vnet_hdr=False)
+        mid.add_veth("m0", "l0", linux, peer_address=f"{LINUX_IP}/{PREFIX}")
+        linux.run("ethtool", "-K", "l0", "tx", "off", "tso", "off", "gso", "off")
+        mid.run("ethtool", "-K", "m0", "gro", "off")
+        with mid.entered():
+            device: NetDevice = TapDevice.open("tap0", vnet_hdr=False, mac=RIAD_MAC)
+        stack.callback(device.close)
+        relay = ImpairmentRelay(["ip", "netns", "exec", mid.name], "tap0", "m0", impairment)
+        stack.callback(relay.close)
+        yield Link("impaired", linux, "l0", device, mid), relay

@@ -5,10 +5,12 @@ in), on a plain TAP (``tap-plain``: every segment one frame) and on AF_PACKET
 over a veth pair (``packet``). Linux's side is driven with socat, curl, wget,
 hping3 and plain sockets created inside its namespace.
 
-This kernel has no ``sch_netem``, so the impaired-link test drops packets on
-Linux's side with nftables (``numgen random``) in both directions and lets
-riad's ``FaultInjector`` duplicate frames; reordering and delay are covered
-on the simulated network (``test_netsim_grid``, ``test_direct_stack``).
+This kernel has no ``sch_netem``, so the impaired-link test here drops packets
+on Linux's side with nftables (``numgen random``) in both directions and lets
+riad's ``FaultInjector`` duplicate frames; delay and reordering against Linux
+go through the user-space relay of ``riad.testing.impair``
+(``test_linux_impaired``), and on the simulated network (``test_netsim_grid``,
+``test_direct_stack``).
 """
 
 from __future__ import annotations
