@@ -59,7 +59,8 @@ from riad.image.vm import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SERVICE = ROOT / "tests" / "vm" / "services" / "echo.py"
+DEFAULT_SERVICE = ROOT / "examples" / "echo"
+SITE = ROOT / "examples" / "static-site"
 GUEST = "10.0.0.2"
 GUEST_MAC = "52:54:00:12:34:56"
 HOST_CIDR = "10.0.0.1/24"
@@ -115,22 +116,21 @@ class Contender:
 # ------------------------------------------------------------------ contenders
 
 
-def _riad_vm(ws: Workspace) -> Launch:
-    image = ws.images["riad"]
-    command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm", "--tap", TAP]
-    command += ["--accel", "tcg", "--memory", str(ws.memory_mb), f"--ipv4={GUEST}/24"]
-    return Launch([*command, "--port", str(PORT)], GUEST)
+def _riad_vm(image: str) -> Callable[[Workspace], Launch]:
+    def prepare(ws: Workspace) -> Launch:
+        command = [sys.executable, "-m", "riad", "run", str(ws.images[image]), "-t", "vm"]
+        command += ["--tap", TAP, "--accel", "tcg", "--memory", str(ws.memory_mb)]
+        return Launch([*command, f"--ipv4={GUEST}/24", "--port", str(PORT)], GUEST)
+
+    return prepare
 
 
 def _riad_unix(ws: Workspace) -> Launch:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "riad", "run", "--help"], capture_output=True, text=True
-    ).stdout
-    service_file = ws.service.root / (ws.service.module + ".py")
-    if "unix" in help_text:
-        command = [sys.executable, "-m", "riad", "run", str(service_file), "-t", "unix"]
-    else:
-        command = [sys.executable, str(service_file)]
+    service = ws.service.root / ws.service.module.replace(".", "/")
+    target = service if service.is_dir() else service.with_suffix(".py")
+    if ws.service.module == "service":
+        target = ws.service.root
+    command = [sys.executable, "-m", "riad", "run", str(target), "-t", "unix"]
     return Launch([*command, "--port", str(PORT)], "127.0.0.1")
 
 
@@ -153,7 +153,8 @@ def _stock_vm(ws: Workspace) -> Launch:
 
 def contenders() -> list[Contender]:
     return [
-        Contender("riad vm", _riad_vm),
+        Contender("riad vm (direct kernel, riad's stack)", _riad_vm("riad")),
+        Contender("riad vm (socket kernel)", _riad_vm("riad-socket")),
         Contender("riad unix", _riad_unix),
         Contender("stock kernel vm", _stock_vm),
     ]
@@ -214,9 +215,32 @@ def _enter_netns(name: str) -> None:
 # ------------------------------------------------------------------ images
 
 
-def build_riad(ws: Workspace) -> Path:
-    out = ws.cache / "riad-image"
-    build_image(ws.service, out, BuildOptions(net="socket", compression="lz4"))
+def build_riad(ws: Workspace) -> None:
+    """The echo images on both kernels (lz4, and uncompressed for the sizes)."""
+    for name, net, compression in (
+        ("riad", "direct", "lz4"),
+        ("riad-none", "direct", "none"),
+        ("riad-socket", "socket", "lz4"),
+    ):
+        out = ws.cache / f"{name}-image"
+        build_image(ws.service, out, BuildOptions(net=net, compression=compression))  # type: ignore[arg-type]
+        ws.images[name] = out
+
+
+def build_site(ws: Workspace) -> Path | None:
+    """The static website example's image (store and certificate built first)."""
+    if not SITE.exists():
+        return None
+    copy = ws.cache / "static-site"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(SITE, copy, ignore=shutil.ignore_patterns("build", "certs", "__pycache__"))
+    subprocess.run(
+        [sys.executable, str(copy / "build.py"), "--certs", str(copy / "certs")],
+        check=True,
+        capture_output=True,
+    )
+    out = ws.cache / "site-image"
+    build_image(resolve_service(str(copy)), out, BuildOptions(net="direct", compression="zstd"))
     return out
 
 
@@ -400,8 +424,19 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
         "",
         "| image | on disk | compressed |",
         "|---|---:|---:|",
-        f"| riad vm (ELF kernel + lz4 initramfs) | {_fmt_mb(kernel.stat().st_size + initrd.stat().st_size)} | {_fmt_mb(riad_packed)} |",
+        f"| riad vm, echo (ELF kernel + lz4 initramfs) | {_fmt_mb(kernel.stat().st_size + initrd.stat().st_size)} | {_fmt_mb(riad_packed)} |",
     ]
+    site = ws.images.get("site")
+    if site is not None:
+        site_disk = (site / "kernel").stat().st_size + (site / "initramfs.cpio.zst").stat().st_size
+        site_packed = _zstd_size(site / "kernel") + (site / "initramfs.cpio.zst").stat().st_size
+        manifest = json.loads((site / "manifest.json").read_text())
+        data = sum(f["size"] for f in manifest["files"] if f["part"] == "data")
+        lines.append(
+            f"| riad vm, static site with TLS (zstd initramfs; {_fmt_mb(data)} of it the site's "
+            f"data, a 5 MiB random download included) | {_fmt_mb(site_disk)} "
+            f"| {_fmt_mb(site_packed)} |"
+        )
     stock_disk = (stock / "vmlinuz").stat().st_size + (stock / "initramfs.cpio.zst").stat().st_size
     lines.append(
         f"| stock kernel + plain initramfs (zstd) | {_fmt_mb(stock_disk)} | {_fmt_mb(stock_disk)} |"
@@ -435,9 +470,10 @@ def main() -> int:
     )
     ws.cache.mkdir(parents=True, exist_ok=True)
     print("building the riad image and the stock-kernel image...", file=sys.stderr)
-    ws.images["riad"] = build_riad(ws)
-    ws.images["riad-none"] = ws.cache / "riad-image-none"
-    build_image(ws.service, ws.images["riad-none"], BuildOptions(net="socket", compression="none"))
+    build_riad(ws)
+    site = build_site(ws)
+    if site is not None:
+        ws.images["site"] = site
     ws.images["stock"] = build_stock(ws)
     deboot = None if args.no_debootstrap else debootstrap_size(ws)
     subprocess.run(["ip", "netns", "add", netns], check=True)

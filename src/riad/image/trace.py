@@ -73,6 +73,7 @@ class StartupTrace:
     edges: tuple[tuple[str, str], ...] = ()
     loaded_under: dict[str, str] = field(default_factory=dict)
     opened: tuple[str, ...] = ()
+    output: str = ""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -228,4 +229,5 @@ def trace_startup(
         edges=tuple((a, b) for a, b in raw["edges"]),
         loaded_under=dict(raw["loaded_under"]),
         opened=tuple(raw["opened"]),
+        output=(done.stdout + done.stderr)[-4000:],
     )

@@ -48,7 +48,7 @@ from riad.image.bootargs import encode_boot_args, split_net_args
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
-from riad.image.trace import StartupTrace, trace_startup
+from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
 Compression = Literal["none", "lz4", "zstd"]
 COMPRESSIONS: tuple[Compression, ...] = get_args(Compression)
@@ -74,7 +74,10 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {
     "zlib": ("shutil",),
     "bz2": ("shutil",),
     "lzma": ("shutil",),
+    "_hashlib": ("hashlib",),
 }
+# hashlib's own implementations, used when _hashlib is left out.
+BUILTIN_HASHES = ("_md5", "_sha1", "_sha256", "_sha512", "_blake2", "_sha3")
 DEFAULT_MEMORY_MB = 64
 # What the kernel keeps for itself in a small guest, and room for the Python
 # heap and page cache, in MB (measured: 64 MB leaves ~38 MB available).
@@ -228,6 +231,32 @@ def _strip(data: bytes, keep_symbols: bool) -> bytes:
         return dst.read_bytes() if done.returncode == 0 else data
 
 
+def _needed_modules(trace: StartupTrace) -> set[str]:
+    """The traced modules the image needs (see ``OPTIONAL_IMPORTS``).
+
+    ``hashlib`` falls back to the interpreter's own hash modules when
+    ``_hashlib`` (OpenSSL's, linked to libcrypto) is missing: unless the image
+    carries libcrypto anyway (``_ssl``), those replace it.
+    """
+    needed = trace.needed_modules(OPTIONAL_IMPORTS)
+    if "_hashlib" in trace.modules and "_hashlib" not in needed and "hashlib" in needed:
+        if "_ssl" in needed:
+            needed.add("_hashlib")
+        else:
+            needed |= set(BUILTIN_HASHES)
+    return needed
+
+
+def _module_info(trace: StartupTrace, name: str) -> TracedModule | None:
+    """The traced module ``name``, else where this interpreter would load it from."""
+    if name in trace.modules:
+        return trace.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.has_location or spec.origin is None:
+        return None
+    return TracedModule(name, spec.origin, spec.submodule_search_locations is not None, name)
+
+
 def _add_modules(
     content: _Content, trace: StartupTrace, service: ServiceSpec, options: BuildOptions
 ) -> list[Path]:
@@ -235,10 +264,10 @@ def _add_modules(
     members: dict[str, bytes] = {}
     parts: dict[str, str] = {}
     extensions: list[Path] = []
-    needed = trace.needed_modules(OPTIONAL_IMPORTS)
+    needed = _needed_modules(trace)
     for key in sorted(needed):
-        module = trace.modules[key]
-        if module.file is None:
+        module = _module_info(trace, key)
+        if module is None or module.file is None:
             continue
         name = module.spec_name or key
         if name == "__main__":
@@ -467,6 +496,11 @@ def build_image(
     )
     if trace.error:
         log(f"note: {service.name} raised during its start-up trace:\n{trace.error.rstrip()}")
+    elif trace.reason not in ("idle", "returned", "exit 0", "exit None"):
+        log(
+            f"note: {service.name} ended during its start-up trace ({trace.reason}); "
+            f"the image holds what it loaded until then:\n{trace.output.rstrip()}"
+        )
     content = _Content()
     _add_skeleton(content)
     extensions = _add_modules(content, trace, service, options)
