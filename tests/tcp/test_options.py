@@ -69,6 +69,30 @@ def test_paws_drops_old_timestamp_with_an_ack() -> None:
     assert conn.recv() == b"wrapped"
 
 
+def test_paws_lets_a_reordered_duplicate_ack_through() -> None:
+    """A duplicate ACK overtaken by a newer one still brings its SACK blocks (as Linux's
+    tcp_disordered_ack); older than one RTO, moving SND.UNA or carrying data, it is dropped."""
+    conn = full_established()
+    conn.send(bytes(1460 * 4))
+    drain(conn, ms(2))
+    feed(conn, ms(3), seg(B, A, ACK, 1000, ts(6000)))  # a newer segment sets TS.Recent
+    assert conn.ts_recent == 6000
+    block = ((A + 1448) & 0xFFFFFFFF, (A + 2896) & 0xFFFFFFFF)  # the second segment
+    sack = (*ts(5999), NOP, NOP, SackOption((block,)))
+    feed(conn, ms(4), seg(B, A, ACK, 1000, sack))
+    assert conn.stats.dropped_paws == 0
+    assert conn.stats.duplicate_acks == 2  # the newer one and the reordered one
+    assert conn.ts_recent == 6000  # an older timestamp never becomes TS.Recent
+    assert conn.scoreboard.sacked_bytes == 1448  # its SACK block was taken
+    assert conn.rtt.rto_ns <= 1_000_000_000
+    feed(conn, ms(5), seg(B, A, ACK, 1000, ts(6000 - 1001)))  # older than one RTO
+    assert conn.stats.dropped_paws == 1
+    feed(conn, ms(6), seg(B, A + 1460, ACK, 1000, ts(5999)))  # would move SND.UNA
+    assert conn.stats.dropped_paws == 2 and conn.unsent_bytes == 1460 * 4
+    feed(conn, ms(7), seg(B, A, ACK, 1000, ts(5999)), b"data")  # carries data
+    assert conn.stats.dropped_paws == 3 and conn.readable_bytes == 0
+
+
 def test_ts_recent_only_advances_for_segments_at_the_left_edge() -> None:
     conn = full_established()
     feed(conn, ms(2), seg(B + 100, A, ACK, 100, ts(9000)), b"future")  # out of order

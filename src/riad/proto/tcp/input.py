@@ -26,6 +26,7 @@ from riad.proto.tcp.tcb import (
     _FIN_WAIT_1,
     _FIN_WAIT_2,
     _LAST_ACK,
+    _NS_PER_MS,
     _SYN_RECEIVED,
     _SYN_SENT,
     _TIME_WAIT,
@@ -178,6 +179,7 @@ class TcpInput(TcpRecovery):
             and not flags & RST
             and seq_lt(ts[0], self.ts_recent)
             and now.ns - self.ts_recent_at.ns <= _PAWS_IDLE_NS
+            and not self._disordered_ack(hdr, seq, len(payload), ts[0])
         ):
             self.stats.dropped_paws += 1
             self._ack_now = True
@@ -291,6 +293,26 @@ class TcpInput(TcpRecovery):
             self._take_data(now, seq, payload, flags)
         elif flags & FIN:
             self._take_fin_at(now, seq + len(payload))
+
+    def _disordered_ack(self, hdr: TcpHeader, seq: int, n: int, tsval: int) -> bool:
+        """A duplicate ACK that a newer segment overtook: PAWS lets it through (as Linux).
+
+        Only a pure ACK at ``RCV.NXT`` that acknowledges exactly ``SND.UNA``,
+        would not change the send window, and is older than ``TS.Recent`` by
+        less than one RTO (Linux's ``tcp_disordered_ack``). It cannot be an old
+        duplicate that harms anything, and on a reordering path it carries the
+        SACK blocks loss recovery needs; RFC 7323 5.3 R1 alone would drop it.
+        """
+        if n or hdr.flags & (SYN | FIN | RST) or seq != self.rcv_nxt:
+            return False
+        if unwrap(hdr.ack, self.snd_una) != self.snd_una:
+            return False
+        wl1 = self.snd_wl1 & SEQ_MASK
+        if seq_lt(wl1, hdr.seq) or (
+            hdr.seq == wl1 and hdr.window << self.snd_wscale > self.snd_wnd
+        ):
+            return False  # it would update the window: the newer segment must decide
+        return (self.ts_recent - tsval) & SEQ_MASK <= self.rtt.rto_ns // _NS_PER_MS
 
     def _take_data(self, now: Instant, seq: int, payload: bytes | memoryview, flags: int) -> None:
         rcv_nxt = self.rcv_nxt
