@@ -205,9 +205,27 @@ def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, f
     return rps, avg, p99, count
 
 
+AB_TIME_LIMIT_S = 30
+"""An ab run stops after this long even if its requests are not all done (slow peers)."""
+
+
 def run_ab(url: str, requests: int) -> tuple[float, float, float, int]:
     out = subprocess.run(
-        [*_CLIENT_PREFIX, "taskset", "-c", "0", "ab", "-q", "-n", str(requests), "-c", "1", url],
+        [
+            *_CLIENT_PREFIX,
+            "taskset",
+            "-c",
+            "0",
+            "ab",
+            "-q",
+            "-t",
+            str(AB_TIME_LIMIT_S),
+            "-n",
+            str(requests),
+            "-c",
+            "1",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -218,7 +236,8 @@ def run_ab(url: str, requests: int) -> tuple[float, float, float, int]:
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     if failed:
         print(f"  warning: ab saw {failed} failed requests on {url}", file=sys.stderr)
-    return rps, avg, p99, requests
+    done = int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    return rps, avg, p99, done
 
 
 def _ms(text: str) -> float:
@@ -375,6 +394,20 @@ def direct_main(args: argparse.Namespace) -> int:
     ]
     best: dict[tuple[str, str, str], Result] = {}
     kinds = ["riad-direct", "riad-socket"]
+    pytcp_python = (
+        Path(os.environ.get("RIAD_PYTCP_DIR", Path.home() / ".cache" / "riad-peers" / "pytcp"))
+        / "venv314"
+        / "bin"
+        / "python"
+    )
+    if pytcp_python.exists():
+        kinds.append("pytcp")
+    else:
+        print(
+            f"bench/http.py: no PyTCP peer at {pytcp_python} (bench/tcp.py says how to set it "
+            "up): its column is left out",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="riad-bench-") as tmp, Netns.create("riad-hb") as ns:
         site = Path(tmp) / "site"
         make_site(site)
@@ -391,16 +424,37 @@ def direct_main(args: argparse.Namespace) -> int:
             ),
         }  # fmt: skip
         urls = {"riad-direct": "http://10.0.0.2:8080", "riad-socket": "http://127.0.0.1:8081"}
+        pids = {}
+        pytcp = None
         try:
-            for proc in procs.values():
+            for kind, proc in procs.items():
                 log_field(proc.wait_for("serving"), "port")
+                pids[kind] = proc.proc.pid
+            if "pytcp" in kinds:
+                ns.add_tap("tap1", "10.88.0.1/24", vnet_hdr=False)
+                pytcp = subprocess.Popen(
+                    ["ip", "netns", "exec", ns.name, "env", f"XDG_RUNTIME_DIR={tmp}",
+                     "taskset", "-c", "1", str(pytcp_python), "-O",
+                     str(Path(__file__).resolve().parent / "pytcp_http.py"),
+                     "tap1", "10.88.0.2/24", "8082", str(site)],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                assert pytcp.stdout is not None
+                if pytcp.stdout.readline().strip() != b"ready":
+                    raise SystemExit("the PyTCP HTTP server did not start")
+                pids["pytcp"] = pytcp.pid
+                urls["pytcp"] = "http://10.88.0.2:8082"
+                subprocess.run(  # ARP settles before measuring
+                    ["ip", "netns", "exec", ns.name, "curl", "-s", "-o", "/dev/null",
+                     "--max-time", "10", urls["pytcp"] + "/index.html"],
+                    check=False,
+                )  # fmt: skip
             global _CLIENT_PREFIX
             _CLIENT_PREFIX = ["ip", "netns", "exec", ns.name]
             for round_no in range(args.rounds):
                 for client, path, run in cases:
                     for kind in kinds:
-                        pid = _service_pid(procs[kind].proc.pid)
-                        got = measure(run, urls[kind] + path, pid)
+                        got = measure(run, urls[kind] + path, pids[kind])
                         key = (kind, client, path)
                         if key not in best or got[0] > best[key][0]:
                             best[key] = got
@@ -410,6 +464,9 @@ def direct_main(args: argparse.Namespace) -> int:
                             file=sys.stderr,
                         )
         finally:
+            if pytcp is not None:
+                pytcp.kill()
+                pytcp.wait()
             for proc in procs.values():
                 proc.stop()
                 proc.close()
@@ -426,13 +483,22 @@ def direct_main(args: argparse.Namespace) -> int:
             f"| {s[0]:,.0f} ({s[1]:.2f} / {s[2]:.2f}), {s[3]:,.0f} "
             f"| {d[0] / s[0]:.2f}x, {d[3] / s[3]:.2f} |"
         )
-    print("| PyTCP | | TODO: PyTCP's HTTP on its own stack, not measured yet | | |")
+    if "pytcp" in kinds:
+        print()
+        print(
+            "| client | path | PyTCP: req/s (avg / p99 ms), CPU us/req "
+            "| riad direct / PyTCP: req/s, CPU per req |"
+        )
+        print("|---|---|---:|---:|")
+        for client, path, _ in cases:
+            d, p = best[("riad-direct", client, path)], best[("pytcp", client, path)]
+            if p[0] >= 0.5:
+                cell = f"{p[0]:,.0f} ({p[1]:.2f} / {p[2]:.2f}), {p[3]:,.0f}"
+                ratio = f"{d[0] / p[0]:.0f}x, {d[3] / p[3]:.3f}"
+            else:
+                cell, ratio = "none completed in the client's time limit", "-"
+            print(f"| {client} | {path} | {cell} | {ratio} |")
     return 0
-
-
-def _service_pid(pid: int) -> int:
-    """The riad process under ``ip netns exec``/``taskset`` (they exec, so the same pid)."""
-    return pid
 
 
 if __name__ == "__main__":
