@@ -25,9 +25,10 @@ and round; the best of ``--rounds`` rounds is kept.
 ``--direct`` measures instead riad's own TCP/IP stack against the socket
 stack: ``riad run bench/http_service --net direct`` (riad's stack on a TAP
 it creates) and the same service on the socket stack, both inside a network
-namespace made for the run, with ``wrk``/``ab`` in that namespace. Not
-measured yet: PyTCP's HTTP on its own stack beside it (docs/benchmarks.md
-keeps a TODO row).
+namespace made for the run, with ``wrk``/``ab`` in that namespace, and
+PyTCP beside them when its peer is installed (see bench/tcp.py): a minimal
+threaded HTTP server on PyTCP's socket API (``bench/pytcp_http.py``) on a
+TAP of its own in the same namespace.
 """
 
 # ruff: noqa: E402  (the path fix below must come before the imports)
