@@ -44,3 +44,19 @@ def test_cmdline_carries_the_boot_arguments_in_one_parameter() -> None:
     assert "noapictimer" in line
     assert "noapictimer" not in boot_cmdline([], [], accel="kvm")
     assert " -- " not in line
+
+
+def test_docstrings_can_be_left_out_of_compiled_modules() -> None:
+    import marshal
+
+    from riad.image.vm import compile_pyc
+
+    source = b'"""Module doc."""\nclass A:\n    """Class doc."""\ndef f():\n    """Doc."""\n    return 1\n'
+    stripped = compile_pyc(source, "m.py", docstrings=False)
+    kept = compile_pyc(source, "m.py")
+    namespace: dict[str, object] = {}
+    exec(marshal.loads(stripped[16:]), namespace)
+    assert namespace.get("__doc__") is None
+    assert namespace["f"].__doc__ is None and namespace["f"]() == 1  # type: ignore[attr-defined]
+    assert namespace["A"].__doc__ is None  # type: ignore[attr-defined]
+    assert b"Class doc." in kept and b"Class doc." not in stripped

@@ -25,6 +25,7 @@ inputs give byte-identical files (``manifest.json`` included).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib.util
@@ -141,6 +142,7 @@ class BuildOptions:
     include: tuple[str, ...] = ()
     boot_args: tuple[str, ...] = ()
     memory_mb: int | None = None  # None: what the image needs, at least 64 MB
+    docstrings: bool = False
     strip: bool = True
 
 
@@ -179,9 +181,29 @@ def _part_of(file: str, service: ServiceSpec) -> str:
     return "packages"
 
 
-def compile_pyc(source: bytes, virtual_path: str) -> bytes:
-    """Unchecked-hash ``.pyc`` bytes: no timestamp, no source needed at run time."""
-    code = compile(source, virtual_path, "exec", dont_inherit=True)
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` with module, class and function docstrings removed (as ``-OO``
+    does, but asserts stay): ``__doc__`` is then ``None``."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        body = node.body
+        first = body[0].value if body and isinstance(body[0], ast.Expr) else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.fix_missing_locations(tree)
+
+
+def compile_pyc(source: bytes, virtual_path: str, docstrings: bool = True) -> bytes:
+    """Unchecked-hash ``.pyc`` bytes: no timestamp, no source needed at run time.
+
+    ``docstrings=False`` leaves the docstrings out (smaller images).
+    """
+    if docstrings:
+        code = compile(source, virtual_path, "exec", dont_inherit=True)
+    else:
+        tree = _without_docstrings(ast.parse(source, virtual_path))
+        code = compile(tree, virtual_path, "exec", dont_inherit=True)
     source_hash = importlib.util.source_hash(source)
     from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
 
@@ -280,7 +302,7 @@ def _add_modules(
             continue
         arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
         source = file.read_bytes()
-        members[arc + ".pyc"] = compile_pyc(source, f"/{STDLIB_ZIP}/{arc}.py")
+        members[arc + ".pyc"] = compile_pyc(source, f"/{STDLIB_ZIP}/{arc}.py", options.docstrings)
         parts[arc + ".pyc"] = _part_of(module.file, service)
     # The service's own modules go in even where the trace did not reach them
     # (a service that fails at start must still fail the same way in the VM).
@@ -290,7 +312,9 @@ def _add_modules(
         rel = file.relative_to(service.root).with_suffix("")
         arc = str(rel)
         if arc + ".pyc" not in members:
-            members[arc + ".pyc"] = compile_pyc(file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py")
+            members[arc + ".pyc"] = compile_pyc(
+                file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py", options.docstrings
+            )
             parts[arc + ".pyc"] = "service"
     config_arc = f"{CONFIG_MODULE}.pyc"
     members[config_arc] = compile_pyc(
@@ -477,6 +501,14 @@ def image_key(service: ServiceSpec, options: BuildOptions) -> str:
     return digest.hexdigest()[:16]
 
 
+def _library_path() -> list[str]:
+    """This interpreter's import path for the trace, without the directory of
+    the script running the build (a program's own folder is not a library)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    script_dir = os.path.dirname(os.path.abspath(script)) if script.endswith(".py") else None
+    return [p for p in sys.path if p and os.path.abspath(p) != script_dir]
+
+
 def build_image(
     service: ServiceSpec,
     out: Path,
@@ -486,7 +518,7 @@ def build_image(
     """Build the image of ``service`` into ``out``; return its manifest."""
     kernel = kernel_for(options.net, options.kernel, log=log)
     preload = [*GUEST_PRELOAD, *LAZY_MODULES, *options.include]
-    extra_path = [str(service.root), *(p for p in sys.path if p)]
+    extra_path = [str(service.root), *_library_path()]
     trace = trace_startup(
         [f"{GUEST_MODULE}:trace_entry", options.net, service.module, *options.boot_args],
         preload=preload,

@@ -48,6 +48,11 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
         "--kernel", type=Path, metavar="FILE", help="boot this kernel instead of riad's own"
     )
     parser.add_argument(
+        "--docstrings",
+        action="store_true",
+        help="keep docstrings in the compiled modules (left out by default)",
+    )
+    parser.add_argument(
         "--single-file",
         action="store_true",
         help="link the initramfs into the kernel: the image is one file",
@@ -88,6 +93,7 @@ def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOption
         net=args.net,
         compression=args.compression,
         single_file=args.single_file,
+        docstrings=args.docstrings,
         kernel=args.kernel,
         include=tuple(args.include),
         boot_args=tuple(boot_args),
