@@ -7,9 +7,11 @@ host gets that certificate, any other gets the default pair. (``riad cert``
 writes ``server.pem`` and ``server.key`` into a folder, ready to be the store.)
 TLS 1.2 and 1.3 only; ALPN offers ``http/1.1``.
 
-``ssl.SSLContext.load_cert_chain`` reads files only, so the PEM bytes are
-handed to it through an anonymous in-memory file (``memfd``) where the kernel
-has them, otherwise through a private temporary file removed at once.
+``ssl.SSLContext.load_cert_chain`` reads files only, so riad hands the PEM
+bytes to OpenSSL from memory (:mod:`riad.services.tls.memory`: no file at
+all, which a sealed service could not open anyway). Where that is not
+possible they go through an anonymous in-memory file (``memfd``) where the
+kernel has them, otherwise through a private temporary file removed at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tempfile
 
 from riad.devices import KV, KVKeyError
 from riad.services.stream import ByteStream
+from riad.services.tls import memory
 from riad.services.tls.stream import TlsStream
 
 __all__ = ["TlsConfigError", "TlsServer", "server_context"]
@@ -34,6 +37,8 @@ class TlsConfigError(Exception):
 
 
 def _load_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    if memory.load_chain(context, cert_pem, key_pem):
+        return
     memfd = getattr(os, "memfd_create", None)
     if memfd is not None and os.path.isdir("/proc/self/fd"):
         fds = [memfd("riad-tls-cert"), memfd("riad-tls-key")]
@@ -63,7 +68,7 @@ def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     try:
         _load_chain(context, cert_pem, key_pem)
-    except (ssl.SSLError, OSError) as e:
+    except (ssl.SSLError, OSError, memory.PemError) as e:
         raise TlsConfigError(
             f"the TLS certificate or key is unusable ({e}): "
             "make a pair with `riad cert` or check the PEM files"
