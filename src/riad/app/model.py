@@ -118,6 +118,7 @@ class App:
         self._args: dict[str, ArgSpec[Any]] = {}
         self._kvs: dict[str, KVDecl] = {}
         self._main: Main | None = None
+        self._lazy_imports: list[str] = []
         self.source_path: Path | None = None
         """The file the service was loaded from (set by ``load_app``)."""
 
@@ -201,6 +202,19 @@ class App:
         self._kvs[name] = decl
         return decl
 
+    def lazy_imports(self, *modules: str) -> None:
+        """Declare modules the service imports only after start-up (in a handler, say).
+
+        A sealed service can read no file once it serves, so the sandbox target
+        imports these before its seal (besides what the start-up imported), and
+        the vm target packs them into the image.
+        """
+        for module in modules:
+            if not all(part.isidentifier() for part in module.split(".")):
+                raise ValueError(f"lazy import {module!r}: give a module name (package.module)")
+            if module not in self._lazy_imports:
+                self._lazy_imports.append(module)
+
     def main(self, fn: Main) -> Main:
         """Register the entry point (use as a decorator); riad calls it with the devices."""
         if self._main is not None:
@@ -226,6 +240,11 @@ class App:
     def kvs(self) -> tuple[KVDecl, ...]:
         """The key-value stores the service declared."""
         return tuple(self._kvs.values())
+
+    @property
+    def lazy_modules(self) -> tuple[str, ...]:
+        """The modules declared with :meth:`lazy_imports`."""
+        return tuple(self._lazy_imports)
 
     @property
     def entry(self) -> Main:

@@ -20,7 +20,8 @@ import os
 import random as _random
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from riad.app.args import BootConfig, ConfigError
@@ -34,10 +35,12 @@ from riad.stack import DirectStack, StackConfigError
 
 __all__ = [
     "DEFAULT_IPV4",
+    "HostTap",
+    "announcing",
     "direct_stack_opener",
     "host_side_address",
-    "host_tap",
     "open_direct_stack",
+    "plan_host_tap",
 ]
 
 DEFAULT_IPV4 = IPv4Interface("10.0.0.2/24")
@@ -133,14 +136,63 @@ def host_side_address(service: IPv4Interface, gateway: IPv4Address | None) -> IP
     raise ConfigError(f"--ipv4 {service}: the network has no room for the host; widen the prefix")
 
 
-def open_direct_stack(
-    config: BootConfig, *, tap: str | None, hostname: str | None = None
-) -> StackOpener:
-    """The unix target's ``--net direct``: riad's stack on TAP ``tap``, or on a new one."""
+@dataclass(frozen=True, slots=True)
+class HostTap:
+    """The TAP a target runs riad's stack on, as seen from the host.
+
+    ``host`` is the address riad gives the host side of a TAP it creates
+    (``None`` for ``--tap NAME``: the host side is left as it is).
+    """
+
+    name: str
+    host: IPv4Interface | None
+    created: bool
+
+    def where(self) -> str:
+        """``this host is 10.0.0.1 on riad0``, or ``on TAP tap0``."""
+        return f"this host is {self.host.ip} on {self.name}" if self.host else f"on TAP {self.name}"
+
+    def open(self) -> TapDevice:
+        """Attach to the TAP (created if riad makes it) and, if riad made it, configure the host."""
+        try:
+            device = TapDevice.open(self.name)
+        except TapError as exc:
+            raise ConfigError(f"--tap {self.name}: {exc.strerror or exc}") from None
+        if self.host is not None:
+            try:
+                _quiet_ipv6(self.name)
+                _ip("addr", "add", str(self.host), "dev", self.name)
+                _ip("link", "set", self.name, "up")
+            except ConfigError:
+                device.close()
+                raise
+        return device
+
+
+def plan_host_tap(config: BootConfig, tap: str | None, *, option: str = "--net direct") -> HostTap:
+    """Check that riad can use ``--tap`` (or create a TAP) for ``config``; name it.
+
+    Raises ``ConfigError`` naming the fix: creating a TAP needs root and
+    iproute2, ``--dhcp`` needs a TAP on a network with a DHCP server,
+    ``--tap NAME`` must exist. ``option`` names what asked for the TAP.
+    """
     ipv4 = config.net.ipv4 or DEFAULT_IPV4
     create = tap is None
+    if create and config.net.dhcp:
+        raise ConfigError(
+            f"--dhcp needs a DHCP server on riad's network: with {option}, pass --tap NAME "
+            "for a TAP on such a network (a TAP riad makes has none), or give --ipv4"
+        )
     if create:
-        _check_can_create_tap(config)
+        if os.geteuid() != 0:
+            raise ConfigError(
+                f"{option} creates a TAP device, which needs root: run as root, or create "
+                "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
+            )
+        if shutil.which("ip") is None:
+            raise ConfigError(
+                f"{option} needs iproute2 to set up its TAP: apt-get install iproute2"
+            )
     if tap is not None and not os.path.exists(f"/sys/class/net/{tap}"):
         raise ConfigError(
             f"--tap {tap}: no such device; create it (ip tuntap add dev {tap} mode tap) "
@@ -148,73 +200,35 @@ def open_direct_stack(
         )
     name = tap if tap is not None else _free_tap_name()
     host = host_side_address(ipv4, config.net.gateway) if create else None
+    return HostTap(name, host, create)
 
-    def open_device() -> NetDevice:
-        try:
-            device = TapDevice.open(name)
-        except TapError as exc:
-            raise ConfigError(f"--tap {name}: {exc.strerror or exc}") from None
-        if host is not None:
-            try:
-                _quiet_ipv6(name)
-                _ip("addr", "add", str(host), "dev", name)
-                _ip("link", "set", name, "up")
-            except ConfigError:
-                device.close()
-                raise
-        return device
 
-    inner = direct_stack_opener(config, open_device, hostname=hostname)
+def announcing(opener: StackOpener, config: BootConfig, *, where: str, tap: str) -> StackOpener:
+    """``opener``, logging where the service can be reached once its stack is up.
+
+    ``where`` says how the host reaches TAP ``tap`` (``HostTap.where()``).
+    """
+    ipv4 = config.net.ipv4 or DEFAULT_IPV4
 
     @contextlib.asynccontextmanager
-    async def opener(logs: Logs) -> AsyncIterator[Stack]:
-        async with inner(logs) as stack:
+    async def announced(logs: Logs) -> AsyncIterator[Stack]:
+        async with opener(logs) as stack:
             address = stack.ipv4_addresses[0] if stack.ipv4_addresses else str(ipv4.ip)
-            where = f"this host is {host.ip} on {name}" if host else f"on TAP {name}"
             logs.source("riad").info(
-                f"reach the service at {address} ({where})", address=address, tap=name
+                f"reach the service at {address} ({where})", address=address, tap=tap
             )
             yield stack
 
-    return opener
+    return announced
 
 
-@contextlib.contextmanager
-def host_tap(config: BootConfig) -> Iterator[tuple[str, IPv4Interface, IPv4Interface]]:
-    """A TAP for a target that opens it elsewhere (the sandbox): made here, removed after.
-
-    Yields ``(name, host side, service address)``: the TAP exists (persistent,
-    with a virtio-net header), is up, and the host holds an address on the
-    service's network. Needs root and iproute2 (``ConfigError`` otherwise).
-    """
-    _check_can_create_tap(config)
-    service = config.net.ipv4 or DEFAULT_IPV4
-    host = host_side_address(service, config.net.gateway)
-    name = _free_tap_name()
-    _ip("tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr")
-    try:
-        _quiet_ipv6(name)
-        _ip("addr", "add", str(host), "dev", name)
-        _ip("link", "set", name, "up")
-        yield name, host, service
-    finally:
-        with contextlib.suppress(ConfigError):
-            _ip("link", "del", name)
-
-
-def _check_can_create_tap(config: BootConfig) -> None:
-    if config.net.dhcp:
-        raise ConfigError(
-            "--dhcp needs a DHCP server on riad's network: pass --tap NAME for a TAP on "
-            "such a network (a TAP riad makes has none), or give --ipv4"
-        )
-    if os.geteuid() != 0:
-        raise ConfigError(
-            "riad creates a TAP device here, which needs root: run as root, or create one "
-            "(ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
-        )
-    if shutil.which("ip") is None:
-        raise ConfigError("creating a TAP needs iproute2: apt-get install iproute2")
+def open_direct_stack(
+    config: BootConfig, *, tap: str | None, hostname: str | None = None
+) -> StackOpener:
+    """The unix target's ``--net direct``: riad's stack on TAP ``tap``, or on a new one."""
+    plan = plan_host_tap(config, tap)
+    inner = direct_stack_opener(config, plan.open, hostname=hostname)
+    return announcing(inner, config, where=plan.where(), tap=plan.name)
 
 
 def _free_tap_name() -> str:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from riad.app.args import BootConfig, ConfigError
-from riad.app.model import App
+from riad.app.model import App, KVDecl
 from riad.app.run import StackOpener, report_config_error, static_stack
 from riad.app.run import run as run_app
 from riad.backends.console import FdConsole
@@ -31,7 +31,7 @@ from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
 from riad.targets import RunRequest, prepare_service
 
-__all__ = ["DESCRIPTION", "add_run_options", "open_kvs", "read_tree", "run"]
+__all__ = ["DESCRIPTION", "add_run_options", "kv_sources", "open_kvs", "read_tree", "run"]
 
 DESCRIPTION = "an ordinary host process: host sockets (--net socket) or riad's stack on a TAP"
 
@@ -96,8 +96,11 @@ def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpe
     return open_direct_stack(config, tap=request.tap, hostname=app.name)
 
 
-def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
-    """Open every store ``app`` declares (``NAME=PATH`` overrides where from)."""
+def kv_sources(app: App, overrides: Sequence[str] = ()) -> dict[KVDecl, Path | None]:
+    """Where each store ``app`` declares comes from: ``NAME=PATH`` overrides, else its source.
+
+    Raises ``ConfigError`` for an override that is malformed or names no store.
+    """
     folders: dict[str, Path] = {}
     for item in overrides:
         name, sep, folder_text = item.partition("=")
@@ -107,14 +110,22 @@ def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
             declared = ", ".join(decl.name for decl in app.kvs) or "none"
             raise ConfigError(f"--kv {item!r}: the service has no store {name!r} ({declared})")
         folders[name] = Path(folder_text)
-    from riad.backends.kv import DirectoryKV, EmbeddedKV, MemoryKV
-    from riad.devices import KVError
-
-    stores: dict[str, KV] = {}
+    sources: dict[KVDecl, Path | None] = {}
     for decl in app.kvs:
         folder = folders.get(decl.name)
         if folder is None and decl.source is not None:
             folder = app.folder / decl.source
+        sources[decl] = folder
+    return sources
+
+
+def open_kvs(app: App, overrides: Sequence[str] = ()) -> Mapping[str, KV]:
+    """Open every store ``app`` declares (``NAME=PATH`` overrides where from)."""
+    from riad.backends.kv import DirectoryKV, EmbeddedKV, MemoryKV
+    from riad.devices import KVError
+
+    stores: dict[str, KV] = {}
+    for decl, folder in kv_sources(app, overrides).items():
         if decl.writable:
             stores[decl.name] = MemoryKV(read_tree(folder) if folder is not None else None)
         elif folder is not None and folder.is_dir():
