@@ -128,7 +128,7 @@ class StandIn:
                 reply = f"denied {exc}".encode()
         else:
             reply = b"unknown command"
-        os.write(self.fd, reply)
+        os.writev(self.fd, [reply])  # as riad's TAP device sends: the policy allows writev
 
 
 def make(argv: Sequence[str], net_fds: tuple[int, ...]) -> StandIn:

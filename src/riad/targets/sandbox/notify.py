@@ -26,7 +26,14 @@ from dataclasses import dataclass
 
 from riad.targets.sandbox.policy import syscall_name
 
-__all__ = ["Notification", "deny", "describe", "listener_closed", "receive"]
+__all__ = [
+    "FILE_CALLS",
+    "Notification",
+    "deny",
+    "describe",
+    "listener_closed",
+    "receive",
+]
 
 _NOTIF = struct.Struct("=QII" + "iIQ6Q")  # struct seccomp_notif { id, pid, flags, seccomp_data }
 _RESP = struct.Struct("=QqiI")  # struct seccomp_notif_resp { id, val, error, flags }
@@ -104,6 +111,14 @@ def _read_string(pid: int, address: int, limit: int = 256) -> str | None:
     return text.decode("utf-8", "backslashreplace")
 
 
+FILE_CALLS = frozenset(
+    {
+        "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
+        "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd",
+    }
+)  # fmt: skip
+"""Calls that look for a file: sealed, often an import the start-up did not make."""
+
 _PROT = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
 _FAMILIES: dict[int, str] = {
     socket.AF_UNIX: "AF_UNIX",
@@ -135,9 +150,9 @@ def describe(note: Notification) -> str:
         text = _read_string(note.pid, address)
         return repr(text).replace("'", '"') if text is not None else hex(address)
 
-    if name in ("open", "creat", "execve", "unlink", "mkdir", "chdir", "chroot"):
+    if name in ("open", "creat", "execve", "unlink", "mkdir", "chdir", "chroot", "stat", "lstat"):
         shown = [path(a[0]), *(hex(x) for x in a[1:3])]
-    elif name in ("openat", "execveat", "unlinkat", "mkdirat", "newfstatat", "faccessat"):
+    elif name in ("openat", "execveat", "unlinkat", "mkdirat", "newfstatat", "faccessat", "statx"):
         dirfd = "AT_FDCWD" if _int(a[0]) == _AT_FDCWD else str(_int(a[0]))
         shown = [dirfd, path(a[1]), hex(a[2])]
     elif name == "socket":
@@ -147,7 +162,10 @@ def describe(note: Notification) -> str:
         shown = [hex(a[0]), str(a[1]), _prot(a[2]), hex(a[3]), str(_int(a[4])), str(a[5])]
     elif name in ("mprotect", "pkey_mprotect"):
         shown = [hex(a[0]), str(a[1]), _prot(a[2])]
-    elif name in ("read", "write", "readv", "writev", "close", "recvfrom", "sendto", "ioctl"):
+    elif name in (
+        "read", "write", "readv", "writev", "close", "recvfrom", "sendto", "recvmsg", "sendmsg",
+        "ioctl",
+    ):  # fmt: skip
         shown = [f"fd={_int(a[0])}", *(hex(x) for x in a[1:3])]
     elif name == "ptrace" or name in ("kill", "tkill"):
         shown = [str(_int(a[0])), str(_int(a[1]))]

@@ -75,6 +75,8 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "recvfrom": ("fd", "buf", "len", "flags", "addr", "addrlen"),
     "sendto": ("fd", "buf", "len", "flags", "addr", "addrlen"),
     "sendmsg": ("fd", "msg", "flags"),
+    "recvmsg": ("fd", "msg", "flags"),
+    "ioctl": ("fd", "cmd", "arg"),
     "epoll_wait": ("epfd", "events", "maxevents", "timeout"),
     "epoll_pwait": ("epfd", "events", "maxevents", "timeout", "sigmask", "sigsetsize"),
     "epoll_ctl": ("epfd", "op", "fd", "event"),

@@ -31,6 +31,7 @@ from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, Syscal
 __all__ = ["DeviceFds", "service_policy"]
 
 PROT_EXEC = 0x4
+SIOCGIFNAME = 0x8910
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,9 @@ class DeviceFds:
     """The descriptors a sealed service keeps, by role."""
 
     net: tuple[int, ...] = ()
-    """Network devices (TAP, packet socket): read, readv, write, writev."""
+    """TAP devices: read (one frame), writev (header and frame gathered)."""
+    packet: tuple[int, ...] = ()
+    """Packet sockets (``AF_PACKET``, the vm's NIC): recvmsg, sendmsg."""
     console: tuple[int, ...] = (1, 2)
     """Console: write only."""
     epoll: int | None = None
@@ -57,6 +60,7 @@ class DeviceFds:
         net: tuple[int, ...],
         console: tuple[int, ...] = (1, 2),
         report: int | None = None,
+        packet: tuple[int, ...] = (),
     ) -> DeviceFds:
         """The descriptors of ``loop`` (an asyncio ``SelectorEventLoop`` on epoll) plus these.
 
@@ -70,6 +74,7 @@ class DeviceFds:
             raise TypeError("only asyncio's SelectorEventLoop can be sealed")
         return cls(
             net=net,
+            packet=packet,
             console=console,
             epoll=int(selector.fileno()),
             wakeup_read=int(ssock.fileno()),
@@ -94,12 +99,22 @@ def _fd_rule(call: str, pairs: Sequence[tuple[int | None, str]], why: str) -> li
     return [SyscallRule(call, (ArgIn(0, values, labels),), why)] if values else []
 
 
+def _ifname_rule(packet: Sequence[tuple[int | None, str]]) -> list[SyscallRule]:
+    """ioctl(SIOCGIFNAME) on packet sockets: Python names the interface of each frame received."""
+    values, labels = _fds(packet)
+    if not values:
+        return []
+    checks = (ArgIn(0, values, labels), ArgIn(1, (SIOCGIFNAME,), ("SIOCGIFNAME",)))
+    return [SyscallRule("ioctl", checks, "Python names the interface each received frame came on")]
+
+
 def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     """The allowlist for a sealed service holding ``fds``; anything else gets ``deny``.
 
     Ordered by how often the calls are made, since the filter tests them in order.
     """
     net = [(fd, "net") for fd in fds.net]
+    packet = [(fd, "net") for fd in fds.packet]
     console = [(fd, "console") for fd in fds.console]
     wake_r = [(fds.wakeup_read, "loop wakeup")]
     wake_w = [(fds.wakeup_write, "loop wakeup")]
@@ -108,9 +123,10 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
         *_fd_rule("read", net + wake_r, "receive frames; drain the self-pipe"),
-        *_fd_rule("write", net + console + wake_w, "send frames; log; wake the loop"),
-        *_fd_rule("readv", net, "receive frames (scatter)"),
-        *_fd_rule("writev", net, "send frames (gather)"),
+        *_fd_rule("writev", net, "send frames (header and frame gathered)"),
+        *_fd_rule("write", console + wake_w, "log; wake the loop"),
+        *_fd_rule("recvmsg", packet, "receive frames from a packet socket"),
+        *_ifname_rule(packet),
         *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
         *_fd_rule("sendto", wake_w, "wake the loop"),
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
@@ -132,7 +148,8 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     ]
     rules += _fd_rule(
         "sendmsg",
-        [(fds.report, "supervisor")],
-        "hand the seccomp listener to the supervisor, once, then closed",
+        [*packet, (fds.report, "supervisor")],
+        "send frames on a packet socket; hand the seccomp listener to the supervisor, "
+        "once, then closed",
     )
     return Policy(tuple(rules), deny)
