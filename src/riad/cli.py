@@ -122,50 +122,9 @@ def _sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _sandbox_run(args: argparse.Namespace, boot_args: list[str]) -> int:
-    from riad.backends.console import FdConsole
-    from riad.targets import RunRequest, prepare_service
     from riad.targets.sandbox import cli as sandbox
-    from riad.targets.sandbox.app_entry import ENTRY
 
-    if not _is_app_service(args.service):
-        return sandbox.cmd_run(args, boot_args)  # a raw sandbox entry (module:factory)
-    request = RunRequest(service=args.service, target="sandbox", boot_args=tuple(boot_args))
-    prepared = prepare_service(request, FdConsole(2), help_console=FdConsole(1))
-    if isinstance(prepared, int):
-        return prepared  # --help, or a mistake reported in one line, before any TAP exists
-    app, config = prepared
-    args.service = ENTRY
-    if args.tap is not None or not app.network:
-        return sandbox.cmd_run(args, [request.service, *boot_args])
-    from riad.app.args import ConfigError
-    from riad.targets.direct import host_tap
-
-    try:
-        with host_tap(config) as (name, host, service):
-            print(
-                f"riad: reach the service at {service.ip} (this host is {host.ip} on {name})",
-                file=sys.stderr,
-                flush=True,
-            )
-            args.tap = name
-            return sandbox.cmd_run(args, [request.service, *boot_args])
-    except ConfigError as exc:
-        print(f"riad: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _is_app_service(spec: str) -> bool:
-    """Whether ``spec`` names a ``riad.App`` service (not a raw sandbox entry)."""
-    from riad.app.args import ConfigError
-    from riad.app.loader import ServiceLoadError, load_app
-
-    if "/" in spec or spec.endswith(".py"):
-        return True
-    try:
-        load_app(spec)
-    except (ConfigError, ServiceLoadError):
-        return False
-    return True
+    return sandbox.run(args, boot_args)
 
 
 RUN_TARGETS: dict[str, RunTarget] = {

@@ -28,7 +28,8 @@ def main() -> int:
     service.prepare()
 
     async def run() -> None:
-        report = seal_running_loop(mode=sys.argv[1])
+        # a socket pair end stands in for a TAP: read and writev on it, as on a TAP
+        report = seal_running_loop(net_fds=(service.fd,), mode=sys.argv[1])
         print("inplace: " + "; ".join(report.steps), flush=True)
         loop = asyncio.get_running_loop()
         service.done = loop.create_future()

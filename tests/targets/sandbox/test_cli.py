@@ -21,12 +21,36 @@ def test_riad_inspect_dispatches_to_the_sandbox(capsys: pytest.CaptureFixture[st
     assert "syscalls allowed" in out and "namespaces: new user" in out
 
 
+def test_riad_inspect_of_the_echo_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from riad.cli import main
+
+    assert main(["inspect", str(ROOT / "examples" / "echo"), "-t", "sandbox"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("service: echo (TCP and UDP echo (RFC 862))")
+    assert lines[1].startswith("devices: network = riad's TCP/IP stack on the TAP descriptor")
+    count = re.fullmatch(r"  (\d+) syscalls allowed", lines[-1])
+    assert count is not None and int(count.group(1)) < 30
+    rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    for call in ("read", "write", "writev"):
+        assert re.search(r" fd (==|in) ", rules[call]), rules[call]
+    for call in ("mmap", "mprotect"):
+        assert "no PROT_EXEC" in rules[call]
+
+
+def test_riad_inspect_of_a_missing_service_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from riad.cli import main
+
+    assert main(["inspect", "no/such/service", "-t", "sandbox"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("riad: error: no service at 'no/such/service'")
+
+
 def test_inspect_prints_a_small_argument_filtered_policy() -> None:
     lines = describe_seal("enforce")
     count = re.fullmatch(r"  (\d+) syscalls allowed", lines[-1])
     assert count is not None and int(count.group(1)) < 30
     rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
-    for call in ("read", "write", "readv", "writev"):
+    for call in ("read", "write", "writev"):
         assert " fd " in rules[call], rules[call]
     for call in ("mmap", "mprotect"):
         assert "no PROT_EXEC" in rules[call]
@@ -58,3 +82,17 @@ def test_run_without_root_or_tap_names_the_fix() -> None:
     assert result.returncode == 2, result.stderr
     assert "needs root" in result.stderr and "--tap NAME" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@needs_linux_x86_64
+def test_run_of_a_service_without_root_or_tap_names_the_fix() -> None:
+    result = subprocess.run(
+        ["unshare", "--user", sys.executable, "-m", "riad", "run",
+         str(ROOT / "examples" / "echo"), "-t", "sandbox"],
+        capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "riad: error: -t sandbox creates a TAP device, which needs root: run as root, or create "
+        "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
+    ]

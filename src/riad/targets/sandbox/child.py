@@ -37,6 +37,7 @@ from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, service_policy
 from riad.targets.sandbox.seal import Limits, SealError, enter_namespaces, seal
+from riad.targets.sandbox.warmup import warm_up
 
 __all__ = ["ChildConfig", "SandboxEntry", "main"]
 
@@ -185,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _die_with_parent()
         entry = load_entry(config.entry)(config.argv, config.net_fds)
         net = entry.prepare()
+        warm_up()
         enter_namespaces(config.namespaces)
     except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
         _send(report, {"error": str(exc)})

@@ -1,19 +1,25 @@
 """``riad run SERVICE -t sandbox`` and ``riad inspect SERVICE -t sandbox``.
 
 The riad command's dispatcher calls :func:`add_run_options` on its ``run``
-parser and :func:`cmd_run` / :func:`cmd_inspect` when ``-t sandbox`` is
-chosen. ``SERVICE`` names a sandbox entry (``module:attr``, a factory
-``(argv, net_fds) -> SandboxEntry``, see :mod:`.child`); the application
-model's services are adapted to that shape by riad.
+parser and :func:`run` / :func:`cmd_inspect` when ``-t sandbox`` is chosen.
 
-``cmd_run`` prepares what the service may use — a TAP device, created when
-running as root (and removed when the run ends) or named with ``--tap`` —
-then supervises the sealed child in the foreground.
+``SERVICE`` is a riad service (a file, a folder with ``service.py``,
+``module:attr`` naming a ``riad.App``), given exactly as to the unix target.
+:func:`run_app` checks its boot arguments and stores, plans what to import
+before the seal (:mod:`.imports`), opens the TAP — created when running as
+root, given the host address next to the service's and removed when the run
+ends, or named with ``--tap`` — and supervises the sealed child running
+:mod:`.app_entry` in the foreground.
+
+A ``module:attr`` that is no ``riad.App`` is a raw sandbox entry, a factory
+``(argv, net_fds) -> SandboxEntry`` (see :mod:`.child`), run by
+:func:`cmd_run` with the remaining arguments as its ``argv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import sys
@@ -24,7 +30,7 @@ from riad.targets.sandbox.profile import DeviceFds, service_policy
 from riad.targets.sandbox.seal import NAMESPACES, Limits
 from riad.targets.sandbox.supervisor import Sandbox, SandboxStartError
 
-__all__ = ["add_run_options", "cmd_inspect", "cmd_run", "describe_seal"]
+__all__ = ["add_run_options", "cmd_inspect", "cmd_run", "describe_seal", "run", "run_app"]
 
 EXIT_USAGE = 2
 _MODES = ("enforce", "audit", "kill")
@@ -59,6 +65,21 @@ def add_run_options(parser: argparse.ArgumentParser, *, shared: bool = False) ->
             type=int,
             default=1024,
             help="address-space limit (MiB)",
+        )
+        group.add_argument(
+            "--kv",
+            action="append",
+            default=[],
+            metavar="NAME=PATH",
+            help="key-value store NAME from PATH: a folder, or a packed store file; read into "
+            "memory before the seal (default: where the service says)",
+        )
+        group.add_argument(
+            "--include",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="also import MODULE before the seal (one the service imports lazily)",
         )
 
 
@@ -96,10 +117,162 @@ def describe_seal(mode: str = "enforce", memory_mib: int = 1024) -> list[str]:
     return lines
 
 
+def describe_service(app: object) -> list[str]:
+    """The service's lines of ``riad inspect``: what it is given before the seal."""
+    from riad.app.model import App
+
+    assert isinstance(app, App)
+    about = f" ({app.description})" if app.description else ""
+    net = "riad's TCP/IP stack on the TAP descriptor" if app.network else "none"
+    stores = ", ".join(
+        f"{decl.name} ({'writable, ' if decl.writable else ''}in memory)" for decl in app.kvs
+    )
+    lines = [
+        f"service: {app.name}{about}, from {app.source_path}",
+        f"devices: network = {net}; console = standard error; clock = monotonic; "
+        "entropy = getrandom",
+        f"stores: {stores or 'none'} (read before the seal)",
+    ]
+    if app.lazy_modules:
+        lines.append(f"imported before the seal as declared: {', '.join(app.lazy_modules)}")
+    return lines
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    for line in describe_seal(args.seal, getattr(args, "sandbox_memory", 1024)):
+    """``riad inspect SERVICE -t sandbox``: the service's devices and the sealed policy."""
+    lines: list[str] = []
+    if is_app_service(args.service):
+        from riad.app.args import ConfigError
+        from riad.app.loader import ServiceLoadError, load_app
+
+        try:
+            app = load_app(args.service)
+        except ConfigError as exc:
+            print(f"riad: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except ServiceLoadError as exc:
+            print(f"riad: error: {exc}", file=sys.stderr)
+            return 1
+        lines += describe_service(app)
+    lines += describe_seal(args.seal, getattr(args, "sandbox_memory", 1024))
+    for line in lines:
         print(line)
     return 0
+
+
+def run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    """``riad run SERVICE -t sandbox``: a riad service, or a raw sandbox entry."""
+    if is_app_service(args.service):
+        return run_app(args, boot_args)
+    return cmd_run(args, boot_args)
+
+
+def is_app_service(spec: str) -> bool:
+    """Whether ``spec`` names a ``riad.App`` service (not a raw sandbox entry)."""
+    from riad.app.args import ConfigError
+    from riad.app.loader import ServiceLoadError, load_app
+
+    if "/" in spec or spec.endswith(".py") or ":" not in spec:
+        return True
+    try:
+        load_app(spec)
+    except (ConfigError, ServiceLoadError):
+        return False
+    return True
+
+
+def _say(line: str) -> None:
+    print(f"riad: {line}", file=sys.stderr, flush=True)
+
+
+def run_app(args: argparse.Namespace, boot_args: list[str]) -> int:
+    """Run the riad service ``args.service`` sealed; return its exit status.
+
+    Mistakes (boot arguments, stores, the TAP) are reported in one line with
+    exit status 2 before anything is started, as on unix.
+    """
+    from riad.app.args import ConfigError
+    from riad.app.run import report_config_error
+    from riad.backends.console import FdConsole
+    from riad.image import ImageError
+    from riad.targets import RunRequest, prepare_service
+    from riad.targets.direct import plan_host_tap
+    from riad.targets.sandbox.app_entry import ENTRY, AppOptions
+    from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
+
+    console = FdConsole(2)
+    request = RunRequest(
+        service=args.service, target="sandbox", tap=args.tap, boot_args=tuple(boot_args)
+    )
+    prepared = prepare_service(request, console, help_console=FdConsole(1))
+    if isinstance(prepared, int):
+        return prepared
+    app, config = prepared
+    kv = tuple(getattr(args, "kv", ()))
+    try:
+        _check_stores(app, kv)
+        tap = plan_host_tap(config, args.tap, option="-t sandbox") if app.network else None
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    options = AppOptions(service=args.service, kv=kv)
+    include = tuple(getattr(args, "include", ()))
+    try:
+        plan = plan_imports(app, options, boot_args, include=include, announce=_say)
+        modules = plan.modules
+        if plan.error is not None:
+            _say(f"note: the start-up of {app.name} raised while traced; imported up to there")
+    except ImageError as exc:
+        _say(f"note: the start-up trace did not run ({exc}); importing only the declared modules")
+        modules = (*app.lazy_modules, *include, *LATE_IMPORTS)
+    device = None
+    net_fds: tuple[int, ...] = ()
+    if tap is not None:
+        try:
+            device = tap.open()
+        except ConfigError as exc:
+            return report_config_error(exc, console)
+        net_fds = (device.fileno(),)
+        os.set_inheritable(device.fileno(), True)
+        options = dataclasses.replace(options, tap=tap.name, where=tap.where())
+    options = dataclasses.replace(options, imports=modules)
+    config_child = ChildConfig(
+        entry=ENTRY,
+        argv=(options.to_json(), *boot_args),
+        net_fds=net_fds,
+        report_fd=-1,
+        mode=args.seal,
+        memory_mib=getattr(args, "sandbox_memory", 1024),
+    )
+    return _supervise(config_child, device)
+
+
+def _check_stores(app: object, kv: tuple[str, ...]) -> None:
+    """Every store the service reads exists (a writable one may start empty)."""
+    from riad.app.args import ConfigError
+    from riad.app.model import App
+    from riad.targets.unix import kv_sources
+
+    assert isinstance(app, App)
+    for decl, path in kv_sources(app, kv).items():
+        if not decl.writable and (path is None or not path.exists()):
+            raise ConfigError(
+                f"key-value store {decl.name!r}: {path} not found; "
+                f"create it or pass --kv {decl.name}=PATH"
+            )
+
+
+def _supervise(config: ChildConfig, device: object | None) -> int:
+    sandbox = Sandbox(config, config.net_fds)
+    try:
+        sandbox.start()
+        return sandbox.run()
+    except SandboxStartError as exc:
+        print(f"riad: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        close = getattr(device, "close", None)
+        if close is not None:
+            close()
 
 
 def _open_tap(name: str | None) -> tuple[object, int] | str:
@@ -135,14 +308,4 @@ def cmd_run(args: argparse.Namespace, service_args: list[str]) -> int:
         mode=args.seal,
         memory_mib=getattr(args, "sandbox_memory", 1024),
     )
-    sandbox = Sandbox(config, (fd,))
-    try:
-        sandbox.start()
-        return sandbox.run()
-    except SandboxStartError as exc:
-        print(f"riad: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        close = getattr(device, "close", None)
-        if close is not None:
-            close()
+    return _supervise(config, device)

@@ -4,27 +4,36 @@ In the vm there is no supervisor outside the process and nothing to fork:
 PID 1 *is* the service. Once its start-up is over (its event loop first goes
 idle), :func:`seal_running_loop` seals it where it stands:
 
-- new mount, IPC, UTS and network namespaces (the network device's socket,
-  opened before, keeps working; no new socket can reach anything);
+- new mount, IPC, UTS and network namespaces where the kernel has them (riad's
+  vm kernel has none: there PID 1 is alone in its machine, and the ``direct``
+  kernel has no IP stack at all for a socket to reach);
 - an empty read-only root, no capabilities, ``no_new_privs``, limits,
   Landlock where the kernel has it;
 - the same seccomp allowlist as the sandbox target, for the loop's and the
   devices' descriptors, applied to every thread at once (``TSYNC``: PID 1 has
   a console thread), plus what that thread needs (read the console, raise
-  ``SIGINT`` in its own process).
+  ``SIGINT`` in its own process) and ``rt_sigaction`` for ``SIGINT`` and
+  ``SIGTERM`` (``asyncio.run`` puts the default handlers back as it ends).
 
 Calls outside the policy kill the process in ``enforce`` mode (the kernel
 then reports PID 1's death with signal 31, SIGSYS, on the console) and fail
-with ``EPERM`` in ``audit`` mode, where the kernel logs each one.
+with ``EPERM`` in ``audit`` mode. There is no supervisor to name the call: a
+kernel with an audit subsystem logs it, riad's vm kernel has none — the
+sandbox target, which does name each call, is where to find one.
+
+:func:`vm_seal` is the hook the vm's PID 1 registers; :func:`split_seal_arg`
+takes its boot argument, ``--seal enforce|audit|off``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import stat
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import ArgIn, Deny, Policy, SyscallRule
@@ -40,20 +49,34 @@ from riad.targets.sandbox.seal import (
     set_limits,
     switch_to_empty_root,
 )
+from riad.targets.sandbox.warmup import warm_up
 
-__all__ = ["find_device_fds", "in_place_policy", "seal_running_loop"]
+__all__ = [
+    "SEAL_MODES",
+    "find_device_fds",
+    "in_place_policy",
+    "seal_running_loop",
+    "split_seal_arg",
+    "vm_seal",
+]
+
+SEAL_MODES = ("enforce", "audit", "off")
 
 _IN_PLACE_NAMESPACES = ("mount", "ipc", "uts", "net")
 
 
-def find_device_fds(loop: asyncio.AbstractEventLoop, limit: int = 256) -> tuple[int, ...]:
-    """The process's open sockets and character devices above 2, except the loop's own.
+def find_device_fds(
+    loop: asyncio.AbstractEventLoop, limit: int = 256
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The process's network devices above 2, except the loop's own: ``(taps, sockets)``.
 
-    In a riad vm these are the network device (a packet socket, or a TAP).
+    Character devices are taken for TAPs, sockets for packet sockets (in a riad
+    vm on the ``direct`` kernel, the NIC's ``AF_PACKET`` socket).
     """
     own = DeviceFds.for_loop(loop, ())
     skip = {own.epoll, own.wakeup_read, own.wakeup_write}
-    found = []
+    taps: list[int] = []
+    sockets: list[int] = []
     for fd in range(3, limit):
         if fd in skip:
             continue
@@ -61,9 +84,11 @@ def find_device_fds(loop: asyncio.AbstractEventLoop, limit: int = 256) -> tuple[
             mode = os.fstat(fd).st_mode
         except OSError:
             continue
-        if stat.S_ISSOCK(mode) or stat.S_ISCHR(mode):
-            found.append(fd)
-    return tuple(found)
+        if stat.S_ISSOCK(mode):
+            sockets.append(fd)
+        elif stat.S_ISCHR(mode):
+            taps.append(fd)
+    return tuple(taps), tuple(sockets)
 
 
 def in_place_policy(fds: DeviceFds, deny: Deny, console_in: int | None = 0) -> Policy:
@@ -87,12 +112,20 @@ def in_place_policy(fds: DeviceFds, deny: Deny, console_in: int | None = 0) -> P
                 "the console thread turns Ctrl-C into SIGINT",
             )
         )
+    rules.append(
+        SyscallRule(
+            "rt_sigaction",
+            (ArgIn(0, (signal.SIGINT, signal.SIGTERM), ("SIGINT", "SIGTERM")),),
+            "asyncio.run puts back the default handlers of SIGINT and SIGTERM as it ends",
+        )
+    )
     return Policy(tuple(rules), deny)
 
 
 def seal_running_loop(
     net_fds: Sequence[int] | None = None,
     *,
+    packet_fds: Sequence[int] = (),
     mode: str = "enforce",
     limits: Limits | None = None,
     console_in: int | None = 0,
@@ -100,21 +133,31 @@ def seal_running_loop(
 ) -> SealReport:
     """Seal the calling process around its running asyncio loop (see the module docstring).
 
-    ``net_fds`` are the network devices' descriptors (found with
-    :func:`find_device_fds` when omitted). ``mode`` is ``enforce`` or
-    ``audit``. Call it from the loop's thread, after start-up.
+    ``net_fds`` are TAP descriptors, ``packet_fds`` packet sockets (both found
+    with :func:`find_device_fds` when ``net_fds`` is omitted). ``mode`` is
+    ``enforce`` or ``audit``. Call it from the loop's thread, after start-up.
     """
     if mode not in ("enforce", "audit"):
         raise SealError(f"unknown seal mode {mode!r}: use enforce or audit")
     linux.check_arch()
     loop = loop or asyncio.get_running_loop()
-    net = tuple(net_fds) if net_fds is not None else find_device_fds(loop)
-    fds = DeviceFds.for_loop(loop, net)
+    if net_fds is None:
+        net, packet = find_device_fds(loop)
+    else:
+        net, packet = tuple(net_fds), tuple(packet_fds)
+    fds = DeviceFds.for_loop(loop, net, packet=packet)
     deny = Deny.KILL if mode == "enforce" else Deny.ERRNO
     policy = in_place_policy(fds, deny, console_in)
     report = SealReport()
-    enter_namespaces(_IN_PLACE_NAMESPACES)
-    report.steps.append(f"namespaces: new {', '.join(_IN_PLACE_NAMESPACES)}")
+    warm_up()
+    try:
+        enter_namespaces(_IN_PLACE_NAMESPACES)
+        report.steps.append(f"namespaces: new {', '.join(_IN_PLACE_NAMESPACES)}")
+    except SealError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, OSError) or cause.errno not in (errno.EINVAL, errno.ENOSYS):
+            raise
+        report.steps.append("namespaces: none in this kernel (PID 1 is alone in its machine)")
     switch_to_empty_root()
     report.steps.append("root: empty read-only tmpfs")
     drop_capabilities()
@@ -126,3 +169,58 @@ def seal_running_loop(
     install_filter(policy, all_threads=True)
     report.steps.append(f"seccomp: {len(policy.rules)} syscalls allowed, else {deny.value}")
     return report
+
+
+def split_seal_arg(args: Sequence[str], *, net: str) -> tuple[str, list[str]]:
+    """Take ``--seal MODE`` (or ``--seal=MODE``) out of a vm's boot arguments.
+
+    Returns the mode and the other arguments. The default is ``enforce`` on
+    the ``direct`` kernel and ``off`` on the ``socket`` kernel, whose network
+    is the kernel's own sockets: accepting connections creates descriptors,
+    which the seal forbids, so asking for a seal there is a ``ValueError``.
+    """
+    mode: str | None = None
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        name, eq, value = args[index].partition("=")
+        if name == "--seal":
+            if not eq:
+                if index + 1 >= len(args):
+                    raise ValueError(f"--seal needs a value: {', '.join(SEAL_MODES)}")
+                index += 1
+                value = args[index]
+            if value not in SEAL_MODES:
+                raise ValueError(f"--seal {value}: choose {', '.join(SEAL_MODES)}")
+            mode = value
+        else:
+            rest.append(args[index])
+        index += 1
+    if net != "direct":
+        if mode not in (None, "off"):
+            raise ValueError(
+                f"--seal {mode}: the seal needs riad's own stack; the socket kernel's network "
+                "opens a descriptor per connection, which the seal forbids (use --net direct)"
+            )
+        return "off", rest
+    return mode or "enforce", rest
+
+
+def vm_seal(mode: str, say: Callable[[str], None]) -> Callable[[], None]:
+    """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
+
+    A seal that fails ends the service (exit status 2) rather than let it
+    serve unsealed.
+    """
+
+    def seal_now() -> None:
+        import traceback  # noqa: F401  (a late traceback must not need a file)
+
+        try:
+            report = seal_running_loop(mode=mode)
+        except (SealError, OSError) as exc:
+            print(f"riad: cannot seal the service: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        say(f"sealed ({mode}): " + "; ".join(report.steps))
+
+    return seal_now

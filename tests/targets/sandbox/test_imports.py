@@ -1,0 +1,63 @@
+"""What a sealed service imports before its seal: the start-up trace, cached."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from riad.app.loader import load_app
+from riad.targets.sandbox.app_entry import AppOptions
+from riad.targets.sandbox.imports import LATE_IMPORTS, import_modules, plan_imports
+
+from .conftest import needs_linux_x86_64
+
+SERVICE = """\
+import riad
+
+app = riad.App("lazy", network=True)
+app.lazy_imports("colorsys")
+
+
+@app.main
+async def main(dev: riad.Devices) -> None:
+    import lazyhelper  # imported at start-up, not when the module loads
+
+    async with await dev.stack.start_server(lazyhelper.handler, port=7):
+        await dev.wait_for_shutdown()
+"""
+
+HELPER = """\
+async def handler(reader, writer):
+    writer.close()
+"""
+
+
+@needs_linux_x86_64
+@pytest.mark.skipif(os.geteuid() != 0, reason="the traced start-up makes a TAP: root")
+def test_the_trace_finds_start_up_imports_and_is_cached_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RIAD_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "lazy"
+    folder.mkdir()
+    (folder / "service.py").write_text(SERVICE)
+    (folder / "lazyhelper.py").write_text(HELPER)
+    app = load_app(str(folder))
+    options = AppOptions(service=str(folder))
+    first = plan_imports(app, options, ["--ipv4", "10.9.0.2/24"])
+    assert first.traced and first.error is None
+    assert "lazyhelper" in first.modules  # only the running start-up imports it
+    assert "riad.stack.stack" in first.modules and "riad.services.http" not in first.modules
+    assert "colorsys" in first.modules  # declared
+    assert set(LATE_IMPORTS) <= set(first.modules)
+    again = plan_imports(app, options, ["--ipv4", "10.9.0.2/24"], include=["wave"])
+    assert not again.traced and "wave" in again.modules
+    (folder / "lazyhelper.py").write_text(HELPER + "# changed\n")
+    assert plan_imports(app, options, ["--ipv4", "10.9.0.2/24"]).traced
+
+
+def test_import_modules_reports_what_cannot_be_imported() -> None:
+    failed = import_modules(["json", "no_such_module_for_riad"])
+    assert len(failed) == 1 and failed[0].startswith("no_such_module_for_riad (ModuleNotFoundError")
