@@ -20,7 +20,9 @@ What PID 1 does, in order:
    raises ``SIGINT`` in the service;
 4. runs the service; when its event loop first goes idle, start-up is over:
    it prints ``riad-vm: ready T`` and calls the hooks registered with
-   :func:`after_startup` (the sandbox seal goes there);
+   :func:`after_startup`: the sandbox seal is one, registered unless the boot
+   argument ``--seal off`` says otherwise (``--seal audit``: refused calls
+   fail instead of ending the service; see ``docs/security.md``);
 5. prints ``riad-vm: exit N`` with the service's exit status and ends. PID 1
    ending makes the kernel panic, and ``panic=-1 reboot=t`` with QEMU's
    ``-no-reboot`` turn that into QEMU exiting; the runner reads ``N`` from
@@ -113,6 +115,16 @@ def _startup_over() -> None:
         hook()
 
 
+def _register_seal(args: list[str], net: str) -> list[str]:
+    """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
+    from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
+
+    mode, rest = split_seal_arg(args, net=net)
+    if mode != "off":
+        after_startup(vm_seal(mode, _say))
+    return rest
+
+
 def run_service(
     module: str, args: list[str], net: str = "socket", folder: str | None = None
 ) -> int:
@@ -158,9 +170,11 @@ def trace_entry(argv: list[str]) -> None:
     """
     net, module, *args = argv
     from riad.image.trace_child import install_idle_hook  # noqa: F401  (used by main)
+    from riad.targets.sandbox import inplace  # the seal after start-up: packed too
     from riad.targets.vm import netconf  # noqa: F401
 
     split_net_args(args)
+    _, args = inplace.split_seal_arg(args, net=net)
     sys.exit(run_service(module, args, net))
 
 
@@ -171,6 +185,7 @@ def main(service_module: str, net: str, folder: str | None = None) -> None:
     try:
         args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))
         settings, _ = split_net_args(args)
+        args = _register_seal(args, net)
         configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
         from riad.image.trace_child import install_idle_hook

@@ -292,10 +292,12 @@ def _boot(
     times = BootTimes()
     answers: list[float] = []
     status: int | None = None
+    sealed_off = False
     try:
         for raw in iter(qemu.stdout.readline, b""):
             now = time.monotonic() - t0
             line = raw.decode(errors="replace").rstrip("\r\n")
+            sealed_off = sealed_off or _KILLED_BY_SEAL in line
             mark = _MARK_RE.search(line)
             if "Initramfs unpacking failed" in line:
                 notice(
@@ -341,12 +343,23 @@ def _boot(
     if status is None:
         if interrupts["count"]:
             return 130
+        if sealed_off:
+            notice(
+                "PID 1 made a system call outside its seal and the kernel ended it (SIGSYS); "
+                "--seal audit makes such calls fail instead, and the sandbox target names them"
+            )
+            return EXIT_SEAL
         notice(
             f"the VM stopped without an exit status from PID 1 (QEMU status {qemu.returncode});"
             " see the console output above"
         )
         return 1
     return status
+
+
+_KILLED_BY_SEAL = "Attempted to kill init! exitcode=0x0000001f"  # SIGSYS: seccomp's kill
+EXIT_SEAL = 3
+"""Exit status when the seal ended the service (as ``riad run -t sandbox`` in enforce mode)."""
 
 
 def _watchdog(qemu: subprocess.Popen[bytes], interrupts: dict[str, float]) -> None:

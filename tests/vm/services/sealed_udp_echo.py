@@ -1,0 +1,30 @@
+"""The UDP echo of ``udp_echo_direct.py`` with one hostile request (the vm seal's test).
+
+Every datagram comes back, except ``open``: the service then tries to open a
+file and answers ``denied ERRNO`` or ``allowed``. Same arguments as the echo.
+"""
+
+import errno
+import os
+import sys
+
+import udp_echo_direct  # the plain echo, beside this file
+
+
+class _Echo(udp_echo_direct._Echo):
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.strip() != b"open":
+            super().datagram_received(data, addr)
+            return
+        try:
+            os.close(os.open("/init", os.O_RDONLY))
+            reply = b"allowed\n"
+        except OSError as exc:
+            reply = f"denied {errno.errorcode.get(exc.errno or 0, exc.errno)}\n".encode()
+        self.transport.sendto(reply, addr)
+
+
+udp_echo_direct._Echo = _Echo  # type: ignore[misc]
+
+if __name__ == "__main__":
+    sys.exit(udp_echo_direct.main(sys.argv[1:]))
