@@ -78,3 +78,20 @@ def test_seal_boot_argument() -> None:
         split_seal_arg(["--seal", "maybe"], net="direct")
     with pytest.raises(ValueError, match="needs a value"):
         split_seal_arg(["--seal"], net="direct")
+
+
+@pytest.mark.netns
+def test_echo_example_in_a_vm_serves_sealed(
+    kernels: object,
+    riad_run: type[RiadRun],
+    netns: str,
+) -> None:
+    echo = str(SERVICES.parents[2] / "examples" / "echo")
+    run = riad_run([echo, "-t", "vm", "--net", "direct", f"--ipv4={GUEST}/24"])
+    run.wait_for(r"riad-vm: sealed \(enforce\)")
+    tcp = in_netns(netns, ["nc", "-N", GUEST, "7"], b"sealed in a vm\n" * 1000)
+    assert tcp == b"sealed in a vm\n" * 1000
+    assert _udp(netns, b"datagram", wait_s=1) == b"datagram"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
+    assert "riad: stopping service=echo" in run.output()

@@ -20,7 +20,7 @@ import pytest
 from riad.targets.sandbox.cli import describe_seal
 from riad.targets.sandbox.supervisor import EXIT_POLICY
 from riad.testing.netns import Netns, netns_available
-from riad.testing.process import ServiceProcess, riad_command
+from riad.testing.process import ServiceProcess, log_field, riad_command
 from tests.examples.test_static_site import load_build
 
 from .conftest import ROOT, child_env, needs_linux_x86_64
@@ -83,6 +83,27 @@ def test_echo_example_sealed_answers_nc_and_socat(ns: Netns) -> None:
     no_stopped_calls(proc)
     assert "stopping service=echo" in proc.output
     assert "Traceback" not in proc.output
+
+
+def test_echo_sealed_on_a_tap_riad_creates(ns: Netns) -> None:
+    argv = ["ip", "netns", "exec", ns.name, *riad_command("run", ECHO, "-t", "sandbox")]
+    with ServiceProcess(argv, env=child_env()) as proc:
+        reach = proc.wait_for("riad: reach the service at 10.0.0.2 (this host is 10.0.0.1 on ")
+        tap = log_field(reach, "tap")
+        proc.wait_for("echo ready tcp=7 udp=7")
+        assert in_ns(ns, ["nc", "-N", "10.0.0.2", "7"], b"made for me\n").stdout == b"made for me\n"
+        assert proc.stop() == 0
+    assert tap not in ns.ip("link", "show"), "the TAP riad created outlived the service"
+
+
+def test_hello_example_sealed_without_network(ns: Netns) -> None:
+    argv = ["ip", "netns", "exec", ns.name]
+    argv += riad_command("run", str(ROOT / "examples" / "hello"), "-t", "sandbox")
+    with ServiceProcess([*argv, "--count", "2", "--interval", "0"], env=child_env()) as proc:
+        assert proc.wait() == 0
+    assert "sealed seccomp" in proc.output
+    counts = [log_field(line, "n") for line in proc.lines if "hello, world" in line]
+    assert counts == ["1", "2"]
 
 
 def test_static_site_sealed_answers_curl_over_https(ns: Netns, tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from riad.app.loader import load_app
 from riad.targets.sandbox.app_entry import AppOptions
-from riad.targets.sandbox.imports import LATE_IMPORTS, import_modules, plan_imports
+from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
+from riad.targets.sandbox.warmup import import_modules
 
 from .conftest import needs_linux_x86_64
 

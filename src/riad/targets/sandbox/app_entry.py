@@ -36,7 +36,7 @@ from riad.backends.tap import TapDevice
 from riad.devices import KV, KVError
 from riad.targets import RunRequest, prepare_service
 from riad.targets.direct import DEFAULT_IPV4, announcing, direct_stack_opener
-from riad.targets.sandbox.imports import import_modules
+from riad.targets.sandbox.warmup import import_modules
 from riad.targets.unix import kv_sources, read_tree
 
 __all__ = ["ENTRY", "AppEntry", "AppOptions", "load_stores", "make"]

@@ -23,7 +23,6 @@ are unchanged. The first run of a service pays for one traced start-up.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 import sysconfig
@@ -39,7 +38,7 @@ from riad.image.trace import StartupTrace, trace_startup
 if TYPE_CHECKING:
     from riad.targets.sandbox.app_entry import AppOptions
 
-__all__ = ["LATE_IMPORTS", "TRACE_TAP", "ImportPlan", "import_modules", "plan_imports"]
+__all__ = ["LATE_IMPORTS", "TRACE_TAP", "ImportPlan", "plan_imports"]
 
 LATE_IMPORTS = ("traceback", "linecache", "tokenize", "encodings.idna", "unicodedata")
 """Imported by riad or the standard library after start-up, on rarer paths:
@@ -161,19 +160,6 @@ def plan_imports(
 
 def _merge(first: Sequence[str], then: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *then]))
-
-
-def import_modules(names: Iterable[str]) -> list[str]:
-    """Import every module of ``names`` not yet imported; the failures, one line each."""
-    failed = []
-    for name in names:
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # a module that imports only under other conditions
-            failed.append(f"{name} ({type(exc).__name__}: {exc})")
-    return failed
 
 
 def trace_entry(argv: list[str]) -> None:

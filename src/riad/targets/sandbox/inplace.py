@@ -49,7 +49,7 @@ from riad.targets.sandbox.seal import (
     set_limits,
     switch_to_empty_root,
 )
-from riad.targets.sandbox.warmup import warm_up
+from riad.targets.sandbox.warmup import import_modules, warm_up
 
 __all__ = [
     "SEAL_MODES",
@@ -206,16 +206,41 @@ def split_seal_arg(args: Sequence[str], *, net: str) -> tuple[str, list[str]]:
     return mode or "enforce", rest
 
 
-def vm_seal(mode: str, say: Callable[[str], None]) -> Callable[[], None]:
+def packed_modules(skip: Sequence[str] = ()) -> list[str]:
+    """The modules in the zip archives on ``sys.path`` (a vm image's modules), but ``skip``.
+
+    Read from the directory ``zipimport`` keeps of each archive it serves.
+    """
+    names: list[str] = []
+    for entry in sys.path:
+        files = getattr(sys.path_importer_cache.get(entry), "_files", None)
+        if not isinstance(files, dict):
+            continue
+        for path in sorted(files):
+            stem, _, suffix = str(path).replace("\\", "/").rpartition(".")
+            if suffix not in ("py", "pyc"):
+                continue
+            name = stem.removesuffix("/__init__").replace("/", ".")
+            if name and name not in skip and name not in names:
+                names.append(name)
+    return names
+
+
+def vm_seal(mode: str, say: Callable[[str], None], skip: Sequence[str] = ()) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
-    A seal that fails ends the service (exit status 2) rather than let it
-    serve unsealed.
+    Before the seal it imports every module of the image not imported yet
+    (the image holds what the start-up trace saw, so a start-up that goes on
+    after the seal — a DHCP lease awaited first — finds its modules loaded);
+    ``skip`` names modules never to import this way (PID 1's own, the
+    service's, which ran as ``__main__``). A seal that fails ends the service
+    (exit status 2) rather than let it serve unsealed.
     """
 
     def seal_now() -> None:
         import traceback  # noqa: F401  (a late traceback must not need a file)
 
+        import_modules(packed_modules(skip))
         try:
             report = seal_running_loop(mode=mode)
         except (SealError, OSError) as exc:

@@ -1,5 +1,8 @@
 """What CPython and its libraries do lazily on first use, done before the seal.
 
+:func:`import_modules` imports a list of modules (the start-up trace's, an
+image's) before the seal; :func:`warm_up` then does the first uses below.
+
 A sealed process can open no file. Importing every module it will need is
 not enough (:mod:`.imports` does that): some modules, once imported, still
 reach for the filesystem the first time they are used. Each function here
@@ -22,10 +25,11 @@ reads ``/etc/localtime`` when ``time`` is imported.)
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-__all__ = ["warm_up"]
+__all__ = ["import_modules", "warm_up"]
 
 
 def _linecache() -> str | None:
@@ -61,3 +65,16 @@ def warm_up() -> list[str]:
         if said is not None:
             done.append(said)
     return done
+
+
+def import_modules(names: Iterable[str]) -> list[str]:
+    """Import every module of ``names`` not yet imported; the failures, one line each."""
+    failed = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a module that imports only under other conditions
+            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+    return failed

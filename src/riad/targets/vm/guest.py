@@ -115,13 +115,13 @@ def _startup_over() -> None:
         hook()
 
 
-def _register_seal(args: list[str], net: str) -> list[str]:
+def _register_seal(args: list[str], net: str, service_module: str) -> list[str]:
     """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
     from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
 
     mode, rest = split_seal_arg(args, net=net)
     if mode != "off":
-        after_startup(vm_seal(mode, _say))
+        after_startup(vm_seal(mode, _say, skip=("riadinit", service_module)))
     return rest
 
 
@@ -185,7 +185,7 @@ def main(service_module: str, net: str, folder: str | None = None) -> None:
     try:
         args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))
         settings, _ = split_net_args(args)
-        args = _register_seal(args, net)
+        args = _register_seal(args, net, service_module)
         configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
         from riad.image.trace_child import install_idle_hook
