@@ -84,6 +84,7 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "mprotect": ("start", "len", "prot"),
     "wait4": ("pid", "stat_addr", "options", "ru"),
     "kill": ("pid", "sig"),
+    "rt_sigaction": ("signum", "act", "oact"),
 }
 
 

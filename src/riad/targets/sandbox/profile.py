@@ -143,8 +143,7 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
         SyscallRule("rt_sigreturn", (), "return from a signal handler"),
         SyscallRule("restart_syscall", (), "resume a call a signal interrupted"),
         SyscallRule("close", (), "close a descriptor (none can be opened)"),
-        SyscallRule("exit_group", (), "exit"),
-        SyscallRule("exit", (), "exit"),
+        SyscallRule("exit_group", (), "exit (a single thread: never exit)"),
     ]
     rules += _fd_rule(
         "sendmsg",
