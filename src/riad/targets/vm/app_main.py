@@ -10,7 +10,10 @@ machine and runs it with ``riad.app.run``:
   ``eth0`` the ``--ipv4`` address and route);
 - stores: read from the image (a folder is packed on the fly, a packed file
   loaded), log lines on the serial console, SIGINT (Ctrl-C on the console)
-  stops the service as on unix.
+  stops the service as on unix;
+- the modules the service declared with ``app.lazy_imports`` are imported at
+  once: the image builder's trace sees them (so they are packed), and PID 1's
+  seal finds them loaded.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ def run_app(app: App, args: list[str], net: str) -> int:
         return 0
     except ConfigError as exc:
         return report_config_error(exc, console)
+    from riad.targets.sandbox.warmup import import_modules
+
+    for failure in import_modules(app.lazy_modules):
+        console.write_line(f"riad: note: declared lazy import failed: {failure}")
     try:
         opener = _stack_opener(app, config, net)
         from riad.targets.sandbox.app_entry import load_stores
