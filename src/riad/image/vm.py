@@ -236,6 +236,8 @@ def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
         f"NET = {options.net!r}\n"
         f"SERVICE_FOLDER = {'/' + DATA_DIR!r}\n"
         'if __name__ == "__main__":\n'
+        "    import sys, time\n\n"
+        '    sys.stdout.write(f"\\nriad-vm: pid1 {time.monotonic():.6f}\\n")\n'
         f"    from {GUEST_MODULE} import main\n\n"
         "    main(SERVICE_MODULE, NET, SERVICE_FOLDER)\n"
     ).encode()

@@ -12,8 +12,9 @@ space-separated with ``%XX`` escapes::
 
 What PID 1 does, in order:
 
-1. prints ``riad-vm: pid1 T`` (``T``: seconds since the kernel started, from
-   ``CLOCK_MONOTONIC``), the runner's mark for ``--timings``;
+1. ``riadinit`` prints ``riad-vm: pid1 T`` (``T``: seconds since the kernel
+   started, from ``CLOCK_MONOTONIC``) before importing anything of riad's,
+   the runner's mark for ``--timings``;
 2. brings ``eth0`` up; on the ``socket`` kernel also gives it the ``--ipv4``
    address and the ``--ipv4-gateway`` route (through ioctls: no programs);
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
@@ -179,8 +180,7 @@ def trace_entry(argv: list[str]) -> None:
 
 
 def main(service_module: str, net: str, folder: str | None = None) -> None:
-    """PID 1: see the module documentation."""
-    _say(f"pid1 {time.monotonic():.6f}")
+    """PID 1: see the module documentation (``riadinit`` prints the first mark)."""
     status = 2
     try:
         args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))

@@ -178,7 +178,10 @@ def _probe(address: str, port: int, deadline: float, result: list[float], t0: fl
     """Connect until the service answers a request; record when (host clock)."""
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((address, port), timeout=1.0) as conn:
+            # A short connect timeout: SYNs sent before the guest's stack is up
+            # are dropped, and waiting out TCP's 1 s retransmission would blur
+            # the figure.
+            with socket.create_connection((address, port), timeout=0.1) as conn:
                 conn.settimeout(2.0)
                 conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
                 if conn.recv(1):
