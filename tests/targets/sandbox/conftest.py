@@ -41,11 +41,10 @@ class Sealed:
             entry=STANDIN,
             argv=(),
             net_fds=(theirs.fileno(),),
-            report_fd=-1,
             mode=mode,
             **config,  # type: ignore[arg-type]
         )
-        self.box = Sandbox(cfg, (theirs.fileno(),), report=self.lines.append, env=child_env())
+        self.box = Sandbox(cfg, (theirs.fileno(),), report=self.lines.append)
         self.box.start()
         theirs.close()
         self.box.wait_sealed(30)

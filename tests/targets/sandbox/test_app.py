@@ -222,6 +222,21 @@ def test_missing_store_is_reported_before_anything_starts(ns: Netns, tmp_path: P
     assert "pass --kv htdocs=PATH" in proc.lines[0]
 
 
+def test_without_user_namespaces_the_run_says_what_it_needs(ns: Netns) -> None:
+    # root inside a user namespace whose limit forbids nested ones: the kernel refuses
+    # exactly as on a host that disables unprivileged user namespaces
+    ns.ip("tuntap", "del", "dev", "tap0", "mode", "tap")
+    ns.ip("tuntap", "add", "dev", "tap0", "mode", "tap", "user", "0")
+    run = " ".join(riad_command("run", ECHO, "-t", "sandbox", "--tap", "tap0"))
+    shell = f"echo 0 > /proc/sys/user/max_user_namespaces && exec {run}"
+    argv = ["ip", "netns", "exec", ns.name, "unshare", "--user", "--map-root-user"]
+    with ServiceProcess([*argv, "sh", "-c", shell], env=child_env()) as proc:
+        assert proc.wait() == 2
+    assert "the kernel refuses user namespaces" in proc.output, proc.output
+    assert "max_user_namespaces" in proc.output
+    assert "Traceback" not in proc.output
+
+
 def test_sigint_stops_the_sealed_service_cleanly(ns: Netns) -> None:
     with sealed(ns, ECHO) as proc:
         proc.wait_for("echo ready")

@@ -61,10 +61,9 @@ def sealed_udp_echo() -> Iterator[tuple[Netns, Sandbox, list[str]]]:
             entry="tests.targets.sandbox.udp_entry:make",
             argv=(f"{RIAD_IP}/24",),
             net_fds=(fd,),
-            report_fd=-1,
             mode="audit",
         )
-        box = Sandbox(config, (fd,), report=lines.append, env=child_env())
+        box = Sandbox(config, (fd,), report=lines.append)
         box.start()
         try:
             box.wait_sealed(30)

@@ -1,8 +1,8 @@
 """The sandbox child: prepares a service, enters namespaces, forks PID 1, seals it, serves.
 
-Started by the supervisor (:mod:`.supervisor`) as
-``python -m riad.targets.sandbox.child CONFIG_JSON`` with the network
-descriptors and the report socket inherited. It runs in two processes:
+Forked by the supervisor (:mod:`.supervisor`), which calls :func:`run_child`
+with the network descriptors and the report socket kept. It runs in two
+processes:
 
 - this process ("the keeper") loads the entry, lets it import everything and
   open its devices, ``unshare``s into the new namespaces, forks, tells the
@@ -39,7 +39,7 @@ from riad.targets.sandbox.profile import DeviceFds, service_policy
 from riad.targets.sandbox.seal import Limits, SealError, enter_namespaces, seal
 from riad.targets.sandbox.warmup import warm_up
 
-__all__ = ["ChildConfig", "SandboxEntry", "main"]
+__all__ = ["EXIT_CRASH", "ChildConfig", "SandboxEntry", "run_child"]
 
 EXIT_CONFIG = 2
 EXIT_CRASH = 1
@@ -67,27 +67,16 @@ class SandboxEntry(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ChildConfig:
-    """What the supervisor tells the child, as JSON on its command line."""
+    """What the supervisor tells the child."""
 
     entry: str
     argv: tuple[str, ...]
     net_fds: tuple[int, ...]
-    report_fd: int
     mode: str = "enforce"
     namespaces: tuple[str, ...] = ("user", "mount", "pid", "ipc", "uts", "cgroup", "net")
     empty_root: bool = True
     landlock: bool = True
     memory_mib: int = 1024
-
-    def to_json(self) -> str:
-        return json.dumps({k: getattr(self, k) for k in self.__slots__})
-
-    @classmethod
-    def from_json(cls, text: str) -> ChildConfig:
-        raw = json.loads(text)
-        for key in ("argv", "net_fds", "namespaces"):
-            raw[key] = tuple(raw[key])
-        return cls(**raw)
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
@@ -178,10 +167,12 @@ def _print_exception(exc: BaseException) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    config = ChildConfig.from_json(args[0])
-    report = socket.socket(fileno=config.report_fd)
+def run_child(config: ChildConfig, report: socket.socket) -> int:
+    """The child's life, in the process the supervisor forked; its exit status.
+
+    Returns only in the keeper (the status of PID 1); PID 1 never returns
+    into the interpreter: finalising it would need calls the seal forbids.
+    """
     try:
         _die_with_parent()
         entry = load_entry(config.entry)(config.argv, config.net_fds)
@@ -197,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pid:
         return _keep(pid, report)
     status = EXIT_CRASH
-    try:  # PID 1 never returns into the interpreter: finalising it would need forbidden calls
+    try:
         status = _pid1(entry, config, net, report)
     except BaseException as exc:
         with contextlib.suppress(BaseException):
@@ -207,7 +198,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -239,7 +239,6 @@ def run_app(args: argparse.Namespace, boot_args: list[str]) -> int:
         entry=ENTRY,
         argv=(options.to_json(), *boot_args),
         net_fds=net_fds,
-        report_fd=-1,
         mode=args.seal,
         memory_mib=getattr(args, "sandbox_memory", 1024),
     )
@@ -304,7 +303,6 @@ def cmd_run(args: argparse.Namespace, service_args: list[str]) -> int:
         entry=args.service,
         argv=tuple(service_args),
         net_fds=(fd,),
-        report_fd=-1,
         mode=args.seal,
         memory_mib=getattr(args, "sandbox_memory", 1024),
     )

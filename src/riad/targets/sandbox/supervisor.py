@@ -1,8 +1,11 @@
 """The supervisor: starts the sandbox child, reports what the seal stops, ends it cleanly.
 
-The supervisor is the unsealed ``riad run -t sandbox`` process. It starts
-:mod:`.child` with the network descriptors and one end of a ``SOCK_SEQPACKET``
-pair, then waits on three things at once:
+The supervisor is the unsealed ``riad run -t sandbox`` process. It forks the
+child (:func:`riad.targets.sandbox.child.run_child`: a fork, not a new
+interpreter, so the child starts with everything the supervisor already
+imported and loaded), which keeps the network descriptors and one end of a
+``SOCK_SEQPACKET`` pair; every other descriptor it inherited is pointed at
+``/dev/null``. Then the supervisor waits on three things at once:
 
 - the report socket: the child's pid, the seal's steps and the seccomp
   listener descriptor (passed with ``SCM_RIGHTS``), or a start-up error;
@@ -19,20 +22,19 @@ SIGTERM and SIGINT are forwarded to the service; if it has not finished
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from riad.targets.sandbox import notify
-from riad.targets.sandbox.child import ChildConfig
+from riad.targets.sandbox.child import EXIT_CRASH, ChildConfig, run_child
 
 __all__ = ["EXIT_POLICY", "Sandbox", "SandboxStartError"]
 
@@ -61,11 +63,10 @@ class Sandbox:
     config: ChildConfig
     pass_fds: tuple[int, ...] = ()
     report: Callable[[str], None] = _print_report
-    env: dict[str, str] | None = None
     stopped: list[str] = field(default_factory=list)
     sealed_steps: list[str] = field(default_factory=list)
     service_pid: int | None = None
-    _proc: subprocess.Popen[bytes] | None = None
+    _proc: _Child | None = None
     _sock: socket.socket | None = None
     _listener: int | None = None
     _pidfd: int | None = None
@@ -76,19 +77,31 @@ class Sandbox:
     _error: str | None = None
 
     def start(self) -> None:
-        """Start the child (it seals itself; :meth:`wait_sealed` waits for that)."""
+        """Fork the child (it seals itself; :meth:`wait_sealed` waits for that)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        config = dataclasses.replace(self.config, report_fd=theirs.fileno())
-        cmd = [sys.executable, "-m", "riad.targets.sandbox.child", config.to_json()]
-        self._proc = subprocess.Popen(
-            cmd,
-            pass_fds=(*self.pass_fds, theirs.fileno()),
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
+        keep = {*self.pass_fds, theirs.fileno()}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            status = EXIT_CRASH
+            try:
+                ours.close()
+                _only_these_fds(keep)
+                _console_on_1_and_2()
+                status = run_child(self.config, theirs)
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    traceback.print_exc()
+            finally:
+                with contextlib.suppress(BaseException):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(status)
         theirs.close()
         self._sock = ours
-        self._pidfd = os.pidfd_open(self._proc.pid)
+        self._proc = _Child(pid)
+        self._pidfd = os.pidfd_open(pid)
 
     def _handle_message(self) -> None:
         assert self._sock is not None
@@ -245,6 +258,68 @@ class Sandbox:
             if fd is not None:
                 os.close(fd)
         self._listener = self._pidfd = self._service_pidfd = None
+
+
+class _Child:
+    """The forked child, with the parts of ``subprocess.Popen`` the supervisor uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.status: int | None = None
+
+    def _reap(self, options: int) -> int | None:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, options)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)  # -N: killed by signal N
+        return self.status
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self) -> int:
+        status = self._reap(0)
+        assert status is not None
+        return status
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _only_these_fds(keep: set[int]) -> None:
+    """In the forked child: standard input and every inherited descriptor not in
+    ``keep`` (or 1, 2) become ``/dev/null``.
+
+    Pointed elsewhere rather than closed: objects of the parent's still hold
+    those numbers, and when one is collected it closes its number, which must
+    not be a descriptor of the child's by then.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep or fd in (1, 2, null):
+                continue
+            with contextlib.suppress(OSError):
+                os.fstat(fd)  # still open (not the listing's own descriptor)
+                os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
+
+
+def _console_on_1_and_2() -> None:
+    """In the forked child: ``sys.stdout``/``sys.stderr`` write to descriptors 1 and 2.
+
+    The console the seal allows; the parent's may have been other descriptors
+    (a test runner capturing output, say).
+    """
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
 
 
 def run(config: ChildConfig, pass_fds: Sequence[int] = ()) -> int:
