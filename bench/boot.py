@@ -8,20 +8,30 @@ start command to the first TCP echo answered is taken:
 
 - ``riad vm``: ``riad run IMAGE -t vm`` (the image built beforehand, so the
   figure is boot, not build), on riad's kernel, TCG;
-- ``riad unix``: the service as a host process (``riad run -t unix`` once the
-  unix target exists, else the interpreter running the service file);
+- ``riad unix``: ``riad run -t unix``, the service as a host process on the
+  host's sockets, and ``riad unix --net direct``: the same on riad's own
+  stack over the run's TAP;
+- ``riad sandbox``: ``riad run -t sandbox``, the same service sealed (riad's
+  stack over the run's TAP); its start-up trace is made and cached by one
+  untimed run first, as the vm image is built beforehand;
 - ``stock kernel vm``: the same Python service and the same PID 1 in QEMU
   microvm with Debian's stock cloud kernel (``linux-image-cloud-amd64``,
   unpacked, not installed) and a plain initramfs: busybox loading the virtio
   modules, the whole standard library (compiled) and every extension module.
 
 Runs are interleaved (one of each, N times) so that load drift hits all
-alike. Sizes: the riad image against the stock-kernel image and against a
+alike. At the first answer, the memory of everything the start command made
+is read (the process and its descendants: for a VM, QEMU with the guest's
+memory in it and riad's runner; for the sandbox, the supervisor, the keeper
+and the sealed service): resident (RSS, summed) and proportional (PSS,
+which counts pages shared between those processes once). Sizes: the riad image against the stock-kernel image and against a
 Debian minimal root with python3 made by debootstrap (``python:3.11-slim``-
-like). The VMs share one pre-made TAP device; nothing leaves the namespace.
+like). All share one pre-made TAP device (the VMs at a fixed MAC; riad's
+stack on the host picks a new MAC each run, so its neighbour entry is
+forgotten before each start); nothing leaves the namespace.
 
-To add a contender (the sandbox target), append a ``Contender`` to
-``contenders()``: a name and a function giving the command and the address.
+To add a contender, append a ``Contender`` to ``contenders()``: a name and a
+function giving the command and the address.
 """
 
 from __future__ import annotations
@@ -66,6 +76,8 @@ GUEST_MAC = "52:54:00:12:34:56"
 HOST_CIDR = "10.0.0.1/24"
 PORT = 7
 TAP = "benchtap0"
+DIRECT_GUEST = "10.0.0.3"  # riad unix --net direct
+SANDBOX_GUEST = "10.0.0.4"  # riad sandbox
 # Debian's cloud kernel has virtio as modules and no virtio-mmio command-line
 # devices: its guest gets the NIC on microvm's PCIe bus (found through ACPI).
 STOCK_MODULES = (
@@ -103,6 +115,8 @@ class Launch:
     command: list[str]
     address: str
     stop_signal: int = signal.SIGINT
+    forget_neighbour: bool = False
+    """riad's stack on the host: a new MAC each run (forget the old one first)."""
 
 
 @dataclass
@@ -111,6 +125,10 @@ class Contender:
     prepare: Callable[[Workspace], Launch]
     times: list[float] = field(default_factory=list)
     attempts: int = 0
+    warm_up: bool = False
+    """One untimed run first (the sandbox's start-up trace, cached after it)."""
+    rss: list[int] = field(default_factory=list)
+    pss: list[int] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ contenders
@@ -125,13 +143,29 @@ def _riad_vm(image: str) -> Callable[[Workspace], Launch]:
     return prepare
 
 
-def _riad_unix(ws: Workspace) -> Launch:
+def _service_target(ws: Workspace) -> str:
     service = ws.service.root / ws.service.module.replace(".", "/")
     target = service if service.is_dir() else service.with_suffix(".py")
     if ws.service.module == "service":
         target = ws.service.root
-    command = [sys.executable, "-m", "riad", "run", str(target), "-t", "unix"]
+    return str(target)
+
+
+def _riad_unix(ws: Workspace) -> Launch:
+    command = [sys.executable, "-m", "riad", "run", _service_target(ws), "-t", "unix"]
     return Launch([*command, "--port", str(PORT)], "127.0.0.1")
+
+
+def _riad_unix_direct(ws: Workspace) -> Launch:
+    command = [sys.executable, "-m", "riad", "run", _service_target(ws), "-t", "unix"]
+    command += ["--net", "direct", "--tap", TAP, f"--ipv4={DIRECT_GUEST}/24"]
+    return Launch([*command, "--port", str(PORT)], DIRECT_GUEST, forget_neighbour=True)
+
+
+def _riad_sandbox(ws: Workspace) -> Launch:
+    command = [sys.executable, "-m", "riad", "run", _service_target(ws), "-t", "sandbox"]
+    command += ["--tap", TAP, f"--ipv4={SANDBOX_GUEST}/24"]
+    return Launch([*command, "--port", str(PORT)], SANDBOX_GUEST, forget_neighbour=True)
 
 
 def _stock_vm(ws: Workspace) -> Launch:
@@ -155,7 +189,9 @@ def contenders() -> list[Contender]:
     return [
         Contender("riad vm (direct kernel, riad's stack)", _riad_vm("riad")),
         Contender("riad vm (socket kernel)", _riad_vm("riad-socket")),
-        Contender("riad unix", _riad_unix),
+        Contender("riad unix (host sockets)", _riad_unix),
+        Contender("riad unix --net direct (riad's stack)", _riad_unix_direct),
+        Contender("riad sandbox (sealed, riad's stack)", _riad_sandbox, warm_up=True),
         Contender("stock kernel vm", _stock_vm),
     ]
 
@@ -173,8 +209,46 @@ def _answered(address: str) -> bool:
         return False
 
 
-def first_answer(ws: Workspace, launch: Launch, timeout_s: float = 60.0) -> float | None:
-    """Seconds from start to the first echo answered (``None``: never)."""
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """Bytes (RSS summed, PSS summed) of process ``root`` and all its descendants."""
+    children = _children()
+    todo, rss, pss = [root], 0, 0
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            name, _, value = line.partition(":")
+            if name in ("Rss", "Pss"):
+                kib = int(value.split()[0]) * 1024
+                rss += kib if name == "Rss" else 0
+                pss += kib if name == "Pss" else 0
+    return rss, pss
+
+
+def first_answer(
+    ws: Workspace, launch: Launch, timeout_s: float = 60.0
+) -> tuple[float, int, int] | None:
+    """Seconds from start to the first echo answered, and the memory then (``None``: never)."""
+    if launch.forget_neighbour:
+        ws.run(["ip", "neigh", "del", launch.address, "dev", TAP], capture_output=True)
     start = time.monotonic()
     log = (ws.cache / f"last-run-{launch.command[0].rsplit('/', 1)[-1]}.log").open("wb")
     process = subprocess.Popen(
@@ -183,12 +257,14 @@ def first_answer(ws: Workspace, launch: Launch, timeout_s: float = 60.0) -> floa
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    elapsed = None
+    elapsed: float | None = None
+    rss = pss = 0
     try:
         # The prober runs in the namespace too: this process enters it.
         while time.monotonic() - start < timeout_s and process.poll() is None:
             if _answered(launch.address):
                 elapsed = time.monotonic() - start
+                rss, pss = tree_memory(process.pid)
                 break
             time.sleep(0.01)
     finally:
@@ -199,7 +275,7 @@ def first_answer(ws: Workspace, launch: Launch, timeout_s: float = 60.0) -> floa
             process.kill()
             process.wait()
         log.close()
-    return elapsed
+    return None if elapsed is None else (elapsed, rss, pss)
 
 
 def _enter_netns(name: str) -> None:
@@ -398,21 +474,24 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
         f"Time to first answered request (TCG; riad guest {ws.memory_mb} MB, stock guest "
         f"{ws.stock_memory_mb} MB; {len(runs[0].times)} runs each, interleaved):",
         "",
-        "| contender | answered | median | min | max | vs riad vm |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | answered | median | min | max | vs riad vm | memory (PSS) | RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = statistics.median(runs[0].times) if runs[0].times else None
     for contender in runs:
         answered = f"{len(contender.times)}/{contender.attempts}"
         if not contender.times:
-            lines.append(f"| {contender.name} | {answered} | | | | |")
+            lines.append(f"| {contender.name} | {answered} | | | | | | |")
             continue
         median = statistics.median(contender.times)
         ratio = f"{median / base:.2f}x" if base else "n/a"
+        pss = _fmt_mb(int(statistics.median(contender.pss)))
+        rss = _fmt_mb(int(statistics.median(contender.rss)))
         lines.append(
             f"| {contender.name} | {answered} | {median:.3f} s | {min(contender.times):.3f} s "
-            f"| {max(contender.times):.3f} s | {ratio} |"
+            f"| {max(contender.times):.3f} s | {ratio} | {pss} | {rss} |"
         )
+    lines += _sandbox_ratios(runs)
     riad_image = ws.images["riad"]
     stock = ws.images["stock"]
     kernel = riad_image / "kernel"
@@ -447,6 +526,25 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
             f"| {_fmt_mb(deboot['compressed'])} |"
         )
     return "\n".join(lines)
+
+
+def _sandbox_ratios(runs: list[Contender]) -> list[str]:
+    """The sandbox against the unsealed unix target, on both of its stacks."""
+    by_name = {c.name.split(" (")[0]: c for c in runs if c.times}
+    sandbox = by_name.get("riad sandbox")
+    if sandbox is None:
+        return []
+    sealed = statistics.median(sandbox.times)
+    said = []
+    for name in ("riad unix --net direct", "riad unix"):
+        other = by_name.get(name)
+        if other is not None:
+            ratio = sealed / statistics.median(other.times)
+            memory = statistics.median(sandbox.pss) / statistics.median(other.pss)
+            said.append(f"{ratio:.2f}x the time and {memory:.2f}x the memory (PSS) of {name}")
+    if not said:
+        return []
+    return ["", "riad sandbox: " + "; ".join(said) + " (target: within 2x of unix)."]
 
 
 def main() -> int:
@@ -491,13 +589,18 @@ def main() -> int:
         _enter_netns(netns)
         runs = contenders()
         launches = [c.prepare(ws) for c in runs]
+        for contender, launch in zip(runs, launches, strict=True):
+            if contender.warm_up:
+                print(f"warm-up {contender.name}: {first_answer(ws, launch)}", file=sys.stderr)
         for index in range(args.runs):
             for contender, launch in zip(runs, launches, strict=True):
                 took = first_answer(ws, launch)
                 contender.attempts += 1
                 print(f"run {index + 1} {contender.name}: {took}", file=sys.stderr)
                 if took is not None:
-                    contender.times.append(took)
+                    contender.times.append(took[0])
+                    contender.rss.append(took[1])
+                    contender.pss.append(took[2])
         print(report(ws, runs, deboot))
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
