@@ -16,6 +16,7 @@ import pytest
 
 from riad.testing.netns import Netns, netns_available
 from riad.testing.process import ServiceProcess, log_field, riad_command
+from tests.targets.dnsmasq import dhcp_server
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
 
@@ -78,28 +79,18 @@ def test_echo_on_a_named_tap_with_boot_address(ns: Netns) -> None:
 
 def test_echo_with_an_address_by_dhcp(ns: Netns, tmp_path: Path) -> None:
     ns.add_tap("tap0", "10.78.0.1/24")
-    dnsmasq = ns.popen(
-        "dnsmasq", "--no-daemon", "--port=0", "--interface=tap0", "--bind-interfaces",
-        "--dhcp-range=10.78.0.50,10.78.0.60,255.255.255.0,120", "--dhcp-option=3,10.78.0.1",
-        f"--dhcp-leasefile={tmp_path}/leases", "--dhcp-authoritative",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        argv = ["ip", "netns", "exec", ns.name]
-        argv += riad_command("run", ECHO, "--net", "direct", "--tap", "tap0", "--dhcp")
-        with ServiceProcess(argv) as proc:
-            lease = proc.wait_for("DHCP lease")
-            address = log_field(proc.wait_for("reach the service at"), "address")
-            assert log_field(lease, "address") == f"{address}/24"
-            assert log_field(lease, "routers") == "10.78.0.1"
-            proc.wait_for("echo ready")
-            assert _in_ns(ns, ["nc", "-N", address, "7"], b"leased\n") == b"leased\n"
-            leases = (tmp_path / "leases").read_text()
-            assert f"{address} echo" in leases  # riad sent the service's name as hostname
-            assert proc.stop() == 0
-    finally:
-        dnsmasq.terminate()  # the dnsmasq started above, by its PID
-        dnsmasq.wait()
+    argv = ["ip", "netns", "exec", ns.name]
+    argv += riad_command("run", ECHO, "--net", "direct", "--tap", "tap0", "--dhcp")
+    with dhcp_server(ns, tmp_path / "leases", "10.78.0"), ServiceProcess(argv) as proc:
+        lease = proc.wait_for("DHCP lease")
+        address = log_field(proc.wait_for("reach the service at"), "address")
+        assert log_field(lease, "address") == f"{address}/24"
+        assert log_field(lease, "routers") == "10.78.0.1"
+        proc.wait_for("echo ready")
+        assert _in_ns(ns, ["nc", "-N", address, "7"], b"leased\n") == b"leased\n"
+        leases = (tmp_path / "leases").read_text()
+        assert f"{address} echo" in leases  # riad sent the service's name as hostname
+        assert proc.stop() == 0
 
 
 def test_dhcp_on_a_tap_riad_creates_is_refused(ns: Netns) -> None:

@@ -22,6 +22,7 @@ from riad.targets.sandbox.supervisor import EXIT_POLICY
 from riad.testing.netns import Netns, netns_available
 from riad.testing.process import ServiceProcess, log_field, riad_command
 from tests.examples.test_static_site import load_build
+from tests.targets.dnsmasq import dhcp_server
 
 from .conftest import ROOT, child_env, needs_linux_x86_64
 from .test_sandbox import HOSTILE
@@ -94,6 +95,33 @@ def test_echo_sealed_on_a_tap_riad_creates(ns: Netns) -> None:
         assert in_ns(ns, ["nc", "-N", "10.0.0.2", "7"], b"made for me\n").stdout == b"made for me\n"
         assert proc.stop() == 0
     assert tap not in ns.ip("link", "show"), "the TAP riad created outlived the service"
+
+
+def test_echo_sealed_with_an_address_by_dhcp(ns: Netns, tmp_path: Path) -> None:
+    argv = ["ip", "netns", "exec", ns.name]
+    argv += riad_command("run", ECHO, "-t", "sandbox", "--tap", "tap0", "--dhcp")
+    with (
+        dhcp_server(ns, tmp_path / "leases", "10.79.0"),
+        ServiceProcess(argv, env=child_env()) as proc,
+    ):
+        lease = proc.wait_for("DHCP lease")  # taken sealed, over riad's own UDP
+        assert log_field(lease, "routers") == "10.79.0.1"
+        address = log_field(lease, "address").split("/")[0]
+        proc.wait_for("echo ready")
+        assert in_ns(ns, ["nc", "-N", address, "7"], b"leased\n").stdout == b"leased\n"
+        assert f"{address} echo" in (tmp_path / "leases").read_text()
+        assert proc.stop() == 0
+    no_stopped_calls(proc)
+
+
+def test_dhcp_on_a_tap_riad_makes_is_refused(ns: Netns) -> None:
+    argv = ["ip", "netns", "exec", ns.name, *riad_command("run", ECHO, "-t", "sandbox")]
+    with ServiceProcess([*argv, "--dhcp"], env=child_env()) as proc:
+        assert proc.wait() == 2
+    assert proc.lines == [
+        "riad: error: --dhcp needs a DHCP server on riad's network: with -t sandbox, pass "
+        "--tap NAME for a TAP on such a network (a TAP riad makes has none), or give --ipv4"
+    ]
 
 
 def test_hello_example_sealed_without_network(ns: Netns) -> None:
