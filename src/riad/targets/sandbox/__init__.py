@@ -6,6 +6,9 @@
   Landlock and the filter, applied to the calling process;
 - :mod:`.child`, :mod:`.supervisor`, :mod:`.notify`: the sealed child and
   the supervisor that reports what the seal stops;
+- :mod:`.app_entry`: a riad service (``riad.App``) as the sealed child runs it;
+- :mod:`.imports`, :mod:`.warmup`: everything imported and first used before
+  the seal (the start-up trace, cached);
 - :mod:`.inplace`: the same seal applied in place (the vm target's PID 1);
 - :mod:`.cli`: ``riad run -t sandbox`` and ``riad inspect -t sandbox``.
 

@@ -94,11 +94,18 @@ def _deny(mode: str) -> Deny:
     return {"enforce": Deny.NOTIFY, "audit": Deny.NOTIFY, "kill": Deny.KILL}[mode]
 
 
-def describe_seal(mode: str = "enforce", memory_mib: int = 1024) -> list[str]:
-    """The sealed policy as ``riad inspect`` prints it (descriptors by role)."""
+def describe_seal(
+    mode: str = "enforce", memory_mib: int = 1024, *, network: bool = True
+) -> list[str]:
+    """The sealed policy as ``riad inspect`` prints it (descriptors by role).
+
+    ``network``: the service holds a TAP (a service without one gets no rules for it).
+    """
     from riad.targets.sandbox import linux
 
-    layout = DeviceFds(net=(3,), epoll=5, wakeup_read=6, wakeup_write=7, report=4)
+    layout = DeviceFds(
+        net=(3,) if network else (), epoll=5, wakeup_read=6, wakeup_write=7, report=4
+    )
     policy = service_policy(layout, _deny(mode))
     abi = linux.landlock_abi()
     lines = [
@@ -109,8 +116,9 @@ def describe_seal(mode: str = "enforce", memory_mib: int = 1024) -> list[str]:
         "landlock: "
         + (f"ABI {abi}, all filesystem access denied" if abi else "not in this kernel"),
         f"seal mode: {mode} ({_MODE_TEXT[mode]})",
-        "descriptors: net = the TAP device (3), console = 1 and 2, epoll and loop wakeup = "
-        "the event loop's own, supervisor = the report socket (numbers as laid out at start)",
+        ("descriptors: net = the TAP device (3), " if network else "descriptors: no network, ")
+        + "console = 1 and 2, epoll and loop wakeup = the event loop's own, "
+        "supervisor = the report socket (numbers as laid out at start)",
         "system calls (x86_64):",
         *("  " + line for line in policy.describe()),
     ]
@@ -124,14 +132,12 @@ def describe_service(app: object) -> list[str]:
     assert isinstance(app, App)
     about = f" ({app.description})" if app.description else ""
     net = "riad's TCP/IP stack on the TAP descriptor" if app.network else "none"
-    stores = ", ".join(
-        f"{decl.name} ({'writable, ' if decl.writable else ''}in memory)" for decl in app.kvs
-    )
+    stores = ", ".join(f"{decl.name}{' (writable)' if decl.writable else ''}" for decl in app.kvs)
     lines = [
         f"service: {app.name}{about}, from {app.source_path}",
         f"devices: network = {net}; console = standard error; clock = monotonic; "
         "entropy = getrandom",
-        f"stores: {stores or 'none'} (read before the seal)",
+        f"stores: {stores} (read into memory before the seal)" if stores else "stores: none",
     ]
     if app.lazy_modules:
         lines.append(f"imported before the seal as declared: {', '.join(app.lazy_modules)}")
@@ -141,6 +147,7 @@ def describe_service(app: object) -> list[str]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``riad inspect SERVICE -t sandbox``: the service's devices and the sealed policy."""
     lines: list[str] = []
+    network = True
     if is_app_service(args.service):
         from riad.app.args import ConfigError
         from riad.app.loader import ServiceLoadError, load_app
@@ -154,7 +161,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"riad: error: {exc}", file=sys.stderr)
             return 1
         lines += describe_service(app)
-    lines += describe_seal(args.seal, getattr(args, "sandbox_memory", 1024))
+        network = app.network
+    lines += describe_seal(args.seal, getattr(args, "sandbox_memory", 1024), network=network)
     for line in lines:
         print(line)
     return 0
