@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from riad.proto.tcp import TcpConfig, TcpEvent, TcpState
+from riad.proto.tcp import TcpConfig, TcpConnection, TcpEvent, TcpState
 from riad.time import Duration, Instant
-from riad.wire.tcp import ACK, FIN, PSH, RST, SYN
+from riad.wire.tcp import ACK, FIN, PSH, RST, SYN, MssOption, WindowScaleOption
 
-from .script import IRS, ISS, T0, brief, drain, established, feed, ms, seg, tick
+from .script import IRS, ISS, LOCAL, REMOTE, T0, brief, drain, established, feed, ms, seg, tick
 
 A = ISS + 1  # our first data sequence number
 B = IRS + 1  # theirs
@@ -375,3 +375,62 @@ def test_describe_lists_state_and_counters() -> None:
     conn = established()
     text = conn.describe()
     assert "ESTABLISHED" in text and "cwnd=" in text and "retransmitted_segments=0" in text
+
+
+def _accepted(config: TcpConfig) -> TcpConnection:
+    """A server connection, ESTABLISHED, window scaling both ways (the peer offers shift 7).
+
+    Its SYN-ACK announced at most 65535 bytes (a SYN's window is never scaled).
+    """
+    syn = seg(IRS, 0, SYN, 64000, (MssOption(1460), WindowScaleOption(7)))
+    conn = TcpConnection.accept(
+        config, syn, local_addr=LOCAL, remote_addr=REMOTE, iss=ISS, ts_offset=0, now=T0
+    )
+    [synack] = drain(conn, T0)
+    assert brief(synack)[2:4] == ("SA", 65535)
+    assert feed(conn, T0, seg(B, A, ACK, 500)) == []
+    conn.take_events()
+    return conn
+
+
+def test_first_read_window_update_rides_on_the_answer() -> None:
+    # The first read opens the window from the SYN-ACK's 65535 bytes to the whole
+    # buffer. That update waits: the answer about to be sent carries it.
+    conn = _accepted(TcpConfig(timestamps=False, sack=False))
+    assert feed(conn, ms(1), seg(B, A, ACK | PSH, 500), b"GET / HTTP/1.1\r\n\r\n") == []
+    assert conn.recv() == b"GET / HTTP/1.1\r\n\r\n"
+    assert drain(conn, ms(1)) == []  # no pure window update
+    conn.send(b"answer")
+    [out] = drain(conn, ms(2))
+    assert brief(out)[:3] == (A, B + 18, "PA")
+    assert out.header.window << conn.rcv_wscale == conn.recv_limit
+
+
+def test_deferred_window_update_goes_with_the_delayed_ack() -> None:
+    conn = _accepted(TcpConfig(timestamps=False, sack=False))
+    feed(conn, ms(1), seg(B, A, ACK | PSH, 500), b"ping")
+    conn.recv()
+    assert drain(conn, ms(1)) == []
+    assert conn.poll_at() == ms(41)
+    [out] = tick(conn, ms(41))
+    assert brief(out)[:3] == (A, B + 4, "A")
+    assert out.header.window << conn.rcv_wscale == conn.recv_limit
+
+
+def test_slow_start_counts_an_ack_of_a_super_segment_whole() -> None:
+    # A peer that coalesces (GRO) answers a TSO super-segment with one ACK:
+    # slow start still doubles the window (10 segments -> 20), not 10 -> 12.
+    conn = established(TcpConfig(timestamps=False, sack=False, tso_max_bytes=60000))
+    conn.send(bytes(100_000))
+    [first] = drain(conn, T0)
+    assert len(first.payload) == 14600 and first.gso_size == 1460
+    feed(conn, ms(1), seg(B, A + 14600))
+    assert conn.cc.cwnd == 29200
+
+
+def test_slow_start_limits_a_stretch_ack_of_plain_segments() -> None:
+    conn = established()
+    conn.send(bytes(100_000))
+    assert len(drain(conn, T0)) == 10
+    feed(conn, ms(1), seg(B, A + 14600))  # one ACK for ten segments: counted as two
+    assert conn.cc.cwnd == 14600 + 2 * 1460

@@ -2,9 +2,18 @@
 
 ``NewReno`` owns ``cwnd`` and ``ssthresh`` (bytes) and changes them on the
 events the sender reports; *what* to retransmit is the sender's business
-(``connection``). Slow start grows by the bytes acknowledged, at most 2*SMSS
-per ACK (appropriate byte counting, RFC 3465 with L=2); congestion avoidance
-adds one SMSS per window of acknowledged bytes.
+(``connection``). Slow start grows by the bytes acknowledged, at most two
+segments' worth per ACK (appropriate byte counting, RFC 3465 with L=2);
+congestion avoidance adds one SMSS per window of acknowledged bytes.
+
+A "segment" for that limit is what the sender put on the wire as one unit
+(``unit``): SMSS, or a whole TSO super-segment. A receiver that coalesces
+(GRO/LRO; a Linux peer on a TAP takes each TSO super-frame whole) answers one
+super-segment with one ACK; counted as at most 2*SMSS, slow start then grew
+by two segments a round trip (10, 12, 14, ... segments) instead of doubling.
+After a retransmission timeout the unit is SMSS again (go-back-N resends
+segment by segment, and one cumulative ACK may then cover data the peer held
+out of order).
 """
 
 from __future__ import annotations
@@ -13,23 +22,31 @@ from __future__ import annotations
 class NewReno:
     """cwnd/ssthresh bookkeeping for one connection."""
 
-    __slots__ = ("_avoid_acc", "cwnd", "mss", "ssthresh")
+    __slots__ = ("_avoid_acc", "cwnd", "mss", "ssthresh", "unit")
 
     def __init__(self, mss: int, initial_segments: int) -> None:
         self.mss = mss
         self.cwnd = initial_window(mss, initial_segments)
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 3.1)
         self._avoid_acc = 0
+        self.unit = mss
+        """Bytes of the largest segment sent as one unit (a TSO super-segment): see above."""
 
     def set_mss(self, mss: int, initial_segments: int) -> None:
         """Re-base on the negotiated MSS before any data flowed."""
         self.mss = mss
+        self.unit = mss
         self.cwnd = initial_window(mss, initial_segments)
 
     def on_ack(self, acked: int) -> None:
         """New data acknowledged outside loss recovery."""
-        if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, 2 * self.mss)
+        cwnd = self.cwnd
+        if cwnd < self.ssthresh:
+            two = 2 * self.mss
+            grow = min(acked, 2 * self.unit if self.unit > self.mss else two)
+            if grow > two and cwnd + grow > self.ssthresh:
+                grow = max(self.ssthresh - cwnd, two)  # super-segments: stop at ssthresh
+            self.cwnd = cwnd + grow
             return
         self._avoid_acc += acked
         if self._avoid_acc >= self.cwnd:
@@ -50,6 +67,7 @@ class NewReno:
         """Retransmission timeout: back to one segment (RFC 5681 eq. 4 and 3.1)."""
         self.ssthresh = max(flight // 2, 2 * self.mss)
         self.cwnd = self.mss
+        self.unit = self.mss
         self._avoid_acc = 0
 
     def restart_after_idle(self, initial_segments: int) -> None:

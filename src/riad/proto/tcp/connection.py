@@ -297,7 +297,7 @@ class TcpConnection(TcpInput):
         self.stats.icmp_errors += 1
         self.path_mtu = mtu
         self._set_segment_size(seg_max)
-        self.cc.mss = self.mss_send
+        self.cc.mss = self.cc.unit = self.mss_send
         if self.state in SYNCHRONIZED and self.snd_una < self.snd_max:
             # everything in flight left at the old size and died at that router: go back
             # to SND.UNA and send it again in smaller segments, without a congestion response

@@ -118,6 +118,11 @@ class TcpOutput(TcpTimers):
             return seg
         if self._ack_now:
             return self._emit(now, self.snd_nxt, ACK, options=self._data_options(now))
+        if self._update_due:
+            # a window update that may wait: with the delayed ACK, or on data before it
+            self._update_due = False
+            if self._delack_at is None:
+                self._delack_at = Instant(now.ns + self._delack_ns)
         if self._probe_pending:
             self._probe_pending = False
             # a zero-window or keepalive probe: one old sequence number, no data;
@@ -239,6 +244,8 @@ class TcpOutput(TcpTimers):
             self.snd_max = seg_end
         if n < self.mss_send and seg_end > self._snd_small:
             self._snd_small = seg_end
+        if n > self.cc.unit and not retransmit:
+            self.cc.unit = n  # a TSO super-segment: one unit for slow start (congestion)
         if retransmit:
             self.stats.retransmitted_segments += 1
             self.stats.retransmitted_bytes += n
@@ -299,6 +306,7 @@ class TcpOutput(TcpTimers):
         if flags & ACK:
             self._last_ack_sent = ack
             self._ack_now = False
+            self._update_due = False
             self._unacked_bytes = 0
             self._delack_at = None
         header = _make_header(
@@ -358,13 +366,28 @@ class TcpOutput(TcpTimers):
         return tuple(opts)
 
     def _window_opened(self) -> None:
-        """After the application read: announce a window that grew enough (RFC 1122 4.2.3.3)."""
+        """After the application read: announce a window that grew enough (RFC 1122 4.2.3.3).
+
+        The update goes at once when a full segment or more of what was read
+        is still unacknowledged (a bulk transfer: the ACK also clocks the
+        sender) or the window the peer has left is under two segments (it may
+        be waiting for it). Otherwise it waits for the delayed ACK or, usually,
+        rides on the answer the application is about to send: the first read
+        of a connection opens the window from the 64 KiB of the SYN-ACK to the
+        whole buffer, and sent at once that was a pure ACK on every new
+        connection just before the response.
+        """
         if self.state not in CAN_RECEIVE or self._fin_received:
             return
-        right = self.rcv_nxt + self._receive_window()
+        rcv_nxt = self.rcv_nxt
+        right = rcv_nxt + self._receive_window()
         grow = right - self._rcv_adv
         if grow >= min(self.recv_limit // 2, self.config.mss):
-            self._ack_now = True
+            mss = self.mss_send
+            if self._unacked_bytes >= mss or self._rcv_adv - rcv_nxt < 2 * mss:
+                self._ack_now = True
+            else:
+                self._update_due = True
 
     def _send_reset_for(self, hdr: TcpHeader) -> None:
         """Queue the RST RFC 9293 3.10.7 sends to an unacceptable ACK: ``<SEQ=SEG.ACK><CTL=RST>``."""

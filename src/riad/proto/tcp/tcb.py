@@ -102,6 +102,7 @@ class TransmissionControlBlock:
         "_ts_offset",
         "_ts_rtx_floor",
         "_unacked_bytes",
+        "_update_due",
         "cc",
         "config",
         "error",
@@ -202,6 +203,8 @@ class TransmissionControlBlock:
         self._last_ack_sent = 0
         self._events = 0
         self._ack_now = False
+        self._update_due = False
+        """A window update is due but may wait for the delayed ACK (``_window_opened``)."""
         self._delack_ns = config.delayed_ack.ns
         self._unacked_bytes = 0
         self._rst_pending = False
