@@ -12,9 +12,15 @@ loop, with no thread and no fixed tick:
 - after input, the stack's event pumps run (datagrams to protocols, ...),
   then everything the cores queued is flushed to the device;
 - a send from the service (``kick``) schedules one flush for the end of the
-  current loop iteration, so a burst of sends goes out together;
+  current loop iteration, so a burst of sends goes out together; a send made
+  while input or a timer is being handled schedules nothing (the flush that
+  ends that handling takes it);
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
+  The timer is re-armed only when a deadline comes earlier than the one it
+  is set for: a later one leaves it (it fires early, finds nothing due and is
+  set again), so deadlines that move on with every segment (delayed ACK,
+  retransmission, tail loss probe) cost no loop timer churn.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: Instant | None = None
         self._kicked = False
+        self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
         self.wakeups = 0
         """Times the device woke the runtime (readiness callbacks)."""
@@ -87,6 +94,7 @@ class Runtime:
         if not self._running:
             return
         self.wakeups += 1
+        self._busy = True
         now = self.clock.now()
         receive = self.iface.receive
         receive_batch = self.device.receive_batch
@@ -103,7 +111,10 @@ class Runtime:
                 break
         else:
             more = True
-        self.after_input()
+        try:
+            self.after_input()
+        finally:
+            self._busy = False
         self.flush()
         if more:
             self.loop.call_soon(self._on_ready)
@@ -116,7 +127,7 @@ class Runtime:
 
     def kick(self) -> None:
         """Flush at the end of this loop iteration (coalesces bursts of sends)."""
-        if not self._kicked and self._running:
+        if not self._kicked and self._running and not self._busy:
             self._kicked = True
             self.loop.call_soon(self._kicked_flush)
 
@@ -141,10 +152,12 @@ class Runtime:
 
     def _arm(self, now: Instant) -> None:
         deadline = self.iface.poll_at()
-        if deadline == self._armed_for and (deadline is None or self._timer is not None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
+        timer = self._timer
+        if timer is not None:
+            armed = self._armed_for
+            if deadline is None or (armed is not None and armed.ns <= deadline.ns):
+                return  # it fires early (or for nothing) and is set again then
+            timer.cancel()
             self._timer = None
         self._armed_for = deadline
         if deadline is not None and self._running:
@@ -153,7 +166,7 @@ class Runtime:
 
     @property
     def next_deadline(self) -> Instant | None:
-        """The deadline the loop timer is armed for, if any."""
+        """The deadline the loop timer is armed for, if any (at or before the cores' earliest)."""
         return self._armed_for if self._timer is not None else None
 
     def _on_timer(self) -> None:
@@ -163,6 +176,10 @@ class Runtime:
         if not self._running:
             return
         now = self.clock.now()
-        self.iface.on_timeout(now)
-        self.after_input()
+        self._busy = True
+        try:
+            self.iface.on_timeout(now)
+            self.after_input()
+        finally:
+            self._busy = False
         self.flush()
