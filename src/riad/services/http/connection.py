@@ -7,6 +7,12 @@ streams the request body (sending ``100 Continue`` when the client waits for
 it), ``send`` streams the response (``Content-Length`` when the whole body is
 in one message, chunked otherwise; no body for ``HEAD``).
 
+Plain exchanges (a bodiless ``GET``/``HEAD`` whose whole head is in hand,
+answered in one message of known length) skip h11: ``plain`` parses and
+renders them, checked to match h11 byte for byte; everything else, and any
+plain exchange whose answer turns out to need h11, is handed to h11, which
+then carries the exchange as before.
+
 Timers: one deadline per connection, re-armed lazily (a timer fires, finds the
 deadline moved on and sleeps again), so the hot path only stores a float.
 Expiry cancels the connection's task; ``run`` then answers 408 when a request
@@ -29,6 +35,7 @@ import h11
 from riad.log import INFO
 from riad.services.http.asgi import ASGI_VERSION, Message
 from riad.services.http.dates import http_date_now
+from riad.services.http.plain import PlainRequest, parse_plain_request, render_plain_response
 from riad.services.stream import ByteStream
 
 if TYPE_CHECKING:
@@ -64,12 +71,15 @@ class HttpConnection:
         "_deadline_kind",
         "_disconnected",
         "_expired_kind",
+        "_fast",
         "_h11",
         "_head_request",
         "_head_sent",
         "_limits",
         "_local_addr",
         "_loop",
+        "_pending",
+        "_plain",
         "_receiving",
         "_reject",
         "_response_bytes",
@@ -99,9 +109,10 @@ class HttpConnection:
         self._stream = stream
         self._limits = server.limits
         self._loop = asyncio.get_running_loop()
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=server.limits.max_header_bytes
-        )
+        self._h11 = self._new_h11()
+        self._fast = True
+        """Plain exchanges are taken without h11 (``_pending`` holds the bytes read)."""
+        self._pending = b""
         self._task: asyncio.Task[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = _NO_DEADLINE
@@ -115,7 +126,11 @@ class HttpConnection:
         self.request_line = ""
         self._reset_cycle()
 
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_bytes)
+
     def _reset_cycle(self) -> None:
+        self._plain: PlainRequest | None = None
         self._status: int | None = None
         self._response_headers: Any = ()
         self._head_sent = False
@@ -204,11 +219,40 @@ class HttpConnection:
     # -- the request loop ------------------------------------------------------------------
 
     async def _serve(self) -> None:
-        conn = self._h11
         limits = self._limits
         read = self._stream.read
         self._set_deadline(limits.idle_timeout_s, _IDLE)
         while True:
+            if self._fast:
+                data = self._pending
+                if not data:
+                    data = await read(_READ_BYTES)
+                    if not data:
+                        return
+                plain = parse_plain_request(data, limits)
+                if plain is None:
+                    # h11 takes this exchange: a body, a head in pieces, anything unusual
+                    self._fast = False
+                    self._pending = b""
+                    self._h11 = self._new_h11()
+                    self._h11.receive_data(data)
+                    continue
+                self._pending = data[len(plain.head) :]
+                self._deadline = _NO_DEADLINE
+                self._deadline_kind = _BODY
+                self._plain = plain
+                if not await self._respond(plain):
+                    return
+                if self._fast:
+                    if not plain.keep_alive or self._closing:
+                        return
+                    self._reset_cycle()
+                    self._set_deadline(limits.idle_timeout_s, _IDLE)
+                    continue
+                if not await self._end_h11_exchange():  # the answer needed h11
+                    return
+                continue
+            conn = self._h11
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 if conn.their_state is h11.IDLE:
@@ -226,17 +270,39 @@ class HttpConnection:
             if type(event) is h11.Request:
                 self._deadline = _NO_DEADLINE
                 self._deadline_kind = _BODY
-                if not await self._respond(event):
+                if not await self._respond(event) or not await self._end_h11_exchange():
                     return
-                if conn.our_state is h11.MUST_CLOSE or self._closing:
-                    return
-                if conn.their_state is not h11.DONE and not await self._discard_body():
-                    return
-                conn.start_next_cycle()
-                self._reset_cycle()
-                self._set_deadline(limits.idle_timeout_s, _IDLE)
                 continue
             return  # ConnectionClosed (or PAUSED after an unread body): done
+
+    async def _end_h11_exchange(self) -> bool:
+        """After an exchange h11 carried: False when the connection ends here; else the
+        next request, back on the fast path if it can."""
+        conn = self._h11
+        if conn.our_state is h11.MUST_CLOSE or self._closing:
+            return False
+        if conn.their_state is not h11.DONE and not await self._discard_body():
+            return False
+        conn.start_next_cycle()
+        self._reset_cycle()
+        self._set_deadline(self._limits.idle_timeout_s, _IDLE)
+        data, closed = conn.trailing_data
+        if not closed:
+            self._fast = True
+            self._pending = bytes(data)
+        return True
+
+    def _hand_to_h11(self) -> None:
+        """The plain exchange under way needs h11 after all: give it the request."""
+        plain = self._plain
+        assert plain is not None
+        self._plain = None
+        self._fast = False
+        conn = self._h11 = self._new_h11()
+        conn.receive_data(plain.head + self._pending)
+        self._pending = b""
+        if type(conn.next_event()) is not h11.Request:
+            raise RuntimeError("h11 does not read the request the fast path took")
 
     def _check_request_line(self, buffered: bytes) -> None:
         limit = self._limits.max_request_line_bytes
@@ -257,7 +323,7 @@ class HttpConnection:
 
     # -- one request -----------------------------------------------------------------------
 
-    def _check_request(self, request: h11.Request) -> None:
+    def _check_request(self, request: h11.Request | PlainRequest) -> None:
         limits = self._limits
         if len(request.method) + len(request.target) + 10 > limits.max_request_line_bytes:
             raise _Reject(414, f"request line longer than {limits.max_request_line_bytes} bytes")
@@ -274,9 +340,10 @@ class HttpConnection:
         if head_bytes > limits.max_header_bytes:
             raise _Reject(431, f"request head larger than {limits.max_header_bytes} bytes")
 
-    async def _respond(self, request: h11.Request) -> bool:
+    async def _respond(self, request: h11.Request | PlainRequest) -> bool:
         """Run the application for ``request``; False when the connection must close."""
-        self._check_request(request)
+        if type(request) is not PlainRequest:  # a plain request was taken within the limits
+            self._check_request(request)
         server = self._server
         method = request.method.decode("ascii")
         target = request.target
@@ -356,6 +423,9 @@ class HttpConnection:
             return _DISCONNECT
         if self._body_done:
             return await self._wait_for_disconnect()
+        if self._plain is not None:
+            self._body_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
         return await self._next_body_message()
 
     async def _next_body_message(self) -> Message:
@@ -409,7 +479,6 @@ class HttpConnection:
         """After the request body: block until the client goes away (ASGI
         ``http.disconnect``). Bytes of a pipelined next request are kept, up to
         a bound, for when this response is done."""
-        conn = self._h11
         kept = 0
         if self._receiving:
             raise RuntimeError("receive() awaited twice at once")
@@ -421,7 +490,10 @@ class HttpConnection:
                     self._disconnected = True
                     return _DISCONNECT
                 kept += len(data)
-                conn.receive_data(data)
+                if self._plain is not None:
+                    self._pending += data  # a pipelined request, for the fast path
+                else:  # (h11 may have taken the exchange over meanwhile)
+                    self._h11.receive_data(data)
             await asyncio.get_running_loop().create_future()  # until cancelled
             raise AssertionError("unreachable")
         finally:
@@ -440,6 +512,14 @@ class HttpConnection:
                 return
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            plain = self._plain
+            if plain is not None:
+                if not more and not self._head_sent:
+                    out = self._plain_response(plain, body)
+                    if out is not None:
+                        await self._write_plain(plain, out, body)
+                        return
+                self._hand_to_h11()
             conn = self._h11
             out = self._response_head(body, more) if not self._head_sent else b""
             if body and not self._head_request:
@@ -467,7 +547,46 @@ class HttpConnection:
             return
         raise ValueError(f"unexpected ASGI message type {kind!r}")
 
+    async def _write_plain(self, plain: PlainRequest, out: bytes, body: bytes) -> None:
+        self._head_sent = True
+        self._response_complete = True
+        if not self._head_request:
+            self._response_bytes += len(body)
+        stream = self._stream
+        stream.write(out)
+        if not plain.keep_alive:
+            stream.close()  # the last response on this connection, as with h11's MUST_CLOSE
+            return
+        self._set_deadline(self._limits.send_timeout_s, _SEND)
+        await stream.drain()
+        self._deadline = _NO_DEADLINE
+
+    def _plain_response(self, plain: PlainRequest, body: bytes) -> bytes | None:
+        status = self._status
+        assert status is not None
+        return render_plain_response(
+            status,
+            _REASONS.get(status, b""),
+            self._head_fields(body, False),
+            body,
+            head_request=self._head_request,
+            keep_alive=plain.keep_alive,
+        )
+
     def _response_head(self, body: bytes, more: bool) -> bytes:
+        status = self._status
+        assert status is not None
+        head = self._h11.send(
+            h11.Response(
+                status_code=status,
+                headers=self._head_fields(body, more),
+                reason=_REASONS.get(status, b""),
+            )
+        )
+        self._head_sent = True
+        return head
+
+    def _head_fields(self, body: bytes, more: bool) -> list[tuple[bytes, bytes]]:
         status = self._status
         assert status is not None
         headers: list[tuple[bytes, bytes]] = []
@@ -489,11 +608,7 @@ class HttpConnection:
             headers.append((b"server", b"riad"))
         if self._closing:
             headers.append((b"connection", b"close"))
-        head = self._h11.send(
-            h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
-        )
-        self._head_sent = True
-        return head
+        return headers
 
     # -- errors ----------------------------------------------------------------------------
 
