@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = ["TcpPlumbing", "TcpServer", "TcpTransport"]
 
-_READABLE = TcpEvent.READABLE
-_WRITABLE = TcpEvent.WRITABLE
-_EOF = TcpEvent.EOF
-_CLOSED = TcpEvent.CLOSED
-_CONNECTED = TcpEvent.CONNECTED
+# plain ints: bit tests on an IntFlag go through the enum machinery
+_READABLE = int(TcpEvent.READABLE)
+_WRITABLE = int(TcpEvent.WRITABLE)
+_EOF = int(TcpEvent.EOF)
+_CLOSED = int(TcpEvent.CLOSED)
+_CONNECTED = int(TcpEvent.CONNECTED)
 
 
 class TcpTransport(asyncio.Transport):
@@ -260,7 +261,7 @@ class TcpTransport(asyncio.Transport):
 
     # -- events from the core ------------------------------------------------
 
-    def _on_events(self, ev: TcpEvent) -> None:
+    def _on_events(self, ev: int) -> None:
         if ev & _WRITABLE:
             self._push()
         if ev & (_READABLE | _EOF):
@@ -572,7 +573,7 @@ class TcpPlumbing:
                     self.core.touch(conn)
                     continue
                 self._start(conn, server._factory, loop)
-        for conn, ev in core.take_events():
+        for conn, ev in core.take_event_bits():
             transport = self._transports.get(conn)
             if transport is not None:
                 transport._on_events(ev)

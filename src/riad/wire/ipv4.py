@@ -135,8 +135,8 @@ class Ipv4Header:
         if src >> 28 == 0xE or src == 0xFFFFFFFF:
             raise SanityError(_LAYER, "src", 12, "source is a multicast or broadcast address")
         header = _make_header(
-            IPv4Address(src),
-            IPv4Address(dst),
+            _ADDRESSES.get(src) or _address(src),
+            _ADDRESSES.get(dst) or _address(dst),
             proto,
             total,
             ttl,
@@ -249,3 +249,14 @@ def _check_options(options: bytes) -> None:
 
 
 _make_header = trusted_constructor(Ipv4Header)
+
+_ADDRESSES: dict[int, IPv4Address] = {}
+"""Addresses seen lately, by value: building an ``IPv4Address`` is slow (bounded)."""
+_MAX_ADDRESSES = 1024
+
+
+def _address(value: int) -> IPv4Address:
+    if len(_ADDRESSES) >= _MAX_ADDRESSES:
+        _ADDRESSES.clear()
+    address = _ADDRESSES[value] = IPv4Address(value)
+    return address

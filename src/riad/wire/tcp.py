@@ -37,6 +37,7 @@ _HEADER = struct.Struct("!HHIIBBHHH")
 _TS = struct.Struct("!II")
 _KIND_LEN_U16 = struct.Struct("!BBH")
 _KIND_LEN_TS = struct.Struct("!BBII")
+_NOP_NOP_TS = struct.Struct("!BBBBII")
 # The option layout of Linux SYN and SYN-ACK segments:
 # MSS, SACK permitted, timestamps, NOP, window scale.
 _LINUX_SYN = struct.Struct("!BBHBBBBIIBBBB")
@@ -388,6 +389,10 @@ class TcpHeader:
 
 def encode_options(options: tuple[TcpOption, ...]) -> bytes:
     """The options as on the wire, before padding to a multiple of 4."""
+    if len(options) == 3 and options[0] is NOP and options[1] is NOP:
+        ts = options[2]
+        if type(ts) is TimestampsOption:  # the common data-segment layout
+            return _NOP_NOP_TS.pack(1, 1, 8, 10, ts.tsval, ts.tsecr)
     return b"".join([opt.encode() for opt in options])
 
 

@@ -227,9 +227,13 @@ class TcpConnection(TcpInput):
 
     def take_events(self) -> TcpEvent:
         """The events since the last call (``TcpEvent`` bits; 0 when none)."""
+        return TcpEvent(self.take_event_bits())
+
+    def take_event_bits(self) -> int:
+        """``take_events`` as a plain ``int`` (no enum to build: the owner's hot path)."""
         ev = self._events
         self._events = 0
-        return TcpEvent(ev)
+        return ev
 
     @property
     def is_closed(self) -> bool:

@@ -174,11 +174,15 @@ class TcpCore:
 
     def take_events(self) -> list[tuple[TcpConnection, TcpEvent]]:
         """Each connection's events since the last call."""
-        if not self._events:
+        return [(conn, TcpEvent(ev)) for conn, ev in self.take_event_bits()]
+
+    def take_event_bits(self) -> list[tuple[TcpConnection, int]]:
+        """``take_events`` with the bits as plain ints (for the stack's hot path)."""
+        events = self._events
+        if not events:
             return []
-        out = [(conn, TcpEvent(ev)) for conn, ev in self._events.items()]
         self._events = {}
-        return out
+        return list(events.items())
 
     def take_acceptable(self) -> list[TcpListener]:
         """Listeners with established connections waiting for ``accept``."""
@@ -189,10 +193,9 @@ class TcpCore:
         return out
 
     def _collect(self, conn: TcpConnection) -> None:
-        ev = conn.take_events()
-        if not ev:
+        ev_int = conn.take_event_bits()
+        if not ev_int:
             return
-        ev_int = int(ev)
         if ev_int & _EV_CONNECTED:
             listener = self._parent.pop(conn, None)
             if listener is not None:
@@ -336,8 +339,9 @@ class TcpCore:
     def _encode(self, src: IPv4Address, dst: IPv4Address, seg: TcpSegment) -> Outbound:
         hdr = seg.header
         payload = seg.payload
-        head = bytearray(hdr.header_len)
+        head = bytearray(60)
         hl = hdr.emit_into(head, 0)
+        del head[hl:]
         length = hl + len(payload)
         offload: TransportOffload | None = None
         if self.checksum_offload:

@@ -49,7 +49,7 @@ class TcpTimers(TransmissionControlBlock):
             self._tlp_at,
             self._finwait2_at,
         ):
-            if at is not None and (best is None or at < best):
+            if at is not None and (best is None or at.ns < best.ns):
                 best = at
         return best
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
 
 __all__ = ["http_date", "http_date_now", "parse_http_date"]
 
@@ -19,6 +20,7 @@ class _DateCache:
 _cache = _DateCache()
 
 
+@lru_cache(maxsize=256)  # the Last-Modified of the files served (and each second's Date)
 def http_date(epoch_s: float) -> str:
     """``Sun, 06 Nov 1994 08:49:37 GMT`` for a Unix time in seconds."""
     return formatdate(epoch_s, usegmt=True)

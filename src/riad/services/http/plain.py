@@ -41,9 +41,9 @@ _VCHAR = rb"[\x21-\x7e\x80-\xff]"
 _FIELD = rb"%s:[ \t]*(?:%s+(?:[ \t]+%s+)*)?[ \t]*\r\n" % (_TOKEN, _VCHAR, _VCHAR)
 _HEAD = re.compile(rb"(GET|HEAD) ([\x21-\x7e]+) HTTP/1\.1\r\n((?:%s)*)\r\n" % _FIELD)
 
-# What h11 accepts in a response header it is given (h11._abnf, with CR, LF, NUL refused).
-_RESPONSE_NAME = re.compile(_TOKEN)
-_RESPONSE_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+# The header lines h11 accepts in a response it is given (h11._abnf: name, ": ", value
+# without CR, LF, NUL), checked for the whole block at once.
+_RESPONSE_FIELDS = re.compile(rb"(?:%s: (?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?\r\n)*" % _TOKEN)
 _DIGITS = re.compile(rb"[0-9]{1,20}")
 
 # Request headers that need h11 (a body, or a protocol change).
@@ -125,26 +125,28 @@ def render_plain_response(
     no_body = head_request or status == 204 or status == 304
     if no_body and body and not head_request:
         return None  # h11 refuses a body a 204/304 cannot have
-    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    lines = []
     length: bytes | None = None
     for name, value in headers:
         if type(name) is not bytes or type(value) is not bytes:
             return None
         lower = name.lower()
-        if lower in _RESPONSE_NEEDS_H11 or _RESPONSE_NAME.fullmatch(name) is None:
-            return None
-        if _RESPONSE_VALUE.fullmatch(value) is None:
+        if lower in _RESPONSE_NEEDS_H11:
             return None
         if lower == b"content-length":
             if length is not None or _DIGITS.fullmatch(value) is None:
                 return None
             length = value
-        out.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"%s: %s\r\n" % (name, value))
+    block = b"".join(lines)
+    if block.count(b"\n") != len(lines) or _RESPONSE_FIELDS.fullmatch(block) is None:
+        return None  # a name or value h11 refuses (CR, LF, NUL, spaces at the ends...)
     if not no_body and (length is None or int(length) != len(body)):
         return None  # h11 would frame it otherwise (chunked) or refuse the length
-    if not keep_alive:
-        out.append(b"Connection: close\r\n")
-    out.append(b"\r\n")
-    if body and not head_request:
-        out.append(body)
-    return b"".join(out)
+    head = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
+        status,
+        reason,
+        block,
+        b"" if keep_alive else b"Connection: close\r\n",
+    )
+    return head + body if body and not head_request else head
