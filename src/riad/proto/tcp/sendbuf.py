@@ -59,9 +59,10 @@ class SendBuffer:
         return n
 
     def read(self, seq: int, n: int) -> bytes:
-        """``n`` bytes from ``seq`` (fewer at the end of the buffer)."""
+        """``n`` bytes from ``seq`` (fewer at the end of the buffer), copied once."""
         off = seq - self.start_seq
-        return bytes(self.data[off : off + n])
+        with memoryview(self.data) as view:  # released at once: the buffer may resize
+            return view[off : off + n].tobytes()
 
 
 class Scoreboard:
