@@ -14,7 +14,7 @@ loop, with no thread and no fixed tick:
 - a send from the service (``kick``) schedules one flush for the end of the
   current loop iteration, so a burst of sends goes out together; a send made
   while input or a timer is being handled schedules nothing (the flush that
-  ends that handling takes it);
+  ends that handling takes it); a large send (``flush_now``) goes out at once;
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
   The timer is re-armed only when a deadline comes earlier than the one it
@@ -130,6 +130,14 @@ class Runtime:
         if not self._kicked and self._running and not self._busy:
             self._kicked = True
             self.loop.call_soon(self._kicked_flush)
+
+    def flush_now(self) -> None:
+        """Flush at once (after a large send: nothing is gained by waiting to coalesce).
+
+        Inside input or timer handling it does nothing: the flush that ends it follows.
+        """
+        if self._running and not self._busy:
+            self.flush()
 
     def _kicked_flush(self) -> None:
         self._kicked = False

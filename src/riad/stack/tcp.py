@@ -47,6 +47,7 @@ _WRITABLE = int(TcpEvent.WRITABLE)
 _EOF = int(TcpEvent.EOF)
 _CLOSED = int(TcpEvent.CLOSED)
 _CONNECTED = int(TcpEvent.CONNECTED)
+_PUSH_BYTES = 64 * 1024
 
 
 class TcpTransport(asyncio.Transport):
@@ -187,6 +188,10 @@ class TcpTransport(asyncio.Transport):
             if n < len(data):
                 self._pending += memoryview(data)[n:]
             self._plumbing.touch(conn)
+            if n >= _PUSH_BYTES:
+                # a large write goes out at once, as a kernel socket's send does: the
+                # peer starts receiving while the application prepares the next one
+                self._plumbing.stack.runtime.flush_now()
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:

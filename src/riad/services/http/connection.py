@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection"]
 
 _READ_BYTES = 64 * 1024
+_JOIN_BYTES = 64 * 1024  # smaller bodies go out in one write with their head and framing
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _NO_DEADLINE = math.inf
@@ -521,15 +522,25 @@ class HttpConnection:
                         return
                 self._hand_to_h11()
             conn = self._h11
+            stream = self._stream
             out = self._response_head(body, more) if not self._head_sent else b""
             if body and not self._head_request:
-                out += conn.send(h11.Data(data=body))
                 self._response_bytes += len(body)
+                if len(body) < _JOIN_BYTES:
+                    out += conn.send(h11.Data(data=body))
+                else:  # a large body is not copied into one joined write
+                    for piece in conn.send_with_data_passthrough(h11.Data(data=body)) or ():
+                        if piece is body:
+                            stream.write(out)
+                            stream.write(body)
+                            out = b""
+                        else:
+                            out += piece
             if not more:
                 out += conn.send(h11.EndOfMessage())
                 self._response_complete = True
-            stream = self._stream
-            stream.write(out)
+            if out:
+                stream.write(out)
             if self._response_complete and conn.our_state is h11.MUST_CLOSE:
                 # The last response on this connection: close now (the transport
                 # flushes first) rather than after the application has unwound.
