@@ -11,7 +11,9 @@ records what it loaded:
   its shared libraries, C extension modules, and libraries opened with
   ``dlopen``;
 - every file opened for reading (an audit hook on ``open``): the data the
-  service loads at start-up (its stores, certificates).
+  service loads at start-up (its stores, certificates);
+- every source string compiled at run time (``dataclasses``, ``namedtuple``:
+  :mod:`riad.image.compiled`), which an image then carries compiled.
 
 Start-up is over when the service's event loop first stays idle for
 :data:`IDLE_MS` (a selector poll returning no events while nothing is
@@ -74,6 +76,8 @@ class StartupTrace:
     loaded_under: dict[str, str] = field(default_factory=dict)
     opened: tuple[str, ...] = ()
     output: str = ""
+    compiled: tuple[tuple[str, str, str, int], ...] = ()
+    """Source text start-up compiled at run time (``riad.image.compiled.Key``)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -229,5 +233,6 @@ def trace_startup(
         edges=tuple((a, b) for a, b in raw["edges"]),
         loaded_under=dict(raw["loaded_under"]),
         opened=tuple(raw["opened"]),
+        compiled=tuple((s, f, m, int(flags)) for s, f, m, flags in raw.get("compiled", ())),
         output=(done.stdout + done.stderr)[-4000:],
     )

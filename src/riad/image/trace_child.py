@@ -2,8 +2,10 @@
 
 Run as ``python -m riad.image.trace_child OUT PRELOAD PATH SETTLE ENTRY...``.
 It imports only what the interpreter has loaded anyway (plus ``threading``
-for the settle timer), so that the recorded modules are the service's own;
-``json`` and ``traceback`` are imported after the snapshot is taken.
+for the settle timer, and :mod:`riad.image.compiled`, which records the source
+text start-up compiles and which every image carries), so that the recorded
+modules are the service's own; ``json`` and ``traceback`` are imported after
+the snapshot is taken.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from riad.image.compiled import CompileHook
 
 IDLE_MS = 200
 
@@ -117,10 +121,13 @@ class OpenedFiles:
 class _Recorder:
     """Writes the trace once and ends the child process."""
 
-    def __init__(self, out: str, graph: ImportGraph, opened: OpenedFiles) -> None:
+    def __init__(
+        self, out: str, graph: ImportGraph, opened: OpenedFiles, compiled: CompileHook
+    ) -> None:
         self.out = out
         self.graph = graph
         self.opened = opened
+        self.compiled = compiled
         self.done = False
 
     def finish(self, reason: str, error: BaseException | None = None) -> None:
@@ -139,6 +146,7 @@ class _Recorder:
             "edges": sorted(self.graph.edges),
             "loaded_under": self.graph.loaded_under,
             "opened": sorted(self.opened.paths),
+            "compiled": self.compiled.seen,
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
@@ -227,7 +235,11 @@ def _child(argv: list[str]) -> None:
     graph.install()
     opened = OpenedFiles()
     opened.install()
-    recorder = _Recorder(out, graph, opened)
+    from riad.image.compiled import CompileHook
+
+    compiled = CompileHook()
+    compiled.install()
+    recorder = _Recorder(out, graph, opened, compiled)
     sys.path[:0] = [p for p in path.split(os.pathsep) if p]
     import importlib
     import threading

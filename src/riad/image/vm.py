@@ -46,6 +46,7 @@ from typing import Literal, get_args
 import riad
 from riad.image import ImageError
 from riad.image.bootargs import encode_boot_args, split_net_args
+from riad.image.compiled import compile_table
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
@@ -59,12 +60,20 @@ INTERPRETER = f"usr/bin/python{PY_VERSION}"
 STDLIB_ZIP = f"usr/lib/python{PY_TAG}.zip"
 STDLIB_DIR = f"usr/lib/python{PY_VERSION}"
 DYNLOAD = f"{STDLIB_DIR}/lib-dynload"
+# Code for the source text start-up compiles at run time (riad.image.compiled).
+COMPILED_TABLE = f"{STDLIB_DIR}/startup-code.marshal"
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
 CONFIG_MODULE = "riadinit"
 GUEST_MODULE = "riad.targets.vm.guest"
 BOOT_ARGS_ENV = "RIAD_ARGS"
 # Imported by PID 1 before or around the service, in every image.
-GUEST_PRELOAD = (GUEST_MODULE, "riad.targets.vm.netconf", "riad.image.trace_child", "runpy")
+GUEST_PRELOAD = (
+    GUEST_MODULE,
+    "riad.targets.vm.netconf",
+    "riad.image.trace_child",
+    "riad.image.compiled",
+    "runpy",
+)
 # Modules the guest or the stdlib import lazily, after start-up.
 LAZY_MODULES = ("traceback", "termios")
 # Imports the stdlib guards with ``try: ... except ImportError``: such an
@@ -238,6 +247,8 @@ def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
         'if __name__ == "__main__":\n'
         "    import sys, time\n\n"
         '    sys.stdout.write(f"\\nriad-vm: pid1 {time.monotonic():.6f}\\n")\n'
+        "    from riad.image.compiled import serve\n\n"
+        f"    serve({'/' + COMPILED_TABLE!r})\n"
         f"    from {GUEST_MODULE} import main\n\n"
         "    main(SERVICE_MODULE, NET, SERVICE_FOLDER)\n"
     ).encode()
@@ -540,6 +551,7 @@ def build_image(
     content = _Content()
     _add_skeleton(content)
     extensions = _add_modules(content, trace, service, options)
+    content.add_file(COMPILED_TABLE, compile_table(list(trace.compiled)), "riad")
     _add_data(content, trace, service)
     _add_native(content, trace, extensions, service)
     cpio = content.archive.to_bytes()

@@ -14,7 +14,9 @@ What PID 1 does, in order:
 
 1. ``riadinit`` prints ``riad-vm: pid1 T`` (``T``: seconds since the kernel
    started, from ``CLOCK_MONOTONIC``) before importing anything of riad's,
-   the runner's mark for ``--timings``;
+   the runner's mark for ``--timings``; then it serves the source text
+   start-up compiles at run time from code compiled at build time
+   (:mod:`riad.image.compiled`), until start-up is over;
 2. brings ``eth0`` up; on the ``socket`` kernel also gives it the ``--ipv4``
    address and the ``--ipv4-gateway`` route (through ioctls: no programs);
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
@@ -112,6 +114,9 @@ def _watch_console() -> None:
 
 def _startup_over() -> None:
     _say(f"ready {time.monotonic():.6f}")
+    from riad.image import compiled
+
+    compiled.stop()
     for hook in _after_startup:
         hook()
 
