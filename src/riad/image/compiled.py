@@ -98,27 +98,25 @@ class CompileHook:
             self.seen.append(key)
         return code
 
+    def _run_text(self, source: str, mode: str, globals: Any, locals: Any) -> tuple[Any, ...]:
+        """What ``exec``/``eval`` of text compiles and runs in, seen from their caller."""
+        caller = sys._getframe(2)
+        if globals is None:
+            globals = caller.f_globals
+            if locals is None:
+                locals = caller.f_locals
+        flags = caller.f_code.co_flags & FUTURE_FLAGS
+        return self._code(source, "<string>", mode, flags), globals, locals
+
     def _exec(self, source: Any, globals: Any = None, locals: Any = None, /, **kwargs: Any) -> None:
         if isinstance(source, str):
-            caller = sys._getframe(1)
-            if globals is None:
-                globals = caller.f_globals
-                if locals is None:
-                    locals = caller.f_locals
-            flags = caller.f_code.co_flags & FUTURE_FLAGS
-            source = self._code(source, "<string>", "exec", flags)
+            source, globals, locals = self._run_text(source, "exec", globals, locals)
         _exec(source, globals, locals, **kwargs)
 
     def _eval(self, source: Any, globals: Any = None, locals: Any = None, /) -> Any:
         if isinstance(source, str):
-            caller = sys._getframe(1)
-            if globals is None:
-                globals = caller.f_globals
-                if locals is None:
-                    locals = caller.f_locals
-            flags = caller.f_code.co_flags & FUTURE_FLAGS
             # eval() drops leading blanks of a string, as the built-in does.
-            source = self._code(source.lstrip(" \t"), "<string>", "eval", flags)
+            source, globals, locals = self._run_text(source.lstrip(" \t"), "eval", globals, locals)
         return _eval(source, globals, locals)
 
     def _compile(
