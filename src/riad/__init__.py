@@ -21,11 +21,13 @@ A service needs only this package's top level::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# Not typing's: a vm image imports this package before it can import typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from riad.app import App, Arg, ConfigError, Devices, MissingDeviceError, port
     from riad.devices import KV, Listener, Stack, WritableKV
     from riad.log import Logger

@@ -40,7 +40,7 @@ def test_net_argument_without_value_names_the_fix() -> None:
 def test_cmdline_carries_the_boot_arguments_in_one_parameter() -> None:
     line = boot_cmdline([], ["--port", "7"], accel="tcg")
     assert line.endswith('RIAD_ARGS="--port 7"')
-    assert "rdinit=/usr/bin/python" in line and " -m riadinit" in line
+    assert "rdinit=/usr/bin/python" in line and " -u /riadinit" in line
     assert "noapictimer" in line
     assert "noapictimer" not in boot_cmdline([], [], accel="kvm")
     assert " -- " not in line

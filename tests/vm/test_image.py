@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import stat
 import subprocess
@@ -58,9 +59,14 @@ def test_image_holds_one_interpreter_and_no_other_program(echo_images: tuple[Pat
     assert {"dev/console", "dev/urandom", "dev/null"} <= set(entries)
     assert stat.S_ISCHR(entries["dev/urandom"].mode)
     assert entries["usr/lib/python3.11/os.py"].data.startswith(b"# landmark")
-    zip_members = {f["path"].split(":", 1)[1] for f in manifest["files"] if ":" in f["path"]}
-    assert {"echo.pyc", "asyncio/__init__.pyc", "riadinit.pyc"} <= zip_members
-    assert "ssl.pyc" not in zip_members
+    packed = {f["path"].split(":", 1)[1] for f in manifest["files"] if ":" in f["path"]}
+    assert {"echo", "asyncio/__init__", "riad/targets/vm/guest"} <= packed
+    assert "ssl" not in packed
+    assert "os" not in packed  # frozen into the interpreter
+    assert entries["riadinit"].data[:4] == importlib.util.MAGIC_NUMBER
+    assert entries["usr/lib/python3.11/encodings/__init__.pyc"].data[:4] == (
+        importlib.util.MAGIC_NUMBER
+    )
     assert not any("_ssl" in p or "libssl" in p or "libcrypto" in p for p in entries)
 
 

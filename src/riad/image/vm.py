@@ -7,9 +7,13 @@ then packs exactly what was loaded:
   the shared libraries it and the used C extension modules need (``ldd``),
   plus libraries the trace saw opened with ``dlopen``; stripped when
   ``strip`` is installed;
-- pure-Python modules compiled at build time (unchecked-hash ``.pyc``, so
-  no source and no timestamp is needed) in ``/usr/lib/python3XY.zip``,
-  stored uncompressed (the initramfs is compressed as a whole);
+- pure-Python modules compiled at build time, in one table PID 1 imports
+  from (``/usr/lib/python3.X/modules.marshal``, :mod:`riad.image.packed`);
+  the few the interpreter needs before that as unchecked-hash ``.pyc``
+  files (no source, no timestamp) in ``/usr/lib/python3.X``; modules frozen
+  into the interpreter are left out;
+- the code for the source text start-up compiles at run time
+  (``dataclasses``, ``namedtuple``: :mod:`riad.image.compiled`);
 - used C extension modules in ``/usr/lib/python3.X/lib-dynload``;
 - the landmark the interpreter looks for to find its prefix
   (``/usr/lib/python3.X/os.py``, a comment) and the ``lib-dynload`` directory;
@@ -17,7 +21,7 @@ then packs exactly what was loaded:
 - the data the service read from its folder during start-up (its stores,
   certificates), in ``/srv/service`` at the same relative paths;
 - ``riadinit``: PID 1's entry module, naming the service module, the
-  network mode and the service folder.
+  network mode and the service folder; it installs the two tables.
 
 Everything is laid out in sorted order with fixed metadata, so the same
 inputs give byte-identical files (``manifest.json`` included).
@@ -25,22 +29,23 @@ inputs give byte-identical files (``manifest.json`` included).
 
 from __future__ import annotations
 
+import _imp
 import ast
 import dataclasses
 import hashlib
 import importlib.util
-import io
 import json
+import marshal
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Literal, get_args
 
 import riad
@@ -50,6 +55,7 @@ from riad.image.compiled import compile_table
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
+from riad.image.packed import pack
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
 Compression = Literal["none", "lz4", "zstd"]
@@ -57,14 +63,30 @@ COMPRESSIONS: tuple[Compression, ...] = get_args(Compression)
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
 INTERPRETER = f"usr/bin/python{PY_VERSION}"
-STDLIB_ZIP = f"usr/lib/python{PY_TAG}.zip"
 STDLIB_DIR = f"usr/lib/python{PY_VERSION}"
 DYNLOAD = f"{STDLIB_DIR}/lib-dynload"
+# The image's Python modules, one table PID 1 imports from (riad.image.packed).
+MODULE_TABLE = f"{STDLIB_DIR}/modules.marshal"
 # Code for the source text start-up compiles at run time (riad.image.compiled).
 COMPILED_TABLE = f"{STDLIB_DIR}/startup-code.marshal"
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
 CONFIG_MODULE = "riadinit"
+# PID 1's entry, compiled: the interpreter runs a compiled file given as its
+# script (no runpy, so nothing of importlib is needed before the table). Its
+# path has no dot: the kernel keeps words with one for built-in modules.
+INIT_FILE = CONFIG_MODULE
 GUEST_MODULE = "riad.targets.vm.guest"
+# Plain .pyc files in STDLIB_DIR, not in the table: what the interpreter
+# imports before PID 1's code runs, and what installs the table.
+BOOT_MODULES = (
+    "encodings",
+    "encodings.aliases",
+    "encodings.utf_8",
+    "__future__",
+    "riad",
+    "riad.image",
+)
+PACKED_MODULE = "riad.image.packed"
 BOOT_ARGS_ENV = "RIAD_ARGS"
 # Imported by PID 1 before or around the service, in every image.
 GUEST_PRELOAD = (
@@ -72,6 +94,7 @@ GUEST_PRELOAD = (
     "riad.targets.vm.netconf",
     "riad.image.trace_child",
     "riad.image.compiled",
+    PACKED_MODULE,
     "runpy",
 )
 # Modules the guest or the stdlib import lazily, after start-up.
@@ -96,7 +119,6 @@ HEAP_MB = 16
 # The service's folder inside the image: the data it reads at start-up
 # (stores, certificates), at the same paths relative to it as on the host.
 DATA_DIR = "srv/service"
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on"
 
 Log = Callable[[str], None]
@@ -203,39 +225,27 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     return ast.fix_missing_locations(tree)
 
 
+def compile_code(source: bytes, virtual_path: str, docstrings: bool = True) -> CodeType:
+    """``source`` compiled as the module at ``virtual_path``.
+
+    ``docstrings=False`` leaves the docstrings out (smaller images).
+    """
+    if docstrings:
+        return compile(source, virtual_path, "exec", dont_inherit=True)
+    tree = _without_docstrings(ast.parse(source, virtual_path))
+    return compile(tree, virtual_path, "exec", dont_inherit=True)
+
+
 def compile_pyc(source: bytes, virtual_path: str, docstrings: bool = True) -> bytes:
     """Unchecked-hash ``.pyc`` bytes: no timestamp, no source needed at run time.
 
     ``docstrings=False`` leaves the docstrings out (smaller images).
     """
-    if docstrings:
-        code = compile(source, virtual_path, "exec", dont_inherit=True)
-    else:
-        tree = _without_docstrings(ast.parse(source, virtual_path))
-        code = compile(tree, virtual_path, "exec", dont_inherit=True)
+    code = compile_code(source, virtual_path, docstrings)
     source_hash = importlib.util.source_hash(source)
     from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
 
     return bytes(_code_to_hash_pyc(code, source_hash, False))
-
-
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    """A zip with sorted, stored members, fixed dates and directory entries."""
-    names = set(members)
-    for name in list(members):
-        parts = name.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            names.add("/".join(parts[:depth]) + "/")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name in sorted(names):
-            info = zipfile.ZipInfo(name, FIXED_ZIP_TIME)
-            info.create_system = 3
-            info.external_attr = ((0o40755 if name.endswith("/") else 0o100644) << 16) | (
-                0x10 if name.endswith("/") else 0
-            )
-            archive.writestr(info, members.get(name, b""))
-    return buffer.getvalue()
 
 
 def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
@@ -247,6 +257,8 @@ def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
         'if __name__ == "__main__":\n'
         "    import sys, time\n\n"
         '    sys.stdout.write(f"\\nriad-vm: pid1 {time.monotonic():.6f}\\n")\n'
+        f"    from {PACKED_MODULE} import install\n\n"
+        f"    install({'/' + MODULE_TABLE!r}, {'/' + STDLIB_DIR!r})\n"
         "    from riad.image.compiled import serve\n\n"
         f"    serve({'/' + COMPILED_TABLE!r})\n"
         f"    from {GUEST_MODULE} import main\n\n"
@@ -295,17 +307,24 @@ def _module_info(trace: StartupTrace, name: str) -> TracedModule | None:
 def _add_modules(
     content: _Content, trace: StartupTrace, service: ServiceSpec, options: BuildOptions
 ) -> list[Path]:
-    """Compile the traced Python modules into the zip; return used extension files."""
-    members: dict[str, bytes] = {}
+    """Compile the traced Python modules into the image; return used extension files.
+
+    :data:`BOOT_MODULES` and the packed modules' loader are plain ``.pyc``
+    files in :data:`STDLIB_DIR`, PID 1's entry is :data:`INIT_FILE`; every
+    other module goes in :data:`MODULE_TABLE`. Modules frozen into the
+    interpreter are left out.
+    """
+    codes: dict[str, tuple[bool, CodeType]] = {}
     parts: dict[str, str] = {}
+    plain: dict[str, bytes] = {}
     extensions: list[Path] = []
-    needed = _needed_modules(trace)
-    for key in sorted(needed):
+    boot = {*BOOT_MODULES, PACKED_MODULE}
+    for key in sorted(_needed_modules(trace) | boot):
         module = _module_info(trace, key)
         if module is None or module.file is None:
             continue
         name = module.spec_name or key
-        if name == "__main__":
+        if name == "__main__" or _imp.is_frozen(name):
             continue
         file = Path(module.file)
         if file.suffix == ".so":
@@ -315,29 +334,32 @@ def _add_modules(
             continue
         arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
         source = file.read_bytes()
-        members[arc + ".pyc"] = compile_pyc(source, f"/{STDLIB_ZIP}/{arc}.py", options.docstrings)
-        parts[arc + ".pyc"] = _part_of(module.file, service)
+        virtual = f"/{STDLIB_DIR}/{arc}.py"
+        if name in boot:
+            plain[arc] = compile_pyc(source, virtual, options.docstrings)
+        else:
+            codes[name] = (module.is_package, compile_code(source, virtual, options.docstrings))
+        parts[arc] = _part_of(module.file, service)
     # The service's own modules go in even where the trace did not reach them
     # (a service that fails at start must still fail the same way in the VM).
     for file in service.source_files():
         if file.suffix != ".py":
             continue
         rel = file.relative_to(service.root).with_suffix("")
-        arc = str(rel)
-        if arc + ".pyc" not in members:
-            members[arc + ".pyc"] = compile_pyc(
-                file.read_bytes(), f"/{STDLIB_ZIP}/{arc}.py", options.docstrings
-            )
-            parts[arc + ".pyc"] = "service"
-    config_arc = f"{CONFIG_MODULE}.pyc"
-    members[config_arc] = compile_pyc(
-        _config_source(service, options), f"/{STDLIB_ZIP}/{CONFIG_MODULE}.py"
-    )
-    parts[config_arc] = "riad"
-    zipped = _zip_bytes(members)
-    content.archive.add(file_entry(STDLIB_ZIP, zipped))
-    for arc in sorted(members):
-        content.record(f"{STDLIB_ZIP}:{arc}", members[arc], parts[arc])
+        package = rel.name == "__init__"
+        name = ".".join(rel.parent.parts if package else rel.parts)
+        if name not in codes:
+            virtual = f"/{STDLIB_DIR}/{rel}.py"
+            codes[name] = (package, compile_code(file.read_bytes(), virtual, options.docstrings))
+            parts[str(rel)] = "service"
+    for arc, data in sorted(plain.items()):
+        content.add_file(f"{STDLIB_DIR}/{arc}.pyc", data, parts[arc])
+    init = compile_pyc(_config_source(service, options), f"/{INIT_FILE}")
+    content.add_file(INIT_FILE, init, "riad")
+    content.archive.add(file_entry(MODULE_TABLE, pack(codes)))
+    for name, (package, code) in sorted(codes.items()):
+        arc = name.replace(".", "/") + ("/__init__" if package else "")
+        content.record(f"{MODULE_TABLE}:{arc}", marshal.dumps(code), parts[arc])
     return sorted(set(extensions))
 
 
@@ -410,7 +432,9 @@ def _add_skeleton(content: _Content) -> None:
     archive.add(chardev_entry("dev/null", 1, 3, 0o666))
     archive.add(chardev_entry("dev/random", 1, 8, 0o666))
     archive.add(chardev_entry("dev/urandom", 1, 9, 0o666))
-    landmark = b"# landmark: the interpreter finds its prefix here; modules are in the zip\n"
+    landmark = (
+        b"# landmark: the interpreter finds its prefix here; modules are in modules.marshal\n"
+    )
     content.add_file(f"{STDLIB_DIR}/os.py", landmark, "interpreter")
 
 
@@ -448,7 +472,7 @@ def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: s
     after ``--``, where QEMU's own ``virtio_mmio.device=`` would follow them
     and be lost to the kernel).
     """
-    init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", "-m", CONFIG_MODULE]
+    init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", f"/{INIT_FILE}"]
     # Under TCG the local APIC timer fails its calibration check after ~0.2 s;
     # the PIT serves as the tick instead. The boot-time check that the timer
     # interrupt ticks counts jiffies over a delay loop, which a loaded host
