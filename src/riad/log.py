@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging as _stdlib_logging
 import sys
-import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,6 +199,8 @@ class Logger:
             return
         fields = {**fields, "error": _describe(exc)}
         self._write(level, message, args, fields)
+        import traceback  # only when an exception is logged
+
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         for chunk in tb:
             for line in chunk.rstrip("\n").split("\n"):

@@ -25,10 +25,13 @@ from riad.app.args import (
     port,
 )
 from riad.app.composed import Devices, MissingDeviceError
-from riad.app.loader import ServiceLoadError, load_app
 from riad.app.model import App, Arg, KVDecl, current_config
 from riad.app.run import ExitCode, StackOpener, report_config_error, run, serve, static_stack
 from riad.app.supervise import SupervisedStack
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from riad.app.loader import ServiceLoadError, load_app
 
 __all__ = [
     "DHCP_AVAILABLE",
@@ -54,3 +57,15 @@ __all__ = [
     "serve",
     "static_stack",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The loader (files, folders, ``module:attr``) is for targets that load a
+    # service by name: a vm's PID 1 runs the service's module itself.
+    if name not in ("ServiceLoadError", "load_app"):
+        raise AttributeError(f"module 'riad.app' has no attribute {name!r}")
+    from riad.app import loader
+
+    value = getattr(loader, name)
+    globals()[name] = value
+    return value

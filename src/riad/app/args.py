@@ -20,7 +20,6 @@ the fix; nothing here prints or exits.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,6 +276,8 @@ def _looks_like_option(token: str) -> bool:
 
 
 def _unknown(name: str, specs: Mapping[str, ArgSpec[Any]]) -> str:
+    import difflib  # only for a mistyped argument
+
     close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"unknown argument {name}{hint}; --help lists the arguments"

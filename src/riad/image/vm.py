@@ -99,6 +99,9 @@ GUEST_PRELOAD = (
 )
 # Modules the guest or the stdlib import lazily, after start-up.
 LAZY_MODULES = ("traceback", "termios")
+# riad's own, on the direct kernel: DHCP runs only with --dhcp, which may be
+# given when the image boots rather than when it is built.
+DIRECT_LAZY_MODULES = ("riad.stack.dhcp",)
 # Imports the stdlib guards with ``try: ... except ImportError``: such an
 # importer alone does not put the module in the image (asyncio works
 # without ssl); a service or library importing it directly does.
@@ -557,6 +560,8 @@ def build_image(
     """Build the image of ``service`` into ``out``; return its manifest."""
     kernel = kernel_for(options.net, options.kernel, log=log)
     preload = [*GUEST_PRELOAD, *LAZY_MODULES, *options.include]
+    if options.net == "direct":
+        preload += DIRECT_LAZY_MODULES
     extra_path = [str(service.root), *_library_path()]
     trace = trace_startup(
         [f"{GUEST_MODULE}:trace_entry", options.net, service.module, *options.boot_args],

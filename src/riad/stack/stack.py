@@ -28,25 +28,27 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, NetmaskValueError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riad.backends.netdev import CountsDrops, NetDevice
 from riad.devices import Listener, StreamHandler
 from riad.log import Logger
 from riad.proto.arp import ArpConfig
-from riad.proto.dhcp import DhcpLease
 from riad.proto.icmp import IcmpConfig
 from riad.proto.ipv4 import ReassemblyConfig
 from riad.proto.tcp import SequenceSecret, TcpConfig
 from riad.proto.tcp.core import TcpCore
 from riad.proto.udp import ANY, UdpConfig, UdpCore, UdpSocket
-from riad.stack.dhcp import DhcpAgent
 from riad.stack.iface import Interface, InterfaceConfig, TransportOffload
 from riad.stack.runtime import Runtime
 from riad.stack.stats import StackStats
 from riad.stack.tcp import TcpPlumbing, TcpServer
 from riad.time import Clock, MonotonicClock
 from riad.wire.ipv4 import IpProtocol
+
+if TYPE_CHECKING:
+    from riad.proto.dhcp import DhcpLease
+    from riad.stack.dhcp import DhcpAgent
 
 __all__ = ["DirectStack", "StackConfig", "StackConfigError"]
 
@@ -273,6 +275,9 @@ class DirectStack:
         """
         if self._dhcp is not None:
             return await self._dhcp.wait_bound()
+        # DHCP's code is loaded only by a stack that uses it.
+        from riad.stack.dhcp import DhcpAgent
+
         self._dhcp = agent = DhcpAgent(self, hostname=hostname, entropy=entropy, log=log)
         await agent.start()
         return await agent.wait_bound()

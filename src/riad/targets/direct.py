@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import random as _random
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -189,6 +188,8 @@ def plan_host_tap(config: BootConfig, tap: str | None, *, option: str = "--net d
                 f"{option} creates a TAP device, which needs root: run as root, or create "
                 "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
             )
+        import shutil  # only to create a TAP
+
         if shutil.which("ip") is None:
             raise ConfigError(
                 f"{option} needs iproute2 to set up its TAP: apt-get install iproute2"

@@ -13,8 +13,10 @@ The secret comes from the stack's entropy source; nothing here draws randomness.
 
 from __future__ import annotations
 
-import hashlib
 import struct
+
+# hashlib's blake2s is this type; hashlib itself would load every hash module.
+from _blake2 import blake2s
 
 from riad.time import Instant
 
@@ -32,7 +34,7 @@ class SequenceSecret:
         self._key = bytes(secret)
 
     def _hash(self, salt: int, local: bytes, lport: int, remote: bytes, rport: int) -> int:
-        h = hashlib.blake2s(_TUPLE.pack(local, lport, remote, rport, salt), key=self._key)
+        h = blake2s(_TUPLE.pack(local, lport, remote, rport, salt), key=self._key)
         return int.from_bytes(h.digest()[:4], "big")
 
     def isn(self, now: Instant, local: bytes, lport: int, remote: bytes, rport: int) -> int:

@@ -206,22 +206,25 @@ def split_seal_arg(args: Sequence[str], *, net: str) -> tuple[str, list[str]]:
     return mode or "enforce", rest
 
 
-def packed_modules(skip: Sequence[str] = ()) -> list[str]:
-    """The modules in the zip archives on ``sys.path`` (a vm image's modules), but ``skip``.
+def unloaded_extensions(skip: Sequence[str] = ()) -> list[str]:
+    """Extension modules in the folders on ``sys.path`` not imported yet, but ``skip``.
 
-    Read from the directory ``zipimport`` keeps of each archive it serves.
+    In a vm image these are the only modules a sealed process could not
+    import: the others come from the image's module table, in memory
+    (:mod:`riad.image.packed`), while an extension module is a file to map.
     """
+    from importlib.machinery import EXTENSION_SUFFIXES
+
     names: list[str] = []
     for entry in sys.path:
-        files = getattr(sys.path_importer_cache.get(entry), "_files", None)
-        if not isinstance(files, dict):
+        try:
+            files = sorted(os.listdir(entry or "."))
+        except OSError:
             continue
-        for path in sorted(files):
-            stem, _, suffix = str(path).replace("\\", "/").rpartition(".")
-            if suffix not in ("py", "pyc"):
-                continue
-            name = stem.removesuffix("/__init__").replace("/", ".")
-            if name and name not in skip and name not in names:
+        for file in files:
+            suffix = next((s for s in EXTENSION_SUFFIXES if file.endswith(s)), None)
+            name = file[: -len(suffix)] if suffix else ""
+            if name and name not in sys.modules and name not in skip and name not in names:
                 names.append(name)
     return names
 
@@ -229,18 +232,16 @@ def packed_modules(skip: Sequence[str] = ()) -> list[str]:
 def vm_seal(mode: str, say: Callable[[str], None], skip: Sequence[str] = ()) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
-    Before the seal it imports every module of the image not imported yet
-    (the image holds what the start-up trace saw, so a start-up that goes on
-    after the seal — a DHCP lease awaited first — finds its modules loaded);
-    ``skip`` names modules never to import this way (PID 1's own, the
-    service's, which ran as ``__main__``). A seal that fails ends the service
-    (exit status 2) rather than let it serve unsealed.
+    Before the seal it imports the image's extension modules not imported
+    yet (:func:`unloaded_extensions`); its other modules are imported from
+    the image's module table in memory, sealed or not, so a start-up that
+    goes on after the seal (a DHCP lease awaited first) or a first request
+    finds them. ``skip`` names modules never to import this way. A seal that
+    fails ends the service (exit status 2) rather than let it serve unsealed.
     """
 
     def seal_now() -> None:
-        import traceback  # noqa: F401  (a late traceback must not need a file)
-
-        import_modules(packed_modules(skip))
+        import_modules(unloaded_extensions(skip))
         try:
             report = seal_running_loop(mode=mode)
         except (SealError, OSError) as exc:

@@ -71,9 +71,11 @@ def run_app(app: App, args: list[str], net: str) -> int:
         console.write_line(f"riad: note: declared lazy import failed: {failure}")
     try:
         opener = _stack_opener(app, config, net)
-        from riad.targets.sandbox.app_entry import load_stores
+        kvs = {}
+        if app.kvs:  # the store code is loaded only by a service that has stores
+            from riad.targets.sandbox.app_entry import load_stores
 
-        kvs = load_stores(app)
+            kvs = load_stores(app)
     except ConfigError as exc:
         return report_config_error(exc, console)
     return run(app, config, open_stack=opener, kvs=kvs, console=console)
