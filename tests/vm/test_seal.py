@@ -3,7 +3,8 @@
 The service (``services/sealed_udp_echo.py``) echoes UDP on riad's stack over the NIC's
 packet socket; ``open`` makes it try to open a file. Under the seal the echo
 keeps working (the packet socket's calls are in the policy); the file is
-refused with ``EPERM`` in ``audit`` mode and ends PID 1 in ``enforce`` mode,
+refused with ``EPERM`` in ``audit`` mode (a module imports all the same: from
+the image's module table, in memory) and ends PID 1 in ``enforce`` mode,
 the default.
 """
 
@@ -40,6 +41,8 @@ def test_audit_seal_in_the_vm_refuses_a_file_and_keeps_serving(
     assert "root: empty read-only tmpfs" in line and "else errno" in line
     assert _udp(netns, b"hello\n") == b"hello\n"
     assert _udp(netns, b"open\n") == b"denied EPERM\n"
+    # A module of the image not loaded at start-up imports from memory, sealed.
+    assert _udp(netns, b"import\n") == b"imported\n"
     assert _udp(netns, b"still here\n") == b"still here\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0  # asyncio.run's own exit path is inside the policy

@@ -1,10 +1,13 @@
 """The UDP echo of ``udp_echo_direct.py`` with one hostile request (the vm seal's test).
 
 Every datagram comes back, except ``open``: the service then tries to open a
-file and answers ``denied ERRNO`` or ``allowed``. Same arguments as the echo.
+file and answers ``denied ERRNO`` or ``allowed``; and ``import``: it imports
+riad's DHCP code, which a direct image carries but start-up does not load,
+and answers ``imported`` or the error. Same arguments as the echo.
 """
 
 import errno
+import importlib
 import os
 import sys
 
@@ -13,6 +16,16 @@ import udp_echo_direct  # the plain echo, beside this file
 
 class _Echo(udp_echo_direct._Echo):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.strip() == b"import":
+            if "riad.stack.dhcp" in sys.modules:
+                self.transport.sendto(b"already loaded\n", addr)
+                return
+            try:
+                importlib.import_module("riad.stack.dhcp")
+                self.transport.sendto(b"imported\n", addr)
+            except Exception as exc:
+                self.transport.sendto(f"{type(exc).__name__}: {exc}\n".encode(), addr)
+            return
         if data.strip() != b"open":
             super().datagram_received(data, addr)
             return
