@@ -52,19 +52,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from riad.image.boot import CONFIG_MODULE, INTERPRETER, KERNEL_CMDLINE, qemu_command
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry, symlink_entry
 from riad.image.elf import shared_libraries
 from riad.image.kernel import cache_root
 from riad.image.vm import (
-    CONFIG_MODULE,
-    INTERPRETER,
-    KERNEL_CMDLINE,
     BuildOptions,
     ServiceSpec,
     build_image,
     compile_pyc,
     compress,
-    qemu_command,
     resolve_service,
 )
 

@@ -323,8 +323,12 @@ def _cert(args: argparse.Namespace, extra: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``riad`` command with ``argv`` (default: the process arguments)."""
-    parser = _build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["run"]:
+        # riad run parses its own arguments: the other verbs' parsers (and
+        # what they import) are not needed, and a vm boots that much sooner.
+        return _run(argparse.Namespace(), arguments[1:])
+    parser = _build_parser()
     rest: list[str] = []
     verb = next((i for i, a in enumerate(arguments) if not a.startswith("-")), None)
     if verb is not None and arguments[verb] == "run":

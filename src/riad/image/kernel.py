@@ -33,12 +33,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from riad.image import ImageError
-
-Variant = Literal["direct", "socket"]
-VARIANTS: tuple[Variant, ...] = get_args(Variant)
+from riad.image.boot import VARIANTS as VARIANTS
+from riad.image.boot import Variant as Variant
 
 SOURCE_PACKAGE = "linux-source-6.1"
 SOURCE_DIR = Path("/usr/src")

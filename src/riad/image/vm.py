@@ -42,15 +42,24 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
-from typing import Literal, get_args
 
 import riad
 from riad.image import ImageError
-from riad.image.bootargs import encode_boot_args, split_net_args
+from riad.image.boot import (
+    COMPRESSIONS,
+    DEFAULT_MEMORY_MB,
+    INIT_FILE,
+    INTERPRETER,
+    PY_VERSION,
+    Compression,
+    boot_cmdline,
+    qemu_command,
+)
+from riad.image.bootargs import split_net_args
 from riad.image.compiled import compile_table
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
@@ -58,11 +67,7 @@ from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, ke
 from riad.image.packed import pack
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
-Compression = Literal["none", "lz4", "zstd"]
-COMPRESSIONS: tuple[Compression, ...] = get_args(Compression)
-PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
-INTERPRETER = f"usr/bin/python{PY_VERSION}"
 STDLIB_DIR = f"usr/lib/python{PY_VERSION}"
 DYNLOAD = f"{STDLIB_DIR}/lib-dynload"
 # The image's Python modules, one table PID 1 imports from (riad.image.packed).
@@ -70,11 +75,6 @@ MODULE_TABLE = f"{STDLIB_DIR}/modules.marshal"
 # Code for the source text start-up compiles at run time (riad.image.compiled).
 COMPILED_TABLE = f"{STDLIB_DIR}/startup-code.marshal"
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
-CONFIG_MODULE = "riadinit"
-# PID 1's entry, compiled: the interpreter runs a compiled file given as its
-# script (no runpy, so nothing of importlib is needed before the table). Its
-# path has no dot: the kernel keeps words with one for built-in modules.
-INIT_FILE = CONFIG_MODULE
 GUEST_MODULE = "riad.targets.vm.guest"
 # Plain .pyc files in STDLIB_DIR, not in the table: what the interpreter
 # imports before PID 1's code runs, and what installs the table.
@@ -87,7 +87,6 @@ BOOT_MODULES = (
     "riad.image",
 )
 PACKED_MODULE = "riad.image.packed"
-BOOT_ARGS_ENV = "RIAD_ARGS"
 # Imported by PID 1 before or around the service, in every image.
 GUEST_PRELOAD = (
     GUEST_MODULE,
@@ -114,7 +113,6 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {
 }
 # hashlib's own implementations, used when _hashlib is left out.
 BUILTIN_HASHES = ("_md5", "_sha1", "_sha256", "_sha512", "_blake2", "_sha3")
-DEFAULT_MEMORY_MB = 64
 # What the kernel keeps for itself in a small guest, and room for the Python
 # heap and page cache, in MB (measured: 64 MB leaves ~38 MB available).
 KERNEL_RESERVE_MB = 28
@@ -122,7 +120,6 @@ HEAP_MB = 16
 # The service's folder inside the image: the data it reads at start-up
 # (stores, certificates), at the same paths relative to it as on the host.
 DATA_DIR = "srv/service"
-KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on"
 
 Log = Callable[[str], None]
 
@@ -464,72 +461,6 @@ INITRAMFS_NAMES = {
     "lz4": "initramfs.cpio.lz4",
     "zstd": "initramfs.cpio.zst",
 }
-
-
-def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: str = "tcg") -> str:
-    """The kernel command line: kernel settings, init, and the boot arguments.
-
-    The kernel hands unknown ``word`` parameters to init as arguments and
-    unknown ``NAME=value`` ones as environment variables. The interpreter's
-    flags are such words; the boot arguments travel in ``RIAD_ARGS`` (not
-    after ``--``, where QEMU's own ``virtio_mmio.device=`` would follow them
-    and be lost to the kernel).
-    """
-    init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", f"/{INIT_FILE}"]
-    # Under TCG the local APIC timer fails its calibration check after ~0.2 s;
-    # the PIT serves as the tick instead. The boot-time check that the timer
-    # interrupt ticks counts jiffies over a delay loop, which a loaded host
-    # can stretch into a panic ("IO-APIC + timer doesn't work"): skip it.
-    tcg = ["noapictimer", "no_timer_check"] if accel == "tcg" else []
-    words = [KERNEL_CMDLINE, *tcg, *init, *extra_kernel]
-    if boot_args:
-        words.append(f'{BOOT_ARGS_ENV}="{encode_boot_args(boot_args)}"')
-    return " ".join(words)
-
-
-def qemu_command(
-    kernel_file: str,
-    initrd_file: str | None,
-    cmdline: str,
-    memory_mb: int,
-    accel: str = "tcg",
-    tap: str | None = "TAP",
-    mac: str = "52:54:00:12:34:56",
-) -> list[str]:
-    """The QEMU ``microvm`` command line booting an image."""
-    command = [
-        "qemu-system-x86_64",
-        "-M",
-        "microvm,acpi=off,x-option-roms=off",
-        "-accel",
-        accel,
-        "-cpu",
-        "host" if accel == "kvm" else "max",
-        "-m",
-        f"{memory_mb}M",
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-kernel",
-        kernel_file,
-    ]
-    if initrd_file is not None:
-        command += ["-initrd", initrd_file]
-    command += ["-append", cmdline]
-    if tap is not None:
-        command += [
-            "-netdev",
-            f"tap,id=net0,ifname={tap},script=no,downscript=no",
-            "-device",
-            f"virtio-net-device,netdev=net0,mac={mac}",
-        ]
-    return command
 
 
 def image_key(service: ServiceSpec, options: BuildOptions) -> str:

@@ -9,28 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from riad.image import ImageError
-from riad.image.inspect import report
-from riad.image.kernel import (
-    VARIANTS,
-    Variant,
-    build_kernel,
-    cache_root,
-    cached_kernel,
-    select_user_kernel,
-    selected_user_kernel,
-)
-from riad.image.vm import (
-    COMPRESSIONS,
-    DEFAULT_MEMORY_MB,
-    BuildOptions,
-    ServiceSpec,
-    build_image,
-    image_key,
-    resolve_service,
-)
-from riad.targets.vm.runner import RunOptions, run_image
+from riad.image.boot import COMPRESSIONS, DEFAULT_MEMORY_MB, VARIANTS, Variant
+
+if TYPE_CHECKING:
+    from riad.image.vm import BuildOptions, ServiceSpec
+
+# The builder (riad.image.vm) and the runner are imported where used: booting
+# a built image (riad run IMAGE -t vm) starts without loading the builder.
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +77,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOptions:
+    from riad.image.vm import BuildOptions
+
     return BuildOptions(
         net=args.net,
         compression=args.compression,
@@ -102,6 +92,8 @@ def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOption
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from riad.image.vm import build_image, resolve_service
+
     service = resolve_service(args.service)
     out = Path(args.output) if args.output else Path("build") / f"{service.name}-vm"
     manifest = build_image(service, out, build_options(args, list(args.boot_args)))
@@ -119,6 +111,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
     """Build the image into the cache unless an identical one is there."""
+    from riad.image.kernel import cache_root
+    from riad.image.vm import build_image, image_key
+
     key = image_key(service, options)
     image = cache_root() / "images" / f"{service.name}-{key}"
     if not (image / "manifest.json").exists():
@@ -128,10 +123,14 @@ def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
 
 
 def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
+    from riad.targets.vm.runner import RunOptions, run_image
+
     target = Path(args.service)
     if (target / "manifest.json").exists():
         image = target
     else:
+        from riad.image.vm import resolve_service
+
         service = resolve_service(args.service)
         image = _cached_image(service, build_options(args, []))
     options = RunOptions(
@@ -141,6 +140,8 @@ def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from riad.image.inspect import report
+
     print(report(Path(args.image)))
     return 0
 
@@ -161,6 +162,14 @@ def add_kernel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_kernel(args: argparse.Namespace) -> int:
+    from riad.image.kernel import (
+        build_kernel,
+        cache_root,
+        cached_kernel,
+        select_user_kernel,
+        selected_user_kernel,
+    )
+
     variants: tuple[Variant, ...] = VARIANTS if args.variant == "all" else (args.variant,)
     if args.path is not None or args.reset:
         for variant in variants:

@@ -36,9 +36,8 @@ from types import FrameType
 from typing import IO
 
 from riad.image import ImageError
+from riad.image.boot import boot_cmdline, qemu_command
 from riad.image.bootargs import split_net_args
-from riad.image.kernel import cache_root
-from riad.image.vm import boot_cmdline, qemu_command
 from riad.targets.vm.guest import MARK
 
 DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
@@ -94,6 +93,8 @@ def _boot_id() -> str:
 
 def kvm_works(kernel: Path, qemu: str = "qemu-system-x86_64") -> bool:
     """Whether a guest really runs under KVM here (cached per host boot)."""
+    from riad.image.kernel import cache_root
+
     cache = cache_root() / "kvm.json"
     key = f"{_boot_id()}:{shutil.which(qemu)}"
     try:
