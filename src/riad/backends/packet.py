@@ -68,11 +68,7 @@ class PacketDevice:
         rcvbuf_bytes: int = 4 << 20,
     ) -> None:
         try:
-            # Protocol 0: the socket takes no frames until bound to the
-            # interface (with ETH_P_ALL), and binding it then does not wait
-            # out the kernel's unhooking of a socket already taking frames
-            # (an RCU grace period: 10 ms natively, more in a vm).
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError:
             raise PacketError(
                 errno.EPERM,

@@ -40,9 +40,18 @@ if TYPE_CHECKING:
 
 __all__ = ["LATE_IMPORTS", "TRACE_TAP", "ImportPlan", "plan_imports"]
 
-LATE_IMPORTS = ("traceback", "linecache", "tokenize", "encodings.idna", "unicodedata")
+LATE_IMPORTS = (
+    "traceback",
+    "linecache",
+    "tokenize",
+    "encodings.idna",
+    "unicodedata",
+    "riad.stack.dhcp",
+)
 """Imported by riad or the standard library after start-up, on rarer paths:
-tracebacks of failed handlers, and IDNA host names (``str.encode("idna")``)."""
+tracebacks of failed handlers, IDNA host names (``str.encode("idna")``), and
+riad's DHCP client (loaded when a stack asks for a lease, which a sandboxed
+service with ``--dhcp`` does once sealed)."""
 
 TRACE_TAP = "riadtrace0"
 """The TAP the traced start-up creates in its own empty network namespace."""
