@@ -211,7 +211,7 @@ AB_TIME_LIMIT_S = 30
 
 
 def run_ab(url: str, requests: int) -> tuple[float, float, float, int]:
-    out = subprocess.run(
+    done = subprocess.run(
         [
             *_CLIENT_PREFIX,
             "taskset",
@@ -229,8 +229,13 @@ def run_ab(url: str, requests: int) -> tuple[float, float, float, int]:
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+        check=False,
+    )
+    out = done.stdout
+    if done.returncode != 0 and "Complete requests" not in out:
+        # ab gives up on a server that resets or stalls (PyTCP does, now and then)
+        print(f"  warning: ab failed on {url}: {done.stderr.strip()[-200:]}", file=sys.stderr)
+        return 0.0, 0.0, 0.0, 0
     rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     avg = float(re.search(r"Time per request:\s+([\d.]+) \[ms\] \(mean\)", out).group(1))  # type: ignore[union-attr]
     p99 = float(re.search(r"\s99%\s+(\d+)", out).group(1))  # type: ignore[union-attr]
