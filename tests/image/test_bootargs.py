@@ -60,3 +60,22 @@ def test_docstrings_can_be_left_out_of_compiled_modules() -> None:
     assert namespace["f"].__doc__ is None and namespace["f"]() == 1  # type: ignore[attr-defined]
     assert namespace["A"].__doc__ is None  # type: ignore[attr-defined]
     assert b"Class doc." in kept and b"Class doc." not in stripped
+
+
+def test_dataclasses_keep_their_docstrings() -> None:
+    """A dataclass without ``__doc__`` would get one from ``inspect.signature`` at start-up."""
+    import marshal
+
+    from riad.image.vm import compile_pyc
+
+    source = (
+        b"import dataclasses\nfrom dataclasses import dataclass\n"
+        b'@dataclass(frozen=True)\nclass P:\n    """Point."""\n    x: int\n'
+        b'@dataclasses.dataclass\nclass Q:\n    """Other."""\n    y: int\n'
+        b'class R:\n    """Plain."""\n'
+    )
+    namespace: dict[str, object] = {}
+    exec(marshal.loads(compile_pyc(source, "m.py", docstrings=False)[16:]), namespace)
+    assert namespace["P"].__doc__ == "Point."  # type: ignore[attr-defined]
+    assert namespace["Q"].__doc__ == "Other."  # type: ignore[attr-defined]
+    assert namespace["R"].__doc__ is None  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """An image's Python modules, packed in one table that PID 1 imports from.
 
-The modules a vm image carries (compiled at build time) are one ``marshal``
-file: ``{name: (is_package, marshalled code)}``. PID 1 reads it once and
+The modules a vm image carries (compiled at build time) are one file: an
+index and the modules' marshalled code (:func:`pack`). PID 1 reads it once and
 puts :class:`PackedModules` on ``sys.meta_path``, after the interpreter's
 built-in and frozen modules and before the path finder. An import is then a
 dictionary lookup and an unmarshal: no search along ``sys.path``, no file
@@ -38,24 +38,35 @@ _exec = builtins.exec
 
 
 def pack(modules: dict[str, tuple[bool, CodeType]]) -> bytes:
-    """The table file for ``modules`` (name: ``(is_package, code)``), in name order."""
-    return marshal.dumps(
-        {name: (package, marshal.dumps(code)) for name, (package, code) in sorted(modules.items())}
-    )
+    """The table file for ``modules`` (name: ``(is_package, code)``), in name order.
+
+    An index, ``{name: (is_package, start, end)}`` in ``marshal`` form, then
+    the modules' marshalled code one after the other, which ``start`` and
+    ``end`` locate: a module's code is unmarshalled from the one buffer the
+    file is read into, when it is imported.
+    """
+    index: dict[str, tuple[bool, int, int]] = {}
+    blob = bytearray()
+    for name, (package, code) in sorted(modules.items()):
+        data = marshal.dumps(code)
+        index[name] = (package, len(blob), len(blob) + len(data))
+        blob += data
+    return marshal.dumps(index) + bytes(blob)
 
 
 class PackedModules:
     """Finder and loader of the modules in a table :func:`pack` wrote."""
 
-    def __init__(self, table: dict[str, tuple[bool, bytes]], folder: str) -> None:
-        self.table = table
+    def __init__(self, index: dict[str, tuple[bool, int, int]], code: bytes, folder: str) -> None:
+        self.index = index
+        self.code = memoryview(code)
         self.folder = folder
         """Where the modules' file names point (the standard library's folder)."""
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        entry = self.table.get(name)
+        entry = self.index.get(name)
         if entry is None:
             return None
         package = entry[0]
@@ -74,11 +85,12 @@ class PackedModules:
         _exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, name: str) -> CodeType:
-        code: CodeType = marshal.loads(self.table[name][1])
+        _, start, end = self.index[name]
+        code: CodeType = marshal.loads(self.code[start:end])
         return code
 
     def is_package(self, name: str) -> bool:
-        return self.table[name][0]
+        return self.index[name][0]
 
     def get_source(self, name: str) -> None:
         return None
@@ -87,8 +99,9 @@ class PackedModules:
 def install(path: str, folder: str) -> PackedModules:
     """Read the table in file ``path`` and import from it from now on."""
     with open(path, "rb") as handle:
-        table = marshal.loads(handle.read())
-    finder = PackedModules(table, folder)
+        index = marshal.load(handle)
+        code = handle.read()
+    finder = PackedModules(index, code, folder)
     position = next(
         (i for i, f in enumerate(sys.meta_path) if getattr(f, "__name__", "") == "PathFinder"),
         len(sys.meta_path),

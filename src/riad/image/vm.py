@@ -212,11 +212,28 @@ def _part_of(file: str, service: ServiceSpec) -> str:
     return "packages"
 
 
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    """Whether ``node`` is decorated with ``dataclass`` (``@dataclass(...)`` too)."""
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name == "dataclass":
+            return True
+    return False
+
+
 def _without_docstrings(tree: ast.Module) -> ast.Module:
     """``tree`` with module, class and function docstrings removed (as ``-OO``
-    does, but asserts stay): ``__doc__`` is then ``None``."""
+    does, but asserts stay): ``__doc__`` is then ``None``.
+
+    A dataclass keeps its docstring: ``dataclasses`` gives one without a
+    docstring a ``__doc__`` made from its signature, which costs more at
+    start-up (``inspect.signature`` for every class) than the bytes saved.
+    """
     for node in ast.walk(tree):
         if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(node, ast.ClassDef) and _is_dataclass(node):
             continue
         body = node.body
         first = body[0].value if body and isinstance(body[0], ast.Expr) else None
