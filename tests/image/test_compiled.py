@@ -63,7 +63,8 @@ def test_records_then_serves_what_dataclasses_and_namedtuple_compile() -> None:
     assert any("_tuple_new(_cls, (left, right))" in text for text in sources)
     assert builtins.exec is not recorder._exec
 
-    table = load_table(compile_table(recorder.seen))
+    table, patterns = load_table(compile_table(recorder.seen))
+    assert patterns == []
     assert set(table) == set(recorder.seen)
     with hooked(CompileHook(table)) as server:
         check_classes(*make_classes())
@@ -108,3 +109,27 @@ def test_syntax_errors_and_ast_requests_pass_through() -> None:
             raise AssertionError("broken source compiled")
     assert all(key[0] != "def broken(:" for key in hook.seen)
     assert compile_table([("def broken(:", "<string>", "exec", 0)]) == compile_table([])
+
+
+def test_regular_expressions_compiled_ahead_land_in_res_cache() -> None:
+    import re
+
+    from riad.image.compiled import cached_regexes, seed_regexes
+
+    text_pattern = r"(?P<word>[a-z]+)-(\d{2,})\s*(?i:TAIL)?"
+    byte_pattern = rb"^\x00+(?P<rest>.*)$"
+    re.compile(text_pattern)
+    re.compile(byte_pattern, re.DOTALL)
+    seen = cached_regexes()
+    assert (text_pattern, 0) in seen and (byte_pattern, re.DOTALL.value) in seen
+
+    _, patterns = load_table(compile_table([], [(text_pattern, 0), (byte_pattern, 16)]))
+    assert [p[0] for p in patterns] == [text_pattern, byte_pattern]  # sorted by repr
+    re.purge()
+    assert seed_regexes(patterns) == 2
+    compiled = re.compile(text_pattern)  # from the cache: re's compiler not run
+    assert compiled is re._cache[str, text_pattern, 0]  # type: ignore[attr-defined]
+    match = compiled.match("abc-123 tail")
+    assert match is not None and match.group("word") == "abc" and match.group(2) == "123"
+    found = re.compile(byte_pattern, re.DOTALL).match(b"\x00\x00x\ny")
+    assert found is not None and found.group("rest") == b"x\ny"

@@ -20,8 +20,18 @@ of a 1.4 s start-up).
 
 Behaviour is unchanged: ``exec(text, g, l)`` runs ``compile(text,
 "<string>", "exec")`` with the calling frame's ``__future__`` flags, as the
-built-in does, and the table holds exactly that code. The table is valid only
-for the interpreter that made it; the image packs that interpreter.
+built-in does, and the table holds exactly that code.
+
+Regular expressions are the other thing start-up compiles (``re``'s compiler
+is Python code: ``textwrap``, ``tokenize``, ``typing`` and riad compile some
+twenty patterns as they are imported). The trace lists the patterns left in
+``re``'s cache (:data:`RegexKey`); :func:`compile_table` runs ``re``'s
+compiler on them at build time and keeps what it hands ``_sre.compile``;
+:func:`serve` puts the patterns ``_sre`` makes from that in ``re``'s cache,
+where ``re.compile`` finds them.
+
+The table is valid only for the interpreter that made it; the image packs
+that interpreter.
 """
 
 from __future__ import annotations
@@ -32,10 +42,22 @@ import sys
 from types import CodeType
 from typing import Any
 
-__all__ = ["CompileHook", "Key", "compile_table", "load_table", "serve", "stop"]
+__all__ = [
+    "CompileHook",
+    "Key",
+    "RegexKey",
+    "cached_regexes",
+    "compile_table",
+    "load_table",
+    "serve",
+    "stop",
+]
 
 Key = tuple[str, str, str, int]
 """``(source, filename, mode, flags)``: one compilation, as ``compile`` takes it."""
+RegexKey = tuple["str | bytes", int]
+"""``(pattern, flags)``: one regular expression, as ``re.compile`` takes it."""
+Regexes = list[tuple["str | bytes", int, tuple[Any, ...]]]
 
 # The __future__ flags a compilation inherits from the calling frame (PyCF_MASK).
 FUTURE_FLAGS = 0x1FE0000
@@ -45,8 +67,9 @@ _eval = builtins.eval
 _compile = builtins.compile
 
 
-def compile_table(keys: list[Key]) -> bytes:
-    """The code for ``keys``, compiled here, as ``marshal`` bytes for :func:`load_table`.
+def compile_table(keys: list[Key], regexes: list[RegexKey] | None = None) -> bytes:
+    """The code for ``keys`` and the patterns of ``regexes``, compiled here, as
+    ``marshal`` bytes for :func:`load_table`.
 
     Keys that do not compile (start-up caught the ``SyntaxError``) are left out.
     """
@@ -56,12 +79,82 @@ def compile_table(keys: list[Key]) -> bytes:
             pairs.append((key, _compile(key[0], key[1], key[2], key[3], True)))
         except (SyntaxError, ValueError):
             continue
-    return marshal.dumps(tuple(pairs))
+    patterns = []
+    for pattern, flags in sorted(set(regexes or ()), key=repr):
+        args = _sre_arguments(pattern, flags)
+        if args is not None:
+            patterns.append((pattern, flags, args))
+    return marshal.dumps((tuple(pairs), tuple(patterns)))
 
 
-def load_table(data: bytes) -> dict[Key, CodeType]:
-    """The table :func:`compile_table` wrote."""
-    return dict(marshal.loads(data))
+def _sre_module() -> Any:
+    """``_sre``, the regular expression engine (it has no type stub)."""
+    import re
+
+    return re._compiler._sre  # type: ignore[attr-defined]
+
+
+def _sre_arguments(pattern: str | bytes, flags: int) -> tuple[Any, ...] | None:
+    """What ``re``'s compiler hands ``_sre.compile`` for ``pattern`` (after
+    the pattern itself), checked against ``re.compile``; None if it differs."""
+    import re
+
+    _sre = _sre_module()
+    try:
+        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
+        code = re._compiler._code(parsed, flags)  # type: ignore[attr-defined]
+        state = parsed.state
+        indexgroup: list[str | None] = [None] * state.groups
+        for name, index in state.groupdict.items():
+            indexgroup[index] = name
+        # Plain ints: re's opcodes are an int subclass marshal does not take.
+        groupindex = {str(name): int(index) for name, index in state.groupdict.items()}
+        args = (
+            int(flags | state.flags),
+            [int(op) for op in code],
+            int(state.groups - 1),
+            groupindex,
+            tuple(indexgroup),
+        )
+        if _sre.compile(pattern, *args) != re.compile(pattern, flags):
+            return None
+    except Exception:  # a pattern this interpreter's re cannot take apart
+        return None
+    return args
+
+
+def cached_regexes() -> list[RegexKey]:
+    """The patterns in ``re``'s cache (compiled by this process so far)."""
+    re = sys.modules.get("re")
+    cache = getattr(re, "_cache", None)
+    if not isinstance(cache, dict):
+        return []
+    return [
+        (key[1], key[2])
+        for key in cache
+        if isinstance(key, tuple)
+        and len(key) == 3
+        and isinstance(key[1], str | bytes)
+        and isinstance(key[2], int)
+        and not key[2] & 128  # re.DEBUG: never cached by re either
+    ]
+
+
+def load_table(data: bytes) -> tuple[dict[Key, CodeType], Regexes]:
+    """The table :func:`compile_table` wrote: code by key, and the patterns."""
+    pairs, patterns = marshal.loads(data)
+    return dict(pairs), list(patterns)
+
+
+def seed_regexes(patterns: Regexes) -> int:
+    """Put the patterns :func:`load_table` read in ``re``'s cache; how many."""
+    import re
+
+    _sre = _sre_module()
+    cache = re._cache  # type: ignore[attr-defined]
+    for pattern, flags, args in patterns:
+        cache[type(pattern), pattern, flags] = _sre.compile(pattern, *args)
+    return len(patterns)
 
 
 class CompileHook:
@@ -146,15 +239,18 @@ _serving: CompileHook | None = None
 
 
 def serve(path: str) -> None:
-    """Answer compilations from the table in file ``path`` (none if it is missing)."""
+    """Answer compilations from the table in file ``path`` (none if it is missing),
+    with the regular expressions in ``re``'s cache."""
     global _serving
     try:
         with open(path, "rb") as handle:
-            table = load_table(handle.read())
+            table, patterns = load_table(handle.read())
     except OSError:
         return
     _serving = CompileHook(table)
     _serving.install()
+    if patterns:
+        seed_regexes(patterns)
 
 
 def stop() -> CompileHook | None:

@@ -12,8 +12,9 @@ records what it loaded:
   ``dlopen``;
 - every file opened for reading (an audit hook on ``open``): the data the
   service loads at start-up (its stores, certificates);
-- every source string compiled at run time (``dataclasses``, ``namedtuple``:
-  :mod:`riad.image.compiled`), which an image then carries compiled.
+- every source string compiled at run time (``dataclasses``, ``namedtuple``)
+  and the regular expressions compiled (:mod:`riad.image.compiled`), which
+  an image then carries compiled.
 
 Start-up is over when the service's event loop first stays idle for
 :data:`IDLE_MS` (a selector poll returning no events while nothing is
@@ -78,6 +79,8 @@ class StartupTrace:
     output: str = ""
     compiled: tuple[tuple[str, str, str, int], ...] = ()
     """Source text start-up compiled at run time (``riad.image.compiled.Key``)."""
+    regexes: tuple[tuple[str | bytes, int], ...] = ()
+    """Regular expressions start-up compiled (``riad.image.compiled.RegexKey``)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -234,5 +237,9 @@ def trace_startup(
         loaded_under=dict(raw["loaded_under"]),
         opened=tuple(raw["opened"]),
         compiled=tuple((s, f, m, int(flags)) for s, f, m, flags in raw.get("compiled", ())),
+        regexes=tuple(
+            (p.encode("latin-1") if is_bytes else p, int(flags))
+            for p, flags, is_bytes in raw.get("regexes", ())
+        ),
         output=(done.stdout + done.stderr)[-4000:],
     )

@@ -135,6 +135,13 @@ class _Recorder:
             return
         self.done = True
         modules, mapped = _snapshot()
+        from riad.image.compiled import cached_regexes
+
+        # Before json is imported: its patterns are the trace's, not the service's.
+        regexes = [
+            [p.decode("latin-1"), f, True] if isinstance(p, bytes) else [p, f, False]
+            for p, f in cached_regexes()
+        ]
         import json
 
         payload = {
@@ -147,6 +154,7 @@ class _Recorder:
             "loaded_under": self.graph.loaded_under,
             "opened": sorted(self.opened.paths),
             "compiled": self.compiled.seen,
+            "regexes": regexes,
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
