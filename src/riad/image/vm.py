@@ -272,8 +272,9 @@ def _config_source(service: ServiceSpec, options: BuildOptions) -> bytes:
         f"NET = {options.net!r}\n"
         f"SERVICE_FOLDER = {'/' + DATA_DIR!r}\n"
         'if __name__ == "__main__":\n'
-        "    import sys, time\n\n"
+        "    import gc, sys, time\n\n"
         '    sys.stdout.write(f"\\nriad-vm: pid1 {time.monotonic():.6f}\\n")\n'
+        "    gc.disable()  # until start-up is over: see riad.targets.vm.guest\n"
         f"    from {PACKED_MODULE} import install\n\n"
         f"    install({'/' + MODULE_TABLE!r}, {'/' + STDLIB_DIR!r})\n"
         "    from riad.image.compiled import serve\n\n"

@@ -14,9 +14,10 @@ What PID 1 does, in order:
 
 1. ``riadinit`` prints ``riad-vm: pid1 T`` (``T``: seconds since the kernel
    started, from ``CLOCK_MONOTONIC``) before importing anything of riad's,
-   the runner's mark for ``--timings``; then it serves the source text
-   start-up compiles at run time from code compiled at build time
-   (:mod:`riad.image.compiled`), until start-up is over;
+   the runner's mark for ``--timings``; then it turns the cycle collector
+   off and serves the source text start-up compiles at run time from code
+   compiled at build time (:mod:`riad.image.compiled`), until start-up is
+   over (then the objects start-up made are frozen out of later collections);
 2. brings ``eth0`` up; on the ``socket`` kernel also gives it the ``--ipv4``
    address and the ``--ipv4-gateway`` route (through ioctls: no programs);
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
@@ -41,6 +42,7 @@ every image.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -117,6 +119,12 @@ def _startup_over() -> None:
     from riad.image import compiled
 
     compiled.stop()
+    # riadinit turned the cycle collector off for start-up, which creates
+    # objects by the hundred thousand and little garbage: collections then
+    # only walk live objects. What start-up made lives as long as the
+    # service: frozen, later collections skip it.
+    gc.freeze()
+    gc.enable()
     for hook in _after_startup:
         hook()
 
