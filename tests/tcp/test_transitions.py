@@ -244,6 +244,39 @@ def test_segment_outside_receive_window_is_acked_and_dropped() -> None:
     assert conn.stats.dropped_unacceptable == 1
 
 
+def test_out_of_window_pure_acks_are_answered_at_most_every_500_ms() -> None:
+    """An ACK loop or a stream of forged ACKs gets one answer per interval, not one each."""
+    conn = established()
+    far = seg(B + 200_000, A)  # no data: nothing to retransmit, only an ACK to answer
+    assert [brief(s)[:3] for s in feed(conn, ms(1), far)] == [(A, B, "A")]
+    for t in range(2, 500, 7):
+        assert feed(conn, ms(t), far) == []
+    assert conn.stats.oow_acks_skipped == len(range(2, 500, 7))
+    assert [brief(s)[:3] for s in feed(conn, ms(501), far)] == [(A, B, "A")]
+    # the ACK for something not yet sent is limited alike
+    assert feed(conn, ms(600), seg(B, A + 500)) == []
+    assert [brief(s)[:3] for s in feed(conn, ms(1001), seg(B, A + 500))] == [(A, B, "A")]
+
+
+def test_out_of_window_data_and_fin_are_always_acked() -> None:
+    """A retransmission the peer thinks lost must be acknowledged every time (no limit)."""
+    conn = established()
+    assert feed(conn, ms(1), seg(B, A), b"abc") == []
+    tick(conn, ms(41))
+    for t in (50, 51, 52):
+        out = feed(conn, ms(t), seg(B, A), b"abc")  # old data again
+        assert [brief(s)[:3] for s in out] == [(A, B + 3, "A")]
+    assert conn.stats.oow_acks_skipped == 0
+
+
+def test_invalid_ack_interval_zero_answers_every_segment() -> None:
+    conn = established(TcpConfig(invalid_ack_interval=Duration(0)))
+    for t in (1, 2, 3):
+        assert len(feed(conn, ms(t), seg(B + 200_000, A))) == 1
+    with pytest.raises(ValueError, match="invalid_ack_interval"):
+        TcpConfig(invalid_ack_interval=Duration(-1)).validate()
+
+
 def test_receive_window_fills_to_zero_and_reopens_on_read() -> None:
     config = TcpConfig(
         timestamps=False, sack=False, window_scaling=False, receive_buffer_bytes=4000

@@ -58,6 +58,9 @@ class TcpConfig:
     """Blocks of out-of-order data held for reassembly; more are dropped."""
     challenge_acks_per_second: int = 10
     """Rate limit on RFC 5961 challenge ACKs, per connection."""
+    invalid_ack_interval: Duration = field(default_factory=lambda: Duration.from_millis(500))
+    """Least time between two ACKs answering out-of-window segments that carry nothing
+    (no data, SYN or FIN), per connection (Linux's ``tcp_invalid_ratelimit``)."""
     tso_max_bytes: int = 0
     """When the device segments for us (TSO), data segments may carry up to this many bytes."""
     max_time_wait: int = 4096
@@ -88,6 +91,8 @@ class TcpConfig:
             raise ValueError("TcpConfig.min_rto/max_rto: need 0 < min_rto <= max_rto")
         if self.tso_max_bytes and not self.mss <= self.tso_max_bytes <= 65535 - 80:
             raise ValueError("TcpConfig.tso_max_bytes: use 0 (off) or mss..65455")
+        if self.invalid_ack_interval.ns < 0:
+            raise ValueError("TcpConfig.invalid_ack_interval: use 0 (no limit) or more")
         if self.syn_backlog < 1 or self.out_of_order_segments < 1:
             raise ValueError("TcpConfig.syn_backlog/out_of_order_segments: use at least 1")
 

@@ -182,7 +182,7 @@ class TcpInput(TcpRecovery):
             and not self._disordered_ack(hdr, seq, len(payload), ts[0])
         ):
             self.stats.dropped_paws += 1
-            self._ack_now = True
+            self._ack_out_of_window(now, seg_len)
             return
         # RFC 9293 3.10.7.4 first: is the segment in the window?
         rcv_nxt = self.rcv_nxt
@@ -200,7 +200,7 @@ class TcpInput(TcpRecovery):
         if not (seq + seg_len >= rcv_nxt and seq <= rcv_nxt + wnd):
             if not flags & RST:
                 self.stats.dropped_unacceptable += 1
-                self._ack_now = True
+                self._ack_out_of_window(now, seg_len)
                 if st is _TIME_WAIT and flags & FIN:
                     self._timewait_at = now + self.config.time_wait
             return
@@ -246,7 +246,7 @@ class TcpInput(TcpRecovery):
             self._update_window(seq, ack, hdr.window << self.snd_wscale, force=True)
             st = self.state
         if ack > self.snd_max:
-            self._ack_now = True  # RFC 9293: an ACK for something not yet sent
+            self._ack_out_of_window(now, seg_len)  # RFC 9293: an ACK for something not yet sent
             return
         if ack < self.snd_una - max(self.max_snd_wnd, 1):
             self._challenge_ack(now)  # RFC 5961 5.2: too old to be legitimate
@@ -387,6 +387,20 @@ class TcpInput(TcpRecovery):
                 self.state = _CLOSING
         elif st is _FIN_WAIT_2:
             self._enter_time_wait(now)
+
+    def _ack_out_of_window(self, now: Instant, seg_len: int) -> None:
+        """Answer a segment we cannot take with an ACK (RFC 9293 3.10.7.4). One that carries
+        nothing (no data, SYN or FIN) gets at most one ACK per ``invalid_ack_interval``: two
+        stacks out of step cannot then ACK each other in a loop, nor forged segments make us
+        answer each one. A segment with data or FIN, such as a retransmission, always gets its
+        ACK."""
+        if not seg_len:
+            last = self._oow_ack_at
+            if last is not None and now.ns - last.ns < self.config.invalid_ack_interval.ns:
+                self.stats.oow_acks_skipped += 1
+                return
+            self._oow_ack_at = now
+        self._ack_now = True
 
     def _challenge_ack(self, now: Instant) -> None:
         """Send an ACK to a suspicious segment, at most so many per second (RFC 5961 7)."""

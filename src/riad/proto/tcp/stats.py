@@ -29,6 +29,8 @@ class TcpStats:
     dropped_unacceptable: int = 0
     """Segments outside the receive window (answered with an ACK)."""
     dropped_paws: int = 0
+    oow_acks_skipped: int = 0
+    """ACKs not sent to out-of-window segments that carried nothing (rate-limited)."""
     challenge_acks: int = 0
     rst_ignored: int = 0
     window_probes: int = 0

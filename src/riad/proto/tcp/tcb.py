@@ -80,6 +80,7 @@ class TransmissionControlBlock:
         "_last_heard",
         "_last_send",
         "_ooo_fin",
+        "_oow_ack_at",
         "_persist_at",
         "_persist_backoff",
         "_probe_pending",
@@ -241,6 +242,7 @@ class TransmissionControlBlock:
         self._last_send = now
         self._chal_window = now
         self._chal_count = 0
+        self._oow_ack_at: Instant | None = None
 
     def _has_unsent(self) -> bool:
         return self.send_buffer.end_seq > self.snd_nxt or (
