@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from riad.image.vm import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import RiadRun, in_netns
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
@@ -41,3 +42,18 @@ def test_hello_example_in_a_vm(kernels: object, riad_run: type[RiadRun]) -> None
     assert run.finish() == 0
     lines = [line for line in run.output().splitlines() if "app: hello, world" in line]
     assert [line.split("n=")[1].split()[0] for line in lines] == ["1", "2"]
+    # hello declares no network: its image has no NIC, and no TAP is made for it
+    assert "network: TAP" not in run.output() and "no network" not in run.output()
+
+
+def test_an_image_has_a_nic_only_when_its_service_declares_a_network(
+    kernels: object, tmp_path: Path
+) -> None:
+    examples = Path(ECHO).parent
+    for name, network in (("hello", False), ("echo", True)):
+        service = resolve_service(str(examples / name))
+        manifest = build_image(service, tmp_path / name, BuildOptions(net="socket"))
+        devices, qemu = manifest["devices"], manifest["qemu"]
+        assert isinstance(devices, dict) and isinstance(qemu, list)
+        assert (devices["network"] is not None) is network, name
+        assert ("-netdev" in qemu) is network, name

@@ -81,6 +81,9 @@ class StartupTrace:
     """Source text start-up compiled at run time (``riad.image.compiled.Key``)."""
     regexes: tuple[tuple[str | bytes, int], ...] = ()
     """Regular expressions start-up compiled (``riad.image.compiled.RegexKey``)."""
+    facts: dict[str, str] = field(default_factory=dict)
+    """What the entry wrote to ``$RIAD_TRACE_FACTS`` as ``name=value`` lines (the vm guest:
+    ``network``, whether the service's ``App`` declared a network)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -199,6 +202,8 @@ def trace_startup(
             else:
                 command = prefix + command
         env = dict(os.environ)
+        facts_file = Path(tmp) / "facts"
+        env["RIAD_TRACE_FACTS"] = str(facts_file)
         riad_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (riad_root, env.get("PYTHONPATH", "")) if p)
         try:
@@ -223,6 +228,12 @@ def trace_startup(
                 + " | ".join(detail)
             )
         raw = json.loads(out.read_text())
+        facts = {}
+        if facts_file.exists():
+            for line in facts_file.read_text().splitlines():
+                name, sep, value = line.partition("=")
+                if sep:
+                    facts[name] = value
     modules = {
         name: TracedModule(name, info["file"], info["package"], info.get("spec_name"))
         for name, info in raw["modules"].items()
@@ -242,4 +253,5 @@ def trace_startup(
             for p, flags, is_bytes in raw.get("regexes", ())
         ),
         output=(done.stdout + done.stderr)[-4000:],
+        facts=facts,
     )

@@ -19,7 +19,8 @@ What PID 1 does, in order:
    compiled at build time (:mod:`riad.image.compiled`), until start-up is
    over (then the objects start-up made are frozen out of later collections);
 2. brings ``eth0`` up; on the ``socket`` kernel also gives it the ``--ipv4``
-   address and the ``--ipv4-gateway`` route (through ioctls: no programs);
+   address and the ``--ipv4-gateway`` route (through ioctls: no programs).
+   An image of a service that declared no network has no NIC and skips this;
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
    raises ``SIGINT`` in the service;
 4. runs the service; when its event loop first goes idle, start-up is over:
@@ -139,6 +140,20 @@ def _register_seal(args: list[str], net: str, service_module: str) -> list[str]:
     return rest
 
 
+_FACTS_ENV = "RIAD_TRACE_FACTS"
+"""In the build-time trace: a file to write what the service's ``App`` declares."""
+
+
+def _note_facts(app: object) -> None:
+    """In the build-time trace, write what the image builder needs to know of the ``App``
+    (plain text: json would be traced into the image)."""
+    path = os.environ.get(_FACTS_ENV)
+    if path:
+        network = getattr(app, "network", True)
+        with open(path, "w") as handle:
+            handle.write(f"network={1 if network else 0}\n")
+
+
 def run_service(
     module: str, args: list[str], net: str = "socket", folder: str | None = None
 ) -> int:
@@ -157,6 +172,7 @@ def run_service(
 
         app = find_app(namespace, folder)
         if app is not None:
+            _note_facts(app)
             return run_app(app, args, net)
     except SystemExit as exc:
         if exc.code is None:
@@ -192,14 +208,15 @@ def trace_entry(argv: list[str]) -> None:
     sys.exit(run_service(module, args, net))
 
 
-def main(service_module: str, net: str, folder: str | None = None) -> None:
+def main(service_module: str, net: str, folder: str | None = None, network: bool = True) -> None:
     """PID 1: see the module documentation (``riadinit`` prints the first mark)."""
     status = 2
     try:
         args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))
         settings, _ = split_net_args(args)
         args = _register_seal(args, net, service_module)
-        configure_network(net, settings)
+        if network:
+            configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
         from riad.image.trace_child import install_idle_hook
 

@@ -7,6 +7,8 @@
 - Network: a TAP device. ``--tap NAME`` uses an existing one as it is; as root
   riad creates one, gives it the host address next to the guest's ``--ipv4``
   (default ``10.0.0.2/24``, host ``10.0.0.1``) and removes it afterwards.
+  An image whose service declared no network (``riad.App(network=False)``,
+  the default) boots without a NIC and no TAP is made.
 - Console: the guest's serial port is QEMU's stdio. Lines are printed as they
   come, except PID 1's ``riad-vm:`` marks, which carry timings and the exit
   status. Ctrl-C sends a ``0x03`` byte down the serial line: PID 1 turns it
@@ -216,7 +218,11 @@ def run_image(
     args = list(boot_args) or list(manifest["boot_args"])
     settings, _ = split_net_args(args)
     tap: Tap | None = None
-    if options.tap:
+    devices = manifest.get("devices") or {}
+    if devices.get("network", {}) is None:  # the service declared no network: no NIC at all
+        if options.tap:
+            notice(f"the service declares no network: --tap {options.tap} is not used")
+    elif options.tap:
         tap = Tap(options.tap, created=False)
     elif os.geteuid() == 0 and shutil.which("ip"):
         if "ipv4" not in settings:
