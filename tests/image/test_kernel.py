@@ -45,6 +45,30 @@ def test_cache_key_follows_source_and_variant() -> None:
     assert cache_key(source, "direct") != cache_key(newer, "direct")
 
 
+def test_cache_key_follows_the_patches(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = KernelSource(Path("/nonexistent.tar.xz"), "6.1.1-1")
+    shipped = cache_key(source, "direct")
+    assert [name for name, _ in kernel.kernel_patches()] == ["unmap-initmem.patch"]
+    monkeypatch.setattr(kernel, "kernel_patches", lambda: [])
+    assert cache_key(source, "direct") != shipped
+
+
+def test_patches_apply_and_a_stale_one_names_the_fix(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "mm").mkdir(parents=True)
+    (tree / "mm" / "init.c").write_text("int a;\nint b;\nint c;\n")
+    change = (
+        "--- a/mm/init.c\n+++ b/mm/init.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n+int d;\n int c;\n"
+    )
+    kernel._apply_patch(tree, "one.patch", change)
+    assert (tree / "mm" / "init.c").read_text() == "int a;\nint d;\nint c;\n"
+    with pytest.raises(ImageError) as caught:
+        kernel._apply_patch(tree, "one.patch", change)  # no longer applies
+    message = str(caught.value)
+    assert "kernel patch one.patch does not apply" in message
+    assert "riad kernel --path FILE" in message
+
+
 def test_cache_root_honours_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,16 +1,19 @@
 """Kernel provisioning for the vm target: configure, build and cache.
 
 The kernel configuration lives in this package as small fragments applied over
-``make tinyconfig``: ``kconfig/base.config`` plus one file per variant.
+``make tinyconfig``: ``kconfig/base.config`` plus one file per variant. The
+patches in ``kconfig/*.patch`` (few and small: only what the kernel has no
+option for) are applied to the source as it is unpacked.
 
 - ``direct``: no IP stack in the kernel; the NIC is reached through AF_PACKET
   and riad's own stack does everything.
 - ``socket``: the kernel's IPv4 stack, configured by PID 1 from boot arguments.
 
 The source is Debian's ``linux-source-6.1`` package (a tarball in
-``/usr/src``), unpacked once into the cache. A built kernel is cached under
-a key made of the source version, the configuration text and the variant, so
-asking again for the same kernel costs a few ``stat`` calls. Each cache entry
+``/usr/src``), unpacked (and patched) once into the cache. A built kernel is
+cached under a key made of the source version, the configuration text, the
+patches and the variant, so asking again for the same kernel costs a few
+``stat`` calls. Each cache entry
 holds ``vmlinux`` (the uncompressed ELF, booted directly through its PVH entry
 point), ``bzImage``, the final ``.config`` and ``kernel.json``.
 
@@ -51,6 +54,7 @@ BUILD_TOOLS = {
     "bison": "bison",
     "bc": "bc",
     "perl": "perl",
+    "patch": "patch",
 }
 # Headers the build compiles against (objtool needs libelf).
 BUILD_HEADERS = {"/usr/include/gelf.h": "libelf-dev"}
@@ -81,6 +85,13 @@ def config_fragment(variant: Variant) -> str:
     base = (package / "base.config").read_text()
     extra = (package / f"{variant}.config").read_text()
     return base + extra
+
+
+def kernel_patches() -> list[tuple[str, str]]:
+    """The patches applied to the kernel source: ``(file name, text)``, in name order."""
+    package = resources.files("riad.image") / "kconfig"
+    found = [entry for entry in package.iterdir() if entry.name.endswith(".patch")]
+    return [(entry.name, entry.read_text()) for entry in sorted(found, key=lambda e: e.name)]
 
 
 def wanted_options(fragment: str) -> dict[str, str]:
@@ -192,13 +203,14 @@ def missing_build_tools() -> list[str]:
 
 
 def cache_key(source: KernelSource, variant: Variant) -> str:
-    """The cache key of a kernel: source version + configuration + variant."""
+    """The cache key of a kernel: source version + configuration + patches + variant."""
     material = json.dumps(
         {
             "format": BUILD_FORMAT,
             "source": source.version,
             "variant": variant,
             "config": config_fragment(variant),
+            "patches": kernel_patches(),
         },
         sort_keys=True,
     )
@@ -248,10 +260,19 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _unpack(source: KernelSource, log: Log) -> Path:
-    """Unpack the source tarball into the cache once; return the source tree."""
+    """Unpack the source tarball into the cache once, patched; return the source tree.
+
+    The tree's name carries the patches' digest: a tree is never patched in
+    place, so one unpacked without them (or with others) stays as it was.
+    """
     trees = cache_root() / "src"
     safe_version = source.version.replace("/", "_").replace(":", "_")
-    tree = trees / f"{source.tarball.name.removesuffix('.tar.xz')}-{safe_version}"
+    patches = kernel_patches()
+    suffix = ""
+    if patches:
+        digest = hashlib.sha256(json.dumps(patches).encode()).hexdigest()[:8]
+        suffix = f"-p{digest}"
+    tree = trees / f"{source.tarball.name.removesuffix('.tar.xz')}-{safe_version}{suffix}"
     if (tree / "Makefile").exists():
         return tree
     log(f"unpacking {source.tarball} (about 1.5 GB, a minute or two)")
@@ -274,11 +295,30 @@ def _unpack(source: KernelSource, log: Log) -> Path:
         tops = [p for p in staging.iterdir() if p.is_dir()]
         if len(tops) != 1 or not (tops[0] / "Makefile").exists():
             raise ImageError(f"{source.tarball} is not a kernel source tarball: reinstall it")
+        for name, text in patches:
+            _apply_patch(tops[0], name, text)
         shutil.rmtree(tree, ignore_errors=True)
         tops[0].rename(tree)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return tree
+
+
+def _apply_patch(tree: Path, name: str, text: str) -> None:
+    done = subprocess.run(
+        ["patch", "-p1", "--forward", "--batch", "--silent", "-d", str(tree)],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        detail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["(no output)"]
+        raise ImageError(
+            f"kernel patch {name} does not apply to this source: {detail[0]}; "
+            "update riad/image/kconfig for the installed linux-source package "
+            "or give a kernel with `riad kernel --path FILE`"
+        )
 
 
 # Fixed build metadata, so that the same source and configuration give the
