@@ -68,3 +68,17 @@ def test_kv_declaration_defaults() -> None:
     assert (decl.name, decl.source, decl.writable) == ("htdocs", "htdocs", False)
     assert app.kv("db", source="data/db", writable=True).source == "data/db"
     assert [d.name for d in app.kvs] == ["htdocs", "db"]
+
+
+def test_source_path_takes_a_string_or_a_path() -> None:
+    from pathlib import Path
+
+    app = App("svc")
+    assert app.source_path is None
+    app.source_path = "/srv/service/service.py"
+    assert app.source_path == Path("/srv/service/service.py")
+    assert app.folder == Path("/srv/service")
+    app.source_path = Path("/other/svc.py")
+    assert app.source_path == Path("/other/svc.py")
+    app.source_path = None
+    assert app.source_path is None and app.folder == Path.cwd()

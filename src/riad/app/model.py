@@ -22,10 +22,10 @@ process can run the same service twice, as tests do).
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from riad.app.args import (
@@ -37,6 +37,8 @@ from riad.app.args import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from riad.app.composed import Devices
 
 __all__ = ["App", "Arg", "KVDecl", "Main", "current_config"]
@@ -119,8 +121,20 @@ class App:
         self._kvs: dict[str, KVDecl] = {}
         self._main: Main | None = None
         self._lazy_imports: list[str] = []
-        self.source_path: Path | None = None
-        """The file the service was loaded from (set by ``load_app``)."""
+        self._source_file: str | None = None
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file the service was loaded from (set by ``load_app``, or by the target)."""
+        if self._source_file is None:
+            return None
+        from pathlib import Path  # not at import: a vm's start-up needs no pathlib
+
+        return Path(self._source_file)
+
+    @source_path.setter
+    def source_path(self, path: str | os.PathLike[str] | None) -> None:
+        self._source_file = None if path is None else os.fspath(path)
 
     # -- declarations ----------------------------------------------------------
 
@@ -258,6 +272,8 @@ class App:
     @property
     def folder(self) -> Path:
         """The folder the service's files (and default store folders) are in."""
+        from pathlib import Path
+
         return self.source_path.parent if self.source_path is not None else Path.cwd()
 
     def parse_args(self, argv: Sequence[str]) -> BootConfig:

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from riad.image import ImageError
-from riad.image.trace_child import IDLE_MS, install_idle_hook
+from riad.image.idle import IDLE_MS, install_idle_hook
 
 __all__ = ["IDLE_MS", "StartupTrace", "TracedModule", "install_idle_hook", "trace_startup"]
 

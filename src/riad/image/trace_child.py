@@ -2,9 +2,9 @@
 
 Run as ``python -m riad.image.trace_child OUT PRELOAD PATH SETTLE ENTRY...``.
 It imports only what the interpreter has loaded anyway (plus ``threading``
-for the settle timer, and :mod:`riad.image.compiled`, which records the source
-text start-up compiles and which every image carries), so that the recorded
-modules are the service's own; ``json`` and ``traceback`` are imported after
+for the settle timer, :mod:`riad.image.idle`, and :mod:`riad.image.compiled`,
+which records the source text start-up compiles; every image carries both),
+so that the recorded modules are the service's own; ``json`` and ``traceback`` are imported after
 the snapshot is taken.
 """
 
@@ -14,12 +14,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from riad.image.idle import install_idle_hook
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from riad.image.compiled import CompileHook
-
-IDLE_MS = 200
 
 
 def _snapshot() -> tuple[dict[str, dict[str, object]], list[str]]:
@@ -161,54 +159,6 @@ class _Recorder:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def install_idle_hook(on_idle: Callable[[], None], idle_ms: int = IDLE_MS) -> None:
-    """Call ``on_idle()`` once, when an event loop first sits idle for ``idle_ms``.
-
-    Wraps the ``select`` of every ``selectors`` implementation; a poll that
-    would block (timeout ``None`` or > 0) is cut into short polls until
-    events arrive or the loop has been idle long enough. ``idle_ms=0`` fires
-    on the first poll that would block.
-    """
-    import selectors
-    import time
-
-    state = {"fired": False}
-
-    def wrap(cls: type) -> None:
-        original = cls.select  # type: ignore[attr-defined]
-
-        def select(self: object, timeout: float | None = None) -> object:
-            if state["fired"] or (timeout is not None and timeout <= 0):
-                return original(self, timeout)
-            if idle_ms == 0:
-                state["fired"] = True
-                on_idle()
-                return original(self, timeout)
-            start = time.monotonic()
-            limit = None if timeout is None else start + timeout
-            while True:
-                step = idle_ms / 1000
-                if limit is not None:
-                    step = min(step, max(0.0, limit - time.monotonic()))
-                events = original(self, step)
-                if events:
-                    return events
-                now = time.monotonic()
-                if now - start >= idle_ms / 1000:
-                    state["fired"] = True
-                    on_idle()
-                    return original(self, 0 if limit is None else max(0.0, limit - now))
-                if limit is not None and now >= limit:
-                    return events
-
-        cls.select = select  # type: ignore[attr-defined]
-
-    for name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector"):
-        cls = getattr(selectors, name, None)
-        if cls is not None:
-            wrap(cls)
 
 
 def _format(exc: BaseException) -> str:

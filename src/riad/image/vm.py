@@ -91,7 +91,7 @@ PACKED_MODULE = "riad.image.packed"
 GUEST_PRELOAD = (
     GUEST_MODULE,
     "riad.targets.vm.netconf",
-    "riad.image.trace_child",
+    "riad.image.idle",
     "riad.image.compiled",
     PACKED_MODULE,
     "runpy",

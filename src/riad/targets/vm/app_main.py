@@ -19,7 +19,6 @@ machine and runs it with ``riad.app.run``:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from riad.app.args import BootConfig, ConfigError, HelpRequested
 from riad.app.model import App
@@ -45,12 +44,12 @@ def find_app(namespace: Mapping[str, object], folder: str | None = None) -> App 
         found = apps[0] if len(apps) == 1 else None
     if found is not None and folder is not None:
         file = namespace.get("__file__")
-        name = Path(file).name if isinstance(file, str) else "service.py"
-        found.source_path = Path(folder) / name
+        name = file.rpartition("/")[2] if isinstance(file, str) else "service.py"
+        found.source_path = f"{folder}/{name}"
     elif found is not None and found.source_path is None:
         file = namespace.get("__file__")
         if isinstance(file, str):
-            found.source_path = Path(file)
+            found.source_path = file
     return found
 
 

@@ -199,7 +199,7 @@ def trace_entry(argv: list[str]) -> None:
     machine (no clock, no NIC, no console).
     """
     net, module, *args = argv
-    from riad.image.trace_child import install_idle_hook  # noqa: F401  (used by main)
+    from riad.image.idle import install_idle_hook  # noqa: F401  (used by main)
     from riad.targets.sandbox import inplace  # the seal after start-up: packed too
     from riad.targets.vm import netconf  # noqa: F401
 
@@ -218,7 +218,7 @@ def main(service_module: str, net: str, folder: str | None = None, network: bool
         if network:
             configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
-        from riad.image.trace_child import install_idle_hook
+        from riad.image.idle import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
         status = run_service(service_module, args, net, folder)

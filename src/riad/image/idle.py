@@ -1,0 +1,65 @@
+"""Telling when a service's start-up is over: its event loop first sits idle.
+
+Used by the build-time start-up trace (:mod:`riad.image.trace_child`) and by
+PID 1 of a vm image (:mod:`riad.targets.vm.guest`), which prints its
+``ready`` mark and seals itself then. Small on purpose: every image carries
+it and PID 1 imports it before the service.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["IDLE_MS", "install_idle_hook"]
+
+IDLE_MS = 200
+
+
+def install_idle_hook(on_idle: Callable[[], None], idle_ms: int = IDLE_MS) -> None:
+    """Call ``on_idle()`` once, when an event loop first sits idle for ``idle_ms``.
+
+    Wraps the ``select`` of every ``selectors`` implementation; a poll that
+    would block (timeout ``None`` or > 0) is cut into short polls until
+    events arrive or the loop has been idle long enough. ``idle_ms=0`` fires
+    on the first poll that would block.
+    """
+    import selectors
+    import time
+
+    state = {"fired": False}
+
+    def wrap(cls: type) -> None:
+        original = cls.select  # type: ignore[attr-defined]
+
+        def select(self: object, timeout: float | None = None) -> object:
+            if state["fired"] or (timeout is not None and timeout <= 0):
+                return original(self, timeout)
+            if idle_ms == 0:
+                state["fired"] = True
+                on_idle()
+                return original(self, timeout)
+            start = time.monotonic()
+            limit = None if timeout is None else start + timeout
+            while True:
+                step = idle_ms / 1000
+                if limit is not None:
+                    step = min(step, max(0.0, limit - time.monotonic()))
+                events = original(self, step)
+                if events:
+                    return events
+                now = time.monotonic()
+                if now - start >= idle_ms / 1000:
+                    state["fired"] = True
+                    on_idle()
+                    return original(self, 0 if limit is None else max(0.0, limit - now))
+                if limit is not None and now >= limit:
+                    return events
+
+        cls.select = select  # type: ignore[attr-defined]
+
+    for name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector"):
+        cls = getattr(selectors, name, None)
+        if cls is not None:
+            wrap(cls)
