@@ -30,7 +30,10 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
         "--compression",
         choices=COMPRESSIONS,
         default="lz4",
-        help="initramfs compression (default: lz4, fastest to boot; zstd is smallest)",
+        help=(
+            "initramfs compression (default: lz4, the fastest to boot of the compressed "
+            "forms; zstd is smallest)"
+        ),
     )
     parser.add_argument(
         "--kernel", type=Path, metavar="FILE", help="boot this kernel instead of riad's own"
