@@ -12,7 +12,6 @@ import sys
 import threading
 from pathlib import Path
 
-from net_addr import Ip4IfAddr  # type: ignore[import-not-found]
 from pytcp import stack  # type: ignore[import-not-found]
 from pytcp.runtime.socket import (  # type: ignore[import-not-found]
     IPPROTO_TCP,
@@ -23,6 +22,8 @@ from pytcp.runtime.socket import (  # type: ignore[import-not-found]
 from pytcp.runtime.socket import (
     socket as psocket,
 )
+
+from pytcp_peer import start_on_tap
 
 tap, address, port, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 files = {"/" + p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
@@ -62,17 +63,7 @@ def handle(conn: object) -> None:
         conn.close()  # type: ignore[attr-defined]
 
 
-stack.init()
-stack.add_interface(
-    **stack.initialize_interface__tap(tap),
-    ip4_support=True,
-    ip4_host=Ip4IfAddr(address),
-    ip4_dhcp=False,
-    ip6_support=False,
-    ip6_host=None,
-    ip6_gua_autoconfig=False,
-)
-stack.start(wait_for_dhcp_bind=False)
+start_on_tap(tap, address)
 listener = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
 listener.bind(("0.0.0.0", port))
 listener.listen()

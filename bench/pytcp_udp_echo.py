@@ -7,7 +7,6 @@ TAP: ``python -O pytcp_udp_echo.py TAP ADDRESS/PREFIX PORT``. Prints
 
 import sys
 
-from net_addr import Ip4IfAddr  # type: ignore[import-not-found]
 from pytcp import stack  # type: ignore[import-not-found]
 from pytcp.runtime.socket import (  # type: ignore[import-not-found]
     AddressFamily,
@@ -17,18 +16,10 @@ from pytcp.runtime.socket import (
     socket as psocket,
 )
 
+from pytcp_peer import start_on_tap
+
 tap, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-stack.init()
-stack.add_interface(
-    **stack.initialize_interface__tap(tap),
-    ip4_support=True,
-    ip4_host=Ip4IfAddr(address),
-    ip4_dhcp=False,
-    ip6_support=False,
-    ip6_host=None,
-    ip6_gua_autoconfig=False,
-)
-stack.start(wait_for_dhcp_bind=False)
+start_on_tap(tap, address)
 sock = psocket(family=AddressFamily.INET4, type=SocketType.DGRAM)
 sock.bind(("0.0.0.0", port))
 print("ready", flush=True)

@@ -173,51 +173,7 @@ HERE = Path(__file__).resolve()
 LINUX_IP = "10.77.0.1"
 STACK_IP = "10.77.0.2"
 
-PYTCP_APP = r"""
-import sys, time, threading
-from net_addr import Ip4IfAddr
-from pytcp import stack
-from pytcp.runtime.socket import socket as psocket, AddressFamily, SocketType, IPPROTO_TCP, TCP_NODELAY
-mode, ip, peer, nbytes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-stack.init()
-stack.add_interface(**stack.initialize_interface__tap("tap0"), ip4_support=True,
-                    ip4_host=Ip4IfAddr(ip + "/24"), ip4_dhcp=False,
-                    ip6_support=False, ip6_host=None, ip6_gua_autoconfig=False)
-stack.start(wait_for_dhcp_bind=False)
-def sendall(s, data):
-    mv = memoryview(data)
-    while mv:
-        mv = mv[s.send(bytes(mv)):]
-def handle(c):
-    c.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
-    if mode == "sink":
-        n = 0
-        while (d := c.recv(65536)): n += len(d)
-        sendall(c, f"OK {n}\n".encode())
-    elif mode == "hello":
-        sendall(c, b"hello\n")
-    elif mode == "echo":
-        while (d := c.recv(65536)): sendall(c, d)
-    c.close()
-try:
-    if mode == "source":
-        s = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
-        s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
-        s.connect((peer, 5002))
-        blk = b"x" * 65536; left = nbytes
-        while left > 0:
-            k = min(left, len(blk)); sendall(s, blk[:k]); left -= k
-        s.recv(4096); s.close(); print("done", flush=True); time.sleep(0.5)
-    else:
-        ls = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
-        ls.bind(("0.0.0.0", 5001)); ls.listen()
-        print("ready", flush=True)
-        while True:
-            c, _ = ls.accept()
-            threading.Thread(target=handle, args=(c,), daemon=True).start()
-finally:
-    stack.stop()
-"""
+PYTCP_APP = HERE.parent / "pytcp_tcp.py"
 
 
 async def run_in(ns: Netns, *argv: str, timeout: float = 600) -> dict[str, float]:
@@ -332,8 +288,7 @@ async def measure_riad(vnet_hdr: bool, nbytes: int, seconds: float) -> dict[str,
 
 async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, Netns.create("pytcpbench") as ns:
-        app = Path(tmp) / "pytcp_bench_app.py"
-        app.write_text(PYTCP_APP)
+        app = PYTCP_APP
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=False)
         env = ["env", f"XDG_RUNTIME_DIR={tmp}"]
 
