@@ -44,7 +44,8 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from types import TracebackType
+
+from riad.testing._closing import ClosedOnExit
 
 __all__ = ["Impairment", "ImpairmentRelay", "main"]
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class ImpairmentRelay:
+class ImpairmentRelay(ClosedOnExit):
     """The relay as a process in a namespace, started and stopped by a test.
 
     ``ImpairmentRelay(["ip", "netns", "exec", NS], "if_a", "if_b", impairment)``
@@ -299,17 +300,6 @@ class ImpairmentRelay:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-    def __enter__(self) -> ImpairmentRelay:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from types import TracebackType
+
+from riad.testing._closing import ClosedOnExit
 
 __all__ = ["Netns", "NetnsError", "netns_available"]
 
@@ -54,7 +55,7 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns failed: {os.strerror(err)}")
 
 
-class Netns:
+class Netns(ClosedOnExit):
     """A network namespace this process created and will delete."""
 
     def __init__(self, name: str) -> None:
@@ -165,17 +166,6 @@ class Netns:
         if not self._closed:
             self._closed = True
             subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
-
-    def __enter__(self) -> Netns:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Netns({self.name!r})"

@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from types import TracebackType
+
+from riad.testing._closing import ClosedOnExit
 
 __all__ = ["ServiceProcess", "log_field", "riad_command"]
 
@@ -43,7 +44,7 @@ def log_field(line: str, key: str) -> str:
     raise KeyError(f"no field {key!r} in log line {line!r}")
 
 
-class ServiceProcess:
+class ServiceProcess(ClosedOnExit):
     """A service process whose standard error the test reads line by line."""
 
     def __init__(
@@ -138,14 +139,3 @@ class ServiceProcess:
         self._selector.close()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
-
-    def __enter__(self) -> ServiceProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
