@@ -378,6 +378,12 @@ def print_tables(
         print(f"| {client} | {path} | " + " | ".join(cells) + " |")
 
 
+def _direct_cell(result: Result) -> str:
+    """One server's figures: requests/s (average / p99 latency in ms), CPU us per request."""
+    rate, avg, p99, cpu = result
+    return f"{rate:,.0f} ({avg:.2f} / {p99:.2f}), {cpu:,.0f}"
+
+
 def direct_main(args: argparse.Namespace) -> int:
     """riad's static files on its own TCP/IP stack vs on the socket stack, in a namespace."""
     from riad.backends.kv import pack
@@ -485,8 +491,7 @@ def direct_main(args: argparse.Namespace) -> int:
     for client, path, _ in cases:
         d, s = best[("riad-direct", client, path)], best[("riad-socket", client, path)]
         print(
-            f"| {client} | {path} | {d[0]:,.0f} ({d[1]:.2f} / {d[2]:.2f}), {d[3]:,.0f} "
-            f"| {s[0]:,.0f} ({s[1]:.2f} / {s[2]:.2f}), {s[3]:,.0f} "
+            f"| {client} | {path} | {_direct_cell(d)} | {_direct_cell(s)} "
             f"| {d[0] / s[0]:.2f}x, {d[3] / s[3]:.2f} |"
         )
     if "pytcp" in kinds:
@@ -499,7 +504,7 @@ def direct_main(args: argparse.Namespace) -> int:
         for client, path, _ in cases:
             d, p = best[("riad-direct", client, path)], best[("pytcp", client, path)]
             if p[0] >= 0.5:
-                cell = f"{p[0]:,.0f} ({p[1]:.2f} / {p[2]:.2f}), {p[3]:,.0f}"
+                cell = _direct_cell(p)
                 ratio = f"{d[0] / p[0]:.0f}x, {d[3] / p[3]:.3f}"
             else:
                 cell, ratio = "none completed in the client's time limit", "-"
