@@ -19,7 +19,7 @@ import pytest
 
 from riad.targets.sandbox.cli import describe_seal
 from riad.targets.sandbox.supervisor import EXIT_POLICY
-from riad.testing.netns import Netns, netns_available
+from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
 from tests.examples.test_static_site import load_build
 from tests.targets.dnsmasq import dhcp_server
@@ -37,9 +37,6 @@ pytestmark = [needs_linux_x86_64, pytest.mark.netns]
 
 @pytest.fixture
 def ns() -> Iterator[Netns]:
-    reason = netns_available()
-    if reason is not None:
-        pytest.fail(reason)
     with Netns.create("riad-sbx") as namespace:
         namespace.add_tap("tap0", "10.79.0.1/24")
         yield namespace

@@ -53,6 +53,10 @@ from collections.abc import Callable
 
 from riad.image.bootargs import decode_boot_args, split_net_args
 
+TYPE_CHECKING = False  # (no typing import at PID 1's start)
+if TYPE_CHECKING:
+    from riad.app.model import App
+
 MARK = "riad-vm:"
 NIC = "eth0"
 CTRL_C = b"\x03"
@@ -144,14 +148,13 @@ _FACTS_ENV = "RIAD_TRACE_FACTS"
 """In the build-time trace: a file to write what the service's ``App`` declares."""
 
 
-def _note_facts(app: object) -> None:
+def _note_facts(app: App) -> None:
     """In the build-time trace, write what the image builder needs to know of the ``App``
     (plain text: json would be traced into the image)."""
     path = os.environ.get(_FACTS_ENV)
     if path:
-        network = getattr(app, "network", True)
         with open(path, "w") as handle:
-            handle.write(f"network={1 if network else 0}\n")
+            handle.write(f"network={1 if app.network else 0}\n")
 
 
 def run_service(
