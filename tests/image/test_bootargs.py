@@ -79,3 +79,42 @@ def test_dataclasses_keep_their_docstrings() -> None:
     assert namespace["P"].__doc__ == "Point."  # type: ignore[attr-defined]
     assert namespace["Q"].__doc__ == "Other."  # type: ignore[attr-defined]
     assert namespace["R"].__doc__ is None  # type: ignore[attr-defined]
+
+
+def test_column_positions_can_be_left_out_and_lines_stay() -> None:
+    import marshal
+    import traceback
+
+    from riad.image.vm import compile_code, without_columns
+
+    source = b"def inner(x):\n    return 1 / x\n\ndef outer():\n    return inner(0) + 1\n"
+    code = compile_code(source, "/usr/lib/m.py")
+    [blob] = without_columns([marshal.dumps(code)])
+    stripped = marshal.loads(blob)
+    assert len(blob) < len(marshal.dumps(code))
+    inner = next(c for c in stripped.co_consts if getattr(c, "co_name", "") == "inner")
+    original = next(c for c in code.co_consts if getattr(c, "co_name", "") == "inner")
+    assert [p[:2] for p in inner.co_positions()] == [p[:2] for p in original.co_positions()]
+    assert all(p[2] is None and p[3] is None for p in inner.co_positions())
+    assert any(p[2] is not None for p in original.co_positions())
+    namespace: dict[str, object] = {}
+    exec(stripped, namespace)
+    with pytest.raises(ZeroDivisionError) as raised:
+        namespace["outer"]()  # type: ignore[operator]
+    frames = traceback.extract_tb(raised.tb)[-2:]
+    assert [(f.filename, f.lineno, f.name) for f in frames] == [
+        ("/usr/lib/m.py", 5, "outer"),
+        ("/usr/lib/m.py", 2, "inner"),
+    ]
+
+
+def test_column_positions_round_trip_keeps_other_values() -> None:
+    import marshal
+
+    from riad.image.vm import without_columns
+
+    value = (("key", b"\x00", 3), {"a": [1, 2.5]})
+    assert [marshal.loads(b) for b in without_columns([marshal.dumps(value), b"N"])] == [
+        value,
+        None,
+    ]

@@ -7,8 +7,10 @@ then packs exactly what was loaded:
   the shared libraries it and the used C extension modules need (``ldd``),
   plus libraries the trace saw opened with ``dlopen``; stripped when
   ``strip`` is installed;
-- pure-Python modules compiled at build time, in one table PID 1 imports
-  from (``/usr/lib/python3.X/modules.marshal``, :mod:`riad.image.packed`);
+- pure-Python modules compiled at build time (by default without
+  docstrings and without column positions: :func:`without_columns`), in one
+  table PID 1 imports from (``/usr/lib/python3.X/modules.marshal``,
+  :mod:`riad.image.packed`);
   the few the interpreter needs before that as unchecked-hash ``.pyc``
   files (no source, no timestamp) in ``/usr/lib/python3.X``; modules frozen
   into the interpreter are left out;
@@ -174,6 +176,7 @@ class BuildOptions:
     boot_args: tuple[str, ...] = ()
     memory_mb: int | None = None  # None: what the image needs, at least 64 MB
     docstrings: bool = False
+    columns: bool = False  # column positions in code's location tables (for ^^^ in tracebacks)
     strip: bool = True
 
 
@@ -258,11 +261,46 @@ def compile_pyc(source: bytes, virtual_path: str, docstrings: bool = True) -> by
 
     ``docstrings=False`` leaves the docstrings out (smaller images).
     """
-    code = compile_code(source, virtual_path, docstrings)
-    source_hash = importlib.util.source_hash(source)
+    return pyc_bytes(compile_code(source, virtual_path, docstrings), source)
+
+
+def pyc_bytes(code: CodeType, source: bytes) -> bytes:
+    """``code`` (compiled from ``source``) as unchecked-hash ``.pyc`` bytes."""
     from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
 
-    return bytes(_code_to_hash_pyc(code, source_hash, False))
+    return bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), False))
+
+
+_RELOAD = (
+    "import marshal, sys\n"
+    "blobs = marshal.load(sys.stdin.buffer)\n"
+    "sys.stdout.buffer.write(marshal.dumps([marshal.dumps(marshal.loads(b)) for b in blobs]))\n"
+)
+
+
+def without_columns(blobs: list[bytes]) -> list[bytes]:
+    """``marshal`` blobs with the column positions left out of every code
+    object in them; the line numbers stay, so tracebacks still name file,
+    line and function (without the ``^^^`` under the failing expression).
+
+    Columns are a quarter of a module table's compressed size: they are the
+    location table's least regular bytes. An interpreter run with ``-X
+    no_debug_ranges`` drops them from every code object it creates, loaded
+    ones too, so the blobs make a round trip through a child interpreter
+    (this one, which the image packs) started so.
+    """
+    done = subprocess.run(
+        [sys.executable, "-I", "-X", "no_debug_ranges", "-c", _RELOAD],
+        input=marshal.dumps(blobs),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ImageError(
+            f"could not drop column positions: {done.stderr.decode(errors='replace').strip()}"
+        )
+    reloaded: list[bytes] = marshal.loads(done.stdout)
+    return reloaded
 
 
 def wants_network(trace: StartupTrace) -> bool:
@@ -340,7 +378,7 @@ def _add_modules(
     """
     codes: dict[str, tuple[bool, CodeType]] = {}
     parts: dict[str, str] = {}
-    plain: dict[str, bytes] = {}
+    plain: dict[str, tuple[CodeType, bytes]] = {}
     extensions: list[Path] = []
     boot = {*BOOT_MODULES, PACKED_MODULE}
     for key in sorted(_needed_modules(trace) | boot):
@@ -360,7 +398,7 @@ def _add_modules(
         source = file.read_bytes()
         virtual = f"/{STDLIB_DIR}/{arc}.py"
         if name in boot:
-            plain[arc] = compile_pyc(source, virtual, options.docstrings)
+            plain[arc] = (compile_code(source, virtual, options.docstrings), source)
         else:
             codes[name] = (module.is_package, compile_code(source, virtual, options.docstrings))
         parts[arc] = _part_of(module.file, service)
@@ -376,8 +414,10 @@ def _add_modules(
             virtual = f"/{STDLIB_DIR}/{rel}.py"
             codes[name] = (package, compile_code(file.read_bytes(), virtual, options.docstrings))
             parts[str(rel)] = "service"
-    for arc, data in sorted(plain.items()):
-        content.add_file(f"{STDLIB_DIR}/{arc}.pyc", data, parts[arc])
+    if not options.columns:
+        codes, plain = _without_columns(codes, plain)
+    for arc, (code, source) in sorted(plain.items()):
+        content.add_file(f"{STDLIB_DIR}/{arc}.pyc", pyc_bytes(code, source), parts[arc])
     init = compile_pyc(_config_source(service, options, wants_network(trace)), f"/{INIT_FILE}")
     content.add_file(INIT_FILE, init, "riad")
     content.archive.add(file_entry(MODULE_TABLE, pack(codes)))
@@ -385,6 +425,19 @@ def _add_modules(
         arc = name.replace(".", "/") + ("/__init__" if package else "")
         content.record(f"{MODULE_TABLE}:{arc}", marshal.dumps(code), parts[arc])
     return sorted(set(extensions))
+
+
+def _without_columns(
+    codes: dict[str, tuple[bool, CodeType]], plain: dict[str, tuple[CodeType, bytes]]
+) -> tuple[dict[str, tuple[bool, CodeType]], dict[str, tuple[CodeType, bytes]]]:
+    """:func:`without_columns` for the modules of :func:`_add_modules`, in one round trip."""
+    names, arcs = sorted(codes), sorted(plain)
+    blobs = [marshal.dumps(codes[n][1]) for n in names] + [marshal.dumps(plain[a][0]) for a in arcs]
+    loaded = [marshal.loads(b) for b in without_columns(blobs)]
+    return (
+        {n: (codes[n][0], c) for n, c in zip(names, loaded[: len(names)], strict=True)},
+        {a: (c, plain[a][1]) for a, c in zip(arcs, loaded[len(names) :], strict=True)},
+    )
 
 
 def _add_native(
@@ -536,6 +589,8 @@ def build_image(
     _add_skeleton(content)
     extensions = _add_modules(content, trace, service, options)
     table = compile_table(list(trace.compiled), list(trace.regexes))
+    if not options.columns:
+        table = without_columns([table])[0]
     content.add_file(COMPILED_TABLE, table, "riad")
     _add_data(content, trace, service)
     _add_native(content, trace, extensions, service)

@@ -44,6 +44,14 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
         help="keep docstrings in the compiled modules (left out by default)",
     )
     parser.add_argument(
+        "--columns",
+        action="store_true",
+        help=(
+            "keep column positions in the compiled modules, for the ^^^ under the failing "
+            "expression in tracebacks (left out by default; file and line stay)"
+        ),
+    )
+    parser.add_argument(
         "--single-file",
         action="store_true",
         help="link the initramfs into the kernel: the image is one file",
@@ -87,6 +95,7 @@ def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOption
         compression=args.compression,
         single_file=args.single_file,
         docstrings=args.docstrings,
+        columns=args.columns,
         kernel=args.kernel,
         include=tuple(args.include),
         boot_args=tuple(boot_args),
