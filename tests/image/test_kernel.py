@@ -124,3 +124,45 @@ def test_kernel_command_chooses_and_forgets_a_user_kernel(
     assert kernel.selected_user_kernel("socket") is None
     assert main(["kernel", "--path", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_unpacking_a_new_tree_removes_the_stale_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    monkeypatch.setenv("RIAD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(kernel, "kernel_patches", lambda: [])
+    tarball = tmp_path / "linux-source-6.1.tar.xz"
+    with tarfile.open(tarball, "w:xz") as archive:
+        data = b"all:\n"
+        info = tarfile.TarInfo("linux-source-6.1/Makefile")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    trees = tmp_path / "cache" / "src"
+    (trees / "linux-source-6.1-6.1.1-1-pdeadbeef").mkdir(parents=True)
+    (trees / ".unpack-1").mkdir()
+    said: list[str] = []
+    tree = kernel._unpack(KernelSource(tarball, "6.1.2-1"), said.append)
+    assert tree == trees / "linux-source-6.1-6.1.2-1"
+    assert (tree / "Makefile").read_bytes() == b"all:\n"
+    assert sorted(p.name for p in trees.iterdir()) == [".unpack-1", tree.name]
+    assert any("linux-source-6.1-6.1.1-1-pdeadbeef" in line for line in said)
+    assert kernel._unpack(KernelSource(tarball, "6.1.2-1"), said.append) == tree
+
+
+def test_image_cache_keeps_the_most_recently_run(tmp_path: Path) -> None:
+    import os
+
+    from riad.targets.vm.cli import prune_least_recent
+
+    for i in range(5):
+        (tmp_path / f"svc-{i}").mkdir()
+        os.utime(tmp_path / f"svc-{i}", ns=(10**18 + i, 10**18 + i))
+    os.utime(tmp_path / "svc-0", ns=(2 * 10**18, 2 * 10**18))  # the one just run
+    (tmp_path / ".build-7").mkdir()
+    (tmp_path / ".lock").write_text("")
+    removed = prune_least_recent(tmp_path, 2)
+    assert sorted(p.name for p in removed) == ["svc-1", "svc-2", "svc-3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".build-7", ".lock", "svc-0", "svc-4"]

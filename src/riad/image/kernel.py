@@ -249,7 +249,9 @@ def cached_kernel(variant: Variant) -> Kernel | None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on file ``path`` (made if missing) for the block:
+    one riad process at a time builds into the part of the cache it guards."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -263,7 +265,8 @@ def _unpack(source: KernelSource, log: Log) -> Path:
     """Unpack the source tarball into the cache once, patched; return the source tree.
 
     The tree's name carries the patches' digest: a tree is never patched in
-    place, so one unpacked without them (or with others) stays as it was.
+    place. A new tree replaces the others in the cache (1.5 GB each): only
+    the current source version with the current patches is built from.
     """
     trees = cache_root() / "src"
     safe_version = source.version.replace("/", "_").replace(":", "_")
@@ -301,6 +304,10 @@ def _unpack(source: KernelSource, log: Log) -> Path:
         tops[0].rename(tree)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for stale in sorted(trees.iterdir()):
+        if stale != tree and stale.is_dir() and not stale.name.startswith("."):
+            log(f"removing {stale}: a source tree of an older version or older patches")
+            shutil.rmtree(stale, ignore_errors=True)
     return tree
 
 
@@ -374,7 +381,7 @@ def build_kernel(variant: Variant, jobs: int = 2, log: Log = _stderr_log) -> Ker
     cached = _load_entry(entry)
     if cached is not None:
         return cached
-    with _locked(cache_root() / "kernels" / ".lock"):
+    with cache_lock(cache_root() / "kernels" / ".lock"):
         cached = _load_entry(entry)
         if cached is not None:
             return cached
@@ -427,7 +434,7 @@ def build_single_file(
     if compression not in INITRAMFS_COMPRESSION:
         raise ImageError(f"unknown compression {compression!r}: use none, lz4 or zstd")
     source = find_source(log=log)
-    with _locked(cache_root() / "kernels" / ".lock"):
+    with cache_lock(cache_root() / "kernels" / ".lock"):
         tree = _unpack(source, log)
         build = cache_root() / "build" / variant
         logfile = cache_root() / "build" / f"{variant}-single.log"

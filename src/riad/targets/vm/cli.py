@@ -7,6 +7,8 @@ and raises :class:`~riad.image.ImageError` for mistakes a user can fix.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,17 +123,45 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+CACHED_IMAGES = 8
+"""How many images ``riad run -t vm`` keeps in its cache (the most recently run)."""
+
+
 def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
-    """Build the image into the cache unless an identical one is there."""
-    from riad.image.kernel import cache_root
+    """Build the image into the cache unless an identical one is there.
+
+    Every change to the service, riad or the options makes a new image (some
+    10-25 MB): the cache keeps the :data:`CACHED_IMAGES` most recently run.
+    """
+    from riad.image.kernel import cache_lock, cache_root
     from riad.image.vm import build_image, image_key
 
-    key = image_key(service, options)
-    image = cache_root() / "images" / f"{service.name}-{key}"
-    if not (image / "manifest.json").exists():
-        print(f"riad: building the vm image of {service.name}", file=sys.stderr, flush=True)
-        build_image(service, image, options)
+    images = cache_root() / "images"
+    image = images / f"{service.name}-{image_key(service, options)}"
+    with cache_lock(images / ".lock"):
+        if not (image / "manifest.json").exists():
+            print(f"riad: building the vm image of {service.name}", file=sys.stderr, flush=True)
+            staging = images / f".build-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                build_image(service, staging, options)
+                shutil.rmtree(image, ignore_errors=True)
+                staging.rename(image)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        os.utime(image)
+        prune_least_recent(images, CACHED_IMAGES)
     return image
+
+
+def prune_least_recent(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` most recently touched folders in ``folder``
+    (names starting with a dot are left alone); return what was removed."""
+    entries = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return entries[keep:]
 
 
 def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
