@@ -23,15 +23,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
-import os
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, NetmaskValueError
 from typing import TYPE_CHECKING, Any
 
+from riad.backends.entropy import SystemRandom
 from riad.backends.netdev import CountsDrops, NetDevice
-from riad.devices import Listener, StreamHandler
+from riad.devices import Listener, Random, StreamHandler
 from riad.log import Logger
 from riad.proto.arp import ArpConfig
 from riad.proto.icmp import IcmpConfig
@@ -108,6 +107,10 @@ def _parse_ip(text: str, what: str) -> IPv4Address:
     return address
 
 
+def _draw16(entropy: Random) -> int:
+    return int.from_bytes(entropy.bytes(2), "big")
+
+
 class DirectStack:
     """riad's own network stack on one device (implements ``riad.devices.Stack``)."""
 
@@ -118,7 +121,7 @@ class DirectStack:
         address: str | IPv4Interface | None,
         gateway: str | IPv4Address | None = None,
         clock: Clock | None = None,
-        rng: random.Random | None = None,
+        random: Random | None = None,
         config: StackConfig | None = None,
     ) -> None:
         self.device = device
@@ -138,7 +141,8 @@ class DirectStack:
                     f"gateway {gw} is not on the network {iface_address.network}: "
                     "pick a gateway inside it or widen the prefix"
                 )
-        self._rng = rng if rng is not None else random.Random(os.urandom(16))
+        self._random: Random = random if random is not None else SystemRandom()
+        entropy = self._random
         cfg = self.config
         self.iface = Interface(
             mac=device.mac,
@@ -153,12 +157,10 @@ class DirectStack:
                 icmp=cfg.icmp,
             ),
             drops=self.stats.drops,
-            ident_start=self._rng.randrange(1 << 16),
+            ident_start=_draw16(entropy),
         )
         self.stats.counters = self.iface.counters
-        self.udp = UdpCore(
-            config=cfg.udp, drops=self.stats.drops, ephemeral_start=self._rng.randrange(1 << 16)
-        )
+        self.udp = UdpCore(config=cfg.udp, drops=self.stats.drops, ephemeral_start=_draw16(entropy))
         self.iface.register(self.udp)
         caps = device.capabilities
         tcp_config = dataclasses.replace(
@@ -172,9 +174,9 @@ class DirectStack:
         )
         self.tcp = TcpCore(
             tcp_config,
-            SequenceSecret(self._rng.randbytes(32)),
+            SequenceSecret(entropy.bytes(32)),
             drops=self.stats.drops,
-            ephemeral_start=self._rng.randrange(1 << 16),
+            ephemeral_start=_draw16(entropy),
             checksum_offload=caps.tx_checksum,
         )
         self.iface.register(self.tcp)
@@ -187,7 +189,7 @@ class DirectStack:
             self._tcp.pump,
         ]
         self._pings: dict[tuple[int, int], tuple[IPv4Address, asyncio.Future[None]]] = {}
-        self._ping_ident = self._rng.randrange(1 << 16)
+        self._ping_ident = _draw16(entropy)
         self._ping_seq = 0
         self._runtime: Runtime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -271,13 +273,15 @@ class DirectStack:
         Waits until a server leases an address (wrap it in
         ``asyncio.timeout`` to bound the wait). The agent keeps running after:
         renewals and rebinding update the interface; ``close()`` releases the
-        lease. Entropy defaults to ``os.urandom``.
+        lease. Entropy defaults to the stack's ``Random`` device.
         """
         if self._dhcp is not None:
             return await self._dhcp.wait_bound()
         # DHCP's code is loaded only by a stack that uses it.
         from riad.stack.dhcp import DhcpAgent
 
+        if entropy is None:
+            entropy = self._random.bytes
         self._dhcp = agent = DhcpAgent(self, hostname=hostname, entropy=entropy, log=log)
         await agent.start()
         return await agent.wait_bound()

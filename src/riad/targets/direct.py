@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random as _random
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -61,8 +60,9 @@ def direct_stack_opener(
     The address is ``--ipv4`` (default ``DEFAULT_IPV4``), or with ``--dhcp``
     a lease taken before the service starts (``hostname`` is sent with the
     request; no lease within ``dhcp_timeout_s`` is a configuration error).
-    ``random`` seeds the stack's own generator (initial sequence numbers,
-    ports, IP identifiers) and the DHCP client; default: the host's entropy.
+    ``random`` is the stack's entropy (the initial sequence number secret,
+    first ports and IP identifiers) and the DHCP client's; default: the
+    host's CSPRNG.
     """
     ipv4 = None if config.net.dhcp else config.net.ipv4 or DEFAULT_IPV4
     entropy = random if random is not None else SystemRandom()
@@ -75,7 +75,7 @@ def direct_stack_opener(
                 device,
                 address=ipv4,
                 gateway=config.net.gateway,
-                rng=_random.Random(entropy.bytes(32)),
+                random=entropy,
             )
         except StackConfigError as exc:
             device.close()

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from riad.backends.entropy import SeededRandom
 from riad.backends.sim import LinkConditions, SimDevice, SimNetwork
 from riad.stack.stack import DirectStack, StackConfig
 from riad.testing.simloop import SimEventLoop, run_simulated
@@ -86,7 +86,7 @@ class SimLab:
             address=address,
             gateway=gateway,
             clock=self.clock,
-            rng=random.Random(self.seed * 1000 + index),
+            random=SeededRandom(self.seed * 1000 + index),
             config=config,
         )
         stack.start()
