@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -110,12 +111,14 @@ class UdpCore:
         config: UdpConfig | None = None,
         drops: Counter[str] | None = None,
         ephemeral_start: int = 0,
+        port_entropy: Callable[[int], bytes] | None = None,
     ) -> None:
         self.config = config if config is not None else UdpConfig()
         self.drops: Counter[str] = drops if drops is not None else Counter()
         self._by_port: dict[int, list[UdpSocket]] = {}
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
         self._next_ephemeral = EPHEMERAL_FIRST + ephemeral_start % span
+        self._port_entropy = port_entropy
         self.ready: list[UdpSocket] = []
         self.datagrams_received = 0
         self._text: dict[IPv4Address, str] = {}
@@ -144,7 +147,14 @@ class UdpCore:
         return sock
 
     def _free_port(self) -> int:
+        """A free ephemeral port: with ``port_entropy``, from a random place
+        in the range for every socket (RFC 6056 3.3.1), so that an off-path
+        attacker cannot guess a client's port (a DNS query's, say) from
+        another one it saw; without, the next one after the last."""
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        if self._port_entropy is not None:
+            draw = int.from_bytes(self._port_entropy(2), "big")
+            self._next_ephemeral = EPHEMERAL_FIRST + draw % span
         for _ in range(span):
             port = self._next_ephemeral
             self._next_ephemeral = EPHEMERAL_FIRST + (port + 1 - EPHEMERAL_FIRST) % span

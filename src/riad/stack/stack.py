@@ -160,7 +160,12 @@ class DirectStack:
             ident_start=_draw16(entropy),
         )
         self.stats.counters = self.iface.counters
-        self.udp = UdpCore(config=cfg.udp, drops=self.stats.drops, ephemeral_start=_draw16(entropy))
+        self.udp = UdpCore(
+            config=cfg.udp,
+            drops=self.stats.drops,
+            ephemeral_start=_draw16(entropy),
+            port_entropy=entropy.bytes,
+        )
         self.iface.register(self.udp)
         caps = device.capabilities
         tcp_config = dataclasses.replace(

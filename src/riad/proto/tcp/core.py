@@ -133,7 +133,7 @@ class TcpCore:
         if not 0 < remote_port <= 65535:
             raise OverflowError(f"port must be 1-65535, got {remote_port}")
         if local_port == 0:
-            local_port = self._free_port(remote=(remote_addr, remote_port))
+            local_port = self._free_port(remote=(remote_addr, remote_port), local=local_addr)
         elif (local_port, remote_addr, remote_port) in self._conns:
             raise OSError(errno.EADDRINUSE, f"{local_addr}:{local_port} is already connected there")
         lp, la, ra = local_port, local_addr.packed, remote_addr.packed
@@ -153,12 +153,26 @@ class TcpCore:
         return conn
 
     def _free_port(
-        self, *, listening: bool = False, remote: tuple[IPv4Address, int] | None = None
+        self,
+        *,
+        listening: bool = False,
+        remote: tuple[IPv4Address, int] | None = None,
+        local: IPv4Address | None = None,
     ) -> int:
+        """A free ephemeral port. For a connection, RFC 6056's simple
+        hash-based selection (3.3.3): the search starts at a keyed hash of
+        the addresses and the remote port plus a counter, so a peer learns
+        nothing of the ports used towards others, and successive connections
+        to one peer still take successive ports (no early reuse of a 4-tuple
+        that may be in TIME-WAIT at the peer)."""
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        offset = 0
+        if remote is not None and local is not None:
+            offset = self.secret.port_offset(local.packed, remote[0].packed, remote[1])
         for _ in range(span):
-            port = self._next_port
-            self._next_port = EPHEMERAL_FIRST + (port - EPHEMERAL_FIRST + 1) % span
+            counter = self._next_port - EPHEMERAL_FIRST
+            port = EPHEMERAL_FIRST + (counter + offset) % span
+            self._next_port = EPHEMERAL_FIRST + (counter + 1) % span
             if port in self._listeners:
                 continue
             if listening and any(key[0] == port for key in self._conns):

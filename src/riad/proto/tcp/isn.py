@@ -6,7 +6,8 @@ where M is a 4-microsecond timer taken from ``now`` and F a keyed hash
 sequence spaces; successive incarnations of one 4-tuple move forward with time,
 as RFC 9293 3.4.1 wants. The same hash, with another salt, gives the per-
 connection offset added to TCP timestamps (RFC 7323 5.4 / 7.1), so TSval does
-not leak the host's uptime.
+not leak the host's uptime; with a third, the offset at which a connection's
+local port is searched for (RFC 6056 3.3.3).
 
 The secret comes from the stack's entropy source; nothing here draws randomness.
 """
@@ -47,3 +48,8 @@ class SequenceSecret:
     def ts_offset(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
         """The offset added to this connection's TCP timestamp clock."""
         return self._hash(1, local, lport, remote, rport)
+
+    def port_offset(self, local: bytes, remote: bytes, rport: int) -> int:
+        """Where the search for a free local port to ``remote:rport`` starts,
+        before the core's counter is added (RFC 6056 3.3.3)."""
+        return self._hash(2, local, 0, remote, rport)
