@@ -155,7 +155,7 @@ def test_unpacking_a_new_tree_removes_the_stale_ones(
 def test_image_cache_keeps_the_most_recently_run(tmp_path: Path) -> None:
     import os
 
-    from riad.targets.vm.cli import prune_least_recent
+    from riad.image.kernel import prune_least_recent
 
     for i in range(5):
         (tmp_path / f"svc-{i}").mkdir()
@@ -163,6 +163,8 @@ def test_image_cache_keeps_the_most_recently_run(tmp_path: Path) -> None:
     os.utime(tmp_path / "svc-0", ns=(2 * 10**18, 2 * 10**18))  # the one just run
     (tmp_path / ".build-7").mkdir()
     (tmp_path / ".lock").write_text("")
+    (tmp_path / "trace.json").write_text("{}")
+    os.utime(tmp_path / "trace.json", ns=(10**18 - 1, 10**18 - 1))  # the oldest
     removed = prune_least_recent(tmp_path, 2)
-    assert sorted(p.name for p in removed) == ["svc-1", "svc-2", "svc-3"]
+    assert sorted(p.name for p in removed) == ["svc-1", "svc-2", "svc-3", "trace.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".build-7", ".lock", "svc-0", "svc-4"]

@@ -77,6 +77,20 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "riad"
 
 
+def prune_least_recent(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` most recently modified entries (files or
+    folders) of the cache folder ``folder`` (names starting with a dot are
+    left alone); return what was removed."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    for old in entries[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    return entries[keep:]
+
+
 def config_fragment(variant: Variant) -> str:
     """The configuration fragment applied over tinyconfig for ``variant``."""
     if variant not in VARIANTS:

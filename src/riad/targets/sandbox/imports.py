@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from riad.app.model import App
-from riad.image.kernel import cache_root
+from riad.image.kernel import cache_root, prune_least_recent
 from riad.image.trace import StartupTrace, trace_startup
 
 if TYPE_CHECKING:
@@ -100,6 +100,10 @@ def _tracked_files(trace: StartupTrace, service_file: Path | None) -> dict[str, 
     return files
 
 
+CACHED_TRACES = 64
+"""How many start-up traces the sandbox keeps in its cache (the newest)."""
+
+
 def _cache_file(app: App, key_parts: Sequence[str]) -> Path:
     digest = hashlib.sha256("\0".join(key_parts).encode()).hexdigest()[:16]
     return cache_root() / "sandbox-traces" / f"{app.name}-{digest}.json"
@@ -125,6 +129,7 @@ def _store(path: Path, modules: Sequence[str], files: dict[str, str]) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
+        prune_least_recent(path.parent, CACHED_TRACES)
     except OSError:
         pass  # no cache: the next run traces again
 

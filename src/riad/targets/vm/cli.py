@@ -133,7 +133,7 @@ def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
     Every change to the service, riad or the options makes a new image (some
     10-25 MB): the cache keeps the :data:`CACHED_IMAGES` most recently run.
     """
-    from riad.image.kernel import cache_lock, cache_root
+    from riad.image.kernel import cache_lock, cache_root, prune_least_recent
     from riad.image.vm import build_image, image_key
 
     images = cache_root() / "images"
@@ -152,16 +152,6 @@ def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
         os.utime(image)
         prune_least_recent(images, CACHED_IMAGES)
     return image
-
-
-def prune_least_recent(folder: Path, keep: int) -> list[Path]:
-    """Remove all but the ``keep`` most recently touched folders in ``folder``
-    (names starting with a dot are left alone); return what was removed."""
-    entries = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
-    for old in entries[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return entries[keep:]
 
 
 def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
