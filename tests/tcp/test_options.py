@@ -111,6 +111,40 @@ def test_sack_blocks_sent_for_out_of_order_data() -> None:
     assert out[0].header.sack_blocks == ((B + 3000, B + 3500), (B + 1000, B + 1500))
 
 
+def test_duplicate_data_is_reported_once_as_a_dsack_block() -> None:
+    """RFC 2883: the first SACK block of the ACK names the duplicate, then the usual ones."""
+    conn = full_established()
+    feed(conn, ms(2), seg(B, A, ACK, 100, ts(5001)), bytes(1000))
+    drain(conn, ms(300))  # the delayed ACK
+    # the whole segment again (the peer's retransmission was spurious)
+    [ack] = feed(conn, ms(301), seg(B, A, ACK, 100, ts(5002)), bytes(1000))
+    assert ack.header.ack == B + 1000
+    assert ack.header.sack_blocks == ((B, B + 1000),)
+    assert conn.stats.duplicate_segments == 1
+    # partly old, partly new: only the old part is reported; with a hole, its block follows
+    feed(conn, ms(302), seg(B + 3000, A, ACK, 100, ts(5003)), bytes(500))
+    [ack] = feed(conn, ms(303), seg(B + 500, A, ACK, 100, ts(5004)), bytes(1000))
+    assert ack.header.ack == B + 1500
+    assert ack.header.sack_blocks == ((B + 500, B + 1000), (B + 3000, B + 3500))
+    # reported once: the next ACK carries only the out-of-order block
+    [ack] = feed(conn, ms(304), seg(B + 4000, A, ACK, 100, ts(5005)), bytes(100))
+    assert ack.header.sack_blocks == ((B + 4000, B + 4100), (B + 3000, B + 3500))
+    assert conn.stats.duplicate_segments == 2
+    # wholly below the window: dropped as unacceptable, still reported
+    [ack] = feed(conn, ms(305), seg(B, A, ACK, 100, ts(5006)), bytes(200))
+    assert ack.header.ack == B + 1500
+    assert ack.header.sack_blocks[0] == (B, B + 200)
+    assert conn.stats.duplicate_segments == 3
+
+
+def test_no_dsack_without_sack_permitted() -> None:
+    conn = established(PLAIN)
+    feed(conn, ms(2), seg(B, A, ACK, 64000), bytes(100))
+    [ack] = feed(conn, ms(3), seg(B, A, ACK, 64000), bytes(100))
+    assert ack.header.ack == B + 100 and ack.header.sack_blocks == ()
+    assert conn.stats.duplicate_segments == 1
+
+
 def test_sack_recovery_retransmits_only_the_holes() -> None:
     conn = full_established(peer_shift=8)
     conn.send(bytes(1448 * 10))
@@ -218,3 +252,57 @@ def test_rtt_estimate_and_rto_follow_rfc6298() -> None:
     est.back_off()
     assert est.backoff == 2
     assert est.rto_ns == 4 * (est.srtt_ns + 4 * est.rttvar_ns)
+
+
+def _spurious_recovery() -> tuple[object, list[object]]:
+    """Ten segments out; the peer SACKs 1..9 (0 only delayed): fast recovery resends 0."""
+    conn = full_established(peer_shift=8)
+    conn.send(bytes(1448 * 10))
+    assert len(drain(conn, ms(2))) == 10
+    sent = []
+    for k in range(3, 10):
+        blocks = (A + 1448, A + (k + 1) * 1448)
+        opts = (*ts(5001, 1002), NOP, NOP, SackOption((blocks,)))
+        sent += feed(conn, ms(12), seg(B, A, ACK, 1000, opts))
+    assert conn.stats.fast_retransmits == 1
+    assert [s.header.seq for s in sent if s.payload][:1] == [A]
+    return conn, sent
+
+
+def test_recovery_is_undone_when_dsack_shows_the_retransmission_was_spurious() -> None:
+    conn, _ = _spurious_recovery()
+    prior = (14480, 1 << 30)
+    assert (conn.cc.cwnd, conn.cc.ssthresh) != prior
+    # the original segment 0 arrives late: the peer ACKs everything and reports the
+    # retransmitted copy as a duplicate (RFC 2883)
+    dsack = (*ts(5002, 1012), NOP, NOP, SackOption(((A, A + 1448),)))
+    feed(conn, ms(22), seg(B, A + 10 * 1448, ACK, 1000, dsack))
+    assert conn.stats.spurious_recoveries == 1
+    # back to the window before recovery, grown by this ACK as slow start grows it
+    assert conn.cc.ssthresh == prior[1] and conn.cc.cwnd == prior[0] + 2 * 1448
+    assert not conn._in_recovery
+    assert conn.stats.duplicate_acks == 7
+
+
+def test_recovery_stays_reduced_when_part_of_the_retransmission_is_reported() -> None:
+    conn, _ = _spurious_recovery()
+    reduced = conn.cc.ssthresh
+    dsack = (*ts(5002, 1012), NOP, NOP, SackOption(((A, A + 700),)))
+    feed(conn, ms(22), seg(B, A + 10 * 1448, ACK, 1000, dsack))
+    assert conn.stats.spurious_recoveries == 0
+    assert conn.cc.ssthresh == reduced
+
+
+def test_acks_reporting_only_duplicates_are_not_duplicate_acks() -> None:
+    conn = full_established(peer_shift=8)
+    conn.send(bytes(1448 * 4))
+    assert len(drain(conn, ms(2))) == 4
+    # data we sent earlier came twice to the peer (a duplicating network): it says so
+    # three times without acknowledging more; nothing was lost
+    feed(conn, ms(3), seg(B, A + 1448, ACK, 1000, ts(5001, 1002)))
+    for i in range(3):
+        dsack = (*ts(5002 + i, 1002), NOP, NOP, SackOption(((A, A + 1448),)))
+        assert [
+            s for s in feed(conn, ms(4 + i), seg(B, A + 1448, ACK, 1000, dsack)) if s.payload
+        ] == []
+    assert conn.stats.duplicate_acks == 0 and conn.stats.fast_retransmits == 0

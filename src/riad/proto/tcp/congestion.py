@@ -22,7 +22,7 @@ from __future__ import annotations
 class NewReno:
     """cwnd/ssthresh bookkeeping for one connection."""
 
-    __slots__ = ("_avoid_acc", "cwnd", "mss", "ssthresh", "unit")
+    __slots__ = ("_avoid_acc", "cwnd", "mss", "prior_cwnd", "prior_ssthresh", "ssthresh", "unit")
 
     def __init__(self, mss: int, initial_segments: int) -> None:
         self.mss = mss
@@ -31,6 +31,9 @@ class NewReno:
         self._avoid_acc = 0
         self.unit = mss
         """Bytes of the largest segment sent as one unit (a TSO super-segment): see above."""
+        self.prior_cwnd = self.cwnd
+        self.prior_ssthresh = self.ssthresh
+        """The window before the last reduction, for :meth:`undo`."""
 
     def set_mss(self, mss: int, initial_segments: int) -> None:
         """Re-base on the negotiated MSS before any data flowed."""
@@ -69,6 +72,17 @@ class NewReno:
         self.cwnd = self.mss
         self.unit = self.mss
         self._avoid_acc = 0
+
+    def save(self) -> None:
+        """Remember the window before a reduction (recovery or a timeout) may be undone."""
+        self.prior_cwnd = self.cwnd
+        self.prior_ssthresh = self.ssthresh
+
+    def undo(self) -> None:
+        """The reduction was for nothing (every retransmission was spurious,
+        RFC 3708): back to the window saved before it (as Linux's undo)."""
+        self.cwnd = max(self.cwnd, self.prior_cwnd)
+        self.ssthresh = max(self.ssthresh, self.prior_ssthresh)
 
     def restart_after_idle(self, initial_segments: int) -> None:
         """RFC 5681 4.1: after an idle period longer than the RTO, cwnd restarts."""

@@ -200,6 +200,8 @@ class TcpInput(TcpRecovery):
         if not (seq + seg_len >= rcv_nxt and seq <= rcv_nxt + wnd):
             if not flags & RST:
                 self.stats.dropped_unacceptable += 1
+                if payload and seq + len(payload) <= rcv_nxt:
+                    self._note_duplicate(seq, seq + len(payload))
                 self._ack_out_of_window(now, seg_len)
                 if st is _TIME_WAIT and flags & FIN:
                     self._timewait_at = now + self.config.time_wait
@@ -255,8 +257,11 @@ class TcpInput(TcpRecovery):
         if ack > self.snd_una:
             self._new_ack(now, hdr, ack)
         elif self.sack_ok and hdr.sack_blocks:
-            self._take_sack(hdr.sack_blocks)
-            if not payload and not flags & FIN:
+            blocks = hdr.sack_blocks
+            self._take_sack(blocks)
+            # an ACK that reports only a duplicate is no sign of loss (RFC 6675 2)
+            dsack_only = self._take_dsack(blocks, self.snd_una) and len(blocks) == 1
+            if not payload and not flags & FIN and not dsack_only:
                 self._duplicate_ack(now)
         elif ack == self.snd_una and not payload and not flags & FIN and wnd == self.snd_wnd:
             self._duplicate_ack(now)
@@ -319,6 +324,8 @@ class TcpInput(TcpRecovery):
         end = seq + len(payload)
         fin = bool(flags & FIN)
         if seq < rcv_nxt:
+            if end > seq:
+                self._note_duplicate(seq, min(end, rcv_nxt))
             payload = payload[rcv_nxt - seq :]
             seq = rcv_nxt
         right = max(self._rcv_adv, rcv_nxt + max(self.recv_limit - len(self.recv_buffer), 0))
@@ -387,6 +394,13 @@ class TcpInput(TcpRecovery):
                 self.state = _CLOSING
         elif st is _FIN_WAIT_2:
             self._enter_time_wait(now)
+
+    def _note_duplicate(self, start: int, end: int) -> None:
+        """Data ``[start, end)`` came again: the next ACK reports it as a D-SACK
+        block (RFC 2883), which tells the peer its retransmission was spurious."""
+        self.stats.duplicate_segments += 1
+        if self.sack_ok:
+            self._dsack = (start, end)
 
     def _ack_out_of_window(self, now: Instant, seg_len: int) -> None:
         """Answer a segment we cannot take with an ACK (RFC 9293 3.10.7.4). One that carries

@@ -249,6 +249,8 @@ class TcpOutput(TcpTimers):
         if retransmit:
             self.stats.retransmitted_segments += 1
             self.stats.retransmitted_bytes += n
+            if self._undo_marker is not None:
+                self._undo_bytes += n
             if self._rtt_seq is not None and start <= self._rtt_seq:
                 self._rtt_seq = None  # Karn: a retransmitted segment is not timed
         self.stats.bytes_out += n
@@ -326,12 +328,18 @@ class TcpOutput(TcpTimers):
         return TcpSegment(header, payload, gso_size)
 
     def _data_options(self, now: Instant) -> tuple[TcpOption, ...]:
-        """Options of a non-SYN segment: timestamps, and SACK blocks while data is missing."""
+        """Options of a non-SYN segment: timestamps, and SACK blocks while data is
+        missing or a duplicate is to be reported (first, as RFC 2883 says; once)."""
         ts: tuple[TcpOption, ...] = ()
         if self.ts_ok:
             ts = (NOP, NOP, _make_ts(self._ts_now(now), self.ts_recent))
-        if self.sack_ok and self.reassembly:
-            blocks = self.reassembly.sack_blocks(3 if self.ts_ok else 4)
+        dsack = self._dsack
+        if self.sack_ok and (self.reassembly or dsack is not None):
+            limit = 3 if self.ts_ok else 4
+            blocks = self.reassembly.sack_blocks(limit)
+            if dsack is not None:
+                self._dsack = None
+                blocks = (dsack, *blocks[: limit - 1])
             return (
                 *ts,
                 NOP,

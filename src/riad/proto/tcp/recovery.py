@@ -36,6 +36,7 @@ class TcpRecovery(TcpOutput):
             self.scoreboard.release_to(ack)
         if self.sack_ok and hdr.sack_blocks:
             self._take_sack(hdr.sack_blocks)
+            self._take_dsack(hdr.sack_blocks, ack)
         self._retries = 0
         # RTT: time one segment at a time (Karn); timestamps after retransmissions.
         rtt_seq = self._rtt_seq
@@ -84,6 +85,33 @@ class TcpRecovery(TcpOutput):
             if start < end and end > una and end <= snd_max and start >= una:
                 self.scoreboard.add(start, end)
 
+    def _take_dsack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
+        """Whether the first block is a D-SACK (RFC 2883: below the cumulative ACK, or
+        inside the second block): data the peer got twice. Once such duplicates cover
+        every byte retransmitted in this loss episode, nothing was lost: the reduction
+        is undone (RFC 3708)."""
+        start, end = unwrap(blocks[0][0], ack), unwrap(blocks[0][1], ack)
+        if not start < end:
+            return False
+        inside = False
+        if len(blocks) > 1:
+            outer = unwrap(blocks[1][0], ack), unwrap(blocks[1][1], ack)
+            inside = outer[0] <= start and end <= outer[1]
+        if not (end <= ack or inside):
+            return False
+        marker = self._undo_marker
+        if marker is None or start < marker:
+            return True
+        self._undo_bytes -= end - start
+        if self._undo_bytes <= 0:
+            self._undo_marker = None
+            self.cc.undo()
+            self.stats.spurious_recoveries += 1
+            if self._in_recovery:
+                self._in_recovery = False
+                self._rtx_seq = None
+        return True
+
     def _duplicate_ack(self, now: Instant) -> None:
         if self.snd_una >= self.snd_max:
             return
@@ -105,6 +133,7 @@ class TcpRecovery(TcpOutput):
         self._tlp_at = None
         self.stats.fast_retransmits += 1
         self._recover = self.snd_max
+        self._begin_loss_episode(False)
         self.cc.enter_recovery(self.snd_max - self.snd_una)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + 3 * self.cc.mss

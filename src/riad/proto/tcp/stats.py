@@ -21,11 +21,16 @@ class TcpStats:
     """Retransmission timer expiries."""
     fast_retransmits: int = 0
     """Entries into fast recovery (duplicate ACKs or SACK)."""
+    spurious_recoveries: int = 0
+    """Window reductions undone: every retransmission they caused came back as a
+    duplicate in the peer's D-SACK blocks (RFC 2883, RFC 3708)."""
     tail_loss_probes: int = 0
     """Probes sent when ACKs stopped with data in flight (RFC 8985 7)."""
     duplicate_acks: int = 0
     out_of_order_segments: int = 0
     out_of_order_dropped: int = 0
+    duplicate_segments: int = 0
+    """Segments with data already received (reported to the peer by D-SACK, RFC 2883)."""
     dropped_unacceptable: int = 0
     """Segments outside the receive window (answered with an ACK)."""
     dropped_paws: int = 0

@@ -66,6 +66,7 @@ class TransmissionControlBlock:
         "_closed_by_app",
         "_delack_at",
         "_delack_ns",
+        "_dsack",
         "_dupacks",
         "_events",
         "_fin_received",
@@ -103,6 +104,8 @@ class TransmissionControlBlock:
         "_ts_offset",
         "_ts_rtx_floor",
         "_unacked_bytes",
+        "_undo_bytes",
+        "_undo_marker",
         "_update_due",
         "cc",
         "config",
@@ -218,6 +221,12 @@ class TransmissionControlBlock:
         self._fin_seq: int | None = None
         self._fin_received = False
         self._ooo_fin: int | None = None
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
+        # undoing a window reduction (RFC 3708): SND.UNA when the loss episode began
+        # (None: nothing to undo), and the bytes retransmitted since not yet reported
+        # back as duplicates by the peer's D-SACK blocks
+        self._undo_marker: int | None = None
+        self._undo_bytes = 0
         self._in_recovery = False
         self._recover = iss
         self._high_rxt = iss
@@ -243,6 +252,15 @@ class TransmissionControlBlock:
         self._chal_window = now
         self._chal_count = 0
         self._oow_ack_at: Instant | None = None
+
+    def _begin_loss_episode(self, continuing: bool) -> None:
+        """A window reduction starts (fast recovery, a timeout): keep what it may be
+        undone to, unless it ``continues`` an episode still open (a timeout in recovery,
+        or after another timeout)."""
+        if self._undo_marker is None or not continuing:
+            self.cc.save()
+            self._undo_marker = self.snd_una
+            self._undo_bytes = 0
 
     def _has_unsent(self) -> bool:
         return self.send_buffer.end_seq > self.snd_nxt or (

@@ -144,6 +144,7 @@ class TcpTimers(TransmissionControlBlock):
         self._tlp_at = None
         self._tlp_out = False
         self._ts_rtx_floor = self._ts_now(now)
+        self._begin_loss_episode(self._in_recovery or self.rtt.backoff > 0)
         self.cc.on_timeout(self.snd_max - self.snd_una)
         self.rtt.back_off()
         self._rtt_seq = None
