@@ -197,13 +197,13 @@ def test_devices_and_arg_values() -> None:
     assert not any("db:" in line for line in lines)
 
 
-def _echo_service(fail_on: bytes | None = None) -> App:
+def _echo_service(fail_on: bytes | None = None, error: type[Exception] = ValueError) -> App:
     app = App("echo", network=True)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(1000):
             if data == fail_on:
-                raise ValueError(f"cannot echo {data!r}")
+                raise error(f"cannot echo {data!r}")
             writer.write(data)
             await writer.drain()
         writer.close()
@@ -221,11 +221,13 @@ def _port(line: str) -> int:
     return int(line.rsplit("port=", 1)[1])
 
 
-def test_handler_exception_is_logged_and_service_goes_on() -> None:
+def _reset_then_served(trigger: bytes) -> Callable[[asyncio.Event, MemoryConsole], Awaitable[None]]:
+    """A driver: ``trigger`` gets the connection reset; the next connection is served."""
+
     async def driver(stop: asyncio.Event, console: MemoryConsole) -> None:
         port = _port(await _wait_for_line(console, "ready"))
         r1, w1 = await asyncio.open_connection("127.0.0.1", port)
-        w1.write(b"boom")
+        w1.write(trigger)
         with pytest.raises(ConnectionResetError):
             assert await r1.read() == b""  # reset, not a clean EOF
         w1.close()
@@ -235,12 +237,26 @@ def test_handler_exception_is_logged_and_service_goes_on() -> None:
         w2.close()
         stop.set()
 
-    code, lines = _run(_echo_service(fail_on=b"boom"), driver=driver)
+    return driver
+
+
+def test_handler_exception_is_logged_and_service_goes_on() -> None:
+    code, lines = _run(_echo_service(fail_on=b"boom"), driver=_reset_then_served(b"boom"))
     assert code == ExitCode.OK
     failure = next(line for line in lines if "connection handler failed" in line)
     assert "ERROR app: connection handler failed; connection reset" in failure
     assert "error=\"ValueError: cannot echo b'boom'\"" in failure
     assert any("| ValueError: cannot echo b'boom'" in line for line in lines)
+
+
+def test_a_peer_reset_in_a_handler_is_logged_as_lost_not_as_a_failure() -> None:
+    """What a stream raises when the peer reset is the network's doing: one info line."""
+    service = _echo_service(fail_on=b"gone", error=ConnectionResetError)
+    code, lines = _run(service, driver=_reset_then_served(b"gone"))
+    assert code == ExitCode.OK
+    lost = next(line for line in lines if "connection lost" in line)
+    assert "INFO  app: connection lost" in lost and "error=ConnectionResetError" in lost
+    assert not any("ERROR" in line or line.lstrip().startswith("|") for line in lines)
 
 
 def test_stop_closes_listener_and_connections() -> None:

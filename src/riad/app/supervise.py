@@ -5,7 +5,9 @@ service needs from riad rather than from the stack:
 
 - a connection handler that raises is logged (source ``app``, with the peer
   and the traceback) and its connection reset; the listener and every other
-  connection go on;
+  connection go on. A handler ended by the peer resetting or leaving
+  (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionAbortedError``)
+  is the network's doing: one ``info`` line, "connection lost";
 - every listener, connection and datagram endpoint is tracked, so that at
   shutdown ``aclose`` can stop listeners, close connections (pending output
   is flushed, then FIN), give their handlers ``grace_s`` to finish, and reset
@@ -30,6 +32,9 @@ from riad.devices import Listener, Stack, StreamHandler
 from riad.log import Logger
 
 __all__ = ["ListenError", "SupervisedStack"]
+
+# What a handler raises when the peer reset the connection or went away mid-write.
+_PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
 class ListenError(OSError):
@@ -67,6 +72,8 @@ class SupervisedStack:
         self._transports: set[asyncio.BaseTransport] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self.handler_failures = 0
+        self.peer_resets = 0
+        """Handlers that ended on the peer resetting or leaving (logged at info)."""
 
     @property
     def ipv4_addresses(self) -> tuple[str, ...]:
@@ -116,6 +123,15 @@ class SupervisedStack:
                 # riad cancels handlers only at shutdown; ending quietly keeps asyncio's
                 # own done-callback from reporting the cancellation as an error
                 return
+            except _PEER_GONE as exc:
+                # the peer reset or left: the network's doing, not a fault of the handler
+                self.peer_resets += 1
+                self._log.info(
+                    "connection lost",
+                    peer=_peer(writer.get_extra_info("peername")),
+                    error=type(exc).__name__,
+                )
+                _abort(transport)
             except Exception as exc:
                 self.handler_failures += 1
                 self._log.exception(
