@@ -137,6 +137,21 @@ def test_duplicate_data_is_reported_once_as_a_dsack_block() -> None:
     assert conn.stats.duplicate_segments == 3
 
 
+def test_a_duplicate_of_held_out_of_order_data_is_reported_with_its_block() -> None:
+    conn = full_established()
+    feed(conn, ms(2), seg(B + 1000, A, ACK, 100, ts(5001)), bytes(500))
+    feed(conn, ms(3), seg(B + 3000, A, ACK, 100, ts(5002)), bytes(500))
+    [ack] = feed(conn, ms(4), seg(B + 1000, A, ACK, 100, ts(5003)), bytes(500))
+    assert ack.header.ack == B
+    # RFC 2883 4.2: the duplicate, then the block that holds it, then the others
+    assert ack.header.sack_blocks == (
+        (B + 1000, B + 1500),
+        (B + 1000, B + 1500),
+        (B + 3000, B + 3500),
+    )
+    assert conn.stats.duplicate_segments == 1
+
+
 def test_no_dsack_without_sack_permitted() -> None:
     conn = established(PLAIN)
     feed(conn, ms(2), seg(B, A, ACK, 64000), bytes(100))
@@ -288,6 +303,16 @@ def test_recovery_stays_reduced_when_part_of_the_retransmission_is_reported() ->
     conn, _ = _spurious_recovery()
     reduced = conn.cc.ssthresh
     dsack = (*ts(5002, 1012), NOP, NOP, SackOption(((A, A + 700),)))
+    feed(conn, ms(22), seg(B, A + 10 * 1448, ACK, 1000, dsack))
+    assert conn.stats.spurious_recoveries == 0
+    assert conn.cc.ssthresh == reduced
+
+
+def test_a_duplicate_of_data_never_retransmitted_undoes_nothing() -> None:
+    """The network duplicated an original segment: no retransmission was spurious."""
+    conn, _ = _spurious_recovery()
+    reduced = conn.cc.ssthresh
+    dsack = (*ts(5002, 1012), NOP, NOP, SackOption(((A + 5 * 1448, A + 6 * 1448),)))
     feed(conn, ms(22), seg(B, A + 10 * 1448, ACK, 1000, dsack))
     assert conn.stats.spurious_recoveries == 0
     assert conn.cc.ssthresh == reduced

@@ -363,6 +363,9 @@ class TcpInput(TcpRecovery):
             return
         # out of order: hold it and send a duplicate ACK at once (RFC 5681 4.2)
         self.stats.out_of_order_segments += 1
+        if self.reassembly.holds(seq, seq + len(payload)):
+            # held already: the D-SACK block goes first, the block holding it next
+            self._note_duplicate(seq, seq + len(payload))
         if not self.reassembly.insert(seq, payload):
             self.stats.out_of_order_dropped += 1
         elif fin:

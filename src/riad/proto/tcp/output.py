@@ -46,6 +46,8 @@ from riad.wire.tcp import (
 
 __all__ = ["TcpOutput", "TcpSegment"]
 
+_UNDO_MAX_RTX = 64  # retransmissions a loss episode may count for its undo
+
 _make_header = trusted_constructor(TcpHeader)
 _make_ts = trusted_constructor(TimestampsOption)
 
@@ -250,7 +252,10 @@ class TcpOutput(TcpTimers):
             self.stats.retransmitted_segments += 1
             self.stats.retransmitted_bytes += n
             if self._undo_marker is not None:
-                self._undo_bytes += n
+                if len(self._undo_rtx) < _UNDO_MAX_RTX:
+                    self._undo_rtx.append([start, start + n, n])
+                else:
+                    self._undo_marker = None  # too many to follow: this one stays reduced
             if self._rtt_seq is not None and start <= self._rtt_seq:
                 self._rtt_seq = None  # Karn: a retransmitted segment is not timed
         self.stats.bytes_out += n

@@ -57,6 +57,10 @@ class Reassembly:
         """Where the highest held block ends, if any."""
         return self._blocks[-1].end if self._blocks else None
 
+    def holds(self, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` is already held whole (a duplicate)."""
+        return any(b.start <= start and end <= b.end for b in self._blocks)
+
     def insert(self, start: int, data: bytes | memoryview) -> bool:
         """Hold ``data`` at sequence ``start``; ``False`` if dropped for the block cap."""
         end = start + len(data)

@@ -102,8 +102,17 @@ class TcpRecovery(TcpOutput):
         marker = self._undo_marker
         if marker is None or start < marker:
             return True
-        self._undo_bytes -= end - start
-        if self._undo_bytes <= 0:
+        # the duplicate pays off the first retransmission of these bytes not yet paid:
+        # a copy of original data the network duplicated pays nothing, and a range
+        # resent twice needs two duplicates (the first copy may have been the repair)
+        for rtx in self._undo_rtx:
+            overlap = min(end, rtx[1]) - max(start, rtx[0])
+            if rtx[2] > 0 and overlap > 0:
+                rtx[2] -= overlap
+                break
+        else:
+            return True
+        if all(rtx[2] <= 0 for rtx in self._undo_rtx):
             self._undo_marker = None
             self.cc.undo()
             self.stats.spurious_recoveries += 1

@@ -104,8 +104,8 @@ class TransmissionControlBlock:
         "_ts_offset",
         "_ts_rtx_floor",
         "_unacked_bytes",
-        "_undo_bytes",
         "_undo_marker",
+        "_undo_rtx",
         "_update_due",
         "cc",
         "config",
@@ -223,10 +223,10 @@ class TransmissionControlBlock:
         self._ooo_fin: int | None = None
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         # undoing a window reduction (RFC 3708): SND.UNA when the loss episode began
-        # (None: nothing to undo), and the bytes retransmitted since not yet reported
-        # back as duplicates by the peer's D-SACK blocks
+        # (None: nothing to undo), and each retransmission since as [start, end, bytes
+        # not yet reported back as a duplicate by the peer's D-SACK blocks]
         self._undo_marker: int | None = None
-        self._undo_bytes = 0
+        self._undo_rtx: list[list[int]] = []
         self._in_recovery = False
         self._recover = iss
         self._high_rxt = iss
@@ -260,7 +260,7 @@ class TransmissionControlBlock:
         if self._undo_marker is None or not continuing:
             self.cc.save()
             self._undo_marker = self.snd_una
-            self._undo_bytes = 0
+            self._undo_rtx = []
 
     def _has_unsent(self) -> bool:
         return self.send_buffer.end_seq > self.snd_nxt or (
