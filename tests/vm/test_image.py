@@ -79,6 +79,7 @@ def test_manifest_describes_the_image(echo_images: tuple[Path, Path]) -> None:
     assert 'RIAD_ARGS="--port 7"' in manifest["kernel_cmdline"]
     assert manifest["qemu"][0] == "qemu-system-x86_64"
     assert manifest["python_version"].startswith("3.")
+    assert manifest["code"] == {"docstrings": False, "columns": False}
     for entry in manifest["files"]:
         assert len(entry["sha256"]) == 64 and entry["size"] >= 0
 
@@ -92,6 +93,7 @@ def test_inspect_reports_parts_and_checks_files(
     for part in ("kernel", "interpreter", "libraries", "stdlib", "service", "data"):
         assert f"\n  {part} " in out
     assert "variant socket" in out and "boot args    --port 7" in out
+    assert "without docstrings, without column positions" in out
     assert "files match the manifest" in out
 
 

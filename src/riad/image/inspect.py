@@ -60,6 +60,15 @@ def part_sizes(manifest: dict[str, Any]) -> dict[str, int]:
     return {part: sizes.get(part, 0) for part in (*PARTS, *sorted(set(sizes) - set(PARTS)))}
 
 
+def _code_line(code: dict[str, bool] | None) -> str:
+    """How the modules were compiled (images made before riad recorded it: unknown)."""
+    if code is None:
+        return "(not recorded)"
+    docstrings = "with docstrings" if code.get("docstrings") else "without docstrings"
+    columns = "with column positions" if code.get("columns") else "without column positions"
+    return f"compiled at build time, {docstrings}, {columns}"
+
+
 def report(image: Path, largest: int = 12) -> str:
     """The human-readable inspection of ``image``."""
     manifest = load_manifest(image)
@@ -74,6 +83,7 @@ def report(image: Path, largest: int = 12) -> str:
         f"boot args    {' '.join(manifest['boot_args']) or '(none)'}",
         f"memory       {manifest['memory_mb']} MB",
         f"cmdline      {manifest['kernel_cmdline']}",
+        f"code         {_code_line(manifest.get('code'))}",
         "",
         "on disk",
         f"  kernel     {_mb(kernel['size'])}  {kernel['file']}",

@@ -692,6 +692,7 @@ def _write_output(
             "kernel", initrd_name, cmdline, memory, tap="TAP" if network else None
         ),
         "trace": {"reason": trace.reason, "modules": len(trace.modules)},
+        "code": {"docstrings": options.docstrings, "columns": options.columns},
         "files": sorted(content.files, key=lambda f: str(f["path"])),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
