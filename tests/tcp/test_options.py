@@ -331,3 +331,15 @@ def test_acks_reporting_only_duplicates_are_not_duplicate_acks() -> None:
             s for s in feed(conn, ms(4 + i), seg(B, A + 1448, ACK, 1000, dsack)) if s.payload
         ] == []
     assert conn.stats.duplicate_acks == 0 and conn.stats.fast_retransmits == 0
+
+
+def test_sack_blocks_without_timestamps_take_the_full_path() -> None:
+    """Header prediction must not swallow SACK blocks on an ACK that moves SND.UNA."""
+    conn = connect(TcpConfig(timestamps=False, receive_buffer_bytes=1 << 20))
+    drain(conn, T0)
+    feed(conn, ms(1), seg(IRS, A, SYN | ACK, 64000, (MssOption(1460), SACK_PERMITTED)))
+    conn.send(bytes(1460 * 4))
+    assert len(drain(conn, ms(2))) == 4
+    sack = (NOP, NOP, SackOption(((A + 2920, A + 4380),)))
+    feed(conn, ms(3), seg(B, A + 1460, ACK, 64000, sack))
+    assert conn.scoreboard.sacked_bytes == 1460

@@ -87,9 +87,9 @@ class TcpRecovery(TcpOutput):
 
     def _take_dsack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
         """Whether the first block is a D-SACK (RFC 2883: below the cumulative ACK, or
-        inside the second block): data the peer got twice. Once such duplicates cover
-        every byte retransmitted in this loss episode, nothing was lost: the reduction
-        is undone (RFC 3708)."""
+        inside the second block): data the peer got twice. Once every retransmission
+        of this loss episode has come back as such a duplicate, nothing was lost: the
+        reduction is undone (RFC 3708)."""
         start, end = unwrap(blocks[0][0], ack), unwrap(blocks[0][1], ack)
         if not start < end:
             return False
