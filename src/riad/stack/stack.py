@@ -141,8 +141,7 @@ class DirectStack:
                     f"gateway {gw} is not on the network {iface_address.network}: "
                     "pick a gateway inside it or widen the prefix"
                 )
-        self._random: Random = random if random is not None else SystemRandom()
-        entropy = self._random
+        self._random = entropy = random if random is not None else SystemRandom()
         cfg = self.config
         self.iface = Interface(
             mac=device.mac,
