@@ -10,8 +10,11 @@
   and duplicates frames (a user-space stand-in for ``tc netem``).
 - ``conformance``: the checks every ``NetDevice`` backend must pass.
 - ``stack_conformance``: the checks every ``Stack`` (socket or direct) must pass.
+- ``waiting``: ``eventually`` and ``eventually_async``, the one way tests wait
+  for a real peer (never a bare sleep, never an asserted duration).
 """
 
 from riad.testing.simloop import SimDeadlockError, SimEventLoop, run_simulated
+from riad.testing.waiting import eventually, eventually_async
 
-__all__ = ["SimDeadlockError", "SimEventLoop", "run_simulated"]
+__all__ = ["SimDeadlockError", "SimEventLoop", "eventually", "eventually_async", "run_simulated"]
