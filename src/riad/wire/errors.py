@@ -67,14 +67,3 @@ class SanityError(ParseError):
     """The header is intact but violates a protocol rule."""
 
     kind = "sanity"
-
-
-def need(layer: str, field: str, buffer_len: int, offset: int, size: int) -> None:
-    """Raise ``TruncatedError`` unless ``size`` bytes are available at ``offset``."""
-    if buffer_len < offset + size:
-        raise TruncatedError(
-            layer,
-            field,
-            offset,
-            f"needs {size} bytes, buffer has {max(buffer_len - offset, 0)}",
-        )

@@ -42,18 +42,6 @@ class IpProtocol(IntEnum):
     UDP = 17
 
 
-class Ipv4Option(IntEnum):
-    """IPv4 option types (RFC 791 3.1) riad knows by name."""
-
-    END = 0
-    NOP = 1
-    RECORD_ROUTE = 7
-    TIMESTAMP = 68
-    LOOSE_SOURCE_ROUTE = 131
-    STRICT_SOURCE_ROUTE = 137
-    ROUTER_ALERT = 148
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ipv4Header:
     """An IPv4 header. ``frag_offset_bytes`` is in bytes (a multiple of 8)."""

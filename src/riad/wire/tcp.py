@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
+from enum import IntFlag
 from ipaddress import IPv4Address
 from typing import ClassVar, TypeAlias
 
@@ -66,18 +66,6 @@ ACK = 0x10
 URG = 0x20
 ECE = 0x40
 CWR = 0x80
-
-
-class TcpOptionKind(IntEnum):
-    """TCP option kinds riad understands."""
-
-    EOL = 0
-    NOP = 1
-    MSS = 2
-    WINDOW_SCALE = 3
-    SACK_PERMITTED = 4
-    SACK = 5
-    TIMESTAMPS = 8
 
 
 @dataclass(frozen=True, slots=True)
