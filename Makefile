@@ -12,8 +12,8 @@ STAMP := $(VENV)/.riad-installed
 # development certificate are built first; riad prints where to reach it.
 run: $(STAMP)
 	$(BIN)/python examples/static-site/build.py --certs examples/static-site/certs
-	@echo "riad: the static website: open https://localhost:8443/ (self-signed certificate:"
-	@echo "riad: examples/static-site/certs/server.pem); http://localhost:8080/ redirects there. Ctrl-C stops."
+	@echo "riad: the static website: open https://localhost:8443/ (trust the development CA"
+	@echo "riad: examples/static-site/certs/ca.pem); http://localhost:8080/ redirects there. Ctrl-C stops."
 	$(BIN)/riad run examples/static-site
 
 test: $(STAMP) system-deps lint typecheck unit

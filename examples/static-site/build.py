@@ -6,8 +6,10 @@ Copies ``htdocs/`` into a staging folder, adds ``downloads/big-5mb.bin``
 (5 MiB made deterministically here, rather than kept in the repository),
 and packs it all into one embedded key-value artifact (see
 ``riad.backends.kv.embedded``). With ``--certs DIR`` it also makes a
-self-signed development certificate there (``server.pem``, ``server.key``)
-unless one is already present.
+development certificate there unless a pair is already present, as
+``riad cert DIR`` does: ``ca.pem`` for clients to trust, ``server.pem`` and
+``server.key`` for the service (for localhost, 127.0.0.1, ::1 and each
+``--name``).
 
 Every value is given the newest modification time found in ``htdocs/``, so
 building twice from the same sources gives the same artifact.
@@ -17,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from riad.backends.kv import pack
-from riad.services.tls import self_signed
+from riad.services.tls import dev_certificate
 
 HERE = Path(__file__).resolve().parent
 BIG_FILE = "downloads/big-5mb.bin"
@@ -55,15 +56,11 @@ def build(out: Path, htdocs: Path = HERE / "htdocs") -> Path:
 
 
 def ensure_certificate(folder: Path, names: list[str]) -> bool:
-    """Make a self-signed pair in ``folder`` unless one is there; True if made."""
+    """Make a development CA and certificate in ``folder`` unless a pair is there;
+    True if made."""
     if (folder / "server.pem").exists() and (folder / "server.key").exists():
         return False
-    folder.mkdir(parents=True, exist_ok=True)
-    pair = self_signed(names)
-    (folder / "server.pem").write_bytes(pair.cert_pem)
-    fd = os.open(folder / "server.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pair.key_pem)
+    dev_certificate(names).save(folder)
     return True
 
 
@@ -76,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     out = build(args.out)
     print(f"packed {out} ({out.stat().st_size} bytes)")
     if args.certs is not None:
-        names = args.name or ["localhost", "127.0.0.1"]
-        if ensure_certificate(args.certs, names):
-            print(f"made a self-signed certificate for {', '.join(names)} in {args.certs}")
+        if ensure_certificate(args.certs, args.name or []):
+            print(f"made a development certificate in {args.certs}: trust {args.certs / 'ca.pem'}")
+        elif not (args.certs / "ca.pem").exists():
+            print(
+                f"kept the certificate in {args.certs}; it has no ca.pem beside it "
+                "(remove the folder to make a development CA and certificate)"
+            )
     return 0
 
 

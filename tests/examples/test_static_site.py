@@ -22,7 +22,7 @@ import pytest
 
 from riad.backends.kv import EmbeddedKV, MemoryKV
 from riad.services.http.site import static_site
-from riad.services.tls import TlsServer, self_signed
+from riad.services.tls import TlsServer, dev_certificate
 
 from ..http.harness import Served, serve
 from .png import decode_png
@@ -61,10 +61,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     artifact = build.build(work / "htdocs.kv")
     staged = work / "staged"
     build.stage(SITE / "htdocs", staged)
-    pair = self_signed(["localhost", "127.0.0.1"])
-    (work / "server.pem").write_bytes(pair.cert_pem)
+    pair = dev_certificate()
+    pair.save(work)
     tls = asyncio.run(
-        TlsServer.from_kv(MemoryKV({"server.pem": pair.cert_pem, "server.key": pair.key_pem}))
+        TlsServer.from_kv(MemoryKV({"server.pem": pair.chain_pem, "server.key": pair.key_pem}))
     )
     store = EmbeddedKV.load(artifact)
     # The redirect needs the HTTPS port before it is known: a free port is picked here.
@@ -85,7 +85,7 @@ def tool(name: str) -> str:
 
 def curl(site: Site, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [tool("curl"), "-sS", "--http1.1", "--cacert", str(site.certs / "server.pem"), *args],
+        [tool("curl"), "-sS", "--http1.1", "--cacert", str(site.certs / "ca.pem"), *args],
         capture_output=True,
         timeout=60,
         check=False,
@@ -152,7 +152,7 @@ def test_wget_fetches_the_big_file(site: Site, tmp_path: Path) -> None:
             "-O",
             str(out),
             "--ca-certificate",
-            str(site.certs / "server.pem"),
+            str(site.certs / "ca.pem"),
             f"{site.http}/downloads/big-5mb.bin",
         ],  # redirected to HTTPS
         capture_output=True,

@@ -18,7 +18,7 @@ from riad.backends.sim import LinkConditions
 from riad.services.http import HttpLimits, HttpServer
 from riad.services.http.static import StaticFiles
 from riad.services.stream import SocketStream
-from riad.services.tls import TlsServer, TlsStream, self_signed
+from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.testing.simnet import SimLab, run_lab, test_seed
 
 from .apps import DemoApp
@@ -117,18 +117,17 @@ def test_idle_keep_alive_closes_on_the_deadline() -> None:
 
 
 @pytest.fixture(scope="module")
-def pair() -> tuple[bytes, bytes]:
-    made = self_signed(["server.test", SERVER])
-    return made.cert_pem, made.key_pem
+def pair() -> DevCertificate:
+    return dev_certificate(["server.test", SERVER])
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_https_over_the_direct_stack(
-    pair: tuple[bytes, bytes], tmp_path: Path, version: ssl.TLSVersion
+    pair: DevCertificate, tmp_path: Path, version: ssl.TLSVersion
 ) -> None:
     seed = test_seed(6004)
-    cert_pem, key_pem = pair
-    (tmp_path / "ca.pem").write_bytes(cert_pem)
+    cert_pem, key_pem = pair.chain_pem, pair.key_pem
+    (tmp_path / "ca.pem").write_bytes(pair.ca_pem)
 
     async def main(lab: SimLab) -> None:
         server_stack = lab.add_stack(f"{SERVER}/24")
@@ -157,9 +156,9 @@ def test_https_over_the_direct_stack(
     run_lab(main, seed=seed)
 
 
-def test_stalled_tls_handshake_is_closed_on_the_deadline(pair: tuple[bytes, bytes]) -> None:
+def test_stalled_tls_handshake_is_closed_on_the_deadline(pair: DevCertificate) -> None:
     seed = test_seed(6005)
-    cert_pem, key_pem = pair
+    cert_pem, key_pem = pair.chain_pem, pair.key_pem
 
     async def main(lab: SimLab) -> None:
         server_stack = lab.add_stack(f"{SERVER}/24")

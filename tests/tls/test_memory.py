@@ -18,6 +18,8 @@ import pytest
 from riad.services.tls import memory
 from riad.services.tls.context import TlsConfigError, server_context
 
+from .memory_pair import MemoryPair
+
 pytestmark = pytest.mark.skipif(not memory.available(), reason="not CPython with a linked _ssl")
 
 
@@ -72,24 +74,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
 
 def _handshake(server: ssl.SSLContext, root_pem: bytes) -> str:
     """Run a TLS handshake between ``server`` and a client trusting ``root_pem`` only."""
-    client_ctx = ssl.create_default_context(cadata=root_pem.decode())
-    pipes = [ssl.MemoryBIO() for _ in range(4)]
-    client = client_ctx.wrap_bio(pipes[0], pipes[1], server_hostname="riad.test")
-    srv = server.wrap_bio(pipes[2], pipes[3], server_side=True)
-    done = {"client": False, "server": False}
-    for _ in range(20):
-        for name, end, out, peer_in in (("client", client, pipes[1], pipes[2]),
-                                        ("server", srv, pipes[3], pipes[0])):  # fmt: skip
-            if not done[name]:
-                try:
-                    end.do_handshake()
-                    done[name] = True
-                except ssl.SSLWantReadError:
-                    pass
-            peer_in.write(out.read())
-        if all(done.values()):
-            return str(client.version())
-    raise AssertionError("the handshake did not finish")
+    client = ssl.create_default_context(cadata=root_pem.decode())
+    return str(MemoryPair(server, client, hostname="riad.test").handshake().client.version())
 
 
 def test_chain_and_key_from_memory_serve_a_verified_handshake(chain: Chain) -> None:

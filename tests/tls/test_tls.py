@@ -13,33 +13,22 @@ from pathlib import Path
 import pytest
 
 from riad.backends.kv import MemoryKV
-from riad.services.tls import TlsConfigError, TlsServer, self_signed
+from riad.services.tls import TlsConfigError, TlsServer, dev_certificate
 
 from ..http.apps import DemoApp
 from ..http.harness import Bystander, Served, read_response, serve
 
 
-def counter_entropy(seed: int) -> object:
-    import hashlib
-
-    state = [seed]
-
-    def entropy(n: int) -> bytes:
-        state[0] += 1
-        return hashlib.sha512(b"%d" % state[0]).digest()[:n]
-
-    return entropy
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development pair in ``certs/`` (``ca.pem`` to trust), and one for SNI:
+    ``other.test.pem`` / ``.key`` served, ``other.test.ca.pem`` its CA."""
     folder = tmp_path_factory.mktemp("certs")
-    main = self_signed(["localhost", "127.0.0.1"])
-    other = self_signed(["other.test"])
-    (folder / "server.pem").write_bytes(main.cert_pem)
-    (folder / "server.key").write_bytes(main.key_pem)
-    (folder / "other.test.pem").write_bytes(other.cert_pem)
+    dev_certificate().save(folder)
+    other = dev_certificate(["other.test"], loopback=False)
+    (folder / "other.test.pem").write_bytes(other.chain_pem)
     (folder / "other.test.key").write_bytes(other.key_pem)
+    (folder / "other.test.ca.pem").write_bytes(other.ca_pem)
     return folder
 
 
@@ -52,7 +41,7 @@ def served(certs: Path) -> Iterator[Served]:
 
 
 def client_context(certs: Path, **versions: ssl.TLSVersion) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(certs / "server.pem"))
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
     context.set_alpn_protocols(["http/1.1"])
     for attr, value in versions.items():
         setattr(context, attr, value)
@@ -69,43 +58,6 @@ def https_get(
     return status, body, sock
 
 
-def test_self_signed_is_deterministic_under_seeded_entropy() -> None:
-    a = self_signed(["a.test"], entropy=counter_entropy(1), now_s=1_700_000_000)  # type: ignore[arg-type]
-    b = self_signed(["a.test"], entropy=counter_entropy(1), now_s=1_700_000_000)  # type: ignore[arg-type]
-    c = self_signed(["a.test"], entropy=counter_entropy(2), now_s=1_700_000_000)  # type: ignore[arg-type]
-    assert (a.cert_pem, a.key_pem) == (b.cert_pem, b.key_pem)
-    assert a.key_pem != c.key_pem
-
-
-@pytest.mark.parametrize("bad", [[], ["bad name"], ["x/y"]])
-def test_self_signed_refuses_bad_names(bad: list[str]) -> None:
-    with pytest.raises(ValueError):
-        self_signed(bad)
-
-
-def test_openssl_accepts_the_certificate(certs: Path) -> None:
-    pem = str(certs / "server.pem")
-    verify = subprocess.run(
-        ["openssl", "verify", "-CAfile", pem, pem], capture_output=True, text=True, check=False
-    )
-    assert verify.returncode == 0, verify.stderr
-    text = subprocess.run(
-        ["openssl", "x509", "-in", pem, "-noout", "-text"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "DNS:localhost, IP Address:127.0.0.1" in text
-    assert "ecdsa-with-SHA256" in text
-    key = subprocess.run(
-        ["openssl", "pkey", "-in", str(certs / "server.key"), "-noout", "-check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert key.returncode == 0, key.stderr
-
-
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_https_over_tls_versions(served: Served, certs: Path, version: ssl.TLSVersion) -> None:
     context = client_context(certs, minimum_version=version, maximum_version=version)
@@ -120,8 +72,30 @@ def test_https_over_tls_versions(served: Served, certs: Path, version: ssl.TLSVe
         assert sock.selected_alpn_protocol() == "http/1.1"
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_sessions_resume_after_a_close_without_close_notify(
+    served: Served, certs: Path, version: ssl.TLSVersion
+) -> None:
+    """Clients often close TCP without TLS's close_notify; their session stays resumable."""
+    context = client_context(certs, minimum_version=version, maximum_version=version)
+    session = None
+    reused = []
+    for _ in range(3):
+        raw = socket.create_connection(("127.0.0.1", served.tls_port), timeout=10)
+        sock = context.wrap_socket(raw, server_hostname="localhost", session=session)
+        sock.sendall(b"GET /info HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(sock, bytearray())[0] == 200  # type: ignore[arg-type]
+        reused.append(sock.session_reused)
+        session = session or sock.session
+        sock.shutdown(socket.SHUT_WR)  # TCP's FIN, no close_notify
+        while sock.recv(65536):  # the server's close_notify, then its FIN: it is done
+            pass
+        sock.close()
+    assert reused == [False, True, True]
+
+
 def test_sni_picks_the_certificate(served: Served, certs: Path) -> None:
-    context = ssl.create_default_context(cafile=str(certs / "other.test.pem"))
+    context = ssl.create_default_context(cafile=str(certs / "other.test.ca.pem"))
     status, _, sock = https_get(served.tls_port, context, host="other.test")
     with sock:
         assert status == 200
@@ -183,7 +157,7 @@ def test_curl(served: Served, certs: Path) -> None:
             "-sS",
             "--http1.1",
             "--cacert",
-            str(certs / "server.pem"),
+            str(certs / "ca.pem"),
             "-w",
             "\n%{http_code} %{ssl_verify_result}",
             f"https://localhost:{served.tls_port}/echo",
@@ -207,7 +181,7 @@ def test_wget(served: Served, certs: Path, tmp_path: Path) -> None:
             "-O",
             str(tmp_path / "page"),
             "--ca-certificate",
-            str(certs / "server.pem"),
+            str(certs / "ca.pem"),
             f"https://localhost:{served.tls_port}/",
         ],
         capture_output=True,
@@ -233,7 +207,7 @@ def test_openssl_s_client(served: Served, certs: Path, version: str) -> None:
             "-alpn",
             "http/1.1",
             "-CAfile",
-            str(certs / "server.pem"),
+            str(certs / "ca.pem"),
             "-verify_return_error",
             "-ign_eof",
         ],
@@ -247,25 +221,6 @@ def test_openssl_s_client(served: Served, certs: Path, version: str) -> None:
     assert "ALPN protocol: http/1.1" in out.stdout
     assert "Verify return code: 0 (ok)" in out.stdout
     assert "HTTP/1.1 200 OK" in out.stdout and "hello riad" in out.stdout
-
-
-def test_riad_cert_verb(tmp_path: Path) -> None:
-    from riad.cli import main
-
-    folder = tmp_path / "certs"
-    assert main(["cert", str(folder), "--name", "example.test", "--days", "30"]) == 0
-    assert (folder / "server.key").stat().st_mode & 0o777 == 0o600
-    text = subprocess.run(
-        ["openssl", "x509", "-in", str(folder / "server.pem"), "-noout", "-text"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "DNS:example.test" in text
-    assert main(["cert", str(folder)]) == 2  # refuses to overwrite
-    assert main(["cert", str(folder), "--force", "--name", "bad name"]) == 2
-    assert main(["cert", str(folder), "--force"]) == 0
-    asyncio.run(TlsServer.from_kv(MemoryKV({p.name: p.read_bytes() for p in folder.iterdir()})))
 
 
 def test_failed_handshakes_are_logged(certs: Path) -> None:

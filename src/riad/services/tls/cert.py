@@ -1,13 +1,30 @@
-"""Self-signed certificates for development, with the standard library only.
+"""Development certificates: a small CA and the server certificate it signs,
+made with the standard library only.
 
-``self_signed`` makes an ECDSA P-256 key and an X.509 v3 certificate for the
-given host names and IP addresses (subjectAltName), signed by that key with
-ECDSA-SHA256, and returns both as PEM. No OpenSSL command and no third-party
-package is needed, so ``riad cert`` works wherever riad does.
+``dev_certificate(names)`` makes two ECDSA P-256 keys and two X.509 v3
+certificates (RFC 5280), each signed with ECDSA-SHA256:
 
-The curve arithmetic here is plain Python over affine coordinates and not
-constant-time: it is meant for generating a development key on your own
-machine, never for signing anything an attacker can time.
+- a CA: ``basicConstraints`` critical ``CA:TRUE, pathlen:0``, ``keyUsage``
+  critical ``keyCertSign, cRLSign``. Its key signs the leaf and is then
+  dropped: it is never returned nor written, so trusting this CA trusts this
+  one leaf and nothing a stolen CA key could sign later;
+- the leaf (end entity): ``basicConstraints`` critical ``CA:FALSE``,
+  ``keyUsage`` critical ``digitalSignature``, ``extendedKeyUsage``
+  ``serverAuth``, ``subjectAltName`` with every name (DNS names and IP
+  addresses; ``localhost``, ``127.0.0.1`` and ``::1`` are added unless
+  ``loopback=False``), key identifiers linking it to the CA.
+
+Clients trust the CA (``ca.pem``); the server sends the leaf followed by the
+CA (``server.pem``) with the leaf's key (``server.key``):
+``DevCertificate.save(folder)`` writes those three files, the pair
+``TlsServer.from_kv`` reads. Strict verifiers (Python's ``cryptography``,
+``openssl verify -x509_strict``, Go, browsers) accept the chain.
+
+No OpenSSL command and no third-party package is needed, so ``riad cert``
+works wherever riad does, and nothing is added to a vm image. The curve
+arithmetic is plain Python over affine coordinates and not constant-time: it
+is meant for generating development keys on your own machine, never for
+signing anything an attacker can time.
 
 Entropy and the current time are parameters (``entropy``, ``now_s``), so tests
 are deterministic.
@@ -19,11 +36,20 @@ import base64
 import datetime
 import hashlib
 import ipaddress
+import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["SelfSigned", "self_signed"]
+__all__ = ["LOOPBACK_NAMES", "MAX_DAYS", "DevCertificate", "dev_certificate"]
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# The longest validity clients accept for a server certificate (CA/Browser
+# Forum Baseline Requirements 6.3.2; Safari refuses longer ones).
+MAX_DAYS = 398
 
 # NIST P-256 (SEC 2, section 2.4.2)
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
@@ -88,6 +114,9 @@ def _int(value: int) -> bytes:
     return _tlv(0x02, raw)
 
 
+_TRUE = _tlv(0x01, b"\xff")
+
+
 def _oid(dotted: str) -> bytes:
     parts = [int(p) for p in dotted.split(".")]
     out = bytearray([40 * parts[0] + parts[1]])
@@ -105,6 +134,15 @@ def _bits(data: bytes) -> bytes:
     return _tlv(0x03, b"\x00" + data)
 
 
+def _named_bits(*bits: int) -> bytes:
+    """A BIT STRING with the named ``bits`` (0 = first) set, trailing zeros dropped (DER)."""
+    value = 0
+    for bit in bits:
+        value |= 0x80 >> bit
+    unused = (value & -value).bit_length() - 1
+    return _tlv(0x03, bytes([unused, value]))
+
+
 def _octets(data: bytes) -> bytes:
     return _tlv(0x04, data)
 
@@ -113,6 +151,17 @@ def _time(when: datetime.datetime) -> bytes:
     if when.year < 2050:
         return _tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode())
     return _tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode())
+
+
+def _name(*attributes: tuple[str, str]) -> bytes:
+    """An X.501 Name, one attribute (OID, UTF8String) per relative name."""
+    return _seq(
+        *(_tlv(0x31, _seq(_oid(oid), _tlv(0x0C, value.encode()))) for oid, value in attributes)
+    )
+
+
+def _extension(oid: str, value: bytes, *, critical: bool = False) -> bytes:
+    return _seq(_oid(oid), *([_TRUE] if critical else []), _octets(value))
 
 
 def _pem(label: str, der: bytes) -> bytes:
@@ -128,84 +177,208 @@ def _pem(label: str, der: bytes) -> bytes:
 _EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 _PRIME256V1 = "1.2.840.10045.3.1.7"
 _ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+_COMMON_NAME = "2.5.4.3"
+_ORGANIZATION = "2.5.4.10"
+_BASIC_CONSTRAINTS = "2.5.29.19"
+_KEY_USAGE = "2.5.29.15"
+_EXTENDED_KEY_USAGE = "2.5.29.37"
+_SUBJECT_ALT_NAME = "2.5.29.17"
+_SUBJECT_KEY_ID = "2.5.29.14"
+_AUTHORITY_KEY_ID = "2.5.29.35"
+_SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
+_DIGITAL_SIGNATURE, _KEY_CERT_SIGN, _CRL_SIGN = 0, 5, 6  # KeyUsage bits, RFC 5280 4.2.1.3
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 
 
-class SelfSigned:
-    """A certificate and its private key, both PEM."""
-
-    __slots__ = ("cert_pem", "key_pem")
-
-    def __init__(self, cert_pem: bytes, key_pem: bytes) -> None:
-        self.cert_pem = cert_pem
-        self.key_pem = key_pem
+# -- keys and signatures -----------------------------------------------------------------
 
 
-def self_signed(
-    names: Sequence[str] = ("localhost",),
-    *,
-    days: int = 365,
-    entropy: Callable[[int], bytes] = secrets.token_bytes,
-    now_s: float | None = None,
-) -> SelfSigned:
-    """A self-signed certificate for ``names`` (DNS names or IP literals; the first
-    is also the subject's common name), valid from a day ago for ``days`` days."""
-    if not names:
-        raise ValueError("name at least one host name or IP address for the certificate")
-    if days <= 0:
-        raise ValueError(f"days must be > 0, got {days}")
+@dataclass(frozen=True, slots=True)
+class _Key:
+    private: int
+    public_bits: bytes  # the uncompressed point, 0x04 || x || y
 
-    def scalar() -> int:
-        while True:
-            value = int.from_bytes(entropy(32), "big")
-            if 1 <= value < _N:
-                return value
+    @property
+    def key_id(self) -> bytes:
+        """The key identifier of RFC 5280 4.2.1.2 (1): SHA-1 of the public key bits."""
+        return hashlib.sha1(self.public_bits).digest()
 
-    private = scalar()
+    @property
+    def public_info(self) -> bytes:
+        """SubjectPublicKeyInfo (RFC 5480)."""
+        return _seq(_seq(_oid(_EC_PUBLIC_KEY), _oid(_PRIME256V1)), _bits(self.public_bits))
+
+    @property
+    def pkcs8(self) -> bytes:
+        """The private key as PKCS#8 (RFC 5208) holding an ECPrivateKey (RFC 5915)."""
+        ec_private = _seq(
+            _int(1), _octets(self.private.to_bytes(32, "big")), _tlv(0xA1, _bits(self.public_bits))
+        )
+        return _seq(_int(0), _seq(_oid(_EC_PUBLIC_KEY), _oid(_PRIME256V1)), _octets(ec_private))
+
+
+def _scalar(entropy: Callable[[int], bytes]) -> int:
+    """A uniform integer in [1, n) by rejection sampling."""
+    while True:
+        value = int.from_bytes(entropy(32), "big")
+        if 1 <= value < _N:
+            return value
+
+
+def _new_key(entropy: Callable[[int], bytes]) -> _Key:
+    private = _scalar(entropy)
     public = _mul(private, _G)
-    assert public is not None
-    public_bits = b"\x04" + public[0].to_bytes(32, "big") + public[1].to_bytes(32, "big")
+    assert public is not None  # 1 <= private < n
+    return _Key(private, b"\x04" + public[0].to_bytes(32, "big") + public[1].to_bytes(32, "big"))
 
-    alt_names = []
-    for name in names:
-        try:
-            alt_names.append(_tlv(0x87, ipaddress.ip_address(name).packed))
-        except ValueError:
-            if not name or not all(c.isalnum() or c in "-.*" for c in name):
-                raise ValueError(f"{name!r} is neither a host name nor an IP address") from None
-            alt_names.append(_tlv(0x82, name.encode("ascii")))
-    subject = _seq(_tlv(0x31, _seq(_oid("2.5.4.3"), _tlv(0x0C, names[0].encode()))))
-    now = datetime.datetime.fromtimestamp(
-        time.time() if now_s is None else now_s, datetime.UTC
-    ).replace(microsecond=0)
-    key_id = hashlib.sha1(public_bits).digest()
-    extensions = _seq(
-        _seq(_oid("2.5.29.19"), _tlv(0x01, b"\xff"), _octets(_seq(_tlv(0x01, b"\xff")))),
-        _seq(_oid("2.5.29.14"), _octets(_octets(key_id))),
-        _seq(_oid("2.5.29.35"), _octets(_seq(_tlv(0x80, key_id)))),
-        _seq(_oid("2.5.29.17"), _octets(_seq(*alt_names))),
-        _seq(_oid("2.5.29.37"), _octets(_seq(_oid("1.3.6.1.5.5.7.3.1")))),
-    )
-    algorithm = _seq(_oid(_ECDSA_SHA256))
-    tbs = _seq(
-        _tlv(0xA0, _int(2)),
-        _int(int.from_bytes(entropy(16), "big") >> 1 | 1),
-        algorithm,
-        subject,
-        _seq(_time(now - datetime.timedelta(days=1)), _time(now + datetime.timedelta(days=days))),
-        subject,
-        _seq(_seq(_oid(_EC_PUBLIC_KEY), _oid(_PRIME256V1)), _bits(public_bits)),
-        _tlv(0xA3, extensions),
-    )
+
+def _signed(tbs: bytes, signer: _Key, entropy: Callable[[int], bytes]) -> bytes:
+    """The Certificate: ``tbs`` with its ECDSA-SHA256 signature by ``signer`` (SEC 1, 4.1.3)."""
     digest = int.from_bytes(hashlib.sha256(tbs).digest(), "big")
     while True:
-        k = scalar()
+        k = _scalar(entropy)
         point = _mul(k, _G)
         assert point is not None
         r = point[0] % _N
-        s = pow(k, -1, _N) * (digest + r * private) % _N
+        s = pow(k, -1, _N) * (digest + r * signer.private) % _N
         if r and s:
             break
-    cert = _seq(tbs, algorithm, _bits(_seq(_int(r), _int(s))))
-    ec_private = _seq(_int(1), _octets(private.to_bytes(32, "big")), _tlv(0xA1, _bits(public_bits)))
-    pkcs8 = _seq(_int(0), _seq(_oid(_EC_PUBLIC_KEY), _oid(_PRIME256V1)), _octets(ec_private))
-    return SelfSigned(_pem("CERTIFICATE", cert), _pem("PRIVATE KEY", pkcs8))
+    return _seq(tbs, _seq(_oid(_ECDSA_SHA256)), _bits(_seq(_int(r), _int(s))))
+
+
+# -- certificates ------------------------------------------------------------------------
+
+
+def _alt_name(name: str) -> bytes:
+    """One GeneralName: an iPAddress for an IP literal, else a dNSName (RFC 5280 4.2.1.6)."""
+    try:
+        return _tlv(0x87, ipaddress.ip_address(name).packed)
+    except ValueError:
+        pass
+    labels = name.split(".")
+    if labels[0] == "*" and len(labels) > 2:
+        labels = labels[1:]  # a wildcard stands only for a whole leftmost label
+    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError(f"{name!r} is neither a host name nor an IP address")
+    return _tlv(0x82, name.encode("ascii"))
+
+
+def _tbs(
+    *,
+    serial: int,
+    issuer: bytes,
+    subject: bytes,
+    valid: tuple[datetime.datetime, datetime.datetime],
+    key: _Key,
+    extensions: Sequence[bytes],
+) -> bytes:
+    """TBSCertificate (RFC 5280 4.1), version 3, signed with ECDSA-SHA256."""
+    return _seq(
+        _tlv(0xA0, _int(2)),
+        _int(serial),
+        _seq(_oid(_ECDSA_SHA256)),
+        issuer,
+        _seq(_time(valid[0]), _time(valid[1])),
+        subject,
+        key.public_info,
+        _tlv(0xA3, _seq(*extensions)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DevCertificate:
+    """A development CA certificate, the server certificate it signed and that one's key (PEM)."""
+
+    names: tuple[str, ...]  # what the server certificate is for, as its subjectAltName lists
+    ca_pem: bytes  # what clients trust: ``curl --cacert ca.pem``
+    leaf_pem: bytes
+    key_pem: bytes  # the leaf's private key (PKCS#8); the CA's key is gone
+
+    @property
+    def chain_pem(self) -> bytes:
+        """What the server sends: the leaf, then the CA."""
+        return self.leaf_pem + self.ca_pem
+
+    def save(self, folder: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+        """Write ``ca.pem``, ``server.pem`` (the chain) and ``server.key`` (mode 0600)
+        into ``folder``, made if missing; returns their paths in that order."""
+        where = Path(folder)
+        where.mkdir(parents=True, exist_ok=True)
+        ca, chain, key = where / "ca.pem", where / "server.pem", where / "server.key"
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode otherwise
+            f.write(self.key_pem)
+        chain.write_bytes(self.chain_pem)
+        ca.write_bytes(self.ca_pem)
+        return ca, chain, key
+
+
+def dev_certificate(
+    names: Sequence[str] = (),
+    *,
+    loopback: bool = True,
+    days: int = 365,
+    entropy: Callable[[int], bytes] = secrets.token_bytes,
+    now_s: float | None = None,
+) -> DevCertificate:
+    """A CA and a server certificate it signed for ``names`` (DNS names or IP
+    literals; the first is also the subject's common name), both valid from an
+    hour ago for ``days`` days. ``loopback`` adds ``localhost``, ``127.0.0.1``
+    and ``::1`` after ``names``."""
+    wanted = list(dict.fromkeys([*names, *(LOOPBACK_NAMES if loopback else ())]))
+    if not wanted:
+        raise ValueError("name at least one host name or IP address for the certificate")
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(
+            f"days must be between 1 and {MAX_DAYS} (clients refuse longer), got {days}"
+        )
+    alt_names = [_alt_name(name) for name in wanted]
+    now = datetime.datetime.fromtimestamp(
+        time.time() if now_s is None else now_s, datetime.UTC
+    ).replace(microsecond=0)
+    start = now - datetime.timedelta(hours=1)  # some slack for a client's clock
+    valid = (start, start + datetime.timedelta(days=days))
+
+    def serial() -> int:
+        return int.from_bytes(entropy(16), "big") >> 1 | 1  # positive, 127 random bits
+
+    ca_key, leaf_key = _new_key(entropy), _new_key(entropy)
+    ca_name = _name(
+        (_ORGANIZATION, "riad development"),
+        (_COMMON_NAME, f"riad development CA {ca_key.key_id[:4].hex()}"),
+    )
+    ca = _tbs(
+        serial=serial(),
+        issuer=ca_name,
+        subject=ca_name,
+        valid=valid,
+        key=ca_key,
+        extensions=[
+            _extension(_BASIC_CONSTRAINTS, _seq(_TRUE, _int(0)), critical=True),
+            _extension(_KEY_USAGE, _named_bits(_KEY_CERT_SIGN, _CRL_SIGN), critical=True),
+            _extension(_SUBJECT_KEY_ID, _octets(ca_key.key_id)),
+        ],
+    )
+    leaf = _tbs(
+        serial=serial(),
+        issuer=ca_name,
+        subject=_name((_COMMON_NAME, wanted[0])),
+        valid=valid,
+        key=leaf_key,
+        extensions=[
+            _extension(_BASIC_CONSTRAINTS, _seq(), critical=True),  # cA defaults to FALSE
+            _extension(_KEY_USAGE, _named_bits(_DIGITAL_SIGNATURE), critical=True),
+            _extension(_EXTENDED_KEY_USAGE, _seq(_oid(_SERVER_AUTH))),
+            _extension(_SUBJECT_ALT_NAME, _seq(*alt_names)),
+            _extension(_SUBJECT_KEY_ID, _octets(leaf_key.key_id)),
+            _extension(_AUTHORITY_KEY_ID, _seq(_tlv(0x80, ca_key.key_id))),
+        ],
+    )
+    return DevCertificate(
+        names=tuple(wanted),
+        ca_pem=_pem("CERTIFICATE", _signed(ca, ca_key, entropy)),
+        leaf_pem=_pem("CERTIFICATE", _signed(leaf, ca_key, entropy)),
+        key_pem=_pem("PRIVATE KEY", leaf_key.pkcs8),
+    )
