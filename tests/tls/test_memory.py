@@ -20,8 +20,6 @@ from riad.services.tls.context import TlsConfigError, server_context
 
 from .memory_pair import MemoryPair
 
-pytestmark = pytest.mark.skipif(not memory.available(), reason="not CPython with a linked _ssl")
-
 
 def _openssl(*args: str, cwd: Path) -> None:
     tool = shutil.which("openssl")
