@@ -56,7 +56,7 @@ from riad.image.boot import CONFIG_MODULE, INTERPRETER, KERNEL_CMDLINE, qemu_com
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry, symlink_entry
 from riad.image.elf import shared_libraries
 from riad.image.kernel import cache_root
-from riad.image.vm import (
+from riad.targets.vm.build import (
     BuildOptions,
     ServiceSpec,
     build_image,

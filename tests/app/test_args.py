@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from riad.app import App, ConfigError, HelpRequested, boot_args_from_cmdline, port
+from riad.app import App, ConfigError, HelpRequested, port
 from riad.log import DEBUG, INFO, LogLevels
 
 
@@ -129,31 +129,3 @@ def test_usage_lists_everything() -> None:
         "--logs LEVELS",
     ]:
         assert word in text, word
-
-
-@pytest.mark.parametrize(
-    ("cmdline", "args"),
-    [
-        (
-            "console=ttyS0 quiet -- --ipv4=10.0.0.2/24 --port 7",
-            ["--ipv4=10.0.0.2/24", "--port", "7"],
-        ),
-        ('a=1 -- --greeting="hello world" --x', ["--greeting=hello world", "--x"]),
-        ("console=ttyS0 quiet", []),
-        ("  --  ", []),
-        ('init=/init -- "--name=a  b"\n', ["--name=a  b"]),
-    ],
-)
-def test_kernel_command_line(cmdline: str, args: list[str]) -> None:
-    assert boot_args_from_cmdline(cmdline) == args
-
-
-def test_kernel_command_line_feeds_the_parser() -> None:
-    argv = boot_args_from_cmdline("console=ttyS0 -- --name=vm --port=8080 --logs=debug")
-    config = _app().parse_args(argv)
-    assert config.values["--port"] == 8080 and config.logs.default == DEBUG
-
-
-def test_kernel_command_line_unclosed_quote() -> None:
-    with pytest.raises(ConfigError, match="unclosed double quote"):
-        boot_args_from_cmdline('-- --name="x')

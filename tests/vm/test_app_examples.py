@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from riad.image.vm import BuildOptions, build_image, resolve_service
+from riad.targets.vm.build import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import RiadRun, in_netns
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")

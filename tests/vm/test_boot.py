@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riad.image.vm import BuildOptions, build_image, resolve_service
+from riad.targets.vm.build import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import SERVICES, RiadRun, in_netns
 
 pytestmark = pytest.mark.netns

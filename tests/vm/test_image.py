@@ -12,7 +12,7 @@ import pytest
 
 from riad.cli import main
 from riad.image.cpio import CpioEntry, read_newc
-from riad.image.vm import INTERPRETER, BuildOptions, build_image, resolve_service
+from riad.targets.vm.build import INTERPRETER, BuildOptions, build_image, resolve_service
 from tests.vm.conftest import SERVICES
 
 ELF = b"\x7fELF"

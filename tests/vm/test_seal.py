@@ -14,6 +14,7 @@ import signal
 
 import pytest
 
+from riad.bootargs import ConfigError
 from riad.targets.sandbox.inplace import split_seal_arg
 from tests.vm.conftest import SERVICES, RiadRun, in_netns
 
@@ -75,11 +76,11 @@ def test_seal_boot_argument() -> None:
     )
     assert split_seal_arg(["--seal=off"], net="direct") == ("off", [])
     assert split_seal_arg(["--port", "7"], net="socket") == ("off", ["--port", "7"])
-    with pytest.raises(ValueError, match="needs riad's own stack"):
+    with pytest.raises(ConfigError, match="needs riad's own stack"):
         split_seal_arg(["--seal", "enforce"], net="socket")
-    with pytest.raises(ValueError, match="choose enforce, audit, off"):
+    with pytest.raises(ConfigError, match="choose enforce, audit, off"):
         split_seal_arg(["--seal", "maybe"], net="direct")
-    with pytest.raises(ValueError, match="needs a value"):
+    with pytest.raises(ConfigError, match="needs a value"):
         split_seal_arg(["--seal"], net="direct")
 
 

@@ -9,8 +9,7 @@ For service authors (re-exported as ``riad.App``, ``riad.Devices``...):
 For targets (see ``docs/targets.md``):
 
 - ``load_app(spec)``: a service from a file, a folder or ``module:attr``;
-- ``App.parse_args(argv)`` / ``boot_args_from_cmdline(text)``: the boot
-  configuration (``BootConfig``: ``NetConfig``, log levels, service values);
+- ``App.parse_args(argv)``: the boot configuration (``BootConfig``: ``NetConfig``, log levels, service values);
 - ``run(app, config, open_stack=...)`` / ``serve(...)``: run it to its end and
   return an ``ExitCode`` (0 ok, 1 service failure, 2 configuration mistake).
 """
@@ -21,7 +20,6 @@ from riad.app.args import (
     ConfigError,
     HelpRequested,
     NetConfig,
-    boot_args_from_cmdline,
     port,
 )
 from riad.app.composed import Devices, MissingDeviceError
@@ -48,7 +46,6 @@ __all__ = [
     "ServiceLoadError",
     "StackOpener",
     "SupervisedStack",
-    "boot_args_from_cmdline",
     "current_config",
     "load_app",
     "port",

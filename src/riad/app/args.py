@@ -1,7 +1,7 @@
 """Boot-time arguments: declared by the service and by riad, parsed on every target.
 
 A service declares its own arguments (``app.arg("--port", int, default=7)``);
-riad adds the ones every target shares:
+riad adds the ones every target shares (:data:`RIAD_ARGS`):
 
 - ``--ipv4 ADDRESS/PREFIX``: the address of riad's own stack (``--net direct``);
 - ``--ipv4-gateway ADDRESS``: its default gateway;
@@ -9,10 +9,19 @@ riad adds the ones every target shares:
 - ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``.
 
 On ``unix`` and ``sandbox`` they arrive on the command line after the
-service; on ``vm`` on the kernel command line after ``--``
-(``boot_args_from_cmdline``). Both spellings ``--name value`` and
-``--name=value`` work; when an argument is given twice the last one wins (so
-a target can put defaults first and the user's choices after).
+service; on ``vm`` on the kernel command line (:mod:`riad.bootargs` carries
+them there). Both spellings ``--name value`` and ``--name=value`` work; when
+an argument is given twice the last one wins (so a target can put defaults
+first and the user's choices after). :func:`parse_boot_args` reads them with
+:func:`riad.bootargs.scan`, the one reader of that syntax, and gives each its
+type (``ArgSpec``).
+
+Adding an argument of riad's own (one every target takes): add its
+``ArgSpec`` to :data:`RIAD_ARGS` and read its value into :class:`BootConfig`
+in :func:`parse_boot_args` (a field of its own, as ``net`` and ``logs``);
+its name is then reserved, and ``--help`` lists it. An option of ``riad run``
+that is not a boot argument belongs to the target instead
+(``docs/targets.md``); add its name to :data:`RESERVED_NAMES`.
 
 Every mistake raises ``ConfigError`` with one line that names the argument and
 the fix; nothing here prints or exits.
@@ -26,6 +35,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Generic, TypeVar
 
+from riad.bootargs import NET_ARGS, ConfigError, scan
 from riad.log import LogLevels
 
 __all__ = [
@@ -35,7 +45,6 @@ __all__ = [
     "ConfigError",
     "HelpRequested",
     "NetConfig",
-    "boot_args_from_cmdline",
     "parse_boot_args",
     "port",
 ]
@@ -44,10 +53,6 @@ T = TypeVar("T")
 
 DHCP_AVAILABLE = True
 """Whether riad has a DHCP client (riad's own stack does); ``--dhcp`` is refused otherwise."""
-
-
-class ConfigError(Exception):
-    """A configuration mistake. ``str(error)`` is one line naming what to fix."""
 
 
 class HelpRequested(Exception):
@@ -172,10 +177,14 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
         _ipv4_interface,
         None,
         "address of riad's own stack (--net direct)",
-        "ADDRESS/PREFIX",
+        NET_ARGS["--ipv4"],
     ),
     ArgSpec(
-        "--ipv4-gateway", _ipv4_address, None, "default gateway of riad's own stack", "ADDRESS"
+        "--ipv4-gateway",
+        _ipv4_address,
+        None,
+        "default gateway of riad's own stack",
+        NET_ARGS["--ipv4-gateway"],
     ),
     ArgSpec("--dhcp", _flag, False, "get the address by DHCP", is_flag=True),
     ArgSpec("--logs", _log_levels, LogLevels(), "log levels: info, or *:info,tcp:debug", "LEVELS"),
@@ -184,9 +193,13 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
 
 RESERVED_NAMES = frozenset(
     {spec.name for spec in RIAD_ARGS}
-    | {"--help", "--net", "--tap", "--target", "--kv", "--version"}
+    | {"--help", "--version", "--target"}
+    | {"--net", "--tap", "--kv", "--include", "--memory", "--seal"}
+    | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
+    | {"--single-file"}
 )
-"""Names a service may not declare: riad's boot arguments and ``riad run``'s own options."""
+"""Names a service may not declare: riad's boot arguments and the options of ``riad run``
+(every target's: ``riad run`` would take them for itself; a test keeps this in step)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,34 +238,19 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
     for declared in service_args:
         specs[declared.name] = declared
     given: dict[str, Any] = {}
-    tokens = list(argv)
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        i += 1
-        if token in ("-h", "--help"):
-            raise HelpRequested()
-        if not token.startswith("--") or token == "--":
-            raise ConfigError(
-                f"unexpected argument {token!r}: boot arguments are written --name VALUE"
-            )
-        name, eq, inline = token.partition("=")
-        spec = specs.get(name)
-        if spec is None:
-            raise ConfigError(_unknown(name, specs))
-        if spec.is_flag:
-            if eq:
-                raise ConfigError(f"{name} takes no value: write {name} alone")
-            given[name] = True
+    takes = {name: None if spec.is_flag else spec.metavar for name, spec in specs.items()}
+    for name, text in scan(argv, takes):
+        if name is not None:
+            given[name] = True if text is None else specs[name].parse(text)
             continue
-        if eq:
-            text = inline
-        elif i < len(tokens) and not _looks_like_option(tokens[i]):
-            text = tokens[i]
-            i += 1
-        else:
-            raise ConfigError(f"{name} needs a value: {name} {spec.metavar}")
-        given[name] = spec.parse(text)
+        assert text is not None
+        if text in ("-h", "--help"):
+            raise HelpRequested()
+        if not text.startswith("--") or text == "--":
+            raise ConfigError(
+                f"unexpected argument {text!r}: boot arguments are written --name VALUE"
+            )
+        raise ConfigError(_unknown(text.partition("=")[0], specs))
 
     values: dict[str, Any] = {}
     for name, spec in specs.items():
@@ -269,10 +267,6 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
 
 
 _RIAD_NAMES = frozenset(spec.name for spec in RIAD_ARGS)
-
-
-def _looks_like_option(token: str) -> bool:
-    return token.startswith("--") and len(token) > 2 and not token[2].isdigit()
 
 
 def _unknown(name: str, specs: Mapping[str, ArgSpec[Any]]) -> str:
@@ -304,42 +298,3 @@ def _net_config(values: Mapping[str, Any]) -> NetConfig:
         if gateway == ipv4.ip:
             raise ConfigError(f"--ipv4-gateway: {gateway} is the service's own address")
     return NetConfig(ipv4=ipv4, gateway=gateway, dhcp=dhcp)
-
-
-def boot_args_from_cmdline(cmdline: str) -> list[str]:
-    """The boot arguments in a Linux kernel command line: the words after ``--``.
-
-    The kernel hands the words after ``--`` to PID 1; a vm image writes the
-    service's boot arguments there (``console=ttyS0 quiet -- --ipv4=10.0.0.2/24``).
-    Words are split on spaces; double quotes group a word with spaces
-    (``--greeting="hello world"``), as the kernel does. No ``--``: no arguments.
-    """
-    words = _split_cmdline(cmdline)
-    try:
-        return words[words.index("--") + 1 :]
-    except ValueError:
-        return []
-
-
-def _split_cmdline(cmdline: str) -> list[str]:
-    words: list[str] = []
-    current: list[str] = []
-    in_word = False
-    quoted = False
-    for ch in cmdline:
-        if ch == '"':
-            quoted = not quoted
-            in_word = True
-        elif ch.isspace() and not quoted:
-            if in_word:
-                words.append("".join(current))
-                current.clear()
-                in_word = False
-        else:
-            current.append(ch)
-            in_word = True
-    if quoted:
-        raise ConfigError('kernel command line has an unclosed double quote (")')
-    if in_word:
-        words.append("".join(current))
-    return words

@@ -2,7 +2,7 @@
 an image is built with.
 
 What ``riad run IMAGE -t vm`` needs to boot a built image, without the image
-builder (:mod:`riad.image.vm`) and what it imports: booting starts sooner.
+builder and what it imports: booting starts sooner.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Literal, get_args
 
-from riad.image.bootargs import encode_boot_args
+from riad.bootargs import kernel_parameter
 
 __all__ = [
-    "BOOT_ARGS_ENV",
     "COMPRESSIONS",
     "CONFIG_MODULE",
     "DEFAULT_MEMORY_MB",
@@ -41,7 +40,6 @@ CONFIG_MODULE = "riadinit"
 # script (no runpy, so nothing of importlib is needed before the module
 # table). Its path has no dot: the kernel keeps words with one for itself.
 INIT_FILE = CONFIG_MODULE
-BOOT_ARGS_ENV = "RIAD_ARGS"
 DEFAULT_MEMORY_MB = 64
 KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on"
 
@@ -51,9 +49,9 @@ def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: s
 
     The kernel hands unknown ``word`` parameters to init as arguments and
     unknown ``NAME=value`` ones as environment variables. The interpreter's
-    flags are such words; the boot arguments travel in ``RIAD_ARGS`` (not
-    after ``--``, where QEMU's own ``virtio_mmio.device=`` would follow them
-    and be lost to the kernel).
+    flags are such words; the boot arguments travel in ``RIAD_ARGS``
+    (:func:`riad.bootargs.kernel_parameter`; not after ``--``, where QEMU's
+    own ``virtio_mmio.device=`` would follow them and be lost to the kernel).
     """
     init = [f"rdinit=/{INTERPRETER}", "-I", "-S", "-B", "-u", f"/{INIT_FILE}"]
     # Under TCG the local APIC timer fails its calibration check after ~0.2 s;
@@ -63,7 +61,7 @@ def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: s
     tcg = ["noapictimer", "no_timer_check"] if accel == "tcg" else []
     words = [KERNEL_CMDLINE, *tcg, *init, *extra_kernel]
     if boot_args:
-        words.append(f'{BOOT_ARGS_ENV}="{encode_boot_args(boot_args)}"')
+        words.append(kernel_parameter(boot_args))
     return " ".join(words)
 
 

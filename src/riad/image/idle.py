@@ -1,8 +1,7 @@
 """Telling when a service's start-up is over: its event loop first sits idle.
 
 Used by the build-time start-up trace (:mod:`riad.image.trace_child`) and by
-PID 1 of a vm image (:mod:`riad.targets.vm.guest`), which prints its
-``ready`` mark and seals itself then. Small on purpose: every image carries
+PID 1 of a vm image, which prints its ``ready`` mark and seals itself then. Small on purpose: every image carries
 it and PID 1 imports it before the service.
 """
 

@@ -28,7 +28,7 @@ The child runs in a fresh, empty network namespace when the host allows it
 
 Usage (in the caller)::
 
-    trace = trace_startup(["riad.targets.vm.guest:trace_entry", *args], preload=[...])
+    trace = trace_startup(["package.module:entry", *args], preload=[...])
     trace.modules      # {name: TracedModule}
     trace.mapped_files # realpaths of mapped files
 

@@ -35,6 +35,8 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 
+from riad import bootargs
+from riad.bootargs import ConfigError
 from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import ArgIn, Deny, Policy, SyscallRule
 from riad.targets.sandbox.profile import DeviceFds, service_policy
@@ -61,6 +63,8 @@ __all__ = [
 ]
 
 SEAL_MODES = ("enforce", "audit", "off")
+SEAL_ARG = "--seal"
+"""The vm's boot argument naming the seal mode (PID 1 takes it; the service never sees it)."""
 
 _IN_PLACE_NAMESPACES = ("mount", "ipc", "uts", "net")
 
@@ -177,30 +181,18 @@ def split_seal_arg(args: Sequence[str], *, net: str) -> tuple[str, list[str]]:
     Returns the mode and the other arguments. The default is ``enforce`` on
     the ``direct`` kernel and ``off`` on the ``socket`` kernel, whose network
     is the kernel's own sockets: accepting connections creates descriptors,
-    which the seal forbids, so asking for a seal there is a ``ValueError``.
+    which the seal forbids, so asking for a seal there is a ``ConfigError``.
     """
-    mode: str | None = None
-    rest: list[str] = []
-    index = 0
-    while index < len(args):
-        name, eq, value = args[index].partition("=")
-        if name == "--seal":
-            if not eq:
-                if index + 1 >= len(args):
-                    raise ValueError(f"--seal needs a value: {', '.join(SEAL_MODES)}")
-                index += 1
-                value = args[index]
-            if value not in SEAL_MODES:
-                raise ValueError(f"--seal {value}: choose {', '.join(SEAL_MODES)}")
-            mode = value
-        else:
-            rest.append(args[index])
-        index += 1
+    found, rest = bootargs.split(args, {SEAL_ARG: "|".join(SEAL_MODES)})
+    mode = found.get(SEAL_ARG)
+    if mode is not None and mode not in SEAL_MODES:
+        raise ConfigError(f"{SEAL_ARG} {mode}: choose {', '.join(SEAL_MODES)}")
     if net != "direct":
         if mode not in (None, "off"):
-            raise ValueError(
-                f"--seal {mode}: the seal needs riad's own stack; the socket kernel's network "
-                "opens a descriptor per connection, which the seal forbids (use --net direct)"
+            raise ConfigError(
+                f"{SEAL_ARG} {mode}: the seal needs riad's own stack; the socket kernel's "
+                "network opens a descriptor per connection, which the seal forbids "
+                "(use --net direct)"
             )
         return "off", rest
     return mode or "enforce", rest

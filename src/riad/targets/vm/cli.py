@@ -17,9 +17,9 @@ from riad.image import ImageError
 from riad.image.boot import COMPRESSIONS, DEFAULT_MEMORY_MB, VARIANTS, Variant
 
 if TYPE_CHECKING:
-    from riad.image.vm import BuildOptions, ServiceSpec
+    from riad.targets.vm.build import BuildOptions, ServiceSpec
 
-# The builder (riad.image.vm) and the runner are imported where used: booting
+# The builder (riad.targets.vm.build) and the runner are imported where used: booting
 # a built image (riad run IMAGE -t vm) starts without loading the builder.
 
 
@@ -90,7 +90,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOptions:
-    from riad.image.vm import BuildOptions
+    from riad.targets.vm.build import BuildOptions
 
     return BuildOptions(
         net=args.net,
@@ -106,7 +106,7 @@ def build_options(args: argparse.Namespace, boot_args: list[str]) -> BuildOption
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from riad.image.vm import build_image, resolve_service
+    from riad.targets.vm.build import build_image, resolve_service
 
     service = resolve_service(args.service)
     out = Path(args.output) if args.output else Path("build") / f"{service.name}-vm"
@@ -134,7 +134,7 @@ def _cached_image(service: ServiceSpec, options: BuildOptions) -> Path:
     10-25 MB): the cache keeps the :data:`CACHED_IMAGES` most recently run.
     """
     from riad.image.kernel import cache_lock, cache_root, prune_least_recent
-    from riad.image.vm import build_image, image_key
+    from riad.targets.vm.build import build_image, image_key
 
     images = cache_root() / "images"
     image = images / f"{service.name}-{image_key(service, options)}"
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace, boot_args: list[str]) -> int:
     if (target / "manifest.json").exists():
         image = target
     else:
-        from riad.image.vm import resolve_service
+        from riad.targets.vm.build import resolve_service
 
         service = resolve_service(args.service)
         image = _cached_image(service, build_options(args, []))

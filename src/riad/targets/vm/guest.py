@@ -4,7 +4,7 @@ The kernel starts the interpreter as init: the interpreter's flags are
 plain words on the kernel command line (the kernel gives unknown words to
 init as arguments), and the boot arguments come in the environment variable
 ``RIAD_ARGS`` (unknown ``NAME=value`` parameters become init's environment),
-space-separated with ``%XX`` escapes::
+space-separated with ``%XX`` escapes (:mod:`riad.bootargs`)::
 
     rdinit=/usr/bin/python3.11 -I -S -B -u -m riadinit RIAD_ARGS="--port 7"
 
@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from riad.image.bootargs import decode_boot_args, split_net_args
+from riad import bootargs
 
 TYPE_CHECKING = False  # (no typing import at PID 1's start)
 if TYPE_CHECKING:
@@ -77,8 +77,11 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def configure_network(net: str, settings: dict[str, str]) -> None:
-    """Bring the NIC up; on the ``socket`` kernel, address and route it."""
+def configure_network(net: str, settings: dict[str, str | None]) -> None:
+    """Bring the NIC up; on the ``socket`` kernel, address and route it.
+
+    ``settings``: the ``--ipv4`` and ``--ipv4-gateway`` boot arguments given.
+    """
     from riad.targets.vm import netconf
 
     try:
@@ -89,11 +92,11 @@ def configure_network(net: str, settings: dict[str, str]) -> None:
     if net != "socket":
         return
     netconf.link_up("lo")
-    cidr = settings.get("ipv4")
+    cidr = settings.get("--ipv4")
     if cidr:
         address, _, prefix = cidr.partition("/")
         netconf.set_ipv4(NIC, address, int(prefix or "24"))
-    gateway = settings.get("ipv4-gateway")
+    gateway = settings.get("--ipv4-gateway")
     if gateway:
         netconf.add_default_route(gateway)
 
@@ -206,7 +209,7 @@ def trace_entry(argv: list[str]) -> None:
     from riad.targets.sandbox import inplace  # the seal after start-up: packed too
     from riad.targets.vm import netconf  # noqa: F401
 
-    split_net_args(args)
+    bootargs.split(args, bootargs.NET_ARGS)
     _, args = inplace.split_seal_arg(args, net=net)
     sys.exit(run_service(module, args, net))
 
@@ -215,8 +218,8 @@ def main(service_module: str, net: str, folder: str | None = None, network: bool
     """PID 1: see the module documentation (``riadinit`` prints the first mark)."""
     status = 2
     try:
-        args = decode_boot_args(os.environ.get("RIAD_ARGS", ""))
-        settings, _ = split_net_args(args)
+        args = bootargs.from_environment(os.environ)
+        settings, _ = bootargs.split(args, bootargs.NET_ARGS)
         args = _register_seal(args, net, service_module)
         if network:
             configure_network(net, settings)
@@ -225,7 +228,7 @@ def main(service_module: str, net: str, folder: str | None = None, network: bool
 
         install_idle_hook(_startup_over, idle_ms=0)
         status = run_service(service_module, args, net, folder)
-    except (ValueError, OSError) as exc:
+    except (bootargs.ConfigError, ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     _say(f"exit {status}")
     os._exit(status)

@@ -37,9 +37,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from riad import bootargs
 from riad.image import ImageError
 from riad.image.boot import boot_cmdline, qemu_command
-from riad.image.bootargs import split_net_args
 from riad.targets.vm.guest import MARK
 
 DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
@@ -216,7 +216,11 @@ def run_image(
     initrd = manifest["initramfs"]["file"]
     accel = choose_accel(options.accel, kernel, options.qemu, notice)
     args = list(boot_args) or list(manifest["boot_args"])
-    settings, _ = split_net_args(args)
+    try:
+        settings, _ = bootargs.split(args, {**bootargs.NET_ARGS, "--port": "PORT"})
+    except bootargs.ConfigError as exc:
+        raise ImageError(str(exc)) from None
+    guest_cidr = settings.get("--ipv4")
     tap: Tap | None = None
     devices = manifest.get("devices") or {}
     if devices.get("network", {}) is None:  # the service declared no network: no NIC at all
@@ -225,12 +229,12 @@ def run_image(
     elif options.tap:
         tap = Tap(options.tap, created=False)
     elif os.geteuid() == 0 and shutil.which("ip"):
-        if "ipv4" not in settings:
+        if guest_cidr is None:
             args = [f"--ipv4={DEFAULT_GUEST_IPV4}", *args]
-            settings["ipv4"] = DEFAULT_GUEST_IPV4
-        tap = Tap.create(settings["ipv4"])
-        guest = settings["ipv4"].split("/")[0]
-        notice(f"network: TAP {tap.name}, host {host_address(settings['ipv4'])}, guest {guest}")
+            guest_cidr = DEFAULT_GUEST_IPV4
+        tap = Tap.create(guest_cidr)
+        guest = guest_cidr.split("/")[0]
+        notice(f"network: TAP {tap.name}, host {host_address(guest_cidr)}, guest {guest}")
     else:
         notice("no network: run as root to create a TAP device, or pass --tap NAME")
     try:
@@ -245,20 +249,12 @@ def run_image(
         )
         port = options.probe_port
         if port is None:
-            port = _port_from_args(args)
-        return _boot(command, out, options, settings.get("ipv4"), port, accel, notice, memory)
+            text = settings.get("--port") or ""
+            port = int(text) if text.isdigit() else None
+        return _boot(command, out, options, guest_cidr, port, accel, notice, memory)
     finally:
         if tap is not None:
             tap.remove()
-
-
-def _port_from_args(args: Sequence[str]) -> int | None:
-    for index, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if name == "--port":
-            text = value if eq else (args[index + 1] if index + 1 < len(args) else "")
-            return int(text) if text.isdigit() else None
-    return None
 
 
 def _boot(

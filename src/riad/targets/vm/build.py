@@ -50,6 +50,7 @@ from pathlib import Path
 from types import CodeType
 
 import riad
+from riad import bootargs
 from riad.image import ImageError
 from riad.image.boot import (
     COMPRESSIONS,
@@ -61,7 +62,6 @@ from riad.image.boot import (
     boot_cmdline,
     qemu_command,
 )
-from riad.image.bootargs import split_net_args
 from riad.image.compiled import compile_table
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.elf import elf_info, is_elf, shared_libraries
@@ -551,6 +551,14 @@ def image_key(service: ServiceSpec, options: BuildOptions) -> str:
     return digest.hexdigest()[:16]
 
 
+def _guest_ipv4(boot_args: tuple[str, ...]) -> str | None:
+    """The guest's ``--ipv4`` among the boot arguments built in, if any."""
+    try:
+        return bootargs.split(boot_args, bootargs.NET_ARGS)[0].get("--ipv4")
+    except bootargs.ConfigError as exc:
+        raise ImageError(str(exc)) from None
+
+
 def _library_path() -> list[str]:
     """This interpreter's import path for the trace, without the directory of
     the script running the build (a program's own folder is not a library)."""
@@ -576,7 +584,7 @@ def build_image(
         preload=preload,
         path=extra_path,
         nic="eth0",
-        nic_ipv4=split_net_args(list(options.boot_args))[0].get("ipv4"),
+        nic_ipv4=_guest_ipv4(options.boot_args),
     )
     if trace.error:
         log(f"note: {service.name} raised during its start-up trace:\n{trace.error.rstrip()}")

@@ -1,40 +1,8 @@
-"""Boot arguments on the kernel command line."""
+"""The vm image builder's pieces that need no boot: the kernel command line, compiled modules."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from riad.image.bootargs import decode_boot_args, encode_boot_args, split_net_args
-from riad.image.vm import boot_cmdline
-
-
-def test_plain_arguments_stay_readable() -> None:
-    assert encode_boot_args(["--port", "7", "--ipv4=10.0.0.2/24"]) == "--port 7 --ipv4=10.0.0.2/24"
-
-
-def test_spaces_quotes_and_percent_are_escaped() -> None:
-    encoded = encode_boot_args(['--name=a "b"', "100%"])
-    assert encoded == "--name=a%20%22b%22 100%25"
-    assert " " not in encoded.split(" ", 1)[0]
-    assert decode_boot_args(encoded) == ['--name=a "b"', "100%"]
-
-
-@given(st.lists(st.text(min_size=1, max_size=12), max_size=6))
-def test_round_trip(args: list[str]) -> None:
-    assert decode_boot_args(encode_boot_args(args)) == args
-
-
-def test_net_arguments_are_found_in_both_spellings() -> None:
-    found, rest = split_net_args(
-        ["--ipv4", "10.0.0.2/24", "--ipv4-gateway=10.0.0.1", "--port", "7"]
-    )
-    assert found == {"ipv4": "10.0.0.2/24", "ipv4-gateway": "10.0.0.1"}
-    assert rest == ["--port", "7"]
-
-
-def test_net_argument_without_value_names_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"--ipv4=10\.0\.0\.2/24"):
-        split_net_args(["--ipv4"])
+from riad.image.boot import boot_cmdline
 
 
 def test_cmdline_carries_the_boot_arguments_in_one_parameter() -> None:
@@ -49,7 +17,7 @@ def test_cmdline_carries_the_boot_arguments_in_one_parameter() -> None:
 def test_docstrings_can_be_left_out_of_compiled_modules() -> None:
     import marshal
 
-    from riad.image.vm import compile_pyc
+    from riad.targets.vm.build import compile_pyc
 
     source = b'"""Module doc."""\nclass A:\n    """Class doc."""\ndef f():\n    """Doc."""\n    return 1\n'
     stripped = compile_pyc(source, "m.py", docstrings=False)
@@ -66,7 +34,7 @@ def test_dataclasses_keep_their_docstrings() -> None:
     """A dataclass without ``__doc__`` would get one from ``inspect.signature`` at start-up."""
     import marshal
 
-    from riad.image.vm import compile_pyc
+    from riad.targets.vm.build import compile_pyc
 
     source = (
         b"import dataclasses\nfrom dataclasses import dataclass\n"
@@ -85,7 +53,7 @@ def test_column_positions_can_be_left_out_and_lines_stay() -> None:
     import marshal
     import traceback
 
-    from riad.image.vm import compile_code, without_columns
+    from riad.targets.vm.build import compile_code, without_columns
 
     source = b"def inner(x):\n    return 1 / x\n\ndef outer():\n    return inner(0) + 1\n"
     code = compile_code(source, "/usr/lib/m.py")
@@ -111,7 +79,7 @@ def test_column_positions_can_be_left_out_and_lines_stay() -> None:
 def test_column_positions_round_trip_keeps_other_values() -> None:
     import marshal
 
-    from riad.image.vm import without_columns
+    from riad.targets.vm.build import without_columns
 
     value = (("key", b"\x00", 3), {"a": [1, 2.5]})
     assert [marshal.loads(b) for b in without_columns([marshal.dumps(value), b"N"])] == [
