@@ -5,10 +5,12 @@ Verbs are registered in ``_build_parser``; each sets ``handler`` to a function
 argparse did not know). Configuration mistakes print one line naming what to
 fix and exit with status 2, never a bare traceback.
 
-``riad run`` parses its own arguments in two steps (the target first, then
-that target's options) and dispatches through ``RUN_TARGETS``: a target adds
-its ``riad run`` options there and receives the service's boot arguments
-(everything after SERVICE that is not an option of riad run, in order).
+``riad run`` parses its own arguments in two steps: the target first
+(``-t NAME``, one of :data:`riad.targets.TARGETS`), then that target's
+options (:func:`riad.targets.target.add_run_options`). It builds the typed
+request once (:func:`riad.targets.target.read_request`: everything after
+SERVICE that is not an option of riad run is a boot argument, in order) and
+hands it to the target's ``run``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from riad import __version__
+
+if TYPE_CHECKING:
+    from riad.targets.target import Target
 
 DESCRIPTION = """\
 riad seals a Python network service into a purpose-built unit.
@@ -67,81 +72,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 # -- riad run ------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class RunTarget:
-    """How ``riad run -t NAME`` adds its options and runs a service."""
-
-    description: str
-    add_options: Callable[[argparse.ArgumentParser], None]
-    run: Handler
-
-
-def _unix_options(parser: argparse.ArgumentParser) -> None:
-    from riad.targets import unix
-
-    unix.add_run_options(parser)
-
-
-def _unix_run(args: argparse.Namespace, boot_args: list[str]) -> int:
-    from riad.targets import RunRequest, unix
-
-    request = RunRequest(
-        service=args.service,
-        target="unix",
-        net=args.net,
-        tap=args.tap,
-        boot_args=tuple(boot_args),
-        options=args,
-    )
-    return unix.run(request)
-
-
-def _vm_options(parser: argparse.ArgumentParser) -> None:
-    from riad.targets.vm import cli as vm
-
-    vm.add_build_options(parser)
-    vm.add_run_options(parser)
-
-
-def _vm_run(args: argparse.Namespace, boot_args: list[str]) -> int:
-    from riad.image import ImageError
-    from riad.targets.vm import cli as vm
-
-    try:
-        return vm.cmd_run(args, boot_args)
-    except ImageError as exc:
-        print(f"riad: {exc}", file=sys.stderr)
-        return 2
-
-
-def _sandbox_options(parser: argparse.ArgumentParser) -> None:
-    from riad.targets.sandbox import cli as sandbox
-
-    sandbox.add_run_options(parser)
-
-
-def _sandbox_run(args: argparse.Namespace, boot_args: list[str]) -> int:
-    from riad.targets.sandbox import cli as sandbox
-
-    return sandbox.run(args, boot_args)
-
-
-RUN_TARGETS: dict[str, RunTarget] = {
-    "unix": RunTarget(
-        "an ordinary process: host sockets (--net socket) or riad's stack on a TAP",
-        _unix_options,
-        _unix_run,
-    ),
-    "sandbox": RunTarget(
-        "a process sealed to a few system calls, riad's stack on a TAP",
-        _sandbox_options,
-        _sandbox_run,
-    ),
-    "vm": RunTarget("a microVM image booted under QEMU", _vm_options, _vm_run),
-}
-DEFAULT_TARGET = "unix"
-
 RUN_USAGE = "riad run SERVICE [-t TARGET] [options] [boot arguments]"
 RUN_DESCRIPTION = """\
 Run SERVICE (a .py file, a folder with service.py, or module:attr) on a target.
@@ -152,7 +82,10 @@ they are, even when riad run has an option of the same name. Each target has
 its own options: riad run -t sandbox --help, riad run -t vm --help."""
 
 
-def _run_parser(target: str | None) -> argparse.ArgumentParser:
+def _run_parser(target: Target | None) -> argparse.ArgumentParser:
+    from riad.targets import DEFAULT_TARGET, TARGETS
+    from riad.targets.target import add_run_options
+
     parser = argparse.ArgumentParser(
         prog="riad run",
         usage=RUN_USAGE,
@@ -163,7 +96,7 @@ def _run_parser(target: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("service", nargs="?", metavar="SERVICE")
     parser.add_argument("-h", "--help", action="store_true", help="show this help")
-    targets = "; ".join(f"{name}: {t.description}" for name, t in RUN_TARGETS.items())
+    targets = "; ".join(f"{name}: {about}" for name, (_, about) in TARGETS.items())
     parser.add_argument(
         "-t",
         "--target",
@@ -171,8 +104,8 @@ def _run_parser(target: str | None) -> argparse.ArgumentParser:
         metavar="TARGET",
         help=f"where to run it ({targets}); default: {DEFAULT_TARGET}",
     )
-    if target in RUN_TARGETS:
-        RUN_TARGETS[target].add_options(parser)
+    if target is not None:
+        add_run_options(parser, target)
     return parser
 
 
@@ -180,12 +113,16 @@ def _run(_args: argparse.Namespace, rest: list[str]) -> int:
     own, after_separator = rest, []
     if "--" in rest:
         own, after_separator = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+    from riad.targets import TARGETS, load_target
+    from riad.targets.target import read_request
+
     probe, _ = _run_parser(None).parse_known_args(own)
-    if probe.target not in RUN_TARGETS:
-        choices = ", ".join(RUN_TARGETS)
+    if probe.target not in TARGETS:
+        choices = ", ".join(TARGETS)
         print(f"riad: error: unknown target {probe.target!r}: choose {choices}", file=sys.stderr)
         return 2
-    parser = _run_parser(probe.target)
+    target = load_target(probe.target)
+    parser = _run_parser(target)
     args, boot_args = parser.parse_known_args(own)
     if args.service is None:
         if args.help:
@@ -195,13 +132,13 @@ def _run(_args: argparse.Namespace, rest: list[str]) -> int:
         return 2
     if args.help:
         return _service_help(parser, args.service)
-    return RUN_TARGETS[args.target].run(args, [*boot_args, *after_separator])
+    return target.run(read_request(target, args, args.service, [*boot_args, *after_separator]))
 
 
 def _service_help(parser: argparse.ArgumentParser, service: str) -> int:
     """``riad run SERVICE --help``: the service's arguments (and riad run's options)."""
     from riad.backends.console import FdConsole
-    from riad.targets import RunRequest, prepare_service
+    from riad.targets.target import RunRequest, prepare_service
 
     parser.print_help()
     print()
@@ -252,6 +189,7 @@ def _new(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.targets.sandbox.target import add_seal_option
     from riad.targets.vm import cli as vm
 
     build = sub.add_parser("build", help="seal a service into an image (-t vm)")
@@ -263,36 +201,27 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
     inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
     inspect.add_argument("-t", "--target", default="vm", help="target (vm, sandbox)")
-    _add_sandbox_options(inspect)
+    add_seal_option(inspect.add_argument_group("sandbox target (-t sandbox)"))
     inspect.set_defaults(handler=_vm_verb)
     vm.add_kernel_parser(sub)
     sub.choices["kernel"].set_defaults(handler=_vm_verb)
 
 
-def _add_sandbox_options(inspect: argparse.ArgumentParser) -> None:
-    from riad.targets.sandbox import cli as sandbox
-
-    sandbox.add_run_options(inspect, shared=True)
-
-
 def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
     from riad.image import ImageError
-    from riad.targets.sandbox import cli as sandbox
+    from riad.targets.sandbox.target import inspect
     from riad.targets.vm import cli as vm
 
     try:
         if args.verb == "inspect" and args.target == "sandbox":
-            args.service = args.image
-            return sandbox.cmd_inspect(args)
+            return inspect(args.image, args.seal)
         if args.verb == "build":
-            vm.check_target(args.target)
-            args.boot_args = extra
-            return vm.cmd_build(args)
+            return vm.cmd_build(args, extra)
         if extra:
             print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
             return 2
         if args.verb == "inspect":
-            return vm.cmd_inspect(args)
+            return vm.cmd_inspect(args.image)
         return vm.cmd_kernel(args)
     except ImageError as exc:
         print(f"riad: {exc}", file=sys.stderr)

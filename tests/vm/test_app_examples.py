@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from riad.image import ImageError
 from riad.targets.vm.build import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import RiadRun, in_netns
 
@@ -57,3 +58,52 @@ def test_an_image_has_a_nic_only_when_its_service_declares_a_network(
         assert isinstance(devices, dict) and isinstance(qemu, list)
         assert (devices["network"] is not None) is network, name
         assert ("-netdev" in qemu) is network, name
+
+
+TWO_SERVICES = """
+import riad
+
+first = riad.App("first")
+second = riad.App("second")
+
+
+@first.main
+async def run_first(dev: riad.Devices) -> None:
+    dev.log.info("this is first")
+
+
+@second.main
+async def run_second(dev: riad.Devices) -> None:
+    dev.log.info("this is second")
+"""
+
+
+def test_the_service_forms_of_riad_run_name_the_same_module_on_the_vm(tmp_path: Path) -> None:
+    file = tmp_path / "two.py"
+    file.write_text(TWO_SERVICES)
+    assert resolve_service(f"{file}:second") == resolve_service(str(file)).__class__(
+        "two", "two", tmp_path, "second"
+    )
+    assert resolve_service(str(Path(ECHO))).attr is None
+    package = resolve_service("tests.vm.services.echo")
+    assert (package.name, package.module, package.attr) == ("tests", "tests.vm.services.echo", None)
+    assert package.source_files() == [Path(__file__).parent / "services" / "echo.py"]
+    with pytest.raises(ImageError, match="not found"):
+        resolve_service("no_such_module_here:app")
+    with pytest.raises(ImageError, match="after ':' give the name"):
+        resolve_service(f"{file}:not-a-name")
+
+
+def test_module_attr_picks_the_service_in_a_vm(
+    kernels: object, riad_run: type[RiadRun], tmp_path: Path
+) -> None:
+    """``file.py:attr`` means on the vm what it means on unix: the App named ``attr``."""
+    file = tmp_path / "two.py"
+    file.write_text(TWO_SERVICES)
+    run = riad_run([f"{file}:second", "-t", "vm"])
+    assert run.finish() == 0, run.output()
+    assert "app: this is second" in run.output()
+    assert "this is first" not in run.output()
+    run = riad_run([f"{file}:nothing", "-t", "vm"])
+    assert run.finish() == 2
+    assert "riad: error: two:nothing is not a riad.App" in run.output()

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from riad.app.args import ConfigError
-from riad.app.model import App
+from riad.app.model import App, find_app
 
 __all__ = ["ServiceLoadError", "load_app", "service_file"]
 
@@ -107,17 +107,12 @@ def _import_file(file: Path) -> object:
 
 
 def _find_app(module: object, attr: str | None, spec: str) -> App:
-    if attr is not None:
-        found = getattr(module, attr, None)
-        if not isinstance(found, App):
-            raise ConfigError(f"{spec!r}: {attr!r} is not a riad.App")
+    found = find_app(vars(module), attr)
+    if found is not None:
         return found
-    named = getattr(module, "app", None)
-    if isinstance(named, App):
-        return named
+    if attr is not None:
+        raise ConfigError(f"{spec!r}: {attr!r} is not a riad.App")
     apps = [value for value in vars(module).values() if isinstance(value, App)]
-    if len(apps) == 1:
-        return apps[0]
     if not apps:
         raise ConfigError(f'{spec!r} defines no service: create one with app = riad.App("name")')
     names = ", ".join(sorted(name for name, v in vars(module).items() if isinstance(v, App)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from riad.app.composed import Devices
 
-__all__ = ["App", "Arg", "KVDecl", "Main", "current_config"]
+__all__ = ["App", "Arg", "KVDecl", "Main", "current_config", "find_app"]
 
 T = TypeVar("T")
 
@@ -301,6 +301,24 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r})"
+
+
+def find_app(namespace: Mapping[str, object], attr: str | None = None) -> App | None:
+    """The service a module defines, from its namespace; ``None`` if there is none to pick.
+
+    ``attr`` names it (``module:attr``); otherwise it is the ``App`` named
+    ``app``, else the only ``App`` in the module. The one rule every target
+    finds a service by: the loader on the host (``riad.app.load_app``) and a
+    vm's PID 1, which runs the module itself.
+    """
+    if attr is not None:
+        named = namespace.get(attr)
+        return named if isinstance(named, App) else None
+    named = namespace.get("app")
+    if isinstance(named, App):
+        return named
+    apps = [value for value in namespace.values() if isinstance(value, App)]
+    return apps[0] if len(apps) == 1 else None
 
 
 def _metavar(convert: Callable[[str], Any]) -> str:

@@ -29,51 +29,45 @@ from riad.app.run import run as run_app
 from riad.backends.console import FdConsole
 from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
-from riad.targets import RunRequest, prepare_service
+from riad.targets.target import RunRequest, Target, prepare_service
 
-__all__ = ["DESCRIPTION", "add_run_options", "kv_sources", "open_kvs", "read_tree", "run"]
-
-DESCRIPTION = "an ordinary host process: host sockets (--net socket) or riad's stack on a TAP"
+__all__ = ["TARGET", "UnixTarget", "kv_sources", "open_kvs", "read_tree"]
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``riad run -t unix``."""
-    group = parser.add_argument_group("unix target (-t unix)")
-    group.add_argument(
-        "--net",
-        choices=("socket", "direct"),
-        default="socket",
-        help="socket: the host kernel's sockets (default); direct: riad's own TCP/IP stack "
+class UnixTarget:
+    """The ``unix`` target (see the module documentation); it has no options of its own."""
+
+    name = "unix"
+    run_options: Mapping[str, str] = {
+        "net": "socket: the host kernel's sockets (default); direct: riad's own TCP/IP stack "
         "on a TAP device",
-    )
-    group.add_argument(
-        "--tap",
-        metavar="NAME",
-        help="with --net direct: use this existing TAP device (default: create one, as root)",
-    )
-    group.add_argument(
-        "--kv",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="serve key-value store NAME from PATH: a folder, or a packed store file "
+        "tap": "with --net direct: use this existing TAP device (default: create one, as root)",
+        "kv": "serve key-value store NAME from PATH: a folder, or a packed store file "
         "(default: where the service says)",
-    )
+    }
+
+    def add_options(self, group: argparse._ArgumentGroup) -> None:
+        """None: the shared options are all the unix target has."""
+
+    def read_options(self, args: argparse.Namespace) -> None:
+        return None
+
+    def run(self, request: RunRequest) -> int:
+        """Run the service of ``request`` in this process; return its exit status."""
+        console = FdConsole(2)
+        prepared = prepare_service(request, console, help_console=FdConsole(1))
+        if isinstance(prepared, int):
+            return prepared
+        app, config = prepared
+        try:
+            kvs = open_kvs(app, request.kv)
+            open_stack = _stack_opener(app, config, request)
+        except ConfigError as exc:
+            return report_config_error(exc, console)
+        return run_app(app, config, open_stack=open_stack, kvs=kvs, console=console)
 
 
-def run(request: RunRequest) -> int:
-    """Run the service of ``request`` in this process; return its exit status."""
-    console = FdConsole(2)
-    prepared = prepare_service(request, console, help_console=FdConsole(1))
-    if isinstance(prepared, int):
-        return prepared
-    app, config = prepared
-    try:
-        kvs = open_kvs(app, getattr(request.options, "kv", []))
-        open_stack = _stack_opener(app, config, request)
-    except ConfigError as exc:
-        return report_config_error(exc, console)
-    return run_app(app, config, open_stack=open_stack, kvs=kvs, console=console)
+TARGET: Target = UnixTarget()
 
 
 def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpener | None:

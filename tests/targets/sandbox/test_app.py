@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from riad.targets.sandbox.cli import describe_seal
 from riad.targets.sandbox.supervisor import EXIT_POLICY
+from riad.targets.sandbox.target import describe_seal
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
 from tests.examples.test_static_site import load_build

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from riad.targets.sandbox.cli import describe_seal
+from riad.targets.sandbox.target import describe_seal
 
 from .conftest import ROOT, child_env, needs_linux_x86_64
 
@@ -68,9 +68,11 @@ def test_run_without_root_or_tap_names_the_fix() -> None:
             "--user",
             sys.executable,
             "-m",
-            "riad.targets.sandbox",
+            "riad",
             "run",
             "tests.targets.sandbox.standin:make",
+            "-t",
+            "sandbox",
         ],
         capture_output=True,
         text=True,

@@ -10,7 +10,8 @@
 - :mod:`.imports`, :mod:`.warmup`: everything imported and first used before
   the seal (the start-up trace, cached);
 - :mod:`.inplace`: the same seal applied in place (the vm target's PID 1);
-- :mod:`.cli`: ``riad run -t sandbox`` and ``riad inspect -t sandbox``.
+- :mod:`.target`: the target itself (``riad run -t sandbox``) and ``riad
+  inspect -t sandbox``.
 
 See ``docs/security.md``.
 """

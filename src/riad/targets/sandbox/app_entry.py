@@ -34,9 +34,9 @@ from riad.backends.console import FdConsole, MemoryConsole
 from riad.backends.kv import EmbeddedKV, MemoryKV, pack_bytes
 from riad.backends.tap import TapDevice
 from riad.devices import KV, KVError
-from riad.targets import RunRequest, prepare_service
 from riad.targets.direct import DEFAULT_IPV4, announcing, direct_stack_opener
 from riad.targets.sandbox.warmup import import_modules
+from riad.targets.target import RunRequest, prepare_service
 from riad.targets.unix import kv_sources, read_tree
 
 __all__ = ["ENTRY", "AppEntry", "AppOptions", "load_stores", "make"]
@@ -93,9 +93,7 @@ class AppEntry:
     def _load(self) -> tuple[App, BootConfig]:
         if self._app is None or self._config is None:
             said = MemoryConsole()
-            request = RunRequest(
-                service=self.options.service, target="sandbox", boot_args=self.boot_args
-            )
+            request = RunRequest(service=self.options.service, boot_args=self.boot_args)
             prepared = prepare_service(request, said)
             if isinstance(prepared, int):
                 # the child reports a ValueError as one line and exits with status 2

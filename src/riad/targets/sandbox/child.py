@@ -36,7 +36,13 @@ from typing import Protocol
 from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, service_policy
-from riad.targets.sandbox.seal import Limits, SealError, enter_namespaces, seal
+from riad.targets.sandbox.seal import (
+    DEFAULT_MEMORY_MIB,
+    Limits,
+    SealError,
+    enter_namespaces,
+    seal,
+)
 from riad.targets.sandbox.warmup import warm_up
 
 __all__ = ["EXIT_CRASH", "ChildConfig", "SandboxEntry", "run_child"]
@@ -76,7 +82,7 @@ class ChildConfig:
     namespaces: tuple[str, ...] = ("user", "mount", "pid", "ipc", "uts", "cgroup", "net")
     empty_root: bool = True
     landlock: bool = True
-    memory_mib: int = 1024
+    memory_mib: int = DEFAULT_MEMORY_MIB
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""

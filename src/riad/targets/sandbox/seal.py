@@ -36,6 +36,7 @@ from riad.targets.sandbox.bpf import encode
 from riad.targets.sandbox.policy import Deny, Policy
 
 __all__ = [
+    "DEFAULT_MEMORY_MIB",
     "NAMESPACES",
     "Limits",
     "SealError",
@@ -60,6 +61,8 @@ NAMESPACES: dict[str, int] = {
 """The namespaces the sandbox enters, by the name ``riad inspect`` prints."""
 
 _MIB = 1024 * 1024
+DEFAULT_MEMORY_MIB = 1024
+"""The sealed service's address-space limit unless ``--memory`` says otherwise."""
 
 
 class SealError(RuntimeError):
@@ -70,7 +73,7 @@ class SealError(RuntimeError):
 class Limits:
     """Resource limits of the sealed service (``setrlimit``)."""
 
-    memory_bytes: int = 1024 * _MIB
+    memory_bytes: int = DEFAULT_MEMORY_MIB * _MIB
     open_files: int = 64
 
     def describe(self) -> list[str]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 from riad.app.args import BootConfig, ConfigError, HelpRequested
 from riad.app.model import App
+from riad.app.model import find_app as pick_app
 from riad.app.run import StackOpener, report_config_error, run, static_stack
 from riad.backends.console import FdConsole
 
@@ -30,18 +31,16 @@ __all__ = ["find_app", "run_app"]
 NIC = "eth0"
 
 
-def find_app(namespace: Mapping[str, object], folder: str | None = None) -> App | None:
-    """The ``App`` a module defines (``app``, else the only one), or None.
+def find_app(
+    namespace: Mapping[str, object], folder: str | None = None, attr: str | None = None
+) -> App | None:
+    """The ``App`` a module defines (``attr``, else ``app``, else the only one), or None.
 
+    The rule is :func:`riad.app.model.find_app`'s, the loader's on the host.
     ``folder`` is where the service's files are (in an image, ``/srv/service``:
-    its module itself is in the zip); otherwise the module's own folder.
+    its module itself is in the module table); otherwise the module's own folder.
     """
-    named = namespace.get("app")
-    if isinstance(named, App):
-        found: App | None = named
-    else:
-        apps = [value for value in namespace.values() if isinstance(value, App)]
-        found = apps[0] if len(apps) == 1 else None
+    found = pick_app(namespace, attr)
     if found is not None and folder is not None:
         file = namespace.get("__file__")
         name = file.rpartition("/")[2] if isinstance(file, str) else "service.py"

@@ -132,11 +132,13 @@ def _stderr_log(line: str) -> None:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """Where a service lives: ``module`` importable from ``root``."""
+    """Where a service lives: ``module`` importable from ``root``; ``attr`` names its ``App``."""
 
     name: str
     module: str
     root: Path
+    attr: str | None = None
+    """The ``App`` in the module (``module:attr``); ``None``: found as the loader finds it."""
 
     def source_files(self) -> list[Path]:
         base = self.root / self.module.replace(".", "/")
@@ -148,8 +150,27 @@ class ServiceSpec:
 
 
 def resolve_service(spec: str) -> ServiceSpec:
-    """Turn a command-line SERVICE (a ``.py`` file or a directory) into a spec."""
-    path = Path(spec)
+    """Turn a command-line SERVICE into a spec: the forms ``riad run`` takes on every target.
+
+    A ``.py`` file, a folder (a package, or holding ``service.py``,
+    ``NAME.py`` or ``main.py``), or an importable ``package.module``; each
+    may end in ``:attr``, naming the service's ``App`` in the module.
+    """
+    where, attr = spec, None
+    if ":" in spec and not Path(spec).exists():
+        where, _, attr = spec.rpartition(":")
+        if not attr.isidentifier():
+            raise ImageError(f"service {spec!r}: after ':' give the name of the service's App")
+    found = _service_at(Path(where)) or _importable(where)
+    if found is None:
+        raise ImageError(
+            f"service {spec!r} not found: give a .py file, a directory holding service.py, "
+            "or an importable module (each may end in :attr)"
+        )
+    return dataclasses.replace(found, attr=attr)
+
+
+def _service_at(path: Path) -> ServiceSpec | None:
     if path.is_file() and path.suffix == ".py":
         return ServiceSpec(path.stem, path.stem, path.resolve().parent)
     if path.is_dir():
@@ -159,9 +180,23 @@ def resolve_service(spec: str) -> ServiceSpec:
         for candidate in ("service.py", f"{path.name}.py", "main.py"):
             if (path / candidate).exists():
                 return ServiceSpec(path.name, candidate.removesuffix(".py"), path)
-    raise ImageError(
-        f"service {spec!r} not found: give a .py file or a directory holding service.py"
-    )
+    return None
+
+
+def _importable(module: str) -> ServiceSpec | None:
+    """``package.module`` on this interpreter's path: where its top-level package lives."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        return None
+    top = module.partition(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or not spec.has_location:
+        return None
+    origin = Path(spec.origin).resolve()
+    root = origin.parent.parent if spec.submodule_search_locations is not None else origin.parent
+    return ServiceSpec(top, module, root)
 
 
 @dataclass(frozen=True)
@@ -324,7 +359,7 @@ def _config_source(service: ServiceSpec, options: BuildOptions, network: bool) -
         "    from riad.image.compiled import serve\n\n"
         f"    serve({'/' + COMPILED_TABLE!r})\n"
         f"    from {GUEST_MODULE} import main\n\n"
-        f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r})\n"
+        f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r}, {service.attr!r})\n"
     ).encode()
 
 
@@ -547,7 +582,9 @@ def image_key(service: ServiceSpec, options: BuildOptions) -> str:
     sources = [*service.source_files(), *sorted(riad_root.rglob("*.py"))]
     for path in sources:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(repr((sys.executable, sys.version, options)).encode())
+    digest.update(
+        repr((sys.executable, sys.version, service.module, service.attr, options)).encode()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -557,6 +594,10 @@ def _guest_ipv4(boot_args: tuple[str, ...]) -> str | None:
         return bootargs.split(boot_args, bootargs.NET_ARGS)[0].get("--ipv4")
     except bootargs.ConfigError as exc:
         raise ImageError(str(exc)) from None
+
+
+def _module_attr(service: ServiceSpec) -> str:
+    return service.module if service.attr is None else f"{service.module}:{service.attr}"
 
 
 def _library_path() -> list[str]:
@@ -580,7 +621,7 @@ def build_image(
         preload += DIRECT_LAZY_MODULES
     extra_path = [str(service.root), *_library_path()]
     trace = trace_startup(
-        [f"{GUEST_MODULE}:trace_entry", options.net, service.module, *options.boot_args],
+        [f"{GUEST_MODULE}:trace_entry", options.net, _module_attr(service), *options.boot_args],
         preload=preload,
         path=extra_path,
         nic="eth0",
@@ -668,7 +709,7 @@ def _write_output(
     network = wants_network(trace)
     manifest: dict[str, object] = {
         "format": 1,
-        "service": {"name": service.name, "module": service.module},
+        "service": {"name": service.name, "module": _module_attr(service)},
         "riad_version": riad.__version__,
         "python_version": sys.version.split()[0],
         "kernel": {

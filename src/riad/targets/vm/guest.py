@@ -161,13 +161,18 @@ def _note_facts(app: App) -> None:
 
 
 def run_service(
-    module: str, args: list[str], net: str = "socket", folder: str | None = None
+    module: str,
+    args: list[str],
+    net: str = "socket",
+    folder: str | None = None,
+    attr: str | None = None,
 ) -> int:
     """Run ``module`` as ``__main__`` with ``args``; return its exit status.
 
     A traceback is printed for an exception; ``SIGINT`` gives 130. A module
-    that defines a ``riad.App`` is then run as one (``app_main.run_app``),
-    its files (stores) taken from ``folder`` when given (the image's copy).
+    that defines a ``riad.App`` (the one ``attr`` names, when given) is then
+    run as one (``app_main.run_app``), its files (stores) taken from
+    ``folder`` when given (the image's copy).
     """
     import runpy
 
@@ -176,10 +181,13 @@ def run_service(
         namespace = runpy.run_module(module, run_name="__main__", alter_sys=True)
         from riad.targets.vm.app_main import find_app, run_app
 
-        app = find_app(namespace, folder)
+        app = find_app(namespace, folder, attr)
         if app is not None:
             _note_facts(app)
             return run_app(app, args, net)
+        if attr is not None:
+            print(f"riad: error: {module}:{attr} is not a riad.App", file=sys.stderr, flush=True)
+            return 2
     except SystemExit as exc:
         if exc.code is None:
             return 0
@@ -199,23 +207,33 @@ def run_service(
 
 
 def trace_entry(argv: list[str]) -> None:
-    """Start-up path for the build-time trace: ``[net, module, *boot args]``.
+    """Start-up path for the build-time trace: ``[net, module[:attr], *boot args]``.
 
     Same imports and service start as :func:`main`, without touching the
     machine (no clock, no NIC, no console).
     """
-    net, module, *args = argv
+    net, service, *args = argv
+    module, _, attr = service.partition(":")
     from riad.image.idle import install_idle_hook  # noqa: F401  (used by main)
     from riad.targets.sandbox import inplace  # the seal after start-up: packed too
     from riad.targets.vm import netconf  # noqa: F401
 
     bootargs.split(args, bootargs.NET_ARGS)
     _, args = inplace.split_seal_arg(args, net=net)
-    sys.exit(run_service(module, args, net))
+    sys.exit(run_service(module, args, net, attr=attr or None))
 
 
-def main(service_module: str, net: str, folder: str | None = None, network: bool = True) -> None:
-    """PID 1: see the module documentation (``riadinit`` prints the first mark)."""
+def main(
+    service_module: str,
+    net: str,
+    folder: str | None = None,
+    network: bool = True,
+    attr: str | None = None,
+) -> None:
+    """PID 1: see the module documentation (``riadinit`` prints the first mark).
+
+    ``attr`` names the service's ``App`` in its module (``module:attr``).
+    """
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
@@ -227,7 +245,7 @@ def main(service_module: str, net: str, folder: str | None = None, network: bool
         from riad.image.idle import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
-        status = run_service(service_module, args, net, folder)
+        status = run_service(service_module, args, net, folder, attr)
     except (bootargs.ConfigError, ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     _say(f"exit {status}")

@@ -1,19 +1,16 @@
-"""``riad run SERVICE -t sandbox`` and ``riad inspect SERVICE -t sandbox``.
-
-The riad command's dispatcher calls :func:`add_run_options` on its ``run``
-parser and :func:`run` / :func:`cmd_inspect` when ``-t sandbox`` is chosen.
+"""The ``sandbox`` target: ``riad run SERVICE -t sandbox``, and what ``riad inspect`` says of it.
 
 ``SERVICE`` is a riad service (a file, a folder with ``service.py``,
 ``module:attr`` naming a ``riad.App``), given exactly as to the unix target.
-:func:`run_app` checks its boot arguments and stores, plans what to import
-before the seal (:mod:`.imports`), opens the TAP — created when running as
-root, given the host address next to the service's and removed when the run
-ends, or named with ``--tap`` — and supervises the sealed child running
+The target checks its boot arguments and stores, plans what to import before
+the seal (:mod:`.imports`), opens the TAP — created when running as root,
+given the host address next to the service's and removed when the run ends,
+or named with ``--tap`` — and supervises the sealed child running
 :mod:`.app_entry` in the foreground.
 
 A ``module:attr`` that is no ``riad.App`` is a raw sandbox entry, a factory
-``(argv, net_fds) -> SandboxEntry`` (see :mod:`.child`), run by
-:func:`cmd_run` with the remaining arguments as its ``argv``.
+``(argv, net_fds) -> SandboxEntry`` (see :mod:`.child`), run with the boot
+arguments as its ``argv``.
 """
 
 from __future__ import annotations
@@ -23,65 +20,35 @@ import dataclasses
 import os
 import secrets
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
 
 from riad.targets.sandbox.child import ChildConfig
 from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, service_policy
-from riad.targets.sandbox.seal import NAMESPACES, Limits
+from riad.targets.sandbox.seal import DEFAULT_MEMORY_MIB, NAMESPACES, Limits
 from riad.targets.sandbox.supervisor import Sandbox, SandboxStartError
+from riad.targets.target import RunRequest, Target, TargetOptions
 
-__all__ = ["add_run_options", "cmd_inspect", "cmd_run", "describe_seal", "run", "run_app"]
+if TYPE_CHECKING:
+    from riad.backends.tap import TapDevice
+
+__all__ = [
+    "TARGET",
+    "SandboxOptions",
+    "SandboxTarget",
+    "SealMode",
+    "describe_seal",
+    "describe_service",
+    "inspect",
+    "is_app_service",
+]
 
 EXIT_USAGE = 2
-_MODES = ("enforce", "audit", "kill")
 
-
-def add_run_options(parser: argparse.ArgumentParser, *, shared: bool = False) -> None:
-    """The sandbox's options of ``riad run`` (and of ``riad inspect``).
-
-    ``shared``: the parser is shared with other targets, which already define
-    ``--tap`` (same meaning) and ``--memory`` (theirs); only ``--seal`` is added
-    and the address-space limit keeps its default.
-    """
-    group = parser.add_argument_group("sandbox target (-t sandbox)")
-    if not shared:
-        group.add_argument(
-            "--tap",
-            metavar="NAME",
-            help="an existing TAP device to use (default: create one as root)",
-        )
-    group.add_argument(
-        "--seal",
-        choices=_MODES,
-        default="enforce",
-        help="a call outside the policy: enforce = report it and end the service (default), "
-        "audit = report it and fail the call with EPERM, kill = the kernel kills at once",
-    )
-    if not shared:
-        group.add_argument(
-            "--memory",
-            dest="sandbox_memory",
-            metavar="MiB",
-            type=int,
-            default=1024,
-            help="address-space limit (MiB)",
-        )
-        group.add_argument(
-            "--kv",
-            action="append",
-            default=[],
-            metavar="NAME=PATH",
-            help="key-value store NAME from PATH: a folder, or a packed store file; read into "
-            "memory before the seal (default: where the service says)",
-        )
-        group.add_argument(
-            "--include",
-            action="append",
-            default=[],
-            metavar="MODULE",
-            help="also import MODULE before the seal (one the service imports lazily)",
-        )
-
+SealMode = Literal["enforce", "audit", "kill"]
+SEAL_MODES: tuple[SealMode, ...] = get_args(SealMode)
 
 _MODE_TEXT = {
     "enforce": "a call outside the policy is reported, fails, and the service is ended",
@@ -90,12 +57,59 @@ _MODE_TEXT = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class SandboxOptions(TargetOptions):
+    """The sandbox's own options of ``riad run``."""
+
+    seal: SealMode = "enforce"
+    """What a call outside the policy does (``--seal``)."""
+
+
+def add_seal_option(group: argparse._ArgumentGroup) -> None:
+    """``--seal enforce|audit|kill`` (``riad run -t sandbox`` and ``riad inspect -t sandbox``)."""
+    group.add_argument(
+        "--seal",
+        choices=SEAL_MODES,
+        default="enforce",
+        help="a call outside the policy: enforce = report it and end the service (default), "
+        "audit = report it and fail the call with EPERM, kill = the kernel kills at once",
+    )
+
+
+class SandboxTarget:
+    """The ``sandbox`` target (see the module documentation)."""
+
+    name = "sandbox"
+    run_options: Mapping[str, str] = {
+        "tap": "an existing TAP device to use (default: create one as root)",
+        "memory": f"address-space limit (MiB; default {DEFAULT_MEMORY_MIB})",
+        "kv": "key-value store NAME from PATH: a folder, or a packed store file; read into "
+        "memory before the seal (default: where the service says)",
+        "include": "also import MODULE before the seal (one the service imports lazily)",
+    }
+
+    def add_options(self, group: argparse._ArgumentGroup) -> None:
+        add_seal_option(group)
+
+    def read_options(self, args: argparse.Namespace) -> SandboxOptions:
+        return SandboxOptions(seal=args.seal)
+
+    def run(self, request: RunRequest) -> int:
+        """Run a riad service sealed, or a raw sandbox entry; return its exit status."""
+        if is_app_service(request.service):
+            return _run_app(request)
+        return _run_entry(request)
+
+
+TARGET: Target = SandboxTarget()
+
+
 def _deny(mode: str) -> Deny:
-    return {"enforce": Deny.NOTIFY, "audit": Deny.NOTIFY, "kill": Deny.KILL}[mode]
+    return Deny.KILL if mode == "kill" else Deny.NOTIFY
 
 
 def describe_seal(
-    mode: str = "enforce", memory_mib: int = 1024, *, network: bool = True
+    mode: str = "enforce", memory_mib: int = DEFAULT_MEMORY_MIB, *, network: bool = True
 ) -> list[str]:
     """The sealed policy as ``riad inspect`` prints it (descriptors by role).
 
@@ -144,16 +158,16 @@ def describe_service(app: object) -> list[str]:
     return lines
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
+def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMORY_MIB) -> int:
     """``riad inspect SERVICE -t sandbox``: the service's devices and the sealed policy."""
     lines: list[str] = []
     network = True
-    if is_app_service(args.service):
+    if is_app_service(service):
         from riad.app.args import ConfigError
         from riad.app.loader import ServiceLoadError, load_app
 
         try:
-            app = load_app(args.service)
+            app = load_app(service)
         except ConfigError as exc:
             print(f"riad: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -162,17 +176,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             return 1
         lines += describe_service(app)
         network = app.network
-    lines += describe_seal(args.seal, getattr(args, "sandbox_memory", 1024), network=network)
+    lines += describe_seal(mode, memory_mib, network=network)
     for line in lines:
         print(line)
     return 0
-
-
-def run(args: argparse.Namespace, boot_args: list[str]) -> int:
-    """``riad run SERVICE -t sandbox``: a riad service, or a raw sandbox entry."""
-    if is_app_service(args.service):
-        return run_app(args, boot_args)
-    return cmd_run(args, boot_args)
 
 
 def is_app_service(spec: str) -> bool:
@@ -193,8 +200,8 @@ def _say(line: str) -> None:
     print(f"riad: {line}", file=sys.stderr, flush=True)
 
 
-def run_app(args: argparse.Namespace, boot_args: list[str]) -> int:
-    """Run the riad service ``args.service`` sealed; return its exit status.
+def _run_app(request: RunRequest) -> int:
+    """Run the riad service of ``request`` sealed; return its exit status.
 
     Mistakes (boot arguments, stores, the TAP) are reported in one line with
     exit status 2 before anything is started, as on unix.
@@ -203,35 +210,31 @@ def run_app(args: argparse.Namespace, boot_args: list[str]) -> int:
     from riad.app.run import report_config_error
     from riad.backends.console import FdConsole
     from riad.image import ImageError
-    from riad.targets import RunRequest, prepare_service
     from riad.targets.direct import plan_host_tap
     from riad.targets.sandbox.app_entry import ENTRY, AppOptions
     from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
+    from riad.targets.target import prepare_service
 
     console = FdConsole(2)
-    request = RunRequest(
-        service=args.service, target="sandbox", tap=args.tap, boot_args=tuple(boot_args)
-    )
     prepared = prepare_service(request, console, help_console=FdConsole(1))
     if isinstance(prepared, int):
         return prepared
     app, config = prepared
-    kv = tuple(getattr(args, "kv", ()))
     try:
-        _check_stores(app, kv)
-        tap = plan_host_tap(config, args.tap, option="-t sandbox") if app.network else None
+        _check_stores(app, request.kv)
+        tap = plan_host_tap(config, request.tap, option="-t sandbox") if app.network else None
     except ConfigError as exc:
         return report_config_error(exc, console)
-    options = AppOptions(service=args.service, kv=kv)
-    include = tuple(getattr(args, "include", ()))
+    options = AppOptions(service=request.service, kv=request.kv)
+    boot_args = list(request.boot_args)
     try:
-        plan = plan_imports(app, options, boot_args, include=include, announce=_say)
+        plan = plan_imports(app, options, boot_args, include=request.include, announce=_say)
         modules = plan.modules
         if plan.error is not None:
             _say(f"note: the start-up of {app.name} raised while traced; imported up to there")
     except ImageError as exc:
         _say(f"note: the start-up trace did not run ({exc}); importing only the declared modules")
-        modules = (*app.lazy_modules, *include, *LATE_IMPORTS)
+        modules = (*app.lazy_modules, *request.include, *LATE_IMPORTS)
     device = None
     net_fds: tuple[int, ...] = ()
     if tap is not None:
@@ -243,14 +246,20 @@ def run_app(args: argparse.Namespace, boot_args: list[str]) -> int:
         os.set_inheritable(device.fileno(), True)
         options = dataclasses.replace(options, tap=tap.name, where=tap.where())
     options = dataclasses.replace(options, imports=modules)
-    config_child = ChildConfig(
-        entry=ENTRY,
-        argv=(options.to_json(), *boot_args),
+    child = _child_config(request, ENTRY, (options.to_json(), *boot_args), net_fds)
+    return _supervise(child, device)
+
+
+def _child_config(
+    request: RunRequest, entry: str, argv: tuple[str, ...], net_fds: tuple[int, ...]
+) -> ChildConfig:
+    return ChildConfig(
+        entry=entry,
+        argv=argv,
         net_fds=net_fds,
-        mode=args.seal,
-        memory_mib=getattr(args, "sandbox_memory", 1024),
+        mode=request.own(SandboxOptions).seal,
+        memory_mib=request.memory_mib or DEFAULT_MEMORY_MIB,
     )
-    return _supervise(config_child, device)
 
 
 def _check_stores(app: object, kv: tuple[str, ...]) -> None:
@@ -268,7 +277,7 @@ def _check_stores(app: object, kv: tuple[str, ...]) -> None:
             )
 
 
-def _supervise(config: ChildConfig, device: object | None) -> int:
+def _supervise(config: ChildConfig, device: TapDevice | None) -> int:
     sandbox = Sandbox(config, config.net_fds)
     try:
         sandbox.start()
@@ -277,13 +286,12 @@ def _supervise(config: ChildConfig, device: object | None) -> int:
         print(f"riad: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        close = getattr(device, "close", None)
-        if close is not None:
-            close()
+        if device is not None:
+            device.close()
 
 
-def _open_tap(name: str | None) -> tuple[object, int] | str:
-    """(device, fd) or a one-line message naming the fix."""
+def _open_tap(name: str | None) -> TapDevice | str:
+    """The TAP device, or a one-line message naming the fix."""
     from riad.backends.tap import TapDevice, TapError
 
     if name is None and os.geteuid() != 0:
@@ -296,22 +304,15 @@ def _open_tap(name: str | None) -> tuple[object, int] | str:
         device = TapDevice.open(tap_name)
     except TapError as exc:
         return str(exc)
-    return device, device.fileno()
+    return device
 
 
-def cmd_run(args: argparse.Namespace, service_args: list[str]) -> int:
-    """Run ``args.service`` sealed; return its exit status."""
-    opened = _open_tap(getattr(args, "tap", None))
-    if isinstance(opened, str):
-        print(f"riad: {opened}", file=sys.stderr)
+def _run_entry(request: RunRequest) -> int:
+    """Run the raw sandbox entry ``request.service`` sealed; return its exit status."""
+    device = _open_tap(request.tap)
+    if isinstance(device, str):
+        print(f"riad: {device}", file=sys.stderr)
         return EXIT_USAGE
-    device, fd = opened
-    os.set_inheritable(fd, True)
-    config = ChildConfig(
-        entry=args.service,
-        argv=tuple(service_args),
-        net_fds=(fd,),
-        mode=args.seal,
-        memory_mib=getattr(args, "sandbox_memory", 1024),
-    )
-    return _supervise(config, device)
+    os.set_inheritable(device.fileno(), True)
+    child = _child_config(request, request.service, request.boot_args, (device.fileno(),))
+    return _supervise(child, device)
