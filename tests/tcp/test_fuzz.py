@@ -86,9 +86,9 @@ def test_random_segments_never_raise(which: int, cfg: int, script: list) -> None
         if conn.poll_at() is not None and conn.poll_at() <= now:  # type: ignore[operator]
             conn.on_timeout(now)
             drain(conn, now)
-        assert len(conn.recv_buffer) <= config.receive_buffer_bytes + 0xFFFF
-        assert conn.reassembly.bytes_held <= config.receive_buffer_bytes + 0xFFFF
-        assert len(conn.reassembly) <= config.out_of_order_segments
+        assert len(conn.rcv.buffer) <= config.receive_buffer_bytes + 0xFFFF
+        assert conn.rcv.reassembly.bytes_held <= config.receive_buffer_bytes + 0xFFFF
+        assert len(conn.rcv.reassembly) <= config.out_of_order_segments
 
 
 @settings(max_examples=300, deadline=None)

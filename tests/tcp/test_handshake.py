@@ -47,7 +47,7 @@ def test_active_open_sends_syn_then_acks_the_syn_ack() -> None:
     assert conn.state is TcpState.ESTABLISHED
     assert conn.take_events() & TcpEvent.CONNECTED
     assert conn.mss_send == 1200
-    assert conn.snd_wnd == 5000
+    assert conn.snd.wnd == 5000
     assert conn.rtt.srtt_ns == 10_000_000
 
 
@@ -73,7 +73,7 @@ def test_options_negotiated_only_when_both_offer() -> None:
     drain(conn, T0)
     opts = (MssOption(1460), SACK_PERMITTED, TimestampsOption(77, 1000), NOP, WindowScaleOption(7))
     feed(conn, T0, seg(IRS, ISS + 1, SYN | ACK, 5000, opts))
-    assert (conn.ts_ok, conn.sack_ok, conn.snd_wscale, conn.rcv_wscale) == (True, True, 7, 5)
+    assert (conn.ts_ok, conn.sack_ok, conn.snd.wscale, conn.rcv.wscale) == (True, True, 7, 5)
     assert conn.mss_send == 1448
 
 
@@ -243,4 +243,4 @@ def test_queued_data_and_shutdown_before_connect_complete() -> None:
 def test_established_fixture() -> None:
     conn = established()
     assert conn.state is TcpState.ESTABLISHED
-    assert conn.snd_una == ISS + 1
+    assert conn.snd.una == ISS + 1

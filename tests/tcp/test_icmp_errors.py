@@ -360,7 +360,7 @@ def _synack_for(conn: object) -> bytes:
         src_port=conn.remote_port,
         dst_port=conn.local_port,
         seq=IRS,
-        ack=(conn.iss + 1) & 0xFFFFFFFF,
+        ack=(conn.snd.iss + 1) & 0xFFFFFFFF,
         flags=SYN | ACK,
         window=65535,
         options=(MssOption(1460),),

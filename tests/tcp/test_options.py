@@ -50,7 +50,7 @@ def test_timestamps_echo_and_window_scaling() -> None:
     assert s.header.options == ts(1002, 5000)
     # their window field is scaled by their shift; ours by ours (5 for 1 MiB)
     out = feed(conn, ms(3), seg(B, A + 1, ACK, 100, ts(5001, 1002)), bytes(1460 * 2))
-    assert conn.snd_wnd == 400
+    assert conn.snd.wnd == 400
     [ack] = out
     assert ack.header.window == ((1 << 20) - 2920) >> 5
     assert ack.header.options == ts(1003, 5001)
@@ -76,14 +76,14 @@ def test_paws_lets_a_reordered_duplicate_ack_through() -> None:
     conn.send(bytes(1460 * 4))
     drain(conn, ms(2))
     feed(conn, ms(3), seg(B, A, ACK, 1000, ts(6000)))  # a newer segment sets TS.Recent
-    assert conn.ts_recent == 6000
+    assert conn.ts.recent == 6000
     block = ((A + 1448) & 0xFFFFFFFF, (A + 2896) & 0xFFFFFFFF)  # the second segment
     sack = (*ts(5999), NOP, NOP, SackOption((block,)))
     feed(conn, ms(4), seg(B, A, ACK, 1000, sack))
     assert conn.stats.dropped_paws == 0
     assert conn.stats.duplicate_acks == 2  # the newer one and the reordered one
-    assert conn.ts_recent == 6000  # an older timestamp never becomes TS.Recent
-    assert conn.scoreboard.sacked_bytes == 1448  # its SACK block was taken
+    assert conn.ts.recent == 6000  # an older timestamp never becomes TS.Recent
+    assert conn.recovery.scoreboard.sacked_bytes == 1448  # its SACK block was taken
     assert conn.rtt.rto_ns <= 1_000_000_000
     feed(conn, ms(5), seg(B, A, ACK, 1000, ts(6000 - 1001)))  # older than one RTO
     assert conn.stats.dropped_paws == 1
@@ -96,9 +96,9 @@ def test_paws_lets_a_reordered_duplicate_ack_through() -> None:
 def test_ts_recent_only_advances_for_segments_at_the_left_edge() -> None:
     conn = full_established()
     feed(conn, ms(2), seg(B + 100, A, ACK, 100, ts(9000)), b"future")  # out of order
-    assert conn.ts_recent == 5000
+    assert conn.ts.recent == 5000
     feed(conn, ms(3), seg(B, A, ACK, 100, ts(7000)), bytes(100))
-    assert conn.ts_recent == 7000
+    assert conn.ts.recent == 7000
 
 
 def test_sack_blocks_sent_for_out_of_order_data() -> None:
@@ -295,7 +295,7 @@ def test_recovery_is_undone_when_dsack_shows_the_retransmission_was_spurious() -
     assert conn.stats.spurious_recoveries == 1
     # back to the window before recovery, grown by this ACK as slow start grows it
     assert conn.cc.ssthresh == prior[1] and conn.cc.cwnd == prior[0] + 2 * 1448
-    assert not conn._in_recovery
+    assert not conn.recovery.in_recovery
     assert conn.stats.duplicate_acks == 7
 
 
@@ -342,4 +342,4 @@ def test_sack_blocks_without_timestamps_take_the_full_path() -> None:
     assert len(drain(conn, ms(2))) == 4
     sack = (NOP, NOP, SackOption(((A + 2920, A + 4380),)))
     feed(conn, ms(3), seg(B, A + 1460, ACK, 64000, sack))
-    assert conn.scoreboard.sacked_bytes == 1460
+    assert conn.recovery.scoreboard.sacked_bytes == 1460

@@ -288,7 +288,7 @@ def test_receive_window_fills_to_zero_and_reopens_on_read() -> None:
     out = feed(conn, ms(2), seg(B + 2920, A), bytes(1460))  # 380 bytes beyond the window
     assert conn.readable_bytes == 4000
     tick(conn, ms(100))
-    assert conn.rcv_nxt == B + 4000
+    assert conn.rcv.nxt == B + 4000
     out = feed(conn, ms(101), seg(B + 4000, A), b"x")  # window is 0: not acceptable
     assert [brief(s)[:4] for s in out] == [(A, B + 4000, "A", 0)]
     conn.recv(1000)
@@ -436,7 +436,7 @@ def test_first_read_window_update_rides_on_the_answer() -> None:
     conn.send(b"answer")
     [out] = drain(conn, ms(2))
     assert brief(out)[:3] == (A, B + 18, "PA")
-    assert out.header.window << conn.rcv_wscale == conn.recv_limit
+    assert out.header.window << conn.rcv.wscale == conn.receive_buffer_size
 
 
 def test_deferred_window_update_goes_with_the_delayed_ack() -> None:
@@ -447,7 +447,7 @@ def test_deferred_window_update_goes_with_the_delayed_ack() -> None:
     assert conn.poll_at() == ms(41)
     [out] = tick(conn, ms(41))
     assert brief(out)[:3] == (A, B + 4, "A")
-    assert out.header.window << conn.rcv_wscale == conn.recv_limit
+    assert out.header.window << conn.rcv.wscale == conn.receive_buffer_size
 
 
 def test_slow_start_counts_an_ack_of_a_super_segment_whole() -> None:

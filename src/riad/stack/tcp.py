@@ -390,9 +390,9 @@ class TcpSocketOptions:
         if level == socket.SOL_SOCKET and option == socket.SO_KEEPALIVE:
             return int(conn.keepalive is not None)
         if level == socket.SOL_SOCKET and option == socket.SO_SNDBUF:
-            return conn.send_buffer.limit
+            return conn.send_buffer_size
         if level == socket.SOL_SOCKET and option == socket.SO_RCVBUF:
-            return conn.recv_limit
+            return conn.receive_buffer_size
         if level == socket.IPPROTO_TCP and option in _KEEPALIVE_FIELDS:
             ka = self._keepalive
             name = _KEEPALIVE_FIELDS[option]

@@ -1,4 +1,4 @@
-"""One TCP connection as a sans-IO state machine (RFC 9293).
+"""One TCP connection as a sans-IO state machine (RFC 9293), composed of parts.
 
 A ``TcpConnection`` is fed parsed segments with ``on_segment(now, header,
 payload)``, asked for what to send with ``poll_transmit(now)`` (call it until
@@ -7,20 +7,24 @@ and told that the instant came with ``on_timeout(now)``. Events for the layer
 above (``TcpEvent`` bits) accumulate until ``take_events()``. The application
 side is ``send``/``recv``/``shutdown``/``close``/``abort``.
 
-The class is built in layers, one module per concern, each using only the
-ones below it:
+The connection owns its parts, each with its own state:
 
-- ``tcb``: the variables (the transmission control block) and state changes;
-- ``timers``: deadlines — retransmission (RFC 6298), tail loss probe
-  (RFC 8985), persist, keepalive, FIN-WAIT-2, TIME-WAIT;
-- ``output``: segmentisation and options (RFC 9293 3.8; Nagle, SWS, TSO);
-- ``recovery``: the sender's view of ACKs — RTT, congestion control, fast
-  recovery (RFC 5681, 6582, 6675);
-- ``input``: segment arrival (RFC 9293 3.10.7, RFC 5961, RFC 7323 PAWS),
-  with header prediction first;
-- here: opening, the application's calls and observability.
+- ``snd`` (``SendSequence``): SND.UNA/NXT/MAX, the peer's window (WL1/WL2,
+  scale), the send buffer, our FIN, the segment size;
+- ``rcv`` (``ReceiveSequence``): RCV.NXT, the advertised window, the receive
+  buffer, reassembly, the peer's FIN, the D-SACK to report, the ACK owed;
+- ``recovery`` (``LossRecovery``): the SACK scoreboard, fast recovery, the
+  retransmission decided, the undo records of a loss episode;
+- ``cc`` (a ``CongestionControl``, ``NewReno``): the only writer of cwnd and
+  ssthresh;
+- ``rtt`` (``RttEstimator``), ``ts`` (``Timestamps``), ``timers``
+  (``TcpTimers``: every deadline) and ``ack_limits`` (``AckRateLimits``).
 
-Timers are deadlines (``Instant``) held in the connection; nothing in these
+What happens to them is written as steps in modules that take the
+connection: ``input`` (segment arrival, RFC 9293 3.10.7), ``acks`` (the
+sender's view of ACKs), ``output`` (segmentisation), ``timeouts`` (expired
+deadlines), ``closing`` (CLOSED and TIME-WAIT) and ``icmp_errors``. Here: the
+parts, opening, the application's calls and observability. Nothing in these
 modules reads a clock or does I/O.
 """
 
@@ -28,50 +32,41 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from riad.proto.icmp import IcmpError
-from riad.proto.tcp.config import TcpConfig
-from riad.proto.tcp.input import TcpInput
+from riad.proto.tcp import icmp_errors, timeouts
+from riad.proto.tcp import input as tcp_input
+from riad.proto.tcp import output as tcp_output
+from riad.proto.tcp.closing import enter_closed
+from riad.proto.tcp.config import KeepaliveConfig, TcpConfig
+from riad.proto.tcp.congestion import CongestionControl, NewReno
 from riad.proto.tcp.output import TcpSegment
-from riad.proto.tcp.seq import unwrap
-from riad.proto.tcp.state import CAN_RECEIVE, CAN_SEND, SYNCHRONIZED, TcpEvent
-from riad.proto.tcp.tcb import (
-    _CLOSE_WAIT,
-    _CLOSED,
-    _ESTABLISHED,
-    _FIN_WAIT_1,
-    _LAST_ACK,
-    _SYN_RECEIVED,
-    _SYN_SENT,
+from riad.proto.tcp.receive import ReceiveSequence
+from riad.proto.tcp.recovery import LossRecovery
+from riad.proto.tcp.rtt import RttEstimator
+from riad.proto.tcp.send import DEFAULT_MSS, SendSequence
+from riad.proto.tcp.seq import SEQ_MASK
+from riad.proto.tcp.state import (
+    CAN_RECEIVE,
+    CAN_SEND,
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    LAST_ACK,
+    SYN_RECEIVED,
+    SYN_SENT,
+    SYNCHRONIZED,
+    TcpEvent,
 )
+from riad.proto.tcp.stats import TcpStats
+from riad.proto.tcp.timers import TcpTimers
+from riad.proto.tcp.timestamps import Timestamps
 from riad.time import Instant
-from riad.wire.icmp import IcmpType, UnreachableCode
 from riad.wire.tcp import TcpHeader
 
 __all__ = ["TcpConnection", "TcpSegment"]
 
-_HARD_UNREACHABLE = frozenset(
-    {
-        UnreachableCode.PROTOCOL,
-        UnreachableCode.PORT,
-        UnreachableCode.NET_PROHIBITED,
-        UnreachableCode.HOST_PROHIBITED,
-        UnreachableCode.ADMIN_PROHIBITED,
-    }
-)
-"""Destination-unreachable codes that end a handshake (RFC 1122 4.2.3.9, RFC 1812 5.2.7.1)."""
-_MIN_PATH_MTU = 576  # every IPv4 host takes 576-byte datagrams (RFC 791); RFC 5927 7.2
-_MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
-
-def _plateau_below(size: int) -> int:
-    """The largest MTU plateau of RFC 1191 7 below ``size`` (0 if none)."""
-    for plateau in _MTU_PLATEAUS:
-        if plateau < size:
-            return plateau
-    return 0
-
-
-class TcpConnection(TcpInput):
+class TcpConnection:
     """A TCP connection between ``local_addr:local_port`` and ``remote_addr:remote_port``.
 
     Create one and call ``connect()`` (active open), or use ``accept`` (passive
@@ -79,14 +74,104 @@ class TcpConnection(TcpInput):
     ``SequenceSecret`` so that nothing here draws randomness.
     """
 
-    __slots__ = ()
+    __slots__ = (
+        "ack_limits",
+        "cc",
+        "closed_by_app",
+        "config",
+        "error",
+        "events",
+        "keepalive",
+        "local_addr",
+        "local_port",
+        "nodelay",
+        "rcv",
+        "recovery",
+        "remote_addr",
+        "remote_port",
+        "reset_seq",
+        "rst_pending",
+        "rtt",
+        "sack_ok",
+        "snd",
+        "soft_error",
+        "state",
+        "stats",
+        "timers",
+        "ts",
+        "ts_ok",
+        "ws_ok",
+    )
+
+    def __init__(
+        self,
+        config: TcpConfig,
+        *,
+        local_addr: IPv4Address,
+        local_port: int,
+        remote_addr: IPv4Address,
+        remote_port: int,
+        iss: int,
+        ts_offset: int,
+        now: Instant,
+    ) -> None:
+        """A connection in CLOSED; ``connect()`` opens it (or use ``accept`` for a SYN)."""
+        self.config = config
+        self.local_addr = local_addr
+        self.local_port = local_port
+        self.remote_addr = remote_addr
+        self.remote_port = remote_port
+        self.state = CLOSED
+        self.error: OSError | None = None
+        self.soft_error: OSError | None = None
+        """The last soft ICMP error heard (RFC 1122 4.2.3.9): the reason given on a timeout."""
+        self.stats = TcpStats()
+        self.nodelay = config.nodelay
+        self.keepalive: KeepaliveConfig | None = config.keepalive
+        self.ts_ok = False
+        self.sack_ok = False
+        self.ws_ok = False
+        """The options both ends agreed on in the handshake."""
+        iss &= SEQ_MASK
+        self.snd = SendSequence(iss, config.send_buffer_bytes, config.mss + 40, now)
+        self.rcv = ReceiveSequence(config.receive_buffer_bytes, config.out_of_order_segments)
+        self.recovery = LossRecovery(iss)
+        self.cc: CongestionControl = NewReno(DEFAULT_MSS, config.initial_window_segments)
+        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self.ts = Timestamps(ts_offset, now)
+        self.timers = TcpTimers(config.delayed_ack, now)
+        self.ack_limits = tcp_input.AckRateLimits(now)
+        self.events = 0
+        """``TcpEvent`` bits not yet taken."""
+        self.closed_by_app = False
+        self.rst_pending = False
+        """Our RST is to be sent (an abort)."""
+        self.reset_seq: int | None = None
+        """A RST answering an unacceptable ACK is to be sent, with this sequence number."""
+
+    # the sans-IO core: segments in, segments out, deadlines (see the modules named)
+    on_segment = tcp_input.on_segment
+    poll_transmit = tcp_output.poll_transmit
+    on_timeout = timeouts.on_timeout
+    on_icmp_error = icmp_errors.on_icmp_error
+    time_wait_accepts = tcp_input.time_wait_accepts
+
+    def poll_at(self) -> Instant | None:
+        """The earliest deadline this connection has, or ``None`` if it needs none.
+
+        A connection with something to send right away answers its send
+        time; the owner should call ``poll_transmit`` before sleeping anyway.
+        """
+        return self.timers.poll_at()
+
+    # -- opening ------------------------------------------------------------------
 
     def connect(self) -> None:
         """Active OPEN (RFC 9293 3.10.1): to SYN-SENT; the next ``poll_transmit`` is the SYN."""
-        if self.state is not _CLOSED or self.error is not None:
+        if self.state is not CLOSED or self.error is not None:
             raise ValueError("connect() needs a fresh connection")
-        self.state = _SYN_SENT
-        self._syn_pending = True
+        self.state = SYN_SENT
+        self.snd.syn_pending = True
 
     @classmethod
     def accept(
@@ -115,10 +200,12 @@ class TcpConnection(TcpInput):
             ts_offset=ts_offset,
             now=now,
         )
-        conn.state = _SYN_RECEIVED
-        conn._take_syn(syn, now)
-        conn._syn_pending = True
+        conn.state = SYN_RECEIVED
+        tcp_input.take_syn(conn, syn, now)
+        conn.snd.syn_pending = True
         return conn
+
+    # -- the application's calls -------------------------------------------------
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Queue data to send; return how many bytes fitted in the send buffer.
@@ -128,23 +215,23 @@ class TcpConnection(TcpInput):
         """
         if self.error is not None:
             raise self.error
-        if self.state not in CAN_SEND or self._fin_seq is not None:
+        if self.state not in CAN_SEND or self.snd.fin_seq is not None:
             raise BrokenPipeError("cannot send: the connection is shut down for writing")
-        return self.send_buffer.write(data)
+        return self.snd.buffer.write(data)
 
     @property
     def send_space(self) -> int:
         """Bytes ``send`` would accept now."""
-        return self.send_buffer.space
+        return self.snd.buffer.space
 
     @property
     def unsent_bytes(self) -> int:
         """Bytes queued but not yet acknowledged by the peer."""
-        return len(self.send_buffer)
+        return len(self.snd.buffer)
 
     def recv(self, max_bytes: int = -1) -> bytes:
         """Take up to ``max_bytes`` (all if negative) of the received data."""
-        buf = self.recv_buffer
+        buf = self.rcv.buffer
         if not buf:
             return b""
         if max_bytes < 0 or max_bytes >= len(buf):
@@ -157,41 +244,69 @@ class TcpConnection(TcpInput):
         return out
 
     @property
-    def in_recovery(self) -> bool:
-        """Fast recovery (RFC 6582 / RFC 6675) is in progress."""
-        return self._in_recovery
-
-    @property
     def readable_bytes(self) -> int:
-        return len(self.recv_buffer)
+        return len(self.rcv.buffer)
 
     @property
     def eof_received(self) -> bool:
         """The peer's FIN arrived (after the data now in the receive buffer)."""
-        return self._fin_received
+        return self.rcv.fin_received
+
+    @property
+    def receive_buffer_size(self) -> int:
+        """The receive buffer's limit: the widest window advertised."""
+        return self.rcv.limit
 
     def set_receive_buffer(self, size_bytes: int) -> None:
         """Resize the receive buffer (the window grows or shrinks as data is read)."""
-        self.recv_limit = max(size_bytes, 2 * self.mss_send)
+        self.rcv.limit = max(size_bytes, 2 * self.snd.mss)
         self._window_opened()
 
+    @property
+    def send_buffer_size(self) -> int:
+        """Bytes the application may queue beyond what the peer acknowledged."""
+        return self.snd.buffer.limit
+
     def set_send_buffer(self, size_bytes: int) -> None:
-        self.send_buffer.limit = max(size_bytes, self.mss_send)
+        self.snd.buffer.limit = max(size_bytes, self.snd.mss)
+
+    def set_keepalive(self, config: KeepaliveConfig | None, now: Instant) -> None:
+        """Turn keepalive on (with its timings) or off for this connection."""
+        self.keepalive = config
+        self.timers.keepalive_probes = 0
+        self.timers.keepalive = now + config.idle if config is not None else None
+
+    def _window_opened(self) -> None:
+        """After the application read: announce a window that grew enough (RFC 1122 4.2.3.3).
+
+        The update goes at once when a full segment or more of what was read
+        is still unacknowledged (a bulk transfer: the ACK also clocks the
+        sender) or the window the peer has left is under two segments (it may
+        be waiting for it). Otherwise it waits for the delayed ACK or, usually,
+        rides on the answer the application is about to send: the first read
+        of a connection opens the window from the 64 KiB of the SYN-ACK to the
+        whole buffer, and sent at once that was a pure ACK on every new
+        connection just before the response.
+        """
+        rcv = self.rcv
+        if self.state not in CAN_RECEIVE or rcv.fin_received:
+            return
+        rcv.window_opened(self.snd.mss, min(rcv.limit // 2, self.config.mss))
 
     def shutdown(self) -> None:
         """Half-close: send FIN after the queued data (RFC 9293 3.10.4); reading goes on."""
-        if self._fin_seq is not None or self.state is _CLOSED:
+        if self.snd.fin_seq is not None or self.state is CLOSED:
             return
         st = self.state
-        if st is _SYN_SENT or st is _SYN_RECEIVED:
+        if st is SYN_SENT or st is SYN_RECEIVED:
             pass  # FIN-WAIT-1 once the handshake completes (RFC 9293 3.10.4)
-        elif st is _ESTABLISHED:
-            self.state = _FIN_WAIT_1
-        elif st is _CLOSE_WAIT:
-            self.state = _LAST_ACK
+        elif st is ESTABLISHED:
+            self.state = FIN_WAIT_1
+        elif st is CLOSE_WAIT:
+            self.state = LAST_ACK
         else:
             return
-        self._fin_seq = self.send_buffer.end_seq
+        self.snd.fin_seq = self.snd.buffer.end_seq
 
     def close(self) -> None:
         """Full close: no more reading or writing; FIN after the queued data.
@@ -199,31 +314,33 @@ class TcpConnection(TcpInput):
         Unread data (now or arriving later) makes it an abort with RST, as
         Linux does (RFC 2525 2.17).
         """
-        if self.state is _CLOSED:
+        if self.state is CLOSED:
             return
-        self._closed_by_app = True
-        if self.state is _SYN_SENT:
-            self._enter_closed(None)
+        self.closed_by_app = True
+        if self.state is SYN_SENT:
+            enter_closed(self, None)
             return
-        if self.recv_buffer or (self.state in CAN_RECEIVE and self.reassembly):
+        if self.rcv.buffer or (self.state in CAN_RECEIVE and self.rcv.reassembly):
             self.abort()
             return
         self.shutdown()
 
     def abort(self) -> None:
         """Reset the connection: send RST if synchronized, drop all data, go to CLOSED."""
-        if self.state is _CLOSED:
+        if self.state is CLOSED:
             return
-        if self.state in SYNCHRONIZED or self.state is _SYN_RECEIVED:
-            self._rst_pending = True
-        self._closed_by_app = True
-        self._enter_closed(None)
+        if self.state in SYNCHRONIZED or self.state is SYN_RECEIVED:
+            self.rst_pending = True
+        self.closed_by_app = True
+        enter_closed(self, None)
 
     def discard(self) -> None:
         """Forget the connection silently: CLOSED, nothing sent (a listener evicting a half-open one)."""
-        self._rst_pending = False
-        self._reset_seq = None
-        self._enter_closed(None)
+        self.rst_pending = False
+        self.reset_seq = None
+        enter_closed(self, None)
+
+    # -- events and observability --------------------------------------------------
 
     def take_events(self) -> TcpEvent:
         """The events since the last call (``TcpEvent`` bits; 0 when none)."""
@@ -231,110 +348,50 @@ class TcpConnection(TcpInput):
 
     def take_event_bits(self) -> int:
         """``take_events`` as a plain ``int`` (no enum to build: the owner's hot path)."""
-        ev = self._events
-        self._events = 0
+        ev = self.events
+        self.events = 0
         return ev
 
     @property
     def is_closed(self) -> bool:
         """CLOSED with nothing left to send: the owner may forget this connection."""
-        return self.state is _CLOSED and not self._rst_pending and self._reset_seq is None
+        return self.state is CLOSED and not self.rst_pending and self.reset_seq is None
 
-    # -- ICMP errors about our segments ----------------------------------------
+    @property
+    def in_recovery(self) -> bool:
+        """Fast recovery (RFC 6582 / RFC 6675) is in progress."""
+        return self.recovery.in_recovery
 
-    def on_icmp_error(self, now: Instant, error: IcmpError, seq: int) -> str | None:
-        """Take an ICMP error that quotes a segment of ours whose sequence number was ``seq``.
+    @property
+    def mss_send(self) -> int:
+        """SMSS: the payload bytes of a full segment we send."""
+        return self.snd.mss
 
-        RFC 1122 4.2.3.9, with RFC 5927's defences against forged errors:
-
-        - ``seq`` must lie in ``SND.UNA..SND.NXT`` (inclusive, as Linux: a
-          segment without data carries ``SND.NXT``), else the error is ignored;
-        - "fragmentation needed" lowers ``path_mtu`` and the segment size
-          (RFC 1191), never below 576 bytes and never upwards, and resends
-          what is in flight at the new size at once (RFC 1191 6.5; no
-          congestion signal, as Linux's ``tcp_simple_retransmit``);
-        - a hard error (protocol or port unreachable, administratively
-          prohibited, parameter problem) during the handshake aborts the
-          connection with the matching ``OSError`` (``ConnectionRefusedError``
-          for port unreachable), as Linux does;
-        - every other error, and any error once synchronized, is soft: kept
-          in ``soft_error`` and given as the reason if the connection times out;
-        - source quench (RFC 6633) and redirects are ignored.
-
-        Returns ``None`` when the error was taken, else the reason it was
-        ignored (a drop counter name).
-        """
-        seq = unwrap(seq, self.snd_una)
-        if not self.snd_una <= seq <= self.snd_max or self.state is _CLOSED:
-            return "tcp.icmp_out_of_window"
-        kind = error.type
-        code = error.code
-        if kind == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
-            return self._lower_path_mtu(now, error)
-        if kind == IcmpType.DEST_UNREACHABLE:
-            hard = code in _HARD_UNREACHABLE
-        elif kind == IcmpType.PARAMETER_PROBLEM:
-            hard = True
-        elif kind == IcmpType.TIME_EXCEEDED:
-            hard = False
-        else:
-            return "tcp.icmp_ignored"
-        self.stats.icmp_errors += 1
-        exc = error.as_exception()
-        if hard and (self.state is _SYN_SENT or self.state is _SYN_RECEIVED):
-            self._enter_closed(exc)
-        else:
-            self.soft_error = exc
-        return None
-
-    def _lower_path_mtu(self, now: Instant, error: IcmpError) -> str | None:
-        """Path MTU discovery (RFC 1191): a router could not forward a datagram of ours whole."""
-        sent = error.quoted.total_length
-        mtu = error.next_hop_mtu or _plateau_below(sent)  # RFC 1191 5: a router that did not say
-        if mtu < _MIN_PATH_MTU:
-            return "tcp.icmp_mtu_too_small"  # RFC 5927 7.2: would only shrink segments
-        if sent <= mtu:
-            return "tcp.icmp_mtu_inconsistent"  # the datagram it quotes would have fitted
-        seg_max = mtu - 40
-        if seg_max >= self._seg_max:
-            return "tcp.icmp_mtu_not_lower"
-        self.stats.icmp_errors += 1
-        self.path_mtu = mtu
-        self._set_segment_size(seg_max)
-        self.cc.mss = self.cc.unit = self.mss_send
-        if self.state in SYNCHRONIZED and self.snd_una < self.snd_max:
-            # everything in flight left at the old size and died at that router: go back
-            # to SND.UNA and send it again in smaller segments, without a congestion response
-            self.scoreboard.clear()
-            self._in_recovery = False
-            self._dupacks = 0
-            self._recover = self.snd_max
-            self._rtx_seq = None
-            self._rtt_seq = None
-            self._tlp_at = None
-            self._tlp_out = False
-            self.snd_nxt = self.snd_una
-            self._rto_at = Instant(now.ns + self.rtt.rto_ns)
-        return None
+    @property
+    def path_mtu(self) -> int:
+        """The largest IP datagram we send: our link's, lowered by ICMP (RFC 1191)."""
+        return self.snd.path_mtu
 
     def describe(self) -> str:
         """The connection's state and counters as text, one ``key=value`` group per line."""
         rtt = self.rtt
+        snd = self.snd
+        rcv = self.rcv
         lines = [
             f"{self.local_addr}:{self.local_port} -> {self.remote_addr}:{self.remote_port} "
             f"{self.state}"
             + (f" error={self.error}" if self.error else "")
             + (f" soft_error={self.soft_error}" if self.soft_error else ""),
-            f"  snd_una={self.snd_una - self.iss} snd_nxt={self.snd_nxt - self.iss} "
-            f"snd_max={self.snd_max - self.iss} snd_wnd={self.snd_wnd} "
-            f"queued={len(self.send_buffer)} mss={self.mss_send} path_mtu={self.path_mtu}",
-            f"  rcv_nxt={self.rcv_nxt - self.irs} rcv_wnd={self._receive_window()} "
-            f"unread={len(self.recv_buffer)} out_of_order={len(self.reassembly)}",
+            f"  snd_una={snd.una - snd.iss} snd_nxt={snd.nxt - snd.iss} "
+            f"snd_max={snd.max - snd.iss} snd_wnd={snd.wnd} "
+            f"queued={len(snd.buffer)} mss={snd.mss} path_mtu={snd.path_mtu}",
+            f"  rcv_nxt={rcv.nxt - rcv.irs} rcv_wnd={rcv.window()} "
+            f"unread={len(rcv.buffer)} out_of_order={len(rcv.reassembly)}",
             f"  cwnd={self.cc.cwnd} ssthresh={min(self.cc.ssthresh, 1 << 30)} "
-            f"recovery={self._in_recovery} srtt={rtt.srtt_ns / 1e6:.3f}ms "
+            f"recovery={self.recovery.in_recovery} srtt={rtt.srtt_ns / 1e6:.3f}ms "
             f"rttvar={rtt.rttvar_ns / 1e6:.3f}ms rto={rtt.rto_ns / 1e6:.0f}ms",
             f"  options: ts={self.ts_ok} sack={self.sack_ok} "
-            f"wscale={self.snd_wscale}/{self.rcv_wscale} nodelay={self.nodelay}",
+            f"wscale={snd.wscale}/{rcv.wscale} nodelay={self.nodelay}",
             "  " + " ".join(f"{k}={v}" for k, v in self.stats.as_dict().items()),
         ]
         return "\n".join(lines)

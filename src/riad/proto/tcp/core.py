@@ -32,7 +32,7 @@ from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
-from riad.proto.tcp.state import TcpEvent, TcpState
+from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, TIME_WAIT, TcpEvent
 from riad.proto.transport import Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
@@ -47,8 +47,6 @@ EPHEMERAL_FIRST = 32768
 EPHEMERAL_LAST = 60999
 _MAX_QUEUED_RESETS = 256
 _TCP = int(IpProtocol.TCP)
-_EV_CONNECTED = int(TcpEvent.CONNECTED)
-_EV_CLOSED = int(TcpEvent.CLOSED)
 
 _QUOTED = struct.Struct("!HHI")  # the quoted segment's ports and sequence number
 _Key = tuple[int, IPv4Address, int]  # local port, remote address, remote port
@@ -210,13 +208,13 @@ class TcpCore:
         ev_int = conn.take_event_bits()
         if not ev_int:
             return
-        if ev_int & _EV_CONNECTED:
+        if ev_int & EV_CONNECTED:
             listener = self._parent.pop(conn, None)
             if listener is not None:
                 listener.on_established(conn)
                 self._acceptable[listener] = None
-                ev_int &= ~_EV_CONNECTED  # the accept path announces it
-        if ev_int & _EV_CLOSED:
+                ev_int &= ~EV_CONNECTED  # the accept path announces it
+        if ev_int & EV_CLOSED:
             listener = self._parent.pop(conn, None)
             if listener is not None:
                 listener.forget(conn)
@@ -242,7 +240,7 @@ class TcpCore:
         conn = self._conns.get(key)
         if conn is not None:
             if (
-                conn.state is TcpState.TIME_WAIT
+                conn.state is TIME_WAIT
                 and hdr.flags & (SYN | ACK | RST) == SYN
                 and conn.time_wait_accepts(hdr)
             ):
@@ -253,7 +251,7 @@ class TcpCore:
                 conn.on_segment(now, hdr, data)
                 self._dirty[conn] = None
                 self._collect(conn)
-                if conn.state is TcpState.TIME_WAIT and conn not in self._time_wait:
+                if conn.state is TIME_WAIT and conn not in self._time_wait:
                     self._enter_time_wait(conn)
                 return True
         entry = self._listeners.get(hdr.dst_port)

@@ -1,31 +1,26 @@
 """What a connection sends: segmentisation, options and window advertisement.
 
-``poll_transmit(now)`` returns the next segment to send (call it until it
-returns ``None``), following RFC 9293 3.8: a pending RST or SYN first, then
-retransmissions decided by loss recovery (RFC 6675 NextSeg() with SACK), then
-new data as the congestion and peer windows allow, with Nagle in Minshall's
-variant (a short segment waits only while another short one is
-unacknowledged) and SWS avoidance, then a due ACK or a probe. Data segments
-may be TSO super-segments (``TcpSegment.gso_size``) when the device cuts them.
-Every segment carries our current ACK and a window that never shrinks
-(RFC 9293 3.8.6.2.2).
+``poll_transmit(conn, now)`` returns the next segment to send (call it until
+it returns ``None``), following RFC 9293 3.8: a pending RST or SYN first, then
+a retransmission decided by loss recovery, then the next lost hole during
+SACK recovery (RFC 6675 NextSeg()), then new data as the congestion and peer
+windows allow, with Nagle in Minshall's variant (a short segment waits only
+while another short one is unacknowledged) and SWS avoidance, then a due ACK
+or a probe. Data segments may be TSO super-segments (``TcpSegment.gso_size``)
+when the device cuts them. Every segment carries our current ACK and a window
+that never shrinks (RFC 9293 3.8.6.2.2).
+
+These steps read and advance the connection's parts (``snd``, ``rcv``,
+``recovery``, ``timers``, ``rtt``); sequence numbers become 32-bit wire values
+here, in the header built by ``emit``, and nowhere before.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from riad.proto.tcp.seq import SEQ_MASK
-from riad.proto.tcp.state import CAN_RECEIVE
-from riad.proto.tcp.tcb import (
-    _CLOSED,
-    _DUP_THRESH,
-    _FIN_WAIT_2,
-    _SYN_RECEIVED,
-    _SYN_SENT,
-    _TIME_WAIT,
-)
-from riad.proto.tcp.timers import TcpTimers
+from riad.proto.tcp.state import CLOSED, FIN_WAIT_2, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 from riad.time import Instant
 from riad.wire.common import trusted_constructor
 from riad.wire.tcp import (
@@ -44,9 +39,11 @@ from riad.wire.tcp import (
     WindowScaleOption,
 )
 
-__all__ = ["TcpOutput", "TcpSegment"]
+if TYPE_CHECKING:
+    from riad.proto.tcp.connection import TcpConnection
 
-_UNDO_MAX_RTX = 64  # retransmissions a loss episode may count for its undo
+__all__ = ["TcpSegment", "emit", "poll_transmit"]
+
 
 _make_header = trusted_constructor(TcpHeader)
 _make_ts = trusted_constructor(TimestampsOption)
@@ -65,343 +62,338 @@ class TcpSegment(NamedTuple):
     gso_size: int = 0
 
 
-class TcpOutput(TcpTimers):
-    """Segments to send, built from the control block."""
+def poll_transmit(conn: TcpConnection, now: Instant) -> TcpSegment | None:
+    """The next segment to send now, or ``None``; call until ``None``."""
+    if conn.rst_pending or conn.reset_seq is not None:
+        return _reset(conn)
+    st = conn.state
+    if st is CLOSED:
+        return None
+    if st is SYN_SENT or st is SYN_RECEIVED:
+        return _handshake_segment(conn, now)
+    seg = _next_data_segment(conn, now)
+    if seg is not None:
+        return seg
+    snd = conn.snd
+    rcv = conn.rcv
+    if rcv.ack_now:
+        return emit(conn, now, snd.nxt, ACK, options=_data_options(conn, now))
+    if rcv.update_due:
+        # a window update that may wait: with the delayed ACK, or on data before it
+        rcv.update_due = False
+        timers = conn.timers
+        if timers.delack is None:
+            timers.delack = Instant(now.ns + timers.delack_ns)
+    if snd.probe_pending:
+        snd.probe_pending = False
+        # a zero-window or keepalive probe: one old sequence number, no data;
+        # the peer answers with an ACK carrying its window (as Linux does)
+        return emit(conn, now, snd.una - 1, ACK, options=_data_options(conn, now))
+    return None
 
-    __slots__ = ()
 
-    def poll_transmit(self, now: Instant) -> TcpSegment | None:
-        """The next segment to send now, or ``None``; call until ``None``."""
-        if self._rst_pending:
-            self._rst_pending = False
-            self.stats.segments_out += 1
-            return TcpSegment(
-                _make_header(
-                    self.local_port,
-                    self.remote_port,
-                    self.snd_nxt & SEQ_MASK,
-                    self.rcv_nxt & SEQ_MASK,
-                    RST | ACK,
-                    0,
-                    0,
-                    0,
-                    0,
-                    (),
-                ),
-                b"",
-            )
-        if self._reset_seq is not None:
-            seq = self._reset_seq
-            self._reset_seq = None
-            self.stats.segments_out += 1
-            return TcpSegment(
-                _make_header(self.local_port, self.remote_port, seq, 0, RST, 0, 0, 0, 0, ()), b""
-            )
-        st = self.state
-        if st is _CLOSED:
-            return None
-        if st is _SYN_SENT or st is _SYN_RECEIVED:
-            if not self._syn_pending:
-                if st is _SYN_RECEIVED and self._ack_now:
-                    return self._emit(now, self.snd_nxt, ACK, options=self._data_options(now))
-                return None
-            self._syn_pending = False
-            flags = SYN if st is _SYN_SENT else SYN | ACK
-            if self._syn_retries == 0 and self._rtt_seq is None and self.stats.timeouts == 0:
-                self._rtt_seq = self.iss
-                self._rtt_start = now
-            self.snd_nxt = self.iss + 1
-            if self.snd_max < self.snd_nxt:
-                self.snd_max = self.snd_nxt
-            self._rto_at = Instant(now.ns + self.rtt.rto_ns)
-            return self._emit(now, self.iss, flags, options=self._syn_options(now))
-        seg = self._next_data_segment(now)
+def _reset(conn: TcpConnection) -> TcpSegment:
+    """The RST due: ours aborting the connection (``<SEQ=SND.NXT><ACK=RCV.NXT>``), or the
+    answer to an unacceptable ACK (``<SEQ=SEG.ACK><CTL=RST>``, RFC 9293 3.10.7)."""
+    conn.stats.segments_out += 1
+    answer_to = conn.reset_seq
+    if conn.rst_pending or answer_to is None:
+        conn.rst_pending = False
+        seq, ack, flags = conn.snd.nxt, conn.rcv.nxt, RST | ACK
+    else:
+        seq, ack, flags = answer_to, 0, RST
+        conn.reset_seq = None
+    header = _make_header(
+        conn.local_port, conn.remote_port, seq & SEQ_MASK, ack & SEQ_MASK, flags, 0, 0, 0, 0, ()
+    )
+    return TcpSegment(header, b"")
+
+
+def _handshake_segment(conn: TcpConnection, now: Instant) -> TcpSegment | None:
+    """In SYN-SENT or SYN-RECEIVED: our SYN (or SYN-ACK) if due, else an ACK owed."""
+    snd = conn.snd
+    if not snd.syn_pending:
+        if conn.state is SYN_RECEIVED and conn.rcv.ack_now:
+            return emit(conn, now, snd.nxt, ACK, options=_data_options(conn, now))
+        return None
+    snd.syn_pending = False
+    flags = SYN if conn.state is SYN_SENT else SYN | ACK
+    rtt = conn.rtt
+    if conn.timers.syn_retries == 0 and rtt.timed_seq is None and conn.stats.timeouts == 0:
+        rtt.time_segment(snd.iss, now)
+    snd.nxt = snd.iss + 1
+    if snd.max < snd.nxt:
+        snd.max = snd.nxt
+    conn.timers.rto = Instant(now.ns + rtt.rto_ns)
+    return emit(conn, now, snd.iss, flags, options=_syn_options(conn, now))
+
+
+def _next_data_segment(conn: TcpConnection, now: Instant) -> TcpSegment | None:
+    """A retransmission, or new data from ``SND.NXT`` (the rest after a timeout) as the
+    congestion and peer windows allow, cut at the MSS (or the TSO size) and held back by
+    Nagle and SWS avoidance (RFC 9293 3.7.4, 3.8.6.2.1); or our FIN alone."""
+    st = conn.state
+    if st is FIN_WAIT_2 or st is TIME_WAIT:
+        return None
+    recovery = conn.recovery
+    if recovery.rtx_seq is not None:
+        seg = _decided_retransmission(conn, now, recovery.rtx_seq)
         if seg is not None:
             return seg
-        if self._ack_now:
-            return self._emit(now, self.snd_nxt, ACK, options=self._data_options(now))
-        if self._update_due:
-            # a window update that may wait: with the delayed ACK, or on data before it
-            self._update_due = False
-            if self._delack_at is None:
-                self._delack_at = Instant(now.ns + self._delack_ns)
-        if self._probe_pending:
-            self._probe_pending = False
-            # a zero-window or keepalive probe: one old sequence number, no data;
-            # the peer answers with an ACK carrying its window (as Linux does)
-            return self._emit(now, self.snd_una - 1, ACK, options=self._data_options(now))
-        return None
-
-    def _next_data_segment(self, now: Instant) -> TcpSegment | None:
-        st = self.state
-        if st is _FIN_WAIT_2 or st is _TIME_WAIT:
-            return None
-        buf = self.send_buffer
-        data_end = buf.end_seq
-        fin_seq = self._fin_seq
-        mss = self.mss_send
-        # 1. a retransmission decided by loss recovery
-        rtx = self._rtx_seq
-        if rtx is not None:
-            self._rtx_seq = None
-            if rtx < self.snd_una:
-                rtx = self.snd_una
-            end = self.snd_max
-            if self.scoreboard:
-                hole = self.scoreboard.next_hole(rtx, end)
-                if hole is not None:
-                    end = hole[1]
-            if rtx < end:
-                end = min(end, rtx + mss)
-                if end > self._high_rxt:
-                    self._high_rxt = end
-                return self._send_range(now, rtx, end, retransmit=True)
-        if self._in_recovery and self.sack_ok:
-            pipe = self._pipe()
-            if self.cc.cwnd - pipe < mss:
+    snd = conn.snd
+    snd_nxt = snd.nxt
+    cwnd = conn.cc.cwnd
+    mss = snd.mss
+    if recovery.in_recovery:
+        if conn.sack_ok:
+            pipe = recovery.pipe(snd.una, snd.max, mss)
+            if cwnd - pipe < mss:
                 return None
-            boundary = self.scoreboard.lost_boundary(mss, _DUP_THRESH)
-            start = max(self._high_rxt, self.snd_una)
-            if boundary is not None and start < boundary:
-                hole = self.scoreboard.next_hole(start, boundary)
-                if hole is not None:
-                    end = min(hole[1], hole[0] + mss)
-                    self._high_rxt = end
-                    return self._send_range(now, hole[0], end, retransmit=True)
-            usable = self.cc.cwnd - pipe
-        elif self._in_recovery:
-            usable = self.snd_una + self.cc.cwnd - self.snd_nxt
+            seg = _next_lost_hole(conn, now)
+            if seg is not None:
+                return seg
+            usable = cwnd - pipe
         else:
-            extra = min(self._dupacks, 2) * mss  # limited transmit (RFC 3042)
-            usable = self.snd_una + self.cc.cwnd + extra - self.snd_nxt
-        # 2. new data, or the rest after a timeout
-        snd_nxt = self.snd_nxt
-        wnd_left = self.snd_una + self.snd_wnd - snd_nxt
-        if usable > wnd_left:
-            usable = wnd_left
-        avail = data_end - snd_nxt
-        if avail < 0:
-            avail = 0
-        fin_due = fin_seq is not None and snd_nxt <= fin_seq
-        if avail == 0:
-            if fin_due and snd_nxt == fin_seq:
-                return self._send_range(now, snd_nxt, snd_nxt, retransmit=snd_nxt < self.snd_max)
-            return None
-        if usable <= 0:
-            self._maybe_arm_persist(now)
-            return None
-        retransmit = snd_nxt < self.snd_max
-        n = min(avail, usable)
-        max_seg = self.config.tso_max_bytes if self.config.tso_max_bytes > mss else mss
-        if n >= mss:
-            n = min(n, max_seg)
-            if n > mss:
-                n -= n % mss
-        elif not (
-            retransmit
-            or self._force_send
-            or (n == avail and (self.nodelay or self._snd_small <= self.snd_una or fin_due))
-            or n >= self.max_snd_wnd // 2 > 0
-        ):
-            self._maybe_arm_persist(now)
-            return None
-        self._force_send = False
-        if retransmit:
-            n = min(n, self.snd_max - snd_nxt)
-        return self._send_range(now, snd_nxt, snd_nxt + n, retransmit=retransmit)
+            usable = snd.una + cwnd - snd_nxt
+    else:
+        extra = min(recovery.dupacks, 2) * mss  # limited transmit (RFC 3042)
+        usable = snd.una + cwnd + extra - snd_nxt
+    wnd_left = snd.una + snd.wnd - snd_nxt
+    if usable > wnd_left:
+        usable = wnd_left
+    avail = snd.buffer.end_seq - snd_nxt
+    fin_seq = snd.fin_seq
+    fin_due = fin_seq is not None and snd_nxt <= fin_seq
+    if avail <= 0:
+        if fin_due and snd_nxt == fin_seq:
+            return send_range(conn, now, snd_nxt, snd_nxt, retransmit=snd_nxt < snd.max)
+        return None
+    if usable <= 0:
+        _maybe_arm_persist(conn, now)
+        return None
+    retransmit = snd_nxt < snd.max
+    n = min(avail, usable)
+    if n >= mss:
+        tso_max = conn.config.tso_max_bytes
+        n = min(n, tso_max if tso_max > mss else mss)
+        if n > mss:
+            n -= n % mss
+    elif not (
+        retransmit
+        or snd.force
+        or (n == avail and (conn.nodelay or snd.small_end <= snd.una or fin_due))
+        or n >= snd.max_wnd // 2 > 0
+    ):
+        _maybe_arm_persist(conn, now)
+        return None
+    snd.force = False
+    if retransmit:
+        n = min(n, snd.max - snd_nxt)
+    return send_range(conn, now, snd_nxt, snd_nxt + n, retransmit=retransmit)
 
-    def _send_range(self, now: Instant, start: int, end: int, *, retransmit: bool) -> TcpSegment:
-        """Send ``[start, end)`` of the send buffer, with FIN if our FIN is at ``end``."""
-        buf = self.send_buffer
-        fin_seq = self._fin_seq
-        options = self._data_options(now)
-        # each wire segment carries at most the peer's MSS less our options (RFC 9293 3.7.1)
-        seg_max = self._seg_max - self._options_len(options)
+
+def _decided_retransmission(conn: TcpConnection, now: Instant, rtx: int) -> TcpSegment | None:
+    """The retransmission loss recovery decided (``rtx_seq``): one segment from ``rtx``,
+    up to the next SACKed range."""
+    snd = conn.snd
+    recovery = conn.recovery
+    recovery.rtx_seq = None
+    if rtx < snd.una:
+        rtx = snd.una
+    end = snd.max
+    if recovery.scoreboard:
+        hole = recovery.scoreboard.next_hole(rtx, end)
+        if hole is not None:
+            end = hole[1]
+    if rtx >= end:
+        return None
+    end = min(end, rtx + snd.mss)
+    if end > recovery.high_rxt:
+        recovery.high_rxt = end
+    return send_range(conn, now, rtx, end, retransmit=True)
+
+
+def _next_lost_hole(conn: TcpConnection, now: Instant) -> TcpSegment | None:
+    """RFC 6675 NextSeg() rule 1: the first hole above ``HighRxt`` that counts as lost."""
+    snd = conn.snd
+    recovery = conn.recovery
+    boundary = recovery.lost_boundary(snd.mss)
+    start = max(recovery.high_rxt, snd.una)
+    if boundary is None or start >= boundary:
+        return None
+    hole = recovery.scoreboard.next_hole(start, boundary)
+    if hole is None:
+        return None
+    end = min(hole[1], hole[0] + snd.mss)
+    recovery.high_rxt = end
+    return send_range(conn, now, hole[0], end, retransmit=True)
+
+
+def send_range(
+    conn: TcpConnection, now: Instant, start: int, end: int, *, retransmit: bool
+) -> TcpSegment:
+    """Send ``[start, end)`` of the send buffer, with FIN if our FIN is at ``end``."""
+    snd = conn.snd
+    buf = snd.buffer
+    fin_seq = snd.fin_seq
+    options = _data_options(conn, now)
+    # each wire segment carries at most the peer's MSS less our options (RFC 9293 3.7.1)
+    seg_max = snd.seg_max - _options_len(options)
+    gso = 0
+    if end - start > seg_max:
+        if conn.config.tso_max_bytes > seg_max:
+            gso = seg_max
+        else:
+            end = start + seg_max
+    buf_end = buf.end_seq
+    data_end = end if end < buf_end else buf_end
+    payload = buf.read(start, data_end - start) if data_end > start else b""
+    n = len(payload)
+    if n <= gso:
         gso = 0
-        if end - start > seg_max:
-            if self.config.tso_max_bytes > seg_max:
-                gso = seg_max
-            else:
-                end = start + seg_max
-        data_end = min(end, buf.end_seq)
-        payload = buf.read(start, data_end - start) if data_end > start else b""
-        n = len(payload)
-        if n <= gso:
-            gso = 0
-        flags = ACK
-        seg_end = start + n
-        if fin_seq is not None and seg_end == fin_seq:
-            flags |= FIN
-            seg_end += 1
-        if n and start + n == buf.end_seq:
-            flags |= PSH
-        if seg_end > self.snd_nxt:
-            self.snd_nxt = seg_end
-        if seg_end > self.snd_max:
-            if self._rtt_seq is None and not retransmit:
-                self._rtt_seq = start
-                self._rtt_start = now
-            if self.snd_una == self.snd_max and now.ns - self._last_send.ns > self.rtt.rto_ns:
-                self.cc.restart_after_idle(self.config.initial_window_segments)
-            self.snd_max = seg_end
-        if n < self.mss_send and seg_end > self._snd_small:
-            self._snd_small = seg_end
-        if n > self.cc.unit and not retransmit:
-            self.cc.unit = n  # a TSO super-segment: one unit for slow start (congestion)
-        if retransmit:
-            self.stats.retransmitted_segments += 1
-            self.stats.retransmitted_bytes += n
-            if self._undo_marker is not None:
-                if len(self._undo_rtx) < _UNDO_MAX_RTX:
-                    self._undo_rtx.append([start, start + n, n])
-                else:
-                    self._undo_marker = None  # too many to follow: this one stays reduced
-            if self._rtt_seq is not None and start <= self._rtt_seq:
-                self._rtt_seq = None  # Karn: a retransmitted segment is not timed
-        self.stats.bytes_out += n
-        if self._rto_at is None:
-            self._rto_at = Instant(now.ns + self.rtt.rto_ns)
-        if not retransmit:
-            self._arm_tlp(now)
-        self._persist_at = None
-        return self._emit(now, start, flags, payload, options, gso)
+    flags = ACK
+    seg_end = start + n
+    if fin_seq is not None and seg_end == fin_seq:
+        flags |= FIN
+        seg_end += 1
+    if n and start + n == buf_end:
+        flags |= PSH
+    if seg_end > snd.nxt:
+        snd.nxt = seg_end
+    rtt = conn.rtt
+    if seg_end > snd.max:
+        if rtt.timed_seq is None and not retransmit:
+            rtt.time_segment(start, now)
+        if snd.una == snd.max and now.ns - snd.last_send.ns > rtt.rto_ns:
+            conn.cc.restart_after_idle(conn.config.initial_window_segments)
+        snd.max = seg_end
+    if n < snd.mss and seg_end > snd.small_end:
+        snd.small_end = seg_end
+    stats = conn.stats
+    if retransmit:
+        stats.retransmitted_segments += 1
+        stats.retransmitted_bytes += n
+        conn.recovery.note_retransmission(start, start + n)
+        timed = rtt.timed_seq
+        if timed is not None and start <= timed:
+            rtt.forget()  # Karn: a retransmitted segment is not timed
+    elif n > conn.cc.unit:
+        conn.cc.note_sent(n)  # a TSO super-segment: one unit for slow start
+    stats.bytes_out += n
+    timers = conn.timers
+    if timers.rto is None:
+        timers.rto = Instant(now.ns + rtt.rto_ns)
+    if not retransmit:
+        lone = snd.max - snd.una <= snd.mss
+        timers.arm_tlp(now, rtt.srtt_ns, lone, conn.recovery.in_recovery)
+    timers.persist = None
+    return emit(conn, now, start, flags, payload, options, gso)
 
-    def _maybe_arm_persist(self, now: Instant) -> None:
-        if self.snd_una == self.snd_max and self._persist_at is None and self._rto_at is None:
-            self._arm_persist(now)
 
-    def _pipe(self) -> int:
-        """RFC 6675 SetPipe(): bytes believed to be in the network."""
-        una = self.snd_una
-        sb = self.scoreboard
-        outstanding = self.snd_max - una - sb.sacked_bytes
-        boundary = sb.lost_boundary(self.mss_send, _DUP_THRESH)
-        start = max(self._high_rxt, una)
-        if boundary is not None and boundary > start:
-            lost = boundary - start - sb.sacked_between(start, boundary)
-            outstanding -= lost
-        return max(outstanding, 0)
+def _maybe_arm_persist(conn: TcpConnection, now: Instant) -> None:
+    snd = conn.snd
+    timers = conn.timers
+    if snd.una == snd.max and timers.persist is None and timers.rto is None:
+        timers.arm_persist(now, conn.rtt.rto_ns)
 
-    def _emit(
-        self,
-        now: Instant,
-        seq: int,
-        flags: int,
-        payload: bytes = b"",
-        options: tuple[TcpOption, ...] = (),
-        gso_size: int = 0,
-    ) -> TcpSegment:
-        """Build one segment carrying our current ACK and window; account for it."""
-        ack = 0
-        window: int
-        if flags & SYN:
-            window = min(self._receive_window(), 0xFFFF)  # never scaled (RFC 7323 2.2)
-            if flags & ACK:
-                ack = self.rcv_nxt
-                self._rcv_adv = ack + window
-        elif flags & ACK:
-            ack = self.rcv_nxt
-            right = ack + self._receive_window()
-            if right < self._rcv_adv:
-                right = self._rcv_adv  # never shrink the window (RFC 9293 3.8.6.2.2)
-            window = (right - ack) >> self.rcv_wscale
-            if window > 0xFFFF:
-                window = 0xFFFF
-            self._rcv_adv = ack + (window << self.rcv_wscale)
-        else:
-            window = 0
+
+def emit(
+    conn: TcpConnection,
+    now: Instant,
+    seq: int,
+    flags: int,
+    payload: bytes = b"",
+    options: tuple[TcpOption, ...] = (),
+    gso_size: int = 0,
+) -> TcpSegment:
+    """Build one segment carrying our current ACK and window; account for it."""
+    rcv = conn.rcv
+    ack = 0
+    window: int
+    if flags & SYN:
+        window = min(rcv.window(), 0xFFFF)  # never scaled (RFC 7323 2.2)
         if flags & ACK:
-            self._last_ack_sent = ack
-            self._ack_now = False
-            self._update_due = False
-            self._unacked_bytes = 0
-            self._delack_at = None
-        header = _make_header(
-            self.local_port,
-            self.remote_port,
-            seq & SEQ_MASK,
-            ack & SEQ_MASK,
-            flags,
-            window,
-            0,
-            0,
-            0,
-            options,
+            ack = rcv.nxt
+            rcv.adv = ack + window
+    elif flags & ACK:
+        ack = rcv.nxt
+        room = rcv.limit - len(rcv.buffer)  # rcv.window(), inline: once per segment
+        right = ack + room if room > 0 else ack
+        if right < rcv.adv:
+            right = rcv.adv  # never shrink the window (RFC 9293 3.8.6.2.2)
+        window = (right - ack) >> rcv.wscale
+        if window > 0xFFFF:
+            window = 0xFFFF
+        rcv.adv = ack + (window << rcv.wscale)
+    else:
+        window = 0
+    if flags & ACK:
+        rcv.last_ack_sent = ack
+        rcv.ack_now = False
+        rcv.update_due = False
+        rcv.unacked_bytes = 0
+        conn.timers.delack = None
+    header = _make_header(
+        conn.local_port,
+        conn.remote_port,
+        seq & SEQ_MASK,
+        ack & SEQ_MASK,
+        flags,
+        window,
+        0,
+        0,
+        0,
+        options,
+    )
+    conn.stats.segments_out += 1
+    conn.snd.last_send = now
+    return TcpSegment(header, payload, gso_size)
+
+
+def _data_options(conn: TcpConnection, now: Instant) -> tuple[TcpOption, ...]:
+    """Options of a non-SYN segment: timestamps, and SACK blocks while data is
+    missing or a duplicate is to be reported (first, as RFC 2883 says; once)."""
+    ts: tuple[TcpOption, ...] = ()
+    if conn.ts_ok:
+        ts = (NOP, NOP, _make_ts(conn.ts.clock(now), conn.ts.recent))
+    rcv = conn.rcv
+    dsack = rcv.dsack
+    if conn.sack_ok and (rcv.reassembly or dsack is not None):
+        limit = 3 if conn.ts_ok else 4
+        blocks = rcv.reassembly.sack_blocks(limit)
+        if dsack is not None:
+            rcv.dsack = None
+            blocks = (dsack, *blocks[: limit - 1])
+        return (
+            *ts,
+            NOP,
+            NOP,
+            SackOption(tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in blocks)),
         )
-        self.stats.segments_out += 1
-        self._last_send = now
-        return TcpSegment(header, payload, gso_size)
+    return ts
 
-    def _data_options(self, now: Instant) -> tuple[TcpOption, ...]:
-        """Options of a non-SYN segment: timestamps, and SACK blocks while data is
-        missing or a duplicate is to be reported (first, as RFC 2883 says; once)."""
-        ts: tuple[TcpOption, ...] = ()
-        if self.ts_ok:
-            ts = (NOP, NOP, _make_ts(self._ts_now(now), self.ts_recent))
-        dsack = self._dsack
-        if self.sack_ok and (self.reassembly or dsack is not None):
-            limit = 3 if self.ts_ok else 4
-            blocks = self.reassembly.sack_blocks(limit)
-            if dsack is not None:
-                self._dsack = None
-                blocks = (dsack, *blocks[: limit - 1])
-            return (
-                *ts,
-                NOP,
-                NOP,
-                SackOption(tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in blocks)),
-            )
-        return ts
 
-    @staticmethod
-    def _options_len(options: tuple[TcpOption, ...]) -> int:
-        """Bytes ``_data_options`` take on the wire (already a multiple of 4)."""
-        n = 0
-        for opt in options:
-            if type(opt) is TimestampsOption:
-                n += 12
-            elif type(opt) is SackOption:
-                n += 4 + 8 * len(opt.blocks)
-        return n
+def _options_len(options: tuple[TcpOption, ...]) -> int:
+    """Bytes ``_data_options`` take on the wire (already a multiple of 4)."""
+    n = 0
+    for opt in options:
+        if type(opt) is TimestampsOption:
+            n += 12
+        elif type(opt) is SackOption:
+            n += 4 + 8 * len(opt.blocks)
+    return n
 
-    def _syn_options(self, now: Instant) -> tuple[TcpOption, ...]:
-        config = self.config
-        syn_ack = self.state is _SYN_RECEIVED
-        opts: list[TcpOption] = [MssOption(config.mss)]
-        if config.sack and (not syn_ack or self.sack_ok):
-            opts.append(SACK_PERMITTED)
-        if config.timestamps and (not syn_ack or self.ts_ok):
-            opts.append(TimestampsOption(self._ts_now(now), self.ts_recent if syn_ack else 0))
-        elif opts[-1] is SACK_PERMITTED:
-            opts[-1:] = [NOP, NOP, SACK_PERMITTED]
-        if config.window_scaling and (not syn_ack or self.ws_ok):
-            opts += [NOP, WindowScaleOption(config.receive_window_shift)]
-        return tuple(opts)
 
-    def _window_opened(self) -> None:
-        """After the application read: announce a window that grew enough (RFC 1122 4.2.3.3).
-
-        The update goes at once when a full segment or more of what was read
-        is still unacknowledged (a bulk transfer: the ACK also clocks the
-        sender) or the window the peer has left is under two segments (it may
-        be waiting for it). Otherwise it waits for the delayed ACK or, usually,
-        rides on the answer the application is about to send: the first read
-        of a connection opens the window from the 64 KiB of the SYN-ACK to the
-        whole buffer, and sent at once that was a pure ACK on every new
-        connection just before the response.
-        """
-        if self.state not in CAN_RECEIVE or self._fin_received:
-            return
-        rcv_nxt = self.rcv_nxt
-        right = rcv_nxt + self._receive_window()
-        grow = right - self._rcv_adv
-        if grow >= min(self.recv_limit // 2, self.config.mss):
-            mss = self.mss_send
-            if self._unacked_bytes >= mss or self._rcv_adv - rcv_nxt < 2 * mss:
-                self._ack_now = True
-            else:
-                self._update_due = True
-
-    def _send_reset_for(self, hdr: TcpHeader) -> None:
-        """Queue the RST RFC 9293 3.10.7 sends to an unacceptable ACK: ``<SEQ=SEG.ACK><CTL=RST>``."""
-        self._reset_seq = hdr.ack
+def _syn_options(conn: TcpConnection, now: Instant) -> tuple[TcpOption, ...]:
+    config = conn.config
+    syn_ack = conn.state is SYN_RECEIVED
+    opts: list[TcpOption] = [MssOption(config.mss)]
+    if config.sack and (not syn_ack or conn.sack_ok):
+        opts.append(SACK_PERMITTED)
+    if config.timestamps and (not syn_ack or conn.ts_ok):
+        opts.append(TimestampsOption(conn.ts.clock(now), conn.ts.recent if syn_ack else 0))
+    elif opts[-1] is SACK_PERMITTED:
+        opts[-1:] = [NOP, NOP, SACK_PERMITTED]
+    if config.window_scaling and (not syn_ack or conn.ws_ok):
+        opts += [NOP, WindowScaleOption(config.receive_window_shift)]
+    return tuple(opts)

@@ -1,166 +1,152 @@
-"""The sender's view of ACKs: RTT samples, congestion control and loss recovery.
+"""Loss recovery of one connection: what is lost, what to resend, what may be undone.
 
-An ACK that advances ``SND.UNA`` releases sent data, samples the RTT (one
-segment at a time, Karn's rule; timestamps after a timeout), grows the
-congestion window or ends fast recovery (RFC 5681, RFC 6582). Duplicate ACKs
-and SACK blocks (RFC 2018) enter fast recovery (RFC 6582 for NewReno,
-RFC 6675 with SACK). The peer's window is taken from the newest segment only
-(RFC 9293 3.10.7.4).
+``LossRecovery`` holds the SACK scoreboard (RFC 2018, RFC 6675), whether fast
+recovery is in progress with its recovery point (``RecoveryPoint`` of
+RFC 6582 and RFC 6675), ``HighRxt`` (the highest sequence number
+retransmitted in this recovery), the duplicate ACK count, the next
+retransmission decided (``rtx_seq``, taken by the output), and what undoing
+a window reduction needs (RFC 3708): ``SND.UNA`` when the loss episode began
+and an ``UndoRecord`` per retransmission since, paid off as the peer's D-SACK
+blocks report each one as a duplicate.
+
+It decides nothing about the congestion window: the connection tells its
+``CongestionControl`` what happened. ``reset`` is the one way back to "no
+recovery" (after a retransmission timeout, or a lower path MTU).
 """
 
 from __future__ import annotations
 
-from riad.proto.tcp.output import TcpOutput
-from riad.proto.tcp.seq import SEQ_MASK, seq_lt, unwrap
-from riad.proto.tcp.tcb import _DUP_THRESH, _EV_WRITABLE, _NS_PER_MS
-from riad.time import Instant
-from riad.wire.tcp import TcpHeader
+from riad.proto.tcp.sendbuf import Scoreboard
 
-__all__ = ["TcpRecovery"]
+__all__ = ["DUP_THRESH", "LossRecovery", "UndoRecord"]
+
+DUP_THRESH = 3
+"""Duplicate ACKs (or SACKed segments above a hole) that mean a loss (RFC 5681, RFC 6675)."""
+_UNDO_MAX_RTX = 64  # retransmissions a loss episode may count for its undo
 
 
-class TcpRecovery(TcpOutput):
-    """ACK processing on the send side."""
+class UndoRecord:
+    """One retransmission of a loss episode: ``[start, end)`` and the bytes of it the peer
+    has not yet reported back as a duplicate (``unpaid``)."""
 
-    __slots__ = ()
+    __slots__ = ("end", "start", "unpaid")
 
-    def _new_ack(self, now: Instant, hdr: TcpHeader, ack: int) -> None:
-        """``SND.UNA < ack <= SND.MAX``: data (or our FIN) was acknowledged."""
-        acked = ack - self.snd_una
-        self.snd_una = ack
-        if self.snd_nxt < ack:
-            self.snd_nxt = ack
-        if self.send_buffer.release_to(ack):
-            self._events |= _EV_WRITABLE
-        if self.scoreboard:
-            self.scoreboard.release_to(ack)
-        if self.sack_ok and hdr.sack_blocks:
-            self._take_sack(hdr.sack_blocks)
-            self._take_dsack(hdr.sack_blocks, ack)
-        self._retries = 0
-        # RTT: time one segment at a time (Karn); timestamps after retransmissions.
-        rtt_seq = self._rtt_seq
-        if rtt_seq is not None and ack > rtt_seq:
-            self.rtt.sample(now.ns - self._rtt_start.ns)
-            self._rtt_seq = None
-        elif self.rtt.backoff and self.ts_ok:
-            ts = hdr.timestamps
-            # only an echo of a transmission made after the timeout measures this path:
-            # older echoes are of segments that arrived long ago with their ACKs lost
-            if ts is not None and ts[1] and not seq_lt(ts[1], self._ts_rtx_floor):
-                ms = (self._ts_now(now) - ts[1]) & SEQ_MASK
-                if ms < 0x7FFFFFFF:
-                    self.rtt.sample(ms * _NS_PER_MS)
-        # congestion control
-        if self._in_recovery:
-            if ack >= self._recover:
-                self._in_recovery = False
-                self.cc.exit_recovery(self.snd_max - ack)
-                self._high_rxt = ack
-            elif not self.sack_ok:
-                # NewReno partial ACK (RFC 6582 3.2 step 5): resend the next hole, deflate
-                self._rtx_seq = ack
-                self.cc.cwnd = max(self.cc.cwnd - acked + self.cc.mss, self.cc.mss)
-            elif self._high_rxt < ack:
-                self._high_rxt = ack
-        else:
-            self.cc.on_ack(acked)
-        self._dupacks = 0
-        self._tlp_out = False
-        if ack >= self.snd_max:
-            self._rto_at = None
-            self._tlp_at = None
-            self._persist_backoff = 0
-        else:
-            self._rto_at = Instant(now.ns + self.rtt.rto_ns)
-            self._arm_tlp(now)
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self.unpaid = end - start
 
-    def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
-        una = self.snd_una
-        snd_max = self.snd_max
-        for left, right in blocks:
-            start = unwrap(left, una)
-            end = unwrap(right, una)
-            # RFC 2018: ignore blocks at or below SND.UNA (D-SACK) or beyond what was sent
-            if start < end and end > una and end <= snd_max and start >= una:
-                self.scoreboard.add(start, end)
+    def __repr__(self) -> str:
+        return f"UndoRecord(start={self.start}, end={self.end}, unpaid={self.unpaid})"
 
-    def _take_dsack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
-        """Whether the first block is a D-SACK (RFC 2883: below the cumulative ACK, or
-        inside the second block): data the peer got twice. Once every retransmission
-        of this loss episode has come back as such a duplicate, nothing was lost: the
-        reduction is undone (RFC 3708)."""
-        start, end = unwrap(blocks[0][0], ack), unwrap(blocks[0][1], ack)
-        if not start < end:
-            return False
-        inside = False
-        if len(blocks) > 1:
-            outer = unwrap(blocks[1][0], ack), unwrap(blocks[1][1], ack)
-            inside = outer[0] <= start and end <= outer[1]
-        if not (end <= ack or inside):
-            return False
-        marker = self._undo_marker
-        if marker is None or start < marker:
+
+class LossRecovery:
+    """Scoreboard, fast recovery state and the undo records of one connection."""
+
+    __slots__ = (
+        "dupacks",
+        "high_rxt",
+        "in_recovery",
+        "recover",
+        "rtx_seq",
+        "scoreboard",
+        "undo_marker",
+        "undo_records",
+    )
+
+    def __init__(self, iss: int) -> None:
+        self.scoreboard = Scoreboard()
+        self.in_recovery = False
+        self.recover = iss
+        """RecoveryPoint: ``SND.MAX`` when recovery began; an ACK beyond it ends recovery."""
+        self.high_rxt = iss
+        self.dupacks = 0
+        self.rtx_seq: int | None = None
+        """A retransmission the output is to send next (from this sequence number)."""
+        self.undo_marker: int | None = None
+        """``SND.UNA`` when the loss episode began (``None``: nothing to undo)."""
+        self.undo_records: list[UndoRecord] = []
+
+    def reset(self, snd_max: int) -> None:
+        """Leave recovery and forget the scoreboard: everything from ``SND.UNA`` is resent
+        in order (go-back-N after a timeout, RFC 5681 3.1; smaller segments after a lower
+        path MTU). Duplicate ACKs of the window now in flight do not start a new recovery
+        (RFC 6582 3.2 step 2). The undo records stay: the episode goes on."""
+        self.scoreboard.clear()
+        self.in_recovery = False
+        self.dupacks = 0
+        self.recover = snd_max
+        self.rtx_seq = None
+
+    def enter(self, snd_una: int, snd_max: int) -> None:
+        """Fast recovery begins: resend from ``snd_una`` first (RFC 6582 3.2, RFC 6675 5)."""
+        self.in_recovery = True
+        self.recover = snd_max
+        self.high_rxt = snd_una
+        self.rtx_seq = snd_una
+
+    def exit(self, ack: int) -> None:
+        """A full ACK (at or beyond the recovery point) ended recovery."""
+        self.in_recovery = False
+        self.high_rxt = ack
+
+    def begin_episode(self, snd_una: int, continuing: bool) -> bool:
+        """A window reduction starts: keep what it may be undone to, unless it
+        ``continues`` an episode still open (a timeout in recovery, or after another
+        timeout). True when a new episode began (the caller saves the window)."""
+        if self.undo_marker is None or not continuing:
+            self.undo_marker = snd_una
+            self.undo_records = []
             return True
-        # the duplicate pays off the first retransmission of these bytes not yet paid:
-        # a copy of original data the network duplicated pays nothing, and a range
-        # resent twice needs two duplicates (the first copy may have been the repair)
-        for rtx in self._undo_rtx:
-            overlap = min(end, rtx[1]) - max(start, rtx[0])
-            if rtx[2] > 0 and overlap > 0:
-                rtx[2] -= overlap
+        return False
+
+    def note_retransmission(self, start: int, end: int) -> None:
+        """``[start, end)`` was sent again: the episode's undo must see it come back."""
+        if self.undo_marker is not None:
+            if len(self.undo_records) < _UNDO_MAX_RTX:
+                self.undo_records.append(UndoRecord(start, end))
+            else:
+                self.undo_marker = None  # too many to follow: this one stays reduced
+
+    def pay_duplicate(self, start: int, end: int) -> bool:
+        """The peer got ``[start, end)`` twice (a D-SACK block). True when that paid off
+        the last retransmission of the episode: nothing was lost, the reduction is to
+        be undone (RFC 3708), and recovery, if in progress, ends here.
+
+        The duplicate pays off the first retransmission of these bytes not yet paid:
+        a copy of original data the network duplicated pays nothing, and a range
+        resent twice needs two duplicates (the first copy may have been the repair).
+        """
+        marker = self.undo_marker
+        if marker is None or start < marker:
+            return False
+        records = self.undo_records
+        for rec in records:
+            overlap = min(end, rec.end) - max(start, rec.start)
+            if rec.unpaid > 0 and overlap > 0:
+                rec.unpaid -= overlap
                 break
         else:
-            return True
-        if all(rtx[2] <= 0 for rtx in self._undo_rtx):
-            self._undo_marker = None
-            self.cc.undo()
-            self.stats.spurious_recoveries += 1
-            if self._in_recovery:
-                self._in_recovery = False
-                self._rtx_seq = None
+            return False
+        if any(rec.unpaid > 0 for rec in records):
+            return False
+        self.undo_marker = None
+        if self.in_recovery:
+            self.in_recovery = False
+            self.rtx_seq = None
         return True
 
-    def _duplicate_ack(self, now: Instant) -> None:
-        if self.snd_una >= self.snd_max:
-            return
-        self.stats.duplicate_acks += 1
-        self._dupacks += 1
-        if self._in_recovery:
-            if not self.sack_ok:
-                self.cc.cwnd += self.cc.mss  # RFC 5681 3.2 step 4: inflate
-            return
-        lost = False
-        if self.sack_ok and self.scoreboard:
-            boundary = self.scoreboard.lost_boundary(self.mss_send, _DUP_THRESH)
-            lost = boundary is not None and boundary > self.snd_una
-        if self._dupacks < _DUP_THRESH and not lost:
-            return
-        if self.snd_una < self._recover:
-            return  # RFC 6582 3.2 step 2: duplicate ACKs from a window already recovered
-        self._in_recovery = True
-        self._tlp_at = None
-        self.stats.fast_retransmits += 1
-        self._recover = self.snd_max
-        self._begin_loss_episode(False)
-        self.cc.enter_recovery(self.snd_max - self.snd_una)
-        if not self.sack_ok:
-            self.cc.cwnd = self.cc.ssthresh + 3 * self.cc.mss
-        self._high_rxt = self.snd_una
-        self._rtx_seq = self.snd_una
-        self._rtt_seq = None
-        self._rto_at = Instant(now.ns + self.rtt.rto_ns)
+    def lost_boundary(self, mss: int) -> int | None:
+        """Unsacked bytes below the returned sequence number count as lost (RFC 6675 IsLost)."""
+        return self.scoreboard.lost_boundary(mss, DUP_THRESH)
 
-    def _update_window(self, seq: int, ack: int, wnd: int, *, force: bool = False) -> None:
-        """RFC 9293 3.10.7.4: take the peer's window from the newest segment only."""
-        seq &= SEQ_MASK
-        wl1 = self.snd_wl1 & SEQ_MASK
-        if force or seq_lt(wl1, seq) or (seq == wl1 and ack >= self.snd_wl2):
-            self.snd_wnd = wnd
-            self.snd_wl1 = seq
-            self.snd_wl2 = ack
-            if wnd > self.max_snd_wnd:
-                self.max_snd_wnd = wnd
-            if wnd:
-                self._persist_backoff = 0
-                self._persist_at = None
+    def pipe(self, snd_una: int, snd_max: int, mss: int) -> int:
+        """RFC 6675 SetPipe(): bytes believed to be in the network."""
+        sb = self.scoreboard
+        outstanding = snd_max - snd_una - sb.sacked_bytes
+        boundary = sb.lost_boundary(mss, DUP_THRESH)
+        start = max(self.high_rxt, snd_una)
+        if boundary is not None and boundary > start:
+            lost = boundary - start - sb.sacked_between(start, boundary)
+            outstanding -= lost
+        return max(outstanding, 0)

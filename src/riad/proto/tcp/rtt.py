@@ -4,11 +4,15 @@
 SRTT + max(G, 4*RTTVAR), clamped to ``[min_rto, max_rto]``. Each timeout
 doubles the current RTO (section 5.5, "back off the timer"); a fresh sample
 ends the backoff. All values are integer nanoseconds.
+
+It also times one segment at a time (``time_segment``, ``sample_timed``):
+the sequence number whose acknowledgment ends the measurement and when it was
+sent. A retransmission of that segment cancels it (Karn's rule, ``forget``).
 """
 
 from __future__ import annotations
 
-from riad.time import Duration
+from riad.time import Duration, Instant
 
 _CLOCK_GRANULARITY_NS = 1_000_000
 
@@ -16,7 +20,17 @@ _CLOCK_GRANULARITY_NS = 1_000_000
 class RttEstimator:
     """SRTT/RTTVAR/RTO per RFC 6298 section 2."""
 
-    __slots__ = ("_backoff", "_max_ns", "_min_ns", "rto_ns", "rttvar_ns", "samples", "srtt_ns")
+    __slots__ = (
+        "_backoff",
+        "_max_ns",
+        "_min_ns",
+        "_timed_at",
+        "rto_ns",
+        "rttvar_ns",
+        "samples",
+        "srtt_ns",
+        "timed_seq",
+    )
 
     def __init__(self, initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> None:
         self._min_ns = min_rto.ns
@@ -26,6 +40,23 @@ class RttEstimator:
         self.rto_ns = min(max(initial_rto.ns, self._min_ns), self._max_ns)
         self._backoff = 0
         self.samples = 0
+        self.timed_seq: int | None = None
+        """The segment being timed: its acknowledgment (beyond this) is a sample."""
+        self._timed_at = Instant(0)
+
+    def time_segment(self, seq: int, now: Instant) -> None:
+        """Start timing the segment at ``seq``, sent at ``now``."""
+        self.timed_seq = seq
+        self._timed_at = now
+
+    def sample_timed(self, now: Instant) -> None:
+        """The timed segment was acknowledged at ``now``: take the sample."""
+        self.sample(now.ns - self._timed_at.ns)
+        self.timed_seq = None
+
+    def forget(self) -> None:
+        """Stop timing (the segment was, or may be, sent again: Karn's rule)."""
+        self.timed_seq = None
 
     def sample(self, rtt_ns: int) -> None:
         """Take one RTT measurement (RFC 6298 2.2 and 2.3)."""

@@ -1,195 +1,147 @@
-"""A connection's deadlines: retransmission, tail loss probe, persist, keepalive.
+"""The deadlines of one connection, and the counters that pace them.
 
-Every timer is a deadline (``Instant``) in the control block; ``poll_at``
-answers the earliest and ``on_timeout(now)`` handles each one that passed:
-the retransmission timeout (RFC 6298, with backoff; go-back-N after it,
-RFC 5681 3.1), the tail loss probe (RFC 8985 7), the persist timer for zero
-windows and the SWS override (RFC 9293 3.8.6.1, RFC 1122 4.2.3.4), keepalive
-(RFC 1122 4.2.3.6, decided by ``keepalive_next``), FIN-WAIT-2 and TIME-WAIT.
+``TcpTimers`` holds one deadline (``Instant``, or ``None`` when not armed) per
+timer: retransmission (RFC 6298), delayed ACK (RFC 1122 4.2.3.2), persist
+(RFC 9293 3.8.6.1), keepalive (RFC 1122 4.2.3.6), TIME-WAIT, the tail loss
+probe (RFC 8985 7) and FIN-WAIT-2; with the retransmission and probe counts
+that back them off or end the connection. ``poll_at`` answers the earliest
+deadline; ``expired(now)`` hands out each one that passed, in a fixed order,
+clearing it as it goes. What each expiry does is the connection's business
+(``timeouts``).
 """
 
 from __future__ import annotations
 
-from riad.proto.tcp.config import KeepaliveConfig
-from riad.proto.tcp.keepalive import KeepaliveAction, keepalive_next
-from riad.proto.tcp.state import SYNCHRONIZED
-from riad.proto.tcp.tcb import (
-    _CLOSED,
-    _FIN_WAIT_2,
-    _SYN_RECEIVED,
-    _SYN_SENT,
-    _TIME_WAIT,
-    TransmissionControlBlock,
-)
-from riad.time import Instant
+from collections.abc import Iterator
+from enum import Enum
 
-__all__ = ["TcpTimers"]
+from riad.time import Duration, Instant
+
+__all__ = ["TcpTimers", "Timer"]
 
 _MAX_PERSIST_NS = 60_000_000_000
+_MIN_PTO_NS = 10_000_000
 
 
-class TcpTimers(TransmissionControlBlock):
-    """Deadlines and what happens when they pass."""
+class Timer(Enum):
+    """The deadlines of a connection, in the order ``expired`` hands them out; the value
+    names the ``TcpTimers`` attribute that holds it."""
 
-    __slots__ = ()
+    TIME_WAIT = "time_wait"
+    FIN_WAIT_2 = "fin_wait_2"
+    RETRANSMIT = "rto"
+    TAIL_LOSS_PROBE = "tlp"
+    DELAYED_ACK = "delack"
+    PERSIST = "persist"
+    KEEPALIVE = "keepalive"
+
+
+class TcpTimers:
+    """Deadlines, the retransmission and probe counts, and the probe in flight."""
+
+    __slots__ = (
+        "delack",
+        "delack_ns",
+        "fin_wait_2",
+        "keepalive",
+        "keepalive_probes",
+        "last_heard",
+        "persist",
+        "persist_backoff",
+        "retries",
+        "rto",
+        "syn_retries",
+        "time_wait",
+        "tlp",
+        "tlp_out",
+    )
+
+    def __init__(self, delayed_ack: Duration, now: Instant) -> None:
+        self.delack_ns = delayed_ack.ns
+        """How long an ACK may wait for a second segment."""
+        self.rto: Instant | None = None
+        self.delack: Instant | None = None
+        self.persist: Instant | None = None
+        self.keepalive: Instant | None = None
+        self.time_wait: Instant | None = None
+        self.tlp: Instant | None = None
+        self.fin_wait_2: Instant | None = None
+        self.retries = 0
+        """Retransmission timeouts in a row (data)."""
+        self.syn_retries = 0
+        """SYN or SYN-ACK retransmissions."""
+        self.persist_backoff = 0
+        self.keepalive_probes = 0
+        """Keepalive probes unanswered."""
+        self.tlp_out = False
+        """A tail loss probe was sent and not yet answered by an ACK."""
+        self.last_heard = now
+        """When the peer last sent an acceptable segment (keepalive counts from it)."""
 
     def poll_at(self) -> Instant | None:
-        """The earliest deadline this connection has, or ``None`` if it needs none.
-
-        A connection with something to send right away answers its send
-        time; the owner should call ``poll_transmit`` before sleeping anyway.
-        """
+        """The earliest deadline armed, or ``None``."""
         best: Instant | None = None
         for at in (
-            self._rto_at,
-            self._delack_at,
-            self._persist_at,
-            self._keepalive_at,
-            self._timewait_at,
-            self._tlp_at,
-            self._finwait2_at,
+            self.rto,
+            self.delack,
+            self.persist,
+            self.keepalive,
+            self.time_wait,
+            self.tlp,
+            self.fin_wait_2,
         ):
             if at is not None and (best is None or at.ns < best.ns):
                 best = at
         return best
 
-    def on_timeout(self, now: Instant) -> None:
-        """Handle every deadline at or before ``now``."""
-        at = self._timewait_at
-        if at is not None and at <= now:
-            self._timewait_at = None
-            self._enter_closed(None)
-            return
-        at = self._finwait2_at
-        if at is not None and at <= now:
-            self._finwait2_at = None
-            if self.state is _FIN_WAIT_2:
-                self._enter_closed(None)
-                return
-        at = self._rto_at
-        if at is not None and at <= now:
-            self._rto_at = None
-            self._retransmit_timeout(now)
-            if self.state is _CLOSED:
-                return
-        at = self._tlp_at
-        if at is not None and at <= now:
-            self._tlp_at = None
-            self._tail_loss_probe()
-        at = self._delack_at
-        if at is not None and at <= now:
-            self._delack_at = None
-            self._ack_now = True
-        at = self._persist_at
-        if at is not None and at <= now:
-            self._persist_at = None
-            self._persist_expired(now)
-        at = self._keepalive_at
-        if at is not None and at <= now:
-            self._keepalive_at = None
-            self._keepalive_due(now)
+    def expired(self, now: Instant) -> Iterator[Timer]:
+        """Each deadline at or before ``now``, cleared as it is handed out.
 
-    def _tail_loss_probe(self) -> None:
-        """No ACK for two round trips with data in flight: probe (RFC 8985 7).
-
-        The probe is new data if the windows allow, else the last segment
-        again. Either makes the receiver acknowledge, so a lost tail (or a
-        lost last ACK) is repaired in a few RTTs instead of a full RTO.
+        Each one is looked at only when the previous one was handled, so a
+        handler that cancels a later deadline (or closes the connection, which
+        cancels them all) keeps it from being handed out.
         """
-        if self.state not in SYNCHRONIZED or self.snd_una >= self.snd_max or self._in_recovery:
-            return
-        self._tlp_out = True
-        self.stats.tail_loss_probes += 1
-        room = min(self.snd_una + self.snd_wnd, self.snd_una + self.cc.cwnd) - self.snd_nxt
-        if self.send_buffer.end_seq > self.snd_nxt and room > 0:
-            self._force_send = True
-        else:
-            self._rtx_seq = max(self.snd_una, self.snd_max - self.mss_send)
+        ns = now.ns
+        for timer in Timer:
+            at: Instant | None = getattr(self, timer.value)
+            if at is not None and at.ns <= ns:
+                setattr(self, timer.value, None)
+                yield timer
 
-    def _arm_tlp(self, now: Instant) -> None:
-        """(Re)arm the probe timeout: 2*SRTT (plus the delayed-ACK time for a lone segment)."""
-        if self._tlp_out or self._in_recovery or not self.rtt.samples:
-            self._tlp_at = None
-            return
-        pto = 2 * self.rtt.srtt_ns
-        if self.snd_max - self.snd_una <= self.mss_send:
-            pto += self._delack_ns
-        pto = max(pto, 10_000_000)
-        rto_at = self._rto_at
-        if rto_at is not None and now.ns + pto >= rto_at.ns:
-            self._tlp_at = None
-            return
-        self._tlp_at = Instant(now.ns + pto)
+    def stop_all(self) -> None:
+        """CLOSED: no deadline is left."""
+        self.rto = self.delack = self.persist = self.tlp = None
+        self.keepalive = self.time_wait = self.fin_wait_2 = None
 
-    def _retransmit_timeout(self, now: Instant) -> None:
-        st = self.state
-        if st is _SYN_SENT or st is _SYN_RECEIVED:
-            self._syn_retries += 1
-            if self._syn_retries > self.config.syn_retries:
-                self._enter_closed(self._timed_out("TCP handshake timed out"))
-                return
-            self.stats.timeouts += 1
-            self.rtt.back_off()
-            self._rtt_seq = None
-            self._syn_pending = True
-            return
-        if self.snd_una >= self.snd_max:
-            return
-        self._retries += 1
-        if self._retries > self.config.max_retries:
-            self._rst_pending = True
-            self._enter_closed(self._timed_out("TCP connection timed out"))
-            return
-        self.stats.timeouts += 1
-        self._tlp_at = None
-        self._tlp_out = False
-        self._ts_rtx_floor = self._ts_now(now)
-        self._begin_loss_episode(self._in_recovery or self.rtt.backoff > 0)
-        self.cc.on_timeout(self.snd_max - self.snd_una)
-        self.rtt.back_off()
-        self._rtt_seq = None
-        self.scoreboard.clear()
-        self._in_recovery = False
-        self._dupacks = 0
-        self._recover = self.snd_max
-        self._rtx_seq = None
-        self.snd_nxt = self.snd_una  # go back N: resend from the first unacknowledged byte
+    def start_time_wait(self, now: Instant, length: Duration) -> None:
+        """TIME-WAIT: only its own deadline (and a delayed ACK owed) remain."""
+        self.rto = self.persist = self.keepalive = self.fin_wait_2 = None
+        self.tlp = None
+        self.time_wait = now + length
 
-    def _persist_expired(self, now: Instant) -> None:
-        if self.state not in SYNCHRONIZED or self.snd_una < self.snd_max:
-            return
-        if not self._has_unsent():
-            return
-        if self.snd_wnd > 0:
-            self._force_send = True  # RFC 1122 4.2.3.4: the SWS override timeout
-        else:
-            self._probe_pending = True
-            self.stats.window_probes += 1
-        self._persist_backoff += 1
-        self._arm_persist(now)
+    def stop_persist(self) -> None:
+        """The peer opened its window: no probing, and the backoff starts over."""
+        self.persist_backoff = 0
+        self.persist = None
 
-    def _arm_persist(self, now: Instant) -> None:
-        delay = min(self.rtt.rto_ns << min(self._persist_backoff, 16), _MAX_PERSIST_NS)
-        self._persist_at = Instant(now.ns + delay)
+    def arm_persist(self, now: Instant, rto_ns: int) -> None:
+        """(Re)arm the persist timer: the RTO, doubled per probe, at most 60 s."""
+        delay = min(rto_ns << min(self.persist_backoff, 16), _MAX_PERSIST_NS)
+        self.persist = Instant(now.ns + delay)
 
-    def _keepalive_due(self, now: Instant) -> None:
-        ka = self.keepalive
-        if ka is None or self.state not in SYNCHRONIZED or self.state is _TIME_WAIT:
+    def arm_tlp(self, now: Instant, srtt_ns: int, lone_segment: bool, in_recovery: bool) -> None:
+        """(Re)arm the tail loss probe (RFC 8985 7.2): 2*SRTT, plus the delayed-ACK time
+        when one segment is in flight, at least 10 ms; not before an RTT sample
+        (``srtt_ns`` 0), during recovery, while a probe is out, or past the RTO."""
+        if self.tlp_out or in_recovery or not srtt_ns:
+            self.tlp = None
             return
-        decision = keepalive_next(ka, now.since(self._last_heard), self._keepalive_probes)
-        self._keepalive_probes = decision.probes_sent
-        if decision.action is KeepaliveAction.CLOSE:
-            self._rst_pending = True
-            self._enter_closed(self._timed_out("TCP keepalive: the peer stopped answering"))
+        pto = 2 * srtt_ns
+        if lone_segment:
+            pto += self.delack_ns
+        pto = max(pto, _MIN_PTO_NS)
+        rto = self.rto
+        if rto is not None and now.ns + pto >= rto.ns:
+            self.tlp = None
             return
-        if decision.action is KeepaliveAction.SEND_PROBE:
-            self._probe_pending = True
-            self.stats.keepalive_probes += 1
-        if decision.wake_after is not None:
-            self._keepalive_at = now + decision.wake_after
-
-    def set_keepalive(self, config: KeepaliveConfig | None, now: Instant) -> None:
-        """Turn keepalive on (with its timings) or off for this connection."""
-        self.keepalive = config
-        self._keepalive_probes = 0
-        self._keepalive_at = now + config.idle if config is not None else None
+        self.tlp = Instant(now.ns + pto)
