@@ -221,7 +221,12 @@ def _on_segment_synchronized(
     seq = unwrap(hdr.seq, rcv.nxt)
     seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
     ts = hdr.timestamps if conn.ts_ok else None
-    if ts is not None and _paws_rejects(conn, now, hdr, seq, ts[0], len(payload)):
+    # RFC 7323 5.3: PAWS, before the sequence check (a TSval older than TS.Recent)
+    if (
+        ts is not None
+        and (ts[0] - conn.ts.recent) & 0x80000000
+        and _paws_rejects(conn, now, hdr, seq, ts[0], len(payload))
+    ):
         conn.stats.dropped_paws += 1
         _ack_out_of_window(conn, now, seg_len)
         return
@@ -236,7 +241,9 @@ def _on_segment_synchronized(
         seq += 1
         seg_len -= 1
         rcv.ack_now = True
-    if not _acceptable(conn, now, seq, seg_len, flags, payload):
+    rcv_nxt = rcv.nxt
+    if not (seq + seg_len >= rcv_nxt and seq <= rcv_nxt + max(rcv.adv - rcv_nxt, 0)):
+        _unacceptable(conn, now, seq, seg_len, flags, payload)
         return
     if flags & RST:  # second
         _on_reset(conn, now, seq)
@@ -249,20 +256,22 @@ def _on_segment_synchronized(
         return
     if not flags & ACK:  # fifth
         return
-    if _on_ack(conn, now, hdr, seq, seg_len, ts) and _our_fin_acked(conn, now):
-        _on_text(conn, now, seq, payload, flags)
+    if not _on_ack(conn, now, hdr, seq, seg_len, ts):
+        return
+    fin_seq = conn.snd.fin_seq
+    if fin_seq is not None and conn.snd.una > fin_seq and not _our_fin_acked(conn, now):
+        return
+    _on_text(conn, now, seq, payload, flags)
 
 
 def _paws_rejects(
     conn: TcpConnection, now: Instant, hdr: TcpHeader, seq: int, tsval: int, n: int
 ) -> bool:
-    """RFC 7323 5.3: a TSval older than TS.Recent (not expired) marks an old duplicate,
-    unless it is a disordered duplicate ACK."""
-    ts = conn.ts
+    """RFC 7323 5.3: a segment whose TSval is older than TS.Recent is an old duplicate,
+    unless it is a RST, TS.Recent expired, or it is a disordered duplicate ACK."""
     return (
         not hdr.flags & RST
-        and seq_lt(tsval, ts.recent)
-        and now.ns - ts.recent_at.ns <= _PAWS_IDLE_NS
+        and now.ns - conn.ts.recent_at.ns <= _PAWS_IDLE_NS
         and not _disordered_ack(conn, hdr, seq, n, tsval)
     )
 
@@ -286,27 +295,23 @@ def _disordered_ack(conn: TcpConnection, hdr: TcpHeader, seq: int, n: int, tsval
     return (conn.ts.recent - tsval) & SEQ_MASK <= conn.rtt.rto_ns // NS_PER_MS
 
 
-def _acceptable(
+def _unacceptable(
     conn: TcpConnection,
     now: Instant,
     seq: int,
     seg_len: int,
     flags: int,
     payload: bytes | memoryview,
-) -> bool:
-    """The sequence check (RFC 9293 3.10.7.4 first); an unacceptable segment is answered."""
-    rcv_nxt = conn.rcv.nxt
-    wnd = max(conn.rcv.adv - rcv_nxt, 0)
-    if seq + seg_len >= rcv_nxt and seq <= rcv_nxt + wnd:
-        return True
-    if not flags & RST:
-        conn.stats.dropped_unacceptable += 1
-        if payload and seq + len(payload) <= rcv_nxt:
-            _note_duplicate(conn, seq, seq + len(payload))
-        _ack_out_of_window(conn, now, seg_len)
-        if conn.state is TIME_WAIT and flags & FIN:
-            conn.timers.time_wait = now + conn.config.time_wait
-    return False
+) -> None:
+    """A segment outside the window (RFC 9293 3.10.7.4 first): answered, unless a RST."""
+    if flags & RST:
+        return
+    conn.stats.dropped_unacceptable += 1
+    if payload and seq + len(payload) <= conn.rcv.nxt:
+        _note_duplicate(conn, seq, seq + len(payload))
+    _ack_out_of_window(conn, now, seg_len)
+    if conn.state is TIME_WAIT and flags & FIN:
+        conn.timers.time_wait = now + conn.config.time_wait
 
 
 def _on_reset(conn: TcpConnection, now: Instant, seq: int) -> None:
@@ -387,10 +392,8 @@ def _complete_passive_open(
 
 
 def _our_fin_acked(conn: TcpConnection, now: Instant) -> bool:
-    """The state changes an ACK of our FIN makes (FIN-WAIT-1, CLOSING, LAST-ACK);
-    ``False`` when the connection reached TIME-WAIT or CLOSED with it."""
-    if not conn.snd.fin_acked():
-        return True
+    """Our FIN is acknowledged: the state changes that makes (FIN-WAIT-1, CLOSING,
+    LAST-ACK); ``False`` when the connection reached TIME-WAIT or CLOSED with it."""
     st = conn.state
     if st is FIN_WAIT_1:
         conn.state = FIN_WAIT_2

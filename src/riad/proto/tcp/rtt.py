@@ -24,7 +24,7 @@ class RttEstimator:
         "_backoff",
         "_max_ns",
         "_min_ns",
-        "_timed_at",
+        "_timed_at_ns",
         "rto_ns",
         "rttvar_ns",
         "samples",
@@ -42,16 +42,16 @@ class RttEstimator:
         self.samples = 0
         self.timed_seq: int | None = None
         """The segment being timed: its acknowledgment (beyond this) is a sample."""
-        self._timed_at = Instant(0)
+        self._timed_at_ns = 0
 
     def time_segment(self, seq: int, now: Instant) -> None:
         """Start timing the segment at ``seq``, sent at ``now``."""
         self.timed_seq = seq
-        self._timed_at = now
+        self._timed_at_ns = now.ns
 
     def sample_timed(self, now: Instant) -> None:
         """The timed segment was acknowledged at ``now``: take the sample."""
-        self.sample(now.ns - self._timed_at.ns)
+        self.sample(now.ns - self._timed_at_ns)
         self.timed_seq = None
 
     def forget(self) -> None:
