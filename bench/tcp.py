@@ -1,6 +1,7 @@
 """TCP side by side: riad vs PyTCP vs Linux-to-Linux over veth, in one run.
 
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
+          or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
 
 Every subject is measured against the Linux kernel as its peer, inside
 network namespaces this script creates and deletes:
@@ -19,6 +20,14 @@ sink answers "OK n"), out of the stack (the stack sends N bytes to a Linux
 sink; PyTCP with TCP_NODELAY, without which it stops and waits), new
 connections per second (8 Linux clients, connect / read "hello" / close),
 and the 64-byte echo round trip (median over one connection, TCP_NODELAY).
+For riad it also reports the CPU time its process spent on each (seconds per
+100 MB, microseconds per connection and per round trip): on a shared machine
+the wall-clock figures move from run to run, the CPU per unit of work much less.
+
+``--against OTHER/src`` measures only riad: this checkout and the riad found
+in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
+child process, alternating for ``--rounds`` rounds, and reports the medians:
+a before/after comparison made in one run.
 The Linux side of every test is this script run as ``_linux MODE`` inside
 the namespace with nothing but the standard library.
 """
@@ -217,7 +226,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 # -- riad ----------------------------------------------------------------------------------
 
 
-async def riad_servers(stack: DirectStack) -> None:
+async def riad_servers(stack: DirectStack, served: list[int]) -> None:
     async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         n = 0
         while chunk := await reader.read(1 << 20):
@@ -227,6 +236,7 @@ async def riad_servers(stack: DirectStack) -> None:
         writer.close()
 
     async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served[0] += 1
         writer.write(b"hello\n")
         writer.close()
 
@@ -261,26 +271,77 @@ async def riad_source(stack: DirectStack, ns: Netns, nbytes: int) -> float:
 
 
 async def measure_riad(vnet_hdr: bool, nbytes: int, seconds: float) -> dict[str, float]:
+    """riad's four figures, and the CPU time this process (riad alone) spent on each."""
+    echoes = 2000
+    served = [0]
+    cpu = time.process_time
     with Netns.create("riadbench") as ns:
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=vnet_hdr)
         with ns.entered():
             device = TapDevice.open("tap0", vnet_hdr=vnet_hdr)
         async with DirectStack(device, address=f"{STACK_IP}/24") as stack:
-            await riad_servers(stack)
+            await riad_servers(stack, served)
+            t0 = cpu()
             into = await run_in(
                 ns, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
             )
+            t1 = cpu()
             out = await riad_source(stack, ns, nbytes)
+            t2 = cpu()
             rate = await run_in(
                 ns, "connrate", "--host", STACK_IP, "--port", "5003", "--seconds", str(seconds)
             )
-            rtt = await run_in(ns, "echorr", "--host", STACK_IP, "--port", "5004")
+            t3 = cpu()
+            rtt = await run_in(
+                ns, "echorr", "--host", STACK_IP, "--port", "5004", "--count", str(echoes)
+            )
+            t4 = cpu()
     return {
         "into": into["mbit_s"],
         "out": out,
         "conn_s": rate["conn_s"],
         "rtt_ms": rtt["rtt_ms"],
+        "cpu_in": (t1 - t0) * 1e8 / nbytes,
+        "cpu_out": (t2 - t1) * 1e8 / nbytes,
+        "cpu_conn": (t3 - t2) * 1e6 / max(served[0], 1),
+        "cpu_echo": (t4 - t3) * 1e6 / echoes,
     }
+
+
+async def measure_riad_from(
+    src: Path, vnet_hdr: bool, nbytes: int, seconds: float
+) -> dict[str, float]:
+    """``measure_riad`` in a child process that imports riad from ``src`` (a checkout's
+    ``src`` directory), so two versions of riad are measured by the same harness."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE),
+        "_riad",
+        "--vnet-hdr" if vnet_hdr else "--no-vnet-hdr",
+        "--bytes",
+        str(nbytes),
+        "--seconds",
+        str(seconds),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"riad from {src} failed: {err.decode()[-500:]}")
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+def riad_main(argv: list[str]) -> None:
+    """The child of ``measure_riad_from``: one riad measurement, as JSON on stdout."""
+    p = argparse.ArgumentParser(prog="tcp.py _riad")
+    p.add_argument("--vnet-hdr", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--bytes", type=int, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    a = p.parse_args(argv)
+    print(json.dumps(asyncio.run(measure_riad(a.vnet_hdr, a.bytes, a.seconds))), flush=True)
 
 
 # -- PyTCP ---------------------------------------------------------------------------------
@@ -404,6 +465,10 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
         ("bulk out of the stack, Mbit/s", "out", "{:,.0f}"),
         ("new connections/s (8 clients)", "conn_s", "{:,.0f}"),
         ("64-byte echo round trip, ms", "rtt_ms", "{:.3f}"),
+        ("riad CPU, s per 100 MB in", "cpu_in", "{:.2f}"),
+        ("riad CPU, s per 100 MB out", "cpu_out", "{:.2f}"),
+        ("riad CPU, µs per new connection", "cpu_conn", "{:,.0f}"),
+        ("riad CPU, µs per echo round trip", "cpu_echo", "{:,.0f}"),
     ]
     head = "| metric | " + " | ".join(names) + " |"
     lines = [head, "|---|" + "---:|" * len(names)]
@@ -416,7 +481,7 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
     for ref_name, ref in results.items():
         if ref_name.startswith("riad"):
             continue
-        for label, key, _ in rows:
+        for label, key, _ in rows[:4]:
             if key not in ref or riad is None:
                 continue
             better = ref[key] / riad[key] if key == "rtt_ms" else riad[key] / ref[key]
@@ -425,12 +490,18 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
                 pr = ref[key] / plain[key] if key == "rtt_ms" else plain[key] / ref[key]
                 plain_ratio = f" (plain TAP: {pr:.2f}x)"
             ratio_lines.append(f"- {label}: riad is {better:.2f}x {ref_name}{plain_ratio}")
-    return "\n".join([*lines, "", "Ratios (higher is better for riad):", *ratio_lines, *notes])
+    if ratio_lines:
+        lines += ["", "Ratios (higher is better for riad):", *ratio_lines]
+    return "\n".join([*lines, "", *notes])
 
 
 async def main_async(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, float]] = {}
     notes: list[str] = []
+    if args.against is not None:
+        await compare_riad(args, results, notes)
+        print(report(results, notes))
+        return
     measures: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
         ("riad (TAP, offloads)", lambda: measure_riad(True, args.bytes, args.seconds)),
         ("riad (TAP, plain)", lambda: measure_riad(False, args.bytes, args.seconds)),
@@ -456,11 +527,52 @@ async def main_async(args: argparse.Namespace) -> None:
     print(report(results, notes))
 
 
+async def compare_riad(
+    args: argparse.Namespace, results: dict[str, dict[str, float]], notes: list[str]
+) -> None:
+    """This checkout's riad against another's (``--against``), in alternating rounds;
+    each figure is the median of its rounds."""
+    this_src = HERE.parent.parent / "src"
+    subjects = [
+        (f"riad{tag} ({mode})", src, vnet)
+        for mode, vnet in (("TAP, offloads", True), ("TAP, plain", False))
+        for tag, src in (("", this_src), (" reference", args.against))
+    ]
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in subjects}
+    for i in range(args.rounds):
+        for name, src, vnet in subjects:
+            print(f"round {i + 1}: measuring {name} ...", file=sys.stderr, flush=True)
+            rounds[name].append(await measure_riad_from(src, vnet, args.bytes, args.seconds))
+            print(f"  {rounds[name][-1]}", file=sys.stderr, flush=True)
+    for name, runs in rounds.items():
+        results[name] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    notes.append("This checkout against the reference (above 1.00x: this one is better):")
+    for mode in ("TAP, offloads", "TAP, plain"):
+        this, ref = results[f"riad ({mode})"], results[f"riad reference ({mode})"]
+        cells = []
+        for key in this:
+            lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
+            ratio = ref[key] / this[key] if lower_is_better else this[key] / ref[key]
+            cells.append(f"{key} {ratio:.2f}x")
+        notes.append(f"- {mode}: " + ", ".join(cells))
+    notes.append(
+        f"riad reference: the checkout whose src is {args.against}; medians of "
+        f"{args.rounds} alternating rounds"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--bytes", type=int, default=100_000_000, help="bulk transfer size")
     p.add_argument("--pytcp-bytes", type=int, default=20_000_000, help="PyTCP's bulk size")
     p.add_argument("--seconds", type=float, default=5.0, help="connection-rate duration")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="SRC",
+        help="measure only riad, this checkout against the riad in SRC (another checkout's src)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/tcp.py needs root (it creates network namespaces)")
@@ -469,4 +581,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "_riad":
+        riad_main(sys.argv[2:])
+    else:
+        main()
