@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hashlib import blake2s
 from ipaddress import IPv4Address
 from itertools import pairwise
 
@@ -38,7 +39,7 @@ def test_udp_port_search_skips_taken_ports_from_the_drawn_place() -> None:
 
 
 def _tcp(secret: bytes) -> TcpCore:
-    return TcpCore(TcpConfig(), SequenceSecret(secret), ephemeral_start=100)
+    return TcpCore(TcpConfig(), SequenceSecret(secret, keyed_hash=blake2s), ephemeral_start=100)
 
 
 def test_tcp_ports_depend_on_the_peer_through_the_secret() -> None:

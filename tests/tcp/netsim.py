@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import random
 from dataclasses import dataclass, field
+from hashlib import blake2s
 from ipaddress import IPv4Address
 
 from riad.proto.tcp import (
@@ -93,9 +94,12 @@ class Sim:
         self._events: list[tuple[int, int, str, bytes]] = []
         self._n = 0
         self.listener = TcpListener(
-            self.config, SequenceSecret(rng.randbytes(16)), local_port=80, backlog=8
+            self.config,
+            SequenceSecret(rng.randbytes(16), keyed_hash=blake2s),
+            local_port=80,
+            backlog=8,
         )
-        secret = SequenceSecret(rng.randbytes(16))
+        secret = SequenceSecret(rng.randbytes(16), keyed_hash=blake2s)
         self.client = TcpConnection(
             self.config,
             local_addr=A_IP,

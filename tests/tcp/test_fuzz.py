@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashlib import blake2s
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,7 +97,9 @@ def test_random_segments_never_raise(which: int, cfg: int, script: list) -> None
 @given(st.binary(min_size=0, max_size=200))
 def test_garbage_bytes_are_parse_errors_or_harmless(raw: bytes) -> None:
     conn = established(CONFIGS[0])
-    lst = TcpListener(CONFIGS[0], SequenceSecret(bytes(16)), local_port=49500, backlog=4)
+    lst = TcpListener(
+        CONFIGS[0], SequenceSecret(bytes(16), keyed_hash=blake2s), local_port=49500, backlog=4
+    )
     try:
         hdr, payload = TcpHeader.parse(raw)
     except ParseError:

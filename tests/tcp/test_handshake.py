@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from hashlib import blake2s
+
 import pytest
 
 from riad.proto.tcp import SequenceSecret, TcpConfig, TcpEvent, TcpListener, TcpState
@@ -130,7 +134,9 @@ def test_syn_retransmitted_with_backoff_then_times_out() -> None:
 
 
 def _listener(config: TcpConfig = PLAIN, backlog: int = 4) -> TcpListener:
-    return TcpListener(config, SequenceSecret(bytes(16)), local_port=LPORT, backlog=backlog)
+    return TcpListener(
+        config, SequenceSecret(bytes(16), keyed_hash=blake2s), local_port=LPORT, backlog=backlog
+    )
 
 
 def test_passive_open_through_listener() -> None:
@@ -218,15 +224,18 @@ def test_full_accept_queue_drops_new_syns() -> None:
 
 
 def test_isn_differs_per_peer_and_grows_with_time() -> None:
-    secret = SequenceSecret(b"k" * 16)
+    secret = SequenceSecret(b"k" * 16, keyed_hash=blake2s)
     a = secret.isn(T0, LOCAL.packed, 1, REMOTE.packed, 2)
     b = secret.isn(T0, LOCAL.packed, 1, REMOTE.packed, 3)
     later = secret.isn(ms(1), LOCAL.packed, 1, REMOTE.packed, 2)
     assert a != b
     assert (later - a) & 0xFFFFFFFF == 250  # 4 microsecond ticks
-    assert SequenceSecret(b"j" * 16).isn(T0, LOCAL.packed, 1, REMOTE.packed, 2) != a
+    assert (
+        SequenceSecret(b"j" * 16, keyed_hash=blake2s).isn(T0, LOCAL.packed, 1, REMOTE.packed, 2)
+        != a
+    )
     with pytest.raises(ValueError, match=r"16\.\.32 bytes"):
-        SequenceSecret(b"short")
+        SequenceSecret(b"short", keyed_hash=blake2s)
 
 
 def test_queued_data_and_shutdown_before_connect_complete() -> None:
@@ -244,3 +253,11 @@ def test_established_fixture() -> None:
     conn = established()
     assert conn.state is TcpState.ESTABLISHED
     assert conn.snd.una == ISS + 1
+
+
+def test_the_direct_stack_loads_without_hashlib() -> None:
+    """A vm image carries what the service imports: the stack gives TCP its keyed hash
+    from ``_blake2`` so that ``hashlib`` (which loads every hash module) stays out."""
+    code = "import sys, riad.stack, riad.proto.tcp; print(sorted({'hashlib', '_blake2'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['_blake2']"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import struct
 from collections import Counter
+from hashlib import blake2s
 from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
@@ -276,7 +277,7 @@ def _stack() -> tuple[Interface, TcpCore, Counter[str]]:
         config=InterfaceConfig(address=IPv4Interface(f"{LOCAL}/24")),
         drops=drops,
     )
-    core = TcpCore(TcpConfig(), SequenceSecret(bytes(32)), drops=drops)
+    core = TcpCore(TcpConfig(), SequenceSecret(bytes(32), keyed_hash=blake2s), drops=drops)
     iface.register(core)
     arp = ArpPacket(
         operation=2, sender_mac=PEER_MAC, sender_ip=REMOTE, target_mac=ME_MAC, target_ip=LOCAL

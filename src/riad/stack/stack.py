@@ -23,6 +23,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+
+# hashlib's BLAKE2s from its own module: importing hashlib would load every hash
+# module, and the vm images carry only what the service imports.
+from _blake2 import blake2s
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, NetmaskValueError
@@ -178,7 +182,7 @@ class DirectStack:
         )
         self.tcp = TcpCore(
             tcp_config,
-            SequenceSecret(entropy.bytes(32)),
+            SequenceSecret(entropy.bytes(32), keyed_hash=blake2s),
             drops=self.stats.drops,
             ephemeral_start=_draw16(entropy),
             checksum_offload=caps.tx_checksum,

@@ -22,13 +22,14 @@ and ``stats``.
 
 from riad.proto.tcp.config import KeepaliveConfig, TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
-from riad.proto.tcp.isn import SequenceSecret
+from riad.proto.tcp.isn import KeyedHash, SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
 from riad.proto.tcp.state import TcpEvent, TcpState
 from riad.proto.tcp.stats import TcpStats
 
 __all__ = [
     "KeepaliveConfig",
+    "KeyedHash",
     "SequenceSecret",
     "TcpConfig",
     "TcpConnection",
