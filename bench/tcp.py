@@ -2,6 +2,7 @@
 
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
           or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
+          or:   .venv/bin/python bench/tcp.py --cores [--against OTHER/src] (no root)
 
 Every subject is measured against the Linux kernel as its peer, inside
 network namespaces this script creates and deletes:
@@ -27,7 +28,10 @@ the wall-clock figures move from run to run, the CPU per unit of work much less.
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
 child process, alternating for ``--rounds`` rounds, and reports the medians:
-a before/after comparison made in one run.
+a before/after comparison made in one run. ``--cores`` measures the TCP
+connection alone: two ``TcpConnection``s joined directly, no device, kernel or
+event loop, the CPU seconds of fixed workloads (best of five, alternating with
+the ``--against`` checkout): the protocol's own cost, the least noisy figure.
 The Linux side of every test is this script run as ``_linux MODE`` inside
 the namespace with nothing but the standard library.
 """
@@ -164,6 +168,132 @@ def serve_kernel(what: str, port: int) -> None:
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_linux":
     linux_main(sys.argv[2:])
+    raise SystemExit(0)
+
+# -- the two TCP cores alone (no device, no kernel, no event loop) ---------------------------
+
+
+def cores_main(argv: list[str]) -> None:
+    """CPU seconds of fixed workloads on two ``TcpConnection``s joined directly, as JSON.
+
+    The best of ``--repeat`` runs each: bulk (one direction, ACKs as the receiver
+    decides), bulk acked per segment (every segment delivered and answered at
+    once: many ACKs), 64-byte echo (NODELAY) and connection churn (handshake,
+    6 bytes, close). Only the public API of the connection is used, so any
+    version of riad can be measured.
+    """
+    from ipaddress import IPv4Address
+
+    from riad.proto.tcp import TcpConfig, TcpConnection, TcpState
+    from riad.time import Instant
+
+    p = argparse.ArgumentParser(prog="tcp.py _cores")
+    p.add_argument("--bytes", type=int, default=30_000_000)
+    p.add_argument("--repeat", type=int, default=5)
+    a = p.parse_args(argv)
+    config = TcpConfig()
+    ip_a, ip_b = IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")
+
+    def pair(now: Instant, port: int = 40000) -> tuple[TcpConnection, TcpConnection]:
+        x = TcpConnection(
+            config,
+            local_addr=ip_a,
+            local_port=port,
+            remote_addr=ip_b,
+            remote_port=80,
+            iss=123 + port,
+            ts_offset=7,
+            now=now,
+        )
+        x.connect()
+        syn = x.poll_transmit(now)
+        assert syn is not None
+        y = TcpConnection.accept(
+            config, syn.header, local_addr=ip_b, remote_addr=ip_a, iss=999, ts_offset=3, now=now
+        )
+        return x, y
+
+    def exchange(x: TcpConnection, y: TcpConnection, now: Instant) -> bool:
+        moved = False
+        for src, dst in ((x, y), (y, x)):
+            while (seg := src.poll_transmit(now)) is not None:
+                dst.on_segment(now, seg.header, seg.payload)
+                moved = True
+        return moved
+
+    def bulk(per_segment: bool) -> None:
+        now = Instant(1_000_000_000)
+        x, y = pair(now)
+        chunk = bytes(1 << 16)
+        sent = got = 0
+        while got < a.bytes:
+            if sent < a.bytes:
+                sent += x.send(chunk)
+            moved = False
+            while (seg := x.poll_transmit(now)) is not None:
+                y.on_segment(now, seg.header, seg.payload)
+                moved = True
+                if per_segment:
+                    got += len(y.recv())
+                    while (ack := y.poll_transmit(now)) is not None:
+                        x.on_segment(now, ack.header, ack.payload)
+            got += len(y.recv())
+            moved = exchange(x, y, now) or moved
+            now = Instant(now.ns + 20_000)
+            if not moved:
+                now = min((t for t in (x.poll_at(), y.poll_at()) if t is not None), default=now)
+                x.on_timeout(now)
+                y.on_timeout(now)
+
+    def echo() -> None:
+        now = Instant(1_000_000_000)
+        x, y = pair(now)
+        x.nodelay = y.nodelay = True
+        for _ in range(a.bytes // 1000):
+            x.send(b"y" * 64)
+            exchange(x, y, now)
+            y.send(y.recv())
+            exchange(x, y, now)
+            x.recv()
+            now = Instant(now.ns + 50_000)
+            for c in (x, y):
+                at = c.poll_at()
+                if at is not None and at <= now:
+                    c.on_timeout(now)
+
+    def churn() -> None:
+        now = Instant(1_000_000_000)
+        for i in range(a.bytes // 10_000):
+            x, y = pair(now, 40000 + i % 20000)
+            for _ in range(6):
+                exchange(x, y, now)
+                if y.state is TcpState.ESTABLISHED and y.send_space == config.send_buffer_bytes:
+                    y.send(b"hello\n")
+                    y.close()
+                if x.readable_bytes:
+                    x.recv()
+                    x.close()
+                now = Instant(now.ns + 100_000)
+            assert y.state is TcpState.TIME_WAIT, (x, y)
+
+    out = {}
+    for name, fn in (
+        ("bulk", lambda: bulk(False)),
+        ("bulk_acked", lambda: bulk(True)),
+        ("echo", echo),
+        ("churn", churn),
+    ):
+        best = float("inf")
+        for _ in range(a.repeat):
+            t0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+        out[name] = best
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_cores":
+    cores_main(sys.argv[2:])
     raise SystemExit(0)
 
 # -- the orchestration --------------------------------------------------------------------
@@ -495,6 +625,39 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
     return "\n".join([*lines, "", *notes])
 
 
+def compare_cores(args: argparse.Namespace) -> str:
+    """``_cores`` for this checkout (and the ``--against`` one), alternating rounds."""
+    this_src = HERE.parent.parent / "src"
+    subjects = [("this checkout", this_src)]
+    if args.against is not None:
+        subjects.append(("reference", args.against))
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in subjects}
+    for _ in range(args.rounds):
+        for name, src in subjects:
+            argv = [sys.executable, str(HERE), "_cores", "--bytes", str(args.cores_bytes)]
+            env = {**os.environ, "PYTHONPATH": str(src)}
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
+    best = {name: {k: min(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+    names = [name for name, _ in subjects]
+    lines = [
+        f"| workload ({args.cores_bytes:,} bytes), CPU s | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key in best[names[0]]:
+        lines.append(f"| {key} | " + " | ".join(f"{best[n][key]:.3f}" for n in names) + " |")
+    if len(names) == 2:
+        ratios = ", ".join(
+            f"{k} {best[names[1]][k] / best[names[0]][k]:.2f}x" for k in best[names[0]]
+        )
+        lines += [
+            "",
+            f"reference CPU / this checkout's (above 1.00x: this one is faster): {ratios}",
+        ]
+    return "\n".join(lines)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, float]] = {}
     notes: list[str] = []
@@ -573,7 +736,16 @@ def main() -> None:
         help="measure only riad, this checkout against the riad in SRC (another checkout's src)",
     )
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
+    p.add_argument(
+        "--cores",
+        action="store_true",
+        help="measure only the two TCP cores joined directly, in this process's CPU (no root)",
+    )
+    p.add_argument("--cores-bytes", type=int, default=30_000_000, help="bulk size with --cores")
     args = p.parse_args()
+    if args.cores:
+        print(compare_cores(args))
+        return
     if os.geteuid() != 0:
         raise SystemExit("bench/tcp.py needs root (it creates network namespaces)")
     subprocess.run(["ip", "netns", "list"], check=True, capture_output=True)
