@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -147,7 +147,7 @@ class KVKeyError(KVError, KeyError):
 
 
 class KVReadOnlyError(KVError):
-    """A write to a store that is read-only (e.g. the embedded store)."""
+    """A write to a store that is read-only (the embedded store, a host folder)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,7 +190,11 @@ class KV(Protocol):
 
 @runtime_checkable
 class WritableKV(KV, Protocol):
-    """A read-write key-value store (MirageOS ``Mirage_kv.RW``)."""
+    """A read-write key-value store (MirageOS ``Mirage_kv.RW``).
+
+    Read-only stores have these methods too and answer every one with
+    ``KVReadOnlyError`` (their ``read_only`` attribute is true).
+    """
 
     async def set(self, key: str, value: bytes) -> None:
         """Store ``value`` under ``key``, replacing what was there."""
@@ -198,6 +202,23 @@ class WritableKV(KV, Protocol):
 
     async def remove(self, key: str) -> None:
         """Remove ``key``; raises ``KVKeyError`` when it does not exist."""
+        ...
+
+    async def batch(self, changes: Mapping[str, bytes | None]) -> None:
+        """Apply every change at once, or none: a value sets its key, ``None`` removes it.
+
+        Removing a key that is not there is no error. Another reader sees
+        the store before the batch or after it, never in between (and on a
+        durable store, a crash leaves one or the other).
+        """
+        ...
+
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        """Set ``key`` to ``value`` only if it holds ``expected`` now; whether it did.
+
+        ``expected=None``: only if the key is absent; ``value=None``: remove it.
+        The comparison and the write are one atomic step.
+        """
         ...
 
 

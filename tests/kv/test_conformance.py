@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from riad.backends.kv import DirectoryKV, EmbeddedKV, MemoryKV, pack
+from riad.backends.kv.sqlite import SqliteKV
 from riad.devices import KV, KVError, KVKeyError, KVReadOnlyError, WritableKV
 
 CONTENT: dict[str, bytes] = {
@@ -46,10 +47,18 @@ def make_embedded(tmp: Path) -> KV:
     return EmbeddedKV.load(tmp / "site.kv")
 
 
+def make_sqlite(tmp: Path, journal: str = "wal") -> KV:
+    store = SqliteKV(tmp / "store.kv.sqlite3", journal=journal, wall_clock_ns=lambda: MODIFIED_NS)  # type: ignore[arg-type]
+    asyncio.run(store.batch(CONTENT))
+    return store
+
+
 STORES: dict[str, Callable[[Path], KV]] = {
     "memory": make_memory,
     "directory": make_directory,
     "embedded": make_embedded,
+    "sqlite-wal": make_sqlite,
+    "sqlite-rollback": lambda tmp: make_sqlite(tmp, "delete"),
 }
 
 
@@ -121,12 +130,17 @@ def test_etags_differ_between_values_and_are_stable(store: KV) -> None:
 
 
 def test_writes(store: KV) -> None:
-    if not isinstance(store, WritableKV) or isinstance(store, EmbeddedKV):
-        if isinstance(store, EmbeddedKV):
+    assert isinstance(store, WritableKV)  # every store has the writes; read-only ones refuse
+    if getattr(store, "read_only", False):
+        for write in (
+            store.set("new.txt", b"x"),
+            store.remove("index.html"),
+            store.batch({"new.txt": b"x"}),
+            store.compare_and_set("index.html", None, b"x"),
+        ):
             with pytest.raises(KVReadOnlyError):
-                run(store.set("new.txt", b"x"))
-            with pytest.raises(KVReadOnlyError):
-                run(store.remove("index.html"))
+                run(write)
+        assert run(store.get("index.html")) == CONTENT["index.html"]
         return
     before = run(store.stat("index.html")).etag  # type: ignore[attr-defined]
     run(store.set("index.html", b"changed"))
@@ -142,6 +156,43 @@ def test_writes(store: KV) -> None:
         run(store.remove("new/key.json"))
     with pytest.raises(KVKeyError):
         run(store.set("../escape", b"x"))
+
+
+def test_batch(store: KV) -> None:
+    if getattr(store, "read_only", False):
+        return  # refused: test_writes
+    assert isinstance(store, WritableKV)
+    run(store.batch({"a/1": b"one", "a/2": b"two", "index.html": None, "never-there": None}))
+    assert run(store.list("a/")) == ["a/1", "a/2"]
+    assert run(store.get("a/2")) == b"two"
+    with pytest.raises(KVKeyError):
+        run(store.get("index.html"))
+    # one bad key: nothing of the batch is applied
+    with pytest.raises(KVKeyError):
+        run(store.batch({"a/3": b"three", "../bad": b"x", "a/1": None}))
+    assert run(store.list("a/")) == ["a/1", "a/2"]
+    with pytest.raises(TypeError):
+        run(store.batch({"a/3": "text, not bytes"}))  # type: ignore[dict-item]
+    assert run(store.list("a/")) == ["a/1", "a/2"]
+
+
+def test_compare_and_set(store: KV) -> None:
+    if getattr(store, "read_only", False):
+        return  # refused: test_writes
+    assert isinstance(store, WritableKV)
+    assert run(store.compare_and_set("counter", None, b"1")) is True
+    assert run(store.compare_and_set("counter", None, b"2")) is False  # not absent any more
+    assert run(store.compare_and_set("counter", b"2", b"3")) is False
+    assert run(store.get("counter")) == b"1"
+    assert run(store.compare_and_set("counter", b"1", b"2")) is True
+    assert run(store.get("counter")) == b"2"
+    assert run(store.compare_and_set("counter", b"2", None)) is True
+    with pytest.raises(KVKeyError):
+        run(store.get("counter"))
+    assert run(store.compare_and_set("index.html", CONTENT["index.html"], b"")) is True
+    assert run(store.get("index.html")) == b""
+    with pytest.raises(KVKeyError):
+        run(store.compare_and_set("../x", None, b"x"))
 
 
 def test_errors_are_kv_errors(store: KV) -> None:

@@ -83,7 +83,7 @@ class Devices:
     def writable_kv(self, name: str) -> WritableKV:
         """The store ``name``, which must have been declared with ``writable=True``."""
         store = self.kv(name)
-        if not isinstance(store, WritableKV):
+        if not isinstance(store, WritableKV) or getattr(store, "read_only", False):
             raise MissingDeviceError(
                 f"key-value store {name!r} is read-only; declare it with "
                 f'app.kv("{name}", writable=True) to write to it'

@@ -2,6 +2,9 @@
 
 - ``DirectoryKV``: a host folder, read-only (the ``unix`` target's default).
 - ``MemoryKV``: a writable store held in memory.
+- ``SqliteKV`` (``riad.backends.kv.sqlite``, not imported here: only a service
+  that keeps a store on a volume loads SQLite): a writable store in one
+  SQLite file on a volume, durable across restarts and crashes.
 - ``EmbeddedKV``: a folder packed at build time into one read-only artifact
   (``pack``), with content types and ETags computed once, at packing; the
   artifact travels inside the sealed service and is loaded with the stdlib only.

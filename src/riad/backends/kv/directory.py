@@ -13,13 +13,18 @@ import os
 import stat as stat_mod
 
 from riad.backends.kv.keys import check_key, content_type_for
+from riad.backends.kv.readonly import ReadOnlyWrites
 from riad.devices import KVError, KVKeyError, KVStat
 
 __all__ = ["DirectoryKV"]
 
 
-class DirectoryKV:
+class DirectoryKV(ReadOnlyWrites):
     """A ``KV`` reading the files under ``root``."""
+
+    read_only_reason = (
+        "a folder store is read-only: declare the store writable, or keep state on a volume"
+    )
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         real = os.path.realpath(root)

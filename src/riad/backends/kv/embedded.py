@@ -30,7 +30,8 @@ import struct
 from typing import Any
 
 from riad.backends.kv.keys import check_key, content_type_for, etag_for_bytes, slice_value
-from riad.devices import KVError, KVKeyError, KVReadOnlyError, KVStat
+from riad.backends.kv.readonly import ReadOnlyWrites
+from riad.devices import KVError, KVKeyError, KVStat
 
 __all__ = ["MAGIC", "EmbeddedKV", "pack", "pack_bytes"]
 
@@ -92,8 +93,10 @@ def pack(
     return len(blob)
 
 
-class EmbeddedKV:
+class EmbeddedKV(ReadOnlyWrites):
     """A read-only ``KV`` over an artifact made by ``pack``."""
+
+    read_only_reason = "the embedded store is read-only: it is packed at build time"
 
     def __init__(self, blob: bytes) -> None:
         self._blob = blob
@@ -126,12 +129,6 @@ class EmbeddedKV:
             return self._stats[key]
         except KeyError:
             raise KVKeyError(key) from None
-
-    async def set(self, key: str, value: bytes) -> None:
-        raise KVReadOnlyError("the embedded store is read-only: it is packed at build time")
-
-    async def remove(self, key: str) -> None:
-        raise KVReadOnlyError("the embedded store is read-only: it is packed at build time")
 
 
 def _parse(blob: bytes) -> tuple[memoryview, dict[str, KVStat], dict[str, tuple[int, int]]]:

@@ -71,3 +71,22 @@ class MemoryKV:
             del self._stats[key]
         except KeyError:
             raise KVKeyError(key) from None
+
+    async def batch(self, changes: Mapping[str, bytes | None]) -> None:
+        for key, value in changes.items():  # checked first: a bad change applies nothing
+            check_key(key)
+            if value is not None and not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError(f"values are bytes or None, got {type(value).__name__}")
+        for key, value in changes.items():
+            if value is not None:
+                self._store(key, value)
+            elif key in self._values:
+                del self._values[key]
+                del self._stats[key]
+
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        check_key(key)
+        if self._values.get(key) != expected:
+            return False
+        await self.batch({key: value})
+        return True
