@@ -5,8 +5,12 @@ with the network descriptors and the report socket kept. It runs in two
 processes:
 
 - this process ("the keeper") loads the entry, lets it import everything and
-  open its devices, ``unshare``s into the new namespaces, forks, tells the
-  supervisor the child's pid, forwards SIGTERM/SIGINT to it and exits with its
+  open its devices, ``unshare``s into the new namespaces (where root is an
+  unprivileged host user), switches to the empty root, sets
+  ``no_new_privs`` and applies Landlock (all of which the service inherits),
+  and forks. Then it seals itself to what it still does
+  (:func:`riad.targets.sandbox.profile.keeper_policy`): tell the supervisor
+  the child's pid, forward SIGTERM/SIGINT to it, wait for it and exit with its
   status; it never runs service code after the fork;
 - the forked child is PID 1 of the new PID namespace: it creates the event
   loop, seals itself (:func:`riad.targets.sandbox.seal.seal`) with the policy
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -31,17 +36,19 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import Deny
-from riad.targets.sandbox.profile import DeviceFds, service_policy
+from riad.targets.sandbox.profile import DeviceFds, keeper_policy, service_policy
 from riad.targets.sandbox.seal import (
     DEFAULT_MEMORY_MIB,
     Limits,
     SealError,
+    apply_landlock,
     enter_namespaces,
     seal,
+    switch_to_empty_root,
 )
 from riad.targets.sandbox.warmup import warm_up
 
@@ -115,8 +122,25 @@ def _exit_status(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _keep(pid: int, report: socket.socket) -> int:
-    """The keeper after the fork: report the pid, forward signals, wait."""
+def _seal_before_fork(config: ChildConfig) -> list[str]:
+    """What the keeper and the service share, applied by the keeper before it forks.
+
+    The empty root (which needs the mount capability both are about to drop),
+    ``no_new_privs``, and Landlock: the service's domain is then the keeper's,
+    so the keeper may still signal it where Landlock scopes signals.
+    """
+    steps = []
+    if config.empty_root and "mount" in config.namespaces:
+        switch_to_empty_root()
+        steps.append("root: empty read-only tmpfs")
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if config.landlock:
+        steps.append(apply_landlock())
+    return steps
+
+
+def _keep(pid: int, report: socket.socket, net: tuple[int, ...]) -> NoReturn:
+    """The keeper after the fork: seal, report the pid, forward signals, wait, exit."""
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -124,20 +148,39 @@ def _keep(pid: int, report: socket.socket) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    _send(report, {"pid": pid})
+    gc.disable()  # nothing of the supervisor's to collect: no finalizer runs sealed
+    for fd in net:  # the service's; the keeper has no use for them
+        os.close(fd)
+    try:
+        sealed = seal(
+            keeper_policy(pid, report.fileno()),
+            Limits(memory_bytes=None, open_files=16),
+            empty_root=False,
+            landlock=False,
+        )
+    except SealError as exc:
+        os.kill(pid, signal.SIGKILL)
+        _send(report, {"error": f"cannot seal the keeper: {exc}"})
+        os._exit(EXIT_CONFIG)
+    _send(report, {"pid": pid, "keeper": sealed.steps})
     report.close()
     while True:
         try:
             _, status = os.waitpid(pid, 0)
         except InterruptedError:  # pragma: no cover - PEP 475 retries
             continue
-        return _exit_status(status)
+        os._exit(_exit_status(status))
 
 
 def _pid1(
-    entry: SandboxEntry, config: ChildConfig, net: tuple[int, ...], report: socket.socket
+    entry: SandboxEntry,
+    config: ChildConfig,
+    net: tuple[int, ...],
+    report: socket.socket,
+    shared: list[str],
 ) -> int:
-    """PID 1 of the new namespace: seal, hand over the listener, serve."""
+    """PID 1 of the new namespace: seal (``shared``: the steps the keeper applied for both),
+    hand over the listener, serve."""
     _die_with_parent()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -149,14 +192,14 @@ def _pid1(
         sealed = seal(
             policy,
             Limits(memory_bytes=config.memory_mib * 1024 * 1024),
-            empty_root=config.empty_root and "mount" in config.namespaces,
-            landlock=config.landlock,
+            empty_root=False,
+            landlock=False,
         )
     except SealError as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG
     listener = [sealed.listener_fd] if sealed.listener_fd is not None else []
-    _send(report, {"sealed": sealed.steps, "policy": policy.describe()}, listener)
+    _send(report, {"sealed": [*shared, *sealed.steps], "policy": policy.describe()}, listener)
     for fd in listener:
         os.close(fd)
     report.close()
@@ -176,8 +219,9 @@ def _print_exception(exc: BaseException) -> None:
 def run_child(config: ChildConfig, report: socket.socket) -> int:
     """The child's life, in the process the supervisor forked; its exit status.
 
-    Returns only in the keeper (the status of PID 1); PID 1 never returns
-    into the interpreter: finalising it would need calls the seal forbids.
+    Returns only when the child cannot start (the status to exit with): sealed,
+    neither the keeper nor PID 1 returns into the interpreter, as finalising it
+    would need calls the seal forbids.
     """
     try:
         _die_with_parent()
@@ -185,6 +229,7 @@ def run_child(config: ChildConfig, report: socket.socket) -> int:
         net = entry.prepare()
         warm_up()
         enter_namespaces(config.namespaces)
+        shared = _seal_before_fork(config)
     except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG
@@ -192,10 +237,10 @@ def run_child(config: ChildConfig, report: socket.socket) -> int:
     sys.stderr.flush()
     pid = os.fork()
     if pid:
-        return _keep(pid, report)
+        _keep(pid, report, net)
     status = EXIT_CRASH
     try:
-        status = _pid1(entry, config, net, report)
+        status = _pid1(entry, config, net, report, shared)
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             _print_exception(exc)

@@ -23,12 +23,13 @@ What is left out, and why:
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
 
-__all__ = ["DeviceFds", "service_policy"]
+__all__ = ["DeviceFds", "keeper_policy", "service_policy"]
 
 PROT_EXEC = 0x4
 SIOCGIFNAME = 0x8910
@@ -108,6 +109,19 @@ def _ifname_rule(packet: Sequence[tuple[int | None, str]]) -> list[SyscallRule]:
     return [SyscallRule("ioctl", checks, "Python names the interface each received frame came on")]
 
 
+def _memory_rules() -> list[SyscallRule]:
+    """What CPython's, glibc's and OpenSSL's allocators ask of the kernel; never executable."""
+    no_exec = (ArgMaskedEq(2, PROT_EXEC, 0, "PROT_EXEC"),)
+    return [
+        SyscallRule("mmap", no_exec, "memory, never executable"),
+        SyscallRule("munmap", (), "free memory"),
+        SyscallRule("mremap", (), "grow memory (realloc)"),
+        SyscallRule("mprotect", no_exec, "change protection, never to executable"),
+        SyscallRule("brk", (), "heap"),
+        SyscallRule("madvise", (), "return memory"),
+    ]
+
+
 def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     """The allowlist for a sealed service holding ``fds``; anything else gets ``deny``.
 
@@ -119,7 +133,6 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     wake_r = [(fds.wakeup_read, "loop wakeup")]
     wake_w = [(fds.wakeup_write, "loop wakeup")]
     epoll = [(fds.epoll, "epoll")]
-    no_exec = (ArgMaskedEq(2, PROT_EXEC, 0, "PROT_EXEC"),)
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
         *_fd_rule("read", net + wake_r, "receive frames; drain the self-pipe"),
@@ -132,12 +145,7 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
         SyscallRule("clock_gettime", (), "the monotonic clock when the vDSO cannot answer"),
         SyscallRule("getrandom", (), "entropy (os.urandom, TCP sequence numbers)"),
-        SyscallRule("mmap", no_exec, "memory, never executable"),
-        SyscallRule("munmap", (), "free memory"),
-        SyscallRule("mremap", (), "grow memory (realloc)"),
-        SyscallRule("mprotect", no_exec, "change protection, never to executable"),
-        SyscallRule("brk", (), "heap"),
-        SyscallRule("madvise", (), "return memory"),
+        *_memory_rules(),
         SyscallRule("futex", (), "locks inside the interpreter"),
         SyscallRule("getpid", (), "asyncio checks its loop belongs to this process"),
         SyscallRule("rt_sigreturn", (), "return from a signal handler"),
@@ -152,3 +160,30 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
         "once, then closed",
     )
     return Policy(tuple(rules), deny)
+
+
+def keeper_policy(
+    service_pid: int, report: int | None, console: tuple[int, ...] = (1, 2)
+) -> Policy:
+    """The allowlist of the sandbox's keeper, the parent of the service's PID 1.
+
+    Once it has forked the service, the keeper only tells the supervisor the
+    service's pid (one ``sendmsg`` on ``report``, then closed), passes SIGTERM
+    and SIGINT on to it (its handlers are installed before this filter), waits
+    for it and exits with its status. Anything else kills the keeper, and the
+    service with it (``PR_SET_PDEATHSIG``).
+    """
+    service = ArgIn(0, (service_pid,), ("the service",))
+    stop = ArgIn(1, (signal.SIGTERM, signal.SIGINT), ("SIGTERM", "SIGINT"))
+    rules: list[SyscallRule] = [
+        SyscallRule("wait4", (service,), "wait for the service to end"),
+        SyscallRule("kill", (service, stop), "pass SIGTERM and SIGINT on to the service"),
+        SyscallRule("rt_sigreturn", (), "return from the signal handler"),
+        SyscallRule("restart_syscall", (), "resume the wait a signal interrupted"),
+        *_fd_rule("sendmsg", [(report, "supervisor")], "tell the supervisor the service's pid"),
+        *_fd_rule("write", [(fd, "console") for fd in console], "a traceback, should it fail"),
+        *_memory_rules(),
+        SyscallRule("close", (), "close a descriptor (none can be opened)"),
+        SyscallRule("exit_group", (), "exit with the service's status"),
+    ]
+    return Policy(tuple(rules), Deny.KILL)

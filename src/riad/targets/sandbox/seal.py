@@ -7,7 +7,8 @@ filter comes last because it forbids the calls the other steps make):
 
 1. :func:`enter_namespaces` — new user, mount, PID, IPC, UTS, cgroup and
    network namespaces (done by the sandbox child *before* it forks the
-   service, which becomes PID 1 of the new PID namespace);
+   service, which becomes PID 1 of the new PID namespace); root inside the
+   user namespace is an unprivileged user of the host (:func:`sandbox_ids`);
 2. :func:`switch_to_empty_root` — a read-only, empty tmpfs becomes ``/``;
 3. :func:`drop_capabilities` — locked securebits, empty bounding, ambient,
    effective, permitted and inheritable sets;
@@ -24,6 +25,7 @@ naming what is missing, never a bare ``OSError``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
@@ -38,12 +40,14 @@ from riad.targets.sandbox.policy import Deny, Policy
 __all__ = [
     "DEFAULT_MEMORY_MIB",
     "NAMESPACES",
+    "SANDBOX_ID_BASE",
     "Limits",
     "SealError",
     "SealReport",
     "drop_capabilities",
     "enter_namespaces",
     "install_filter",
+    "sandbox_ids",
     "seal",
     "set_limits",
     "switch_to_empty_root",
@@ -60,6 +64,12 @@ NAMESPACES: dict[str, int] = {
 }
 """The namespaces the sandbox enters, by the name ``riad inspect`` prints."""
 
+SANDBOX_ID_BASE = 0x70000000
+"""The host uid (and gid) of a sandbox started by root is this plus the sandboxing
+process's pid: 1879048192 and up, a range no host user, system service, container
+engine or ``systemd`` gives out (systemd's ``UIDS-GIDS.md`` leaves it unused). No two
+sandboxes running at once share one (a pid is below 2**22)."""
+
 _MIB = 1024 * 1024
 DEFAULT_MEMORY_MIB = 1024
 """The sealed service's address-space limit unless ``--memory`` says otherwise."""
@@ -71,14 +81,22 @@ class SealError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Resource limits of the sealed service (``setrlimit``)."""
+    """Resource limits of the sealed service (``setrlimit``).
 
-    memory_bytes: int = DEFAULT_MEMORY_MIB * _MIB
+    ``memory_bytes=None`` leaves the address space as it is (the keeper, a
+    fork of a large process, needs nothing new and must not fail for its size).
+    """
+
+    memory_bytes: int | None = DEFAULT_MEMORY_MIB * _MIB
     open_files: int = 64
+
+    @property
+    def memory(self) -> str:
+        return "as it was" if self.memory_bytes is None else f"{self.memory_bytes // _MIB} MiB"
 
     def describe(self) -> list[str]:
         return [
-            f"address space  {self.memory_bytes // _MIB} MiB (RLIMIT_AS)",
+            f"address space  {self.memory} (RLIMIT_AS)",
             f"open files     {self.open_files} (RLIMIT_NOFILE; no call can create one anyway)",
             "core files     none (RLIMIT_CORE 0, not dumpable)",
             "processes      0 new (RLIMIT_NPROC)",
@@ -94,8 +112,38 @@ class SealReport:
     listener_fd: int | None = None
 
 
+def sandbox_ids() -> tuple[int, int]:
+    """The host uid and gid that root inside the sandbox's user namespace is.
+
+    Never host root: run by root (in the host's own user namespace), a uid and
+    gid of their own, ``SANDBOX_ID_BASE`` plus this process's pid; run by
+    anyone else (or by root of a user namespace, itself some user of the
+    host), the caller's own ids.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    if uid != 0 or not _in_initial_user_namespace():
+        return uid, gid
+    own = SANDBOX_ID_BASE + os.getpid()
+    return own, own
+
+
+def _in_initial_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as ids:
+            return ids.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def enter_namespaces(names: tuple[str, ...] = tuple(NAMESPACES)) -> None:
-    """``unshare`` into new namespaces; with ``user``, map this process's ids to 0 inside.
+    """``unshare`` into new namespaces; with ``user``, be root there as :func:`sandbox_ids`.
+
+    Mapped to the caller's own ids, the process writes its maps itself. Mapped
+    to other ids (the caller is root), a helper forked beforehand, still root
+    of the host, writes them (only a process with ``CAP_SETUID`` in the parent
+    user namespace may map other ids), and the process then takes them: its
+    supplementary groups are dropped first, as root's would otherwise stay
+    with it, unseen inside.
 
     The PID namespace applies to children only: the caller forks next, and
     the child is PID 1 there.
@@ -103,20 +151,93 @@ def enter_namespaces(names: tuple[str, ...] = tuple(NAMESPACES)) -> None:
     flags = 0
     for name in names:
         flags |= NAMESPACES[name]
-    uid, gid = os.geteuid(), os.getegid()
+    own = os.geteuid(), os.getegid()
+    mapped = sandbox_ids() if "user" in names else own
+    mapper = None
+    if mapped != own:
+        os.setgroups([])
+        mapper = _IdMapper.start(mapped)
     try:
         linux.unshare(flags)
     except OSError as exc:
+        if mapper is not None:
+            mapper.cancel()
         raise SealError(_namespace_advice(exc, names)) from exc
     if "user" in names:
         try:
-            _write("/proc/self/setgroups", "deny")
-            _write("/proc/self/uid_map", f"0 {uid} 1")
-            _write("/proc/self/gid_map", f"0 {gid} 1")
+            if mapper is not None:
+                mapper.map_now()
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            else:
+                _write_id_maps("self", *own)
         except OSError as exc:
-            raise SealError(f"cannot map ids into the user namespace: {exc.strerror}") from exc
+            raise SealError(
+                f"cannot map the sandbox's root to host uid {mapped[0]}: {exc.strerror or exc}"
+            ) from exc
     if "uts" in names:
         socket.sethostname("riad")
+
+
+def _write_id_maps(pid: str, uid: int, gid: int) -> None:
+    """Root in the user namespace of process ``pid`` is host ``uid``/``gid``; no setgroups."""
+    _write(f"/proc/{pid}/setgroups", "deny")
+    _write(f"/proc/{pid}/uid_map", f"0 {uid} 1")
+    _write(f"/proc/{pid}/gid_map", f"0 {gid} 1")
+
+
+@dataclass(slots=True)
+class _IdMapper:
+    """A child forked before ``unshare`` that writes its parent's id maps when told."""
+
+    pid: int
+    go: int
+    result: int
+
+    @classmethod
+    def start(cls, ids: tuple[int, int]) -> _IdMapper:
+        go_read, go = os.pipe()
+        result, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the helper: never returns into the caller's code
+            reply = b"ok"
+            try:
+                os.close(go)
+                os.close(result)
+                if os.read(go_read, 1) != b"1":  # the parent gave up (or died)
+                    os._exit(0)
+                _write_id_maps(str(os.getppid()), *ids)
+            except OSError as exc:
+                reply = (exc.strerror or str(exc)).encode()
+            except BaseException:
+                reply = b"the id mapper failed"
+            finally:
+                with contextlib.suppress(BaseException):
+                    os.write(result_write, reply)
+                os._exit(0)
+        os.close(go_read)
+        os.close(result_write)
+        return cls(pid, go, result)
+
+    def map_now(self) -> None:
+        """Have the maps written (the caller has unshared); ``OSError`` saying why not."""
+        try:
+            os.write(self.go, b"1")
+            reply = os.read(self.result, 512)
+        finally:
+            self._finish()
+        if reply != b"ok":
+            raise OSError(0, reply.decode(errors="replace") or "the id mapper ended early")
+
+    def cancel(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        for fd in (self.go, self.result):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 def _namespace_advice(exc: OSError, names: tuple[str, ...]) -> str:
@@ -195,7 +316,7 @@ def drop_capabilities() -> None:
 def set_limits(limits: Limits) -> None:
     """Apply ``limits`` (hard and soft alike, so they can never be raised again)."""
     pairs = (
-        (resource.RLIMIT_AS, limits.memory_bytes),
+        *(() if limits.memory_bytes is None else ((resource.RLIMIT_AS, limits.memory_bytes),)),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_NPROC, 0),
@@ -266,7 +387,7 @@ def seal(
     if linux.personality() & linux.READ_IMPLIES_EXEC:  # would make PROT_READ mean PROT_EXEC
         linux.set_personality(linux.personality() & ~linux.READ_IMPLIES_EXEC)
     set_limits(limits)
-    report.steps.append(f"limits: {limits.memory_bytes // _MIB} MiB, {limits.open_files} files")
+    report.steps.append(f"limits: {limits.memory}, {limits.open_files} files")
     if landlock:
         report.steps.append(apply_landlock())
     report.listener_fd = install_filter(policy)

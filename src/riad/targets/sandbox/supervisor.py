@@ -7,8 +7,9 @@ imported and loaded), which keeps the network descriptors and one end of a
 ``SOCK_SEQPACKET`` pair; every other descriptor it inherited is pointed at
 ``/dev/null``. Then the supervisor waits on three things at once:
 
-- the report socket: the child's pid, the seal's steps and the seccomp
-  listener descriptor (passed with ``SCM_RIGHTS``), or a start-up error;
+- the report socket: the service's pid and the keeper's seal (from the
+  keeper), the service's seal and the seccomp listener descriptor (passed
+  with ``SCM_RIGHTS``), or a start-up error;
 - the listener: each call the policy refuses arrives here; the supervisor
   reports it as ``riad sandbox: stopped openat(AT_FDCWD, "/etc/passwd", 0x0)``
   and answers ``EPERM`` — in ``audit`` mode the service goes on, in
@@ -57,7 +58,8 @@ class Sandbox:
     """One sealed service and the supervisor loop around it.
 
     ``report`` receives each line meant for the operator (default: stderr).
-    ``stopped`` collects the calls the seal refused, described.
+    ``stopped`` collects the calls the seal refused, described. ``sealed_steps``
+    and ``keeper_steps`` are what the service (PID 1) and its keeper applied.
     """
 
     config: ChildConfig
@@ -65,6 +67,7 @@ class Sandbox:
     report: Callable[[str], None] = _print_report
     stopped: list[str] = field(default_factory=list)
     sealed_steps: list[str] = field(default_factory=list)
+    keeper_steps: list[str] = field(default_factory=list)
     service_pid: int | None = None
     _proc: _Child | None = None
     _sock: socket.socket | None = None
@@ -113,6 +116,8 @@ class Sandbox:
             self._close_sock()
             return
         message = json.loads(data)
+        if "keeper" in message:
+            self.keeper_steps = list(message["keeper"])
         if "pid" in message:
             self.service_pid = int(message["pid"])
             try:
@@ -219,10 +224,16 @@ class Sandbox:
             self._handle_message()
         return False
 
+    @property
+    def keeper_pid(self) -> int | None:
+        """The keeper's pid on the host (the process :meth:`start` forked)."""
+        return None if self._proc is None else self._proc.pid
+
     def wait_sealed(self, timeout: float) -> None:
-        """Return once the service is sealed; raise :class:`SandboxStartError` if it failed."""
+        """Return once the service and its keeper are sealed; raise
+        :class:`SandboxStartError` if either failed."""
         deadline = time.monotonic() + timeout
-        while not self.sealed_steps:
+        while not (self.sealed_steps and self.keeper_steps):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SandboxStartError(f"the service was not sealed within {timeout} s")

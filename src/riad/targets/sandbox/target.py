@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from riad.targets.sandbox.child import ChildConfig
 from riad.targets.sandbox.policy import Deny
-from riad.targets.sandbox.profile import DeviceFds, service_policy
-from riad.targets.sandbox.seal import DEFAULT_MEMORY_MIB, NAMESPACES, Limits
+from riad.targets.sandbox.profile import DeviceFds, keeper_policy, service_policy
+from riad.targets.sandbox.seal import DEFAULT_MEMORY_MIB, NAMESPACES, SANDBOX_ID_BASE, Limits
 from riad.targets.sandbox.supervisor import Sandbox, SandboxStartError
 from riad.targets.target import RunRequest, Target, TargetOptions
 
@@ -121,11 +121,17 @@ def describe_seal(
         net=(3,) if network else (), epoll=5, wakeup_read=6, wakeup_write=7, report=4
     )
     policy = service_policy(layout, _deny(mode))
+    keeper = keeper_policy(service_pid=1, report=4)
     abi = linux.landlock_abi()
     lines = [
         "target: sandbox (a host process sealed before it serves)",
         f"namespaces: new {', '.join(NAMESPACES)} (the network namespace is empty)",
+        f"user: root inside is no root of the host: uid and gid {SANDBOX_ID_BASE} + the "
+        "keeper's pid when riad runs as root, else the user running riad",
         "root: an empty read-only tmpfs; no capabilities; no_new_privs",
+        "keeper (the service's parent, which waits for it): sealed the same way, with "
+        f"{len(keeper.rules)} system calls: "
+        + ", ".join(dict.fromkeys(rule.name for rule in keeper.rules)),
         *("limit: " + line for line in Limits(memory_bytes=memory_mib << 20).describe()),
         "landlock: "
         + (f"ABI {abi}, all filesystem access denied" if abi else "not in this kernel"),
