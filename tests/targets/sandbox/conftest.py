@@ -6,6 +6,7 @@ import os
 import platform
 import select
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,13 @@ needs_linux_x86_64 = pytest.mark.skipif(
     platform.system() != "Linux" or platform.machine() != "x86_64",
     reason="the sandbox seals x86_64 Linux processes",
 )
+
+
+def run_in_repo(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` from the repository with riad and the tests importable; its output as text."""
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=60, check=False
+    )
 
 
 def child_env() -> dict[str, str]:

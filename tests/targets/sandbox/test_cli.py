@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import pytest
 
 from riad.targets.sandbox.target import describe_seal
 
-from .conftest import ROOT, child_env, needs_linux_x86_64
+from .conftest import ROOT, needs_linux_x86_64, run_in_repo
 
 
 def test_riad_inspect_dispatches_to_the_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,26 +60,11 @@ def test_inspect_prints_a_small_argument_filtered_policy() -> None:
 
 @needs_linux_x86_64
 def test_run_without_root_or_tap_names_the_fix() -> None:
-    result = subprocess.run(
-        [
-            # an unmapped user namespace: not root there, files still readable as their owner
-            "unshare",
-            "--user",
-            sys.executable,
-            "-m",
-            "riad",
-            "run",
-            "tests.targets.sandbox.standin:make",
-            "-t",
-            "sandbox",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=child_env(),
-        timeout=60,
-        check=False,
-    )
+    # an unmapped user namespace: not root there, files still readable as their owner
+    result = run_in_repo(
+        ["unshare", "--user", sys.executable, "-m", "riad", "run",
+         "tests.targets.sandbox.standin:make", "-t", "sandbox"]
+    )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "needs root" in result.stderr and "--tap NAME" in result.stderr
     assert "Traceback" not in result.stderr
@@ -88,10 +72,9 @@ def test_run_without_root_or_tap_names_the_fix() -> None:
 
 @needs_linux_x86_64
 def test_run_of_a_service_without_root_or_tap_names_the_fix() -> None:
-    result = subprocess.run(
+    result = run_in_repo(
         ["unshare", "--user", sys.executable, "-m", "riad", "run",
-         str(ROOT / "examples" / "echo"), "-t", "sandbox"],
-        capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=60, check=False,
+         str(ROOT / "examples" / "echo"), "-t", "sandbox"]
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [

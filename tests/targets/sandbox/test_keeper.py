@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -18,7 +17,7 @@ from riad.targets.sandbox.profile import keeper_policy
 from riad.targets.sandbox.seal import SANDBOX_ID_BASE, sandbox_ids
 
 from .bpf_vm import run
-from .conftest import ROOT, Sealed, child_env, needs_linux_x86_64
+from .conftest import Sealed, needs_linux_x86_64, run_in_repo
 from .test_policy import call
 
 pytestmark = needs_linux_x86_64
@@ -137,14 +136,8 @@ def test_not_root_the_sandbox_maps_the_callers_own_user() -> None:
         "print(open(f'/proc/{pid}/uid_map').read().split(), s.ask('echo ok'))\n"
         "print(s.finish())\n"
     )
-    result = subprocess.run(
-        ["unshare", "--user", "--map-user=4321", "--map-group=4321", sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=child_env(),
-        timeout=60,
-        check=False,
+    result = run_in_repo(
+        ["unshare", "--user", "--map-user=4321", "--map-group=4321", sys.executable, "-c", script]
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if not line.startswith("standin:")]

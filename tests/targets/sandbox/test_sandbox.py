@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
 
 from riad.targets.sandbox.supervisor import EXIT_POLICY
 
-from .conftest import ROOT, Sealed, child_env, needs_linux_x86_64
+from .conftest import Sealed, needs_linux_x86_64, run_in_repo
 
 pytestmark = needs_linux_x86_64
 
@@ -100,15 +99,7 @@ def test_without_user_namespaces_the_child_says_what_it_needs() -> None:
         "sys.exit('sealed despite no user namespaces')\n"
     )
     shell = f'echo 0 > /proc/sys/user/max_user_namespaces && exec {sys.executable} -c "$0"'
-    result = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "sh", "-c", shell, script],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=child_env(),
-        timeout=60,
-        check=False,
-    )
+    result = run_in_repo(["unshare", "--user", "--map-root-user", "sh", "-c", shell, script])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the kernel refuses user namespaces" in result.stdout
     assert "max_user_namespaces" in result.stdout
