@@ -97,7 +97,7 @@ def test_discover_offer_request_ack() -> None:
     assert discover.chaddr == MAC and discover.option(61) == b"\x01" + MAC
     assert discover.broadcast  # no address yet: answers must be broadcast
     assert discover.option(12) == b"riad-test"
-    assert set(discover.option(55) or b"") >= {1, 3, 6, 51}
+    assert set(discover.option(55) or b"") >= {1, 3, 6, 15, 51}
 
     client.handle(reply(discover, DhcpMessageType.OFFER), at(0.01))
     out = sent(client, at(0.01))
@@ -117,13 +117,29 @@ def test_discover_offer_request_ack() -> None:
         SERVER,
         SERVER,
     )
-    assert lease.dns_servers == (SERVER,)
+    assert lease.dns_servers == (SERVER,) and lease.domain_name is None
     assert (lease.renew_at, lease.rebind_at, lease.expires_at) == (
         at(60.02),
         at(105.02),
         at(120.02),
     )
     assert client.poll_at() == at(60.02) and client.poll_transmit(at(0.02)) is None
+
+
+def test_lease_carries_dns_servers_and_domain_name() -> None:
+    client = make_client()
+    client.start(at(0))
+    discover = sent(client, at(0)).message
+    client.handle(reply(discover, DhcpMessageType.OFFER), at(0))
+    request = sent(client, at(0)).message
+    ack = reply(request, DhcpMessageType.ACK)
+    second = IPv4Address("10.0.0.2")
+    options = tuple(o for o in ack.options if o[0] != 6)
+    options += ((6, SERVER.packed + second.packed), (15, b"lab.example"))
+    client.handle(replace(ack, options=options), at(0))
+    lease = client.lease
+    assert lease is not None
+    assert lease.dns_servers == (SERVER, second) and lease.domain_name == "lab.example"
 
 
 def test_discover_is_retransmitted_with_growing_jittered_intervals() -> None:

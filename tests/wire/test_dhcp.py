@@ -87,3 +87,25 @@ def test_integrity_errors() -> None:
     twice = raw[:240] + b"\x35\x01\x02\x35\x01\x02\xff"
     with pytest.raises(SanityError, match="repeated"):
         DhcpMessage.parse(twice)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"corp.example", "corp.example"),
+        (b"Corp.Example.\x00", "corp.example"),  # trailing dot and NUL, as some servers send
+        (b"lab", "lab"),
+        (b"", None),
+        (b"bad domain", None),
+        (b"-lead.example", None),
+        (b"a..b", None),
+        (b"x" * 64 + b".example", None),  # a label longer than 63 bytes
+        (b"\xff\xfe", None),
+    ],
+)
+def test_domain_name_option(value: bytes, expected: str | None) -> None:
+    ack, _ = DhcpMessage.parse(dhcp_payload(frames.DHCP_ACK))
+    assert ack.domain_name is None
+    with_domain = replace(ack, options=(*ack.options, (15, value)))
+    again, _ = DhcpMessage.parse(with_domain.to_bytes())
+    assert again.domain_name == expected

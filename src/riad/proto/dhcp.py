@@ -49,7 +49,13 @@ _SEC = 1_000_000_000
 _INFINITE = 0xFFFFFFFF
 # What the client asks the server for (option 55).
 _PARAMETERS = bytes(
-    (DhcpOption.SUBNET_MASK, DhcpOption.ROUTER, DhcpOption.DNS_SERVER, DhcpOption.LEASE_TIME)
+    (
+        DhcpOption.SUBNET_MASK,
+        DhcpOption.ROUTER,
+        DhcpOption.DNS_SERVER,
+        DhcpOption.DOMAIN_NAME,
+        DhcpOption.LEASE_TIME,
+    )
 )
 _HELD = ("bound", "renewing", "rebinding")
 
@@ -79,6 +85,8 @@ class DhcpLease:
     """T2; None for an infinite lease."""
     expires_at: Instant | None
     """The end of the lease; None when it is infinite."""
+    domain_name: str | None = None
+    """Option 15, the domain a resolver searches names in (None when not given)."""
 
     @property
     def router(self) -> IPv4Address | None:
@@ -262,6 +270,7 @@ class DhcpClient:
             server=server,
             routers=ack.routers,
             dns_servers=ack.dns_servers,
+            domain_name=ack.domain_name,
             obtained_at=now,
             renew_at=renew_at,
             rebind_at=rebind_at,

@@ -7,7 +7,7 @@ options are kept so a parsed message emits back byte-identical.
 
 Options are kept in order as ``(code, value)`` pairs; typed accessors read the
 ones a client needs (message type, server identifier, lease and renewal
-times, subnet mask, routers, DNS servers). Option overload (52) is not
+times, subnet mask, routers, DNS servers, domain name). Option overload (52) is not
 followed: the ``sname``/``file`` fields are kept as bytes.
 
 ``parse`` checks integrity (236 fixed bytes plus the cookie; every option fits;
@@ -18,6 +18,7 @@ RFC 2131 allows one).
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -56,6 +57,7 @@ class DhcpOption(IntEnum):
     ROUTER = 3
     DNS_SERVER = 6
     HOSTNAME = 12
+    DOMAIN_NAME = 15
     REQUESTED_IP = 50
     LEASE_TIME = 51
     OVERLOAD = 52
@@ -68,6 +70,8 @@ class DhcpOption(IntEnum):
     CLIENT_ID = 61
     END = 255
 
+
+_DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
 
 # Options that must appear at most once in a message riad accepts.
 _SINGLE = frozenset((1, 50, 51, 53, 54, 58, 59))
@@ -147,6 +151,21 @@ class DhcpMessage:
     @property
     def dns_servers(self) -> tuple[IPv4Address, ...]:
         return self._addresses(6)
+
+    @property
+    def domain_name(self) -> str | None:
+        """Option 15 (RFC 2132 3.17): the domain to search names in, or None.
+
+        Trailing NUL bytes (some servers send them) are dropped; a value that
+        is not a DNS name of letters, digits, hyphens and dots reads as None.
+        """
+        value = self.option(15)
+        if value is None:
+            return None
+        text = value.rstrip(b"\x00").rstrip(b".").decode("ascii", "replace").lower()
+        if not _DOMAIN.fullmatch(text) or len(text) > 253:
+            return None
+        return text
 
     @property
     def lease_secs(self) -> int | None:
