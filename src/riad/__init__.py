@@ -28,7 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from riad.app import App, Arg, ConfigError, Devices, MissingDeviceError, port
+    from riad.app import App, Arg, ConfigError, Devices, MissingDeviceError, Volume, port
     from riad.devices import KV, Listener, Stack, WritableKV
     from riad.log import Logger
 
@@ -42,6 +42,7 @@ __all__ = [
     "Logger",
     "MissingDeviceError",
     "Stack",
+    "Volume",
     "WritableKV",
     "__version__",
     "port",
@@ -54,6 +55,7 @@ _LAZY = {
     "Devices": "riad.app",
     "MissingDeviceError": "riad.app",
     "port": "riad.app",
+    "Volume": "riad.app",
     "KV": "riad.devices",
     "Listener": "riad.devices",
     "Stack": "riad.devices",

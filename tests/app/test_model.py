@@ -6,6 +6,7 @@ import pytest
 
 import riad
 from riad.app import App, current_config
+from riad.app.model import parse_size
 
 
 def test_top_level_exports() -> None:
@@ -82,3 +83,46 @@ def test_source_path_takes_a_string_or_a_path() -> None:
     assert app.source_path == Path("/other/svc.py")
     app.source_path = None
     assert app.source_path is None and app.folder == Path.cwd()
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("256M", 256 << 20),
+        ("1G", 1 << 30),
+        ("512k", 512 << 10),
+        ("16MiB", 16 << 20),
+        ("4096", 4096),
+    ],
+)
+def test_volume_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_volume_declarations() -> None:
+    app = riad.App("svc")
+    data = app.volume("data", size="64M", help="state")
+    assert isinstance(data, riad.Volume)
+    assert app.volumes == (data,)
+    assert data.size_bytes == 64 << 20
+    assert data.describe() == "data (64 MiB): state"
+    store = app.kv("links", volume=data)
+    assert (store.volume, store.writable, store.source) == ("data", True, None)
+    with pytest.raises(ValueError, match="declared twice"):
+        app.volume("data")
+    with pytest.raises(ValueError, match="at least 16M"):
+        app.volume("tiny", size="1M")
+    with pytest.raises(ValueError, match="whole number and a unit"):
+        app.volume("odd", size="lots")
+    with pytest.raises(ValueError, match="volume name"):
+        app.volume("Bad Name")
+    other = riad.App("other").volume("data")
+    with pytest.raises(ValueError, match="not this service's"):
+        app.kv("elsewhere", volume=other)
+    with pytest.raises(ValueError, match="no source folder"):
+        app.kv("both", volume=data, source="x")
+    with pytest.raises(RuntimeError, match="no riad service is running"):
+        _ = data.path
+    usage = app.usage()
+    assert "links" in usage and "on volume data" in usage
+    assert "data                         state; 64 MiB" in usage

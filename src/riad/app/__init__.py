@@ -23,7 +23,7 @@ from riad.app.args import (
     port,
 )
 from riad.app.composed import Devices, MissingDeviceError
-from riad.app.model import App, Arg, KVDecl, current_config
+from riad.app.model import App, Arg, KVDecl, Volume, current_config
 from riad.app.run import ExitCode, StackOpener, report_config_error, run, serve, static_stack
 from riad.app.supervise import SupervisedStack
 
@@ -46,6 +46,7 @@ __all__ = [
     "ServiceLoadError",
     "StackOpener",
     "SupervisedStack",
+    "Volume",
     "current_config",
     "load_app",
     "port",

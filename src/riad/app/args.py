@@ -194,7 +194,7 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
 RESERVED_NAMES = frozenset(
     {spec.name for spec in RIAD_ARGS}
     | {"--help", "--version", "--target"}
-    | {"--net", "--tap", "--kv", "--include", "--memory", "--seal"}
+    | {"--net", "--tap", "--kv", "--volume", "--include", "--memory", "--seal"}
     | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
     | {"--single-file"}
 )
@@ -225,6 +225,9 @@ class BootConfig:
     """The service's own arguments by name (``"--port"``), defaults filled in."""
     argv: tuple[str, ...] = ()
     """The arguments as given (a target can hand them on, e.g. to a VM's command line)."""
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    """Where each volume the service declared is, by name, in the running service (a
+    directory); the target fills it in (``riad.app.serve(..., volumes=...)``)."""
 
 
 def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -> BootConfig:

@@ -12,11 +12,12 @@ registers its entry point::
     async def main(dev: riad.Devices) -> None:
         ...  # dev.stack, dev.log, dev.clock, dev.random, dev.kv("htdocs"); port.value
 
-What it declares — the network, key-value stores, its boot arguments — is
-all riad needs to compose it on any target; the service never builds a
-device itself. ``Arg.value`` is the argument's value in the running service
-(it reads the boot configuration of the run it is called from, so one
-process can run the same service twice, as tests do).
+What it declares — the network, key-value stores, volumes, its boot
+arguments — is all riad needs to compose it on any target; the service never
+builds a device itself. ``Arg.value`` is the argument's value in the running
+service, ``Volume.path`` where a volume is (both read the boot configuration
+of the run they are called from, so one process can run the same service
+twice, as tests do).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from riad.app.composed import Devices
 
-__all__ = ["App", "Arg", "KVDecl", "Main", "current_config", "find_app"]
+__all__ = ["App", "Arg", "KVDecl", "Main", "Volume", "current_config", "find_app", "parse_size"]
 
 T = TypeVar("T")
 
@@ -99,6 +100,59 @@ class KVDecl:
     """Default folder of its contents, relative to the service's own folder."""
     writable: bool
     help: str
+    volume: str | None = None
+    """The volume it lives on (an SQLite file there, kept across restarts), if any."""
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MIN_VOLUME_BYTES = 16 << 20
+"""The smallest volume: an ext4 file system with its journal needs a few MiB of its own."""
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"256M"``, ``"1G"``, ``"512K"``, ``"1048576"`` (binary units: M = MiB)."""
+    if isinstance(text, int):
+        return text
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (raw[:-1], raw[-1]) if raw[-1:] in _SIZE_UNITS else (raw, "")
+    if not number.isdigit():
+        raise ValueError(f"size {text!r}: write a whole number and a unit, e.g. 256M or 1G")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A writable directory the service keeps across restarts: ``data.path`` in ``main``.
+
+    Declared with ``app.volume("data", size="256M")``. Where its bytes live is
+    the target's business: a host folder (``unix``, ``sandbox``), a disk image
+    attached to the vm; ``--volume data=PATH`` chooses where, by default under
+    the user's data directory.
+    """
+
+    name: str
+    size_bytes: int
+    help: str = ""
+
+    @property
+    def path(self) -> Path:
+        """The volume's directory in the running service (read and write it with any file API)."""
+        from pathlib import Path
+
+        mounted = current_config().volumes
+        try:
+            return Path(mounted[self.name])
+        except KeyError:
+            raise RuntimeError(
+                f"volume {self.name!r} is not a volume of the running service"
+            ) from None
+
+    def describe(self) -> str:
+        """``data (256 MiB)``, with its help."""
+        from riad.backends.volume import format_bytes
+
+        about = f": {self.help}" if self.help else ""
+        return f"{self.name} ({format_bytes(self.size_bytes)}){about}"
 
 
 class App:
@@ -119,6 +173,7 @@ class App:
         self.description = description
         self._args: dict[str, ArgSpec[Any]] = {}
         self._kvs: dict[str, KVDecl] = {}
+        self._volumes: dict[str, Volume] = {}
         self._main: Main | None = None
         self._lazy_imports: list[str] = []
         self._source_file: str | None = None
@@ -199,22 +254,58 @@ class App:
         return Arg(spec)
 
     def kv(
-        self, name: str, *, source: str | None = None, writable: bool = False, help: str = ""
+        self,
+        name: str,
+        *,
+        source: str | None = None,
+        writable: bool = False,
+        volume: Volume | None = None,
+        help: str = "",
     ) -> KVDecl:
         """Declare a key-value store, used as ``dev.kv(name)``.
 
         ``source`` is the folder holding its contents, relative to the service's
         own folder (default: a folder named ``name``); the unix target serves it
         from there, the vm target packs it into the image. A ``writable`` store
-        starts with those contents (or empty) and lives in memory.
+        starts with those contents (or empty) and lives in memory. A store on a
+        ``volume`` (declared with :meth:`volume`) is writable and kept there, in
+        one SQLite file, across restarts (``riad.backends.kv.sqlite``).
         """
         if not _APP_NAME.match(name):
             raise ValueError(f"store name {name!r}: use lowercase letters, digits, '-' and '_'")
         if name in self._kvs:
             raise ValueError(f"key-value store {name!r} is declared twice")
-        decl = KVDecl(name, source if source is not None else name, writable, help)
+        if volume is not None:
+            if self._volumes.get(volume.name) is not volume:
+                raise ValueError(
+                    f"store {name!r}: volume {volume.name!r} is not this service's; "
+                    "declare it first with app.volume(...)"
+                )
+            if source is not None:
+                raise ValueError(f"store {name!r} lives on a volume: it has no source folder")
+            decl = KVDecl(name, None, True, help, volume.name)
+        else:
+            decl = KVDecl(name, source if source is not None else name, writable, help)
         self._kvs[name] = decl
         return decl
+
+    def volume(self, name: str, *, size: str | int = "256M", help: str = "") -> Volume:
+        """Declare a volume: a directory kept across restarts, ``volume.path`` in ``main``.
+
+        ``size`` is what it must hold (``"256M"``, ``"1G"``; at least 16M): a
+        vm's disk image is made that large, a host folder's file system must
+        have that much room. See ``docs/writing-a-service.md``.
+        """
+        if not _APP_NAME.match(name):
+            raise ValueError(f"volume name {name!r}: use lowercase letters, digits, '-' and '_'")
+        if name in self._volumes:
+            raise ValueError(f"volume {name!r} is declared twice")
+        size_bytes = parse_size(size)
+        if size_bytes < MIN_VOLUME_BYTES:
+            raise ValueError(f"volume {name!r}: {size_bytes} bytes is too small; give at least 16M")
+        declared = Volume(name, size_bytes, help)
+        self._volumes[name] = declared
+        return declared
 
     def lazy_imports(self, *modules: str) -> None:
         """Declare modules the service imports only after start-up (in a handler, say).
@@ -256,6 +347,11 @@ class App:
         return tuple(self._kvs.values())
 
     @property
+    def volumes(self) -> tuple[Volume, ...]:
+        """The volumes the service declared, in declaration order."""
+        return tuple(self._volumes.values())
+
+    @property
     def lazy_modules(self) -> tuple[str, ...]:
         """The modules declared with :meth:`lazy_imports`."""
         return tuple(self._lazy_imports)
@@ -294,7 +390,15 @@ class App:
             for decl in self._kvs.values():
                 mode = "read-write" if decl.writable else "read-only"
                 text = f"{decl.help}; " if decl.help else ""
-                lines.append(f"  {decl.name:<28} {text}{mode}, from {decl.source}/")
+                where = f"on volume {decl.volume}" if decl.volume else f"from {decl.source}/"
+                lines.append(f"  {decl.name:<28} {text}{mode}, {where}")
+        if self._volumes:
+            lines += ["", "volumes (riad run --volume NAME=PATH chooses where):"]
+            from riad.backends.volume import format_bytes
+
+            for vol in self._volumes.values():
+                text = f"{vol.help}; " if vol.help else ""
+                lines.append(f"  {vol.name:<28} {text}{format_bytes(vol.size_bytes)}")
         lines += ["", "riad boot arguments (every target):"]
         lines += [spec.usage() for spec in RIAD_ARGS]
         return "\n".join(lines)

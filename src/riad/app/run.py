@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -82,6 +83,7 @@ async def serve(
     *,
     open_stack: StackOpener | None = None,
     kvs: Mapping[str, KV] | None = None,
+    volumes: Mapping[str, str] | None = None,
     console: Console | None = None,
     clock: Clock | None = None,
     random: Random | None = None,
@@ -91,7 +93,10 @@ async def serve(
     """Run ``app`` with ``config`` on the running loop until it ends; return its exit code.
 
     ``open_stack`` provides the network when the app declared one; ``kvs``
-    every store it declared (by name). Setting ``stop`` asks the service to
+    every store it declared (by name) but those on a volume, which are opened
+    here (``riad.backends.kv.sqlite``) and closed at the end; ``volumes`` the
+    directory of every volume it declared, as the service sees it (the target
+    has checked and prepared them). Setting ``stop`` asks the service to
     stop, as SIGTERM does.
     """
     console = console if console is not None else FdConsole()
@@ -100,6 +105,8 @@ async def serve(
     stop = stop if stop is not None else asyncio.Event()
     logs = Logs(console, clock, config.logs)
     riad_log = logs.source("riad")
+    if volumes:
+        config = dataclasses.replace(config, volumes=dict(volumes))
     token = bind_config(config)
     try:
         with logs.capture_stdlib_logging():
@@ -128,7 +135,10 @@ async def _serve(
     grace_s: float,
 ) -> ExitCode:
     entry = _entry(app)
-    missing = [decl.name for decl in app.kvs if decl.name not in kvs]
+    lost = [vol.name for vol in app.volumes if vol.name not in config.volumes]
+    if lost:
+        raise MissingDeviceError(f"no volume {lost[0]!r} was provided for service {app.name!r}")
+    missing = [decl.name for decl in app.kvs if decl.name not in kvs and decl.volume is None]
     if missing:
         raise MissingDeviceError(
             f"no key-value store {missing[0]!r} was provided for service {app.name!r}"
@@ -136,6 +146,7 @@ async def _serve(
     if app.network and open_stack is None:
         raise MissingDeviceError(f"service {app.name!r} needs a network and none was composed")
     async with contextlib.AsyncExitStack() as resources:
+        kvs = {**kvs, **_open_volume_stores(app, config, kvs, resources)}
         supervised: SupervisedStack | None = None
         if app.network and open_stack is not None:
             stack = await resources.enter_async_context(open_stack(logs))
@@ -155,6 +166,28 @@ async def _serve(
         finally:
             if supervised is not None:
                 await supervised.aclose(grace_s)
+
+
+def _open_volume_stores(
+    app: App, config: BootConfig, given: Mapping[str, KV], resources: contextlib.AsyncExitStack
+) -> dict[str, KV]:
+    """The stores declared on a volume (not given already), opened; closed with ``resources``."""
+    on_volumes = [decl for decl in app.kvs if decl.volume is not None and decl.name not in given]
+    if not on_volumes:
+        return {}
+    from riad.backends.kv.sqlite import SqliteKV, store_file  # SQLite only for such a service
+    from riad.devices import KVError
+
+    opened: dict[str, KV] = {}
+    for decl in on_volumes:
+        assert decl.volume is not None
+        try:
+            store = SqliteKV(store_file(config.volumes[decl.volume], decl.name))
+        except KVError as exc:
+            raise ConfigError(f"key-value store {decl.name!r}: {exc}") from None
+        resources.callback(store.close)
+        opened[decl.name] = store
+    return opened
 
 
 def _entry(app: App) -> Callable[[Devices], object]:
@@ -222,6 +255,7 @@ def run(
     *,
     open_stack: StackOpener | None = None,
     kvs: Mapping[str, KV] | None = None,
+    volumes: Mapping[str, str] | None = None,
     console: Console | None = None,
     clock: Clock | None = None,
     random: Random | None = None,
@@ -251,6 +285,7 @@ def run(
                 config,
                 open_stack=open_stack,
                 kvs=kvs,
+                volumes=volumes,
                 console=console,
                 clock=clock,
                 random=random,

@@ -3,7 +3,7 @@
 A target runs a service from a :class:`RunRequest`: the service as the user
 named it, its boot arguments, and the options of ``riad run``, typed. The
 options that mean the same on several targets are fields of the request
-(``net``, ``tap``, ``kv``, ``include``, ``memory_mib``; each target says
+(``net``, ``tap``, ``kv``, ``volume``, ``include``, ``memory_mib``; each target says
 which it takes, see :data:`RUN_OPTIONS`); what only one target has is that
 target's own :class:`TargetOptions` (``SandboxOptions``, ``VmOptions``), in
 ``request.options``.
@@ -79,6 +79,8 @@ class RunRequest:
     """An existing TAP device to use (``--tap``); ``None``: riad creates one (as root)."""
     kv: tuple[str, ...] = ()
     """``NAME=PATH``: where a key-value store comes from (``--kv``)."""
+    volume: tuple[str, ...] = ()
+    """``NAME=PATH``: where a volume lives on the host (``--volume``)."""
     include: tuple[str, ...] = ()
     """Modules to import before the seal, or pack into an image, besides the traced ones."""
     memory_mib: int | None = None
@@ -147,6 +149,10 @@ def _add_kv(group: argparse._ArgumentGroup, help: str) -> None:
     group.add_argument("--kv", action="append", metavar="NAME=PATH", help=help)
 
 
+def _add_volume(group: argparse._ArgumentGroup, help: str) -> None:
+    group.add_argument("--volume", action="append", metavar="NAME=PATH", help=help)
+
+
 def _add_include(group: argparse._ArgumentGroup, help: str) -> None:
     group.add_argument("--include", action="append", metavar="MODULE", help=help)
 
@@ -159,6 +165,7 @@ RUN_OPTIONS: dict[str, Callable[[argparse._ArgumentGroup, str], None]] = {
     "net": _add_net,
     "tap": _add_tap,
     "kv": _add_kv,
+    "volume": _add_volume,
     "include": _add_include,
     "memory": _add_memory,
 }
@@ -175,7 +182,7 @@ def add_run_options(parser: argparse.ArgumentParser, target: Target) -> None:
     group = parser.add_argument_group(f"{target.name} target (-t {target.name})")
     for key, help in target.run_options.items():
         RUN_OPTIONS[key](group, help)
-    parser.set_defaults(net=None, tap=None, kv=None, include=None, memory=None)
+    parser.set_defaults(net=None, tap=None, kv=None, volume=None, include=None, memory=None)
     target.add_options(group)
 
 
@@ -189,6 +196,7 @@ def read_request(
         net=args.net,
         tap=args.tap,
         kv=tuple(args.kv or ()),
+        volume=tuple(args.volume or ()),
         include=tuple(args.include or ()),
         memory_mib=args.memory,
         options=target.read_options(args),

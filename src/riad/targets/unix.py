@@ -12,6 +12,9 @@
 - Key-value stores come from where the service declared (relative to its own
   folder) or ``--kv NAME=PATH``: a folder is served as it is, a file is an
   embedded store packed with ``riad.backends.kv.pack``.
+- Volumes are host folders: ``--volume NAME=PATH``, by default under the
+  user's data directory (``riad.targets.volumes``); stores declared on a
+  volume are SQLite files there.
 - Log lines go to standard error; exit status as in ``riad.app.ExitCode``.
 """
 
@@ -30,6 +33,7 @@ from riad.backends.console import FdConsole
 from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
 from riad.targets.target import RunRequest, Target, prepare_service
+from riad.targets.volumes import prepare_volumes
 
 __all__ = ["TARGET", "UnixTarget", "kv_sources", "open_kvs", "read_tree"]
 
@@ -44,6 +48,8 @@ class UnixTarget:
         "tap": "with --net direct: use this existing TAP device (default: create one, as root)",
         "kv": "serve key-value store NAME from PATH: a folder, or a packed store file "
         "(default: where the service says)",
+        "volume": "keep volume NAME in folder PATH (made on first use; default: "
+        "~/.local/share/riad/SERVICE/NAME)",
     }
 
     def add_options(self, group: argparse._ArgumentGroup) -> None:
@@ -60,11 +66,19 @@ class UnixTarget:
             return prepared
         app, config = prepared
         try:
+            volumes = prepare_volumes(app, request.volume)
             kvs = open_kvs(app, request.kv)
             open_stack = _stack_opener(app, config, request)
         except ConfigError as exc:
             return report_config_error(exc, console)
-        return run_app(app, config, open_stack=open_stack, kvs=kvs, console=console)
+        return run_app(
+            app,
+            config,
+            open_stack=open_stack,
+            kvs=kvs,
+            volumes={name: str(path) for name, path in volumes.items()},
+            console=console,
+        )
 
 
 TARGET: Target = UnixTarget()
@@ -93,6 +107,8 @@ def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpe
 def kv_sources(app: App, overrides: Sequence[str] = ()) -> dict[KVDecl, Path | None]:
     """Where each store ``app`` declares comes from: ``NAME=PATH`` overrides, else its source.
 
+    Stores on a volume are not among them: they are files on their volume.
+
     Raises ``ConfigError`` for an override that is malformed or names no store.
     """
     folders: dict[str, Path] = {}
@@ -100,12 +116,14 @@ def kv_sources(app: App, overrides: Sequence[str] = ()) -> dict[KVDecl, Path | N
         name, sep, folder_text = item.partition("=")
         if not sep or not name or not folder_text:
             raise ConfigError(f"--kv {item!r}: write --kv NAME=PATH")
-        if name not in {decl.name for decl in app.kvs}:
-            declared = ", ".join(decl.name for decl in app.kvs) or "none"
+        if name not in {decl.name for decl in app.kvs if decl.volume is None}:
+            declared = ", ".join(decl.name for decl in app.kvs if decl.volume is None) or "none"
             raise ConfigError(f"--kv {item!r}: the service has no store {name!r} ({declared})")
         folders[name] = Path(folder_text)
     sources: dict[KVDecl, Path | None] = {}
     for decl in app.kvs:
+        if decl.volume is not None:
+            continue  # an SQLite file on its volume, opened by riad.app.serve
         folder = folders.get(decl.name)
         if folder is None and decl.source is not None:
             folder = app.folder / decl.source
