@@ -308,7 +308,7 @@ def _boot(
             if "Initramfs unpacking failed" in line:
                 notice(
                     f"the image does not fit in {memory_mb} MB of guest memory: "
-                    "give more with --memory MB"
+                    "give more with --memory MiB"
                 )
             if mark is None:
                 if line or times.pid1 is not None:
