@@ -30,7 +30,7 @@ def reply(sender_mac: MacAddress, sender: IPv4Address) -> ArpPacket:
 
 def test_answers_requests_for_our_address_and_learns_the_asker() -> None:
     arp: ArpResolver[str] = ArpResolver(ME_MAC, ME)
-    arp.handle_packet(request(PEER_MAC, PEER, ME), T0)
+    arp.handle(request(PEER_MAC, PEER, ME), T0)
     assert arp.poll_transmit(T0) == [
         (
             PEER_MAC,
@@ -45,20 +45,20 @@ def test_answers_requests_for_our_address_and_learns_the_asker() -> None:
 def test_ignores_what_is_not_for_us_but_refreshes_known_entries() -> None:
     arp: ArpResolver[str] = ArpResolver(ME_MAC, ME)
     other = IPv4Address("10.0.0.3")
-    arp.handle_packet(request(PEER_MAC, PEER, other), T0)
+    arp.handle(request(PEER_MAC, PEER, other), T0)
     assert arp.poll_transmit(T0) == [] and arp.lookup(PEER, T0) is None
     assert arp.drops["arp.not_for_us"] == 1
-    arp.handle_packet(request(PEER_MAC, PEER, ME), T0)
+    arp.handle(request(PEER_MAC, PEER, ME), T0)
     arp.poll_transmit(T0)
     moved = MacAddress("02:00:00:00:00:99")
-    arp.handle_packet(request(moved, PEER, other), T0)  # gratuitous-style update of a known entry
+    arp.handle(request(moved, PEER, other), T0)  # gratuitous-style update of a known entry
     assert arp.lookup(PEER, T0) == moved
 
 
 def test_conflicts_and_own_packets_are_never_cached() -> None:
     arp: ArpResolver[str] = ArpResolver(ME_MAC, ME)
-    arp.handle_packet(request(PEER_MAC, ME, ME), T0)
-    arp.handle_packet(request(ME_MAC, PEER, ME), T0)
+    arp.handle(request(PEER_MAC, ME, ME), T0)
+    arp.handle(request(ME_MAC, PEER, ME), T0)
     assert arp.poll_transmit(T0) == [] and arp.entries() == {}
     assert arp.drops["arp.address_conflict"] == 1 and arp.drops["arp.own_packet"] == 1
 
@@ -77,7 +77,7 @@ def test_resolution_retries_then_gives_up_and_counts_the_waiting_packets() -> No
     now = Instant.from_secs(3)
     arp.on_timeout(now)
     assert arp.poll_transmit(now) == [] and arp.poll_at() is None
-    assert arp.drops["arp.unresolved"] == 2 and arp.take_released() == []
+    assert arp.drops["arp.unresolved"] == 2 and arp.take_events() == []
 
 
 def test_reply_releases_waiting_packets_in_order() -> None:
@@ -85,8 +85,8 @@ def test_reply_releases_waiting_packets_in_order() -> None:
     for item in ("a", "b", "c"):
         arp.resolve(PEER, item, T0)
     arp.poll_transmit(T0)
-    arp.handle_packet(reply(PEER_MAC, PEER), Instant.from_secs(0.5))
-    assert arp.take_released() == [(PEER_MAC, "a"), (PEER_MAC, "b"), (PEER_MAC, "c")]
+    arp.handle(reply(PEER_MAC, PEER), Instant.from_secs(0.5))
+    assert arp.take_events() == [(PEER_MAC, "a"), (PEER_MAC, "b"), (PEER_MAC, "c")]
     assert arp.poll_at() is None and arp.lookup(PEER, T0) == PEER_MAC
 
 
@@ -100,7 +100,7 @@ def test_bounds_on_pending_packets_hosts_and_entries() -> None:
     assert not arp.resolve(IPv4Address("10.0.0.4"), 0, T0)
     for i in range(10):
         mac = MacAddress(bytes([2, 1, 0, 0, 0, i]))
-        arp.handle_packet(request(mac, IPv4Address(f"10.0.1.{i}"), ME), T0)
+        arp.handle(request(mac, IPv4Address(f"10.0.1.{i}"), ME), T0)
     assert len(arp.entries()) == 3 and arp.drops["arp.cache_evicted"] == 7
     assert IPv4Address("10.0.1.9") in arp.entries()
 
@@ -108,7 +108,7 @@ def test_bounds_on_pending_packets_hosts_and_entries() -> None:
 def test_expired_entry_is_used_while_refreshing_and_dropped_when_unanswered() -> None:
     cfg = ArpConfig(entry_lifetime=Duration.from_secs(10), max_requests=2)
     arp: ArpResolver[str] = ArpResolver(ME_MAC, ME, config=cfg)
-    arp.handle_packet(request(PEER_MAC, PEER, ME), T0)
+    arp.handle(request(PEER_MAC, PEER, ME), T0)
     arp.poll_transmit(T0)
     late = Instant.from_secs(11)
     assert arp.lookup(PEER, late) == PEER_MAC

@@ -108,7 +108,7 @@ def test_discover_offer_request_ack() -> None:
 
     client.handle(reply(request, DhcpMessageType.ACK), at(0.02))
     assert client.state is DhcpState.BOUND
-    [event] = client.events()
+    [event] = client.take_events()
     assert isinstance(event, LeaseAcquired)
     lease = event.lease
     assert (lease.address, lease.prefix_len, lease.router, lease.server) == (
@@ -187,7 +187,7 @@ def test_request_retried_then_back_to_discover() -> None:
 def test_renew_with_the_server_at_t1() -> None:
     client = make_client()
     bind(client)
-    client.events()
+    client.take_events()
     client.on_timeout(at(60))
     out = sent(client, at(60))
     assert client.state is DhcpState.RENEWING
@@ -196,14 +196,14 @@ def test_renew_with_the_server_at_t1() -> None:
     assert not out.message.broadcast
     client.handle(reply(out.message, DhcpMessageType.ACK), at(61))
     assert client.state is DhcpState.BOUND
-    [event] = client.events()
+    [event] = client.take_events()
     assert isinstance(event, LeaseRenewed) and event.lease.renew_at == at(121)
 
 
 def test_rebind_then_expire() -> None:
     client = make_client()
     bind(client)
-    client.events()
+    client.take_events()
     client.on_timeout(at(60))
     assert sent(client, at(60)).dst == SERVER
     # no answer: retransmit at least 60 s later but never past T2 (105 s)
@@ -214,7 +214,7 @@ def test_rebind_then_expire() -> None:
     assert out.src == OFFERED and out.message.ciaddr == OFFERED
     assert client.poll_at() == at(120)
     client.on_timeout(at(120))
-    [lost] = client.events()
+    [lost] = client.take_events()
     assert isinstance(lost, LeaseLost) and lost.address == OFFERED and "expired" in lost.reason
     assert client.state is DhcpState.SELECTING and client.lease is None
     assert sent(client, at(120)).message.message_type == DhcpMessageType.DISCOVER
@@ -223,14 +223,14 @@ def test_rebind_then_expire() -> None:
 def test_rebind_answered_by_another_server() -> None:
     client = make_client()
     bind(client)
-    client.events()
+    client.take_events()
     client.on_timeout(at(60))
     sent(client, at(60))
     client.on_timeout(at(105))
     request = sent(client, at(105)).message
     other = IPv4Address("10.0.0.2")
     client.handle(reply(request, DhcpMessageType.ACK, server=other), at(106))
-    [event] = client.events()
+    [event] = client.take_events()
     assert isinstance(event, LeaseRenewed) and event.lease.server == other
 
 

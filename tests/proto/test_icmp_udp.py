@@ -63,13 +63,13 @@ def test_errors_follow_rfc1122_and_are_rate_limited() -> None:
     assert icmp.drops["icmp.error_rate_limited"] == 3
 
 
-def test_received_errors_become_events() -> None:
+def test_received_errors_are_handed_back_for_their_transport() -> None:
     icmp = IcmpCore()
     offending = Ipv4Header(src=ME, dst=PEER, protocol=17, total_length=28).to_bytes()
     quote = offending + UdpHeader(src_port=5000, dst_port=53, length=8).to_bytes()
     message = IcmpHeader.dest_unreachable(3).build(quote)
-    icmp.handle(ip(1, len(message)), message, T0)
-    (event,) = icmp.take_errors()
+    event = icmp.handle(ip(1, len(message)), message, T0)
+    assert event is not None
     assert event.type == 3 and event.code == 3 and event.quoted.dst == PEER
     assert event.quoted_payload[:4] == b"\x13\x88\x00\x35"
     assert icmp.poll_transmit(T0) == []
@@ -92,10 +92,10 @@ def test_udp_demux_prefers_exact_and_connected_sockets() -> None:
         udp.bind(ME, 53)
     assert info.value.errno == errno.EADDRINUSE
     for port in (53, 54, 55):
-        assert udp.handle_ip(*udp_datagram(port, b"x%d" % port), T0, False)
-    assert not udp.handle_ip(*udp_datagram(55, b"from elsewhere", src_port=4001), T0, False)
-    assert not udp.handle_ip(*udp_datagram(56, b"closed"), T0, False)
-    assert [s.local_port for s in udp.take_ready()] == [53, 54, 55]
+        assert udp.handle(*udp_datagram(port, b"x%d" % port), T0, False)
+    assert not udp.handle(*udp_datagram(55, b"from elsewhere", src_port=4001), T0, False)
+    assert not udp.handle(*udp_datagram(56, b"closed"), T0, False)
+    assert [s.local_port for s in udp.take_events()] == [53, 54, 55]
     assert wildcard.take() == [(b"x53", ("10.0.0.2", 4000))]
     assert exact.take() == [(b"x54", ("10.0.0.2", 4000))]
     assert udp.drops["udp.no_socket"] == 2
@@ -107,16 +107,16 @@ def test_udp_checksum_buffer_bounds_and_close() -> None:
     header, payload = udp_datagram(9, b"a" * 60)
     broken = bytearray(payload)
     broken[-1] ^= 1
-    assert udp.handle_ip(header, memoryview(broken), T0, False)  # dropped, not answered
+    assert udp.handle(header, memoryview(broken), T0, False)  # dropped, not answered
     assert udp.drops["udp.checksum.checksum"] == 1
-    assert udp.handle_ip(header, memoryview(broken), T0, True)  # device vouched: accepted
-    assert udp.handle_ip(*udp_datagram(9, b"b" * 60), T0, False)
+    assert udp.handle(header, memoryview(broken), T0, True)  # device vouched: accepted
+    assert udp.handle(*udp_datagram(9, b"b" * 60), T0, False)
     assert udp.drops["udp.rx_buffer_full"] == 1
-    assert udp.handle_ip(*udp_datagram(9, b"c" * 200), T0, False)
+    assert udp.handle(*udp_datagram(9, b"c" * 200), T0, False)
     assert udp.drops["udp.too_large"] == 1
     assert len(sock.take()) == 1
     udp.close(sock)
-    assert not udp.handle_ip(*udp_datagram(9, b"late"), T0, False)
+    assert not udp.handle(*udp_datagram(9, b"late"), T0, False)
 
 
 def test_ephemeral_ports_and_encoding() -> None:

@@ -31,7 +31,7 @@ def make(caps: DeviceCapabilities = PLAIN, gateway: IPv4Address | None = GW) -> 
 
 def learn(iface: Interface, mac: MacAddress, ip: IPv4Address) -> None:
     packet = ArpPacket(operation=2, sender_mac=mac, sender_ip=ip, target_mac=ME_MAC, target_ip=ME)
-    iface.receive(
+    iface.handle(
         EthernetHeader(dst=ME_MAC, src=mac, ethertype=0x0806).to_bytes() + packet.to_bytes(), 0, T0
     )
 
@@ -51,7 +51,7 @@ class FakeTransport:
         self.deadline: Instant | None = None
         self.timeouts: list[Instant] = []
 
-    def handle_ip(
+    def handle(
         self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         self.seen.append((ip, bytes(payload), checksum_trusted))
@@ -72,12 +72,12 @@ class FakeTransport:
 def test_outgoing_datagram_waits_for_arp_then_goes_out_framed() -> None:
     iface = make()
     assert iface.send_ip(PEER, 17, [b"\x00" * 8, b"data"], T0)
-    (arp_frame,) = iface.take_frames(T0)
+    (arp_frame,) = iface.poll_transmit(T0)
     eth, payload = EthernetHeader.parse(joined(arp_frame))
     assert eth.ethertype == 0x0806 and len(joined(arp_frame)) == 60
     assert ArpPacket.parse(payload)[0].target_ip == PEER
     learn(iface, PEER_MAC, PEER)
-    (frame,) = iface.take_frames(T0)
+    (frame,) = iface.poll_transmit(T0)
     eth, payload = EthernetHeader.parse(joined(frame))
     ip, data = Ipv4Header.parse(payload)
     assert eth.dst == PEER_MAC and eth.src == ME_MAC and ip.src == ME and ip.dst == PEER
@@ -88,7 +88,7 @@ def test_off_link_goes_to_the_gateway_and_no_route_is_counted() -> None:
     iface = make()
     learn(iface, GW_MAC, GW)
     iface.send_ip(IPv4Address("192.0.2.9"), 17, [b"x" * 8], T0)
-    (frame,) = iface.take_frames(T0)
+    (frame,) = iface.poll_transmit(T0)
     assert joined(frame)[:6] == bytes(GW_MAC)
     lonely = make(gateway=None)
     assert not lonely.send_ip(IPv4Address("192.0.2.9"), 17, [b"x" * 8], T0)
@@ -108,7 +108,7 @@ def test_large_datagram_is_fragmented_and_a_partial_checksum_finished() -> None:
     partial = pseudo_header_sum(ME.packed, PEER.packed, 17, 4008)
     header[6:8] = partial.to_bytes(2, "big")
     iface.send_ip(PEER, 17, [header, data], T0, TransportOffload(csum_offset=6))
-    frames = iface.take_frames(T0)
+    frames = iface.poll_transmit(T0)
     assert len(frames) == 3 and all(tx is None for _, tx in frames)
     payload = b""
     for frame in frames:
@@ -131,10 +131,10 @@ def test_transports_plug_in_by_protocol_number_with_offloads_and_timers() -> Non
     learn(iface, PEER_MAC, PEER)
     segment = Ipv4Header(src=PEER, dst=ME, protocol=6, total_length=40).to_bytes() + bytes(20)
     frame = EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x0800).to_bytes() + segment
-    iface.receive(frame, RX_CSUM_PARTIAL, T0)
+    iface.handle(frame, RX_CSUM_PARTIAL, T0)
     assert tcp.seen[0][2] is True and tcp.seen[0][0].protocol == 6
     tcp.outbox.append(Outbound(PEER, 6, [bytes(20), bytes(10000)], TransportOffload(16, 1448, 20)))
-    (out,) = iface.take_frames(T0)
+    (out,) = iface.poll_transmit(T0)
     _parts, tx = out
     assert tx is not None and (tx.csum_start, tx.csum_offset) == (34, 16)
     assert (tx.gso_type, tx.gso_size, tx.hdr_len) == (GSO_TCPV4, 1448, 54)
@@ -152,17 +152,17 @@ def test_frames_not_for_us_and_unknown_protocols() -> None:
     other = EthernetHeader(
         dst=MacAddress("02:00:00:00:00:77"), src=PEER_MAC, ethertype=0x0800
     ).to_bytes()
-    iface.receive(other + bytes(40), 0, T0)
+    iface.handle(other + bytes(40), 0, T0)
     to_other_ip = Ipv4Header(
         src=PEER, dst=IPv4Address("10.0.0.9"), protocol=17, total_length=28
     ).to_bytes()
     eth = EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x0800).to_bytes()
-    iface.receive(eth + to_other_ip + bytes(8), 0, T0)
+    iface.handle(eth + to_other_ip + bytes(8), 0, T0)
     sctp = Ipv4Header(src=PEER, dst=ME, protocol=132, total_length=28).to_bytes()
-    iface.receive(eth + sctp + bytes(8), 0, T0)
+    iface.handle(eth + sctp + bytes(8), 0, T0)
     assert iface.drops["ethernet.not_for_us"] == 1 and iface.drops["ipv4.not_for_us"] == 1
     assert iface.drops["ipv4.unknown_protocol"] == 1
-    (unreachable,) = iface.take_frames(T0)
+    (unreachable,) = iface.poll_transmit(T0)
     raw = joined(unreachable)
     assert raw[14 + 9] == 1 and raw[34] == 3 and raw[35] == 2  # ICMP protocol unreachable
 
@@ -174,12 +174,12 @@ def test_reassembly_timeout_sends_time_exceeded() -> None:
     first = Ipv4Header(
         src=PEER, dst=ME, protocol=17, total_length=36, identification=9, more_fragments=True
     )
-    iface.receive(eth + first.to_bytes() + bytes(16), 0, T0)
-    assert iface.take_frames(T0) == []
+    iface.handle(eth + first.to_bytes() + bytes(16), 0, T0)
+    assert iface.poll_transmit(T0) == []
     deadline = iface.poll_at()
     assert deadline == Instant.from_secs(30)
     iface.on_timeout(deadline)
-    (frame,) = iface.take_frames(deadline)
+    (frame,) = iface.poll_transmit(deadline)
     raw = joined(frame)
     assert raw[14 + 9] == 1 and (raw[34], raw[35]) == (11, 1)
     assert iface.drops["ipv4.reassembly.timeout"] == 1

@@ -76,11 +76,11 @@ def test_any_frames_are_absorbed(frames: list[tuple[bytes, int]]) -> None:
     iface, _ = _make()
     now = Instant(0)
     for frame, flags in frames:
-        iface.receive(frame, flags, now)
+        iface.handle(frame, flags, now)
         now = Instant(now.ns + 1_000_000)
-    iface.take_frames(now)
+    iface.poll_transmit(now)
     iface.on_timeout(Instant(now.ns + 60_000_000_000))
     assert iface.reassembler.in_progress == 0
     # still answers a ping afterwards
-    iface.receive(SEEDS[2], 0, now)
-    assert any(parts for parts, _ in iface.take_frames(now))
+    iface.handle(SEEDS[2], 0, now)
+    assert any(parts for parts, _ in iface.poll_transmit(now))

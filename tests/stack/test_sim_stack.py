@@ -161,7 +161,7 @@ def test_a_failing_transport_is_counted_and_the_stack_goes_on() -> None:
     class Broken:
         protocol = 99
 
-        def handle_ip(self, ip: object, payload: object, now: object, trusted: bool) -> bool:
+        def handle(self, ip: object, payload: object, now: object, trusted: bool) -> bool:
             raise RuntimeError("bug in a transport")
 
         def poll_transmit(self, now: object) -> list[object]:

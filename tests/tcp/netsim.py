@@ -145,7 +145,7 @@ class Sim:
         hdr, payload = TcpHeader.parse(raw, src, dst)
         if name == "ba":
             if hdr.dst_port == self.client.local_port:
-                self.client.on_segment(self.now, hdr, payload)
+                self.client.handle(hdr, payload, self.now)
             return
         conn = self.server
         if conn is not None and conn.state is TcpState.TIME_WAIT and conn.time_wait_accepts(hdr):
@@ -155,7 +155,7 @@ class Sim:
                 conn, _ = self.listener.on_syn(self.now, dst, src, hdr)
                 self.server = conn
             return
-        conn.on_segment(self.now, hdr, payload)
+        conn.handle(hdr, payload, self.now)
 
     def _flush(self) -> None:
         for _ in range(100000):

@@ -55,7 +55,7 @@ def feed(
     conn: TcpConnection, now: Instant, hdr: TcpHeader, payload: bytes = b""
 ) -> list[TcpSegment]:
     """Give ``conn`` one segment and return everything it sends right after."""
-    conn.on_segment(now, hdr, memoryview(payload))
+    conn.handle(hdr, memoryview(payload), now)
     return drain(conn, now)
 
 

@@ -83,7 +83,7 @@ def test_random_segments_never_raise(which: int, cfg: int, script: list) -> None
         hdr = TcpHeader(
             src_port=80, dst_port=49500, seq=seq, ack=ack, flags=flags, window=window, options=opts
         )
-        conn.on_segment(now, hdr, memoryview(payload))
+        conn.handle(hdr, memoryview(payload), now)
         drain(conn, now)
         if conn.poll_at() is not None and conn.poll_at() <= now:  # type: ignore[operator]
             conn.on_timeout(now)
@@ -104,7 +104,7 @@ def test_garbage_bytes_are_parse_errors_or_harmless(raw: bytes) -> None:
         hdr, payload = TcpHeader.parse(raw)
     except ParseError:
         return
-    conn.on_segment(T0, hdr, payload)
+    conn.handle(hdr, payload, T0)
     drain(conn, T0)
     if hdr.flags & SYN and not hdr.flags & ACK:
         new, _ = lst.on_syn(T0, LOCAL, REMOTE, hdr)

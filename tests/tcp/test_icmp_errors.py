@@ -19,7 +19,7 @@ import pytest
 
 from riad.backends.netdev import PLAIN as PLAIN_DEVICE
 from riad.proto.icmp import IcmpError
-from riad.proto.tcp import SequenceSecret, TcpConfig, TcpState
+from riad.proto.tcp import SequenceSecret, TcpConfig, TcpEvent, TcpState
 from riad.proto.tcp.core import TcpCore
 from riad.stack.iface import Interface, InterfaceConfig
 from riad.time import Duration
@@ -82,7 +82,7 @@ def icmp(kind: int, code: int, seq: int, *, mtu: int = 0, sent: int = 1500) -> I
 def test_hard_error_ends_the_handshake_at_once(code: int, want: int) -> None:
     conn = connect()
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(3, code, ISS, sent=44), ISS) is None
+    assert conn.handle_icmp_error(icmp(3, code, ISS, sent=44), ISS, ms(1)) is None
     assert conn.state is TcpState.CLOSED
     assert conn.error is not None and conn.error.errno == want
     assert str(ROUTER) in str(conn.error)
@@ -94,7 +94,7 @@ def test_hard_error_ends_the_handshake_at_once(code: int, want: int) -> None:
 def test_parameter_problem_is_hard_in_the_handshake() -> None:
     conn = connect()
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(12, 0, ISS, sent=44), ISS) is None
+    assert conn.handle_icmp_error(icmp(12, 0, ISS, sent=44), ISS, ms(1)) is None
     assert conn.error is not None and conn.error.errno == errno.EPROTO
 
 
@@ -102,7 +102,7 @@ def test_hard_error_quoting_another_sequence_number_is_ignored() -> None:
     conn = connect()
     drain(conn, T0)
     for wrong in (ISS - 1, ISS + 2, ISS + 100_000, ISS ^ 0x80000000):
-        assert conn.on_icmp_error(ms(1), icmp(3, 3, wrong), wrong) == "tcp.icmp_out_of_window"
+        assert conn.handle_icmp_error(icmp(3, 3, wrong), wrong, ms(1)) == "tcp.icmp_out_of_window"
     assert conn.state is TcpState.SYN_SENT and conn.error is None
     assert conn.stats.icmp_errors == 0
 
@@ -114,7 +114,7 @@ def test_soft_error_is_the_reason_when_the_handshake_times_out() -> None:
     )  # fmt: skip
     conn = connect(config)
     assert [brief(s)[2] for s in drain(conn, T0)] == ["S"]
-    assert conn.on_icmp_error(ms(1), icmp(3, 1, ISS, sent=44), ISS) is None  # host unreachable
+    assert conn.handle_icmp_error(icmp(3, 1, ISS, sent=44), ISS, ms(1)) is None  # host unreachable
     assert conn.state is TcpState.SYN_SENT  # soft: the SYN is sent again
     assert conn.soft_error is not None and conn.soft_error.errno == errno.EHOSTUNREACH
     sent = []
@@ -139,15 +139,15 @@ def test_time_exceeded_and_net_unreachable_are_soft() -> None:
     for kind, code in ((11, 0), (3, 0), (3, 5), (3, 11)):
         conn = connect()
         drain(conn, T0)
-        assert conn.on_icmp_error(ms(1), icmp(kind, code, ISS, sent=44), ISS) is None
+        assert conn.handle_icmp_error(icmp(kind, code, ISS, sent=44), ISS, ms(1)) is None
         assert conn.state is TcpState.SYN_SENT and conn.soft_error is not None
 
 
 def test_source_quench_and_redirect_are_ignored() -> None:
     conn = connect()
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(4, 0, ISS), ISS) == "tcp.icmp_ignored"
-    assert conn.on_icmp_error(ms(1), icmp(5, 1, ISS), ISS) == "tcp.icmp_ignored"
+    assert conn.handle_icmp_error(icmp(4, 0, ISS), ISS, ms(1)) == "tcp.icmp_ignored"
+    assert conn.handle_icmp_error(icmp(5, 1, ISS), ISS, ms(1)) == "tcp.icmp_ignored"
     assert conn.soft_error is None and conn.state is TcpState.SYN_SENT
 
 
@@ -159,7 +159,7 @@ def test_hard_error_ends_a_passive_handshake() -> None:
         PLAIN, syn, local_addr=LOCAL, remote_addr=REMOTE, iss=ISS, ts_offset=0, now=T0
     )
     assert [brief(s)[2] for s in drain(conn, T0)] == ["SA"]
-    assert conn.on_icmp_error(ms(1), icmp(3, 3, ISS), ISS) is None
+    assert conn.handle_icmp_error(icmp(3, 3, ISS), ISS, ms(1)) is None
     assert conn.state is TcpState.CLOSED
 
 
@@ -171,7 +171,7 @@ def test_hard_error_when_established_is_soft() -> None:
     conn = established()
     conn.send(b"x" * 100)
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(3, 3, A, sent=140), A) is None
+    assert conn.handle_icmp_error(icmp(3, 3, A, sent=140), A, ms(1)) is None
     assert conn.state is TcpState.ESTABLISHED and conn.error is None
     assert conn.soft_error is not None and conn.soft_error.errno == errno.ECONNREFUSED
     out = feed(conn, ms(2), seg(B, A + 100, ACK), b"hi")
@@ -184,7 +184,7 @@ def test_soft_error_is_the_reason_when_retransmissions_give_up() -> None:
     conn = established(config)
     conn.send(b"x" * 100)
     drain(conn, T0)
-    conn.on_icmp_error(ms(1), icmp(3, 1, A, sent=140), A)
+    conn.handle_icmp_error(icmp(3, 1, A, sent=140), A, ms(1))
     now = T0
     for _ in range(3):
         at = conn.poll_at()
@@ -201,7 +201,7 @@ def test_error_about_acknowledged_data_is_ignored() -> None:
     conn.send(b"x" * 100)
     drain(conn, T0)
     feed(conn, ms(5), seg(B, A + 100, ACK))
-    assert conn.on_icmp_error(ms(6), icmp(3, 1, A), A) == "tcp.icmp_out_of_window"
+    assert conn.handle_icmp_error(icmp(3, 1, A), A, ms(6)) == "tcp.icmp_out_of_window"
     assert conn.soft_error is None
 
 
@@ -213,7 +213,7 @@ def test_fragmentation_needed_lowers_the_segment_size_and_resends_at_once() -> N
     conn.send(bytes(1460 * 4))
     assert [len(s.payload) for s in drain(conn, T0)] == [1460] * 4
     cwnd = conn.cc.cwnd
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A + 1460, mtu=1400), A + 1460) is None
+    assert conn.handle_icmp_error(icmp(3, 4, A + 1460, mtu=1400), A + 1460, ms(1)) is None
     assert conn.path_mtu == 1400 and conn.mss_send == 1360
     out = drain(conn, ms(1))
     # everything in flight again, from SND.UNA, in segments that fit 1400-byte datagrams
@@ -230,18 +230,18 @@ def test_fragmentation_needed_never_raises_nor_goes_below_576() -> None:
     conn = established()
     conn.send(bytes(1460 * 2))
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=575), A) == "tcp.icmp_mtu_too_small"
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=68), A) == "tcp.icmp_mtu_too_small"
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=1500, sent=9000), A) == (
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=575), A, ms(1)) == "tcp.icmp_mtu_too_small"
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=68), A, ms(1)) == "tcp.icmp_mtu_too_small"
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=1500, sent=9000), A, ms(1)) == (
         "tcp.icmp_mtu_not_lower"
     )
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=1400, sent=1000), A) == (
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=1400, sent=1000), A, ms(1)) == (
         "tcp.icmp_mtu_inconsistent"
     )
     assert conn.path_mtu == 1500 and conn.mss_send == 1460
-    assert conn.on_icmp_error(ms(2), icmp(3, 4, A, mtu=576), A) is None
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=576), A, ms(2)) is None
     assert conn.mss_send == 536
-    assert conn.on_icmp_error(ms(3), icmp(3, 4, A, mtu=1400), A) == "tcp.icmp_mtu_not_lower"
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=1400), A, ms(3)) == "tcp.icmp_mtu_not_lower"
     assert conn.mss_send == 536
 
 
@@ -250,14 +250,14 @@ def test_fragmentation_needed_without_an_mtu_takes_the_plateau_below() -> None:
     conn = established()
     conn.send(bytes(1460))
     drain(conn, T0)
-    assert conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=0, sent=1500), A) is None
+    assert conn.handle_icmp_error(icmp(3, 4, A, mtu=0, sent=1500), A, ms(1)) is None
     assert conn.path_mtu == 1492 and conn.mss_send == 1452
 
 
 def test_lower_path_mtu_shapes_tso_super_segments() -> None:
     config = TcpConfig(timestamps=False, sack=False, window_scaling=False, tso_max_bytes=65000)
     conn = established(config)
-    conn.on_icmp_error(ms(1), icmp(3, 4, A, mtu=1280), A)
+    conn.handle_icmp_error(icmp(3, 4, A, mtu=1280), A, ms(1))
     conn.send(bytes(20000))
     out = drain(conn, ms(1))
     assert {s.gso_size for s in out if len(s.payload) > 1240} == {1240}
@@ -282,7 +282,7 @@ def _stack() -> tuple[Interface, TcpCore, Counter[str]]:
     arp = ArpPacket(
         operation=2, sender_mac=PEER_MAC, sender_ip=REMOTE, target_mac=ME_MAC, target_ip=LOCAL
     )
-    iface.receive(
+    iface.handle(
         EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x0806).to_bytes() + arp.to_bytes(),
         0,
         T0,
@@ -300,17 +300,17 @@ def _icmp_frame(kind: int, code: int, offending: bytes, rest: int = 0) -> bytes:
 def test_port_unreachable_frame_refuses_a_connect() -> None:
     iface, core, drops = _stack()
     conn = core.connect(LOCAL, REMOTE, 80, T0)
-    frames = iface.take_frames(T0)
+    frames = iface.poll_transmit(T0)
     assert len(frames) == 1
     syn = b"".join(bytes(p) for p in frames[0][0])[14:]
     ip, _ = Ipv4Header.parse(syn)
     assert ip.dont_fragment  # TCP sets DF: path MTU discovery
-    iface.receive(_icmp_frame(3, 3, syn), 0, ms(1))
+    iface.handle(_icmp_frame(3, 3, syn), 0, ms(1))
     assert conn.state is TcpState.CLOSED
     assert isinstance(conn.error, ConnectionRefusedError)
     events = core.take_events()
-    assert [(c, bool(ev & ev.CLOSED)) for c, ev in events] == [(conn, True)]
-    assert iface.take_frames(ms(1)) == []
+    assert [(c, bool(ev & TcpEvent.CLOSED)) for c, ev in events] == [(conn, True)]
+    assert iface.poll_transmit(ms(1)) == []
     assert core.connections == []
     assert sum(v for k, v in drops.items() if k.startswith("tcp.icmp")) == 0
 
@@ -318,13 +318,13 @@ def test_port_unreachable_frame_refuses_a_connect() -> None:
 def test_icmp_errors_not_about_a_connection_are_counted() -> None:
     iface, core, drops = _stack()
     conn = core.connect(LOCAL, REMOTE, 80, T0)
-    syn = bytearray(b"".join(bytes(p) for p in iface.take_frames(T0)[0][0])[14:])
+    syn = bytearray(b"".join(bytes(p) for p in iface.poll_transmit(T0)[0][0])[14:])
     other_port = bytearray(syn)
     other_port[22:24] = b"\x00\x51"  # quoted destination port 81: no such connection
-    iface.receive(_icmp_frame(3, 3, bytes(other_port)), 0, ms(1))
+    iface.handle(_icmp_frame(3, 3, bytes(other_port)), 0, ms(1))
     wrong_seq = bytearray(syn)
     wrong_seq[24:28] = bytes(a ^ 0xFF for a in wrong_seq[24:28])
-    iface.receive(_icmp_frame(3, 3, bytes(wrong_seq)), 0, ms(1))
+    iface.handle(_icmp_frame(3, 3, bytes(wrong_seq)), 0, ms(1))
     assert drops["tcp.icmp_no_connection"] == 1
     assert drops["tcp.icmp_out_of_window"] == 1
     assert conn.state is TcpState.SYN_SENT
@@ -333,8 +333,8 @@ def test_icmp_errors_not_about_a_connection_are_counted() -> None:
 def test_fragmentation_needed_frame_carries_the_next_hop_mtu() -> None:
     iface, core, _ = _stack()
     conn = core.connect(LOCAL, REMOTE, 80, T0)
-    iface.take_frames(T0)
-    iface.receive(
+    iface.poll_transmit(T0)
+    iface.handle(
         EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x0800).to_bytes() + _synack_for(conn),
         0,
         ms(1),
@@ -342,12 +342,12 @@ def test_fragmentation_needed_frame_carries_the_next_hop_mtu() -> None:
     assert conn.state is TcpState.ESTABLISHED
     conn.send(bytes(3000))
     core.touch(conn)
-    data = [b"".join(bytes(p) for p in f[0])[14:] for f in iface.take_frames(ms(2))]
+    data = [b"".join(bytes(p) for p in f[0])[14:] for f in iface.poll_transmit(ms(2))]
     big = [d for d in data if len(d) == 1500]
     assert big, [len(d) for d in data]
-    iface.receive(_icmp_frame(3, 4, big[0], rest=1400), 0, ms(3))
+    iface.handle(_icmp_frame(3, 4, big[0], rest=1400), 0, ms(3))
     assert conn.path_mtu == 1400
-    again = [b"".join(bytes(p) for p in f[0])[14:] for f in iface.take_frames(ms(3))]
+    again = [b"".join(bytes(p) for p in f[0])[14:] for f in iface.poll_transmit(ms(3))]
     assert again and max(len(d) for d in again) <= 1400
 
 

@@ -4,7 +4,7 @@
 resolves addresses for the IP layer with retries and holds the packets that
 wait for an answer. It never sends anything itself: it queues ARP packets
 that ``poll_transmit(now)`` hands out, and packets whose next hop became known
-that ``take_released()`` hands back, each with the MAC to send to.
+that ``take_events()`` hands back, each with the MAC to send to.
 
 Bounds, so no peer can grow memory: at most ``max_entries`` cache entries
 (the least recently refreshed is evicted), ``max_pending_hosts`` addresses
@@ -89,7 +89,7 @@ class ArpResolver(Generic[T]):
 
     # -- input -------------------------------------------------------------
 
-    def handle_packet(self, packet: ArpPacket, now: Instant) -> None:
+    def handle(self, packet: ArpPacket, now: Instant) -> None:
         """Process one received ARP packet."""
         ours = self.address
         sender_ip, sender_mac = packet.sender_ip, packet.sender_mac
@@ -203,7 +203,7 @@ class ArpResolver(Generic[T]):
             self._outbox = []
         return out
 
-    def take_released(self) -> list[tuple[MacAddress, T]]:
+    def take_events(self) -> list[tuple[MacAddress, T]]:
         """Items whose address resolved since the last call, with the MAC to use."""
         out = self._released
         if out:

@@ -9,7 +9,7 @@ up and starts again. A NAK at any point sends it back to the start.
 Shape (DESIGN.md): ``start(now)``; ``handle(message, now)`` with every DHCP
 message that arrives on UDP port 68; ``poll_transmit(now)`` for what to send
 (``DhcpTransmit``: the message and its IPv4 source and destination);
-``poll_at()``/``on_timeout(now)`` for its deadlines; ``events()`` for leases
+``poll_at()``/``on_timeout(now)`` for its deadlines; ``take_events()`` for leases
 gained, renewed and lost. It never reads a clock or draws randomness:
 transaction ids and retransmission jitter come from the ``entropy`` callable
 it is given (``os.urandom`` in production, a seeded source in tests).
@@ -178,7 +178,7 @@ class DhcpClient:
         """When ``on_timeout`` must next be called (None: nothing pending)."""
         return self._deadline
 
-    def events(self) -> list[DhcpEvent]:
+    def take_events(self) -> list[DhcpEvent]:
         """Events since the last call: leases acquired, renewed and lost."""
         out, self._events = self._events, []
         return out

@@ -1,10 +1,11 @@
 """ICMPv4 (RFC 792, RFC 1122 3.2.2), sans-IO.
 
 ``IcmpCore`` answers echo requests, sends our own (``echo_request``) and
-reports their replies as ``EchoReply`` events, builds error messages for the IP layer
-(port and protocol unreachable, reassembly time exceeded) and turns errors
-received from peers into ``IcmpError`` events for the transport that sent
-the offending datagram.
+reports their replies as ``EchoReply`` events (``take_events``), builds error
+messages for the IP layer (port and protocol unreachable, reassembly time
+exceeded) and turns an error received from a peer into an ``IcmpError`` that
+``handle`` returns, for the IP layer to hand to the transport that sent the
+offending datagram.
 
 Errors are never sent about (RFC 1122 3.2.2): an ICMP error message, a
 datagram sent to a broadcast or multicast address, a fragment other than
@@ -106,7 +107,7 @@ class EchoReply:
 
 
 class IcmpCore:
-    """Echo replies, error generation with a rate limit, and received errors as events."""
+    """Echo replies, error generation with a rate limit, and received errors for the transports."""
 
     def __init__(self, config: IcmpConfig | None = None, drops: Counter[str] | None = None):
         self.config = config if config is not None else IcmpConfig()
@@ -114,23 +115,25 @@ class IcmpCore:
         self._tokens = float(self.config.error_burst)
         self._refilled_at: Instant | None = None
         self._outbox: list[tuple[IPv4Address, bytes]] = []
-        self.errors: list[IcmpError] = []
         self.echo_replies: list[EchoReply] = []
         self.echo_replies_sent = 0
         self.errors_sent = 0
 
-    def handle(self, ip: Ipv4Header, message: BytesLike, now: Instant, verify: bool = True) -> None:
-        """Process one ICMP message addressed to us."""
+    def handle(
+        self, ip: Ipv4Header, message: BytesLike, now: Instant, verify: bool = True
+    ) -> IcmpError | None:
+        """Process one ICMP message addressed to us; an error message about a datagram
+        we sent is returned, for the transport that sent it."""
         try:
             header, body = IcmpHeader.parse(message, verify_checksum=verify)
         except ParseError as exc:
             self.drops[exc.counter] += 1
-            return
+            return None
         kind = header.type
         if kind == IcmpType.ECHO_REQUEST:
             if not self.config.answer_echo:
                 self.drops["icmp.echo_disabled"] += 1
-                return
+                return None
             reply = IcmpHeader(type=IcmpType.ECHO_REPLY, rest=header.rest).build(body)
             self._outbox.append((ip.src, reply))
             self.echo_replies_sent += 1
@@ -148,21 +151,20 @@ class IcmpCore:
                 quoted, quoted_payload = Ipv4Header.parse_quoted(body)
             except ParseError as exc:
                 self.drops[exc.counter] += 1
-                return
-            self.errors.append(
-                IcmpError(
-                    source=ip.src,
-                    type=kind,
-                    code=header.code,
-                    quoted=quoted,
-                    quoted_payload=bytes(quoted_payload[:64]),
-                    next_hop_mtu=header.next_hop_mtu
-                    if kind == IcmpType.DEST_UNREACHABLE and header.code == 4
-                    else 0,
-                )
+                return None
+            return IcmpError(
+                source=ip.src,
+                type=kind,
+                code=header.code,
+                quoted=quoted,
+                quoted_payload=bytes(quoted_payload[:64]),
+                next_hop_mtu=header.next_hop_mtu
+                if kind == IcmpType.DEST_UNREACHABLE and header.code == 4
+                else 0,
             )
         else:
             self.drops[f"icmp.ignored_type_{kind}"] += 1
+        return None
 
     def error(
         self,
@@ -223,7 +225,7 @@ class IcmpCore:
         """Queue an echo request (a ping) to ``dst``."""
         self._outbox.append((dst, IcmpHeader.echo_request(identifier, sequence).build(data)))
 
-    def take_echo_replies(self) -> list[EchoReply]:
+    def take_events(self) -> list[EchoReply]:
         """Echo replies received since the last call."""
         out = self.echo_replies
         if out:
@@ -235,13 +237,6 @@ class IcmpCore:
         out = self._outbox
         if out:
             self._outbox = []
-        return out
-
-    def take_errors(self) -> list[IcmpError]:
-        """Errors received since the last call."""
-        out = self.errors
-        if out:
-            self.errors = []
         return out
 
     def poll_at(self) -> Instant | None:

@@ -1,7 +1,7 @@
 """The contract between the IP layer and the transport cores (UDP, TCP).
 
 A transport registers with the interface under its IP protocol number and
-is handed every datagram for that protocol (``handle_ip``); it hands back
+is handed every datagram for that protocol (``handle``); it hands back
 what it wants sent as ``Outbound`` values from ``poll_transmit(now)`` (or
 the stack sends for it directly with ``Interface.send_ip``). A transport
 that wants ICMP errors about its datagrams defines
@@ -60,7 +60,7 @@ class IpProtocolHandler(Protocol):
 
     protocol: int
 
-    def handle_ip(
+    def handle(
         self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         """Take one datagram for us; False means no one listens (port unreachable)."""

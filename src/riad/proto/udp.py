@@ -1,6 +1,6 @@
 """UDP (RFC 768), sans-IO: the socket table, demultiplexing and encoding.
 
-``UdpCore`` owns the bound sockets. ``handle_ip`` verifies the checksum
+``UdpCore`` owns the bound sockets. ``handle`` verifies the checksum
 (unless the device already did), finds the socket for the destination
 address and port — an exact local address beats the wildcard, a connected
 socket only takes datagrams from its peer — and queues the payload on it.
@@ -205,7 +205,7 @@ class UdpCore:
 
     # -- input ---------------------------------------------------------------
 
-    def handle_ip(
+    def handle(
         self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         """Deliver one datagram; False when no socket is bound to its port."""
@@ -260,7 +260,7 @@ class UdpCore:
                 return
         self.drops["udp.icmp_error_unclaimed"] += 1
 
-    def take_ready(self) -> list[UdpSocket]:
+    def take_events(self) -> list[UdpSocket]:
         """Sockets that received datagrams since the last call."""
         out = self.ready
         if out:

@@ -131,7 +131,7 @@ class DhcpAgent(asyncio.DatagramProtocol):
     def _apply_events(self) -> None:
         iface = self.stack.iface
         now = self.stack.clock.now()
-        for event in self.client.events():
+        for event in self.client.take_events():
             if isinstance(event, (LeaseAcquired, LeaseRenewed)):
                 lease = event.lease
                 network = IPv4Interface(f"{lease.address}/{lease.prefix_len}")

@@ -1,12 +1,12 @@
 """The interface: Ethernet, ARP and IPv4 dispatch over one device, sans-IO.
 
 ``Interface`` is smoltcp's ``iface``: it takes received frames
-(``receive(frame, flags, now)``), validates and demultiplexes them — ARP to
+(``handle(frame, flags, now)``), validates and demultiplexes them — ARP to
 the resolver, IPv4 through reassembly to the handler registered for its
 protocol number (ICMP is built in; UDP and TCP register as
 ``IpProtocolHandler``\\s) — and builds outgoing frames (``send_ip``) with
 routing (on-link, default gateway, broadcast), ARP resolution, fragmentation
-and the device's offloads. ``take_frames(now)`` hands the runtime everything
+and the device's offloads. ``poll_transmit(now)`` hands the runtime everything
 ready to put on the wire; ``poll_at``/``on_timeout`` drive every core's timers.
 
 It does no I/O and reads no clock. Every frame it refuses is counted in
@@ -135,7 +135,7 @@ class Interface:
 
     # -- input -------------------------------------------------------------
 
-    def receive(self, frame: BytesLike, flags: int, now: Instant) -> None:
+    def handle(self, frame: BytesLike, flags: int, now: Instant) -> None:
         """Process one received Ethernet frame."""
         drops = self.drops
         self.counters["rx_frames"] += 1
@@ -160,7 +160,7 @@ class Interface:
             except ParseError as exc:
                 drops[exc.counter] += 1
                 return
-            self.arp.handle_packet(packet, now)
+            self.arp.handle(packet, now)
         else:
             drops["ethernet.unknown_ethertype"] += 1
 
@@ -190,10 +190,9 @@ class Interface:
             if to_broadcast:
                 drops["icmp.to_broadcast"] += 1  # no smurf amplifier (RFC 1122 3.2.2.6 MAY)
                 return
-            self.icmp.handle(ip, payload, now, verify=not flags & RX_CSUM_PARTIAL)
-            errors = self.icmp.take_errors()
-            if errors:
-                self._dispatch_errors(errors, now)
+            error = self.icmp.handle(ip, payload, now, verify=not flags & RX_CSUM_PARTIAL)
+            if error is not None:
+                self._dispatch_error(error, now)
             return
         handler = self.handlers.get(protocol)
         if handler is None:
@@ -202,7 +201,7 @@ class Interface:
                 UnreachableCode.PROTOCOL, ip, payload, now, to_broadcast or l2_broadcast
             )
             return
-        if not handler.handle_ip(ip, payload, now, bool(flags & _TRUSTED)):
+        if not handler.handle(ip, payload, now, bool(flags & _TRUSTED)):
             self._unreachable(UnreachableCode.PORT, ip, payload, now, to_broadcast or l2_broadcast)
 
     def _unreachable(
@@ -214,14 +213,13 @@ class Interface:
         datagram[hl:] = payload[: len(datagram) - hl]
         self.icmp.error(IcmpType.DEST_UNREACHABLE, code, ip, datagram, now, to_broadcast=broadcast)
 
-    def _dispatch_errors(self, errors: list[IcmpError], now: Instant) -> None:
-        for error in errors:
-            handler = self.handlers.get(error.quoted.protocol)
-            on_error = getattr(handler, "handle_icmp_error", None)
-            if on_error is not None:
-                on_error(error, now)
-            else:
-                self.drops["icmp.error_unclaimed"] += 1
+    def _dispatch_error(self, error: IcmpError, now: Instant) -> None:
+        handler = self.handlers.get(error.quoted.protocol)
+        on_error = getattr(handler, "handle_icmp_error", None)
+        if on_error is not None:
+            on_error(error, now)
+        else:
+            self.drops["icmp.error_unclaimed"] += 1
 
     # -- output ------------------------------------------------------------
 
@@ -335,7 +333,7 @@ class Interface:
         self._frames.append(([head, *parts], tx))
         return True
 
-    def take_frames(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
+    def poll_transmit(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
         """Every frame ready to go out now, with its device offload (or None)."""
         for handler in self.handlers.values():
             for out in handler.poll_transmit(now):
@@ -347,7 +345,7 @@ class Interface:
             EthernetHeader(dst=mac, src=self.mac, ethertype=0x0806).emit_into(frame, 0)
             packet.emit_into(frame, 14)
             self._frames.append(([frame], None))
-        for mac, (head, parts, tx) in self.arp.take_released():
+        for mac, (head, parts, tx) in self.arp.take_events():
             head[0:6] = mac
             head[6:12] = self._mac_prefix
             head[12:14] = _ETH_IPV4

@@ -96,7 +96,7 @@ class Runtime:
         self.wakeups += 1
         self._busy = True
         now = self.clock.now()
-        receive = self.iface.receive
+        handle = self.iface.handle
         receive_batch = self.device.receive_batch
         limit = self.batch_frames
         more = False
@@ -104,7 +104,7 @@ class Runtime:
             batch = receive_batch(limit)
             for frame, flags in batch:
                 try:
-                    receive(frame, flags, now)
+                    handle(frame, flags, now)
                 except Exception as exc:  # a bug must not let one frame stop the stack
                     self._internal_error(exc, frame)
             if len(batch) < limit:
@@ -147,7 +147,7 @@ class Runtime:
     def flush(self) -> None:
         """Send every frame the cores have ready; re-arm the deadline timer."""
         now = self.clock.now()
-        frames = self.iface.take_frames(now)
+        frames = self.iface.poll_transmit(now)
         if frames:
             send = self.device.send
             dropped = 0

@@ -427,7 +427,7 @@ class DirectStack:
         return clock.now().since(sent_at).secs
 
     def _deliver_echo(self) -> None:
-        for reply in self.iface.icmp.take_echo_replies():
+        for reply in self.iface.icmp.take_events():
             entry = self._pings.get((reply.identifier, reply.sequence))
             if entry is None or entry[0] != reply.source:
                 self.stats.drops["icmp.echo_reply_unmatched"] += 1
@@ -460,7 +460,7 @@ class DirectStack:
 
     def _deliver_udp(self) -> None:
         endpoints = self._endpoints
-        for sock in self.udp.take_ready():
+        for sock in self.udp.take_events():
             transport = endpoints.get(id(sock))
             if transport is None:
                 continue

@@ -570,15 +570,17 @@ class TcpPlumbing:
         """Turn the core's events into protocol calls (after every input batch and timer)."""
         core = self.core
         loop = self.loop
-        for listener in core.take_acceptable():
-            server = self._servers.get(listener)
-            while (conn := listener.accept()) is not None:
-                if server is None:
-                    conn.abort()
-                    self.core.touch(conn)
-                    continue
-                self._start(conn, server._factory, loop)
-        for conn, ev in core.take_event_bits():
+        for source, ev in core.take_events():
+            if isinstance(source, TcpListener):  # connections wait in its accept queue
+                server = self._servers.get(source)
+                while (conn := source.accept()) is not None:
+                    if server is None:
+                        conn.abort()
+                        self.core.touch(conn)
+                        continue
+                    self._start(conn, server._factory, loop)
+                continue
+            conn = source
             transport = self._transports.get(conn)
             if transport is not None:
                 transport._on_events(ev)

@@ -1,10 +1,11 @@
 """One TCP connection as a sans-IO state machine (RFC 9293), composed of parts.
 
-A ``TcpConnection`` is fed parsed segments with ``on_segment(now, header,
-payload)``, asked for what to send with ``poll_transmit(now)`` (call it until
-it returns ``None``), asked when it next needs attention with ``poll_at()``,
-and told that the instant came with ``on_timeout(now)``. Events for the layer
-above (``TcpEvent`` bits) accumulate until ``take_events()``. The application
+A ``TcpConnection`` is fed parsed segments with ``handle(header, payload,
+now)`` (and ICMP errors about its segments with ``handle_icmp_error``), asked
+for what to send with ``poll_transmit(now)`` (call it until it returns
+``None``), asked when it next needs attention with ``poll_at()``, and told
+that the instant came with ``on_timeout(now)``. Events for the layer above
+(``TcpEvent`` bits) accumulate until ``take_events()``. The application
 side is ``send``/``recv``/``shutdown``/``close``/``abort``.
 
 The connection owns its parts, each with its own state:
@@ -55,7 +56,6 @@ from riad.proto.tcp.state import (
     SYN_RECEIVED,
     SYN_SENT,
     SYNCHRONIZED,
-    TcpEvent,
 )
 from riad.proto.tcp.stats import TcpStats
 from riad.proto.tcp.timers import TcpTimers
@@ -150,10 +150,10 @@ class TcpConnection:
         """A RST answering an unacceptable ACK is to be sent, with this sequence number."""
 
     # the sans-IO core: segments in, segments out, deadlines (see the modules named)
-    on_segment = tcp_input.on_segment
+    handle = tcp_input.handle_segment
     poll_transmit = tcp_output.poll_transmit
     on_timeout = timeouts.on_timeout
-    on_icmp_error = icmp_errors.on_icmp_error
+    handle_icmp_error = icmp_errors.handle_icmp_error
     time_wait_accepts = tcp_input.time_wait_accepts
 
     def poll_at(self) -> Instant | None:
@@ -342,12 +342,9 @@ class TcpConnection:
 
     # -- events and observability --------------------------------------------------
 
-    def take_events(self) -> TcpEvent:
-        """The events since the last call (``TcpEvent`` bits; 0 when none)."""
-        return TcpEvent(self.take_event_bits())
-
-    def take_event_bits(self) -> int:
-        """``take_events`` as a plain ``int`` (no enum to build: the owner's hot path)."""
+    def take_events(self) -> int:
+        """The events since the last call: ``TcpEvent`` bits (0 when none), as a plain
+        ``int`` (no enum built on the owner's hot path; test it with ``TcpEvent``)."""
         ev = self.events
         self.events = 0
         return ev

@@ -1,6 +1,6 @@
 """TCP for one stack, sans-IO: the connection table, listeners, demultiplexing and encoding.
 
-``TcpCore`` is the ``IpProtocolHandler`` for IP protocol 6. ``handle_ip``
+``TcpCore`` is the ``IpProtocolHandler`` for IP protocol 6. ``handle``
 parses the segment (verifying the checksum unless the device vouched for it),
 finds the connection by its 4-tuple, or the listener by its port for a SYN,
 and feeds it; a segment for nobody gets the RST of RFC 9293 3.10.7.1 (never
@@ -9,9 +9,9 @@ with something to send produce: header and payload as separate parts (no copy
 of the payload), the checksum complete or left partial for the device, and
 TSO super-segments with their segment size, with DF set (path MTU
 discovery). ICMP errors about our segments go to their connection
-(``handle_icmp_error``). ``take_events`` hands the layer
-above each connection's ``TcpEvent`` bits since the last call, and
-``take_acceptable`` the listeners with connections waiting.
+(``handle_icmp_error``). ``take_events`` hands the layer above what happened
+since the last call: the listeners with connections waiting for ``accept``,
+then each connection's ``TcpEvent`` bits.
 
 Connections are forgotten once CLOSED with nothing left to send. Memory
 under attack is bounded: listeners cap half-open connections, RST replies
@@ -32,7 +32,7 @@ from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
-from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, TIME_WAIT, TcpEvent
+from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
 from riad.proto.transport import Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
@@ -184,28 +184,27 @@ class TcpCore:
         """The application acted on ``conn`` (sent, read, closed): poll it for output."""
         self._dirty[conn] = None
 
-    def take_events(self) -> list[tuple[TcpConnection, TcpEvent]]:
-        """Each connection's events since the last call."""
-        return [(conn, TcpEvent(ev)) for conn, ev in self.take_event_bits()]
-
-    def take_event_bits(self) -> list[tuple[TcpConnection, int]]:
-        """``take_events`` with the bits as plain ints (for the stack's hot path)."""
+    def take_events(self) -> list[tuple[TcpConnection | TcpListener, int]]:
+        """What happened since the last call, as ``(source, TcpEvent bits)``: first each
+        listener with established connections waiting for ``accept`` (``READABLE``, as a
+        listening socket is readable), then each connection's events. The bits are plain
+        ``int``s: no enum is built on the stack's hot path."""
         events = self._events
-        if not events:
+        acceptable = self._acceptable
+        out: list[tuple[TcpConnection | TcpListener, int]]
+        if acceptable:
+            self._acceptable = {}
+            out = [(listener, EV_READABLE) for listener in acceptable]
+            out += events.items()
+        elif events:
+            out = [*events.items()]
+        else:
             return []
         self._events = {}
-        return list(events.items())
-
-    def take_acceptable(self) -> list[TcpListener]:
-        """Listeners with established connections waiting for ``accept``."""
-        if not self._acceptable:
-            return []
-        out = list(self._acceptable)
-        self._acceptable = {}
         return out
 
     def _collect(self, conn: TcpConnection) -> None:
-        ev_int = conn.take_event_bits()
+        ev_int = conn.take_events()
         if not ev_int:
             return
         if ev_int & EV_CONNECTED:
@@ -223,7 +222,7 @@ class TcpCore:
 
     # -- input ---------------------------------------------------------------
 
-    def handle_ip(
+    def handle(
         self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         """Take one segment addressed to us. Always True: TCP answers with RST, not ICMP."""
@@ -248,7 +247,7 @@ class TcpCore:
                 conn.discard()
                 self._collect(conn)
             else:
-                conn.on_segment(now, hdr, data)
+                conn.handle(hdr, data, now)
                 self._dirty[conn] = None
                 self._collect(conn)
                 if conn.state is TIME_WAIT and conn not in self._time_wait:
@@ -278,7 +277,7 @@ class TcpCore:
         """An ICMP error about a segment we sent: hand it to its connection.
 
         The quote must hold the ports and sequence number (8 bytes, RFC 792)
-        and name a connection of ours; ``TcpConnection.on_icmp_error``
+        and name a connection of ours; ``TcpConnection.handle_icmp_error``
         validates the rest. Everything refused is counted in ``drops``.
         """
         quoted = error.quoted_payload
@@ -290,7 +289,7 @@ class TcpCore:
         if conn is None or conn.local_addr != error.quoted.src:
             self.drops["tcp.icmp_no_connection"] += 1
             return
-        refused = conn.on_icmp_error(now, error, seq)
+        refused = conn.handle_icmp_error(error, seq, now)
         if refused is not None:
             self.drops[refused] += 1
             return

@@ -1,6 +1,6 @@
 """ICMP errors about a connection's segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191).
 
-``on_icmp_error(conn, now, error, seq)`` takes an error that quotes one of
+``handle_icmp_error(conn, error, seq, now)`` (``TcpConnection.handle_icmp_error``) takes an error that quotes one of
 our segments: it lowers the path MTU on "fragmentation needed" and resends
 what is in flight at the new size, ends a handshake on a hard error, and
 keeps any other error as the soft reason a later timeout will give.
@@ -21,7 +21,7 @@ from riad.wire.icmp import IcmpType, UnreachableCode
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
-__all__ = ["on_icmp_error"]
+__all__ = ["handle_icmp_error"]
 
 
 _HARD_UNREACHABLE = frozenset(
@@ -46,7 +46,7 @@ def _plateau_below(size: int) -> int:
     return 0
 
 
-def on_icmp_error(conn: TcpConnection, now: Instant, error: IcmpError, seq: int) -> str | None:
+def handle_icmp_error(conn: TcpConnection, error: IcmpError, seq: int, now: Instant) -> str | None:
     """Take an ICMP error that quotes a segment of ours whose sequence number was ``seq``.
 
     RFC 1122 4.2.3.9, with RFC 5927's defences against forged errors:

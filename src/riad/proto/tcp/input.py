@@ -1,7 +1,7 @@
 """Segment arrival: RFC 9293 3.10.7 in its order, with header prediction first.
 
-``on_segment(conn, now, header, payload)`` processes one segment for a
-connection. In ESTABLISHED, in-order data and pure ACKs take a fast path
+``handle_segment(conn, header, payload, now)`` processes one segment for a
+connection (it is ``TcpConnection.handle``). In ESTABLISHED, in-order data and pure ACKs take a fast path
 (header prediction, after Van Jacobson); everything else follows RFC 9293
 3.10.7, one named step each: the SYN-SENT rules, then for synchronized states
 PAWS (RFC 7323 5.3), the sequence check, RST, SYN, ACK, segment text and FIN,
@@ -46,7 +46,7 @@ from riad.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpHeader, TimestampsOption
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
-__all__ = ["AckRateLimits", "on_segment", "take_syn", "time_wait_accepts"]
+__all__ = ["AckRateLimits", "handle_segment", "take_syn", "time_wait_accepts"]
 
 
 _PAWS_IDLE_NS = 24 * 24 * 3600 * 1_000_000_000  # RFC 7323 5.5: TS.Recent expires after 24 days
@@ -83,8 +83,8 @@ class AckRateLimits:
         return True
 
 
-def on_segment(
-    conn: TcpConnection, now: Instant, hdr: TcpHeader, payload: bytes | memoryview
+def handle_segment(
+    conn: TcpConnection, hdr: TcpHeader, payload: bytes | memoryview, now: Instant
 ) -> None:
     """Process one segment addressed to this connection (RFC 9293 3.10.7)."""
     conn.stats.segments_in += 1
