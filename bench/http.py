@@ -22,6 +22,11 @@ printed tables give requests/s, latency, the server's CPU time per request
 and the ratios of riad to the others. Servers take turns within each case
 and round; the best of ``--rounds`` rounds is kept.
 
+``--baseline DIR`` adds, for each riad server, the same server run from
+another source tree (``DIR/src``, e.g. a worktree at an older commit) as
+``KIND@base``, and a table of the ratios this tree / that one: a change is
+measured before and after in one run.
+
 ``--direct`` measures instead riad's own TCP/IP stack against the socket
 stack: ``riad run bench/http_service --net direct`` (riad's stack on a TAP
 it creates) and the same service on the socket stack, both inside a network
@@ -158,8 +163,13 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"nothing listening on port {port}")
 
 
+_BASELINE: list[Path] = []
+"""The other source tree ``KIND@base`` servers run from (``--baseline``)."""
+
+
 def start(kind: str, site: Path, work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
+    env = None
     if kind == "nginx":
         prefix = work / "nginx"
         prefix.mkdir(exist_ok=True)
@@ -168,9 +178,12 @@ def start(kind: str, site: Path, work: Path) -> tuple[subprocess.Popen[bytes], i
         conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=site))
         cmd = [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(prefix)]
     else:
-        cmd = [sys.executable, __file__, "_serve", kind, str(site), str(port)]
+        base, _, at = kind.partition("@")
+        cmd = [sys.executable, __file__, "_serve", base, str(site), str(port)]
+        if at:
+            env = {**os.environ, "PYTHONPATH": str(_BASELINE[0] / "src")}
     # One core for the server, the other for the load generator.
-    proc = subprocess.Popen(["taskset", "-c", "1", *cmd])
+    proc = subprocess.Popen(["taskset", "-c", "1", *cmd], env=env)
     wait_listening(port, proc)
     return proc, port
 
@@ -288,14 +301,23 @@ def main() -> int:
         action="store_true",
         help="instead: riad on its own TCP/IP stack vs the socket stack, in a namespace (root)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run each riad server from DIR/src (KIND@base) and print new/base ratios",
+    )
     args = parser.parse_args()
     if args.direct:
         return direct_main(args)
-    for tool in ("wrk", "ab", "nginx", "taskset"):
+    wanted = args.servers.split(",")
+    for tool in ("wrk", "ab", "taskset", *(["nginx"] if "nginx" in wanted else [])):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"bench/http.py needs {tool}: apt-get install wrk apache2-utils nginx")
             return 2
     servers = args.servers.split(",")
+    if args.baseline is not None:
+        _BASELINE.append(args.baseline.resolve())
+        servers = [k for s in servers for k in ((s, f"{s}@base") if s.startswith("riad") else (s,))]
     seconds = args.seconds
     cases = [
         ("wrk -c1", "/index.html", lambda u: run_wrk(u, 1, seconds)),
@@ -360,8 +382,13 @@ def print_tables(
     for client, path, _ in cases:
         cells = [f"{best[(s, client, path)][3]:,.0f}" for s in servers]
         print(f"| {client} | {path} | " + " | ".join(cells) + " |")
-    pairs = [
-        (a, b) for a in servers if a.startswith("riad") for b in servers if not b.startswith("riad")
+    pairs = [(a, f"{a}@base") for a in servers if a.startswith("riad") and f"{a}@base" in servers]
+    pairs += [
+        (a, b)
+        for a in servers
+        if a.startswith("riad") and "@" not in a
+        for b in servers
+        if not b.startswith("riad")
     ]
     if not pairs:
         return

@@ -31,20 +31,17 @@ async def main(dev: riad.Devices) -> None:
     log, access_log = dev.logger("http"), dev.logger("http.access")
     # HTTPS: the files, and HSTS so browsers keep to HTTPS.
     site = with_headers(StaticFiles(dev.kv("htdocs")), [HSTS])
-    https = HttpServer(site, log=log, access_log=access_log)
-    secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
-    # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
-    http = HttpServer(redirect_to_https(secure.local_addr[1]), log=log, access_log=access_log)
-    plain = await http.listen(dev.stack, port=http_port.value)
-    addresses = dev.stack.ipv4_addresses
-    host = "localhost" if "127.0.0.1" in addresses or not addresses else addresses[0]
-    dev.log.info(
-        "serving",
-        https=f"https://{host}:{secure.local_addr[1]}/",
-        http=f"http://{host}:{plain.local_addr[1]}/",
-    )
-    try:
-        await dev.wait_for_shutdown()
-    finally:
-        await http.shutdown()
-        await https.shutdown()
+    async with HttpServer(site, log=log, access_log=access_log) as https:
+        secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
+        # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
+        redirect = redirect_to_https(secure.local_addr[1])
+        async with HttpServer(redirect, log=log, access_log=access_log) as http:
+            plain = await http.listen(dev.stack, port=http_port.value)
+            addresses = dev.stack.ipv4_addresses
+            host = "localhost" if "127.0.0.1" in addresses or not addresses else addresses[0]
+            dev.log.info(
+                "serving",
+                https=f"https://{host}:{secure.local_addr[1]}/",
+                http=f"http://{host}:{plain.local_addr[1]}/",
+            )
+            await dev.wait_for_shutdown()

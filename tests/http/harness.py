@@ -1,6 +1,8 @@
 """Test kit for the HTTP server: a server on riad's socket stack run in a thread
-of its own (so tests can use blocking sockets and real clients), and raw-socket
-helpers."""
+of its own (so tests can use blocking sockets and real clients), raw-socket
+helpers, and the same server on riad's own stack on the simulated network
+(``run_served``), where protocol behaviour and timeouts are tested on exact
+simulated time."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from riad.backends.sim import LinkConditions
 from riad.backends.socket_stack import SocketStack
 from riad.log import Logs
 from riad.services.http import HttpLimits, HttpServer
 from riad.services.http.asgi import ASGIApp
 from riad.services.http.server import StreamWrapper
+from riad.testing.simnet import SimLab, run_lab
 
 
 class Served:
@@ -173,3 +177,79 @@ class Bystander:
     def check(self) -> None:
         self.sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
         assert read_response(self.sock, self.buffer)[::2] == (200, b"ok")
+
+
+# -- on riad's own stack, on the simulated network -------------------------------------------
+
+SIM_SERVER, SIM_CLIENT = "10.0.0.1", "10.0.0.2"
+
+
+class SimServed:
+    """A server on riad's stack in a ``SimLab``, and a client stack to reach it."""
+
+    def __init__(self, lab: SimLab, server: HttpServer, port: int) -> None:
+        self.lab = lab
+        self.server = server
+        self.port = port
+        self.client = lab.stacks[1]
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await self.client.open_connection(SIM_SERVER, self.port)
+
+    async def exchange(self, data: bytes) -> bytes:
+        """Send ``data`` on a new connection, then read until the server closes it."""
+        reader, writer = await self.connect()
+        writer.write(data)
+        reply = await reader.read()
+        writer.close()
+        return reply
+
+    async def bystander(self) -> SimBystander:
+        reader, writer = await self.connect()
+        client = SimBystander(reader, writer)
+        await client.check()
+        return client
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+
+class SimBystander:
+    """A keep-alive client that must keep being served while others misbehave."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def check(self) -> None:
+        self.writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert await self.reader.readexactly(2) == b"ok"
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def run_served(
+    app: ASGIApp,
+    main: Callable[[SimServed], Awaitable[None]],
+    *,
+    seed: int,
+    limits: HttpLimits | None = None,
+    logs: Logs | None = None,
+    conditions: LinkConditions | None = None,
+) -> None:
+    """Serve ``app`` on port 80 of a riad stack on the simulated network and run
+    ``main`` against it; the server shuts down afterwards."""
+
+    async def lab_main(lab: SimLab) -> None:
+        server_stack = lab.add_stack(f"{SIM_SERVER}/24")
+        lab.add_stack(f"{SIM_CLIENT}/24")
+        log = logs.source("http") if logs is not None else None
+        access = logs.source("http.access") if logs is not None else None
+        async with HttpServer(app, limits=limits, log=log, access_log=access) as server:
+            await server.listen(server_stack, port=80)
+            await main(SimServed(lab, server, 80))
+
+    run_lab(lab_main, seed=seed, conditions=conditions)

@@ -1,8 +1,9 @@
 """HTTP and HTTPS on riad's own TCP/IP stack, on the simulated network.
 
-Time is simulated (``SimEventLoop``): the slowloris trickle and the timeouts
-run on exact simulated deadlines, so these tests are deterministic and take
-no wall-clock time waiting. Seeds are printed; ``RIAD_SEED`` replays a run.
+Time is simulated (``SimEventLoop``): the timeouts run on exact simulated
+deadlines, so these tests are deterministic and take no wall-clock time
+waiting (the limits and their timeouts: ``test_limits.py``, on this same
+network). Seeds are printed; ``RIAD_SEED`` replays a run.
 """
 
 from __future__ import annotations
@@ -57,63 +58,6 @@ def test_static_files_over_a_lossy_link() -> None:
         await server.shutdown()
 
     run_lab(main, seed=seed, conditions=LinkConditions(loss=0.02, reorder=0.02))
-
-
-def test_slowloris_gets_408_on_the_exact_deadline() -> None:
-    seed = test_seed(6002)
-
-    async def main(lab: SimLab) -> None:
-        server_stack = lab.add_stack(f"{SERVER}/24")
-        client_stack = lab.add_stack(f"{CLIENT}/24")
-        limits = HttpLimits(header_timeout_s=5.0, idle_timeout_s=60.0)
-        server = HttpServer(DemoApp(), limits=limits)
-        await server.listen(server_stack, port=80)
-        loop = asyncio.get_running_loop()
-        reader, writer = await client_stack.open_connection(SERVER, 80)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        started = loop.time()
-
-        async def trickle() -> None:
-            while True:  # one byte a second: always "making progress"
-                await asyncio.sleep(1.0)
-                writer.write(b"a")
-
-        trickler = asyncio.ensure_future(trickle())
-        reply = await reader.read()
-        elapsed = loop.time() - started
-        trickler.cancel()
-        writer.close()
-        assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-        assert 5.0 <= elapsed < 5.1, elapsed
-        # A well-behaved client is served at once afterwards.
-        ok = await request(lab, 80, b"GET / HTTP/1.0\r\n\r\n")
-        assert ok.startswith(b"HTTP/1.1 200 OK")
-        await server.shutdown()
-
-    run_lab(main, seed=seed)
-
-
-def test_idle_keep_alive_closes_on_the_deadline() -> None:
-    seed = test_seed(6003)
-
-    async def main(lab: SimLab) -> None:
-        server_stack = lab.add_stack(f"{SERVER}/24")
-        client_stack = lab.add_stack(f"{CLIENT}/24")
-        server = HttpServer(DemoApp(), limits=HttpLimits(idle_timeout_s=7.0))
-        await server.listen(server_stack, port=80)
-        loop = asyncio.get_running_loop()
-        reader, writer = await client_stack.open_connection(SERVER, 80)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 OK")
-        await reader.readexactly(len(b"hello riad\n"))
-        answered = loop.time()
-        assert await reader.read() == b""
-        assert 6.99 <= loop.time() - answered < 7.1
-        writer.close()
-        await server.shutdown()
-
-    run_lab(main, seed=seed)
 
 
 @pytest.fixture(scope="module")

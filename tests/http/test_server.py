@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from riad.services.http import HttpLimits
+from riad.testing import eventually_async
 
 from .apps import DemoApp
 from .harness import Served, connect, exchange, get, read_response, read_until_closed, serve
@@ -140,7 +142,7 @@ def test_application_error_is_500_and_server_goes_on(served: Served) -> None:
 def test_client_disconnect_reaches_the_application(served: Served, app: DemoApp) -> None:
     with connect(served.port) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
-    served.call(lambda: _until(lambda: app.disconnects == 1))
+    served.call(lambda: eventually_async(lambda: app.disconnects == 1, what="a disconnect"))
     assert get(served.port)[0] == 200
 
 
@@ -158,13 +160,13 @@ def test_graceful_shutdown_finishes_requests_in_flight(app: DemoApp) -> None:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         read_response(idle, bytearray())
         silent = connect(s.port)  # connected, sends nothing
-        s.call(lambda: _until(lambda: app.waiting == 1))
+        s.call(lambda: eventually_async(lambda: app.waiting == 1, what="the request waiting"))
 
         async def shutdown_and_release() -> None:
-            import asyncio
-
             task = asyncio.ensure_future(s.server.shutdown())
-            await _until(lambda: not s.server.listeners[0].is_serving())
+            await eventually_async(
+                lambda: not s.server.listeners[0].is_serving(), what="the listener closed"
+            )
             app.release.set()
             await task
 
@@ -179,16 +181,6 @@ def test_graceful_shutdown_finishes_requests_in_flight(app: DemoApp) -> None:
         silent.close()
         with pytest.raises(OSError):
             connect(s.port).sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-
-
-async def _until(condition: object) -> None:
-    import asyncio
-
-    for _ in range(2000):
-        if condition():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition never held")
 
 
 class ListConsole:

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import unquote
 
 from riad.log import Logger, null_logger
 
-__all__ = ["ASGIApp", "Lifespan", "LifespanError", "Message", "Receive", "Scope", "Send"]
+__all__ = [
+    "ASGIApp",
+    "Lifespan",
+    "LifespanError",
+    "Message",
+    "Receive",
+    "RequestHead",
+    "Scope",
+    "Send",
+    "http_scope",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,6 +37,55 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+
+
+class RequestHead(Protocol):
+    """What a request's scope is made of, whichever HTTP version carried it."""
+
+    @property
+    def method(self) -> bytes: ...
+    @property
+    def target(self) -> bytes: ...
+    @property
+    def http_version(self) -> bytes: ...
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+
+
+def http_scope(
+    request: RequestHead,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    state: dict[str, Any],
+) -> Scope:
+    """The ASGI ``http`` scope of ``request`` (``state``: the lifespan state, copied)."""
+    target = request.target
+    raw_path, _, query = target.partition(b"?")
+    if not raw_path.startswith(b"/"):
+        # absolute-form (RFC 9112 section 3.2.2) or asterisk-form
+        scheme_end = raw_path.find(b"://")
+        if scheme_end != -1:
+            slash = raw_path.find(b"/", scheme_end + 3)
+            raw_path = raw_path[slash:] if slash != -1 else b"/"
+    headers: Iterable[tuple[bytes, bytes]] = request.headers
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version.decode("ascii"),
+        "method": request.method.decode("ascii"),
+        "scheme": scheme,
+        "path": unquote(raw_path.decode("ascii", "replace")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": list(headers),
+        "client": client,
+        "server": server,
+        "state": dict(state),
+        "extensions": {},
+    }
 
 
 class LifespanError(Exception):

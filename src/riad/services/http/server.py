@@ -2,12 +2,20 @@
 
 Usage::
 
-    server = HttpServer(app, limits=HttpLimits(max_body_bytes=10_000_000))
-    await server.startup()                     # the application's lifespan startup
-    await server.listen(stack, port=8080)      # as many listeners as wanted
-    await server.listen(stack, port=8443, tls=tls_context)
-    ...
-    await server.shutdown()                    # graceful: see below
+    async with HttpServer(app, limits=HttpLimits(max_body_bytes=10_000_000)) as server:
+        await server.listen(stack, port=8080)  # as many listeners as wanted
+        await server.listen(stack, port=8443, tls=tls.wrap)
+        ...                                    # until the service stops
+    # leaving the block shuts down: graceful, see below
+
+Entering the block runs the application's lifespan startup (``startup()``);
+leaving it runs ``shutdown()``. Both can also be called by hand.
+
+Logs: by default the server writes to the ``http`` and ``http.access``
+sources of the service it runs in (through Python's ``logging``, which a
+riad service routes into its own log with ``--logs`` levels; outside one,
+warnings and errors, tracebacks included, reach Python's last-resort
+handler on stderr). Pass ``log``/``access_log`` to choose other loggers.
 
 Graceful shutdown: listeners stop accepting; idle connections close at once;
 requests in flight finish (their responses carry ``Connection: close``) for
@@ -21,12 +29,13 @@ closed; a TLS one is closed (answering would cost a handshake).
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from riad.devices import Listener, Stack
-from riad.log import Logger, null_logger
+from riad.log import DEBUG, ERROR, INFO, WARNING, Level, Logger, LogLevels, Logs
 from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
@@ -52,13 +61,13 @@ class HttpServer:
         access_log: Logger | None = None,
     ) -> None:
         """``log`` receives what goes wrong (refused requests, application
-        errors, failed handshakes); ``access_log`` one line per request. Pass
-        ``logs.source("http")`` and ``logs.source("http.access")``; without
-        them nothing is written."""
+        errors with their tracebacks, failed handshakes); ``access_log`` one
+        line per request. By default they are the ``http`` and ``http.access``
+        sources of the running service (see the module text)."""
         self.app = app
         self.limits = limits or HttpLimits()
-        self.log = log if log is not None else null_logger("http")
-        self.access_log = access_log if access_log is not None else null_logger("http.access")
+        self.log = log if log is not None else service_logger("http")
+        self.access_log = access_log if access_log is not None else service_logger("http.access")
         self.state: dict[str, Any] = {}
         self._lifespan = Lifespan(app, self.log) if lifespan else None
         self._listeners: list[Listener] = []
@@ -67,6 +76,13 @@ class HttpServer:
         self._streams: weakref.WeakSet[ProtocolStream] = weakref.WeakSet()
         self._closing = False
         self.connections_refused = 0
+
+    async def __aenter__(self) -> HttpServer:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
 
     @property
     def listeners(self) -> tuple[Listener, ...]:
@@ -169,6 +185,53 @@ class HttpServer:
                 await asyncio.wait(pending)
         if self._lifespan is not None:
             await self._lifespan.shutdown()
+
+
+class _StdlibLogs(Logs):
+    """A ``Logs`` hub that hands its lines to Python's ``logging`` (logger ``riad.SOURCE``).
+
+    Inside a riad service, ``Logs.capture_stdlib_logging`` routes them back into
+    the service's own log, under the same source and level.
+    """
+
+    def __init__(self) -> None:  # no console or clock of its own
+        self._loggers: dict[str, Logger] = {}
+
+    def source(self, name: str) -> Logger:
+        logger = self._loggers.get(name)
+        if logger is None:
+            level = logging.getLogger(f"riad.{name}").getEffectiveLevel()
+            threshold = next((lvl for lvl in _LEVELS if _STDLIB[lvl] >= level), ERROR)
+            logger = self._loggers[name] = Logger(self, name, threshold)
+        return logger
+
+    def set_levels(self, levels: LogLevels) -> None:
+        raise TypeError("the levels of Python's logging are set there")
+
+    def emit(
+        self, level: Level, source: str, message: str, fields: tuple[tuple[str, object], ...]
+    ) -> None:
+        if fields:
+            message += "".join(f" {key}={_field(value)}" for key, value in fields)
+        logging.getLogger(f"riad.{source}").log(_STDLIB[level], "%s", message)
+
+
+def _field(value: object) -> str:
+    text = str(value)
+    return f'"{text}"' if not text or any(c in text for c in ' "=') else text
+
+
+_LEVELS = (DEBUG, INFO, WARNING, ERROR)
+_STDLIB = {DEBUG: logging.DEBUG, INFO: logging.INFO, WARNING: logging.WARNING, ERROR: logging.ERROR}
+
+
+def service_logger(source: str) -> Logger:
+    """The logger of ``source`` in the running service's log, through Python's ``logging``.
+
+    Its level is read when it is made: make it once the service's logging is
+    set up (``HttpServer`` does so when it is created).
+    """
+    return _StdlibLogs().source(source)
 
 
 async def _linger(stream: ByteStream, seconds: float) -> None:

@@ -1,0 +1,141 @@
+"""What an HTTP connection needs from its byte stream: I/O that names its failures, a deadline.
+
+``Transport`` wraps the connection's ``ByteStream`` (plain or TLS, host
+sockets or riad's stack) and is the only place the server reads or writes
+it. Any error the stream raises (reset, broken pipe, a failed TLS record...)
+comes out as ``ClientGone``, so the server can tell the client vanishing
+apart from an exception the application raised, whatever its class: an
+application raising ``FileNotFoundError`` or even ``ConnectionResetError``
+of its own is an application error (500 and a traceback in the log), while
+``ClientGone`` only ever comes from here. ``ClientGone`` is a
+``ConnectionError``, as ASGI asks of a ``send`` to a closed connection.
+
+``Deadline`` is the one timer of a connection: armed lazily (a timer that
+fires early finds the deadline moved on and sleeps again), so re-arming it on
+the hot path stores a float; on expiry it calls back once.
+
+Both are independent of the HTTP version: HTTP/1.1 uses them today, HTTP/2
+and WebSocket sessions are to use them as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+from riad.services.stream import ByteStream
+
+__all__ = ["NO_DEADLINE", "READ_BYTES", "ClientGone", "Deadline", "Transport", "is_client_gone"]
+
+READ_BYTES = 64 * 1024
+"""How much one read asks of the stream."""
+NO_DEADLINE = math.inf
+
+
+class ClientGone(ConnectionError):
+    """The client's connection failed under the server (raised by ``Transport`` only)."""
+
+
+def is_client_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is the transport's failure (or a group made only of such failures)."""
+    if isinstance(exc, ClientGone):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(ClientGone)[1] is None
+    return False
+
+
+class Transport:
+    """The connection's byte stream; every stream error becomes ``ClientGone``.
+
+    The per-request path awaits ``stream.read``/``stream.drain`` itself (an extra
+    coroutine per call costs more than the request's parsing), wrapping their
+    ``OSError`` into ``ClientGone`` the same way.
+    """
+
+    __slots__ = ("_stream", "stream")
+
+    def __init__(self, stream: ByteStream) -> None:
+        self.stream = stream
+        self._stream = stream
+
+    async def read(self, max_bytes: int = READ_BYTES) -> bytes:
+        try:
+            return await self._stream.read(max_bytes)
+        except OSError as e:
+            raise ClientGone(f"reading failed: {e}") from e
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._stream.write(data)
+        except OSError as e:
+            raise ClientGone(f"writing failed: {e}") from e
+
+    async def drain(self) -> None:
+        try:
+            await self._stream.drain()
+        except OSError as e:
+            raise ClientGone(f"writing failed: {e}") from e
+
+    def write_eof(self) -> None:
+        try:
+            self._stream.write_eof()
+        except OSError as e:
+            raise ClientGone(f"closing failed: {e}") from e
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # closing a stream that already failed
+            self._stream.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._stream.get_extra_info(name, default)
+
+
+class Deadline:
+    """One deadline on ``loop``; ``on_expiry`` runs when it passes (once per arming)."""
+
+    __slots__ = ("_loop", "_on_expiry", "_timer", "when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_expiry: Callable[[], None]) -> None:
+        self._loop = loop
+        self._on_expiry = on_expiry
+        self._timer: asyncio.TimerHandle | None = None
+        self.when = NO_DEADLINE
+        """The loop time it expires at (``NO_DEADLINE``: none; storing that clears it,
+        as ``clear`` does, without a call on the hot path)."""
+
+    def arm(self, delay_s: float) -> None:
+        """Expire ``delay_s`` from now (replacing any earlier arming)."""
+        when = self._loop.time() + delay_s
+        self.when = when
+        timer = self._timer
+        if timer is None:
+            self._timer = self._loop.call_at(when, self._fire)
+        elif timer.when() > when:
+            timer.cancel()
+            self._timer = self._loop.call_at(when, self._fire)
+
+    def clear(self) -> None:
+        """No deadline (the timer, if any, finds nothing to do when it fires)."""
+        self.when = NO_DEADLINE
+
+    def cancel(self) -> None:
+        """No deadline, and no timer left on the loop."""
+        self.when = NO_DEADLINE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        when = self.when
+        if when == NO_DEADLINE:
+            return
+        if self._loop.time() < when:
+            self._timer = self._loop.call_at(when, self._fire)
+            return
+        self.when = NO_DEADLINE
+        self._on_expiry()
