@@ -54,6 +54,8 @@ class AppOptions:
     tap: str | None = None
     """The TAP's name, and ``where``: how the host reaches it (for the log line)."""
     where: str | None = None
+    volumes: tuple[tuple[str, str], ...] = ()
+    """``(name, folder)``: where each volume is as the service sees it (``/volumes/NAME``)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -63,11 +65,13 @@ class AppOptions:
         raw = json.loads(text)
         for key in ("kv", "imports"):
             raw[key] = tuple(raw.get(key, ()))
+        raw["volumes"] = tuple(tuple(pair) for pair in raw.get("volumes", ()))
         return cls(**raw)
 
-    def for_trace(self) -> AppOptions:
-        """These options without what only the real run has (imports, the TAP's name)."""
-        return AppOptions(self.service, self.kv)
+    def for_trace(self, volumes: tuple[tuple[str, str], ...] = ()) -> AppOptions:
+        """These options without what only the real run has (imports, the TAP's name, the
+        volumes: a traced start-up gets ``volumes``, empty folders of its own)."""
+        return AppOptions(self.service, self.kv, volumes=volumes)
 
 
 class AppEntry:
@@ -135,6 +139,7 @@ class AppEntry:
                 config,
                 open_stack=opener,
                 kvs=self._kvs,
+                volumes=dict(self.options.volumes),
                 console=self.console,
                 stop=self._stop,
             )

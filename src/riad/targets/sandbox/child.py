@@ -43,10 +43,12 @@ from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, keeper_policy, service_policy
 from riad.targets.sandbox.seal import (
     DEFAULT_MEMORY_MIB,
+    VOLUME_ROOT,
     Limits,
     SealError,
     apply_landlock,
     enter_namespaces,
+    hand_over_volumes,
     seal,
     switch_to_empty_root,
 )
@@ -90,6 +92,8 @@ class ChildConfig:
     empty_root: bool = True
     landlock: bool = True
     memory_mib: int = DEFAULT_MEMORY_MIB
+    volumes: tuple[tuple[str, str], ...] = ()
+    """``(name, host folder)`` of each volume: bound read-write at ``/volumes/NAME``."""
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
@@ -122,7 +126,7 @@ def _exit_status(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _seal_before_fork(config: ChildConfig) -> list[str]:
+def _seal_before_fork(config: ChildConfig, volumes: dict[str, str]) -> list[str]:
     """What the keeper and the service share, applied by the keeper before it forks.
 
     The empty root (which needs the mount capability both are about to drop),
@@ -130,12 +134,19 @@ def _seal_before_fork(config: ChildConfig) -> list[str]:
     so the keeper may still signal it where Landlock scopes signals.
     """
     steps = []
+    writable: tuple[str, ...] = ()
     if config.empty_root and "mount" in config.namespaces:
-        switch_to_empty_root()
-        steps.append("root: empty read-only tmpfs")
+        switch_to_empty_root(volumes)
+        writable = tuple(f"{VOLUME_ROOT}/{name}" for name in volumes)
+        steps.append(
+            "root: empty read-only tmpfs"
+            + "".join(f"; {path} read-write (nosuid, nodev, noexec)" for path in writable)
+        )
+    for bound in volumes.values():
+        os.close(int(bound.rpartition("/")[2]))
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if config.landlock:
-        steps.append(apply_landlock())
+        steps.append(apply_landlock(writable))
     return steps
 
 
@@ -187,7 +198,7 @@ def _pid1(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, entry.stop)
     fds = DeviceFds.for_loop(loop, net, report=report.fileno())
-    policy = service_policy(fds, config.deny())
+    policy = service_policy(fds, config.deny(), files=bool(config.volumes))
     try:
         sealed = seal(
             policy,
@@ -228,8 +239,9 @@ def run_child(config: ChildConfig, report: socket.socket) -> int:
         entry = load_entry(config.entry)(config.argv, config.net_fds)
         net = entry.prepare()
         warm_up()
-        enter_namespaces(config.namespaces)
-        shared = _seal_before_fork(config)
+        hand_over_volumes(dict(config.volumes))
+        volumes = enter_namespaces(config.namespaces, dict(config.volumes))
+        shared = _seal_before_fork(config, volumes)
     except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG

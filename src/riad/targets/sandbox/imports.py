@@ -26,6 +26,7 @@ import hashlib
 import json
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,10 +160,15 @@ def plan_imports(
         return ImportPlan(_merge(traced, extra), traced=False)
     if announce is not None:
         announce(f"tracing what {app.name} imports at start-up (once: the list is cached)")
-    trace = trace_startup(
-        [f"{__name__}:trace_entry", options.for_trace().to_json(), *boot_args],
-        path=[str(app.folder), *(p for p in sys.path if p)],
-    )
+    with tempfile.TemporaryDirectory(prefix="riad-trace-volumes-") as scratch:
+        # the traced start-up writes to empty folders of its own, never to the real volumes
+        volumes = tuple((vol.name, f"{scratch}/{vol.name}") for vol in app.volumes)
+        for _, folder in volumes:
+            Path(folder).mkdir()
+        trace = trace_startup(
+            [f"{__name__}:trace_entry", options.for_trace(volumes).to_json(), *boot_args],
+            path=[str(app.folder), *(p for p in sys.path if p)],
+        )
     names = sorted(
         name
         for name, module in trace.modules.items()

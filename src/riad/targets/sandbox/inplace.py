@@ -101,7 +101,7 @@ def in_place_policy(fds: DeviceFds, deny: Deny, console_in: int | None = 0) -> P
     rules = list(base.rules)
     if console_in is not None:
         for i, rule in enumerate(rules):
-            if rule.name == "read":
+            if rule.name == "read" and rule.args:  # (no checks: any descriptor already)
                 (check,) = rule.args
                 assert isinstance(check, ArgIn)
                 rules[i] = SyscallRule(

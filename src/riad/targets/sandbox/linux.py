@@ -47,8 +47,11 @@ MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_MOVE = 8192
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
@@ -65,6 +68,7 @@ _NR_CAPSET = 126
 _NR_PIVOT_ROOT = 155
 _NR_SECCOMP = 317
 _NR_LANDLOCK_CREATE_RULESET = 444
+_NR_LANDLOCK_ADD_RULE = 445
 _NR_LANDLOCK_RESTRICT_SELF = 446
 _NR_PERSONALITY = 135
 
@@ -206,9 +210,27 @@ def landlock_abi() -> int:
         return 0
 
 
-def landlock_restrict_all(abi: int) -> str:
-    """Restrict this thread to no filesystem access at all (and, by ABI, no TCP
-    bind/connect, no abstract unix sockets or signals outside the domain).
+# The rights a volume's tree keeps: read, write, create and remove regular files
+# and folders, rename inside it (REFER, ABI 2), truncate (ABI 3); never execute,
+# never make devices, sockets, fifos or symbolic links.
+_LANDLOCK_VOLUME_RIGHTS = (
+    (1 << 1)  # WRITE_FILE
+    | (1 << 2)  # READ_FILE
+    | (1 << 3)  # READ_DIR
+    | (1 << 4)  # REMOVE_DIR
+    | (1 << 5)  # REMOVE_FILE
+    | (1 << 7)  # MAKE_DIR
+    | (1 << 8)  # MAKE_REG
+    | (1 << 13)  # REFER
+    | (1 << 14)  # TRUNCATE
+)
+_LANDLOCK_RULE_PATH_BENEATH = 1
+
+
+def landlock_restrict_all(abi: int, writable: tuple[str, ...] = ()) -> str:
+    """Restrict this thread to no filesystem access at all but the folders ``writable``
+    (read, write, create and remove files and folders there; never execute), and, by
+    ABI, no TCP bind/connect, no abstract unix sockets or signals outside the domain.
 
     Returns a short description of what was denied. Needs ``no_new_privs``.
     """
@@ -223,10 +245,17 @@ def landlock_restrict_all(abi: int) -> str:
         attr = struct.pack("=Q", fs)
     fd = syscall(_NR_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
     try:
+        for folder in writable:
+            tree = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                rule = struct.pack("=Qi", _LANDLOCK_VOLUME_RIGHTS & fs, tree)
+                syscall(_NR_LANDLOCK_ADD_RULE, fd, _LANDLOCK_RULE_PATH_BENEATH, rule, 0)
+            finally:
+                os.close(tree)
         syscall(_NR_LANDLOCK_RESTRICT_SELF, fd, 0)
     finally:
         os.close(fd)
-    what = ["all filesystem access"]
+    what = ["all filesystem access" + (f" but {', '.join(writable)}" if writable else "")]
     if net:
         what.append("TCP bind/connect")
     if scoped:

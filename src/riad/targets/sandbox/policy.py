@@ -77,6 +77,7 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "sendmsg": ("fd", "msg", "flags"),
     "recvmsg": ("fd", "msg", "flags"),
     "ioctl": ("fd", "cmd", "arg"),
+    "fcntl": ("fd", "cmd", "arg"),
     "epoll_wait": ("epfd", "events", "maxevents", "timeout"),
     "epoll_pwait": ("epfd", "events", "maxevents", "timeout", "sigmask", "sigsetsize"),
     "epoll_ctl": ("epfd", "op", "fd", "event"),

@@ -33,6 +33,21 @@ __all__ = ["DeviceFds", "keeper_policy", "service_policy"]
 
 PROT_EXEC = 0x4
 SIOCGIFNAME = 0x8910
+TCGETS = 0x5401
+# fcntl commands SQLite and Python's files use: descriptor flags, status flags,
+# POSIX and open-file-description record locks, and a duplicate (mmap.mmap keeps one).
+_FCNTL_COMMANDS = {
+    "F_GETFD": 1,
+    "F_SETFD": 2,
+    "F_GETFL": 3,
+    "F_DUPFD_CLOEXEC": 1030,
+    "F_GETLK": 5,
+    "F_SETLK": 6,
+    "F_SETLKW": 7,
+    "F_OFD_GETLK": 36,
+    "F_OFD_SETLK": 37,
+    "F_OFD_SETLKW": 38,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +115,53 @@ def _fd_rule(call: str, pairs: Sequence[tuple[int | None, str]], why: str) -> li
     return [SyscallRule(call, (ArgIn(0, values, labels),), why)] if values else []
 
 
-def _ifname_rule(packet: Sequence[tuple[int | None, str]]) -> list[SyscallRule]:
-    """ioctl(SIOCGIFNAME) on packet sockets: Python names the interface of each frame received."""
+def _ifname_rule(packet: Sequence[tuple[int | None, str]], files: bool) -> list[SyscallRule]:
+    """ioctl(SIOCGIFNAME) on packet sockets: Python names the interface of each frame received;
+    with ``files``, ioctl(TCGETS) on any descriptor: ``open()`` asks whether a file is a terminal."""
     values, labels = _fds(packet)
+    if files:
+        commands: tuple[tuple[int, str], ...] = ((SIOCGIFNAME, "SIOCGIFNAME"),) if values else ()
+        commands += ((TCGETS, "TCGETS"),)
+        check = ArgIn(1, tuple(c for c, _ in commands), tuple(n for _, n in commands))
+        return [SyscallRule("ioctl", (check,), "is a file a terminal (open() asks)")]
     if not values:
         return []
     checks = (ArgIn(0, values, labels), ArgIn(1, (SIOCGIFNAME,), ("SIOCGIFNAME",)))
     return [SyscallRule("ioctl", checks, "Python names the interface each received frame came on")]
+
+
+def _file_rules() -> list[SyscallRule]:
+    """What SQLite and Python's file objects do in a volume's tree.
+
+    Where these calls can reach is decided elsewhere: the sealed root is empty
+    but for the volumes (``/volumes/NAME``, ``nosuid``, ``nodev``, ``noexec``)
+    and Landlock allows nothing outside their trees (no execution inside). The
+    descriptors they open get numbers unknown beforehand, so the calls on
+    descriptors are not checked by number; nothing here makes a socket, maps
+    memory executable or runs a program.
+    """
+    fcntl = ArgIn(1, tuple(_FCNTL_COMMANDS.values()), tuple(_FCNTL_COMMANDS))
+    return [
+        SyscallRule("pread64", (), "read a page of a database"),
+        SyscallRule("pwrite64", (), "write a page of a database"),
+        SyscallRule("fdatasync", (), "commit: a file's data reaches the disk"),
+        SyscallRule("fsync", (), "os.fsync: a file reaches the disk"),
+        SyscallRule("lseek", (), "file positions"),
+        SyscallRule("openat", (), "open or create a file (only a volume's exist)"),
+        SyscallRule("newfstatat", (), "a file's size and kind; does a journal exist"),
+        SyscallRule("fcntl", (fcntl,), "locks and descriptor flags"),
+        SyscallRule("ftruncate", (), "shorten a journal or write-ahead log"),
+        SyscallRule("unlink", (), "remove a file (a rollback journal, a log)"),
+        SyscallRule("getdents64", (), "list a folder"),
+        SyscallRule("mkdir", (), "make a folder"),
+        SyscallRule("rmdir", (), "remove a folder"),
+        SyscallRule("rename", (), "replace a file at once (os.replace)"),
+        SyscallRule("fchown", (), "SQLite gives a journal its database's owner (no one else's)"),
+        SyscallRule("fchmod", (), "SQLite gives a new journal its database's mode"),
+        SyscallRule("geteuid", (), "SQLite asks whether it runs as root"),
+        SyscallRule("clock_nanosleep", (), "SQLite waits for a lock another connection holds"),
+        SyscallRule("sync", (), "write everything out before the service ends"),
+    ]
 
 
 def _memory_rules() -> list[SyscallRule]:
@@ -122,9 +177,11 @@ def _memory_rules() -> list[SyscallRule]:
     ]
 
 
-def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
+def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL, *, files: bool = False) -> Policy:
     """The allowlist for a sealed service holding ``fds``; anything else gets ``deny``.
 
+    ``files``: the service has volumes, and reads and writes files there
+    (:func:`_file_rules`; ``read`` and ``write`` then take any descriptor).
     Ordered by how often the calls are made, since the filter tests them in order.
     """
     net = [(fd, "net") for fd in fds.net]
@@ -133,13 +190,19 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
     wake_r = [(fds.wakeup_read, "loop wakeup")]
     wake_w = [(fds.wakeup_write, "loop wakeup")]
     epoll = [(fds.epoll, "epoll")]
+    if files:
+        reads = [SyscallRule("read", (), "receive frames; drain the self-pipe; read files")]
+        writes = [SyscallRule("write", (), "log; wake the loop; write files")]
+    else:
+        reads = _fd_rule("read", net + wake_r, "receive frames; drain the self-pipe")
+        writes = _fd_rule("write", console + wake_w, "log; wake the loop")
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
-        *_fd_rule("read", net + wake_r, "receive frames; drain the self-pipe"),
+        *reads,
         *_fd_rule("writev", net, "send frames (header and frame gathered)"),
-        *_fd_rule("write", console + wake_w, "log; wake the loop"),
+        *writes,
         *_fd_rule("recvmsg", packet, "receive frames from a packet socket"),
-        *_ifname_rule(packet),
+        *_ifname_rule(packet, files),
         *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
         *_fd_rule("sendto", wake_w, "wake the loop"),
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
@@ -150,8 +213,11 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL) -> Policy:
         SyscallRule("getpid", (), "asyncio checks its loop belongs to this process"),
         SyscallRule("rt_sigreturn", (), "return from a signal handler"),
         SyscallRule("restart_syscall", (), "resume a call a signal interrupted"),
-        SyscallRule("close", (), "close a descriptor (none can be opened)"),
+        SyscallRule(
+            "close", (), "close a descriptor" + (" (none can be opened)" if not files else "")
+        ),
         SyscallRule("exit_group", (), "exit (a single thread: never exit)"),
+        *(_file_rules() if files else ()),
     ]
     rules += _fd_rule(
         "sendmsg",

@@ -31,6 +31,7 @@ import os
 import resource
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from riad.targets.sandbox import linux
@@ -41,11 +42,13 @@ __all__ = [
     "DEFAULT_MEMORY_MIB",
     "NAMESPACES",
     "SANDBOX_ID_BASE",
+    "VOLUME_ROOT",
     "Limits",
     "SealError",
     "SealReport",
     "drop_capabilities",
     "enter_namespaces",
+    "hand_over_volumes",
     "install_filter",
     "sandbox_ids",
     "seal",
@@ -94,10 +97,12 @@ class Limits:
     def memory(self) -> str:
         return "as it was" if self.memory_bytes is None else f"{self.memory_bytes // _MIB} MiB"
 
-    def describe(self) -> list[str]:
+    def describe(self, *, files: bool = False) -> list[str]:
+        """One line per limit; ``files``: the service may open files (it has volumes)."""
+        why = "files on its volumes" if files else "no call can create one anyway"
         return [
             f"address space  {self.memory} (RLIMIT_AS)",
-            f"open files     {self.open_files} (RLIMIT_NOFILE; no call can create one anyway)",
+            f"open files     {self.open_files} (RLIMIT_NOFILE; {why})",
             "core files     none (RLIMIT_CORE 0, not dumpable)",
             "processes      0 new (RLIMIT_NPROC)",
             "locked memory  0 (RLIMIT_MEMLOCK)",
@@ -135,8 +140,15 @@ def _in_initial_user_namespace() -> bool:
         return False
 
 
-def enter_namespaces(names: tuple[str, ...] = tuple(NAMESPACES)) -> None:
+def enter_namespaces(
+    names: tuple[str, ...] = tuple(NAMESPACES), volumes: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """``unshare`` into new namespaces; with ``user``, be root there as :func:`sandbox_ids`.
+
+    ``volumes`` (``NAME: host folder``) are opened (``O_PATH``) in the new
+    mount namespace before the ids change: their parents may be closed to the
+    sandbox's root, an unprivileged host user. Returns them as paths to bind
+    with :func:`switch_to_empty_root` (``/proc/self/fd/N``).
 
     Mapped to the caller's own ids, the process writes its maps itself. Mapped
     to other ids (the caller is root), a helper forked beforehand, still root
@@ -163,6 +175,15 @@ def enter_namespaces(names: tuple[str, ...] = tuple(NAMESPACES)) -> None:
         if mapper is not None:
             mapper.cancel()
         raise SealError(_namespace_advice(exc, names)) from exc
+    opened: dict[str, str] = {}
+    for name, folder in (volumes or {}).items():
+        try:
+            fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            if mapper is not None:
+                mapper.cancel()
+            raise SealError(f"cannot open volume {name!r} ({folder}): {exc.strerror}") from exc
+        opened[name] = f"/proc/self/fd/{fd}"
     if "user" in names:
         try:
             if mapper is not None:
@@ -177,6 +198,7 @@ def enter_namespaces(names: tuple[str, ...] = tuple(NAMESPACES)) -> None:
             ) from exc
     if "uts" in names:
         socket.sethostname("riad")
+    return opened
 
 
 def _write_id_maps(pid: str, uid: int, gid: int) -> None:
@@ -264,17 +286,29 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def switch_to_empty_root() -> None:
+VOLUME_ROOT = "/volumes"
+"""Where the empty root shows the service its volumes: ``/volumes/NAME``."""
+
+
+def switch_to_empty_root(volumes: Mapping[str, str] | None = None) -> None:
     """Make an empty, read-only tmpfs the root and current directory.
 
     Needs its own mount namespace (and ``CAP_SYS_ADMIN`` there). The old root
-    is detached, so nothing of the host's filesystem stays reachable.
+    is detached, so nothing of the host's filesystem stays reachable — but
+    ``volumes``: each folder (``NAME: path``, a path that resolves before the
+    switch, e.g. ``/proc/self/fd/N`` of a descriptor opened beforehand) is
+    bound read-write at ``/volumes/NAME``, with ``nosuid``, ``nodev`` and
+    ``noexec``.
     """
+    volumes = volumes or {}
     try:
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         base = "/tmp" if os.path.isdir("/tmp") else "/mnt"
         flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-        linux.mount("riad", base, "tmpfs", flags, "size=4k,nr_inodes=4,mode=0555")
+        inodes = 4 + (1 + len(volumes) if volumes else 0)
+        linux.mount("riad", base, "tmpfs", flags, f"size=4k,nr_inodes={inodes},mode=0555")
+        for name, source in volumes.items():
+            _bind_volume(source, f"{base}{VOLUME_ROOT}/{name}", flags)
         os.chdir(base)
         try:
             linux.pivot_root(".", ".")
@@ -288,6 +322,48 @@ def switch_to_empty_root() -> None:
         linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
     except OSError as exc:
         raise SealError(f"cannot switch to an empty root: {exc.strerror or exc}") from exc
+
+
+# statvfs's f_flag bits, and the mount flags a bind mount must keep from its source
+# (inside a user namespace the kernel refuses to clear them: they are locked).
+_KEPT_FLAGS = (
+    (os.ST_RDONLY, linux.MS_RDONLY),
+    (os.ST_NOATIME, linux.MS_NOATIME),
+    (os.ST_NODIRATIME, linux.MS_NODIRATIME),
+    (os.ST_RELATIME, linux.MS_RELATIME),
+)
+
+
+def hand_over_volumes(volumes: Mapping[str, str], keep: str = ".riad-volume") -> None:
+    """Give each volume folder to the sandbox's root (:func:`sandbox_ids`, new for every
+    sandbox run by root): everything in it but its marker ``keep``, which the previous
+    run wrote as another user. Nothing to do when the sandbox keeps the caller's ids.
+    Call before :func:`enter_namespaces`, in the process that enters them."""
+    uid, gid = sandbox_ids()
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        return
+    for folder in volumes.values():
+        _chown_tree(folder, uid, gid, keep)
+
+
+def _chown_tree(folder: str, uid: int, gid: int, keep: str) -> None:
+    os.chown(folder, uid, gid)
+    for root, dirs, files in os.walk(folder):
+        for entry in [*dirs, *files]:
+            if root == folder and entry == keep:
+                continue
+            os.chown(os.path.join(root, entry), uid, gid, follow_symlinks=False)
+
+
+def _bind_volume(source: str, target: str, flags: int) -> None:
+    """Bind folder ``source`` at ``target`` (made), adding ``flags`` to the source's own."""
+    os.makedirs(target, mode=0o755)
+    linux.mount(source, target, None, linux.MS_BIND | linux.MS_REC)
+    kept = os.statvfs(target).f_flag
+    for bit, mount_flag in _KEPT_FLAGS:
+        if kept & bit:
+            flags |= mount_flag
+    linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
 
 
 def drop_capabilities() -> None:
@@ -330,13 +406,14 @@ def set_limits(limits: Limits) -> None:
             raise SealError(f"cannot set resource limit {which}: {exc}") from exc
 
 
-def apply_landlock() -> str:
-    """Deny all filesystem access with Landlock; returns what was done, for the report."""
+def apply_landlock(writable: tuple[str, ...] = ()) -> str:
+    """Deny all filesystem access with Landlock but the folders ``writable`` (a
+    service's volumes); returns what was done, for the report."""
     abi = linux.landlock_abi()
     if abi <= 0:
         return "landlock: not available in this kernel (the empty root and seccomp still apply)"
     try:
-        return f"landlock ABI {abi}: denied {linux.landlock_restrict_all(abi)}"
+        return f"landlock ABI {abi}: denied {linux.landlock_restrict_all(abi, writable)}"
     except OSError as exc:
         raise SealError(f"cannot apply Landlock: {exc.strerror}") from exc
 

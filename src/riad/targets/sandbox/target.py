@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Literal, get_args
 from riad.targets.sandbox.child import ChildConfig
 from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, keeper_policy, service_policy
-from riad.targets.sandbox.seal import DEFAULT_MEMORY_MIB, NAMESPACES, SANDBOX_ID_BASE, Limits
+from riad.targets.sandbox.seal import (
+    DEFAULT_MEMORY_MIB,
+    NAMESPACES,
+    SANDBOX_ID_BASE,
+    VOLUME_ROOT,
+    Limits,
+)
 from riad.targets.sandbox.supervisor import Sandbox, SandboxStartError
 from riad.targets.target import RunRequest, Target, TargetOptions
 
@@ -86,6 +92,8 @@ class SandboxTarget:
         "kv": "key-value store NAME from PATH: a folder, or a packed store file; read into "
         "memory before the seal (default: where the service says)",
         "include": "also import MODULE before the seal (one the service imports lazily)",
+        "volume": "keep volume NAME in host folder PATH, the one folder of the host the sealed "
+        "service sees (made on first use; default: ~/.local/share/riad/SERVICE/NAME)",
     }
 
     def add_options(self, group: argparse._ArgumentGroup) -> None:
@@ -109,32 +117,48 @@ def _deny(mode: str) -> Deny:
 
 
 def describe_seal(
-    mode: str = "enforce", memory_mib: int = DEFAULT_MEMORY_MIB, *, network: bool = True
+    mode: str = "enforce",
+    memory_mib: int = DEFAULT_MEMORY_MIB,
+    *,
+    network: bool = True,
+    volumes: tuple[str, ...] = (),
 ) -> list[str]:
     """The sealed policy as ``riad inspect`` prints it (descriptors by role).
 
-    ``network``: the service holds a TAP (a service without one gets no rules for it).
+    ``network``: the service holds a TAP (a service without one gets no rules for it);
+    ``volumes``: the names of its volumes (file calls are allowed, in their trees only).
     """
     from riad.targets.sandbox import linux
 
     layout = DeviceFds(
         net=(3,) if network else (), epoll=5, wakeup_read=6, wakeup_write=7, report=4
     )
-    policy = service_policy(layout, _deny(mode))
+    policy = service_policy(layout, _deny(mode), files=bool(volumes))
     keeper = keeper_policy(service_pid=1, report=4)
+    trees = [f"{VOLUME_ROOT}/{name}" for name in volumes]
     abi = linux.landlock_abi()
     lines = [
         "target: sandbox (a host process sealed before it serves)",
         f"namespaces: new {', '.join(NAMESPACES)} (the network namespace is empty)",
         f"user: root inside is no root of the host: uid and gid {SANDBOX_ID_BASE} + the "
         "keeper's pid when riad runs as root, else the user running riad",
-        "root: an empty read-only tmpfs; no capabilities; no_new_privs",
+        "root: an empty read-only tmpfs"
+        + "".join(f"; {tree} read-write (nosuid, nodev, noexec)" for tree in trees)
+        + "; no capabilities; no_new_privs",
         "keeper (the service's parent, which waits for it): sealed the same way, with "
         f"{len(keeper.rules)} system calls: "
         + ", ".join(dict.fromkeys(rule.name for rule in keeper.rules)),
-        *("limit: " + line for line in Limits(memory_bytes=memory_mib << 20).describe()),
+        *(
+            "limit: " + line
+            for line in Limits(memory_bytes=memory_mib << 20).describe(files=bool(volumes))
+        ),
         "landlock: "
-        + (f"ABI {abi}, all filesystem access denied" if abi else "not in this kernel"),
+        + (
+            f"ABI {abi}, all filesystem access denied"
+            + (f" but in {', '.join(trees)} (no execution)" if trees else "")
+            if abi
+            else "not in this kernel"
+        ),
         f"seal mode: {mode} ({_MODE_TEXT[mode]})",
         ("descriptors: net = the TAP device (3), " if network else "descriptors: no network, ")
         + "console = 1 and 2, epoll and loop wakeup = the event loop's own, "
@@ -152,13 +176,31 @@ def describe_service(app: object) -> list[str]:
     assert isinstance(app, App)
     about = f" ({app.description})" if app.description else ""
     net = "riad's TCP/IP stack on the TAP descriptor" if app.network else "none"
-    stores = ", ".join(f"{decl.name}{' (writable)' if decl.writable else ''}" for decl in app.kvs)
+    in_memory = [decl for decl in app.kvs if decl.volume is None]
+    stores = ", ".join(f"{decl.name}{' (writable)' if decl.writable else ''}" for decl in in_memory)
+    on_volumes = ", ".join(
+        f"{decl.name} (SQLite on volume {decl.volume})" for decl in app.kvs if decl.volume
+    )
     lines = [
         f"service: {app.name}{about}, from {app.source_path}",
         f"devices: network = {net}; console = standard error; clock = monotonic; "
         "entropy = getrandom",
         f"stores: {stores} (read into memory before the seal)" if stores else "stores: none",
     ]
+    if on_volumes:
+        lines.append(f"stores on volumes: {on_volumes}")
+    if app.volumes:
+        from riad.targets.volumes import volume_locations
+
+        where = volume_locations(app)
+        lines.append(
+            "volumes: "
+            + "; ".join(
+                f"{vol.describe()} at {VOLUME_ROOT}/{vol.name}, from {where[vol.name][0]} "
+                "(--volume NAME=PATH)"
+                for vol in app.volumes
+            )
+        )
     if app.lazy_modules:
         lines.append(f"imported before the seal as declared: {', '.join(app.lazy_modules)}")
     return lines
@@ -168,6 +210,7 @@ def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMOR
     """``riad inspect SERVICE -t sandbox``: the service's devices and the sealed policy."""
     lines: list[str] = []
     network = True
+    volumes: tuple[str, ...] = ()
     if is_app_service(service):
         from riad.app.args import ConfigError
         from riad.app.loader import ServiceLoadError, load_app
@@ -182,7 +225,8 @@ def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMOR
             return 1
         lines += describe_service(app)
         network = app.network
-    lines += describe_seal(mode, memory_mib, network=network)
+        volumes = tuple(vol.name for vol in app.volumes)
+    lines += describe_seal(mode, memory_mib, network=network, volumes=volumes)
     for line in lines:
         print(line)
     return 0
@@ -219,7 +263,9 @@ def _run_app(request: RunRequest) -> int:
     from riad.targets.direct import plan_host_tap
     from riad.targets.sandbox.app_entry import ENTRY, AppOptions
     from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
+    from riad.targets.sandbox.seal import VOLUME_ROOT
     from riad.targets.target import prepare_service
+    from riad.targets.volumes import prepare_volumes
 
     console = FdConsole(2)
     prepared = prepare_service(request, console, help_console=FdConsole(1))
@@ -228,10 +274,15 @@ def _run_app(request: RunRequest) -> int:
     app, config = prepared
     try:
         _check_stores(app, request.kv)
+        volumes = prepare_volumes(app, request.volume)
         tap = plan_host_tap(config, request.tap, option="-t sandbox") if app.network else None
     except ConfigError as exc:
         return report_config_error(exc, console)
-    options = AppOptions(service=request.service, kv=request.kv)
+    options = AppOptions(
+        service=request.service,
+        kv=request.kv,
+        volumes=tuple((name, f"{VOLUME_ROOT}/{name}") for name in volumes),
+    )
     boot_args = list(request.boot_args)
     try:
         plan = plan_imports(app, options, boot_args, include=request.include, announce=_say)
@@ -253,6 +304,9 @@ def _run_app(request: RunRequest) -> int:
         options = dataclasses.replace(options, tap=tap.name, where=tap.where())
     options = dataclasses.replace(options, imports=modules)
     child = _child_config(request, ENTRY, (options.to_json(), *boot_args), net_fds)
+    child = dataclasses.replace(
+        child, volumes=tuple((name, str(path)) for name, path in volumes.items())
+    )
     return _supervise(child, device)
 
 
