@@ -9,7 +9,10 @@ MirageOS's ``static_website_tls``, in riad::
 ``build.py`` packs ``htdocs/`` (plus a 5 MiB download it makes) into
 ``build/htdocs.kv``, the embedded store, and makes a development certificate
 (``riad cert`` makes one too). HTTPS answers with HSTS; HTTP on
-``--http-port`` answers every request with a redirect to the HTTPS URL.
+``--http-port`` answers every request with a redirect to the HTTPS URL (on
+the request's host; an HTTP/1.0 request without ``Host`` goes to
+``--server-name``, or gets 400 when none is set and the port is bound to all
+addresses).
 """
 
 import riad
@@ -21,6 +24,9 @@ from riad.services.tls import TlsServer
 app = riad.App("static-site", network=True, description="a website over HTTPS with a redirect")
 http_port = app.arg("--http-port", riad.port, default=8080, help="plain HTTP (redirects)")
 https_port = app.arg("--https-port", riad.port, default=8443, help="HTTPS")
+server_name = app.arg(
+    "--server-name", str, default="", help="where requests without a Host are redirected"
+)
 app.kv("htdocs", source="build/htdocs.kv", help="the website, packed by build.py")
 app.kv("certs", source="certs", help="server.pem and server.key (build.py --certs, riad cert)")
 
@@ -34,7 +40,7 @@ async def main(dev: riad.Devices) -> None:
     async with HttpServer(site, log=log, access_log=access_log) as https:
         secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
         # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
-        redirect = redirect_to_https(secure.local_addr[1])
+        redirect = redirect_to_https(secure.local_addr[1], server_name=server_name.value or None)
         async with HttpServer(redirect, log=log, access_log=access_log) as http:
             plain = await http.listen(dev.stack, port=http_port.value)
             addresses = dev.stack.ipv4_addresses

@@ -153,7 +153,7 @@ def test_redirect_to_https_and_hsts() -> None:
         status, headers, _ = get(s.port, "/a%20b?q=1")
         assert status == 301
         assert headers["location"] == "https://localhost:8443/a%20b?q=1"
-        reply = exchange(s.port, b"GET / HTTP/1.1\r\nHost: evil\r\n\r\x0a\r\n")
+        reply = exchange(s.port, b"GET / HTTP/1.1\r\nHost: evil\r\nConnection: close\r\n\r\n")
         assert b"\r\nlocation: https://evil:8443/\r\n" in reply
     with serve(redirect_to_https(443)) as s:
         assert get(s.port, "/")[1]["location"] == "https://localhost/"

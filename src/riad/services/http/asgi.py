@@ -63,13 +63,18 @@ def http_scope(
     """The ASGI ``http`` scope of ``request`` (``state``: the lifespan state, copied)."""
     target = request.target
     raw_path, _, query = target.partition(b"?")
+    headers: Iterable[tuple[bytes, bytes]] = request.headers
     if not raw_path.startswith(b"/"):
-        # absolute-form (RFC 9112 section 3.2.2) or asterisk-form
+        # absolute-form or asterisk-form (RFC 9112 section 3.2)
         scheme_end = raw_path.find(b"://")
         if scheme_end != -1:
             slash = raw_path.find(b"/", scheme_end + 3)
+            end = slash if slash != -1 else len(raw_path)
+            authority = raw_path[scheme_end + 3 : end].rpartition(b"@")[2]
             raw_path = raw_path[slash:] if slash != -1 else b"/"
-    headers: Iterable[tuple[bytes, bytes]] = request.headers
+            if authority:  # the target's host is the request's host (3.2.2)
+                headers = [(n, v) for n, v in headers if n != b"host"]
+                headers.insert(0, (b"host", authority))
     return {
         "type": "http",
         "asgi": ASGI_VERSION,

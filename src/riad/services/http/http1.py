@@ -18,14 +18,33 @@ again. Only this module knows about the fast path; HTTP/2 and WebSockets are
 to be added beside it (another codec, or an upgrade taking over the
 transport), not inside it.
 
+Framing rules beyond h11 (RFC 9112; what nginx does), on both paths:
+
+- empty lines before a request line are ignored (section 2.2), as after a
+  body some clients send an extra CRLF;
+- ``Content-Length`` with ``Transfer-Encoding`` is refused with 400 and the
+  connection closed (section 6.1 allows this or reading the body as chunked;
+  refusing, as nginx does, leaves no two ways to frame it: request smuggling
+  hides a second request in exactly that ambiguity);
+- ``Content-Length`` given twice, even with the same value, is 400 (h11
+  merges identical ones; a proxy in front may have read only one);
+- obsolete line folding (a header line starting with a space or tab) is 400
+  (section 5.2 allows it; h11 would unfold it, even in ``Content-Length``);
+- an HTTP/1.1 request without exactly one ``Host`` is 400 (h11, section 3.2).
+
+The fast path takes none of these (it declines bodies, folds and anything
+h11 must judge), so they are checked where h11 takes a request.
+
 Errors: a request h11 refuses raises ``h11.RemoteProtocolError`` (with its
-status hint); a response h11 refuses to write raises
-``h11.LocalProtocolError`` (an application error: the caller answers 500).
+status hint), one refused here ``RequestRefused``; a response h11 refuses to
+write raises ``h11.LocalProtocolError`` (an application error: the caller
+answers 500).
 """
 
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -45,12 +64,15 @@ __all__ = [
     "RequestRefused",
     "Signal",
     "check_request",
+    "screen_head",
 ]
 
 Request = h11.Request | PlainRequest
 """A request head: ``method``, ``target``, ``headers``, ``http_version``."""
 
 _JOIN_BYTES = 64 * 1024  # smaller bodies go out in one write with their head and framing
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_EMPTY_LINES = re.compile(rb"(?:\r?\n)+")
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
@@ -89,6 +111,9 @@ def check_request(request: Request, limits: HttpLimits) -> None:
     if len(request.method) + len(request.target) + 10 > limits.max_request_line_bytes:
         raise RequestRefused(414, f"request line longer than {limits.max_request_line_bytes} bytes")
     headers = request.headers
+    names = {name for name, _ in headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        raise RequestRefused(400, "both Content-Length and Transfer-Encoding (RFC 9112 6.1)")
     if len(headers) > limits.max_header_count:
         raise RequestRefused(431, f"more than {limits.max_header_count} header fields")
     # h11 bounds a head only while it is incomplete; one that arrived whole
@@ -100,6 +125,25 @@ def check_request(request: Request, limits: HttpLimits) -> None:
             raise RequestRefused(413, f"body larger than {limits.max_body_bytes} bytes")
     if head_bytes > limits.max_header_bytes:
         raise RequestRefused(431, f"request head larger than {limits.max_header_bytes} bytes")
+
+
+_CR_LF = (0x0D, 0x0A)
+
+
+def screen_head(buffered: bytes) -> None:
+    """Refuse (400) a complete request head at the start of ``buffered`` that h11 would
+    accept but riad does not: a folded header line, ``Content-Length`` twice."""
+    end = _HEAD_END.search(buffered)
+    if end is None:
+        return  # not complete yet
+    lengths = 0
+    for line in buffered[: end.start()].split(b"\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            raise RequestRefused(400, "obsolete line folding in the request head (RFC 9112 5.2)")
+        if line.partition(b":")[0].strip().lower() == b"content-length":
+            lengths += 1
+    if lengths > 1:
+        raise RequestRefused(400, "Content-Length given more than once (RFC 9112 6.3)")
 
 
 class Http1Codec:
@@ -145,6 +189,11 @@ class Http1Codec:
             data = self._pending
             if not data:
                 return NEED_DATA
+            if data[0] in _CR_LF:  # empty lines before the request line (RFC 9112 2.2)
+                empty = _EMPTY_LINES.match(data)
+                data = self._pending = data[empty.end() :] if empty is not None else data
+                if not data or data == b"\r":
+                    return NEED_DATA  # (a CR: its LF is still to come)
             plain = parse_plain_request(data, self._limits)
             if plain is not None:
                 self._pending = data[len(plain.head) :]
@@ -152,7 +201,10 @@ class Http1Codec:
                 return plain
             # h11 takes this exchange: a body, a head in pieces, anything unusual
             self._switch_to_h11(data)
-        event = self._h11.next_event()
+        conn = self._h11
+        if conn.their_state is h11.IDLE:
+            screen_head(conn.trailing_data[0])
+        event = conn.next_event()
         if type(event) is h11.Request:
             check_request(event, self._limits)
             return event

@@ -13,14 +13,24 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 """RFC 6797: browsers use HTTPS only for a year. Send it over HTTPS only."""
 
 
-def _host_without_port(scope: Scope) -> str:
+_UNSPECIFIED = frozenset({"0.0.0.0", "::", ""})
+
+
+def _host_without_port(scope: Scope, server_name: str | None) -> str:
+    """The host a request is for: its ``Host``, else ``server_name``, else the
+    address it arrived on if the listener was bound to one (never 0.0.0.0)."""
     host = ""
     for name, value in scope["headers"]:
         if name == b"host":
             host = value.decode("latin-1")
             break
+    if not host:
+        host = server_name or ""
     if not host and scope.get("server"):
-        host = str(scope["server"][0])
+        address = str(scope["server"][0])
+        host = "" if address in _UNSPECIFIED else address
+        if ":" in host:
+            host = f"[{host}]"
     if host.startswith("["):  # IPv6 literal
         return host[: host.find("]") + 1] if "]" in host else ""
     host = host.rsplit(":", 1)[0] if ":" in host else host
@@ -30,14 +40,21 @@ def _host_without_port(scope: Scope) -> str:
     return host
 
 
-def redirect_to_https(https_port: int = 443, *, status: int = 301) -> ASGIApp:
-    """An application answering every request with a redirect to the same URL over HTTPS."""
+def redirect_to_https(
+    https_port: int = 443, *, status: int = 301, server_name: str | None = None
+) -> ASGIApp:
+    """An application answering every request with a redirect to the same URL over HTTPS.
+
+    The host is the request's (``Host``, or the absolute-form target's); a request
+    without one (HTTP/1.0) goes to ``server_name`` if given, else to the address
+    the listener is bound to, and gets 400 when that is the unspecified address.
+    """
     port_part = "" if https_port == 443 else f":{https_port}"
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        host = _host_without_port(scope)
+        host = _host_without_port(scope, server_name)
         if not host:
             await send(
                 {

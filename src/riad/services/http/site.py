@@ -16,9 +16,12 @@ from riad.services.http.static import StaticFiles
 __all__ = ["static_site"]
 
 
-def static_site(store: KV, *, https_port: int, hsts: bool = True) -> tuple[ASGIApp, ASGIApp]:
-    """``(http_app, https_app)`` for a website held in ``store``."""
+def static_site(
+    store: KV, *, https_port: int, hsts: bool = True, server_name: str | None = None
+) -> tuple[ASGIApp, ASGIApp]:
+    """``(http_app, https_app)`` for a website held in ``store``; ``server_name`` is
+    where requests without a ``Host`` are redirected (see ``redirect_to_https``)."""
     https_app: ASGIApp = StaticFiles(store)
     if hsts:
         https_app = with_headers(https_app, [HSTS])
-    return redirect_to_https(https_port), https_app
+    return redirect_to_https(https_port, server_name=server_name), https_app
