@@ -57,7 +57,9 @@ from riad.services.http.http1 import (
     Request,
     RequestRefused,
     Signal,
+    check_request,
 )
+from riad.services.http.plain import PlainRequest
 from riad.services.http.transport import (
     NO_DEADLINE,
     READ_BYTES,
@@ -74,6 +76,14 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection", "Phase"]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+
+# The outcome of a request, in its access-log line.
+COMPLETED = "completed"  # the response was sent whole
+ABORTED = "aborted"  # the client went away first
+TIMED_OUT = "timed-out"  # a deadline passed (408, or a response the client stopped reading)
+REFUSED = "refused"  # a limit or a malformed request: 4xx from the server
+ERROR = "error"  # the application failed: 500, or its response cut short
+CANCELLED = "cancelled"  # the server shut down before it was done
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
@@ -109,6 +119,7 @@ class HttpConnection:
         "_loop",
         "_reader_busy",
         "_refusal",
+        "_request_started",
         "_response_bytes",
         "_response_headers",
         "_scheme",
@@ -162,6 +173,8 @@ class HttpConnection:
         """A receive() of the application is reading the stream."""
         self._refusal: RequestRefused | None = None
         """Why the request body was refused while the application read it."""
+        self._request_started: float | None = None
+        """When the request's line came; None before, and once its log line is written."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -185,6 +198,7 @@ class HttpConnection:
         except asyncio.CancelledError:
             expired = self._expired_in
             if expired is None:
+                self._log_request(CANCELLED)  # the server shutting down
                 if not self._codec.closing:
                     raise
             else:
@@ -192,21 +206,25 @@ class HttpConnection:
                     self._task.uncancel()
                 await self._on_expired(expired)
         except RequestRefused as e:
-            await self._fail(e.status, str(e))
+            await self._fail(e.status, str(e), ERROR if e.status >= 500 else REFUSED)
         except h11.RemoteProtocolError as e:
-            await self._fail(e.error_status_hint, str(e))
+            await self._fail(e.error_status_hint, str(e), REFUSED)
         except ClientGone:
             pass
         except Exception:  # a bug of ours: log it, lose this connection only
             self._server.log.exception("connection failed", request=self.request_line or "-")
+            self._log_request(ERROR)
         finally:
+            self._log_request(ABORTED)  # (if not written yet: the client went away)
             self.phase = _CLOSED
             self._deadline.cancel()
             self._transport.close()
 
     async def _on_expired(self, phase: Phase) -> None:
         if phase is _HEAD or phase is _REQUEST:
-            await self._fail(408, "request timed out")
+            await self._fail(408, "request timed out", TIMED_OUT)
+        else:
+            self._log_request(TIMED_OUT)
 
     def _on_deadline(self) -> None:
         if self._task is not None and self._expired_in is None:
@@ -273,8 +291,10 @@ class HttpConnection:
         )
         self.request_line = f"{scope['method']} {request.target.decode('ascii', 'replace')} "
         self.request_line += f"HTTP/{scope['http_version']}"
+        self._request_started = self._loop.time()
+        if type(request) is not PlainRequest:  # (a plain request is within the limits)
+            check_request(request, self._limits)
         self._head_request = scope["method"] == "HEAD"
-        started = self._loop.time()
         try:
             await server.app(scope, self._receive, self._send)
         except BaseException as exc:
@@ -285,25 +305,24 @@ class HttpConnection:
                     raise self._refusal from None
                 if not self._gone:
                     raise RequestRefused(500, "application error") from None
-            if not self._gone:
-                self._log_access(started)
+            self._log_request(ABORTED if self._gone else ERROR)
             return False
         if self._refusal is not None:
             raise self._refusal
-        if self._reader_busy:
-            return False  # a receive() of the application still reads the stream
         if self.phase < _DONE:
             if self._gone:
+                self._log_request(ABORTED)
                 return False
             if self.phase < _RESPONSE:
                 raise RequestRefused(500, "application returned without a response")
             self._server.log.error(
                 "application left its response unfinished", request=self.request_line
             )
-            self._log_access(started)
+            self._log_request(ERROR)
             return False
-        self._log_access(started)
-        return not self._gone
+        self._log_request(COMPLETED)
+        # (a receive() of the application still reading the stream: close)
+        return not self._gone and not self._reader_busy
 
     def _application_failed(self, exc: BaseException) -> bool:
         """Sort what ``exc`` (raised out of the application) means: False when it must
@@ -321,17 +340,24 @@ class HttpConnection:
         self._server.log.exception("application error", exc=exc, request=self.request_line)
         return True
 
-    def _log_access(self, started: float) -> None:
+    def _log_request(self, outcome: str) -> None:
+        """The request's one access-log line (nothing when it has been written, or when
+        no request began): status, body bytes sent, time taken and ``outcome``."""
+        started = self._request_started
+        if started is None:
+            return
+        self._request_started = None
         access = self._server.access_log
         if access.enabled(INFO):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
             access.info(
                 '%s "%s" %s %d',
                 client,
-                self.request_line,
+                self.request_line or "-",
                 self._status if self._status is not None else "-",
                 self._response_bytes,
                 ms=round((self._loop.time() - started) * 1000, 2),
+                outcome=outcome,
             )
 
     # -- ASGI receive ----------------------------------------------------------------------
@@ -478,12 +504,17 @@ class HttpConnection:
 
     # -- errors ----------------------------------------------------------------------------
 
-    async def _fail(self, status: int, detail: str) -> None:
+    async def _fail(self, status: int, detail: str, outcome: str) -> None:
         """Answer ``status`` (unless a response already began) and close, draining
-        what the client still sends for a moment so it reads the answer."""
+        what the client still sends for a moment so it reads the answer; the
+        request's access-log line says ``outcome``."""
         self._deadline.cancel()
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
         self._server.log.info("request refused", client=client, status=status, why=detail)
+        if self._request_started is None and self.phase < _RESPONSE:
+            # Refused before it reached the application: log what of it came.
+            self._request_started = self._loop.time()
+            self.request_line = self.request_line or self._codec.raw_request_line()
         transport = self._transport
         try:
             if self.phase < _RESPONSE:
@@ -498,10 +529,7 @@ class HttpConnection:
                     + body
                 )
                 self._response_bytes = len(body)
-                if self._server.access_log.enabled(INFO):
-                    self._server.access_log.info(
-                        '%s "%s" %d %d', client, self.request_line or "-", status, len(body)
-                    )
+            self._log_request(outcome)
             transport.write_eof()
             async with asyncio.timeout(self._limits.linger_s):
                 await transport.drain()

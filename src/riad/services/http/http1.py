@@ -149,7 +149,7 @@ def screen_head(buffered: bytes) -> None:
 class Http1Codec:
     """The HTTP/1.1 protocol state of one connection (see the module text)."""
 
-    __slots__ = ("_h11", "_limits", "_pending", "_plain", "_use_h11", "closing")
+    __slots__ = ("_h11", "_head_bytes", "_limits", "_pending", "_plain", "_use_h11", "closing")
 
     def __init__(self, limits: HttpLimits) -> None:
         self._limits = limits
@@ -159,6 +159,8 @@ class Http1Codec:
         self._pending = b""
         self._plain: PlainRequest | None = None
         """The request of the exchange the fast path carries, if it does."""
+        self._head_bytes = b""
+        """What h11 was last given to find a request head in (for ``raw_request_line``)."""
         self.closing = False
         """Set when the server shuts down: responses say ``Connection: close``."""
 
@@ -203,11 +205,11 @@ class Http1Codec:
             self._switch_to_h11(data)
         conn = self._h11
         if conn.their_state is h11.IDLE:
-            screen_head(conn.trailing_data[0])
+            self._head_bytes = conn.trailing_data[0]
+            screen_head(self._head_bytes)
         event = conn.next_event()
         if type(event) is h11.Request:
-            check_request(event, self._limits)
-            return event
+            return event  # (the caller checks it against the limits: check_request)
         if event is h11.NEED_DATA:
             conn = self._h11
             if conn.their_state is h11.IDLE and conn.trailing_data[0]:
@@ -231,6 +233,14 @@ class Http1Codec:
         end = buffered.find(b"\n", 0, limit + 2)
         if end > limit + 1 or (end == -1 and len(buffered) > limit + 1):
             raise RequestRefused(414, f"request line longer than {limit} bytes")
+
+    def raw_request_line(self) -> str:
+        """The first line of the request being received, as far as it came (printable
+        ASCII, for a log line; ``""`` when none)."""
+        buffered = self._head_bytes if self._use_h11 else self._pending
+        line = buffered.lstrip(b"\r\n").partition(b"\n")[0].rstrip(b"\r")
+        line = line[: self._limits.max_request_line_bytes]
+        return "".join(c if " " <= c <= "~" else "?" for c in line.decode("latin-1"))
 
     def next_body(self) -> bytes | Signal:
         """The next piece of the request body, ``END`` or ``NEED_DATA``."""
@@ -367,6 +377,7 @@ class Http1Codec:
             return False
         conn.start_next_cycle()
         data, closed = conn.trailing_data
+        self._head_bytes = b""
         if not closed:
             self._use_h11 = False
             self._pending = bytes(data)
