@@ -5,6 +5,13 @@ with the checksum verified), so the codecs are exercised too. Each direction
 has a bottleneck rate with a drop-tail queue, a propagation delay, and seeded
 loss, duplication and reordering. Time is simulated: a 10 MB transfer takes
 the simulated seconds it takes and the real seconds Python needs.
+
+The server host can be paused (``Sim.pause_server``), as a process stopped by
+the scheduler or a signal is: while paused it takes no segment, fires no timer,
+sends nothing and its application does nothing; segments that reach it wait,
+and when it resumes it takes them in arrival order, one per microsecond, its
+application running between them (as riad's runtime runs the application
+between input batches).
 """
 
 from __future__ import annotations
@@ -113,6 +120,17 @@ class Sim:
         self.client.connect()
         self.server: TcpConnection | None = None
         self.accepted: TcpConnection | None = None
+        self.paused_until = Instant(0)
+        self._held = 0
+
+    @property
+    def server_paused(self) -> bool:
+        return self.now < self.paused_until
+
+    def pause_server(self, duration: Duration) -> None:
+        """Stop the server host for ``duration`` from now (see the module's text)."""
+        self.paused_until = self.now + duration
+        self._held = 0
 
     # -- link ------------------------------------------------------------
     def _send(self, name: str, seg: TcpSegment, src: IPv4Address, dst: IPv4Address) -> None:
@@ -141,6 +159,12 @@ class Sim:
             heapq.heappush(self._events, (at, self._n, name, bytes(raw)))
 
     def _deliver(self, name: str, raw: bytes) -> None:
+        if name == "ab" and self.server_paused:
+            self._held += 1  # taken in arrival order once the host runs again
+            self._n += 1
+            at = self.paused_until.ns + self._held * 1000
+            heapq.heappush(self._events, (at, self._n, name, raw))
+            return
         src, dst = (A_IP, B_IP) if name == "ab" else (B_IP, A_IP)
         hdr, payload = TcpHeader.parse(raw, src, dst)
         if name == "ba":
@@ -163,7 +187,7 @@ class Sim:
             if seg is None:
                 break
             self._send("ab", seg, A_IP, B_IP)
-        if self.server is not None:
+        if self.server is not None and not self.server_paused:
             ev = self.server.take_events()
             if ev & TcpEvent.CONNECTED:
                 self.listener.on_established(self.server)
@@ -177,8 +201,10 @@ class Sim:
     def step(self) -> bool:
         """Advance to the next event; ``False`` when nothing is left to happen."""
         self._flush()
-        deadlines = [c.poll_at() for c in (self.client, self.server) if c is not None]
+        deadlines = [c.poll_at() for c in self._running() if c is not None]
         times = [d.ns for d in deadlines if d is not None]
+        if self.server_paused:
+            times.append(self.paused_until.ns)
         if self._events:
             times.append(self._events[0][0])
         if not times:
@@ -189,12 +215,18 @@ class Sim:
         while self._events and self._events[0][0] <= self.now.ns:
             _, _, name, raw = heapq.heappop(self._events)
             self._deliver(name, raw)
-        for c in (self.client, self.server):
+        for c in self._running():
             if c is not None:
                 at = c.poll_at()
                 if at is not None and at <= self.now:
                     c.on_timeout(self.now)
         return True
+
+    def _running(self) -> tuple[TcpConnection | None, ...]:
+        return (self.client,) if self.server_paused else (self.client, self.server)
+
+
+_OPEN = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
 
 
 def pattern(seed: int, n: int) -> bytes:
@@ -210,57 +242,86 @@ def transfer(
     reverse: LinkSpec | None = None,
     config: TcpConfig | None = None,
     limit: Duration | None = None,
+    answer: int = 0,
+    pause: Duration | None = None,
 ) -> TransferResult:
     """Client sends ``size`` bytes to the server, then closes; the server echoes nothing.
 
-    Returns whether every byte arrived intact and both sides closed cleanly.
+    With ``answer``, the server answers like an HTTP/1.0 one instead: once it has
+    the ``size`` bytes of the request it sends ``answer`` bytes and closes (its
+    application reads the connection as soon as it is established), and the
+    client closes once it has the whole answer and the server's FIN. With
+    ``pause``, the server host stops for that long (``Sim.pause_server``) once it
+    has answered the SYN, so the request and the client's retransmissions of it
+    wait together for it. Returns whether every byte arrived intact, both ways,
+    and both sides closed cleanly.
     """
     sim = Sim(seed, spec, reverse or spec, config)
     data = pattern(seed, size)
-    sent = 0
+    reply = pattern(seed + 1, answer)
+    sent = replied = 0
     got = bytearray()
+    answered = bytearray()
     closed = False
     server_closed = False
+    paused = pause is None
     limit_ns = limit.ns if limit is not None else 3600 * 10**9
     while sim.now.ns < limit_ns:
         c = sim.client
         if c.state in (TcpState.ESTABLISHED,) and sent < size:
             sent += c.send(memoryview(data)[sent : sent + 1 << 20])
-        if sent == size and not closed and c.state is TcpState.ESTABLISHED:
+        if answer:
+            answered += c.recv()
+        ready = not answer or c.eof_received  # an answering server's answer came whole
+        if sent == size and not closed and ready and c.state in _OPEN:
             c.close()
             closed = True
-        s = sim.accepted
-        if s is not None:
+        if pause is not None and not paused and sim.server and sim.server.stats.segments_out:
+            sim.pause_server(pause)
+            paused = True
+        s = sim.server if answer else sim.accepted
+        if s is not None and not sim.server_paused:
             got += s.recv()
-            if s.eof_received and not server_closed:
+            if answer and len(got) == size and not server_closed:
+                replied += s.send(memoryview(reply)[replied : replied + (1 << 20)])
+                if replied == answer:
+                    s.close()
+                    server_closed = True
+            elif s.eof_received and not server_closed:
                 s.close()
                 server_closed = True
         if not sim.step():
             break
+        server_done = sim.server is None or sim.server.state is TcpState.CLOSED
+        if answer and sim.server is not None:  # it closed first: its TIME-WAIT does not count
+            server_done = server_done or sim.server.state is TcpState.TIME_WAIT
         if (
             closed
             and server_closed
             and c.state in (TcpState.TIME_WAIT, TcpState.CLOSED)
-            and (sim.server is None or sim.server.state is TcpState.CLOSED)
+            and server_done
         ):
             break
+    server = sim.accepted or sim.server
     ok = (
         bytes(got) == data
         and hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        and bytes(answered) == reply
         and server_closed
         and sim.client.error is None
+        and (server is None or server.error is None)
     )
     st = sim.client.stats
     return TransferResult(
         seed=seed,
         ok=ok,
         sim_seconds=sim.now.secs,
-        bytes=len(got),
+        bytes=len(got) + len(answered),
         retransmits=st.retransmitted_segments,
         timeouts=st.timeouts,
         fast_retransmits=st.fast_retransmits,
         dropped=sim.dirs["ab"].dropped + sim.dirs["ba"].dropped,
         detail=sim.client.describe()
         + "\n"
-        + (sim.accepted.describe() if sim.accepted else "no server connection"),
+        + (server.describe() if server else "no server connection"),
     )

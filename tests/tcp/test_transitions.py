@@ -180,6 +180,69 @@ def test_data_after_close_resets() -> None:
     assert conn.state is TcpState.CLOSED
 
 
+REQUEST = b"GET / HTTP/1.1\r\n\r\n"
+ANSWER = b"HTTP/1.1 200 OK\r\n\r\n"
+
+
+def _after_request(state: TcpState) -> TcpConnection:
+    """A server side that received ``REQUEST`` and was brought to ``state`` from there, as
+    an application answering with FIN (and a peer closing too) would bring it."""
+    conn = established()
+    feed(conn, ms(1), seg(B, A, ACK | PSH), REQUEST)
+    assert conn.recv() == REQUEST
+    end = B + len(REQUEST)
+    fin_acked = A + len(ANSWER) + 1
+    if state in (TcpState.CLOSE_WAIT, TcpState.LAST_ACK):
+        feed(conn, ms(2), seg(end, A, FIN | ACK))  # the peer closes first
+    if state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT):
+        conn.send(ANSWER)
+        conn.close()
+        drain(conn, ms(3))
+    if state is TcpState.CLOSING:
+        feed(conn, ms(4), seg(end, A, FIN | ACK))  # their FIN crosses ours
+    if state in (TcpState.FIN_WAIT_2, TcpState.TIME_WAIT):
+        feed(conn, ms(4), seg(end, fin_acked))
+    if state is TcpState.TIME_WAIT:
+        feed(conn, ms(5), seg(end, fin_acked, FIN | ACK))
+    conn.take_events()
+    assert conn.state is state
+    return conn
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        TcpState.ESTABLISHED,
+        TcpState.FIN_WAIT_1,
+        TcpState.FIN_WAIT_2,
+        TcpState.CLOSING,
+        TcpState.TIME_WAIT,
+        TcpState.CLOSE_WAIT,
+        TcpState.LAST_ACK,
+    ],
+)
+def test_a_retransmitted_request_is_acked_in_every_state(state: TcpState) -> None:
+    """The peer's request again (its retransmission crossed our answer, or the receiver was
+    paused): data received before is acknowledged, never answered with RST, whatever the
+    state and whether or not the application closed (issue 21)."""
+    conn = _after_request(state)
+    snd_nxt, rcv_nxt = conn.snd.nxt, conn.rcv.nxt
+    out = feed(conn, ms(10), seg(B, A, ACK | PSH), REQUEST)
+    assert [brief(s)[:3] for s in out] == [(snd_nxt, rcv_nxt, "A")]
+    assert conn.state is state
+    assert conn.error is None and not conn.take_events() & TcpEvent.CLOSED
+    assert conn.stats.duplicate_segments == 1
+
+
+def test_old_and_new_data_after_close_resets() -> None:
+    """A segment that carries bytes beyond what was received, for a socket the application
+    closed, resets it (RFC 2525 2.17, as Linux), even when it begins with old bytes."""
+    conn = _after_request(TcpState.FIN_WAIT_1)
+    out = feed(conn, ms(10), seg(B, A, ACK | PSH), REQUEST + b"more")
+    assert [brief(s)[2] for s in out] == ["RA"]
+    assert conn.state is TcpState.CLOSED
+
+
 def test_abort_sends_rst_and_forgets_data() -> None:
     conn = established()
     conn.send(b"x" * 100)

@@ -421,8 +421,9 @@ def _on_text(
     if payload and st not in CAN_RECEIVE:
         conn.rcv.ack_now = True
     elif payload:
-        if conn.closed_by_app:
-            # data for a closed socket: nobody will read it (RFC 2525 2.17, as Linux)
+        if conn.closed_by_app and seq + len(payload) > conn.rcv.nxt:
+            # new data for a closed socket: nobody will read it (RFC 2525 2.17, as Linux);
+            # a copy of data received before is only acknowledged, below
             conn.rst_pending = True
             enter_closed(conn, None)
             return
