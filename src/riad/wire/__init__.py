@@ -3,7 +3,9 @@
 Nothing here does I/O, reads a clock or draws randomness. Each header is a
 frozen, slotted dataclass with ``parse(buffer) -> (header, payload)`` (the
 payload a ``memoryview`` into the same buffer, no copy), ``emit_into(buffer,
-offset)`` and ``to_bytes()``. Parse errors are ``riad.wire.errors.ParseError``
+offset)`` and ``to_bytes()``. IPv6 adds ``ExtensionChain.parse``, which walks
+the extension headers between the fixed header and the upper layer, and
+``riad.wire.ndp`` reads neighbour discovery messages. Parse errors are ``riad.wire.errors.ParseError``
 subclasses: integrity (truncated, bad length, bad checksum) or sanity (a
 protocol rule broken), each naming the field and the byte offset.
 """
@@ -20,7 +22,14 @@ from riad.wire.errors import (
 )
 from riad.wire.ethernet import EthernetHeader, EtherType, VlanTag
 from riad.wire.icmp import IcmpHeader, IcmpType, TimeExceededCode, UnreachableCode
+from riad.wire.icmpv6 import Icmpv6Header, Icmpv6Type
 from riad.wire.ipv4 import IpProtocol, Ipv4Header
+from riad.wire.ipv6 import (
+    ExtensionChain,
+    ExtensionLimitError,
+    Ipv6Header,
+    ParameterProblemError,
+)
 from riad.wire.tcp import TcpFlags, TcpHeader
 from riad.wire.udp import UdpHeader
 
@@ -33,12 +42,18 @@ __all__ = [
     "ChecksumError",
     "EtherType",
     "EthernetHeader",
+    "ExtensionChain",
+    "ExtensionLimitError",
     "IcmpHeader",
     "IcmpType",
+    "Icmpv6Header",
+    "Icmpv6Type",
     "IntegrityError",
     "IpProtocol",
     "Ipv4Header",
+    "Ipv6Header",
     "MacAddress",
+    "ParameterProblemError",
     "ParseError",
     "SanityError",
     "TcpFlags",

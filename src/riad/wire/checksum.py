@@ -22,6 +22,7 @@ from riad.wire.common import BytesLike as Buffer
 
 _MOD = 0xFFFF
 _PSEUDO = struct.Struct("!4s4sxBH")
+_PSEUDO6 = struct.Struct("!16s16sI3xB")
 
 
 def ones_sum(*parts: Buffer) -> int:
@@ -80,6 +81,25 @@ def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int
     checksum (``VIRTIO_NET_HDR_F_NEEDS_CSUM`` offload).
     """
     return ones_sum(_PSEUDO.pack(src, dst, protocol, length))
+
+
+def ipv6_pseudo_header(src: bytes, dst: bytes, next_header: int, length: int) -> bytes:
+    """The IPv6 pseudo-header (RFC 8200 8.1) for UDP, TCP and ICMPv6 checksums.
+
+    ``src`` and ``dst`` are the 16-byte addresses (``dst`` the final one: with
+    a routing header, its last address), ``next_header`` the upper-layer
+    protocol (not an extension header's), ``length`` the upper-layer header
+    plus payload length in bytes.
+    """
+    return _PSEUDO6.pack(src, dst, length, next_header)
+
+
+def ipv6_pseudo_header_sum(src: bytes, dst: bytes, next_header: int, length: int) -> int:
+    """The one's complement sum of the IPv6 pseudo-header, not complemented.
+
+    The IPv6 counterpart of ``pseudo_header_sum``, for checksum offload.
+    """
+    return ones_sum(_PSEUDO6.pack(src, dst, length, next_header))
 
 
 def update(old_checksum: int, old: Buffer, new: Buffer) -> int:
