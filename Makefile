@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 FUZZ_RUNS ?= 1000000
-FUZZ_CODECS ?= ethernet arp ipv4 icmp udp tcp dhcp
+FUZZ_CODECS ?= ethernet arp ipv4 icmp udp tcp dhcp ipv6 icmpv6 ndp
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
 	for codec in $(FUZZ_CODECS); do \

@@ -228,6 +228,8 @@ def test_unknown_options_follow_their_action_bits(option_type: int, answer: Icmp
     err = refused(*chain((0, header)))
     assert isinstance(err, ParameterProblemError) and not isinstance(err, ExtensionLimitError)
     assert (err.counter, err.code, err.pointer, err.answer) == ("ipv6.sanity.option", 2, 44, answer)
+    assert err.answered(to_multicast=False) is (answer != IcmpAnswer.NONE)
+    assert err.answered(to_multicast=True) is (answer == IcmpAnswer.ALWAYS)
 
 
 def test_hop_by_hop_only_right_after_the_ipv6_header() -> None:

@@ -397,3 +397,16 @@ def test_mld_refusals(
         Mldv2Report.parse(message, src=src, dst=MLD_DST, hop_limit=hop_limit, verify_checksum=False)
     assert type(info.value) is error and (info.value.field, info.value.offset) == (field, offset)
     assert info.value.counter.startswith("mld.")
+
+
+def test_a_checksum_sent_as_the_other_zero_verifies() -> None:
+    # found by fuzzing: 0xffff is one's complement -0 and verifies as 0x0000 does;
+    # riad emits 0x0000 (RFC 1624 3), so only the sign of zero changes on re-emit
+    sent = bytes.fromhex("8500ffff00177c00 0101020000000002")
+    src, dst = HOST_LL, SOLICITED_NODE_B
+    rs = parse_ndp(sent, src=src, dst=dst, hop_limit=255)
+    assert rs == RouterSolicitation(
+        options=(LinkLayerAddressOption(1, bytes.fromhex("020000000002")),), reserved=0x00177C00
+    )
+    assert rs.build(src, dst) == sent[:2] + b"\x00\x00" + sent[4:]
+    parse_ndp(rs.build(src, dst), src=src, dst=dst, hop_limit=255)

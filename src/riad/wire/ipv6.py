@@ -150,6 +150,15 @@ class ParameterProblemError(SanityError):
     def pointer(self) -> int:
         return self.offset
 
+    def answered(self, to_multicast: bool) -> bool:
+        """Whether RFC 8200 and RFC 4443 2.4 (e) want the ICMPv6 error sent.
+
+        ``to_multicast``: the refused packet was sent to a multicast address.
+        """
+        if self.answer is IcmpAnswer.ALWAYS:
+            return True
+        return self.answer is IcmpAnswer.UNLESS_MULTICAST and not to_multicast
+
 
 class ExtensionLimitError(ParameterProblemError):
     """An extension header chain past one of riad's limits (``ExtensionLimits``).
