@@ -30,8 +30,10 @@ from .strategies6 import (
     mld_reports,
     ndp_messages,
 )
+from .test_properties import mutated_frames
 
 SRC, DST = IPv6Address("fe80::a"), IPv6Address("fe80::b")
+SEEDS6 = [getattr(frames6, name) for name in dir(frames6) if name.isupper()]
 
 
 @given(ipv6_headers())
@@ -122,18 +124,6 @@ def test_arbitrary_bytes_raise_only_parse_errors(codec: str, data: bytes) -> Non
         PARSERS[codec](data)
 
 
-SEEDS = [getattr(frames6, name) for name in dir(frames6) if name.isupper()]
-
-
-@st.composite
-def mutated_frames(draw: st.DrawFn) -> bytes:
-    """A captured frame with a few bytes overwritten and maybe cut short."""
-    frame = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
-    return bytes(frame[: draw(st.integers(0, len(frame)))])
-
-
 def parse_frame(frame: bytes) -> None:
     """Parse a frame down through every IPv6 layer the way a stack would."""
     _, payload = EthernetHeader.parse(frame)
@@ -151,7 +141,7 @@ def parse_frame(frame: bytes) -> None:
 
 
 @settings(max_examples=500)
-@given(mutated_frames())
+@given(mutated_frames(SEEDS6))
 def test_mutated_real_frames_raise_only_parse_errors(frame: bytes) -> None:
     try:
         parse_frame(frame)

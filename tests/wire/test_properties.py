@@ -124,9 +124,9 @@ SEEDS = [getattr(frames, name) for name in dir(frames) if name.isupper()]
 
 
 @st.composite
-def mutated_frames(draw: st.DrawFn) -> bytes:
-    """A captured frame with a few bytes overwritten and maybe cut short."""
-    frame = bytearray(draw(st.sampled_from(SEEDS)))
+def mutated_frames(draw: st.DrawFn, seeds: list[bytes] = SEEDS) -> bytes:
+    """A captured frame from ``seeds`` with a few bytes overwritten and maybe cut short."""
+    frame = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 4))):
         frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
     return bytes(frame[: draw(st.integers(0, len(frame)))])

@@ -194,12 +194,8 @@ class Ipv6Header:
     @classmethod
     def parse(cls, buffer: BytesLike) -> tuple[Ipv6Header, memoryview]:
         """Parse a packet's fixed header; return it and the payload (a view, no copy)."""
+        word, length, nh, hops, src, dst = _unpack(buffer, "buffer")
         size = len(buffer)
-        if size < 40:
-            raise TruncatedError(_LAYER, "header", 0, f"needs 40 bytes, buffer has {size}")
-        word, length, nh, hops, src, dst = _HEADER.unpack_from(buffer, 0)
-        if word >> 28 != 6:
-            raise SanityError(_LAYER, "version", 0, f"version {word >> 28}, expected 6")
         if 40 + length > size:
             raise TruncatedError(
                 _LAYER, "payload_length", 4, f"payload length {length}, buffer has {size - 40}"
@@ -219,18 +215,8 @@ class Ipv6Header:
                 24,
                 "destination is unspecified, loopback or multicast of reserved or interface-local scope",
             )
-        header = _make_header(
-            _ADDRESSES.get(src) or _address(src),
-            _ADDRESSES.get(dst) or _address(dst),
-            nh,
-            length,
-            hops,
-            (word >> 22) & 0x3F,
-            (word >> 20) & 0x3,
-            word & 0xFFFFF,
-        )
         view = buffer if type(buffer) is memoryview else memoryview(buffer)
-        return header, view[40 : 40 + length]
+        return _header(word, length, nh, hops, src, dst), view[40 : 40 + length]
 
     @classmethod
     def parse_quoted(cls, buffer: BytesLike) -> tuple[Ipv6Header, memoryview]:
@@ -240,24 +226,9 @@ class Ipv6Header:
         the buffer and no address rule is applied; the returned payload is
         what was quoted after the fixed header.
         """
-        size = len(buffer)
-        if size < 40:
-            raise TruncatedError(_LAYER, "header", 0, f"needs 40 bytes, quote has {size}")
-        word, length, nh, hops, src, dst = _HEADER.unpack_from(buffer, 0)
-        if word >> 28 != 6:
-            raise SanityError(_LAYER, "version", 0, f"version {word >> 28}, expected 6")
-        header = _make_header(
-            IPv6Address(src),
-            IPv6Address(dst),
-            nh,
-            length,
-            hops,
-            (word >> 22) & 0x3F,
-            (word >> 20) & 0x3,
-            word & 0xFFFFF,
-        )
+        fields = _unpack(buffer, "quote")
         view = buffer if type(buffer) is memoryview else memoryview(buffer)
-        return header, view[40:]
+        return _header(*fields), view[40:]
 
     def emit_into(self, buffer: bytearray | memoryview, offset: int = 0) -> int:
         """Write the header at ``offset``; return 40."""
@@ -282,6 +253,31 @@ class Ipv6Header:
 
 
 _make_header = trusted_constructor(Ipv6Header)
+
+
+def _unpack(buffer: BytesLike, what: str) -> tuple[int, int, int, int, bytes, bytes]:
+    """The fixed header's fields, once the buffer holds 40 bytes of version 6."""
+    size = len(buffer)
+    if size < 40:
+        raise TruncatedError(_LAYER, "header", 0, f"needs 40 bytes, {what} has {size}")
+    fields: tuple[int, int, int, int, bytes, bytes] = _HEADER.unpack_from(buffer, 0)
+    if fields[0] >> 28 != 6:
+        raise SanityError(_LAYER, "version", 0, f"version {fields[0] >> 28}, expected 6")
+    return fields
+
+
+def _header(word: int, length: int, nh: int, hops: int, src: bytes, dst: bytes) -> Ipv6Header:
+    return _make_header(
+        _ADDRESSES.get(src) or _address(src),
+        _ADDRESSES.get(dst) or _address(dst),
+        nh,
+        length,
+        hops,
+        (word >> 22) & 0x3F,
+        (word >> 20) & 0x3,
+        word & 0xFFFFF,
+    )
+
 
 _ADDRESSES: dict[bytes, IPv6Address] = {}
 """Addresses seen lately, by value: building an ``IPv6Address`` is slow (bounded)."""
