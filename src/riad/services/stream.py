@@ -94,6 +94,8 @@ class ProtocolStream(asyncio.Protocol):
     extra layer on each write), which is what the HTTP server's hot path wants.
     Reading is cancellation-safe: bytes that arrive while no ``read`` waits are
     kept, and reading pauses above ``max_buffer_bytes`` until they are taken.
+    Writing: ``drain`` waits while more than ``write_buffer_bytes`` wait in the
+    transport (its high-water mark; a quarter of it is the low one).
     """
 
     __slots__ = (
@@ -112,6 +114,7 @@ class ProtocolStream(asyncio.Protocol):
         "_read_waiter",
         "_task",
         "_transport",
+        "_write_buffer",
         "_write_paused",
     )
 
@@ -121,11 +124,13 @@ class ProtocolStream(asyncio.Protocol):
         *,
         max_buffer_bytes: int = 256 * 1024,
         first_data_timeout_s: float = 15.0,
+        write_buffer_bytes: int = 64 * 1024,
     ) -> None:
         self._on_connect = on_connect
         self._first_data_timeout = first_data_timeout_s
         self._idle_handle: asyncio.TimerHandle | None = None
         self._max_buffer = max_buffer_bytes
+        self._write_buffer = write_buffer_bytes
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._eof = False
@@ -142,6 +147,7 @@ class ProtocolStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        transport.set_write_buffer_limits(high=self._write_buffer)
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
         self._idle_handle = self._loop.call_later(self._first_data_timeout, transport.close)

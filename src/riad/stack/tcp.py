@@ -8,7 +8,10 @@ runs on it unchanged. Flow control works both ways like a kernel socket:
 ``pause_reading`` leaves data in the connection's receive buffer, so the
 advertised window closes; bytes the connection's send buffer cannot take wait
 in the transport, and above the high-water mark the protocol is paused
-(``drain()`` blocks) until the peer acknowledges enough.
+(``drain()`` blocks) until the peer acknowledges enough. The send buffer is
+used as a kernel grows a socket's: up to twice what the peer has acknowledged
+so far (at least 32 KiB), so a peer that reads nothing leaves little queued
+here, while one that keeps reading soon has the whole buffer.
 
 ``TcpServer`` is the ``riad.devices.Listener`` (and mostly an
 ``asyncio.Server``). ``TcpPlumbing`` joins them to the stack: it turns the
@@ -48,6 +51,7 @@ _EOF = int(TcpEvent.EOF)
 _CLOSED = int(TcpEvent.CLOSED)
 _CONNECTED = int(TcpEvent.CONNECTED)
 _PUSH_BYTES = 64 * 1024
+_SEND_FLOOR_BYTES = 32 * 1024
 
 
 class TcpTransport(asyncio.Transport):
@@ -66,6 +70,8 @@ class TcpTransport(asyncio.Transport):
         self._protocol: Any = protocol
         self._loop = loop
         self._pending = bytearray()
+        self._handed = 0
+        """Bytes handed to the connection so far (for how much of its buffer to use)."""
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._protocol_paused = False
@@ -184,7 +190,11 @@ class TcpTransport(asyncio.Transport):
         if self._pending:
             self._pending += data
         else:
-            n = conn.send(data)
+            room = self._send_room()
+            n = 0
+            if room > 0:
+                n = conn.send(data if room >= len(data) else memoryview(data)[:room])
+                self._handed += n
             if n < len(data):
                 self._pending += memoryview(data)[n:]
             self._plumbing.touch(conn)
@@ -231,9 +241,11 @@ class TcpTransport(asyncio.Transport):
         conn = self._conn
         pending = self._pending
         if pending and conn.error is None:
-            n = conn.send(pending)
+            room = self._send_room()
+            n = conn.send(memoryview(pending)[:room]) if room > 0 else 0
             if n:
                 del pending[:n]
+                self._handed += n
                 self._plumbing.touch(conn)
         if not pending:
             if self._eof_wanted and not self._closing:
@@ -251,6 +263,13 @@ class TcpTransport(asyncio.Transport):
                 self._loop.call_exception_handler(
                     {"message": "protocol.resume_writing() failed", "exception": exc}
                 )
+
+    def _send_room(self) -> int:
+        """How much the connection's send buffer may take now (see the module text)."""
+        conn = self._conn
+        unsent = conn.unsent_bytes
+        acked = self._handed - unsent
+        return min(conn.send_space, max(_SEND_FLOOR_BYTES, 2 * acked) - unsent)
 
     def _maybe_pause_protocol(self) -> None:
         if not self._protocol_paused and len(self._pending) > self._high:

@@ -473,9 +473,13 @@ class HttpConnection:
             if not self._head_request:
                 self._response_bytes += len(body)
             transport = self._transport
+            chunk = self._limits.write_buffer_bytes
             try:
                 for piece in pieces:
-                    transport.stream.write(piece)
+                    if len(piece) <= chunk:
+                        transport.stream.write(piece)
+                    else:
+                        await self._write_in_chunks(piece, chunk)
             except OSError as e:
                 raise ClientGone(f"writing failed: {e}") from e
             if not more:
@@ -501,6 +505,20 @@ class HttpConnection:
             self._response_headers = message.get("headers", ())
             return
         raise ValueError(f"unexpected ASGI message type {kind!r}")
+
+    async def _write_in_chunks(self, data: bytes, chunk: int) -> None:
+        """Write a large piece ``chunk`` bytes at a time, each once the stream has room
+        again: a client that reads slowly holds no more than a chunk of it in the
+        stream's buffers (``HttpLimits.write_buffer_bytes``)."""
+        stream = self._transport.stream
+        deadline = self._deadline
+        view = memoryview(data)
+        for start in range(0, len(view), chunk):
+            if start:
+                deadline.arm(self._limits.send_timeout_s)
+                await stream.drain()
+                deadline.when = NO_DEADLINE
+            stream.write(view[start : start + chunk])  # type: ignore[arg-type]
 
     # -- errors ----------------------------------------------------------------------------
 

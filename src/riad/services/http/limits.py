@@ -16,6 +16,10 @@ limit                       status   when
 ``idle_timeout_s``          (close)  no new request on a kept-alive connection
 ``send_timeout_s``          (close)  the client reads none of the response for this long
 ``max_connections``         503      more connections (counted from their first byte) at once
+``write_buffer_bytes``      --       what of a response may wait in the connection's buffer:
+                                     the body goes out in pieces of this size, each once the
+                                     connection has room (the bound on what a slow reader
+                                     costs)
 malformed request           400      h11 rejects it (bad chunked encoding, bad header, ...)
 ==========================  =======  ===============================================
 """
@@ -40,6 +44,9 @@ class HttpLimits:
     idle_timeout_s: float = 15.0
     send_timeout_s: float = 30.0
     max_connections: int = 1024
+    write_buffer_bytes: int = 32 * 1024
+    """What of a response may wait in the connection's buffer (its high-water mark); a
+    larger body message is written in pieces of this size, each once there is room."""
     shutdown_grace_s: float = 10.0
     """How long ``HttpServer.shutdown`` lets requests in flight finish."""
     linger_s: float = 2.0

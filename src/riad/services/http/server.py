@@ -75,6 +75,8 @@ class HttpServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: weakref.WeakSet[ProtocolStream] = weakref.WeakSet()
         self._closing = False
+        self._busiest = 0
+        """The most connections open at once since memory was last given back."""
         self.connections_refused = 0
 
     async def __aenter__(self) -> HttpServer:
@@ -116,7 +118,11 @@ class HttpServer:
         idle_s = self.limits.idle_timeout_s
 
         def connection() -> ProtocolStream:
-            stream = ProtocolStream(accepted, first_data_timeout_s=idle_s)
+            stream = ProtocolStream(
+                accepted,
+                first_data_timeout_s=idle_s,
+                write_buffer_bytes=self.limits.write_buffer_bytes,
+            )
             self._streams.add(stream)
             return stream
 
@@ -155,13 +161,25 @@ class HttpServer:
                     return
             connection = HttpConnection(self, stream, scheme=scheme, local_addr=local_addr)
             self._connections.add(connection)
+            self._busiest = max(self._busiest, len(self._connections))
             try:
                 await connection.run()
             finally:
                 self._connections.discard(connection)
+                self._after_close()
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    def _after_close(self) -> None:
+        """Once a crowd of connections has left (down to an eighth of the most open at
+        once, and that was at least 64), hand the memory their buffers used back to
+        the system: the C allocator keeps freed pages otherwise, and a burst of slow
+        clients would leave the service that much larger for good."""
+        open_now = len(self._connections)
+        if self._busiest - open_now >= _TRIM_AFTER and open_now <= self._busiest // 8:
+            self._busiest = open_now
+            release_free_memory()
 
     async def shutdown(self) -> None:
         """Stop accepting, finish requests in flight (bounded by
@@ -232,6 +250,34 @@ def service_logger(source: str) -> Logger:
     set up (``HttpServer`` does so when it is created).
     """
     return _StdlibLogs().source(source)
+
+
+_TRIM_AFTER = 64
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)`` (give free heap pages back), where there is one."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give the memory the C allocator holds free back to the system (glibc; else nothing)."""
+    if _TRIM is not None:
+        import gc
+
+        gc.collect()
+        _TRIM()
 
 
 async def _linger(stream: ByteStream, seconds: float) -> None:

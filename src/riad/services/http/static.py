@@ -12,8 +12,10 @@ redirected (301) to the path with it. Responses carry the store's precomputed
   ``206 Partial Content`` with ``Content-Range``, or ``416`` with
   ``Content-Range: bytes */size`` when it lies past the end. Several ranges at
   once are answered with the whole value (200), which RFC 9110 permits.
-- Bodies stream from the store in ``chunk_bytes`` pieces, so a large value is
-  never held in memory whole.
+- Bodies stream from the store in ``chunk_bytes`` pieces, each read once the
+  connection has taken the one before (``send`` waits for room), so a large
+  value is never held in memory whole, and a client that reads slowly costs
+  one chunk.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class StaticFiles:
         *,
         index: str = "index.html",
         headers: Iterable[tuple[bytes, bytes]] = (),
-        chunk_bytes: int = 256 * 1024,
+        chunk_bytes: int = 32 * 1024,
     ) -> None:
         self._store = store
         self._index = index

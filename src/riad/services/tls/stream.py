@@ -8,6 +8,12 @@ over whatever carries the bytes: the host's sockets or riad's own TCP/IP stack.
 Every failure of the peer (a refused handshake, garbage instead of a
 ClientHello, a truncated record) surfaces as ``ConnectionError`` (``TlsError``)
 for the caller to log and close; nothing else is affected.
+
+Memory: ``write`` keeps a large piece as it is (a reference, no copy) and
+encrypts it in ``drain``, a slice of ``ENCRYPT_SLICE_BYTES`` at a time, each
+only once the stream below has room again. So the ciphertext waiting for a
+slow reader is bounded by the inner stream's buffer plus one slice, not by the
+size of what was written. ``write_eof`` and ``close`` encrypt what is left.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from riad.services.stream import ByteStream
 __all__ = ["TlsError", "TlsStream"]
 
 _READ_BYTES = 64 * 1024
+ENCRYPT_SLICE_BYTES = 16 * 1024
+"""Plaintext encrypted at once when draining (one TLS record's worth)."""
 
 
 class TlsError(ConnectionError):
@@ -30,7 +38,7 @@ class TlsError(ConnectionError):
 class TlsStream:
     """A ``ByteStream`` speaking TLS over ``inner``; call ``handshake`` first."""
 
-    __slots__ = ("_closed", "_eof", "_incoming", "_inner", "_outgoing", "_ssl")
+    __slots__ = ("_closed", "_eof", "_incoming", "_inner", "_outgoing", "_queue", "_ssl")
 
     def __init__(
         self,
@@ -52,6 +60,8 @@ class TlsStream:
         )
         self._eof = False
         self._closed = False
+        self._queue: list[memoryview] = []
+        """Plaintext written but not encrypted yet (see the module text)."""
 
     def _flush(self) -> None:
         pending = self._outgoing.read()
@@ -100,21 +110,53 @@ class TlsStream:
             except ssl.SSLError as e:
                 raise TlsError(f"TLS error: {e.reason or e}") from e
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
+        if not self._queue and len(data) <= ENCRYPT_SLICE_BYTES:
+            self._encrypt(data)
+            return
+        if not data:
+            return
+        # A reference, not a copy: the caller hands over what it wrote (as to a
+        # transport); only a bytearray, which it may reuse, is copied.
+        self._queue.append(memoryview(bytes(data) if isinstance(data, bytearray) else data))
+
+    def _encrypt(self, data: bytes | memoryview) -> None:
         try:
             self._ssl.write(data)
         except ssl.SSLError as e:
             raise TlsError(f"TLS error: {e.reason or e}") from e
         self._flush()
 
+    def _encrypt_slice(self) -> None:
+        """Encrypt the next slice of the queued plaintext and hand it to the inner stream."""
+        queue = self._queue
+        head = queue[0]
+        if len(head) <= ENCRYPT_SLICE_BYTES:
+            queue.pop(0)
+            self._encrypt(head)
+        else:
+            queue[0] = head[ENCRYPT_SLICE_BYTES:]
+            self._encrypt(head[:ENCRYPT_SLICE_BYTES])
+
     async def drain(self) -> None:
-        await self._inner.drain()
+        inner = self._inner
+        while self._queue:
+            self._encrypt_slice()
+            await inner.drain()
+        await inner.drain()
+
+    def _encrypt_all(self) -> None:
+        while self._queue:
+            self._encrypt_slice()
 
     def write_eof(self) -> None:
         """Send close_notify (the TLS end of stream)."""
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(ConnectionError, OSError):
+            self._encrypt_all()
+        self._queue.clear()
         with contextlib.suppress(ssl.SSLError, ValueError):
             self._ssl.unwrap()
         with contextlib.suppress(ConnectionError, OSError):

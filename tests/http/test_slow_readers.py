@@ -1,0 +1,90 @@
+"""Memory per slow reader, on riad's stack over the simulated network.
+
+HTTPS clients ask for a large file and never read. The server must produce
+the body only as fast as each connection takes it (backpressure from TCP's
+send buffer, through TLS, to the application's ``send``), so what it holds
+per client is bounded by its buffers, not by the size of the file, and is
+given back when the clients leave. Measured with ``tracemalloc`` (Python's
+allocations: the server's buffers, TLS's queued plaintext, the application's
+chunks; the clients' side is kept small by 16 KiB receive buffers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import ssl
+import tracemalloc
+from pathlib import Path
+
+from riad.backends.kv import MemoryKV
+from riad.proto.tcp import TcpConfig
+from riad.services.http import HttpLimits, HttpServer
+from riad.services.http.static import StaticFiles
+from riad.services.stream import SocketStream
+from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
+from riad.stack.stack import StackConfig
+from riad.testing import eventually_async
+from riad.testing.simnet import SimLab, run_lab, test_seed
+
+SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
+BIG = bytes(range(256)) * (5 * 1024 * 4)  # 5 MiB
+CLIENTS = 40
+PER_CLIENT_LIMIT = 144 * 1024
+
+
+async def stalled_client(lab: SimLab, context: ssl.SSLContext) -> TlsStream:
+    reader, writer = await lab.stacks[1].open_connection(SERVER, 443)
+    client = TlsStream(
+        SocketStream(reader, writer), context, server_side=False, server_hostname="server.test"
+    )
+    await client.handshake()
+    client.write(b"GET /big.bin HTTP/1.1\r\nHost: server.test\r\n\r\n")
+    await client.drain()
+    writer.transport.pause_reading()  # and never read again
+    return client
+
+
+def test_non_reading_https_clients_cost_a_bounded_amount_each(tmp_path: Path) -> None:
+    seed = test_seed(6600)
+    pair: DevCertificate = dev_certificate(["server.test", SERVER])
+    (tmp_path / "ca.pem").write_bytes(pair.ca_pem)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+
+    async def main(lab: SimLab) -> None:
+        server_stack = lab.add_stack(f"{SERVER}/24")
+        # The clients' side stays small: 16 KiB receive windows (only the server counts).
+        lab.add_stack(f"{CLIENT}/24", config=StackConfig(tcp=TcpConfig(receive_buffer_bytes=16384)))
+        kv = MemoryKV({"server.pem": pair.chain_pem, "server.key": pair.key_pem})
+        tls = await TlsServer.from_kv(kv)
+        limits = HttpLimits(send_timeout_s=600)
+        async with HttpServer(StaticFiles(MemoryKV({"big.bin": BIG})), limits=limits) as server:
+            await server.listen(server_stack, port=443, tls=tls.wrap)
+            warm = await stalled_client(lab, context)  # start-up allocations come first
+            await asyncio.sleep(5)
+            before, _ = tracemalloc.get_traced_memory()
+            clients = [await stalled_client(lab, context) for _ in range(CLIENTS)]
+            await asyncio.sleep(30)  # simulated: every connection has stalled long since
+            stalled, _ = tracemalloc.get_traced_memory()
+            per_client = (stalled - before) / CLIENTS
+            print(f"server + clients: {per_client / 1024:.1f} KiB per stalled client")
+            assert per_client <= PER_CLIENT_LIMIT, per_client
+            for client in [warm, *clients]:
+                client.close()
+            del warm, clients
+            await eventually_async(lambda: server.open_connections == 0, timeout_s=120)
+            await asyncio.sleep(240)  # simulated: past TIME_WAIT, every connection forgotten
+            last = await stalled_client(lab, context)  # (traffic: both stacks take their events)
+            last.close()
+            del last
+            await asyncio.sleep(240)
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+            print(f"left after they closed: {(after - before) / CLIENTS / 1024:.1f} KiB each")
+            assert after - before <= 8 * 1024 * CLIENTS
+
+    tracemalloc.start()
+    try:
+        run_lab(main, seed=seed)
+    finally:
+        tracemalloc.stop()
