@@ -94,12 +94,38 @@ def test_riad_arguments() -> None:
         ),
         (["--name=a", "--dhcp", "--ipv4=10.0.0.2/24"], "--dhcp and --ipv4 both given: keep one"),
         (["--name=a", "--logs", "loud"], "--logs: 'loud' is not valid: unknown log level 'loud'"),
+        (["--name=a", "--dns", "dns.example"], "--dns: 'dns.example' is not valid: not an IPv4"),
+        (["--name=a", "--dns-search", "a..b"], "--dns-search: 'a..b' is not valid: not a DNS name"),
+        (["--name=a", "--hosts", "db"], "--hosts: 'db' is not valid: no '=': write NAME=ADDRESS"),
+        (["--name=a", "--hosts", "db=x"], "--hosts: 'db=x' is not valid: 'x' is not an IP address"),
     ],
 )
 def test_mistakes_name_argument_and_fix(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         _app().parse_args(argv)
     assert "\n" not in str(info.value)
+
+
+def test_name_arguments_add_up() -> None:
+    config = _app().parse_args(
+        [
+            "--name=x",
+            "--dns",
+            "10.0.0.1",
+            "--dns=10.0.0.2",
+            "--dns-search",
+            "Corp.Example.",
+            "--hosts",
+            "DB.internal=10.0.0.5",
+            "--hosts=db.internal=fd00::5",
+        ]
+    )
+    assert config.net.dns == ("10.0.0.1", "10.0.0.2")
+    assert config.net.dns_search == ("corp.example",)
+    assert config.net.hosts == (("db.internal", "10.0.0.5"), ("db.internal", "fd00::5"))
+    assert "--dns" not in config.values
+    empty = _app().parse_args(["--name=x"]).net
+    assert (empty.dns, empty.dns_search, empty.hosts) == ((), (), ())
 
 
 def test_dhcp() -> None:
@@ -127,5 +153,8 @@ def test_usage_lists_everything() -> None:
         "read-only, from htdocs/",
         "--ipv4 ADDRESS/PREFIX",
         "--logs LEVELS",
+        "--dns ADDRESS",
+        "--hosts NAME=ADDRESS",
+        "repeatable",
     ]:
         assert word in text, word

@@ -114,10 +114,18 @@ def test_the_host_resolver_answers_static_entries_then_asks_the_host() -> None:
 
 def test_make_resolver_takes_the_host_resolver_only_on_host_sockets_without_servers() -> None:
     stack = SocketStack()
-    assert isinstance(make_resolver(stack, ResolverConfig(), host_sockets=True), HostResolver)
+    assert isinstance(make_resolver(stack, ResolverConfig()), HostResolver)
     with_server = ResolverConfig(servers=("10.0.0.1",))
-    assert isinstance(make_resolver(stack, with_server, host_sockets=True), Resolver)
-    assert isinstance(make_resolver(stack, ResolverConfig(), host_sockets=False), Resolver)
+    assert isinstance(make_resolver(stack, with_server), Resolver)
+
+    async def main(lab: SimLab) -> None:
+        direct = lab.add_stack(None)  # riad's stack: its own resolver, servers from DHCP
+        resolver = make_resolver(direct, ResolverConfig())
+        assert isinstance(resolver, Resolver)
+        with pytest.raises(NoNameServers):
+            await resolver.resolve("db")  # no lease yet
+
+    run_lab(main, seed=test_seed(23))
 
 
 def test_riads_resolver_on_the_host_sockets_over_loopback() -> None:

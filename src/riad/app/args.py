@@ -6,13 +6,17 @@ riad adds the ones every target shares (:data:`RIAD_ARGS`):
 - ``--ipv4 ADDRESS/PREFIX``: the address of riad's own stack (``--net direct``);
 - ``--ipv4-gateway ADDRESS``: its default gateway;
 - ``--dhcp``: take the address (and gateway) of riad's own stack by DHCP;
+- ``--dns ADDRESS``, ``--dns-search DOMAIN``, ``--hosts NAME=ADDRESS``: how
+  ``dev.resolver`` resolves names (``docs/dns.md``); each may be given more
+  than once, and every value counts;
 - ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``.
 
 On ``unix`` and ``sandbox`` they arrive on the command line after the
 service; on ``vm`` on the kernel command line (:mod:`riad.bootargs` carries
 them there). Both spellings ``--name value`` and ``--name=value`` work; when
 an argument is given twice the last one wins (so a target can put defaults
-first and the user's choices after). :func:`parse_boot_args` reads them with
+first and the user's choices after), except a repeatable one
+(``ArgSpec.repeat``), whose values add up in order. :func:`parse_boot_args` reads them with
 :func:`riad.bootargs.scan`, the one reader of that syntax, and gives each its
 type (``ArgSpec``).
 
@@ -37,6 +41,7 @@ from typing import Any, Generic, TypeVar
 
 from riad.bootargs import NET_ARGS, ConfigError, scan
 from riad.log import LogLevels
+from riad.services.dns.config import parse_host_entry, parse_search_domain, parse_server
 
 __all__ = [
     "DHCP_AVAILABLE",
@@ -80,6 +85,8 @@ class ArgSpec(Generic[T]):
     metavar: str = "VALUE"
     is_flag: bool = False
     choices: tuple[T, ...] | None = None
+    repeat: bool = False
+    """Given more than once, every value counts: the value is the tuple of them (default ``()``)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -113,7 +120,9 @@ class ArgSpec(Generic[T]):
         parts = [self.help] if self.help else []
         if self.choices is not None:
             parts.append("one of " + ", ".join(str(c) for c in self.choices))
-        if self.required:
+        if self.repeat:
+            parts.append("repeatable")
+        elif self.required:
             parts.append("required")
         elif not self.is_flag and self.default is not None:
             parts.append(f"default: {self.default}")
@@ -188,6 +197,23 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
     ),
     ArgSpec("--dhcp", _flag, False, "get the address by DHCP", is_flag=True),
     ArgSpec("--logs", _log_levels, LogLevels(), "log levels: info, or *:info,tcp:debug", "LEVELS"),
+    ArgSpec("--dns", parse_server, (), "a DNS server for dev.resolver", "ADDRESS", repeat=True),
+    ArgSpec(
+        "--dns-search",
+        parse_search_domain,
+        (),
+        "a domain to search names in",
+        "DOMAIN",
+        repeat=True,
+    ),
+    ArgSpec(
+        "--hosts",
+        parse_host_entry,
+        (),
+        "a static name for dev.resolver",
+        "NAME=ADDRESS",
+        repeat=True,
+    ),
 )
 """The boot arguments riad itself takes on every target."""
 
@@ -209,6 +235,12 @@ class NetConfig:
     ipv4: IPv4Interface | None = None
     gateway: IPv4Address | None = None
     dhcp: bool = False
+    dns: tuple[str, ...] = ()
+    """DNS servers (``--dns``); none: DHCP's, or the host's resolver on host sockets."""
+    dns_search: tuple[str, ...] = ()
+    """Search domains (``--dns-search``); none: DHCP's domain name, if any."""
+    hosts: tuple[tuple[str, str], ...] = ()
+    """Static ``(name, address)`` entries (``--hosts NAME=ADDRESS``)."""
 
     @property
     def configured(self) -> bool:
@@ -244,7 +276,11 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
     takes = {name: None if spec.is_flag else spec.metavar for name, spec in specs.items()}
     for name, text in scan(argv, takes):
         if name is not None:
-            given[name] = True if text is None else specs[name].parse(text)
+            value = True if text is None else specs[name].parse(text)
+            if specs[name].repeat:
+                given.setdefault(name, []).append(value)
+            else:
+                given[name] = value
             continue
         assert text is not None
         if text in ("-h", "--help"):
@@ -258,7 +294,7 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
     values: dict[str, Any] = {}
     for name, spec in specs.items():
         if name in given:
-            values[name] = given[name]
+            values[name] = tuple(given[name]) if spec.repeat else given[name]
         elif spec.required:
             hint = f" ({spec.help})" if spec.help else ""
             raise ConfigError(f"missing argument {name}: give {name} {spec.metavar}{hint}")
@@ -300,4 +336,11 @@ def _net_config(values: Mapping[str, Any]) -> NetConfig:
             )
         if gateway == ipv4.ip:
             raise ConfigError(f"--ipv4-gateway: {gateway} is the service's own address")
-    return NetConfig(ipv4=ipv4, gateway=gateway, dhcp=dhcp)
+    return NetConfig(
+        ipv4=ipv4,
+        gateway=gateway,
+        dhcp=dhcp,
+        dns=values["--dns"],
+        dns_search=values["--dns-search"],
+        hosts=values["--hosts"],
+    )

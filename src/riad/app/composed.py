@@ -9,10 +9,14 @@ terminal or a serial console).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from riad.devices import KV, Clock, Console, Random, Stack, WritableKV
 from riad.log import Logger, Logs
+
+if TYPE_CHECKING:
+    from riad.services.dns.resolver import NameResolver
 
 __all__ = ["Devices", "MissingDeviceError"]
 
@@ -25,13 +29,26 @@ class Devices:
     """The devices of a running service.
 
     - ``stack``: TCP and UDP (``riad.devices.Stack``), if the app declared ``network=True``;
+    - ``resolver``: names to addresses on that network (``docs/dns.md``);
     - ``kv(name)`` / ``writable_kv(name)``: the key-value stores it declared;
     - ``log``: the service's logger (source ``app``); ``logger(source)`` for others;
     - ``clock``, ``random``, ``console``: time, entropy and the raw console;
     - ``wait_for_shutdown()``: sleeps until riad stops the service (SIGINT, SIGTERM).
     """
 
-    __slots__ = ("_kvs", "_shutdown", "_stack", "clock", "console", "log", "logs", "name", "random")
+    __slots__ = (
+        "_kvs",
+        "_make_resolver",
+        "_resolver",
+        "_shutdown",
+        "_stack",
+        "clock",
+        "console",
+        "log",
+        "logs",
+        "name",
+        "random",
+    )
 
     def __init__(
         self,
@@ -44,9 +61,12 @@ class Devices:
         logs: Logs,
         kvs: Mapping[str, KV],
         shutdown: asyncio.Event,
+        resolver: Callable[[], NameResolver] | None = None,
     ) -> None:
         self.name = name
         self._stack = stack
+        self._make_resolver = resolver
+        self._resolver: NameResolver | None = None
         self.clock = clock
         self.random = random
         self.console = console
@@ -64,6 +84,23 @@ class Devices:
                 f'write riad.App("{self.name}", network=True)'
             )
         return self._stack
+
+    @property
+    def resolver(self) -> NameResolver:
+        """Names to addresses: ``await dev.resolver.resolve("db.internal")`` (``docs/dns.md``).
+
+        riad's stub resolver on ``dev.stack`` (servers from ``--dns`` or
+        DHCP), or the host's resolver on host sockets without ``--dns``;
+        ``--hosts`` entries first either way. Made on first use, which loads
+        dnspython: a sandboxed or vm service that first resolves a name in a
+        handler, not in ``main``, declares ``app.lazy_imports("riad.services.dns.resolver")``.
+        """
+        if self._resolver is None:
+            if self._make_resolver is None:
+                self.stack  # noqa: B018 - raises MissingDeviceError naming network=True
+                raise MissingDeviceError(f"service {self.name!r} was composed without a resolver")
+            self._resolver = self._make_resolver()
+        return self._resolver
 
     def logger(self, source: str) -> Logger:
         """The logger of ``source`` (``"http"``, ``"app.db"``...), levels set by ``--logs``."""

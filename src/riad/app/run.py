@@ -28,6 +28,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from riad.app.args import BootConfig, ConfigError
 from riad.app.composed import Devices, MissingDeviceError
@@ -38,6 +39,9 @@ from riad.backends.entropy import SystemRandom
 from riad.devices import KV, Clock, Console, Random, Stack
 from riad.log import Logs
 from riad.time import MonotonicClock
+
+if TYPE_CHECKING:
+    from riad.services.dns.resolver import NameResolver
 
 __all__ = ["ExitCode", "StackOpener", "report_config_error", "run", "serve", "static_stack"]
 
@@ -148,9 +152,12 @@ async def _serve(
     async with contextlib.AsyncExitStack() as resources:
         kvs = {**kvs, **_open_volume_stores(app, config, kvs, resources)}
         supervised: SupervisedStack | None = None
+        resolvers: list[NameResolver] = []
+        make_resolver: Callable[[], NameResolver] | None = None
         if app.network and open_stack is not None:
             stack = await resources.enter_async_context(open_stack(logs))
             supervised = SupervisedStack(stack, logs.source("app"))
+            make_resolver = _resolver_maker(stack, config, random, clock, resolvers)
         dev = Devices(
             name=app.name,
             stack=supervised,
@@ -160,10 +167,13 @@ async def _serve(
             logs=logs,
             kvs=kvs,
             shutdown=stop,
+            resolver=make_resolver,
         )
         try:
             return await _run_main(app, entry, dev, stop, logs, grace_s)
         finally:
+            for resolver in resolvers:
+                resolver.close()
             if supervised is not None:
                 await supervised.aclose(grace_s)
 
@@ -188,6 +198,25 @@ def _open_volume_stores(
         resources.callback(store.close)
         opened[decl.name] = store
     return opened
+
+
+def _resolver_maker(
+    stack: Stack, config: BootConfig, random: Random, clock: Clock, made: list[NameResolver]
+) -> Callable[[], NameResolver]:
+    """What ``dev.resolver`` is made by, on first use (``made`` keeps it, to close it)."""
+
+    def make() -> NameResolver:
+        # dnspython loads only for a service that resolves names
+        from riad.services.dns.config import ResolverConfig
+        from riad.services.dns.resolver import make_resolver
+
+        net = config.net
+        settings = ResolverConfig(servers=net.dns, search=net.dns_search, hosts=net.hosts)
+        resolver = make_resolver(stack, settings, random=random, clock=clock)
+        made.append(resolver)
+        return resolver
+
+    return make
 
 
 def _entry(app: App) -> Callable[[Devices], object]:

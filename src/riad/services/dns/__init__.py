@@ -1,4 +1,4 @@
-"""A stub DNS resolver on riad's stack, on dnspython's messages.
+"""A stub DNS resolver on riad's stack, on dnspython's messages (see ``docs/dns.md``).
 
 - ``core``: ``StubResolver``, the sans-IO core (lookups, queries, retries,
   the cache); ``answer``, ``cache``, ``names`` hold its parts;
@@ -6,27 +6,57 @@
 - ``errors``: what a failed lookup raises (``socket.gaierror`` subclasses);
 - ``resolver``: ``Resolver``, the core on a ``Stack``; ``HostResolver``, the
   host's resolver; ``make_resolver``, the one a composed service gets.
+
+The names below load on first use, so that reading the boot arguments
+(``config``) does not load dnspython.
 """
 
-from riad.services.dns.config import ResolverConfig
-from riad.services.dns.core import LookupResult, StubResolver, TcpQuery, UdpQuery
-from riad.services.dns.errors import (
-    AliasLoop,
-    DnsError,
-    DnsTimeout,
-    NameNotFound,
-    NoAddress,
-    NoNameServers,
-    ResolverBusy,
-    ServerFailure,
-)
-from riad.services.dns.resolver import (
-    AddrInfo,
-    HostResolver,
-    NameResolver,
-    Resolver,
-    make_resolver,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from riad.services.dns.config import ResolverConfig
+    from riad.services.dns.core import LookupResult, StubResolver, TcpQuery, UdpQuery
+    from riad.services.dns.errors import (
+        AliasLoop,
+        DnsError,
+        DnsTimeout,
+        NameNotFound,
+        NoAddress,
+        NoNameServers,
+        ResolverBusy,
+        ServerFailure,
+    )
+    from riad.services.dns.resolver import (
+        AddrInfo,
+        HostResolver,
+        NameResolver,
+        Resolver,
+        make_resolver,
+    )
+
+_WHERE = {
+    "ResolverConfig": "config",
+    "LookupResult": "core",
+    "StubResolver": "core",
+    "TcpQuery": "core",
+    "UdpQuery": "core",
+    "AliasLoop": "errors",
+    "DnsError": "errors",
+    "DnsTimeout": "errors",
+    "NameNotFound": "errors",
+    "NoAddress": "errors",
+    "NoNameServers": "errors",
+    "ResolverBusy": "errors",
+    "ServerFailure": "errors",
+    "AddrInfo": "resolver",
+    "HostResolver": "resolver",
+    "NameResolver": "resolver",
+    "Resolver": "resolver",
+    "make_resolver": "resolver",
+}
 
 __all__ = [
     "AddrInfo",
@@ -48,3 +78,12 @@ __all__ = [
     "UdpQuery",
     "make_resolver",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'riad.services.dns' has no attribute {name!r}")
+    value = getattr(import_module(f"riad.services.dns.{module}"), name)
+    globals()[name] = value
+    return value

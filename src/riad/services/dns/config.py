@@ -25,12 +25,10 @@ def parse_server(text: str) -> str:
     try:
         return str(IPv4Address(text.strip()))
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not an IPv4 address: give the server's address, e.g. 10.0.0.1"
-        ) from None
+        raise ValueError("not an IPv4 address: give the server's address, e.g. 10.0.0.1") from None
 
 
-def _check_name(name: str, what: str) -> str:
+def _check_name(name: str) -> str:
     """``name`` lowercased without its final dot; ValueError unless it is a DNS name."""
     text = name.strip().rstrip(".").lower()
     labels = text.split(".")
@@ -42,7 +40,7 @@ def _check_name(name: str, what: str) -> str:
         or not text.isascii()
     ):
         raise ValueError(
-            f"{what} {name!r} is not a DNS name: letters, digits, '-' and '_' in dot-separated "
+            "not a DNS name: letters, digits, '-' and '_' in dot-separated "
             "labels of 1 to 63 characters, e.g. db.internal"
         )
     return text
@@ -50,21 +48,21 @@ def _check_name(name: str, what: str) -> str:
 
 def parse_search_domain(text: str) -> str:
     """A domain for ``--dns-search`` (``corp.example``), lowercased, without its final dot."""
-    return _check_name(text, "search domain")
+    return _check_name(text)
 
 
 def parse_host_entry(text: str) -> tuple[str, str]:
     """``NAME=ADDRESS`` for ``--hosts``: the name (lowercased) and the address (IPv4 or IPv6)."""
     name, eq, address = text.partition("=")
     if not eq:
-        raise ValueError(f"{text!r} has no '=': write NAME=ADDRESS, e.g. db.internal=10.0.0.5")
+        raise ValueError("no '=': write NAME=ADDRESS, e.g. db.internal=10.0.0.5")
     try:
         parsed = ip_address(address.strip())
     except ValueError:
         raise ValueError(
             f"{address!r} is not an IP address: write NAME=ADDRESS, e.g. db.internal=10.0.0.5"
         ) from None
-    return _check_name(name, "host name"), str(parsed)
+    return _check_name(name), str(parsed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,12 +103,16 @@ class ResolverConfig:
     """The range the source port of every query is drawn from (RFC 5452 10)."""
 
     def __post_init__(self) -> None:
-        for server in self.servers:
-            parse_server(server)
-        for domain in self.search:
-            parse_search_domain(domain)
-        for name, address in self.hosts:
-            parse_host_entry(f"{name}={address}")
+        for field_name, values, check in (
+            ("servers", self.servers, parse_server),
+            ("search", self.search, parse_search_domain),
+            ("hosts", [f"{n}={a}" for n, a in self.hosts], parse_host_entry),
+        ):
+            for value in values:
+                try:
+                    check(value)
+                except ValueError as exc:
+                    raise ValueError(f"ResolverConfig.{field_name}: {value!r}: {exc}") from None
         if not 0 < self.port <= 65535:
             raise ValueError(f"ResolverConfig.port must be 1-65535, got {self.port}")
         if not 0 <= self.ndots <= 15:

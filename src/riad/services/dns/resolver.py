@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from riad.backends.entropy import SystemRandom
+from riad.backends.socket_stack import SocketStack
 from riad.devices import Random, Stack
 from riad.services.dns.config import ResolverConfig
 from riad.services.dns.core import LookupResult, StubResolver, TcpQuery, UdpQuery
@@ -403,19 +404,24 @@ def make_resolver(
     stack: Stack,
     config: ResolverConfig,
     *,
-    host_sockets: bool,
     random: Random | None = None,
     clock: Clock | None = None,
-    lease: Callable[[], DhcpLease | None] | None = None,
 ) -> NameResolver:
     """The resolver a service composed on ``stack`` uses.
 
-    On the host's sockets (``host_sockets``) with no server in ``config``:
-    the host's resolver; otherwise riad's own on ``stack`` (servers from
-    ``config``, else from the DHCP ``lease``).
+    On the host's sockets (``SocketStack``) with no server in ``config``:
+    the host's resolver. Otherwise riad's own on ``stack``, asking the
+    servers of ``config``, else those of the stack's DHCP lease (a stack
+    with a ``dhcp_lease``, as ``DirectStack`` has).
     """
-    if host_sockets and not config.servers:
+    if isinstance(stack, SocketStack) and not config.servers:
         return HostResolver(config)
+    lease: Callable[[], DhcpLease | None] | None = None
+    if hasattr(stack, "dhcp_lease"):
+
+        def lease() -> DhcpLease | None:
+            return getattr(stack, "dhcp_lease", None)
+
     return Resolver(stack, config, random=random, clock=clock, lease=lease)
 
 
