@@ -39,6 +39,8 @@ def test_values_survive_reopening(tmp_path: Path, journal: str) -> None:
     assert run(again.stat("b/c")).etag == etag  # type: ignore[attr-defined]
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == journal
+    # FULL with the log; EXTRA with the rollback journal (its removal is the commit)
+    assert again._db.execute("PRAGMA synchronous").fetchone()[0] == (2 if journal == "wal" else 3)
 
 
 def test_two_stores_on_one_file_see_each_other_and_cas_decides(tmp_path: Path) -> None:

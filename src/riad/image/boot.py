@@ -73,8 +73,17 @@ def qemu_command(
     accel: str = "tcg",
     tap: str | None = "TAP",
     mac: str = "52:54:00:12:34:56",
+    disks: Sequence[str] = (),
+    disk_cache: str = "none",
 ) -> list[str]:
-    """The QEMU ``microvm`` command line booting an image."""
+    """The QEMU ``microvm`` command line booting an image.
+
+    ``disks``: disk image files, one virtio-blk device each (a volume). The
+    guest sees a disk with a write cache, and its flushes (every ``fsync``)
+    become ``fdatasync`` of the file on the host: ``disk_cache`` is ``none``
+    (``O_DIRECT``: the host's page cache is bypassed) or ``writeback`` (where
+    ``O_DIRECT`` cannot be used, tmpfs say); never ``unsafe``, which drops flushes.
+    """
     command = [
         "qemu-system-x86_64",
         "-M",
@@ -106,5 +115,15 @@ def qemu_command(
             f"tap,id=net0,ifname={tap},script=no,downscript=no",
             "-device",
             f"virtio-net-device,netdev=net0,mac={mac}",
+        ]
+    if disk_cache not in ("none", "writeback"):
+        raise ValueError(f"disk cache {disk_cache!r}: a volume needs none or writeback")
+    for index, disk in enumerate(disks):
+        command += [
+            "-drive",
+            f"file={disk.replace(',', ',,')},if=none,id=vol{index},format=raw,"
+            f"cache={disk_cache},discard=unmap",
+            "-device",
+            f"virtio-blk-device,drive=vol{index}",
         ]
     return command

@@ -69,6 +69,23 @@ def _code_line(code: dict[str, bool] | None) -> str:
     return f"compiled at build time, {docstrings}, {columns}"
 
 
+def _volumes_line(manifest: dict[str, Any]) -> str:
+    """The volumes the service declares: each a virtio-blk disk with ext4, mounted at
+    /volumes/NAME (riad run --volume NAME=FILE says which file)."""
+    volumes = (manifest.get("devices") or {}).get("volumes") or []
+    if not volumes:
+        return "none"
+    from riad.backends.volume import format_bytes
+
+    return (
+        "; ".join(
+            f"{v['name']} ({format_bytes(int(v['size']))}, /volumes/{v['name']}: virtio-blk, ext4)"
+            for v in volumes
+        )
+        + " (riad run IMAGE -t vm --volume NAME=FILE)"
+    )
+
+
 def report(image: Path, largest: int = 12) -> str:
     """The human-readable inspection of ``image``."""
     manifest = load_manifest(image)
@@ -84,6 +101,7 @@ def report(image: Path, largest: int = 12) -> str:
         f"memory       {manifest['memory_mb']} MB",
         f"cmdline      {manifest['kernel_cmdline']}",
         f"code         {_code_line(manifest.get('code'))}",
+        f"volumes      {_volumes_line(manifest)}",
         "",
         "on disk",
         f"  kernel     {_mb(kernel['size'])}  {kernel['file']}",

@@ -9,6 +9,11 @@ option for) are applied to the source as it is unpacked.
   and riad's own stack does everything.
 - ``socket``: the kernel's IPv4 stack, configured by PID 1 from boot arguments.
 
+Either variant comes with ``volume=True`` too (``kconfig/volume.config``
+added): a virtio-blk disk and ext4, for images whose service declares a
+volume; it is built and cached as a kernel of its own (``direct-volume``),
+so images without a volume boot a kernel without a block layer.
+
 The source is Debian's ``linux-source-6.1`` package (a tarball in
 ``/usr/src``), unpacked (and patched) once into the cache. A built kernel is
 cached under a key made of the source version, the configuration text, the
@@ -91,14 +96,21 @@ def prune_least_recent(folder: Path, keep: int) -> list[Path]:
     return entries[keep:]
 
 
-def config_fragment(variant: Variant) -> str:
-    """The configuration fragment applied over tinyconfig for ``variant``."""
+def config_fragment(variant: Variant, volume: bool = False) -> str:
+    """The configuration fragment applied over tinyconfig for ``variant`` (with a volume:
+    a block device and ext4)."""
     if variant not in VARIANTS:
         raise ImageError(f"unknown kernel variant {variant!r}: use one of {', '.join(VARIANTS)}")
     package = resources.files("riad.image") / "kconfig"
     base = (package / "base.config").read_text()
     extra = (package / f"{variant}.config").read_text()
-    return base + extra
+    disk = (package / "volume.config").read_text() if volume else ""
+    return base + extra + disk
+
+
+def flavour(variant: Variant, volume: bool = False) -> str:
+    """The name a kernel is cached and built under: ``direct``, ``direct-volume``..."""
+    return f"{variant}-volume" if volume else variant
 
 
 def kernel_patches() -> list[tuple[str, str]]:
@@ -216,14 +228,14 @@ def missing_build_tools() -> list[str]:
     return sorted(set(packages))
 
 
-def cache_key(source: KernelSource, variant: Variant) -> str:
+def cache_key(source: KernelSource, variant: Variant, volume: bool = False) -> str:
     """The cache key of a kernel: source version + configuration + patches + variant."""
     material = json.dumps(
         {
             "format": BUILD_FORMAT,
             "source": source.version,
             "variant": variant,
-            "config": config_fragment(variant),
+            "config": config_fragment(variant, volume),
             "patches": kernel_patches(),
         },
         sort_keys=True,
@@ -231,8 +243,8 @@ def cache_key(source: KernelSource, variant: Variant) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def _entry_dir(variant: Variant, key: str) -> Path:
-    return cache_root() / "kernels" / f"{variant}-{key}"
+def _entry_dir(variant: Variant, key: str, volume: bool = False) -> Path:
+    return cache_root() / "kernels" / f"{flavour(variant, volume)}-{key}"
 
 
 def _load_entry(entry: Path) -> Kernel | None:
@@ -253,13 +265,13 @@ def _load_entry(entry: Path) -> Kernel | None:
     )
 
 
-def cached_kernel(variant: Variant) -> Kernel | None:
+def cached_kernel(variant: Variant, volume: bool = False) -> Kernel | None:
     """The cached kernel for ``variant`` built from the installed source, if any."""
     try:
         source = find_source(install=False)
     except ImageError:
         return None
-    return _load_entry(_entry_dir(variant, cache_key(source, variant)))
+    return _load_entry(_entry_dir(variant, cache_key(source, variant, volume), volume))
 
 
 @contextlib.contextmanager
@@ -370,12 +382,18 @@ def _make(tree: Path, build: Path, targets: list[str], jobs: int, logfile: Path)
 
 
 def configure(
-    tree: Path, build: Path, variant: Variant, jobs: int, logfile: Path, extra: str = ""
+    tree: Path,
+    build: Path,
+    variant: Variant,
+    jobs: int,
+    logfile: Path,
+    extra: str = "",
+    volume: bool = False,
 ) -> None:
     """Write ``build/.config``: tinyconfig + the fragment (+ ``extra`` lines), checked."""
     build.mkdir(parents=True, exist_ok=True)
     _make(tree, build, ["tinyconfig"], jobs, logfile)
-    fragment = config_fragment(variant) + extra
+    fragment = config_fragment(variant, volume) + extra
     config = build / ".config"
     config.write_text(config.read_text() + "\n" + fragment)
     _make(tree, build, ["olddefconfig"], jobs, logfile)
@@ -387,11 +405,15 @@ def configure(
         )
 
 
-def build_kernel(variant: Variant, jobs: int = 2, log: Log = _stderr_log) -> Kernel:
-    """Return the kernel for ``variant``, building and caching it if needed."""
+def build_kernel(
+    variant: Variant, jobs: int = 2, log: Log = _stderr_log, *, volume: bool = False
+) -> Kernel:
+    """Return the kernel for ``variant`` (with a block device and ext4 when ``volume``),
+    building and caching it if needed."""
     source = find_source(log=log)
-    key = cache_key(source, variant)
-    entry = _entry_dir(variant, key)
+    key = cache_key(source, variant, volume)
+    entry = _entry_dir(variant, key, volume)
+    name = flavour(variant, volume)
     cached = _load_entry(entry)
     if cached is not None:
         return cached
@@ -410,12 +432,12 @@ def build_kernel(variant: Variant, jobs: int = 2, log: Log = _stderr_log) -> Ker
                 "(or give a kernel with `riad kernel --path FILE`)"
             )
         tree = _unpack(source, log)
-        build = cache_root() / "build" / variant
-        logfile = cache_root() / "build" / f"{variant}.log"
+        build = cache_root() / "build" / name
+        logfile = cache_root() / "build" / f"{name}.log"
         build.mkdir(parents=True, exist_ok=True)
         logfile.write_text("")
-        log(f"building the {variant!r} kernel from {SOURCE_PACKAGE} {source.version} (~2 min)")
-        configure(tree, build, variant, jobs, logfile)
+        log(f"building the {name!r} kernel from {SOURCE_PACKAGE} {source.version} (~2 min)")
+        configure(tree, build, variant, jobs, logfile, volume=volume)
         _make(tree, build, ["vmlinux", "bzImage"], jobs, logfile)
         staging = entry.with_name(entry.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
@@ -423,11 +445,11 @@ def build_kernel(variant: Variant, jobs: int = 2, log: Log = _stderr_log) -> Ker
         shutil.copyfile(build / "vmlinux", staging / "vmlinux")
         shutil.copyfile(build / "arch" / "x86" / "boot" / "bzImage", staging / "bzImage")
         shutil.copyfile(build / ".config", staging / "config")
-        info = {"variant": variant, "version": source.version, "key": key}
+        info = {"variant": variant, "volume": volume, "version": source.version, "key": key}
         (staging / "kernel.json").write_text(json.dumps(info, indent=2) + "\n")
         shutil.rmtree(entry, ignore_errors=True)
         staging.rename(entry)
-        log(f"kernel {variant!r} cached in {entry}")
+        log(f"kernel {name!r} cached in {entry}")
     kernel = _load_entry(entry)
     if kernel is None:
         raise ImageError(f"kernel cache entry {entry} is incomplete: remove it and rebuild")
@@ -438,7 +460,13 @@ INITRAMFS_COMPRESSION = {"none": "NONE", "lz4": "LZ4", "zstd": "ZSTD"}
 
 
 def build_single_file(
-    variant: Variant, cpio: Path, compression: str, jobs: int = 2, log: Log = _stderr_log
+    variant: Variant,
+    cpio: Path,
+    compression: str,
+    jobs: int = 2,
+    log: Log = _stderr_log,
+    *,
+    volume: bool = False,
 ) -> bytes:
     """A ``vmlinux`` with the archive ``cpio`` built in as its initramfs.
 
@@ -450,8 +478,8 @@ def build_single_file(
     source = find_source(log=log)
     with cache_lock(cache_root() / "kernels" / ".lock"):
         tree = _unpack(source, log)
-        build = cache_root() / "build" / variant
-        logfile = cache_root() / "build" / f"{variant}-single.log"
+        build = cache_root() / "build" / flavour(variant, volume)
+        logfile = cache_root() / "build" / f"{flavour(variant, volume)}-single.log"
         build.mkdir(parents=True, exist_ok=True)
         logfile.write_text("")
         log(f"linking the initramfs into the {variant!r} kernel")
@@ -459,7 +487,7 @@ def build_single_file(
             f'\nCONFIG_INITRAMFS_SOURCE="{cpio.resolve()}"\n'
             f"CONFIG_INITRAMFS_COMPRESSION_{INITRAMFS_COMPRESSION[compression]}=y\n"
         )
-        configure(tree, build, variant, jobs, logfile, extra)
+        configure(tree, build, variant, jobs, logfile, extra, volume=volume)
         _make(tree, build, ["vmlinux"], jobs, logfile)
         return (build / "vmlinux").read_bytes()
 
@@ -499,11 +527,14 @@ def selected_user_kernel(variant: Variant) -> Kernel | None:
     return user_kernel(Path(json.loads(selection.read_text())["path"]))
 
 
-def kernel_for(variant: Variant, explicit: Path | None = None, log: Log = _stderr_log) -> Kernel:
-    """The kernel a build uses: an explicit file, the user's choice, or riad's own."""
+def kernel_for(
+    variant: Variant, explicit: Path | None = None, log: Log = _stderr_log, *, volume: bool = False
+) -> Kernel:
+    """The kernel a build uses: an explicit file, the user's choice, or riad's own
+    (with a block device and ext4 for an image with a ``volume``)."""
     if explicit is not None:
         return user_kernel(explicit)
     chosen = selected_user_kernel(variant)
     if chosen is not None:
         return chosen
-    return build_kernel(variant, log=log)
+    return build_kernel(variant, log=log, volume=volume)

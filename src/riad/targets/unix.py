@@ -66,7 +66,7 @@ class UnixTarget:
             return prepared
         app, config = prepared
         try:
-            volumes = prepare_volumes(app, request.volume)
+            volumes = prepare_volumes(app.name, app.volumes, request.volume)
             kvs = open_kvs(app, request.kv)
             open_stack = _stack_opener(app, config, request)
         except ConfigError as exc:

@@ -15,22 +15,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from riad.app.args import ConfigError
-from riad.app.model import App
+from riad.app.model import Volume
 from riad.backends.volume import default_location
 
 __all__ = ["prepare_volumes", "volume_locations"]
 
 
 def volume_locations(
-    app: App, overrides: Sequence[str] = (), *, disk: bool = False
+    service: str, volumes: Sequence[Volume], overrides: Sequence[str] = (), *, disk: bool = False
 ) -> dict[str, tuple[Path, bool]]:
-    """Each declared volume's host path, and whether it is the default location.
+    """Each volume ``service`` declared: its host path, and whether it is the default location.
 
     ``overrides`` are ``NAME=PATH`` (``--volume``); ``disk``: a vm's disk image
     files rather than folders. Raises ``ConfigError`` for an override that is
     malformed or names no volume.
     """
-    declared = {vol.name for vol in app.volumes}
+    declared = {vol.name for vol in volumes}
     given: dict[str, Path] = {}
     for item in overrides:
         name, sep, text = item.partition("=")
@@ -41,35 +41,36 @@ def volume_locations(
             raise ConfigError(f"--volume {item!r}: the service has no volume {name!r} ({names})")
         given[name] = Path(text).expanduser()
     locations: dict[str, tuple[Path, bool]] = {}
-    for vol in app.volumes:
+    for vol in volumes:
         if vol.name in given:
             locations[vol.name] = (given[vol.name].absolute(), False)
         else:
-            locations[vol.name] = (default_location(app.name, vol.name, disk=disk), True)
+            locations[vol.name] = (default_location(service, vol.name, disk=disk), True)
     return locations
 
 
 def prepare_volumes(
-    app: App,
+    service: str,
+    volumes: Sequence[Volume],
     overrides: Sequence[str] = (),
     *,
     disk: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
-    """Make or check every volume ``app`` declares; their host paths by name."""
+    """Make or check every volume ``service`` declares; their host paths by name."""
     from riad.backends.volume.directory import prepare_directory
     from riad.backends.volume.disk import prepare_disk
 
     prepared: dict[str, Path] = {}
-    locations = volume_locations(app, overrides, disk=disk)
-    for vol in app.volumes:
+    locations = volume_locations(service, volumes, overrides, disk=disk)
+    for vol in volumes:
         path, default = locations[vol.name]
         if disk:
             prepared[vol.name] = prepare_disk(
-                path, app.name, vol.name, vol.size_bytes, create_parents=default, say=say
+                path, service, vol.name, vol.size_bytes, create_parents=default, say=say
             )
         else:
             prepared[vol.name] = prepare_directory(
-                path, app.name, vol.name, vol.size_bytes, create_parents=default
+                path, service, vol.name, vol.size_bytes, create_parents=default
             )
     return prepared

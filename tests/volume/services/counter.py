@@ -1,6 +1,7 @@
 """A service with a volume: counts its starts in SQLite and in a store on the volume,
 writes and reads an ordinary file there, and says what it found."""
 
+import asyncio
 import sqlite3
 
 import riad
@@ -13,6 +14,7 @@ journal = app.arg("--journal", str, default="wal", choices=["wal", "delete"])
 
 @app.main
 async def main(dev: riad.Devices) -> None:
+    await asyncio.sleep(0.5)  # start-up is over (traces stop, a vm seals); then the files
     db = sqlite3.connect(data.path / "starts.sqlite3", isolation_level=None)
     mode = db.execute(f"PRAGMA journal_mode={journal.value}").fetchone()[0]
     db.execute("PRAGMA synchronous=FULL")

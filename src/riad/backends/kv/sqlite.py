@@ -3,10 +3,12 @@
 The store a service declares on a volume (``app.kv("links", volume=data)``)
 lives in ``<volume>/<name>.kv.sqlite3``: one table, ``kv(key, value,
 modified_ns, etag)``, keyed by the key (``WITHOUT ROWID``). Every write is one
-transaction, committed before the call returns, with ``synchronous=FULL``:
-once ``set``, ``remove``, ``batch`` or ``compare_and_set`` has returned, the
-change survives the service being killed, and the machine losing power
-where the volume's disk honours flushes (see ``docs/vm.md``). A batch is
+transaction, committed before the call returns, with ``synchronous=FULL``
+(``EXTRA`` with the rollback journal: there a commit is the journal's removal,
+and only ``EXTRA`` syncs the folder after it): once ``set``, ``remove``,
+``batch`` or ``compare_and_set`` has returned, the change survives the service
+being killed, and the machine losing power where the volume's disk honours
+flushes (see ``docs/vm.md``). A batch is
 one transaction; ``compare_and_set`` reads and writes inside one
 ``BEGIN IMMEDIATE`` transaction, so nothing changes the key in between.
 
@@ -74,7 +76,7 @@ class SqliteKV:
             raise KVError(f"cannot open the store {self._path!r}: {exc}") from exc
         try:
             self._db.execute(f"PRAGMA journal_mode={journal}")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if journal == 'wal' else 'EXTRA'}")
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             self._db.close()

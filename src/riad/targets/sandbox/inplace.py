@@ -41,6 +41,7 @@ from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import ArgIn, Deny, Policy, SyscallRule
 from riad.targets.sandbox.profile import DeviceFds, service_policy
 from riad.targets.sandbox.seal import (
+    VOLUME_ROOT,
     Limits,
     SealError,
     SealReport,
@@ -95,9 +96,11 @@ def find_device_fds(
     return tuple(taps), tuple(sockets)
 
 
-def in_place_policy(fds: DeviceFds, deny: Deny, console_in: int | None = 0) -> Policy:
-    """The service policy plus what PID 1's console thread does."""
-    base = service_policy(fds, deny)
+def in_place_policy(
+    fds: DeviceFds, deny: Deny, console_in: int | None = 0, *, files: bool = False
+) -> Policy:
+    """The service policy plus what PID 1's console thread does (``files``: with volumes)."""
+    base = service_policy(fds, deny, files=files)
     rules = list(base.rules)
     if console_in is not None:
         for i, rule in enumerate(rules):
@@ -134,8 +137,12 @@ def seal_running_loop(
     limits: Limits | None = None,
     console_in: int | None = 0,
     loop: asyncio.AbstractEventLoop | None = None,
+    volumes: Sequence[str] = (),
 ) -> SealReport:
     """Seal the calling process around its running asyncio loop (see the module docstring).
+
+    ``volumes``: the volumes mounted at ``/volumes/NAME``, kept read-write in the
+    empty root (and the file calls allowed).
 
     ``net_fds`` are TAP descriptors, ``packet_fds`` packet sockets (both found
     with :func:`find_device_fds` when ``net_fds`` is omitted). ``mode`` is
@@ -151,7 +158,8 @@ def seal_running_loop(
         net, packet = tuple(net_fds), tuple(packet_fds)
     fds = DeviceFds.for_loop(loop, net, packet=packet)
     deny = Deny.KILL if mode == "enforce" else Deny.ERRNO
-    policy = in_place_policy(fds, deny, console_in)
+    policy = in_place_policy(fds, deny, console_in, files=bool(volumes))
+    trees = tuple(f"{VOLUME_ROOT}/{name}" for name in volumes)
     report = SealReport()
     warm_up()
     try:
@@ -162,14 +170,16 @@ def seal_running_loop(
         if not isinstance(cause, OSError) or cause.errno not in (errno.EINVAL, errno.ENOSYS):
             raise
         report.steps.append("namespaces: none in this kernel (PID 1 is alone in its machine)")
-    switch_to_empty_root()
-    report.steps.append("root: empty read-only tmpfs")
+    switch_to_empty_root({name: f"{VOLUME_ROOT}/{name}" for name in volumes})
+    report.steps.append(
+        "root: empty read-only tmpfs" + "".join(f"; {tree} read-write" for tree in trees)
+    )
     drop_capabilities()
     report.steps.append("capabilities: none (securebits locked)")
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
     set_limits(limits or Limits())
-    report.steps.append(apply_landlock())
+    report.steps.append(apply_landlock(trees))
     install_filter(policy, all_threads=True)
     report.steps.append(f"seccomp: {len(policy.rules)} syscalls allowed, else {deny.value}")
     return report
@@ -221,7 +231,12 @@ def unloaded_extensions(skip: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def vm_seal(mode: str, say: Callable[[str], None], skip: Sequence[str] = ()) -> Callable[[], None]:
+def vm_seal(
+    mode: str,
+    say: Callable[[str], None],
+    skip: Sequence[str] = (),
+    volumes: Sequence[str] = (),
+) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
     Before the seal it imports the image's extension modules not imported
@@ -235,7 +250,7 @@ def vm_seal(mode: str, say: Callable[[str], None], skip: Sequence[str] = ()) -> 
     def seal_now() -> None:
         import_modules(unloaded_extensions(skip))
         try:
-            report = seal_running_loop(mode=mode)
+            report = seal_running_loop(mode=mode, volumes=volumes)
         except (SealError, OSError) as exc:
             print(f"riad: cannot seal the service: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

@@ -192,7 +192,7 @@ def describe_service(app: object) -> list[str]:
     if app.volumes:
         from riad.targets.volumes import volume_locations
 
-        where = volume_locations(app)
+        where = volume_locations(app.name, app.volumes)
         lines.append(
             "volumes: "
             + "; ".join(
@@ -274,7 +274,7 @@ def _run_app(request: RunRequest) -> int:
     app, config = prepared
     try:
         _check_stores(app, request.kv)
-        volumes = prepare_volumes(app, request.volume)
+        volumes = prepare_volumes(app.name, app.volumes, request.volume)
         tap = plan_host_tap(config, request.tap, option="-t sandbox") if app.network else None
     except ConfigError as exc:
         return report_config_error(exc, console)

@@ -13,7 +13,10 @@ machine and runs it with ``riad.app.run``:
   stops the service as on unix;
 - the modules the service declared with ``app.lazy_imports`` are imported at
   once: the image builder's trace sees them (so they are packed), and PID 1's
-  seal finds them loaded.
+  seal finds them loaded;
+- volumes: PID 1 has mounted each at ``/volumes/NAME``; each is checked to be
+  this service's and not full before the service starts (the build's trace
+  gives the service empty folders of its own instead).
 """
 
 from __future__ import annotations
@@ -52,8 +55,12 @@ def find_app(
     return found
 
 
-def run_app(app: App, args: list[str], net: str) -> int:
-    """Run ``app`` with boot arguments ``args`` on the ``net`` kernel variant; its status."""
+def run_app(app: App, args: list[str], net: str, scratch_volumes: str | None = None) -> int:
+    """Run ``app`` with boot arguments ``args`` on the ``net`` kernel variant; its status.
+
+    ``scratch_volumes``: a folder to make the volumes in, empty (the build's trace),
+    instead of the mounted disks.
+    """
     console = FdConsole(2)
     try:
         config = app.parse_args(args)
@@ -68,6 +75,7 @@ def run_app(app: App, args: list[str], net: str) -> int:
     for failure in import_modules(app.lazy_modules):
         console.write_line(f"riad: note: declared lazy import failed: {failure}")
     try:
+        volumes = _volumes(app, scratch_volumes) if app.volumes else {}
         opener = _stack_opener(app, config, net)
         kvs = {}
         if app.kvs:  # the store code is loaded only by a service that has stores
@@ -76,7 +84,29 @@ def run_app(app: App, args: list[str], net: str) -> int:
             kvs = load_stores(app)
     except ConfigError as exc:
         return report_config_error(exc, console)
-    return run(app, config, open_stack=opener, kvs=kvs, console=console)
+    return run(app, config, open_stack=opener, kvs=kvs, volumes=volumes, console=console)
+
+
+def _volumes(app: App, scratch: str | None) -> dict[str, str]:
+    """Each volume's folder: checked on the mounted disk, or made empty under ``scratch``."""
+    import os
+
+    from riad.backends.volume import MARKER, MOUNT_ROOT, VolumeMarker, check_not_full
+
+    folders: dict[str, str] = {}
+    for vol in app.volumes:
+        if scratch is not None:
+            import riad.backends.volume.mount  # noqa: F401  (PID 1 mounts with it: packed)
+
+            folders[vol.name] = f"{scratch}/{vol.name}"
+            os.makedirs(folders[vol.name], exist_ok=True)
+            continue
+        folder = f"{MOUNT_ROOT}/{vol.name}"
+        with open(f"{folder}/{MARKER}", "rb") as handle:
+            VolumeMarker.parse(handle.read(), folder).check(app.name, vol.name, folder)
+        check_not_full(folder, vol.name)
+        folders[vol.name] = folder
+    return folders
 
 
 def _stack_opener(app: App, config: BootConfig, net: str) -> StackOpener | None:

@@ -68,6 +68,11 @@ def add_kernel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--path", type=Path, metavar="FILE", help="use this kernel file")
     parser.add_argument("--reset", action="store_true", help="forget a kernel chosen with --path")
     parser.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default: 2)")
+    parser.add_argument(
+        "--volume",
+        action="store_true",
+        help="the kernels of images with a volume (block device and ext4 added)",
+    )
 
 
 def cmd_kernel(args: argparse.Namespace) -> int:
@@ -85,7 +90,7 @@ def cmd_kernel(args: argparse.Namespace) -> int:
             select_user_kernel(variant, None if args.reset else args.path)
     elif args.action == "build":
         for variant in variants:
-            kernel = build_kernel(variant, jobs=args.jobs)
+            kernel = build_kernel(variant, jobs=args.jobs, volume=args.volume)
             print(f"{variant}: {kernel.boot_file} (linux {kernel.version}, key {kernel.key})")
         return 0
     for variant in variants:
@@ -93,10 +98,11 @@ def cmd_kernel(args: argparse.Namespace) -> int:
         if user is not None:
             print(f"{variant}: {user.boot_file} (chosen with --path)")
             continue
-        cached = cached_kernel(variant)
+        cached = cached_kernel(variant, volume=args.volume)
         if cached is not None:
             print(f"{variant}: {cached.boot_file} (linux {cached.version}, built)")
         else:
-            print(f"{variant}: not built yet (`riad kernel build --variant {variant}`)")
+            again = " --volume" if args.volume else ""
+            print(f"{variant}: not built yet (`riad kernel build --variant {variant}{again}`)")
     print(f"cache: {cache_root()}")
     return 0

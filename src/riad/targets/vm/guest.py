@@ -33,9 +33,12 @@ What PID 1 does, in order:
    ``-no-reboot`` turn that into QEMU exiting; the runner reads ``N`` from
    the console and returns it as its own status.
 
-Nothing is mounted: the device nodes the interpreter needs (``/dev/console``,
-``/dev/null``, ``/dev/urandom``) are in the initramfs, and Python needs no
-``/proc`` or ``/sys``.
+Nothing is mounted in an image without volumes: the device nodes the
+interpreter needs (``/dev/console``, ``/dev/null``, ``/dev/urandom``) are in
+the initramfs, and Python needs no ``/proc`` or ``/sys``. An image whose
+service declares volumes mounts ``devtmpfs`` on ``/dev`` and each volume's
+disk at ``/volumes/NAME`` first (:mod:`riad.backends.volume.mount`), and
+``sync``s before it ends.
 
 This module imports little on purpose: everything it imports is packed into
 every image.
@@ -137,13 +140,15 @@ def _startup_over() -> None:
         hook()
 
 
-def _register_seal(args: list[str], net: str, service_module: str) -> list[str]:
+def _register_seal(
+    args: list[str], net: str, service_module: str, volumes: tuple[str, ...] = ()
+) -> list[str]:
     """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
     from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
 
     mode, rest = split_seal_arg(args, net=net)
     if mode != "off":
-        after_startup(vm_seal(mode, _say, skip=("riadinit", service_module)))
+        after_startup(vm_seal(mode, _say, skip=("riadinit", service_module), volumes=volumes))
     return rest
 
 
@@ -158,6 +163,9 @@ def _note_facts(app: App) -> None:
     if path:
         with open(path, "w") as handle:
             handle.write(f"network={1 if app.network else 0}\n")
+            handle.write(f"app={app.name}\n")
+            volumes = ",".join(f"{vol.name}:{vol.size_bytes}" for vol in app.volumes)
+            handle.write(f"volumes={volumes}\n")
 
 
 def run_service(
@@ -166,6 +174,7 @@ def run_service(
     net: str = "socket",
     folder: str | None = None,
     attr: str | None = None,
+    scratch_volumes: str | None = None,
 ) -> int:
     """Run ``module`` as ``__main__`` with ``args``; return its exit status.
 
@@ -184,7 +193,7 @@ def run_service(
         app = find_app(namespace, folder, attr)
         if app is not None:
             _note_facts(app)
-            return run_app(app, args, net)
+            return run_app(app, args, net, scratch_volumes)
         if attr is not None:
             print(f"riad: error: {module}:{attr} is not a riad.App", file=sys.stderr, flush=True)
             return 2
@@ -220,7 +229,9 @@ def trace_entry(argv: list[str]) -> None:
 
     bootargs.split(args, bootargs.NET_ARGS)
     _, args = inplace.split_seal_arg(args, net=net)
-    sys.exit(run_service(module, args, net, attr=attr or None))
+    # Volumes: empty folders beside the facts file, in the trace's own folder.
+    scratch = os.path.join(os.path.dirname(os.environ.get(_FACTS_ENV, "/tmp/x")), "volumes")
+    sys.exit(run_service(module, args, net, attr=attr or None, scratch_volumes=scratch))
 
 
 def main(
@@ -229,16 +240,22 @@ def main(
     folder: str | None = None,
     network: bool = True,
     attr: str | None = None,
+    volumes: tuple[str, ...] = (),
 ) -> None:
     """PID 1: see the module documentation (``riadinit`` prints the first mark).
 
-    ``attr`` names the service's ``App`` in its module (``module:attr``).
+    ``attr`` names the service's ``App`` in its module (``module:attr``);
+    ``volumes`` the volumes it declares, whose disks are mounted first.
     """
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
-        args = _register_seal(args, net, service_module)
+        args = _register_seal(args, net, service_module, volumes)
+        if volumes:
+            from riad.backends.volume.mount import mount_volumes
+
+            mount_volumes(volumes)
         if network:
             configure_network(net, settings)
         threading.Thread(target=_watch_console, name="console", daemon=True).start()
@@ -248,5 +265,7 @@ def main(
         status = run_service(service_module, args, net, folder, attr)
     except (bootargs.ConfigError, ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
+    if volumes:
+        os.sync()  # what the service wrote without fsync reaches its disks too
     _say(f"exit {status}")
     os._exit(status)

@@ -116,6 +116,8 @@ class VmTarget:
     run_options: Mapping[str, str] = {
         **IMAGE_RUN_OPTIONS,
         "tap": "use this existing TAP device for the NIC",
+        "volume": "keep volume NAME in the disk image file PATH (ext4, made on first use; "
+        "default: ~/.local/share/riad/SERVICE/NAME.ext4)",
     }
 
     def add_options(self, group: argparse._ArgumentGroup) -> None:
@@ -232,6 +234,45 @@ def _run(request: RunRequest) -> int:
         service = resolve_service(request.service)
         image = _cached_image(service, build_options(request, with_boot_args=False))
     options = RunOptions(
-        accel=own.accel, memory_mb=request.memory_mib, tap=request.tap, timings=own.timings
+        accel=own.accel,
+        memory_mb=request.memory_mib,
+        tap=request.tap,
+        timings=own.timings,
+        disks=image_disks(image, request.volume),
     )
     return run_image(image, request.boot_args, options)
+
+
+def image_disks(image: Path, overrides: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The disk image files of the volumes the image's service declares, made or checked
+    (``--volume NAME=PATH`` overrides where), in the order the image declares them."""
+    import json
+
+    from riad.app.args import ConfigError
+    from riad.app.model import Volume
+    from riad.targets.volumes import prepare_volumes
+
+    try:
+        manifest = json.loads((image / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return ()  # run_image says what is wrong with the image
+    declared = [
+        Volume(str(v["name"]), int(v["size"]))
+        for v in (manifest.get("devices") or {}).get("volumes") or ()
+    ]
+    if not declared:
+        if overrides:
+            raise ImageError(f"--volume {overrides[0]}: the image's service declares no volume")
+        return ()
+    service = str(manifest["service"].get("app") or manifest["service"]["name"])
+    try:
+        disks = prepare_volumes(
+            service,
+            declared,
+            overrides,
+            disk=True,
+            say=lambda line: print(f"riad: {line}", file=sys.stderr, flush=True),
+        )
+    except ConfigError as exc:
+        raise ImageError(f"error: {exc}") from None
+    return tuple(str(disks[vol.name]) for vol in declared)
