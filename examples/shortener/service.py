@@ -23,17 +23,12 @@ port = app.arg("--port", riad.port, default=8000, help="HTTP port")
 
 @app.main
 async def main(dev: riad.Devices) -> None:
-    server = HttpServer(
-        make_app(data.path / "links.sqlite3"),
-        log=dev.logger("http"),
-        access_log=dev.logger("http.access"),
-    )
-    await server.startup()
-    listener = await server.listen(dev.stack, port=port.value)
-    addresses = dev.stack.ipv4_addresses
-    host = "localhost" if "127.0.0.1" in addresses or not addresses else addresses[0]
-    dev.log.info("serving", url=f"http://{host}:{listener.local_addr[1]}/")
+    links = make_app(data.path / "links.sqlite3")
+    server = HttpServer(links, log=dev.logger("http"), access_log=dev.logger("http.access"))
+    await server.startup()  # the app's lifespan: it closes the database at shutdown
     try:
+        listener = await server.listen(dev.stack, port=port.value)
+        dev.log.info("serving links", port=listener.local_addr[1], volume=str(data.path))
         await dev.wait_for_shutdown()
     finally:
         await server.shutdown()

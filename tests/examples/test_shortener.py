@@ -45,7 +45,8 @@ def test_links_survive_restarts_on_unix(tmp_path: Path) -> None:
     for n in range(3):
         argv = riad_command("run", EXAMPLE, "--port", "0", "--volume", f"data={volume}")
         with ServiceProcess(argv) as proc:
-            base = log_field(proc.wait_for("serving url="), "url").rstrip("/")
+            port = log_field(proc.wait_for("serving links"), "port")
+            base = f"http://127.0.0.1:{port}"
             assert set(listed(base)) == set(codes)
             codes.append(shorten_and_follow(base, f"https://example.org/{n}"))
             links = listed(base)
@@ -77,7 +78,7 @@ def ns() -> Iterator[Netns]:
 def _sealed_round(ns: Netns, argv: list[str], expect: set[str], n: int) -> str:
     """One run: the links so far are there; add one; stop. The new code."""
     with ServiceProcess(["ip", "netns", "exec", ns.name, *argv, "--port", "80"]) as proc:
-        proc.wait_for("serving url=", 300)
+        proc.wait_for("serving links port=80 volume=/volumes/data", 300)
         base = "http://10.0.0.2"
         links = json.loads(ns_request(ns, f"{base}/links"))
         assert {link["code"] for link in links} == expect
