@@ -76,8 +76,8 @@ RUN_USAGE = "riad run SERVICE [-t TARGET] [options] [boot arguments]"
 RUN_DESCRIPTION = """\
 Run SERVICE (a .py file, a folder with service.py, or module:attr) on a target.
 Everything after SERVICE that is not an option of riad run is a boot argument:
-riad's own (--ipv4, --ipv4-gateway, --dhcp, --logs) and the service's
-(riad run SERVICE --help lists them). Boot arguments after -- are passed as
+riad's own (--ipv4, --ipv4-gateway, --dhcp, --dns, --dns-search, --hosts,
+--logs) and the service's (riad run SERVICE --help lists them). Boot arguments after -- are passed as
 they are, even when riad run has an option of the same name. Each target has
 its own options: riad run -t sandbox --help, riad run -t vm --help."""
 

@@ -26,7 +26,7 @@ from riad.services.dns import (
 )
 from riad.time import Duration, Instant
 
-from .messages import question_of, respond, soa
+from .messages import question_of, respond, rr, soa
 
 S1, S2 = "10.0.0.1", "10.0.0.2"
 SEC = 1_000_000_000
@@ -533,3 +533,51 @@ def test_servers_can_change_while_running() -> None:
     assert udp(core, at(0)).server == S2
     with pytest.raises(ValueError, match="IPv4"):
         core.set_servers(["dns.example"])
+
+
+IMPORT_SPY = """
+import random, socket, sys
+import dns.rdata
+from riad.services.dns import ResolverConfig, StubResolver
+from riad.time import Instant
+
+attempts = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        attempts.append(name)
+core = StubResolver(ResolverConfig(servers=("10.0.0.1",)), random.Random(1).randbytes)
+core.lookup("db.example", socket.AF_INET, Instant(0))
+query = core.poll_transmit(Instant(0))
+assert query.payload.hex() == sys.argv[1], "the same seed makes the same query"
+sys.meta_path.insert(0, Spy())
+core.receive_udp(query.token, bytes.fromhex(sys.argv[2]), ("10.0.0.1", 53), Instant(0))
+print(attempts, core.take_results()[0].addresses, dns.rdata._dynamic_load_allowed)
+"""
+
+
+def test_answers_make_dnspython_import_nothing() -> None:
+    """A sealed service cannot import: no record type or class in an answer may make it try.
+
+    The answer is built here; the core reads it in a fresh interpreter, where
+    dnspython has loaded only what riad loads (an OPT's class is its payload
+    size, 4096; MX, TXT and SRV and a CH-class A are types riad does not load).
+    """
+    import subprocess
+    import sys
+
+    import dns.message
+    import dns.rrset
+
+    core = make()
+    core.lookup("db.example", socket.AF_INET, at(0))
+    query = udp(core, at(0))
+    response = dns.message.make_response(dns.message.from_wire(query.payload))
+    response.use_edns(0, payload=4096)
+    response.answer.append(rr("db.example. 60 IN A 10.0.0.5"))
+    for text in ("MX 10 mail.example.", 'TXT "x"', "SRV 0 0 80 a.example."):
+        response.answer.append(rr(f"db.example. 60 IN {text}"))
+    response.additional.append(rr("db.example. 60 CH A db.example. 1"))
+    wire = response.to_wire()
+    argv = [sys.executable, "-c", IMPORT_SPY, query.payload.hex(), wire.hex()]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "[] ('10.0.0.5',) True", done.stderr

@@ -26,6 +26,7 @@ from enum import Enum
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
@@ -36,15 +37,48 @@ import dns.rdtypes.ANY.DNAME
 import dns.rdtypes.ANY.NS
 import dns.rdtypes.ANY.OPT
 import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.TSIG
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
-__all__ = ["Answer", "AnswerKind", "read_answer"]
+__all__ = ["Answer", "AnswerKind", "parse_message", "read_answer"]
 
 _IN = dns.rdataclass.IN
 _CNAME = dns.rdatatype.CNAME
 _SOA = dns.rdatatype.SOA
+
+# Register the classes of those types with dnspython now (from the modules
+# imported above, so nothing is searched for): (IN, A), (IN, AAAA), and the
+# class-independent ones under ANY, where any class finds them (an OPT
+# record's class field is a payload size).
+for _rdclass, _rdtype in (
+    (_IN, dns.rdatatype.A),
+    (_IN, dns.rdatatype.AAAA),
+    *((dns.rdataclass.ANY, t) for t in (_CNAME, dns.rdatatype.DNAME, dns.rdatatype.NS)),
+    *((dns.rdataclass.ANY, t) for t in (dns.rdatatype.OPT, _SOA, dns.rdatatype.TSIG)),
+):
+    dns.rdata.get_rdata_class(_rdclass, _rdtype)  # type: ignore[no-untyped-call]
+if not hasattr(dns.rdata, "_dynamic_load_allowed"):  # a dnspython without the switch
+    dns.rdata.load_all_types(disable_dynamic_load=True)  # type: ignore[no-untyped-call]
+
+
+def parse_message(data: bytes) -> dns.message.Message:
+    """``dns.message.from_wire(data)`` without dnspython importing modules on demand.
+
+    dnspython imports a record type's module the first time it meets the
+    type (and looks for one per class: ``dns.rdtypes.CLASS1232.OPT``). A
+    sealed service cannot read a file then, and an answer must not make it
+    try, so while riad parses an answer, types not registered above read as
+    ``GenericRdata``. Raises what ``from_wire`` raises on malformed input.
+    """
+    rdata = dns.rdata
+    allowed = getattr(rdata, "_dynamic_load_allowed", False)
+    rdata._dynamic_load_allowed = False
+    try:
+        return dns.message.from_wire(data)
+    finally:
+        rdata._dynamic_load_allowed = allowed
 
 
 class AnswerKind(Enum):

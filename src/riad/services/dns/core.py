@@ -56,7 +56,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from riad.services.dns.answer import Answer, AnswerKind, read_answer
+from riad.services.dns.answer import Answer, AnswerKind, parse_message, read_answer
 from riad.services.dns.cache import NXDOMAIN_TYPE, DnsCache, EntryKind
 from riad.services.dns.config import ResolverConfig, parse_server
 from riad.services.dns.errors import (
@@ -667,7 +667,7 @@ class StubResolver:
             counters["wrong_id"] += 1
             return
         try:
-            message = dns.message.from_wire(data)
+            message = parse_message(data)
         except Exception:  # dnspython raises many kinds on bad input; all mean "malformed"
             counters["malformed"] += 1
             return
