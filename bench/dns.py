@@ -18,8 +18,9 @@ Each contender is a child process asking A records of fresh names
 Figures: lookups per second with ``--concurrency`` lookups in flight for
 ``--seconds``, and the median and 99th percentile latency of
 ``--latency-lookups`` lookups one at a time. Contenders take turns for
-``--rounds`` rounds; each figure is the median of its rounds, and the ratios
-riad / host are printed.
+``--rounds`` rounds; each figure is the median of its rounds, and each ratio
+riad / host is the median of the rounds' ratios (each measured minutes apart
+at most, so a load that comes and goes weighs on both sides alike).
 """
 
 from __future__ import annotations
@@ -199,11 +200,11 @@ def main() -> int:
     print(f"{'resolver':<10} {'lookups/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for role, m in medians.items():
         print(f"{role:<10} {m['qps']:>10.0f} {m['p50_ms']:>8.3f} {m['p99_ms']:>8.3f}")
-    riad, host = medians["riad"], medians["host"]
-    print(
-        f"riad's stack vs the host stack: {riad['qps'] / host['qps']:.2f}x lookups/s, "
-        f"p99 latency {riad['p99_ms'] / host['p99_ms']:.2f}x"
-    )
+    # each round's riad / host ratio, then the median of those (rounds drift with the load)
+    for key, what in (("qps", "lookups/s"), ("p50_ms", "p50 latency"), ("p99_ms", "p99 latency")):
+        ratios = [r[key] / h[key] for r, h in zip(results["riad"], results["host"], strict=True)]
+        each = ", ".join(f"{x:.2f}" for x in ratios)
+        print(f"riad's stack / the host stack, {what}: {statistics.median(ratios):.2f}x ({each})")
     return 0
 
 
