@@ -177,6 +177,7 @@ def test_any_sequence_keeps_the_core_sound_and_bounded(
         collect()
     assert core.poll_at() is None
     assert core.lookups_in_flight == 0 and core.queries_in_flight == 0
+    assert core.questions_in_flight == 0
     assert set(results) == set(lookups)
     assert released == set(queries)
     for counter in ("answers", "truncated", "cache_hits", "timeouts", "wrong_id", "malformed"):

@@ -1,7 +1,9 @@
 """A stub DNS resolver on riad's stack, on dnspython's messages (see ``docs/dns.md``).
 
-- ``core``: ``StubResolver``, the sans-IO core (lookups, queries, retries,
-  the cache); ``answer``, ``cache``, ``names`` hold its parts;
+- ``core``: ``StubResolver``, the sans-IO core (lookups, search lists, CNAME
+  chases), composed of ``queries`` (questions in flight, tries, the checks
+  of every answer), ``cache`` (TTLs, negative answers), ``names`` (search
+  list, static entries) and ``answer`` (what a message says);
 - ``config``: ``ResolverConfig`` and the boot arguments' parsers;
 - ``errors``: what a failed lookup raises (``socket.gaierror`` subclasses);
 - ``resolver``: ``Resolver``, the core on a ``Stack``; ``HostResolver``, the
