@@ -7,7 +7,8 @@
 - ``config``: ``ResolverConfig`` and the boot arguments' parsers;
 - ``errors``: what a failed lookup raises (``socket.gaierror`` subclasses);
 - ``resolver``: ``Resolver``, the core on a ``Stack``; ``HostResolver``, the
-  host's resolver; ``make_resolver``, the one a composed service gets.
+  host's resolver; ``make_resolver``, the one a composed service gets;
+  ``addrinfo``: ``getaddrinfo``'s arguments and answer for both.
 
 The names below load on first use, so that reading the boot arguments
 (``config``) does not load dnspython.
@@ -19,6 +20,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from riad.services.dns.addrinfo import AddrInfo
     from riad.services.dns.config import ResolverConfig
     from riad.services.dns.core import LookupResult, StubResolver, TcpQuery, UdpQuery
     from riad.services.dns.errors import (
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
         ServerFailure,
     )
     from riad.services.dns.resolver import (
-        AddrInfo,
         HostResolver,
         NameResolver,
         Resolver,
@@ -53,7 +54,7 @@ _WHERE = {
     "NoNameServers": "errors",
     "ResolverBusy": "errors",
     "ServerFailure": "errors",
-    "AddrInfo": "resolver",
+    "AddrInfo": "addrinfo",
     "HostResolver": "resolver",
     "NameResolver": "resolver",
     "Resolver": "resolver",
