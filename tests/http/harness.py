@@ -19,6 +19,7 @@ from riad.log import Logs
 from riad.services.http import HttpLimits, HttpServer
 from riad.services.http.asgi import ASGIApp
 from riad.services.http.server import StreamWrapper
+from riad.stack.stack import StackConfig
 from riad.testing.simnet import SimLab, run_lab
 
 
@@ -239,13 +240,15 @@ def run_served(
     limits: HttpLimits | None = None,
     logs: Logs | None = None,
     conditions: LinkConditions | None = None,
+    client_config: StackConfig | None = None,
 ) -> None:
     """Serve ``app`` on port 80 of a riad stack on the simulated network and run
-    ``main`` against it; the server shuts down afterwards."""
+    ``main`` against it (from a second stack, made with ``client_config``); the
+    server shuts down afterwards."""
 
     async def lab_main(lab: SimLab) -> None:
         server_stack = lab.add_stack(f"{SIM_SERVER}/24")
-        lab.add_stack(f"{SIM_CLIENT}/24")
+        lab.add_stack(f"{SIM_CLIENT}/24", config=client_config)
         log = logs.source("http") if logs is not None else None
         access = logs.source("http.access") if logs is not None else None
         async with HttpServer(app, limits=limits, log=log, access_log=access) as server:

@@ -20,12 +20,15 @@ from pathlib import Path
 from riad.backends.kv import MemoryKV
 from riad.proto.tcp import TcpConfig
 from riad.services.http import HttpLimits, HttpServer
+from riad.services.http.asgi import Receive, Scope, Send
 from riad.services.http.static import StaticFiles
 from riad.services.stream import SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.stack.stack import StackConfig
 from riad.testing import eventually_async
 from riad.testing.simnet import SimLab, run_lab, test_seed
+
+from .harness import SimServed, run_served
 
 SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
 BIG = bytes(range(256)) * (5 * 1024 * 4)  # 5 MiB
@@ -57,8 +60,10 @@ def test_non_reading_https_clients_cost_a_bounded_amount_each(tmp_path: Path) ->
         lab.add_stack(f"{CLIENT}/24", config=StackConfig(tcp=TcpConfig(receive_buffer_bytes=16384)))
         kv = MemoryKV({"server.pem": pair.chain_pem, "server.key": pair.key_pem})
         tls = await TlsServer.from_kv(kv)
-        limits = HttpLimits(send_timeout_s=600)
-        async with HttpServer(StaticFiles(MemoryKV({"big.bin": BIG})), limits=limits) as server:
+        # As the static-site example serves HTTPS: 32 KiB chunks and write buffer.
+        limits = HttpLimits(send_timeout_s=600, write_buffer_bytes=32 * 1024)
+        app = StaticFiles(MemoryKV({"big.bin": BIG}), chunk_bytes=32 * 1024)
+        async with HttpServer(app, limits=limits) as server:
             await server.listen(server_stack, port=443, tls=tls.wrap)
             warm = await stalled_client(lab, context)  # start-up allocations come first
             await asyncio.sleep(5)
@@ -86,5 +91,40 @@ def test_non_reading_https_clients_cost_a_bounded_amount_each(tmp_path: Path) ->
     tracemalloc.start()
     try:
         run_lab(main, seed=seed)
+    finally:
+        tracemalloc.stop()
+
+
+def test_one_large_body_message_is_written_as_the_connection_takes_it() -> None:
+    """An application sending 5 MiB in one message to clients that do not read: the
+    server holds a piece (``max_write_bytes``) per client, not a copy of the body."""
+    seed = test_seed(6601)
+    clients_n = 10
+
+    async def whole(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": BIG})  # (shared: no copy per client)
+
+    async def main(s: SimServed) -> None:
+        before, _ = tracemalloc.get_traced_memory()
+        held = []
+        for _ in range(clients_n):
+            _, writer = await s.connect()
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.transport.pause_reading()
+            held.append(writer)
+        await asyncio.sleep(30)
+        per_client = (tracemalloc.get_traced_memory()[0] - before) / clients_n
+        print(f"{per_client / 1024:.1f} KiB per client")
+        assert per_client <= 2 * HttpLimits().max_write_bytes, per_client
+        for writer in held:
+            writer.transport.abort()
+
+    tracemalloc.start()
+    try:
+        client = StackConfig(tcp=TcpConfig(receive_buffer_bytes=16384))
+        run_served(whole, main, seed=seed, client_config=client)
     finally:
         tracemalloc.stop()

@@ -473,7 +473,7 @@ class HttpConnection:
             if not self._head_request:
                 self._response_bytes += len(body)
             transport = self._transport
-            chunk = self._limits.write_buffer_bytes
+            chunk = self._limits.max_write_bytes
             try:
                 for piece in pieces:
                     if len(piece) <= chunk:
@@ -509,7 +509,7 @@ class HttpConnection:
     async def _write_in_chunks(self, data: bytes, chunk: int) -> None:
         """Write a large piece ``chunk`` bytes at a time, each once the stream has room
         again: a client that reads slowly holds no more than a chunk of it in the
-        stream's buffers (``HttpLimits.write_buffer_bytes``)."""
+        stream's buffers (``HttpLimits.max_write_bytes``)."""
         stream = self._transport.stream
         deadline = self._deadline
         view = memoryview(data)

@@ -284,6 +284,7 @@ class Http1Codec:
         plain = self._plain
         if plain is not None:
             if not more:
+                join = len(body) < _JOIN_BYTES
                 out = render_plain_response(
                     status,
                     _REASONS.get(status, b""),
@@ -291,9 +292,10 @@ class Http1Codec:
                     body,
                     head_request=head_request,
                     keep_alive=plain.keep_alive,
+                    join=join,
                 )
                 if out is not None:
-                    return [out]
+                    return [out] if join or head_request or not body else [out, body]
             self._hand_to_h11()
         head = self._h11.send(
             h11.Response(status_code=status, headers=fields, reason=_REASONS.get(status, b""))

@@ -16,10 +16,10 @@ limit                       status   when
 ``idle_timeout_s``          (close)  no new request on a kept-alive connection
 ``send_timeout_s``          (close)  the client reads none of the response for this long
 ``max_connections``         503      more connections (counted from their first byte) at once
-``write_buffer_bytes``      --       what of a response may wait in the connection's buffer:
-                                     the body goes out in pieces of this size, each once the
-                                     connection has room (the bound on what a slow reader
-                                     costs)
+``write_buffer_bytes``      --       what of a response may wait in the connection's
+                                     buffer before the application's ``send`` waits
+``max_write_bytes``         --       a larger body message is written in pieces of this
+                                     size, each once the connection has room
 malformed request           400      h11 rejects it (bad chunked encoding, bad header, ...)
 ==========================  =======  ===============================================
 """
@@ -44,9 +44,12 @@ class HttpLimits:
     idle_timeout_s: float = 15.0
     send_timeout_s: float = 30.0
     max_connections: int = 1024
-    write_buffer_bytes: int = 32 * 1024
-    """What of a response may wait in the connection's buffer (its high-water mark); a
-    larger body message is written in pieces of this size, each once there is room."""
+    write_buffer_bytes: int = 64 * 1024
+    """What of a response may wait in the connection's buffer (its high-water mark)
+    before the application's ``send`` waits for the client to take it."""
+    max_write_bytes: int = 256 * 1024
+    """A larger body message is written in pieces of this size, each once the
+    connection has room again: what one message can add to a slow reader's buffer."""
     shutdown_grace_s: float = 10.0
     """How long ``HttpServer.shutdown`` lets requests in flight finish."""
     linger_s: float = 2.0

@@ -113,12 +113,15 @@ def render_plain_response(
     *,
     head_request: bool,
     keep_alive: bool,
+    join: bool = True,
 ) -> bytes | None:
     """What h11 writes for this whole response (head, body, end), or ``None`` if it must.
 
     ``headers`` are the response's as the server gives them to h11 (with
     ``content-length``, ``date``... already added); ``keep_alive`` is False
     when the request asked to close (h11 then rewrites ``Connection``).
+    ``join=False`` returns the head alone, for the caller to write ``body``
+    after it (a large body is not copied into one joined piece).
     """
     if not 200 <= status < 1000:
         return None
@@ -149,4 +152,4 @@ def render_plain_response(
         block,
         b"" if keep_alive else b"Connection: close\r\n",
     )
-    return head + body if body and not head_request else head
+    return head + body if body and join and not head_request else head

@@ -81,7 +81,7 @@ class StaticFiles:
         *,
         index: str = "index.html",
         headers: Iterable[tuple[bytes, bytes]] = (),
-        chunk_bytes: int = 32 * 1024,
+        chunk_bytes: int = 256 * 1024,
     ) -> None:
         self._store = store
         self._index = index
