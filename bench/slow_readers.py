@@ -35,6 +35,7 @@ import resource
 import runpy
 import socket
 import ssl
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,8 +55,8 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def settled_rss(pid: int, *, limit_s: float = 20.0) -> int:
-    """The service's RSS once it has stopped changing for a second (bounded wait)."""
+def settled_rss(pid: int, *, steady_s: float = 1.0, limit_s: float = 30.0) -> int:
+    """The service's RSS once it has stopped changing for ``steady_s`` (bounded wait)."""
     deadline = time.monotonic() + limit_s
     last = rss_kib(pid)
     steady_since = time.monotonic()
@@ -64,7 +65,7 @@ def settled_rss(pid: int, *, limit_s: float = 20.0) -> int:
         now = rss_kib(pid)
         if abs(now - last) > max(256, last // 200):
             steady_since = time.monotonic()
-        elif time.monotonic() - steady_since >= 1.0:
+        elif time.monotonic() - steady_since >= steady_s:
             return now
         last = now
     return rss_kib(pid)
@@ -89,13 +90,19 @@ def measure(
     clients: int,
     env: dict[str, str] | None,
     enter: object,
+    work: Path,
 ) -> tuple[str, int, int, int]:
-    from riad.testing.process import ServiceProcess
+    from riad.testing import eventually
 
     context = ssl.create_default_context(cafile=str(ca))
-    with ServiceProcess(argv, env=env) as proc:
-        proc.wait_for("serving", timeout_s=60)
-        pid = proc.proc.pid
+    # The service's log goes to a file: a pipe nobody reads while the clients run
+    # would fill, and a service writing to it would stop.
+    log_path = work / f"{label.replace(' ', '-')}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        eventually(lambda: "serving" in log_path.read_text(), timeout_s=60, what="serving")
+        pid = proc.pid
         with enter:  # type: ignore[attr-defined]
             # Warm up: one complete download, so start-up allocations are counted before.
             warm = stalled_client(host, port, context)
@@ -112,13 +119,20 @@ def measure(
             for client in held:
                 client.close()
             held.clear()
-        after = settled_rss(pid)
+        # (it frees the connections' memory only once they have all gone: wait longer)
+        after = settled_rss(pid, steady_s=5.0)
         print(
             f"  {label}: {clients} clients in {took:.1f} s; RSS {before} -> {stalled} -> "
             f"{after} KiB",
             file=sys.stderr,
         )
-        proc.stop()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lines = log_path.read_text().splitlines()
+    warnings = [line for line in lines if " WARN " in line or " ERROR " in line]
+    if warnings:
+        print(f"  {label}: {len(warnings)} warnings, the first: {warnings[0]}", file=sys.stderr)
     return label, before, stalled, after
 
 
@@ -155,7 +169,8 @@ def main() -> int:
         build["ensure_certificate"](work / "certs", ["localhost", "127.0.0.1", "10.0.0.2"])
         ca = work / "certs" / "server.pem"
         common = ["--kv", f"htdocs={artifact}", "--kv", f"certs={work / 'certs'}"]
-        logs = ["--logs", "info,http:warning"]
+        # Only warnings and the start line: the service's output is read at the end.
+        logs = ["--logs", "warning,app:info"]  # (nothing per connection: the pipe is not read)
         for stack in args.stack.split(","):
             for name, site, env in trees:
                 label = f"{name} {stack}"
@@ -163,7 +178,15 @@ def main() -> int:
                     argv = riad_command("run", str(site), *common, *logs, "--https-port", "8443")
                     rows.append(
                         measure(
-                            label, argv, "127.0.0.1", 8443, ca, args.clients, env, nullcontext()
+                            label,
+                            argv,
+                            "127.0.0.1",
+                            8443,
+                            ca,
+                            args.clients,
+                            env,
+                            nullcontext(),
+                            work,
                         )
                     )
                     continue
@@ -172,7 +195,17 @@ def main() -> int:
                         "run", str(site), "--net", "direct", *common, *logs,
                     )]  # fmt: skip
                     rows.append(
-                        measure(label, argv, "10.0.0.2", 8443, ca, args.clients, env, ns.entered())
+                        measure(
+                            label,
+                            argv,
+                            "10.0.0.2",
+                            8443,
+                            ca,
+                            args.clients,
+                            env,
+                            ns.entered(),
+                            work,
+                        )
                     )
     print()
     print(f"{args.clients} HTTPS clients of {BIG_PATH} that never read")

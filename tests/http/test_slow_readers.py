@@ -17,15 +17,17 @@ import ssl
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from riad.backends.kv import MemoryKV
 from riad.proto.tcp import TcpConfig
 from riad.services.http import HttpLimits, HttpServer
 from riad.services.http.asgi import Receive, Scope, Send
 from riad.services.http.static import StaticFiles
-from riad.services.stream import SocketStream
+from riad.services.stream import ProtocolStream, SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.stack.stack import StackConfig
-from riad.testing import eventually_async
+from riad.testing import eventually_async, run_simulated
 from riad.testing.simnet import SimLab, run_lab, test_seed
 
 from .harness import SimServed, run_served
@@ -128,3 +130,43 @@ def test_one_large_body_message_is_written_as_the_connection_takes_it() -> None:
         run_served(whole, main, seed=seed, client_config=client)
     finally:
         tracemalloc.stop()
+
+
+class _LostTransport(asyncio.Transport):
+    """A transport whose connection failed: closing, its connection_lost still to come
+    (as asyncio's socket transports call it a loop turn later)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+def test_drain_on_a_lost_connection_fails_at_once() -> None:
+    """A writer that never has to wait learns at its next drain that the connection
+    is gone, instead of producing the rest of a download for no one."""
+
+    async def main() -> None:
+        async def never(_: ProtocolStream) -> None:
+            raise AssertionError("not started")
+
+        stream = ProtocolStream(never)
+        transport = _LostTransport()
+        stream.connection_made(transport)
+        stream.write(b"x")
+        with pytest.raises(ConnectionResetError):
+            await stream.drain()
+        stream.connection_lost(None)
+
+    run_simulated(main)

@@ -243,7 +243,10 @@ class ProtocolStream(asyncio.Protocol):
     async def drain(self) -> None:
         transport = self._transport
         assert transport is not None
-        if transport.is_closing() and (self._closed is None or self._closed.done()):
+        # A transport closing under us lost its connection (asyncio's drop further
+        # writes with a warning, and connection_lost comes a loop turn later): say
+        # so now, or a writer that never has to wait would go on producing for no one.
+        if transport.is_closing():
             raise ConnectionResetError("connection lost")
         while self._write_paused:
             self._drain_waiter = self._loop.create_future()
@@ -251,7 +254,7 @@ class ProtocolStream(asyncio.Protocol):
                 await self._drain_waiter
             finally:
                 self._drain_waiter = None
-            if self._closed is not None and self._closed.done():
+            if transport.is_closing():
                 raise ConnectionResetError("connection lost")
 
     def write_eof(self) -> None:

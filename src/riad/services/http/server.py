@@ -178,6 +178,7 @@ class HttpServer:
         clients would leave the service that much larger for good."""
         open_now = len(self._connections)
         if self._busiest - open_now >= _TRIM_AFTER and open_now <= self._busiest // 8:
+            self.log.debug("connections gone: free memory handed back", busiest=self._busiest)
             self._busiest = open_now
             release_free_memory()
 
