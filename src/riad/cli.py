@@ -16,6 +16,7 @@ hands it to the target's ``run``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -75,6 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
 RUN_USAGE = "riad run SERVICE [-t TARGET] [options] [boot arguments]"
 RUN_DESCRIPTION = """\
 Run SERVICE (a .py file, a folder with service.py, or module:attr) on a target.
+SERVICE is a riad.App, or an existing ASGI or WSGI application (FastAPI,
+Starlette, Django, Flask...: riad run main:app), which riad serves over HTTP.
 Everything after SERVICE that is not an option of riad run is a boot argument:
 riad's own (--ipv4, --ipv4-gateway, --dhcp, --dns, --dns-search, --hosts,
 --logs) and the service's (riad run SERVICE --help lists them). Boot arguments after -- are passed as
@@ -106,7 +109,42 @@ def _run_parser(target: Target | None) -> argparse.ArgumentParser:
     )
     if target is not None:
         add_run_options(parser, target)
+    add_web_options(parser.add_argument_group("ASGI and WSGI applications"), target)
     return parser
+
+
+def add_web_options(group: argparse._ArgumentGroup, target: Target | None) -> None:
+    """``--factory`` (and ``--tls-certs`` where the target takes stores from the host)."""
+    group.add_argument(
+        "--factory",
+        action="store_true",
+        help="SERVICE's module:attr is a function that returns the application "
+        "(the same as module:attr())",
+    )
+    group.add_argument(
+        "--tls-certs",
+        metavar="DIR",
+        help="serve HTTPS from DIR's server.pem and server.key (riad cert DIR makes them; "
+        "by default certs/ beside the application, if it is there)",
+    )
+
+
+NO_TLS_CERTS = (
+    "--tls-certs: a vm image packs the certificate store from the application's folder: "
+    "put server.pem and server.key in certs/ there (riad cert DIR/certs)"
+)
+
+
+def web_service_spec(service: str, factory: bool) -> str:
+    """``module:attr`` as ``module:attr()`` when ``--factory`` says attr is a factory."""
+    if not factory or service.endswith("()"):
+        return service
+    module, colon, attr = service.rpartition(":")
+    if not colon or not attr.isidentifier() or not module:
+        from riad.app.args import ConfigError
+
+        raise ConfigError(f"--factory: name the function as module:function, not {service!r}")
+    return f"{service}()"
 
 
 def _run(_args: argparse.Namespace, rest: list[str]) -> int:
@@ -130,9 +168,21 @@ def _run(_args: argparse.Namespace, rest: list[str]) -> int:
             return 0
         print(f"riad: error: give a SERVICE to run (usage: {RUN_USAGE})", file=sys.stderr)
         return 2
+    from riad.app.args import ConfigError
+
+    try:
+        service = web_service_spec(args.service, args.factory)
+    except ConfigError as exc:
+        print(f"riad: error: {exc}", file=sys.stderr)
+        return 2
+    if args.tls_certs:
+        if "kv" not in target.run_options:
+            print(f"riad: error: {NO_TLS_CERTS}", file=sys.stderr)
+            return 2
+        args.kv = [*(args.kv or ()), f"tls={args.tls_certs}"]
     if args.help:
-        return _service_help(parser, args.service)
-    return target.run(read_request(target, args, args.service, [*boot_args, *after_separator]))
+        return _service_help(parser, service)
+    return target.run(read_request(target, args, service, [*boot_args, *after_separator]))
 
 
 def _service_help(parser: argparse.ArgumentParser, service: str) -> int:
@@ -197,6 +247,7 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     build.add_argument("-t", "--target", default="vm", help="target (vm)")
     build.add_argument("-o", "--output", metavar="DIR", help="output directory")
     vm.add_build_options(build)
+    add_web_options(build.add_argument_group("ASGI and WSGI applications"), None)
     build.set_defaults(handler=_vm_verb)
     inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
     inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
@@ -208,6 +259,7 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
+    from riad.app.args import ConfigError
     from riad.image import ImageError
     from riad.targets.sandbox.target import inspect
     from riad.targets.vm import cli as vm
@@ -216,6 +268,9 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
         if args.verb == "inspect" and args.target == "sandbox":
             return inspect(args.image, args.seal)
         if args.verb == "build":
+            if args.tls_certs:
+                raise ImageError(f"error: {NO_TLS_CERTS}")
+            args.service = web_service_spec(args.service, args.factory)
             return vm.cmd_build(args, extra)
         if extra:
             print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
@@ -223,7 +278,7 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
         if args.verb == "inspect":
             return vm.cmd_inspect(args.image)
         return vm.cmd_kernel(args)
-    except ImageError as exc:
+    except (ImageError, ConfigError) as exc:
         print(f"riad: {exc}", file=sys.stderr)
         return 2
 
@@ -253,6 +308,9 @@ def _cert(args: argparse.Namespace, extra: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``riad`` command with ``argv`` (default: the process arguments)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # as ``python -m`` and uvicorn do: riad run main:app finds main.py here
+        sys.path.insert(0, os.getcwd())
     if arguments[:1] == ["run"]:
         # riad run parses its own arguments: the other verbs' parsers (and
         # what they import) are not needed, and a vm boots that much sooner.

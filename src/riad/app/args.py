@@ -222,7 +222,7 @@ RESERVED_NAMES = frozenset(
     | {"--help", "--version", "--target"}
     | {"--net", "--tap", "--kv", "--volume", "--include", "--memory", "--seal"}
     | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
-    | {"--single-file"}
+    | {"--single-file", "--factory", "--tls-certs"}
 )
 """Names a service may not declare: riad's boot arguments and the options of ``riad run``
 (every target's: ``riad run`` would take them for itself; a test keeps this in step)."""

@@ -5,11 +5,16 @@
 - ``path/to/service.py``: a file defining an ``App``;
 - ``path/to/folder``: the folder's ``service.py`` (``riad new`` makes one);
 - ``package.module`` or ``package.module:attr``: an importable module (attr
-  names the ``App``); ``path/to/service.py:attr`` works too.
+  names the ``App``); ``path/to/service.py:attr`` works too;
+- ``module:attr`` naming an ASGI or WSGI application instead (FastAPI,
+  Django, Flask...), and ``module:factory()``, a function returning one:
+  riad serves it as a service of its own (``riad.app.web``).
 
-In a module, the ``App`` is the attribute named by ``:attr``, else the one
-named ``app``, else the only ``App`` in it. A file's folder is put first on
-``sys.path`` so a service can import its own helper modules.
+In a module, the service is the attribute named by ``:attr``, else the
+``App`` named ``app``, else the only ``App`` in it, else the ASGI or WSGI
+application named ``app`` or ``application`` (:func:`riad.app.model.find_app`).
+A file's folder is put first on ``sys.path`` so a service can import its own
+helper modules.
 
 A spec that names nothing usable raises ``ConfigError`` (exit code 2); an
 exception raised while the service's code is imported is a bug in the service
@@ -30,6 +35,8 @@ from riad.app.model import App, find_app
 __all__ = ["ServiceLoadError", "load_app", "service_file"]
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\(\))?\Z")
+"""``app``, or a factory called for it: ``create_app()``."""
 
 
 class ServiceLoadError(Exception):
@@ -67,7 +74,7 @@ def load_app(spec: str) -> App:
         app.source_path = file
         return app
     module_name, _, attr = spec.partition(":")
-    if not _MODULE.match(module_name) or (attr and not attr.isidentifier()):
+    if not _MODULE.match(module_name) or (attr and not _ATTR.match(attr)):
         raise ConfigError(
             f"no service at {spec!r}: give a .py file, a folder with service.py, or module:attr"
         )
@@ -107,13 +114,23 @@ def _import_file(file: Path) -> object:
 
 
 def _find_app(module: object, attr: str | None, spec: str) -> App:
-    found = find_app(vars(module), attr)
+    if attr is not None and not _ATTR.match(attr):
+        raise ConfigError(f"{spec!r}: after ':' give a name (app) or a factory call (create_app())")
+    try:
+        found = find_app(vars(module), attr)
+    except ConfigError as exc:
+        raise ConfigError(f"{spec!r}: {exc}") from None
+    except Exception as exc:
+        raise ServiceLoadError(f"{spec}: calling {attr} failed: {exc}") from exc
     if found is not None:
         return found
     if attr is not None:
-        raise ConfigError(f"{spec!r}: {attr!r} is not a riad.App")
+        raise ConfigError(f"{spec!r}: the module has no {attr.removesuffix('()')!r}")
     apps = [value for value in vars(module).values() if isinstance(value, App)]
     if not apps:
-        raise ConfigError(f'{spec!r} defines no service: create one with app = riad.App("name")')
+        raise ConfigError(
+            f"{spec!r} defines no service: no riad.App, and no ASGI or WSGI application "
+            "named app or application (name yours with module:attr)"
+        )
     names = ", ".join(sorted(name for name, v in vars(module).items() if isinstance(v, App)))
     raise ConfigError(f"{spec!r} defines several services ({names}): pick one with {spec}:NAME")

@@ -102,6 +102,8 @@ class KVDecl:
     help: str
     volume: str | None = None
     """The volume it lives on (an SQLite file there, kept across restarts), if any."""
+    optional: bool = False
+    """The service runs without it when its source is absent (``dev.kv`` then raises)."""
 
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -260,6 +262,7 @@ class App:
         source: str | None = None,
         writable: bool = False,
         volume: Volume | None = None,
+        optional: bool = False,
         help: str = "",
     ) -> KVDecl:
         """Declare a key-value store, used as ``dev.kv(name)``.
@@ -269,7 +272,10 @@ class App:
         from there, the vm target packs it into the image. A ``writable`` store
         starts with those contents (or empty) and lives in memory. A store on a
         ``volume`` (declared with :meth:`volume`) is writable and kept there, in
-        one SQLite file, across restarts (``riad.backends.kv.sqlite``).
+        one SQLite file, across restarts (``riad.backends.kv.sqlite``). An
+        ``optional`` store whose source does not exist is simply not there:
+        ``dev.kv(name)`` raises ``MissingDeviceError`` (a web application's
+        certificate store: HTTPS only when there is one).
         """
         if not _APP_NAME.match(name):
             raise ValueError(f"store name {name!r}: use lowercase letters, digits, '-' and '_'")
@@ -285,7 +291,9 @@ class App:
                 raise ValueError(f"store {name!r} lives on a volume: it has no source folder")
             decl = KVDecl(name, None, True, help, volume.name)
         else:
-            decl = KVDecl(name, source if source is not None else name, writable, help)
+            decl = KVDecl(
+                name, source if source is not None else name, writable, help, optional=optional
+            )
         self._kvs[name] = decl
         return decl
 
@@ -391,6 +399,8 @@ class App:
                 mode = "read-write" if decl.writable else "read-only"
                 text = f"{decl.help}; " if decl.help else ""
                 where = f"on volume {decl.volume}" if decl.volume else f"from {decl.source}/"
+                if decl.optional:
+                    where += " if it is there"
                 lines.append(f"  {decl.name:<28} {text}{mode}, {where}")
         if self._volumes:
             lines += ["", "volumes (riad run --volume NAME=PATH chooses where):"]
@@ -410,19 +420,33 @@ class App:
 def find_app(namespace: Mapping[str, object], attr: str | None = None) -> App | None:
     """The service a module defines, from its namespace; ``None`` if there is none to pick.
 
-    ``attr`` names it (``module:attr``); otherwise it is the ``App`` named
-    ``app``, else the only ``App`` in the module. The one rule every target
-    finds a service by: the loader on the host (``riad.app.load_app``) and a
-    vm's PID 1, which runs the module itself.
+    ``attr`` names it (``module:attr``; ``module:factory()`` calls a function
+    for it); otherwise it is the ``App`` named ``app``, else the only ``App``
+    in the module, else the ASGI or WSGI application named ``app`` or
+    ``application``. An ASGI or WSGI application becomes a ``riad.App`` of its
+    own (``riad.app.web``). The one rule every target finds a service by: the
+    loader on the host (``riad.app.load_app``) and a vm's PID 1, which runs
+    the module itself.
+
+    A named object that is neither raises ``ConfigError`` saying why; an
+    exception of a factory propagates.
     """
     if attr is not None:
         named = namespace.get(attr)
-        return named if isinstance(named, App) else None
-    named = namespace.get("app")
-    if isinstance(named, App):
-        return named
-    apps = [value for value in namespace.values() if isinstance(value, App)]
-    return apps[0] if len(apps) == 1 else None
+        if isinstance(named, App):
+            return named
+        if attr.removesuffix("()") not in namespace:
+            return None
+    else:
+        named = namespace.get("app")
+        if isinstance(named, App):
+            return named
+        apps = [value for value in namespace.values() if isinstance(value, App)]
+        if apps:
+            return apps[0] if len(apps) == 1 else None
+    from riad.app.web import service_from_namespace  # only for a web application
+
+    return service_from_namespace(namespace, attr)
 
 
 def _metavar(convert: Callable[[str], Any]) -> str:

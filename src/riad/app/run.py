@@ -142,7 +142,11 @@ async def _serve(
     lost = [vol.name for vol in app.volumes if vol.name not in config.volumes]
     if lost:
         raise MissingDeviceError(f"no volume {lost[0]!r} was provided for service {app.name!r}")
-    missing = [decl.name for decl in app.kvs if decl.name not in kvs and decl.volume is None]
+    missing = [
+        decl.name
+        for decl in app.kvs
+        if decl.name not in kvs and decl.volume is None and not decl.optional
+    ]
     if missing:
         raise MissingDeviceError(
             f"no key-value store {missing[0]!r} was provided for service {app.name!r}"

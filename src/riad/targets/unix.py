@@ -127,6 +127,8 @@ def kv_sources(app: App, overrides: Sequence[str] = ()) -> dict[KVDecl, Path | N
         folder = folders.get(decl.name)
         if folder is None and decl.source is not None:
             folder = app.folder / decl.source
+        if decl.optional and (folder is None or not folder.exists()):
+            continue  # the service runs without it
         sources[decl] = folder
     return sources
 

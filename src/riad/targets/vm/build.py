@@ -159,7 +159,7 @@ def resolve_service(spec: str) -> ServiceSpec:
     where, attr = spec, None
     if ":" in spec and not Path(spec).exists():
         where, _, attr = spec.rpartition(":")
-        if not attr.isidentifier():
+        if not attr.removesuffix("()").isidentifier():  # app, or a factory: create_app()
             raise ImageError(f"service {spec!r}: after ':' give the name of the service's App")
     found = _service_at(Path(where)) or _importable(where)
     if found is None:
