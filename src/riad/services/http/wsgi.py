@@ -321,7 +321,11 @@ class _Exchange:
     def _send_body(self, data: bytes, *, more: bool) -> None:
         if self.gone:
             raise _ClientGone
-        self.call_loop(lambda: self._send_on_loop(data, more))
+        try:
+            self.call_loop(lambda: self._send_on_loop(data, more))
+        except ConnectionError:
+            self.gone = True
+            raise _ClientGone from None
 
     async def _send_on_loop(self, data: bytes, more: bool) -> None:
         if not self._headers_sent:
