@@ -51,7 +51,7 @@ def test_several_apps_need_a_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"several services \(a, b\): pick one with"):
         load_app(str(file))
     assert load_app(f"{file}:b").name == "b"
-    with pytest.raises(ConfigError, match=r"'c' is not a riad\.App"):
+    with pytest.raises(ConfigError, match=r"the module has no 'c'"):
         load_app(f"{file}:c")
 
 
