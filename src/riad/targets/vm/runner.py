@@ -277,6 +277,14 @@ def run_image(
             tap.remove()
 
 
+def _die_with_runner() -> None:
+    """In QEMU's process before it starts: killed when the runner dies, even by SIGKILL
+    (a vm left running would hold its TAP and its volumes' disks)."""
+    from riad.targets.sandbox import linux
+
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _boot(
     command: list[str],
     out: IO[str],
@@ -294,6 +302,7 @@ def _boot(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_runner,
     )
     assert qemu.stdin is not None and qemu.stdout is not None
     stdin = qemu.stdin
