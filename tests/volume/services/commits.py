@@ -17,7 +17,7 @@ import sqlite3
 import riad
 
 app = riad.App("commits", description="numbered transactions until killed")
-data = app.volume("data", size="32M")
+data = app.volume("data", size="64M")
 journal = app.arg("--journal", str, default="wal", choices=["wal", "delete"])
 limit = app.arg("--limit", int, default=0, help="stop after this many (0: never)")
 
@@ -31,8 +31,8 @@ SCHEMA = (
 
 
 def payload_of(n: int) -> bytes:
-    """Transaction n's payload: 100 to 20000 bytes (spans pages), its own bytes."""
-    size = 100 + (n * 7919) % 19900
+    """Transaction n's payload: 100 to 9000 bytes (often spans pages), its own bytes."""
+    size = 100 + (n * 7919) % 8900
     return hashlib.shake_256(str(n).encode()).digest(size)
 
 
