@@ -42,5 +42,7 @@ def test_acknowledged_commits_survive_power_cuts(image: Path, tmp_path: Path) ->
 
 def test_a_disk_that_ignores_flushes_is_caught(image: Path, tmp_path: Path) -> None:
     disk = prepare_disk(tmp_path / "data.ext4", "commits", "data", 32 << 20)
-    with pytest.raises(AssertionError, match=r"transaction \d+ was acknowledged before the crash|BROKEN"):
+    with pytest.raises(
+        AssertionError, match=r"transaction \d+ was acknowledged before the crash|BROKEN"
+    ):
         power_cut_loop(image, disk, 3, seed=1602, ignore_flushes=True, socket_dir=tmp_path)
