@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
@@ -63,6 +64,8 @@ WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 """A WSGI application: ``app(environ, start_response)`` returning an iterable of bytes."""
 
 DEFAULT_THREADS = 10
+_OUTPUT_BYTES = 256 * 1024
+"""What a worker may queue for the loop to send before it waits for room."""
 
 
 class _ClientGone(Exception):
@@ -220,7 +223,14 @@ class _Input(io.RawIOBase):
 
 
 class _Exchange:
-    """One request: the environ, the worker thread's calls into the loop, the response."""
+    """One request: the environ, the worker thread's calls into the loop, the response.
+
+    The worker hands the response to the loop through a queue (``_emit``): one
+    wake-up of the loop per batch of messages, none awaited by the worker
+    unless more than ``_OUTPUT_BYTES`` wait to be sent (then it waits for room:
+    a slow reader holds the thread, not memory). A whole small response costs
+    the worker no wait at all.
+    """
 
     def __init__(self, owner: WsgiApp, scope: Scope, receive: Receive, send: Send) -> None:
         self.owner = owner
@@ -236,23 +246,68 @@ class _Exchange:
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_sent = False
         self._watcher: asyncio.Task[None] | None = None
+        self._room = threading.Condition()
+        self._queue: list[Message] = []
+        self._queued_bytes = 0
+        self._finished = False
+        self._wake = asyncio.Event()
+        self._wake_asked = False
 
     async def run(self) -> None:
         environ = self.environ()
-        pool = self.owner._pool()
+        worker = self.loop.run_in_executor(self.owner._pool(), self._serve, environ)
         try:
-            await self.loop.run_in_executor(pool, self._serve, environ)
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                with self._room:
+                    self._wake_asked = False
+                    batch, self._queue = self._queue, []
+                    finished = self._finished
+                for message in batch:
+                    await self._send_message(message)
+                with self._room:
+                    self._queued_bytes -= sum(len(m.get("body", b"")) for m in batch)
+                    self._room.notify_all()
+                if finished:  # taken with the batch: nothing comes after it
+                    break
+            await worker  # its exception, if it raised
         except asyncio.CancelledError:
             # The server gave up on this request (shutdown, a deadline): the
-            # worker's next call into the loop fails, and it returns.
-            self.aborted = True
-            pending = self._pending
-            if pending is not None:
-                pending.cancel()
+            # worker's next call into the loop or wait for room fails, and it returns.
+            self._stop_worker(aborted=True)
             raise
+        except ConnectionError:
+            self._stop_worker(aborted=False)
+            await worker
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
+
+    def _stop_worker(self, *, aborted: bool) -> None:
+        with self._room:
+            self.aborted = self.aborted or aborted
+            self.gone = True
+            self._room.notify_all()
+        pending = self._pending
+        if pending is not None:
+            pending.cancel()
+
+    async def _send_message(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and not self.input.more:
+            # The whole body was read: receive() now tells when the client leaves.
+            self._watcher = self.loop.create_task(self._watch_disconnect())
+        elif not message.get("more_body", False) and self._watcher is not None:
+            self._watcher.cancel()  # the response is whole: the client may leave now
+            self._watcher = None
+        await self.send(message)
+
+    async def _watch_disconnect(self) -> None:
+        message: Message = await self.receive()
+        if message["type"] == "http.disconnect":
+            with self._room:
+                self.gone = True
+                self._room.notify_all()
 
     # -- in the worker thread --------------------------------------------------
 
@@ -286,9 +341,12 @@ class _Exchange:
         except _ClientGone:
             pass
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            try:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self._emit(None)
 
     def _start_response(
         self,
@@ -319,31 +377,31 @@ class _Exchange:
         self._send_body(bytes(data), more=True)
 
     def _send_body(self, data: bytes, *, more: bool) -> None:
-        if self.gone:
-            raise _ClientGone
-        try:
-            self.call_loop(lambda: self._send_on_loop(data, more))
-        except ConnectionError:
-            self.gone = True
-            raise _ClientGone from None
-
-    async def _send_on_loop(self, data: bytes, more: bool) -> None:
         if not self._headers_sent:
             self._headers_sent = True
             start = {"type": "http.response.start", "status": self._status}
-            await self.send({**start, "headers": self._headers})
-            if not self.input.more:
-                # The whole body was read: receive() now tells when the client leaves.
-                self._watcher = self.loop.create_task(self._watch_disconnect())
-        if not more and self._watcher is not None:
-            self._watcher.cancel()  # the response is whole: the client may leave now
-            self._watcher = None
-        await self.send({"type": "http.response.body", "body": data, "more_body": more})
+            self._emit({**start, "headers": self._headers})
+        self._emit({"type": "http.response.body", "body": data, "more_body": more})
 
-    async def _watch_disconnect(self) -> None:
-        message: Message = await self.receive()
-        if message["type"] == "http.disconnect":
-            self.gone = True
+    def _emit(self, message: Message | None) -> None:
+        """Queue ``message`` for the loop (``None``: the worker is done); wait for room."""
+        with self._room:
+            if message is None:
+                self._finished = True
+            else:
+                while self._queued_bytes > _OUTPUT_BYTES and not self.gone:
+                    self._room.wait()
+                if self.gone:
+                    raise _ClientGone
+                self._queue.append(message)
+                self._queued_bytes += len(message.get("body", b""))
+            if self._wake_asked:
+                return
+            self._wake_asked = True
+        try:
+            self.loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:  # the loop is closed: nobody will send it
+            raise _ClientGone from None
 
     # -- on the loop -----------------------------------------------------------
 
