@@ -175,11 +175,16 @@ def with_root_path(app: ASGIApp, root_path: str) -> ASGIApp:
     return mounted
 
 
+_KNOWN_PEERS = 1024
+"""How many peer addresses ``TrustedProxies`` remembers its answer for."""
+
+
 class TrustedProxies:
     """The peers whose forwarded headers are believed: ``"127.0.0.1,10.0.0.0/8"`` or ``"*"``."""
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._known: dict[str, bool] = {}
         self.everyone = False
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for item in (part.strip() for part in text.split(",")):
@@ -198,11 +203,18 @@ class TrustedProxies:
     def __contains__(self, host: object) -> bool:
         if self.everyone:
             return True
-        try:
-            address = ipaddress.ip_address(str(host))
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        text = str(host)
+        known = self._known.get(text)
+        if known is None:
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                known = False
+            else:
+                known = any(address in network for network in self.networks)
+            if len(self._known) < _KNOWN_PEERS:  # every request asks: parse each peer once
+                self._known[text] = known
+        return known
 
     def __str__(self) -> str:
         return self.text
