@@ -245,7 +245,6 @@ class _Exchange:
         self._status: int | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_sent = False
-        self._watcher: asyncio.Task[None] | None = None
         self._room = threading.Condition()
         self._queue: list[Message] = []
         self._queued_bytes = 0
@@ -265,7 +264,7 @@ class _Exchange:
                     batch, self._queue = self._queue, []
                     finished = self._finished
                 for message in batch:
-                    await self._send_message(message)
+                    await self.send(message)  # raises ClientGone when the client left
                 with self._room:
                     self._queued_bytes -= sum(len(m.get("body", b"")) for m in batch)
                     self._room.notify_all()
@@ -280,9 +279,6 @@ class _Exchange:
         except ConnectionError:
             self._stop_worker(aborted=False)
             await worker
-        finally:
-            if self._watcher is not None:
-                self._watcher.cancel()
 
     def _stop_worker(self, *, aborted: bool) -> None:
         with self._room:
@@ -293,21 +289,6 @@ class _Exchange:
         if pending is not None:
             pending.cancel()
 
-    async def _send_message(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and not self.input.more:
-            # The whole body was read: receive() now tells when the client leaves.
-            self._watcher = self.loop.create_task(self._watch_disconnect())
-        elif not message.get("more_body", False) and self._watcher is not None:
-            self._watcher.cancel()  # the response is whole: the client may leave now
-            self._watcher = None
-        await self.send(message)
-
-    async def _watch_disconnect(self) -> None:
-        message: Message = await self.receive()
-        if message["type"] == "http.disconnect":
-            with self._room:
-                self.gone = True
-                self._room.notify_all()
 
     # -- in the worker thread --------------------------------------------------
 
