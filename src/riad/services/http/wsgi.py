@@ -289,7 +289,6 @@ class _Exchange:
         if pending is not None:
             pending.cancel()
 
-
     # -- in the worker thread --------------------------------------------------
 
     def call_loop(self, step: Callable[[], Awaitable[Any]]) -> Any:
