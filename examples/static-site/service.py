@@ -39,8 +39,8 @@ async def main(dev: riad.Devices) -> None:
     # Over TLS the body is encrypted a 16 KiB record at a time anyway, so small
     # chunks and a small write buffer cost little, and keep what a client that
     # stops reading holds in the server to a few tens of KiB.
-    site = with_headers(StaticFiles(dev.kv("htdocs"), chunk_bytes=32 * 1024), [HSTS])
-    limits = HttpLimits(write_buffer_bytes=32 * 1024)
+    site = with_headers(StaticFiles(dev.kv("htdocs"), chunk_bytes=16 * 1024), [HSTS])
+    limits = HttpLimits(write_buffer_bytes=16 * 1024)
     async with HttpServer(site, limits=limits, log=log, access_log=access_log) as https:
         secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
         # HTTP: a redirect to the same URL over HTTPS (on the port really bound).

@@ -35,7 +35,7 @@ from .harness import SimServed, run_served
 SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
 BIG = bytes(range(256)) * (5 * 1024 * 4)  # 5 MiB
 CLIENTS = 40
-PER_CLIENT_LIMIT = 144 * 1024
+PER_CLIENT_LIMIT = 128 * 1024
 
 
 async def stalled_client(lab: SimLab, context: ssl.SSLContext) -> TlsStream:
@@ -62,9 +62,9 @@ def test_non_reading_https_clients_cost_a_bounded_amount_each(tmp_path: Path) ->
         lab.add_stack(f"{CLIENT}/24", config=StackConfig(tcp=TcpConfig(receive_buffer_bytes=16384)))
         kv = MemoryKV({"server.pem": pair.chain_pem, "server.key": pair.key_pem})
         tls = await TlsServer.from_kv(kv)
-        # As the static-site example serves HTTPS: 32 KiB chunks and write buffer.
-        limits = HttpLimits(send_timeout_s=600, write_buffer_bytes=32 * 1024)
-        app = StaticFiles(MemoryKV({"big.bin": BIG}), chunk_bytes=32 * 1024)
+        # As the static-site example serves HTTPS: 16 KiB chunks and write buffer.
+        limits = HttpLimits(send_timeout_s=600, write_buffer_bytes=16 * 1024)
+        app = StaticFiles(MemoryKV({"big.bin": BIG}), chunk_bytes=16 * 1024)
         async with HttpServer(app, limits=limits) as server:
             await server.listen(server_stack, port=443, tls=tls.wrap)
             warm = await stalled_client(lab, context)  # start-up allocations come first
