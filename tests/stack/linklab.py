@@ -11,6 +11,9 @@
 
 ``make_impaired_link`` puts ``riad.testing.impair``'s relay between riad (on a
 plain TAP) and Linux (on a veth), for delay, reordering and loss.
+
+``open_when_listening`` connects riad to a program on Linux's side that is
+still starting (socat, say): it tries again while Linux refuses.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from dataclasses import dataclass
 from riad.backends.netdev import NetDevice
 from riad.backends.packet import PacketDevice
 from riad.backends.tap import TapDevice
+from riad.stack import DirectStack
 from riad.testing.impair import Impairment, ImpairmentRelay
 from riad.testing.netns import Netns
+from riad.testing.waiting import eventually_async
 
 LINK_KINDS = ["tap", "tap-plain", "packet"]
 LINUX_IP = "10.77.0.1"
@@ -73,6 +78,20 @@ class Link:
             raise
         assert proc.returncode is not None
         return proc.returncode, out.decode(errors="replace")
+
+
+async def open_when_listening(
+    stack: DirectStack, host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``stack.open_connection(host, port)``, tried again while the port is refused."""
+
+    async def attempt() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            return await stack.open_connection(host, port)
+        except ConnectionRefusedError:
+            return None
+
+    return await eventually_async(attempt, what=f"a program listening on {host}:{port}")
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ Hard errors end a handshake at once; soft ones are remembered and given as
 the reason when the connection times out; "fragmentation needed" lowers the
 segment size; errors whose quoted sequence number is not ours in flight are
 ignored. The last tests take the whole sans-IO path: an ICMP message in an
-Ethernet frame into an ``Interface`` with a ``TcpCore``.
+Ethernet frame into an ``Interface`` with a ``TcpCore``; the last one the
+whole stack on the simulated network, against a peer that rejects every SYN.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from riad.proto.icmp import IcmpError
 from riad.proto.tcp import SequenceSecret, TcpConfig, TcpEvent, TcpState
 from riad.proto.tcp.core import TcpCore
 from riad.stack.iface import Interface, InterfaceConfig
+from riad.stack.stack import StackConfig
+from riad.testing.simnet import SimLab, run_lab, test_seed
 from riad.time import Duration
 from riad.wire.arp import ArpPacket
 from riad.wire.common import MacAddress
 from riad.wire.ethernet import EthernetHeader
-from riad.wire.icmp import IcmpHeader
+from riad.wire.icmp import IcmpHeader, IcmpType, UnreachableCode
 from riad.wire.ipv4 import Ipv4Header
-from riad.wire.tcp import ACK, SYN, MssOption
+from riad.wire.tcp import ACK, SYN, MssOption, TcpHeader
+from tests.stack.simpeer import RawPeer
 from tests.tcp.script import (
     IRS,
     ISS,
@@ -371,3 +375,54 @@ def _synack_for(conn: object) -> bytes:
     raw[16:18] = csum.to_bytes(2, "big")
     ip = Ipv4Header(src=REMOTE, dst=LOCAL, protocol=6, total_length=20 + len(raw))
     return ip.to_bytes() + bytes(raw)
+
+
+# -- the whole stack on the simulated network -------------------------------------
+
+_REJECTIONS = {
+    7001: (UnreachableCode.PORT, errno.ECONNREFUSED),
+    7002: (UnreachableCode.HOST, errno.EHOSTUNREACH),  # soft
+    7003: (UnreachableCode.ADMIN_PROHIBITED, errno.EHOSTUNREACH),
+    7004: (UnreachableCode.PROTOCOL, errno.ENOPROTOOPT),
+}
+
+
+def test_icmp_rejections_end_connects_on_the_simulated_network() -> None:
+    """A peer answers each SYN with "destination unreachable": a hard error fails the
+    connect at once, after one SYN; host unreachable is soft: the SYN is sent again
+    until the retries run out, and the error is then the reason given."""
+    seed = test_seed(31)
+    config = StackConfig(tcp=TcpConfig(syn_retries=2, initial_rto=Duration.from_millis(200)))
+    syns: Counter[int] = Counter()
+
+    def reject(peer: RawPeer, mac: MacAddress, packet: bytes) -> None:
+        ip, payload = Ipv4Header.parse(packet)
+        hdr, _ = TcpHeader.parse(payload)
+        if ip.protocol == 6 and hdr.flags & SYN:
+            syns[hdr.dst_port] += 1
+            code, _ = _REJECTIONS[hdr.dst_port]
+            message = IcmpHeader(type=IcmpType.DEST_UNREACHABLE, code=code).build(packet[:28])
+            peer.send_ip(mac, ip.src, 1, message)
+
+    async def main(lab: SimLab) -> None:
+        peer = RawPeer(lab, "10.0.0.2", on_ip=reject)
+        stack = lab.add_stack("10.0.0.1/24", config=config)
+        for port in (7001, 7003, 7004):
+            start = lab.clock.now()
+            with pytest.raises(OSError) as caught:
+                await stack.open_connection("10.0.0.2", port)
+            assert caught.value.errno == _REJECTIONS[port][1], caught.value
+            assert f"from {peer.address}" in str(caught.value)
+            assert syns[port] == 1  # acted on at once: no SYN sent again
+            assert lab.clock.now().since(start) < config.tcp.initial_rto
+            if port == 7001:
+                assert isinstance(caught.value, ConnectionRefusedError)
+        start = lab.clock.now()
+        with pytest.raises(OSError) as caught:
+            await stack.open_connection("10.0.0.2", 7002)
+        assert caught.value.errno == errno.EHOSTUNREACH and "timed out" in str(caught.value)
+        assert syns[7002] == 3  # the SYN and its two retries
+        assert lab.clock.now().since(start) >= Duration.from_millis(200 + 400 + 800)
+        assert {k: v for k, v in stack.stats.drops.items() if k.startswith("tcp.icmp")} == {}
+
+    run_lab(main, seed=seed)
