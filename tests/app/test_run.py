@@ -19,6 +19,7 @@ from riad.backends.entropy import SeededRandom
 from riad.backends.kv import MemoryKV
 from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
+from riad.testing import eventually_async
 from riad.time import SimClock
 
 Body = Callable[[riad.Devices], Awaitable[None]]
@@ -63,13 +64,11 @@ def _app(body: Body, *, network: bool = False) -> App:
 
 
 async def _wait_for_line(console: MemoryConsole, text: str) -> str:
-    """Yield to the loop until the service has written a line containing ``text``."""
-    async with asyncio.timeout(10):
-        while True:
-            for line in console.lines:
-                if text in line:
-                    return line
-            await asyncio.sleep(0)
+    """The first line the service wrote that contains ``text``, once it has."""
+    return await eventually_async(
+        lambda: next((line for line in console.lines if text in line), None),
+        what=f"a line with {text!r}",
+    )
 
 
 def test_main_returns_ok() -> None:

@@ -3,7 +3,9 @@
 Run inside the test's namespace (``ip netns exec NS python -m tests.dns.upstream
 ADDRESS PORT``); dnsmasq forwards some domains to it. By the question's domain:
 
-- ``*.slow.test``: the answer (A 10.79.3.1) comes after ``--delay-s`` seconds;
+- ``*.slow.test``: the answer (A 10.79.3.1) is held back until the same
+  question is asked again (the asker gave up waiting and tried again), then
+  every held query of that name is answered: slow by events, not by a clock;
 - ``*.never.test``: no answer at all;
 - anything else: SERVFAIL.
 
@@ -13,11 +15,8 @@ Prints ``ready`` once bound; ends on SIGTERM.
 from __future__ import annotations
 
 import argparse
-import heapq
-import select
 import socket
 import sys
-import time
 
 import dns.message
 import dns.name
@@ -32,21 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("address")
     parser.add_argument("port", type=int)
-    parser.add_argument("--delay-s", type=float, default=1.5)
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.address, args.port))
     print("ready", flush=True)
-    pending: list[tuple[float, bytes, tuple[str, int]]] = []
+    held: dict[dns.name.Name, list[tuple[bytes, tuple[str, int]]]] = {}
     while True:
-        timeout = max(pending[0][0] - time.monotonic(), 0) if pending else None
-        readable, _, _ = select.select([sock], [], [], timeout)
-        now = time.monotonic()
-        while pending and pending[0][0] <= now:
-            _, wire, addr = heapq.heappop(pending)
-            sock.sendto(wire, addr)
-        if not readable:
-            continue
         data, addr = sock.recvfrom(4096)
         try:
             query = dns.message.from_wire(data)
@@ -58,7 +48,11 @@ def main() -> None:
             continue
         if name.is_subdomain(SLOW):
             response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "10.79.3.1"))
-            heapq.heappush(pending, (now + args.delay_s, response.to_wire(), addr))
+            waiting = held.setdefault(name, [])
+            waiting.append((response.to_wire(), addr))
+            if len(waiting) > 1:
+                for wire, to in held.pop(name):
+                    sock.sendto(wire, to)
             continue
         response.set_rcode(dns.rcode.SERVFAIL)
         sock.sendto(response.to_wire(), addr)

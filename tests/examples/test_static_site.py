@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +22,7 @@ import pytest
 from riad.backends.kv import EmbeddedKV, MemoryKV
 from riad.services.http.site import static_site
 from riad.services.tls import TlsServer, dev_certificate
+from riad.testing import eventually
 
 from ..http.harness import Served, serve
 from .png import decode_png
@@ -207,6 +207,14 @@ def screenshot(url: str, out: Path, extra: list[str]) -> tuple[int, int, list[by
     return decode_png(out.read_bytes())
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_chromium_renders_the_site_like_http_server(site: Site, tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -226,12 +234,7 @@ def test_chromium_renders_the_site_like_http_server(site: Site, tmp_path: Path) 
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", reference_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        eventually(lambda: _accepts(reference_port), what="http.server listening")
         expected = screenshot(f"http://localhost:{reference_port}/", tmp_path / "reference.png", [])
     finally:
         reference.terminate()
