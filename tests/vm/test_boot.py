@@ -21,7 +21,7 @@ def test_echo_on_the_socket_kernel_answers_nc_and_stops_on_ctrl_c(
         [str(SERVICES / "echo.py"), "-t", "vm", "--net", "socket", "--timings", "--port", "7"]
     )
     run.wait_for(r"echo: listening on port 7")
-    answer = in_netns(netns, ["nc", "-q", "1", "-w", "10", "10.0.0.2", "7"], b"hello riad vm\n")
+    answer = in_netns(netns, ["nc", "-N", "-w", "20", "10.0.0.2", "7"], b"hello riad vm\n")
     assert answer == b"hello riad vm\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
@@ -92,7 +92,7 @@ def test_single_file_image_is_reproducible_and_boots(
     assert (first / "kernel").read_bytes() == (second / "kernel").read_bytes()
     run = riad_run([str(first), "-t", "vm"])
     run.wait_for(r"echo: listening on port 7")
-    answer = in_netns(netns, ["nc", "-q", "1", "-w", "10", "10.0.0.2", "7"], b"one file\n")
+    answer = in_netns(netns, ["nc", "-N", "-w", "20", "10.0.0.2", "7"], b"one file\n")
     assert answer == b"one file\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
