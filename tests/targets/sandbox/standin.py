@@ -22,6 +22,8 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 
+from riad.targets.sandbox.child import sandbox_entry
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 PTRACE_ATTACH = 16
@@ -131,5 +133,6 @@ class StandIn:
         os.writev(self.fd, [reply])  # as riad's TAP device sends: the policy allows writev
 
 
+@sandbox_entry
 def make(argv: Sequence[str], net_fds: tuple[int, ...]) -> StandIn:
     return StandIn(argv, net_fds)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from riad.backends.tap import TapDevice
 from riad.stack.stack import DirectStack
+from riad.targets.sandbox.child import sandbox_entry
 
 
 class _Echo(asyncio.DatagramProtocol):
@@ -51,5 +52,6 @@ class UdpEcho:
             self.done.set_result(None)
 
 
+@sandbox_entry
 def make(argv: Sequence[str], net_fds: tuple[int, ...]) -> UdpEcho:
     return UdpEcho(argv, net_fds)

@@ -54,7 +54,14 @@ from riad.targets.sandbox.seal import (
 )
 from riad.targets.sandbox.warmup import warm_up
 
-__all__ = ["EXIT_CRASH", "ChildConfig", "SandboxEntry", "run_child"]
+__all__ = [
+    "EXIT_CRASH",
+    "ChildConfig",
+    "SandboxEntry",
+    "is_sandbox_entry",
+    "run_child",
+    "sandbox_entry",
+]
 
 EXIT_CONFIG = 2
 EXIT_CRASH = 1
@@ -98,6 +105,26 @@ class ChildConfig:
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
         return {"enforce": Deny.NOTIFY, "audit": Deny.NOTIFY, "kill": Deny.KILL}[self.mode]
+
+
+EntryFactory = Callable[[Sequence[str], tuple[int, ...]], SandboxEntry]
+_ENTRY_MARK = "__riad_sandbox_entry__"
+
+
+def sandbox_entry(factory: EntryFactory) -> EntryFactory:
+    """Mark ``factory`` as a raw sandbox entry, ``(argv, net_fds) -> SandboxEntry``.
+
+    ``riad run module:factory -t sandbox`` runs a marked factory as it is; any
+    other ``module:attr`` is a service (a ``riad.App``, or an ASGI or WSGI
+    application, whose call signature may look the same).
+    """
+    setattr(factory, _ENTRY_MARK, True)
+    return factory
+
+
+def is_sandbox_entry(obj: object) -> bool:
+    """Whether ``obj`` was marked with :func:`sandbox_entry`."""
+    return getattr(obj, _ENTRY_MARK, False) is True
 
 
 def load_entry(spec: str) -> Callable[[Sequence[str], tuple[int, ...]], SandboxEntry]:

@@ -8,9 +8,11 @@ given the host address next to the service's and removed when the run ends,
 or named with ``--tap`` — and supervises the sealed child running
 :mod:`.app_entry` in the foreground.
 
-A ``module:attr`` that is no ``riad.App`` is a raw sandbox entry, a factory
-``(argv, net_fds) -> SandboxEntry`` (see :mod:`.child`), run with the boot
-arguments as its ``argv``.
+A ``module:attr`` naming a factory marked with
+:func:`.child.sandbox_entry` is a raw sandbox entry, ``(argv, net_fds) ->
+SandboxEntry`` (see :mod:`.child`), run with the boot arguments as its
+``argv``. The mark, not the call signature, tells it from a service: a WSGI
+application takes two arguments too.
 """
 
 from __future__ import annotations
@@ -233,17 +235,19 @@ def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMOR
 
 
 def is_app_service(spec: str) -> bool:
-    """Whether ``spec`` names a ``riad.App`` service (not a raw sandbox entry)."""
-    from riad.app.args import ConfigError
-    from riad.app.loader import ServiceLoadError, load_app
+    """Whether ``spec`` names a service (not a raw sandbox entry, see the module text)."""
+    import importlib
+
+    from riad.targets.sandbox.child import is_sandbox_entry
 
     if "/" in spec or spec.endswith(".py") or ":" not in spec:
         return True
+    module_name, _, attr = spec.partition(":")
     try:
-        load_app(spec)
-    except (ConfigError, ServiceLoadError):
-        return False
-    return True
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return True  # the service loader names what is missing
+    return not is_sandbox_entry(getattr(module, attr.removesuffix("()"), None))
 
 
 def _say(line: str) -> None:
