@@ -220,7 +220,7 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
 RESERVED_NAMES = frozenset(
     {spec.name for spec in RIAD_ARGS}
     | {"--help", "--version", "--target"}
-    | {"--net", "--tap", "--kv", "--volume", "--include", "--memory", "--seal"}
+    | {"--net", "--tap", "--kv", "--volume", "--include", "--warmup", "--memory", "--seal"}
     | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
     | {"--single-file", "--factory", "--tls-certs"}
 )

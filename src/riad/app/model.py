@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from riad.app.composed import Devices
+    from riad.app.warmup import Warmup
 
 __all__ = ["App", "Arg", "KVDecl", "Main", "Volume", "current_config", "find_app", "parse_size"]
 
@@ -51,6 +52,8 @@ Main = Callable[["Devices"], Awaitable[None]]
 
 _current: contextvars.ContextVar[BootConfig] = contextvars.ContextVar("riad_boot_config")
 _APP_NAME = re.compile(r"[a-z][a-z0-9]*([-_][a-z0-9]+)*\Z")
+MAX_THREADS = 1024
+"""The most threads a service may declare (``App(threads=...)``)."""
 
 
 def current_config() -> BootConfig:
@@ -164,15 +167,24 @@ class App:
     provide a network); a service without it runs with no network at all.
     """
 
-    def __init__(self, name: str, *, network: bool = False, description: str = "") -> None:
+    def __init__(
+        self, name: str, *, network: bool = False, description: str = "", threads: int = 0
+    ) -> None:
         if not _APP_NAME.match(name):
             raise ValueError(
                 f"service name {name!r}: use lowercase letters, digits, '-' and '_', "
                 "starting with a letter"
             )
+        if not 0 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads={threads}: give a number from 0 to {MAX_THREADS}")
         self.name = name
         self.network = network
         self.description = description
+        self.threads = threads
+        """How many threads the service may run besides its event loop's (0: none).
+        A sealed service gets the system calls threads need only when it is above 0."""
+        self._warmups: list[Warmup] = []
+        self.warmup_port: int | None = None
         self._args: dict[str, ArgSpec[Any]] = {}
         self._kvs: dict[str, KVDecl] = {}
         self._volumes: dict[str, Volume] = {}
@@ -328,6 +340,31 @@ class App:
             if module not in self._lazy_imports:
                 self._lazy_imports.append(module)
 
+    def warmup(
+        self,
+        *requests: str | Callable[..., object],
+        headers: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """Declare requests to ask the service while riad prepares its seal.
+
+        Each is ``"METHOD /path"``, optionally followed by ``json=...``,
+        ``form=...`` or ``body=...``, or a client function (``"module:function"``
+        or the function) that riad calls with the service's base URL. riad
+        sends them through the running service while it traces its start-up
+        (a vm image's build, the sandbox's preparation), so that what the
+        service imports or opens on its first requests is taken along; their
+        effects are thrown away with the traced service. ``headers`` go with
+        these requests; ``port``: where to send them (default: the value of
+        the service's ``--port``, else 80). See ``riad.app.warmup``.
+        """
+        from riad.app.warmup import parse_warmup
+
+        for item in requests:
+            self._warmups.append(parse_warmup(item, headers))
+        if port is not None:
+            self.warmup_port = port
+
     def main(self, fn: Main) -> Main:
         """Register the entry point (use as a decorator); riad calls it with the devices."""
         if self._main is not None:
@@ -363,6 +400,11 @@ class App:
     def lazy_modules(self) -> tuple[str, ...]:
         """The modules declared with :meth:`lazy_imports`."""
         return tuple(self._lazy_imports)
+
+    @property
+    def warmups(self) -> tuple[Warmup, ...]:
+        """The warm-up requests declared with :meth:`warmup`, in order."""
+        return tuple(self._warmups)
 
     @property
     def entry(self) -> Main:

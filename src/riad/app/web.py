@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from riad.app.args import ConfigError, port
-from riad.app.model import App, parse_size
+from riad.app.model import MAX_THREADS, App, parse_size
 from riad.services.http.asgi import ASGIApp, Receive, Scope, Send
 
 __all__ = [
@@ -57,6 +57,10 @@ Interface = Literal["asgi", "wsgi"]
 
 TLS_STORE = "tls"
 """The optional certificate store: ``certs/`` beside the app, or ``--tls-certs DIR``."""
+
+ASGI_THREADS = 64
+"""Threads an ASGI application may run sealed: anyio's default limit (40) and
+asgiref's executors, with room."""
 
 _DEFAULT_NAMES = ("app", "application")
 """What a module's web application is called when ``:attr`` does not say (Django: ``application``)."""
@@ -392,7 +396,13 @@ def web_service(
     if kind not in ("asgi", "wsgi"):
         raise ValueError(f"interface {interface!r}: choose asgi or wsgi")
     about = description or f"{'an ASGI' if kind == 'asgi' else 'a WSGI'} application"
-    service = App(name, network=True, description=about)
+    # Threads: the WSGI pool (--threads, up to 1024); an ASGI framework's own for its
+    # sync code (anyio's 40 workers, asgiref's executors).
+    threads = MAX_THREADS if kind == "wsgi" else ASGI_THREADS
+    service = App(name, network=True, description=about, threads=threads)
+    # One request through the whole path (server, framework, routing, an answer) before
+    # the seal; the application's own are declared with --warmup (docs/writing-a-service.md).
+    service.warmup("GET /")
     http_port = service.arg("--port", port, default=8000, help="HTTP port")
     https_port = service.arg(
         "--https-port",
@@ -436,7 +446,7 @@ def web_service(
         choices=("auto", "off"),
         help="run the application's lifespan (auto: if it speaks it)",
     )
-    threads = (
+    pool = (
         service.arg(
             "--threads",
             _threads,
@@ -461,10 +471,10 @@ def web_service(
 
         log = dev.logger("http")
         target: ASGIApp = application  # type: ignore[assignment]
-        if threads is not None:
+        if pool is not None:
             from riad.services.http.wsgi import WsgiApp
 
-            target = WsgiApp(application, threads=threads.value, log=log)  # type: ignore[arg-type]
+            target = WsgiApp(application, threads=pool.value, log=log)  # type: ignore[arg-type]
         served = ProxyHeaders(with_root_path(target, root_path.value or ""), allowed.value)
         tls = None
         try:

@@ -19,9 +19,16 @@ records what it loaded:
 Start-up is over when the service's event loop first stays idle for
 :data:`IDLE_MS` (a selector poll returning no events while nothing is
 ready), when the service returns or raises, or after ``settle_s`` seconds.
-Modules a service imports lazily on its first request are not seen here:
-the caller lists them in ``preload`` (the service declares them, or riad
-does for its own lazy paths).
+Modules a service imports lazily, on its first requests, are seen when the
+service declared warm-up requests (:mod:`riad.image.exercise`): the entry
+writes them to the facts file, and the trace then sends them through the
+running service before it ends. What no warm-up reaches is listed by the
+caller: ``preload`` (riad's own lazy paths) and ``declared`` (``--include``,
+what the service declared).
+
+``as_image=True`` runs the start-up as a vm image will run it, with no
+module's source text to read (:mod:`riad.image.sourceless`): code that
+branches on ``inspect.getsource`` then takes the image's branch.
 
 The child runs in a fresh, empty network namespace when the host allows it
 (``unshare --net``), so tracing a service never binds a port on the host.
@@ -48,7 +55,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from riad import bootargs
 from riad.image import ImageError
+from riad.image.exercise import WARMUP_ENV
 from riad.image.idle import IDLE_MS, install_idle_hook
 
 __all__ = ["IDLE_MS", "StartupTrace", "TracedModule", "install_idle_hook", "trace_startup"]
@@ -84,9 +93,35 @@ class StartupTrace:
     facts: dict[str, str] = field(default_factory=dict)
     """What the entry wrote to ``$RIAD_TRACE_FACTS`` as ``name=value`` lines (the vm guest:
     ``network``, whether the service's ``App`` declared a network)."""
+    phases: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Modules loaded by the end of each phase: ``preloaded`` (riad's own, before the
+    entry), ``declared`` (what the caller declared), ``started`` (the first idle)."""
+    warmup: tuple[str, ...] = ()
+    """What the warm-up client said of each request (empty: no warm-up)."""
+    opened_by: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Files opened by the end of each phase (as ``phases``)."""
+    failed: tuple[str, ...] = ()
+    """Declared modules that did not import (``name: error``)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
+
+    def why(self, name: str) -> str:
+        """Why module ``name`` was loaded: ``riad`` (before the entry), ``declared``,
+        ``start-up`` or ``warm-up``."""
+        for phase, reason in (("preloaded", "riad"), ("declared", "declared")):
+            if name in self.phases.get(phase, ()):
+                return reason
+        started = self.phases.get("started")
+        return "warm-up" if started is not None and name not in started else "start-up"
+
+    def opened_why(self, path: str) -> str:
+        """Why file ``path`` (as recorded in ``opened``) was read: as :meth:`why`."""
+        for phase, reason in (("preloaded", "riad"), ("declared", "declared")):
+            if path in self.opened_by.get(phase, ()):
+                return reason
+        started = self.opened_by.get("started")
+        return "warm-up" if started is not None and path not in started else "start-up"
 
     def needed_modules(self, optional: dict[str, tuple[str, ...]] | None = None) -> set[str]:
         """Loaded modules still reachable when ``optional`` imports are left out.
@@ -162,10 +197,13 @@ def trace_startup(
     entry: Sequence[str],
     *,
     preload: Sequence[str] = (),
+    declared: Sequence[str] = (),
+    warmup: Sequence[str] = (),
+    as_image: bool = False,
     python: str | None = None,
     path: Sequence[str] = (),
     settle_s: float = 10.0,
-    timeout_s: float = 120.0,
+    timeout_s: float = 600.0,
     isolate_network: bool = True,
     nic: str | None = None,
     nic_ipv4: str | None = None,
@@ -174,8 +212,11 @@ def trace_startup(
 
     ``entry[0]`` is a ``.py`` file (run as ``__main__``) or ``module:function``
     (called with ``entry[1:]``); the rest is its argument list. ``preload``
-    modules are imported first, ``path`` entries are put in front of
-    ``sys.path``. A start-up that raises is recorded in ``error``, not raised.
+    modules are imported first, then ``declared`` ones; ``path`` entries are
+    put in front of ``sys.path``. A start-up that raises is recorded in
+    ``error``, not raised. ``as_image``: no source text (see the module text).
+    ``warmup``: warm-ups given on the command line, for the entry to add to
+    the service's own (:func:`riad.image.exercise.note_warmup`).
 
     With ``nic``, the child's (empty, private) network namespace gets a veth
     interface of that name, up, with ``nic_ipv4`` if given: the service's
@@ -191,6 +232,7 @@ def trace_startup(
             "riad.image.trace_child",
             str(out),
             ",".join(preload),
+            ",".join(declared),
             os.pathsep.join(path),
             str(settle_s),
             *entry,
@@ -204,6 +246,9 @@ def trace_startup(
         env = dict(os.environ)
         facts_file = Path(tmp) / "facts"
         env["RIAD_TRACE_FACTS"] = str(facts_file)
+        if as_image:
+            env["RIAD_TRACE_AS_IMAGE"] = "1"
+        env[WARMUP_ENV] = bootargs.encode(warmup)
         riad_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (riad_root, env.get("PYTHONPATH", "")) if p)
         try:
@@ -254,4 +299,8 @@ def trace_startup(
         ),
         output=(done.stdout + done.stderr)[-4000:],
         facts=facts,
+        phases={name: frozenset(names) for name, names in raw.get("phases", {}).items()},
+        warmup=tuple(raw.get("warmup", ())),
+        opened_by={name: frozenset(paths) for name, paths in raw.get("opened_by", {}).items()},
+        failed=tuple(raw.get("failed", ())),
     )

@@ -1,11 +1,24 @@
 """The child side of the start-up trace (see :mod:`riad.image.trace`).
 
-Run as ``python -m riad.image.trace_child OUT PRELOAD PATH SETTLE ENTRY...``.
+Run as ``python -m riad.image.trace_child OUT PRELOAD DECLARED PATH SETTLE ENTRY...``.
 It imports only what the interpreter has loaded anyway (plus ``threading``
-for the settle timer, :mod:`riad.image.idle`, and :mod:`riad.image.compiled`,
-which records the source text start-up compiles; every image carries both),
-so that the recorded modules are the service's own; ``json`` and ``traceback`` are imported after
-the snapshot is taken.
+for the settle timer, :mod:`riad.image.idle`, :mod:`riad.image.compiled`,
+which records the source text start-up compiles, and
+:mod:`riad.image.sourceless`; every image carries the first two), so that
+the recorded modules are the service's own; ``json`` and ``traceback`` are
+imported after the snapshot is taken.
+
+With ``RIAD_TRACE_AS_IMAGE=1`` in its environment the child runs as a vm
+image will (:func:`riad.image.sourceless.hide_sources`): no module's source
+text can be read.
+
+Warm-up: when the entry wrote a ``warmup=`` line to ``$RIAD_TRACE_FACTS``
+(the requests to send, see :mod:`riad.image.exercise`), the first idle of
+the event loop does not end the trace: the child starts the warm-up client
+(``python -m riad.image.exercise``, a process of its own, so its imports are
+not counted) and the trace ends when the client is done. The modules loaded
+by then are told apart: before the entry (riad's own and the declared),
+during start-up, during warm-up.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from riad.image.idle import install_idle_hook
+from riad.image.sourceless import after_import, hide_sources, refuses_source_open
 
 if TYPE_CHECKING:
     from riad.image.compiled import CompileHook
@@ -55,7 +69,7 @@ class ImportGraph:
     code loaded on the way). ``startup`` is what was loaded before.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, as_image: bool = False) -> None:
         import builtins
 
         self.startup = sorted(sys.modules)
@@ -63,6 +77,8 @@ class ImportGraph:
         self.loaded_under: dict[str, str] = {}
         self._builtins = builtins
         self._original = builtins.__import__
+        self._as_image = as_image
+        self._patched: set[str] = set()
 
     def install(self) -> None:
         self._builtins.__import__ = self._hook  # type: ignore[assignment]
@@ -92,14 +108,24 @@ class ImportGraph:
         for new in set(sys.modules) - before:
             if new != target:
                 self.loaded_under.setdefault(new, target)
+        if self._as_image:
+            after_import(self._patched)
         return module
 
 
-class OpenedFiles:
-    """Files opened for reading, recorded by an audit hook (``open`` events)."""
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
-    def __init__(self) -> None:
+
+class OpenedFiles:
+    """Files opened for reading, recorded by an audit hook (``open`` events).
+
+    ``as_image``: a module's source file opened other than by the import
+    system fails as it would in an image (``FileNotFoundError``).
+    """
+
+    def __init__(self, as_image: bool = False) -> None:
         self.paths: set[str] = set()
+        self.as_image = as_image
 
     def install(self) -> None:
         sys.addaudithook(self._hook)
@@ -108,11 +134,16 @@ class OpenedFiles:
         if event != "open" or not args:
             return
         path, mode = args[0], args[1] if len(args) > 1 else "r"
+        flags = args[2] if len(args) > 2 else 0
         if isinstance(mode, str) and any(flag in mode for flag in "wax+"):
             return
+        if mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS:
+            return  # os.open for writing
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if isinstance(path, str):
+            if self.as_image and refuses_source_open(path, mode):
+                raise FileNotFoundError(2, "No such file or directory (not in a vm image)", path)
             self.paths.add(os.path.abspath(path))
 
 
@@ -127,6 +158,19 @@ class _Recorder:
         self.opened = opened
         self.compiled = compiled
         self.done = False
+        self.phases: dict[str, list[str]] = {}
+        """Module names loaded at the end of each phase: ``preloaded`` (riad's own),
+        ``declared`` (``--include``), ``started`` (the first idle)."""
+        self.warmup: list[str] = []
+        """What the warm-up client said of each request."""
+        self.opened_by: dict[str, list[str]] = {}
+        """Files opened by the end of each phase."""
+        self.failed: list[str] = []
+        """Declared imports that failed (``name: error``)."""
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = list(sys.modules)
+        self.opened_by[phase] = sorted(self.opened.paths)
 
     def finish(self, reason: str, error: BaseException | None = None) -> None:
         if self.done:
@@ -153,6 +197,10 @@ class _Recorder:
             "opened": sorted(self.opened.paths),
             "compiled": self.compiled.seen,
             "regexes": regexes,
+            "phases": self.phases,
+            "opened_by": self.opened_by,
+            "warmup": self.warmup,
+            "failed": self.failed,
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
@@ -187,11 +235,82 @@ def _run_entry(entry: list[str]) -> None:
     function(args)
 
 
+WARMUP_TIMEOUT_S = 300.0
+"""How long the warm-up requests may take, all together."""
+
+
+def _warmup_declared(facts: str | None) -> bool:
+    """Whether the entry wrote warm-up requests to the facts file (plain reading: no import)."""
+    if not facts:
+        return False
+    try:
+        with open(facts) as handle:
+            return any(line.startswith("warmup=") for line in handle)
+    except OSError:
+        return False
+
+
+class _Warmup:
+    """Runs the warm-up client once start-up is over, then ends the trace."""
+
+    def __init__(self, recorder: _Recorder, facts: str, path: str) -> None:
+        self.recorder = recorder
+        self.facts = facts
+        self.path = path
+        self.results = facts + ".warmup"
+
+    def start(self) -> None:
+        """On the first idle: note the start-up's modules, start the client, wait for it
+        (in a thread: the service's loop goes on serving)."""
+        import threading
+
+        self.recorder.mark("started")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (self.path, env.get("PYTHONPATH")) if p)
+        argv = [sys.executable, "-m", "riad.image.exercise", self.facts, self.results]
+        try:
+            pid = os.posix_spawn(sys.executable, argv, env)
+        except OSError as exc:
+            self.recorder.warmup.append(f"warm-up client did not start: {exc}")
+            self.recorder.finish("idle")
+            return
+        threading.Thread(target=self._wait, args=(pid,), daemon=True).start()
+        timer = threading.Timer(WARMUP_TIMEOUT_S, self._timeout, args=(pid,))
+        timer.daemon = True
+        timer.start()
+
+    def _wait(self, pid: int) -> None:
+        _, status = os.waitpid(pid, 0)
+        self._collect()
+        if status != 0:
+            self.recorder.warmup.append(f"warm-up client ended with status {status}")
+        self.recorder.finish("warmed up")
+
+    def _timeout(self, pid: int) -> None:
+        self._collect()
+        self.recorder.warmup.append(f"warm-up not over after {WARMUP_TIMEOUT_S:.0f} s")
+        try:
+            os.kill(pid, 9)  # the client is the trace's: it ends with it
+        except OSError:
+            self.recorder.warmup.append("(the warm-up client had just ended)")
+        self.recorder.finish("warm-up timeout")
+
+    def _collect(self) -> None:
+        try:
+            with open(self.results) as handle:
+                self.recorder.warmup += [line.rstrip("\n") for line in handle if line.strip()]
+        except OSError:
+            pass
+
+
 def _child(argv: list[str]) -> None:
-    out, preload, path, settle, *entry = argv
-    graph = ImportGraph()
+    out, preload, declared, path, settle, *entry = argv
+    as_image = os.environ.get("RIAD_TRACE_AS_IMAGE") == "1"
+    if as_image:
+        hide_sources()
+    graph = ImportGraph(as_image)
     graph.install()
-    opened = OpenedFiles()
+    opened = OpenedFiles(as_image)
     opened.install()
     from riad.image.compiled import CompileHook
 
@@ -202,11 +321,30 @@ def _child(argv: list[str]) -> None:
     import importlib
     import threading
 
-    for name in (n for n in preload.split(",") if n):
-        importlib.import_module(name)
-        graph.edges.add(("<preload>", name))
-    install_idle_hook(lambda: recorder.finish("idle"))
+    for phase, names in (("preloaded", preload), ("declared", declared)):
+        for name in (n for n in names.split(",") if n):
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # a declared module that does not import here
+                if phase == "preloaded":
+                    raise
+                recorder.failed.append(f"{name}: {type(exc).__name__}: {exc}")
+                continue
+            graph.edges.add(("<preload>", name))
+        recorder.mark(phase)
+    facts = os.environ.get("RIAD_TRACE_FACTS")
     timer = threading.Timer(float(settle), lambda: recorder.finish("settle-timeout"))
+
+    def on_idle() -> None:
+        # The entry writes its warm-up as it starts the service: read at the first idle.
+        if facts and _warmup_declared(facts):
+            timer.cancel()  # the warm-up has its own limit
+            _Warmup(recorder, facts, path).start()
+        else:
+            recorder.mark("started")
+            recorder.finish("idle")
+
+    install_idle_hook(on_idle)
     timer.daemon = True
     timer.start()
     try:

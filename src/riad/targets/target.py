@@ -82,7 +82,11 @@ class RunRequest:
     volume: tuple[str, ...] = ()
     """``NAME=PATH``: where a volume lives on the host (``--volume``)."""
     include: tuple[str, ...] = ()
-    """Modules to import before the seal, or pack into an image, besides the traced ones."""
+    """Modules (``package.*``: all of a package's) and paths (with a ``/``) to take
+    along sealed besides what the trace saw (``--include``)."""
+    warmup: tuple[str, ...] = ()
+    """Requests (or ``module:function`` clients) to ask the service while its start-up
+    is traced, besides those it declares (``--warmup``; see ``riad.app.warmup``)."""
     memory_mib: int | None = None
     """How much memory the service gets (``--memory``: the target says what it limits)."""
     options: TargetOptions | None = None
@@ -154,7 +158,11 @@ def _add_volume(group: argparse._ArgumentGroup, help: str) -> None:
 
 
 def _add_include(group: argparse._ArgumentGroup, help: str) -> None:
-    group.add_argument("--include", action="append", metavar="MODULE", help=help)
+    group.add_argument("--include", action="append", metavar="MODULE|PACKAGE.*|PATH", help=help)
+
+
+def _add_warmup(group: argparse._ArgumentGroup, help: str) -> None:
+    group.add_argument("--warmup", action="append", metavar="REQUEST", help=help)
 
 
 def _add_memory(group: argparse._ArgumentGroup, help: str) -> None:
@@ -167,6 +175,7 @@ RUN_OPTIONS: dict[str, Callable[[argparse._ArgumentGroup, str], None]] = {
     "kv": _add_kv,
     "volume": _add_volume,
     "include": _add_include,
+    "warmup": _add_warmup,
     "memory": _add_memory,
 }
 """The options several targets share, by the field of :class:`RunRequest` they fill:
@@ -182,7 +191,9 @@ def add_run_options(parser: argparse.ArgumentParser, target: Target) -> None:
     group = parser.add_argument_group(f"{target.name} target (-t {target.name})")
     for key, help in target.run_options.items():
         RUN_OPTIONS[key](group, help)
-    parser.set_defaults(net=None, tap=None, kv=None, volume=None, include=None, memory=None)
+    parser.set_defaults(
+        net=None, tap=None, kv=None, volume=None, include=None, warmup=None, memory=None
+    )
     target.add_options(group)
 
 
@@ -198,6 +209,7 @@ def read_request(
         kv=tuple(args.kv or ()),
         volume=tuple(args.volume or ()),
         include=tuple(args.include or ()),
+        warmup=tuple(args.warmup or ()),
         memory_mib=args.memory,
         options=target.read_options(args),
     )

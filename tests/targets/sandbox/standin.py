@@ -5,9 +5,10 @@ The test hands the sandbox one end of a socket pair as the service's "network
 device". Each datagram is a command; the reply says what happened:
 
 - ``echo TEXT`` → ``TEXT``
-- ``open`` / ``exec`` / ``shell`` / ``socket`` / ``mmapx`` / ``mprotectx`` /
-  ``ptrace`` / ``readfd`` / ``thread`` → ``denied ERRNO-NAME`` when the seal
-  refused the attempt with an error, ``allowed`` if it went through.
+- ``open`` / ``stat`` (looking for a file) / ``openw`` (opening one to write) /
+  ``exec`` / ``shell`` / ``socket`` / ``mmapx`` / ``mprotectx`` / ``ptrace`` /
+  ``readfd`` / ``thread`` → ``denied ERRNO-NAME`` when the seal refused the
+  attempt with an error, ``allowed`` if it went through.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ PTRACE_ATTACH = 16
 
 def _open() -> None:
     os.close(os.open("/etc/hostname", os.O_RDONLY))
+
+
+def _stat() -> None:
+    os.stat("/etc/hostname")
+
+
+def _openw() -> None:
+    os.close(os.open("/tmp/riad-standin-written", os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _exec() -> None:
@@ -76,6 +85,8 @@ def _thread() -> None:
 
 HOSTILE: dict[str, Callable[[], None]] = {
     "open": _open,
+    "stat": _stat,
+    "openw": _openw,
     "exec": _exec,
     "shell": _shell,
     "socket": _socket,

@@ -27,7 +27,7 @@ def test_riad_inspect_of_the_echo_example(capsys: pytest.CaptureFixture[str]) ->
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("service: echo (TCP and UDP echo (RFC 862))")
     assert lines[1].startswith("devices: network = riad's TCP/IP stack on the TAP descriptor")
-    count = re.fullmatch(r"  (\d+) syscalls allowed", lines[-1])
+    count = re.fullmatch(r"  (\d+) syscalls allowed, \d+ answered .*", lines[-1])
     assert count is not None and int(count.group(1)) < 30
     rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
     for call in ("read", "write", "writev"):
@@ -46,15 +46,20 @@ def test_riad_inspect_of_a_missing_service_is_one_line(capsys: pytest.CaptureFix
 
 def test_inspect_prints_a_small_argument_filtered_policy() -> None:
     lines = describe_seal("enforce")
-    count = re.fullmatch(r"  (\d+) syscalls allowed", lines[-1])
+    count = re.fullmatch(r"  (\d+) syscalls allowed, (\d+) answered .*", lines[-1])
     assert count is not None and int(count.group(1)) < 30
     rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
     for call in ("read", "write", "writev"):
         assert " fd " in rules[call], rules[call]
     for call in ("mmap", "mprotect"):
         assert "no PROT_EXEC" in rules[call]
-    for forbidden in ("open", "openat", "socket", "connect", "bind", "execve", "clone", "ptrace"):
+    for forbidden in ("socket", "connect", "bind", "execve", "clone", "clone3", "ptrace"):
         assert forbidden not in rules
+    # looking for a file finds nothing, opening one to write is outside the policy
+    for lookup in ("open", "openat", "newfstatat", "statx", "access", "readlink"):
+        assert rules[lookup].endswith("-> fails with ENOENT"), rules[lookup]
+    assert "no O_WRONLY|O_RDWR|O_CREAT|O_TRUNC" in rules["openat"]
+    assert int(count.group(2)) == sum(line.endswith("ENOENT") for line in rules.values())
     assert any(line.startswith("namespaces: new user, mount, pid, ipc, uts") for line in lines)
 
 

@@ -48,7 +48,9 @@ def test_audit_in_place_denies_with_eperm_and_keeps_serving() -> None:
     proc, sock, console = _start("audit")
     try:
         assert _ask(sock, "echo one") == b"one"
-        assert _ask(sock, "open") == b"denied EPERM"
+        assert _ask(sock, "open") == b"denied ENOENT"  # looking: nothing there
+        assert _ask(sock, "stat") == b"denied ENOENT"
+        assert _ask(sock, "openw") == b"denied EPERM"  # writing: outside the policy
         assert _ask(sock, "socket") == b"denied EPERM"
         assert _ask(sock, "mmapx") == b"denied EPERM"
         os.write(console, b"console bytes")  # the console thread may still read
@@ -68,6 +70,9 @@ def test_enforce_in_place_kills_on_the_first_forbidden_call() -> None:
     proc, sock, console = _start("enforce")
     try:
         assert _ask(sock, "echo one") == b"one"
+        assert _ask(sock, "open") == b"denied ENOENT"  # looking never ends the service
+        assert _ask(sock, "stat") == b"denied ENOENT"
+        assert _ask(sock, "echo two") == b"two"
         sock.send(b"exec")
         assert proc.wait(timeout=30) == -signal.SIGSYS
     finally:

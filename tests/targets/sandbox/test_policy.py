@@ -185,9 +185,10 @@ _check = st.one_of(
     ),
 )
 _rule = st.builds(
-    lambda n, cs: SyscallRule(n, tuple(cs)),
+    lambda n, cs, e: SyscallRule(n, tuple(cs), errno=e),
     st.sampled_from(_NAMES),
     st.lists(_check, max_size=3),
+    st.one_of(st.none(), st.sampled_from([1, 2, 13, 38, 4095])),
 )
 _policy = st.builds(
     lambda rs, d: Policy(tuple({r.name: r for r in rs}.values()), d),
@@ -209,7 +210,7 @@ def _expected(policy: Policy, c: Call) -> int:
                     return policy.deny.ret_value()
             elif arg & chk.mask != chk.value:
                 return policy.deny.ret_value()
-        return SECCOMP_RET_ALLOW
+        return SECCOMP_RET_ALLOW if rule.errno is None else SECCOMP_RET_ERRNO | rule.errno
     return policy.deny.ret_value()
 
 

@@ -16,7 +16,7 @@ pytestmark = needs_linux_x86_64
 
 # command -> the call the supervisor must report for it
 HOSTILE = {
-    "open": 'openat(AT_FDCWD, "/etc/hostname"',
+    "openw": 'openat(AT_FDCWD, "/tmp/riad-standin-written"',
     "exec": 'execve("/bin/sh"',
     "shell": "pipe2(",
     "socket": "socket(AF_INET",
@@ -48,10 +48,29 @@ def test_audit_mode_stops_and_reports_each_attempt_and_keeps_serving(
 def test_enforce_mode_reports_then_ends_the_service() -> None:
     sealed = Sealed("enforce")
     assert sealed.ask("echo hello") == b"hello"
-    assert sealed.ask("open") is None
+    assert sealed.ask("openw") is None
     assert sealed.finish() == EXIT_POLICY
-    assert any('openat(AT_FDCWD, "/etc/hostname"' in line for line in sealed.lines)
+    assert any('openat(AT_FDCWD, "/tmp/riad-standin-written"' in line for line in sealed.lines)
     assert any("ending the service" in line for line in sealed.lines)
+
+
+@pytest.mark.parametrize("mode", ["enforce", "audit", "kill"])
+def test_looking_for_a_file_finds_nothing_and_never_ends_the_service(
+    mode: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sealed = Sealed(mode)
+    try:
+        for _ in range(3):
+            assert sealed.ask("open") == b"denied ENOENT"
+            assert sealed.ask("stat") == b"denied ENOENT"
+        assert sealed.ask("echo still here") == b"still here"
+        assert not [line for line in sealed.lines if line.startswith("stopped ")]
+    finally:
+        assert sealed.finish() == 0
+    said = [line for line in capfd.readouterr().err.splitlines() if "/etc/hostname" in line]
+    assert len(said) == 1, said  # one line per path, however often the service looks
+    assert said[0].startswith("riad: looked for /etc/hostname after the seal")
+    assert "--include PATH" in said[0]
 
 
 def test_kill_mode_lets_the_kernel_kill_at_once() -> None:

@@ -90,6 +90,10 @@ class AppEntry:
         self._device: TapDevice | None = None
         self._stop = asyncio.Event()
 
+    def prepared(self) -> tuple[App, BootConfig]:
+        """The service and its boot configuration (loaded if not yet)."""
+        return self._load()
+
     def needs_network(self) -> bool:
         """Whether the service declared a network (loads it if not loaded yet)."""
         return self._load()[0].network

@@ -52,7 +52,7 @@ from riad.targets.sandbox.seal import (
     seal,
     switch_to_empty_root,
 )
-from riad.targets.sandbox.warmup import warm_up
+from riad.targets.sandbox.warmup import report_lookups, warm_up
 
 __all__ = [
     "EXIT_CRASH",
@@ -101,6 +101,10 @@ class ChildConfig:
     memory_mib: int = DEFAULT_MEMORY_MIB
     volumes: tuple[tuple[str, str], ...] = ()
     """``(name, host folder)`` of each volume: bound read-write at ``/volumes/NAME``."""
+    readable: tuple[str, ...] = ()
+    """The service's data files: bound read-only at their own paths (see ``riad.image.data``)."""
+    threads: int = 0
+    """Threads the service may start (its ``App``'s ``threads``)."""
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
@@ -153,27 +157,33 @@ def _exit_status(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _seal_before_fork(config: ChildConfig, volumes: dict[str, str]) -> list[str]:
+def _seal_before_fork(
+    config: ChildConfig, volumes: dict[str, str], files: dict[str, str]
+) -> list[str]:
     """What the keeper and the service share, applied by the keeper before it forks.
 
     The empty root (which needs the mount capability both are about to drop),
-    ``no_new_privs``, and Landlock: the service's domain is then the keeper's,
-    so the keeper may still signal it where Landlock scopes signals.
+    with the volumes and the data ``files`` bound in it, ``no_new_privs``, and
+    Landlock: the service's domain is then the keeper's, so the keeper may
+    still signal it where Landlock scopes signals.
     """
     steps = []
     writable: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
     if config.empty_root and "mount" in config.namespaces:
-        switch_to_empty_root(volumes)
+        switch_to_empty_root(volumes, files)
         writable = tuple(f"{VOLUME_ROOT}/{name}" for name in volumes)
+        readable = tuple(files)
         steps.append(
             "root: empty read-only tmpfs"
             + "".join(f"; {path} read-write (nosuid, nodev, noexec)" for path in writable)
+            + (f"; {len(readable)} data files read-only" if readable else "")
         )
-    for bound in volumes.values():
+    for bound in [*volumes.values(), *files.values()]:
         os.close(int(bound.rpartition("/")[2]))
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if config.landlock:
-        steps.append(apply_landlock(writable))
+        steps.append(apply_landlock(writable, readable))
     return steps
 
 
@@ -225,17 +235,24 @@ def _pid1(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, entry.stop)
     fds = DeviceFds.for_loop(loop, net, report=report.fileno())
-    policy = service_policy(fds, config.deny(), files=bool(config.volumes))
+    policy = service_policy(
+        fds,
+        config.deny(),
+        files=bool(config.volumes),
+        data=bool(config.readable),
+        threads=config.threads > 0,
+    )
     try:
         sealed = seal(
             policy,
-            Limits(memory_bytes=config.memory_mib * 1024 * 1024),
+            Limits(memory_bytes=config.memory_mib * 1024 * 1024, threads=config.threads),
             empty_root=False,
             landlock=False,
         )
     except SealError as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG
+    report_lookups("sandbox")
     listener = [sealed.listener_fd] if sealed.listener_fd is not None else []
     _send(report, {"sealed": [*shared, *sealed.steps], "policy": policy.describe()}, listener)
     for fd in listener:
@@ -267,8 +284,11 @@ def run_child(config: ChildConfig, report: socket.socket) -> int:
         net = entry.prepare()
         warm_up()
         hand_over_volumes(dict(config.volumes))
-        volumes = enter_namespaces(config.namespaces, dict(config.volumes))
-        shared = _seal_before_fork(config, volumes)
+        files: dict[str, str] = {}
+        volumes = enter_namespaces(
+            config.namespaces, dict(config.volumes), readable=config.readable, opened_files=files
+        )
+        shared = _seal_before_fork(config, volumes, files)
     except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG

@@ -9,15 +9,24 @@ the sandbox's own (:func:`trace_entry`): the same ``AppEntry`` preparing the
 same stores and serving on riad's stack over a TAP, in an empty network
 namespace of the trace's own, only unsealed.
 
+The traced start-up is the sealed one but for the seal: the same first uses
+are done before it serves (:func:`riad.targets.sandbox.warmup.warm_up`: no
+source lines). Once it is up, the trace asks it the service's warm-up
+requests (``app.warmup(...)``, ``--warmup``; :mod:`riad.image.exercise`) and
+records what they import, and every data file start-up and warm-up read
+(:func:`riad.image.data.data_files`): the sealed service finds those bound
+read-only at their paths in its empty root.
+
 To that list riad adds the modules the service declared with
 ``app.lazy_imports(...)`` (imported only in a handler, say), those named with
-``--include``, and :data:`LATE_IMPORTS`, what riad and the standard library
-import on paths a start-up does not take.
+``--include`` (and its paths to the data files), and :data:`LATE_IMPORTS`,
+what riad and the standard library import on paths a start-up does not take.
 
 The trace is cached (``sandbox-traces`` in riad's cache): the entry
 records every non-standard-library file the traced modules came from with its
-digest, and is reused while the interpreter, the arguments and those files
-are unchanged. The first run of a service pays for one traced start-up.
+digest, and is reused while the interpreter, the arguments, the warm-ups and
+those files are unchanged. The first run of a service pays for one traced
+start-up.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from riad.app.model import App
+from riad.image.data import data_files, split_includes, submodules
 from riad.image.kernel import cache_root, prune_least_recent
 from riad.image.trace import StartupTrace, trace_startup
 
@@ -57,19 +67,29 @@ service with ``--dhcp`` does once sealed)."""
 TRACE_TAP = "riadtrace0"
 """The TAP the traced start-up creates in its own empty network namespace."""
 
-_TRACE_MACHINERY = ("riad.image.trace_child", "__main__", "__mp_main__")
-_FORMAT = 1
+_TRACE_MACHINERY = (
+    "riad.image.trace_child",
+    "riad.image.sourceless",
+    "riad.image.exercise",
+    "__main__",
+    "__mp_main__",
+)
+_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
 class ImportPlan:
-    """What to import before the seal, and where the list came from."""
+    """What to import before the seal, what the sealed service reads, where they came from."""
 
     modules: tuple[str, ...]
     traced: bool
     """True if the start-up was traced in this run (False: from the cache)."""
     error: str | None = None
     """The traced start-up's error, if it raised (the modules up to there are kept)."""
+    data: tuple[str, ...] = ()
+    """Data files (host paths) the sealed service may read: bound read-only in its root."""
+    warmup: tuple[str, ...] = ()
+    """What the warm-up requests answered (a trace of this run only)."""
 
 
 def _stdlib_dirs() -> tuple[Path, ...]:
@@ -110,7 +130,8 @@ def _cache_file(app: App, key_parts: Sequence[str]) -> Path:
     return cache_root() / "sandbox-traces" / f"{app.name}-{digest}.json"
 
 
-def _from_cache(path: Path) -> tuple[str, ...] | None:
+def _from_cache(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The cached ``(modules, data files)``, if every file they came from is unchanged."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -120,11 +141,16 @@ def _from_cache(path: Path) -> tuple[str, ...] | None:
     for file, digest in raw.get("files", {}).items():
         if _digest(Path(file)) != digest:
             return None
-    return tuple(raw.get("modules", ()))
+    data = tuple(raw.get("data", ()))
+    if not all(Path(file).is_file() for file in data):
+        return None
+    return tuple(raw.get("modules", ())), data
 
 
-def _store(path: Path, modules: Sequence[str], files: dict[str, str]) -> None:
-    payload = {"format": _FORMAT, "modules": list(modules), "files": files}
+def _store(
+    path: Path, modules: Sequence[str], data: Sequence[str], files: dict[str, str]
+) -> None:
+    payload = {"format": _FORMAT, "modules": list(modules), "data": list(data), "files": files}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -141,23 +167,34 @@ def plan_imports(
     boot_args: Sequence[str],
     *,
     include: Iterable[str] = (),
+    warmup: Sequence[str] = (),
     use_cache: bool = True,
     announce: Callable[[str], None] | None = None,
 ) -> ImportPlan:
-    """The modules to import before sealing ``app``, run with ``options`` and ``boot_args``.
+    """What to import before sealing ``app``, run with ``options`` and ``boot_args``,
+    and the data files it reads.
 
-    Traces the start-up unless the cache holds it (the cache is keyed by the
-    interpreter, the service and its boot arguments; where its stores come
-    from does not change what it imports).
+    Traces the start-up, with the warm-ups (the service's and ``warmup``),
+    unless the cache holds it (the cache is keyed by the interpreter, the
+    service, its boot arguments and the warm-ups; where its stores come from
+    does not change what it imports). ``include``: modules,
+    ``package.*`` and paths (:func:`riad.image.data.split_includes`).
     ``announce`` is told, in one line, when a trace is about to run.
-    Raises :class:`~riad.image.ImageError` when the trace cannot run at all.
+    Raises :class:`~riad.image.ImageError` when the trace cannot run at all,
+    or for an ``include`` that names nothing.
     """
-    extra = (*app.lazy_modules, *include, *LATE_IMPORTS)
+    modules, paths = split_includes(include)
+    path = [str(app.folder), *(p for p in sys.path if p)]
+    declared = [name for pattern in modules for name in submodules(pattern, path)]
+    extra = (*app.lazy_modules, *declared, *LATE_IMPORTS)
     key = [sys.executable, sys.version, str(app.source_path), options.service, *boot_args]
+    key += ["--warmup", *warmup]
     cache = _cache_file(app, key)
-    traced: tuple[str, ...] | None = _from_cache(cache) if use_cache else None
-    if traced is not None:
-        return ImportPlan(_merge(traced, extra), traced=False)
+    cached = _from_cache(cache) if use_cache else None
+    declared_data = tuple(str(item.host) for item in data_files(None, app.folder, path, paths))
+    if cached is not None:
+        data = _merge(cached[1], declared_data)
+        return ImportPlan(_merge(cached[0], extra), traced=False, data=data)
     if announce is not None:
         announce(f"tracing what {app.name} imports at start-up (once: the list is cached)")
     with tempfile.TemporaryDirectory(prefix="riad-trace-volumes-") as scratch:
@@ -167,15 +204,23 @@ def plan_imports(
             Path(folder).mkdir()
         trace = trace_startup(
             [f"{__name__}:trace_entry", options.for_trace(volumes).to_json(), *boot_args],
-            path=[str(app.folder), *(p for p in sys.path if p)],
+            path=path,
+            warmup=warmup,
         )
     names = sorted(
         name
         for name, module in trace.modules.items()
         if name not in _TRACE_MACHINERY and (module.spec_name or name) == name
     )
-    _store(cache, names, _tracked_files(trace, app.source_path))
-    return ImportPlan(_merge(tuple(names), extra), traced=True, error=trace.error)
+    data = tuple(str(item.host) for item in data_files(trace, app.folder, path))
+    _store(cache, names, data, _tracked_files(trace, app.source_path))
+    return ImportPlan(
+        _merge(tuple(names), extra),
+        traced=True,
+        error=trace.error,
+        data=_merge(data, declared_data),
+        warmup=trace.warmup,
+    )
 
 
 def _merge(first: Sequence[str], then: Sequence[str]) -> tuple[str, ...]:
@@ -183,11 +228,15 @@ def _merge(first: Sequence[str], then: Sequence[str]) -> tuple[str, ...]:
 
 
 def trace_entry(argv: list[str]) -> None:
-    """The start-up :func:`plan_imports` traces: the app entry, unsealed, on a TAP of its own."""
+    """The start-up :func:`plan_imports` traces: the app entry, unsealed, on a TAP of its own,
+    with the first uses done as before the seal; the warm-ups go through the TAP."""
     import asyncio
 
     from riad.backends.tap import TapDevice
+    from riad.image.exercise import note_warmup
+    from riad.targets.direct import DEFAULT_IPV4, host_side_address
     from riad.targets.sandbox.app_entry import AppEntry
+    from riad.targets.sandbox.warmup import warm_up
 
     entry = AppEntry(argv, ())
     fds: tuple[int, ...] = ()
@@ -196,4 +245,9 @@ def trace_entry(argv: list[str]) -> None:
         fds = (device.fileno(),)
     entry.net_fds = fds
     entry.prepare(trace=True)
+    warm_up()
+    app, config = entry.prepared()
+    ipv4 = config.net.ipv4 or DEFAULT_IPV4
+    host = host_side_address(ipv4, config.net.gateway)
+    note_warmup(app, config, address=str(ipv4.ip), link=TRACE_TAP, host=str(host))
     entry.serve(asyncio.new_event_loop())

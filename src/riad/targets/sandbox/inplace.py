@@ -52,7 +52,7 @@ from riad.targets.sandbox.seal import (
     set_limits,
     switch_to_empty_root,
 )
-from riad.targets.sandbox.warmup import import_modules, warm_up
+from riad.targets.sandbox.warmup import import_modules, report_lookups, warm_up
 
 __all__ = [
     "SEAL_MODES",
@@ -97,10 +97,17 @@ def find_device_fds(
 
 
 def in_place_policy(
-    fds: DeviceFds, deny: Deny, console_in: int | None = 0, *, files: bool = False
+    fds: DeviceFds,
+    deny: Deny,
+    console_in: int | None = 0,
+    *,
+    files: bool = False,
+    data: bool = False,
+    threads: bool = False,
 ) -> Policy:
-    """The service policy plus what PID 1's console thread does (``files``: with volumes)."""
-    base = service_policy(fds, deny, files=files)
+    """The service policy plus what PID 1's console thread does (``files``: with volumes;
+    ``data``: with files to read; ``threads``: starting threads)."""
+    base = service_policy(fds, deny, files=files, data=data, threads=threads)
     rules = list(base.rules)
     if console_in is not None:
         for i, rule in enumerate(rules):
@@ -119,13 +126,18 @@ def in_place_policy(
                 "the console thread turns Ctrl-C into SIGINT",
             )
         )
-    rules.append(
-        SyscallRule(
-            "rt_sigaction",
-            (ArgIn(0, (signal.SIGINT, signal.SIGTERM), ("SIGINT", "SIGTERM")),),
-            "asyncio.run puts back the default handlers of SIGINT and SIGTERM as it ends",
-        )
-    )
+    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+    labels: tuple[str, ...] = ("SIGINT", "SIGTERM")
+    why = "asyncio.run puts back the default handlers of SIGINT and SIGTERM as it ends"
+    for i, rule in enumerate(rules):
+        if rule.name == "rt_sigaction":  # the threads' signals: one rule for both
+            (check,) = rule.args
+            assert isinstance(check, ArgIn)
+            signals, labels = (*signals, *check.values), (*labels, *check.labels)
+            why = f"{why}; {rule.why}"
+            del rules[i]
+            break
+    rules.append(SyscallRule("rt_sigaction", (ArgIn(0, signals, labels),), why))
     return Policy(tuple(rules), deny)
 
 
@@ -138,11 +150,15 @@ def seal_running_loop(
     console_in: int | None = 0,
     loop: asyncio.AbstractEventLoop | None = None,
     volumes: Sequence[str] = (),
+    readable: Sequence[str] = (),
+    threads: int = 0,
 ) -> SealReport:
     """Seal the calling process around its running asyncio loop (see the module docstring).
 
     ``volumes``: the volumes mounted at ``/volumes/NAME``, kept read-write in the
-    empty root (and the file calls allowed).
+    empty root (and the file calls allowed). ``readable``: files kept read-only at
+    their paths (an image's data files). ``threads``: how many threads the service
+    may start (0: none).
 
     ``net_fds`` are TAP descriptors, ``packet_fds`` packet sockets (both found
     with :func:`find_device_fds` when ``net_fds`` is omitted). ``mode`` is
@@ -158,7 +174,9 @@ def seal_running_loop(
         net, packet = tuple(net_fds), tuple(packet_fds)
     fds = DeviceFds.for_loop(loop, net, packet=packet)
     deny = Deny.KILL if mode == "enforce" else Deny.ERRNO
-    policy = in_place_policy(fds, deny, console_in, files=bool(volumes))
+    policy = in_place_policy(
+        fds, deny, console_in, files=bool(volumes), data=bool(readable), threads=threads > 0
+    )
     trees = tuple(f"{VOLUME_ROOT}/{name}" for name in volumes)
     report = SealReport()
     warm_up()
@@ -170,18 +188,23 @@ def seal_running_loop(
         if not isinstance(cause, OSError) or cause.errno not in (errno.EINVAL, errno.ENOSYS):
             raise
         report.steps.append("namespaces: none in this kernel (PID 1 is alone in its machine)")
-    switch_to_empty_root({name: f"{VOLUME_ROOT}/{name}" for name in volumes})
+    switch_to_empty_root(
+        {name: f"{VOLUME_ROOT}/{name}" for name in volumes}, {path: path for path in readable}
+    )
     report.steps.append(
-        "root: empty read-only tmpfs" + "".join(f"; {tree} read-write" for tree in trees)
+        "root: empty read-only tmpfs"
+        + "".join(f"; {tree} read-write" for tree in trees)
+        + (f"; {len(readable)} data files read-only" if readable else "")
     )
     drop_capabilities()
     report.steps.append("capabilities: none (securebits locked)")
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
-    set_limits(limits or Limits())
-    report.steps.append(apply_landlock(trees))
+    set_limits(limits or Limits(threads=threads))
+    report.steps.append(apply_landlock(trees, tuple(readable)))
     install_filter(policy, all_threads=True)
-    report.steps.append(f"seccomp: {len(policy.rules)} syscalls allowed, else {deny.value}")
+    report_lookups("image")
+    report.steps.append(f"seccomp: {policy.describe()[-1]}, else {deny.value}")
     return report
 
 
@@ -208,49 +231,33 @@ def split_seal_arg(args: Sequence[str], *, net: str) -> tuple[str, list[str]]:
     return mode or "enforce", rest
 
 
-def unloaded_extensions(skip: Sequence[str] = ()) -> list[str]:
-    """Extension modules in the folders on ``sys.path`` not imported yet, but ``skip``.
-
-    In a vm image these are the only modules a sealed process could not
-    import: the others come from the image's module table, in memory
-    (:mod:`riad.image.packed`), while an extension module is a file to map.
-    """
-    from importlib.machinery import EXTENSION_SUFFIXES
-
-    names: list[str] = []
-    for entry in sys.path:
-        try:
-            files = sorted(os.listdir(entry or "."))
-        except OSError:
-            continue
-        for file in files:
-            suffix = next((s for s in EXTENSION_SUFFIXES if file.endswith(s)), None)
-            name = file[: -len(suffix)] if suffix else ""
-            if name and name not in sys.modules and name not in skip and name not in names:
-                names.append(name)
-    return names
-
-
 def vm_seal(
     mode: str,
     say: Callable[[str], None],
-    skip: Sequence[str] = (),
+    *,
+    extensions: Sequence[str] = (),
     volumes: Sequence[str] = (),
+    readable: Sequence[str] = (),
+    threads: int = 0,
 ) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
-    Before the seal it imports the image's extension modules not imported
-    yet (:func:`unloaded_extensions`); its other modules are imported from
-    the image's module table in memory, sealed or not, so a start-up that
-    goes on after the seal (a DHCP lease awaited first) or a first request
-    finds them. ``skip`` names modules never to import this way. A seal that
-    fails ends the service (exit status 2) rather than let it serve unsealed.
+    Before the seal it imports the image's C ``extensions`` not imported yet
+    (a file to map, which the seal forbids); its other modules are imported
+    from the image's module table in memory, sealed or not, so a start-up
+    that goes on after the seal (a DHCP lease awaited first) or a first
+    request finds them. ``readable``: the image's data files, kept readable;
+    ``threads``: how many threads the service may start. A seal that fails
+    ends the service (exit status 2) rather than let it serve unsealed.
     """
 
     def seal_now() -> None:
-        import_modules(unloaded_extensions(skip))
+        for failure in import_modules(extensions):
+            say(f"note: extension module not imported before the seal: {failure}")
         try:
-            report = seal_running_loop(mode=mode, volumes=volumes)
+            report = seal_running_loop(
+                mode=mode, volumes=volumes, readable=readable, threads=threads
+            )
         except (SealError, OSError) as exc:
             print(f"riad: cannot seal the service: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

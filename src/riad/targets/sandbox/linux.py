@@ -224,13 +224,27 @@ _LANDLOCK_VOLUME_RIGHTS = (
     | (1 << 13)  # REFER
     | (1 << 14)  # TRUNCATE
 )
+_LANDLOCK_READ_FILE = 1 << 2
+_LANDLOCK_READ_DIR = 1 << 3
 _LANDLOCK_RULE_PATH_BENEATH = 1
 
 
-def landlock_restrict_all(abi: int, writable: tuple[str, ...] = ()) -> str:
+def _add_path_rule(ruleset: int, path: str, rights: int, flags: int) -> None:
+    where = os.open(path, os.O_PATH | os.O_CLOEXEC | flags)
+    try:
+        rule = struct.pack("=Qi", rights, where)
+        syscall(_NR_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, rule, 0)
+    finally:
+        os.close(where)
+
+
+def landlock_restrict_all(
+    abi: int, writable: tuple[str, ...] = (), readable: tuple[str, ...] = ()
+) -> str:
     """Restrict this thread to no filesystem access at all but the folders ``writable``
-    (read, write, create and remove files and folders there; never execute), and, by
-    ABI, no TCP bind/connect, no abstract unix sockets or signals outside the domain.
+    (read, write, create and remove files and folders there; never execute) and the
+    files ``readable`` (read them; list the folders holding them), and, by ABI, no TCP
+    bind/connect, no abstract unix sockets or signals outside the domain.
 
     Returns a short description of what was denied. Needs ``no_new_privs``.
     """
@@ -246,16 +260,16 @@ def landlock_restrict_all(abi: int, writable: tuple[str, ...] = ()) -> str:
     fd = syscall(_NR_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
     try:
         for folder in writable:
-            tree = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                rule = struct.pack("=Qi", _LANDLOCK_VOLUME_RIGHTS & fs, tree)
-                syscall(_NR_LANDLOCK_ADD_RULE, fd, _LANDLOCK_RULE_PATH_BENEATH, rule, 0)
-            finally:
-                os.close(tree)
+            _add_path_rule(fd, folder, _LANDLOCK_VOLUME_RIGHTS & fs, os.O_DIRECTORY)
+        for folder in sorted({os.path.dirname(file) for file in readable}):
+            _add_path_rule(fd, folder, _LANDLOCK_READ_DIR, os.O_DIRECTORY)
+        for file in readable:
+            _add_path_rule(fd, file, _LANDLOCK_READ_FILE, 0)
         syscall(_NR_LANDLOCK_RESTRICT_SELF, fd, 0)
     finally:
         os.close(fd)
-    what = ["all filesystem access" + (f" but {', '.join(writable)}" if writable else "")]
+    but = [*writable, *([f"{len(readable)} files to read"] if readable else [])]
+    what = ["all filesystem access" + (f" but {', '.join(but)}" if but else "")]
     if net:
         what.append("TCP bind/connect")
     if scoped:

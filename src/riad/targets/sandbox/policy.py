@@ -16,6 +16,12 @@ Arguments are 64 bits and BPF words 32, so every check compares both halves.
 Unchecked calls return ALLOW straight from the dispatch, which also lets the
 kernel's seccomp action cache skip the filter for them.
 
+A rule may answer instead of allowing (``SyscallRule(..., errno=ENOENT)``):
+when its checks hold the call fails with that error without running (a file
+lookup in a sealed service finds nothing; ``clone3``, whose flags seccomp
+cannot read, is "not implemented", so the C library falls back to ``clone``,
+whose flags it can).
+
 The module is pure: it builds and describes programs, it never installs one.
 """
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import errno
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from riad.targets.sandbox.bpf import (
@@ -50,6 +56,7 @@ __all__ = [
     "Deny",
     "Policy",
     "SyscallRule",
+    "errno_name",
     "syscall_name",
 ]
 
@@ -86,7 +93,15 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "wait4": ("pid", "stat_addr", "options", "ru"),
     "kill": ("pid", "sig"),
     "rt_sigaction": ("signum", "act", "oact"),
+    "openat": ("dfd", "filename", "flags", "mode"),
+    "open": ("filename", "flags", "mode"),
+    "clone": ("flags", "newsp", "parent_tid", "child_tid", "tls"),
 }
+
+
+def errno_name(number: int) -> str:
+    """``ENOENT`` for 2 (the number itself if Python does not know it)."""
+    return errno.errorcode.get(number, str(number))
 
 
 def syscall_name(number: int) -> str:
@@ -136,6 +151,9 @@ class ArgIn:
         if self.labels and len(self.labels) != len(self.values):
             raise ValueError("ArgIn labels must match values one to one")
 
+    def holds(self, args: Sequence[int]) -> bool:
+        return args[self.index] & _MASK64 in {v & _MASK64 for v in self.values}
+
     def describe(self, call: str) -> str:
         shown = [
             f"{v} ({self.labels[i]})" if self.labels else str(v) for i, v in enumerate(self.values)
@@ -162,6 +180,9 @@ class ArgMaskedEq:
         if self.value & ~self.mask & _MASK64:
             raise ValueError("ArgMaskedEq value has bits outside its mask: it could never match")
 
+    def holds(self, args: Sequence[int]) -> bool:
+        return args[self.index] & self.mask & _MASK64 == self.value & _MASK64
+
     def describe(self, call: str) -> str:
         name = _param(call, self.index)
         mask = self.mask_name or hex(self.mask)
@@ -175,24 +196,42 @@ ArgCheck = ArgIn | ArgMaskedEq
 
 @dataclass(frozen=True, slots=True)
 class SyscallRule:
-    """Allow system call ``name`` when every check in ``args`` holds."""
+    """Allow system call ``name`` when every check in ``args`` holds.
+
+    With ``errno``, the call is answered instead: it fails with that error
+    without running (when the checks hold; otherwise the policy's deny applies).
+    """
 
     name: str
     args: tuple[ArgCheck, ...] = ()
     why: str = ""
+    errno: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in _NUMBERS:
             raise ValueError(f"unknown x86_64 system call {self.name!r}")
+        if self.errno is not None and not 0 < self.errno < 4096:
+            raise ValueError(f"errno {self.errno} of {self.name}: give one from 1 to 4095")
 
     @property
     def number(self) -> int:
         return _NUMBERS[self.name]
 
+    def ret_value(self) -> int:
+        """What the filter returns when the checks hold."""
+        if self.errno is None:
+            return SECCOMP_RET_ALLOW
+        return SECCOMP_RET_ERRNO | self.errno
+
+    def holds(self, args: Sequence[int]) -> bool:
+        """Whether every check holds for a call with these arguments (as the filter decides)."""
+        return all(check.holds(args) for check in self.args)
+
     def describe(self) -> str:
         """One line: the call and its argument rules (``read  fd in {3 (tap)}``)."""
         rules = " and ".join(check.describe(self.name) for check in self.args)
-        return f"{self.name:<16} {rules or 'any arguments'}"
+        answer = "" if self.errno is None else f" -> fails with {errno_name(self.errno)}"
+        return f"{self.name:<16} {rules or 'any arguments'}{answer}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +263,12 @@ class Policy:
         """The policy for people: one line per allowed call, then the count."""
         lines = [rule.describe() for rule in self.rules]
         lines.append(f"anything else: {self.deny.value}")
-        lines.append(f"{len(self.rules)} syscalls allowed")
+        answered = sum(1 for rule in self.rules if rule.errno is not None)
+        allowed = len(self.rules) - answered
+        lines.append(
+            f"{allowed} syscalls allowed"
+            + (f", {answered} answered with an error without running" if answered else "")
+        )
         return lines
 
     def compile(self) -> list[Insn]:
@@ -245,7 +289,7 @@ class Policy:
                 asm.ja(f"body{i}")
             else:
                 asm.jump(Op.JMP_JEQ_K, rule.number, 0, f"next{i}")
-                asm.ret(SECCOMP_RET_ALLOW)
+                asm.ret(rule.ret_value())
             asm.label(f"next{i}")
         asm.ret(deny)
         for i, rule in enumerate(self.rules):
@@ -255,7 +299,7 @@ class Policy:
             for j, check in enumerate(rule.args):
                 _emit_check(asm, check, ok=f"ok{i}.{j}", fail=f"deny{i}")
                 asm.label(f"ok{i}.{j}")
-            asm.ret(SECCOMP_RET_ALLOW)
+            asm.ret(rule.ret_value())
             asm.label(f"deny{i}")
             asm.ret(deny)
         try:

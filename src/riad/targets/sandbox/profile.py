@@ -7,14 +7,25 @@ through the loop's self-pipe when a signal arrives. :func:`service_policy`
 turns the descriptors it holds into the allowlist; every descriptor rule
 names the descriptor's role, which ``riad inspect`` prints.
 
+A sealed service never dies for looking (:func:`_lookup_rules`): a file
+lookup (``stat``, ``access``, ``readlink``, ``open`` for reading) fails with
+``ENOENT`` without running when the service has no files to read; when it has
+some (its data files, bound read-only in its empty root, or its volumes) the
+lookup runs, and the empty root, the read-only binds and Landlock decide what
+it finds. Opening for writing outside a volume is outside the policy.
+
+Threads (:func:`_thread_rules`, for a service that declares them:
+``App(threads=N)``): ``clone`` with exactly the flags of a POSIX thread,
+``clone3`` answered "not implemented" (its flags are behind a pointer seccomp
+cannot read; the C library then falls back to ``clone``), and what a new
+thread does as it starts and ends.
+
 What is left out, and why:
 
-- ``open``/``openat``/``execve``/``socket``/``connect``/``bind``/``ptrace``
-  and all other descriptor-creating calls: the service has everything it
-  needs before the seal;
-- ``clone``/``clone3``/``fork``: no threads, no processes — CPython's
-  event loop needs neither, and ``clone``'s flags could be checked but
-  ``clone3`` passes them behind a pointer that seccomp cannot read;
+- ``execve``/``socket``/``connect``/``bind``/``ptrace`` and the other
+  descriptor-creating calls: the service has everything it needs before the
+  seal;
+- ``fork``, ``vfork``, ``clone`` with any other flags: no processes;
 - ``mmap``/``mprotect`` with ``PROT_EXEC`` (W^X: no new executable memory),
   ``pkey_mprotect``, ``remap_file_pages``, ``memfd_create``;
 - ``rt_sigaction``, ``prctl``, ``seccomp``: the seal cannot be changed.
@@ -23,11 +34,13 @@ What is left out, and why:
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
+from riad.targets.sandbox.policy import ArgCheck, ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
 
 __all__ = ["DeviceFds", "keeper_policy", "service_policy"]
 
@@ -164,6 +177,94 @@ def _file_rules() -> list[SyscallRule]:
     ]
 
 
+_OPEN_FOR_WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
+"""``open`` flags that write or create (``O_TMPFILE`` needs write access too)."""
+
+_LOOKUPS: tuple[tuple[str, int | None, str], ...] = (
+    ("newfstatat", None, "a file's kind and size (os.stat, importlib, linecache)"),
+    ("statx", None, "a file's kind and size"),
+    ("stat", None, "a file's kind and size"),
+    ("lstat", None, "a link's kind and size"),
+    ("access", None, "may a file be read (os.access)"),
+    ("faccessat", None, "may a file be read"),
+    ("faccessat2", None, "may a file be read (os.access)"),
+    ("readlink", None, "where a link points (os.path.realpath)"),
+    ("readlinkat", None, "where a link points"),
+    ("openat", 2, "open a file for reading"),
+    ("open", 1, "open a file for reading"),
+)
+"""The calls that look for a file: name, which argument holds ``open``'s flags, why."""
+
+
+def _lookup_rules(real: bool, have: set[str]) -> list[SyscallRule]:
+    """File lookups: answered ``ENOENT`` without running, or, when ``real`` (the service
+    has files to read), run in its root; those already in ``have`` are left alone.
+
+    ``open`` must be for reading: a call that writes or creates is outside the policy.
+    """
+    rules = []
+    for call, flags, why in _LOOKUPS:
+        if call in have:
+            continue
+        checks: tuple[ArgCheck, ...] = ()
+        if flags is not None:
+            checks = (ArgMaskedEq(flags, _OPEN_FOR_WRITING, 0, "O_WRONLY|O_RDWR|O_CREAT|O_TRUNC"),)
+        if real:
+            rules.append(SyscallRule(call, checks, why))
+        else:
+            rules.append(SyscallRule(call, checks, why + ": nothing to find", errno.ENOENT))
+    rules.append(SyscallRule("getcwd", (), "the working folder (/ of the empty root)"))
+    return rules
+
+
+def _reading_rules(have: set[str]) -> list[SyscallRule]:
+    """What reading a data file takes besides opening it (those not in ``have``)."""
+    rules = [
+        SyscallRule("lseek", (), "file positions (a buffered reader asks where it is)"),
+        SyscallRule("getdents64", (), "list a folder"),
+    ]
+    return [rule for rule in rules if rule.name not in have]
+
+
+THREAD_FLAGS = 0x3D0F00
+"""``clone`` flags of a POSIX thread (glibc's ``pthread_create``): ``CLONE_VM | CLONE_FS |
+CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID``. Anything else would be a process."""
+
+
+GLIBC_THREAD_SIGNALS = (32, 33)
+"""``SIGCANCEL`` and ``SIGSETXID`` (the first real-time signals), which glibc keeps for its
+threads and gives a handler when the first thread starts."""
+
+
+def _thread_rules() -> list[SyscallRule]:
+    """What starting, running and ending a thread takes (``threading``, glibc)."""
+    return [
+        SyscallRule(
+            "clone",
+            (ArgIn(0, (THREAD_FLAGS,), ("a thread",)),),
+            "start a thread: exactly a thread's flags, never a process",
+        ),
+        SyscallRule(
+            "clone3",
+            (),
+            "its flags are out of seccomp's reach: the C library then uses clone",
+            errno.ENOSYS,
+        ),
+        SyscallRule(
+            "rt_sigaction",
+            (ArgIn(0, GLIBC_THREAD_SIGNALS, ("SIGCANCEL", "SIGSETXID")),),
+            "the C library's own thread signals, set up as the first thread starts",
+        ),
+        SyscallRule("set_robust_list", (), "a new thread registers its lock list"),
+        SyscallRule("rseq", (), "a new thread registers its restartable sequences"),
+        SyscallRule("rt_sigprocmask", (), "signals are blocked while a thread starts"),
+        SyscallRule("gettid", (), "threading names a thread by its id"),
+        SyscallRule("sched_yield", (), "a thread gives way"),
+        SyscallRule("exit", (), "a thread ends"),
+    ]
+
+
 def _memory_rules() -> list[SyscallRule]:
     """What CPython's, glibc's and OpenSSL's allocators ask of the kernel; never executable."""
     no_exec = (ArgMaskedEq(2, PROT_EXEC, 0, "PROT_EXEC"),)
@@ -177,11 +278,20 @@ def _memory_rules() -> list[SyscallRule]:
     ]
 
 
-def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL, *, files: bool = False) -> Policy:
+def service_policy(
+    fds: DeviceFds,
+    deny: Deny = Deny.KILL,
+    *,
+    files: bool = False,
+    data: bool = False,
+    threads: bool = False,
+) -> Policy:
     """The allowlist for a sealed service holding ``fds``; anything else gets ``deny``.
 
     ``files``: the service has volumes, and reads and writes files there
     (:func:`_file_rules`; ``read`` and ``write`` then take any descriptor).
+    ``data``: it reads data files (bound read-only in its root): lookups and
+    reads run (``read`` takes any descriptor). ``threads``: it starts threads.
     Ordered by how often the calls are made, since the filter tests them in order.
     """
     net = [(fd, "net") for fd in fds.net]
@@ -190,11 +300,13 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL, *, files: bool = Fals
     wake_r = [(fds.wakeup_read, "loop wakeup")]
     wake_w = [(fds.wakeup_write, "loop wakeup")]
     epoll = [(fds.epoll, "epoll")]
-    if files:
+    if files or data:
         reads = [SyscallRule("read", (), "receive frames; drain the self-pipe; read files")]
-        writes = [SyscallRule("write", (), "log; wake the loop; write files")]
     else:
         reads = _fd_rule("read", net + wake_r, "receive frames; drain the self-pipe")
+    if files:
+        writes = [SyscallRule("write", (), "log; wake the loop; write files")]
+    else:
         writes = _fd_rule("write", console + wake_w, "log; wake the loop")
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
@@ -202,7 +314,7 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL, *, files: bool = Fals
         *_fd_rule("writev", net, "send frames (header and frame gathered)"),
         *writes,
         *_fd_rule("recvmsg", packet, "receive frames from a packet socket"),
-        *_ifname_rule(packet, files),
+        *_ifname_rule(packet, files or data),
         *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
         *_fd_rule("sendto", wake_w, "wake the loop"),
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
@@ -214,11 +326,18 @@ def service_policy(fds: DeviceFds, deny: Deny = Deny.KILL, *, files: bool = Fals
         SyscallRule("rt_sigreturn", (), "return from a signal handler"),
         SyscallRule("restart_syscall", (), "resume a call a signal interrupted"),
         SyscallRule(
-            "close", (), "close a descriptor" + (" (none can be opened)" if not files else "")
+            "close",
+            (),
+            "close a descriptor" + (" (none can be opened)" if not (files or data) else ""),
         ),
-        SyscallRule("exit_group", (), "exit (a single thread: never exit)"),
+        SyscallRule("exit_group", (), "exit"),
         *(_file_rules() if files else ()),
+        *(_thread_rules() if threads else ()),
     ]
+    have = {rule.name for rule in rules}
+    if data:
+        rules += _reading_rules(have)
+    rules += _lookup_rules(files or data, have)
     rules += _fd_rule(
         "sendmsg",
         [*packet, (fds.report, "supervisor")],

@@ -31,7 +31,7 @@ import os
 import resource
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from riad.targets.sandbox import linux
@@ -92,19 +92,28 @@ class Limits:
 
     memory_bytes: int | None = DEFAULT_MEMORY_MIB * _MIB
     open_files: int = 64
+    threads: int = 0
+    """Threads the process may start (the seccomp filter allows no process)."""
 
     @property
     def memory(self) -> str:
         return "as it was" if self.memory_bytes is None else f"{self.memory_bytes // _MIB} MiB"
 
+    @property
+    def tasks(self) -> int:
+        """``RLIMIT_NPROC``: the threads, the process itself and its keeper (same user);
+        0 when no thread may start (the limit applies only to a new task)."""
+        return self.threads + 2 if self.threads else 0
+
     def describe(self, *, files: bool = False) -> list[str]:
         """One line per limit; ``files``: the service may open files (it has volumes)."""
         why = "files on its volumes" if files else "no call can create one anyway"
+        tasks = f"{self.threads} threads" if self.threads else "0 new"
         return [
             f"address space  {self.memory} (RLIMIT_AS)",
             f"open files     {self.open_files} (RLIMIT_NOFILE; {why})",
             "core files     none (RLIMIT_CORE 0, not dumpable)",
-            "processes      0 new (RLIMIT_NPROC)",
+            f"processes      {tasks} (RLIMIT_NPROC)",
             "locked memory  0 (RLIMIT_MEMLOCK)",
         ]
 
@@ -141,14 +150,20 @@ def _in_initial_user_namespace() -> bool:
 
 
 def enter_namespaces(
-    names: tuple[str, ...] = tuple(NAMESPACES), volumes: Mapping[str, str] | None = None
+    names: tuple[str, ...] = tuple(NAMESPACES),
+    volumes: Mapping[str, str] | None = None,
+    *,
+    readable: Sequence[str] = (),
+    opened_files: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """``unshare`` into new namespaces; with ``user``, be root there as :func:`sandbox_ids`.
 
     ``volumes`` (``NAME: host folder``) are opened (``O_PATH``) in the new
     mount namespace before the ids change: their parents may be closed to the
     sandbox's root, an unprivileged host user. Returns them as paths to bind
-    with :func:`switch_to_empty_root` (``/proc/self/fd/N``).
+    with :func:`switch_to_empty_root` (``/proc/self/fd/N``). The files
+    ``readable`` are opened the same way, into ``opened_files`` (file: path to
+    bind); a file that cannot be opened is left out.
 
     Mapped to the caller's own ids, the process writes its maps itself. Mapped
     to other ids (the caller is root), a helper forked beforehand, still root
@@ -184,6 +199,13 @@ def enter_namespaces(
                 mapper.cancel()
             raise SealError(f"cannot open volume {name!r} ({folder}): {exc.strerror}") from exc
         opened[name] = f"/proc/self/fd/{fd}"
+    for file in readable:
+        try:
+            fd = os.open(file, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if opened_files is not None:
+            opened_files[file] = f"/proc/self/fd/{fd}"
     if "user" in names:
         try:
             if mapper is not None:
@@ -290,7 +312,9 @@ VOLUME_ROOT = "/volumes"
 """Where the empty root shows the service its volumes: ``/volumes/NAME``."""
 
 
-def switch_to_empty_root(volumes: Mapping[str, str] | None = None) -> None:
+def switch_to_empty_root(
+    volumes: Mapping[str, str] | None = None, readable: Mapping[str, str] | None = None
+) -> None:
     """Make an empty, read-only tmpfs the root and current directory.
 
     Needs its own mount namespace (and ``CAP_SYS_ADMIN`` there). The old root
@@ -298,17 +322,21 @@ def switch_to_empty_root(volumes: Mapping[str, str] | None = None) -> None:
     ``volumes``: each folder (``NAME: path``, a path that resolves before the
     switch, e.g. ``/proc/self/fd/N`` of a descriptor opened beforehand) is
     bound read-write at ``/volumes/NAME``, with ``nosuid``, ``nodev`` and
-    ``noexec``.
+    ``noexec``; and ``readable``: each file (``path: source``, the source as
+    for a volume) is bound read-only at its path (:func:`_bind_readable`).
     """
     volumes = volumes or {}
+    readable = readable or {}
     try:
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         base = "/tmp" if os.path.isdir("/tmp") else "/mnt"
         flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-        inodes = 4 + (1 + len(volumes) if volumes else 0)
+        inodes = 4 + (1 + len(volumes) if volumes else 0) + _inodes_for(readable)
         linux.mount("riad", base, "tmpfs", flags, f"size=4k,nr_inodes={inodes},mode=0555")
         for name, source in volumes.items():
             _bind_volume(source, f"{base}{VOLUME_ROOT}/{name}", flags)
+        for file, source in readable.items():
+            _bind_readable(file, source, base, flags)
         os.chdir(base)
         try:
             linux.pivot_root(".", ".")
@@ -355,6 +383,27 @@ def _chown_tree(folder: str, uid: int, gid: int, keep: str) -> None:
             os.chown(os.path.join(root, entry), uid, gid, follow_symlinks=False)
 
 
+def _inodes_for(files: Iterable[str]) -> int:
+    """The tmpfs inodes the read-only files take: each file and each folder above it."""
+    paths = set(files)
+    folders = {parent for file in paths for parent in _parents(file)}
+    return len(folders) + len(paths)
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _bind_readable(file: str, source: str, base: str, flags: int) -> None:
+    """Bind ``source`` read-only at path ``file`` under ``base`` (the new root)."""
+    target = base + file
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
+    linux.mount(source, target, None, linux.MS_BIND)
+    linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | flags)
+
+
 def _bind_volume(source: str, target: str, flags: int) -> None:
     """Bind folder ``source`` at ``target`` (made), adding ``flags`` to the source's own."""
     os.makedirs(target, mode=0o755)
@@ -395,7 +444,7 @@ def set_limits(limits: Limits) -> None:
         *(() if limits.memory_bytes is None else ((resource.RLIMIT_AS, limits.memory_bytes),)),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, 0),
+        (resource.RLIMIT_NPROC, limits.tasks),
         (resource.RLIMIT_MEMLOCK, 0),
         (resource.RLIMIT_MSGQUEUE, 0),
     )
@@ -406,14 +455,15 @@ def set_limits(limits: Limits) -> None:
             raise SealError(f"cannot set resource limit {which}: {exc}") from exc
 
 
-def apply_landlock(writable: tuple[str, ...] = ()) -> str:
+def apply_landlock(writable: tuple[str, ...] = (), readable: tuple[str, ...] = ()) -> str:
     """Deny all filesystem access with Landlock but the folders ``writable`` (a
-    service's volumes); returns what was done, for the report."""
+    service's volumes) and the files ``readable`` (its data, read only); returns what
+    was done, for the report."""
     abi = linux.landlock_abi()
     if abi <= 0:
         return "landlock: not available in this kernel (the empty root and seccomp still apply)"
     try:
-        return f"landlock ABI {abi}: denied {linux.landlock_restrict_all(abi, writable)}"
+        return f"landlock ABI {abi}: denied {linux.landlock_restrict_all(abi, writable, readable)}"
     except OSError as exc:
         raise SealError(f"cannot apply Landlock: {exc.strerror}") from exc
 
@@ -468,5 +518,5 @@ def seal(
     if landlock:
         report.steps.append(apply_landlock())
     report.listener_fd = install_filter(policy)
-    report.steps.append(f"seccomp: {len(policy.rules)} syscalls allowed, else {policy.deny.value}")
+    report.steps.append(f"seccomp: {policy.describe()[-1]}, else {policy.deny.value}")
     return report

@@ -93,7 +93,11 @@ class SandboxTarget:
         "memory": f"address-space limit (MiB; default {DEFAULT_MEMORY_MIB})",
         "kv": "key-value store NAME from PATH: a folder, or a packed store file; read into "
         "memory before the seal (default: where the service says)",
-        "include": "also import MODULE before the seal (one the service imports lazily)",
+        "include": "also import MODULE (or every module of PACKAGE.*) before the seal, or keep "
+        "the file or folder PATH readable (what no warm-up reaches)",
+        "warmup": "ask the service REQUEST while its start-up is traced ('GET /path', "
+        "'POST /path json={...}', or a client function module:function), so what it "
+        "imports and reads then is ready before the seal; repeatable",
         "volume": "keep volume NAME in host folder PATH, the one folder of the host the sealed "
         "service sees (made on first use; default: ~/.local/share/riad/SERVICE/NAME)",
     }
@@ -288,11 +292,21 @@ def _run_app(request: RunRequest) -> int:
         volumes=tuple((name, f"{VOLUME_ROOT}/{name}") for name in volumes),
     )
     boot_args = list(request.boot_args)
+    data: tuple[str, ...] = ()
     try:
-        plan = plan_imports(app, options, boot_args, include=request.include, announce=_say)
-        modules = plan.modules
+        plan = plan_imports(
+            app,
+            options,
+            boot_args,
+            include=request.include,
+            warmup=request.warmup,
+            announce=_say,
+        )
+        modules, data = plan.modules, plan.data
         if plan.error is not None:
             _say(f"note: the start-up of {app.name} raised while traced; imported up to there")
+        for line in plan.warmup:
+            _say(f"warm-up: {line}")
     except ImageError as exc:
         _say(f"note: the start-up trace did not run ({exc}); importing only the declared modules")
         modules = (*app.lazy_modules, *request.include, *LATE_IMPORTS)
@@ -309,7 +323,10 @@ def _run_app(request: RunRequest) -> int:
     options = dataclasses.replace(options, imports=modules)
     child = _child_config(request, ENTRY, (options.to_json(), *boot_args), net_fds)
     child = dataclasses.replace(
-        child, volumes=tuple((name, str(path)) for name, path in volumes.items())
+        child,
+        volumes=tuple((name, str(path)) for name, path in volumes.items()),
+        readable=data,
+        threads=app.threads,
     )
     return _supervise(child, device)
 

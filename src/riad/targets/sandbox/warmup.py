@@ -21,28 +21,32 @@ not use TLS does not pay for OpenSSL):
 reads ``/etc/localtime`` when ``time`` is imported.)
 
 :func:`warm_up` runs them all and returns what it did, for the report.
+
+After the seal, :func:`report_lookups` makes what the service still looks
+for visible: a file lookup is answered ``ENOENT`` (``riad.targets.sandbox.profile``),
+and the service says so on its console, once per path: each file it tries to
+open or folder it tries to list that is not there, and each module it tries
+to import that was not imported before the seal (naming how to declare it).
+At most :data:`REPORTED_LOOKUPS` of each are reported, so a service looking
+for ever new names cannot grow its memory.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterable
 
-__all__ = ["import_modules", "warm_up"]
+from riad.image.sourceless import no_source_lines
+
+__all__ = ["REPORTED_LOOKUPS", "import_modules", "report_lookups", "warm_up"]
 
 
 def _linecache() -> str | None:
     import linecache
 
-    def no_source(filename: str, module_globals: object = None) -> list[str]:
-        return []
-
-    def no_check(filename: str | None = None) -> None:
-        return None
-
-    linecache.updatecache = no_source
-    linecache.checkcache = no_check
+    no_source_lines(linecache)
     return "tracebacks without source lines"
 
 
@@ -78,3 +82,88 @@ def import_modules(names: Iterable[str]) -> list[str]:
         except Exception as exc:  # a module that imports only under other conditions
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
     return failed
+
+
+REPORTED_LOOKUPS = 256
+"""How many paths, and how many modules, a sealed service reports looking for."""
+
+_IMPORT_SYSTEM = "<frozen importlib._bootstrap_external>"
+_LOOKUP_EVENTS = ("open", "os.listdir", "os.scandir")
+
+
+def _for_writing(mode: object, flags: object) -> bool:
+    """Whether an ``open`` event (``open()``'s mode, ``os.open``'s flags) writes."""
+    if isinstance(mode, str):
+        return any(flag in mode for flag in "wax+")
+    return isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+
+class _Lookups:
+    """Reports, once each, the paths and modules a sealed service looks for in vain."""
+
+    def __init__(self, say: Callable[[str], None], where: str, limit: int) -> None:
+        self.say = say
+        self.where = where
+        self.limit = limit
+        self.paths: set[str] = set()
+        self.modules: set[str] = set()
+
+    def _once(self, seen: set[str], key: str, line: str) -> None:
+        if key in seen or len(seen) > self.limit:
+            return
+        if len(seen) == self.limit:
+            seen.add("")  # full: one last line
+            self.say(f"riad: further lookups after the seal are not reported ({self.limit} were)")
+            return
+        seen.add(key)
+        self.say(line)
+
+    def audit(self, event: str, args: tuple[object, ...]) -> None:
+        if event not in _LOOKUP_EVENTS or not args:
+            return
+        path = args[0]
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str) or path in self.paths:
+            return
+        if sys._getframe(1).f_code.co_filename == _IMPORT_SYSTEM:
+            return  # an import looking along the path: the module is reported once, below
+        if event == "open" and _for_writing(args[1], args[2]):
+            return  # not a lookup: the seal decides
+        if os.path.exists(path):
+            return
+        self._once(
+            self.paths,
+            path,
+            f"riad: looked for {path} after the seal: not in the {self.where} (answered "
+            "ENOENT); if the service needs it, pass --include PATH or a --warmup request "
+            "that reads it",
+        )
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        """Last on ``sys.meta_path``: called only for a module nothing can import."""
+        self._once(
+            self.modules,
+            name,
+            f"riad: module {name} was imported after the seal and is not in the "
+            f"{self.where}: declare it with app.lazy_imports({name!r}) or pass "
+            f"--include {name} (or a --warmup request that imports it)",
+        )
+
+
+def report_lookups(
+    where: str, say: Callable[[str], None] | None = None, limit: int = REPORTED_LOOKUPS
+) -> None:
+    """From now on (call it once sealed), report what the service looks for in vain.
+
+    ``where``: what holds the service's files (``sandbox``, ``image``), for the
+    lines; ``say`` writes a line (default: standard error).
+    """
+
+    def to_stderr(line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    lookups = _Lookups(say or to_stderr, where, limit)
+    sys.addaudithook(lookups.audit)
+    sys.meta_path.append(lookups)  # a finder by shape

@@ -74,6 +74,8 @@ def run_app(app: App, args: list[str], net: str, scratch_volumes: str | None = N
 
     for failure in import_modules(app.lazy_modules):
         console.write_line(f"riad: note: declared lazy import failed: {failure}")
+    if scratch_volumes is not None:  # the build's start-up trace
+        _note_warmup(app, config, net)
     try:
         volumes = _volumes(app, scratch_volumes) if app.volumes else {}
         opener = _stack_opener(app, config, net)
@@ -107,6 +109,28 @@ def _volumes(app: App, scratch: str | None) -> dict[str, str]:
         check_not_full(folder, vol.name)
         folders[vol.name] = folder
     return folders
+
+
+def _note_warmup(app: App, config: BootConfig, net: str) -> None:
+    """In the build's trace: tell it how to reach the service with its warm-up requests.
+
+    The trace's namespace holds the veth ``eth0`` (the guest's NIC) and its peer: on the
+    ``direct`` kernel the client reaches riad's stack through the peer, given the host's
+    address; on the ``socket`` kernel the service listens on every address, and the
+    client asks ``127.0.0.1``.
+    """
+    from riad.image.exercise import note_warmup
+
+    if net != "direct":
+        note_warmup(app, config, address="127.0.0.1", link="lo")
+        return
+    if config.net.dhcp:
+        return  # no DHCP server in the trace: no address to reach
+    from riad.targets.direct import DEFAULT_IPV4, host_side_address
+
+    ipv4 = config.net.ipv4 or DEFAULT_IPV4
+    host = host_side_address(ipv4, config.net.gateway)
+    note_warmup(app, config, address=str(ipv4.ip), link=f"{NIC}-peer", host=str(host))
 
 
 def _stack_opener(app: App, config: BootConfig, net: str) -> StackOpener | None:

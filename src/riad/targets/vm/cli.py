@@ -40,6 +40,7 @@ def cmd_build(args: argparse.Namespace, boot_args: list[str]) -> int:
         boot_args=tuple(boot_args),
         net=args.net,
         include=tuple(args.include or ()),
+        warmup=tuple(args.warmup or ()),
         memory_mib=args.memory,
         options=VmOptions(image=read_image_options(args)),
     )

@@ -141,14 +141,28 @@ def _startup_over() -> None:
 
 
 def _register_seal(
-    args: list[str], net: str, service_module: str, volumes: tuple[str, ...] = ()
+    args: list[str],
+    net: str,
+    volumes: tuple[str, ...] = (),
+    extensions: tuple[str, ...] = (),
+    readable: tuple[str, ...] = (),
+    threads: int = 0,
 ) -> list[str]:
     """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
     from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
 
     mode, rest = split_seal_arg(args, net=net)
     if mode != "off":
-        after_startup(vm_seal(mode, _say, skip=("riadinit", service_module), volumes=volumes))
+        after_startup(
+            vm_seal(
+                mode,
+                _say,
+                extensions=extensions,
+                volumes=volumes,
+                readable=readable,
+                threads=threads,
+            )
+        )
     return rest
 
 
@@ -164,6 +178,7 @@ def _note_facts(app: App) -> None:
         with open(path, "w") as handle:
             handle.write(f"network={1 if app.network else 0}\n")
             handle.write(f"app={app.name}\n")
+            handle.write(f"threads={app.threads}\n")
             volumes = ",".join(f"{vol.name}:{vol.size_bytes}" for vol in app.volumes)
             handle.write(f"volumes={volumes}\n")
 
@@ -241,17 +256,24 @@ def main(
     network: bool = True,
     attr: str | None = None,
     volumes: tuple[str, ...] = (),
+    *,
+    extensions: tuple[str, ...] = (),
+    readable: tuple[str, ...] = (),
+    threads: int = 0,
 ) -> None:
     """PID 1: see the module documentation (``riadinit`` prints the first mark).
 
     ``attr`` names the service's ``App`` in its module (``module:attr``);
-    ``volumes`` the volumes it declares, whose disks are mounted first.
+    ``volumes`` the volumes it declares, whose disks are mounted first. For the
+    seal: ``extensions``, the image's C extension modules (imported before it);
+    ``readable``, its data files (still readable after it); ``threads``, how many
+    threads the service may run.
     """
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
-        args = _register_seal(args, net, service_module, volumes)
+        args = _register_seal(args, net, volumes, extensions, readable, threads)
         if volumes:
             from riad.backends.volume.mount import mount_volumes
 

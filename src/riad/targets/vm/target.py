@@ -103,7 +103,11 @@ def read_image_options(args: argparse.Namespace) -> ImageOptions:
 
 IMAGE_RUN_OPTIONS: Mapping[str, str] = {
     "net": "network stack: direct = riad's own on the NIC (default), socket = the guest kernel's",
-    "include": "also pack MODULE (one the service imports lazily, after start-up)",
+    "include": "also pack MODULE, every module of PACKAGE.*, or the file or folder PATH "
+    "(what the service imports or reads after start-up that no warm-up reaches)",
+    "warmup": "ask the service REQUEST while its image is built ('GET /path', "
+    "'POST /path json={...}', or a client function module:function), so what it imports "
+    "and reads then goes in; repeatable",
     "memory": f"guest memory (default: what the image needs, at least {DEFAULT_MEMORY_MB})",
 }
 """The shared options an image is built with (``riad build`` takes these too)."""
@@ -166,6 +170,7 @@ def build_options(request: RunRequest, *, with_boot_args: bool) -> BuildOptions:
         columns=image.columns,
         kernel=image.kernel,
         include=request.include,
+        warmup=request.warmup,
         boot_args=request.boot_args if with_boot_args else (),
         memory_mb=request.memory_mib,
     )
