@@ -12,8 +12,11 @@ may take along:
 - files under a folder of the interpreter's path (the standard library,
   ``site-packages``: ``where="packages"``), at the same path relative to it,
   which is where the package's ``__file__`` points in an image too;
+- the host's data the standard library reads, at its own path
+  (``where="host"``): the time zone database (``zoneinfo``'s ``TZPATH``,
+  which Django's ``TIME_ZONE`` reads) and ``mime.types`` (``mimetypes``);
 - files and folders named with ``--include PATH`` (``where="host"`` when
-  they are in neither), at their own path.
+  they are in none of those), at their own path.
 
 Python sources, bytecode and extension modules are not data (modules are
 compiled or carried as such), nor is anything under ``/proc``, ``/sys`` or
@@ -40,7 +43,7 @@ from riad.image import ImageError
 if TYPE_CHECKING:
     from riad.image.trace import StartupTrace
 
-__all__ = ["DataFile", "data_files", "left_out", "split_includes", "submodules"]
+__all__ = ["DataFile", "data_files", "left_out", "placed", "split_includes", "submodules"]
 
 Where = Literal["service", "packages", "host"]
 _CODE_SUFFIXES = (".py", ".pyc", ".pyw", *EXTENSION_SUFFIXES, ".so")
@@ -52,7 +55,7 @@ class DataFile:
     """A file the sealed service may read: where it is on the host and relative to what."""
 
     host: Path
-    """The file on the host (resolved)."""
+    """The file on the host, by the path it was opened with."""
     where: Where
     """``service``: under the service's folder; ``packages``: under a folder of the
     interpreter's path; ``host``: elsewhere (named with ``--include``)."""
@@ -111,9 +114,20 @@ def submodules(pattern: str, path: Sequence[str]) -> list[str]:
 
 
 def _is_data(path: str) -> bool:
-    return not path.endswith(_CODE_SUFFIXES) and "/__pycache__/" not in path and not any(
-        path.startswith(prefix) for prefix in _NOT_DATA
+    return (
+        not path.endswith(_CODE_SUFFIXES)
+        and "/__pycache__/" not in path
+        and not any(path.startswith(prefix) for prefix in _NOT_DATA)
     )
+
+
+def _system_data() -> tuple[str, ...]:
+    """Host files and folders of data the standard library reads (see the module text)."""
+    import mimetypes
+    import sysconfig
+
+    zones = str(sysconfig.get_config_var("TZPATH") or "").split(os.pathsep)
+    return (*(os.path.join(z, "") for z in zones if z), *(str(f) for f in mimetypes.knownfiles))
 
 
 def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where, str] | None:
@@ -122,6 +136,10 @@ def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where
     for root in roots:
         if file.is_relative_to(root):
             return "packages", file.relative_to(root).as_posix()
+    text = file.as_posix()
+    if any(text == known or (known.endswith("/") and text.startswith(known))
+           for known in _system_data()):  # fmt: skip
+        return "host", text
     return None
 
 
@@ -152,12 +170,11 @@ def data_files(
     roots = _roots(path, service_root)
     found: dict[Path, DataFile] = {}
     for opened in trace.opened if trace is not None else ():
-        if not _is_data(opened):
+        # at the path it was opened by (a link: /usr/share/zoneinfo/UTC), else its own
+        file = Path(os.path.abspath(opened))
+        if not _is_data(opened) or not file.is_file() or not _is_data(str(file.resolve())):
             continue
-        file = Path(opened).resolve()
-        if not file.is_file() or not _is_data(str(file)):
-            continue
-        placed = _place(file, service_root, roots)
+        placed = _place(file, service_root, roots) or _place(file.resolve(), service_root, roots)
         if trace is not None and placed is not None and file not in found:
             found[file] = DataFile(file, placed[0], placed[1], trace.opened_why(opened))
     for item in include:
@@ -174,6 +191,14 @@ def data_files(
     return [found[file] for file in sorted(found)]
 
 
+def placed(file: str, service_root: Path, path: Sequence[str]) -> DataFile | None:
+    """Where file ``file`` (which need not exist) would be taken, as :func:`data_files` takes
+    what it finds; None if it would not be."""
+    service_root = service_root.resolve()
+    where = _place(Path(os.path.abspath(file)), service_root, _roots(path, service_root))
+    return None if where is None else DataFile(Path(file), where[0], where[1], "")
+
+
 def left_out(trace: StartupTrace, taken: Iterable[DataFile], skip: Iterable[str] = ()) -> list[str]:
     """Files ``trace`` saw read that are not data a sealed service takes (a host's
     ``/etc``...), for the build's log; ``skip``: folders of the trace's own."""
@@ -181,9 +206,9 @@ def left_out(trace: StartupTrace, taken: Iterable[DataFile], skip: Iterable[str]
     ignored = tuple(os.path.join(os.path.realpath(folder), "") for folder in skip)
     missing = []
     for opened in trace.opened:
-        if not _is_data(opened) or opened.startswith(ignored):
+        file = Path(os.path.abspath(opened))
+        if not _is_data(opened) or opened.startswith(ignored) or not file.is_file():
             continue
-        file = Path(opened).resolve()
-        if file.is_file() and file not in kept and not str(file).startswith(ignored):
+        if file not in kept and not str(file.resolve()).startswith(ignored):
             missing.append(str(file))
     return sorted(set(missing))

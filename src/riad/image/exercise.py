@@ -67,7 +67,7 @@ def note_warmup(
     from riad.app.warmup import encode, parse_warmup
 
     extra = bootargs.decode(os.environ.get(WARMUP_ENV, ""))
-    items = [*app.warmups, *(parse_warmup(text) for text in extra)]
+    items = list(dict.fromkeys([*app.warmups, *(parse_warmup(text) for text in extra)]))
     if not items:
         return 0
     port = app.warmup_port or config.values.get("--port") or 80
@@ -125,9 +125,7 @@ def _send(url: str, request: object, first: bool) -> str:
             where.hostname or "", where.port, timeout=REQUEST_TIMEOUT_S
         )
         try:
-            connection.request(
-                request.method, request.path, request.body.encode() or None, headers
-            )
+            connection.request(request.method, request.path, request.body.encode() or None, headers)
             answer = connection.getresponse()
             answer.read()
             return f"{request} -> {answer.status}"

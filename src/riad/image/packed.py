@@ -15,6 +15,13 @@ function; there is no source to show. Only the few modules the interpreter
 imports before PID 1's code runs (``encodings``), PID 1's entry module and
 this module with its packages are plain ``.pyc`` files in that folder.
 
+A package's folder in the image holds only what is not in the table (its
+data files, its C extension modules). So that code listing a package's
+modules still finds them (``pkgutil.iter_modules``: Django finds its
+management commands that way), a path hook answers for the packages' folders
+(:class:`PackedFolder`): the table's modules of the package, then what the
+folder holds. ``importlib.resources.files(package)`` is the package's folder.
+
 This module imports nothing that is not already loaded when the interpreter
 starts: it is what loads the rest.
 """
@@ -27,29 +34,41 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
+    from typing import Protocol
 else:  # what importlib.machinery re-exports, without importing importlib
     from _frozen_importlib import ModuleSpec
 
-__all__ = ["PackedModules", "install", "pack"]
+    Protocol = object
+
+__all__ = ["Listing", "PackedFolder", "PackedModules", "install", "pack"]
 
 _exec = builtins.exec
 
 
-def pack(modules: dict[str, tuple[bool, CodeType]]) -> bytes:
+Entry = tuple[bool, int, int] | tuple[bool, int, int, str]
+"""An index entry: ``(is_package, start, end)``, with the module's folder when it is not
+the table's (a service's own modules, in the service's folder)."""
+
+
+def pack(modules: dict[str, tuple[bool, CodeType]], folders: dict[str, str] | None = None) -> bytes:
     """The table file for ``modules`` (name: ``(is_package, code)``), in name order.
 
-    An index, ``{name: (is_package, start, end)}`` in ``marshal`` form, then
-    the modules' marshalled code one after the other, which ``start`` and
-    ``end`` locate: a module's code is unmarshalled from the one buffer the
-    file is read into, when it is imported.
+    An index, ``{name: (is_package, start, end[, folder])}`` in ``marshal``
+    form, then the modules' marshalled code one after the other, which
+    ``start`` and ``end`` locate: a module's code is unmarshalled from the one
+    buffer the file is read into, when it is imported. ``folders`` names the
+    folder a module's file name is in when it is not the table's.
     """
-    index: dict[str, tuple[bool, int, int]] = {}
+    index: dict[str, Entry] = {}
     blob = bytearray()
     for name, (package, code) in sorted(modules.items()):
         data = marshal.dumps(code)
-        index[name] = (package, len(blob), len(blob) + len(data))
+        where = (folders or {}).get(name)
+        start, end = len(blob), len(blob) + len(data)
+        index[name] = (package, start, end) if where is None else (package, start, end, where)
         blob += data
     return marshal.dumps(index) + bytes(blob)
 
@@ -57,11 +76,17 @@ def pack(modules: dict[str, tuple[bool, CodeType]]) -> bytes:
 class PackedModules:
     """Finder and loader of the modules in a table :func:`pack` wrote."""
 
-    def __init__(self, index: dict[str, tuple[bool, int, int]], code: bytes, folder: str) -> None:
+    def __init__(self, index: dict[str, Entry], code: bytes, folder: str) -> None:
         self.index = index
         self.code = memoryview(code)
         self.folder = folder
-        """Where the modules' file names point (the standard library's folder)."""
+        """Where the modules' file names point (the standard library's folder), unless
+        their entry names another."""
+        self.folders = {folder, *(entry[3] for entry in index.values() if len(entry) > 3)}
+
+    def _folder_of(self, name: str) -> str:
+        entry = self.index[name]
+        return entry[3] if len(entry) > 3 else self.folder
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
@@ -70,7 +95,7 @@ class PackedModules:
         if entry is None:
             return None
         package = entry[0]
-        where = f"{self.folder}/{name.replace('.', '/')}"
+        where = f"{self._folder_of(name)}/{name.replace('.', '/')}"
         origin = f"{where}/__init__.py" if package else f"{where}.py"
         spec = ModuleSpec(name, self, origin=origin)  # type: ignore[arg-type]  # a Loader by shape
         spec.has_location = True
@@ -85,7 +110,7 @@ class PackedModules:
         _exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, name: str) -> CodeType:
-        _, start, end = self.index[name]
+        start, end = self.index[name][1:3]
         code: CodeType = marshal.loads(self.code[start:end])
         return code
 
@@ -94,6 +119,114 @@ class PackedModules:
 
     def get_source(self, name: str) -> None:
         return None
+
+    def get_resource_reader(self, name: str) -> _PackageFolder:
+        """What ``importlib.resources`` reads a package's files from: its folder."""
+        return _PackageFolder(f"{self._folder_of(name)}/{name.replace('.', '/')}")
+
+    def children(self, package: str) -> list[tuple[str, bool]]:
+        """The modules of the table directly in ``package`` ("": the top level), by name."""
+        prefix = f"{package}." if package else ""
+        found = []
+        for name, entry in self.index.items():
+            if name.startswith(prefix) and "." not in name[len(prefix) :]:
+                found.append((name[len(prefix) :], entry[0]))
+        return sorted(found)
+
+    def path_hook(self, path: str) -> PackedFolder:
+        """``sys.path_hooks`` entry: a package's folder (or the table's own) gets a
+        :class:`PackedFolder`; any other path is left to the next hook."""
+        if path in self.folders:
+            return PackedFolder(self, "", path, self.path_hook)
+        folder, _, rest = path.rpartition("/")
+        while folder and folder not in self.folders:
+            folder, _, first = folder.rpartition("/")
+            rest = f"{first}/{rest}"
+        package = rest.replace("/", ".")
+        if not folder or package not in self.index or not self.index[package][0]:
+            raise ImportError(f"{path} is no package folder of the image's table")
+        if self._folder_of(package) != folder:
+            raise ImportError(f"{path} is no package folder of the image's table")
+        return PackedFolder(self, package, path, self.path_hook)
+
+
+class _PackageFolder:
+    """A resource reader: the files of a package are those in its folder."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def files(self) -> object:
+        import pathlib
+
+        return pathlib.Path(self.path)
+
+
+class Listing(Protocol):
+    """Modules known without looking at a folder: an image's table, or what a sealed
+    process imported before its seal."""
+
+    def children(self, package: str) -> list[tuple[str, bool]]: ...
+
+    def find_spec(
+        self, name: str, path: object = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None: ...
+
+
+class PackedFolder:
+    """The path entry finder of a package's folder (or the table's): the modules
+    ``listing`` knows in it, then what the folder itself holds (a C extension module)
+    by the finder of the path hooks after ``hook`` (the one that made this)."""
+
+    def __init__(
+        self, listing: Listing, package: str, path: str, hook: Callable[[str], object]
+    ) -> None:
+        self.table = listing
+        self.package = package
+        self.path = path
+        self.hook = hook
+        self._files: object = None
+        self._looked = False
+
+    def _folder(self) -> object:
+        """The finder the next path hook gives the folder (made once, if any takes it)."""
+        if not self._looked:
+            self._looked = True
+            hooks = sys.path_hooks
+            after = hooks.index(self.hook) + 1 if self.hook in hooks else 0
+            for hook in hooks[after:]:
+                try:
+                    self._files = hook(self.path)
+                    break
+                except ImportError:
+                    continue
+        return self._files
+
+    def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname.rpartition(".")[0] == self.package:
+            spec = self.table.find_spec(fullname)
+            if spec is not None:
+                return spec
+        files = self._folder()
+        find = getattr(files, "find_spec", None)
+        found = None if find is None else find(fullname, target)
+        return found if isinstance(found, ModuleSpec) else None
+
+    def invalidate_caches(self) -> None:
+        invalidate = getattr(self._files, "invalidate_caches", None)
+        if invalidate is not None:
+            invalidate()
+
+    def iter_modules(self, prefix: str = "") -> list[tuple[str, bool]]:
+        """What ``pkgutil.iter_modules`` lists: ``(prefix + name, is_package)``."""
+        found = dict(self.table.children(self.package))
+        files = self._folder()
+        if files is not None:
+            import pkgutil
+
+            for name, is_package in pkgutil.iter_importer_modules(files):  # type: ignore[attr-defined]
+                found.setdefault(name, is_package)
+        return [(prefix + name, found[name]) for name in sorted(found)]
 
 
 def install(path: str, folder: str) -> PackedModules:
@@ -107,4 +240,6 @@ def install(path: str, folder: str) -> PackedModules:
         len(sys.meta_path),
     )
     sys.meta_path.insert(position, finder)
+    sys.path_hooks.insert(0, finder.path_hook)
+    sys.path_importer_cache.pop(folder, None)  # the interpreter's finder for it, if made
     return finder

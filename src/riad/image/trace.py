@@ -102,6 +102,10 @@ class StartupTrace:
     """Files opened by the end of each phase (as ``phases``)."""
     failed: tuple[str, ...] = ()
     """Declared modules that did not import (``name: error``)."""
+    missing_files: tuple[str, ...] = ()
+    """Files the service tried to open that were not there, here either."""
+    missing_modules: tuple[str, ...] = ()
+    """Modules the service tried to import that were not found, here either."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -303,4 +307,6 @@ def trace_startup(
         warmup=tuple(raw.get("warmup", ())),
         opened_by={name: frozenset(paths) for name, paths in raw.get("opened_by", {}).items()},
         failed=tuple(raw.get("failed", ())),
+        missing_files=tuple(raw.get("missing_files", ())),
+        missing_modules=tuple(raw.get("missing_modules", ())),
     )

@@ -125,6 +125,8 @@ class OpenedFiles:
 
     def __init__(self, as_image: bool = False) -> None:
         self.paths: set[str] = set()
+        self.missing: set[str] = set()
+        """Files opened for reading that were not there (a template a loader tries)."""
         self.as_image = as_image
 
     def install(self) -> None:
@@ -144,7 +146,21 @@ class OpenedFiles:
         if isinstance(path, str):
             if self.as_image and refuses_source_open(path, mode):
                 raise FileNotFoundError(2, "No such file or directory (not in a vm image)", path)
-            self.paths.add(os.path.abspath(path))
+            path = os.path.abspath(path)
+            self.paths.add(path)
+            if not os.path.exists(path):
+                self.missing.add(path)
+
+
+class AbsentModules:
+    """Last on ``sys.meta_path``: the modules that were imported and not found (an
+    optional dependency; Django looking for each application's template tags)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        self.names.add(fullname)
 
 
 class _Recorder:
@@ -157,6 +173,8 @@ class _Recorder:
         self.graph = graph
         self.opened = opened
         self.compiled = compiled
+        self.absent = AbsentModules()
+        sys.meta_path.append(self.absent)
         self.done = False
         self.phases: dict[str, list[str]] = {}
         """Module names loaded at the end of each phase: ``preloaded`` (riad's own),
@@ -199,6 +217,8 @@ class _Recorder:
             "regexes": regexes,
             "phases": self.phases,
             "opened_by": self.opened_by,
+            "missing_files": sorted(self.opened.missing),
+            "missing_modules": sorted(self.absent.names - set(sys.modules)),
             "warmup": self.warmup,
             "failed": self.failed,
         }

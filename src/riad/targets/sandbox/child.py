@@ -105,6 +105,8 @@ class ChildConfig:
     """The service's data files: bound read-only at their own paths (see ``riad.image.data``)."""
     threads: int = 0
     """Threads the service may start (its ``App``'s ``threads``)."""
+    expected: tuple[str, ...] = ()
+    """Paths and modules the traced start-up looked for in vain too: not reported sealed."""
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""
@@ -252,7 +254,7 @@ def _pid1(
     except SealError as exc:
         _send(report, {"error": str(exc)})
         return EXIT_CONFIG
-    report_lookups("sandbox")
+    report_lookups("sandbox", expected=config.expected)
     listener = [sealed.listener_fd] if sealed.listener_fd is not None else []
     _send(report, {"sealed": [*shared, *sealed.steps], "policy": policy.describe()}, listener)
     for fd in listener:

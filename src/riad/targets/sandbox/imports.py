@@ -90,6 +90,8 @@ class ImportPlan:
     """Data files (host paths) the sealed service may read: bound read-only in its root."""
     warmup: tuple[str, ...] = ()
     """What the warm-up requests answered (a trace of this run only)."""
+    expected: tuple[str, ...] = ()
+    """Files and modules the traced start-up looked for in vain (not reported sealed)."""
 
 
 def _stdlib_dirs() -> tuple[Path, ...]:
@@ -130,8 +132,11 @@ def _cache_file(app: App, key_parts: Sequence[str]) -> Path:
     return cache_root() / "sandbox-traces" / f"{app.name}-{digest}.json"
 
 
-def _from_cache(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """The cached ``(modules, data files)``, if every file they came from is unchanged."""
+def _from_cache(
+    path: Path,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
+    """The cached ``(modules, data files, expected)``, if every file they came from is
+    unchanged."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -144,13 +149,23 @@ def _from_cache(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     data = tuple(raw.get("data", ()))
     if not all(Path(file).is_file() for file in data):
         return None
-    return tuple(raw.get("modules", ())), data
+    return tuple(raw.get("modules", ())), data, tuple(raw.get("expected", ()))
 
 
 def _store(
-    path: Path, modules: Sequence[str], data: Sequence[str], files: dict[str, str]
+    path: Path,
+    modules: Sequence[str],
+    data: Sequence[str],
+    expected: Sequence[str],
+    files: dict[str, str],
 ) -> None:
-    payload = {"format": _FORMAT, "modules": list(modules), "data": list(data), "files": files}
+    payload = {
+        "format": _FORMAT,
+        "modules": list(modules),
+        "data": list(data),
+        "expected": list(expected),
+        "files": files,
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -194,7 +209,7 @@ def plan_imports(
     declared_data = tuple(str(item.host) for item in data_files(None, app.folder, path, paths))
     if cached is not None:
         data = _merge(cached[1], declared_data)
-        return ImportPlan(_merge(cached[0], extra), traced=False, data=data)
+        return ImportPlan(_merge(cached[0], extra), traced=False, data=data, expected=cached[2])
     if announce is not None:
         announce(f"tracing what {app.name} imports at start-up (once: the list is cached)")
     with tempfile.TemporaryDirectory(prefix="riad-trace-volumes-") as scratch:
@@ -213,13 +228,15 @@ def plan_imports(
         if name not in _TRACE_MACHINERY and (module.spec_name or name) == name
     )
     data = tuple(str(item.host) for item in data_files(trace, app.folder, path))
-    _store(cache, names, data, _tracked_files(trace, app.source_path))
+    expected = (*trace.missing_files, *trace.missing_modules)
+    _store(cache, names, data, expected, _tracked_files(trace, app.source_path))
     return ImportPlan(
         _merge(tuple(names), extra),
         traced=True,
         error=trace.error,
         data=_merge(data, declared_data),
         warmup=trace.warmup,
+        expected=expected,
     )
 
 

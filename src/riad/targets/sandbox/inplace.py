@@ -152,13 +152,14 @@ def seal_running_loop(
     volumes: Sequence[str] = (),
     readable: Sequence[str] = (),
     threads: int = 0,
+    expected: Sequence[str] = (),
 ) -> SealReport:
     """Seal the calling process around its running asyncio loop (see the module docstring).
 
     ``volumes``: the volumes mounted at ``/volumes/NAME``, kept read-write in the
     empty root (and the file calls allowed). ``readable``: files kept read-only at
     their paths (an image's data files). ``threads``: how many threads the service
-    may start (0: none).
+    may start (0: none). ``expected``: files and modules not to report looking for.
 
     ``net_fds`` are TAP descriptors, ``packet_fds`` packet sockets (both found
     with :func:`find_device_fds` when ``net_fds`` is omitted). ``mode`` is
@@ -203,7 +204,7 @@ def seal_running_loop(
     set_limits(limits or Limits(threads=threads))
     report.steps.append(apply_landlock(trees, tuple(readable)))
     install_filter(policy, all_threads=True)
-    report_lookups("image")
+    report_lookups("image", expected=expected)
     report.steps.append(f"seccomp: {policy.describe()[-1]}, else {deny.value}")
     return report
 
@@ -239,6 +240,7 @@ def vm_seal(
     volumes: Sequence[str] = (),
     readable: Sequence[str] = (),
     threads: int = 0,
+    expected: Sequence[str] = (),
 ) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
@@ -256,7 +258,7 @@ def vm_seal(
             say(f"note: extension module not imported before the seal: {failure}")
         try:
             report = seal_running_loop(
-                mode=mode, volumes=volumes, readable=readable, threads=threads
+                mode=mode, volumes=volumes, readable=readable, threads=threads, expected=expected
             )
         except (SealError, OSError) as exc:
             print(f"riad: cannot seal the service: {exc}", file=sys.stderr, flush=True)

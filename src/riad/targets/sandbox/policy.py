@@ -96,6 +96,7 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "openat": ("dfd", "filename", "flags", "mode"),
     "open": ("filename", "flags", "mode"),
     "clone": ("flags", "newsp", "parent_tid", "child_tid", "tls"),
+    "sched_getaffinity": ("pid", "len", "user_mask_ptr"),
 }
 
 

@@ -260,6 +260,11 @@ def _thread_rules() -> list[SyscallRule]:
         SyscallRule("rseq", (), "a new thread registers its restartable sequences"),
         SyscallRule("rt_sigprocmask", (), "signals are blocked while a thread starts"),
         SyscallRule("gettid", (), "threading names a thread by its id"),
+        SyscallRule(
+            "sched_getaffinity",
+            (ArgIn(0, (0,), ("itself",)),),
+            "how many CPUs it may use: a thread pool sizes itself (os.cpu_count)",
+        ),
         SyscallRule("sched_yield", (), "a thread gives way"),
         SyscallRule("exit", (), "a thread ends"),
     ]

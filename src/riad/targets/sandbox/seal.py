@@ -449,6 +449,9 @@ def set_limits(limits: Limits) -> None:
         (resource.RLIMIT_MSGQUEUE, 0),
     )
     for which, value in pairs:
+        hard = resource.getrlimit(which)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # lower only: raising would need a capability
         try:
             resource.setrlimit(which, (value, value))
         except (OSError, ValueError) as exc:

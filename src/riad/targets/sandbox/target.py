@@ -293,6 +293,7 @@ def _run_app(request: RunRequest) -> int:
     )
     boot_args = list(request.boot_args)
     data: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()
     try:
         plan = plan_imports(
             app,
@@ -302,14 +303,15 @@ def _run_app(request: RunRequest) -> int:
             warmup=request.warmup,
             announce=_say,
         )
-        modules, data = plan.modules, plan.data
+        modules, data, expected = plan.modules, plan.data, plan.expected
         if plan.error is not None:
             _say(f"note: the start-up of {app.name} raised while traced; imported up to there")
         for line in plan.warmup:
             _say(f"warm-up: {line}")
     except ImageError as exc:
         _say(f"note: the start-up trace did not run ({exc}); importing only the declared modules")
-        modules = (*app.lazy_modules, *request.include, *LATE_IMPORTS)
+        declared = [item for item in request.include if "/" not in item and "*" not in item]
+        modules = (*app.lazy_modules, *declared, *LATE_IMPORTS)
     device = None
     net_fds: tuple[int, ...] = ()
     if tap is not None:
@@ -327,6 +329,7 @@ def _run_app(request: RunRequest) -> int:
         volumes=tuple((name, str(path)) for name, path in volumes.items()),
         readable=data,
         threads=app.threads,
+        expected=expected,
     )
     return _supervise(child, device)
 

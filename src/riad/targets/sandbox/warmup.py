@@ -14,7 +14,12 @@ not use TLS does not pay for OpenSSL):
   a logged traceback would be stopped by the seal (and end the service in
   ``enforce`` mode), so source lines are left out — file, line and function
   are still shown;
-- ``mimetypes``: reads the system's ``mime.types`` files on first use.
+- ``mimetypes``: reads the system's ``mime.types`` files on first use;
+- listing a package's modules (``pkgutil.iter_modules``: Django finds its
+  template tag libraries and management commands that way) lists its folder,
+  which a sealed service cannot: the packages' folders get a path entry
+  finder that lists the modules imported before the seal
+  (:class:`ImportedModules`), as a vm image's folders list its table's.
 
 (Others were checked and need nothing: OpenSSL reads its configuration when
 ``ssl`` is imported, not when the first context is made, and the C library
@@ -38,6 +43,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 
+from riad.image.packed import PackedFolder
 from riad.image.sourceless import no_source_lines
 
 __all__ = ["REPORTED_LOOKUPS", "import_modules", "report_lookups", "warm_up"]
@@ -58,7 +64,43 @@ def _mimetypes() -> str | None:
     return "mime types read"
 
 
-_STEPS: tuple[Callable[[], str | None], ...] = (_linecache, _mimetypes)
+class ImportedModules:
+    """The modules imported so far, as a :class:`riad.image.packed.Listing`: what a sealed
+    process can list in a package's folder (:func:`_listings`)."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, str] = {entry: "" for entry in sys.path if entry}
+        for name, module in list(sys.modules.items()):
+            for path in getattr(module, "__path__", None) or ():
+                if isinstance(path, str):
+                    self.folders.setdefault(path, name)
+
+    def children(self, package: str) -> list[tuple[str, bool]]:
+        prefix = f"{package}." if package else ""
+        found = []
+        for name, module in list(sys.modules.items()):
+            if name.startswith(prefix) and "." not in name[len(prefix) :] and module is not None:
+                found.append((name[len(prefix) :], hasattr(module, "__path__")))
+        return sorted(found)
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        return None  # an imported module is found in sys.modules
+
+    def path_hook(self, path: str) -> PackedFolder:
+        package = self.folders.get(path)
+        if package is None:
+            raise ImportError(f"{path} is no folder of an imported package")
+        return PackedFolder(self, package, path, self.path_hook)
+
+
+def _listings() -> str | None:
+    listing = ImportedModules()
+    sys.path_hooks.insert(0, listing.path_hook)
+    sys.path_importer_cache.clear()  # each folder's finder is made again, through the hook
+    return "package folders list the imported modules"
+
+
+_STEPS: tuple[Callable[[], str | None], ...] = (_linecache, _mimetypes, _listings)
 
 
 def warm_up() -> list[str]:
@@ -101,10 +143,13 @@ def _for_writing(mode: object, flags: object) -> bool:
 class _Lookups:
     """Reports, once each, the paths and modules a sealed service looks for in vain."""
 
-    def __init__(self, say: Callable[[str], None], where: str, limit: int) -> None:
+    def __init__(
+        self, say: Callable[[str], None], where: str, limit: int, expected: Iterable[str]
+    ) -> None:
         self.say = say
         self.where = where
         self.limit = limit
+        self.expected = frozenset(expected)
         self.paths: set[str] = set()
         self.modules: set[str] = set()
 
@@ -124,7 +169,7 @@ class _Lookups:
         path = args[0]
         if isinstance(path, bytes):
             path = os.fsdecode(path)
-        if not isinstance(path, str) or path in self.paths:
+        if not isinstance(path, str) or path in self.paths or path in self.expected:
             return
         if sys._getframe(1).f_code.co_filename == _IMPORT_SYSTEM:
             return  # an import looking along the path: the module is reported once, below
@@ -142,6 +187,8 @@ class _Lookups:
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         """Last on ``sys.meta_path``: called only for a module nothing can import."""
+        if name in self.expected:
+            return
         self._once(
             self.modules,
             name,
@@ -152,18 +199,23 @@ class _Lookups:
 
 
 def report_lookups(
-    where: str, say: Callable[[str], None] | None = None, limit: int = REPORTED_LOOKUPS
+    where: str,
+    say: Callable[[str], None] | None = None,
+    limit: int = REPORTED_LOOKUPS,
+    expected: Iterable[str] = (),
 ) -> None:
     """From now on (call it once sealed), report what the service looks for in vain.
 
     ``where``: what holds the service's files (``sandbox``, ``image``), for the
-    lines; ``say`` writes a line (default: standard error).
+    lines; ``say`` writes a line (default: standard error); ``expected``: paths
+    and modules the traced start-up looked for in vain too (a template loader
+    trying each folder, an optional import), which are not reported.
     """
 
     def to_stderr(line: str) -> None:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    lookups = _Lookups(say or to_stderr, where, limit)
+    lookups = _Lookups(say or to_stderr, where, limit, expected)
     sys.addaudithook(lookups.audit)
     sys.meta_path.append(lookups)  # a finder by shape

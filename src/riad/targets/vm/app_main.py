@@ -40,18 +40,19 @@ def find_app(
     """The ``App`` a module defines (``attr``, else ``app``, else the only one), or None.
 
     The rule is :func:`riad.app.model.find_app`'s, the loader's on the host.
-    ``folder`` is where the service's files are (in an image, ``/srv/service``:
-    its module itself is in the module table); otherwise the module's own folder.
+    ``folder`` is where the service's files are (in an image, ``/srv/service``,
+    where its modules' file names point too); the service's own file is its
+    module's ``__file__`` when that is in ``folder`` (or when no folder is given).
     """
     found = pick_app(namespace, attr)
-    if found is not None and folder is not None:
-        file = namespace.get("__file__")
+    if found is None:
+        return None
+    file = namespace.get("__file__")
+    if isinstance(file, str) and (folder is None or file.startswith(folder + "/")):
+        found.source_path = file
+    elif folder is not None:
         name = file.rpartition("/")[2] if isinstance(file, str) else "service.py"
         found.source_path = f"{folder}/{name}"
-    elif found is not None and found.source_path is None:
-        file = namespace.get("__file__")
-        if isinstance(file, str):
-            found.source_path = file
     return found
 
 

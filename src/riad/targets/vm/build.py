@@ -64,7 +64,7 @@ from riad.image.boot import (
 )
 from riad.image.compiled import compile_table
 from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
-from riad.image.data import DataFile, data_files, left_out, split_includes, submodules
+from riad.image.data import DataFile, data_files, left_out, placed, split_includes, submodules
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
 from riad.image.packed import pack
@@ -371,6 +371,9 @@ class SealedImage:
     """The data files (paths in the image) the sealed service may still read."""
     threads: int = 0
     """Threads the service may run (its ``App``'s ``threads``)."""
+    expected: tuple[str, ...] = ()
+    """Files (paths in the image) and modules the traced start-up looked for in vain too:
+    the sealed service does not report them."""
 
 
 def _config_source(
@@ -397,7 +400,7 @@ def _config_source(
         f"    from {GUEST_MODULE} import main\n\n"
         f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r}, {service.attr!r}, "
         f"{volumes!r}, extensions={sealed.extensions!r}, readable={sealed.readable!r}, "
-        f"threads={sealed.threads!r})\n"
+        f"threads={sealed.threads!r}, expected={sealed.expected!r})\n"
     ).encode()
 
 
@@ -469,6 +472,7 @@ def _add_modules(
     there (``trace.why``: start-up, warm-up, declared, riad; ``service``).
     """
     codes: dict[str, tuple[bool, CodeType]] = {}
+    folders: dict[str, str] = {}
     parts: dict[str, str] = {}
     whys: dict[str, str] = {}
     plain: dict[str, tuple[CodeType, bytes]] = {}
@@ -496,13 +500,18 @@ def _add_modules(
             continue
         arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
         source = file.read_bytes()
-        virtual = f"/{STDLIB_DIR}/{arc}.py"
+        parts[arc] = _part_of(module.file, service)
+        whys[arc] = "service" if parts[arc] == "service" else why
+        # The service's modules are in its folder, as on the host: what they find
+        # beside them (templates, static files) is its data, in DATA_DIR.
+        folder = DATA_DIR if parts[arc] == "service" and name not in boot else STDLIB_DIR
+        if folder == DATA_DIR:
+            folders[name] = "/" + DATA_DIR
+        virtual = f"/{folder}/{arc}.py"
         if name in boot:
             plain[arc] = (compile_code(source, virtual, options.docstrings), source)
         else:
             codes[name] = (module.is_package, compile_code(source, virtual, options.docstrings))
-        parts[arc] = _part_of(module.file, service)
-        whys[arc] = "service" if parts[arc] == "service" else why
     # The service's own modules go in even where the trace did not reach them
     # (a service that fails at start must still fail the same way in the VM).
     for file in service.source_files():
@@ -512,15 +521,16 @@ def _add_modules(
         package = rel.name == "__init__"
         name = ".".join(rel.parent.parts if package else rel.parts)
         if name not in codes:
-            virtual = f"/{STDLIB_DIR}/{rel}.py"
+            virtual = f"/{DATA_DIR}/{rel}.py"
             codes[name] = (package, compile_code(file.read_bytes(), virtual, options.docstrings))
+            folders[name] = "/" + DATA_DIR
             parts[str(rel)] = "service"
             whys[str(rel)] = "service"
     if not options.columns:
         codes, plain = _without_columns(codes, plain)
     for arc, (code, source) in sorted(plain.items()):
         content.add_file(f"{STDLIB_DIR}/{arc}.pyc", pyc_bytes(code, source), parts[arc], why="riad")
-    content.archive.add(file_entry(MODULE_TABLE, pack(codes)))
+    content.archive.add(file_entry(MODULE_TABLE, pack(codes, folders)))
     for name, (package, code) in sorted(codes.items()):
         arc = name.replace(".", "/") + ("/__init__" if package else "")
         content.record(f"{MODULE_TABLE}:{arc}", marshal.dumps(code), parts[arc], whys[arc])
@@ -534,13 +544,19 @@ def _add_init(
     trace: StartupTrace,
     extensions: list[Extension],
     readable: tuple[str, ...],
+    path: list[str],
 ) -> None:
     """PID 1's entry, :data:`INIT_FILE` (see :func:`_config_source`)."""
     volumes = tuple(name for name, _ in declared_volumes(trace))
+    misses = (placed(file, service.root, path) for file in trace.missing_files)
     sealed = SealedImage(
         extensions=tuple(ext.name for ext in extensions),
         readable=readable,
         threads=int(trace.facts.get("threads", "0") or 0),
+        expected=(
+            *sorted({"/" + image_path(miss) for miss in misses if miss is not None}),
+            *trace.missing_modules,
+        ),
     )
     config = _config_source(service, options, wants_network(trace), volumes, sealed)
     content.add_file(INIT_FILE, compile_pyc(config, f"/{INIT_FILE}"), "riad")
@@ -746,7 +762,7 @@ def build_image(
     content.add_file(COMPILED_TABLE, table, "riad")
     readable = _add_data(content, data)
     _add_native(content, trace, extensions, service)
-    _add_init(content, service, options, trace, extensions, readable)
+    _add_init(content, service, options, trace, extensions, readable, extra_path)
     cpio = content.archive.to_bytes()
     if options.single_file:
         kernel_data = _single_file_kernel(cpio, options, log, bool(declared_volumes(trace)))

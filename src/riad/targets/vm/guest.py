@@ -147,6 +147,7 @@ def _register_seal(
     extensions: tuple[str, ...] = (),
     readable: tuple[str, ...] = (),
     threads: int = 0,
+    expected: tuple[str, ...] = (),
 ) -> list[str]:
     """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
     from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
@@ -161,6 +162,7 @@ def _register_seal(
                 volumes=volumes,
                 readable=readable,
                 threads=threads,
+                expected=expected,
             )
         )
     return rest
@@ -260,6 +262,7 @@ def main(
     extensions: tuple[str, ...] = (),
     readable: tuple[str, ...] = (),
     threads: int = 0,
+    expected: tuple[str, ...] = (),
 ) -> None:
     """PID 1: see the module documentation (``riadinit`` prints the first mark).
 
@@ -267,13 +270,14 @@ def main(
     ``volumes`` the volumes it declares, whose disks are mounted first. For the
     seal: ``extensions``, the image's C extension modules (imported before it);
     ``readable``, its data files (still readable after it); ``threads``, how many
-    threads the service may run.
+    threads the service may run; ``expected``, files and modules its traced start-up
+    looked for in vain too (not reported sealed).
     """
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
-        args = _register_seal(args, net, volumes, extensions, readable, threads)
+        args = _register_seal(args, net, volumes, extensions, readable, threads, expected)
         if volumes:
             from riad.backends.volume.mount import mount_volumes
 
