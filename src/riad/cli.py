@@ -252,6 +252,11 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     inspect = sub.add_parser("inspect", help="what is inside a vm image and what it costs")
     inspect.add_argument("image", metavar="IMAGE", help="an image directory (riad build -o)")
     inspect.add_argument("-t", "--target", default="vm", help="target (vm, sandbox)")
+    inspect.add_argument(
+        "--modules",
+        action="store_true",
+        help="list every module and data file of a vm image with why it is there",
+    )
     add_seal_option(inspect.add_argument_group("sandbox target (-t sandbox)"))
     inspect.set_defaults(handler=_vm_verb)
     vm.add_kernel_parser(sub)
@@ -276,7 +281,7 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
             return 2
         if args.verb == "inspect":
-            return vm.cmd_inspect(args.image)
+            return vm.cmd_inspect(args.image, args.modules)
         return vm.cmd_kernel(args)
     except (ImageError, ConfigError) as exc:
         print(f"riad: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ once for all its checks.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -38,23 +39,12 @@ TARGETS: dict[str, tuple[str, ...]] = {
 }
 """How ``riad run`` is asked for each target (every one but ``unix`` runs in a namespace)."""
 
-NOT_YET: dict[tuple[str, str], str] = {
-    # Left out until the sealing work of issue 13 part 3 lands (then add them back):
-    # the sandbox ends each of them at its first request for a file lookup after
-    # the seal (newfstatat of the application's own module, from linecache), and
-    # the WSGI pool, Django's sync views and FastAPI's def endpoints need threads
-    # the seal does not allow yet.
-    **{(app, "sandbox"): "file lookups and threads after the seal" for app in APPS},
-    # The vm images miss what the start-up trace does not see: anyio's
-    # _core._concurrency_utils (FastAPI, Starlette), markupsafe's C extension
-    # _speedups (Flask's Jinja2), and Django's management commands, which
-    # call_command("migrate") finds by listing the package's folder.
-    **{
-        (app, target): "the start-up trace misses modules (anyio, markupsafe, django commands)"
-        for app in APPS
-        for target in ("vm-direct", "vm-socket")
-    },
-}
+SEALED = ("sandbox", "vm-direct", "vm-socket")
+"""Targets that take the app's warm-up requests and includes (``WARMUP``, ``INCLUDE`` in its
+``checks.py``): what it imports and reads only on a first request goes along sealed."""
+
+NOT_YET: dict[tuple[str, str], str] = {}
+"""Cases left out, with the reason (none)."""
 
 CASES = [
     pytest.param(app, target, marks=[pytest.mark.netns] if target != "unix" else [])
@@ -62,6 +52,19 @@ CASES = [
     for target in TARGETS
     if (app, target) not in NOT_YET
 ]
+
+
+def sealed_options(app: str, target: str) -> list[str]:
+    """``--warmup`` and ``--include`` for ``app`` on a sealed ``target`` (none elsewhere)."""
+    if target not in SEALED:
+        return []
+    checks = importlib.import_module(f"tests.apps.{app}.checks")
+    options = []
+    for request in getattr(checks, "WARMUP", ()):
+        options += ["--warmup", request]
+    for path in getattr(checks, "INCLUDE", ()):
+        options += ["--include", path]
+    return options
 
 
 def service_of(app: str) -> str:
@@ -96,7 +99,7 @@ def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
 
 @pytest.mark.parametrize(("app", "target"), CASES)
 def test_corpus_app_on_target(app: str, target: str, ns: Netns | None) -> None:
-    argv = riad_command("run", service_of(app), *TARGETS[target])
+    argv = riad_command("run", service_of(app), *TARGETS[target], *sealed_options(app, target))
     if ns is None:
         argv += ["--port", "0"]
     else:

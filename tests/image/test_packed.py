@@ -70,3 +70,84 @@ def test_pack_is_deterministic() -> None:
     codes["a"] = (True, compile("y = 2", "/a.py", "exec"))
     assert pack(codes) == pack(dict(reversed(list(codes.items()))))
     assert PackedModules({}, b"", "/").find_spec("a") is None
+
+
+@pytest.fixture
+def folder_table(tmp_path: Path) -> Iterator[tuple[PackedModules, Path, Path]]:
+    """A table whose folder really exists (holding a file the table lacks), with a package
+    of the service's in a folder of its own; the import state is put back afterwards."""
+    lib, service = tmp_path / "lib", tmp_path / "srv"
+    (lib / "rpk_tree").mkdir(parents=True)
+    (lib / "rpk_tree" / "on_disk.py").write_text("WHERE = 'disk'\n")  # a C extension's stand-in
+    (lib / "rpk_tree" / "data.txt").write_text("packed data\n")
+    (service / "rpk_site").mkdir(parents=True)
+    (service / "rpk_site" / "page.html").write_text("<p>hi</p>\n")
+    sources = {
+        "rpk_tree": (True, ""),
+        "rpk_tree.leaf": (False, "WHERE = 'table'\n"),
+        "rpk_tree.sub": (True, ""),
+        "rpk_site": (True, "import os\nHERE = os.path.dirname(__file__)\n"),
+        "rpk_site.views": (False, ""),
+    }
+    codes = {
+        name: (package, compile(text, name, "exec")) for name, (package, text) in sources.items()
+    }
+    path = tmp_path / "modules.marshal"
+    path.write_bytes(pack(codes, {"rpk_site": str(service), "rpk_site.views": str(service)}))
+    saved = list(sys.meta_path), list(sys.path_hooks), dict(sys.path_importer_cache)
+    yield install(str(path), str(lib)), lib, service
+    sys.meta_path[:], sys.path_hooks[:] = saved[0], saved[1]
+    sys.path_importer_cache.clear()
+    sys.path_importer_cache.update(saved[2])
+    for name in [*sources, "rpk_tree.on_disk"]:
+        sys.modules.pop(name, None)
+
+
+def test_a_package_folder_lists_the_table_and_what_the_folder_holds(
+    folder_table: tuple[PackedModules, Path, Path],
+) -> None:
+    import pkgutil
+
+    _, lib, _ = folder_table
+    tree = importlib.import_module("rpk_tree")
+    listed = sorted(pkgutil.iter_modules(tree.__path__, "rpk_tree."))
+    assert [(m.name, m.ispkg) for m in listed] == [
+        ("rpk_tree.leaf", False),
+        ("rpk_tree.on_disk", False),
+        ("rpk_tree.sub", True),
+    ]
+    assert importlib.import_module("rpk_tree.leaf").WHERE == "table"
+    assert importlib.import_module("rpk_tree.on_disk").WHERE == "disk"  # found in the folder
+    assert tree.__path__ == [str(lib / "rpk_tree")]
+
+
+def test_a_service_module_lives_in_the_service_folder(
+    folder_table: tuple[PackedModules, Path, Path],
+) -> None:
+    import pkgutil
+
+    _, _, service = folder_table
+    site = importlib.import_module("rpk_site")
+    assert site.__file__ == f"{service}/rpk_site/__init__.py"
+    here = site.HERE
+    assert here == f"{service}/rpk_site"  # its templates are beside it
+    assert [m.name for m in pkgutil.iter_modules(site.__path__)] == ["views"]
+
+
+def test_importlib_resources_reads_a_package_folder(
+    folder_table: tuple[PackedModules, Path, Path],
+) -> None:
+    import importlib.resources
+
+    importlib.import_module("rpk_tree")
+    assert importlib.resources.files("rpk_tree").joinpath("data.txt").read_text() == "packed data\n"
+    assert importlib.resources.files("rpk_site").joinpath("page.html").is_file()
+
+
+def test_a_path_outside_the_table_is_left_to_the_next_hook(
+    folder_table: tuple[PackedModules, Path, Path],
+) -> None:
+    table, lib, _ = folder_table
+    for outside in ("/elsewhere", f"{lib}/rpk_tree/leaf", f"{lib}/no_such_package"):
+        with pytest.raises(ImportError):
+            table.path_hook(outside)

@@ -1,11 +1,12 @@
 """The vm's PID 1 seals itself after start-up: real boots under QEMU, in namespaces the tests make.
 
 The service (``services/sealed_udp_echo.py``) echoes UDP on riad's stack over the NIC's
-packet socket; ``open`` makes it try to open a file. Under the seal the echo
-keeps working (the packet socket's calls are in the policy); the file is
-refused with ``EPERM`` in ``audit`` mode (a module imports all the same: from
-the image's module table, in memory) and ends PID 1 in ``enforce`` mode,
-the default.
+packet socket; ``open`` makes it try to open a file to read, ``openw`` to write.
+Under the seal the echo keeps working (the packet socket's calls are in the
+policy); looking for the file finds nothing (``ENOENT``) in every mode and
+the service goes on (a module imports all the same: from the image's module
+table, in memory); opening it to write is refused with ``EPERM`` in ``audit``
+mode and ends PID 1 in ``enforce`` mode, the default.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def test_audit_seal_in_the_vm_refuses_a_file_and_keeps_serving(
     line = run.wait_for(r"riad-vm: sealed \(audit\)")
     assert "root: empty read-only tmpfs" in line and "else errno" in line
     assert _udp(netns, b"hello\n") == b"hello\n"
-    assert _udp(netns, b"open\n") == b"denied EPERM\n"
+    assert _udp(netns, b"open\n") == b"denied ENOENT\n"  # looking: nothing there
+    assert _udp(netns, b"openw\n") == b"denied EPERM\n"  # writing: outside the policy
     # A module of the image not loaded at start-up imports from memory, sealed.
     assert _udp(netns, b"import\n") == b"imported\n"
     assert _udp(netns, b"still here\n") == b"still here\n"
@@ -60,7 +62,9 @@ def test_enforce_seal_in_the_vm_ends_pid1_at_a_forbidden_call(
     line = run.wait_for(r"riad-vm: sealed \(enforce\)")
     assert "else kill" in line
     assert _udp(netns, b"hello\n") == b"hello\n"
-    assert _udp(netns, b"open\n", wait_s=2) == b""
+    assert _udp(netns, b"open\n") == b"denied ENOENT\n"  # looking never ends the service
+    assert "riad: looked for /init after the seal" in run.wait_for("looked for /init")
+    assert _udp(netns, b"openw\n", wait_s=2) == b""
     assert run.finish() == 3
     output = run.output()
     assert "exitcode=0x0000001f" in output  # SIGSYS, from seccomp

@@ -14,7 +14,9 @@ may take along:
   which is where the package's ``__file__`` points in an image too;
 - the host's data the standard library reads, at its own path
   (``where="host"``): the time zone database (``zoneinfo``'s ``TZPATH``,
-  which Django's ``TIME_ZONE`` reads) and ``mime.types`` (``mimetypes``);
+  which Django's ``TIME_ZONE`` reads). ``mimetypes`` reads ``mime.types``
+  before the seal (``riad.targets.sandbox.warmup``), so it is not data; a
+  vm's ``mimetypes`` uses its built-in table;
 - files and folders named with ``--include PATH`` (``where="host"`` when
   they are in none of those), at their own path.
 
@@ -122,12 +124,11 @@ def _is_data(path: str) -> bool:
 
 
 def _system_data() -> tuple[str, ...]:
-    """Host files and folders of data the standard library reads (see the module text)."""
-    import mimetypes
+    """Host folders of data the standard library reads (see the module text)."""
     import sysconfig
 
     zones = str(sysconfig.get_config_var("TZPATH") or "").split(os.pathsep)
-    return (*(os.path.join(z, "") for z in zones if z), *(str(f) for f in mimetypes.knownfiles))
+    return tuple(os.path.join(zone, "") for zone in zones if zone)
 
 
 def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where, str] | None:
@@ -137,8 +138,7 @@ def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where
         if file.is_relative_to(root):
             return "packages", file.relative_to(root).as_posix()
     text = file.as_posix()
-    if any(text == known or (known.endswith("/") and text.startswith(known))
-           for known in _system_data()):  # fmt: skip
+    if any(text.startswith(folder) for folder in _system_data()):
         return "host", text
     return None
 

@@ -2,7 +2,10 @@
 
 Reads the image's ``manifest.json``, checks the kernel and initramfs files
 against the sizes and hashes recorded there, and reports sizes by part, the
-largest files, the boot arguments and the kernel variant.
+largest files, the boot arguments and the kernel variant, and why each module
+and data file is there (:data:`REASONS`): the service's own, riad's, what
+start-up loaded, what the warm-up requests loaded, what was declared
+(``--include``); ``riad inspect IMAGE --modules`` lists them one by one.
 """
 
 from __future__ import annotations
@@ -86,8 +89,45 @@ def _volumes_line(manifest: dict[str, Any]) -> str:
     )
 
 
-def report(image: Path, largest: int = 12) -> str:
-    """The human-readable inspection of ``image``."""
+REASONS = {
+    "service": "the service's own modules",
+    "start-up": "loaded by the traced start-up",
+    "warm-up": "loaded or read by the warm-up requests",
+    "declared": "declared: --include, app.lazy_imports",
+    "riad": "riad's own (PID 1, its seal, the module table)",
+}
+"""Why a module or data file is in an image (the manifest's ``why``)."""
+
+
+def _name(entry: dict[str, Any]) -> str:
+    """A module's name from its file entry (``modules.marshal:pkg/mod`` -> ``pkg.mod``)."""
+    path = str(entry["path"])
+    if ":" in path:  # in the module table
+        return path.partition(":")[2].removesuffix("/__init__").replace("/", ".")
+    return path
+
+
+def reasons(manifest: dict[str, Any], *, every: bool = False) -> list[str]:
+    """Why the modules and data files are in the image: a count by reason, the warm-up's
+    and the declared ones by name (``every``: each of them)."""
+    entries = [entry for entry in manifest["files"] if "why" in entry]
+    if not entries:
+        return ["why          (not recorded: built before riad recorded it)"]
+    lines = ["why"]
+    for why, text in REASONS.items():
+        modules = sorted(_name(e) for e in entries if e["why"] == why and e["part"] != "data")
+        data = sorted(_name(e) for e in entries if e["why"] == why and e["part"] == "data")
+        if not modules and not data:
+            continue
+        count = f"{len(modules)} modules" + (f", {len(data)} data files" if data else "")
+        lines.append(f"  {why:<11}{count}: {text}")
+        if every or why in ("warm-up", "declared"):
+            lines += [f"      {name}" for name in modules + data]
+    return lines
+
+
+def report(image: Path, largest: int = 12, *, modules: bool = False) -> str:
+    """The human-readable inspection of ``image`` (``modules``: why each module is in it)."""
     manifest = load_manifest(image)
     kernel = manifest["kernel"]
     initramfs = manifest["initramfs"]
@@ -118,6 +158,7 @@ def report(image: Path, largest: int = 12) -> str:
     for part, size in sizes.items():
         lines.append(f"  {part:<11}{_mb(size)}")
     lines.append(f"  {'total':<11}{_mb(sum(sizes.values()))}")
+    lines += ["", *reasons(manifest, every=modules)]
     lines += ["", f"largest files (of {len(manifest['files'])})"]
     biggest = sorted(manifest["files"], key=lambda f: (-int(f["size"]), f["path"]))[:largest]
     for entry in biggest:

@@ -114,6 +114,7 @@ class ImportGraph:
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_BYTECODE = ".pyc"
 
 
 class OpenedFiles:
@@ -148,8 +149,8 @@ class OpenedFiles:
                 raise FileNotFoundError(2, "No such file or directory (not in a vm image)", path)
             path = os.path.abspath(path)
             self.paths.add(path)
-            if not os.path.exists(path):
-                self.missing.add(path)
+            if not os.path.exists(path) and not path.endswith(_BYTECODE):
+                self.missing.add(path)  # (a bytecode file: the import system's own cache)
 
 
 class AbsentModules:

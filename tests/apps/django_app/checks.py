@@ -65,3 +65,20 @@ def check_admin_login_and_static(client: httpx.Client) -> None:
 
 
 CHECKS = [check_routing_templates_orm, check_form_with_csrf, check_admin_login_and_static]
+
+
+WARMUP = [
+    "GET /",
+    "GET /notes/1/",
+    "GET /notes/999/",
+    "GET /no/such/page",
+    "GET /api/notes?q=welc",
+    "GET /notes/new/",
+    "POST /notes/new/ form=title=x",
+    "GET /admin/",
+    "GET /admin/login/",
+    "POST /admin/login/ form=username=x&password=y",
+    "GET /static/admin/css/base.css",
+]
+"""Requests riad sends through the app while it prepares a sealed target (--warmup): what
+the checks need that the app imports or reads only on a first request."""

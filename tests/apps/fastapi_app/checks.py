@@ -92,3 +92,18 @@ CHECKS = [
     check_upload,
     check_openapi,
 ]
+
+
+WARMUP = [
+    "GET /health",
+    "GET /items/1",
+    "GET /items/abc",
+    "GET /items?limit=0",
+    'POST /items json={"name": "tea", "price": 2.5}',
+    'POST /items json={"name": "", "price": -1}',
+    "GET /events",
+    "GET /openapi.json",
+    "GET /docs",
+]
+"""Requests riad sends through the app while it prepares a sealed target (--warmup): what
+the checks need that the app imports or reads only on a first request."""

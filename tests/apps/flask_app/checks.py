@@ -78,3 +78,20 @@ CHECKS = [
     check_send_file,
     check_streaming_and_environ,
 ]
+
+
+WARMUP = [
+    "GET /",
+    "GET /books/1",
+    "GET /books/99",
+    "GET /api/books/99",
+    "GET /api/books",
+    'POST /api/books json={"title": "x", "author": "y"}',
+    "POST /api/books body={oops",
+    "GET /manual",
+    "GET /api/whoami?q=1",
+    "POST /api/covers form=book=2",
+    "GET /catalogue.csv?rows=3",
+]
+"""Requests riad sends through the app while it prepares a sealed target (--warmup): what
+the checks need that the app imports or reads only on a first request."""

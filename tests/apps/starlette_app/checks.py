@@ -60,3 +60,21 @@ def check_streaming(client: httpx.Client) -> None:
 
 
 CHECKS = [check_templates, check_static_files, check_sessions, check_streaming]
+
+
+WARMUP = [
+    "GET /",
+    "GET /pictures/dunes",
+    "GET /pictures/nope",
+    "GET /static/style.css",
+    "GET /static/nope.css",
+    "GET /me",
+    "POST /login form=user=ada",
+    "POST /logout",
+    "GET /countdown?from=3",
+]
+"""Requests riad sends through the app while it prepares a sealed target (--warmup): what
+the checks need that the app imports or reads only on a first request."""
+
+INCLUDE = ["static/"]
+"""Every static file, not only those the warm-up asked for (--include)."""

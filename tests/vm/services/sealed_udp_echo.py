@@ -1,7 +1,8 @@
 """The UDP echo of ``udp_echo_direct.py`` with one hostile request (the vm seal's test).
 
-Every datagram comes back, except ``open``: the service then tries to open a
-file and answers ``denied ERRNO`` or ``allowed``; and ``import``: it imports
+Every datagram comes back, except ``open`` (``openw``): the service then tries
+to open a file to read it (to write it) and answers ``denied ERRNO`` or
+``allowed``; and ``import``: it imports
 riad's DHCP code, which a direct image carries but start-up does not load,
 and answers ``imported`` or the error. Same arguments as the echo.
 """
@@ -26,11 +27,12 @@ class _Echo(udp_echo_direct._Echo):
             except Exception as exc:
                 self.transport.sendto(f"{type(exc).__name__}: {exc}\n".encode(), addr)
             return
-        if data.strip() != b"open":
+        flags = {b"open": os.O_RDONLY, b"openw": os.O_WRONLY}.get(data.strip())
+        if flags is None:
             super().datagram_received(data, addr)
             return
         try:
-            os.close(os.open("/init", os.O_RDONLY))
+            os.close(os.open("/init", flags))
             reply = b"allowed\n"
         except OSError as exc:
             reply = f"denied {errno.errorcode.get(exc.errno or 0, exc.errno)}\n".encode()

@@ -74,7 +74,7 @@ _TRACE_MACHINERY = (
     "__main__",
     "__mp_main__",
 )
-_FORMAT = 2
+_FORMAT = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,11 +48,12 @@ def cmd_build(args: argparse.Namespace, boot_args: list[str]) -> int:
     return 0
 
 
-def cmd_inspect(image: str) -> int:
-    """``riad inspect IMAGE``: what is inside a built vm image and what it costs."""
+def cmd_inspect(image: str, modules: bool = False) -> int:
+    """``riad inspect IMAGE [--modules]``: what is inside a built vm image, what it costs,
+    and why each module is there."""
     from riad.image.inspect import report
 
-    print(report(Path(image)))
+    print(report(Path(image), modules=modules))
     return 0
 
 

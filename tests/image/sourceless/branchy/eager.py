@@ -1,0 +1,1 @@
+"""Imported by branchy only where its source cannot be read."""
