@@ -12,6 +12,11 @@ Strings a call points to (the path of an ``openat``, the program of an
 ``execve``) are read from ``/proc/PID/mem`` when the supervisor may (root);
 otherwise the pointer is shown. The strings are for the report only: the
 decision never depends on memory the service could change underneath.
+
+A file lookup never gets here: the policy answers it ``ENOENT`` itself, or lets
+it run in the sealed root (``riad.targets.sandbox.profile``), and the service
+says what it looked for in vain (``riad.targets.sandbox.warmup.report_lookups``).
+What comes here could hurt: opening a file to write it, a socket, a program.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from dataclasses import dataclass
 from riad.targets.sandbox.policy import syscall_name
 
 __all__ = [
-    "FILE_CALLS",
     "Notification",
     "deny",
     "describe",
@@ -110,14 +114,6 @@ def _read_string(pid: int, address: int, limit: int = 256) -> str | None:
     text = data.split(b"\0", 1)[0]
     return text.decode("utf-8", "backslashreplace")
 
-
-FILE_CALLS = frozenset(
-    {
-        "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
-        "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd",
-    }
-)  # fmt: skip
-"""Calls that look for a file: sealed, often an import the start-up did not make."""
 
 _PROT = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
 _FAMILIES: dict[int, str] = {

@@ -242,7 +242,7 @@ def _thread_rules() -> list[SyscallRule]:
     return [
         SyscallRule(
             "clone",
-            (ArgIn(0, (THREAD_FLAGS,), ("a thread",)),),
+            (ArgIn(0, (THREAD_FLAGS,), (f"{THREAD_FLAGS:#x}: a thread",)),),
             "start a thread: exactly a thread's flags, never a process",
         ),
         SyscallRule(
@@ -265,7 +265,6 @@ def _thread_rules() -> list[SyscallRule]:
             (ArgIn(0, (0,), ("itself",)),),
             "how many CPUs it may use: a thread pool sizes itself (os.cpu_count)",
         ),
-        SyscallRule("sched_yield", (), "a thread gives way"),
         SyscallRule("exit", (), "a thread ends"),
     ]
 

@@ -76,7 +76,6 @@ class Sandbox:
     _service_pidfd: int | None = None
     _kill_at: float | None = None
     _violation: bool = False
-    _import_hint_given: bool = False
     _error: str | None = None
 
     def start(self) -> None:
@@ -152,13 +151,6 @@ class Sandbox:
             return
         call = notify.describe(note)
         self.stopped.append(call)
-        if not self._import_hint_given and note.name in notify.FILE_CALLS:
-            self._import_hint_given = True
-            self.report(
-                "the service looked for a file after its seal; if it was importing a module "
-                "(one it imports late), declare it with app.lazy_imports(...) or pass "
-                "--include MODULE"
-            )
         if self.config.mode == "audit":
             self.report(f"stopped {call}: outside the policy, answered EPERM")
             notify.deny(self._listener, note)

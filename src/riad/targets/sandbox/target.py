@@ -128,18 +128,20 @@ def describe_seal(
     *,
     network: bool = True,
     volumes: tuple[str, ...] = (),
+    threads: int = 0,
 ) -> list[str]:
     """The sealed policy as ``riad inspect`` prints it (descriptors by role).
 
     ``network``: the service holds a TAP (a service without one gets no rules for it);
-    ``volumes``: the names of its volumes (file calls are allowed, in their trees only).
+    ``volumes``: the names of its volumes (file calls are allowed, in their trees only);
+    ``threads``: how many threads it may start.
     """
     from riad.targets.sandbox import linux
 
     layout = DeviceFds(
         net=(3,) if network else (), epoll=5, wakeup_read=6, wakeup_write=7, report=4
     )
-    policy = service_policy(layout, _deny(mode), files=bool(volumes))
+    policy = service_policy(layout, _deny(mode), files=bool(volumes), threads=threads > 0)
     keeper = keeper_policy(service_pid=1, report=4)
     trees = [f"{VOLUME_ROOT}/{name}" for name in volumes]
     abi = linux.landlock_abi()
@@ -156,7 +158,9 @@ def describe_seal(
         + ", ".join(dict.fromkeys(rule.name for rule in keeper.rules)),
         *(
             "limit: " + line
-            for line in Limits(memory_bytes=memory_mib << 20).describe(files=bool(volumes))
+            for line in Limits(memory_bytes=memory_mib << 20, threads=threads).describe(
+                files=bool(volumes)
+            )
         ),
         "landlock: "
         + (
@@ -169,6 +173,9 @@ def describe_seal(
         ("descriptors: net = the TAP device (3), " if network else "descriptors: no network, ")
         + "console = 1 and 2, epoll and loop wakeup = the event loop's own, "
         "supervisor = the report socket (numbers as laid out at start)",
+        "data files: those its traced start-up and warm-up read (riad run traces it), and "
+        "--include PATH, bound read-only at their paths; with any, lookups and reads run "
+        "in the root instead of being answered ENOENT",
         "system calls (x86_64):",
         *("  " + line for line in policy.describe()),
     ]
@@ -209,6 +216,10 @@ def describe_service(app: object) -> list[str]:
         )
     if app.lazy_modules:
         lines.append(f"imported before the seal as declared: {', '.join(app.lazy_modules)}")
+    if app.warmups:
+        lines.append(f"warm-up (asked while traced): {', '.join(map(str, app.warmups))}")
+    if app.threads:
+        lines.append(f"threads: up to {app.threads}")
     return lines
 
 
@@ -217,6 +228,7 @@ def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMOR
     lines: list[str] = []
     network = True
     volumes: tuple[str, ...] = ()
+    threads = 0
     if is_app_service(service):
         from riad.app.args import ConfigError
         from riad.app.loader import ServiceLoadError, load_app
@@ -232,7 +244,8 @@ def inspect(service: str, mode: str = "enforce", memory_mib: int = DEFAULT_MEMOR
         lines += describe_service(app)
         network = app.network
         volumes = tuple(vol.name for vol in app.volumes)
-    lines += describe_seal(mode, memory_mib, network=network, volumes=volumes)
+        threads = app.threads
+    lines += describe_seal(mode, memory_mib, network=network, volumes=volumes, threads=threads)
     for line in lines:
         print(line)
     return 0
