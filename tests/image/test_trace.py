@@ -69,3 +69,21 @@ def test_direct_import_keeps_an_optional_module() -> None:
 def test_needed_submodule_brings_its_package() -> None:
     trace = _trace([("app", "email.utils")], {"email": "email.utils"})
     assert {"email", "email.utils"} <= trace.needed_modules()
+
+
+def test_files_openssl_reads_by_name_are_recorded_and_taken() -> None:
+    from riad.image.data import data_files
+
+    start = Path(__file__).resolve().parent / "sourceless" / "tls_start.py"
+    trace = trace_startup([str(start)], path=sys.path)
+    assert trace.error is None, trace.error
+    import ssl
+
+    import certifi
+
+    bundle = certifi.where()
+    default = ssl.get_default_verify_paths().openssl_cafile
+    assert bundle in trace.opened and default in trace.opened
+    taken = {(d.where, d.rel) for d in data_files(trace, start.parent, sys.path)}
+    assert ("packages", "certifi/cacert.pem") in taken
+    assert ("host", default) in taken  # OpenSSL's default bundle, at the path it opens

@@ -14,7 +14,8 @@ may take along:
   which is where the package's ``__file__`` points in an image too;
 - the host's data the standard library reads, at its own path
   (``where="host"``): the time zone database (``zoneinfo``'s ``TZPATH``,
-  which Django's ``TIME_ZONE`` reads). ``mimetypes`` reads ``mime.types``
+  which Django's ``TIME_ZONE`` reads) and OpenSSL's default CA bundle
+  (``ssl.create_default_context()`` loads it). ``mimetypes`` reads ``mime.types``
   before the seal (``riad.targets.sandbox.warmup``), so it is not data; a
   vm's ``mimetypes`` uses its built-in table;
 - files and folders named with ``--include PATH`` (``where="host"`` when
@@ -124,11 +125,14 @@ def _is_data(path: str) -> bool:
 
 
 def _system_data() -> tuple[str, ...]:
-    """Host folders of data the standard library reads (see the module text)."""
+    """Host folders (ending in ``/``) and files of data the standard library reads (see
+    the module text)."""
+    import ssl
     import sysconfig
 
     zones = str(sysconfig.get_config_var("TZPATH") or "").split(os.pathsep)
-    return tuple(os.path.join(zone, "") for zone in zones if zone)
+    bundle = ssl.get_default_verify_paths().openssl_cafile
+    return (*(os.path.join(zone, "") for zone in zones if zone), bundle)
 
 
 def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where, str] | None:
@@ -138,7 +142,8 @@ def _place(file: Path, service_root: Path, roots: Sequence[Path]) -> tuple[Where
         if file.is_relative_to(root):
             return "packages", file.relative_to(root).as_posix()
     text = file.as_posix()
-    if any(text.startswith(folder) for folder in _system_data()):
+    known = _system_data()
+    if any(text == path or (path.endswith("/") and text.startswith(path)) for path in known):
         return "host", text
     return None
 

@@ -79,6 +79,8 @@ class ImportGraph:
         self._original = builtins.__import__
         self._as_image = as_image
         self._patched: set[str] = set()
+        self.opened: OpenedFiles | None = None
+        """Where files opened by C code are recorded (OpenSSL's, through ``ssl``)."""
 
     def install(self) -> None:
         self._builtins.__import__ = self._hook  # type: ignore[assignment]
@@ -110,6 +112,9 @@ class ImportGraph:
                 self.loaded_under.setdefault(new, target)
         if self._as_image:
             after_import(self._patched)
+        ssl = sys.modules.get("ssl") if "ssl" not in self._patched else None
+        if ssl is not None and self.opened is not None and self.opened.watch_ssl(ssl):
+            self._patched.add("ssl")  # (not while ssl itself is being imported)
         return module
 
 
@@ -151,6 +156,49 @@ class OpenedFiles:
             self.paths.add(path)
             if not os.path.exists(path) and not path.endswith(_BYTECODE):
                 self.missing.add(path)  # (a bytecode file: the import system's own cache)
+
+    def watch_ssl(self, ssl: object) -> bool:
+        """Record the files ``ssl`` hands OpenSSL to read by name (a CA bundle such as
+        ``certifi``'s, a certificate chain): OpenSSL opens them itself, unseen by the
+        audit hook. False while ``ssl`` is still being imported (try again later)."""
+        context = getattr(ssl, "SSLContext", None)
+        if context is None or not hasattr(ssl, "create_default_context"):
+            return False
+        record = self._record_paths
+        verify = context.load_verify_locations
+        chain = context.load_cert_chain
+
+        def load_verify_locations(self: object, cafile: object = None, capath: object = None,
+                                  cadata: object = None) -> object:  # fmt: skip
+            record(cafile, capath)
+            return verify(self, cafile, capath, cadata)
+
+        def load_cert_chain(self: object, certfile: object, keyfile: object = None,
+                            password: object = None) -> object:  # fmt: skip
+            record(certfile, keyfile)
+            return chain(self, certfile, keyfile, password)
+
+        def load_default_certs(self: object, purpose: object = None) -> object:
+            record(ssl.get_default_verify_paths().openssl_cafile)  # type: ignore[attr-defined]
+            return defaults(self, purpose) if purpose is not None else defaults(self)
+
+        defaults = context.load_default_certs
+        context.load_verify_locations = load_verify_locations
+        context.load_cert_chain = load_cert_chain
+        context.load_default_certs = load_default_certs
+        return True
+
+    def _record_paths(self, *paths: object) -> None:
+        for path in paths:
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if not isinstance(path, str):
+                continue
+            path = os.path.abspath(path)
+            if os.path.isdir(path):  # capath: a folder of hashed certificates
+                self.paths.update(os.path.join(path, name) for name in os.listdir(path))
+            else:
+                self.paths.add(path)
 
 
 class AbsentModules:
@@ -333,6 +381,7 @@ def _child(argv: list[str]) -> None:
     graph.install()
     opened = OpenedFiles(as_image)
     opened.install()
+    graph.opened = opened
     from riad.image.compiled import CompileHook
 
     compiled = CompileHook()
