@@ -199,6 +199,12 @@ def enter_namespaces(
                 mapper.cancel()
             raise SealError(f"cannot open volume {name!r} ({folder}): {exc.strerror}") from exc
         opened[name] = f"/proc/self/fd/{fd}"
+    if readable:  # one descriptor per file until they are bound: room for them all
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = len(readable) + 256
+        if soft != resource.RLIM_INFINITY and soft < want:
+            top = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
     for file in readable:
         try:
             fd = os.open(file, os.O_PATH | os.O_CLOEXEC)
