@@ -45,7 +45,7 @@ def test_fastapi_sealed_answers_and_looks_without_dying(target: str) -> None:
     looked = [line for line in svc.proc.lines if "looked for /etc/hostname" in line]
     assert len(looked) == 1, looked  # one line per path
     assert "--include PATH" in looked[0]
-    module = [line for line in svc.proc.lines if "module wave was imported after the seal" in line]
+    module = [line for line in svc.proc.lines if "riad: module wave is not in the" in line]
     assert len(module) == 1 and "--include wave" in module[0], module
     assert "stopped" not in output and "Traceback" not in output
 

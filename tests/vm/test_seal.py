@@ -63,7 +63,7 @@ def test_enforce_seal_in_the_vm_ends_pid1_at_a_forbidden_call(
     assert "else kill" in line
     assert _udp(netns, b"hello\n") == b"hello\n"
     assert _udp(netns, b"open\n") == b"denied ENOENT\n"  # looking never ends the service
-    assert "riad: looked for /init after the seal" in run.wait_for("looked for /init")
+    assert "riad: looked for /init: not in the image" in run.wait_for("looked for /init")
     assert _udp(netns, b"openw\n", wait_s=2) == b""
     assert run.finish() == 3
     output = run.output()

@@ -69,7 +69,7 @@ def test_looking_for_a_file_finds_nothing_and_never_ends_the_service(
         assert sealed.finish() == 0
     said = [line for line in capfd.readouterr().err.splitlines() if "/etc/hostname" in line]
     assert len(said) == 1, said  # one line per path, however often the service looks
-    assert said[0].startswith("riad: looked for /etc/hostname after the seal")
+    assert said[0].startswith("riad: looked for /etc/hostname: not in the sandbox")
     assert "--include PATH" in said[0]
 
 

@@ -28,19 +28,18 @@ def test_each_path_and_module_looked_for_in_vain_is_said_once_up_to_a_bound() ->
     lookups.audit("os.open", ("/x/b",))  # not a lookup event
     lookups.audit("open", (__file__, "r", 0))  # there: not reported
     assert said == [
-        "riad: looked for /x/a.html after the seal: not in the sandbox (answered ENOENT); if "
-        "the service needs it, pass --include PATH or a --warmup request that reads it",
-        "riad: looked for /x/folder after the seal: not in the sandbox (answered ENOENT); if "
-        "the service needs it, pass --include PATH or a --warmup request that reads it",
-        "riad: module wave was imported after the seal and is not in the sandbox: declare it "
-        "with app.lazy_imports('wave') or pass --include wave (or a --warmup request that "
-        "imports it)",
+        "riad: looked for /x/a.html: not in the sandbox; if the service needs it, pass "
+        "--include PATH or a --warmup request that reads it",
+        "riad: looked for /x/folder: not in the sandbox; if the service needs it, pass "
+        "--include PATH or a --warmup request that reads it",
+        "riad: module wave is not in the sandbox: declare it with app.lazy_imports('wave') "
+        "or pass --include wave (or a --warmup request that imports it)",
     ]
     for n in range(10):  # a service looking for ever new names: bounded
         lookups.audit("open", (f"/x/{n}", "r", 0))
     assert len(lookups.paths) == 4  # the bound, and the mark that it was reached
-    assert len(said) == 5 and said[3].startswith("riad: looked for /x/0 after the seal")
-    assert said[4] == "riad: further lookups after the seal are not reported (3 were)"
+    assert len(said) == 5 and said[3].startswith("riad: looked for /x/0: not in the sandbox")
+    assert said[4] == "riad: further lookups are not reported (3 were)"
 
 
 @pytest.fixture

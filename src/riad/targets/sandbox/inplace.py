@@ -52,7 +52,7 @@ from riad.targets.sandbox.seal import (
     set_limits,
     switch_to_empty_root,
 )
-from riad.targets.sandbox.warmup import import_modules, report_lookups, warm_up
+from riad.targets.sandbox.warmup import import_modules, warm_up
 
 __all__ = [
     "SEAL_MODES",
@@ -152,14 +152,13 @@ def seal_running_loop(
     volumes: Sequence[str] = (),
     readable: Sequence[str] = (),
     threads: int = 0,
-    expected: Sequence[str] = (),
 ) -> SealReport:
     """Seal the calling process around its running asyncio loop (see the module docstring).
 
     ``volumes``: the volumes mounted at ``/volumes/NAME``, kept read-write in the
     empty root (and the file calls allowed). ``readable``: files kept read-only at
     their paths (an image's data files). ``threads``: how many threads the service
-    may start (0: none). ``expected``: files and modules not to report looking for.
+    may start (0: none).
 
     ``net_fds`` are TAP descriptors, ``packet_fds`` packet sockets (both found
     with :func:`find_device_fds` when ``net_fds`` is omitted). ``mode`` is
@@ -204,7 +203,6 @@ def seal_running_loop(
     set_limits(limits or Limits(threads=threads))
     report.steps.append(apply_landlock(trees, tuple(readable)))
     install_filter(policy, all_threads=True)
-    report_lookups("image", expected=expected)
     report.steps.append(f"seccomp: {policy.describe()[-1]}, else {deny.value}")
     return report
 
@@ -240,7 +238,6 @@ def vm_seal(
     volumes: Sequence[str] = (),
     readable: Sequence[str] = (),
     threads: int = 0,
-    expected: Sequence[str] = (),
 ) -> Callable[[], None]:
     """The hook the vm's PID 1 runs once start-up is over: seal in ``mode``, say so.
 
@@ -258,7 +255,7 @@ def vm_seal(
             say(f"note: extension module not imported before the seal: {failure}")
         try:
             report = seal_running_loop(
-                mode=mode, volumes=volumes, readable=readable, threads=threads, expected=expected
+                mode=mode, volumes=volumes, readable=readable, threads=threads
             )
         except (SealError, OSError) as exc:
             print(f"riad: cannot seal the service: {exc}", file=sys.stderr, flush=True)

@@ -27,8 +27,8 @@ reads ``/etc/localtime`` when ``time`` is imported.)
 
 :func:`warm_up` runs them all and returns what it did, for the report.
 
-After the seal, :func:`report_lookups` makes what the service still looks
-for visible: a file lookup is answered ``ENOENT`` (``riad.targets.sandbox.profile``),
+After the seal (in a vm: from the start), :func:`report_lookups` makes what
+the service still looks for visible: a file lookup is answered ``ENOENT`` (``riad.targets.sandbox.profile``),
 and the service says so on its console, once per path: each file it tries to
 open or folder it tries to list that is not there, and each module it tries
 to import that was not imported before the seal (naming how to declare it).
@@ -158,7 +158,7 @@ class _Lookups:
             return
         if len(seen) == self.limit:
             seen.add("")  # full: one last line
-            self.say(f"riad: further lookups after the seal are not reported ({self.limit} were)")
+            self.say(f"riad: further lookups are not reported ({self.limit} were)")
             return
         seen.add(key)
         self.say(line)
@@ -180,9 +180,8 @@ class _Lookups:
         self._once(
             self.paths,
             path,
-            f"riad: looked for {path} after the seal: not in the {self.where} (answered "
-            "ENOENT); if the service needs it, pass --include PATH or a --warmup request "
-            "that reads it",
+            f"riad: looked for {path}: not in the {self.where}; if the service needs it, "
+            "pass --include PATH or a --warmup request that reads it",
         )
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
@@ -192,9 +191,9 @@ class _Lookups:
         self._once(
             self.modules,
             name,
-            f"riad: module {name} was imported after the seal and is not in the "
-            f"{self.where}: declare it with app.lazy_imports({name!r}) or pass "
-            f"--include {name} (or a --warmup request that imports it)",
+            f"riad: module {name} is not in the {self.where}: declare it with "
+            f"app.lazy_imports({name!r}) or pass --include {name} (or a --warmup request "
+            "that imports it)",
         )
 
 
@@ -204,7 +203,8 @@ def report_lookups(
     limit: int = REPORTED_LOOKUPS,
     expected: Iterable[str] = (),
 ) -> None:
-    """From now on (call it once sealed), report what the service looks for in vain.
+    """From now on, report what the service looks for in vain: the sandbox calls it once
+    sealed, a vm's PID 1 before the service starts (its image is all there is).
 
     ``where``: what holds the service's files (``sandbox``, ``image``), for the
     lines; ``say`` writes a line (default: standard error); ``expected``: paths

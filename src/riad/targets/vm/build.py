@@ -101,6 +101,8 @@ GUEST_PRELOAD = (
 )
 # Modules the guest or the stdlib import lazily, after start-up.
 LAZY_MODULES = ("traceback", "termios")
+# Imported by the guest only while the build traces it (it hands the trace its warm-ups).
+TRACE_ONLY = ("riad.image.exercise",)
 # riad's own, on the direct kernel: DHCP runs only with --dhcp, which may be
 # given when the image boots rather than when it is built.
 DIRECT_LAZY_MODULES = ("riad.stack.dhcp",)
@@ -423,7 +425,7 @@ def _needed_modules(trace: StartupTrace) -> set[str]:
     ``_hashlib`` (OpenSSL's, linked to libcrypto) is missing: unless the image
     carries libcrypto anyway (``_ssl``), those replace it.
     """
-    needed = trace.needed_modules(OPTIONAL_IMPORTS)
+    needed = trace.needed_modules(OPTIONAL_IMPORTS) - set(TRACE_ONLY)
     if "_hashlib" in trace.modules and "_hashlib" not in needed and "hashlib" in needed:
         if "_ssl" in needed:
             needed.add("_hashlib")

@@ -147,7 +147,6 @@ def _register_seal(
     extensions: tuple[str, ...] = (),
     readable: tuple[str, ...] = (),
     threads: int = 0,
-    expected: tuple[str, ...] = (),
 ) -> list[str]:
     """Take ``--seal`` from the boot arguments and register the seal; the other arguments."""
     from riad.targets.sandbox.inplace import split_seal_arg, vm_seal
@@ -162,7 +161,6 @@ def _register_seal(
                 volumes=volumes,
                 readable=readable,
                 threads=threads,
-                expected=expected,
             )
         )
     return rest
@@ -277,7 +275,12 @@ def main(
     try:
         args = bootargs.from_environment(os.environ)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
-        args = _register_seal(args, net, volumes, extensions, readable, threads, expected)
+        args = _register_seal(args, net, volumes, extensions, readable, threads)
+        from riad.targets.sandbox.warmup import report_lookups
+
+        # What the image lacks is said from the start, sealed or not: no file can come
+        # from anywhere else.
+        report_lookups("image", expected=expected)
         if volumes:
             from riad.backends.volume.mount import mount_volumes
 
