@@ -80,3 +80,17 @@ def test_image_declares_its_volume_and_only_it_gets_a_block_layer(tmp_path: Path
     assert plain.get("CONFIG_BLOCK", "n") == "n" and plain.get("CONFIG_EXT4_FS", "n") == "n"
     assert disk["CONFIG_BLOCK"] == disk["CONFIG_VIRTIO_BLK"] == disk["CONFIG_EXT4_FS"] == "y"
     assert manifest["kernel"]["key"] == kernel_for("direct", volume=True).key
+
+
+def test_a_full_volume_is_refused_in_one_line(tmp_path: Path) -> None:
+    disk = prepare_disk(tmp_path / "data.ext4", "counter", "data", 32 << 20)
+    filler = tmp_path / "filler"
+    filler.write_bytes(b"\xa5" * (31 << 20))  # more than the file system has room for
+    subprocess.run(
+        ["/usr/sbin/debugfs", "-w", "-R", f"write {filler} filler", str(disk)],
+        capture_output=True,
+        check=True,
+    )
+    done = riad("run", COUNTER, "-t", "vm", "--accel", "tcg", "--volume", f"data={disk}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "riad: error: volume 'data' is full (" in done.stderr + done.stdout

@@ -368,16 +368,18 @@ _KEPT_FLAGS = (
 )
 
 
-def hand_over_volumes(volumes: Mapping[str, str], keep: str = ".riad-volume") -> None:
+def hand_over_volumes(volumes: Mapping[str, str]) -> None:
     """Give each volume folder to the sandbox's root (:func:`sandbox_ids`, new for every
-    sandbox run by root): everything in it but its marker ``keep``, which the previous
-    run wrote as another user. Nothing to do when the sandbox keeps the caller's ids.
-    Call before :func:`enter_namespaces`, in the process that enters them."""
+    sandbox run by root): everything in it but its marker (``.riad-volume``, root's), which
+    the previous run wrote as another user. Nothing to do when the sandbox keeps the
+    caller's ids. Call before :func:`enter_namespaces`, in the process that enters them."""
+    from riad.backends.volume import MARKER  # (not at import: a vm's PID 1 loads this module)
+
     uid, gid = sandbox_ids()
     if (uid, gid) == (os.geteuid(), os.getegid()):
         return
     for folder in volumes.values():
-        _chown_tree(folder, uid, gid, keep)
+        _chown_tree(folder, uid, gid, MARKER)
 
 
 def _chown_tree(folder: str, uid: int, gid: int, keep: str) -> None:
