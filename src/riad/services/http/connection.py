@@ -22,6 +22,8 @@ phase          what is happening                       deadline, and on expiry
                                                        writing, ``body_timeout_s``
                                                        while reading: close
 ``DONE``       the response is complete                as ``RESPONSE``
+``UPGRADED``   the connection became a WebSocket       the session's own (ping,
+                                                       close): see ``websocket``
 ``CLOSED``     the connection is over (its last        none
                response sent, or the client gone)
 =============  ======================================  ==========================
@@ -68,6 +70,13 @@ from riad.services.http.transport import (
     Transport,
     is_client_gone,
 )
+from riad.services.http.websocket import (
+    WebSocketSession,
+    WsPhase,
+    is_websocket_request,
+    upgrade_refusal,
+    websocket_scope,
+)
 from riad.services.stream import ByteStream
 
 if TYPE_CHECKING:
@@ -95,12 +104,13 @@ class Phase(enum.IntEnum):
     REQUEST = 2
     RESPONSE = 3
     DONE = 4
-    CLOSED = 5
+    UPGRADED = 5
+    CLOSED = 6
 
 
 # Module aliases of the phases: looking a member up on its enum class costs about
 # 60 ns, which the per-request path does a dozen times.
-_IDLE, _HEAD, _REQUEST, _RESPONSE, _DONE, _CLOSED = Phase
+_IDLE, _HEAD, _REQUEST, _RESPONSE, _DONE, _UPGRADED, _CLOSED = Phase
 
 
 class HttpConnection:
@@ -124,6 +134,7 @@ class HttpConnection:
         "_response_headers",
         "_scheme",
         "_server",
+        "_session",
         "_status",
         "_task",
         "_transport",
@@ -157,6 +168,7 @@ class HttpConnection:
             (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         )
         self.request_line = ""
+        self._session: WebSocketSession | None = None
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -189,6 +201,8 @@ class HttpConnection:
         self._codec.closing = True
         if self.phase is _IDLE and self._task is not None:
             self._task.cancel()
+        elif self._session is not None:
+            self._session.going_away()
 
     async def run(self) -> None:
         """Serve the connection; returns when it is closed. Never raises for peer behaviour."""
@@ -282,6 +296,8 @@ class HttpConnection:
     async def _exchange(self, request: Request) -> bool:
         """Run the application for ``request``; False when the connection must close."""
         server = self._server
+        if type(request) is h11.Request and is_websocket_request(request):
+            return await self._websocket(request)
         scope = http_scope(
             request,
             scheme=self._scheme,
@@ -323,6 +339,56 @@ class HttpConnection:
         self._log_request(COMPLETED)
         # (a receive() of the application still reading the stream: close)
         return not self._gone and not self._reader_busy
+
+    async def _websocket(self, request: h11.Request) -> bool:
+        """A request to become a WebSocket: a session takes the connection over (see
+        ``websocket``). False when the connection ends with it."""
+        self.request_line = f"GET {request.target.decode('ascii', 'replace')} HTTP/1.1"
+        self._request_started = self._loop.time()
+        check_request(request, self._limits)
+        refusal = upgrade_refusal(request)
+        if refusal is not None:
+            raise RequestRefused(*refusal)
+        early = self._codec.upgrade()
+        server = self._server
+        scope = websocket_scope(
+            request,
+            scheme="wss" if self._scheme == "https" else "ws",
+            client=self.client,
+            server=self._local_addr,
+            state=server.state,
+        )
+        session = WebSocketSession(
+            server.app,
+            scope,
+            request,
+            self._transport,
+            accept=self._switch_to_websocket,
+            respond=self._send,
+            limits=self._limits,
+            log=server.log,
+            early=early,
+        )
+        self._session = session
+        try:
+            outcome = await session.run()
+        finally:
+            self._session = None
+        self._response_bytes += session.bytes_sent
+        if session.phase is not WsPhase.REFUSED:
+            self._log_request(outcome)
+            self.phase = _CLOSED
+            return False
+        if self.phase < _DONE:  # the application's refusal was left unfinished
+            self._log_request(ERROR)
+            return False
+        self._log_request(outcome)
+        return not self._gone and not self._reader_busy
+
+    def _switch_to_websocket(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self._status = 101
+        self.phase = _UPGRADED
+        self._transport.write(self._codec.switch_protocols(headers))
 
     def _application_failed(self, exc: BaseException) -> bool:
         """Sort what ``exc`` (raised out of the application) means: False when it must

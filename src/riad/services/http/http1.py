@@ -268,6 +268,22 @@ class Http1Codec:
             return conn.send(h11.InformationalResponse(status_code=100, headers=[]))
         return b""
 
+    def upgrade(self) -> bytes:
+        """After a request asking to switch protocols (h11 carries those): read its
+        end, and give the bytes the client sent after it (the new protocol's)."""
+        conn = self._h11
+        if type(conn.next_event()) is not h11.EndOfMessage:
+            raise RequestRefused(400, "a protocol upgrade request with a body")
+        return bytes(conn.trailing_data[0])
+
+    def switch_protocols(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The ``101 Switching Protocols`` head after ``upgrade``: HTTP/1.1 ends there."""
+        return self._h11.send(
+            h11.InformationalResponse(
+                status_code=101, headers=headers, reason=b"Switching Protocols"
+            )
+        )
+
     # -- responses -----------------------------------------------------------------------
 
     def response(

@@ -22,6 +22,21 @@ limit                       status   when
                                      size, each once the connection has room
 malformed request           400      h11 rejects it (bad chunked encoding, bad header, ...)
 ==========================  =======  ===============================================
+
+WebSocket sessions (``riad.services.http.websocket``) have their own, answered
+with a close code once the session is open:
+
+===============================  =====  ==============================================
+limit                            close  when
+===============================  =====  ==============================================
+``websocket_max_message_bytes``  1009   a message (joined fragments, inflated) is larger
+``websocket_queue_bytes``        --     messages waiting for the application past this:
+                                        the session stops reading (TCP backpressure)
+``websocket_ping_interval_s``    --     a ping is sent this often
+``websocket_ping_timeout_s``     (drop) the client does not answer a ping this long
+``websocket_close_timeout_s``    (drop) the client does not answer the server's close
+``websocket_deflate``            --     ``permessage-deflate`` is offered back
+===============================  =====  ==============================================
 """
 
 from __future__ import annotations
@@ -55,11 +70,20 @@ class HttpLimits:
     linger_s: float = 2.0
     """After an error response, how long unread request bytes are drained before
     closing (so the client sees the response rather than a reset)."""
+    websocket_max_message_bytes: int = 1024 * 1024
+    """The largest WebSocket message, after joining fragments and inflating."""
+    websocket_queue_bytes: int = 256 * 1024
+    """Received WebSocket messages waiting for the application before reading stops."""
+    websocket_ping_interval_s: float = 20.0
+    websocket_ping_timeout_s: float = 20.0
+    websocket_close_timeout_s: float = 5.0
+    websocket_deflate: bool = True
+    """Accept ``permessage-deflate`` (RFC 7692) when the client offers it."""
 
     def __post_init__(self) -> None:
         for name in self.__slots__:
             value = getattr(self, name)
-            if not value > 0:
+            if not isinstance(value, bool) and not value > 0:
                 raise ValueError(f"HttpLimits.{name} must be > 0, got {value!r}")
         if self.max_request_line_bytes > self.max_header_bytes:
             raise ValueError(
