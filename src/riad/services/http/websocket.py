@@ -369,7 +369,6 @@ class WebSocketSession:
         assert ws is not None
         transport = self._transport
         limits = self._limits
-        self._arm_ping()
         while True:
             self._take_events(ws)
             if self.phase >= WsPhase.CLOSED:
@@ -658,6 +657,7 @@ class WebSocketSession:
         self._accept(headers)
         self._ws = Connection(ConnectionType.SERVER, extensions=list(extensions))
         self.phase = WsPhase.OPEN
+        self._arm_ping()
         self._decide()
         if self._early:
             # (frames that came with the request: read once the loop starts)
