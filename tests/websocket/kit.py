@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wsproto import WSConnection
@@ -23,7 +24,10 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
+from riad.services.http import HttpLimits
 from riad.services.http.asgi import Receive, Scope, Send
+from riad.testing.simnet import test_seed
+from tests.http.harness import SimServed, run_served
 
 
 class WsApp:
@@ -251,3 +255,18 @@ def frame(
         length, "big"
     )
     return head + key + masked
+
+
+def serve_ws(
+    main: Callable[[SimServed, WsApp], Awaitable[None]], seed: int, limits: HttpLimits
+) -> WsApp:
+    """Serve a ``WsApp`` on the simulated network (``run_served``) and run ``main``."""
+    app = WsApp()
+    run_served(app, lambda served: main(served, app), seed=test_seed(seed), limits=limits)
+    return app
+
+
+async def open_ws(served: SimServed, path: str = "/echo", **kwargs: Any) -> WsClient:
+    """A WebSocket client connected to ``path`` of ``served``."""
+    reader, writer = await served.connect()
+    return await WsClient.open(reader, writer, path, **kwargs)

@@ -11,10 +11,9 @@ import zlib
 from wsproto.events import BytesMessage, CloseConnection
 
 from riad.services.http import HttpLimits
-from riad.testing.simnet import test_seed
-from tests.http.harness import SimServed, run_served
+from tests.http.harness import SimServed
 
-from .kit import WsApp, WsClient, frame
+from .kit import WsApp, WsClient, frame, open_ws, serve_ws
 
 LIMITS = HttpLimits(
     websocket_max_message_bytes=64 * 1024,
@@ -25,17 +24,6 @@ LIMITS = HttpLimits(
     max_write_bytes=32 * 1024,
     idle_timeout_s=1000,
 )
-
-
-def serve(main, seed: int, app: WsApp | None = None) -> WsApp:
-    app = app or WsApp()
-    run_served(app, lambda served: main(served, app), seed=test_seed(seed), limits=LIMITS)
-    return app
-
-
-async def open_ws(served: SimServed, path: str = "/echo", **kwargs) -> WsClient:
-    reader, writer = await served.connect()
-    return await WsClient.open(reader, writer, path, **kwargs)
 
 
 def test_a_client_answering_pings_stays_and_a_silent_one_is_dropped_on_time() -> None:
@@ -62,7 +50,7 @@ def test_a_client_answering_pings_stays_and_a_silent_one_is_dropped_on_time() ->
         assert "still here" in app.received
         reading.cancel()
 
-    app = serve(main, 1611)
+    app = serve_ws(main, 1611, LIMITS)
     assert {"type": "websocket.disconnect", "code": 1006, "reason": ""} in app.disconnects
 
 
@@ -77,7 +65,7 @@ def test_a_client_that_does_not_answer_the_servers_close_is_dropped() -> None:
         assert await ws.closed_by_server()
         assert 2.9 < loop.time() - sent < 3.5  # (sent: when it arrived)
 
-    serve(main, 1612)
+    serve_ws(main, 1612, LIMITS)
 
 
 def test_a_message_over_the_limit_is_closed_with_1009() -> None:
@@ -95,7 +83,7 @@ def test_a_message_over_the_limit_is_closed_with_1009() -> None:
         assert await ws.closed_by_server()
         await bystander.check()
 
-    app = serve(main, 1613)
+    app = serve_ws(main, 1613, LIMITS)
     assert app.received == [b"x" * (64 * 1024)]
     assert app.disconnects[0]["code"] == 1009
 
@@ -126,7 +114,7 @@ def test_compressed_messages_and_a_decompression_bomb() -> None:
         assert await ws.closed_by_server()
         await bystander.check()
 
-    app = serve(main, 1614)
+    app = serve_ws(main, 1614, LIMITS)
     assert app.received == ["compress me " * 1000]
     assert app.disconnects[0]["code"] == 1009
     # the server inflated at most the limit: nothing near the 32 MiB the frame holds
@@ -149,7 +137,7 @@ def test_a_slow_reader_holds_the_applications_sends() -> None:
         assert app.flood_sent == app.flood_count
         await ws.close()
 
-    serve(main, 1615)
+    serve_ws(main, 1615, LIMITS)
 
 
 def test_an_application_that_does_not_receive_stops_the_reading() -> None:
@@ -170,4 +158,4 @@ def test_an_application_that_does_not_receive_stops_the_reading() -> None:
         assert app.received == messages
         await ws.close()
 
-    serve(main, 1616)
+    serve_ws(main, 1616, LIMITS)

@@ -10,10 +10,9 @@ import pytest
 from wsproto.events import CloseConnection
 
 from riad.services.http import HttpLimits
-from riad.testing.simnet import test_seed
-from tests.http.harness import SimServed, run_served
+from tests.http.harness import SimServed
 
-from .kit import Rejected, WsApp, WsClient, frame
+from .kit import Rejected, WsApp, frame, open_ws, serve_ws
 
 LIMITS = HttpLimits(max_write_bytes=32 * 1024, linger_s=0.5)
 
@@ -21,17 +20,6 @@ UPGRADE = (
     b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 )
-
-
-def serve(main, seed: int, app: WsApp | None = None, limits: HttpLimits = LIMITS) -> WsApp:
-    app = app or WsApp()
-    run_served(app, lambda served: main(served, app), seed=test_seed(seed), limits=limits)
-    return app
-
-
-async def open_ws(served: SimServed, path: str = "/echo", **kwargs) -> WsClient:
-    reader, writer = await served.connect()
-    return await WsClient.open(reader, writer, path, **kwargs)
 
 
 def test_echo_text_and_binary_with_a_subprotocol_and_the_scope() -> None:
@@ -56,7 +44,7 @@ def test_echo_text_and_binary_with_a_subprotocol_and_the_scope() -> None:
         assert "method" not in scope and scope["http_version"] == "1.1"
         await bystander.check()
 
-    app = serve(main, 1601)
+    app = serve_ws(main, 1601, LIMITS)
     assert app.disconnects == [{"type": "websocket.disconnect", "code": 1000, "reason": "done"}]
     assert app.received == ["héllo", b"\x00\xff" * 1000]
 
@@ -85,7 +73,7 @@ def test_fragments_are_joined_and_large_messages_go_out_in_fragments() -> None:
         assert frames >= len(big) // LIMITS.max_write_bytes
         await ws.close()
 
-    serve(main, 1602)
+    serve_ws(main, 1602, LIMITS)
 
 
 def test_the_application_refuses_or_fails_before_accepting() -> None:
@@ -104,7 +92,7 @@ def test_the_application_refuses_or_fails_before_accepting() -> None:
         assert boom.value.status == 500
         await bystander.check()
 
-    serve(main, 1603)
+    serve_ws(main, 1603, LIMITS)
 
 
 def test_malformed_upgrades_are_refused_with_their_status() -> None:
@@ -132,7 +120,7 @@ def test_malformed_upgrades_are_refused_with_their_status() -> None:
         assert plain.startswith(b"HTTP/1.1 200 "), plain
         assert app.scopes == []
 
-    serve(main, 1604)
+    serve_ws(main, 1604, LIMITS)
 
 
 def test_frames_sent_with_the_request_head_are_read() -> None:
@@ -148,7 +136,7 @@ def test_frames_sent_with_the_request_head_are_read() -> None:
         assert await reader.readexactly(4) == b"\x88\x02\x03\xe8"
         assert await reader.read() == b""  # and the server closes the connection
 
-    serve(main, 1605)
+    serve_ws(main, 1605, LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +157,7 @@ def test_close_codes(path: str, client_code: int | None, server_code: int) -> No
         assert closed.code == server_code
         assert await ws.closed_by_server()
 
-    app = serve(main, 1606)
+    app = serve_ws(main, 1606, LIMITS)
     if path == "/echo":
         assert app.disconnects == [
             {"type": "websocket.disconnect", "code": 4001, "reason": "client"}
@@ -199,7 +187,7 @@ def test_protocol_errors_close_with_their_code(bad: bytes, code: int) -> None:
         assert await ws.closed_by_server()
         await bystander.check()
 
-    app = serve(main, 1607)
+    app = serve_ws(main, 1607, LIMITS)
     assert [d["code"] for d in app.disconnects] == [code]
     assert app.received == []
 
@@ -220,6 +208,6 @@ def test_graceful_shutdown_closes_with_1001() -> None:
         await served.server.shutdown()
         await watcher
 
-    app = serve(main, 1608)
+    app = serve_ws(main, 1608, LIMITS)
     assert seen == [1001]
     assert app.disconnects[0]["code"] == 1001
