@@ -1,0 +1,81 @@
+"""A Starlette application with a WebSocket endpoint, as a user writes one: a page
+that opens a WebSocket, sends three messages and shows what comes back."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>waiting</title>
+<style>
+  body { margin: 0; font: 32px sans-serif; background: rgb(240, 240, 240); }
+  body.done { background: rgb(20, 160, 90); color: white; }
+  li { padding: 8px; }
+</style></head>
+<body><ul id="log"></ul>
+<script>
+  const wanted = ["one", "two", "three"];
+  const seen = [];
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(scheme + "//" + location.host + "/echo", ["chat"]);
+  ws.onopen = () => wanted.forEach((w) => ws.send(w));
+  ws.onmessage = (event) => {
+    const item = document.createElement("li");
+    item.textContent = event.data;
+    document.getElementById("log").appendChild(item);
+    seen.push(event.data);
+    if (seen.length === wanted.length) {
+      document.body.className = "done";
+      document.title = "done " + ws.protocol;
+      ws.close(1000);
+    }
+  };
+  ws.onerror = () => { document.title = "error"; };
+</script></body></html>
+"""
+
+
+async def page(request: Request) -> HTMLResponse:
+    return HTMLResponse(PAGE)
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True, "http_version": request.scope["http_version"]})
+
+
+async def echo(websocket: WebSocket) -> None:
+    offered = websocket.scope["subprotocols"]
+    await websocket.accept(subprotocol="chat" if "chat" in offered else None)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text == "close":
+                await websocket.close(code=4000, reason="asked")
+                return
+            if text is not None:
+                await websocket.send_text(f"echo: {text}")
+            else:
+                await websocket.send_bytes(message["bytes"][::-1])
+    except WebSocketDisconnect:
+        return
+
+
+async def private(websocket: WebSocket) -> None:
+    await websocket.close()  # before accepting: the handshake is refused (403)
+
+
+app = Starlette(
+    routes=[
+        Route("/", page),
+        Route("/health", health),
+        WebSocketRoute("/echo", echo),
+        WebSocketRoute("/private", private),
+    ]
+)
