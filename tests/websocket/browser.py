@@ -56,11 +56,15 @@ class Browser:
         eventually(lambda: port_file.exists() and port_file.read_text().count("\n") >= 1,
                    what="Chromium's DevTools port")  # fmt: skip
         port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as answer:
-            pages = [t for t in json.load(answer) if t["type"] == "page"]
+
+        def pages() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as answer:
+                return [t for t in json.load(answer) if t["type"] == "page"]
+
+        page = eventually(pages, what="Chromium's page")[0]
         self._exits = contextlib.ExitStack()
         self._ws: ClientConnection = self._exits.enter_context(
-            connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
+            connect(page["webSocketDebuggerUrl"], max_size=None)
         )
         self._ids = itertools.count(1)
 
@@ -86,7 +90,14 @@ class Browser:
 
     def wait_for(self, expression: str, what: str) -> Any:
         """Evaluate ``expression`` until it is truthy (``eventually``); its value."""
-        return eventually(lambda: self.evaluate(expression), what=what)
+
+        def value() -> Any:
+            try:
+                return self.evaluate(expression)
+            except RuntimeError:  # no page context yet (still navigating)
+                return None
+
+        return eventually(value, what=what)
 
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])

@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from riad.backends.kv import MemoryKV
 from riad.services.tls import TlsServer, dev_certificate
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
+from tests.apps.test_corpus import TARGETS
 from tests.http.harness import serve
 
 from .chat.client import check
@@ -25,36 +25,15 @@ from .chat.main import app
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-TARGETS: dict[str, tuple[str, ...]] = {
-    "unix": (),
-    "unix-direct": ("--net", "direct"),
-    "sandbox": ("-t", "sandbox"),
-    "vm-direct": ("-t", "vm", "--net", "direct", "--accel", "tcg"),
-    "vm-socket": ("-t", "vm", "--net", "socket", "--accel", "tcg"),
-}
-
 
 def test_http_server_in_clear_and_over_tls() -> None:
     cert = dev_certificate()
     store = MemoryKV({"server.pem": cert.chain_pem, "server.key": cert.key_pem})
-    import asyncio
-
     tls = asyncio.run(TlsServer.from_kv(store))
     with serve(app, tls=tls.wrap) as served:
         check(f"ws://127.0.0.1:{served.port}/")
         context = ssl.create_default_context(cadata=cert.ca_pem.decode())
         check(f"wss://localhost:{served.tls_port}/", context)
-
-
-@pytest.fixture
-def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
-    if request.node.callspec.params["target"] == "unix":
-        yield None
-        return
-    if os.geteuid() != 0:
-        pytest.fail("riad's own stack, the sandbox and the vm need root (namespaces, TAPs)")
-    with Netns.create("riad-ws") as namespace:
-        yield namespace
 
 
 @pytest.mark.parametrize(
