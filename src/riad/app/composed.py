@@ -9,6 +9,7 @@ terminal or a serial console).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ class Devices:
 
     - ``stack``: TCP and UDP (``riad.devices.Stack``), if the app declared ``network=True``;
     - ``resolver``: names to addresses on that network (``docs/dns.md``);
+    - ``tls_client``: the TLS client context that verifies servers against the service's
+      CA bundle (``docs/connecting.md``);
     - ``kv(name)`` / ``writable_kv(name)``: the key-value stores it declared;
     - ``log``: the service's logger (source ``app``); ``logger(source)`` for others;
     - ``clock``, ``random``, ``console``: time, entropy and the raw console;
@@ -39,9 +42,11 @@ class Devices:
     __slots__ = (
         "_kvs",
         "_make_resolver",
+        "_make_tls_client",
         "_resolver",
         "_shutdown",
         "_stack",
+        "_tls_client",
         "clock",
         "console",
         "log",
@@ -62,8 +67,11 @@ class Devices:
         kvs: Mapping[str, KV],
         shutdown: asyncio.Event,
         resolver: Callable[[], NameResolver] | None = None,
+        tls_client: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.name = name
+        self._make_tls_client = tls_client
+        self._tls_client: ssl.SSLContext | None = None
         self._stack = stack
         self._make_resolver = resolver
         self._resolver: NameResolver | None = None
@@ -101,6 +109,25 @@ class Devices:
                 raise MissingDeviceError(f"service {self.name!r} was composed without a resolver")
             self._resolver = self._make_resolver()
         return self._resolver
+
+    @property
+    def tls_client(self) -> ssl.SSLContext:
+        """The TLS client context of the service: give it as ``ssl=`` or ``verify=``.
+
+        It checks that the server's certificate chains to the service's CA
+        bundle (``app.ca_bundle``, else certifi's) and names the host connected
+        to; ``ssl=True`` on the event loop's connections uses it too. Made on
+        first use; making it at start-up carries certifi's bundle into a sealed
+        service (``riad.services.tls.client``).
+        """
+        if self._tls_client is None:
+            if self._make_tls_client is not None:
+                self._tls_client = self._make_tls_client()
+            else:
+                from riad.services.tls.client import client_context
+
+                self._tls_client = client_context()
+        return self._tls_client
 
     def logger(self, source: str) -> Logger:
         """The logger of ``source`` (``"http"``, ``"app.db"``...), levels set by ``--logs``."""

@@ -191,6 +191,7 @@ class App:
         self._main: Main | None = None
         self._lazy_imports: list[str] = []
         self._source_file: str | None = None
+        self._ca_bundle: tuple[str, str] | None = None
 
     @property
     def source_path(self) -> Path | None:
@@ -326,6 +327,28 @@ class App:
         declared = Volume(name, size_bytes, help)
         self._volumes[name] = declared
         return declared
+
+    def ca_bundle(self, store: KVDecl | str, key: str = "ca.pem") -> None:
+        """Verify the servers the service connects to with TLS against ``key`` of ``store``.
+
+        ``store`` is a key-value store declared with :meth:`kv`; ``key`` holds
+        PEM certificates (a private CA's, or a bundle). ``dev.tls_client`` and
+        ``ssl=True`` on the event loop's connections then trust those CAs
+        instead of certifi's bundle (``riad.services.tls.client``); the store
+        is carried by every target.
+        """
+        name = store.name if isinstance(store, KVDecl) else store
+        if name not in self._kvs:
+            raise ValueError(
+                f"CA bundle: the service has no key-value store {name!r}; "
+                f'declare it first with app.kv("{name}")'
+            )
+        self._ca_bundle = (name, key)
+
+    @property
+    def ca_bundle_key(self) -> tuple[str, str] | None:
+        """``(store, key)`` of the CA bundle declared with :meth:`ca_bundle`, if any."""
+        return self._ca_bundle
 
     def lazy_imports(self, *modules: str) -> None:
         """Declare modules the service imports only after start-up (in a handler, say).

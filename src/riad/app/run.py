@@ -17,6 +17,14 @@ cancelled wherever it awaits (as ``asyncio.run`` does on Ctrl-C), so its
 closes the listeners left open, closes the connections (pending output
 flushed, then FIN), gives connection handlers ``grace_s`` to finish, then
 resets and cancels the rest; the network stack and devices are closed last.
+
+On riad's own stack (anything but the host's sockets) the event loop's
+network methods are routed through it while the service runs
+(``riad.stack.loop``): asyncio libraries that open their own connections
+(asyncpg, redis, httpx) use riad's stack, names are resolved by
+``dev.resolver`` and ``ssl=True`` verifies with ``dev.tls_client``. ``run``
+makes such a loop (``riad.stack.loop.EventLoop``); a caller of ``serve``
+gives one (a warning is logged when the running loop cannot be routed).
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from riad.app.args import BootConfig, ConfigError
 from riad.app.composed import Devices, MissingDeviceError
@@ -162,6 +171,7 @@ async def _serve(
             stack = await resources.enter_async_context(open_stack(logs))
             supervised = SupervisedStack(stack, logs.source("app"))
             make_resolver = _resolver_maker(stack, config, random, clock, resolvers)
+        tls_client = await _tls_client_maker(app, kvs)
         dev = Devices(
             name=app.name,
             stack=supervised,
@@ -172,7 +182,10 @@ async def _serve(
             kvs=kvs,
             shutdown=stop,
             resolver=make_resolver,
+            tls_client=tls_client,
         )
+        if supervised is not None:
+            _route_loop(supervised.inner, dev, logs, resources)
         try:
             return await _run_main(app, entry, dev, stop, logs, grace_s)
         finally:
@@ -221,6 +234,57 @@ def _resolver_maker(
         return resolver
 
     return make
+
+
+async def _tls_client_maker(app: App, kvs: Mapping[str, KV]) -> Callable[[], ssl.SSLContext] | None:
+    """What ``dev.tls_client`` is made by: from the CA bundle the app named, if it did."""
+    named = app.ca_bundle_key
+    if named is None:
+        return None
+    store, key = named
+    from riad.devices import KVError
+
+    try:
+        ca_pem = await kvs[store].get(key)
+    except (KeyError, KVError) as exc:
+        raise ConfigError(
+            f"CA bundle: key-value store {store!r} has no {key!r} ({exc}): put the PEM "
+            "certificates of the CAs to trust there"
+        ) from None
+
+    def make() -> ssl.SSLContext:
+        from riad.services.tls.client import client_context
+
+        return client_context(ca_pem)
+
+    return make
+
+
+def _route_loop(
+    stack: Stack, dev: Devices, logs: Logs, resources: contextlib.AsyncExitStack
+) -> None:
+    """Route the running loop's network methods through ``stack`` (riad's own) until the end."""
+    from riad.backends.socket_stack import SocketStack
+
+    if isinstance(stack, SocketStack):
+        return  # the host's sockets: the loop's own methods are the right ones
+    from riad.stack.loop import LoopNetwork, RoutableStack, route
+
+    async def getaddrinfo(
+        host: str | None, port: str | int | None, **kwargs: int
+    ) -> list[tuple[int, int, int, str, tuple[object, ...]]]:
+        return await dev.resolver.getaddrinfo(host, port, **kwargs)
+
+    def tls_client() -> ssl.SSLContext:
+        return dev.tls_client
+
+    network = LoopNetwork(cast(RoutableStack, stack), getaddrinfo, tls_client)
+    if not resources.enter_context(route(asyncio.get_running_loop(), network)):
+        logs.source("riad").warning(
+            "this event loop is not riad's: asyncio's own network calls (open_connection, "
+            "libraries' connections) use the host's sockets, not riad's stack; run the "
+            "service on riad.stack.loop.EventLoop (riad.app.run does)"
+        )
 
 
 def _entry(app: App) -> Callable[[Devices], object]:
@@ -329,8 +393,11 @@ def run(
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
+    from riad.stack.loop import new_event_loop  # a loop riad's stack can route
+
     try:
-        return int(asyncio.run(main()))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return int(runner.run(main()))
     except KeyboardInterrupt:
         return int(ExitCode.OK)
 

@@ -4,7 +4,9 @@
 calls its protocol's ``connection_made``/``data_received``/``eof_received``/
 ``connection_lost`` as asyncio's socket transports do, so
 ``asyncio.StreamReaderProtocol`` (and with it ``StreamReader``/``StreamWriter``)
-runs on it unchanged. Flow control works both ways like a kernel socket:
+runs on it unchanged; a ``BufferedProtocol`` (asyncio's own TLS layer is one)
+is filled through ``get_buffer``/``buffer_updated``, and ``loop.start_tls``
+takes the transport. Flow control works both ways like a kernel socket:
 ``pause_reading`` leaves data in the connection's receive buffer, so the
 advertised window closes; bytes the connection's send buffer cannot take wait
 in the transport, and above the high-water mark the protocol is paused
@@ -56,6 +58,9 @@ _SEND_FLOOR_BYTES = 32 * 1024
 
 class TcpTransport(asyncio.Transport):
     """One TCP connection of a ``DirectStack`` as an ``asyncio.Transport``."""
+
+    _start_tls_compatible = True
+    """``loop.start_tls`` may wrap it (it swaps the protocol, as asyncio's transports allow)."""
 
     def __init__(
         self,
@@ -118,13 +123,18 @@ class TcpTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Reset the connection now (RST); buffered data is dropped."""
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Reset now and report ``exc`` to the protocol (as asyncio's own transports do:
+        its TLS layer calls this on a fatal error)."""
         if self._lost:
             return
         self._closing = True
         self._pending.clear()
         self._conn.abort()
         self._plumbing.touch(self._conn)
-        self._loop.call_soon(self._connection_lost, None)
+        self._loop.call_soon(self._connection_lost, exc)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
@@ -155,7 +165,10 @@ class TcpTransport(asyncio.Transport):
             data = conn.recv()
             self._plumbing.touch(conn)  # a window update may be due
             try:
-                self._protocol.data_received(data)
+                if isinstance(self._protocol, asyncio.BufferedProtocol):
+                    _fill(self._protocol, data)
+                else:
+                    self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -341,6 +354,19 @@ class TcpTransport(asyncio.Transport):
             f"<riad TcpTransport {c.local_addr}:{c.local_port}->{c.remote_addr}:"
             f"{c.remote_port} {c.state}{' closing' if self.is_closing() else ''}>"
         )
+
+
+def _fill(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    """Hand ``data`` to a ``BufferedProtocol``: copied into the buffers it offers."""
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(protocol.get_buffer(len(view))).cast("B")
+        n = min(len(buffer), len(view))
+        if n == 0:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        buffer[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
 
 
 _LINGER = struct.Struct("ii")

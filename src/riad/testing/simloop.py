@@ -20,6 +20,7 @@ import selectors
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+from riad.stack.loop import EventLoop
 from riad.time import Duration, SimClock
 
 __all__ = ["SimDeadlockError", "SimEventLoop", "run_simulated"]
@@ -66,8 +67,12 @@ class _SimSelector(selectors.BaseSelector):
         return self._real.get_map()
 
 
-class SimEventLoop(asyncio.SelectorEventLoop):
-    """An asyncio event loop on a ``SimClock`` (``loop.time()`` is the clock, in seconds)."""
+class SimEventLoop(EventLoop):
+    """An asyncio event loop on a ``SimClock`` (``loop.time()`` is the clock, in seconds).
+
+    It is riad's ``EventLoop``: a service served on it with riad's stack has its
+    loop's network methods routed through that stack, as on every target.
+    """
 
     def __init__(self, clock: SimClock | None = None) -> None:
         self.clock = clock if clock is not None else SimClock()

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
+from riad.stack.loop import new_event_loop
 from riad.targets.sandbox import linux
 from riad.targets.sandbox.policy import Deny
 from riad.targets.sandbox.profile import DeviceFds, keeper_policy, service_policy
@@ -232,7 +233,7 @@ def _pid1(
     """PID 1 of the new namespace: seal (``shared``: the steps the keeper applied for both),
     hand over the listener, serve."""
     _die_with_parent()
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()  # riad's: its network methods can go through riad's stack
     asyncio.set_event_loop(loop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, entry.stop)

@@ -247,10 +247,10 @@ def _merge(first: Sequence[str], then: Sequence[str]) -> tuple[str, ...]:
 def trace_entry(argv: list[str]) -> None:
     """The start-up :func:`plan_imports` traces: the app entry, unsealed, on a TAP of its own,
     with the first uses done as before the seal; the warm-ups go through the TAP."""
-    import asyncio
 
     from riad.backends.tap import TapDevice
     from riad.image.exercise import note_warmup
+    from riad.stack.loop import new_event_loop
     from riad.targets.direct import DEFAULT_IPV4, host_side_address
     from riad.targets.sandbox.app_entry import AppEntry
     from riad.targets.sandbox.warmup import warm_up
@@ -267,4 +267,4 @@ def trace_entry(argv: list[str]) -> None:
     ipv4 = config.net.ipv4 or DEFAULT_IPV4
     host = host_side_address(ipv4, config.net.gateway)
     note_warmup(app, config, address=str(ipv4.ip), link=TRACE_TAP, host=str(host))
-    entry.serve(asyncio.new_event_loop())
+    entry.serve(new_event_loop())

@@ -1,0 +1,561 @@
+"""The event loop's own network methods on riad's stack, so asyncio libraries run unchanged.
+
+asyncpg, redis-py's asyncio client, httpx (through anyio) and plain
+``asyncio.open_connection`` never see a riad device: they call the running
+event loop's network methods. A service on riad's stack therefore runs on
+``EventLoop``, an ordinary selector event loop that riad attaches a
+``LoopNetwork`` to (``route``) once the service's stack is up. While one is
+attached:
+
+- ``create_connection`` (and asyncio's ``open_connection``, which calls it)
+  connects through the stack: a name is resolved by the network's resolver
+  (``getaddrinfo``, riad's stub resolver) and its addresses are tried in the
+  order it gives, the first that answers wins; an address literal needs no
+  lookup;
+- ``create_server`` (and ``start_server``) listens on the stack, on every
+  address of a list; the server it returns is shaped like ``asyncio.Server``;
+- ``create_datagram_endpoint``: a UDP endpoint of the stack;
+- ``ssl=`` on all of them is asyncio's own TLS layer (``asyncio.sslproto``)
+  over the stack's transports, as on any loop; ``ssl=True`` on a client
+  takes the network's default client context (riad's CA bundle, see
+  ``riad.services.tls.client``); ``loop.start_tls`` takes the stack's
+  transports as they are;
+- ``getaddrinfo`` is the resolver's, ``getnameinfo`` answers numerically
+  (the resolver does no reverse lookups; ``NI_NAMEREQD`` fails);
+- a host socket of an Internet family handed to them (``sock=``,
+  ``sock_connect``, ``sock_accept``, ``connect_accepted_socket``) is refused
+  with ``HostSocketError``, and so is making one at all (``socket.socket``
+  from any thread, through an audit hook): it would reach the host's network,
+  not the service's, or, sealed, nothing. Unix sockets and everything else
+  are the selector loop's own.
+
+Detached, every method is the selector loop's own: on the host's sockets
+nothing changes. The stack's parts stay below this module: the network is
+given its stack, a ``getaddrinfo`` and a default TLS client context by the
+layer that composes the service (``riad.app.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import ssl as ssl_module
+import sys
+from asyncio import sslproto
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from riad.devices import Listener, Stack
+
+__all__ = [
+    "EventLoop",
+    "HostSocketError",
+    "LoopNetwork",
+    "RoutableStack",
+    "StackServer",
+    "new_event_loop",
+    "route",
+]
+
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+GetAddrInfo = Callable[..., Awaitable[list[AddrInfo]]]
+"""``getaddrinfo(host, port, *, family, type, proto, flags)`` in ``loop.getaddrinfo``'s shape."""
+
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+_HOW_TO_FIX = (
+    "this service runs on riad's own network stack, which a host socket cannot reach: "
+    "use asyncio's network calls (asyncio.open_connection, loop.create_connection and the "
+    "libraries built on them go through riad's stack), or give the service the host's "
+    "stack (unix: --net socket; vm: an image built with --net socket, the socket kernel)"
+)
+
+
+class HostSocketError(OSError):
+    """A host socket of an Internet family was made or used in a service on riad's stack."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(errno.EAFNOSUPPORT, f"{what}: {_HOW_TO_FIX}")
+
+
+class RoutableStack(Stack, Protocol):
+    """A ``Stack`` whose datagram endpoints take asyncio's broadcast and port-sharing options."""
+
+    async def create_datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], asyncio.DatagramProtocol],
+        local_addr: tuple[str, int] | None = None,
+        remote_addr: tuple[str, int] | None = None,
+        *,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+    ) -> tuple[asyncio.DatagramTransport, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopNetwork:
+    """What a routed loop's network methods use: a stack, names, a TLS client context.
+
+    ``getaddrinfo`` resolves names (and checks arguments) as ``loop.getaddrinfo``
+    does; ``tls_client`` makes the context ``ssl=True`` means for a client (asked
+    once per connection: cache it).
+    """
+
+    stack: RoutableStack
+    getaddrinfo: GetAddrInfo
+    tls_client: Callable[[], ssl_module.SSLContext]
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """The selector event loop a riad service runs on; routed through a ``LoopNetwork``.
+
+    See the module text. Unrouted (``network is None``), it is exactly
+    ``asyncio.SelectorEventLoop``.
+    """
+
+    network: LoopNetwork | None = None
+
+    async def create_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int | str | None = None,
+        *,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
+        local_addr: tuple[str, int] | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        net = self.network
+        if net is None or (sock is not None and sock.family not in _INET):
+            return await _base(self).create_connection(  # type: ignore[no-any-return]
+                protocol_factory, host, port, ssl=ssl, family=family, proto=proto,
+                flags=flags, sock=sock, local_addr=local_addr, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
+            )  # fmt: skip
+        if sock is not None:
+            raise HostSocketError("create_connection(sock=...) was given a host socket")
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError("You must set server_hostname when using ssl without a host")
+            server_hostname = host
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if host is None or port is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        addresses = await _stream_addresses(net, host, port, family, proto, flags)
+        local = await _local_address(net, local_addr, socket.SOCK_STREAM)
+        if not ssl:
+            return await _connect_any(net.stack, protocol_factory, addresses, local)
+        context = ssl if isinstance(ssl, ssl_module.SSLContext) else net.tls_client()
+        waiter = self.create_future()
+        app_protocol = protocol_factory()
+        tls = _tls_protocol(
+            self, app_protocol, context, waiter, False, server_hostname,
+            ssl_handshake_timeout, ssl_shutdown_timeout,
+        )  # fmt: skip
+        transport, _ = await _connect_any(net.stack, lambda: tls, addresses, local)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return tls._app_transport, app_protocol
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        family: int = socket.AF_UNSPEC,
+        flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: ssl_module.SSLContext | None = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+    ) -> asyncio.Server:
+        net = self.network
+        if net is None or (sock is not None and sock.family not in _INET):
+            return await _base(self).create_server(  # type: ignore[no-any-return]
+                protocol_factory, host, port, family=family, flags=flags, sock=sock,
+                backlog=backlog, ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving,
+            )  # fmt: skip
+        if sock is not None:
+            raise HostSocketError("create_server(sock=...) was given a host socket")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        factory = protocol_factory
+        if ssl is not None:
+            context = ssl
+
+            def factory() -> asyncio.BaseProtocol:
+                return _tls_protocol(
+                    self, protocol_factory(), context, None, True, None,
+                    ssl_handshake_timeout, ssl_shutdown_timeout,
+                )  # fmt: skip
+
+        hosts: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
+        bound: list[tuple[str, int]] = []
+        for name in hosts:
+            if family in (0, socket.AF_INET) and (not name or _is_ipv4_literal(name)):
+                bound.append((name or "0.0.0.0", int(port or 0)))  # no lookup needed
+                continue
+            infos = await net.getaddrinfo(
+                name or None, port or 0, family=family, type=socket.SOCK_STREAM, flags=flags
+            )
+            for info_family, *_, sockaddr in infos:
+                if info_family == socket.AF_INET and (sockaddr[0], sockaddr[1]) not in bound:
+                    bound.append((sockaddr[0], sockaddr[1]))
+        if not bound:
+            raise OSError(errno.EADDRNOTAVAIL, f"no IPv4 address to listen on for {host!r}")
+        listeners: list[Listener] = []
+        try:
+            for address, number in bound:
+                listeners.append(
+                    await net.stack.create_server(
+                        cast(Callable[[], asyncio.Protocol], factory),
+                        address,
+                        number,
+                        backlog=backlog,
+                    )
+                )
+        except BaseException:
+            for listener in listeners:
+                listener.close()
+            raise
+        return cast(asyncio.Server, StackServer(self, listeners))
+
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        local_addr: tuple[str, int] | str | None = None,
+        remote_addr: tuple[str, int] | str | None = None,
+        *,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+        sock: socket.socket | None = None,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.BaseProtocol]:
+        net = self.network
+        unix = (
+            isinstance(local_addr, str) or isinstance(remote_addr, str) or family == socket.AF_UNIX
+        )
+        if net is None or unix or (sock is not None and sock.family not in _INET):
+            extra = {} if reuse_address is None else {"reuse_address": reuse_address}
+            return await _base(self).create_datagram_endpoint(  # type: ignore[no-any-return]
+                protocol_factory, local_addr, remote_addr, family=family, proto=proto,
+                flags=flags, reuse_port=reuse_port, allow_broadcast=allow_broadcast,
+                sock=sock, **extra,
+            )  # fmt: skip
+        if sock is not None:
+            raise HostSocketError("create_datagram_endpoint(sock=...) was given a host socket")
+        if reuse_address:
+            raise ValueError(
+                "Passing `reuse_address=True` is no longer supported, as the usage of "
+                "SO_REUSEPORT in UDP poses a significant security concern."
+            )
+        local = await _local_address(
+            net, cast("tuple[str, int] | None", local_addr), socket.SOCK_DGRAM
+        )
+        remote = None
+        if remote_addr is not None:
+            rhost, rport = cast("tuple[str, int]", remote_addr)
+            infos = await net.getaddrinfo(
+                rhost, rport, family=family, type=socket.SOCK_DGRAM, proto=proto, flags=flags
+            )
+            remote = _first_ipv4(infos, rhost)
+        return await net.stack.create_datagram_endpoint(
+            cast(Callable[[], asyncio.DatagramProtocol], protocol_factory),
+            local_addr=local,
+            remote_addr=remote,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
+        )
+
+    async def getaddrinfo(  # type: ignore[override]
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[AddrInfo]:
+        net = self.network
+        if net is None:
+            return await _base(self).getaddrinfo(  # type: ignore[no-any-return]
+                host, port, family=family, type=type, proto=proto, flags=flags
+            )
+        return await net.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        if self.network is None:
+            return await super().getnameinfo(sockaddr, flags)
+        return _numeric_nameinfo(sockaddr, flags)
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        if self.network is not None and sock.family in _INET:
+            raise HostSocketError("sock_connect() was given a host socket")
+        await super().sock_connect(sock, address)
+
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        if self.network is not None and sock.family in _INET:
+            raise HostSocketError("sock_accept() was given a host socket")
+        return await super().sock_accept(sock)
+
+    async def connect_accepted_socket(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        **kwargs: Any,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        if self.network is not None and sock.family in _INET:
+            raise HostSocketError("connect_accepted_socket() was given a host socket")
+        return await _base(self).connect_accepted_socket(  # type: ignore[no-any-return]
+            protocol_factory, sock, **kwargs
+        )
+
+
+def _base(loop: EventLoop) -> Any:
+    """The selector loop's own methods (their overloads are too many for a typed call)."""
+    return super(EventLoop, loop)
+
+
+def _tls_protocol(
+    loop: asyncio.AbstractEventLoop,
+    app_protocol: asyncio.BaseProtocol,
+    context: ssl_module.SSLContext,
+    waiter: asyncio.Future[None] | None,
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> sslproto.SSLProtocol:
+    """asyncio's own TLS layer, as a selector loop puts it over a socket's transport."""
+    make: Any = sslproto.SSLProtocol
+    return make(  # type: ignore[no-any-return]
+        loop, app_protocol, context, waiter, server_side, server_hostname,
+        ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=shutdown_timeout,
+    )  # fmt: skip
+
+
+def new_event_loop() -> EventLoop:
+    """A new (unrouted) ``EventLoop``, as ``asyncio.new_event_loop`` makes a selector loop."""
+    return EventLoop()
+
+
+@contextlib.contextmanager
+def route(loop: asyncio.AbstractEventLoop, network: LoopNetwork) -> Iterator[bool]:
+    """Route ``loop``'s network methods through ``network`` for the ``with`` block.
+
+    Yields whether it could: only an ``EventLoop`` is routed (any other loop is
+    left as it is, and yields ``False``). While any loop is routed, making a
+    host socket of an Internet family raises ``HostSocketError``.
+    """
+    if not isinstance(loop, EventLoop):
+        yield False
+        return
+    if loop.network is not None:
+        raise RuntimeError("this event loop is routed through a network already")
+    _guard.install()
+    loop.network = network
+    _guard.routed += 1
+    try:
+        yield True
+    finally:
+        _guard.routed -= 1
+        loop.network = None
+
+
+class _SocketGuard:
+    """Refuses ``socket.socket(AF_INET...)`` while a loop is routed (an audit hook: once
+    added it stays, and does nothing while no loop is routed)."""
+
+    def __init__(self) -> None:
+        self.routed = 0
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            self._installed = True
+            sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "socket.__new__" and self.routed and args[1] in _INET:
+            raise HostSocketError("a host socket (socket.socket) was made")
+
+
+_guard = _SocketGuard()
+
+
+class StackServer:
+    """The servers ``create_server`` started on a stack, in ``asyncio.Server``'s shape."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, listeners: Sequence[Listener]) -> None:
+        self._loop = loop
+        self._listeners = tuple(listeners)
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return self._listeners
+
+    @property
+    def sockets(self) -> tuple[ListeningSocket, ...]:
+        """One stand-in per listener: ``getsockname()`` is its address and real port."""
+        return tuple(ListeningSocket(listener) for listener in self._listeners)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return any(listener.is_serving() for listener in self._listeners)
+
+    async def start_serving(self) -> None:
+        """Nothing: a stack's listener accepts from the start."""
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed."""
+        await asyncio.gather(*(listener.wait_closed() for listener in self._listeners))
+
+    def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+
+    async def wait_closed(self) -> None:
+        for listener in self._listeners:
+            await listener.wait_closed()
+
+    async def __aenter__(self) -> StackServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        where = ", ".join(f"{a}:{p}" for a, p in (lst.local_addr for lst in self._listeners))
+        return f"<riad StackServer {where}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ListeningSocket:
+    """What ``server.sockets`` holds for a listener of riad's stack."""
+
+    listener: Listener
+    family: int = socket.AF_INET
+    type: int = socket.SOCK_STREAM
+
+    def getsockname(self) -> tuple[str, int]:
+        return self.listener.local_addr
+
+    def fileno(self) -> int:
+        return -1
+
+
+async def _stream_addresses(
+    net: LoopNetwork, host: str, port: int | str, family: int, proto: int, flags: int
+) -> list[tuple[str, int]]:
+    """Where to connect for ``host:port``, in order; no lookup for an IPv4 literal."""
+    if _is_ipv4_literal(host) and isinstance(port, int) and family in (0, socket.AF_INET):
+        return [(host, port)]
+    infos = await net.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+    )
+    if not infos:
+        raise OSError("getaddrinfo() returned empty list")
+    return [(sockaddr[0], sockaddr[1]) for *_, sockaddr in infos]
+
+
+async def _local_address(
+    net: LoopNetwork, local_addr: tuple[str, int] | None, socktype: int
+) -> tuple[str, int] | None:
+    if local_addr is None:
+        return None
+    host, port = local_addr
+    if not host or _is_ipv4_literal(host):
+        return (host or "0.0.0.0", int(port))
+    infos = await net.getaddrinfo(host, port, family=socket.AF_INET, type=socktype)
+    return _first_ipv4(infos, host)
+
+
+def _first_ipv4(infos: list[AddrInfo], host: str) -> tuple[str, int]:
+    for info_family, *_, sockaddr in infos:
+        if info_family == socket.AF_INET:
+            return (sockaddr[0], sockaddr[1])
+    raise OSError(errno.EAFNOSUPPORT, f"{host} has no IPv4 address, which riad's stack needs")
+
+
+async def _connect_any(
+    stack: Stack,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    addresses: list[tuple[str, int]],
+    local: tuple[str, int] | None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Connect to the first of ``addresses`` that answers (asyncio's errors if none does)."""
+    factory = cast(Callable[[], asyncio.Protocol], protocol_factory)
+    errors: list[OSError] = []
+    for address, port in addresses:
+        try:
+            return await stack.create_connection(factory, address, port, local_addr=local)
+        except ValueError as exc:  # not an address the stack can reach (IPv6 for now)
+            errors.append(OSError(errno.EAFNOSUPPORT, f"{address}: {exc}"))
+        except OSError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if len({str(exc) for exc in errors}) == 1:
+        raise errors[0]
+    raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+
+def _is_ipv4_literal(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _numeric_nameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+    """``getnameinfo`` without reverse lookups: the address as text, the port's service name."""
+    if not isinstance(sockaddr, tuple) or len(sockaddr) not in (2, 4):
+        raise TypeError("getnameinfo() argument 1 must be a tuple")
+    host, port = str(sockaddr[0]), int(sockaddr[1])
+    if flags & socket.NI_NAMEREQD:
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"{host}: riad's resolver does no reverse lookups (NI_NAMEREQD)"
+        )
+    service = str(port)
+    if not flags & socket.NI_NUMERICSERV:
+        with contextlib.suppress(OSError):
+            service = socket.getservbyport(port, "udp" if flags & socket.NI_DGRAM else "tcp")
+    return host, service

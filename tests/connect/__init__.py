@@ -1,0 +1,1 @@
+"""Connected services: asyncio on riad's stack, TLS clients, real servers by name."""
