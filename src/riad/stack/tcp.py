@@ -86,7 +86,9 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_delivered = False
         self._linger_zero = False
-        self._socket = TcpSocketOptions(self)
+        self._keepalive_settings: KeepaliveConfig | None = None
+        """The probe timings ``TCP_KEEPIDLE``/``TCP_KEEPINTVL``/``TCP_KEEPCNT`` set, for
+        ``SO_KEEPALIVE`` (kept here: the options object holds the transport, not the reverse)."""
 
     # -- asyncio.BaseTransport ---------------------------------------------
 
@@ -97,7 +99,9 @@ class TcpTransport(asyncio.Transport):
         if name == "sockname":
             return (str(conn.local_addr), conn.local_port)
         if name == "socket":
-            return self._socket
+            # a view made on demand: kept here, it and the transport would hold each
+            # other, and every connection would wait for the cycle collector
+            return TcpSocketOptions(self)
         if name == "tcp_connection":
             return conn
         return default
@@ -313,17 +317,17 @@ class TcpTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._plumbing.forget(self)
+        protocol = self._protocol
+        # let go of the protocol, as asyncio's transports do: it holds this transport,
+        # and the pair would otherwise wait for the cycle collector
+        self._protocol = None
         try:
-            self._protocol.connection_lost(exc)
+            protocol.connection_lost(exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as err:
             self._loop.call_exception_handler(
-                {
-                    "message": "connection_lost() raised",
-                    "exception": err,
-                    "protocol": self._protocol,
-                }
+                {"message": "connection_lost() raised", "exception": err, "protocol": protocol}
             )
 
     def _fatal(self, exc: BaseException, message: str) -> None:
@@ -375,10 +379,18 @@ _LINGER = struct.Struct("ii")
 class TcpSocketOptions:
     """What ``get_extra_info("socket")`` gives: socket options on a riad connection."""
 
+    __slots__ = ("_transport",)
+
     def __init__(self, transport: TcpTransport) -> None:
         self._transport = transport
-        conn = transport._conn
-        self._keepalive = conn.keepalive or conn.config.keepalive or KeepaliveConfig()
+
+    @property
+    def _keepalive(self) -> KeepaliveConfig:
+        t = self._transport
+        if t._keepalive_settings is None:
+            conn = t._conn
+            t._keepalive_settings = conn.keepalive or conn.config.keepalive or KeepaliveConfig()
+        return t._keepalive_settings
 
     @property
     def family(self) -> int:
@@ -409,13 +421,13 @@ class TcpSocketOptions:
                 raise OSError(errno.EINVAL, "keepalive settings take a positive integer")
             ka = self._keepalive
             name = _KEEPALIVE_FIELDS[option]
-            self._keepalive = KeepaliveConfig(
+            ka = t._keepalive_settings = KeepaliveConfig(
                 idle=Duration.from_secs(value) if name == "idle" else ka.idle,
                 interval=Duration.from_secs(value) if name == "interval" else ka.interval,
                 probes=value if name == "probes" else ka.probes,
             )
             if conn.keepalive is not None:
-                t.set_keepalive(self._keepalive)
+                t.set_keepalive(ka)
         elif level == socket.SOL_SOCKET and option == socket.SO_SNDBUF:
             conn.set_send_buffer(int(value))
         elif level == socket.SOL_SOCKET and option == socket.SO_RCVBUF:

@@ -13,9 +13,14 @@ discovery). ICMP errors about our segments go to their connection
 since the last call: the listeners with connections waiting for ``accept``,
 then each connection's ``TcpEvent`` bits.
 
-Connections are forgotten once CLOSED with nothing left to send. Memory
-under attack is bounded: listeners cap half-open connections, RST replies
-queued between two flushes are capped, and every connection caps its buffers.
+Connections are forgotten once CLOSED with nothing left to send, and then
+nothing here refers to them: the deadline heap holds numbers, not
+connections, and the events of a connection the application closed itself
+are dropped with it (nobody waits for them), so a closed connection is freed
+at once, not at the next input or when its old deadline would have passed.
+Memory under attack is bounded: listeners cap half-open connections, RST
+replies queued between two flushes are capped, and every connection caps
+its buffers.
 """
 
 from __future__ import annotations
@@ -78,10 +83,12 @@ class TcpCore:
         self._events: dict[TcpConnection, int] = {}
         self._acceptable: dict[TcpListener, None] = {}
         self._resets: list[tuple[IPv4Address, IPv4Address, TcpHeader]] = []
-        # deadlines: a heap of (ns, tie, conn); an entry counts only while it matches
-        # _deadline[conn] (later changes push new entries, stale ones are skipped)
-        self._timers: list[tuple[int, int, TcpConnection]] = []
-        self._deadline: dict[TcpConnection, int] = {}
+        # deadlines: a heap of (ns, tie); an entry counts only while its tie is in
+        # _scheduled (later changes push new entries, stale ones are skipped). The heap
+        # holds no connection: a forgotten one is not kept until its old deadline.
+        self._timers: list[tuple[int, int]] = []
+        self._deadline: dict[TcpConnection, tuple[int, int]] = {}
+        self._scheduled: dict[int, TcpConnection] = {}
         self._tie = 0
         self._time_wait: OrderedDict[TcpConnection, None] = OrderedDict()
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
@@ -246,6 +253,7 @@ class TcpCore:
                 del self._conns[key]  # a new incarnation (RFC 6191)
                 conn.discard()
                 self._collect(conn)
+                self._forget(conn)
             else:
                 conn.handle(hdr, data, now)
                 self._dirty[conn] = None
@@ -321,8 +329,10 @@ class TcpCore:
             del self._conns[key]
         self._parent.pop(conn, None)
         self._dirty.pop(conn, None)
-        self._deadline.pop(conn, None)
+        self._unschedule(conn)
         self._time_wait.pop(conn, None)
+        if conn.closed_by_app:
+            self._events.pop(conn, None)
 
     # -- output --------------------------------------------------------------
 
@@ -372,35 +382,46 @@ class TcpCore:
     def _schedule(self, conn: TcpConnection) -> None:
         at = conn.poll_at()
         if at is None:
-            self._deadline.pop(conn, None)
+            self._unschedule(conn)
             return
         ns = at.ns
-        if self._deadline.get(conn) != ns:
-            self._deadline[conn] = ns
+        entry = self._deadline.get(conn)
+        if entry is None or entry[0] != ns:
+            if entry is not None:
+                del self._scheduled[entry[1]]
             self._tie += 1
-            heapq.heappush(self._timers, (ns, self._tie, conn))
+            tie = self._tie
+            self._deadline[conn] = (ns, tie)
+            self._scheduled[tie] = conn
+            heapq.heappush(self._timers, (ns, tie))
+
+    def _unschedule(self, conn: TcpConnection) -> None:
+        entry = self._deadline.pop(conn, None)
+        if entry is not None:
+            del self._scheduled[entry[1]]
 
     def poll_at(self) -> Instant | None:
         """The earliest deadline of any connection (a heap: cheap with many connections)."""
         for conn in self._dirty:
             self._schedule(conn)
         timers = self._timers
-        deadline = self._deadline
+        scheduled = self._scheduled
         while timers:
-            ns, _, conn = timers[0]
-            if deadline.get(conn) == ns:
+            ns, tie = timers[0]
+            if tie in scheduled:
                 return Instant(ns)
             heapq.heappop(timers)
         return None
 
     def on_timeout(self, now: Instant) -> None:
         timers = self._timers
-        deadline = self._deadline
+        scheduled = self._scheduled
         while timers and timers[0][0] <= now.ns:
-            ns, _, conn = heapq.heappop(timers)
-            if deadline.get(conn) != ns:
+            _, tie = heapq.heappop(timers)
+            conn = scheduled.pop(tie, None)
+            if conn is None:
                 continue
-            del deadline[conn]
+            del self._deadline[conn]
             conn.on_timeout(now)
             self._dirty[conn] = None
             self._collect(conn)

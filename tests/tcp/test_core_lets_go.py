@@ -1,0 +1,119 @@
+"""The connection table lets a closed connection go at once.
+
+Once a connection is CLOSED and forgotten, nothing of ``TcpCore`` may hold
+it: not the events waiting for the layer above (a connection the application
+closed itself has none anyone waits for), not the deadline heap (until its
+old deadline would have passed), not the TIME-WAIT list after a new
+incarnation took its place. A connection held there keeps its buffers, and
+the transport and streams above it, in memory for nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from hashlib import blake2s
+from ipaddress import IPv4Address
+
+from riad.proto.tcp import SequenceSecret, TcpConfig, TcpConnection, TcpEvent, TcpState
+from riad.proto.tcp.core import TcpCore
+from riad.testing.simnet import SimLab, run_lab, test_seed
+from riad.time import Duration, Instant
+
+LOCAL = IPv4Address("10.0.0.1")
+REMOTE = IPv4Address("10.0.0.2")
+T0 = Instant(1_000_000_000)
+
+
+def held_connections(core: TcpCore) -> list[TcpConnection]:
+    """Every connection reachable from ``core`` (not looking inside connections)."""
+    seen = {id(core)}
+    todo: list[object] = [core]
+    found: list[TcpConnection] = []
+    while todo:
+        for ref in gc.get_referents(todo.pop()):
+            if id(ref) in seen or isinstance(ref, type):
+                continue
+            seen.add(id(ref))
+            if isinstance(ref, TcpConnection):
+                found.append(ref)
+            else:
+                todo.append(ref)
+    return found
+
+
+def _core() -> TcpCore:
+    return TcpCore(TcpConfig(), SequenceSecret(bytes(32), keyed_hash=blake2s))
+
+
+def _flush(core: TcpCore, now: Instant) -> None:
+    """What the stack's runtime does after the application acted: send, re-arm."""
+    list(core.poll_transmit(now))
+    core.poll_at()
+
+
+def test_connections_the_application_closed_are_let_go_when_forgotten() -> None:
+    core = _core()
+    kept, aborted, closed = (core.connect(LOCAL, REMOTE, 80, T0) for _ in range(3))
+    _flush(core, T0)  # three SYNs; three retransmission deadlines, the same instant
+    aborted.abort()
+    closed.close()  # in SYN-SENT: straight to CLOSED
+    for conn in (aborted, closed):
+        core.touch(conn)
+    _flush(core, T0 + Duration.from_millis(1))
+    assert aborted.state is TcpState.CLOSED and closed.state is TcpState.CLOSED
+    # no input nor timer came since: the layer above has not taken events
+    assert held_connections(core) == [kept]
+    assert core.take_events() == []  # the application closed them: nobody waits
+    assert core.poll_at() is not None  # (the kept one's retransmission)
+
+
+def test_a_connection_closed_by_the_peer_still_tells_the_layer_above() -> None:
+    core = _core()
+    conn = core.connect(LOCAL, REMOTE, 80, T0)
+    _flush(core, T0)
+    for _ in range(20):  # its SYN is never answered: it gives up on a timer
+        at = core.poll_at()
+        if at is None:
+            break
+        core.on_timeout(at)
+        events = dict(core.take_events())
+        _flush(core, at)
+        if conn.state is TcpState.CLOSED:
+            assert events[conn] & TcpEvent.CLOSED
+            assert isinstance(conn.error, TimeoutError)
+            break
+    else:
+        raise AssertionError("the connection never gave up")
+    assert held_connections(core) == []
+
+
+def test_a_new_incarnation_lets_the_time_wait_connection_go() -> None:
+    """A SYN for a 4-tuple in TIME-WAIT (RFC 6191) replaces the old connection: the
+    old one leaves the table and its TIME-WAIT deadline with it."""
+    seed = test_seed(2104)
+
+    async def main(lab: SimLab) -> None:
+        server = lab.add_stack("10.0.0.1/24")
+        client = lab.add_stack("10.0.0.2/24")
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(5)
+            writer.write(b"bye")
+            writer.close()  # the server closes first: its side goes to TIME-WAIT
+
+        listener = await server.start_server(answer, "10.0.0.1", 80)
+        for _ in range(2):  # the same 4-tuple twice
+            reader, writer = await client.open_connection(
+                "10.0.0.1", 80, local_addr=("10.0.0.2", 40000)
+            )
+            writer.write(b"hello")
+            assert await reader.read() == b"bye"
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(1)  # (well within TIME-WAIT)
+        states = [conn.state for conn in held_connections(server.tcp)]
+        assert states == [TcpState.TIME_WAIT], states
+        listener.close()
+
+    run_lab(main, seed=seed)
