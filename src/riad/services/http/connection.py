@@ -220,8 +220,10 @@ class HttpConnection:
                     self._task.uncancel()
                 await self._on_expired(expired)
         except RequestRefused as e:
+            _drop_frames(e)
             await self._fail(e.status, str(e), ERROR if e.status >= 500 else REFUSED)
         except h11.RemoteProtocolError as e:
+            _drop_frames(e)
             await self._fail(e.error_status_hint, str(e), REFUSED)
         except ClientGone:
             pass
@@ -231,7 +233,7 @@ class HttpConnection:
         finally:
             self._log_request(ABORTED)  # (if not written yet: the client went away)
             self.phase = _CLOSED
-            self._deadline.cancel()
+            self._deadline.close()
             self._transport.close()
 
     async def _on_expired(self, phase: Phase) -> None:
@@ -443,6 +445,7 @@ class HttpConnection:
             try:
                 piece = codec.next_body()
             except h11.RemoteProtocolError as e:
+                _drop_frames(e)
                 return self._refuse_body(RequestRefused(e.error_status_hint, str(e)))
             if piece is END:
                 return {"type": "http.request", "body": b"", "more_body": False}
@@ -625,3 +628,12 @@ class HttpConnection:
                     drained += len(data)
         except (TimeoutError, ClientGone):
             pass
+
+
+def _drop_frames(exc: BaseException) -> None:
+    """Let go of the traceback of an error handled here. h11 raises its errors from a
+    frame of its own that holds them, and a refused body's error is kept on the
+    connection until raised: either way the traceback's frames (which hold the
+    connection) and the error would hold each other, and the whole connection would
+    wait for the cycle collector instead of going when it ends."""
+    exc.__traceback__ = None

@@ -129,6 +129,13 @@ class Deadline:
             self._timer.cancel()
             self._timer = None
 
+    def close(self) -> None:
+        """No deadline ever again: ``cancel``, and the callback let go. The owner's bound
+        method would hold the owner, which holds this: the pair would wait for the
+        cycle collector instead of going when the connection ends."""
+        self.cancel()
+        self._on_expiry = _expired_after_close
+
     def _fire(self) -> None:
         self._timer = None
         when = self.when
@@ -139,3 +146,7 @@ class Deadline:
             return
         self.when = NO_DEADLINE
         self._on_expiry()
+
+
+def _expired_after_close() -> None:
+    """What a closed ``Deadline`` calls back: nothing (it is never armed again)."""

@@ -316,7 +316,7 @@ class WebSocketSession:
             await asyncio.gather(app_task, return_exceptions=True)
             raise
         finally:
-            self._deadline.cancel()
+            self._deadline.close()
             self._finish()
         return self._outcome
 
