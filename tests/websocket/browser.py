@@ -12,7 +12,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import urllib.request
@@ -45,13 +47,16 @@ class Browser:
     def __init__(self, extra: list[str] | None = None) -> None:
         chromium = shutil.which("chromium")
         assert chromium is not None, "chromium is missing: run scripts/system-deps as root"
-        self._profile = tempfile.TemporaryDirectory(prefix="riad-chromium-")
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="riad-chromium-", ignore_cleanup_errors=True
+        )
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         self.proc = subprocess.Popen(
             [chromium, *FLAGS, *(extra or []), f"--user-data-dir={self._profile.name}",
              "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes in a group of its own
         )  # fmt: skip
         eventually(lambda: port_file.exists() and port_file.read_text().count("\n") >= 1,
                    what="Chromium's DevTools port")  # fmt: skip
@@ -112,6 +117,8 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(30)
+            with contextlib.suppress(ProcessLookupError):  # helpers left in its group
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self._profile.cleanup()
 
     def __enter__(self) -> Browser:

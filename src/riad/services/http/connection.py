@@ -22,8 +22,8 @@ phase          what is happening                       deadline, and on expiry
                                                        writing, ``body_timeout_s``
                                                        while reading: close
 ``DONE``       the response is complete                as ``RESPONSE``
-``UPGRADED``   the connection became a WebSocket       the session's own (ping,
-                                                       close): see ``websocket``
+``UPGRADED``   the connection became a WebSocket, or   the session's own: see
+               HTTP/2 with prior knowledge             ``websocket``, ``http2``
 ``CLOSED``     the connection is over (its last        none
                response sent, or the client gone)
 =============  ======================================  ==========================
@@ -61,6 +61,7 @@ from riad.services.http.http1 import (
     Signal,
     check_request,
 )
+from riad.services.http.http2 import Http2Connection
 from riad.services.http.plain import PlainRequest
 from riad.services.http.transport import (
     NO_DEADLINE,
@@ -168,7 +169,8 @@ class HttpConnection:
             (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         )
         self.request_line = ""
-        self._session: WebSocketSession | None = None
+        self._session: WebSocketSession | Http2Connection | None = None
+        """What took the connection over (``UPGRADED``)."""
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -201,8 +203,10 @@ class HttpConnection:
         self._codec.closing = True
         if self.phase is _IDLE and self._task is not None:
             self._task.cancel()
-        elif self._session is not None:
+        elif isinstance(self._session, WebSocketSession):
             self._session.going_away()
+        elif self._session is not None:
+            self._session.close_when_idle()
 
     async def run(self) -> None:
         """Serve the connection; returns when it is closed. Never raises for peer behaviour."""
@@ -298,8 +302,11 @@ class HttpConnection:
     async def _exchange(self, request: Request) -> bool:
         """Run the application for ``request``; False when the connection must close."""
         server = self._server
-        if type(request) is h11.Request and is_websocket_request(request):
-            return await self._websocket(request)
+        if type(request) is h11.Request:
+            if is_websocket_request(request):
+                return await self._websocket(request)
+            if request.method == b"PRI" and request.http_version == b"2.0":
+                return await self._http2()
         scope = http_scope(
             request,
             scheme=self._scheme,
@@ -386,6 +393,23 @@ class HttpConnection:
             return False
         self._log_request(outcome)
         return not self._gone and not self._reader_busy
+
+    async def _http2(self) -> bool:
+        """HTTP/2 with prior knowledge (h11 read the first half of the connection
+        preface as a request head): an ``Http2Connection`` takes the connection over."""
+        self.phase = _UPGRADED
+        received = b"PRI * HTTP/2.0\r\n\r\n" + self._codec.upgrade()
+        self._session = Http2Connection(
+            self._server,
+            self._transport,
+            scheme=self._scheme,
+            client=self.client,
+            local_addr=self._local_addr,
+            received=received,
+        )
+        await self._session.run()
+        self.phase = _CLOSED
+        return False
 
     def _switch_to_websocket(self, headers: list[tuple[bytes, bytes]]) -> None:
         self._status = 101

@@ -37,6 +37,24 @@ limit                            close  when
 ``websocket_close_timeout_s``    (drop) the client does not answer the server's close
 ``websocket_deflate``            --     ``permessage-deflate`` is offered back
 ===============================  =====  ==============================================
+
+HTTP/2 connections (``riad.services.http.http2``) apply the limits above to
+each stream (431, 414, 413, 408 as a stream's answer) and these of their own,
+which end the connection with ``ENHANCE_YOUR_CALM`` (or, for streams, refuse
+them):
+
+================================  ==============================================
+limit                             what
+================================  ==============================================
+``h2_max_concurrent_streams``     streams open at once (advertised; one more ends
+                                  the connection)
+``h2_stream_window_bytes``        a stream's flow-control window: what of a
+                                  request body waits for the application
+``h2_header_table_bytes``         the HPACK dynamic table (header lists are bounded
+                                  by ``max_header_bytes``)
+``h2_max_control_frames_per_s``   PING, SETTINGS, PRIORITY or empty DATA frames
+``h2_max_resets_per_s``           streams reset by the client or refused
+================================  ==============================================
 """
 
 from __future__ import annotations
@@ -79,6 +97,11 @@ class HttpLimits:
     websocket_close_timeout_s: float = 5.0
     websocket_deflate: bool = True
     """Accept ``permessage-deflate`` (RFC 7692) when the client offers it."""
+    h2_max_concurrent_streams: int = 100
+    h2_stream_window_bytes: int = 65535
+    h2_header_table_bytes: int = 4096
+    h2_max_control_frames_per_s: int = 1000
+    h2_max_resets_per_s: int = 200
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

@@ -1,4 +1,7 @@
-"""``HttpServer``: an ASGI application served over HTTP/1.1 on any ``Stack``.
+"""``HttpServer``: an ASGI application served over HTTP/1.1 and HTTP/2 on any ``Stack``.
+
+HTTP/2 is spoken when TLS agrees on it by ALPN (``h2``) or, in clear, when
+the client starts with the HTTP/2 connection preface (prior knowledge).
 
 Usage::
 
@@ -39,7 +42,9 @@ from riad.log import DEBUG, ERROR, INFO, WARNING, Level, Logger, LogLevels, Logs
 from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
+from riad.services.http.http2 import Http2Connection
 from riad.services.http.limits import HttpLimits
+from riad.services.http.transport import Transport
 from riad.services.stream import ByteStream, ProtocolStream
 
 __all__ = ["HttpServer", "StreamWrapper"]
@@ -71,7 +76,7 @@ class HttpServer:
         self.state: dict[str, Any] = {}
         self._lifespan = Lifespan(app, self.log) if lifespan else None
         self._listeners: list[Listener] = []
-        self._connections: set[HttpConnection] = set()
+        self._connections: set[HttpConnection | Http2Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: weakref.WeakSet[ProtocolStream] = weakref.WeakSet()
         self._closing = False
@@ -159,7 +164,15 @@ class HttpServer:
                     self.log.info("TLS handshake failed", peer=peer, why=str(e) or "timed out")
                     stream.close()
                     return
-            connection = HttpConnection(self, stream, scheme=scheme, local_addr=local_addr)
+            connection: HttpConnection | Http2Connection
+            if tls is not None and stream.get_extra_info("alpn_protocol") == "h2":
+                peer = stream.get_extra_info("peername")
+                client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+                connection = Http2Connection(
+                    self, Transport(stream), scheme=scheme, client=client, local_addr=local_addr
+                )
+            else:
+                connection = HttpConnection(self, stream, scheme=scheme, local_addr=local_addr)
             self._connections.add(connection)
             self._busiest = max(self._busiest, len(self._connections))
             try:

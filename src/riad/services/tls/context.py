@@ -9,7 +9,8 @@ with ``ca.pem`` beside them for clients.)
 
 Every context follows Mozilla's "intermediate" profile (guidelines 5.7):
 
-- TLS 1.2 and 1.3 only; ALPN offers ``http/1.1``; no compression, no
+- TLS 1.2 and 1.3 only; ALPN offers ``h2`` then ``http/1.1`` (``alpn``
+  chooses others, for a service that is not HTTP); no compression, no
   renegotiation (RFC 5746's extension is still sent, so clients see it is
   safe);
 - TLS 1.2 suites: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only
@@ -47,6 +48,7 @@ import contextlib
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 
 from riad.devices import KV, KVKeyError
 from riad.services.stream import ByteStream
@@ -108,11 +110,18 @@ def _load_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> Non
         context.load_cert_chain(cert_path, key_path)
 
 
-def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
-    """A server context for one certificate chain and key (the profile of the module text)."""
+ALPN = ("h2", "http/1.1")
+"""The application protocols a server context offers by default, in its order."""
+
+
+def server_context(
+    cert_pem: bytes, key_pem: bytes, *, alpn: Sequence[str] = ALPN
+) -> ssl.SSLContext:
+    """A server context for one certificate chain and key (the profile of the module
+    text); ``alpn``: the protocols it agrees to, preferred first."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(list(alpn))
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= (
         ssl.OP_NO_COMPRESSION

@@ -1,0 +1,779 @@
+"""One HTTP/2 connection (RFC 9113): h2 as the codec, one ASGI exchange per stream.
+
+A connection becomes HTTP/2 by ALPN (``h2``, on TLS) or with prior knowledge
+in clear (the client's first bytes are the connection preface, which
+``HttpConnection`` hands over). ``Http2Connection.run`` reads frames into h2
+and writes what h2 has to send; each request stream runs the application in
+a task of its own with the ASGI ``http`` scope (``http_version`` ``"2"``),
+built by ``http_scope`` as for HTTP/1.1.
+
+Flow control: a stream's request body is held up to its window
+(``h2_stream_window_bytes``) and the window is given back only as the
+application takes the body, so a stream costs at most that; the connection's
+window is the sum over the streams allowed at once, so one stalled stream
+never starves the others. Responses go out as the client's windows and the
+transport allow: the application's ``send`` returns once its data is handed
+to the transport and the transport is below its high-water mark.
+
+Defences (each a limit in ``HttpLimits``; the test suite attacks each with a
+hostile client built on h2):
+
+- concurrent streams: ``h2_max_concurrent_streams`` is advertised and a
+  stream over it is refused (h2 ends the connection with ``PROTOCOL_ERROR``);
+- header lists: ``max_header_bytes`` is advertised as
+  ``SETTINGS_MAX_HEADER_LIST_SIZE`` and enforced while HPACK decodes, so an
+  HPACK bomb (small references to a large table entry) stops at the bound;
+  the dynamic table is ``h2_header_table_bytes``; CONTINUATION frames are
+  bounded by h2 (64 per header block, CVE-2024-27316);
+- control frame floods: more than ``h2_max_control_frames_per_s`` PING,
+  SETTINGS or PRIORITY frames in a second end the connection with
+  ``ENHANCE_YOUR_CALM``; h2's answers to them wait in the transport's buffer,
+  and nothing more is read while it is over its high-water mark;
+- rapid reset (CVE-2023-44487): a reset stream's task is cancelled at once,
+  and more than ``h2_max_resets_per_s`` streams reset (by the client, or
+  refused) in a second end the connection with ``ENHANCE_YOUR_CALM``;
+- zero-window stalls and slow readers: a stream whose response cannot move
+  for ``send_timeout_s`` (no window, or a transport that does not drain) is
+  reset; a connection with no stream for ``idle_timeout_s`` is closed with
+  GOAWAY.
+
+Graceful shutdown (``close_when_idle``): GOAWAY with the last stream taken;
+streams in flight finish, new ones are refused; then the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import http
+from collections import deque
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from riad.log import INFO
+from riad.services.http.asgi import Message, Scope, http_scope
+from riad.services.http.dates import http_date_now
+from riad.services.http.transport import ClientGone, Deadline, Transport, is_client_gone
+
+if TYPE_CHECKING:
+    from riad.services.http.server import HttpServer
+
+__all__ = ["PREFACE", "Http2Connection"]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The first bytes of an HTTP/2 client (RFC 9113 3.4)."""
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_CONNECTION_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_MAX_FRAME_BYTES = 16384
+
+# The outcome of a request, in its access-log line (as ``connection``'s).
+COMPLETED = "completed"
+ABORTED = "aborted"
+TIMED_OUT = "timed-out"
+REFUSED = "refused"
+ERROR = "error"
+CANCELLED = "cancelled"
+
+
+class H2Phase(enum.IntEnum):
+    """Where an HTTP/2 connection is."""
+
+    OPEN = 0  # streams come and go
+    GOING_AWAY = 1  # GOAWAY sent: the streams in flight finish, no new ones
+    CLOSED = 2
+
+
+class _Head(NamedTuple):
+    """A request's pseudo-headers and fields, as ``http_scope`` reads a head."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+class _Stream:
+    """One request stream: its body as it arrives, the response as it goes."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "delivered",
+        "ended",
+        "gone",
+        "head_request",
+        "headers",
+        "id",
+        "phase",
+        "request_line",
+        "response_bytes",
+        "started",
+        "status",
+        "task",
+        "trailers",
+        "waiter",
+    )
+
+    def __init__(self, stream_id: int, started: float) -> None:
+        self.id = stream_id
+        self.started = started
+        self.task: asyncio.Task[None] | None = None
+        self.body: deque[bytes] = deque()
+        self.body_bytes = 0
+        self.delivered = False
+        """The application was given the whole body."""
+        self.ended = False
+        self.gone = False
+        """Reset by the client (or the connection lost): receive() says so, send() drops."""
+        self.waiter: asyncio.Future[None] | None = None
+        """The application waiting for body bytes, or for window to send."""
+        self.status: int | None = None
+        self.headers: Any = ()
+        self.trailers = False
+        self.head_request = False
+        self.response_bytes = 0
+        self.request_line = ""
+        self.phase = 0  # 0: nothing sent, 1: headers sent, 2: response done
+
+
+class Http2Connection:
+    """Serves one HTTP/2 client connection until it closes, errs or times out."""
+
+    def __init__(
+        self,
+        server: HttpServer,
+        transport: Transport,
+        *,
+        scheme: str,
+        client: tuple[str, int] | None,
+        local_addr: tuple[str, int] | None,
+        received: bytes = b"",
+    ) -> None:
+        """``received``: bytes already read from the client (the preface onwards)."""
+        self._server = server
+        self._transport = transport
+        self._limits = limits = server.limits
+        self._scheme = scheme
+        self.client = client
+        self._local_addr = local_addr
+        self._received = received
+        self._loop = asyncio.get_running_loop()
+        config = h2.config.H2Configuration(
+            client_side=False, header_encoding=None, validate_inbound_headers=True
+        )
+        conn = self._h2 = h2.connection.H2Connection(config)
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limits.h2_max_concurrent_streams,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_bytes,
+                h2.settings.SettingCodes.HEADER_TABLE_SIZE: limits.h2_header_table_bytes,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: limits.h2_stream_window_bytes,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: _MAX_FRAME_BYTES,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        # Until the client acknowledges the settings, h2 would take its defaults
+        # (16 MiB frames, 64 KiB header lists): hold it to ours from the start.
+        conn.max_inbound_frame_size = _MAX_FRAME_BYTES
+        conn.decoder.max_header_list_size = limits.max_header_bytes
+        conn.decoder.max_allowed_table_size = limits.h2_header_table_bytes
+        self._streams: dict[int, _Stream] = {}
+        self._task: asyncio.Task[Any] | None = None
+        self._deadline = Deadline(self._loop, self._on_idle)
+        self.phase = H2Phase.OPEN
+        self._last_stream = 0
+        self._window_start = 0.0
+        self._controls = 0
+        self._resets = 0
+        self._calm_down: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return not self._streams
+
+    def close_when_idle(self) -> None:
+        """Graceful shutdown: GOAWAY, let the streams in flight finish, then close."""
+        if self.phase is not H2Phase.OPEN:
+            return
+        self.phase = H2Phase.GOING_AWAY
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = self._last_stream
+        goaway.error_code = ErrorCodes.NO_ERROR
+        try:
+            self._flush()
+            self._transport.write(goaway.serialize())
+        except ClientGone:
+            pass
+        if not self._streams and self._task is not None:
+            self._task.cancel()
+
+    async def run(self) -> None:
+        """Serve the connection; returns when it is closed. Never raises for peer behaviour."""
+        self._task = asyncio.current_task()
+        outcome = ABORTED
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            if self.phase is H2Phase.OPEN:  # not our shutdown or idle close: the server's
+                outcome = CANCELLED
+                raise
+        except ClientGone:
+            pass
+        except Exception:  # a bug of ours: log it, lose this connection only
+            self._server.log.exception("HTTP/2 connection failed")
+        finally:
+            self.phase = H2Phase.CLOSED
+            self._deadline.cancel()
+            streams = list(self._streams.values())
+            for stream in streams:
+                self._stream_gone(stream, outcome)
+            tasks = [s.task for s in streams if s.task is not None]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._transport.close()
+
+    def _on_idle(self) -> None:
+        if not self._streams:
+            self.close_when_idle()
+
+    async def _serve(self) -> None:
+        conn = self._h2
+        transport = self._transport
+        limits = self._limits
+        conn.initiate_connection()
+        # The connection's window covers every stream's at once (see the module text).
+        extra = limits.h2_stream_window_bytes * limits.h2_max_concurrent_streams - 65535
+        if extra > 0:
+            conn.increment_flow_control_window(extra)
+        self._deadline.arm(limits.idle_timeout_s)
+        data = self._received
+        self._received = b""
+        while True:
+            if data:
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError as e:
+                    self._server.log.info(
+                        "HTTP/2 protocol error", client=self._client(), why=str(e)
+                    )
+                    self._flush()
+                    await self._linger()
+                    return
+                self._handle(events)
+                if self._calm_down is not None:
+                    self._server.log.info(
+                        "HTTP/2 connection ended", client=self._client(), why=self._calm_down
+                    )
+                    conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+                    self._flush()
+                    await self._linger()
+                    return
+            self._flush()
+            if self.phase is H2Phase.GOING_AWAY and not self._streams:
+                conn.close_connection(ErrorCodes.NO_ERROR, last_stream_id=self._last_stream)
+                self._flush()
+                await self._linger()
+                return
+            # Read no more while the client does not take what we sent (h2's
+            # answers to its frames included).
+            await self._drain()
+            data = await transport.read()
+            if not data:
+                return
+
+    async def _drain(self) -> None:
+        self._deadline.arm(self._limits.send_timeout_s)
+        try:
+            await self._transport.drain()
+        finally:
+            if self._streams:
+                self._deadline.clear()
+            else:
+                self._deadline.arm(self._limits.idle_timeout_s)
+
+    async def _linger(self) -> None:
+        try:
+            self._transport.write_eof()
+            async with asyncio.timeout(self._limits.linger_s):
+                await self._transport.drain()
+        except (TimeoutError, ClientGone):
+            pass
+
+    def _flush(self) -> None:
+        data = self._h2.data_to_send()
+        if data:
+            self._transport.write(data)
+
+    def _client(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+
+    # -- events from the client ------------------------------------------------------------
+
+    def _handle(self, events: list[h2.events.Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                assert isinstance(event, h2.events.RequestReceived)
+                self._on_request(event)
+            elif kind is h2.events.DataReceived:
+                assert isinstance(event, h2.events.DataReceived)
+                self._on_data(event)
+            elif kind is h2.events.StreamEnded:
+                assert isinstance(event, h2.events.StreamEnded)
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.ended = True
+                    _wake(stream)
+            elif kind is h2.events.WindowUpdated:
+                assert isinstance(event, h2.events.WindowUpdated)
+                if event.stream_id:
+                    stream = self._streams.get(event.stream_id)
+                    if stream is not None:
+                        _wake(stream)
+                else:
+                    for stream in self._streams.values():
+                        _wake(stream)
+            elif kind is h2.events.StreamReset:
+                assert isinstance(event, h2.events.StreamReset)
+                self._count_reset()
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    self._stream_gone(stream, ABORTED)
+                    if stream.task is not None:
+                        stream.task.cancel()  # (rapid reset: its work stops now)
+            elif kind in _CONTROL_EVENTS:
+                self._count_control()
+            elif kind is h2.events.ConnectionTerminated:
+                self.close_when_idle()
+            elif kind is h2.events.TrailersReceived:
+                pass  # (ASGI has no request trailers; StreamEnded follows)
+
+    def _count(self) -> None:
+        now = self._loop.time()
+        if now - self._window_start >= 1.0:
+            self._window_start = now
+            self._controls = 0
+            self._resets = 0
+
+    def _count_control(self) -> None:
+        self._count()
+        self._controls += 1
+        if self._controls > self._limits.h2_max_control_frames_per_s:
+            self._calm_down = "too many PING, SETTINGS or PRIORITY frames"
+
+    def _count_reset(self) -> None:
+        self._count()
+        self._resets += 1
+        if self._resets > self._limits.h2_max_resets_per_s:
+            self._calm_down = "too many streams reset (rapid reset)"
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        assert stream_id is not None and event.headers is not None
+        if self.phase is not H2Phase.OPEN:
+            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._count_reset()
+            return
+        self._last_stream = stream_id
+        stream = _Stream(stream_id, self._loop.time())
+        self._streams[stream_id] = stream
+        self._deadline.clear()
+        head = _request_head(event.headers)
+        stream.request_line = (
+            f"{head.method.decode('ascii', 'replace')} {head.target.decode('ascii', 'replace')}"
+            " HTTP/2"
+        )
+        limits = self._limits
+        refusal = None
+        if len(head.headers) > limits.max_header_count:
+            refusal = 431, f"more than {limits.max_header_count} header fields"
+        elif len(head.target) > limits.max_request_line_bytes:
+            refusal = 414, f"path longer than {limits.max_request_line_bytes} bytes"
+        else:
+            for name, value in head.headers:
+                if name == b"content-length" and (
+                    not value.isdigit() or int(value) > limits.max_body_bytes
+                ):
+                    refusal = 413, f"body larger than {limits.max_body_bytes} bytes"
+        if refusal is not None:
+            self._refuse(stream, *refusal)
+            return
+        scope = http_scope(
+            head,
+            scheme=self._scheme,
+            client=self.client,
+            server=self._local_addr,
+            state=self._server.state,
+        )
+        scope["extensions"] = {"http.response.trailers": {}}
+        stream.head_request = head.method == b"HEAD"
+        stream.task = self._loop.create_task(self._exchange(stream, scope))
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream_id = event.stream_id
+        assert stream_id is not None and event.data is not None
+        size = event.flow_controlled_length or 0
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.gone or stream.phase == 2:
+            # Nobody reads it: hand the window straight back.
+            if size:
+                self._h2.acknowledge_received_data(size, stream_id)
+            return
+        data = bytes(event.data)
+        if not data:
+            if size:  # (padding only)
+                self._h2.acknowledge_received_data(size, stream_id)
+            elif not event.stream_ended:
+                self._count_control()  # an empty DATA frame: work for nothing
+            return
+        stream.body_bytes += len(data)
+        if stream.body_bytes > self._limits.max_body_bytes:
+            self._refuse(stream, 413, f"body larger than {self._limits.max_body_bytes} bytes")
+            self._h2.acknowledge_received_data(size, stream_id)
+            return
+        stream.body.append(data)
+        if size > len(data):  # padding: give it back now
+            self._h2.acknowledge_received_data(size - len(data), stream_id)
+        _wake(stream)
+
+    def _refuse(self, stream: _Stream, status: int, why: str) -> None:
+        """Answer ``status`` on ``stream`` (unless its response began) and reset it."""
+        self._server.log.info("request refused", client=self._client(), status=status, why=why)
+        if stream.task is not None:
+            stream.task.cancel()
+        self._answer(stream, status, REFUSED)
+
+    def _answer(self, stream: _Stream, status: int, outcome: str) -> None:
+        """A short text answer of the server's own on ``stream`` (unless its response
+        began, then a reset), the stream then reset if the client still sends."""
+        conn = self._h2
+        try:
+            if stream.phase == 0:
+                body = b"%d %s\n" % (status, http.HTTPStatus(status).phrase.encode())
+                stream.status = status
+                conn.send_headers(
+                    stream.id,
+                    [(b":status", b"%d" % status), (b"content-type", b"text/plain; charset=utf-8"),
+                     (b"content-length", b"%d" % len(body)), (b"date", http_date_now()),
+                     (b"server", b"riad")],
+                )  # fmt: skip
+                conn.send_data(stream.id, body, end_stream=True)
+                stream.response_bytes = len(body)
+                if not stream.ended:
+                    conn.reset_stream(stream.id, ErrorCodes.NO_ERROR)
+            else:
+                conn.reset_stream(stream.id, ErrorCodes.INTERNAL_ERROR)
+            self._flush()
+        except (h2.exceptions.ProtocolError, ClientGone):
+            pass
+        self._stream_gone(stream, outcome)
+
+    def _stream_gone(self, stream: _Stream, outcome: str) -> None:
+        """The stream is over for the client: its line is logged, its task told."""
+        if self._streams.pop(stream.id, None) is None:
+            return
+        stream.gone = True
+        _wake(stream)
+        self._log(stream, outcome)
+        if not self._streams:
+            if self.phase is H2Phase.GOING_AWAY and self._task is not None:
+                self._task.cancel()
+            elif self.phase is H2Phase.OPEN:
+                self._deadline.arm(self._limits.idle_timeout_s)
+
+    def _log(self, stream: _Stream, outcome: str) -> None:
+        access = self._server.access_log
+        if access.enabled(INFO):
+            access.info(
+                '%s "%s" %s %d',
+                self._client(),
+                stream.request_line,
+                stream.status if stream.status is not None else "-",
+                stream.response_bytes,
+                ms=round((self._loop.time() - stream.started) * 1000, 2),
+                outcome=outcome,
+            )
+
+    # -- one exchange ----------------------------------------------------------------------
+
+    async def _exchange(self, stream: _Stream, scope: Scope) -> None:
+        async def receive() -> Message:
+            return await self._receive(stream)
+
+        async def send(message: Message) -> None:
+            await self._send(stream, message)
+
+        try:
+            await self._server.app(scope, receive, send)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(exc, asyncio.CancelledError):
+                task = stream.task
+                if stream.gone or task is None or task.cancelling():
+                    self._stream_gone(stream, CANCELLED)
+                    raise
+            if stream.gone or is_client_gone(exc):
+                self._stream_gone(stream, ABORTED)
+                return
+            self._server.log.exception("application error", exc=exc, request=stream.request_line)
+            self._fail(stream)
+            return
+        if stream.phase < 2 and not stream.gone:
+            if stream.phase == 0:
+                self._server.log.error(
+                    "application returned without a response", request=stream.request_line
+                )
+            else:
+                self._server.log.error(
+                    "application left its response unfinished", request=stream.request_line
+                )
+            self._fail(stream)
+
+    def _fail(self, stream: _Stream) -> None:
+        """The application failed: 500 before its response began, a reset after."""
+        if not stream.gone:
+            self._answer(stream, 500, ERROR)
+
+    async def _receive(self, stream: _Stream) -> Message:
+        while True:
+            if stream.gone or stream.phase == 2:
+                return _DISCONNECT
+            if stream.body:
+                data = stream.body.popleft()
+                try:
+                    self._h2.acknowledge_received_data(len(data), stream.id)
+                    self._flush()
+                except (h2.exceptions.ProtocolError, ClientGone):
+                    pass
+                more = bool(stream.body) or not stream.ended
+                stream.delivered = not more
+                return {"type": "http.request", "body": data, "more_body": more}
+            if not stream.ended:
+                await self._wait(stream, self._limits.body_timeout_s)
+            elif not stream.delivered:
+                stream.delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            else:
+                await self._wait(stream, None)  # until the stream is reset or done
+
+    async def _wait(self, stream: _Stream, timeout_s: float | None) -> None:
+        if stream.waiter is not None:
+            raise RuntimeError("receive() awaited twice at once")
+        stream.waiter = self._loop.create_future()
+        try:
+            if timeout_s is None:
+                await stream.waiter
+            else:
+                async with asyncio.timeout(timeout_s):
+                    await stream.waiter
+        except TimeoutError:
+            self._server.log.info("request timed out", client=self._client())
+            self._answer(stream, 408, TIMED_OUT)
+        finally:
+            stream.waiter = None
+
+    def _reset(self, stream: _Stream, outcome: str) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.reset_stream(stream.id, ErrorCodes.CANCEL)
+        self._stream_gone(stream, outcome)
+
+    async def _send(self, stream: _Stream, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if stream.status is None:
+                raise RuntimeError("http.response.body sent before http.response.start")
+            if stream.phase == 2:
+                raise RuntimeError("http.response.body sent after the response completed")
+            if stream.gone:
+                return
+            body = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            conn = self._h2
+            end = not more and not stream.trailers
+            if stream.phase == 0:
+                stream.phase = 1
+                headers = _response_headers(stream.status, stream.headers, body, more)
+                conn.send_headers(stream.id, headers, end_stream=end and stream.head_request)
+                if stream.head_request:
+                    body = b""
+                    if end:
+                        self._done(stream)
+                        return
+            elif stream.head_request:
+                body = b""
+            await self._send_data(stream, body, end)
+            if not stream.head_request:
+                stream.response_bytes += len(body)
+            if not more and not stream.trailers:
+                self._done(stream)
+            return
+        if kind == "http.response.start":
+            if stream.status is not None:
+                raise RuntimeError("http.response.start sent twice")
+            stream.status = int(message["status"])
+            stream.headers = message.get("headers", ())
+            stream.trailers = bool(message.get("trailers", False))
+            return
+        if kind == "http.response.trailers":
+            if not stream.trailers or stream.phase != 1:
+                raise RuntimeError("http.response.trailers without trailers: True, or too early")
+            if stream.gone:
+                return
+            if message.get("more_trailers", False):
+                raise RuntimeError("more_trailers is not supported: send the trailers at once")
+            trailers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            self._h2.send_headers(stream.id, trailers, end_stream=True)
+            self._flush()
+            self._done(stream)
+            return
+        raise ValueError(f"unexpected ASGI message type {kind!r}")
+
+    def _done(self, stream: _Stream) -> None:
+        stream.phase = 2
+        self._flush()
+        if stream.ended or stream.gone:
+            self._stream_gone(stream, COMPLETED)
+        else:
+            # The response is whole but the client still sends: stop it there.
+            try:
+                self._h2.reset_stream(stream.id, ErrorCodes.NO_ERROR)
+                self._flush()
+            except h2.exceptions.ProtocolError:
+                pass
+            self._stream_gone(stream, COMPLETED)
+
+    async def _send_data(self, stream: _Stream, body: bytes, end: bool) -> None:
+        """``body`` on ``stream`` as the windows allow, each piece handed to the
+        transport and the transport drained (see the module text)."""
+        conn = self._h2
+        view = memoryview(body)
+        sent = 0
+        total = len(body)
+        while True:
+            if stream.gone:
+                raise ClientGone("the stream was reset")
+            window = conn.local_flow_control_window(stream.id)
+            size = min(window, conn.max_outbound_frame_size, total - sent)
+            if size <= 0 and sent < total:
+                await self._wait_for_window(stream)
+                continue
+            last = sent + size >= total
+            conn.send_data(stream.id, bytes(view[sent : sent + size]), end_stream=end and last)
+            sent += size
+            self._flush()
+            if last:
+                break
+            await self._drain_for(stream)
+        await self._drain_for(stream)
+
+    async def _wait_for_window(self, stream: _Stream) -> None:
+        if stream.waiter is not None:
+            raise RuntimeError("send() awaited twice at once")
+        stream.waiter = self._loop.create_future()
+        try:
+            async with asyncio.timeout(self._limits.send_timeout_s):
+                await stream.waiter
+        except TimeoutError:
+            self._server.log.info("HTTP/2 stream stalled: no window", client=self._client())
+            self._reset(stream, TIMED_OUT)
+            self._flush()
+            raise ClientGone("the client gave no window to send in") from None
+        finally:
+            stream.waiter = None
+
+    async def _drain_for(self, stream: _Stream) -> None:
+        try:
+            async with asyncio.timeout(self._limits.send_timeout_s):
+                await self._transport.drain()
+        except TimeoutError:
+            self._reset(stream, TIMED_OUT)
+            raise ClientGone("the client stopped reading") from None
+
+
+_CONTROL_EVENTS = frozenset(
+    {
+        h2.events.PingReceived,
+        h2.events.RemoteSettingsChanged,
+        h2.events.PriorityUpdated,
+        h2.events.SettingsAcknowledged,
+        h2.events.PingAckReceived,
+        h2.events.UnknownFrameReceived,
+    }
+)
+
+
+def _wake(stream: _Stream) -> None:
+    waiter = stream.waiter
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+def _request_head(headers: Any) -> _Head:
+    """The request's head from its HTTP/2 header list (validated by h2): pseudo-headers
+    out, ``:authority`` as ``host`` when there is none, ``cookie`` fields joined
+    (RFC 9113 8.2.3)."""
+    method = target = authority = b""
+    fields: list[tuple[bytes, bytes]] = []
+    cookies: list[bytes] = []
+    has_host = False
+    for name, value in headers:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                target = value
+            elif name == b":authority":
+                authority = value
+        elif name == b"cookie":
+            cookies.append(value)
+        else:
+            if name == b"host":
+                has_host = True
+            fields.append((name, value))
+    if authority and not has_host:
+        fields.insert(0, (b"host", authority))
+    if cookies:
+        fields.append((b"cookie", b"; ".join(cookies)))
+    return _Head(method, target or b"/", b"2", fields)
+
+
+def _response_headers(
+    status: int, headers: Any, body: bytes, more: bool
+) -> list[tuple[bytes, bytes]]:
+    out = [(b":status", b"%d" % status)]
+    has_length = has_date = has_server = False
+    for name, value in headers:
+        lower = bytes(name).lower()
+        if lower in _CONNECTION_HEADERS:
+            continue  # (connection-specific: not in HTTP/2, 8.2.2)
+        if lower == b"content-length":
+            has_length = True
+        elif lower == b"date":
+            has_date = True
+        elif lower == b"server":
+            has_server = True
+        out.append((lower, bytes(value)))
+    if not has_length and not more and status >= 200 and status not in (204, 304):
+        out.append((b"content-length", b"%d" % len(body)))
+    if not has_date:
+        out.append((b"date", http_date_now()))
+    if not has_server:
+        out.append((b"server", b"riad"))
+    return out
