@@ -169,6 +169,8 @@ class H2Client:
                                  open_body=True)  # fmt: skip
         sent = 0
         while sent < len(body):
+            if self.responses.get(stream_id, Response()).ended:
+                break  # answered (refused) before the whole body went
             window = min(self.conn.local_flow_control_window(stream_id), 16384)
             if window <= 0:
                 if not await self.pump():
@@ -194,8 +196,11 @@ class H2Client:
         """Every frame until the server closes, parsed without h2's state machine
         (which takes a GOAWAY as the end); header blocks are decoded into ``.headers``."""
         buffer = b""
-        while data := await self.reader.read(65536):
-            buffer += data
+        try:
+            while data := await self.reader.read(65536):
+                buffer += data
+        except ConnectionResetError:
+            pass
         frames: list[Frame] = []
         while len(buffer) >= 9:
             frame, length = Frame.parse_frame_header(memoryview(buffer[:9]))
@@ -224,3 +229,26 @@ async def connect_h2(
 
 
 ZERO_WINDOW = {SettingCodes.INITIAL_WINDOW_SIZE: 0}
+
+
+class Streamer:
+    """An application sending ``count`` pieces of ``piece_bytes`` (``more_body``),
+    counting what its ``send`` let through."""
+
+    def __init__(self, count: int = 1000, piece_bytes: int = 16 * 1024) -> None:
+        self.count = count
+        self.piece = b"s" * piece_bytes
+        self.sent = 0
+        self.failed: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(self.count):
+                await send({"type": "http.response.body", "body": self.piece, "more_body": True})
+                self.sent += 1
+            await send({"type": "http.response.body", "body": b""})
+        except OSError as e:
+            self.failed = e

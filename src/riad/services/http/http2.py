@@ -238,15 +238,19 @@ class Http2Connection:
         finally:
             self.phase = H2Phase.CLOSED
             self._deadline.cancel()
-            streams = list(self._streams.values())
-            for stream in streams:
-                self._stream_gone(stream, outcome)
-            tasks = [s.task for s in streams if s.task is not None]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._end_streams(outcome)
             self._transport.close()
+
+    async def _end_streams(self, outcome: str) -> None:
+        """The connection is over: every stream's line is logged, its task cancelled."""
+        streams = list(self._streams.values())
+        for stream in streams:
+            self._stream_gone(stream, outcome)
+        tasks = [s.task for s in streams if s.task is not None and not s.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_idle(self) -> None:
         if not self._streams:
@@ -308,16 +312,28 @@ class Http2Connection:
                 self._deadline.arm(self._limits.idle_timeout_s)
 
     async def _linger(self) -> None:
+        """End the streams, close our side, and drop what the client still sends for
+        ``linger_s`` (a bounded amount), so it reads our GOAWAY rather than a reset."""
+        self._flush()
+        self.phase = H2Phase.CLOSED
+        await self._end_streams(ABORTED)
+        transport = self._transport
         try:
-            self._transport.write_eof()
+            transport.write_eof()
             async with asyncio.timeout(self._limits.linger_s):
-                await self._transport.drain()
+                await transport.drain()
+                drained = 0
+                while drained < 16 * self._limits.max_header_bytes:
+                    data = await transport.read()
+                    if not data:
+                        break
+                    drained += len(data)
         except (TimeoutError, ClientGone):
             pass
 
     def _flush(self) -> None:
         data = self._h2.data_to_send()
-        if data:
+        if data and self.phase is not H2Phase.CLOSED:
             self._transport.write(data)
 
     def _client(self) -> str:
@@ -392,6 +408,7 @@ class Http2Connection:
             return
         self._last_stream = stream_id
         stream = _Stream(stream_id, self._loop.time())
+        stream.ended = event.stream_ended is not None
         self._streams[stream_id] = stream
         self._deadline.clear()
         head = _request_head(event.headers)

@@ -1,0 +1,250 @@
+"""A hostile HTTP/2 client for each attack, on the simulated network: the server
+keeps within its limits, ends (or resets) what attacks it, and serves a bystander
+all along. Time is simulated; memory is measured with ``tracemalloc``."""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from hyperframe.frame import (
+    ContinuationFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+)
+
+from riad.services.http import HttpLimits
+from riad.testing.simnet import test_seed
+from tests.http.harness import SimServed, run_served
+
+from .kit import ZERO_WINDOW, H2App, H2Client, Streamer, connect_h2
+
+LIMITS = HttpLimits(
+    max_request_line_bytes=2048,
+    max_header_bytes=4096,
+    h2_max_concurrent_streams=10,
+    h2_max_control_frames_per_s=100,
+    h2_max_resets_per_s=50,
+    send_timeout_s=9,
+    idle_timeout_s=100,
+)
+
+
+def serve(main, seed: int, app=None) -> H2App:
+    app = app if app is not None else H2App()
+    run_served(app, lambda served: main(served, app), seed=test_seed(seed), limits=LIMITS)
+    return app
+
+
+async def ended_with(client: H2Client) -> int:
+    """Read until the server closes; the error code of its GOAWAY."""
+    await client.until_closed()
+    assert client.terminated is not None, "no GOAWAY"
+    return int(client.terminated.error_code)
+
+
+async def still_served(served: SimServed) -> None:
+    other = await connect_h2(served)
+    assert (await other.get("/")).status == 200
+    other.close()
+
+
+def test_more_streams_than_allowed_end_the_connection() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        bystander = await served.bystander()
+        client = await connect_h2(served)
+        await client.pump()  # the server's settings
+        for _ in range(10):
+            client.request("/wait")
+        await asyncio.sleep(1)
+        assert app.waiting == 10
+        client.raw_request(21, "/wait")  # (h2's own client would refuse an eleventh)
+        assert await ended_with(client) == ErrorCodes.PROTOCOL_ERROR
+        await asyncio.sleep(0.1)
+        assert app.waiting == 10 and app.running == 0  # the ten were cancelled
+        await bystander.check()
+        await still_served(served)
+
+    serve(main, 2101)
+
+
+def test_a_header_list_over_the_limit_ends_the_connection() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        client = await connect_h2(served)
+        client.request("/info", headers=[(b"x-big", b"b" * 5000)])
+        assert await ended_with(client) == ErrorCodes.ENHANCE_YOUR_CALM
+        await still_served(served)
+
+    app = serve(main, 2102)
+    assert app.running == 0 and app.waiting == 0
+
+
+def test_an_hpack_bomb_is_not_inflated() -> None:
+    peaks: list[int] = []
+
+    async def main(served: SimServed, app: H2App) -> None:
+        bystander = await served.bystander()
+        client = await connect_h2(served)
+        await client.pump()
+        # one 4000-byte entry in the dynamic table, then 1000 one-byte references to
+        # it: a block of about 5 KB that would decode to 4 MB
+        tracemalloc.start()
+        try:
+            client.request("/info", headers=[(b"x-bomb", b"a" * 4000)] * 1000)
+            code = await ended_with(client)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert code == ErrorCodes.ENHANCE_YOUR_CALM
+        await bystander.check()
+
+    serve(main, 2103)
+    assert peaks[0] < 1024 * 1024, peaks
+
+
+def test_a_larger_hpack_table_than_advertised_ends_the_connection() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        client = await connect_h2(served)
+        assert (await client.get("/")).status == 200
+        client.conn.encoder.header_table_size = 1 << 20  # a table size update to 1 MiB
+        client.request("/")
+        assert await ended_with(client) == ErrorCodes.PROTOCOL_ERROR
+        await still_served(served)
+
+    serve(main, 2104)
+
+
+def test_settings_and_ping_floods_are_cut_short() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        bystander = await served.bystander()
+        for flood in (SettingsFrame(0), PingFrame(0, opaque_data=b"12345678")):
+            client = await connect_h2(served)
+            client.send_raw(flood.serialize() * 100_000)  # 900 KB, 1.7 MB
+            frames = await client.raw_frames_until_closed()
+            acks = [f for f in frames if type(f) is type(flood) and "ACK" in f.flags]
+            # answered as far as the read that went over the limit (64 KiB of frames)
+            assert len(acks) < 65536 // 9 + 100, len(acks)
+            goaway = [f for f in frames if type(f).__name__ == "GoAwayFrame"]
+            assert [f.error_code for f in goaway] == [ErrorCodes.ENHANCE_YOUR_CALM]
+            await bystander.check()
+
+    serve(main, 2105)
+
+
+def test_rapid_reset_is_cut_short_and_its_work_cancelled() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        bystander = await served.bystander()
+        client = await connect_h2(served)
+        await client.pump()
+        burst = b""
+        for n in range(1000):
+            stream_id = 1 + 2 * n
+            block = client.conn.encoder.encode(
+                [(b":method", b"GET"), (b":path", b"/wait"), (b":scheme", b"http"),
+                 (b":authority", b"x")]
+            )  # fmt: skip
+            burst += HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+            burst += RstStreamFrame(stream_id, error_code=ErrorCodes.CANCEL).serialize()
+        client.send_raw(burst)
+        frames = await client.raw_frames_until_closed()
+        goaway = [f for f in frames if type(f).__name__ == "GoAwayFrame"]
+        assert [f.error_code for f in goaway] == [ErrorCodes.ENHANCE_YOUR_CALM]
+        await asyncio.sleep(0.1)
+        assert app.running == 0  # every reset stream's task was cancelled
+        assert app.waiting <= LIMITS.h2_max_resets_per_s + 1
+        await bystander.check()
+        await still_served(served)
+
+    serve(main, 2106)
+
+
+def test_a_continuation_flood_is_cut_short() -> None:
+    peaks: list[int] = []
+
+    async def main(served: SimServed, app: H2App) -> None:
+        bystander = await served.bystander()
+        client = await connect_h2(served)
+        await client.pump()
+        block = client.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/")])
+        flood = HeadersFrame(1, block).serialize()  # no END_HEADERS: continuations follow
+        flood += ContinuationFrame(1, b"\x00" * 16000).serialize() * 1000  # 16 MB
+        tracemalloc.start()
+        try:
+            reading = asyncio.ensure_future(client.raw_frames_until_closed())
+            for start in range(0, len(flood), 64 * 1024):  # (not 16 MB at once on our side)
+                if reading.done():
+                    break
+                client.send_raw(flood[start : start + 64 * 1024])
+                try:
+                    await client.writer.drain()
+                except ConnectionError:
+                    break
+            frames = await reading
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert any(type(f).__name__ == "GoAwayFrame" for f in frames)
+        await bystander.check()
+
+    serve(main, 2107)
+    # h2 holds at most 64 continuations (1 MiB here); the 16 MB never piled up
+    assert peaks[0] < 6 * 1024 * 1024, peaks
+
+
+def test_a_zero_window_stalls_the_stream_until_it_is_reset() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        loop = asyncio.get_running_loop()
+        bystander = await served.bystander()
+        client = await connect_h2(served, ZERO_WINDOW)
+        stream = client.request("/big")
+        asked = loop.time()
+        answer = await client.response(stream)
+        assert answer.reset == ErrorCodes.CANCEL and answer.status == 200
+        assert answer.body == b""  # not a byte without window
+        assert 9 <= loop.time() - asked < 9.5  # send_timeout_s
+        await bystander.check()
+        assert (await client.get("/", method="HEAD")).status == 200  # the connection goes on
+
+    serve(main, 2108)
+
+
+def test_a_slow_reader_holds_the_application_and_is_reset() -> None:
+    streamer = Streamer(count=1000)  # 16 MB in 16 KiB pieces
+
+    async def main(served: SimServed, app: Streamer) -> None:
+        reader, writer = await served.connect()
+        big = {SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+        client = H2Client(reader, writer, big)
+        client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        client.request("/")
+        client.flush()
+        await asyncio.sleep(5)  # the client reads nothing
+        held = streamer.sent * len(streamer.piece)
+        # the transport's buffer, riad's TCP send buffer and the client's window
+        assert 0 < held < 3 * 1024 * 1024, held
+        await asyncio.sleep(10)  # past send_timeout_s without progress
+        assert isinstance(streamer.failed, ConnectionError)
+        assert streamer.sent * len(streamer.piece) == held
+
+    serve(main, 2109, streamer)
+
+
+def test_bodies_over_the_limit_are_refused() -> None:
+    async def main(served: SimServed, app: H2App) -> None:
+        client = await connect_h2(served)
+        declared = await client.get(
+            "/echo", method="POST", headers=[(b"content-length", b"99999999")]
+        )
+        assert declared.status == 413
+        served_limits = served.server.limits
+        sent = await client.response(
+            await client.upload("/echo", b"x" * (served_limits.max_body_bytes + 1))
+        )
+        assert sent.status == 413
+        assert (await client.get("/")).status == 200
+
+    serve(main, 2110)
