@@ -641,17 +641,9 @@ class HttpConnection:
                 )
                 self._response_bytes = len(body)
             self._log_request(outcome)
-            transport.write_eof()
-            async with asyncio.timeout(self._limits.linger_s):
-                await transport.drain()
-                drained = 0
-                while drained < 16 * self._limits.max_header_bytes:
-                    data = await transport.read()
-                    if not data:
-                        break
-                    drained += len(data)
-        except (TimeoutError, ClientGone):
-            pass
+        except ClientGone:
+            return
+        await transport.linger(self._limits.linger_s, 16 * self._limits.max_header_bytes)
 
 
 def _drop_frames(exc: BaseException) -> None:

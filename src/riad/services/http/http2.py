@@ -317,19 +317,7 @@ class Http2Connection:
         self._flush()
         self.phase = H2Phase.CLOSED
         await self._end_streams(ABORTED)
-        transport = self._transport
-        try:
-            transport.write_eof()
-            async with asyncio.timeout(self._limits.linger_s):
-                await transport.drain()
-                drained = 0
-                while drained < 16 * self._limits.max_header_bytes:
-                    data = await transport.read()
-                    if not data:
-                        break
-                    drained += len(data)
-        except (TimeoutError, ClientGone):
-            pass
+        await self._transport.linger(self._limits.linger_s, 16 * self._limits.max_header_bytes)
 
     def _flush(self) -> None:
         data = self._h2.data_to_send()

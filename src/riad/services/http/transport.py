@@ -86,6 +86,23 @@ class Transport:
         except OSError as e:
             raise ClientGone(f"closing failed: {e}") from e
 
+    async def linger(self, seconds: float, max_bytes: int) -> None:
+        """Close our sending side, then read and drop what the client still sends, for
+        up to ``seconds`` and ``max_bytes``: it reads our last answer rather than the
+        reset a close with unread bytes would bring."""
+        try:
+            self.write_eof()
+            async with asyncio.timeout(seconds):
+                await self.drain()
+                drained = 0
+                while drained < max_bytes:
+                    data = await self.read()
+                    if not data:
+                        break
+                    drained += len(data)
+        except (TimeoutError, ClientGone):
+            pass
+
     def close(self) -> None:
         with contextlib.suppress(OSError):  # closing a stream that already failed
             self._stream.close()
