@@ -236,3 +236,27 @@ def test_missing_store_is_a_configuration_error(tmp_path: Path) -> None:
         f"riad: error: key-value store 'packed': {folder / 'packed.kv'} not found; "
         "create it or pass --kv packed=PATH"
     ]
+
+
+FREEZE_REPORTER = (
+    "import asyncio\nimport gc\nimport riad\n"
+    "app = riad.App('frozen', network=True)\n"
+    "@app.main\n"
+    "async def main(dev: riad.Devices) -> None:\n"
+    "    before = gc.get_freeze_count()\n"
+    "    await asyncio.sleep(0.01)  # the loop waits: start-up is over\n"
+    "    dev.log.info('frozen', before=before, after=gc.get_freeze_count())\n"
+)
+"""A service that says how many objects were frozen before and after its loop first waited."""
+
+
+def test_what_start_up_made_is_frozen_once_the_loop_waits(tmp_path: Path) -> None:
+    """Start-up's objects live as long as the service: frozen out of the cycle
+    collector's reach (``gc.freeze``), later collections do not walk them."""
+    service = tmp_path / "frozen.py"
+    service.write_text(FREEZE_REPORTER)
+    with ServiceProcess(riad_command("run", str(service))) as proc:
+        assert proc.wait() == 0
+    line = next(line for line in proc.lines if "app: frozen" in line)
+    assert log_field(line, "before") == "0"
+    assert int(log_field(line, "after")) > 10_000  # the interpreter, riad, the service

@@ -102,6 +102,7 @@ async def serve(
     random: Random | None = None,
     stop: asyncio.Event | None = None,
     grace_s: float = 5.0,
+    main_started: Callable[[], None] | None = None,
 ) -> ExitCode:
     """Run ``app`` with ``config`` on the running loop until it ends; return its exit code.
 
@@ -110,7 +111,9 @@ async def serve(
     here (``riad.backends.kv.sqlite``) and closed at the end; ``volumes`` the
     directory of every volume it declared, as the service sees it (the target
     has checked and prepared them). Setting ``stop`` asks the service to
-    stop, as SIGTERM does.
+    stop, as SIGTERM does. ``main_started`` is called once the devices are up
+    and ``main`` is started (the targets freeze what start-up made once the
+    loop next waits: see ``riad.image.idle``).
     """
     console = console if console is not None else FdConsole()
     clock = clock if clock is not None else MonotonicClock()
@@ -125,7 +128,16 @@ async def serve(
         with logs.capture_stdlib_logging():
             try:
                 return await _serve(
-                    app, config, logs, open_stack, kvs or {}, clock, random, stop, grace_s
+                    app,
+                    config,
+                    logs,
+                    open_stack,
+                    kvs or {},
+                    clock,
+                    random,
+                    stop,
+                    grace_s,
+                    main_started,
                 )
             except (ConfigError, MissingDeviceError) as exc:
                 return report_config_error(exc, console)
@@ -146,6 +158,7 @@ async def _serve(
     random: Random,
     stop: asyncio.Event,
     grace_s: float,
+    main_started: Callable[[], None] | None,
 ) -> ExitCode:
     entry = _entry(app)
     lost = [vol.name for vol in app.volumes if vol.name not in config.volumes]
@@ -187,7 +200,7 @@ async def _serve(
         if supervised is not None:
             _route_loop(supervised.inner, dev, logs, resources)
         try:
-            return await _run_main(app, entry, dev, stop, logs, grace_s)
+            return await _run_main(app, entry, dev, stop, logs, grace_s, main_started)
         finally:
             for resolver in resolvers:
                 resolver.close()
@@ -301,6 +314,7 @@ async def _run_main(
     stop: asyncio.Event,
     logs: Logs,
     grace_s: float,
+    main_started: Callable[[], None] | None,
 ) -> ExitCode:
     log = logs.source("riad")
 
@@ -313,6 +327,8 @@ async def _run_main(
         await result
 
     main_task = asyncio.ensure_future(call_main())
+    if main_started is not None:
+        main_started()
     stop_task = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({main_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -358,11 +374,12 @@ def run(
     random: Random | None = None,
     grace_s: float = 5.0,
     handle_signals: bool = True,
+    main_started: Callable[[], None] | None = None,
 ) -> int:
     """Run ``app`` to completion on a new event loop; return the exit status.
 
     With ``handle_signals`` (the default) SIGINT and SIGTERM ask the service
-    to stop (a second one stops it at once).
+    to stop (a second one stops it at once). ``main_started``: as ``serve``'s.
     """
 
     async def main() -> ExitCode:
@@ -388,6 +405,7 @@ def run(
                 random=random,
                 stop=stop,
                 grace_s=grace_s,
+                main_started=main_started,
             )
         finally:
             for signum in installed:

@@ -32,6 +32,7 @@ from riad.app.run import run as run_app
 from riad.backends.console import FdConsole
 from riad.backends.socket_stack import SocketStack
 from riad.devices import KV
+from riad.image.idle import freeze_after_startup
 from riad.targets.target import RunRequest, Target, prepare_service
 from riad.targets.volumes import prepare_volumes
 
@@ -78,6 +79,7 @@ class UnixTarget:
             kvs=kvs,
             volumes={name: str(path) for name, path in volumes.items()},
             console=console,
+            main_started=freeze_after_startup,
         )
 
 

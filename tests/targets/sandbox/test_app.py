@@ -269,3 +269,16 @@ def test_sigint_stops_the_sealed_service_cleanly(ns: Netns) -> None:
         proc.wait_for("echo ready")
         assert proc.stop(signal.SIGINT) == 0
     assert "stopping service=echo" in proc.output
+
+
+def test_what_start_up_made_is_frozen_in_the_sandbox(ns: Netns, tmp_path: Path) -> None:
+    from tests.targets.test_unix import FREEZE_REPORTER
+
+    service = tmp_path / "frozen.py"
+    service.write_text(FREEZE_REPORTER)
+    with sealed(ns, str(service)) as proc:
+        assert proc.wait() == 0
+    no_stopped_calls(proc)
+    line = next(line for line in proc.lines if "app: frozen" in line)
+    assert log_field(line, "before") == "0"
+    assert int(log_field(line, "after")) > 10_000

@@ -286,11 +286,12 @@ _TRIM = _malloc_trim()
 
 
 def release_free_memory() -> None:
-    """Give the memory the C allocator holds free back to the system (glibc; else nothing)."""
-    if _TRIM is not None:
-        import gc
+    """Give the memory the C allocator holds free back to the system (glibc; else nothing).
 
-        gc.collect()
+    No collection first: an ended connection is freed by reference counting
+    (``tests/http/test_freed_by_refcount.py``), and a full collection of a large
+    heap would stall every other connection for tens of milliseconds."""
+    if _TRIM is not None:
         _TRIM()
 
 

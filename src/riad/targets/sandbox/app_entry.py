@@ -34,6 +34,7 @@ from riad.backends.console import FdConsole, MemoryConsole
 from riad.backends.kv import EmbeddedKV, MemoryKV, pack_bytes
 from riad.backends.tap import TapDevice
 from riad.devices import KV, KVError
+from riad.image.idle import freeze_after_startup
 from riad.targets.direct import DEFAULT_IPV4, announcing, direct_stack_opener
 from riad.targets.sandbox.warmup import import_modules
 from riad.targets.target import RunRequest, prepare_service
@@ -146,6 +147,7 @@ class AppEntry:
                 volumes=dict(self.options.volumes),
                 console=self.console,
                 stop=self._stop,
+                main_started=freeze_after_startup,
             )
         )
         return int(status)
