@@ -3,7 +3,7 @@
 Run inside the test's namespace (``ip netns exec NS python -m tests.dns.upstream
 ADDRESS PORT``); dnsmasq forwards some domains to it. By the question's domain:
 
-- ``*.slow.test``: the answer (A 10.79.3.1) is held back until the same
+- ``*.slow.test``: the answer (A 10.79.3.1, or ``--slow-address``) is held back until the same
   question is asked again (the asker gave up waiting and tried again), then
   every held query of that name is answered: slow by events, not by a clock;
 - ``*.never.test``: no answer at all;
@@ -31,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("address")
     parser.add_argument("port", type=int)
+    parser.add_argument("--slow-address", default="10.79.3.1", help="the slow names' address")
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.address, args.port))
@@ -47,7 +48,7 @@ def main() -> None:
         if name.is_subdomain(NEVER):
             continue
         if name.is_subdomain(SLOW):
-            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "10.79.3.1"))
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", args.slow_address))
             waiting = held.setdefault(name, [])
             waiting.append((response.to_wire(), addr))
             if len(waiting) > 1:

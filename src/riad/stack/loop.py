@@ -25,9 +25,11 @@ attached:
 - a host socket of an Internet family handed to them (``sock=``,
   ``sock_connect``, ``sock_accept``, ``connect_accepted_socket``) is refused
   with ``HostSocketError``, and so is making one at all (``socket.socket``
-  from any thread, through an audit hook): it would reach the host's network,
-  not the service's, or, sealed, nothing. Unix sockets and everything else
-  are the selector loop's own.
+  from any thread, through an audit hook) or a blocking name lookup
+  (``socket.getaddrinfo``, which ``socket.create_connection`` starts with):
+  they would reach the host's network and names, not the service's, or,
+  sealed, nothing. Unix sockets and everything else are the selector loop's
+  own.
 
 Detached, every method is the selector loop's own: on the host's sockets
 nothing changes. The stack's parts stay below this module: the network is
@@ -397,7 +399,8 @@ def route(loop: asyncio.AbstractEventLoop, network: LoopNetwork) -> Iterator[boo
 
 
 class _SocketGuard:
-    """Refuses ``socket.socket(AF_INET...)`` while a loop is routed (an audit hook: once
+    """Refuses ``socket.socket(AF_INET...)`` and ``socket.getaddrinfo`` while a loop is
+    routed (an audit hook: once
     added it stays, and does nothing while no loop is routed)."""
 
     def __init__(self) -> None:
@@ -410,8 +413,15 @@ class _SocketGuard:
             sys.addaudithook(self._audit)
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "socket.__new__" and self.routed and args[1] in _INET:
+        if not self.routed:
+            return
+        if event == "socket.__new__" and args[1] in _INET:
             raise HostSocketError("a host socket (socket.socket) was made")
+        if event == "socket.getaddrinfo":
+            raise HostSocketError(
+                f"socket.getaddrinfo({args[0]!r}) asks the host's resolver, not the "
+                "service's (loop.getaddrinfo and dev.resolver ask riad's)"
+            )
 
 
 _guard = _SocketGuard()
