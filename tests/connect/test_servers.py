@@ -10,6 +10,7 @@ check ends with the right error, never a hang.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,7 @@ def serve(lab: ServerLab, target: str) -> ServiceProcess:
 
 @pytest.mark.parametrize("target", ["unix", "sandbox", "vm"])
 def test_asyncpg_redis_and_httpx_by_name(lab: ServerLab, target: str) -> None:
-    with serve(lab, target) as proc:
+    with serve(lab, target) as proc, _said_on_failure(proc):
         url = log_field(proc.wait_for("app: serving url=", 900), "url")
         assert url == f"http://{SERVICE_IP}:8080/"
         if target != "unix":
@@ -66,7 +67,7 @@ def test_asyncpg_redis_and_httpx_by_name(lab: ServerLab, target: str) -> None:
         wrong = lab.ask("/https?host=wrong.lab.test&port=8443")
         assert wrong["error"] == "ConnectError" and "Hostname mismatch" in wrong["message"]
         client = lab.ask("/https?host=web.lab.test&port=9443&cert=1")
-        assert client == {"ok": {"status": 200, "body": "client CN=riad client\n"}}
+        assert client == {"ok": {"status": 200, "body": "client CN=riad client\n"}}, client
         no_cert = lab.ask("/https?host=web.lab.test&port=9443")
         assert no_cert["ok"]["status"] == 400  # nginx: no required SSL certificate was sent
         # a blocking socket cannot reach riad's stack: refused at once, naming the fix
@@ -75,6 +76,16 @@ def test_asyncpg_redis_and_httpx_by_name(lab: ServerLab, target: str) -> None:
         _dns_failures(lab)
         assert proc.stop() == 0
     assert "Traceback" not in proc.output
+
+
+@contextlib.contextmanager
+def _said_on_failure(proc: ServiceProcess) -> Iterator[None]:
+    """Print what the service said when the test fails (pytest shows it)."""
+    try:
+        yield
+    except BaseException:
+        print(proc.output)
+        raise
 
 
 def _dns_failures(lab: ServerLab) -> None:

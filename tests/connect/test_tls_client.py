@@ -100,3 +100,12 @@ async def _no_names(
     *args: object, **kwargs: object
 ) -> list[tuple[int, int, int, str, tuple[object, ...]]]:
     raise AssertionError("no name is resolved here")
+
+
+def test_a_client_certificate_goes_to_openssl_from_memory() -> None:
+    """No file, not even an anonymous one: a sealed service may make none."""
+    from riad.services.tls import memory
+
+    issued = TestCa().issue("riad client", client=True)
+    for context in (ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), ssl.create_default_context()):
+        assert memory.load_chain(context, issued.cert_pem, issued.key_pem)

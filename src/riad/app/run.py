@@ -198,7 +198,7 @@ async def _serve(
             tls_client=tls_client,
         )
         if supervised is not None:
-            _route_loop(supervised.inner, dev, logs, resources)
+            _route_loop(supervised.inner, dev, config, logs, resources)
         try:
             return await _run_main(app, entry, dev, stop, logs, grace_s, main_started)
         finally:
@@ -274,14 +274,27 @@ async def _tls_client_maker(app: App, kvs: Mapping[str, KV]) -> Callable[[], ssl
 
 
 def _route_loop(
-    stack: Stack, dev: Devices, logs: Logs, resources: contextlib.AsyncExitStack
+    stack: Stack,
+    dev: Devices,
+    config: BootConfig,
+    logs: Logs,
+    resources: contextlib.AsyncExitStack,
 ) -> None:
-    """Route the running loop's network methods through ``stack`` (riad's own) until the end."""
+    """Route the running loop's network methods through ``stack`` (riad's own) until the end.
+
+    When the service was given something to resolve names with (``--dns``,
+    ``--hosts``, ``--dhcp``), the resolver is made now: libraries look names up
+    from the loop, in handlers, after a seal that no module can be loaded past.
+    """
     from riad.backends.socket_stack import SocketStack
 
     if isinstance(stack, SocketStack):
         return  # the host's sockets: the loop's own methods are the right ones
     from riad.stack.loop import LoopNetwork, RoutableStack, route
+
+    net = config.net
+    if net.dns or net.hosts or net.dhcp:
+        dev.resolver  # noqa: B018 - loads riad's resolver (and dnspython) before any seal
 
     async def getaddrinfo(
         host: str | None, port: str | int | None, **kwargs: int

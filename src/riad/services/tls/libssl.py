@@ -9,7 +9,8 @@ That needs the ``SSL_CTX`` pointer. CPython keeps it as the first field
 after the object header (``PySSLContext.ctx``, unchanged since Python 2.7);
 :func:`context_pointer` reads it there and first checks that it is the
 context's by asking OpenSSL for two settings Python has set
-(``SSL_CTX_get_options`` and ``SSL_CTX_get_verify_mode``). Where any of this
+(``SSL_CTX_get_options`` and ``SSL_CTX_get_verify_mode``, OpenSSL's flags
+for Python's ``verify_mode``). Where any of this
 is unavailable (another interpreter, an ``_ssl`` linked statically without
 exported symbols), every function here returns ``False`` and changes nothing,
 and the caller falls back to what the ``ssl`` module can do.
@@ -101,9 +102,13 @@ def context_pointer(context: ssl.SSLContext) -> int | None:
         return None
     if lib.SSL_CTX_get_options(pointer) != int(context.options):
         return None
-    if lib.SSL_CTX_get_verify_mode(pointer) != int(context.verify_mode):
+    if lib.SSL_CTX_get_verify_mode(pointer) & 3 != _VERIFY_MODES[context.verify_mode]:
         return None
     return int(pointer)
+
+
+# What ``_ssl`` sets for each verify mode: SSL_VERIFY_PEER (1), SSL_VERIFY_FAIL_IF_NO_PEER_CERT (2)
+_VERIFY_MODES = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
 
 
 def error(what: str) -> PemError:
