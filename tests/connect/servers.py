@@ -11,10 +11,11 @@ service, on any target) is ``SERVICE_IP`` on it. Everything listens on
   anything else SERVFAIL);
 - PostgreSQL (Debian's), a throwaway cluster in a temporary folder, run as
   the ``postgres`` user: ``initdb`` then ``pg_ctl``, its Unix socket in that
-  folder, user and database ``riad``, trusted from the lab's network;
+  folder, a user and database (``riad``), trusted from the lab's network;
 - ``redis-server``, nothing saved;
 - nginx with a certificate for ``web.lab.test`` from ``riad cert``'s code
-  (``dev_certificate``; its CA is the service's bundle): port 443; the same
+  (``dev_certificate``; its CA is the service's bundle): port 443 (and plain
+  HTTP on 80); the same
   certificate on port 8443, reached as ``wrong.lab.test`` (a name it does not
   have); port 9443 asks for a client certificate of ``TestCa``.
 """
@@ -60,6 +61,7 @@ http {{
     ssl_certificate {prefix}/web.pem;
     ssl_certificate_key {prefix}/web.key;
     server {{
+        listen {host}:80;
         listen {host}:443 ssl;
         location / {{ return 200 "hello from nginx\\n"; }}
     }}
@@ -87,9 +89,11 @@ def postgres_bin(program: str) -> str:
 class ServerLab:
     """The namespace, its TAP and the servers started in it (see the module text)."""
 
-    def __init__(self, ns: Netns, work: Path) -> None:
+    def __init__(self, ns: Netns, work: Path, *, listen: str = HOST_IP) -> None:
         self.ns = ns
         self.work = work
+        self.listen = listen
+        """Where PostgreSQL and nginx listen (``0.0.0.0``: on every link of the namespace)."""
         self.cert: DevCertificate = dev_certificate(["web.lab.test"], loopback=False)
         self.clients = TestCa("riad test client CA")
         self.client: Issued = self.clients.issue("riad client", client=True)
@@ -155,27 +159,28 @@ class ServerLab:
             yield
 
     @contextlib.contextmanager
-    def postgres(self) -> Iterator[None]:
+    def postgres(self, user: str = "riad", database: str = "riad") -> Iterator[None]:
         home = Path(tempfile.mkdtemp(prefix="riad-pg-"))  # /tmp: the postgres user can reach it
         data = home / "data"
         shutil.chown(home, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*as_postgres, postgres_bin("initdb"), "-D", str(data), "-U", "riad", "-A", "trust",
+            [*as_postgres, postgres_bin("initdb"), "-D", str(data), "-U", user, "-A", "trust",
              "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         with open(data / "pg_hba.conf", "a", encoding="ascii") as hba:
-            hba.write(f"host all all {HOST_IP.rpartition('.')[0]}.0/24 trust\n")
+            hba.write("host all all 10.0.0.0/8 trust\n")  # the namespace's links only
+        listen = "*" if self.listen == "0.0.0.0" else self.listen
         options = (
-            f"-c listen_addresses={HOST_IP} -c unix_socket_directories={home} "
+            f"-c listen_addresses={listen} -c unix_socket_directories={home} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         ctl = [*as_postgres, postgres_bin("pg_ctl"), "-D", str(data)]
         self.ns.run(*ctl, "-o", options, "-l", str(home / "log"), "-w", "start", timeout=120)
         try:
             self.ns.run(
-                *as_postgres, postgres_bin("createdb"), "-h", str(home), "-U", "riad", "riad"
+                *as_postgres, postgres_bin("createdb"), "-h", str(home), "-U", user, database
             )
             yield
         finally:
@@ -200,13 +205,13 @@ class ServerLab:
         (prefix / "web.key").write_bytes(self.cert.key_pem)
         (prefix / "clients.pem").write_bytes(self.clients.pem)
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, host=HOST_IP))
+        conf.write_text(NGINX_CONF.format(prefix=prefix, host=self.listen))
         with self._process(["nginx", "-c", str(conf), "-p", str(prefix)], 9443, "nginx"):
             yield
 
     @contextlib.contextmanager
-    def everything(self) -> Iterator[None]:
-        with self.dns(), self.postgres(), self.redis(), self.nginx():
+    def everything(self, *, database: str = "riad") -> Iterator[None]:
+        with self.dns(), self.postgres(database, database), self.redis(), self.nginx():
             yield
 
     # -- impairments ----------------------------------------------------------
@@ -239,12 +244,22 @@ class ServerLab:
 
     def ask(self, path: str, timeout_s: float = 300) -> dict[str, Any]:
         """``GET`` the service's ``path`` with curl from the namespace; its JSON answer."""
+        answer = self.curl(path, timeout_s=timeout_s)[2]
+        assert isinstance(answer, dict), answer
+        return answer
+
+    def curl(
+        self, path: str, *args: str, port: int = 8080, timeout_s: float = 300
+    ) -> tuple[int, str, Any]:
+        """curl the service (``args``: more of curl's options); status, headers, JSON body."""
         done = self.ns.run(
-            "curl", "-sS", "--max-time", str(int(timeout_s)), f"http://{SERVICE_IP}:8080{path}",
+            "curl", "-sS", "-i", "--max-time", str(int(timeout_s)), *args,
+            f"http://{SERVICE_IP}:{port}{path}",
             timeout=timeout_s + 30,
         )  # fmt: skip
-        answer: dict[str, Any] = json.loads(done.stdout)
-        return answer
+        head, _, body = done.stdout.decode().partition("\r\n\r\n")
+        status = int(head.split()[1])
+        return status, head.lower(), json.loads(body) if body else None
 
 
 @contextlib.contextmanager

@@ -34,8 +34,11 @@ app = riad.App("connected", network=True, description="asyncpg, redis and httpx 
 port = app.arg("--port", riad.port, default=8080, help="HTTP port")
 certs = app.kv("certs", help="ca.pem (the CA to trust), client.pem and client.key")
 app.ca_bundle(certs, "ca.pem")
-# loaded on the first request of each kind: imported before a seal
-app.lazy_imports("httpcore._backends.anyio", "anyio._backends._asyncio")
+# loaded on the first request of each kind: imported before a seal; riad's resolver
+# too (a vm image is built without the boot arguments that would load it at start-up)
+app.lazy_imports(
+    "httpcore._backends.anyio", "anyio._backends._asyncio", "riad.services.dns.resolver"
+)
 HANG_S = 90
 
 
