@@ -23,7 +23,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "unix": ("--net", "direct"),
     "sandbox": ("-t", "sandbox", "--warmup", "GET /notes/1", "--warmup", "GET /health"),
     "vm": (
-        "-t", "vm", "--net", "direct", "--accel", "tcg",
+        "-t", "vm", "--net", "direct", "--accel", "tcg", "--memory", "512",
         "--include", "riad.services.dns.resolver",
         "--warmup", "GET /notes/1", "--warmup", "GET /health",
     ),

@@ -23,6 +23,7 @@ that say what happened. ``make_resolver`` picks one for a composed service.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import socket
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from riad.services.dns.addrinfo import AddrInfo, AddrInfoRequest
 from riad.services.dns.config import ResolverConfig
 from riad.services.dns.core import LookupResult, StubResolver, TcpQuery, UdpQuery
 from riad.services.dns.names import HostsTable, family_of
+from riad.services.dns.order import sort_destinations
 from riad.time import Clock, Instant, MonotonicClock
 
 if TYPE_CHECKING:
@@ -152,9 +154,22 @@ class Resolver:
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        """``loop.getaddrinfo``'s answer, with names resolved by this resolver."""
+        """``loop.getaddrinfo``'s answer, with names resolved by this resolver.
+
+        A name's addresses come in RFC 6724's order for the stack's own
+        addresses (``riad.services.dns.order``).
+        """
         request = AddrInfoRequest(host, port, family, type, proto, flags)
-        return await request.answer(self.lookup)
+        return await request.answer(self._ordered_lookup)
+
+    async def _ordered_lookup(self, name: str, family: int) -> LookupResult:
+        result = await self.lookup(name, family)
+        if len(result.addresses) < 2:
+            return result
+        stack = self._stack
+        sources = (*stack.ipv4_addresses, *getattr(stack, "ipv6_addresses", ()))
+        ordered = tuple(sort_destinations(result.addresses, sources))
+        return dataclasses.replace(result, addresses=ordered)
 
     def close(self) -> None:
         """Stop: pending lookups fail with ``CancelledError``, sockets and connections close."""
