@@ -290,7 +290,7 @@ def _route_loop(
 
     if isinstance(stack, SocketStack):
         return  # the host's sockets: the loop's own methods are the right ones
-    from riad.stack.loop import LoopNetwork, RoutableStack, route
+    from riad.stack.loop import EventLoop, LoopNetwork, RoutableStack, route
 
     net = config.net
     if net.dns or net.hosts or net.dhcp:
@@ -305,7 +305,15 @@ def _route_loop(
         return dev.tls_client
 
     network = LoopNetwork(cast(RoutableStack, stack), getaddrinfo, tls_client)
-    if not resources.enter_context(route(asyncio.get_running_loop(), network)):
+    loop = asyncio.get_running_loop()
+    if resources.enter_context(route(loop, network)):
+        return
+    if isinstance(loop, EventLoop):
+        logs.source("riad").warning(
+            "another service routes this event loop: asyncio's own network calls go through "
+            "its stack, not this one's (dev.stack is this service's)"
+        )
+    else:
         logs.source("riad").warning(
             "this event loop is not riad's: asyncio's own network calls (open_connection, "
             "libraries' connections) use the host's sockets, not riad's stack; run the "

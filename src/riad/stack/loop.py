@@ -379,15 +379,14 @@ def new_event_loop() -> EventLoop:
 def route(loop: asyncio.AbstractEventLoop, network: LoopNetwork) -> Iterator[bool]:
     """Route ``loop``'s network methods through ``network`` for the ``with`` block.
 
-    Yields whether it could: only an ``EventLoop`` is routed (any other loop is
-    left as it is, and yields ``False``). While any loop is routed, making a
+    Yields whether it could: only an ``EventLoop`` not routed already is (any
+    other loop is left as it is, and yields ``False``: two services sharing a
+    loop share the first one's network). While any loop is routed, making a
     host socket of an Internet family raises ``HostSocketError``.
     """
-    if not isinstance(loop, EventLoop):
+    if not isinstance(loop, EventLoop) or loop.network is not None:
         yield False
         return
-    if loop.network is not None:
-        raise RuntimeError("this event loop is routed through a network already")
     _guard.install()
     loop.network = network
     _guard.routed += 1
