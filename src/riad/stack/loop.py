@@ -11,7 +11,7 @@ attached:
   connects through the stack: a name is resolved by the network's resolver
   (``getaddrinfo``, riad's stub resolver) and its addresses are tried in the
   order it gives, the first that answers wins; an address literal needs no
-  lookup;
+  lookup; the connection has ``TCP_NODELAY``, as asyncio's have;
 - ``create_server`` (and ``start_server``) listens on the stack, on every
   address of a list; the server it returns is shaped like ``asyncio.Server``;
 - ``create_datagram_endpoint``: a UDP endpoint of the stack;
@@ -534,16 +534,29 @@ async def _connect_any(
     errors: list[OSError] = []
     for address, port in addresses:
         try:
-            return await stack.create_connection(factory, address, port, local_addr=local)
+            transport, protocol = await stack.create_connection(
+                factory, address, port, local_addr=local
+            )
         except ValueError as exc:  # not an address the stack can reach (IPv6 for now)
             errors.append(OSError(errno.EAFNOSUPPORT, f"{address}: {exc}"))
         except OSError as exc:
             errors.append(exc)
+        else:
+            _no_delay(transport)
+            return transport, protocol
     if len(errors) == 1:
         raise errors[0]
     if len({str(exc) for exc in errors}) == 1:
         raise errors[0]
     raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """``TCP_NODELAY``, which asyncio sets on every TCP connection it makes."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _is_ipv4_literal(host: str) -> bool:
