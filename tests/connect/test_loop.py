@@ -264,3 +264,32 @@ def test_a_host_socket_is_refused_naming_the_fix() -> None:
 
 def _other_ca() -> str:
     return dev_certificate(["elsewhere.test"], loopback=False).ca_pem.decode()
+
+
+def test_an_idle_connection_polls_readable_only_when_it_is() -> None:
+    """httpcore polls ``socket.fileno()`` before reusing a kept-alive connection."""
+    import select
+
+    def readable(writer: asyncio.StreamWriter) -> bool:
+        poller = select.poll()
+        fd = writer.get_extra_info("socket").fileno()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        reader, writer = await asyncio.open_connection("echo.lab.test", 7)
+        writer.transport.pause_reading()  # as anyio's streams are between reads
+        assert not readable(writer)  # idle: nothing to read
+        writer.write(b"ping")
+        await asyncio.sleep(1)  # the echo arrives and waits in the connection
+        assert readable(writer)
+        writer.transport.resume_reading()
+        assert await reader.readexactly(4) == b"ping"
+        writer.transport.pause_reading()
+        assert not readable(writer)
+        writer.write_eof()  # the echo server ends too: an end waits to be read
+        await asyncio.sleep(1)
+        assert readable(writer)
+        writer.close()
+
+    run_service(check, seed=test_seed(7109))

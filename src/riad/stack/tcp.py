@@ -22,7 +22,8 @@ core's events into protocol callbacks after every input batch and timer.
 Socket options: ``transport.get_extra_info("socket")`` is a small object with
 ``setsockopt``/``getsockopt`` for ``TCP_NODELAY``, ``SO_KEEPALIVE``,
 ``TCP_KEEPIDLE``/``TCP_KEEPINTVL``/``TCP_KEEPCNT``, ``SO_SNDBUF``, ``SO_RCVBUF``
-and ``SO_LINGER`` (linger 0 makes ``close`` an abort), so code written for
+and ``SO_LINGER`` (linger 0 makes ``close`` an abort), and a ``fileno()`` that
+polls readable when the connection is (``Readiness``), so code written for
 kernel sockets keeps working; ``get_extra_info("tcp_connection")`` is the
 ``TcpConnection`` itself (``describe()`` for its state and counters).
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterable
@@ -401,7 +403,12 @@ class TcpSocketOptions:
         return socket.SOCK_STREAM
 
     def fileno(self) -> int:
-        return -1
+        """A descriptor that polls readable exactly when the connection is: it has data
+        or an end waiting, or is closed (see ``Readiness``); -1 where there is none."""
+        t = self._transport
+        conn = t._conn
+        ready = bool(conn.readable_bytes or conn.eof_received or t.is_closing())
+        return _readiness.fileno(ready)
 
     def getsockname(self) -> tuple[str, int]:
         return self._transport.get_extra_info("sockname")  # type: ignore[no-any-return]
@@ -535,12 +542,40 @@ class TcpServer:
         return f"<riad TcpServer {self.local_addr}{'' if self._serving else ' closed'}>"
 
 
+class Readiness:
+    """Two descriptors, one always readable and one never, for ``TcpSocketOptions.fileno``.
+
+    A riad connection has no descriptor of its own, yet code written for kernel
+    sockets polls one to learn whether an idle connection is readable (httpcore
+    does, before reusing a kept-alive connection: readable means the server
+    closed it or sent something unasked, and a connection without a descriptor
+    counts as closed, so every request opened a new one). ``fileno()`` hands
+    over the descriptor that answers that poll as the kernel would for this
+    connection at that moment. Made once per process, when the first stack is
+    built (before any seal); only ever polled, never read or written after.
+    """
+
+    def __init__(self) -> None:
+        self._fds: tuple[int, int] | None = None
+
+    def open(self) -> None:
+        if self._fds is None and hasattr(os, "eventfd"):
+            self._fds = (os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(1, os.EFD_CLOEXEC))
+
+    def fileno(self, ready: bool) -> int:
+        return -1 if self._fds is None else self._fds[ready]
+
+
+_readiness = Readiness()
+
+
 class TcpPlumbing:
     """Joins a ``TcpCore`` to a stack's runtime: connects, listens, dispatches events."""
 
     def __init__(self, stack: DirectStack, core: TcpCore) -> None:
         self.stack = stack
         self.core = core
+        _readiness.open()
         self._transports: dict[TcpConnection, TcpTransport] = {}
         self._servers: dict[TcpListener, TcpServer] = {}
         self._connecting: dict[

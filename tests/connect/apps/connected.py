@@ -5,7 +5,8 @@ It answers ``GET /CHECK?host=NAME`` with one JSON object, ``{"ok": ...}`` or
 
 - ``/pg``: asyncpg to PostgreSQL on ``NAME`` (``SELECT`` of a sum);
 - ``/redis``: redis.asyncio's ``SET`` then ``GET`` on ``NAME``;
-- ``/https``: httpx ``GET https://NAME:PORT/`` verified with ``dev.tls_client``
+- ``/https``: httpx ``GET https://NAME:PORT/`` (twice when it succeeds: the
+  second on the kept-alive connection) verified with ``dev.tls_client``
   (the CA bundle of the store ``certs``), ``&cert=1`` with the client
   certificate of that store;
 - ``/socket``: a blocking ``socket.create_connection`` to ``NAME`` (must fail
@@ -78,8 +79,12 @@ async def _https(dev: riad.Devices, host: str, query: dict[str, str]) -> Any:
             cert_pem=await store.get("client.pem"),
             key_pem=await store.get("client.key"),
         )
+    url = f"https://{host}:{query.get('port', '443')}/"
     async with httpx.AsyncClient(verify=context) as client:
-        reply = await client.get(f"https://{host}:{query.get('port', '443')}/")
+        reply = await client.get(url)
+        if reply.status_code == 200:  # again, on the kept-alive connection (polled first)
+            again = await client.get(url)
+            assert again.text == reply.text, again
         return {"status": reply.status_code, "body": reply.text}
 
 

@@ -322,6 +322,12 @@ def service_policy(
         *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
         *_fd_rule("sendto", wake_w, "wake the loop"),
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),
+        SyscallRule(
+            "poll",
+            (ArgIn(2, (0,), ("0: no wait",)),),
+            "is a connection readable, asked without waiting (httpcore, of riad's "
+            "readiness descriptors)",
+        ),
         SyscallRule("clock_gettime", (), "the monotonic clock when the vDSO cannot answer"),
         SyscallRule("getrandom", (), "entropy (os.urandom, TCP sequence numbers)"),
         *_memory_rules(),
