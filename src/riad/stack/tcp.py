@@ -551,15 +551,14 @@ class Readiness:
     closed it or sent something unasked, and a connection without a descriptor
     counts as closed, so every request opened a new one). ``fileno()`` hands
     over the descriptor that answers that poll as the kernel would for this
-    connection at that moment. Made once per process, when the first stack is
-    built (before any seal); only ever polled, never read or written after.
+    connection at that moment. Made once per process, as this module loads (a
+    sealed service loads it before its seal, and may make no descriptor after);
+    only ever polled, never read or written after.
     """
 
     def __init__(self) -> None:
         self._fds: tuple[int, int] | None = None
-
-    def open(self) -> None:
-        if self._fds is None and hasattr(os, "eventfd"):
+        if hasattr(os, "eventfd"):
             self._fds = (os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(1, os.EFD_CLOEXEC))
 
     def fileno(self, ready: bool) -> int:
@@ -575,7 +574,6 @@ class TcpPlumbing:
     def __init__(self, stack: DirectStack, core: TcpCore) -> None:
         self.stack = stack
         self.core = core
-        _readiness.open()
         self._transports: dict[TcpConnection, TcpTransport] = {}
         self._servers: dict[TcpListener, TcpServer] = {}
         self._connecting: dict[
