@@ -118,6 +118,8 @@ def test_open_connection_by_name_goes_through_riads_stack() -> None:
     async def check(dev: riad.Devices, lab: SimLab) -> None:
         reader, writer = await asyncio.open_connection("echo", 7)  # the search list: lab.test
         assert writer.get_extra_info("peername") == (PEER, 7)
+        nodelay = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert nodelay == 1  # as asyncio's own connections
         assert writer.get_extra_info("sockname")[0] == SERVICE
         assert isinstance(writer.get_extra_info("socket").getsockname(), tuple)
         writer.write(b"hello riad" * 1000)
@@ -165,13 +167,21 @@ def test_names_that_fail_raise_the_resolvers_errors() -> None:
 def test_servers_and_datagrams_through_the_loop() -> None:
     async def check(dev: riad.Devices, lab: SimLab) -> None:
         loop = asyncio.get_running_loop()
-        server = await asyncio.start_server(_echo, port=8007)
+        accepted: list[int] = []
+
+        async def echo_noting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            accepted.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            await _echo(reader, writer)
+
+        server = await asyncio.start_server(echo_noting, port=8007)
         assert isinstance(server, StackServer)
         assert server.sockets[0].getsockname() == ("0.0.0.0", 8007)
         peer: DirectStack = lab.stacks[1]
         reader, writer = await peer.open_connection(SERVICE, 8007)
         writer.write(b"ping")
         assert await reader.readexactly(4) == b"ping"
+        assert accepted == [1]  # TCP_NODELAY on accepted connections too
         writer.close()
         server.close()
         await server.wait_closed()
@@ -254,6 +264,8 @@ def test_a_host_socket_is_refused_naming_the_fix() -> None:
         assert "asyncio.open_connection" in str(made.value)
         with pytest.raises(HostSocketError):
             socket.create_connection(("127.0.0.1", 9))  # from synchronous code: no hang
+        with pytest.raises(HostSocketError, match=r"socket\.gethostbyname\('db'\)"):
+            socket.gethostbyname("db")  # the host's names are not the service's
         left, right = socket.socketpair()  # Unix sockets are the host's, as always
         left.close()
         right.close()

@@ -14,6 +14,7 @@ attached:
   lookup; the connection has ``TCP_NODELAY``, as asyncio's have;
 - ``create_server`` (and ``start_server``) listens on the stack, on every
   address of a list; the server it returns is shaped like ``asyncio.Server``;
+  accepted connections have ``TCP_NODELAY`` too;
 - ``create_datagram_endpoint``: a UDP endpoint of the stack;
 - ``ssl=`` on all of them is asyncio's own TLS layer (``asyncio.sslproto``)
   over the stack's transports, as on any loop; ``ssl=True`` on a client
@@ -236,11 +237,12 @@ class EventLoop(asyncio.SelectorEventLoop):
         if not bound:
             raise OSError(errno.EADDRNOTAVAIL, f"no IPv4 address to listen on for {host!r}")
         listeners: list[Listener] = []
+        made = factory
         try:
             for address, number in bound:
                 listeners.append(
                     await net.stack.create_server(
-                        cast(Callable[[], asyncio.Protocol], factory),
+                        lambda: _NoDelayOnAccept(made()),
                         address,
                         number,
                         backlog=backlog,
@@ -416,9 +418,9 @@ class _SocketGuard:
             return
         if event == "socket.__new__" and args[1] in _INET:
             raise HostSocketError("a host socket (socket.socket) was made")
-        if event == "socket.getaddrinfo":
+        if event in ("socket.getaddrinfo", "socket.gethostbyname"):
             raise HostSocketError(
-                f"socket.getaddrinfo({args[0]!r}) asks the host's resolver, not the "
+                f"{event}({args[0]!r}) asks the host's resolver, not the "
                 "service's (loop.getaddrinfo and dev.resolver ask riad's)"
             )
 
@@ -549,6 +551,19 @@ async def _connect_any(
     if len({str(exc) for exc in errors}) == 1:
         raise errors[0]
     raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+
+class _NoDelayOnAccept(asyncio.Protocol):
+    """Sets ``TCP_NODELAY`` on an accepted connection, then hands it to the real protocol
+    (and leaves its path: the transport calls that protocol directly)."""
+
+    def __init__(self, inner: asyncio.BaseProtocol) -> None:
+        self._inner = inner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _no_delay(transport)
+        transport.set_protocol(self._inner)
+        self._inner.connection_made(transport)
 
 
 def _no_delay(transport: asyncio.BaseTransport) -> None:
