@@ -19,6 +19,7 @@ import pytest
 
 import riad
 from riad.app import App, ExitCode, serve
+from riad.app.supervise import SupervisedStack
 from riad.backends.console import MemoryConsole
 from riad.backends.entropy import SeededRandom
 from riad.backends.kv import MemoryKV
@@ -305,3 +306,22 @@ def test_an_idle_connection_polls_readable_only_when_it_is() -> None:
         writer.close()
 
     run_service(check, seed=test_seed(7109))
+
+
+def test_connections_the_service_closed_are_not_kept() -> None:
+    """dev.stack keeps watch over open connections only: closed ones are forgotten."""
+
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        supervised = dev.stack
+        assert isinstance(supervised, SupervisedStack)
+        for _ in range(50):
+            reader, writer = await supervised.open_connection(PEER, 7)
+            writer.write(b"x")
+            assert await reader.readexactly(1) == b"x"
+            writer.close()
+            await writer.wait_closed()
+        del reader, writer
+        await asyncio.sleep(1)
+        assert supervised.open_connections == 0
+
+    run_service(check, seed=test_seed(7110))

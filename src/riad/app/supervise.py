@@ -25,6 +25,7 @@ import errno
 import inspect
 import socket
 import struct
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -69,7 +70,9 @@ class SupervisedStack:
         self.inner = inner
         self._log = log
         self._listeners: set[Listener] = set()
-        self._transports: set[asyncio.BaseTransport] = set()
+        # weakly: a connection the service opened and closed must not stay here until
+        # shutdown (open ones are held by their stack, and by the service)
+        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._handlers: set[asyncio.Task[Any]] = set()
         self.handler_failures = 0
         self.peer_resets = 0
