@@ -249,12 +249,17 @@ class ServerLab:
         return answer
 
     def curl(
-        self, path: str, *args: str, port: int = 8080, timeout_s: float = 300
+        self,
+        path: str,
+        *args: str,
+        port: int = 8080,
+        host: str = SERVICE_IP,
+        timeout_s: float = 300,
     ) -> tuple[int, str, Any]:
         """curl the service (``args``: more of curl's options); status, headers, JSON body."""
         done = self.ns.run(
             "curl", "-sS", "-i", "--max-time", str(int(timeout_s)), *args,
-            f"http://{SERVICE_IP}:{port}{path}",
+            f"http://{host}:{port}{path}",
             timeout=timeout_s + 30,
         )  # fmt: skip
         head, _, body = done.stdout.decode().partition("\r\n\r\n")

@@ -1,4 +1,5 @@
-"""examples/notes: FastAPI, asyncpg and Redis by name on riad's stack, on every target.
+"""examples/notes: FastAPI, asyncpg and Redis by name on riad's stack, on every target
+(and on the host's sockets, named by the environment as under uvicorn).
 
 The example runs as ``riad run api:app`` in a namespace with a throwaway
 PostgreSQL, Redis and dnsmasq (``tests.connect.servers``); curl asks it from
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.netns
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "notes"
 TARGETS: dict[str, tuple[str, ...]] = {
+    "socket": (),  # the host's sockets: names from the environment, as under uvicorn
     "unix": ("--net", "direct"),
     "sandbox": ("-t", "sandbox", "--warmup", "GET /notes/1", "--warmup", "GET /health"),
     "vm": (
@@ -31,21 +33,27 @@ TARGETS: dict[str, tuple[str, ...]] = {
 JSON = ("-H", "content-type: application/json")
 
 
-@pytest.mark.parametrize("target", ["unix", "sandbox", "vm"])
+@pytest.mark.parametrize("target", ["socket", "unix", "sandbox", "vm"])
 def test_notes_in_postgresql_cached_in_redis(tmp_path: Path, target: str) -> None:
     if os.geteuid() != 0:
         pytest.fail("this test needs root (namespaces, TAP devices, servers)")
     with server_lab(tmp_path) as lab, lab.dns(), lab.postgres("notes", "notes"), lab.redis():
-        argv = riad_command("run", "api:app", *TARGETS[target], "--tap", "tap0")
-        argv += ["--ipv4", f"{SERVICE_IP}/24", "--dns", HOST_IP, "--dns-search", "lab.test"]
+        argv = riad_command("run", "api:app", *TARGETS[target])
+        env = None
+        if target == "socket":
+            env = {**os.environ, "NOTES_DB_HOST": HOST_IP, "NOTES_CACHE_HOST": HOST_IP}
+        else:
+            argv += ["--tap", "tap0", "--ipv4", f"{SERVICE_IP}/24"]
+            argv += ["--dns", HOST_IP, "--dns-search", "lab.test"]
         argv = ["ip", "netns", "exec", lab.ns.name, "sh", "-c", 'exec "$@" 1>&2', "sh", *argv]
-        with ServiceProcess(argv, cwd=EXAMPLE) as proc:
+        with ServiceProcess(argv, cwd=EXAMPLE, env=env) as proc:
             proc.wait_for("app: serving", 900)
-            if target != "unix":
+            if target in ("sandbox", "vm"):
                 proc.wait_for("seccomp:", 60)
+            where = HOST_IP if target == "socket" else SERVICE_IP
 
             def curl(path: str, *args: str) -> tuple[int, str, object]:
-                return lab.curl(path, *args, port=8000)
+                return lab.curl(path, *args, port=8000, host=where)
 
             assert curl("/health")[::2] == (200, {"db": "ok", "cache": "ok"})
             status, _, made = curl("/notes", *JSON, "-d", '{"title": "riad", "body": "by name"}')
