@@ -420,6 +420,22 @@ def test_timeout_resends_from_snd_una_with_cwnd_one_segment() -> None:
     assert [s.header.seq - A for s in out] == [1000, 2000]  # slow start again
 
 
+def test_after_a_timeout_acks_and_resets_carry_the_highest_sequence_number_sent() -> None:
+    """SND.NXT goes back to SND.UNA after a timeout; an ACK with that old number would be
+    below the peer's RCV.NXT, and the peer would drop it unread (its ACK field too): when
+    both ends time out together they never hear each other again."""
+    conn = established(mss=1000)
+    conn.send(bytes(5000))
+    assert len(drain(conn, T0)) == 5
+    assert [s.header.seq - A for s in tick(conn, ms(200))] == [0]  # sent again from SND.UNA
+    # data from the peer wants an ACK at once (two full segments' worth): it carries SND.MAX
+    out = feed(conn, ms(201), seg(B, A), bytes(3000))
+    assert [brief(s)[:3] for s in out] == [(A + 5000, B + 3000, "A")]
+    conn.abort()
+    (rst,) = drain(conn, ms(202))
+    assert brief(rst)[:3] == (A + 5000, B + 3000, "RA")
+
+
 def test_three_duplicate_acks_trigger_fast_retransmit_newreno() -> None:
     conn = established(mss=1000)
     conn.send(bytes(6000))

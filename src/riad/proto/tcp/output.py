@@ -77,7 +77,12 @@ def poll_transmit(conn: TcpConnection, now: Instant) -> TcpSegment | None:
     snd = conn.snd
     rcv = conn.rcv
     if rcv.ack_now:
-        return emit(conn, now, snd.nxt, ACK, options=_data_options(conn, now))
+        # SND.MAX, not SND.NXT: after a timeout SND.NXT goes back to SND.UNA to send
+        # again, and an ACK carrying that old number is out of the peer's window (below
+        # its RCV.NXT), so the peer would drop it unread, its own ACK field included.
+        # When both ends time out at once, neither would then hear the other (as Linux,
+        # whose snd_nxt never goes back)
+        return emit(conn, now, snd.max, ACK, options=_data_options(conn, now))
     if rcv.update_due:
         # a window update that may wait: with the delayed ACK, or on data before it
         rcv.update_due = False
@@ -93,13 +98,14 @@ def poll_transmit(conn: TcpConnection, now: Instant) -> TcpSegment | None:
 
 
 def _reset(conn: TcpConnection) -> TcpSegment:
-    """The RST due: ours aborting the connection (``<SEQ=SND.NXT><ACK=RCV.NXT>``), or the
+    """The RST due: ours aborting the connection (``<SEQ=SND.NXT><ACK=RCV.NXT>``, the
+    highest SND.NXT reached), or the
     answer to an unacceptable ACK (``<SEQ=SEG.ACK><CTL=RST>``, RFC 9293 3.10.7)."""
     conn.stats.segments_out += 1
     answer_to = conn.reset_seq
     if conn.rst_pending or answer_to is None:
         conn.rst_pending = False
-        seq, ack, flags = conn.snd.nxt, conn.rcv.nxt, RST | ACK
+        seq, ack, flags = conn.snd.max, conn.rcv.nxt, RST | ACK  # SND.MAX: as for ACKs
     else:
         seq, ack, flags = answer_to, 0, RST
         conn.reset_seq = None
