@@ -57,7 +57,9 @@ class _SimSelector(selectors.BaseSelector):
                 "the simulated program is waiting, but no timer is scheduled and nothing "
                 "else can wake it (a lost packet with no retransmission timer?)"
             )
-        self._clock.advance(Duration(max(1, math.ceil(timeout * 1e9))))
+        # to the timer's nanosecond: a timeout in float seconds carries rounding noise far
+        # below a nanosecond, which a plain ceil would turn into a nanosecond too late
+        self._clock.advance(Duration(max(1, math.ceil(timeout * 1e9 - 1e-3))))
         return []
 
     def close(self) -> None:
