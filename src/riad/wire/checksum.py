@@ -66,21 +66,28 @@ def add(a: int, b: int) -> int:
 
 
 def pseudo_header(src: bytes, dst: bytes, protocol: int, length: int) -> bytes:
-    """The IPv4 pseudo-header (RFC 768, RFC 9293 3.1) for UDP and TCP checksums.
+    """The pseudo-header for UDP and TCP checksums, of the addresses' version.
 
-    ``src`` and ``dst`` are the 4-byte addresses, ``length`` the transport
-    header plus payload length in bytes.
+    ``src`` and ``dst`` are the packed addresses: 4 bytes give the IPv4
+    pseudo-header (RFC 768, RFC 9293 3.1), 16 the IPv6 one (RFC 8200 8.1,
+    ``ipv6_pseudo_header``). ``length`` is the transport header plus payload
+    length in bytes.
     """
-    return _PSEUDO.pack(src, dst, protocol, length)
+    if len(src) == 4:
+        return _PSEUDO.pack(src, dst, protocol, length)
+    return _PSEUDO6.pack(src, dst, length, protocol)
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int:
-    """The one's complement sum of the IPv4 pseudo-header, not complemented.
+    """The one's complement sum of the pseudo-header, not complemented (IPv4 or IPv6,
+    by the addresses' length, as ``pseudo_header``).
 
     This is what goes in a checksum field when the device finishes the
     checksum (``VIRTIO_NET_HDR_F_NEEDS_CSUM`` offload).
     """
-    return ones_sum(_PSEUDO.pack(src, dst, protocol, length))
+    if len(src) == 4:
+        return ones_sum(_PSEUDO.pack(src, dst, protocol, length))
+    return ones_sum(_PSEUDO6.pack(src, dst, length, protocol))
 
 
 def ipv6_pseudo_header(src: bytes, dst: bytes, next_header: int, length: int) -> bytes:

@@ -11,7 +11,7 @@ read the first option of each kind.
 
 ``parse`` checks integrity (at least 20 bytes; data offset >= 5 and within the
 buffer; each option's length fits and matches its kind; the checksum when the
-IPv4 addresses are given) then sanity (ports are not 0; SYN is not combined
+IPv4 or IPv6 addresses are given) then sanity (ports are not 0; SYN is not combined
 with FIN or RST).
 
 ``emit_into``/``to_bytes`` serialise the fields exactly, the checksum as
@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntFlag
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import ClassVar, TypeAlias
 
 from riad.wire.checksum import checksum as _checksum
@@ -259,12 +259,12 @@ class TcpHeader:
     def parse(
         cls,
         buffer: BytesLike,
-        src: IPv4Address | None = None,
-        dst: IPv4Address | None = None,
+        src: IPv4Address | IPv6Address | None = None,
+        dst: IPv4Address | IPv6Address | None = None,
     ) -> tuple[TcpHeader, memoryview]:
         """Parse a segment; return the header and the payload (a view, no copy).
 
-        With ``src`` and ``dst`` (the IPv4 addresses), the checksum is verified
+        With ``src`` and ``dst`` (the IPv4 or IPv6 addresses), the checksum is verified
         over the pseudo-header; without them (the device verified it) it is not.
         """
         size = len(buffer)
@@ -343,8 +343,8 @@ class TcpHeader:
         buffer: bytearray | memoryview,
         offset: int,
         payload: BytesLike,
-        src: IPv4Address,
-        dst: IPv4Address,
+        src: IPv4Address | IPv6Address,
+        dst: IPv4Address | IPv6Address,
         *,
         partial: bool = False,
     ) -> int:
@@ -368,7 +368,9 @@ class TcpHeader:
         buffer[offset + 17] = csum & 0xFF
         return length
 
-    def build(self, payload: BytesLike, src: IPv4Address, dst: IPv4Address) -> bytes:
+    def build(
+        self, payload: BytesLike, src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address
+    ) -> bytes:
         """Header and payload as bytes, with the checksum computed."""
         out = bytearray(self.header_len + len(payload))
         self.emit_segment(out, 0, payload, src, dst)

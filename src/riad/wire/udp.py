@@ -1,19 +1,21 @@
 """UDP headers (RFC 768).
 
 Layout: source port, destination port, length (header plus payload), checksum.
-Over IPv4 a zero checksum means "not computed" and is accepted; a computed
-checksum that comes out zero is sent as 0xFFFF (RFC 768).
+Over IPv4 a zero checksum means "not computed" and is accepted; over IPv6
+the checksum is mandatory and a zero one is refused (RFC 8200 8.1). A
+computed checksum that comes out zero is sent as 0xFFFF (RFC 768).
 
 ``parse`` checks integrity (8 bytes; 8 <= length <= buffer, trailing bytes
-beyond ``length`` are trimmed; the checksum when the IPv4 addresses are given
-and the checksum is not zero) and sanity (destination port is not 0).
+beyond ``length`` are trimmed; the checksum when the IPv4 or IPv6 addresses
+are given and the checksum is not zero) and sanity (destination port is not
+0; no zero checksum between IPv6 addresses).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import ClassVar
 
 from riad.wire.checksum import checksum as _checksum
@@ -45,8 +47,8 @@ class UdpHeader:
     def parse(
         cls,
         buffer: BytesLike,
-        src: IPv4Address | None = None,
-        dst: IPv4Address | None = None,
+        src: IPv4Address | IPv6Address | None = None,
+        dst: IPv4Address | IPv6Address | None = None,
     ) -> tuple[UdpHeader, memoryview]:
         """Parse a datagram; return the header and payload (a view, no copy).
 
@@ -61,10 +63,15 @@ class UdpHeader:
         if length > size:
             raise TruncatedError(_LAYER, "length", 4, f"length {length}, buffer has {size}")
         view = buffer if type(buffer) is memoryview else memoryview(buffer)
-        if csum and src is not None and dst is not None:
-            pseudo = pseudo_header(src.packed, dst.packed, _PROTO_UDP, length)
-            if _checksum(pseudo, view[:length]) != 0:
-                raise ChecksumError(_LAYER, "checksum", 6, f"checksum 0x{csum:04x} does not verify")
+        if src is not None and dst is not None:
+            if csum:
+                pseudo = pseudo_header(src.packed, dst.packed, _PROTO_UDP, length)
+                if _checksum(pseudo, view[:length]) != 0:
+                    raise ChecksumError(
+                        _LAYER, "checksum", 6, f"checksum 0x{csum:04x} does not verify"
+                    )
+            elif src.version == 6:
+                raise SanityError(_LAYER, "checksum", 6, "zero checksum over IPv6 (RFC 8200 8.1)")
         if not dport:
             raise SanityError(_LAYER, "dst_port", 2, "destination port 0 is reserved")
         return _make_header(sport, dport, length, csum), view[8:length]
@@ -83,8 +90,8 @@ class UdpHeader:
         buffer: bytearray | memoryview,
         offset: int,
         payload: BytesLike,
-        src: IPv4Address,
-        dst: IPv4Address,
+        src: IPv4Address | IPv6Address,
+        dst: IPv4Address | IPv6Address,
         *,
         partial: bool = False,
     ) -> int:
@@ -108,7 +115,9 @@ class UdpHeader:
         buffer[offset + 7] = csum & 0xFF
         return length
 
-    def build(self, payload: BytesLike, src: IPv4Address, dst: IPv4Address) -> bytes:
+    def build(
+        self, payload: BytesLike, src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address
+    ) -> bytes:
         """Header and payload as bytes, with the checksum computed."""
         out = bytearray(8 + len(payload))
         self.emit_datagram(out, 0, payload, src, dst)
