@@ -38,6 +38,7 @@ from riad.wire.common import BytesLike, MacAddress
 __all__ = [
     "GSO_NONE",
     "GSO_TCPV4",
+    "GSO_TCPV6",
     "GSO_UDP_L4",
     "RX_CSUM_PARTIAL",
     "RX_CSUM_VALID",
@@ -58,6 +59,7 @@ RX_GSO = 0x4
 
 GSO_NONE = 0
 GSO_TCPV4 = 1
+GSO_TCPV6 = 4
 GSO_UDP_L4 = 5
 
 
@@ -72,7 +74,8 @@ class DeviceCapabilities:
     ``tx_checksum``: frames may be sent with a partial transport checksum and
     a ``TxOffload`` naming where it is; the device completes it.
     ``tso4``: TCP/IPv4 super-frames up to ``gso_max_bytes`` may be sent with
-    ``gso_type=GSO_TCPV4``; the device segments them.
+    ``gso_type=GSO_TCPV4``; the device segments them. ``tso6``: the same for
+    TCP/IPv6 with ``GSO_TCPV6``.
     ``rx_checksum``: received frames carry ``RX_CSUM_*`` flags when the host
     vouches for (or left partial) the transport checksum.
     ``rx_gso``: received frames may be merged super-frames (``RX_GSO``),
@@ -81,6 +84,7 @@ class DeviceCapabilities:
 
     tx_checksum: bool = False
     tso4: bool = False
+    tso6: bool = False
     gso_max_bytes: int = 0
     rx_checksum: bool = False
     rx_gso: bool = False

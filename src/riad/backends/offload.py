@@ -2,10 +2,10 @@
 
 The simulated network uses this to offer the same capabilities as a TAP with
 the virtio-net header, so the stack's checksum-offload and TSO paths run on
-simulated time too: a partial checksum is completed, and a TCP/IPv4
-super-frame is cut into ``gso_size`` segments — each with its own sequence
-number, IP identification (incremented, as Linux's GSO does), lengths and
-checksums, FIN and PSH only on the last. Frames are parsed and rebuilt with
+simulated time too: a partial checksum is completed, and a TCP super-frame
+(over IPv4 or IPv6) is cut into ``gso_size`` segments — each with its own
+sequence number, lengths and checksums, over IPv4 its IP identification
+(incremented, as Linux's GSO does), FIN and PSH only on the last. Frames are parsed and rebuilt with
 riad's wire codecs.
 """
 
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from riad.backends.netdev import GSO_NONE, GSO_TCPV4, TxOffload
+from riad.backends.netdev import GSO_NONE, GSO_TCPV4, GSO_TCPV6, TxOffload
 from riad.wire.checksum import checksum
 from riad.wire.common import BytesLike
 from riad.wire.ethernet import EthernetHeader
 from riad.wire.ipv4 import Ipv4Header
+from riad.wire.ipv6 import Ipv6Header
 from riad.wire.tcp import TcpFlags, TcpHeader
 
 __all__ = ["apply_offload"]
@@ -31,14 +32,21 @@ def apply_offload(frame: BytesLike, offload: TxOffload) -> list[bytes]:
     Raises ``ValueError`` for an offload it cannot honour (an unknown GSO
     type, a checksum position outside the frame).
     """
-    if offload.gso_type == GSO_NONE:
+    kind = offload.gso_type
+    if kind == GSO_NONE:
         return [_complete_checksum(frame, offload)]
-    if offload.gso_type != GSO_TCPV4:
-        raise ValueError(f"GSO type {offload.gso_type} is not supported (only TCPv4)")
+    if kind not in (GSO_TCPV4, GSO_TCPV6):
+        raise ValueError(f"GSO type {kind} is not supported (TCPv4 and TCPv6)")
     if offload.gso_size <= 0:
-        raise ValueError("a TCPv4 GSO frame needs a positive gso_size")
+        raise ValueError("a TCP GSO frame needs a positive gso_size")
     eth, ip_data = EthernetHeader.parse(frame)
-    ip, tcp_data = Ipv4Header.parse(ip_data, verify_checksum=False)
+    ip: Ipv4Header | Ipv6Header
+    if kind == GSO_TCPV4:
+        ip, tcp_data = Ipv4Header.parse(ip_data, verify_checksum=False)
+    else:
+        ip, tcp_data = Ipv6Header.parse(ip_data)
+        if ip.next_header != 6:
+            raise ValueError(f"a TCPv6 GSO frame carries next header {ip.next_header}, not TCP")
     tcp, payload = TcpHeader.parse(tcp_data)
     if not payload:
         return [_complete_checksum(frame, offload)]
@@ -56,12 +64,17 @@ def apply_offload(frame: BytesLike, offload: TxOffload) -> list[bytes]:
             flags=tcp.flags if last else tcp.flags & ~_FIN_PSH,
             checksum=0,
         )
-        segment_ip = replace(
-            ip,
-            total_length=ip_len + tcp.header_len + len(chunk),
-            identification=(ip.identification + index) & 0xFFFF,
-        )
-        buffer = bytearray(eth_len + segment_ip.total_length)
+        length = tcp.header_len + len(chunk)
+        segment_ip: Ipv4Header | Ipv6Header
+        if isinstance(ip, Ipv4Header):
+            segment_ip = replace(
+                ip,
+                total_length=ip_len + length,
+                identification=(ip.identification + index) & 0xFFFF,
+            )
+        else:
+            segment_ip = replace(ip, payload_length=length)
+        buffer = bytearray(eth_len + ip_len + length)
         eth.emit_into(buffer, 0)
         segment_ip.emit_into(buffer, eth_len)
         segment_tcp.emit_segment(buffer, eth_len + ip_len, chunk, ip.src, ip.dst)

@@ -111,7 +111,12 @@ class PacketDevice:
         self.vnet_hdr = vnet_hdr
         self._caps = (
             DeviceCapabilities(
-                tx_checksum=True, tso4=True, gso_max_bytes=65535 - 14, rx_checksum=True, rx_gso=True
+                tx_checksum=True,
+                tso4=True,
+                tso6=True,
+                gso_max_bytes=65535 - 14,
+                rx_checksum=True,
+                rx_gso=True,
             )
             if vnet_hdr
             else PLAIN

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from riad.backends.netdev import (
+    GSO_TCPV6,
     PLAIN,
     DeviceCapabilities,
     DeviceClosedError,
@@ -147,7 +148,9 @@ class SimDevice:
         if offload is None:
             return self._network._transmit(self, frame)
         caps = self._caps
-        if not caps.tx_checksum or (offload.gso_type and not caps.tso4):
+        if not caps.tx_checksum or (
+            offload.gso_type and not (caps.tso6 if offload.gso_type == GSO_TCPV6 else caps.tso4)
+        ):
             raise ValueError(f"sim device {self.name} was not given these offloads")
         if len(frame) > caps.gso_max_bytes + 14:
             raise ValueError(f"GSO frame of {len(frame)} bytes exceeds {caps.gso_max_bytes}")
@@ -242,7 +245,7 @@ class SimNetwork:
         else:
             address = MacAddress(mac)
         caps = (
-            DeviceCapabilities(tx_checksum=True, tso4=True, gso_max_bytes=65535 - 14)
+            DeviceCapabilities(tx_checksum=True, tso4=True, tso6=True, gso_max_bytes=65535 - 14)
             if offloads
             else PLAIN
         )

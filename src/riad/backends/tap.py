@@ -53,6 +53,7 @@ IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 _IFREQ_FLAGS = struct.Struct("16sH22x")
 _READ_SIZE = 65536 + 64
 
@@ -95,6 +96,7 @@ class TapDevice:
             self._caps = DeviceCapabilities(
                 tx_checksum=True,
                 tso4=True,
+                tso6=True,
                 gso_max_bytes=65535 - 14,
                 rx_checksum=True,
                 rx_gso=bool(offloads & TUN_F_TSO4),
@@ -276,7 +278,8 @@ class TapDevice:
 
 def _set_offloads(fd: int, tso: bool) -> int:
     """Ask for checksum (and TSO) offload; fall back to less when refused."""
-    for offloads in ((TUN_F_CSUM | TUN_F_TSO4) if tso else TUN_F_CSUM, TUN_F_CSUM, 0):
+    full = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+    for offloads in (full if tso else TUN_F_CSUM, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM, 0):
         try:
             fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
             return offloads

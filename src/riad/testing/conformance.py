@@ -93,8 +93,8 @@ async def check_net_device(device: NetDevice, peer: NetDevice, *, timeout: float
     caps = device.capabilities
     if not isinstance(caps, DeviceCapabilities):
         raise ConformanceError(f"capabilities must be DeviceCapabilities, got {caps!r}")
-    if caps.tso4 and not (caps.tx_checksum and caps.gso_max_bytes > device.mtu):
-        raise ConformanceError("tso4 needs tx_checksum and a gso_max_bytes above the MTU")
+    if (caps.tso4 or caps.tso6) and not (caps.tx_checksum and caps.gso_max_bytes > device.mtu):
+        raise ConformanceError("tso4/tso6 need tx_checksum and a gso_max_bytes above the MTU")
 
     # Nothing waiting: an empty batch, not an error or a block.
     stale = device.receive_batch(64)
