@@ -258,6 +258,9 @@ def test_established_fixture() -> None:
 def test_the_direct_stack_loads_without_hashlib() -> None:
     """A vm image carries what the service imports: the stack gives TCP its keyed hash
     from ``_blake2`` so that ``hashlib`` (which loads every hash module) stays out."""
-    code = "import sys, riad.stack, riad.proto.tcp; print(sorted({'hashlib', '_blake2'} & set(sys.modules)))"
+    code = (
+        "import sys, riad.stack.stack, riad.proto.tcp;"
+        " print(sorted({'hashlib', '_blake2'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['_blake2']"

@@ -52,7 +52,15 @@ from riad.time import MonotonicClock
 if TYPE_CHECKING:
     from riad.services.dns.resolver import NameResolver
 
-__all__ = ["ExitCode", "StackOpener", "report_config_error", "run", "serve", "static_stack"]
+__all__ = [
+    "RESOLVER_MODULES",
+    "ExitCode",
+    "StackOpener",
+    "report_config_error",
+    "run",
+    "serve",
+    "static_stack",
+]
 
 
 class ExitCode(IntEnum):
@@ -228,6 +236,11 @@ def _open_volume_stores(
         resources.callback(store.close)
         opened[decl.name] = store
     return opened
+
+
+RESOLVER_MODULES = ("riad.services.dns.config", "riad.services.dns.resolver")
+"""What making ``dev.resolver`` imports (and dnspython with them): a target that traces
+a start-up without the lease that would name DNS servers imports these itself."""
 
 
 def _resolver_maker(

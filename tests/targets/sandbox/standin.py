@@ -50,8 +50,18 @@ def _shell() -> None:
     subprocess.run(["/bin/sh", "-c", "true"], check=False)
 
 
+def _failed() -> OSError:
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err))
+
+
 def _socket() -> None:
-    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    # through libc, as native code would: Python's own socket.socket is refused
+    # earlier, by riad.stack.loop's guard, while a service runs on riad's stack
+    fd = _libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    if fd < 0:
+        raise _failed()
+    os.close(fd)
 
 
 def _mmapx() -> None:
@@ -61,16 +71,13 @@ def _mmapx() -> None:
 def _mprotectx() -> None:
     page = mmap.mmap(-1, 4096)
     address = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    result = _libc.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(4096), 7)
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    if _libc.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(4096), 7) != 0:
+        raise _failed()
 
 
 def _ptrace() -> None:
     if _libc.syscall(101, PTRACE_ATTACH, 1, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise _failed()
 
 
 def _readfd() -> None:

@@ -139,7 +139,9 @@ def test_static_site_sealed_answers_curl_over_https(ns: Netns, tmp_path: Path) -
     kv = ["--kv", f"htdocs={artifact}", "--kv", f"certs={tmp_path / 'certs'}"]
     with sealed(ns, SITE, *kv) as proc:
         proc.wait_for(f"serving https=https://{RIAD_IP}:8443/ http=http://{RIAD_IP}:8080/")
-        page = in_ns(ns, ["curl", "-sS", "--cacert", ca, "-D", "-", f"https://{RIAD_IP}:8443/"])
+        page = in_ns(
+            ns, ["curl", "-sS", "--http1.1", "--cacert", ca, "-D", "-", f"https://{RIAD_IP}:8443/"]
+        )
         head, _, body = page.stdout.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), page.stderr
         assert b"strict-transport-security: max-age=" in head.lower()

@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from riad.app.args import BootConfig, ConfigError, NetConfig
+from riad.app.args import BootConfig, ConfigError
 from riad.app.model import App
-from riad.app.run import StackOpener, serve
+from riad.app.run import RESOLVER_MODULES, StackOpener, serve
 from riad.backends.console import FdConsole, MemoryConsole
 from riad.backends.kv import EmbeddedKV, MemoryKV, pack_bytes
 from riad.backends.tap import TapDevice
@@ -117,7 +117,12 @@ class AppEntry:
         for failure in import_modules(self.options.imports):
             self.console.write_line(f"riad: note: not imported before the seal: {failure}")
         if trace and config.net.dhcp:
-            self._config = dataclasses.replace(config, net=NetConfig(ipv4=DEFAULT_IPV4))
+            # no DHCP server where the start-up is traced: a static address stands in,
+            # and what a lease's DNS servers make at start-up (riad's resolver) is
+            # imported here, for the trace to see
+            net = dataclasses.replace(config.net, dhcp=False, ipv4=DEFAULT_IPV4)
+            self._config = dataclasses.replace(config, net=net)
+            import_modules(RESOLVER_MODULES)
         try:
             self._kvs = load_stores(app, self.options.kv)
         except ConfigError as exc:
