@@ -87,3 +87,16 @@ def test_files_openssl_reads_by_name_are_recorded_and_taken() -> None:
     taken = {(d.where, d.rel) for d in data_files(trace, start.parent, sys.path)}
     assert ("packages", "certifi/cacert.pem") in taken
     assert ("host", default) in taken  # OpenSSL's default bundle, at the path it opens
+
+
+def test_modules_loaded_by_import_module_are_needed(tmp_path: Path) -> None:
+    # a plugin and its helper that import each other, loaded by name as Django loads
+    # an app's models and its database backend: reachable only through import_module
+    (tmp_path / "loads_plugin.py").write_text(
+        "import importlib\nimportlib.import_module('plugin_mod')\n"
+    )
+    (tmp_path / "plugin_mod.py").write_text("import plugin_helper\n")
+    (tmp_path / "plugin_helper.py").write_text("import plugin_mod\n")
+    trace = trace_startup([str(tmp_path / "loads_plugin.py")], path=[str(tmp_path)])
+    assert trace.error is None
+    assert {"plugin_mod", "plugin_helper"} <= trace.needed_modules()

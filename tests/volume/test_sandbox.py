@@ -109,3 +109,15 @@ def test_a_mistake_is_one_line_before_anything_starts(tmp_path: Path) -> None:
         f"riad: error: volume 'data': {tmp_path / 'busy'} holds files but is no riad volume "
         "(it has no .riad-volume); give a new or empty folder with --volume data=PATH"
     ]
+
+
+def test_aiosqlite_and_django_orm_keep_state_sealed(tmp_path: Path) -> None:
+    """Both run SQLite in threads (the service declares them); Django's models module
+    cannot be imported before ``main`` configures Django: riad holds it compiled."""
+    for start in (1, 2):
+        done = sandbox("ledger", "--volume", f"data={tmp_path / 'data'}")
+        assert done.returncode == 0, done.stderr
+        assert "stopped" not in done.stderr, done.stderr
+        assert f"ledger aiosqlite={start} django={start}" in done.stderr
+    assert "ledger_app.models (ImproperlyConfigured" in done.stderr
+    assert "held compiled, imported when the service imports it" in done.stderr

@@ -56,3 +56,14 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("riad: error: "), done.stderr
         assert message in lines[0]
+
+
+def test_aiosqlite_and_django_orm_keep_state(tmp_path: Path) -> None:
+    ledger = str(SERVICE.parent / "ledger")
+    for start in (1, 2):
+        done = subprocess.run(
+            [sys.executable, "-m", "riad", "run", ledger, "--volume", f"data={tmp_path}/d"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"ledger aiosqlite={start} django={start}" in done.stderr

@@ -94,3 +94,13 @@ def test_a_full_volume_is_refused_in_one_line(tmp_path: Path) -> None:
     done = riad("run", COUNTER, "-t", "vm", "--accel", "tcg", "--volume", f"data={disk}")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "riad: error: volume 'data' is full (" in done.stderr + done.stdout
+
+
+def test_aiosqlite_and_django_orm_keep_state_across_boots(tmp_path: Path) -> None:
+    disk = tmp_path / "data.ext4"
+    for start in (1, 2):
+        done = riad("run", str(SERVICES / "ledger"), "-t", "vm", "--accel", "tcg",
+                    "--volume", f"data={disk}")  # fmt: skip
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out
+        assert f"ledger aiosqlite={start} django={start}" in out

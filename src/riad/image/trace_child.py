@@ -83,7 +83,28 @@ class ImportGraph:
         """Where files opened by C code are recorded (OpenSSL's, through ``ssl``)."""
 
     def install(self) -> None:
+        import importlib
+
         self._builtins.__import__ = self._hook  # type: ignore[assignment]
+        # importlib.import_module loads without builtins.__import__ (Django loads each
+        # app's models and its database backend so): its calls are recorded too, the
+        # importer being the caller's module
+        original = importlib.import_module
+
+        def import_module(name: str, package: str | None = None) -> object:
+            before = set(sys.modules)
+            module = original(name, package)
+            importer = str(sys._getframe(1).f_globals.get("__name__", "?"))
+            self._record(importer, module.__name__, before)
+            return module
+
+        importlib.import_module = import_module  # type: ignore[assignment]
+
+    def _record(self, importer: str, target: str, before: set[str]) -> None:
+        self.edges.add((importer, target))
+        for new in set(sys.modules) - before:
+            if new != target:
+                self.loaded_under.setdefault(new, target)
 
     def _hook(
         self,
@@ -102,14 +123,11 @@ class ImportGraph:
             if importer == "__main__" and spec is not None:
                 importer = str(getattr(spec, "name", importer))
         target = name if level == 0 and not fromlist else str(getattr(module, "__name__", name))
-        self.edges.add((importer, target))
         for item in fromlist or ():
             sub = f"{target}.{item}"
             if item != "*" and sub in sys.modules:
                 self.edges.add((importer, sub))
-        for new in set(sys.modules) - before:
-            if new != target:
-                self.loaded_under.setdefault(new, target)
+        self._record(importer, target, before)
         if self._as_image:
             after_import(self._patched)
         ssl = sys.modules.get("ssl") if "ssl" not in self._patched else None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from riad.app.loader import load_app
+from riad.targets.sandbox import warmup
 from riad.targets.sandbox.app_entry import AppOptions
 from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
 from riad.targets.sandbox.warmup import import_modules
@@ -62,3 +65,29 @@ def test_the_trace_finds_start_up_imports_and_is_cached_until_a_file_changes(
 def test_import_modules_reports_what_cannot_be_imported() -> None:
     failed = import_modules(["json", "no_such_module_for_riad"])
     assert len(failed) == 1 and failed[0].startswith("no_such_module_for_riad (ModuleNotFoundError")
+
+
+def test_a_module_that_cannot_run_before_the_seal_is_held_and_imported_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # like a Django models module: it needs what the service's main sets up first
+    (tmp_path / "needs_setup.py").write_text(
+        "import os\nif 'RIAD_TEST_SET_UP' not in os.environ:\n"
+        "    raise RuntimeError('settings are not configured')\nVALUE = 42\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "needs_setup", raising=False)
+    try:
+        failed = import_modules(["needs_setup"])
+        assert failed == [
+            "needs_setup (RuntimeError: settings are not configured): held compiled, "
+            "imported when the service imports it"
+        ]
+        (tmp_path / "needs_setup.py").unlink()  # sealed, no file can be read any more
+        monkeypatch.setenv("RIAD_TEST_SET_UP", "1")
+        module = importlib.import_module("needs_setup")
+        assert module.VALUE == 42
+        assert module.__file__ == str(tmp_path / "needs_setup.py")
+    finally:
+        sys.modules.pop("needs_setup", None)
+        warmup._held.specs.pop("needs_setup", None)

@@ -47,6 +47,7 @@ __all__ = ["DeviceFds", "keeper_policy", "service_policy"]
 PROT_EXEC = 0x4
 SIOCGIFNAME = 0x8910
 TCGETS = 0x5401
+TIOCGWINSZ = 0x5413
 # fcntl commands SQLite and Python's files use: descriptor flags, status flags,
 # POSIX and open-file-description record locks, and a duplicate (mmap.mmap keeps one).
 _FCNTL_COMMANDS = {
@@ -128,19 +129,19 @@ def _fd_rule(call: str, pairs: Sequence[tuple[int | None, str]], why: str) -> li
     return [SyscallRule(call, (ArgIn(0, values, labels),), why)] if values else []
 
 
-def _ifname_rule(packet: Sequence[tuple[int | None, str]], files: bool) -> list[SyscallRule]:
-    """ioctl(SIOCGIFNAME) on packet sockets: Python names the interface of each frame received;
-    with ``files``, ioctl(TCGETS) on any descriptor: ``open()`` asks whether a file is a terminal."""
-    values, labels = _fds(packet)
+def _ioctl_rule(packet: Sequence[tuple[int | None, str]], files: bool) -> list[SyscallRule]:
+    """ioctl, by command: TIOCGWINSZ, a terminal's size (argparse asks, through
+    ``shutil.get_terminal_size``, whenever a parser is made); SIOCGIFNAME on packet
+    sockets (Python names the interface of each frame received); with ``files``,
+    TCGETS (``open()`` asks whether a file is a terminal). Each only reads."""
+    values, _ = _fds(packet)
+    commands: tuple[tuple[int, str], ...] = ((TIOCGWINSZ, "TIOCGWINSZ"),)
+    if values:
+        commands += ((SIOCGIFNAME, "SIOCGIFNAME"),)
     if files:
-        commands: tuple[tuple[int, str], ...] = ((SIOCGIFNAME, "SIOCGIFNAME"),) if values else ()
         commands += ((TCGETS, "TCGETS"),)
-        check = ArgIn(1, tuple(c for c, _ in commands), tuple(n for _, n in commands))
-        return [SyscallRule("ioctl", (check,), "is a file a terminal (open() asks)")]
-    if not values:
-        return []
-    checks = (ArgIn(0, values, labels), ArgIn(1, (SIOCGIFNAME,), ("SIOCGIFNAME",)))
-    return [SyscallRule("ioctl", checks, "Python names the interface each received frame came on")]
+    check = ArgIn(1, tuple(c for c, _ in commands), tuple(n for _, n in commands))
+    return [SyscallRule("ioctl", (check,), "ask a terminal or an interface, never set")]
 
 
 def _file_rules() -> list[SyscallRule]:
@@ -318,7 +319,7 @@ def service_policy(
         *_fd_rule("writev", net, "send frames (header and frame gathered)"),
         *writes,
         *_fd_rule("recvmsg", packet, "receive frames from a packet socket"),
-        *_ifname_rule(packet, files or data),
+        *_ioctl_rule(packet, files or data),
         *_fd_rule("recvfrom", wake_r, "drain the self-pipe"),
         *_fd_rule("sendto", wake_w, "wake the loop"),
         *_fd_rule("epoll_ctl", epoll, "register the descriptors above"),

@@ -39,9 +39,12 @@ for ever new names cannot grow its memory.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from types import CodeType, ModuleType
 
 from riad.image.packed import PackedFolder
 from riad.image.sourceless import no_source_lines
@@ -113,16 +116,85 @@ def warm_up() -> list[str]:
     return done
 
 
+class HeldModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Modules whose import before the seal failed, held compiled in memory and imported
+    from there when the service imports them (a finder and loader by shape).
+
+    Some modules cannot run before the service's own start-up has: a Django
+    models module needs the settings that ``main`` configures (with a volume's
+    path, say). Their code is read and compiled before the seal, while files
+    can be read; the import itself happens when the service asks for it.
+    Pure Python only: an extension module cannot be held (it is mapped from
+    its file).
+    """
+
+    def __init__(self) -> None:
+        self.specs: dict[str, importlib.machinery.ModuleSpec] = {}
+        self.codes: dict[str, CodeType] = {}
+
+    def hold(self, name: str) -> bool:
+        """Compile ``name`` for a later import; False if it cannot be found or held."""
+        parent = name.rpartition(".")[0]
+        path = None
+        if parent:
+            held = self.specs.get(parent)
+            path = held.submodule_search_locations if held else None
+            path = path or getattr(sys.modules.get(parent), "__path__", None)
+            if path is None:
+                return False
+        found = importlib.machinery.PathFinder.find_spec(name, path)
+        loader = found.loader if found is not None else None
+        if found is None or not isinstance(loader, importlib.machinery.SourceFileLoader):
+            return False
+        code = loader.get_code(name)
+        if code is None:
+            return False
+        spec = importlib.machinery.ModuleSpec(
+            name, self, origin=found.origin, is_package=found.submodule_search_locations is not None
+        )
+        spec.has_location = True
+        if found.submodule_search_locations is not None:
+            spec.submodule_search_locations = list(found.submodule_search_locations)
+        self.specs[name] = spec
+        self.codes[name] = code
+        return True
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        return self.specs.get(fullname)
+
+    def exec_module(self, module: ModuleType) -> None:
+        exec(self.codes[module.__name__], module.__dict__)
+
+
+_held = HeldModules()
+
+
 def import_modules(names: Iterable[str]) -> list[str]:
-    """Import every module of ``names`` not yet imported; the failures, one line each."""
+    """Import every module of ``names`` not yet imported; the failures, one line each.
+
+    A pure-Python module whose import raises is held compiled for the service to
+    import later (:class:`HeldModules`); its line says so.
+    """
     failed = []
     for name in names:
-        if name in sys.modules:
+        if name in sys.modules or name in _held.specs:
             continue
         try:
             importlib.import_module(name)
         except Exception as exc:  # a module that imports only under other conditions
-            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+            why = str(exc).partition("\n")[0]
+            why = why if len(why) <= 100 else why[:99] + "…"
+            said = f"{name} ({type(exc).__name__}: {why})"
+            if _held.hold(name):
+                if _held not in sys.meta_path:
+                    sys.meta_path.insert(0, _held)
+                said += ": held compiled, imported when the service imports it"
+            failed.append(said)
     return failed
 
 
