@@ -73,7 +73,7 @@ def test_asyncpg_redis_and_httpx_by_name(lab: ServerLab, target: str) -> None:
         # a blocking socket cannot reach riad's stack: refused at once, naming the fix
         blocking = lab.ask("/socket?host=db")
         assert blocking["error"] == "HostSocketError" and "--net socket" in blocking["message"]
-        _dns_failures(lab)
+        _dns_failures(lab, lossy=target == "unix")
         assert proc.stop() == 0
     assert "Traceback" not in proc.output
 
@@ -88,7 +88,10 @@ def _said_on_failure(proc: ServiceProcess) -> Iterator[None]:
         raise
 
 
-def _dns_failures(lab: ServerLab) -> None:
+def _dns_failures(lab: ServerLab, *, lossy: bool) -> None:
+    """Each failure of the names ends with its error. ``lossy``: also the lookups through
+    a lossy link (the resolver's retries are the same code on every target, and they
+    take real time: run on one)."""
     # NXDOMAIN: the name does not exist
     missing = lab.ask("/pg?host=nothere.lab.test")
     assert missing["error"] == "NameNotFound" and "NXDOMAIN" in missing["message"]
@@ -101,9 +104,12 @@ def _dns_failures(lab: ServerLab) -> None:
     assert failing["error"] == "ServerFailure" and "SERVFAIL" in failing["message"]
     # slow: answered only when the resolver asks again, after its first try timed out
     assert lab.ask("/pg?host=db.slow.test&n=6") == {"ok": 7}
-    # silent: the lookup gives up after its tries
-    silent = lab.ask("/redis?host=cache.never.test")
-    assert silent["error"] == "TimeoutError" and silent["cause"] == "DnsTimeout", silent
+    # silent: the lookup gives up after its tries (asked by asyncpg, which does not
+    # retry: redis-py would try again three times with backoff)
+    silent = lab.ask("/pg?host=db.never.test")
+    assert silent["error"] == "DnsTimeout" and "no answer from" in silent["message"], silent
+    if not lossy:
+        return
     # lossy: each lookup of a new name answers right, or times out; none hangs
     with lab.lossy_dns():
         outcomes = [lab.ask(f"/pg?host=h{n}&n={n}") for n in range(1, 11)]

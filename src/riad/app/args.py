@@ -241,6 +241,9 @@ class NetConfig:
     """Search domains (``--dns-search``); none: DHCP's domain name, if any."""
     hosts: tuple[tuple[str, str], ...] = ()
     """Static ``(name, address)`` entries (``--hosts NAME=ADDRESS``)."""
+    dns_wait_ms: int | None = None
+    """How long each DNS try waits (None: the resolver's default, resolv.conf's 2 s).
+    No boot argument sets it: a start-up trace does, whose network has no servers."""
 
     @property
     def configured(self) -> bool:

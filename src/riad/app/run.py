@@ -47,7 +47,7 @@ from riad.backends.console import FdConsole
 from riad.backends.entropy import SystemRandom
 from riad.devices import KV, Clock, Console, Random, Stack
 from riad.log import Logs
-from riad.time import MonotonicClock
+from riad.time import Duration, MonotonicClock
 
 if TYPE_CHECKING:
     from riad.services.dns.resolver import NameResolver
@@ -255,6 +255,9 @@ def _resolver_maker(
 
         net = config.net
         settings = ResolverConfig(servers=net.dns, search=net.dns_search, hosts=net.hosts)
+        if net.dns_wait_ms is not None:
+            wait = Duration.from_secs(net.dns_wait_ms / 1000)
+            settings = dataclasses.replace(settings, timeout=wait, attempts=1)
         resolver = make_resolver(stack, settings, random=random, clock=clock)
         made.append(resolver)
         return resolver
