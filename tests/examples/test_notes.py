@@ -70,3 +70,4 @@ def test_notes_in_postgresql_cached_in_redis(tmp_path: Path, target: str) -> Non
             assert curl(path)[0] == 404
             assert proc.stop() == 0
         assert "Traceback" not in proc.output, proc.output
+        assert "riad: looked for" not in proc.output, proc.output  # (redis-py's version too)

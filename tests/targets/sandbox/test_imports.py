@@ -104,3 +104,19 @@ def test_a_traced_start_up_waits_briefly_for_dns_and_has_no_dhcp() -> None:
     )
     static = NetConfig(ipv4=DEFAULT_IPV4)
     assert _traced_net(static).dns_wait_ms == TRACE_DNS_WAIT_MS
+
+
+def test_distributions_metadata_is_found_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from riad.targets.sandbox.distributions import HeldDistributions
+
+    expected = importlib.metadata.version("h11")
+    held = HeldDistributions()
+    monkeypatch.setattr(sys, "meta_path", [held])  # no path finder: nothing is listed
+    monkeypatch.setattr(sys, "path", [])
+    assert importlib.metadata.version("h11") == expected
+    assert importlib.metadata.distribution("H11").metadata["Name"] == "h11"
+    assert any(ep.name == "riad" for ep in importlib.metadata.entry_points(group="console_scripts"))
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("no-such-distribution-for-riad")

@@ -262,7 +262,7 @@ def trace_entry(argv: list[str]) -> None:
         fds = (device.fileno(),)
     entry.net_fds = fds
     entry.prepare(trace=True)
-    warm_up()
+    warm_up(trace=True)
     app, config = entry.prepared()
     ipv4 = config.net.ipv4 or DEFAULT_IPV4
     host = host_side_address(ipv4, config.net.gateway)

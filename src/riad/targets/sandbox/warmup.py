@@ -21,6 +21,13 @@ not use TLS does not pay for OpenSSL):
   finder that lists the modules imported before the seal
   (:class:`ImportedModules`), as a vm image's folders list its table's.
 
+- ``importlib.metadata`` (``version("redis")``: redis-py names itself to the
+  server so, libraries check their dependencies' versions) lists every
+  folder of ``sys.path``: when it was imported at start-up, the installed
+  distributions' metadata (its header, not the long description) and entry
+  points are read before the seal and found from memory after it
+  (:class:`riad.targets.sandbox.distributions.HeldDistributions`).
+
 (Others were checked and need nothing: OpenSSL reads its configuration when
 ``ssl`` is imported, not when the first context is made, and the C library
 reads ``/etc/localtime`` when ``time`` is imported.)
@@ -44,7 +51,7 @@ import importlib.machinery
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from types import CodeType, ModuleType
+from types import CodeType, FrameType, ModuleType
 
 from riad.image.packed import PackedFolder
 from riad.image.sourceless import no_source_lines
@@ -103,13 +110,29 @@ def _listings() -> str | None:
     return "package folders list the imported modules"
 
 
-_STEPS: tuple[Callable[[], str | None], ...] = (_linecache, _mimetypes, _listings)
+def _distributions() -> str | None:
+    if "importlib.metadata" not in sys.modules:
+        return None
+    from riad.targets.sandbox.distributions import HeldDistributions
+
+    held = HeldDistributions()
+    sys.meta_path.insert(0, held)
+    return f"metadata of {len(held.by_name)} distributions read"
 
 
-def warm_up() -> list[str]:
-    """Do every first use of the module docstring that applies; what was done, in words."""
+_STEPS: tuple[Callable[[], str | None], ...] = (_linecache, _mimetypes, _listings, _distributions)
+
+
+def warm_up(*, trace: bool = False) -> list[str]:
+    """Do every first use of the module docstring that applies; what was done, in words.
+
+    ``trace``: for a traced start-up, which records the files read: the metadata is
+    read by the sealed run itself (what the trace reads is bound into its root).
+    """
     done = []
     for step in _STEPS:
+        if trace and step is _distributions:
+            continue
         said = step()
         if said is not None:
             done.append(said)
@@ -202,6 +225,7 @@ REPORTED_LOOKUPS = 256
 """How many paths, and how many modules, a sealed service reports looking for."""
 
 _IMPORT_SYSTEM = "<frozen importlib._bootstrap_external>"
+_METADATA = os.path.join("importlib", "metadata", "__init__.py")
 _LOOKUP_EVENTS = ("open", "os.listdir", "os.scandir")
 
 
@@ -210,6 +234,16 @@ def _for_writing(mode: object, flags: object) -> bool:
     if isinstance(mode, str):
         return any(flag in mode for flag in "wax+")
     return isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+
+def _from_metadata(frame: FrameType | None, depth: int = 4) -> bool:
+    """Whether ``importlib.metadata`` is among the ``depth`` innermost frames (its
+    distributions read their files through ``pathlib``)."""
+    while frame is not None and depth > 0:
+        if frame.f_code.co_filename.endswith(_METADATA):
+            return True
+        frame, depth = frame.f_back, depth - 1
+    return False
 
 
 class _Lookups:
@@ -243,8 +277,11 @@ class _Lookups:
             path = os.fsdecode(path)
         if not isinstance(path, str) or path in self.paths or path in self.expected:
             return
-        if sys._getframe(1).f_code.co_filename == _IMPORT_SYSTEM:
+        caller = sys._getframe(1)
+        if caller.f_code.co_filename == _IMPORT_SYSTEM:
             return  # an import looking along the path: the module is reported once, below
+        if _from_metadata(caller):
+            return  # a distribution or one of its files looked for: None is the answer
         if event == "open" and _for_writing(args[1], args[2]):
             return  # not a lookup: the seal decides
         if os.path.exists(path):

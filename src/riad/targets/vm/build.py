@@ -35,6 +35,7 @@ import _imp
 import ast
 import dataclasses
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import marshal
@@ -79,6 +80,7 @@ MODULE_TABLE = f"{STDLIB_DIR}/modules.marshal"
 COMPILED_TABLE = f"{STDLIB_DIR}/startup-code.marshal"
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
 GUEST_MODULE = "riad.targets.vm.guest"
+DISTRIBUTIONS_MODULE = "riad.targets.sandbox.distributions"
 # Plain .pyc files in STDLIB_DIR, not in the table: what the interpreter
 # imports before PID 1's code runs, and what installs the table.
 BOOT_MODULES = (
@@ -426,6 +428,8 @@ def _needed_modules(trace: StartupTrace) -> set[str]:
     carries libcrypto anyway (``_ssl``), those replace it.
     """
     needed = trace.needed_modules(OPTIONAL_IMPORTS) - set(TRACE_ONLY)
+    if "importlib.metadata" in needed:
+        needed.add(DISTRIBUTIONS_MODULE)  # PID 1 reads the image's metadata before its seal
     if "_hashlib" in trace.modules and "_hashlib" not in needed and "hashlib" in needed:
         if "_ssl" in needed:
             needed.add("_hashlib")
@@ -764,6 +768,7 @@ def build_image(
     content.add_file(COMPILED_TABLE, table, "riad")
     readable = _add_data(content, data)
     _add_native(content, trace, extensions, service)
+    _add_distributions(content, trace)
     _add_init(content, service, options, trace, extensions, readable, extra_path)
     cpio = content.archive.to_bytes()
     if options.single_file:
@@ -778,6 +783,38 @@ def build_image(
         else (kernel.boot_file.read_bytes())
     )
     return _write_output(out, service, kernel, kernel_data, initramfs, content, trace, options)
+
+
+def _add_distributions(content: _Content, trace: StartupTrace) -> None:
+    """The metadata of the distributions whose packages the image carries, for
+    ``importlib.metadata`` (``version("redis")``), when the service imported it.
+
+    Each gets a ``.dist-info`` folder beside the standard library with its
+    metadata's header (name, version, requirements; not the long description),
+    its entry points and top-level names; PID 1 reads them before its seal
+    (:mod:`riad.targets.sandbox.distributions`).
+    """
+    if "importlib.metadata" not in trace.modules:
+        return
+    tops = {name.partition(".")[0] for name in trace.modules}
+    owners = importlib.metadata.packages_distributions()
+    folders = set()
+    for name in sorted({dist for top in tops for dist in owners.get(top, ())}):
+        try:
+            found = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        folder = f"{STDLIB_DIR}/{found.metadata['Name']}-{found.version}.dist-info"
+        if folder in folders:
+            continue  # (one distribution under two spellings of its name)
+        folders.add(folder)
+        for filename in ("METADATA", "entry_points.txt", "top_level.txt"):
+            text = found.read_text(filename)
+            if text is None or f"{folder}/{filename}" in content.archive:
+                continue  # (or carried whole already: the start-up read it)
+            if filename == "METADATA":
+                text = text.partition("\n\n")[0] + "\n"
+            content.add_file(f"{folder}/{filename}", text.encode(), "packages", why="metadata")
 
 
 def _report_trace(trace: StartupTrace, service: ServiceSpec, log: Log) -> None:
