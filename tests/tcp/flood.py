@@ -12,7 +12,12 @@ from riad.stack.tcp import TcpServer
 
 
 def listener_counts(server: object) -> dict[str, int]:
-    """The ``key=number`` fields of ``server.describe()``."""
+    """The ``key=number`` fields of ``server.describe()``, summed over its listeners (one
+    per address family when it listens on every address)."""
     assert isinstance(server, TcpServer), f"{server!r} is not a listener of riad's stack"
-    fields = (part.partition("=") for part in server.describe().split())
-    return {key: int(value) for key, sep, value in fields if sep and value.isdigit()}
+    counts: dict[str, int] = {}
+    for part in server.describe().split():
+        key, sep, value = part.partition("=")
+        if sep and value.isdigit():
+            counts[key] = counts.get(key, 0) + int(value)
+    return counts

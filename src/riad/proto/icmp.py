@@ -23,13 +23,21 @@ from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from riad.proto.transport import ErrorEffect, IpAddress
 from riad.time import Instant
 from riad.wire.common import BytesLike
 from riad.wire.errors import ParseError
-from riad.wire.icmp import IcmpHeader, IcmpType
+from riad.wire.icmp import IcmpHeader, IcmpType, UnreachableCode
 from riad.wire.ipv4 import IpProtocol, Ipv4Header
 
-__all__ = ["EchoReply", "IcmpConfig", "IcmpCore", "IcmpError", "icmp_errno"]
+__all__ = [
+    "EchoReply",
+    "ErrorRateLimit",
+    "IcmpConfig",
+    "IcmpCore",
+    "IcmpError",
+    "icmp_errno",
+]
 
 _QUOTE_LIMIT = 576 - 20 - 8
 
@@ -63,6 +71,54 @@ class IcmpError:
         return OSError(
             code, f"{os.strerror(code)} (ICMP type {self.type} code {self.code} from {self.source})"
         )
+
+    # -- as a transport reads it (riad.proto.transport.TransportError) ---------------
+
+    @property
+    def protocol(self) -> int:
+        return self.quoted.protocol
+
+    @property
+    def quoted_src(self) -> IPv4Address:
+        return self.quoted.src
+
+    @property
+    def quoted_dst(self) -> IPv4Address:
+        return self.quoted.dst
+
+    @property
+    def quoted_length(self) -> int:
+        return self.quoted.total_length
+
+    @property
+    def min_path_mtu(self) -> int:
+        return 576  # every IPv4 host takes 576-byte datagrams (RFC 791); RFC 5927 7.2
+
+    @property
+    def effect(self) -> ErrorEffect:
+        """What the error means for a transport (RFC 1122 4.2.3.9, RFC 1812 5.2.7.1)."""
+        kind = self.type
+        if kind == IcmpType.DEST_UNREACHABLE:
+            if self.code == UnreachableCode.FRAGMENTATION_NEEDED:
+                return ErrorEffect.TOO_BIG
+            return ErrorEffect.HARD if self.code in _HARD_UNREACHABLE else ErrorEffect.SOFT
+        if kind == IcmpType.PARAMETER_PROBLEM:
+            return ErrorEffect.HARD
+        if kind == IcmpType.TIME_EXCEEDED:
+            return ErrorEffect.SOFT
+        return ErrorEffect.IGNORED  # source quench (RFC 6633), redirect
+
+
+_HARD_UNREACHABLE = frozenset(
+    {
+        UnreachableCode.PROTOCOL,
+        UnreachableCode.PORT,
+        UnreachableCode.NET_PROHIBITED,
+        UnreachableCode.HOST_PROHIBITED,
+        UnreachableCode.ADMIN_PROHIBITED,
+    }
+)
+"""Destination-unreachable codes that end a handshake (RFC 1122 4.2.3.9, RFC 1812 5.2.7.1)."""
 
 
 # errno per destination-unreachable code, as Linux's icmp_err_convert
@@ -100,10 +156,33 @@ def icmp_errno(kind: int, code: int) -> int:
 class EchoReply:
     """An echo reply that arrived for us (an answer to our ping)."""
 
-    source: IPv4Address
+    source: IpAddress
     identifier: int
     sequence: int
     data: bytes
+
+
+class ErrorRateLimit:
+    """A token bucket for outgoing ICMP errors (RFC 1812 4.3.2.8, RFC 4443 2.4 f), fed by ``now``."""
+
+    __slots__ = ("_burst", "_rate", "_refilled_at", "_tokens")
+
+    def __init__(self, rate_per_sec: float, burst: int) -> None:
+        self._rate = rate_per_sec
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._refilled_at: Instant | None = None
+
+    def take(self, now: Instant) -> bool:
+        """Spend a token if one is left: whether an error may be sent now."""
+        if self._refilled_at is not None:
+            elapsed = now.since(self._refilled_at).secs
+            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._refilled_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 class IcmpCore:
@@ -112,8 +191,7 @@ class IcmpCore:
     def __init__(self, config: IcmpConfig | None = None, drops: Counter[str] | None = None):
         self.config = config if config is not None else IcmpConfig()
         self.drops: Counter[str] = drops if drops is not None else Counter()
-        self._tokens = float(self.config.error_burst)
-        self._refilled_at: Instant | None = None
+        self._rate_limit = ErrorRateLimit(self.config.error_rate_per_sec, self.config.error_burst)
         self._outbox: list[tuple[IPv4Address, bytes]] = []
         self.echo_replies: list[EchoReply] = []
         self.echo_replies_sent = 0
@@ -197,7 +275,7 @@ class IcmpCore:
             if payload_type is None or payload_type not in (0, 8, 13, 14, 15, 16, 17, 18):
                 self.drops["icmp.error_suppressed.error"] += 1
                 return False
-        if not self._take_token(now):
+        if not self._rate_limit.take(now):
             self.drops["icmp.error_rate_limited"] += 1
             return False
         quote = datagram[: offending.header_len + _QUOTE_LIMIT]
@@ -205,19 +283,6 @@ class IcmpCore:
         self._outbox.append((src, message))
         self.errors_sent += 1
         return True
-
-    def _take_token(self, now: Instant) -> bool:
-        cfg = self.config
-        if self._refilled_at is not None:
-            elapsed = now.since(self._refilled_at).secs
-            self._tokens = min(
-                float(cfg.error_burst), self._tokens + elapsed * cfg.error_rate_per_sec
-            )
-        self._refilled_at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
     def echo_request(
         self, dst: IPv4Address, identifier: int, sequence: int, data: BytesLike

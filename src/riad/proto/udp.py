@@ -1,11 +1,19 @@
 """UDP (RFC 768), sans-IO: the socket table, demultiplexing and encoding.
 
-``UdpCore`` owns the bound sockets. ``handle`` verifies the checksum
-(unless the device already did), finds the socket for the destination
-address and port — an exact local address beats the wildcard, a connected
-socket only takes datagrams from its peer — and queues the payload on it.
-It returns False when no socket wants the datagram, so the IP layer can
-answer with ICMP port unreachable.
+``UdpCore`` owns the bound sockets, over IPv4 and IPv6. ``handle`` verifies
+the checksum (unless the device already did; over IPv6 a zero checksum is
+refused, RFC 8200 8.1), finds the socket for the destination address and
+port — a connected socket beats an exact local address, which beats the
+wildcard of the datagram's version, which beats a dual-stack ``::`` — and
+queues the payload on it. A connected socket only takes datagrams from its
+peer. It returns False when no socket wants the datagram, so the IP layer
+can answer with ICMP port unreachable.
+
+Sockets bound to ``::`` take IPv4 datagrams too unless made ``v6only``
+(``IPV6_V6ONLY`` off, as Linux by default); an IPv6 socket gives its
+senders as ``(host, port, flowinfo, scope_id)``, an IPv4 sender as the
+IPv4-mapped ``::ffff:a.b.c.d``, as a Linux AF_INET6 socket does. Bindings
+conflict as on Linux (``binding_conflicts``).
 
 Each socket's receive queue is bounded in bytes (``rx_buffer_bytes``): a
 datagram that does not fit is dropped and counted, as the kernel does when
@@ -22,25 +30,45 @@ import errno
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
-from riad.proto.icmp import IcmpError
-from riad.proto.transport import Outbound
+from riad.proto.transport import (
+    IpAddress,
+    IpHeader,
+    Outbound,
+    TransportError,
+    binding_conflicts,
+)
 from riad.time import Instant
 from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
 from riad.wire.common import BytesLike, trusted_constructor
 from riad.wire.errors import ParseError
-from riad.wire.ipv4 import IpProtocol, Ipv4Header
+from riad.wire.ipv4 import IpProtocol
 from riad.wire.udp import UdpHeader
 
-__all__ = ["UdpConfig", "UdpCore", "UdpSocket"]
+__all__ = ["ANY", "ANY6", "UdpConfig", "UdpCore", "UdpSocket", "mapped", "mapped_text"]
 
 ANY = IPv4Address(0)
+ANY6 = IPv6Address(0)
 MAX_PAYLOAD = 65535 - 20 - 8
+MAX_PAYLOAD6 = 65535 - 8
 EPHEMERAL_FIRST = 49152
 EPHEMERAL_LAST = 65535
 _make_udp = trusted_constructor(UdpHeader)
 _ADDRESS_TEXT_LIMIT = 4096
+_MAPPED = IPv6Address("::ffff:0:0")
+
+
+def mapped(address: IPv4Address) -> IPv6Address:
+    """The IPv4-mapped IPv6 address of ``address`` (``::ffff:a.b.c.d``, RFC 4291 2.5.5.2)."""
+    return IPv6Address(int(_MAPPED) | int(address))
+
+
+def mapped_text(address: IPv4Address | IPv6Address) -> str:
+    """``address`` as an IPv6 socket shows it: an IPv4 one as ``::ffff:a.b.c.d`` (the
+    dotted form Linux's ``inet_ntop`` writes, RFC 4291 2.2)."""
+    return f"::ffff:{address}" if address.version == 4 else str(address)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,30 +93,38 @@ class UdpSocket:
         "rx_buffer_bytes",
         "rx_bytes",
         "rx_queue",
+        "v6only",
     )
 
-    def __init__(self, local_addr: IPv4Address, local_port: int, rx_buffer_bytes: int) -> None:
+    def __init__(self, local_addr: IpAddress, local_port: int, rx_buffer_bytes: int) -> None:
         self.local_addr = local_addr
         self.local_port = local_port
-        self.remote_addr: IPv4Address | None = None
+        self.remote_addr: IpAddress | None = None
         self.remote_port = 0
         self.reuse_port = False
+        self.v6only = False
         self.rx_buffer_bytes = rx_buffer_bytes
-        self.rx_queue: deque[tuple[bytes, tuple[str, int]]] = deque()
+        self.rx_queue: deque[tuple[bytes, Any]] = deque()
         self.rx_bytes = 0
-        self.errors: list[IcmpError] = []
+        self.errors: list[TransportError] = []
         self.ready = False
         self.closed = False
 
-    def take_errors(self) -> list[IcmpError]:
+    @property
+    def ipv6(self) -> bool:
+        """An IPv6 socket (bound to an IPv6 address): addresses are 4-tuples, IPv4 ones mapped."""
+        return self.local_addr.version == 6
+
+    def take_errors(self) -> list[TransportError]:
         """ICMP errors reported about datagrams this (connected) socket sent."""
         out = self.errors
         if out:
             self.errors = []
         return out
 
-    def take(self) -> list[tuple[bytes, tuple[str, int]]]:
-        """Every queued datagram, as ``(data, (address, port))``, oldest first."""
+    def take(self) -> list[tuple[bytes, Any]]:
+        """Every queued datagram, as ``(data, (address, port))``, oldest first
+        (``(address, port, 0, 0)`` on an IPv6 socket)."""
         out = list(self.rx_queue)
         self.rx_queue.clear()
         self.rx_bytes = 0
@@ -96,8 +132,12 @@ class UdpSocket:
         return out
 
     def __repr__(self) -> str:
-        peer = f" -> {self.remote_addr}:{self.remote_port}" if self.remote_addr else ""
-        return f"UdpSocket({self.local_addr}:{self.local_port}{peer})"
+        peer = f" -> {_shown(self.remote_addr)}:{self.remote_port}" if self.remote_addr else ""
+        return f"UdpSocket({_shown(self.local_addr)}:{self.local_port}{peer})"
+
+
+def _shown(address: IpAddress) -> str:
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 class UdpCore:
@@ -121,28 +161,36 @@ class UdpCore:
         self._port_entropy = port_entropy
         self.ready: list[UdpSocket] = []
         self.datagrams_received = 0
-        self._text: dict[IPv4Address, str] = {}
+        self._text: dict[IpAddress, str] = {}
+        self._mapped_text: dict[IpAddress, str] = {}
 
     # -- sockets -------------------------------------------------------------
 
-    def bind(self, address: IPv4Address, port: int, *, reuse_port: bool = False) -> UdpSocket:
+    def bind(
+        self, address: IpAddress, port: int, *, reuse_port: bool = False, v6only: bool = False
+    ) -> UdpSocket:
         """A new socket bound to ``address:port`` (port 0 picks a free ephemeral port).
 
-        Raises ``OSError(EADDRINUSE)`` when the port is taken by an
-        overlapping address, unless this socket and every holder asked for
-        ``reuse_port`` (as ``SO_REUSEPORT``).
+        ``ANY6`` (``::``) takes IPv4 datagrams too unless ``v6only``. Raises
+        ``OSError(EADDRINUSE)`` when the port is taken by a conflicting
+        binding (``binding_conflicts``), unless this socket and every holder
+        asked for ``reuse_port`` (as ``SO_REUSEPORT``).
         """
         if not 0 <= port <= 65535:
             raise OverflowError(f"port must be 0-65535, got {port}")
+        v6only = v6only and address.version == 6
         if port == 0:
             port = self._free_port()
         else:
             for other in self._by_port.get(port, ()):
-                overlaps = other.local_addr in (address, ANY) or address == ANY
+                overlaps = binding_conflicts(address, v6only, other.local_addr, other.v6only)
                 if overlaps and not (reuse_port and other.reuse_port):
-                    raise OSError(errno.EADDRINUSE, f"address {address}:{port} is already in use")
+                    raise OSError(
+                        errno.EADDRINUSE, f"address {_shown(address)}:{port} is already in use"
+                    )
         sock = UdpSocket(address, port, self.config.rx_buffer_bytes)
         sock.reuse_port = reuse_port
+        sock.v6only = v6only
         self._by_port.setdefault(port, []).append(sock)
         return sock
 
@@ -162,8 +210,11 @@ class UdpCore:
                 return port
         raise OSError(errno.EADDRINUSE, "no free ephemeral UDP port")
 
-    def connect(self, sock: UdpSocket, address: IPv4Address, port: int) -> None:
-        """Fix the socket's peer: it sends there by default and hears only from there."""
+    def connect(self, sock: UdpSocket, address: IpAddress, port: int) -> None:
+        """Fix the socket's peer: it sends there by default and hears only from there.
+
+        An IPv6 socket's IPv4 peer is given as its IPv4 address (not mapped).
+        """
         sock.remote_addr = address
         sock.remote_port = port
 
@@ -181,24 +232,30 @@ class UdpCore:
         sock.rx_bytes = 0
 
     def lookup(
-        self, local: IPv4Address, local_port: int, remote: IPv4Address, remote_port: int
+        self, local: IpAddress, local_port: int, remote: IpAddress, remote_port: int
     ) -> UdpSocket | None:
         """The socket that receives a datagram to ``local:local_port`` from ``remote:remote_port``."""
         holders = self._by_port.get(local_port)
         if not holders:
             return None
         best: UdpSocket | None = None
-        best_score = -1
+        best_score = 0
         for sock in holders:
-            score = 0
-            if sock.local_addr != ANY:
-                if sock.local_addr != local:
-                    continue
-                score += 1
+            bound = sock.local_addr
+            if bound == local:
+                score = 4
+            elif not bound.is_unspecified:
+                continue
+            elif bound.version == local.version:
+                score = 2
+            elif not sock.v6only and bound.version == 6:
+                score = 1  # a dual-stack :: takes an IPv4 datagram
+            else:
+                continue
             if sock.remote_addr is not None:
                 if sock.remote_addr != remote or sock.remote_port != remote_port:
                     continue
-                score += 2
+                score += 8
             if score > best_score:
                 best, best_score = sock, score
         return best
@@ -206,18 +263,22 @@ class UdpCore:
     # -- input ---------------------------------------------------------------
 
     def handle(
-        self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
+        self, ip: IpHeader, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         """Deliver one datagram; False when no socket is bound to its port."""
+        src = ip.src
         try:
             if checksum_trusted:
                 header, data = UdpHeader.parse(payload)
+                if not header.checksum and src.version == 6:
+                    self.drops["udp.sanity.checksum"] += 1  # RFC 8200 8.1
+                    return True
             else:
-                header, data = UdpHeader.parse(payload, ip.src, ip.dst)
+                header, data = UdpHeader.parse(payload, src, ip.dst)
         except ParseError as exc:
             self.drops[exc.counter] += 1
             return True  # a damaged datagram is dropped, never answered
-        sock = self.lookup(ip.dst, header.dst_port, ip.src, header.src_port)
+        sock = self.lookup(ip.dst, header.dst_port, src, header.src_port)
         if sock is None:
             self.drops["udp.no_socket"] += 1
             return False
@@ -226,12 +287,11 @@ class UdpCore:
             key = "udp.too_large" if size > sock.rx_buffer_bytes else "udp.rx_buffer_full"
             self.drops[key] += 1
             return True
-        text = self._text.get(ip.src)
-        if text is None:
-            if len(self._text) >= _ADDRESS_TEXT_LIMIT:
-                self._text.clear()
-            text = self._text[ip.src] = str(ip.src)
-        sock.rx_queue.append((bytes(data), (text, header.src_port)))
+        if sock.local_addr.version == 6:
+            sender: Any = (self._mapped_text_of(src), header.src_port, 0, 0)
+        else:
+            sender = (self._text_of(src), header.src_port)
+        sock.rx_queue.append((bytes(data), sender))
         sock.rx_bytes += size
         self.datagrams_received += 1
         if not sock.ready:
@@ -239,7 +299,26 @@ class UdpCore:
             self.ready.append(sock)
         return True
 
-    def handle_icmp_error(self, error: IcmpError, now: Instant) -> None:
+    def _text_of(self, address: IpAddress) -> str:
+        text = self._text.get(address)
+        if text is None:
+            if len(self._text) >= _ADDRESS_TEXT_LIMIT:
+                self._text.clear()
+            text = self._text[address] = str(address)
+        return text
+
+    def _mapped_text_of(self, address: IpAddress) -> str:
+        """The address as an IPv6 socket shows it: IPv4 ones mapped."""
+        if address.version == 6:
+            return self._text_of(address)
+        text = self._mapped_text.get(address)
+        if text is None:
+            if len(self._mapped_text) >= _ADDRESS_TEXT_LIMIT:
+                self._mapped_text.clear()
+            text = self._mapped_text[address] = mapped_text(address)
+        return text
+
+    def handle_icmp_error(self, error: TransportError, now: Instant) -> None:
         """Report an ICMP error to the connected socket whose datagram caused it.
 
         As on Linux, only connected sockets hear of errors: an unconnected
@@ -252,7 +331,7 @@ class UdpCore:
         src_port = int.from_bytes(quoted[0:2], "big")
         dst_port = int.from_bytes(quoted[2:4], "big")
         for sock in self._by_port.get(src_port, ()):
-            if sock.remote_addr == error.quoted.dst and sock.remote_port == dst_port:
+            if sock.remote_addr == error.quoted_dst and sock.remote_port == dst_port:
                 sock.errors.append(error)
                 if not sock.ready:
                     sock.ready = True
@@ -271,9 +350,9 @@ class UdpCore:
 
     def encode(
         self,
-        src: IPv4Address,
+        src: IpAddress,
         src_port: int,
-        dst: IPv4Address,
+        dst: IpAddress,
         dst_port: int,
         data: BytesLike,
         *,
@@ -281,8 +360,9 @@ class UdpCore:
     ) -> list[BytesLike]:
         """The datagram as parts ``[header, data]``, checksum complete or partial."""
         size = len(data)
-        if size > MAX_PAYLOAD:
-            raise OSError(errno.EMSGSIZE, f"UDP payload of {size} bytes exceeds {MAX_PAYLOAD}")
+        limit = MAX_PAYLOAD if dst.version == 4 else MAX_PAYLOAD6
+        if size > limit:
+            raise OSError(errno.EMSGSIZE, f"UDP payload of {size} bytes exceeds {limit}")
         length = 8 + size
         header = bytearray(
             UdpHeader(src_port=src_port, dst_port=dst_port, length=length).to_bytes()

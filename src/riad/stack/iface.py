@@ -1,28 +1,37 @@
-"""The interface: Ethernet, ARP and IPv4 dispatch over one device, sans-IO.
+"""The interface: Ethernet, ARP, IPv4 and IPv6 dispatch over one device, sans-IO.
 
 ``Interface`` is smoltcp's ``iface``: it takes received frames
 (``handle(frame, flags, now)``), validates and demultiplexes them — ARP to
 the resolver, IPv4 through reassembly to the handler registered for its
 protocol number (ICMP is built in; UDP and TCP register as
-``IpProtocolHandler``\\s) — and builds outgoing frames (``send_ip``) with
-routing (on-link, default gateway, broadcast), ARP resolution, fragmentation
-and the device's offloads. ``poll_transmit(now)`` hands the runtime everything
-ready to put on the wire; ``poll_at``/``on_timeout`` drive every core's timers.
+``IpProtocolHandler``\\s), IPv6 to ``Ipv6Core`` (``riad.proto.ipv6``), which
+hands TCP and UDP to the same handlers — and builds outgoing frames
+(``send_ip``, for a destination of either version) with routing (on-link,
+default gateway, broadcast), ARP resolution, fragmentation and the device's
+offloads. ``poll_transmit(now)`` hands the runtime everything ready to put on
+the wire; ``poll_at``/``on_timeout`` drive every core's timers.
+
+Frames to our MAC or to broadcast are taken, and frames to the Ethernet
+address of an IPv6 group we joined (33:33:...); other multicast frames are
+filtered as a NIC would (counted in ``counters["rx_multicast_filtered"]``). IPv6 is on when
+``InterfaceConfig.ipv6`` is given (and the link's MTU reaches 1,280 bytes).
 
 It does no I/O and reads no clock. Every frame it refuses is counted in
 ``drops`` under a reason (``ethernet.*``, ``arp.*``, ``ipv4.*``, ``icmp.*``,
-``udp.*``; parse errors under ``ParseError.counter``).
+``udp.*``, ``ipv6.*``, ``icmpv6.*``, ``ndp.*``, ``mld.*``; parse errors under
+``ParseError.counter``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from riad.backends.netdev import (
     GSO_TCPV4,
+    GSO_TCPV6,
     RX_CSUM_PARTIAL,
     RX_CSUM_VALID,
     DeviceCapabilities,
@@ -31,7 +40,8 @@ from riad.backends.netdev import (
 from riad.proto.arp import ArpConfig, ArpResolver
 from riad.proto.icmp import IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
-from riad.proto.transport import IpProtocolHandler, Outbound, TransportOffload
+from riad.proto.ipv6 import Ipv6Config, Ipv6Core
+from riad.proto.transport import IpAddress, IpProtocolHandler, Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.arp import ArpPacket
 from riad.wire.checksum import checksum
@@ -52,6 +62,7 @@ __all__ = [
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 UNSPECIFIED = IPv4Address(0)
 _ETH_IPV4 = b"\x08\x00"
+_MIN_IPV6_MTU = 1280
 _ETH_ARP = b"\x08\x06"
 _MIN_FRAME = 60
 _TRUSTED = RX_CSUM_VALID | RX_CSUM_PARTIAL
@@ -68,6 +79,8 @@ class InterfaceConfig:
     arp: ArpConfig = field(default_factory=ArpConfig)
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
+    ipv6: Ipv6Config | None = None
+    """IPv6 on the interface (None: off)."""
 
 
 _Held = tuple[bytearray, Sequence[BytesLike], TxOffload | None]
@@ -85,7 +98,10 @@ class Interface:
         config: InterfaceConfig,
         drops: Counter[str] | None = None,
         ident_start: int = 0,
+        entropy: Callable[[int], bytes] | None = None,
     ) -> None:
+        """``entropy`` (n bytes at each call) seeds IPv6's random delays and fragment ids;
+        IPv6 needs it when ``config.ipv6`` is set."""
         self.mac = mac
         self.mtu = mtu
         self.capabilities = capabilities
@@ -104,6 +120,21 @@ class Interface:
         self._ident = ident_start & 0xFFFF
         self._mac_prefix = bytes(mac)
         self.set_address(config.address, config.gateway)
+        self.ipv6: Ipv6Core | None = None
+        self._multicast_macs: set[MacAddress] = set()
+        if config.ipv6 is not None and mtu >= _MIN_IPV6_MTU:
+            if entropy is None:
+                raise ValueError("IPv6 needs an entropy source (its random delays)")
+            self.ipv6 = Ipv6Core(
+                mac=mac,
+                mtu=mtu,
+                config=config.ipv6,
+                handlers=self.handlers,
+                entropy=entropy,
+                drops=self.drops,
+                counters=self.counters,
+            )
+            self._multicast_macs = self.ipv6.mld.macs
 
     def set_address(self, address: IPv4Interface | None, gateway: IPv4Address | None) -> None:
         """Change the interface's address and gateway (e.g. from DHCP)."""
@@ -130,8 +161,10 @@ class Interface:
         self.handlers[handler.protocol] = handler
 
     def start(self, now: Instant) -> None:
-        """Announce our address (gratuitous ARP)."""
+        """Announce our address (gratuitous ARP); IPv6 starts its addresses."""
         self.arp.announce(now)
+        if self.ipv6 is not None:
+            self.ipv6.start(now)
 
     # -- input -------------------------------------------------------------
 
@@ -145,8 +178,11 @@ class Interface:
             drops[exc.counter] += 1
             return
         dst = eth.dst
-        if dst != self.mac and dst != BROADCAST_MAC:
-            drops["ethernet.not_for_us"] += 1
+        if dst != self.mac and dst != BROADCAST_MAC and dst not in self._multicast_macs:
+            if dst[0] & 1:  # a group we did not join: a NIC's multicast filter, not a refusal
+                self.counters["rx_multicast_filtered"] += 1
+            else:
+                drops["ethernet.not_for_us"] += 1
             return
         if eth.vlan is not None:
             drops["ethernet.vlan_tagged"] += 1
@@ -154,6 +190,11 @@ class Interface:
         ethertype = eth.ethertype
         if ethertype == 0x0800:
             self._receive_ipv4(payload, flags, now, dst == BROADCAST_MAC)
+        elif ethertype == 0x86DD:
+            if self.ipv6 is None:
+                drops["ipv6.off"] += 1
+                return
+            self.ipv6.handle(payload, bool(flags & _TRUSTED), now)
         elif ethertype == 0x0806:
             try:
                 packet, _ = ArpPacket.parse(payload)
@@ -225,12 +266,13 @@ class Interface:
 
     def send_ip(
         self,
-        dst: IPv4Address,
+        dst: IpAddress,
         protocol: int,
         parts: Sequence[BytesLike],
         now: Instant,
         offload: TransportOffload | None = None,
         dont_fragment: bool = False,
+        src6: IPv6Address | None = None,
     ) -> bool:
         """Queue an IP datagram carrying ``parts``; fragment, resolve and frame it.
 
@@ -240,7 +282,16 @@ class Interface:
         0.0.0.0 (as a DHCP client does, RFC 2131 4.1). ``dont_fragment`` sets DF
         on a datagram that leaves whole; one too large for our own link is
         still fragmented here (we are its source), without DF.
+
+        An IPv6 ``dst`` goes through ``Ipv6Core.send`` from ``src6`` (None: an
+        address chosen for ``dst``); IPv6 routers never fragment, so DF is moot.
         """
+        if isinstance(dst, IPv6Address):
+            ipv6 = self.ipv6
+            if ipv6 is None:
+                self.drops["ipv6.off"] += 1
+                return False
+            return ipv6.send(src6, dst, protocol, parts, now, offload)
         src = self.address
         if src is None:
             if dst != LIMITED_BROADCAST:
@@ -335,9 +386,24 @@ class Interface:
 
     def poll_transmit(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
         """Every frame ready to go out now, with its device offload (or None)."""
+        ipv6 = self.ipv6
         for handler in self.handlers.values():
             for out in handler.poll_transmit(now):
-                self.send_ip(out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment)
+                dst = out.dst
+                if ipv6 is not None and isinstance(dst, IPv6Address):
+                    src = out.src
+                    ipv6.send(
+                        src if isinstance(src, IPv6Address) else None,
+                        dst,
+                        out.protocol,
+                        out.parts,
+                        now,
+                        out.offload,
+                    )
+                else:
+                    self.send_ip(
+                        out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment
+                    )
         for dst, message in self.icmp.poll_transmit(now):
             self.send_ip(dst, IpProtocol.ICMP, [message], now)
         for mac, packet in self.arp.poll_transmit(now):
@@ -350,6 +416,19 @@ class Interface:
             head[6:12] = self._mac_prefix
             head[12:14] = _ETH_IPV4
             self._frames.append(([head, *parts], tx))
+        if ipv6 is not None:
+            for parts, offload in ipv6.poll_transmit(now):
+                tx = None
+                if offload is not None:  # the transport header follows Ethernet and IPv6
+                    gso = offload.gso_size
+                    tx = TxOffload(
+                        csum_start=54,
+                        csum_offset=offload.csum_offset,
+                        gso_type=GSO_TCPV6 if gso else 0,
+                        gso_size=gso,
+                        hdr_len=54 + offload.header_len if gso else 0,
+                    )
+                self._frames.append((parts, tx))
         frames = self._frames
         if frames:
             self._frames = []
@@ -366,6 +445,10 @@ class Interface:
             best = when
         for handler in self.handlers.values():
             when = handler.poll_at()
+            if when is not None and (best is None or when < best):
+                best = when
+        if self.ipv6 is not None:
+            when = self.ipv6.poll_at()
             if when is not None and (best is None or when < best):
                 best = when
         return best
@@ -387,3 +470,7 @@ class Interface:
             when = handler.poll_at()
             if when is not None and when <= now:
                 handler.on_timeout(now)
+        if self.ipv6 is not None:
+            when = self.ipv6.poll_at()
+            if when is not None and when <= now:
+                self.ipv6.on_timeout(now)

@@ -1,8 +1,9 @@
 """``DirectStack``: riad's own TCP/IP stack over one ``NetDevice``, in asyncio's shape.
 
 It composes the cores — the ``Interface`` (Ethernet, ARP, IPv4 with
-reassembly, ICMP) and the transports registered on it by IP protocol number
-(UDP now; TCP plugs in the same way) — and drives them with one ``Runtime``
+reassembly, ICMP, and IPv6 with its neighbour discovery, autoconfiguration
+and ICMPv6) and the transports registered on it by IP protocol number (UDP
+and TCP, over both versions) — and drives them with one ``Runtime``
 on the running asyncio loop. The service sees the ``riad.devices.Stack``
 protocol: ``create_datagram_endpoint`` gives an ``asyncio.DatagramTransport``
 and calls the protocol's ``datagram_received``/``error_received`` exactly as
@@ -21,15 +22,23 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 
 # hashlib's BLAKE2s from its own module: importing hashlib would load every hash
 # module, and the vm images carry only what the service imports.
 from _blake2 import blake2s
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import AddressValueError, IPv4Address, IPv4Interface, NetmaskValueError
+from ipaddress import (
+    AddressValueError,
+    IPv4Address,
+    IPv4Interface,
+    IPv6Address,
+    IPv6Interface,
+    NetmaskValueError,
+)
 from typing import TYPE_CHECKING, Any
 
 from riad.backends.entropy import SystemRandom
@@ -39,9 +48,12 @@ from riad.log import Logger
 from riad.proto.arp import ArpConfig
 from riad.proto.icmp import IcmpConfig
 from riad.proto.ipv4 import ReassemblyConfig
+from riad.proto.ipv6 import Ipv6Config
 from riad.proto.tcp import SequenceSecret, TcpConfig
 from riad.proto.tcp.core import TcpCore
-from riad.proto.udp import ANY, UdpConfig, UdpCore, UdpSocket
+from riad.proto.transport import IpAddress
+from riad.proto.udp import ANY, ANY6, UdpConfig, UdpCore, UdpSocket
+from riad.stack.addresses import is_any, parse_host, sockaddr, unmapped
 from riad.stack.iface import Interface, InterfaceConfig, TransportOffload
 from riad.stack.runtime import Runtime
 from riad.stack.stats import StackStats
@@ -73,6 +85,9 @@ class StackConfig:
     udp: UdpConfig = field(default_factory=UdpConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
     """TCP settings; the MSS and TSO limit are fitted to the device."""
+    ipv6: Ipv6Config | None = field(default_factory=Ipv6Config)
+    """IPv6 settings (its static addresses and gateway come from ``DirectStack``'s
+    arguments); None turns IPv6 off."""
     batch_frames: int = 64
     max_batches: int = 8
 
@@ -92,23 +107,56 @@ def _parse_interface(address: str | IPv4Interface | None) -> IPv4Interface | Non
         ) from None
 
 
-_parsed: dict[str, IPv4Address] = {}
+def _parse_ipv6_interfaces(
+    addresses: str | IPv6Interface | Sequence[str | IPv6Interface] | None,
+) -> tuple[IPv6Interface, ...]:
+    if addresses is None:
+        return ()
+    if isinstance(addresses, (str, IPv6Interface)):
+        addresses = [addresses]
+    out: list[IPv6Interface] = []
+    for item in addresses:
+        if isinstance(item, IPv6Interface):
+            out.append(item)
+            continue
+        if "/" not in item:
+            raise StackConfigError(
+                f"IPv6 address {item!r} has no prefix length: write it as ADDRESS/PREFIX, "
+                "e.g. 2001:db8::2/64"
+            )
+        try:
+            interface = IPv6Interface(item)
+        except (AddressValueError, NetmaskValueError, ValueError) as exc:
+            raise StackConfigError(
+                f"IPv6 address {item!r} is not an IPv6 address/prefix ({exc}): e.g. 2001:db8::2/64"
+            ) from None
+        ip = interface.ip
+        if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.ipv4_mapped is not None:
+            raise StackConfigError(
+                f"IPv6 address {item!r} is not a unicast address a host may take"
+            )
+        out.append(interface)
+    return tuple(out)
 
 
-def _parse_ip(text: str, what: str) -> IPv4Address:
-    address = _parsed.get(text)
-    if address is not None:
-        return address
-    try:
-        address = IPv4Address(text)
-    except (AddressValueError, ValueError):
-        raise ValueError(
-            f"{what} {text!r} is not an IPv4 address literal (riad's stack does not resolve names)"
-        ) from None
-    if len(_parsed) >= 4096:
-        _parsed.clear()
-    _parsed[text] = address
-    return address
+def _parse_ipv6_gateway(
+    gateway: str | IPv6Address | None, statics: tuple[IPv6Interface, ...]
+) -> IPv6Address | None:
+    if gateway is None:
+        return None
+    if isinstance(gateway, str):
+        try:
+            gateway = IPv6Address(gateway.partition("%")[0])
+        except (AddressValueError, ValueError):
+            raise StackConfigError(
+                f"IPv6 gateway {gateway!r} is not an IPv6 address: e.g. fe80::1 or 2001:db8::1"
+            ) from None
+    if not gateway.is_link_local and not any(gateway in i.network for i in statics):
+        raise StackConfigError(
+            f"IPv6 gateway {gateway} is neither link-local nor in a static address's prefix: "
+            "give a link-local router address (fe80::...) or one inside the --ipv6 prefix"
+        )
+    return gateway
 
 
 def _draw16(entropy: Random) -> int:
@@ -127,6 +175,8 @@ class DirectStack:
         clock: Clock | None = None,
         random: Random | None = None,
         config: StackConfig | None = None,
+        ipv6_address: str | IPv6Interface | Sequence[str | IPv6Interface] | None = None,
+        ipv6_gateway: str | IPv6Address | None = None,
     ) -> None:
         self.device = device
         self.config = config if config is not None else StackConfig()
@@ -147,6 +197,23 @@ class DirectStack:
                 )
         self._random = entropy = random if random is not None else SystemRandom()
         cfg = self.config
+        ipv6 = cfg.ipv6
+        statics = _parse_ipv6_interfaces(ipv6_address)
+        gateway6 = _parse_ipv6_gateway(ipv6_gateway, statics)
+        if ipv6 is None and (statics or gateway6 is not None):
+            raise StackConfigError(
+                "IPv6 addresses given to a stack whose StackConfig.ipv6 is None (IPv6 off)"
+            )
+        if ipv6 is not None:
+            addrconf = ipv6.addrconf
+            if addrconf.stable_secret is not None and addrconf.keyed_hash is None:
+                addrconf = dataclasses.replace(addrconf, keyed_hash=blake2s)
+            ipv6 = dataclasses.replace(
+                ipv6,
+                addresses=ipv6.addresses + statics,
+                gateway=gateway6 if gateway6 is not None else ipv6.gateway,
+                addrconf=addrconf,
+            )
         self.iface = Interface(
             mac=device.mac,
             mtu=device.mtu,
@@ -158,9 +225,11 @@ class DirectStack:
                 arp=cfg.arp,
                 reassembly=cfg.reassembly,
                 icmp=cfg.icmp,
+                ipv6=ipv6,
             ),
             drops=self.stats.drops,
             ident_start=_draw16(entropy),
+            entropy=entropy.bytes,
         )
         self.stats.counters = self.iface.counters
         self.udp = UdpCore(
@@ -186,6 +255,7 @@ class DirectStack:
             drops=self.stats.drops,
             ephemeral_start=_draw16(entropy),
             checksum_offload=caps.tx_checksum,
+            config6=tcp_config.for_ipv6(tso=caps.tso6),
         )
         self.iface.register(self.tcp)
         self._tcp = TcpPlumbing(self, self.tcp)
@@ -196,7 +266,7 @@ class DirectStack:
             self._deliver_echo,
             self._tcp.pump,
         ]
-        self._pings: dict[tuple[int, int], tuple[IPv4Address, asyncio.Future[None]]] = {}
+        self._pings: dict[tuple[int, int], tuple[IpAddress, asyncio.Future[None]]] = {}
         self._ping_ident = _draw16(entropy)
         self._ping_seq = 0
         self._runtime: Runtime | None = None
@@ -306,6 +376,54 @@ class DirectStack:
         address = self.iface.address
         return () if address is None else (str(address),)
 
+    @property
+    def ipv6_addresses(self) -> tuple[str, ...]:
+        """The stack's usable IPv6 addresses (link-local included; none while duplicate
+        address detection checks them, nor with IPv6 off)."""
+        ipv6 = self.iface.ipv6
+        return () if ipv6 is None else tuple(str(address) for address in ipv6.assigned)
+
+    def _local_address(self, host: str | None, what: str) -> IpAddress:
+        """The address a socket binds to: a wildcard, or one of ours (else EADDRNOTAVAIL)."""
+        if host in (None, "", "0.0.0.0"):
+            return ANY
+        address = parse_host(host, what)
+        if address == ANY6:
+            return ANY6
+        if address.version == 4:
+            if address != self.iface.address:
+                raise OSError(errno.EADDRNOTAVAIL, f"{address} is not an address of this stack")
+        elif self.iface.ipv6 is None or not self.iface.ipv6.is_local(address):
+            raise OSError(
+                errno.EADDRNOTAVAIL,
+                f"{address} is not an address of this stack (or still tentative)",
+            )
+        return address
+
+    def _source_for(self, remote: IpAddress, own: IpAddress | None) -> IpAddress:
+        """The local address of a connection to ``remote``: ``own`` if it is ours and of
+        ``remote``'s version, else the stack's address for it (OSError when none)."""
+        if remote.version == 4:
+            address = self.iface.address
+            if address is None:
+                raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
+            if own is not None and own != address:
+                raise OSError(errno.EADDRNOTAVAIL, f"{own} is not an address of this stack")
+            return address
+        ipv6 = self.iface.ipv6
+        if ipv6 is None or not ipv6.enabled:
+            raise OSError(errno.ENETUNREACH, f"no IPv6 on this stack to reach {remote}")
+        if own is not None:
+            if own.version != 6 or not ipv6.is_local(own):
+                raise OSError(errno.EADDRNOTAVAIL, f"{own} is not an IPv6 address of this stack")
+            return own
+        source = ipv6.select_source(remote)
+        if source is None:
+            raise OSError(
+                errno.ENETUNREACH, f"no IPv6 address of this stack can reach {remote} yet"
+            )
+        return source
+
     async def create_datagram_endpoint(
         self,
         protocol_factory: Callable[[], asyncio.DatagramProtocol],
@@ -314,17 +432,31 @@ class DirectStack:
         *,
         reuse_port: bool | None = None,
         allow_broadcast: bool | None = None,
+        ipv6_only: bool = False,
     ) -> tuple[asyncio.DatagramTransport, Any]:
-        """A UDP endpoint, as ``loop.create_datagram_endpoint`` makes one."""
+        """A UDP endpoint, as ``loop.create_datagram_endpoint`` makes one.
+
+        Bound to ``::`` it is an IPv6 socket that takes IPv4 datagrams too
+        (senders as ``::ffff:a.b.c.d``) unless ``ipv6_only``; with no local
+        address it takes the family of ``remote_addr`` (IPv4 without one).
+        """
         runtime = self.runtime
-        host, port = local_addr if local_addr is not None else ("0.0.0.0", 0)
-        address = ANY if host in (None, "", "0.0.0.0") else _parse_ip(host, "local address")
-        if address != ANY and address != self.iface.address:
-            raise OSError(errno.EADDRNOTAVAIL, f"{address} is not an address of this stack")
-        sock = self.udp.bind(address, int(port), reuse_port=bool(reuse_port))
+        remote: IpAddress | None = None
         if remote_addr is not None:
-            rhost, rport = remote_addr
-            self.udp.connect(sock, _parse_ip(rhost, "remote address"), int(rport))
+            remote = parse_host(remote_addr[0], "remote address")
+        host, port = local_addr if local_addr is not None else (None, 0)
+        if host in (None, "") and remote is not None and remote.version == 6:
+            host = "::"
+        address = self._local_address(host, "local address")
+        if remote is not None:
+            if address.version == 4 and remote.version == 6:
+                raise OSError(errno.EAFNOSUPPORT, f"an IPv4 endpoint cannot reach {remote}")
+            remote = unmapped(remote)
+            if address.version == 6 and remote.version == 4 and (ipv6_only or address != ANY6):
+                raise OSError(errno.ENETUNREACH, f"an IPv6-only endpoint cannot reach {remote}")
+        sock = self.udp.bind(address, int(port), reuse_port=bool(reuse_port), v6only=ipv6_only)
+        if remote is not None and remote_addr is not None:
+            self.udp.connect(sock, remote, int(remote_addr[1]))
         protocol = protocol_factory()
         transport = _UdpTransport(self, sock, protocol, bool(allow_broadcast), runtime.loop)
         self._endpoints[id(sock)] = transport
@@ -357,6 +489,7 @@ class DirectStack:
         *,
         limit: int = 2**16,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
         """Listen on ``host:port``; each connection runs ``client_connected_cb(reader, writer)``."""
         loop = self.runtime.loop
@@ -365,7 +498,7 @@ class DirectStack:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-        return await self.create_server(factory, host, port, backlog=backlog)
+        return await self.create_server(factory, host, port, backlog=backlog, ipv6_only=ipv6_only)
 
     async def create_connection(
         self,
@@ -375,14 +508,22 @@ class DirectStack:
         *,
         local_addr: tuple[str, int] | None = None,
     ) -> tuple[asyncio.Transport, asyncio.Protocol]:
-        """Connect and drive the connection with a protocol from ``protocol_factory``."""
-        remote = _parse_ip(host, "host")
+        """Connect and drive the connection with a protocol from ``protocol_factory``.
+
+        ``host`` is an IPv4 or IPv6 literal; an IPv4-mapped one (``::ffff:a.b.c.d``)
+        makes an IPv4 connection whose addresses come back mapped, as an AF_INET6
+        socket's do.
+        """
+        target = parse_host(host, "host")
+        remote = unmapped(target)
         local = None
         if local_addr is not None:
             lhost, lport = local_addr
-            laddr = ANY if lhost in (None, "", "0.0.0.0") else _parse_ip(lhost, "local address")
+            laddr = ANY if is_any(lhost) else unmapped(parse_host(lhost, "local address"))
             local = (laddr, int(lport))
-        transport = await self._tcp.connect(protocol_factory, remote, int(port), local)
+        transport = await self._tcp.connect(
+            protocol_factory, remote, int(port), local, ipv6_socket=target.version == 6
+        )
         return transport, transport.get_protocol()  # type: ignore[return-value]
 
     async def create_server(
@@ -392,13 +533,26 @@ class DirectStack:
         port: int = 0,
         *,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> TcpServer:
-        """Listen; each connection gets a fresh protocol from ``protocol_factory``."""
+        """Listen; each connection gets a fresh protocol from ``protocol_factory``.
+
+        ``host`` None (or ``""``) listens on every address of both versions (as
+        asyncio does: 0.0.0.0 and ``::`` with ``IPV6_V6ONLY``, on one port;
+        ``local_addr`` says 0.0.0.0). ``0.0.0.0`` is IPv4 only; ``::`` takes
+        both, IPv4 clients shown mapped (``::ffff:a.b.c.d``), unless
+        ``ipv6_only``, as Linux's sockets.
+        """
         self.runtime  # noqa: B018 - raises if the stack is not started
-        address = ANY if host in (None, "", "0.0.0.0") else _parse_ip(host, "listen address")
-        if address != ANY and address != self.iface.address:
-            raise OSError(errno.EADDRNOTAVAIL, f"{address} is not an address of this stack")
-        return self._tcp.listen(protocol_factory, address, int(port), backlog)
+        bindings: list[tuple[IpAddress, bool]]
+        if host in (None, ""):
+            bindings = [(ANY, False)]
+            if self.iface.ipv6 is not None:
+                bindings.append((ANY6, True))
+        else:
+            address = self._local_address(host, "listen address")
+            bindings = [(address, ipv6_only)]
+        return self._tcp.listen(protocol_factory, bindings, int(port), backlog)
 
     # -- ICMP echo -----------------------------------------------------------
 
@@ -408,9 +562,11 @@ class DirectStack:
         Raises ``TimeoutError`` when no reply came within ``timeout`` seconds.
         """
         runtime = self.runtime
-        dst = _parse_ip(host, "ping target")
+        dst = unmapped(parse_host(host, "ping target"))
         if not 0 <= size <= 65507:
             raise ValueError(f"ping size must be 0-65507 bytes, got {size}")
+        ipv6 = self.iface.ipv6
+        source = self._source_for(dst, None) if isinstance(dst, IPv6Address) else None
         self._ping_seq = (self._ping_seq + 1) & 0xFFFF
         key = (self._ping_ident, self._ping_seq)
         data = bytes(i & 0xFF for i in range(size))
@@ -418,7 +574,10 @@ class DirectStack:
         self._pings[key] = (dst, waiter)
         clock = runtime.clock
         sent_at = clock.now()
-        self.iface.icmp.echo_request(dst, key[0], key[1], data)
+        if isinstance(dst, IPv4Address):
+            self.iface.icmp.echo_request(dst, key[0], key[1], data)
+        elif ipv6 is not None and isinstance(source, IPv6Address):
+            ipv6.icmp.echo_request(dst, key[0], key[1], data, src=source)
         runtime.kick()
         try:
             await asyncio.wait_for(waiter, timeout)
@@ -427,7 +586,10 @@ class DirectStack:
         return clock.now().since(sent_at).secs
 
     def _deliver_echo(self) -> None:
-        for reply in self.iface.icmp.take_events():
+        replies = self.iface.icmp.take_events()
+        if self.iface.ipv6 is not None:
+            replies = [*replies, *self.iface.ipv6.icmp.take_events()]
+        for reply in replies:
             entry = self._pings.get((reply.identifier, reply.sequence))
             if entry is None or entry[0] != reply.source:
                 self.stats.drops["icmp.echo_reply_unmatched"] += 1
@@ -437,13 +599,18 @@ class DirectStack:
 
     # -- UDP plumbing --------------------------------------------------------
 
-    def _send_udp(self, sock: UdpSocket, dst: IPv4Address, port: int, data: bytes) -> None:
+    def _send_udp(self, sock: UdpSocket, dst: IpAddress, port: int, data: bytes) -> None:
         iface = self.iface
-        src = sock.local_addr if sock.local_addr != ANY else iface.address
-        if src is None:
-            if dst.packed != b"\xff" * 4:
-                raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
-            src = ANY  # an unconfigured host may broadcast from 0.0.0.0 (DHCP)
+        src: IpAddress | None
+        if isinstance(dst, IPv6Address):
+            src = sock.local_addr if not sock.local_addr.is_unspecified else None
+            src = self._source_for(dst, src)
+        else:
+            src = iface.address if sock.local_addr.is_unspecified else sock.local_addr
+            if src is None:
+                if dst.packed != b"\xff" * 4:
+                    raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
+                src = ANY  # an unconfigured host may broadcast from 0.0.0.0 (DHCP)
         offload = self._udp_offload
         parts = self.udp.encode(src, sock.local_port, dst, port, data, partial_checksum=offload)
         runtime = self.runtime
@@ -453,6 +620,7 @@ class DirectStack:
             parts,
             runtime.clock.now(),
             _UDP_CSUM_OFFLOAD if offload else None,
+            src6=src if isinstance(src, IPv6Address) else None,
         )
         runtime.kick()
         if not sent:
@@ -473,6 +641,15 @@ class DirectStack:
     def _forget(self, transport: _UdpTransport) -> None:
         self._endpoints.pop(id(transport._sock), None)
         self.udp.close(transport._sock)
+
+
+def _reaches(sock: UdpSocket, dst: IpAddress) -> bool:
+    """Whether a socket bound as ``sock`` may send to ``dst``: an IPv4 one to IPv4, an IPv6
+    one to IPv6, and to IPv4 only when it is a dual-stack ``::``."""
+    bound = sock.local_addr
+    if bound.version == dst.version:
+        return True
+    return bound == ANY6 and not sock.v6only
 
 
 def _parse_gateway(text: str) -> IPv4Address:
@@ -503,15 +680,18 @@ class _UdpTransport(asyncio.DatagramTransport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         sock = self._sock
+        ipv6_socket = sock.ipv6
         if name == "sockname":
-            local = sock.local_addr
-            if local == ANY and self._stack.iface.address is not None and sock.remote_addr:
-                local = self._stack.iface.address
-            return (str(local), sock.local_port)
+            local: IpAddress = sock.local_addr
+            remote = sock.remote_addr
+            if local.is_unspecified and remote is not None:
+                with contextlib.suppress(OSError):
+                    local = self._stack._source_for(remote, None)
+            return sockaddr(local, sock.local_port, ipv6_socket)
         if name == "peername":
             if sock.remote_addr is None:
                 return default
-            return (str(sock.remote_addr), sock.remote_port)
+            return sockaddr(sock.remote_addr, sock.remote_port, ipv6_socket)
         return default
 
     def sendto(self, data: Any, addr: Any = None) -> None:
@@ -528,15 +708,29 @@ class _UdpTransport(asyncio.DatagramTransport):
             dst, port = sock.remote_addr, sock.remote_port
         else:
             host, port = addr[0], int(addr[1])
-            dst = _parse_ip(host, "destination")
+            dst = unmapped(parse_host(host, "destination"))
             if sock.remote_addr is not None and (dst, port) != (sock.remote_addr, sock.remote_port):
                 raise ValueError(
-                    f"Invalid address: must be None or {(str(sock.remote_addr), sock.remote_port)}"
+                    "Invalid address: must be None or "
+                    f"{sockaddr(sock.remote_addr, sock.remote_port, sock.ipv6)}"
                 )
             if not 0 < port <= 65535:
                 raise ValueError(f"destination port must be 1-65535, got {port}")
+            if not _reaches(sock, dst):
+                self._error_received(
+                    OSError(
+                        errno.EAFNOSUPPORT if dst.version == 6 else errno.ENETUNREACH,
+                        f"this endpoint ({sockaddr(sock.local_addr, sock.local_port, sock.ipv6)[0]})"
+                        f" cannot send to {dst}",
+                    )
+                )
+                return
         iface = self._stack.iface
-        if (dst == iface.broadcast or dst.packed == b"\xff" * 4) and not self._allow_broadcast:
+        if (
+            isinstance(dst, IPv4Address)
+            and (dst == iface.broadcast or dst.packed == b"\xff" * 4)
+            and not self._allow_broadcast
+        ):
             self._error_received(
                 PermissionError(errno.EACCES, "Permission denied (allow_broadcast is off)")
             )

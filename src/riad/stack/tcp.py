@@ -16,8 +16,16 @@ so far (at least 32 KiB), so a peer that reads nothing leaves little queued
 here, while one that keeps reading soon has the whole buffer.
 
 ``TcpServer`` is the ``riad.devices.Listener`` (and mostly an
-``asyncio.Server``). ``TcpPlumbing`` joins them to the stack: it turns the
-core's events into protocol callbacks after every input batch and timer.
+``asyncio.Server``), over one or two listeners of the core (every address of
+both versions is 0.0.0.0 and ``::`` with ``IPV6_V6ONLY``, on one port).
+``TcpPlumbing`` joins them to the stack: it turns the core's events into
+protocol callbacks after every input batch and timer.
+
+Addresses come back as a socket of the family gives them
+(``riad.stack.addresses.sockaddr``): ``(host, port)`` over IPv4,
+``(host, port, 0, 0)`` over IPv6, and an IPv4 connection accepted by a
+dual-stack ``::`` listener (or made to an IPv4-mapped address) as the
+mapped ``::ffff:a.b.c.d``, as Linux's AF_INET6 sockets do.
 
 Socket options: ``transport.get_extra_info("socket")`` is a small object with
 ``setsockopt``/``getsockopt`` for ``TCP_NODELAY``, ``SO_KEEPALIVE``,
@@ -36,11 +44,12 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from riad.proto.tcp import KeepaliveConfig, TcpConnection, TcpEvent, TcpListener
-from riad.proto.tcp.core import ANY, TcpCore
+from riad.proto.tcp.core import TcpCore
+from riad.proto.transport import IpAddress
+from riad.stack.addresses import sockaddr
 from riad.time import Duration
 
 if TYPE_CHECKING:
@@ -70,10 +79,13 @@ class TcpTransport(asyncio.Transport):
         conn: TcpConnection,
         protocol: asyncio.BaseProtocol,
         loop: asyncio.AbstractEventLoop,
+        ipv6_socket: bool = False,
     ) -> None:
         super().__init__(extra=None)
         self._plumbing = plumbing
         self._conn = conn
+        self._ipv6_socket = ipv6_socket or conn.remote_addr.version == 6
+        """The socket is AF_INET6: addresses are 4-tuples, an IPv4 peer shown mapped."""
         self._protocol: Any = protocol
         self._loop = loop
         self._pending = bytearray()
@@ -97,9 +109,9 @@ class TcpTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         conn = self._conn
         if name == "peername":
-            return (str(conn.remote_addr), conn.remote_port)
+            return sockaddr(conn.remote_addr, conn.remote_port, self._ipv6_socket)
         if name == "sockname":
-            return (str(conn.local_addr), conn.local_port)
+            return sockaddr(conn.local_addr, conn.local_port, self._ipv6_socket)
         if name == "socket":
             # a view made on demand: kept here, it and the transport would hold each
             # other, and every connection would wait for the cycle collector
@@ -356,9 +368,11 @@ class TcpTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         c = self._conn
+        local = sockaddr(c.local_addr, c.local_port, self._ipv6_socket)
+        remote = sockaddr(c.remote_addr, c.remote_port, self._ipv6_socket)
         return (
-            f"<riad TcpTransport {c.local_addr}:{c.local_port}->{c.remote_addr}:"
-            f"{c.remote_port} {c.state}{' closing' if self.is_closing() else ''}>"
+            f"<riad TcpTransport {local[0]}:{local[1]}->{remote[0]}:"
+            f"{remote[1]} {c.state}{' closing' if self.is_closing() else ''}>"
         )
 
 
@@ -396,7 +410,7 @@ class TcpSocketOptions:
 
     @property
     def family(self) -> int:
-        return socket.AF_INET
+        return socket.AF_INET6 if self._transport._ipv6_socket else socket.AF_INET
 
     @property
     def type(self) -> int:
@@ -410,11 +424,11 @@ class TcpSocketOptions:
         ready = bool(conn.readable_bytes or conn.eof_received or t.is_closing())
         return _readiness.fileno(ready)
 
-    def getsockname(self) -> tuple[str, int]:
-        return self._transport.get_extra_info("sockname")  # type: ignore[no-any-return]
+    def getsockname(self) -> Any:
+        return self._transport.get_extra_info("sockname")
 
-    def getpeername(self) -> tuple[str, int]:
-        return self._transport.get_extra_info("peername")  # type: ignore[no-any-return]
+    def getpeername(self) -> Any:
+        return self._transport.get_extra_info("peername")
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         t = self._transport
@@ -474,18 +488,22 @@ _KEEPALIVE_FIELDS = {
 
 
 class TcpServer:
-    """A listening socket of a ``DirectStack`` (``riad.devices.Listener``, like ``asyncio.Server``)."""
+    """A listening socket of a ``DirectStack`` (``riad.devices.Listener``, like ``asyncio.Server``).
+
+    ``listeners`` are the core's listeners it accepts from, with their addresses:
+    one, or two on one port when it listens on every address of both versions
+    (then ``local_addr`` says 0.0.0.0, as the first socket of an ``asyncio.Server``).
+    """
 
     def __init__(
         self,
         plumbing: TcpPlumbing,
-        listener: TcpListener,
-        address: IPv4Address,
+        listeners: list[tuple[TcpListener, IpAddress]],
         protocol_factory: Callable[[], asyncio.BaseProtocol],
     ) -> None:
         self._plumbing = plumbing
-        self._listener = listener
-        self._address = address
+        self._listeners = listeners
+        self._listener, self._address = listeners[0]
         self._factory = protocol_factory
         self._serving = True
         self._closed: asyncio.Future[None] = plumbing.loop.create_future()
@@ -493,6 +511,13 @@ class TcpServer:
     @property
     def local_addr(self) -> tuple[str, int]:
         return (str(self._address), self._listener.local_port)
+
+    def _ipv6_socket(self, listener: TcpListener) -> bool:
+        """Whether connections from ``listener`` are an AF_INET6 socket's (bound to IPv6)."""
+        for candidate, address in self._listeners:
+            if candidate is listener:
+                return address.version == 6
+        return False
 
     @property
     def sockets(self) -> tuple[()]:
@@ -531,12 +556,16 @@ class TcpServer:
         await self.wait_closed()
 
     def describe(self) -> str:
-        st = self._listener.stats
-        return (
-            f"listen {self._address}:{self._listener.local_port} half_open="
-            f"{self._listener.half_open} syns={st.syns} evicted={st.evicted} "
-            f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
-        )
+        lines = []
+        for listener, address in self._listeners:
+            st = listener.stats
+            shown = f"[{address}]" if address.version == 6 else str(address)
+            lines.append(
+                f"listen {shown}:{listener.local_port} half_open="
+                f"{listener.half_open} syns={st.syns} evicted={st.evicted} "
+                f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
+            )
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<riad TcpServer {self.local_addr}{'' if self._serving else ' closed'}>"
@@ -578,7 +607,7 @@ class TcpPlumbing:
         self._servers: dict[TcpListener, TcpServer] = {}
         self._connecting: dict[
             TcpConnection,
-            tuple[asyncio.Future[TcpTransport], Callable[[], asyncio.BaseProtocol]],
+            tuple[asyncio.Future[TcpTransport], Callable[[], asyncio.BaseProtocol], bool],
         ] = {}
 
     @property
@@ -600,24 +629,26 @@ class TcpPlumbing:
     async def connect(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
-        remote: IPv4Address,
+        remote: IpAddress,
         port: int,
-        local_addr: tuple[IPv4Address, int] | None,
+        local_addr: tuple[IpAddress, int] | None,
+        *,
+        ipv6_socket: bool = False,
     ) -> TcpTransport:
+        """Connect to ``remote:port`` from ``local_addr`` (its host unspecified: the
+        stack's address for ``remote``). ``ipv6_socket``: an IPv4 connection made by
+        an AF_INET6 socket (to a mapped address): addresses come back mapped."""
         runtime = self.stack.runtime
-        own = self.stack.iface.address
-        if own is None:
-            raise OSError(errno.EADDRNOTAVAIL, "the stack has no IPv4 address yet")
         local_port = 0
+        own: IpAddress | None = None
         if local_addr is not None:
-            if local_addr[0] not in (ANY, own):
-                raise OSError(
-                    errno.EADDRNOTAVAIL, f"{local_addr[0]} is not an address of this stack"
-                )
             local_port = local_addr[1]
+            if not local_addr[0].is_unspecified:
+                own = local_addr[0]
+        own = self.stack._source_for(remote, own)
         conn = self.core.connect(own, remote, port, runtime.clock.now(), local_port=local_port)
         waiter: asyncio.Future[TcpTransport] = runtime.loop.create_future()
-        self._connecting[conn] = (waiter, protocol_factory)
+        self._connecting[conn] = (waiter, protocol_factory, ipv6_socket)
         runtime.kick()
         try:
             return await waiter
@@ -630,18 +661,31 @@ class TcpPlumbing:
     def listen(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
-        address: IPv4Address,
+        addresses: list[tuple[IpAddress, bool]],
         port: int,
         backlog: int,
     ) -> TcpServer:
-        listener = self.core.listen(address, port, backlog)
-        server = TcpServer(self, listener, address, protocol_factory)
-        self._servers[listener] = server
+        """A server over a listener per ``(address, v6only)``, all on one port (the first
+        chooses it when ``port`` is 0)."""
+        bound: list[tuple[TcpListener, IpAddress]] = []
+        try:
+            for address, v6only in addresses:
+                listener = self.core.listen(address, port, backlog, v6only=v6only)
+                port = listener.local_port
+                bound.append((listener, address))
+        except OSError:
+            for listener, _ in bound:
+                self.core.unlisten(listener)
+            raise
+        server = TcpServer(self, bound, protocol_factory)
+        for listener, _ in bound:
+            self._servers[listener] = server
         return server
 
     def unlisten(self, server: TcpServer) -> None:
-        self._servers.pop(server._listener, None)
-        self.core.unlisten(server._listener)
+        for listener, _ in server._listeners:
+            self._servers.pop(listener, None)
+            self.core.unlisten(listener)
         self.stack.runtime.kick()
 
     def close_all(self) -> None:
@@ -668,7 +712,7 @@ class TcpPlumbing:
                         conn.abort()
                         self.core.touch(conn)
                         continue
-                    self._start(conn, server._factory, loop)
+                    self._start(conn, server._factory, loop, server._ipv6_socket(source))
                 continue
             conn = source
             transport = self._transports.get(conn)
@@ -678,10 +722,10 @@ class TcpPlumbing:
             pending = self._connecting.get(conn)
             if pending is None:
                 continue
-            waiter, factory = pending
+            waiter, factory, ipv6_socket = pending
             if ev & _CONNECTED:
                 del self._connecting[conn]
-                transport = self._start(conn, factory, loop)
+                transport = self._start(conn, factory, loop, ipv6_socket)
                 if not waiter.done():
                     waiter.set_result(transport)
                 if ev & ~_CONNECTED:
@@ -699,9 +743,10 @@ class TcpPlumbing:
         conn: TcpConnection,
         factory: Callable[[], asyncio.BaseProtocol],
         loop: asyncio.AbstractEventLoop,
+        ipv6_socket: bool = False,
     ) -> TcpTransport:
         protocol = factory()
-        transport = TcpTransport(self, conn, protocol, loop)
+        transport = TcpTransport(self, conn, protocol, loop, ipv6_socket)
         self._transports[conn] = transport
         try:
             protocol.connection_made(transport)

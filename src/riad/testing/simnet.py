@@ -29,6 +29,7 @@ from riad.backends.entropy import SeededRandom
 from riad.backends.sim import LinkConditions, SimDevice, SimNetwork
 from riad.stack.stack import DirectStack, StackConfig
 from riad.testing.simloop import SimEventLoop, run_simulated
+from riad.wire.common import MacAddress
 
 __all__ = ["SimLab", "run_lab", "test_seed"]
 
@@ -72,14 +73,20 @@ class SimLab:
         config: StackConfig | None = None,
         mtu: int = 1500,
         offloads: bool = False,
+        ipv6_address: str | None = None,
+        ipv6_gateway: str | None = None,
+        mac: MacAddress | None = None,
     ) -> DirectStack:
         """A started ``DirectStack`` on a new port of the switch.
 
         ``offloads`` gives its device checksum offload and TSO, done in software.
+        ``ipv6_address`` (``ADDRESS/PREFIX``) and ``ipv6_gateway`` are its static IPv6
+        configuration, beside the link-local address it makes itself; ``mac`` its
+        Ethernet address (one of its own by default).
         """
         index = len(self.stacks)
         device = self.network.add_device(
-            conditions=conditions, mtu=mtu, name=f"stack{index}", offloads=offloads
+            conditions=conditions, mtu=mtu, name=f"stack{index}", offloads=offloads, mac=mac
         )
         stack = DirectStack(
             device,
@@ -88,6 +95,8 @@ class SimLab:
             clock=self.clock,
             random=SeededRandom(self.seed * 1000 + index),
             config=config,
+            ipv6_address=ipv6_address,
+            ipv6_gateway=ipv6_gateway,
         )
         stack.start()
         self.stacks.append(stack)

@@ -8,7 +8,7 @@ one-line message naming the field when a value cannot work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from riad.time import Duration
 
@@ -27,7 +27,8 @@ class TcpConfig:
     """Per-stack TCP settings; a connection may override ``nodelay``/``keepalive``/buffers."""
 
     mss: int = 1460
-    """The MSS we announce: MTU minus 40 bytes of IPv4 and TCP headers."""
+    """The MSS we announce: MTU minus 40 bytes of IPv4 and TCP headers (over IPv6,
+    ``for_ipv6`` takes 20 more off for the longer header)."""
     send_buffer_bytes: int = 1 << 20
     """Bytes the application may queue beyond what the peer acknowledged."""
     receive_buffer_bytes: int = 1 << 20
@@ -95,6 +96,16 @@ class TcpConfig:
             raise ValueError("TcpConfig.invalid_ack_interval: use 0 (no limit) or more")
         if self.syn_backlog < 1 or self.out_of_order_segments < 1:
             raise ValueError("TcpConfig.syn_backlog/out_of_order_segments: use at least 1")
+
+    def for_ipv6(self, *, tso: bool = True) -> TcpConfig:
+        """The same settings for connections over IPv6: 20 bytes off the MSS and the
+        TSO limit for the IPv6 header (40 bytes, IPv4's 20); ``tso=False`` when the
+        device segments TCP over IPv4 only."""
+        return replace(
+            self,
+            mss=self.mss - 20,
+            tso_max_bytes=self.tso_max_bytes - 20 if tso and self.tso_max_bytes else 0,
+        )
 
     @property
     def receive_window_shift(self) -> int:

@@ -31,7 +31,7 @@ modules reads a clock or does I/O.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv6Address
 
 from riad.proto.tcp import icmp_errors, timeouts
 from riad.proto.tcp import input as tcp_input
@@ -60,6 +60,7 @@ from riad.proto.tcp.state import (
 from riad.proto.tcp.stats import TcpStats
 from riad.proto.tcp.timers import TcpTimers
 from riad.proto.tcp.timestamps import Timestamps
+from riad.proto.transport import IpAddress
 from riad.time import Instant
 from riad.wire.tcp import TcpHeader
 
@@ -71,7 +72,10 @@ class TcpConnection:
 
     Create one and call ``connect()`` (active open), or use ``accept`` (passive
     open, from a listener that received a SYN). ``iss`` and ``ts_offset`` come from
-    ``SequenceSecret`` so that nothing here draws randomness.
+    ``SequenceSecret`` so that nothing here draws randomness. The addresses are
+    IPv4 or IPv6 (both of one version); ``config.mss`` is the MSS announced, so an
+    IPv6 connection gets a config whose MSS leaves room for the longer header
+    (``TcpConfig.for_ipv6``). Nothing else depends on the version.
     """
 
     __slots__ = (
@@ -107,9 +111,9 @@ class TcpConnection:
         self,
         config: TcpConfig,
         *,
-        local_addr: IPv4Address,
+        local_addr: IpAddress,
         local_port: int,
-        remote_addr: IPv4Address,
+        remote_addr: IpAddress,
         remote_port: int,
         iss: int,
         ts_offset: int,
@@ -133,7 +137,8 @@ class TcpConnection:
         self.ws_ok = False
         """The options both ends agreed on in the handshake."""
         iss &= SEQ_MASK
-        self.snd = SendSequence(iss, config.send_buffer_bytes, config.mss + 40, now)
+        overhead = 60 if type(local_addr) is IPv6Address else 40
+        self.snd = SendSequence(iss, config.send_buffer_bytes, config.mss + overhead, now, overhead)
         self.rcv = ReceiveSequence(config.receive_buffer_bytes, config.out_of_order_segments)
         self.recovery = LossRecovery(iss)
         self.cc: CongestionControl = NewReno(DEFAULT_MSS, config.initial_window_segments)
@@ -179,8 +184,8 @@ class TcpConnection:
         config: TcpConfig,
         syn: TcpHeader,
         *,
-        local_addr: IPv4Address,
-        remote_addr: IPv4Address,
+        local_addr: IpAddress,
+        remote_addr: IpAddress,
         iss: int,
         ts_offset: int,
         now: Instant,

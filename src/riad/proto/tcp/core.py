@@ -13,6 +13,14 @@ discovery). ICMP errors about our segments go to their connection
 since the last call: the listeners with connections waiting for ``accept``,
 then each connection's ``TcpEvent`` bits.
 
+Connections run over IPv4 or IPv6, keyed by their addresses like any other.
+A listener is bound to an address of one version, or to a wildcard: ``ANY``
+(0.0.0.0) takes IPv4 SYNs, ``ANY6`` (::) takes IPv6 ones and, unless it was
+made ``v6only``, IPv4 ones too (``IPV6_V6ONLY`` off, as Linux by default). A
+SYN goes to the listener bound to its exact destination, else to its
+version's wildcard, else to a dual-stack ``::``; two listeners on one port
+conflict as Linux's would (a dual-stack ``::`` with any IPv4 one).
+
 Connections are forgotten once CLOSED with nothing left to send, and then
 nothing here refers to them: the deadline heap holds numbers, not
 connections, and the events of a connection the application closed itself
@@ -30,35 +38,46 @@ import heapq
 import struct
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
-from riad.proto.icmp import IcmpError
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
 from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
-from riad.proto.transport import Outbound, TransportOffload
+from riad.proto.transport import (
+    IpAddress,
+    IpHeader,
+    Outbound,
+    TransportError,
+    TransportOffload,
+    binding_conflicts,
+)
 from riad.time import Instant
 from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
 from riad.wire.errors import ParseError
-from riad.wire.ipv4 import IpProtocol, Ipv4Header
+from riad.wire.ipv4 import IpProtocol
 from riad.wire.tcp import ACK, RST, SYN, TcpHeader
 
-__all__ = ["TcpCore"]
+__all__ = ["ANY", "ANY6", "TcpCore"]
 
 ANY = IPv4Address(0)
+ANY6 = IPv6Address(0)
 EPHEMERAL_FIRST = 32768
 EPHEMERAL_LAST = 60999
 _MAX_QUEUED_RESETS = 256
 _TCP = int(IpProtocol.TCP)
 
 _QUOTED = struct.Struct("!HHI")  # the quoted segment's ports and sequence number
-_Key = tuple[int, IPv4Address, int]  # local port, remote address, remote port
+_Key = tuple[int, IpAddress, int]  # local port, remote address, remote port
+_Binding = tuple[IpAddress, bool, TcpListener]  # address, v6only, listener
 
 
 class TcpCore:
-    """Every TCP connection and listener of one stack (one local IPv4 address)."""
+    """Every TCP connection and listener of one stack, over IPv4 and IPv6.
+
+    ``config6`` is the config of IPv6 connections (``config.for_ipv6()`` by default).
+    """
 
     protocol: int = _TCP
 
@@ -70,19 +89,21 @@ class TcpCore:
         drops: Counter[str] | None = None,
         ephemeral_start: int = 0,
         checksum_offload: bool = False,
+        config6: TcpConfig | None = None,
     ) -> None:
         config.validate()
         self.config = config
+        self.config6 = config6 if config6 is not None else config.for_ipv6()
         self.secret = secret
         self.drops: Counter[str] = drops if drops is not None else Counter()
         self.checksum_offload = checksum_offload
         self._conns: dict[_Key, TcpConnection] = {}
-        self._listeners: dict[int, tuple[IPv4Address, TcpListener]] = {}
+        self._listeners: dict[int, list[_Binding]] = {}
         self._parent: dict[TcpConnection, TcpListener] = {}
         self._dirty: dict[TcpConnection, None] = {}
         self._events: dict[TcpConnection, int] = {}
         self._acceptable: dict[TcpListener, None] = {}
-        self._resets: list[tuple[IPv4Address, IPv4Address, TcpHeader]] = []
+        self._resets: list[tuple[IpAddress, IpAddress, TcpHeader]] = []
         # deadlines: a heap of (ns, tie); an entry counts only while its tie is in
         # _scheduled (later changes push new entries, stale ones are skipped). The heap
         # holds no connection: a forgotten one is not kept until its old deadline.
@@ -103,23 +124,61 @@ class TcpCore:
         """Every connection in the table (including TIME-WAIT and half-open ones)."""
         return list(self._conns.values())
 
-    def listen(self, address: IPv4Address, port: int, backlog: int) -> TcpListener:
-        """A listener on ``address:port`` (``ANY`` for every address; port 0 picks one)."""
+    def listen(
+        self, address: IpAddress, port: int, backlog: int, *, v6only: bool = False
+    ) -> TcpListener:
+        """A listener on ``address:port`` (port 0 picks one).
+
+        ``ANY`` listens on every IPv4 address, ``ANY6`` on every IPv6 one and,
+        unless ``v6only``, on every IPv4 one too. Raises ``OSError(EADDRINUSE)``
+        when a listener on the port conflicts (see the module's text).
+        """
         if not 0 <= port <= 65535:
             raise OverflowError(f"port must be 0-65535, got {port}")
+        v6only = v6only and address.version == 6
         if port == 0:
             port = self._free_port(listening=True)
-        elif port in self._listeners:
-            raise OSError(errno.EADDRINUSE, f"address {address}:{port} is already in use")
-        listener = TcpListener(self.config, self.secret, local_port=port, backlog=backlog)
-        self._listeners[port] = (address, listener)
+        else:
+            for other, other_v6only, _ in self._listeners.get(port, ()):
+                if binding_conflicts(address, v6only, other, other_v6only):
+                    shown = f"[{address}]" if address.version == 6 else str(address)
+                    raise OSError(errno.EADDRINUSE, f"address {shown}:{port} is already in use")
+        listener = TcpListener(
+            self.config, self.secret, local_port=port, backlog=backlog, config6=self.config6
+        )
+        self._listeners.setdefault(port, []).append((address, v6only, listener))
         return listener
+
+    def _listener_for(self, dst: IpAddress, port: int) -> TcpListener | None:
+        """The listener a SYN to ``dst:port`` goes to: exact address, then the wildcard of
+        its version, then a dual-stack ``::``."""
+        bindings = self._listeners.get(port)
+        if bindings is None:
+            return None
+        best: TcpListener | None = None
+        best_score = 0
+        for address, v6only, listener in bindings:
+            if address == dst:
+                return listener
+            if not address.is_unspecified:
+                continue
+            if address.version == dst.version:
+                score = 2
+            elif not v6only:
+                score = 1
+            else:
+                continue
+            if score > best_score:
+                best, best_score = listener, score
+        return best
 
     def unlisten(self, listener: TcpListener) -> None:
         """Stop listening: connections not yet accepted are reset or dropped."""
-        entry = self._listeners.get(listener.local_port)
-        if entry is not None and entry[1] is listener:
-            del self._listeners[listener.local_port]
+        bindings = self._listeners.get(listener.local_port)
+        if bindings is not None:
+            bindings[:] = [b for b in bindings if b[2] is not listener]
+            if not bindings:
+                del self._listeners[listener.local_port]
         for conn in listener.close():
             self._parent.pop(conn, None)
             self._dirty[conn] = None
@@ -127,8 +186,8 @@ class TcpCore:
 
     def connect(
         self,
-        local_addr: IPv4Address,
-        remote_addr: IPv4Address,
+        local_addr: IpAddress,
+        remote_addr: IpAddress,
         remote_port: int,
         now: Instant,
         *,
@@ -143,7 +202,7 @@ class TcpCore:
             raise OSError(errno.EADDRINUSE, f"{local_addr}:{local_port} is already connected there")
         lp, la, ra = local_port, local_addr.packed, remote_addr.packed
         conn = TcpConnection(
-            self.config,
+            self.config6 if remote_addr.version == 6 else self.config,
             local_addr=local_addr,
             local_port=local_port,
             remote_addr=remote_addr,
@@ -161,8 +220,8 @@ class TcpCore:
         self,
         *,
         listening: bool = False,
-        remote: tuple[IPv4Address, int] | None = None,
-        local: IPv4Address | None = None,
+        remote: tuple[IpAddress, int] | None = None,
+        local: IpAddress | None = None,
     ) -> int:
         """A free ephemeral port. For a connection, RFC 6056's simple
         hash-based selection (3.3.3): the search starts at a keyed hash of
@@ -230,7 +289,7 @@ class TcpCore:
     # -- input ---------------------------------------------------------------
 
     def handle(
-        self, ip: Ipv4Header, payload: memoryview, now: Instant, checksum_trusted: bool
+        self, ip: IpHeader, payload: memoryview, now: Instant, checksum_trusted: bool
     ) -> bool:
         """Take one segment addressed to us. Always True: TCP answers with RST, not ICMP."""
         self.segments_received += 1
@@ -261,10 +320,9 @@ class TcpCore:
                 if conn.state is TIME_WAIT and conn not in self._time_wait:
                     self._enter_time_wait(conn)
                 return True
-        entry = self._listeners.get(hdr.dst_port)
-        if entry is not None and hdr.flags & (SYN | ACK | RST) == SYN:
-            address, listener = entry
-            if address != ANY and address != ip.dst:
+        if hdr.flags & (SYN | ACK | RST) == SYN and hdr.dst_port in self._listeners:
+            listener = self._listener_for(ip.dst, hdr.dst_port)
+            if listener is None:
                 self._reset(ip, hdr, len(data))
                 return True
             new, evicted = listener.on_syn(now, ip.dst, ip.src, hdr)
@@ -281,8 +339,8 @@ class TcpCore:
         self._reset(ip, hdr, len(data))
         return True
 
-    def handle_icmp_error(self, error: IcmpError, now: Instant) -> None:
-        """An ICMP error about a segment we sent: hand it to its connection.
+    def handle_icmp_error(self, error: TransportError, now: Instant) -> None:
+        """An ICMP or ICMPv6 error about a segment we sent: hand it to its connection.
 
         The quote must hold the ports and sequence number (8 bytes, RFC 792)
         and name a connection of ours; ``TcpConnection.handle_icmp_error``
@@ -293,8 +351,8 @@ class TcpCore:
             self.drops["tcp.icmp_truncated"] += 1
             return
         src_port, dst_port, seq = _QUOTED.unpack_from(quoted)
-        conn = self._conns.get((src_port, error.quoted.dst, dst_port))
-        if conn is None or conn.local_addr != error.quoted.src:
+        conn = self._conns.get((src_port, error.quoted_dst, dst_port))
+        if conn is None or conn.local_addr != error.quoted_src:
             self.drops["tcp.icmp_no_connection"] += 1
             return
         refused = conn.handle_icmp_error(error, seq, now)
@@ -304,7 +362,7 @@ class TcpCore:
         self._dirty[conn] = None
         self._collect(conn)
 
-    def _reset(self, ip: Ipv4Header, hdr: TcpHeader, payload_len: int) -> None:
+    def _reset(self, ip: IpHeader, hdr: TcpHeader, payload_len: int) -> None:
         reply = reset_reply(hdr, payload_len)
         if reply is None:
             self.drops["tcp.rst_for_nobody"] += 1
@@ -357,7 +415,7 @@ class TcpCore:
                 else:
                     self._schedule(conn)
 
-    def _encode(self, src: IPv4Address, dst: IPv4Address, seg: TcpSegment) -> Outbound:
+    def _encode(self, src: IpAddress, dst: IpAddress, seg: TcpSegment) -> Outbound:
         hdr = seg.header
         payload = seg.payload
         head = bytearray(60)
@@ -374,8 +432,8 @@ class TcpCore:
         head[17] = csum & 0xFF
         # DF on every segment, for path MTU discovery (RFC 1191), as Linux does
         if payload:
-            return Outbound(dst, _TCP, (head, payload), offload, True)
-        return Outbound(dst, _TCP, (head,), offload, True)
+            return Outbound(dst, _TCP, (head, payload), offload, True, src)
+        return Outbound(dst, _TCP, (head,), offload, True, src)
 
     # -- timers --------------------------------------------------------------
 
@@ -429,13 +487,16 @@ class TcpCore:
     def describe(self) -> str:
         """Every connection's state and counters as text (``TcpConnection.describe``)."""
         lines = [f"tcp: {len(self._conns)} connections, {len(self._listeners)} listeners"]
-        for port, (address, listener) in sorted(self._listeners.items()):
-            st = listener.stats
-            lines.append(
-                f"listen {address}:{port} half_open={listener.half_open} "
-                f"pending={listener.pending} syns={st.syns} evicted={st.evicted} "
-                f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
-            )
+        for port, bindings in sorted(self._listeners.items()):
+            for address, v6only, listener in bindings:
+                st = listener.stats
+                shown = f"[{address}]" if address.version == 6 else str(address)
+                lines.append(
+                    f"listen {shown}:{port}{' v6only' if v6only else ''} "
+                    f"half_open={listener.half_open} "
+                    f"pending={listener.pending} syns={st.syns} evicted={st.evicted} "
+                    f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
+                )
         lines += [conn.describe() for conn in self._conns.values()]
         return "\n".join(lines)
 

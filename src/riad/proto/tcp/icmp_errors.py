@@ -1,40 +1,30 @@
-"""ICMP errors about a connection's segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191).
+"""ICMP and ICMPv6 errors about a connection's segments (RFC 1122 4.2.3.9, RFC 5927,
+RFC 1191, RFC 8201).
 
 ``handle_icmp_error(conn, error, seq, now)`` (``TcpConnection.handle_icmp_error``) takes an error that quotes one of
-our segments: it lowers the path MTU on "fragmentation needed" and resends
-what is in flight at the new size, ends a handshake on a hard error, and
-keeps any other error as the soft reason a later timeout will give.
+our segments: it lowers the path MTU on "fragmentation needed" (ICMPv6:
+"packet too big") and resends what is in flight at the new size, ends a
+handshake on a hard error, and keeps any other error as the soft reason a
+later timeout will give. The error says what it means itself
+(``TransportError.effect``), so the rules here hold for both versions.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from riad.proto.icmp import IcmpError
 from riad.proto.tcp.closing import enter_closed
 from riad.proto.tcp.seq import unwrap
 from riad.proto.tcp.state import CLOSED, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED
 from riad.proto.tcp.timeouts import resend_from_una
+from riad.proto.transport import ErrorEffect, TransportError
 from riad.time import Instant
-from riad.wire.icmp import IcmpType, UnreachableCode
 
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
 __all__ = ["handle_icmp_error"]
 
-
-_HARD_UNREACHABLE = frozenset(
-    {
-        UnreachableCode.PROTOCOL,
-        UnreachableCode.PORT,
-        UnreachableCode.NET_PROHIBITED,
-        UnreachableCode.HOST_PROHIBITED,
-        UnreachableCode.ADMIN_PROHIBITED,
-    }
-)
-"""Destination-unreachable codes that end a handshake (RFC 1122 4.2.3.9, RFC 1812 5.2.7.1)."""
-_MIN_PATH_MTU = 576  # every IPv4 host takes 576-byte datagrams (RFC 791); RFC 5927 7.2
 _MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 
@@ -46,7 +36,9 @@ def _plateau_below(size: int) -> int:
     return 0
 
 
-def handle_icmp_error(conn: TcpConnection, error: IcmpError, seq: int, now: Instant) -> str | None:
+def handle_icmp_error(
+    conn: TcpConnection, error: TransportError, seq: int, now: Instant
+) -> str | None:
     """Take an ICMP error that quotes a segment of ours whose sequence number was ``seq``.
 
     RFC 1122 4.2.3.9, with RFC 5927's defences against forged errors:
@@ -54,14 +46,17 @@ def handle_icmp_error(conn: TcpConnection, error: IcmpError, seq: int, now: Inst
     - ``seq`` (the quoted wire value) must lie in ``SND.UNA..SND.NXT``
       (inclusive, as Linux: a segment without data carries ``SND.NXT``), else
       the error is ignored;
-    - "fragmentation needed" lowers ``path_mtu`` and the segment size
-      (RFC 1191), never below 576 bytes and never upwards, and resends
-      what is in flight at the new size at once (RFC 1191 6.5; no
-      congestion signal, as Linux's ``tcp_simple_retransmit``);
+    - "fragmentation needed" (ICMPv6 "packet too big") lowers ``path_mtu``
+      and the segment size (RFC 1191, RFC 8201), never below 576 bytes
+      (IPv6: 1280; a smaller MTU asks for atomic fragments, which RFC 8021
+      deprecates: it is ignored) and never upwards, and resends what is in
+      flight at the new size at once (RFC 1191 6.5; no congestion signal,
+      as Linux's ``tcp_simple_retransmit``);
     - a hard error (protocol or port unreachable, administratively
-      prohibited, parameter problem) during the handshake aborts the
-      connection with the matching ``OSError`` (``ConnectionRefusedError``
-      for port unreachable), as Linux does;
+      prohibited, parameter problem; ICMPv6 port unreachable, prohibited,
+      parameter problem) during the handshake aborts the connection with
+      the matching ``OSError`` (``ConnectionRefusedError`` for port
+      unreachable), as Linux does;
     - every other error, and any error once synchronized, is soft: kept
       in ``soft_error`` and given as the reason if the connection times out;
     - source quench (RFC 6633) and redirects are ignored.
@@ -73,37 +68,30 @@ def handle_icmp_error(conn: TcpConnection, error: IcmpError, seq: int, now: Inst
     quoted = unwrap(seq, snd.una)
     if not snd.una <= quoted <= snd.max or conn.state is CLOSED:
         return "tcp.icmp_out_of_window"
-    kind = error.type
-    code = error.code
-    if kind == IcmpType.DEST_UNREACHABLE and code == UnreachableCode.FRAGMENTATION_NEEDED:
+    effect = error.effect
+    if effect is ErrorEffect.TOO_BIG:
         return _lower_path_mtu(conn, now, error)
-    if kind == IcmpType.DEST_UNREACHABLE:
-        hard = code in _HARD_UNREACHABLE
-    elif kind == IcmpType.PARAMETER_PROBLEM:
-        hard = True
-    elif kind == IcmpType.TIME_EXCEEDED:
-        hard = False
-    else:
+    if effect is ErrorEffect.IGNORED:
         return "tcp.icmp_ignored"
     conn.stats.icmp_errors += 1
     exc = error.as_exception()
-    if hard and (conn.state is SYN_SENT or conn.state is SYN_RECEIVED):
+    if effect is ErrorEffect.HARD and (conn.state is SYN_SENT or conn.state is SYN_RECEIVED):
         enter_closed(conn, exc)
     else:
         conn.soft_error = exc
     return None
 
 
-def _lower_path_mtu(conn: TcpConnection, now: Instant, error: IcmpError) -> str | None:
-    """Path MTU discovery (RFC 1191): a router could not forward a datagram of ours whole."""
-    sent = error.quoted.total_length
+def _lower_path_mtu(conn: TcpConnection, now: Instant, error: TransportError) -> str | None:
+    """Path MTU discovery (RFC 1191, RFC 8201): a router could not forward a datagram of ours whole."""
+    sent = error.quoted_length
     mtu = error.next_hop_mtu or _plateau_below(sent)  # RFC 1191 5: a router that did not say
-    if mtu < _MIN_PATH_MTU:
-        return "tcp.icmp_mtu_too_small"  # RFC 5927 7.2: would only shrink segments
+    if mtu < error.min_path_mtu:
+        return "tcp.icmp_mtu_too_small"  # RFC 5927 7.2, RFC 8021: would only shrink segments
     if sent <= mtu:
         return "tcp.icmp_mtu_inconsistent"  # the datagram it quotes would have fitted
     snd = conn.snd
-    seg_max = mtu - 40
+    seg_max = mtu - snd.overhead
     if seg_max >= snd.seg_max:
         return "tcp.icmp_mtu_not_lower"
     conn.stats.icmp_errors += 1

@@ -578,7 +578,7 @@ def take_syn(conn: TcpConnection, syn: TcpHeader, now: Instant) -> None:
     conn.sack_ok = config.sack and syn.sack_permitted
     peer_mss = syn.mss
     snd.peer_mss = peer_mss if peer_mss is not None else DEFAULT_MSS
-    snd.set_segment_size(min(snd.peer_mss, config.mss, snd.path_mtu - 40), conn.ts_ok)
+    snd.set_segment_size(min(snd.peer_mss, config.mss, snd.path_mtu - snd.overhead), conn.ts_ok)
     conn.cc.start(snd.mss, config.initial_window_segments, conn.sack_ok)
     snd.wnd = syn.window  # never scaled in a SYN (RFC 7323 2.2)
     snd.max_wnd = snd.wnd

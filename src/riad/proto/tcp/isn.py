@@ -24,6 +24,7 @@ from riad.time import Instant
 __all__ = ["KeyedHash", "SequenceSecret"]
 
 _TUPLE = struct.Struct("!4sH4sHB")
+_TUPLE6 = struct.Struct("!16sH16sHB")
 
 
 class _Digest(Protocol):
@@ -50,13 +51,14 @@ class SequenceSecret:
         self._hash_fn = keyed_hash
 
     def _hash(self, salt: int, local: bytes, lport: int, remote: bytes, rport: int) -> int:
-        h = self._hash_fn(_TUPLE.pack(local, lport, remote, rport, salt), key=self._key)
+        packing = _TUPLE if len(local) == 4 else _TUPLE6
+        h = self._hash_fn(packing.pack(local, lport, remote, rport, salt), key=self._key)
         return int.from_bytes(h.digest()[:4], "big")
 
     def isn(self, now: Instant, local: bytes, lport: int, remote: bytes, rport: int) -> int:
         """The initial sequence number for a connection from ``local:lport`` to ``remote:rport``.
 
-        ``local`` and ``remote`` are the 4-byte IPv4 addresses.
+        ``local`` and ``remote`` are the packed addresses (4 bytes for IPv4, 16 for IPv6).
         """
         return (now.ns // 4000 + self._hash(0, local, lport, remote, rport)) & 0xFFFFFFFF
 

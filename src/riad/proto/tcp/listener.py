@@ -21,17 +21,18 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv6Address
 
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection
 from riad.proto.tcp.isn import SequenceSecret
+from riad.proto.transport import IpAddress
 from riad.time import Instant
 from riad.wire.tcp import ACK, FIN, RST, SYN, TcpHeader
 
 __all__ = ["ListenerStats", "TcpListener", "reset_reply"]
 
-_Key = tuple[IPv4Address, int, IPv4Address]
+_Key = tuple[IpAddress, int, IpAddress]
 
 
 @dataclass(slots=True)
@@ -45,14 +46,34 @@ class ListenerStats:
 
 
 class TcpListener:
-    """Accepts connections on ``local_port`` (any local address the stack owns)."""
+    """Accepts connections on ``local_port`` (any local address the stack owns).
 
-    __slots__ = ("_accept", "_half_open", "backlog", "config", "local_port", "secret", "stats")
+    ``config6`` is the config of connections over IPv6 (``TcpConfig.for_ipv6``
+    by default); a listener may take SYNs of both versions.
+    """
+
+    __slots__ = (
+        "_accept",
+        "_half_open",
+        "backlog",
+        "config",
+        "config6",
+        "local_port",
+        "secret",
+        "stats",
+    )
 
     def __init__(
-        self, config: TcpConfig, secret: SequenceSecret, *, local_port: int, backlog: int
+        self,
+        config: TcpConfig,
+        secret: SequenceSecret,
+        *,
+        local_port: int,
+        backlog: int,
+        config6: TcpConfig | None = None,
     ) -> None:
         self.config = config
+        self.config6 = config6 if config6 is not None else config.for_ipv6()
         self.secret = secret
         self.local_port = local_port
         self.backlog = max(backlog, 1)
@@ -70,7 +91,7 @@ class TcpListener:
         return len(self._accept)
 
     def on_syn(
-        self, now: Instant, local_addr: IPv4Address, remote_addr: IPv4Address, syn: TcpHeader
+        self, now: Instant, local_addr: IpAddress, remote_addr: IpAddress, syn: TcpHeader
     ) -> tuple[TcpConnection | None, TcpConnection | None]:
         """Answer a SYN (no ACK, no RST): ``(new connection or None, evicted connection or None)``.
 
@@ -94,7 +115,7 @@ class TcpListener:
             self.stats.evicted += 1
         lp, rp = self.local_port, syn.src_port
         conn = TcpConnection.accept(
-            self.config,
+            self.config6 if type(local_addr) is IPv6Address else self.config,
             syn,
             local_addr=local_addr,
             remote_addr=remote_addr,

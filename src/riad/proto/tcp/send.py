@@ -40,6 +40,7 @@ class SendSequence:
         "max_wnd",
         "mss",
         "nxt",
+        "overhead",
         "path_mtu",
         "peer_mss",
         "probe_pending",
@@ -53,7 +54,9 @@ class SendSequence:
         "wscale",
     )
 
-    def __init__(self, iss: int, buffer_bytes: int, path_mtu: int, now: Instant) -> None:
+    def __init__(
+        self, iss: int, buffer_bytes: int, path_mtu: int, now: Instant, overhead: int = 40
+    ) -> None:
         self.iss = iss
         """The initial send sequence number (unwrapped: the wire value itself)."""
         self.una = iss
@@ -79,7 +82,10 @@ class SendSequence:
         self.seg_max = DEFAULT_MSS
         """Bytes of TCP options and data per wire segment."""
         self.path_mtu = path_mtu
-        """The largest IP datagram we send: our link's, lowered by ICMP (RFC 1191)."""
+        """The largest IP datagram we send: our link's, lowered by ICMP (RFC 1191, RFC 8201)."""
+        self.overhead = overhead
+        """Bytes of the IP and TCP headers without options: 40 over IPv4, 60 over IPv6
+        (a segment's options and data fill ``path_mtu`` less these)."""
         self.small_end = iss
         """End of the last short segment sent (Nagle in Minshall's variant)."""
         self.last_send = now
