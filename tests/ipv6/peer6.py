@@ -11,7 +11,6 @@ test can see exactly what riad put on the wire. It can play a router:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from ipaddress import IPv6Address
 
@@ -35,6 +34,7 @@ from riad.wire.ndp import (
     RouterAdvertisement,
     parse_ndp,
 )
+from tests.stack.simpeer import FramePeer
 
 __all__ = ["Peer6", "ipv6_frame", "ipv6_packet"]
 
@@ -60,7 +60,7 @@ def ipv6_frame(dst: MacAddress, src: MacAddress, packet: bytes) -> bytes:
     return EthernetHeader(dst=dst, src=src, ethertype=ETH_IPV6).to_bytes() + packet
 
 
-class Peer6:
+class Peer6(FramePeer):
     """A hand-driven IPv6 host on ``lab``'s switch (see the module's text)."""
 
     def __init__(self, lab: SimLab, *, addresses: Iterable[str] = (), name: str = "peer6") -> None:
@@ -73,10 +73,6 @@ class Peer6:
         self.device.watch(lab.loop, self._take)
 
     # -- sending ----------------------------------------------------------------
-
-    def send_frame(self, raw: bytes) -> None:
-        if not self.device.send([raw]):
-            raise AssertionError("the simulated link refused a frame: pace the sends")
 
     def send(self, to: MacAddress, packet: bytes) -> None:
         self.send_frame(ipv6_frame(to, self.mac, packet))
@@ -107,17 +103,6 @@ class Peer6:
         ra = RouterAdvertisement(router_lifetime=lifetime, options=(source, *options), **fields)  # type: ignore[arg-type]
         message = ra.build(self.link_local, to)
         self.send_icmpv6(mac or multicast_mac(to), to, message)
-
-    async def send_paced(self, frames: Iterable[bytes], *, batch: int = 64) -> int:
-        """Send ``frames`` a batch per simulated millisecond; return how many were sent."""
-        sent = 0
-        for raw in frames:
-            self.send_frame(raw)
-            sent += 1
-            if sent % batch == 0:
-                await asyncio.sleep(0.001)
-        await asyncio.sleep(0.001)
-        return sent
 
     # -- receiving --------------------------------------------------------------
 

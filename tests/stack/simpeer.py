@@ -16,13 +16,14 @@ import asyncio
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 
+from riad.backends.sim import SimDevice
 from riad.testing.simnet import SimLab
 from riad.wire.arp import ArpPacket
 from riad.wire.common import MacAddress
 from riad.wire.ethernet import EthernetHeader
 from riad.wire.ipv4 import Ipv4Header
 
-__all__ = ["RawPeer", "frame"]
+__all__ = ["FramePeer", "RawPeer", "frame"]
 
 _ARP, _IPV4 = 0x0806, 0x0800
 
@@ -35,30 +36,14 @@ def frame(dst: MacAddress, src: MacAddress, ethertype: int, payload: bytes) -> b
     return EthernetHeader(dst=dst, src=src, ethertype=ethertype).to_bytes() + payload
 
 
-class RawPeer:
-    """A hand-driven host on ``lab``'s switch (see the module's text)."""
+class FramePeer:
+    """A port of a ``SimLab``'s switch that a test writes frames to by hand."""
 
-    def __init__(self, lab: SimLab, address: str, *, on_ip: OnIp | None = None) -> None:
-        self.device = lab.add_device(name=f"peer {address}")
-        self.address = IPv4Address(address)
-        self.mac = self.device.mac
-        self.on_ip = on_ip
-        self.received: list[bytes] = []
-        self.device.watch(lab.loop, self._take)
+    device: SimDevice
 
     def send_frame(self, raw: bytes) -> None:
         if not self.device.send([raw]):
             raise AssertionError("the simulated link refused a frame: pace the sends")
-
-    def ip_frame(self, to: MacAddress, dst: IPv4Address, protocol: int, payload: bytes) -> bytes:
-        """A frame carrying an IPv4 datagram from this peer's address to ``dst`` (at ``to``)."""
-        header = Ipv4Header(
-            src=self.address, dst=dst, protocol=protocol, total_length=20 + len(payload)
-        )
-        return frame(to, self.mac, _IPV4, header.to_bytes() + payload)
-
-    def send_ip(self, to: MacAddress, dst: IPv4Address, protocol: int, payload: bytes) -> None:
-        self.send_frame(self.ip_frame(to, dst, protocol, payload))
 
     async def send_paced(self, frames: Iterable[bytes], *, batch: int = 64) -> int:
         """Send ``frames`` a batch per simulated millisecond; return how many were sent."""
@@ -70,6 +55,28 @@ class RawPeer:
                 await asyncio.sleep(0.001)
         await asyncio.sleep(0.001)
         return sent
+
+
+class RawPeer(FramePeer):
+    """A hand-driven host on ``lab``'s switch (see the module's text)."""
+
+    def __init__(self, lab: SimLab, address: str, *, on_ip: OnIp | None = None) -> None:
+        self.device = lab.add_device(name=f"peer {address}")
+        self.address = IPv4Address(address)
+        self.mac = self.device.mac
+        self.on_ip = on_ip
+        self.received: list[bytes] = []
+        self.device.watch(lab.loop, self._take)
+
+    def ip_frame(self, to: MacAddress, dst: IPv4Address, protocol: int, payload: bytes) -> bytes:
+        """A frame carrying an IPv4 datagram from this peer's address to ``dst`` (at ``to``)."""
+        header = Ipv4Header(
+            src=self.address, dst=dst, protocol=protocol, total_length=20 + len(payload)
+        )
+        return frame(to, self.mac, _IPV4, header.to_bytes() + payload)
+
+    def send_ip(self, to: MacAddress, dst: IPv4Address, protocol: int, payload: bytes) -> None:
+        self.send_frame(self.ip_frame(to, dst, protocol, payload))
 
     def _take(self) -> None:
         while batch := self.device.receive_batch(256):
