@@ -170,3 +170,32 @@ def test_drain_on_a_lost_connection_fails_at_once() -> None:
         stream.connection_lost(None)
 
     run_simulated(main)
+
+
+class _OpenTransport(_LostTransport):
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_every_drain_waiting_resumes_when_writing_may() -> None:
+    """An HTTP/2 connection drains from its reading loop and from each stream's task at
+    once: each waiting drain resumes when the transport drains below its low-water mark."""
+
+    async def main() -> None:
+        async def never(_: ProtocolStream) -> None:
+            raise AssertionError("not started")
+
+        stream = ProtocolStream(never)
+        stream.connection_made(_OpenTransport())
+        stream.pause_writing()
+        drains = [asyncio.ensure_future(stream.drain()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(d.done() for d in drains)
+        drains[1].cancel()  # one gives up: the others still wait, then resume
+        await asyncio.sleep(0)
+        assert not drains[0].done() and not drains[2].done()
+        stream.resume_writing()
+        await asyncio.wait_for(asyncio.gather(drains[0], drains[2]), 1)
+        stream.connection_lost(None)
+
+    run_simulated(main)

@@ -103,7 +103,7 @@ class ProtocolStream(asyncio.Protocol):
         "_buffer",
         "_buffered",
         "_closed",
-        "_drain_waiter",
+        "_drain_waiters",
         "_eof",
         "_first_data_timeout",
         "_idle_handle",
@@ -137,7 +137,8 @@ class ProtocolStream(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._read_waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        """Every ``drain`` waiting (an HTTP/2 connection's streams drain at once)."""
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -193,7 +194,7 @@ class ProtocolStream(asyncio.Protocol):
         if self._idle_handle is not None:
             self._idle_handle.cancel()
             self._idle_handle = None
-        for waiter in (self._read_waiter, self._drain_waiter):
+        for waiter in (self._read_waiter, *self._drain_waiters):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         if self._closed is not None and not self._closed.done():
@@ -204,9 +205,9 @@ class ProtocolStream(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def started(self) -> bool:
@@ -249,11 +250,12 @@ class ProtocolStream(asyncio.Protocol):
         if transport.is_closing():
             raise ConnectionResetError("connection lost")
         while self._write_paused:
-            self._drain_waiter = self._loop.create_future()
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
             try:
-                await self._drain_waiter
+                await waiter
             finally:
-                self._drain_waiter = None
+                self._drain_waiters.remove(waiter)
             if transport.is_closing():
                 raise ConnectionResetError("connection lost")
 
