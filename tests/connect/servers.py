@@ -12,6 +12,7 @@ service, on any target) is ``SERVICE_IP`` on it. Everything listens on
 - PostgreSQL (Debian's), a throwaway cluster in a temporary folder, run as
   the ``postgres`` user: ``initdb`` then ``pg_ctl``, its Unix socket in that
   folder, a user and database (``riad``), trusted from the lab's network;
+  TLS with a certificate for ``db`` and ``db.lab.test`` from a private CA;
 - ``redis-server``, nothing saved;
 - nginx with a certificate for ``web.lab.test`` from ``riad cert``'s code
   (``dev_certificate``; its CA is the service's bundle): port 443 (and plain
@@ -95,19 +96,24 @@ class ServerLab:
         self.listen = listen
         """Where PostgreSQL and nginx listen (``0.0.0.0``: on every link of the namespace)."""
         self.cert: DevCertificate = dev_certificate(["web.lab.test"], loopback=False)
-        self.clients = TestCa("riad test client CA")
-        self.client: Issued = self.clients.issue("riad client", client=True)
+        self.private = TestCa("riad test private CA")
+        """Signs the client certificate nginx asks for, and PostgreSQL's."""
+        self.client: Issued = self.private.issue("riad client", client=True)
+        self.db_cert: Issued = self.private.issue(
+            "db.lab.test", dns_names=("db", "db.lab.test"), client=False
+        )
 
     # -- the service's folder and its certificate store --------------------
 
     def service_folder(self) -> Path:
-        """A copy of ``apps/`` with the store ``certs``: the CA to trust, the client pair."""
+        """A copy of ``apps/`` with the store ``certs``: the CAs to trust (nginx's, and the
+        private one of PostgreSQL's certificate), the client pair."""
         folder = self.work / "service"
         if not folder.exists():
             shutil.copytree(APPS, folder, ignore=shutil.ignore_patterns("__pycache__"))
             certs = folder / "certs"
             certs.mkdir()
-            (certs / "ca.pem").write_bytes(self.cert.ca_pem)
+            (certs / "ca.pem").write_bytes(self.cert.ca_pem + self.private.pem)
             (certs / "client.pem").write_bytes(self.client.cert_pem)
             (certs / "client.key").write_bytes(self.client.key_pem)
         return folder
@@ -171,10 +177,18 @@ class ServerLab:
         )  # fmt: skip
         with open(data / "pg_hba.conf", "a", encoding="ascii") as hba:
             hba.write("host all all 10.0.0.0/8 trust\n")  # the namespace's links only
+        for name, pem in (
+            ("server.crt", self.db_cert.cert_pem),
+            ("server.key", self.db_cert.key_pem),
+        ):
+            (home / name).write_bytes(pem)
+            (home / name).chmod(0o600)
+            shutil.chown(home / name, "postgres", "postgres")
         listen = "*" if self.listen == "0.0.0.0" else self.listen
         options = (
             f"-c listen_addresses={listen} -c unix_socket_directories={home} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            f"-c ssl=on -c ssl_cert_file={home}/server.crt -c ssl_key_file={home}/server.key"
         )
         ctl = [*as_postgres, postgres_bin("pg_ctl"), "-D", str(data)]
         self.ns.run(*ctl, "-o", options, "-l", str(home / "log"), "-w", "start", timeout=120)
@@ -203,7 +217,7 @@ class ServerLab:
         prefix.mkdir(exist_ok=True)
         (prefix / "web.pem").write_bytes(self.cert.chain_pem)
         (prefix / "web.key").write_bytes(self.cert.key_pem)
-        (prefix / "clients.pem").write_bytes(self.clients.pem)
+        (prefix / "clients.pem").write_bytes(self.private.pem)
         conf = prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=prefix, host=self.listen))
         with self._process(["nginx", "-c", str(conf), "-p", str(prefix)], 9443, "nginx"):

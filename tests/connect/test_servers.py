@@ -59,6 +59,10 @@ def test_asyncpg_redis_and_httpx_by_name(lab: ServerLab, target: str) -> None:
             proc.wait_for("seccomp:", 60)  # every answer below comes from the sealed service
         assert lab.ask("/pg?host=db&n=41") == {"ok": 42}
         assert lab.ask("/pg?host=db.lab.test&n=1") == {"ok": 2}
+        # TLS after asyncpg's SSLRequest (loop.start_tls), verified: the name is the cert's
+        assert lab.ask("/pg?host=db&n=2&tls=1") == {"ok": [3, True]}
+        wrong_db = lab.ask("/pg?host=h1&tls=1")  # the right server, by a name not its own
+        assert "Hostname mismatch" in wrong_db["message"], wrong_db
         assert lab.ask("/redis?host=cache&value=riad") == {"ok": "riad"}
         assert lab.ask("/https?host=web.lab.test") == {
             "ok": {"status": 200, "body": "hello from nginx\n"}

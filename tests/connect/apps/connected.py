@@ -3,7 +3,9 @@
 It answers ``GET /CHECK?host=NAME`` with one JSON object, ``{"ok": ...}`` or
 ``{"error": CLASS, "cause": CLASS, "message": ...}``, after trying:
 
-- ``/pg``: asyncpg to PostgreSQL on ``NAME`` (``SELECT`` of a sum);
+- ``/pg``: asyncpg to PostgreSQL on ``NAME`` (``SELECT`` of a sum), in clear, or
+  with ``&tls=1`` over TLS verified with ``dev.tls_client`` (asyncpg asks for TLS
+  in its protocol, then ``loop.start_tls``): ``[sum, encrypted]``;
 - ``/redis``: redis.asyncio's ``SET`` then ``GET`` on ``NAME``;
 - ``/https``: httpx ``GET https://NAME:PORT/`` (twice when it succeeds: the
   second on the kept-alive connection) verified with ``dev.tls_client``
@@ -53,9 +55,14 @@ def _failure(exc: BaseException) -> dict[str, Any]:
 
 
 async def _postgres(dev: riad.Devices, host: str, query: dict[str, str]) -> Any:
-    conn = await asyncpg.connect(host=host, user="riad", database="riad", timeout=60)
+    tls = dev.tls_client if query.get("tls") else False
+    conn = await asyncpg.connect(host=host, user="riad", database="riad", timeout=60, ssl=tls)
     try:
-        return await conn.fetchval("SELECT $1::int + 1", int(query.get("n", "41")))
+        value = await conn.fetchval("SELECT $1::int + 1", int(query.get("n", "41")))
+        if not tls:
+            return value
+        encrypted = await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        return [value, encrypted]
     finally:
         await conn.close()
 
