@@ -463,6 +463,8 @@ def web_service(
         optional=True,
         help="HTTPS certificate: server.pem and server.key (riad cert DIR)",
     )
+    # imported once the store turns out to be there: after a sandbox's seal
+    service.lazy_imports("riad.services.tls", "riad.services.tls.context")
 
     @service.main
     async def main(dev: Any) -> None:
