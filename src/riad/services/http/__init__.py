@@ -1,4 +1,4 @@
-"""riad's HTTP/1.1 server: h11 for the protocol, ASGI 3 for applications.
+"""riad's HTTP server: HTTP/1.1 (h11), HTTP/2 (h2) and WebSockets (wsproto), ASGI 3 for applications.
 
 - ``HttpServer``: serves one ASGI application on listeners of any ``Stack``,
   in clear or over TLS, with ``HttpLimits`` guarding every connection.
