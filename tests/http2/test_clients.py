@@ -139,14 +139,17 @@ def test_chromium_loads_the_static_site_over_h2(site: Site) -> None:
     [pytest.param(t, marks=[pytest.mark.netns] if t != "unix" else []) for t in TARGETS],
 )
 def test_riad_run_offers_h2_on_every_target(target: str, ns: Netns | None, tmp_path: Path) -> None:
+    # the application's folder with its certificate store beside it (certs/), as a
+    # vm image packs it
+    shutil.copy(CHAT / "main.py", tmp_path / "main.py")
     certs = tmp_path / "certs"
     dev_certificate(["10.0.0.2", "riad.test"]).save(certs)
-    argv = riad_command("run", "main:app", "--tls-certs", str(certs), *TARGETS[target])
+    argv = riad_command("run", "main:app", *TARGETS[target])
     if ns is None:
         argv += ["--port", "0", "--https-port", "0"]
     else:
         argv = ["ip", "netns", "exec", ns.name, "sh", "-c", 'exec "$@" 1>&2', "sh", *argv]
-    with ServiceProcess(argv, cwd=CHAT) as proc:
+    with ServiceProcess(argv, cwd=tmp_path) as proc:
         line = proc.wait_for("app: serving url=", 900)
         plain, secure = log_field(line, "url"), log_field(line, "https")
         inside = ["ip", "netns", "exec", ns.name] if ns is not None else []
