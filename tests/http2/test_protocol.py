@@ -131,3 +131,22 @@ def test_graceful_shutdown_finishes_streams_in_flight_and_refuses_new_ones() -> 
         await stopping
 
     serve(main, 2005)
+
+
+def test_a_client_goaway_ends_the_connection_and_its_streams() -> None:
+    """h2 sends nothing after the client's GOAWAY, so nothing in flight can be answered:
+    the streams are ended and the connection closed, at once (RFC 9113 6.8)."""
+
+    async def main(served: SimServed, app: H2App) -> None:
+        client = await connect_h2(served)
+        client.request("/wait")
+        while app.waiting == 0:
+            await asyncio.sleep(0.01)
+        client.conn.close_connection()
+        client.flush()
+        await asyncio.wait_for(client.raw_frames_until_closed(), 5)
+        while app.running:
+            await asyncio.sleep(0.01)
+        assert app.cancelled == 1
+
+    serve(main, 2011)

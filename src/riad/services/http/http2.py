@@ -198,6 +198,9 @@ class Http2Connection:
         self._controls = 0
         self._resets = 0
         self._calm_down: str | None = None
+        """Why the connection is to end with ENHANCE_YOUR_CALM."""
+        self._peer_left = False
+        """The client sent GOAWAY."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -280,6 +283,10 @@ class Http2Connection:
                     await self._linger()
                     return
                 self._handle(events)
+                if self._peer_left:
+                    self._flush()
+                    await self._linger()
+                    return
                 if self._calm_down is not None:
                     self._server.log.info(
                         "HTTP/2 connection ended", client=self._client(), why=self._calm_down
@@ -364,7 +371,9 @@ class Http2Connection:
             elif kind in _CONTROL_EVENTS:
                 self._count_control()
             elif kind is h2.events.ConnectionTerminated:
-                self.close_when_idle()
+                # The client's GOAWAY: h2 sends nothing more, so nothing in flight
+                # can be answered (RFC 9113 6.8 lets a client close this way).
+                self._peer_left = True
             elif kind is h2.events.TrailersReceived:
                 pass  # (ASGI has no request trailers; StreamEnded follows)
 
@@ -600,6 +609,14 @@ class Http2Connection:
         self._stream_gone(stream, outcome)
 
     async def _send(self, stream: _Stream, message: Message) -> None:
+        try:
+            await self._send_message(stream, message)
+        except h2.exceptions.ProtocolError as e:
+            if stream.gone or self.phase is H2Phase.CLOSED or self._peer_left:
+                raise ClientGone(f"the stream is gone: {e}") from None
+            raise  # (the application's fault: headers h2 refuses)
+
+    async def _send_message(self, stream: _Stream, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
             if stream.status is None:
