@@ -49,7 +49,12 @@ __all__ = [
 BOOT_ARGS_ENV = "RIAD_ARGS"
 """The kernel parameter (and so PID 1's environment variable) holding a vm's boot arguments."""
 
-NET_ARGS: dict[str, str] = {"--ipv4": "ADDRESS/PREFIX", "--ipv4-gateway": "ADDRESS"}
+NET_ARGS: dict[str, str] = {
+    "--ipv4": "ADDRESS/PREFIX",
+    "--ipv4-gateway": "ADDRESS",
+    "--ipv6": "ADDRESS/PREFIX",
+    "--ipv6-gateway": "ADDRESS",
+}
 """riad's own arguments that set up a network, with their metavars: read by a vm's PID 1
 (the ``socket`` kernel's address and route) and by the vm runner and image builder."""
 

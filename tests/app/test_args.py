@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 import pytest
 
@@ -61,6 +61,14 @@ def test_riad_arguments() -> None:
     assert "--ipv4" not in config.values
 
 
+def test_ipv6_arguments() -> None:
+    config = _app().parse_args(["--name=x", "--ipv6", "fd00::2/64", "--ipv6-gateway=fe80::1"])
+    assert config.net.ipv6 == IPv6Interface("fd00::2/64")
+    assert config.net.ipv6_gateway == IPv6Address("fe80::1")
+    assert config.net.configured and config.net.ipv4 is None
+    assert "--ipv6" not in config.values and "--ipv6-gateway" not in config.values
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -98,6 +106,20 @@ def test_riad_arguments() -> None:
         (["--name=a", "--dns-search", "a..b"], "--dns-search: 'a..b' is not valid: not a DNS name"),
         (["--name=a", "--hosts", "db"], "--hosts: 'db' is not valid: no '=': write NAME=ADDRESS"),
         (["--name=a", "--hosts", "db=x"], "--hosts: 'db=x' is not valid: 'x' is not an IP address"),
+        (["--name=a", "--ipv6", "fd00::2"], r"--ipv6: 'fd00::2' is not valid: add the prefix"),
+        (["--name=a", "--ipv6", "10.0.0.2/24"], "write an IPv6 address and prefix length"),
+        (["--name=a", "--ipv6", "fe80::2/64"], "is link-local: riad makes its own"),
+        (["--name=a", "--ipv6", "ff02::1/64"], "cannot be a host's address"),
+        (["--name=a", "--ipv6-gateway", "banana"], "write an IPv6 address"),
+        (["--name=a", "--ipv6-gateway", "fd00::1"], "is not on the link.*with --ipv6"),
+        (
+            ["--name=a", "--ipv6", "fd00::2/64", "--ipv6-gateway", "fd01::1"],
+            r"--ipv6-gateway: fd01::1 is not on the link.*inside fd00::/64",
+        ),
+        (
+            ["--name=a", "--ipv6", "fd00::2/64", "--ipv6-gateway", "fd00::2"],
+            "is the service's own address",
+        ),
     ],
 )
 def test_mistakes_name_argument_and_fix(argv: list[str], message: str) -> None:

@@ -142,7 +142,30 @@ def _linux_echo_client(link: Link, family: int, host: str, port: int, data: byte
         return b"".join(chunks)
 
 
-def test_tcp_both_ways_and_a_dual_stack_listener(link: Link) -> None:
+class UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert addr[0] == LINUX6
+        self.transport.sendto(data, addr)
+
+
+def _linux_udp_client(link: Link, datagrams: list[bytes]) -> list[bytes]:
+    """Linux sends each datagram to riad's UDP echo over IPv6 and reads the answer."""
+    with _linux_socket(link, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        answers = []
+        for data in datagrams:
+            sock.sendto(data, (RIAD6, 7008))
+            answer, sender = sock.recvfrom(65536)
+            assert sender[0] == RIAD6
+            answers.append(answer)
+        return answers
+
+
+def test_tcp_both_ways_udp_and_a_dual_stack_listener(link: Link) -> None:
     data = os.urandom(3_000_000)
 
     async def main() -> None:
@@ -158,6 +181,11 @@ def test_tcp_both_ways_and_a_dual_stack_listener(link: Link) -> None:
                 assert first.decode().startswith(peer), first
                 assert echoed == data  # byte-exact, 3 MB through riad and back
             server.close()
+            # UDP: a datagram endpoint on :: answers Linux's IPv6 socket, 8000 bytes fragmented
+            udp, _ = await stack.create_datagram_endpoint(UdpEcho, local_addr=("::", 7008))
+            datagrams = [os.urandom(8000), b"small"]
+            assert await asyncio.to_thread(_linux_udp_client, link, datagrams) == datagrams
+            udp.close()
             # riad connects to Linux's listener over IPv6 and reads what it sends
             listener = _linux_socket(link, socket.SOCK_STREAM)
             with listener:

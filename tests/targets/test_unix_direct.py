@@ -16,6 +16,7 @@ import pytest
 
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
+from riad.testing.waiting import eventually
 from tests.targets.dnsmasq import dhcp_server
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
@@ -53,6 +54,26 @@ def test_echo_on_a_tap_riad_creates(ns: Netns) -> None:
         assert _in_ns(ns, ["socat", "-t", "2", "-", "UDP4:10.0.0.2:7"], b"datagram") == b"datagram"
         assert proc.stop(signal.SIGINT) == 0
     assert tap not in ns.ip("link", "show"), "the TAP riad created outlived the service"
+
+
+def test_echo_over_ipv6_with_boot_address(ns: Netns) -> None:
+    argv = ["ip", "netns", "exec", ns.name, *riad_command(
+        "run", ECHO, "--net", "direct", "--ipv6", "fd00:77::2/64",
+    )]  # fmt: skip
+    with ServiceProcess(argv) as proc:
+        tap = log_field(proc.wait_for("reach the service at"), "tap")
+        proc.wait_for("echo ready tcp=7 udp=7")
+        # the host side of the TAP riad made holds the prefix's first address
+        assert "inet6 fd00:77::1/64" in ns.ip("-6", "addr", "show", "dev", tap)
+        ping = ["ping", "-6", "-c", "1", "-W", "1", "fd00:77::2"]
+        eventually(lambda: subprocess.run(["ip", "netns", "exec", ns.name, *ping],
+                   capture_output=True, check=False).returncode == 0,
+                   what="riad answering at fd00:77::2 (after its address detection)")  # fmt: skip
+        data = b"over riad's own IPv6\n" * 1000
+        assert _in_ns(ns, ["nc", "-6", "-N", "fd00:77::2", "7"], data) == data
+        assert _in_ns(ns, ["nc", "-N", "10.0.0.2", "7"], b"and IPv4\n") == b"and IPv4\n"
+        assert proc.stop(signal.SIGINT) == 0
+    assert "Traceback" not in proc.output
 
 
 def test_echo_on_a_named_tap_with_boot_address(ns: Netns) -> None:

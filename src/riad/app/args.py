@@ -5,6 +5,9 @@ riad adds the ones every target shares (:data:`RIAD_ARGS`):
 
 - ``--ipv4 ADDRESS/PREFIX``: the address of riad's own stack (``--net direct``);
 - ``--ipv4-gateway ADDRESS``: its default gateway;
+- ``--ipv6 ADDRESS/PREFIX``: a static IPv6 address of riad's own stack, beside the
+  link-local and SLAAC addresses it makes itself;
+- ``--ipv6-gateway ADDRESS``: its IPv6 default router (link-local, or inside ``--ipv6``);
 - ``--dhcp``: take the address (and gateway) of riad's own stack by DHCP;
 - ``--dns ADDRESS``, ``--dns-search DOMAIN``, ``--hosts NAME=ADDRESS``: how
   ``dev.resolver`` resolves names (``docs/dns.md``); each may be given more
@@ -36,7 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, Generic, TypeVar
 
 from riad.bootargs import NET_ARGS, ConfigError, scan
@@ -172,6 +175,27 @@ def _ipv4_address(text: str) -> IPv4Address:
         raise ValueError("write an IPv4 address, e.g. 10.0.0.1") from None
 
 
+def _ipv6_interface(text: str) -> IPv6Interface:
+    if "/" not in text:
+        raise ValueError(f"add the prefix length, e.g. --ipv6 {text}/64")
+    try:
+        iface = IPv6Interface(text)
+    except ValueError:
+        raise ValueError("write an IPv6 address and prefix length, e.g. fd00::2/64") from None
+    if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip.is_loopback:
+        raise ValueError(f"{iface.ip} cannot be a host's address; pick a unicast one")
+    if iface.ip.is_link_local:
+        raise ValueError(f"{iface.ip} is link-local: riad makes its own; give a global address")
+    return iface
+
+
+def _ipv6_address(text: str) -> IPv6Address:
+    try:
+        return IPv6Address(text)
+    except ValueError:
+        raise ValueError("write an IPv6 address, e.g. fe80::1 or fd00::1") from None
+
+
 def _log_levels(text: str) -> LogLevels:
     return LogLevels.parse(text)
 
@@ -194,6 +218,20 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
         None,
         "default gateway of riad's own stack",
         NET_ARGS["--ipv4-gateway"],
+    ),
+    ArgSpec(
+        "--ipv6",
+        _ipv6_interface,
+        None,
+        "IPv6 address of riad's own stack",
+        NET_ARGS["--ipv6"],
+    ),
+    ArgSpec(
+        "--ipv6-gateway",
+        _ipv6_address,
+        None,
+        "IPv6 default router of riad's own stack",
+        NET_ARGS["--ipv6-gateway"],
     ),
     ArgSpec("--dhcp", _flag, False, "get the address by DHCP", is_flag=True),
     ArgSpec("--logs", _log_levels, LogLevels(), "log levels: info, or *:info,tcp:debug", "LEVELS"),
@@ -235,6 +273,10 @@ class NetConfig:
     ipv4: IPv4Interface | None = None
     gateway: IPv4Address | None = None
     dhcp: bool = False
+    ipv6: IPv6Interface | None = None
+    """A static IPv6 address (``--ipv6``); riad's stack makes its link-local address
+    and SLAAC ones from router advertisements itself."""
+    ipv6_gateway: IPv6Address | None = None
     dns: tuple[str, ...] = ()
     """DNS servers (``--dns``); none: DHCP's, or the host's resolver on host sockets."""
     dns_search: tuple[str, ...] = ()
@@ -247,7 +289,12 @@ class NetConfig:
 
     @property
     def configured(self) -> bool:
-        return self.ipv4 is not None or self.dhcp
+        return (
+            self.ipv4 is not None
+            or self.dhcp
+            or self.ipv6 is not None
+            or self.ipv6_gateway is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,10 +386,23 @@ def _net_config(values: Mapping[str, Any]) -> NetConfig:
             )
         if gateway == ipv4.ip:
             raise ConfigError(f"--ipv4-gateway: {gateway} is the service's own address")
+    ipv6: IPv6Interface | None = values["--ipv6"]
+    gateway6: IPv6Address | None = values["--ipv6-gateway"]
+    if gateway6 is not None:
+        if not gateway6.is_link_local and (ipv6 is None or gateway6 not in ipv6.network):
+            where = f"inside {ipv6.network}" if ipv6 is not None else "with --ipv6 ADDRESS/PREFIX"
+            raise ConfigError(
+                f"--ipv6-gateway: {gateway6} is not on the link; give the router's link-local "
+                f"address (fe80::...) or one {where}"
+            )
+        if ipv6 is not None and gateway6 == ipv6.ip:
+            raise ConfigError(f"--ipv6-gateway: {gateway6} is the service's own address")
     return NetConfig(
         ipv4=ipv4,
         gateway=gateway,
         dhcp=dhcp,
+        ipv6=ipv6,
+        ipv6_gateway=gateway6,
         dns=values["--dns"],
         dns_search=values["--dns-search"],
         hosts=values["--hosts"],

@@ -20,7 +20,7 @@ import os
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from riad.app.args import BootConfig, ConfigError
 from riad.app.run import StackOpener
@@ -76,6 +76,8 @@ def direct_stack_opener(
                 address=ipv4,
                 gateway=config.net.gateway,
                 random=entropy,
+                ipv6_address=config.net.ipv6,
+                ipv6_gateway=config.net.ipv6_gateway,
             )
         except StackConfigError as exc:
             device.close()
@@ -88,6 +90,7 @@ def direct_stack_opener(
                 "riad stack up",
                 address=stack.ipv4_addresses[0] if stack.ipv4_addresses else "none",
                 gateway=str(config.net.gateway or _router(stack)),
+                ipv6=[str(config.net.ipv6)] if config.net.ipv6 else "link-local, SLAAC",
                 mac=str(device.mac),
                 mtu=device.mtu,
             )
@@ -135,6 +138,18 @@ def host_side_address(service: IPv4Interface, gateway: IPv4Address | None) -> IP
     raise ConfigError(f"--ipv4 {service}: the network has no room for the host; widen the prefix")
 
 
+def host_side_ipv6(service: IPv6Interface, gateway: IPv6Address | None) -> IPv6Interface:
+    """The IPv6 address the host takes on a TAP riad created: ``--ipv6-gateway`` when it
+    is a global one, else the prefix's first address that is not the service's."""
+    net = service.network
+    if gateway is not None and not gateway.is_link_local:
+        return IPv6Interface(f"{gateway}/{net.prefixlen}")
+    for host in (net.network_address + 1, net.network_address + 2):
+        if host != service.ip and host in net:
+            return IPv6Interface(f"{host}/{net.prefixlen}")
+    raise ConfigError(f"--ipv6 {service}: the prefix has no room for the host; widen it")
+
+
 @dataclass(frozen=True, slots=True)
 class HostTap:
     """The TAP a target runs riad's stack on, as seen from the host.
@@ -146,6 +161,8 @@ class HostTap:
     name: str
     host: IPv4Interface | None
     created: bool
+    host6: IPv6Interface | None = None
+    """The host side's IPv6 address with ``--ipv6`` (otherwise IPv6 stays off there)."""
 
     def where(self) -> str:
         """``this host is 10.0.0.1 on riad0``, or ``on TAP tap0``."""
@@ -159,8 +176,11 @@ class HostTap:
             raise ConfigError(f"--tap {self.name}: {exc.strerror or exc}") from None
         if self.host is not None:
             try:
-                _quiet_ipv6(self.name)
+                if self.host6 is None:
+                    _quiet_ipv6(self.name)
                 _ip("addr", "add", str(self.host), "dev", self.name)
+                if self.host6 is not None:
+                    _ip("-6", "addr", "add", str(self.host6), "dev", self.name, "nodad")
                 _ip("link", "set", self.name, "up")
             except ConfigError:
                 device.close()
@@ -201,7 +221,9 @@ def plan_host_tap(config: BootConfig, tap: str | None, *, option: str = "--net d
         )
     name = tap if tap is not None else _free_tap_name()
     host = host_side_address(ipv4, config.net.gateway) if create else None
-    return HostTap(name, host, create)
+    ipv6 = config.net.ipv6
+    host6 = host_side_ipv6(ipv6, config.net.ipv6_gateway) if create and ipv6 else None
+    return HostTap(name, host, create, host6)
 
 
 def announcing(opener: StackOpener, config: BootConfig, *, where: str, tap: str) -> StackOpener:

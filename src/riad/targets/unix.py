@@ -97,7 +97,7 @@ def _stack_opener(app: App, config: BootConfig, request: RunRequest) -> StackOpe
             raise ConfigError("--tap is for riad's own stack: add --net direct")
         if config.net.configured:
             raise ConfigError(
-                "--ipv4/--ipv4-gateway/--dhcp configure riad's own stack: add --net direct "
+                "--ipv4/--ipv6/their gateways/--dhcp configure riad's own stack: add --net direct "
                 "(with --net socket the service uses the host's addresses)"
             )
         return static_stack(SocketStack())

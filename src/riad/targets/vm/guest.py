@@ -83,7 +83,8 @@ def _say(line: str) -> None:
 def configure_network(net: str, settings: dict[str, str | None]) -> None:
     """Bring the NIC up; on the ``socket`` kernel, address and route it.
 
-    ``settings``: the ``--ipv4`` and ``--ipv4-gateway`` boot arguments given.
+    ``settings``: the ``--ipv4`` and ``--ipv4-gateway`` boot arguments given (the
+    socket kernel has no IPv6: ``--ipv6`` there is a configuration error).
     """
     from riad.targets.vm import netconf
 
@@ -94,6 +95,11 @@ def configure_network(net: str, settings: dict[str, str | None]) -> None:
         return
     if net != "socket":
         return
+    if settings.get("--ipv6") or settings.get("--ipv6-gateway"):
+        raise bootargs.ConfigError(
+            "--ipv6/--ipv6-gateway configure riad's own stack: the socket kernel has no "
+            "IPv6; use --net direct"
+        )
     netconf.link_up("lo")
     cidr = settings.get("--ipv4")
     if cidr:
