@@ -4,7 +4,7 @@ Run as root (it builds network namespaces, and removes them afterwards):
 
     .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N]
 
-Three set-ups, each measured from a Linux client in its own namespace:
+Five set-ups, each measured from a Linux client in its own namespace:
 
 - ``riad``: riad's ``DirectStack`` on a TAP (virtio-net header on) running a
   UDP echo service (an ``asyncio.DatagramProtocol``), in a child process;
@@ -12,11 +12,14 @@ Three set-ups, each measured from a Linux client in its own namespace:
   namespaces, with a Python kernel-socket UDP echo loop (the same client);
 - ``pytcp``: PyTCP 3.0.9 embedded in-process on a TAP (``--pytcp DIR``: where
   the PyTCP peer's setup.sh installed it; skipped when absent), with a UDP
-  echo loop on its socket API.
+  echo loop on its socket API;
+- ``riad6`` and ``linux6``: ``riad`` and ``linux`` over IPv6 (riad's echo bound
+  to ``::``, Linux's on an IPv6 socket; ``ping -6``).
 
 Metrics: ICMP echo round trip (median of ``--pings`` pings at 5 ms
 intervals) and UDP echo rate (64-byte datagrams, 32 in flight, for
-``--seconds``). Ratios are printed against both references.
+``--seconds``). Ratios are printed against the references, and riad's IPv6
+against riad's IPv4 (the target: at least 0.9x on every row).
 """
 
 from __future__ import annotations
@@ -45,8 +48,13 @@ PYTCP_ECHO = HERE / "pytcp_udp_echo.py"
 # -- the pieces that run inside namespaces --------------------------------------
 
 
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def serve_riad(tap: str, address: str, port: int) -> None:
-    """A riad UDP echo service on TAP ``tap`` (runs in the TAP's namespace)."""
+    """A riad UDP echo service on TAP ``tap`` (runs in the TAP's namespace); an IPv6
+    ``address`` is riad's static IPv6 one (its echo then listens on ``::``)."""
     from riad.backends.tap import TapDevice
     from riad.stack import DirectStack
 
@@ -58,8 +66,14 @@ def serve_riad(tap: str, address: str, port: int) -> None:
             self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
     async def main() -> None:
-        async with DirectStack(TapDevice.open(tap), address=address) as stack:
-            await stack.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", port))
+        six = ":" in address
+        async with DirectStack(
+            TapDevice.open(tap),
+            address=None if six else address,
+            ipv6_address=address if six else None,
+        ) as stack:
+            bind = "::" if six else "0.0.0.0"
+            await stack.create_datagram_endpoint(Echo, local_addr=(bind, port))
             print("ready", flush=True)
             await asyncio.Event().wait()
 
@@ -69,7 +83,7 @@ def serve_riad(tap: str, address: str, port: int) -> None:
 
 def serve_kernel(address: str, port: int) -> None:
     """A UDP echo loop on kernel sockets (the Linux reference)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(_family(address), socket.SOCK_DGRAM)
     sock.bind((address, port))
     print("ready", flush=True)
     recvfrom, sendto = sock.recvfrom, sock.sendto
@@ -80,7 +94,7 @@ def serve_kernel(address: str, port: int) -> None:
 
 def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> None:
     """Echo ``size``-byte datagrams with ``window`` in flight; print datagrams/s."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(_family(host), socket.SOCK_DGRAM)
     sock.connect((host, port))
     sock.settimeout(0.2)
     payload = b"x" * size
@@ -116,6 +130,10 @@ def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> 
 
 
 def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
+    deadline = time.monotonic() + 30  # an IPv6 address is usable once detection passed
+    while ns.run("ping", "-c", "1", "-W", "1", host, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ping {host}: no reply within 30 s")
     proc = ns.run(
         "ping", "-c", str(count), "-i", "0.005", "-W", "1", host, timeout=120, check=False
     )
@@ -174,10 +192,24 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
             ns.add_veth("va", "vb", peer, "10.79.0.1/24", "10.79.0.2/24")
             server = _start(peer, [*me, "serve-kernel", "10.79.0.2", "7"])
             host = "10.79.0.2"
+        elif kind == "linux6":
+            peer = stack.enter_context(Netns.create("bench"))
+            ns.add_veth("va", "vb", peer)
+            for side, name, address in ((ns, "va", "fd79::1/64"), (peer, "vb", "fd79::2/64")):
+                side.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
+                side.ip("-6", "addr", "add", address, "dev", name, "nodad")
+            server = _start(peer, [*me, "serve-kernel", "fd79::2", "7"])
+            host = "fd79::2"
         elif kind == "riad":
             ns.add_tap("tap0", "10.77.0.1/24", vnet_hdr=True)
             server = _start(ns, [*me, "serve-riad", "tap0", "10.77.0.2/24", "7"])
             host = "10.77.0.2"
+        elif kind == "riad6":
+            ns.add_tap("tap0", None, vnet_hdr=True)
+            ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+            ns.ip("-6", "addr", "add", "fd77::1/64", "dev", "tap0", "nodad")
+            server = _start(ns, [*me, "serve-riad", "tap0", "fd77::2/64", "7"])
+            host = "fd77::2"
         else:
             ns.add_tap("tap7", "10.78.0.1/24", vnet_hdr=False)
             python = str(Path(args.pytcp) / "venv314" / "bin" / "python")
@@ -201,7 +233,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=200)
     args = parser.parse_args()
-    kinds = ["riad", "linux"]
+    kinds = ["riad", "linux", "riad6", "linux6"]
     if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
         kinds.append("pytcp")
     else:
@@ -212,11 +244,12 @@ def main() -> int:
     print(f"{'stack':<8} {'ping median ms':>15} {'UDP echo /s':>12}")
     for kind, (ping, rate) in results.items():
         print(f"{kind:<8} {ping:>15.3f} {rate:>12.0f}")
-    riad_ping, riad_rate = results["riad"]
-    for ref in kinds[1:]:
-        ping, rate = results[ref]
+    for mine, ref in (("riad", "linux"), ("riad", "pytcp"), ("riad6", "linux6"), ("riad6", "riad")):
+        if ref not in results:
+            continue
+        (my_ping, my_rate), (ping, rate) = results[mine], results[ref]
         print(
-            f"riad vs {ref}: ping RTT {riad_ping / ping:.2f}x, UDP echo rate {riad_rate / rate:.2f}x"
+            f"{mine} vs {ref}: ping RTT {my_ping / ping:.2f}x, UDP echo rate {my_rate / rate:.2f}x"
         )
     return 0
 

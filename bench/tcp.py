@@ -79,7 +79,7 @@ def linux_main(argv: list[str]) -> None:
             raise SystemExit(f"sink answered {reply!r}")
         out = {"mbit_s": a.bytes * 8 / dt / 1e6}
     elif a.mode == "sink":
-        ls = socket.socket()
+        ls = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((a.host, a.port))
         ls.listen(8)
@@ -135,15 +135,15 @@ def linux_main(argv: list[str]) -> None:
         s.close()
         out = {"rtt_ms": statistics.median(lat) * 1e3}
     elif a.mode == "serve":  # Linux's own servers, for the veth baseline
-        serve_kernel(a.what, a.port)
+        serve_kernel(a.what, a.port, a.host)
         return
     print(json.dumps(out), flush=True)
 
 
-def serve_kernel(what: str, port: int) -> None:
-    ls = socket.socket()
+def serve_kernel(what: str, port: int, host: str = "0.0.0.0") -> None:
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", port))
+    ls.bind((host, port))
     ls.listen(128)
     print("ready", flush=True)
 
@@ -323,6 +323,8 @@ from riad.testing.netns import Netns  # noqa: E402
 HERE = Path(__file__).resolve()
 LINUX_IP = "10.77.0.1"
 STACK_IP = "10.77.0.2"
+LINUX_IP6 = "fd77::1"
+STACK_IP6 = "fd77::2"
 
 PYTCP_APP = HERE.parent / "pytcp_tcp.py"
 
@@ -393,11 +395,14 @@ async def riad_servers(stack: DirectStack, served: list[int]) -> None:
     await stack.start_server(echo, None, 5004)
 
 
-async def riad_source(stack: DirectStack, ns: Netns, nbytes: int) -> float:
-    sink = asyncio.create_task(run_in(ns, "sink", "--port", "5002", "--bytes", str(nbytes)))
+async def riad_source(stack: DirectStack, ns: Netns, nbytes: int, six: bool = False) -> float:
+    bind = "::" if six else "0.0.0.0"
+    sink = asyncio.create_task(
+        run_in(ns, "sink", "--host", bind, "--port", "5002", "--bytes", str(nbytes))
+    )
     for _ in range(200):
         try:
-            reader, writer = await stack.open_connection(LINUX_IP, 5002)
+            reader, writer = await stack.open_connection(LINUX_IP6 if six else LINUX_IP, 5002)
             break
         except ConnectionRefusedError:
             await asyncio.sleep(0.05)
@@ -412,30 +417,40 @@ async def riad_source(stack: DirectStack, ns: Netns, nbytes: int) -> float:
     return (await sink)["mbit_s"]
 
 
-async def measure_riad(vnet_hdr: bool, nbytes: int, seconds: float) -> dict[str, float]:
-    """riad's four figures, and the CPU time this process (riad alone) spent on each."""
+async def measure_riad(
+    vnet_hdr: bool, nbytes: int, seconds: float, six: bool = False
+) -> dict[str, float]:
+    """riad's four figures, and the CPU time this process (riad alone) spent on each;
+    ``six``: Linux reaches riad over IPv6."""
     echoes = 2000
     served = [0]
     cpu = time.process_time
+    stack_ip = STACK_IP6 if six else STACK_IP
     with Netns.create("riadbench") as ns:
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=vnet_hdr)
+        if six:
+            ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+            ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
         with ns.entered():
             device = TapDevice.open("tap0", vnet_hdr=vnet_hdr)
-        async with DirectStack(device, address=f"{STACK_IP}/24") as stack:
+        ipv6 = f"{STACK_IP6}/64" if six else None
+        async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
+            while six and STACK_IP6 not in stack.ipv6_addresses:
+                await asyncio.sleep(0.1)  # duplicate address detection, about a second
             await riad_servers(stack, served)
             t0 = cpu()
             into = await run_in(
-                ns, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+                ns, "send", "--host", stack_ip, "--port", "5001", "--bytes", str(nbytes)
             )
             t1 = cpu()
-            out = await riad_source(stack, ns, nbytes)
+            out = await riad_source(stack, ns, nbytes, six)
             t2 = cpu()
             rate = await run_in(
-                ns, "connrate", "--host", STACK_IP, "--port", "5003", "--seconds", str(seconds)
+                ns, "connrate", "--host", stack_ip, "--port", "5003", "--seconds", str(seconds)
             )
             t3 = cpu()
             rtt = await run_in(
-                ns, "echorr", "--host", STACK_IP, "--port", "5004", "--count", str(echoes)
+                ns, "echorr", "--host", stack_ip, "--port", "5004", "--count", str(echoes)
             )
             t4 = cpu()
     return {
@@ -555,9 +570,14 @@ async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, 
 # -- Linux over veth -----------------------------------------------------------------------
 
 
-async def measure_linux(nbytes: int, seconds: float) -> dict[str, float]:
+async def measure_linux(nbytes: int, seconds: float, six: bool = False) -> dict[str, float]:
+    server_ip = STACK_IP6 if six else STACK_IP
     with Netns.create("lxa") as a, Netns.create("lxb") as b:
         a.add_veth("va", "vb", b, address=f"{LINUX_IP}/24", peer_address=f"{STACK_IP}/24")
+        if six:
+            for side, name, address in ((a, "va", LINUX_IP6), (b, "vb", STACK_IP6)):
+                side.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
+                side.ip("-6", "addr", "add", f"{address}/64", "dev", name, "nodad")
         servers = []
         for what, port in (("sink", 5001), ("hello", 5003), ("echo", 5004)):
             servers.append(
@@ -573,6 +593,8 @@ async def measure_linux(nbytes: int, seconds: float) -> dict[str, float]:
                         "serve",
                         "--what",
                         what,
+                        "--host",
+                        "::" if six else "0.0.0.0",
                         "--port",
                         str(port),
                     ]
@@ -580,12 +602,12 @@ async def measure_linux(nbytes: int, seconds: float) -> dict[str, float]:
             )
         try:
             into = await run_in(
-                a, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+                a, "send", "--host", server_ip, "--port", "5001", "--bytes", str(nbytes)
             )
             rate = await run_in(
-                a, "connrate", "--host", STACK_IP, "--port", "5003", "--seconds", str(seconds)
+                a, "connrate", "--host", server_ip, "--port", "5003", "--seconds", str(seconds)
             )
-            rtt = await run_in(a, "echorr", "--host", STACK_IP, "--port", "5004")
+            rtt = await run_in(a, "echorr", "--host", server_ip, "--port", "5004")
         finally:
             for proc in servers:
                 await stop(proc)
@@ -621,7 +643,7 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
     plain = results.get("riad (TAP, plain)")
     ratio_lines = []
     for ref_name, ref in results.items():
-        if ref_name.startswith("riad"):
+        if ref_name.startswith("riad") or ref_name.endswith("IPv6"):
             continue
         for label, key, _ in rows[:4]:
             if key not in ref or riad is None:
@@ -632,6 +654,13 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
                 pr = ref[key] / plain[key] if key == "rtt_ms" else plain[key] / ref[key]
                 plain_ratio = f" (plain TAP: {pr:.2f}x)"
             ratio_lines.append(f"- {label}: riad is {better:.2f}x {ref_name}{plain_ratio}")
+    riad6, linux6 = results.get("riad IPv6 (TAP, offloads)"), results.get("Linux veth IPv6")
+    for label, key, _ in rows[:4]:
+        for ref_name, ref in (("riad IPv4", riad), ("Linux veth IPv6", linux6)):
+            if riad6 is None or ref is None:
+                continue
+            better = ref[key] / riad6[key] if key == "rtt_ms" else riad6[key] / ref[key]
+            ratio_lines.append(f"- {label}: riad IPv6 is {better:.2f}x {ref_name}")
     if ratio_lines:
         lines += ["", "Ratios (higher is better for riad):", *ratio_lines]
     return "\n".join([*lines, "", *notes])
@@ -695,6 +724,10 @@ async def main_async(args: argparse.Namespace) -> None:
     else:
         notes.append(f"PyTCP left out: no {python} (run the PyTCP peer's setup.sh there)")
     measures.append(("Linux veth", lambda: measure_linux(args.bytes, args.seconds)))
+    measures.append(
+        ("riad IPv6 (TAP, offloads)", lambda: measure_riad(True, args.bytes, args.seconds, True))
+    )
+    measures.append(("Linux veth IPv6", lambda: measure_linux(args.bytes, args.seconds, True)))
     for name, fn in measures:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         results[name] = await fn()
