@@ -1,4 +1,5 @@
-"""riad's TCP against Linux over a link with delay, jitter, reordering, loss and duplicates.
+"""riad's TCP against Linux over a link with delay, jitter, reordering, loss and duplicates,
+over IPv4 and over IPv6.
 
 The kernel here has no ``sch_netem``, so ``tc netem`` cannot impair Linux's
 side; ``riad.testing.impair`` does it in user space instead: riad on a
@@ -22,6 +23,7 @@ import pytest
 from riad.proto.tcp import TcpConnection
 from riad.stack import DirectStack
 from riad.testing.impair import Impairment, ImpairmentRelay
+from riad.testing.waiting import eventually_async
 from tests.stack.linklab import PREFIX, RIAD_IP, Link, make_impaired_link
 
 pytestmark = pytest.mark.netns
@@ -38,10 +40,16 @@ def impaired() -> Iterator[tuple[Link, ImpairmentRelay]]:
         yield made
 
 
+@pytest.mark.parametrize("version", [4, 6])
 def test_20mb_both_ways_through_delay_reordering_loss_and_duplicates(
-    impaired: tuple[Link, ImpairmentRelay], tmp_path: Path
+    impaired: tuple[Link, ImpairmentRelay], tmp_path: Path, version: int
 ) -> None:
     link, relay = impaired
+    riad, ipv6, to = RIAD_IP, None, f"TCP:{RIAD_IP}"
+    if version == 6:  # Linux and riad talk IPv6 (riad after its duplicate address detection)
+        riad, ipv6, to = "fd77::2", "fd77::2/64", "TCP6:[fd77::2]"
+        link.linux.sysctl(f"net.ipv6.conf.{link.linux_if}.disable_ipv6", "0")
+        link.linux.ip("-6", "addr", "add", "fd77::1/64", "dev", link.linux_if, "nodad")
     data = random.Random(22).randbytes(SIZE)
     want = hashlib.sha256(data).hexdigest()
     src = tmp_path / "src.bin"
@@ -50,7 +58,10 @@ def test_20mb_both_ways_through_delay_reordering_loss_and_duplicates(
     seen: list[TcpConnection] = []
 
     async def main() -> None:
-        async with DirectStack(link.device, address=f"{RIAD_IP}/{PREFIX}") as stack:
+        async with DirectStack(
+            link.device, address=f"{RIAD_IP}/{PREFIX}", ipv6_address=ipv6
+        ) as stack:
+            await eventually_async(lambda: version == 4 or riad in stack.ipv6_addresses)
             got: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
 
             async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -75,12 +86,20 @@ def test_20mb_both_ways_through_delay_reordering_loss_and_duplicates(
             await stack.start_server(sink, None, 5001)
             await stack.start_server(source, None, 5002)
             status, said = await link.run(
-                "socat", "-u", f"FILE:{src}", f"TCP:{RIAD_IP}:5001", timeout=120
+                "socat",
+                "-u",
+                f"FILE:{src}",
+                f"{to}:5001",
+                timeout=120,
             )
             assert status == 0, said
             assert await asyncio.wait_for(got, 60) == (SIZE, want)
             status, said = await link.run(
-                "socat", "-u", f"TCP:{RIAD_IP}:5002", f"CREATE:{out}", timeout=120
+                "socat",
+                "-u",
+                f"{to}:5002",
+                f"CREATE:{out}",
+                timeout=120,
             )
             assert status == 0, said
 
