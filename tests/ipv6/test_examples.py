@@ -1,8 +1,8 @@
 """The examples over IPv6 on riad's own stack: ``riad run ... --net direct --ipv6``.
 
-The static site serves HTTPS and HTTP on a TAP riad creates in a namespace of
+The static site serves HTTPS and HTTP (unix target) on a TAP riad creates in a namespace of
 the test's; Linux's curl fetches it over IPv6 (``curl -6``, a certificate made
-for the IPv6 address) and socat talks to the echo example over TCP6 (its UDP
+for the IPv6 address) and socat talks to the echo example over TCP6, on unix and sealed in the sandbox (its UDP
 endpoint is bound to 0.0.0.0, IPv4 only, as on Linux).
 Nothing leaves the namespace.
 """
@@ -66,10 +66,13 @@ def test_static_site_over_ipv6_with_curl(tmp_path: Path) -> None:
             assert proc.stop() == 0
 
 
-def test_echo_over_tcp6_with_socat() -> None:
+@pytest.mark.parametrize(
+    "target", [("--net", "direct"), ("-t", "sandbox")], ids=["unix", "sandbox"]
+)
+def test_echo_over_tcp6_with_socat(target: tuple[str, str]) -> None:
     with Netns.create("riad-echo6") as ns:
         argv = ["ip", "netns", "exec", ns.name, *riad_command(
-            "run", str(ROOT / "examples" / "echo"), "--net", "direct",
+            "run", str(ROOT / "examples" / "echo"), *target,
             "--ipv6", f"{RIAD6}/64", "--port", "7007",
         )]  # fmt: skip
         with ServiceProcess(argv) as proc:
