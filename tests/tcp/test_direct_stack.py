@@ -13,25 +13,29 @@ from riad.testing.simnet import SimLab, run_lab, test_seed
 from riad.testing.stack_conformance import StackPair
 
 
-def _pair(lab: SimLab) -> StackPair:
-    server = lab.add_stack("10.0.0.1/24")
-    client = lab.add_stack("10.0.0.2/24")
+def _pair(lab: SimLab, version: int = 4) -> StackPair:
+    six = version == 6
+    server = lab.add_stack("10.0.0.1/24", ipv6_address="2001:db8::1/64" if six else None)
+    client = lab.add_stack("10.0.0.2/24", ipv6_address="2001:db8::2/64" if six else None)
     return StackPair(
         server=server,
         client=client,
-        server_host="10.0.0.1",
+        server_host="2001:db8::1" if six else "10.0.0.1",
         bulk_bytes=1 << 20,
         connections=200,
         timeout_s=600.0,
     )
 
 
+@pytest.mark.parametrize("version", [4, 6])
 @pytest.mark.parametrize("name", sorted(stack_conformance.CHECKS))
-def test_conformance_on_the_simulated_network(name: str) -> None:
+def test_conformance_on_the_simulated_network(name: str, version: int) -> None:
     seed = test_seed(7)
 
     async def main(lab: SimLab) -> None:
-        await stack_conformance.run_check(name, _pair(lab))
+        pair = _pair(lab, version)
+        await asyncio.sleep(5)  # the IPv6 addresses pass duplicate address detection
+        await stack_conformance.run_check(name, pair)
 
     run_lab(main, seed=seed)
 

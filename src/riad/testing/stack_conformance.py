@@ -4,7 +4,7 @@ A service must not be able to tell riad's stacks apart: the host-socket stack
 (``--net socket``) and riad's own TCP/IP stack (``--net direct``) are held to
 the same behaviour here. The suite is a set of async checks over a
 ``StackPair``: a server-side stack, a client-side stack, and the address at
-which the client reaches the server. The two may be one object (host sockets
+which the client reaches the server (IPv4, or IPv6: the endpoints then bind ``::``). The two may be one object (host sockets
 over loopback) or two stacks on a simulated network; the checks assume
 nothing about the host, use only the ``Stack`` API, and time out on the event
 loop's own clock (so they run on simulated time too).
@@ -36,6 +36,11 @@ __all__ = ["CHECKS", "ConformanceError", "StackPair", "run_check"]
 
 class ConformanceError(AssertionError):
     """A stack broke the contract of ``riad.devices.Stack``."""
+
+
+def _every_address(pair: StackPair) -> str:
+    """The wildcard of the family the client reaches the server in: ``::`` or ``0.0.0.0``."""
+    return "::" if ":" in pair.server_host else "0.0.0.0"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,12 +197,15 @@ async def check_address_in_use(pair: StackPair) -> None:
 
 @_check
 async def check_ipv4_addresses(pair: StackPair) -> None:
-    """The server's ``ipv4_addresses`` include the address the client reaches it at."""
-    addresses = pair.server.ipv4_addresses
-    _expect(isinstance(addresses, tuple), f"ipv4_addresses is {type(addresses).__name__}")
+    """The server's ``ipv4_addresses`` (``ipv6_addresses`` when the client reaches it
+    over IPv6) include the address the client reaches it at."""
+    kind = "ipv6_addresses" if ":" in pair.server_host else "ipv4_addresses"
+    addresses = getattr(pair.server, kind, None)
+    _expect(isinstance(addresses, tuple), f"{kind} is {type(addresses).__name__}")
+    assert isinstance(addresses, tuple)
     _expect(
         pair.server_host in addresses,
-        f"ipv4_addresses {addresses} lacks the server's address {pair.server_host}",
+        f"{kind} {addresses} lacks the server's address {pair.server_host}",
     )
 
 
@@ -603,7 +611,7 @@ class _DatagramEcho(_DatagramQueue):
 
 async def _udp_server(pair: StackPair) -> tuple[asyncio.DatagramTransport, int]:
     transport, _ = await pair.server.create_datagram_endpoint(
-        _DatagramEcho, local_addr=("0.0.0.0", 0)
+        _DatagramEcho, local_addr=(_every_address(pair), 0)
     )
     port = transport.get_extra_info("sockname")[1]
     _expect(0 < port < 65536, f"datagram endpoint on port 0 reports sockname port {port}")
@@ -614,7 +622,9 @@ async def _udp_server(pair: StackPair) -> tuple[asyncio.DatagramTransport, int]:
 async def check_udp_send_receive(pair: StackPair) -> None:
     """Datagrams sent with ``sendto`` come back from a UDP echo with the right sender."""
     server, port = await _udp_server(pair)
-    client, protocol = await pair.client.create_datagram_endpoint(_DatagramQueue)
+    client, protocol = await pair.client.create_datagram_endpoint(
+        _DatagramQueue, local_addr=(_every_address(pair), 0)
+    )
     try:
         sent = {_payload(10 + i, i) for i in range(pair.datagrams)}
         for data in sent:
@@ -653,7 +663,9 @@ async def check_udp_connected_endpoint(pair: StackPair) -> None:
 async def check_udp_large_datagram(pair: StackPair) -> None:
     """A 4000-byte datagram (fragmented on a 1500-byte MTU) arrives whole."""
     server, port = await _udp_server(pair)
-    client, protocol = await pair.client.create_datagram_endpoint(_DatagramQueue)
+    client, protocol = await pair.client.create_datagram_endpoint(
+        _DatagramQueue, local_addr=(_every_address(pair), 0)
+    )
     try:
         data = _payload(4000, 9)
         client.sendto(data, (pair.server_host, port))
@@ -668,11 +680,11 @@ async def check_udp_large_datagram(pair: StackPair) -> None:
 async def check_udp_sockname(pair: StackPair) -> None:
     """A datagram's sender address is the sending endpoint's own ``sockname`` port."""
     server, protocol = await pair.server.create_datagram_endpoint(
-        _DatagramQueue, local_addr=("0.0.0.0", 0)
+        _DatagramQueue, local_addr=(_every_address(pair), 0)
     )
     port = server.get_extra_info("sockname")[1]
     client, _ = await pair.client.create_datagram_endpoint(
-        _DatagramQueue, local_addr=("0.0.0.0", 0)
+        _DatagramQueue, local_addr=(_every_address(pair), 0)
     )
     try:
         client_port = client.get_extra_info("sockname")[1]
