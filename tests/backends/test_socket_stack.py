@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from riad.backends.socket_stack import SocketStack, host_ipv4_addresses
+from riad.backends.socket_stack import SocketStack, host_ipv4_addresses, host_ipv6_addresses
 from riad.devices import Listener, Stack
 from riad.testing import stack_conformance
 from riad.testing.stack_conformance import StackPair
@@ -21,6 +21,56 @@ def test_conformance(name: str) -> None:
     asyncio.run(stack_conformance.run_check(name, _pair()))
 
 
+def test_ipv6_literals_for_tcp_and_udp() -> None:
+    """IPv6 literals make IPv6 sockets: a listener on ``::`` (IPv6 only, as asyncio
+    makes it), connections and datagrams to ``::1``; ``host=None`` stays IPv4."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(100))
+        writer.close()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        stack = SocketStack()
+        async with await stack.start_server(echo, "::", 0) as listener:
+            host, port = listener.local_addr
+            assert host == "::"
+            reader, writer = await stack.open_connection("::1", port)
+            writer.write(b"six")
+            assert await reader.read() == b"six"
+            assert writer.get_extra_info("peername")[0] == "::1"
+            writer.close()
+        async with await stack.start_server(echo, None, 0) as listener:
+            assert listener.local_addr[0] == "0.0.0.0"
+            with pytest.raises(ConnectionRefusedError):
+                await stack.open_connection("::1", listener.local_addr[1])
+        server, _ = await stack.create_datagram_endpoint(Echo, local_addr=("::1", 0))
+        port = server.get_extra_info("sockname")[1]
+        got: asyncio.Future[tuple[bytes, tuple[str, int]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        class Client(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                got.set_result((data, addr))
+
+        client, _ = await stack.create_datagram_endpoint(Client, remote_addr=("::1", port))
+        client.sendto(b"datagram")
+        data, addr = await asyncio.wait_for(got, 10)
+        assert data == b"datagram" and addr[:2] == ("::1", port)
+        client.close()
+        server.close()
+        assert "::1" in stack.ipv6_addresses
+
+    asyncio.run(main())
+
+
 def test_satisfies_protocols() -> None:
     async def listen() -> Listener:
         listener = await SocketStack().start_server(lambda r, w: None)
@@ -33,18 +83,19 @@ def test_satisfies_protocols() -> None:
 
 def test_host_addresses_include_loopback() -> None:
     assert "127.0.0.1" in host_ipv4_addresses()
+    assert "::1" in host_ipv6_addresses()
 
 
 def test_given_addresses_win() -> None:
     assert SocketStack(ipv4_addresses=["192.0.2.7"]).ipv4_addresses == ("192.0.2.7",)
 
 
-@pytest.mark.parametrize("host", ["localhost", "::1", "300.1.1.1", "example.org"])
-def test_rejects_non_ipv4_literals(host: str) -> None:
+@pytest.mark.parametrize("host", ["localhost", "::1:zz", "300.1.1.1", "example.org"])
+def test_rejects_names_and_bad_literals(host: str) -> None:
     async def listen() -> None:
         await SocketStack().start_server(lambda r, w: None, host, 0)
 
-    with pytest.raises(ValueError, match="not an IPv4 address"):
+    with pytest.raises(ValueError, match="not an IP address"):
         asyncio.run(listen())
 
 

@@ -6,9 +6,11 @@ thin layer over the event loop's own functions, held to the same contract as
 riad's direct stack by the shared conformance suite
 (``riad.testing.stack_conformance``), so a service cannot tell them apart:
 
-- IPv4 only: addresses are IPv4 literals; ``host=None`` listens on
-  ``0.0.0.0`` (not on IPv6 as asyncio would). Host names are refused with
-  ``ValueError``, as the direct stack has no resolver.
+- Addresses are IPv4 or IPv6 literals (the socket's family is the address's);
+  ``host=None`` listens on ``0.0.0.0`` (not on IPv6 too as asyncio would: a
+  kernel without IPv6 still serves), ``::`` on IPv6 only (asyncio sets
+  ``IPV6_V6ONLY``; riad's direct stack takes IPv4 there too, as Linux does). Host names are refused with ``ValueError``, as the direct stack
+  has no resolver.
 - ``start_server``/``create_server`` return a ``Listener`` with ``local_addr``
   (the real port when 0 was asked); ``wait_closed()`` returns once it stopped
   accepting, whatever Python version (asyncio 3.12 would wait for every
@@ -27,7 +29,7 @@ from typing import Any
 
 from riad.devices import Listener, StreamHandler
 
-__all__ = ["SocketListener", "SocketStack", "host_ipv4_addresses"]
+__all__ = ["SocketListener", "SocketStack", "host_ipv4_addresses", "host_ipv6_addresses"]
 
 _SIOCGIFADDR = 0x8915  # Linux: get an interface's IPv4 address
 
@@ -58,22 +60,38 @@ def host_ipv4_addresses() -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def host_ipv6_addresses() -> tuple[str, ...]:
+    """The host's IPv6 addresses (Linux: ``/proc/net/if_inet6``; none without IPv6)."""
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as table:
+            rows = [line.split()[0] for line in table if line.strip()]
+    except OSError:
+        return ()
+    return tuple(str(ipaddress.IPv6Address(bytes.fromhex(row))) for row in rows)
+
+
 def _check_host(host: str, what: str = "host") -> str:
     try:
-        ipaddress.IPv4Address(host)
+        ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(
-            f"{what} {host!r} is not an IPv4 address: riad stacks take IPv4 literals "
-            "like '192.0.2.1' (resolve names first)"
+            f"{what} {host!r} is not an IP address: riad stacks take IPv4 or IPv6 literals "
+            "like '192.0.2.1' or '2001:db8::1' (resolve names first)"
         ) from None
     return host
 
 
-def _check_addr(addr: tuple[str, int] | None, what: str) -> tuple[str, int] | None:
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _check_addr(
+    addr: tuple[str, int] | None, what: str, default: str = "0.0.0.0"
+) -> tuple[str, int] | None:
     if addr is None:
         return None
     host, port = addr
-    return (_check_host(host or "0.0.0.0", what), port)
+    return (_check_host(host or default, what), port)
 
 
 def _listen_host(host: str | None) -> str:
@@ -125,16 +143,28 @@ class SocketStack:
     configured the kernel itself, like the vm with ``--net socket``, knows).
     """
 
-    __slots__ = ("_ipv4_addresses",)
+    __slots__ = ("_ipv4_addresses", "_ipv6_addresses")
 
-    def __init__(self, *, ipv4_addresses: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ipv4_addresses: Sequence[str] | None = None,
+        ipv6_addresses: Sequence[str] | None = None,
+    ) -> None:
         self._ipv4_addresses = None if ipv4_addresses is None else tuple(ipv4_addresses)
+        self._ipv6_addresses = None if ipv6_addresses is None else tuple(ipv6_addresses)
 
     @property
     def ipv4_addresses(self) -> tuple[str, ...]:
         if self._ipv4_addresses is not None:
             return self._ipv4_addresses
         return host_ipv4_addresses()
+
+    @property
+    def ipv6_addresses(self) -> tuple[str, ...]:
+        if self._ipv6_addresses is not None:
+            return self._ipv6_addresses
+        return host_ipv6_addresses()
 
     async def open_connection(
         self,
@@ -148,7 +178,7 @@ class SocketStack:
             _check_host(host),
             port,
             limit=limit,
-            family=socket.AF_INET,
+            family=_family(host),
             local_addr=_check_addr(local_addr, "local_addr"),
         )
 
@@ -161,12 +191,13 @@ class SocketStack:
         limit: int = 2**16,
         backlog: int = 128,
     ) -> Listener:
+        listen = _listen_host(host)
         server = await asyncio.start_server(
             client_connected_cb,
-            _listen_host(host),
+            listen,
             port,
             limit=limit,
-            family=socket.AF_INET,
+            family=_family(listen),
             backlog=backlog,
             reuse_address=_REUSE_ADDRESS,
         )
@@ -185,7 +216,7 @@ class SocketStack:
             protocol_factory,
             _check_host(host),
             port,
-            family=socket.AF_INET,
+            family=_family(host),
             local_addr=_check_addr(local_addr, "local_addr"),
         )
 
@@ -198,11 +229,12 @@ class SocketStack:
         backlog: int = 128,
     ) -> Listener:
         loop = asyncio.get_running_loop()
+        listen = _listen_host(host)
         server = await loop.create_server(
             protocol_factory,
-            _listen_host(host),
+            listen,
             port,
-            family=socket.AF_INET,
+            family=_family(listen),
             backlog=backlog,
             reuse_address=_REUSE_ADDRESS,
         )
@@ -215,11 +247,14 @@ class SocketStack:
         remote_addr: tuple[str, int] | None = None,
     ) -> tuple[asyncio.DatagramTransport, Any]:
         loop = asyncio.get_running_loop()
+        remote = _check_addr(remote_addr, "remote_addr")
+        wildcard = "::" if remote is not None and ":" in remote[0] else "0.0.0.0"
+        local = _check_addr(local_addr, "local_addr", wildcard)
         return await loop.create_datagram_endpoint(
             protocol_factory,
-            local_addr=_check_addr(local_addr, "local_addr"),
-            remote_addr=_check_addr(remote_addr, "remote_addr"),
-            family=socket.AF_INET,
+            local_addr=local,
+            remote_addr=remote,
+            family=_family((local or remote or ("0.0.0.0", 0))[0]),
         )
 
     def __repr__(self) -> str:
