@@ -71,13 +71,18 @@ class Listener(Protocol):
 class Stack(Protocol):
     """TCP and UDP for a service, in asyncio's shape.
 
-    Addresses are IPv4 literals as strings; ``host=None`` (or ``"0.0.0.0"``)
-    listens on every address of the stack.
+    Addresses are IPv4 or IPv6 literals as strings; ``host=None`` listens on
+    every address of the stack (``"0.0.0.0"``: every IPv4 one, ``"::"``: IPv6).
     """
 
     @property
     def ipv4_addresses(self) -> tuple[str, ...]:
         """The stack's own IPv4 addresses (empty when unknown, e.g. before DHCP)."""
+        ...
+
+    @property
+    def ipv6_addresses(self) -> tuple[str, ...]:
+        """The stack's own IPv6 addresses (empty without IPv6)."""
         ...
 
     async def open_connection(

@@ -83,6 +83,10 @@ class SupervisedStack:
         return self.inner.ipv4_addresses
 
     @property
+    def ipv6_addresses(self) -> tuple[str, ...]:
+        return self.inner.ipv6_addresses
+
+    @property
     def open_connections(self) -> int:
         """Connections and endpoints the service has open right now."""
         return len(self._transports)
