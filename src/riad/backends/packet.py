@@ -4,7 +4,10 @@ This is how riad drives a NIC that the kernel owns but does not use: the vm
 target's virtio NIC inside the guest (no IP address configured on it), or one
 end of a veth pair in tests. The stack uses the interface's own MAC by
 default, so no promiscuous mode is needed; with another ``mac`` the socket
-joins the interface in promiscuous mode.
+joins the interface in promiscuous mode. Either way it takes every multicast
+frame (``PACKET_MR_ALLMULTI``): IPv6 neighbour discovery goes to multicast
+groups the kernel, with no IP on the interface, has not joined, and a NIC
+like the vm's virtio-net filters them otherwise.
 
 With ``vnet_hdr`` (``PACKET_VNET_HDR``, the default) frames carry a
 virtio-net header as on a TAP: the kernel flags received frames whose
@@ -40,6 +43,7 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
+PACKET_MR_ALLMULTI = 2
 PACKET_AUXDATA = 8
 PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
@@ -97,10 +101,9 @@ class PacketDevice:
                 ) from None
             own_mac = _linux.interface_mac(interface)
             self._mac = MacAddress(mac) if mac is not None else own_mac
-            if self._mac != own_mac:
-                index = socket.if_nametoindex(interface)
-                mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
-                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            mode = PACKET_MR_PROMISC if self._mac != own_mac else PACKET_MR_ALLMULTI
+            mreq = struct.pack("iHH8s", socket.if_nametoindex(interface), mode, 0, b"")
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             self._mtu = mtu if mtu is not None else _linux.interface_mtu(interface)
             sock.setblocking(False)
         except BaseException:

@@ -1,0 +1,47 @@
+"""The echo example in a vm on the direct kernel, reached over IPv6 (``--ipv6``)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from riad.testing.waiting import eventually
+from tests.vm.conftest import RiadRun, in_netns
+
+ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
+
+pytestmark = pytest.mark.netns
+
+
+def _ip(netns: str, *args: str) -> str:
+    return subprocess.run(
+        ["ip", "-n", netns, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_echo_over_ipv6_on_the_direct_kernel(
+    kernels: object, riad_run: type[RiadRun], netns: str
+) -> None:
+    run = riad_run([ECHO, "-t", "vm", "--net", "direct", "--ipv6", "fd00:77::2/64"])
+    run.wait_for(r"app: echo ready tcp=7 udp=7")
+    # the host side of the TAP riad made: an address in the service's prefix
+    [tap] = [
+        line.split(": ")[1] for line in _ip(netns, "-o", "link", "show", "type", "tun").splitlines()
+    ]
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-q", "-w", f"net.ipv6.conf.{tap}.disable_ipv6=0"],
+        check=True,
+    )
+    _ip(netns, "-6", "addr", "add", "fd00:77::1/64", "dev", tap, "nodad")
+    ping = ["ip", "netns", "exec", netns, "ping", "-6", "-c", "1", "-W", "1", "fd00:77::2"]
+    eventually(
+        lambda: subprocess.run(ping, capture_output=True, check=False).returncode == 0,
+        what="the vm's riad stack answering neighbour discovery and ping over IPv6",
+    )
+    tcp = in_netns(netns, ["nc", "-6", "-N", "fd00:77::2", "7"], b"six in a vm\n")
+    assert tcp == b"six in a vm\n"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
