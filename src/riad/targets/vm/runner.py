@@ -175,7 +175,20 @@ class Tap:
         self.created = created
 
     @classmethod
-    def create(cls, guest_cidr: str) -> Tap:
+    def create(cls, guest_cidr: str, guest_ipv6: str | None = None) -> Tap:
+        """A new TAP whose host side holds an address on the guest's network (and with
+        ``guest_ipv6``, ``--ipv6``'s, one in its prefix: ``targets.direct.host_side_ipv6``)."""
+        host6 = None
+        if guest_ipv6 is not None:
+            from ipaddress import IPv6Interface
+
+            from riad.app.args import ConfigError
+            from riad.targets.direct import host_side_ipv6
+
+            try:
+                host6 = str(host_side_ipv6(IPv6Interface(guest_ipv6), None))
+            except (ValueError, ConfigError) as exc:
+                raise ImageError(f"--ipv6 {guest_ipv6}: {exc}") from None
         if shutil.which("ip") is None:
             raise ImageError("creating a TAP device needs `ip`: apt-get install iproute2")
         name = f"riad{os.getpid() % 100000}"
@@ -183,6 +196,8 @@ class Tap:
         tap = cls(name, created=True)
         try:
             _ip("addr", "add", host_address(guest_cidr), "dev", name)
+            if host6 is not None:
+                _ip("-6", "addr", "add", host6, "dev", name, "nodad")
             _ip("link", "set", name, "up")
         except ImageError:
             tap.remove()
@@ -250,7 +265,7 @@ def run_image(
         if guest_cidr is None:
             args = [f"--ipv4={DEFAULT_GUEST_IPV4}", *args]
             guest_cidr = DEFAULT_GUEST_IPV4
-        tap = Tap.create(guest_cidr)
+        tap = Tap.create(guest_cidr, settings.get("--ipv6"))
         guest = guest_cidr.split("/")[0]
         notice(f"network: TAP {tap.name}, host {host_address(guest_cidr)}, guest {guest}")
     else:
