@@ -100,3 +100,18 @@ def test_modules_loaded_by_import_module_are_needed(tmp_path: Path) -> None:
     trace = trace_startup([str(tmp_path / "loads_plugin.py")], path=[str(tmp_path)])
     assert trace.error is None
     assert {"plugin_mod", "plugin_helper"} <= trace.needed_modules()
+
+
+def test_the_trace_says_how_much_heap_the_service_held(tmp_path: Path) -> None:
+    idles = "import asyncio\n{}\nasyncio.run(asyncio.sleep(3600))\n"
+    (tmp_path / "holds.py").write_text(idles.format("held = bytes(range(256)) * (24 << 12)"))
+    (tmp_path / "small.py").write_text(idles.format("held = b''"))
+    large = trace_startup([str(tmp_path / "holds.py")])
+    small = trace_startup([str(tmp_path / "small.py")])
+    assert large.reason == small.reason == "idle"
+    assert large.heap_kb - small.heap_kb >= 24 << 10
+    from riad.targets.vm.build import HEAP_MB, needed_memory_mb
+
+    assert small.heap_kb < HEAP_MB << 10  # an echo's heap: the default holds it
+    assert needed_memory_mb(0, 0, small.heap_kb) == needed_memory_mb(0, 0)
+    assert needed_memory_mb(0, 0, large.heap_kb) >= 28 + 24 * 1.25

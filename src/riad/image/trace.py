@@ -106,6 +106,9 @@ class StartupTrace:
     """Files the service tried to open that were not there, here either."""
     missing_modules: tuple[str, ...] = ()
     """Modules the service tried to import that were not found, here either."""
+    heap_kb: int = 0
+    """The traced service's anonymous memory when the trace ended (after the warm-ups),
+    in KiB: what its heap needs in a guest (0: not known)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -309,4 +312,5 @@ def trace_startup(
         failed=tuple(raw.get("failed", ())),
         missing_files=tuple(raw.get("missing_files", ())),
         missing_modules=tuple(raw.get("missing_modules", ())),
+        heap_kb=int(raw.get("heap_kb", 0)),
     )

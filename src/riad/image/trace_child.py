@@ -288,12 +288,26 @@ class _Recorder:
             "missing_modules": sorted(self.absent.names - set(sys.modules)),
             "warmup": self.warmup,
             "failed": self.failed,
+            "heap_kb": _anonymous_kb(),
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _anonymous_kb() -> int:
+    """The process's anonymous memory now (its heap: objects, code, buffers), in KiB;
+    0 where ``/proc`` does not say."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _format(exc: BaseException) -> str:

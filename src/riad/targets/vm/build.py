@@ -124,6 +124,7 @@ BUILTIN_HASHES = ("_md5", "_sha1", "_sha256", "_sha512", "_blake2", "_sha3")
 # heap and page cache, in MB (measured: 64 MB leaves ~38 MB available).
 KERNEL_RESERVE_MB = 28
 HEAP_MB = 16
+HEAP_MARGIN = 1.25
 # The service's folder inside the image: the data it reads at start-up
 # (stores, certificates), at the same paths relative to it as on the host.
 DATA_DIR = "srv/service"
@@ -773,10 +774,10 @@ def build_image(
     cpio = content.archive.to_bytes()
     if options.single_file:
         kernel_data = _single_file_kernel(cpio, options, log, bool(declared_volumes(trace)))
-        options = _with_memory(options, len(cpio), len(kernel_data))
+        options = _with_memory(options, len(cpio), len(kernel_data), trace.heap_kb)
         return _write_output(out, service, kernel, kernel_data, None, content, trace, options)
     initramfs = compress(cpio, options.compression)
-    options = _with_memory(options, len(cpio), len(initramfs))
+    options = _with_memory(options, len(cpio), len(initramfs), trace.heap_kb)
     kernel_data = (
         _strip(kernel.boot_file.read_bytes(), False)
         if kernel.vmlinux
@@ -832,10 +833,13 @@ def _report_trace(trace: StartupTrace, service: ServiceSpec, log: Log) -> None:
         log(f"warm-up: {line}")
 
 
-def _with_memory(options: BuildOptions, cpio_bytes: int, packed_bytes: int) -> BuildOptions:
+def _with_memory(
+    options: BuildOptions, cpio_bytes: int, packed_bytes: int, heap_kb: int
+) -> BuildOptions:
     if options.memory_mb is not None:
         return options
-    return dataclasses.replace(options, memory_mb=needed_memory_mb(cpio_bytes, packed_bytes))
+    memory = needed_memory_mb(cpio_bytes, packed_bytes, heap_kb)
+    return dataclasses.replace(options, memory_mb=memory)
 
 
 def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log, volume: bool) -> bytes:
@@ -853,11 +857,15 @@ def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log, volume: bo
     return _strip(data, False)
 
 
-def needed_memory_mb(cpio_bytes: int, packed_bytes: int) -> int:
+def needed_memory_mb(cpio_bytes: int, packed_bytes: int, heap_kb: int = 0) -> int:
     """Guest memory for an image: the kernel's share, the packed initramfs and
     its unpacked files (both are in memory while the kernel unpacks), and the
-    heap; at least :data:`DEFAULT_MEMORY_MB`, rounded up to 16 MB."""
-    need = KERNEL_RESERVE_MB + HEAP_MB + (cpio_bytes + packed_bytes) / (1 << 20)
+    heap: :data:`HEAP_MB`, or what the traced start-up and warm-ups held
+    (``heap_kb``, its anonymous memory) and a quarter more, if that is larger (a
+    Django site's heap is three times an echo's); at least
+    :data:`DEFAULT_MEMORY_MB`, rounded up to 16 MB."""
+    heap_mb = max(HEAP_MB, heap_kb * HEAP_MARGIN / 1024)
+    need = KERNEL_RESERVE_MB + heap_mb + (cpio_bytes + packed_bytes) / (1 << 20)
     return max(DEFAULT_MEMORY_MB, -(-int(need) // 16) * 16)
 
 
