@@ -48,6 +48,7 @@ from riad.services.dns.config import parse_host_entry, parse_search_domain, pars
 
 __all__ = [
     "DHCP_AVAILABLE",
+    "TRACE_DNS_WAIT_MS",
     "ArgSpec",
     "BootConfig",
     "ConfigError",
@@ -264,6 +265,13 @@ RESERVED_NAMES = frozenset(
 )
 """Names a service may not declare: riad's boot arguments and the options of ``riad run``
 (every target's: ``riad run`` would take them for itself; a test keeps this in step)."""
+
+
+TRACE_DNS_WAIT_MS = 50
+"""How long a traced start-up waits for each DNS answer: no server answers there, and
+the paths a lookup takes are the same after 50 ms as after the usual 2 s (a
+service whose warm-ups look names up, through clients that retry, traced in
+seconds rather than minutes)."""
 
 
 @dataclass(frozen=True, slots=True)

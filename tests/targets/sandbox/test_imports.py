@@ -94,9 +94,9 @@ def test_a_module_that_cannot_run_before_the_seal_is_held_and_imported_later(
 
 
 def test_a_traced_start_up_waits_briefly_for_dns_and_has_no_dhcp() -> None:
-    from riad.app.args import NetConfig
+    from riad.app.args import TRACE_DNS_WAIT_MS, NetConfig
     from riad.targets.direct import DEFAULT_IPV4
-    from riad.targets.sandbox.app_entry import TRACE_DNS_WAIT_MS, _traced_net
+    from riad.targets.sandbox.app_entry import _traced_net
 
     leased = _traced_net(NetConfig(dhcp=True, dns=("10.0.0.53",), dns_search=("lab",)))
     assert leased == NetConfig(

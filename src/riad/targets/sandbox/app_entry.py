@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from riad.app.args import BootConfig, ConfigError, NetConfig
+from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, NetConfig
 from riad.app.model import App
 from riad.app.run import RESOLVER_MODULES, StackOpener, serve
 from riad.backends.console import FdConsole, MemoryConsole
@@ -189,13 +189,6 @@ def load_stores(app: App, overrides: Sequence[str] = ()) -> dict[str, KV]:
         except KVError as exc:
             raise ConfigError(f"key-value store {decl.name!r}: {exc}") from None
     return stores
-
-
-TRACE_DNS_WAIT_MS = 50
-"""How long a traced start-up waits for each DNS answer: no server answers there, and
-the paths a lookup takes are the same after 50 ms as after the usual 2 s (a
-service whose warm-ups look names up, through clients that retry, traced in
-seconds rather than minutes)."""
 
 
 def _traced_net(net: NetConfig) -> NetConfig:

@@ -21,9 +21,10 @@ machine and runs it with ``riad.app.run``:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
-from riad.app.args import BootConfig, ConfigError, HelpRequested
+from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, HelpRequested
 from riad.app.model import App
 from riad.app.model import find_app as pick_app
 from riad.app.run import StackOpener, report_config_error, run, static_stack
@@ -77,6 +78,9 @@ def run_app(app: App, args: list[str], net: str, scratch_volumes: str | None = N
         console.write_line(f"riad: note: declared lazy import failed: {failure}")
     if scratch_volumes is not None:  # the build's start-up trace
         _note_warmup(app, config, net)
+        # no DNS server answers in the trace's namespace: its tries are short
+        net_config = dataclasses.replace(config.net, dns_wait_ms=TRACE_DNS_WAIT_MS)
+        config = dataclasses.replace(config, net=net_config)
     try:
         volumes = _volumes(app, scratch_volumes) if app.volumes else {}
         opener = _stack_opener(app, config, net)

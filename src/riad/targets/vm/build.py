@@ -218,6 +218,10 @@ class BuildOptions:
     warmup: tuple[str, ...] = ()
     """``--warmup``: requests (or client functions) to ask the traced service."""
     boot_args: tuple[str, ...] = ()
+    trace_args: tuple[str, ...] = ()
+    """Boot arguments the start-up trace runs with besides ``boot_args``, not built in:
+    a run's ``--dns``, ``--dns-search`` and ``--hosts`` (a service that looks a name up
+    at start-up does it in the trace as it will at boot, not failing for want of them)."""
     memory_mb: int | None = None  # None: what the image needs, at least 64 MB
     docstrings: bool = False
     columns: bool = False  # column positions in code's location tables (for ^^^ in tracebacks)
@@ -726,21 +730,18 @@ def _library_path() -> list[str]:
     return [p for p in sys.path if p and os.path.abspath(p) != script_dir]
 
 
-def build_image(
-    service: ServiceSpec,
-    out: Path,
-    options: BuildOptions,
-    log: Log = _stderr_log,
-) -> dict[str, object]:
-    """Build the image of ``service`` into ``out``; return its manifest."""
+def trace_service(service: ServiceSpec, options: BuildOptions) -> StartupTrace:
+    """The start-up trace of ``service`` as its image will run it: with the boot
+    arguments built in and the run's resolver arguments (``trace_args``)."""
     preload = [*GUEST_PRELOAD, *LAZY_MODULES]
     if options.net == "direct":
         preload += DIRECT_LAZY_MODULES
     extra_path = [str(service.root), *_library_path()]
-    modules, paths = split_includes(options.include)
+    modules, _ = split_includes(options.include)
     declared = [name for pattern in modules for name in submodules(pattern, extra_path)]
-    trace = trace_startup(
-        [f"{GUEST_MODULE}:trace_entry", options.net, _module_attr(service), *options.boot_args],
+    args = (*options.boot_args, *options.trace_args)
+    return trace_startup(
+        [f"{GUEST_MODULE}:trace_entry", options.net, _module_attr(service), *args],
         preload=preload,
         declared=declared,
         warmup=options.warmup,
@@ -750,6 +751,18 @@ def build_image(
         # riad's own stack answers for the guest's address: the trace's kernel must not
         nic_ipv4=_guest_ipv4(options.boot_args) if options.net == "socket" else None,
     )
+
+
+def build_image(
+    service: ServiceSpec,
+    out: Path,
+    options: BuildOptions,
+    log: Log = _stderr_log,
+) -> dict[str, object]:
+    """Build the image of ``service`` into ``out``; return its manifest."""
+    extra_path = [str(service.root), *_library_path()]
+    _, paths = split_includes(options.include)
+    trace = trace_service(service, options)
     _report_trace(trace, service, log)
     data = data_files(trace, service.root, extra_path, paths)
     left = left_out(trace, data)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
+from riad import bootargs
 from riad.image import ImageError
 from riad.image.boot import COMPRESSIONS, DEFAULT_MEMORY_MB, Compression
 from riad.targets.target import RunRequest, Target, TargetOptions
@@ -172,8 +173,29 @@ def build_options(request: RunRequest, *, with_boot_args: bool) -> BuildOptions:
         include=request.include,
         warmup=request.warmup,
         boot_args=request.boot_args if with_boot_args else (),
+        trace_args=() if with_boot_args else resolver_args(request.boot_args),
         memory_mb=request.memory_mib,
     )
+
+
+RESOLVER_ARGS: dict[str, str | None] = {
+    "--dns": "ADDRESS",
+    "--dns-search": "DOMAIN",
+    "--hosts": "NAME=ADDRESS",
+}
+"""The boot arguments that set how names resolve: an image run with them is traced with them."""
+
+
+def resolver_args(boot_args: tuple[str, ...]) -> tuple[str, ...]:
+    """``--dns``, ``--dns-search`` and ``--hosts`` among ``boot_args``, each as ``--name=value``."""
+    found: list[str] = []
+    try:
+        for name, value in bootargs.scan(boot_args, RESOLVER_ARGS):
+            if name is not None:
+                found.append(f"{name}={value}")
+    except bootargs.ConfigError as exc:
+        raise ImageError(str(exc)) from None
+    return tuple(found)
 
 
 def build(request: RunRequest, out: Path | None) -> Path:
