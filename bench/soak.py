@@ -1,0 +1,484 @@
+"""Soak: the static site under minutes of mixed load; collector pauses, latency, memory.
+
+Run: .venv/bin/python bench/soak.py [--minutes 10] [--stack socket,direct] [--baseline DIR]
+     .venv/bin/python bench/soak.py --quick          (one minute per service, for development)
+
+The static site (``examples/static-site``, built here with a development
+certificate) runs with ``riad run``: on the socket stack on 127.0.0.1, and
+(as root) on riad's own TCP/IP stack on a TAP inside a network namespace
+made for the run (``--net direct``), the clients in that namespace. The
+service runs on one core, the clients on the other. Its interpreter times
+every collection of the cycle collector (``gc.callbacks``) and writes them
+out when it stops; the service's resident memory is read every few seconds.
+
+The load, all at once for the whole run, from real programs:
+
+- ``wrk``: 4 kept-alive HTTPS connections asking for the small pages in turn
+  (the request latency: p50, p99, p99.9 and the largest, from wrk's own
+  histogram, through a small Lua script);
+- ``ab``: a new HTTPS connection (a full TLS handshake) per request, and
+  ``ab`` on the plain HTTP port, a new connection per request (redirects);
+- ``curl``, one after another: the 5 MiB download, a 1 MiB range of it and
+  a small range.
+
+The tables: per generation the number of collections, the largest pause and
+the 99th percentile, overall and after the first minute; the latencies; the
+resident memory at one minute and at the end and its slope after the first
+minute (least squares, KiB per minute). Targets (issue 21): no collection
+over 20 ms, p99.9 within 3x of p50, memory flat after the first minute.
+
+``--baseline DIR`` runs the same service from another source tree
+(``DIR/src``) after this one, with the same load: before and after in one run.
+"""
+
+# ruff: noqa: E402  (the path fix below must come before the imports)
+from __future__ import annotations
+
+import sys
+
+# Keep this folder off the path (bench/http.py is named like the stdlib's http).
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import argparse
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "examples" / "static-site"
+PAGES = ("/", "/about/", "/css/site.css", "/images/logo.svg", "/images/banner.png")
+BIG_PATH = "/downloads/big-5mb.bin"
+RSS_EVERY_S = 5.0
+LONG_PAUSE_US = 20_000
+"""A collection this long is said in the service's log, with where it was called from."""
+WARM_S = 60.0
+"""What counts as warming up: the figures "after the first minute" leave it out."""
+
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("soak-latency-us p50=%%d p99=%%d p999=%%d max=%%d requests=%%d errors=%%d\\n",
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max,
+    summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout))
+end
+"""
+
+
+# -- inside the service: time every collection ------------------------------------------------
+
+
+def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
+    """Run ``riad ARGV`` in this process, timing each collection; write them out at exit
+    (and on SIGUSR1) as ``[[seconds since start, generation, wall us, CPU us, collected],
+    ...]``, with a one-line summary per generation on stderr. A collection of
+    ``LONG_PAUSE_US`` or more is said at once, with where it was called from."""
+    import gc
+    import traceback
+
+    started = time.monotonic()
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
+    pauses: list[tuple[float, int, int, int, int]] = []
+    began = [0, 0]
+    census_wanted = bool(os.environ.get("RIAD_SOAK_CENSUS"))
+    young = [""]
+
+    def timing(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            if census_wanted and info["generation"] >= 1:
+                young[0] = _young_census(gc)
+            began[:] = clock(), cpu()
+            return
+        wall_us, cpu_us = (clock() - began[0]) // 1000, (cpu() - began[1]) // 1000
+        at = time.monotonic() - started
+        pauses.append((at, info["generation"], wall_us, cpu_us, info["collected"]))
+        if wall_us >= LONG_PAUSE_US:
+            print(
+                f"soak: a {wall_us / 1000:.1f} ms collection (CPU {cpu_us / 1000:.1f} ms) of "
+                f"generation {info['generation']} at {at:.1f} s, {info['collected']} collected, "
+                f"{len(gc.get_objects())} objects tracked, called from:\n"
+                + "".join(traceback.format_stack(limit=8)[:-1])
+                + young[0],
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def write_out(*_args: object) -> None:
+        with open(stats_path + ".tmp", "w") as f:
+            json.dump(pauses, f)
+        os.replace(stats_path + ".tmp", stats_path)
+        for gen in range(3):
+            times = sorted(p[2] for p in pauses if p[1] == gen)
+            if times:
+                print(
+                    f"soak: generation {gen}: {len(times)} collections, max "
+                    f"{times[-1] / 1000:.1f} ms, p99 {_percentile(times, 99) / 1000:.1f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    gc.callbacks.append(timing)
+    signal.signal(signal.SIGUSR1, write_out)
+    import riad
+    from riad.cli import main
+
+    print(f"soak: riad from {Path(riad.__file__).parent}", file=sys.stderr, flush=True)
+    try:
+        return main(argv)
+    finally:
+        write_out()
+
+
+def _young_census(gc: Any) -> str:
+    """What the young generations hold: objects by type, and the largest containers."""
+    lines = []
+    for gen in (0, 1):
+        objects = gc.get_objects(generation=gen)
+        kinds = Counter(type(o).__name__ for o in objects)
+        sized = sorted(
+            (
+                (len(o), type(o).__name__)
+                for o in objects
+                if isinstance(o, (list, dict, set, tuple))
+            ),
+            reverse=True,
+        )[:5]
+        lines.append(
+            f"  generation {gen}: {len(objects)} objects, {kinds.most_common(8)}, largest {sized}\n"
+        )
+    return "".join(lines)
+
+
+def _percentile(ordered: list[int] | list[float], pct: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one service's soak measured."""
+
+    label: str
+    seconds: float
+    pauses: list[tuple[float, int, int, int, int]] = field(default_factory=list)
+    """(seconds since the service started, generation, wall us, CPU us, collected)"""
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds since the load started, KiB)"""
+    wrk: dict[str, int] = field(default_factory=dict)
+    ab_tls: dict[str, float] = field(default_factory=dict)
+    ab_plain: dict[str, float] = field(default_factory=dict)
+    downloads: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def run_ab(prefix: list[str], url: str, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [*prefix, "ab", "-q", "-r", "-s", "30", "-t", str(int(seconds)), "-n", "100000000",
+         "-c", "1", url],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    found: dict[str, float] = {}
+    for key, pattern in (
+        ("requests", r"Complete requests:\s+(\d+)"),
+        ("failed", r"Failed requests:\s+(\d+)"),
+        ("p50", r"\s50%\s+(\d+)"),
+        ("p99", r"\s99%\s+(\d+)"),
+        ("max", r"\s100%\s+(\d+)"),
+    ):
+        m = re.search(pattern, out)
+        if m:
+            found[key] = float(m.group(1))
+    return found
+
+
+def download_loop(
+    prefix: list[str], base: str, stop: threading.Event, into: dict[str, list[float]]
+) -> None:
+    """The 5 MiB file, a 1 MiB range and a small range, one after another until ``stop``."""
+    kinds = (
+        ("5 MiB", BIG_PATH, []),
+        ("1 MiB range", BIG_PATH, ["-r", "0-1048575"]),
+        ("small range", BIG_PATH, ["-r", "1000-1999"]),
+    )
+    while not stop.is_set():
+        for name, path, extra in kinds:
+            done = subprocess.run(
+                [*prefix, "curl", "-sk", "--max-time", "60", "-o", "/dev/null", "-w",
+                 "%{http_code} %{time_total}", *extra, base + path],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            code, _, took = done.stdout.partition(" ")
+            if code not in ("200", "206"):
+                into.setdefault(f"{name} failed", []).append(0.0)
+                continue
+            into.setdefault(name, []).append(float(took) * 1000)
+
+
+def soak(
+    label: str,
+    argv: list[str],
+    host: str,
+    seconds: float,
+    env: dict[str, str] | None,
+    client_prefix: list[str],
+    work: Path,
+) -> Run:
+    from riad.testing import eventually
+
+    run = Run(label, seconds)
+    stats = work / f"{label.replace(' ', '-')}.gc.json"
+    log_path = work / f"{label.replace(' ', '-')}.log"
+    lua = work / "soak.lua"
+    lua.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in PAGES))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_serve", str(stats), *argv]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*client_prefix, "taskset", "-c", "1", *cmd], env=env, stdout=log, stderr=log
+        )
+    https, plain = f"https://{host}:8443", f"http://{host}:8080"
+    try:
+        eventually(lambda: "serving" in log_path.read_text(), timeout_s=60, what="serving")
+        pid = proc.pid
+        load = [*client_prefix, "taskset", "-c", "0"]
+        stop = threading.Event()
+        results: dict[str, object] = {}
+
+        def wrk() -> None:
+            results["wrk"] = subprocess.run(
+                [*load, "wrk", "-t1", "-c4", f"-d{int(seconds)}s", "--timeout", "30s",
+                 "-s", str(lua), https],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+
+        threads = [
+            threading.Thread(target=wrk),
+            threading.Thread(
+                target=lambda: results.__setitem__(
+                    "ab_tls", run_ab(load, https + "/index.html", seconds)
+                )
+            ),
+            threading.Thread(
+                target=lambda: results.__setitem__("ab_plain", run_ab(load, plain + "/", seconds))
+            ),
+            threading.Thread(target=download_loop, args=(load, https, stop, run.downloads)),
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        while time.monotonic() - started < seconds:
+            run.rss.append((time.monotonic() - started, rss_kib(pid)))
+            time.sleep(RSS_EVERY_S)
+        stop.set()
+        for thread in threads:
+            thread.join(120)
+        run.rss.append((time.monotonic() - started, rss_kib(pid)))
+        m = re.search(r"soak-latency-us (.*)", str(results.get("wrk", "")))
+        if m:
+            run.wrk = {k: int(v) for k, v in (w.split("=") for w in m.group(1).split())}
+        else:
+            run.failures.append(f"wrk: {results.get('wrk')!r:.300}")
+        run.ab_tls = results.get("ab_tls", {})  # type: ignore[assignment]
+        run.ab_plain = results.get("ab_plain", {})  # type: ignore[assignment]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if stats.exists():
+        run.pauses = [tuple(p) for p in json.loads(stats.read_text())]  # type: ignore[misc]
+    else:
+        run.failures.append("the service wrote no collection timings")
+    text = log_path.read_text(errors="replace")
+    warnings = [line for line in text.splitlines() if " WARN " in line or " ERROR " in line]
+    if warnings:
+        run.failures.append(f"{len(warnings)} warnings in the log, the first: {warnings[0]}")
+    for line in text.splitlines():
+        if line.startswith("soak: "):
+            print(f"  {label}: {line}", file=sys.stderr)
+    return run
+
+
+def slope_kib_per_min(points: list[tuple[float, int]]) -> float:
+    """Least-squares slope of RSS over time, in KiB per minute."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_r = sum(r for _, r in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    return sum((t - mean_t) * (r - mean_r) for t, r in points) / var * 60
+
+
+def pause_cells(run: Run, after_s: float) -> list[str]:
+    """Per generation: collections, the longest (and the CPU time it took), the p99."""
+    cells = []
+    for gen in range(3):
+        pauses = sorted((p[2], p[3]) for p in run.pauses if p[1] == gen and p[0] >= after_s)
+        if not pauses:
+            cells.append("0")
+            continue
+        wall, cpu = pauses[-1]
+        p99 = _percentile([w for w, _ in pauses], 99)
+        cells.append(f"{len(pauses):,} / {wall / 1000:.1f} ({cpu / 1000:.1f}) / {p99 / 1000:.2f}")
+    return cells
+
+
+def report(runs: list[Run]) -> None:
+    print()
+    print("Collections per generation: count / longest ms (its CPU ms) / p99 ms")
+    print()
+    print("| service | gen 0 | gen 1 | gen 2 | after the first minute: gen 0 | gen 1 | gen 2 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        # the service's clock starts before it serves: the load began a little later
+        first = run.pauses[0][0] if run.pauses else 0.0
+        print(
+            f"| {run.label} | "
+            + " | ".join(pause_cells(run, 0) + pause_cells(run, first + WARM_S))
+            + " |"
+        )
+    print()
+    print(
+        "| service | keep-alive HTTPS (wrk): requests, p50 / p99 / p99.9 / max ms, p99.9/p50 "
+        "| new TLS connections (ab): requests, p50 / p99 / max ms | new HTTP connections (ab) "
+        "| downloads: count, p50 / max ms |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for run in runs:
+        w = run.wrk
+        wrk_cell = (
+            f"{w['requests']:,} ({w['errors']} errors), {w['p50'] / 1000:.2f} / "
+            f"{w['p99'] / 1000:.2f} / {w['p999'] / 1000:.2f} / {w['max'] / 1000:.1f}, "
+            f"{w['p999'] / max(w['p50'], 1):.1f}x"
+            if w
+            else "-"
+        )
+
+        def ab_cell(a: dict[str, float]) -> str:
+            if not a:
+                return "-"
+            failed = f" ({a.get('failed', 0):.0f} failed)" if a.get("failed") else ""
+            return (
+                f"{a.get('requests', 0):,.0f}{failed}, {a.get('p50', 0):.0f} / "
+                f"{a.get('p99', 0):.0f} / {a.get('max', 0):.0f}"
+            )
+
+        downloads = "; ".join(
+            f"{name}: {len(v)}"
+            + (f", {_percentile(sorted(v), 50):.0f} / {max(v):.0f}" if "failed" not in name else "")
+            for name, v in sorted(run.downloads.items())
+        )
+        print(
+            f"| {run.label} | {wrk_cell} | {ab_cell(run.ab_tls)} | {ab_cell(run.ab_plain)} "
+            f"| {downloads} |"
+        )
+    print()
+    print("| service | RSS at 1 min | RSS at the end | slope after the first minute |")
+    print("|---|---:|---:|---:|")
+    for run in runs:
+        steady = [(t, r) for t, r in run.rss if t >= WARM_S]
+        at_minute = steady[0][1] if steady else run.rss[0][1]
+        print(
+            f"| {run.label} | {at_minute / 1024:.1f} MiB | {run.rss[-1][1] / 1024:.1f} MiB "
+            f"| {slope_kib_per_min(steady):+.0f} KiB/min |"
+        )
+    for run in runs:
+        for failure in run.failures:
+            print(f"\n{run.label}: {failure}")
+
+
+@contextmanager
+def namespace() -> Iterator[object]:
+    from riad.testing.netns import Netns
+
+    with Netns.create("riad-soak") as ns:
+        yield ns
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="per service (default 10)")
+    parser.add_argument("--quick", action="store_true", help="one minute per service")
+    parser.add_argument("--stack", default="socket,direct", help="socket, direct or both")
+    parser.add_argument("--baseline", type=Path, help="also run the service from DIR/src")
+    parser.add_argument(
+        "--keep", type=Path, help="copy each service's log and collection timings into DIR"
+    )
+    args = parser.parse_args()
+    for tool in ("wrk", "ab", "curl", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench/soak.py needs {tool}: apt-get install wrk apache2-utils curl util-linux")
+            return 2
+    seconds = 60.0 if args.quick else args.minutes * 60
+    build = runpy.run_path(str(SITE / "build.py"), run_name="static_site_build")
+    trees: list[tuple[str, Path, dict[str, str] | None]] = [("riad", SITE, None)]
+    if args.baseline is not None:
+        base = args.baseline.resolve()
+        env = {**os.environ, "PYTHONPATH": str(base / "src")}
+        trees.append(("riad@base", base / "examples" / "static-site", env))
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="riad-soak-") as tmp:
+        work = Path(tmp)
+        artifact = build["build"](work / "htdocs.kv")
+        build["ensure_certificate"](work / "certs", ["localhost", "127.0.0.1", "10.0.0.2"])
+        common = ["--kv", f"htdocs={artifact}", "--kv", f"certs={work / 'certs'}"]
+        logs = ["--logs", "warning,app:info"]
+        for stack in args.stack.split(","):
+            for name, site, env in trees:
+                label = f"{name} {stack}"
+                print(f"  {label}: {seconds:.0f} s of load", file=sys.stderr)
+                argv = ["run", str(site), *common, *logs]
+                if stack == "socket":
+                    runs.append(soak(label, argv, "127.0.0.1", seconds, env, [], work))
+                    continue
+                with namespace() as ns:
+                    prefix = ["ip", "netns", "exec", ns.name]  # type: ignore[attr-defined]
+                    argv += ["--net", "direct"]
+                    runs.append(soak(label, argv, "10.0.0.2", seconds, env, prefix, work))
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in [*work.glob("*.log"), *work.glob("*.gc.json")]:
+                shutil.copy(path, args.keep / path.name)
+    print(f"\n{seconds / 60:.0f} minutes of mixed load per service ({time.strftime('%Y-%m-%d')})")
+    report(runs)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "_serve":
+        raise SystemExit(serve_with_gc_timing(sys.argv[2], sys.argv[3:]))
+    raise SystemExit(main())
