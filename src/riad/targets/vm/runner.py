@@ -212,19 +212,21 @@ class Tap:
 
 def _probe(address: str, port: int, deadline: float, result: list[float], t0: float) -> None:
     """Connect until the service answers a request; record when (host clock)."""
+    wait = 0.1
     while time.monotonic() < deadline:
         try:
-            # A short connect timeout: SYNs sent before the guest's stack is up
-            # are dropped, and waiting out TCP's 1 s retransmission would blur
-            # the figure.
-            with socket.create_connection((address, port), timeout=0.1) as conn:
+            # A short connect timeout at first: SYNs sent before the guest's stack
+            # is up are dropped, and waiting out TCP's 1 s retransmission would blur
+            # the figure. Doubled after each try (to 2 s): an emulated guest on a
+            # busy host can take longer than 0.1 s to answer a SYN, every time.
+            with socket.create_connection((address, port), timeout=wait) as conn:
                 conn.settimeout(2.0)
                 conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
                 if conn.recv(1):
                     result.append(time.monotonic() - t0)
                     return
         except OSError:
-            pass
+            wait = min(2.0, wait * 2)
         time.sleep(0.02)
 
 
