@@ -9,6 +9,7 @@ would end the service, so a test that passes shows the service needed none.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 
 from riad.targets.sandbox.supervisor import EXIT_POLICY
 from riad.targets.sandbox.target import describe_seal
+from riad.testing import eventually
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
 from tests.examples.test_static_site import load_build
@@ -284,3 +286,35 @@ def test_what_start_up_made_is_frozen_in_the_sandbox(ns: Netns, tmp_path: Path) 
     line = next(line for line in proc.lines if "app: frozen" in line)
     assert log_field(line, "before") == "0"
     assert int(log_field(line, "after")) > 10_000
+
+
+def test_the_sealed_service_ends_with_riad(ns: Netns) -> None:
+    """riad killed outright (SIGKILL: no handler runs) takes its sandbox with it: the keeper
+    dies with its parent, PID 1 with the keeper. (The keeper's parent-death signal is set
+    again after it became the sandbox's user: changing credentials clears it.)"""
+    with sealed(ns, ECHO) as proc:
+        proc.wait_for("sealed seccomp")
+        proc.wait_for("echo ready")
+        riad_pid = proc.proc.pid  # (ip netns exec runs riad in its own place)
+        kept = _descendants(riad_pid)
+        assert len(kept) >= 2, kept  # the keeper and PID 1
+        os.kill(riad_pid, signal.SIGKILL)
+        eventually(lambda: not [pid for pid in kept if _alive(pid)], timeout_s=30)
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
+    for child in map(int, children.split()):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -291,6 +291,7 @@ def run_child(config: ChildConfig, report: socket.socket) -> int:
         volumes = enter_namespaces(
             config.namespaces, dict(config.volumes), readable=config.readable, opened_files=files
         )
+        _die_with_parent()  # again: becoming the sandbox's user cleared it
         shared = _seal_before_fork(config, volumes, files)
     except (SealError, OSError, ValueError, ImportError, AttributeError) as exc:
         _send(report, {"error": str(exc)})
