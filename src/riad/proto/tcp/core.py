@@ -21,6 +21,12 @@ SYN goes to the listener bound to its exact destination, else to its
 version's wildcard, else to a dual-stack ``::``; two listeners on one port
 conflict as Linux's would (a dual-stack ``::`` with any IPv4 one).
 
+A connection the application closed is replaced, once in TIME-WAIT, by a
+``TimeWait`` record of plain numbers (``riad.proto.tcp.timewait``), kept in
+order of expiry and capped at ``TcpConfig.max_time_wait`` (the oldest goes
+first): a server closing first holds thousands, and as full connections they
+were most of what a full collection of the cycle collector walked.
+
 Connections are forgotten once CLOSED with nothing left to send, and then
 nothing here refers to them: the deadline heap holds numbers, not
 connections, and the events of a connection the application closed itself
@@ -45,6 +51,7 @@ from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
 from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
+from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait
 from riad.proto.transport import (
     IpAddress,
     IpHeader,
@@ -103,7 +110,8 @@ class TcpCore:
         self._dirty: dict[TcpConnection, None] = {}
         self._events: dict[TcpConnection, int] = {}
         self._acceptable: dict[TcpListener, None] = {}
-        self._resets: list[tuple[IpAddress, IpAddress, TcpHeader]] = []
+        # RSTs for segments to nobody and the ACKs of TIME-WAIT records, until sent
+        self._replies: list[tuple[IpAddress, IpAddress, TcpSegment]] = []
         # deadlines: a heap of (ns, tie); an entry counts only while its tie is in
         # _scheduled (later changes push new entries, stale ones are skipped). The heap
         # holds no connection: a forgotten one is not kept until its old deadline.
@@ -111,7 +119,9 @@ class TcpCore:
         self._deadline: dict[TcpConnection, tuple[int, int]] = {}
         self._scheduled: dict[int, TcpConnection] = {}
         self._tie = 0
-        self._time_wait: OrderedDict[TcpConnection, None] = OrderedDict()
+        # TIME-WAIT records in order of expiry (every one lasts config.time_wait; one
+        # restarted moves to the end)
+        self._time_wait: OrderedDict[_Key, TimeWait] = OrderedDict()
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
         self._next_port = EPHEMERAL_FIRST + ephemeral_start % span
         self.segments_received = 0
@@ -121,8 +131,14 @@ class TcpCore:
 
     @property
     def connections(self) -> list[TcpConnection]:
-        """Every connection in the table (including TIME-WAIT and half-open ones)."""
+        """Every connection in the table (half-open ones included; not the TIME-WAIT
+        records of connections the application closed: see ``time_wait``)."""
         return list(self._conns.values())
+
+    @property
+    def time_wait(self) -> list[TimeWait]:
+        """The TIME-WAIT records, oldest first."""
+        return list(self._time_wait.values())
 
     def listen(
         self, address: IpAddress, port: int, backlog: int, *, v6only: bool = False
@@ -198,7 +214,9 @@ class TcpCore:
             raise OverflowError(f"port must be 1-65535, got {remote_port}")
         if local_port == 0:
             local_port = self._free_port(remote=(remote_addr, remote_port), local=local_addr)
-        elif (local_port, remote_addr, remote_port) in self._conns:
+        elif (key := (local_port, remote_addr, remote_port)) in self._conns or (
+            key in self._time_wait
+        ):
             raise OSError(errno.EADDRINUSE, f"{local_addr}:{local_port} is already connected there")
         lp, la, ra = local_port, local_addr.packed, remote_addr.packed
         conn = TcpConnection(
@@ -241,8 +259,12 @@ class TcpCore:
                 continue
             if listening and any(key[0] == port for key in self._conns):
                 continue
-            if remote is not None and (port, *remote) in self._conns:
+            if listening and any(key[0] == port for key in self._time_wait):
                 continue
+            if remote is not None:
+                key = (port, *remote)
+                if key in self._conns or key in self._time_wait:
+                    continue
             return port
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
 
@@ -317,8 +339,12 @@ class TcpCore:
                 conn.handle(hdr, data, now)
                 self._dirty[conn] = None
                 self._collect(conn)
-                if conn.state is TIME_WAIT and conn not in self._time_wait:
-                    self._enter_time_wait(conn)
+                return True
+        elif (record := self._time_wait.get(key)) is not None:
+            if hdr.flags & (SYN | ACK | RST) == SYN and record.accepts(hdr):
+                del self._time_wait[key]  # a new incarnation (RFC 6191)
+            else:
+                self._in_time_wait(key, record, hdr, len(data), now)
                 return True
         if hdr.flags & (SYN | ACK | RST) == SYN and hdr.dst_port in self._listeners:
             listener = self._listener_for(ip.dst, hdr.dst_port)
@@ -368,18 +394,33 @@ class TcpCore:
             self.drops["tcp.rst_for_nobody"] += 1
             return
         self.drops["tcp.no_connection"] += 1
-        if len(self._resets) < _MAX_QUEUED_RESETS:
-            self._resets.append((ip.dst, ip.src, reply))
+        if len(self._replies) < _MAX_QUEUED_RESETS:
+            self._replies.append((ip.dst, ip.src, TcpSegment(reply, b"")))
 
-    def _enter_time_wait(self, conn: TcpConnection) -> None:
-        """Track TIME-WAIT connections; beyond the cap the oldest is dropped early."""
-        self._time_wait[conn] = None
-        while len(self._time_wait) > self.config.max_time_wait:
-            old, _ = self._time_wait.popitem(last=False)
+    def _in_time_wait(
+        self, key: _Key, record: TimeWait, hdr: TcpHeader, payload_len: int, now: Instant
+    ) -> None:
+        expires = record.expires_ns
+        action = record.handle(hdr, payload_len, now)
+        if action == TW_GONE:
+            del self._time_wait[key]
+            return
+        if record.expires_ns != expires:
+            self._time_wait.move_to_end(key)
+        if action == TW_ACK and len(self._replies) < _MAX_QUEUED_RESETS:
+            self._replies.append((record.local_addr, record.remote_addr, record.ack_segment(now)))
+
+    def _retire(self, conn: TcpConnection) -> None:
+        """The application closed ``conn`` and it is in TIME-WAIT: keep a record instead
+        of the connection; beyond the cap the oldest record goes early."""
+        record = TimeWait(conn)
+        conn.discard()
+        self._forget(conn)
+        key = (conn.local_port, conn.remote_addr, conn.remote_port)
+        self._time_wait[key] = record
+        if len(self._time_wait) > self.config.max_time_wait:
+            self._time_wait.popitem(last=False)
             self.drops["tcp.time_wait_recycled"] += 1
-            old.discard()
-            self._collect(old)
-            self._forget(old)
 
     def _forget(self, conn: TcpConnection) -> None:
         key = (conn.local_port, conn.remote_addr, conn.remote_port)
@@ -388,7 +429,6 @@ class TcpCore:
         self._parent.pop(conn, None)
         self._dirty.pop(conn, None)
         self._unschedule(conn)
-        self._time_wait.pop(conn, None)
         if conn.closed_by_app:
             self._events.pop(conn, None)
 
@@ -396,11 +436,12 @@ class TcpCore:
 
     def poll_transmit(self, now: Instant) -> Iterator[Outbound]:
         """Everything the connections (and RST replies) want sent now."""
-        if self._resets:
-            resets, self._resets = self._resets, []
-            for src, dst, hdr in resets:
-                self.resets_sent += 1
-                yield self._encode(src, dst, TcpSegment(hdr, b""))
+        if self._replies:
+            replies, self._replies = self._replies, []
+            for src, dst, reply in replies:
+                if reply.header.flags & RST:
+                    self.resets_sent += 1
+                yield self._encode(src, dst, reply)
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
@@ -412,6 +453,8 @@ class TcpCore:
                 self._collect(conn)
                 if conn.is_closed:
                     self._forget(conn)
+                elif conn.state is TIME_WAIT and conn.closed_by_app:
+                    self._retire(conn)
                 else:
                     self._schedule(conn)
 
@@ -464,14 +507,23 @@ class TcpCore:
             self._schedule(conn)
         timers = self._timers
         scheduled = self._scheduled
+        earliest: int | None = None
         while timers:
             ns, tie = timers[0]
             if tie in scheduled:
-                return Instant(ns)
+                earliest = ns
+                break
             heapq.heappop(timers)
-        return None
+        if self._time_wait:
+            first = next(iter(self._time_wait.values())).expires_ns
+            if earliest is None or first < earliest:
+                earliest = first
+        return None if earliest is None else Instant(earliest)
 
     def on_timeout(self, now: Instant) -> None:
+        time_wait = self._time_wait
+        while time_wait and next(iter(time_wait.values())).expires_ns <= now.ns:
+            time_wait.popitem(last=False)
         timers = self._timers
         scheduled = self._scheduled
         while timers and timers[0][0] <= now.ns:
@@ -498,6 +550,7 @@ class TcpCore:
                     f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
                 )
         lines += [conn.describe() for conn in self._conns.values()]
+        lines += [record.describe() for record in self._time_wait.values()]
         return "\n".join(lines)
 
 

@@ -31,6 +31,11 @@ class Timestamps:
         self.rtx_floor = 0
         """Our clock at the last retransmission timeout."""
 
+    @property
+    def offset(self) -> int:
+        """This connection's clock offset (milliseconds, modulo 2**32)."""
+        return self._offset
+
     def clock(self, now: Instant) -> int:
         """Our TSval at ``now``."""
         return (now.ns // NS_PER_MS + self._offset) & SEQ_MASK
