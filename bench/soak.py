@@ -29,6 +29,10 @@ over 20 ms, p99.9 within 3x of p50, memory flat after the first minute.
 
 ``--baseline DIR`` runs the same service from another source tree
 (``DIR/src``) after this one, with the same load: before and after in one run.
+``--reference nginx`` also runs Debian's nginx (one worker, on the service's
+core, TLS with the same certificate, the same files, the plain port
+redirecting) under the same load on 127.0.0.1: how long a tail this machine
+and load give a server written in C, so riad's tail can be read against it.
 """
 
 # ruff: noqa: E402  (the path fix below must come before the imports)
@@ -46,13 +50,14 @@ import re
 import runpy
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,11 +199,20 @@ class Run:
 
 
 def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (nginx's worker), KiB."""
+    total = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+                total = int(line.split()[1])
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        with suppress(OSError, ValueError):
+            total += rss_kib(int(child))
+    return total
 
 
 def run_ab(prefix: list[str], url: str, seconds: float) -> dict[str, float]:
@@ -252,7 +266,9 @@ def soak(
     env: dict[str, str] | None,
     client_prefix: list[str],
     work: Path,
+    command: list[str] | None = None,
 ) -> Run:
+    """Serve ``riad ARGV`` (or ``command``, a reference server) under the load."""
     from riad.testing import eventually
 
     run = Run(label, seconds)
@@ -260,14 +276,17 @@ def soak(
     log_path = work / f"{label.replace(' ', '-')}.log"
     lua = work / "soak.lua"
     lua.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in PAGES))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_serve", str(stats), *argv]
+    cmd = command or [sys.executable, str(Path(__file__).resolve()), "_serve", str(stats), *argv]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [*client_prefix, "taskset", "-c", "1", *cmd], env=env, stdout=log, stderr=log
         )
     https, plain = f"https://{host}:8443", f"http://{host}:8080"
     try:
-        eventually(lambda: "serving" in log_path.read_text(), timeout_s=60, what="serving")
+        if command is None:
+            eventually(lambda: "serving" in log_path.read_text(), timeout_s=60, what="serving")
+        else:
+            eventually(lambda: _listening(host, 8443), timeout_s=60, what="listening")
         pid = proc.pid
         load = [*client_prefix, "taskset", "-c", "0"]
         stop = threading.Event()
@@ -318,7 +337,7 @@ def soak(
             proc.wait()
     if stats.exists():
         run.pauses = [tuple(p) for p in json.loads(stats.read_text())]  # type: ignore[misc]
-    else:
+    elif command is None:
         run.failures.append("the service wrote no collection timings")
     text = log_path.read_text(errors="replace")
     warnings = [line for line in text.splitlines() if " WARN " in line or " ERROR " in line]
@@ -328,6 +347,62 @@ def soak(
         if line.startswith("soak: "):
             print(f"  {label}: {line}", file=sys.stderr)
     return run
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+error_log {work}/nginx-error.log warn;
+pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    types {{ text/html html; text/css css; image/svg+xml svg; image/png png;
+             application/octet-stream bin; }}
+    server {{
+        listen 127.0.0.1:8080;
+        return 301 https://$host:8443$request_uri;
+    }}
+    server {{
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate {work}/certs/server.pem;
+        ssl_certificate_key {work}/certs/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root {root};
+        index index.html;
+    }}
+}}
+"""
+
+
+def nginx_command(work: Path, build: dict[str, Any]) -> list[str]:
+    """Debian's nginx serving the site as the service does (installed if missing)."""
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=True)
+    root = work / "nginx-root"
+    build["stage"](SITE / "htdocs", root)
+    work.chmod(0o755)  # the worker runs as www-data
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (work / "certs").chmod(0o755)
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, root=root))
+    return [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(work)]
 
 
 def slope_kib_per_min(points: list[tuple[float, int]]) -> float:
@@ -435,6 +510,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one minute per service")
     parser.add_argument("--stack", default="socket,direct", help="socket, direct or both")
     parser.add_argument("--baseline", type=Path, help="also run the service from DIR/src")
+    parser.add_argument("--reference", choices=["nginx"], help="also run nginx under the same load")
     parser.add_argument(
         "--keep", type=Path, help="copy each service's log and collection timings into DIR"
     )
@@ -469,6 +545,10 @@ def main() -> int:
                     prefix = ["ip", "netns", "exec", ns.name]  # type: ignore[attr-defined]
                     argv += ["--net", "direct"]
                     runs.append(soak(label, argv, "10.0.0.2", seconds, env, prefix, work))
+        if args.reference == "nginx":
+            print(f"  nginx: {seconds:.0f} s of load", file=sys.stderr)
+            nginx = nginx_command(work, build)
+            runs.append(soak("nginx", [], "127.0.0.1", seconds, None, [], work, nginx))
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in [*work.glob("*.log"), *work.glob("*.gc.json")]:

@@ -15,8 +15,10 @@ import gc
 from hashlib import blake2s
 from ipaddress import IPv4Address
 
+from riad.devices import Listener
 from riad.proto.tcp import SequenceSecret, TcpConfig, TcpConnection, TcpEvent, TcpState
 from riad.proto.tcp.core import TcpCore
+from riad.stack.stack import DirectStack
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from riad.time import Duration, Instant
 
@@ -88,6 +90,21 @@ def test_a_connection_closed_by_the_peer_still_tells_the_layer_above() -> None:
     assert held_connections(core) == []
 
 
+async def _server_closing_first(lab: SimLab) -> tuple[DirectStack, DirectStack, Listener]:
+    """Two stacks; the first serves port 80, reads 5 bytes, answers ``bye`` and closes
+    first (so its side of each connection goes to TIME-WAIT)."""
+    server = lab.add_stack("10.0.0.1/24")
+    client = lab.add_stack("10.0.0.2/24")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(5)
+        writer.write(b"bye")
+        writer.close()
+
+    listener = await server.start_server(answer, "10.0.0.1", 80)
+    return server, client, listener
+
+
 def test_a_new_incarnation_lets_the_time_wait_connection_go() -> None:
     """A SYN for a 4-tuple in TIME-WAIT (RFC 6191) replaces the old incarnation: its
     record leaves the table and its deadline with it; and a connection the application
@@ -95,15 +112,7 @@ def test_a_new_incarnation_lets_the_time_wait_connection_go() -> None:
     seed = test_seed(2104)
 
     async def main(lab: SimLab) -> None:
-        server = lab.add_stack("10.0.0.1/24")
-        client = lab.add_stack("10.0.0.2/24")
-
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readexactly(5)
-            writer.write(b"bye")
-            writer.close()  # the server closes first: its side goes to TIME-WAIT
-
-        listener = await server.start_server(answer, "10.0.0.1", 80)
+        server, client, listener = await _server_closing_first(lab)
         for _ in range(2):  # the same 4-tuple twice
             reader, writer = await client.open_connection(
                 "10.0.0.1", 80, local_addr=("10.0.0.2", 40000)
@@ -146,15 +155,7 @@ def test_time_wait_costs_the_collector_a_few_objects_per_connection() -> None:
     clients = 40
 
     async def main(lab: SimLab) -> None:
-        server = lab.add_stack("10.0.0.1/24")
-        client = lab.add_stack("10.0.0.2/24")
-
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readexactly(5)
-            writer.write(b"bye")
-            writer.close()
-
-        listener = await server.start_server(answer, "10.0.0.1", 80)
+        server, client, listener = await _server_closing_first(lab)
         before = tracked_objects(server.tcp)
         for _ in range(clients):
             reader, writer = await client.open_connection("10.0.0.1", 80)

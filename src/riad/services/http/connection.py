@@ -64,6 +64,7 @@ from riad.services.http.http1 import (
 from riad.services.http.http2 import Http2Connection
 from riad.services.http.plain import PlainRequest
 from riad.services.http.transport import (
+    FAIR_SHARE_BYTES,
     NO_DEADLINE,
     READ_BYTES,
     ClientGone,
@@ -563,6 +564,7 @@ class HttpConnection:
                 self.phase = _RESPONSE
             else:
                 pieces = codec.body(body, more=more, head_request=self._head_request)
+            sent_before = self._response_bytes
             if not self._head_request:
                 self._response_bytes += len(body)
             transport = self._transport
@@ -590,6 +592,8 @@ class HttpConnection:
             except OSError as e:
                 raise ClientGone(f"writing failed: {e}") from e
             deadline.when = NO_DEADLINE
+            if self._response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES:
+                await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
             if self._status is not None:
@@ -606,12 +610,17 @@ class HttpConnection:
         stream = self._transport.stream
         deadline = self._deadline
         view = memoryview(data)
+        unyielded = 0
         for start in range(0, len(view), chunk):
             if start:
                 deadline.arm(self._limits.send_timeout_s)
                 await stream.drain()
                 deadline.when = NO_DEADLINE
+                if unyielded >= FAIR_SHARE_BYTES:
+                    unyielded = 0
+                    await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             stream.write(view[start : start + chunk])  # type: ignore[arg-type]
+            unyielded += chunk
 
     # -- errors ----------------------------------------------------------------------------
 

@@ -61,7 +61,13 @@ from hyperframe.frame import GoAwayFrame
 from riad.log import INFO
 from riad.services.http.asgi import Message, Scope, http_scope
 from riad.services.http.dates import http_date_now
-from riad.services.http.transport import ClientGone, Deadline, Transport, is_client_gone
+from riad.services.http.transport import (
+    FAIR_SHARE_BYTES,
+    ClientGone,
+    Deadline,
+    Transport,
+    is_client_gone,
+)
 
 if TYPE_CHECKING:
     from riad.services.http.server import HttpServer
@@ -641,10 +647,13 @@ class Http2Connection:
             elif stream.head_request:
                 body = b""
             await self._send_data(stream, body, end)
+            sent_before = stream.response_bytes
             if not stream.head_request:
                 stream.response_bytes += len(body)
             if not more and not stream.trailers:
                 self._done(stream)
+            elif stream.response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES:
+                await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
             if stream.status is not None:
@@ -686,7 +695,7 @@ class Http2Connection:
         transport and the transport drained (see the module text)."""
         conn = self._h2
         view = memoryview(body)
-        sent = 0
+        sent = unyielded = 0
         total = len(body)
         while True:
             if stream.gone:
@@ -699,10 +708,14 @@ class Http2Connection:
             last = sent + size >= total
             conn.send_data(stream.id, bytes(view[sent : sent + size]), end_stream=end and last)
             sent += size
+            unyielded += size
             self._flush()
             if last:
                 break
             await self._drain_for(stream)
+            if unyielded >= FAIR_SHARE_BYTES:
+                unyielded = 0
+                await asyncio.sleep(0)  # let the loop's other connections run
         await self._drain_for(stream)
 
     async def _wait_for_window(self, stream: _Stream) -> None:

@@ -28,11 +28,24 @@ from typing import Any
 
 from riad.services.stream import ByteStream
 
-__all__ = ["NO_DEADLINE", "READ_BYTES", "ClientGone", "Deadline", "Transport", "is_client_gone"]
+__all__ = [
+    "FAIR_SHARE_BYTES",
+    "NO_DEADLINE",
+    "READ_BYTES",
+    "ClientGone",
+    "Deadline",
+    "Transport",
+    "is_client_gone",
+]
 
 READ_BYTES = 64 * 1024
 """How much one read asks of the stream."""
 NO_DEADLINE = math.inf
+FAIR_SHARE_BYTES = 64 * 1024
+"""A response body (HTTP/1.1 or an HTTP/2 stream) yields the event loop once per this many bytes. A stream whose
+buffers never fill (a fast client on loopback, a kernel's large socket buffer) never
+makes ``drain`` wait, so without it one 5 MiB download would run to its end, TLS
+encryption and all, while every other connection on the loop waited."""
 
 
 class ClientGone(ConnectionError):

@@ -1,0 +1,123 @@
+"""A large response shares the event loop with the server's other connections.
+
+A stream whose buffers never fill (a fast client on loopback behind a large
+kernel socket buffer) never makes ``drain`` wait, so a download would run to
+its end in one task step while every other connection waited: a 5 MiB
+download over TLS held the loop for about 30 ms, the whole tail of the
+soak's latency (bench/soak.py). The server yields once per
+``FAIR_SHARE_BYTES`` of body, over HTTP/1.1 and HTTP/2. Here the client is
+such a stream, in memory, and a bystander task notes how many bytes had gone
+out each time it got the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.settings
+import pytest
+
+from riad.services.http import HttpServer
+from riad.services.http.asgi import Receive, Scope, Send
+from riad.services.http.http2 import Http2Connection
+from riad.services.http.transport import FAIR_SHARE_BYTES, Transport
+from riad.testing import run_simulated
+
+CHUNK = 16 * 1024
+BODY = 1024 * 1024
+
+
+class OpenPipe:
+    """A client connection that takes everything at once: writes are counted, ``drain``
+    never waits; it sends ``request`` and then nothing until closed."""
+
+    def __init__(self, request: bytes) -> None:
+        self._incoming = [request]
+        self._closed = asyncio.Event()
+        self.written = 0
+
+    async def read(self, max_bytes: int) -> bytes:
+        if self._incoming:
+            return self._incoming.pop(0)
+        await self._closed.wait()
+        return b""
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def write_eof(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def is_closing(self) -> bool:
+        return self._closed.is_set()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("10.0.0.2", 40000), "sockname": ("10.0.0.1", 80)}.get(name, default)
+
+
+async def chunked_download(scope: Scope, receive: Receive, send: Send) -> None:
+    """1 MiB in 16 KiB messages, as the static site sends a file."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for sent in range(0, BODY, CHUNK):
+        await send(
+            {"type": "http.response.body", "body": bytes(CHUNK), "more_body": sent + CHUNK < BODY}
+        )
+
+
+def h2_request() -> bytes:
+    """A client preface with windows large enough never to stop the server, and a GET."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+    )
+    client.initiate_connection()
+    client.increment_flow_control_window(2**31 - 1 - 65535)
+    client.send_headers(
+        1,
+        [(":method", "GET"), (":path", "/"), (":scheme", "https"), (":authority", "x")],
+        end_stream=True,
+    )
+    return client.data_to_send()
+
+
+async def largest_gap(version: str) -> int:
+    """The most body bytes written between two turns of a bystander task."""
+    server = HttpServer(chunked_download)
+    await server.startup()
+    if version == "1.1":
+        pipe = OpenPipe(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        serving = asyncio.ensure_future(server._accepted(pipe, None, "http", ("10.0.0.1", 80)))
+    else:
+        pipe = OpenPipe(h2_request())
+        connection = Http2Connection(
+            server, Transport(pipe), scheme="https", client=("10.0.0.2", 40000),
+            local_addr=("10.0.0.1", 443),
+        )  # fmt: skip
+        serving = asyncio.ensure_future(connection.run())
+    seen = [0]
+    while pipe.written < BODY:
+        await asyncio.sleep(0)
+        seen.append(pipe.written)
+    pipe.close()
+    await serving
+    return max(b - a for a, b in itertools.pairwise(seen))
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+def test_a_download_lets_other_tasks_run(version: str) -> None:
+    gap = run_simulated(largest_gap(version))
+    # at most one fair share and the message in flight (plus HTTP/2's frame headers)
+    assert gap <= FAIR_SHARE_BYTES + CHUNK + 1024, gap
