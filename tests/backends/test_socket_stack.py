@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 
 import pytest
 
@@ -12,21 +14,30 @@ from riad.testing import stack_conformance
 from riad.testing.stack_conformance import StackPair
 
 
-def _pair() -> StackPair:
-    return StackPair(server=SocketStack(), client=SocketStack(), server_host="127.0.0.1")
+def _pair(version: int = 4) -> StackPair:
+    host = "::1" if version == 6 else "127.0.0.1"
+    return StackPair(server=SocketStack(), client=SocketStack(), server_host=host)
 
 
+@pytest.mark.parametrize("version", [4, 6])
 @pytest.mark.parametrize("name", sorted(stack_conformance.CHECKS))
-def test_conformance(name: str) -> None:
-    asyncio.run(stack_conformance.run_check(name, _pair()))
+def test_conformance(name: str, version: int) -> None:
+    asyncio.run(stack_conformance.run_check(name, _pair(version)))
+
+
+@pytest.mark.parametrize("name", sorted(stack_conformance.DUAL_STACK_CHECKS))
+def test_dual_stack_conformance(name: str) -> None:
+    asyncio.run(stack_conformance.run_check(name, _pair(6)))
 
 
 def test_ipv6_literals_for_tcp_and_udp() -> None:
-    """IPv6 literals make IPv6 sockets: a listener on ``::`` (IPv6 only, as asyncio
-    makes it), connections and datagrams to ``::1``; ``host=None`` stays IPv4."""
+    """IPv6 literals make IPv6 sockets: connections and datagrams to ``::1``; ``::``
+    takes IPv4 too unless ``ipv6_only``, ``0.0.0.0`` only IPv4, ``host=None`` both
+    versions on one port (IPv4 clients not mapped there)."""
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.read(100))
+        peer = writer.get_extra_info("peername")[0]
+        writer.write(peer.encode() + b" " + await reader.read(100))
         writer.close()
 
     class Echo(asyncio.DatagramProtocol):
@@ -36,20 +47,33 @@ def test_ipv6_literals_for_tcp_and_udp() -> None:
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
+    async def ask(stack: SocketStack, host: str, port: int) -> bytes:
+        reader, writer = await stack.open_connection(host, port)
+        writer.write(b"six")
+        writer.write_eof()
+        try:
+            return await reader.read()
+        finally:
+            writer.close()
+
     async def main() -> None:
         stack = SocketStack()
         async with await stack.start_server(echo, "::", 0) as listener:
             host, port = listener.local_addr
             assert host == "::"
-            reader, writer = await stack.open_connection("::1", port)
-            writer.write(b"six")
-            assert await reader.read() == b"six"
-            assert writer.get_extra_info("peername")[0] == "::1"
-            writer.close()
-        async with await stack.start_server(echo, None, 0) as listener:
-            assert listener.local_addr[0] == "0.0.0.0"
+            assert await ask(stack, "::1", port) == b"::1 six"
+            assert await ask(stack, "127.0.0.1", port) == b"::ffff:127.0.0.1 six"
+        async with await stack.start_server(echo, "::", 0, ipv6_only=True) as listener:
+            assert await ask(stack, "::1", listener.local_addr[1]) == b"::1 six"
+            with pytest.raises(ConnectionRefusedError):
+                await stack.open_connection("127.0.0.1", listener.local_addr[1])
+        async with await stack.start_server(echo, "0.0.0.0", 0) as listener:
             with pytest.raises(ConnectionRefusedError):
                 await stack.open_connection("::1", listener.local_addr[1])
+        async with await stack.start_server(echo, None, 0) as listener:
+            assert listener.local_addr[0] == "0.0.0.0"
+            assert await ask(stack, "::1", listener.local_addr[1]) == b"::1 six"
+            assert await ask(stack, "127.0.0.1", listener.local_addr[1]) == b"127.0.0.1 six"
         server, _ = await stack.create_datagram_endpoint(Echo, local_addr=("::1", 0))
         port = server.get_extra_info("sockname")[1]
         got: asyncio.Future[tuple[bytes, tuple[str, int]]] = (
@@ -66,7 +90,30 @@ def test_ipv6_literals_for_tcp_and_udp() -> None:
         assert data == b"datagram" and addr[:2] == ("::1", port)
         client.close()
         server.close()
+        for ipv6_only in (False, True):
+            udp, _ = await stack.create_datagram_endpoint(
+                Echo, local_addr=("::", 0), ipv6_only=ipv6_only
+            )
+            sock = udp.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == ipv6_only
+            udp.close()
         assert "::1" in stack.ipv6_addresses
+
+    asyncio.run(main())
+
+
+def test_port_in_use_by_ipv6_alone_is_refused_for_every_address() -> None:
+    """``host=None`` on a port an IPv6-only listener holds raises ``EADDRINUSE``
+    (both versions or neither), and closes the IPv4 socket it made first."""
+
+    async def main() -> None:
+        stack = SocketStack()
+        async with await stack.start_server(lambda r, w: None, "::", 0, ipv6_only=True) as held:
+            with pytest.raises(OSError) as error:
+                await stack.start_server(lambda r, w: None, None, held.local_addr[1])
+            assert error.value.errno == errno.EADDRINUSE
+            async with await stack.start_server(lambda r, w: None, "0.0.0.0", held.local_addr[1]):
+                pass  # the IPv4 socket of the refused listener was closed
 
     asyncio.run(main())
 

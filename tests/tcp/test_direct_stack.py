@@ -40,6 +40,18 @@ def test_conformance_on_the_simulated_network(name: str, version: int) -> None:
     run_lab(main, seed=seed)
 
 
+@pytest.mark.parametrize("name", sorted(stack_conformance.DUAL_STACK_CHECKS))
+def test_dual_stack_conformance_on_the_simulated_network(name: str) -> None:
+    seed = test_seed(7)
+
+    async def main(lab: SimLab) -> None:
+        pair = _pair(lab, 6)
+        await asyncio.sleep(5)  # the IPv6 addresses pass duplicate address detection
+        await stack_conformance.run_check(name, pair)
+
+    run_lab(main, seed=seed)
+
+
 def test_conformance_bulk_under_loss() -> None:
     seed = test_seed(11)
 

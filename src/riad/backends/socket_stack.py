@@ -7,10 +7,14 @@ riad's direct stack by the shared conformance suite
 (``riad.testing.stack_conformance``), so a service cannot tell them apart:
 
 - Addresses are IPv4 or IPv6 literals (the socket's family is the address's);
-  ``host=None`` listens on ``0.0.0.0`` (not on IPv6 too as asyncio would: a
-  kernel without IPv6 still serves), ``::`` on IPv6 only (asyncio sets
-  ``IPV6_V6ONLY``; riad's direct stack takes IPv4 there too, as Linux does). Host names are refused with ``ValueError``, as the direct stack
-  has no resolver.
+  ``host=None`` listens on every address of both versions, as riad's direct
+  stack and asyncio do: ``0.0.0.0`` and ``::`` with ``IPV6_V6ONLY`` on one
+  port (``local_addr`` says ``0.0.0.0``; a kernel without IPv6 gets the IPv4
+  socket alone). ``::`` takes IPv4 too, its clients shown mapped
+  (``::ffff:a.b.c.d``), unless ``ipv6_only``: ``IPV6_V6ONLY`` is set
+  explicitly either way, so the host's ``net.ipv6.bindv6only`` changes
+  nothing. UDP on ``::`` is dual-stack the same way. Host names are refused
+  with ``ValueError``, as the direct stack has no resolver.
 - ``start_server``/``create_server`` return a ``Listener`` with ``local_addr``
   (the real port when 0 was asked); ``wait_closed()`` returns once it stopped
   accepting, whatever Python version (asyncio 3.12 would wait for every
@@ -20,11 +24,12 @@ riad's direct stack by the shared conformance suite
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from riad.devices import Listener, StreamHandler
@@ -94,18 +99,63 @@ def _check_addr(
     return (_check_host(host or default, what), port)
 
 
-def _listen_host(host: str | None) -> str:
-    return "0.0.0.0" if host is None or host == "" else _check_host(host)
+_PORT_TRIES = 20  # port 0 for both versions: new ephemeral ports while ``::`` has it taken
+
+
+def _bound_socket(
+    kind: socket.SocketKind, host: str, port: int, *, ipv6_only: bool = False
+) -> socket.socket:
+    """A non-blocking socket bound to ``host:port``, ``IPV6_V6ONLY`` as asked on IPv6."""
+    family = _family(host)
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, ipv6_only)
+        if kind == socket.SOCK_STREAM and _REUSE_ADDRESS:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _ipv6_wildcard_socket(port: int) -> socket.socket | None:
+    """``::`` with ``IPV6_V6ONLY`` on ``port``, or None where the kernel has no IPv6."""
+    try:
+        return _bound_socket(socket.SOCK_STREAM, "::", port, ipv6_only=True)
+    except OSError as error:
+        if error.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            return None
+        raise
+
+
+def _listening_sockets(host: str | None, port: int, ipv6_only: bool) -> list[socket.socket]:
+    """The sockets a listener on ``host:port`` holds (two, one port, for every address)."""
+    if host not in (None, ""):
+        return [_bound_socket(socket.SOCK_STREAM, _check_host(host), port, ipv6_only=ipv6_only)]
+    for _ in range(_PORT_TRIES if port == 0 else 1):
+        ipv4 = _bound_socket(socket.SOCK_STREAM, "0.0.0.0", port)
+        try:
+            ipv6 = _ipv6_wildcard_socket(ipv4.getsockname()[1])
+        except OSError as error:
+            ipv4.close()
+            if port == 0 and error.errno == errno.EADDRINUSE:
+                continue
+            raise
+        return [ipv4] if ipv6 is None else [ipv4, ipv6]
+    raise OSError(errno.EADDRINUSE, "no free port for both 0.0.0.0 and ::")
 
 
 class SocketListener:
-    """A listening socket of the ``SocketStack``: an ``asyncio.Server`` underneath."""
+    """A listener of the ``SocketStack``: an ``asyncio.Server`` per listening socket."""
 
-    __slots__ = ("_closed", "_local_addr", "_server")
+    __slots__ = ("_closed", "_local_addr", "_servers")
 
-    def __init__(self, server: asyncio.Server) -> None:
-        self._server = server
-        sockname = server.sockets[0].getsockname()
+    def __init__(self, servers: Sequence[asyncio.Server]) -> None:
+        self._servers = tuple(servers)
+        sockname = self._servers[0].sockets[0].getsockname()
         self._local_addr: tuple[str, int] = (sockname[0], sockname[1])
         self._closed = asyncio.Event()
 
@@ -114,11 +164,12 @@ class SocketListener:
         return self._local_addr
 
     def is_serving(self) -> bool:
-        return self._server.is_serving()
+        return any(server.is_serving() for server in self._servers)
 
     def close(self) -> None:
         """Stop accepting at once; connections already accepted go on."""
-        self._server.close()
+        for server in self._servers:
+            server.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -190,18 +241,16 @@ class SocketStack:
         *,
         limit: int = 2**16,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
-        listen = _listen_host(host)
-        server = await asyncio.start_server(
-            client_connected_cb,
-            listen,
+        return await _listen(
+            host,
             port,
-            limit=limit,
-            family=_family(listen),
-            backlog=backlog,
-            reuse_address=_REUSE_ADDRESS,
+            ipv6_only,
+            lambda sock: asyncio.start_server(
+                client_connected_cb, sock=sock, limit=limit, backlog=backlog
+            ),
         )
-        return SocketListener(server)
 
     async def create_connection(
         self,
@@ -227,38 +276,72 @@ class SocketStack:
         port: int = 0,
         *,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
         loop = asyncio.get_running_loop()
-        listen = _listen_host(host)
-        server = await loop.create_server(
-            protocol_factory,
-            listen,
+        return await _listen(
+            host,
             port,
-            family=_family(listen),
-            backlog=backlog,
-            reuse_address=_REUSE_ADDRESS,
+            ipv6_only,
+            lambda sock: loop.create_server(protocol_factory, sock=sock, backlog=backlog),
         )
-        return SocketListener(server)
 
     async def create_datagram_endpoint(
         self,
         protocol_factory: Callable[[], asyncio.DatagramProtocol],
         local_addr: tuple[str, int] | None = None,
         remote_addr: tuple[str, int] | None = None,
+        *,
+        ipv6_only: bool = False,
     ) -> tuple[asyncio.DatagramTransport, Any]:
+        """A UDP endpoint; on an IPv6 address it takes IPv4 too unless ``ipv6_only``."""
         loop = asyncio.get_running_loop()
         remote = _check_addr(remote_addr, "remote_addr")
         wildcard = "::" if remote is not None and ":" in remote[0] else "0.0.0.0"
         local = _check_addr(local_addr, "local_addr", wildcard)
-        return await loop.create_datagram_endpoint(
-            protocol_factory,
-            local_addr=local,
-            remote_addr=remote,
-            family=_family((local or remote or ("0.0.0.0", 0))[0]),
-        )
+        if local is None or ":" not in local[0]:
+            return await loop.create_datagram_endpoint(
+                protocol_factory,
+                local_addr=local,
+                remote_addr=remote,
+                family=_family((local or remote or ("0.0.0.0", 0))[0]),
+            )
+        sock = _bound_socket(socket.SOCK_DGRAM, local[0], local[1], ipv6_only=ipv6_only)
+        try:
+            if remote is not None:
+                sock.connect(_mapped(remote))
+        except BaseException:
+            sock.close()
+            raise
+        return await loop.create_datagram_endpoint(protocol_factory, sock=sock)
 
     def __repr__(self) -> str:
         return "SocketStack()"
+
+
+async def _listen(
+    host: str | None,
+    port: int,
+    ipv6_only: bool,
+    serve: Callable[[socket.socket], Awaitable[asyncio.Server]],
+) -> SocketListener:
+    sockets = _listening_sockets(host, port, ipv6_only)
+    servers: list[asyncio.Server] = []
+    try:
+        for sock in sockets:
+            servers.append(await serve(sock))
+    except BaseException:
+        for server in servers:
+            server.close()
+        for sock in sockets[len(servers) :]:
+            sock.close()
+        raise
+    return SocketListener(servers)
+
+
+def _mapped(addr: tuple[str, int]) -> tuple[str, int]:
+    """An IPv4 address as an IPv6 socket reaches it (``::ffff:a.b.c.d``)."""
+    return addr if ":" in addr[0] else (f"::ffff:{addr[0]}", addr[1])
 
 
 # A restarted service can listen again at once on a port in TIME_WAIT.

@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from riad.devices import Listener, Stack
 
-__all__ = ["CHECKS", "ConformanceError", "StackPair", "run_check"]
+__all__ = ["CHECKS", "DUAL_STACK_CHECKS", "ConformanceError", "StackPair", "run_check"]
 
 
 class ConformanceError(AssertionError):
@@ -69,6 +69,9 @@ class StackPair:
 
 Check = Callable[[StackPair], Awaitable[None]]
 CHECKS: dict[str, Check] = {}
+DUAL_STACK_CHECKS: dict[str, Check] = {}
+"""Checks for a pair reached over IPv6 whose server has IPv4 too (its first
+``ipv4_addresses`` entry is reached over IPv4): ``::`` takes both versions."""
 
 
 def _check(fn: Check) -> Check:
@@ -76,10 +79,15 @@ def _check(fn: Check) -> Check:
     return fn
 
 
+def _dual_stack_check(fn: Check) -> Check:
+    DUAL_STACK_CHECKS[fn.__name__.removeprefix("check_")] = fn
+    return fn
+
+
 async def run_check(name: str, pair: StackPair) -> None:
     """Run the check ``name`` on ``pair``, within ``pair.timeout_s`` of loop time."""
     try:
-        check = CHECKS[name]
+        check = CHECKS[name] if name in CHECKS else DUAL_STACK_CHECKS[name]
     except KeyError:
         raise ValueError(f"no conformance check named {name!r}") from None
     try:
@@ -692,6 +700,88 @@ async def check_udp_sockname(pair: StackPair) -> None:
         data, addr = await protocol.queue.get()
         _expect(data == b"who am i", f"server got {data!r}")
         _expect(addr[1] == client_port, f"sender port {addr[1]}, client sockname {client_port}")
+    finally:
+        client.close()
+        server.close()
+
+
+# -- Dual stack (IPV6_V6ONLY off, as Linux) -----------------------------------
+
+
+def _server_ipv4(pair: StackPair) -> str:
+    _expect(
+        ":" in pair.server_host,
+        f"a dual-stack check needs an IPv6 server_host, not {pair.server_host}",
+    )
+    addresses = pair.server.ipv4_addresses
+    _expect(bool(addresses), "a dual-stack check needs a server with an IPv4 address")
+    return addresses[0]
+
+
+@_dual_stack_check
+async def check_dual_stack_listener(pair: StackPair) -> None:
+    """A listener on ``::`` takes IPv6 and IPv4 clients, an IPv4 one's address shown
+    mapped (``::ffff:a.b.c.d``); a listener on ``0.0.0.0`` refuses IPv6 clients."""
+    ipv4 = _server_ipv4(pair)
+    peers: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.put_nowait(writer.get_extra_info("peername"))
+        await _echo_handler(reader, writer)
+
+    async with await pair.server.start_server(handler, "::", 0) as listener:
+        port = listener.local_addr[1]
+        _expect(listener.local_addr[0] == "::", f"local_addr is {listener.local_addr}")
+        got = await _round_trip(pair, port, b"over IPv6")
+        _expect(got == b"over IPv6", f"echo over IPv6 returned {got!r}")
+        peer = await peers.get()
+        _expect(":" in peer[0] and not peer[0].startswith("::ffff:"), f"IPv6 peer {peer}")
+        reader, writer = await pair.client.open_connection(ipv4, port)
+        try:
+            client = writer.get_extra_info("sockname")
+            writer.write(b"over IPv4")
+            writer.write_eof()
+            got = await reader.read()
+        finally:
+            await _close(writer)
+        _expect(got == b"over IPv4", f"echo over IPv4 on :: returned {got!r}")
+        peer = await peers.get()
+        _expect(
+            tuple(peer[:2]) == (f"::ffff:{client[0]}", client[1]),
+            f"IPv4 client {client[:2]} seen on :: as {peer[:2]}, expected it mapped",
+        )
+    async with await _echo_server(pair, "0.0.0.0") as listener:
+        try:
+            _, writer = await pair.client.open_connection(pair.server_host, listener.local_addr[1])
+        except ConnectionRefusedError:
+            return
+        await _close(writer)
+        raise ConformanceError("a listener on 0.0.0.0 accepted an IPv6 client")
+
+
+@_dual_stack_check
+async def check_dual_stack_datagrams(pair: StackPair) -> None:
+    """A UDP endpoint on ``::`` receives from an IPv4 sender, shown mapped
+    (``::ffff:a.b.c.d``), and answers it at that address."""
+    ipv4 = _server_ipv4(pair)
+    server, inbox = await pair.server.create_datagram_endpoint(_DatagramQueue, local_addr=("::", 0))
+    port = server.get_extra_info("sockname")[1]
+    client, protocol = await pair.client.create_datagram_endpoint(
+        _DatagramQueue, remote_addr=(ipv4, port)
+    )
+    try:
+        client_port = client.get_extra_info("sockname")[1]
+        client.sendto(b"from IPv4")
+        data, sender = await inbox.queue.get()
+        _expect(data == b"from IPv4", f"the endpoint on :: got {data!r}")
+        _expect(
+            sender[0].startswith("::ffff:") and sender[1] == client_port,
+            f"IPv4 sender (port {client_port}) seen on :: as {sender}, expected it mapped",
+        )
+        server.sendto(b"to IPv4", sender)
+        data, addr = await protocol.queue.get()
+        _expect(data == b"to IPv4", f"the IPv4 sender got {data!r}")
+        _expect(addr == (ipv4, port), f"reply came from {addr}, expected {(ipv4, port)}")
     finally:
         client.close()
         server.close()

@@ -180,7 +180,7 @@ class TcpCore:
                 continue
             if address.version == dst.version:
                 score = 2
-            elif not v6only:
+            elif address.version == 6 and not v6only:  # 0.0.0.0 never takes IPv6
                 score = 1
             else:
                 continue
