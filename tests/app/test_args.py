@@ -102,7 +102,10 @@ def test_ipv6_arguments() -> None:
         ),
         (["--name=a", "--dhcp", "--ipv4=10.0.0.2/24"], "--dhcp and --ipv4 both given: keep one"),
         (["--name=a", "--logs", "loud"], "--logs: 'loud' is not valid: unknown log level 'loud'"),
-        (["--name=a", "--dns", "dns.example"], "--dns: 'dns.example' is not valid: not an IPv4"),
+        (
+            ["--name=a", "--dns", "dns.example"],
+            "--dns: 'dns.example' is not valid: 'dns.example' is not an IP address",
+        ),
         (["--name=a", "--dns-search", "a..b"], "--dns-search: 'a..b' is not valid: not a DNS name"),
         (["--name=a", "--hosts", "db"], "--hosts: 'db' is not valid: no '=': write NAME=ADDRESS"),
         (["--name=a", "--hosts", "db=x"], "--hosts: 'db=x' is not valid: 'x' is not an IP address"),

@@ -98,6 +98,8 @@ class DnsServer(asyncio.DatagramProtocol):
         self.udp_queries = 0
         self.tcp_queries = 0
         self.forged = 0
+        self.clients: set[str] = set()
+        """The addresses queries came from."""
         self.transport: asyncio.DatagramTransport | None = None
         self.forger: asyncio.DatagramTransport | None = None
         self.listener: object = None
@@ -133,6 +135,7 @@ class DnsServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.udp_queries += 1
+        self.clients.add(addr[0])
         response = self.respond(data)
         if response is None or self.silent:
             return

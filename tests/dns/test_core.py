@@ -531,8 +531,13 @@ def test_servers_can_change_while_running() -> None:
     core.set_servers([S2])
     core.lookup("db.example", socket.AF_INET, at(0))
     assert udp(core, at(0)).server == S2
-    with pytest.raises(ValueError, match="IPv4"):
+    with pytest.raises(ValueError, match="is not an IP address"):
         core.set_servers(["dns.example"])
+    for refused in ("ff02::1", "::", "fe80::1%eth0"):
+        with pytest.raises(ValueError, match="cannot be a DNS server"):
+            core.set_servers([refused])
+    core.set_servers(["2001:DB8:0::53"])
+    assert core.servers == ("2001:db8::53",)
 
 
 IMPORT_SPY = """

@@ -37,6 +37,8 @@ ZONE = Zone(
         "web.lab.test. 60 IN A 10.1.0.2",
         "web.lab.test. 60 IN AAAA fd00::1",
         "v6only.lab.test. 60 IN AAAA fd00::6",
+        "dual.lab.test. 60 IN A 10.1.0.7",
+        "dual.lab.test. 60 IN AAAA 2001:db8:1::7",
         "loop1.lab.test. 60 IN CNAME loop2.lab.test.",
         "loop2.lab.test. 60 IN CNAME loop1.lab.test.",
         *(f"big.lab.test. 60 IN A 10.2.0.{n}" for n in range(1, 41)),
@@ -276,3 +278,36 @@ def test_resolver_under_loss_duplication_reordering_truncation_and_forgery(
         assert len(resolver.core.cache) <= resolver.config.cache_entries
 
     run_lab(main, seed=seed, conditions=conditions)
+
+
+def test_a_server_with_an_ipv6_address_over_udp_and_tcp() -> None:
+    """--dns with an IPv6 address: UDP from an IPv6 source port, TCP after truncation,
+    and getaddrinfo orders the answer for the stack's own IPv6 address."""
+    seed = test_seed(18)
+
+    async def main(lab: SimLab) -> None:
+        server_stack = lab.add_stack(f"{SERVER}/24", ipv6_address="2001:db8::53/64")
+        server = await DnsServer(ZONE, truncate_over=8).start(server_stack, host="::")
+        client = lab.add_stack(f"{CLIENT}/24", ipv6_address="2001:db8::2/64")
+        await asyncio.sleep(5)  # the IPv6 addresses pass duplicate address detection
+        resolver = Resolver(
+            client, config(servers=("2001:db8:0::53",)), random=SeededRandom(seed), clock=lab.clock
+        )
+        assert resolver.core.servers == ("2001:db8::53",)
+        assert await resolver.resolve("db", socket.AF_INET) == ["10.1.0.3"]
+        assert server.udp_queries == 1 and server.tcp_queries == 0
+        assert server.clients == {"2001:db8::2"}
+        assert len(await resolver.resolve("big.lab.test", socket.AF_INET)) == 40
+        assert server.tcp_queries == 1 and resolver.counters["truncated"] == 1
+        # RFC 6724 for a host holding 10.0.0.2 and 2001:db8::2: a global IPv6
+        # destination first (rule 6), a unique local one after IPv4 (rule 5)
+        infos = await resolver.getaddrinfo("dual.lab.test", 80, type=socket.SOCK_STREAM)
+        assert [info[4][0] for info in infos] == ["2001:db8:1::7", "10.1.0.7"]
+        assert [info[0] for info in infos] == [socket.AF_INET6, socket.AF_INET]
+        infos = await resolver.getaddrinfo("www.lab.test", 80, type=socket.SOCK_STREAM)
+        addresses = [info[4][0] for info in infos]
+        assert sorted(addresses[:2]) == ["10.1.0.1", "10.1.0.2"] and addresses[2] == "fd00::1"
+        assert resolver.exchanges_open == 0
+        resolver.close()
+
+    run_lab(main, seed=seed)

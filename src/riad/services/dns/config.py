@@ -13,7 +13,7 @@ ADDRESS`` and ``--hosts NAME=ADDRESS``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, ip_address
+from ipaddress import ip_address
 
 from riad.time import Duration
 
@@ -21,11 +21,24 @@ __all__ = ["ResolverConfig", "parse_host_entry", "parse_search_domain", "parse_s
 
 
 def parse_server(text: str) -> str:
-    """A DNS server address for ``--dns``: an IPv4 literal, returned in its plain form."""
+    """A DNS server address for ``--dns``: an IPv4 or IPv6 literal, returned in its plain form.
+
+    IPv6 addresses are written compressed (``fd00::53``), as answers' sources
+    are, so an answer's source compares with the server asked as text. A
+    zone (``fe80::1%eth0``), the unspecified or a multicast address is refused:
+    riad's stack has one interface, and a server is one host.
+    """
     try:
-        return str(IPv4Address(text.strip()))
+        address = ip_address(text.strip())
     except ValueError:
-        raise ValueError("not an IPv4 address: give the server's address, e.g. 10.0.0.1") from None
+        raise ValueError(
+            f"{text!r} is not an IP address: give the server's address, e.g. 10.0.0.1 or fd00::53"
+        ) from None
+    if address.is_unspecified or address.is_multicast or "%" in text:
+        raise ValueError(
+            f"{text!r} cannot be a DNS server: give the unicast address of one, e.g. fd00::53"
+        )
+    return str(address)
 
 
 def _check_name(name: str) -> str:
@@ -76,7 +89,7 @@ class ResolverConfig:
     """
 
     servers: tuple[str, ...] = ()
-    """IPv4 addresses of recursive DNS servers, in the order they are tried."""
+    """IPv4 or IPv6 addresses of recursive DNS servers, in the order they are tried."""
     port: int = 53
     search: tuple[str, ...] = ()
     """Domains tried after a relative name (``db`` -> ``db.corp.example``)."""

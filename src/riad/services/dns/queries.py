@@ -160,7 +160,7 @@ class Queries:
         self.config = config
         self._entropy = entropy
         self.counters = counters
-        self._servers: tuple[str, ...] = config.servers
+        self._servers: tuple[str, ...] = tuple(parse_server(s) for s in config.servers)
         self._questions: dict[tuple[dns.name.Name, int], _Question] = {}
         self._attempts: dict[int, _Attempt] = {}
         self._ports: set[int] = set()

@@ -5,7 +5,7 @@
 endpoint, bound to the source port the core drew and connected to the
 server (so an ICMP port unreachable ends that try at once), and closed when
 the core releases it; each TCP query is one connection with one framed
-exchange. One loop timer follows the core's ``poll_at``. It runs the same on
+exchange, over IPv4 or IPv6 as the server's address is. One loop timer follows the core's ``poll_at``. It runs the same on
 riad's direct stack and on the host's sockets.
 
 ``HostResolver`` asks the host instead (``loop.getaddrinfo``, so glibc,
@@ -13,10 +13,10 @@ riad's direct stack and on the host's sockets.
 sockets uses when no DNS server was given to riad.
 
 Both answer ``resolve(name, family) -> [address, ...]`` (IPv4 addresses
-before IPv6 ones for ``AF_UNSPEC``: riad's stack has no IPv6 yet, which is
-what RFC 6724's rule 1 gives such a host) and ``getaddrinfo(host, port,
+before IPv6 ones for ``AF_UNSPEC``) and ``getaddrinfo(host, port,
 family=..., type=..., proto=..., flags=...)`` in ``loop.getaddrinfo``'s
-shape, and raise ``socket.gaierror`` subclasses (``riad.services.dns.errors``)
+shape (``Resolver``'s in RFC 6724's order for the stack's own addresses),
+and raise ``socket.gaierror`` subclasses (``riad.services.dns.errors``)
 that say what happened. ``make_resolver`` picks one for a composed service.
 """
 
@@ -266,7 +266,7 @@ class Resolver:
         try:
             transport, _ = await self._stack.create_datagram_endpoint(
                 lambda: exchange,
-                local_addr=("0.0.0.0", query.local_port),
+                local_addr=("::" if ":" in query.server else "0.0.0.0", query.local_port),
                 remote_addr=(query.server, query.port),
             )
         except OSError as exc:
