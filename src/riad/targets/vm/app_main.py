@@ -1,6 +1,6 @@
 """Running an application-model service (``riad.App``) as PID 1 of a vm image.
 
-PID 1 (``riad.targets.vm.guest``) runs the service's module as ``__main__``;
+PID 1 (``riad.targets.vm.guest``) imports the service's module under its own name;
 when the module defines a ``riad.App``, ``run_app`` then composes it for the
 machine and runs it with ``riad.app.run``:
 

@@ -391,6 +391,7 @@ def _config_source(
     network: bool,
     volumes: tuple[str, ...],
     sealed: SealedImage | None = None,
+    program: bool = False,
 ) -> bytes:
     sealed = sealed or SealedImage()
     return (
@@ -409,7 +410,7 @@ def _config_source(
         f"    from {GUEST_MODULE} import main\n\n"
         f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r}, {service.attr!r}, "
         f"{volumes!r}, extensions={sealed.extensions!r}, readable={sealed.readable!r}, "
-        f"threads={sealed.threads!r}, expected={sealed.expected!r})\n"
+        f"threads={sealed.threads!r}, expected={sealed.expected!r}, program={program!r})\n"
     ).encode()
 
 
@@ -569,7 +570,9 @@ def _add_init(
             *trace.missing_modules,
         ),
     )
-    config = _config_source(service, options, wants_network(trace), volumes, sealed)
+    # The trace notes the App it ran: a module without one is a program (run as __main__).
+    program = service.attr is None and "app" not in trace.facts
+    config = _config_source(service, options, wants_network(trace), volumes, sealed, program)
     content.add_file(INIT_FILE, compile_pyc(config, f"/{INIT_FILE}"), "riad")
 
 

@@ -23,7 +23,8 @@ What PID 1 does, in order:
    An image of a service that declared no network has no NIC and skips this;
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
    raises ``SIGINT`` in the service;
-4. runs the service; when its event loop first goes idle, start-up is over:
+4. runs the service (its module imported under its own name; a module
+   that defines no ``App`` is a program, run as ``__main__``); when its event loop first goes idle, start-up is over:
    it prints ``riad-vm: ready T`` and calls the hooks registered with
    :func:`after_startup`: the sandbox seal is one, registered unless the boot
    argument ``--seal off`` says otherwise (``--seal audit``: refused calls
@@ -189,6 +190,16 @@ def _note_facts(app: App) -> None:
             handle.write(f"volumes={volumes}\n")
 
 
+def _may_define_app(namespace: dict[str, object], attr: str | None) -> bool:
+    """Whether a module may define a service (``app_main.find_app``'s rule), asked without
+    importing riad's application model: a program's image does not carry it."""
+    if attr is not None or "app" in namespace or "application" in namespace:
+        return True
+    model = sys.modules.get("riad.app.model")
+    app_class = getattr(model, "App", None)
+    return isinstance(app_class, type) and any(isinstance(v, app_class) for v in namespace.values())
+
+
 def run_service(
     module: str,
     args: list[str],
@@ -196,28 +207,42 @@ def run_service(
     folder: str | None = None,
     attr: str | None = None,
     scratch_volumes: str | None = None,
+    program: bool | None = False,
 ) -> int:
-    """Run ``module`` as ``__main__`` with ``args``; return its exit status.
+    """Run the service ``module`` with ``args``; return its exit status.
 
-    A traceback is printed for an exception; ``SIGINT`` gives 130. A module
-    that defines a ``riad.App`` (the one ``attr`` names, when given) is then
-    run as one (``app_main.run_app``), its files (stores) taken from
-    ``folder`` when given (the image's copy).
+    The module is imported under its own name, as the unix and sandbox targets
+    import it: its ``if __name__ == "__main__"`` block does not run, and what it
+    defines is named after it (pickles, dataclasses). When it defines a
+    ``riad.App`` (the one ``attr`` names, when given), that is run
+    (``app_main.run_app``), its files (stores) taken from ``folder`` when given
+    (the image's copy). ``program``: the module defines no ``App`` and is a
+    program, run as ``__main__`` only; ``None`` (the build's trace, which does
+    not know yet): imported first, then run as ``__main__`` if it is a program.
+
+    A traceback is printed for an exception; ``SIGINT`` gives 130.
     """
+    import importlib
     import runpy
 
     sys.argv = [module, *args]
     try:
-        namespace = runpy.run_module(module, run_name="__main__", alter_sys=True)
-        from riad.targets.vm.app_main import find_app, run_app
+        if program:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            return 0
+        namespace = vars(importlib.import_module(module))
+        if _may_define_app(namespace, attr):
+            from riad.targets.vm.app_main import find_app, run_app
 
-        app = find_app(namespace, folder, attr)
-        if app is not None:
-            _note_facts(app)
-            return run_app(app, args, net, scratch_volumes)
+            app = find_app(namespace, folder, attr)
+            if app is not None:
+                _note_facts(app)
+                return run_app(app, args, net, scratch_volumes)
         if attr is not None:
             print(f"riad: error: {module}:{attr} is not a riad.App", file=sys.stderr, flush=True)
             return 2
+        if program is None:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         if exc.code is None:
             return 0
@@ -252,7 +277,9 @@ def trace_entry(argv: list[str]) -> None:
     _, args = inplace.split_seal_arg(args, net=net)
     # Volumes: empty folders beside the facts file, in the trace's own folder.
     scratch = os.path.join(os.path.dirname(os.environ.get(_FACTS_ENV, "/tmp/x")), "volumes")
-    sys.exit(run_service(module, args, net, attr=attr or None, scratch_volumes=scratch))
+    sys.exit(
+        run_service(module, args, net, attr=attr or None, scratch_volumes=scratch, program=None)
+    )
 
 
 def main(
@@ -267,6 +294,7 @@ def main(
     readable: tuple[str, ...] = (),
     threads: int = 0,
     expected: tuple[str, ...] = (),
+    program: bool = False,
 ) -> None:
     """PID 1: see the module documentation (``riadinit`` prints the first mark).
 
@@ -275,7 +303,8 @@ def main(
     seal: ``extensions``, the image's C extension modules (imported before it);
     ``readable``, its data files (still readable after it); ``threads``, how many
     threads the service may run; ``expected``, files and modules its traced start-up
-    looked for in vain too (not reported sealed).
+    looked for in vain too (not reported sealed); ``program``, the module defines no
+    ``App``: it is a program, run as ``__main__``.
     """
     status = 2
     try:
@@ -297,7 +326,7 @@ def main(
         from riad.image.idle import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
-        status = run_service(service_module, args, net, folder, attr)
+        status = run_service(service_module, args, net, folder, attr, program=program)
     except (bootargs.ConfigError, ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
     if volumes:
