@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,25 @@ def test_run_of_a_service_without_root_or_tap_names_the_fix() -> None:
         "riad: error: -t sandbox creates a TAP device, which needs root: run as root, or create "
         "one (ip tuntap add dev tap0 mode tap user $USER) and pass --tap tap0"
     ]
+
+
+ASGI_APP = """
+async def app(scope, receive, send):
+    pass
+"""
+
+
+def test_inspect_lists_the_certificate_store_only_when_the_service_has_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riad.cli import main
+
+    (tmp_path / "shop.py").write_text(ASGI_APP)
+    service = f"{tmp_path / 'shop.py'}:app"
+    assert main(["inspect", service, "-t", "sandbox"]) == 0
+    stores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("stores")]
+    assert stores == ["stores: none"]
+    (tmp_path / "certs").mkdir()
+    assert main(["inspect", service, "-t", "sandbox"]) == 0
+    stores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("stores")]
+    assert stores == ["stores: tls (read into memory before the seal)"]

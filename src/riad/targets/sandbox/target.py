@@ -185,11 +185,13 @@ def describe_seal(
 def describe_service(app: object) -> list[str]:
     """The service's lines of ``riad inspect``: what it is given before the seal."""
     from riad.app.model import App
+    from riad.targets.unix import kv_sources
 
     assert isinstance(app, App)
     about = f" ({app.description})" if app.description else ""
     net = "riad's TCP/IP stack on the TAP descriptor" if app.network else "none"
-    in_memory = [decl for decl in app.kvs if decl.volume is None]
+    # What the sealed service will have: an optional store whose source is absent is not.
+    in_memory = list(kv_sources(app))
     stores = ", ".join(f"{decl.name}{' (writable)' if decl.writable else ''}" for decl in in_memory)
     on_volumes = ", ".join(
         f"{decl.name} (SQLite on volume {decl.volume})" for decl in app.kvs if decl.volume
