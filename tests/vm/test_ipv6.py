@@ -1,4 +1,6 @@
-"""The echo example in a vm on the direct kernel, reached over IPv6 (``--ipv6``)."""
+"""The echo example in a vm, reached over IPv6 (``--ipv6``): on the direct kernel
+riad's stack answers, on the socket kernel the guest kernel's own IPv6, which PID 1
+configured from the same boot arguments."""
 
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ def _ip(netns: str, *args: str) -> str:
     ).stdout
 
 
-def test_echo_over_ipv6_on_the_direct_kernel(
-    kernels: object, riad_run: type[RiadRun], netns: str
-) -> None:
-    run = riad_run([ECHO, "-t", "vm", "--net", "direct", "--ipv6", "fd00:77::2/64"])
+@pytest.mark.parametrize("net", ["direct", "socket"])
+def test_echo_over_ipv6(kernels: object, riad_run: type[RiadRun], netns: str, net: str) -> None:
+    run = riad_run(
+        [ECHO, "-t", "vm", "--net", net, "--ipv6", "fd00:77::2/64", "--ipv6-gateway", "fd00:77::1"]
+    )
     run.wait_for(r"app: echo ready tcp=7 udp=7")
     # the host side of the TAP riad made holds the prefix's first address
     [tap] = [
@@ -35,9 +38,15 @@ def test_echo_over_ipv6_on_the_direct_kernel(
     ping = ["ip", "netns", "exec", netns, "ping", "-6", "-c", "1", "-W", "1", "fd00:77::2"]
     eventually(
         lambda: subprocess.run(ping, capture_output=True, check=False).returncode == 0,
-        what="the vm's riad stack answering neighbour discovery and ping over IPv6",
+        what=f"the vm ({net} kernel) answering neighbour discovery and ping over IPv6",
     )
     tcp = in_netns(netns, ["nc", "-6", "-N", "fd00:77::2", "7"], b"six in a vm\n")
     assert tcp == b"six in a vm\n"
+    # an address off the vm's link is answered through --ipv6-gateway
+    _ip(netns, "-6", "addr", "add", "fd00:99::1/128", "dev", "lo")
+    routed = in_netns(
+        netns, ["nc", "-6", "-N", "-s", "fd00:99::1", "fd00:77::2", "7"], b"off-link\n"
+    )
+    assert routed == b"off-link\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0

@@ -84,8 +84,8 @@ def _say(line: str) -> None:
 def configure_network(net: str, settings: dict[str, str | None]) -> None:
     """Bring the NIC up; on the ``socket`` kernel, address and route it.
 
-    ``settings``: the ``--ipv4`` and ``--ipv4-gateway`` boot arguments given (the
-    socket kernel has no IPv6: ``--ipv6`` there is a configuration error).
+    ``settings``: the ``--ipv4``, ``--ipv4-gateway``, ``--ipv6`` and
+    ``--ipv6-gateway`` boot arguments given.
     """
     from riad.targets.vm import netconf
 
@@ -96,11 +96,6 @@ def configure_network(net: str, settings: dict[str, str | None]) -> None:
         return
     if net != "socket":
         return
-    if settings.get("--ipv6") or settings.get("--ipv6-gateway"):
-        raise bootargs.ConfigError(
-            "--ipv6/--ipv6-gateway configure riad's own stack: the socket kernel has no "
-            "IPv6; use --net direct"
-        )
     netconf.link_up("lo")
     cidr = settings.get("--ipv4")
     if cidr:
@@ -109,6 +104,13 @@ def configure_network(net: str, settings: dict[str, str | None]) -> None:
     gateway = settings.get("--ipv4-gateway")
     if gateway:
         netconf.add_default_route(gateway)
+    cidr6 = settings.get("--ipv6")
+    if cidr6:
+        address, _, prefix = cidr6.partition("/")
+        netconf.set_ipv6(NIC, address, int(prefix or "64"))
+    gateway6 = settings.get("--ipv6-gateway")
+    if gateway6:
+        netconf.add_ipv6_default_route(gateway6, NIC)
 
 
 def _watch_console() -> None:

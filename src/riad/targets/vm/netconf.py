@@ -1,13 +1,16 @@
 """Guest network configuration through ioctls (no ``ip`` program in an image).
 
 PID 1 brings the NIC up for both kernel variants; on the ``socket`` variant
-it also gives the kernel's IPv4 stack its address and default route. The
+it also gives the kernel's IPv4 and IPv6 stacks their addresses and default
+routes (``struct in6_ifreq`` and ``struct in6_rtmsg`` on an ``AF_INET6``
+socket for IPv6). The
 ``direct`` variant's kernel has no ``AF_INET`` at all, so the link is raised
 through an ``AF_UNIX`` socket, which the kernel's generic device ioctls
 accept too.
 
 Structure layouts are those of x86_64 Linux (``struct ifreq``, ``struct
-rtentry`` in ``<net/if.h>`` and ``<net/route.h>``).
+rtentry`` in ``<net/if.h>`` and ``<net/route.h>``, ``struct in6_ifreq`` and
+``struct in6_rtmsg`` in ``<linux/ipv6.h>`` and ``<linux/ipv6_route.h>``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ RTF_UP = 0x1
 RTF_GATEWAY = 0x2
 _IFREQ = struct.Struct("16s24s")
 _RTENTRY = struct.Struct("<Q16s16s16sHh4xQQh6xQQQH6x")
+_IN6_IFREQ = struct.Struct("<16sIi")  # address, prefix length, interface index
+_IN6_RTMSG = struct.Struct("<16s16s16sIHHI4xQIi")  # dst src gateway type lens metric info flags if
+_IP6_RT_PRIO_USER = 1024  # the metric of a route added by hand (ip -6 route add)
 
 
 def _sockaddr_in(address: str) -> bytes:
@@ -77,4 +83,34 @@ def add_default_route(gateway: str) -> None:
         0,
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCADDRT, entry)
+
+
+def set_ipv6(ifname: str, address: str, prefix: int) -> None:
+    """Give ``ifname`` an IPv6 address (kernel stack, ``socket`` variant); the kernel
+    runs duplicate address detection on it as on any address."""
+    request = _IN6_IFREQ.pack(
+        socket.inet_pton(socket.AF_INET6, address), prefix, socket.if_nametoindex(ifname)
+    )
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFADDR, request)
+
+
+def add_ipv6_default_route(gateway: str, ifname: str) -> None:
+    """Route every IPv6 destination off-link through ``gateway`` on ``ifname`` (a
+    link-local gateway needs its interface)."""
+    any_address = bytes(16)
+    entry = _IN6_RTMSG.pack(
+        any_address,
+        any_address,
+        socket.inet_pton(socket.AF_INET6, gateway),
+        0,  # RTN_UNSPEC: a unicast route
+        0,
+        0,
+        _IP6_RT_PRIO_USER,
+        0,
+        RTF_UP | RTF_GATEWAY,
+        socket.if_nametoindex(ifname),
+    )
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
         fcntl.ioctl(sock, SIOCADDRT, entry)
