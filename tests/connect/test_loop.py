@@ -31,12 +31,13 @@ from riad.services.http import HttpServer
 from riad.services.stream import SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.stack import DirectStack
-from riad.stack.loop import HostSocketError, StackServer
+from riad.stack.loop import HostSocketError, StackServer, _interleave
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from tests.dns.server import DnsServer, Zone
 from tests.http.apps import DemoApp
 
 DNS, PEER, SERVICE = "10.0.0.1", "10.0.0.3", "10.0.0.2"
+PEER6, SERVICE6 = "2001:db8::3", "2001:db8::2"
 ZONE = Zone(
     "lab.test.",
     [
@@ -46,6 +47,13 @@ ZONE = Zone(
         # the first address answers nothing (no host there): the next one is tried
         "multi.lab.test. 60 IN A 10.0.0.99",
         f"multi.lab.test. 60 IN A {PEER}",
+        # happy eyeballs: a name with an IPv6 and an IPv4 address
+        "dead6.lab.test. 60 IN AAAA 2001:db8::99",
+        f"dead6.lab.test. 60 IN A {PEER}",
+        f"both.lab.test. 60 IN AAAA {PEER6}",
+        f"both.lab.test. 60 IN A {PEER}",
+        "dead.lab.test. 60 IN AAAA 2001:db8::98",
+        "dead.lab.test. 60 IN A 10.0.0.98",
     ],
 )
 Check = Callable[[riad.Devices, SimLab], Awaitable[None]]
@@ -69,13 +77,18 @@ def run_service(
     seed: int,
     pair: DevCertificate | None = None,
     conditions: LinkConditions | None = None,
+    ipv6: bool = False,
 ) -> None:
-    """Serve a service whose main runs ``check(dev, lab)`` on the lab; it must end well."""
+    """Serve a service whose main runs ``check(dev, lab)`` on the lab; it must end well.
+
+    ``ipv6``: the echo peer and the service have IPv6 addresses too (``PEER6``,
+    ``SERVICE6``), through duplicate address detection before ``check`` runs.
+    """
     failures: list[BaseException] = []
 
     async def main(lab: SimLab) -> None:
         await DnsServer(ZONE).start(lab.add_stack(f"{DNS}/24"))
-        peer = lab.add_stack(f"{PEER}/24")
+        peer = lab.add_stack(f"{PEER}/24", ipv6_address=f"{PEER6}/64" if ipv6 else None)
         await peer.start_server(_echo, None, 7)
         if pair is not None:
             store = MemoryKV({"server.pem": pair.chain_pem, "server.key": pair.key_pem})
@@ -96,7 +109,10 @@ def run_service(
 
         @contextlib.asynccontextmanager
         async def open_stack(_logs: Logs) -> AsyncIterator[Stack]:
-            yield lab.add_stack(f"{SERVICE}/24")
+            stack = lab.add_stack(f"{SERVICE}/24", ipv6_address=f"{SERVICE6}/64" if ipv6 else None)
+            if ipv6:
+                await asyncio.sleep(5)  # the IPv6 addresses pass duplicate address detection
+            yield stack
 
         console = MemoryConsole()
         code = await serve(
@@ -133,6 +149,79 @@ def test_open_connection_by_name_goes_through_riads_stack() -> None:
         writer.close()
 
     run_service(check, seed=test_seed(7101))
+
+
+def _connections(lab: SimLab) -> list[tuple[str, int]]:
+    """The service stack's TCP connections (it is the lab's last), by remote address."""
+    core = lab.stacks[-1]._tcp.core
+    return [(str(c.remote_addr), c.remote_port) for c in core.connections]
+
+
+def test_happy_eyeballs_a_dead_ipv6_address_falls_back_to_ipv4_after_the_delay() -> None:
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo("dead6.lab.test", 7, type=socket.SOCK_STREAM)
+        assert [info[4][0] for info in infos] == ["2001:db8::99", PEER]  # RFC 6724: IPv6 first
+        started = lab.clock.now()
+        reader, writer = await asyncio.open_connection("dead6.lab.test", 7)
+        took = lab.clock.now().since(started).secs
+        assert writer.get_extra_info("peername")[0] == PEER
+        assert 0.25 <= took < 0.5, took  # the IPv4 attempt began 250 ms after the IPv6 one
+        assert _connections(lab) == [(PEER, 7)]  # the IPv6 attempt was cancelled
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"
+        writer.close()
+        # a shorter delay of the caller's own
+        started = lab.clock.now()
+        _, writer = await asyncio.open_connection("dead6.lab.test", 7, happy_eyeballs_delay=0.05)
+        assert 0.05 <= lab.clock.now().since(started).secs < 0.25
+        writer.close()
+
+    run_service(check, seed=test_seed(7110), ipv6=True)
+
+
+def test_happy_eyeballs_both_live_takes_the_first_without_waiting() -> None:
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        started = lab.clock.now()
+        reader, writer = await asyncio.open_connection("both.lab.test", 7)
+        assert lab.clock.now().since(started).secs < 0.25  # the second was never started
+        assert writer.get_extra_info("peername")[0] == PEER6
+        assert _connections(lab) == [(PEER6, 7)]
+        writer.write(b"over IPv6")
+        assert await reader.readexactly(9) == b"over IPv6"
+        writer.close()
+        # both at once (no delay): one wins, the other is closed, the winner works
+        reader, writer = await asyncio.open_connection("both.lab.test", 7, happy_eyeballs_delay=0)
+        winner = writer.get_extra_info("peername")[0]
+        assert winner in (PEER, PEER6)
+        writer.write(b"still one")
+        assert await reader.readexactly(9) == b"still one"
+        assert _connections(lab) == [(winner, 7)]  # the other was aborted
+        writer.close()
+
+    run_service(check, seed=test_seed(7111), ipv6=True)
+
+
+def test_happy_eyeballs_all_dead_reports_every_error() -> None:
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        with pytest.raises(OSError) as info:
+            await asyncio.open_connection("dead.lab.test", 7)
+        text = str(info.value)
+        assert text.startswith("Multiple exceptions: "), text
+        assert "2001:db8::98" in text and "10.0.0.98" in text, text
+        assert _connections(lab) == []
+
+    run_service(check, seed=test_seed(7112), ipv6=True)
+
+
+def test_interleaving_alternates_families() -> None:
+    six = [("2001:db8::1", 1), ("2001:db8::2", 1), ("2001:db8::3", 1)]
+    four = [("10.0.0.1", 1), ("10.0.0.2", 1)]
+    assert _interleave(six + four, 1) == [six[0], four[0], six[1], four[1], six[2]]
+    assert _interleave(six + four, 2) == [six[0], six[1], four[0], six[2], four[1]]
+    assert _interleave(four + six, 1) == [four[0], six[0], four[1], six[1], six[2]]
+    assert _interleave(six + four, 0) == six + four
+    assert _interleave(four, 1) == four
 
 
 def test_a_lossy_link_changes_nothing() -> None:

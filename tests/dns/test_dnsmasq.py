@@ -13,6 +13,7 @@ import contextlib
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,7 +33,8 @@ from riad.services.dns import (
     ServerFailure,
 )
 from riad.stack import DirectStack
-from riad.testing import eventually
+from riad.stack.loop import LoopNetwork, new_event_loop, route
+from riad.testing import eventually, eventually_async
 from riad.testing.netns import Netns
 from riad.time import Duration
 
@@ -235,3 +237,64 @@ def test_dhcp_gives_the_server_and_the_search_domain(lab: DnsLab) -> None:
 
     with lab.dnsmasq("--dhcp-range=10.79.0.50,10.79.0.60,255.255.255.0,120"):
         asyncio.run(main())
+
+
+LINUX_IP6, RIAD_IP6, ABSENT_IP6 = "2001:db8:79::1", "2001:db8:79::2", "2001:db8:79::99"
+ECHO_PORT = 7007
+ECHO_SERVER = """
+import socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+while True:
+    conn, _ = server.accept()
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+"""
+
+
+def test_happy_eyeballs_by_name_through_an_ipv6_dns_server(lab: DnsLab) -> None:
+    """dnsmasq answers over IPv6 that ``dual.lab.test`` has an IPv6 address no host
+    holds and Linux's IPv4 one, where a Linux program listens: asyncio.open_connection
+    on riad's loop tries the IPv6 address first (RFC 6724), then IPv4, which answers."""
+    lab.ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+    lab.ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
+    echo = lab.ns.popen(
+        sys.executable, "-c", ECHO_SERVER, LINUX_IP, str(ECHO_PORT),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stack = DirectStack(lab.device, address=f"{RIAD_IP}/24", ipv6_address=f"{RIAD_IP6}/64")
+        async with stack:
+            await eventually_async(
+                lambda: RIAD_IP6 in stack.ipv6_addresses, what="riad's IPv6 address past DAD"
+            )
+            resolver = Resolver(stack, replace(CONFIG, servers=(LINUX_IP6,)))
+            infos = await resolver.getaddrinfo("dual", ECHO_PORT, type=socket.SOCK_STREAM)
+            assert [info[4][0] for info in infos] == [ABSENT_IP6, LINUX_IP]
+            network = LoopNetwork(stack, resolver.getaddrinfo, ssl.create_default_context)
+            with route(asyncio.get_running_loop(), network) as routed:
+                assert routed
+                async with asyncio.timeout(HANG_GUARD_S):
+                    reader, writer = await asyncio.open_connection("dual.lab.test", ECHO_PORT)
+                assert writer.get_extra_info("peername") == (LINUX_IP, ECHO_PORT)
+                writer.write(b"through happy eyeballs")
+                assert await reader.readexactly(22) == b"through happy eyeballs"
+                writer.close()
+            assert [c.remote_port for c in stack._tcp.core.connections] == [ECHO_PORT]
+            resolver.close()
+
+    try:
+        with lab.dnsmasq(
+            f"--listen-address={LINUX_IP6}",
+            f"--host-record=dual.lab.test,{LINUX_IP},{ABSENT_IP6}",
+        ):
+            eventually(
+                lambda: lab.ns.run("ss", "-Hltn", f"sport = :{ECHO_PORT}").stdout.strip(),
+                what="the echo server listening",
+            )
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(main())
+    finally:
+        echo.terminate()  # the echo server started above, by its PID
+        echo.wait()

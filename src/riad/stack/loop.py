@@ -9,9 +9,11 @@ attached:
 
 - ``create_connection`` (and asyncio's ``open_connection``, which calls it)
   connects through the stack: a name is resolved by the network's resolver
-  (``getaddrinfo``, riad's stub resolver) and its addresses are tried in the
-  order it gives, the first that answers wins; an address literal needs no
-  lookup; the connection has ``TCP_NODELAY``, as asyncio's have;
+  (``getaddrinfo``, riad's stub resolver, in RFC 6724's order) and its
+  addresses are tried by happy eyeballs (RFC 8305: families interleaved,
+  attempts staggered by ``happy_eyeballs_delay``, 250 ms unless given; the
+  first connection made wins, the others are cancelled); an address literal
+  needs no lookup; the connection has ``TCP_NODELAY``, as asyncio's have;
 - ``create_server`` (and ``start_server``) listens on the stack, on every
   address of a list; the server it returns is shaped like ``asyncio.Server``;
   accepted connections have ``TCP_NODELAY`` too;
@@ -68,6 +70,9 @@ GetAddrInfo = Callable[..., Awaitable[list[AddrInfo]]]
 """``getaddrinfo(host, port, *, family, type, proto, flags)`` in ``loop.getaddrinfo``'s shape."""
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds between connection attempts to a name's addresses (RFC 8305 section 8)."""
 
 _HOW_TO_FIX = (
     "this service runs on riad's own network stack, which a host socket cannot reach: "
@@ -164,8 +169,10 @@ class EventLoop(asyncio.SelectorEventLoop):
             raise ValueError("host and port was not specified and no sock specified")
         addresses = await _stream_addresses(net, host, port, family, proto, flags)
         local = await _local_address(net, local_addr, socket.SOCK_STREAM)
+        delay = HAPPY_EYEBALLS_DELAY if happy_eyeballs_delay is None else happy_eyeballs_delay
+        addresses = _interleave(addresses, 1 if interleave is None else interleave)
         if not ssl:
-            return await _connect_any(net.stack, protocol_factory, addresses, local)
+            return await _connect_any(net.stack, protocol_factory, addresses, local, delay)
         context = ssl if isinstance(ssl, ssl_module.SSLContext) else net.tls_client()
         waiter = self.create_future()
         app_protocol = protocol_factory()
@@ -173,7 +180,7 @@ class EventLoop(asyncio.SelectorEventLoop):
             self, app_protocol, context, waiter, False, server_hostname,
             ssl_handshake_timeout, ssl_shutdown_timeout,
         )  # fmt: skip
-        transport, _ = await _connect_any(net.stack, lambda: tls, addresses, local)
+        transport, _ = await _connect_any(net.stack, lambda: tls, addresses, local, delay)
         try:
             await waiter
         except BaseException:
@@ -530,27 +537,159 @@ async def _connect_any(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     addresses: list[tuple[str, int]],
     local: tuple[str, int] | None,
+    delay: float | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-    """Connect to the first of ``addresses`` that answers (asyncio's errors if none does)."""
+    """Connect to the first of ``addresses`` that answers (asyncio's errors if none does).
+
+    ``delay`` None: one address after the other. Otherwise happy eyeballs
+    (RFC 8305 section 5): the next attempt starts ``delay`` seconds after the
+    last one began, or at once when an attempt fails; the first connection
+    made wins and the others are cancelled (those made meanwhile, closed).
+    """
     factory = cast(Callable[[], asyncio.Protocol], protocol_factory)
+    if delay is not None and len(addresses) > 1:
+        return await _race(stack, factory, addresses, local, delay)
     errors: list[OSError] = []
     for address, port in addresses:
         try:
             transport, protocol = await stack.create_connection(
                 factory, address, port, local_addr=local
             )
-        except ValueError as exc:  # not an address the stack can reach (IPv6 for now)
-            errors.append(OSError(errno.EAFNOSUPPORT, f"{address}: {exc}"))
-        except OSError as exc:
-            errors.append(exc)
+        except (OSError, ValueError) as exc:
+            errors.append(_naming(exc, address, port))
         else:
             _no_delay(transport)
             return transport, protocol
-    if len(errors) == 1:
-        raise errors[0]
-    if len({str(exc) for exc in errors}) == 1:
-        raise errors[0]
-    raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+    raise _joined(errors)
+
+
+def _naming(exc: OSError | ValueError, address: str, port: int) -> OSError:
+    """``exc`` (of the same class, errno kept) with the address it came from, as asyncio's
+    connect errors do; a ``ValueError`` (an address the stack cannot reach) is EAFNOSUPPORT."""
+    if isinstance(exc, ValueError):
+        return OSError(errno.EAFNOSUPPORT, f"connect to {address} port {port}: {exc}")
+    text = f"connect to {address} port {port}: {exc.strerror or exc}"
+    named = type(exc)(exc.errno, text) if exc.errno is not None else type(exc)(text)
+    return named
+
+
+def _joined(errors: list[OSError]) -> OSError:
+    """asyncio's error for failed attempts: the one, or all of them in one message."""
+    if len(errors) == 1 or len({str(exc) for exc in errors}) == 1:
+        return errors[0]
+    return OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+
+async def _race(
+    stack: Stack,
+    factory: Callable[[], asyncio.Protocol],
+    addresses: list[tuple[str, int]],
+    local: tuple[str, int] | None,
+    delay: float,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Staggered attempts (RFC 8305 section 5); the winner's transport gets a protocol
+    from ``factory`` (called once), with what arrived before it was chosen."""
+    loop = asyncio.get_running_loop()
+
+    async def attempt(address: str, port: int) -> tuple[asyncio.Transport, _Held]:
+        try:
+            transport, held = await stack.create_connection(_Held, address, port, local_addr=local)
+        except (OSError, ValueError) as exc:
+            raise _naming(exc, address, port) from exc
+        return transport, cast(_Held, held)
+
+    tasks = [loop.create_task(attempt(*addresses[0]))]
+    errors: dict[int, OSError] = {}
+    winner: tuple[asyncio.Transport, _Held] | None = None
+    try:
+        while winner is None:
+            running = [t for t in tasks if not t.done()]
+            more = len(tasks) < len(addresses)
+            if not running and not more:
+                break
+            if running:
+                done, _ = await asyncio.wait(
+                    running, timeout=delay if more else None, return_when=asyncio.FIRST_COMPLETED
+                )
+            else:
+                done = set()
+            failed = False
+            for task in tasks:
+                if task in done:
+                    exc = task.exception()
+                    if exc is None:
+                        winner = winner or task.result()
+                    elif isinstance(exc, OSError):
+                        errors[tasks.index(task)] = exc
+                        failed = True
+                    else:
+                        raise exc
+            if winner is None and more and (failed or not done):
+                tasks.append(loop.create_task(attempt(*addresses[len(tasks)])))
+    finally:
+        for task in tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, tuple) and (winner is None or outcome[0] is not winner[0]):
+                outcome[0].abort()
+    if winner is None:
+        raise _joined([errors[i] for i in sorted(errors)])
+    transport, held = winner
+    _no_delay(transport)
+    return transport, held.hand_over(transport, factory())
+
+
+class _Held(asyncio.Protocol):
+    """The protocol of one happy-eyeballs attempt: keeps what arrives until the race
+    is decided, then gives the connection to the service's protocol (``hand_over``)."""
+
+    def __init__(self) -> None:
+        self._data: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._data.append(data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        return True  # the service's protocol decides, once it has the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = (exc,)
+
+    def hand_over(
+        self, transport: asyncio.Transport, protocol: asyncio.Protocol
+    ) -> asyncio.Protocol:
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        for data in self._data:
+            protocol.data_received(data)
+        self._data.clear()
+        if self._eof and not protocol.eof_received():
+            transport.close()
+        if self._lost is not None:
+            protocol.connection_lost(self._lost[0])
+        return protocol
+
+
+def _interleave(addresses: list[tuple[str, int]], first: int) -> list[tuple[str, int]]:
+    """``addresses`` with their families alternating (RFC 8305 section 4): ``first``
+    of the first family, then one of each in turn, each family in its own order."""
+    if first <= 0 or len(addresses) < 2:
+        return addresses
+    families: dict[bool, list[tuple[str, int]]] = {}
+    for address in addresses:
+        families.setdefault(":" in address[0], []).append(address)
+    if len(families) < 2:
+        return addresses
+    queues = list(families.values())
+    ordered = queues[0][: first - 1]
+    queues[0] = queues[0][first - 1 :]
+    for turn in range(max(len(queue) for queue in queues)):
+        ordered.extend(queue[turn] for queue in queues if turn < len(queue))
+    return ordered
 
 
 class _NoDelayOnAccept(asyncio.Protocol):
