@@ -207,3 +207,34 @@ def test_requests_beyond_the_threads_wait_for_one() -> None:
         for client in clients:
             client.join(60)
     assert results == ["done"] * 5 and most[1] == 2
+
+
+def test_the_piece_that_completes_the_content_length_ends_the_response() -> None:
+    closed: list[str] = []
+
+    class Pieces:
+        """Two pieces making the declared length, then an empty one; closed after."""
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield from (b"hello", b"world", b"")
+
+        def close(self) -> None:
+            closed.append("closed")
+
+    def declared(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/over":
+            start_response("200 OK", [("Content-Length", "3")])
+            return [b"abc", b"def"]
+        start_response("200 OK", [("Content-Length", "10")])
+        return Pieces()
+
+    with serve(WsgiApp(declared)) as served, httpx.Client() as client:
+        url = f"http://127.0.0.1:{served.port}"
+        for _ in range(3):  # on one kept-alive connection
+            answer = client.get(f"{url}/")
+            assert (answer.status_code, answer.content) == (200, b"helloworld")
+        eventually(lambda: closed == ["closed"] * 3, what="each iterable was closed")
+        # More than declared: the declared bytes are the response, and the
+        # application's error closes that connection; the server serves on.
+        assert client.get(f"{url}/over").content == b"abc"
+        assert httpx.get(f"{url}/").content == b"helloworld"

@@ -245,16 +245,22 @@ class _Exchange:
         self._status: int | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_sent = False
+        self._body_done = False
+        """The last body message is queued: nothing more may follow it."""
         self._room = threading.Condition()
         self._queue: list[Message] = []
         self._queued_bytes = 0
         self._finished = False
+        self._error: BaseException | None = None
+        """What the application raised, for the loop to raise (the worker is done)."""
+        self._unsent: int | None = None
+        """The response's Content-Length less the body bytes queued (None: no length)."""
         self._wake = asyncio.Event()
         self._wake_asked = False
 
     async def run(self) -> None:
         environ = self.environ()
-        worker = self.loop.run_in_executor(self.owner._pool(), self._serve, environ)
+        worker = self.owner._pool().submit(self._serve, environ)
         try:
             while True:
                 await self._wake.wait()
@@ -270,7 +276,6 @@ class _Exchange:
                     self._room.notify_all()
                 if finished:  # taken with the batch: nothing comes after it
                     break
-            await worker  # its exception, if it raised
         except asyncio.CancelledError:
             # The server gave up on this request (shutdown, a deadline): the
             # worker's next call into the loop or wait for room fails, and it returns.
@@ -278,7 +283,14 @@ class _Exchange:
             raise
         except ConnectionError:
             self._stop_worker(aborted=False)
-            await worker
+            await asyncio.wrap_future(worker, loop=self.loop)
+        error = self._error
+        if error is not None:
+            self._error = None  # (no cycle through its traceback's frames)
+            try:
+                raise error
+            finally:
+                error = None
 
     def _stop_worker(self, *, aborted: bool) -> None:
         with self._room:
@@ -311,22 +323,27 @@ class _Exchange:
     def _serve(self, environ: dict[str, Any]) -> None:
         result: Iterable[bytes] | None = None
         try:
-            result = self.owner.app(environ, self._start_response)
-            for piece in result:
-                if piece:
-                    self._write(piece)
-            if self._status is None:
-                raise RuntimeError("the WSGI application returned without calling start_response")
-            self._send_body(b"", more=False)
-        except _ClientGone:
-            pass
-        finally:
             try:
+                result = self.owner.app(environ, self._start_response)
+                for piece in result:
+                    if piece:
+                        self._write(piece)
+                if self._status is None:
+                    raise RuntimeError(
+                        "the WSGI application returned without calling start_response"
+                    )
+                if not self._body_done:
+                    self._send_body(b"", more=False)
+            except _ClientGone:
+                pass
+            finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            finally:
-                self._emit(None)
+        except BaseException as exc:  # raised on the loop, as the application's error
+            self._error = exc
+        finally:
+            self._emit(None)
 
     def _start_response(
         self,
@@ -349,26 +366,46 @@ class _Exchange:
         self._headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
         ]
+        lengths = [value for name, value in self._headers if name == b"content-length"]
+        # (anything but one plain number is left to the server to refuse)
+        self._unsent = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() else None
         return self._write
 
     def _write(self, data: bytes) -> None:
         if self._status is None:
             raise RuntimeError("the WSGI application wrote a body before start_response")
-        self._send_body(bytes(data), more=True)
+        if self._body_done:
+            raise RuntimeError("the WSGI application wrote more than its Content-Length")
+        data = bytes(data)
+        unsent = self._unsent
+        # The piece that completes the declared Content-Length ends the response: it
+        # goes as the last body message, which the server writes with its head in
+        # one piece (the rest would only be an empty end of body).
+        self._send_body(data, more=unsent is None or len(data) < unsent)
 
     def _send_body(self, data: bytes, *, more: bool) -> None:
+        if self._body_done:
+            return
+        messages: list[Message] = []
         if not self._headers_sent:
             self._headers_sent = True
-            start = {"type": "http.response.start", "status": self._status}
-            self._emit({**start, "headers": self._headers})
-        self._emit({"type": "http.response.body", "body": data, "more_body": more})
+            messages.append(
+                {"type": "http.response.start", "status": self._status, "headers": self._headers}
+            )
+        if self._unsent is not None:
+            self._unsent -= len(data)
+        self._body_done = not more
+        messages.append({"type": "http.response.body", "body": data, "more_body": more})
+        self._emit(*messages)
 
-    def _emit(self, message: Message | None) -> None:
-        """Queue ``message`` for the loop (``None``: the worker is done); wait for room."""
+    def _emit(self, *messages: Message | None) -> None:
+        """Queue ``messages`` for the loop (``None``: the worker is done); wait for room.
+        The loop is woken once for what is queued before it takes the batch."""
         with self._room:
-            if message is None:
-                self._finished = True
-            else:
+            for message in messages:
+                if message is None:
+                    self._finished = True
+                    continue
                 while self._queued_bytes > _OUTPUT_BYTES and not self.gone:
                     self._room.wait()
                 if self.gone:
