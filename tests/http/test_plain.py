@@ -161,10 +161,28 @@ def test_plain_responses_are_what_h11_writes(
 def test_responses_that_need_h11_are_declined(
     status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
-    assert (
-        render_plain_response(status, b"", headers, body, head_request=False, keep_alive=True)
-        is None
-    )
+    for _ in range(2):  # the second time with the fields known (checked once, remembered)
+        assert (
+            render_plain_response(status, b"", headers, body, head_request=False, keep_alive=True)
+            is None
+        )
+
+
+def test_fields_are_checked_whatever_their_form() -> None:
+    """Fields given as lists, with unhashable or long parts, are checked as tuples are."""
+    body = b"x"
+    good = [[b"content-length", b"1"], (b"x-long", b"v" * 200)]
+    expected = b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nx-long: %s\r\n\r\nx" % (b"v" * 200)
+    for _ in range(2):
+        got = render_plain_response(200, b"OK", good, body, head_request=False, keep_alive=True)
+        assert got == expected
+    for bad in ([(bytearray(b"x"), b"1")], [(b"x", b"1", b"2")], [[b"x\r\n", b"1"]]):
+        fields = [*bad, (b"content-length", b"1")]
+        for _ in range(2):
+            assert (
+                render_plain_response(200, b"OK", fields, body, head_request=False, keep_alive=True)
+                is None
+            )
 
 
 def test_one_connection_moves_between_the_fast_path_and_h11() -> None:

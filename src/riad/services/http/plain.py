@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from riad.services.http.limits import HttpLimits
 
@@ -105,6 +105,49 @@ def _comma_tokens(value: bytes) -> list[bytes]:
     return [token.strip(b" \t").lower() for token in value.split(b",")]
 
 
+_KNOWN_LINES: dict[tuple[bytes, bytes], bytes] = {}
+"""Header fields seen before (short values only), to their line as written: most answers
+repeat the same few (``content-type``, ``server``, this second's ``date``...), and
+checking a field costs more than the rest of the rendering."""
+_KNOWN_LINES_MAX = 512
+_KNOWN_VALUE_BYTES = 64
+_NEEDS_H11_LINE = b""
+"""In ``_KNOWN_LINES``: a field h11 must write (or refuse)."""
+_LENGTH_MARK = 0
+"""The first byte of a ``content-length`` line in ``_KNOWN_LINES`` (before its name)."""
+
+
+def _field_line(field: Any) -> bytes:
+    """The line for header ``field``, a (name, value) pair of bytes that h11 writes as it
+    is given; ``_NEEDS_H11_LINE`` when h11 must see it. A ``content-length`` line (a
+    plain number) starts with ``_LENGTH_MARK``. Remembered in ``_KNOWN_LINES`` for
+    short values."""
+    try:
+        name, value = field
+    except (TypeError, ValueError):
+        return _NEEDS_H11_LINE
+    if type(name) is not bytes or type(value) is not bytes:
+        return _NEEDS_H11_LINE
+    line = b"%s: %s\r\n" % (name, value)
+    lower = name.lower()
+    if (
+        lower in _RESPONSE_NEEDS_H11
+        or line.count(b"\n") != 1
+        or _RESPONSE_FIELDS.fullmatch(line) is None
+    ):
+        line = _NEEDS_H11_LINE  # a name or value h11 refuses (CR, LF, NUL, spaces at the ends...)
+    elif lower == b"content-length":
+        if _DIGITS.fullmatch(value) is None:
+            line = _NEEDS_H11_LINE
+        else:
+            line = bytes((_LENGTH_MARK,)) + line
+    if len(value) <= _KNOWN_VALUE_BYTES and type(field) is tuple:
+        if len(_KNOWN_LINES) >= _KNOWN_LINES_MAX:
+            _KNOWN_LINES.clear()
+        _KNOWN_LINES[field] = line
+    return line
+
+
 def render_plain_response(
     status: int,
     reason: bytes,
@@ -130,22 +173,25 @@ def render_plain_response(
         return None  # h11 refuses a body a 204/304 cannot have
     lines = []
     length: bytes | None = None
-    for name, value in headers:
-        if type(name) is not bytes or type(value) is not bytes:
+    known = _KNOWN_LINES
+    for field in headers:
+        try:
+            line = known.get(field) if type(field) is tuple else None
+        except TypeError:  # (an unhashable part: not bytes)
             return None
-        lower = name.lower()
-        if lower in _RESPONSE_NEEDS_H11:
-            return None
-        if lower == b"content-length":
-            if length is not None or _DIGITS.fullmatch(value) is None:
+        if line is None:
+            line = _field_line(field)
+        if not line:
+            return None  # (_NEEDS_H11_LINE)
+        if line[0] == _LENGTH_MARK:  # (a content-length line: checked in _field_line)
+            if length is not None:
                 return None
-            length = value
-        lines.append(b"%s: %s\r\n" % (name, value))
-    block = b"".join(lines)
-    if block.count(b"\n") != len(lines) or _RESPONSE_FIELDS.fullmatch(block) is None:
-        return None  # a name or value h11 refuses (CR, LF, NUL, spaces at the ends...)
+            length = field[1]
+            line = line[1:]
+        lines.append(line)
     if not no_body and (length is None or int(length) != len(body)):
         return None  # h11 would frame it otherwise (chunked) or refuse the length
+    block = b"".join(lines)
     head = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
         status,
         reason,
