@@ -133,6 +133,11 @@ class MulticastListener:
 
     def poll_transmit(self, now: Instant) -> list[Mldv2Report]:
         """Reports due now."""
+        if not self._group_due and (
+            (self._change_due is None or now < self._change_due)
+            and (self._general_due is None or now < self._general_due)
+        ):
+            return []  # nothing due: the common case, asked at every flush
         records: list[MulticastRecord] = []
         if self._change_due is not None and self._change_due <= now:
             for group, (record_type, left) in list(self._changes.items()):

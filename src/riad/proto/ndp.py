@@ -374,6 +374,8 @@ class NeighbourCache(Generic[T]):
 
     def poll_at(self) -> Instant | None:
         """When the next solicitation or state change is due."""
+        if not self._timed:
+            return None
         deadlines = [self._entries[a].deadline for a in self._timed]
         return min((d for d in deadlines if d is not None), default=None)
 

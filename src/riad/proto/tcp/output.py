@@ -148,6 +148,12 @@ def _next_data_segment(conn: TcpConnection, now: Instant) -> TcpSegment | None:
             return seg
     snd = conn.snd
     snd_nxt = snd.nxt
+    if snd.buffer.end_seq <= snd_nxt and not recovery.in_recovery:
+        # nothing new to send (the common case after every segment received): only a FIN
+        fin_seq = snd.fin_seq
+        if fin_seq is not None and snd_nxt == fin_seq:
+            return send_range(conn, now, snd_nxt, snd_nxt, retransmit=snd_nxt < snd.max)
+        return None
     cwnd = conn.cc.cwnd
     mss = snd.mss
     if recovery.in_recovery:
