@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOOT_ARGS_ENV",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "NET_ARGS",
     "ConfigError",
     "decode",
@@ -43,6 +44,7 @@ __all__ = [
     "from_environment",
     "kernel_parameter",
     "scan",
+    "shutdown_timeout_s",
     "split",
 ]
 
@@ -57,6 +59,10 @@ NET_ARGS: dict[str, str] = {
 }
 """riad's own arguments that set up a network, with their metavars: read by a vm's PID 1
 (the ``socket`` kernel's address and route) and by the vm runner and image builder."""
+
+
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+"""How long a graceful stop may take unless ``--shutdown-timeout`` says otherwise."""
 
 
 class ConfigError(Exception):
@@ -154,3 +160,17 @@ def kernel_parameter(args: Sequence[str]) -> str:
 def from_environment(environ: Mapping[str, str]) -> list[str]:
     """The boot arguments PID 1 was given (none if the parameter is absent)."""
     return decode(environ.get(BOOT_ARGS_ENV, ""))
+
+
+def shutdown_timeout_s(args: Sequence[str]) -> float:
+    """The ``--shutdown-timeout`` among ``args``, for a target waiting for a service to stop.
+
+    Its default when absent, or when it is no positive number (the service
+    itself reports such a mistake).
+    """
+    try:
+        text = split(args, {"--shutdown-timeout": "SECONDS"})[0].get("--shutdown-timeout")
+        value = float(text) if text is not None else DEFAULT_SHUTDOWN_TIMEOUT_S
+    except (ConfigError, ValueError):
+        return DEFAULT_SHUTDOWN_TIMEOUT_S
+    return value if 0 < value <= 3600 else DEFAULT_SHUTDOWN_TIMEOUT_S

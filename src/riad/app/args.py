@@ -12,7 +12,11 @@ riad adds the ones every target shares (:data:`RIAD_ARGS`):
 - ``--dns ADDRESS``, ``--dns-search DOMAIN``, ``--hosts NAME=ADDRESS``: how
   ``dev.resolver`` resolves names (``docs/dns.md``); each may be given more
   than once, and every value counts;
-- ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``.
+- ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``;
+- ``--health-port PORT``: answer ``/healthz`` and ``/readyz`` over HTTP on this
+  port (``riad.app.health``);
+- ``--shutdown-timeout SECONDS``: how long a graceful stop may take (SIGTERM:
+  requests in flight finish within it).
 
 On ``unix`` and ``sandbox`` they arrive on the command line after the
 service; on ``vm`` on the kernel command line (:mod:`riad.bootargs` carries
@@ -42,11 +46,12 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, Generic, TypeVar
 
-from riad.bootargs import NET_ARGS, ConfigError, scan
+from riad.bootargs import DEFAULT_SHUTDOWN_TIMEOUT_S, NET_ARGS, ConfigError, scan
 from riad.log import LogLevels
 from riad.services.dns.config import parse_host_entry, parse_search_domain, parse_server
 
 __all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "DHCP_AVAILABLE",
     "TRACE_DNS_WAIT_MS",
     "ArgSpec",
@@ -205,6 +210,16 @@ def _flag(text: str) -> bool:
     raise ValueError("takes no value")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("give a number of seconds, e.g. 10 or 2.5") from None
+    if not 0 < value <= 3600:  # (nan fails both comparisons)
+        raise ValueError("give a number of seconds above 0 and at most 3600")
+    return value
+
+
 RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
     ArgSpec(
         "--ipv4",
@@ -252,6 +267,20 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
         "a static name for dev.resolver",
         "NAME=ADDRESS",
         repeat=True,
+    ),
+    ArgSpec(
+        "--health-port",
+        port,
+        None,
+        "answer /healthz and /readyz over HTTP on this port (0: any free one, logged)",
+        "PORT",
+    ),
+    ArgSpec(
+        "--shutdown-timeout",
+        _seconds,
+        DEFAULT_SHUTDOWN_TIMEOUT_S,
+        "seconds a graceful stop may take (requests in flight finish within it)",
+        "SECONDS",
     ),
 )
 """The boot arguments riad itself takes on every target."""
@@ -318,6 +347,10 @@ class BootConfig:
     volumes: Mapping[str, str] = field(default_factory=dict)
     """Where each volume the service declared is, by name, in the running service (a
     directory); the target fills it in (``riad.app.serve(..., volumes=...)``)."""
+    health_port: int | None = None
+    """Where riad answers ``/healthz`` and ``/readyz`` (``--health-port``; None: nowhere)."""
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    """How long a graceful stop may take (``--shutdown-timeout``)."""
 
 
 def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -> BootConfig:
@@ -360,7 +393,14 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
             values[name] = spec.default
     net = _net_config(values)
     service_values = {n: v for n, v in values.items() if n not in _RIAD_NAMES}
-    return BootConfig(net=net, logs=values["--logs"], values=service_values, argv=tuple(argv))
+    return BootConfig(
+        net=net,
+        logs=values["--logs"],
+        values=service_values,
+        argv=tuple(argv),
+        health_port=values["--health-port"],
+        shutdown_timeout_s=values["--shutdown-timeout"],
+    )
 
 
 _RIAD_NAMES = frozenset(spec.name for spec in RIAD_ARGS)

@@ -13,6 +13,8 @@ import ssl
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from riad.app.args import DEFAULT_SHUTDOWN_TIMEOUT_S
+from riad.app.lifecycle import Lifecycle
 from riad.devices import KV, Clock, Console, Random, Stack, WritableKV
 from riad.log import Logger, Logs
 
@@ -36,7 +38,10 @@ class Devices:
     - ``kv(name)`` / ``writable_kv(name)``: the key-value stores it declared;
     - ``log``: the service's logger (source ``app``); ``logger(source)`` for others;
     - ``clock``, ``random``, ``console``: time, entropy and the raw console;
-    - ``wait_for_shutdown()``: sleeps until riad stops the service (SIGINT, SIGTERM).
+    - ``wait_for_shutdown()``: sleeps until riad stops the service (SIGINT, SIGTERM);
+      awaiting it also says start-up is complete (``ready()``);
+    - ``ready()``: start-up is complete: ``/readyz`` answers ready (``--health-port``);
+    - ``lifecycle``: where the service is in its life (``riad.app.lifecycle``).
     """
 
     __slots__ = (
@@ -49,6 +54,7 @@ class Devices:
         "_tls_client",
         "clock",
         "console",
+        "lifecycle",
         "log",
         "logs",
         "name",
@@ -68,8 +74,12 @@ class Devices:
         shutdown: asyncio.Event,
         resolver: Callable[[], NameResolver] | None = None,
         tls_client: Callable[[], ssl.SSLContext] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.name = name
+        self.lifecycle = (
+            lifecycle if lifecycle is not None else Lifecycle(DEFAULT_SHUTDOWN_TIMEOUT_S)
+        )
         self._make_tls_client = tls_client
         self._tls_client: ssl.SSLContext | None = None
         self._stack = stack
@@ -159,13 +169,25 @@ class Devices:
         """Whether riad has been asked to stop the service."""
         return self._shutdown.is_set()
 
+    def ready(self) -> None:
+        """Say the service's start-up is complete: it takes traffic from now on.
+
+        ``/readyz`` (``--health-port``) answers ready once this is called (or
+        ``wait_for_shutdown()`` awaited) and riad's own steps are done (a sealed
+        target's seal). A ``main`` that serves until it is stopped need not call
+        it: awaiting ``wait_for_shutdown()`` says the same.
+        """
+        self.lifecycle.started()
+
     async def wait_for_shutdown(self) -> None:
         """Wait until riad stops the service (SIGINT, SIGTERM, the VM halting).
 
-        A server's ``main`` starts its listeners and then awaits this. To stop
-        the service riad cancels ``main``, so this raises ``CancelledError``
-        then: put cleanup in ``finally`` or ``async with`` blocks.
+        A server's ``main`` starts its listeners and then awaits this, which
+        also marks its start-up complete (:meth:`ready`). To stop the service
+        riad cancels ``main``, so this raises ``CancelledError`` then: put
+        cleanup in ``finally`` or ``async with`` blocks.
         """
+        self.ready()
         await self._shutdown.wait()
         await asyncio.Future()  # riad cancels main right after setting the event
 

@@ -11,12 +11,24 @@ simulated time). Both return the process exit status:
 - ``ExitCode.CONFIG`` (2): a configuration mistake (bad or missing
   argument, missing device); one line names the fix.
 
-Shutdown, in order: ``dev.shutting_down`` becomes true and ``main`` is
-cancelled wherever it awaits (as ``asyncio.run`` does on Ctrl-C), so its
-``finally`` and ``async with`` blocks run, for up to ``grace_s``; riad then
-closes the listeners left open, closes the connections (pending output
-flushed, then FIN), gives connection handlers ``grace_s`` to finish, then
-resets and cancels the rest; the network stack and devices are closed last.
+Readiness and health (:mod:`riad.app.lifecycle`): the service is *starting*
+until its ``main`` awaits ``dev.wait_for_shutdown()`` (or calls
+``dev.ready()``), then *ready*, then *stopping* from the first stop request;
+with ``--health-port`` riad answers ``/healthz`` and ``/readyz`` there
+(:mod:`riad.app.health`), on the service's stack, until the very end.
+
+Shutdown, in order, within ``--shutdown-timeout`` (the *deadline*, counted
+from the stop request): ``dev.shutting_down`` becomes true, readiness false,
+and ``main`` is cancelled wherever it awaits (as ``asyncio.run`` does on
+Ctrl-C), so its ``finally`` and ``async with`` blocks run: a server stops
+accepting, closes its idle keep-alive connections and lets requests in flight
+finish (riad's HTTP server reads the deadline from the stack it listens on).
+riad then closes the listeners left open, closes the connections (pending
+output flushed, then FIN), gives connection handlers what is left of the
+deadline, then resets and cancels the rest; the network stack and devices are
+closed last, the health endpoint after them. A second stop request (a second
+SIGTERM or Ctrl-C; :func:`request_stop`) cuts what is left short: ``main``
+is cancelled again and the connections reset at once.
 
 On riad's own stack (anything but the host's sockets) the event loop's
 network methods are routed through it while the service runs
@@ -41,6 +53,7 @@ from typing import TYPE_CHECKING, cast
 
 from riad.app.args import BootConfig, ConfigError
 from riad.app.composed import Devices, MissingDeviceError
+from riad.app.lifecycle import Lifecycle
 from riad.app.model import App, bind_config, unbind_config
 from riad.app.supervise import ListenError, SupervisedStack
 from riad.backends.console import FdConsole
@@ -50,6 +63,7 @@ from riad.log import Logs
 from riad.time import Duration, MonotonicClock
 
 if TYPE_CHECKING:
+    from riad.app.health import HealthServer
     from riad.services.dns.resolver import NameResolver
 
 __all__ = [
@@ -57,10 +71,15 @@ __all__ = [
     "ExitCode",
     "StackOpener",
     "report_config_error",
+    "request_stop",
     "run",
     "serve",
     "static_stack",
 ]
+
+AT_ONCE_S = 1.0
+"""How long ``main`` gets to end once it is cancelled a second time (the deadline passed,
+or a second stop request)."""
 
 
 class ExitCode(IntEnum):
@@ -109,8 +128,9 @@ async def serve(
     clock: Clock | None = None,
     random: Random | None = None,
     stop: asyncio.Event | None = None,
-    grace_s: float = 5.0,
+    grace_s: float | None = None,
     main_started: Callable[[], None] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> ExitCode:
     """Run ``app`` with ``config`` on the running loop until it ends; return its exit code.
 
@@ -119,14 +139,20 @@ async def serve(
     here (``riad.backends.kv.sqlite``) and closed at the end; ``volumes`` the
     directory of every volume it declared, as the service sees it (the target
     has checked and prepared them). Setting ``stop`` asks the service to
-    stop, as SIGTERM does. ``main_started`` is called once the devices are up
-    and ``main`` is started (the targets freeze what start-up made once the
-    loop next waits: see ``riad.image.idle``).
+    stop, as SIGTERM does (:func:`request_stop` also knows a second request).
+    ``main_started`` is called once the devices are up and ``main`` is started
+    (the targets freeze what start-up made once the loop next waits: see
+    ``riad.image.idle``). ``grace_s`` is the stop's deadline (default:
+    ``--shutdown-timeout``); ``lifecycle`` the run's phases, when the caller
+    holds readiness itself or stops at once (default: a new one with that
+    deadline).
     """
     console = console if console is not None else FdConsole()
     clock = clock if clock is not None else MonotonicClock()
     random = random if random is not None else SystemRandom()
     stop = stop if stop is not None else asyncio.Event()
+    if lifecycle is None:
+        lifecycle = Lifecycle(grace_s if grace_s is not None else config.shutdown_timeout_s)
     logs = Logs(console, clock, config.logs)
     riad_log = logs.source("riad")
     if volumes:
@@ -144,7 +170,7 @@ async def serve(
                     clock,
                     random,
                     stop,
-                    grace_s,
+                    lifecycle,
                     main_started,
                 )
             except (ConfigError, MissingDeviceError) as exc:
@@ -165,7 +191,7 @@ async def _serve(
     clock: Clock,
     random: Random,
     stop: asyncio.Event,
-    grace_s: float,
+    lifecycle: Lifecycle,
     main_started: Callable[[], None] | None,
 ) -> ExitCode:
     entry = _entry(app)
@@ -183,15 +209,23 @@ async def _serve(
         )
     if app.network and open_stack is None:
         raise MissingDeviceError(f"service {app.name!r} needs a network and none was composed")
+    if config.health_port is not None and not app.network:
+        raise ConfigError(
+            f"--health-port: service {app.name!r} has no network to answer probes on; "
+            "leave --health-port out"
+        )
     async with contextlib.AsyncExitStack() as resources:
         kvs = {**kvs, **_open_volume_stores(app, config, kvs, resources)}
         supervised: SupervisedStack | None = None
         resolvers: list[NameResolver] = []
         make_resolver: Callable[[], NameResolver] | None = None
+        health: HealthServer | None = None
         if app.network and open_stack is not None:
             stack = await resources.enter_async_context(open_stack(logs))
-            supervised = SupervisedStack(stack, logs.source("app"))
+            supervised = SupervisedStack(stack, logs.source("app"), lifecycle)
             make_resolver = _resolver_maker(stack, config, random, clock, resolvers)
+            if config.health_port is not None:
+                health = await _start_health(stack, config.health_port, lifecycle, logs)
         tls_client = await _tls_client_maker(app, kvs)
         dev = Devices(
             name=app.name,
@@ -204,16 +238,36 @@ async def _serve(
             shutdown=stop,
             resolver=make_resolver,
             tls_client=tls_client,
+            lifecycle=lifecycle,
         )
         if supervised is not None:
             _route_loop(supervised.inner, dev, config, logs, resources)
         try:
-            return await _run_main(app, entry, dev, stop, logs, grace_s, main_started)
+            return await _run_main(app, entry, dev, stop, logs, lifecycle, main_started)
         finally:
             for resolver in resolvers:
                 resolver.close()
             if supervised is not None:
-                await supervised.aclose(grace_s)
+                await supervised.aclose(lifecycle.remaining_s())
+            if health is not None:
+                await health.aclose()
+
+
+async def _start_health(stack: Stack, port: int, lifecycle: Lifecycle, logs: Logs) -> HealthServer:
+    """The health endpoint on ``port`` of the service's own stack (not the supervised one:
+    it outlives the service's listeners)."""
+    from riad.app.health import HealthServer  # h11: only for a service that is probed
+
+    log = logs.source("riad")
+    health = HealthServer(lifecycle, log)
+    try:
+        listener = await health.start(stack, port)
+    except OSError as exc:
+        from riad.app.supervise import listen_error
+
+        raise listen_error(exc, "health", port) from exc
+    log.info("health endpoint", port=listener.local_addr[1], paths="/healthz,/readyz")
+    return health
 
 
 def _open_volume_stores(
@@ -350,7 +404,7 @@ async def _run_main(
     dev: Devices,
     stop: asyncio.Event,
     logs: Logs,
-    grace_s: float,
+    lifecycle: Lifecycle,
     main_started: Callable[[], None] | None,
 ) -> ExitCode:
     log = logs.source("riad")
@@ -367,26 +421,36 @@ async def _run_main(
     if main_started is not None:
         main_started()
     stop_task = asyncio.ensure_future(stop.wait())
+    at_once = asyncio.ensure_future(lifecycle.wait_stop_at_once())
     try:
         await asyncio.wait({main_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        lifecycle.stopping()
         if not main_task.done():
-            log.info("stopping", service=app.name)
+            log.info("stopping", service=app.name, timeout_s=lifecycle.shutdown_timeout_s)
             main_task.cancel()
-            done, _ = await asyncio.wait({main_task}, timeout=grace_s)
-            if not done:
-                log.warning("main is slow to stop; cancelling it again", grace_s=grace_s)
+            await asyncio.wait(
+                {main_task, at_once},
+                timeout=lifecycle.remaining_s(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not main_task.done():
+                why = "asked again" if lifecycle.stopped_at_once else "the deadline passed"
+                log.warning(f"stopping at once: {why}", timeout_s=lifecycle.shutdown_timeout_s)
+                lifecycle.stop_at_once()
                 main_task.cancel()
-                await asyncio.wait({main_task}, timeout=grace_s)
+                await asyncio.wait({main_task}, timeout=AT_ONCE_S)
             if not main_task.done():
                 log.error("main did not stop; leaving it behind")
                 return ExitCode.FAILURE
     except asyncio.CancelledError:
+        lifecycle.stop_at_once()
         main_task.cancel()
         with contextlib.suppress(BaseException):
             await main_task
         raise
     finally:
         stop_task.cancel()
+        at_once.cancel()
     if main_task.cancelled():
         return ExitCode.OK if stop.is_set() else ExitCode.FAILURE
     exc = main_task.exception()
@@ -399,6 +463,13 @@ async def _run_main(
     return ExitCode.FAILURE
 
 
+def request_stop(stop: asyncio.Event, lifecycle: Lifecycle) -> None:
+    """Ask a running service to stop: gracefully the first time, at once the second."""
+    if stop.is_set():
+        lifecycle.stop_at_once()
+    stop.set()
+
+
 def run(
     app: App,
     config: BootConfig,
@@ -409,15 +480,20 @@ def run(
     console: Console | None = None,
     clock: Clock | None = None,
     random: Random | None = None,
-    grace_s: float = 5.0,
+    grace_s: float | None = None,
     handle_signals: bool = True,
     main_started: Callable[[], None] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> int:
     """Run ``app`` to completion on a new event loop; return the exit status.
 
     With ``handle_signals`` (the default) SIGINT and SIGTERM ask the service
-    to stop (a second one stops it at once). ``main_started``: as ``serve``'s.
+    to stop (a second one stops it at once: :func:`request_stop`). ``grace_s``,
+    ``main_started`` and ``lifecycle`` are :func:`serve`'s.
     """
+    if lifecycle is None:
+        lifecycle = Lifecycle(grace_s if grace_s is not None else config.shutdown_timeout_s)
+    held = lifecycle
 
     async def main() -> ExitCode:
         loop = asyncio.get_running_loop()
@@ -426,7 +502,7 @@ def run(
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(signum, _on_signal, stop, asyncio.current_task())
+                    loop.add_signal_handler(signum, request_stop, stop, held)
                 except (ValueError, RuntimeError, NotImplementedError):
                     continue  # not the main thread, or no signals here
                 installed.append(signum)
@@ -441,8 +517,8 @@ def run(
                 clock=clock,
                 random=random,
                 stop=stop,
-                grace_s=grace_s,
                 main_started=main_started,
+                lifecycle=held,
             )
         finally:
             for signum in installed:
@@ -455,9 +531,3 @@ def run(
             return int(runner.run(main()))
     except KeyboardInterrupt:
         return int(ExitCode.OK)
-
-
-def _on_signal(stop: asyncio.Event, task: asyncio.Task[ExitCode] | None) -> None:
-    if stop.is_set() and task is not None:
-        task.cancel()  # asked twice: stop now
-    stop.set()

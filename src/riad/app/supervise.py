@@ -9,9 +9,17 @@ service needs from riad rather than from the stack:
   (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionAbortedError``)
   is the network's doing: one ``info`` line, "connection lost";
 - every listener, connection and datagram endpoint is tracked, so that at
-  shutdown ``aclose`` can stop listeners, close connections (pending output
-  is flushed, then FIN), give their handlers ``grace_s`` to finish, and reset
-  and cancel what is left.
+  shutdown ``aclose`` can stop them in order (``aclose``): listeners first;
+  then each connection a stream handler serves sees the end of its input, as
+  if its client had closed its side (a handler waiting for the next request
+  returns, one busy with a request finishes it and writes its answer); the
+  service's protocol connections are closed (pending output flushed, then
+  FIN); the handlers get ``grace_s`` to finish; only then are the service's
+  own connections out (a database's, say) and datagram endpoints closed, and
+  what is left reset and cancelled;
+- ``lifecycle``: the run's :class:`~riad.app.lifecycle.Lifecycle`, for the
+  parts of riad that serve on this stack and wind down with the service (the
+  HTTP server reads the stop's deadline from it).
 
 It adds nothing on the data path: streams and transports are the inner
 stack's own objects.
@@ -29,10 +37,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
+from riad.app.lifecycle import Lifecycle
 from riad.devices import Listener, Stack, StreamHandler
 from riad.log import Logger
 
-__all__ = ["ListenError", "SupervisedStack"]
+__all__ = ["ListenError", "SupervisedStack", "listen_error"]
 
 # What a handler raises when the peer reset the connection or went away mid-write.
 _PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
@@ -47,7 +56,8 @@ class ListenError(OSError):
     """
 
 
-def _listen_error(exc: OSError, what: str, port: int) -> OSError:
+def listen_error(exc: OSError, what: str, port: int) -> OSError:
+    """``exc`` as a :class:`ListenError` naming the fix, when it is one of those."""
     if isinstance(exc, PermissionError):
         return ListenError(
             exc.errno,
@@ -66,13 +76,19 @@ def _listen_error(exc: OSError, what: str, port: int) -> OSError:
 class SupervisedStack:
     """A ``Stack`` that tracks what the service opens and contains handler failures."""
 
-    def __init__(self, inner: Stack, log: Logger) -> None:
+    def __init__(self, inner: Stack, log: Logger, lifecycle: Lifecycle | None = None) -> None:
         self.inner = inner
         self._log = log
+        self.lifecycle = lifecycle
         self._listeners: set[Listener] = set()
         # weakly: a connection the service opened and closed must not stay here until
         # shutdown (open ones are held by their stack, and by the service)
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._readers: dict[asyncio.BaseTransport, asyncio.StreamReader] = {}
+        """The input of each connection a stream handler serves."""
+        self._served: set[asyncio.BaseTransport] = set()
+        """Connections accepted for the service's protocols (``create_server``)."""
+        self._stopping = False
         self._handlers: set[asyncio.Task[Any]] = set()
         self.handler_failures = 0
         self.peer_resets = 0
@@ -122,6 +138,7 @@ class SupervisedStack:
             if task is not None:
                 self._handlers.add(task)
             self._transports.add(transport)
+            self._readers[transport] = reader
             try:
                 result = client_connected_cb(reader, writer)
                 if inspect.isawaitable(result):
@@ -140,6 +157,13 @@ class SupervisedStack:
                 )
                 _abort(transport)
             except Exception as exc:
+                if self._stopping and isinstance(exc, asyncio.IncompleteReadError):
+                    # cut off mid-message by the end of input riad gave it at shutdown
+                    self._log.info(
+                        "connection ended by the shutdown",
+                        peer=_peer(writer.get_extra_info("peername")),
+                    )
+                    return
                 self.handler_failures += 1
                 self._log.exception(
                     "connection handler failed; connection reset",
@@ -149,15 +173,18 @@ class SupervisedStack:
                 _abort(transport)
             finally:
                 self._transports.discard(transport)
+                self._readers.pop(transport, None)
                 if task is not None:
                     self._handlers.discard(task)
+                if self._stopping and not transport.is_closing():
+                    transport.close()  # done: flush what it wrote, then FIN
 
         try:
             listener = await self.inner.start_server(
                 supervised, host, port, limit=limit, backlog=backlog
             )
         except OSError as exc:
-            raise _listen_error(exc, "TCP", port) from exc
+            raise listen_error(exc, "TCP", port) from exc
         self._listeners.add(listener)
         return listener
 
@@ -195,7 +222,7 @@ class SupervisedStack:
         try:
             listener = await self.inner.create_server(factory, host, port, backlog=backlog)
         except OSError as exc:
-            raise _listen_error(exc, "TCP", port) from exc
+            raise listen_error(exc, "TCP", port) from exc
         self._listeners.add(listener)
         return listener
 
@@ -212,25 +239,33 @@ class SupervisedStack:
         except OSError as exc:
             if local_addr is None:
                 raise
-            raise _listen_error(exc, "UDP", local_addr[1]) from exc
+            raise listen_error(exc, "UDP", local_addr[1]) from exc
         self._track_transport(transport)
         return transport, protocol
 
     # -- shutdown ------------------------------------------------------------
 
     async def aclose(self, grace_s: float = 5.0) -> None:
-        """Stop listeners, close connections, wait ``grace_s`` for handlers, reset the rest."""
+        """Stop listeners, end the input of stream connections and close protocol ones,
+        wait ``grace_s`` for handlers, close the rest, reset what did not end."""
+        self._stopping = True
         for listener in list(self._listeners):
             listener.close()
         for listener in list(self._listeners):
             await listener.wait_closed()
         self._listeners.clear()
-        for transport in list(self._transports):
+        for transport, reader in list(self._readers.items()):
+            if not transport.is_closing():
+                reader.feed_eof()  # as if the client had closed its side
+        for transport in list(self._served):
             if not transport.is_closing():
                 transport.close()  # flush what is queued, then FIN
         pending = set(self._handlers)
         if pending:
             _, pending = await asyncio.wait(pending, timeout=grace_s)
+        for transport in list(self._transports):
+            if not transport.is_closing() and transport not in self._readers:
+                transport.close()  # the service's own connections and endpoints
         unflushed = [t for t in self._transports if _buffered(t)]
         if pending or unflushed:
             self._log.warning(
@@ -244,6 +279,8 @@ class SupervisedStack:
                 task.cancel()
             await asyncio.wait(pending, timeout=max(grace_s, 0.1))
         self._transports.clear()
+        self._readers.clear()
+        self._served.clear()
         await asyncio.sleep(0)  # let connection_lost callbacks run
 
     def _track_transport(self, transport: asyncio.BaseTransport) -> None:
@@ -251,6 +288,7 @@ class SupervisedStack:
 
     def _forget_transport(self, transport: asyncio.BaseTransport) -> None:
         self._transports.discard(transport)
+        self._served.discard(transport)
 
     def _protocol_failed(self, transport: asyncio.BaseTransport | None, exc: Exception) -> None:
         self.handler_failures += 1
@@ -308,6 +346,7 @@ class _TrackedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         self._owner._track_transport(transport)
+        self._owner._served.add(transport)
         self._guard(lambda: self._inner.connection_made(transport))
 
     def connection_lost(self, exc: Exception | None) -> None:

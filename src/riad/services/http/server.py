@@ -23,7 +23,9 @@ handler on stderr). Pass ``log``/``access_log`` to choose other loggers.
 Graceful shutdown: listeners stop accepting; idle connections close at once;
 requests in flight finish (their responses carry ``Connection: close``) for
 up to ``HttpLimits.shutdown_grace_s``, after which the rest are cancelled; then
-the lifespan shutdown runs.
+the lifespan shutdown runs. Inside a riad service the service's own stop
+deadline (``--shutdown-timeout``) replaces ``shutdown_grace_s``: the stack
+the server listens on carries it (``stack.lifecycle``, :class:`StopDeadline`).
 
 Over the connection limit a new plain-text connection is answered ``503`` and
 closed; a TLS one is closed (answering would cost a handshake).
@@ -35,7 +37,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from riad.devices import Listener, Stack
 from riad.log import DEBUG, ERROR, INFO, WARNING, Level, Logger, LogLevels, Logs
@@ -47,10 +49,20 @@ from riad.services.http.limits import HttpLimits
 from riad.services.http.transport import Transport
 from riad.services.stream import ByteStream, ProtocolStream
 
-__all__ = ["HttpServer", "StreamWrapper"]
+__all__ = ["HttpServer", "StopDeadline", "StreamWrapper"]
 
 StreamWrapper = Callable[[ByteStream], Awaitable[ByteStream]]
 """Turns an accepted stream into the one HTTP is spoken over (TLS: handshake first)."""
+
+
+class StopDeadline(Protocol):
+    """What a stack's ``lifecycle`` tells the server: the time left to stop gracefully."""
+
+    def remaining_s(self) -> float: ...
+
+
+_DEADLINE_MARGIN_S = 0.2
+"""Of the service's stop deadline, what is left for it to close after the server."""
 
 
 class HttpServer:
@@ -80,6 +92,7 @@ class HttpServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: weakref.WeakSet[ProtocolStream] = weakref.WeakSet()
         self._closing = False
+        self._deadline: StopDeadline | None = None
         self._busiest = 0
         """The most connections open at once since memory was last given back."""
         self.connections_refused = 0
@@ -132,6 +145,7 @@ class HttpServer:
             return stream
 
         listener = await stack.create_server(connection, host, port)
+        self._deadline = self._deadline or getattr(stack, "lifecycle", None)
         listener_addr = listener.local_addr
         self._listeners.append(listener)
         return listener
@@ -210,7 +224,10 @@ class HttpServer:
             connection.close_when_idle()
         tasks = set(self._tasks)
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.limits.shutdown_grace_s)
+            grace_s = self.limits.shutdown_grace_s
+            if self._deadline is not None:
+                grace_s = max(0.0, self._deadline.remaining_s() - _DEADLINE_MARGIN_S)
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
             for task in pending:
                 task.cancel()
             if pending:

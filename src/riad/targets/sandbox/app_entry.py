@@ -12,7 +12,8 @@ and the TAP descriptor:
 - ``serve`` (sealed): runs the service with ``riad.app.serve`` on riad's own
   stack over the TAP — console on standard error, monotonic clock, the
   kernel's entropy (``getrandom``) — as the unix target does;
-- ``stop`` (SIGTERM/SIGINT): asks the service to stop, as on unix.
+- ``stop`` (SIGTERM/SIGINT): asks the service to stop, as on unix (a second
+  time: at once).
 
 A mistake in the service's arguments or stores raises ``ValueError`` with the
 one-line message, which the child reports with exit status 2.
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, NetConfig
+from riad.app.lifecycle import Lifecycle
 from riad.app.model import App
-from riad.app.run import RESOLVER_MODULES, StackOpener, serve
+from riad.app.run import RESOLVER_MODULES, StackOpener, request_stop, serve
 from riad.backends.console import FdConsole, MemoryConsole
 from riad.backends.kv import EmbeddedKV, MemoryKV, pack_bytes
 from riad.backends.tap import TapDevice
@@ -90,6 +92,7 @@ class AppEntry:
         self._kvs: Mapping[str, KV] = {}
         self._device: TapDevice | None = None
         self._stop = asyncio.Event()
+        self._lifecycle: Lifecycle | None = None
 
     def prepared(self) -> tuple[App, BootConfig]:
         """The service and its boot configuration (loaded if not yet)."""
@@ -140,6 +143,7 @@ class AppEntry:
             if self.options.where is not None:
                 tap = self.options.tap or device.name
                 opener = announcing(opener, config, where=self.options.where, tap=tap)
+        self._lifecycle = Lifecycle(config.shutdown_timeout_s)
         status = loop.run_until_complete(
             serve(
                 app,
@@ -150,12 +154,16 @@ class AppEntry:
                 console=self.console,
                 stop=self._stop,
                 main_started=freeze_after_startup,
+                lifecycle=self._lifecycle,
             )
         )
         return int(status)
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._lifecycle is None:
+            self._stop.set()
+        else:
+            request_stop(self._stop, self._lifecycle)
 
 
 def make(argv: Sequence[str], net_fds: tuple[int, ...]) -> AppEntry:

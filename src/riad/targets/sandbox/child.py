@@ -108,6 +108,9 @@ class ChildConfig:
     """Threads the service may start (its ``App``'s ``threads``)."""
     expected: tuple[str, ...] = ()
     """Paths and modules the traced start-up looked for in vain too: not reported sealed."""
+    stop_grace_s: float = 5.0
+    """How long the supervisor waits for the service to stop after SIGTERM before it kills
+    it (the service's ``--shutdown-timeout`` and a margin)."""
 
     def deny(self) -> Deny:
         """The filter's action: the supervisor is told in ``enforce`` and ``audit`` modes."""

@@ -16,8 +16,9 @@ imported and loaded), which keeps the network descriptors and one end of a
   ``enforce`` mode the supervisor then kills it (status :data:`EXIT_POLICY`);
 - the child's pidfd: its exit ends the run with its status.
 
-SIGTERM and SIGINT are forwarded to the service; if it has not finished
-:data:`STOP_GRACE_S` seconds later it is killed.
+SIGTERM and SIGINT are forwarded to the service (a second one too: the
+service then stops at once); if it has not finished ``config.stop_grace_s``
+seconds after the first it is killed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = ["EXIT_POLICY", "Sandbox", "SandboxStartError"]
 
 EXIT_POLICY = 3
 """Exit status when ``enforce`` mode stopped the service for a call outside its policy."""
-STOP_GRACE_S = 5.0
 _PREFIX = "riad sandbox: "
 
 
@@ -173,7 +173,7 @@ class Sandbox:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
             if self._kill_at is None:
-                self._kill_at = time.monotonic() + STOP_GRACE_S
+                self._kill_at = time.monotonic() + self.config.stop_grace_s
 
     def _selector(self) -> selectors.DefaultSelector:
         sel = selectors.DefaultSelector()

@@ -345,8 +345,13 @@ def _run_app(request: RunRequest) -> int:
         readable=data,
         threads=app.threads,
         expected=expected,
+        stop_grace_s=config.shutdown_timeout_s + STOP_MARGIN_S,
     )
     return _supervise(child, device)
+
+
+STOP_MARGIN_S = 5.0
+"""How much longer than its ``--shutdown-timeout`` a stopping service is waited for."""
 
 
 def _child_config(

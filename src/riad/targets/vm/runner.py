@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -43,7 +44,8 @@ from riad.image.boot import boot_cmdline, qemu_command
 from riad.targets.vm.guest import MARK
 
 DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
-STOP_GRACE_S = 10.0
+STOP_MARGIN_S = 10.0
+"""How much longer than its ``--shutdown-timeout`` a stopping guest is waited for."""
 _MARK_RE = re.compile(rf"{re.escape(MARK)} (\w+) ?(.*)$")
 
 Out = Callable[[str], None]
@@ -65,6 +67,9 @@ class RunOptions:
     qemu: str = "qemu-system-x86_64"
     disks: tuple[str, ...] = ()
     """Disk image files of the image's volumes, in the order its service declares them."""
+    stop_grace_s: float | None = None
+    """How long the guest may take to stop after Ctrl-C before QEMU is stopped (None: the
+    service's ``--shutdown-timeout`` and :data:`STOP_MARGIN_S`)."""
 
 
 @dataclass
@@ -284,6 +289,9 @@ def run_image(
             disks=options.disks,
             disk_cache=disk_cache(options.disks),
         )
+        if options.stop_grace_s is None:
+            grace = bootargs.shutdown_timeout_s(args) + STOP_MARGIN_S
+            options = dataclasses.replace(options, stop_grace_s=grace)
         port = options.probe_port
         if port is None:
             text = settings.get("--port") or ""
@@ -339,7 +347,8 @@ def _boot(
             qemu.kill()
 
     previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
-    watchdog = threading.Thread(target=_watchdog, args=(qemu, interrupts), daemon=True)
+    grace_s = options.stop_grace_s or STOP_MARGIN_S
+    watchdog = threading.Thread(target=_watchdog, args=(qemu, interrupts, grace_s), daemon=True)
     watchdog.start()
     times = BootTimes()
     answers: list[float] = []
@@ -414,10 +423,10 @@ EXIT_SEAL = 3
 """Exit status when the seal ended the service (as ``riad run -t sandbox`` in enforce mode)."""
 
 
-def _watchdog(qemu: subprocess.Popen[bytes], interrupts: dict[str, float]) -> None:
-    """Stop QEMU if the guest has not ended ``STOP_GRACE_S`` after a Ctrl-C."""
+def _watchdog(qemu: subprocess.Popen[bytes], interrupts: dict[str, float], grace_s: float) -> None:
+    """Stop QEMU if the guest has not ended ``grace_s`` after a Ctrl-C."""
     while qemu.poll() is None:
-        if interrupts["count"] and time.monotonic() - interrupts["at"] > STOP_GRACE_S:
+        if interrupts["count"] and time.monotonic() - interrupts["at"] > grace_s:
             qemu.kill()
             return
         time.sleep(0.2)
