@@ -11,7 +11,8 @@ keeps the connection, as uvicorn's and hypercorn's WSGI modes do.
   chunked body without ``Content-Length`` reads to its end.
 - Response bodies stream: each piece the application yields (or passes to
   ``write``) is sent before the next is asked for, so a slow reader holds the
-  worker thread rather than memory. The status and headers wait for the first
+  worker thread rather than memory (the last piece goes once the iterable is
+  closed, with the worker's end). The status and headers wait for the first
   non-empty piece (PEP 3333), so ``start_response(..., exc_info)`` can still
   replace them after an error.
 - A client that goes away while the response streams stops it: the iterable
@@ -226,7 +227,8 @@ class _Exchange:
     """One request: the environ, the worker thread's calls into the loop, the response.
 
     The worker hands the response to the loop through a queue (``_emit``): one
-    wake-up of the loop per batch of messages, none awaited by the worker
+    wake-up of the loop per batch of messages (the last one sent when the worker is
+    done, the application's iterable closed), none awaited by the worker
     unless more than ``_OUTPUT_BYTES`` wait to be sent (then it waits for room:
     a slow reader holds the thread, not memory). A whole small response costs
     the worker no wait at all.
@@ -396,11 +398,14 @@ class _Exchange:
             self._unsent -= len(data)
         self._body_done = not more
         messages.append({"type": "http.response.body", "body": data, "more_body": more})
-        self._emit(*messages)
+        # The last message waits for the worker's end (the iterable closed, just after),
+        # which wakes the loop once for both: a small response costs one wake-up.
+        self._emit(*messages, wake=more)
 
-    def _emit(self, *messages: Message | None) -> None:
+    def _emit(self, *messages: Message | None, wake: bool = True) -> None:
         """Queue ``messages`` for the loop (``None``: the worker is done); wait for room.
-        The loop is woken once for what is queued before it takes the batch."""
+        The loop is woken once for what is queued before it takes the batch (not
+        now if not ``wake``: a later call will)."""
         with self._room:
             for message in messages:
                 if message is None:
@@ -412,7 +417,7 @@ class _Exchange:
                     raise _ClientGone
                 self._queue.append(message)
                 self._queued_bytes += len(message.get("body", b""))
-            if self._wake_asked:
+            if self._wake_asked or not wake:
                 return
             self._wake_asked = True
         try:
