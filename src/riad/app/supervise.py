@@ -362,7 +362,10 @@ class _TrackedProtocol(asyncio.Protocol):
         self._guard(self._inner.resume_writing)
 
     def data_received(self, data: bytes) -> None:
-        self._guard(lambda: self._inner.data_received(data))
+        try:  # (_guard, without a closure made for every read)
+            self._inner.data_received(data)
+        except Exception as exc:
+            self._owner._protocol_failed(self._transport, exc)
 
     def eof_received(self) -> bool | None:
         result: bool | None = self._guard(self._inner.eof_received)

@@ -273,6 +273,9 @@ def _node_host(node: str) -> str:
     return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
 
 
+_FORWARDED_NAMES = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"})
+
+
 class ProxyHeaders:
     """Believe ``Forwarded`` / ``X-Forwarded-For`` / ``X-Forwarded-Proto`` from trusted peers.
 
@@ -291,7 +294,11 @@ class ProxyHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
-            if client is not None and client[0] in self.trusted:
+            if (
+                client is not None
+                and not _FORWARDED_NAMES.isdisjoint([name for name, _ in scope["headers"]])
+                and client[0] in self.trusted
+            ):
                 scope = self._forwarded(scope)
         await self.app(scope, receive, send)
 

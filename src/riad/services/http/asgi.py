@@ -81,7 +81,7 @@ def http_scope(
         "http_version": request.http_version.decode("ascii"),
         "method": request.method.decode("ascii"),
         "scheme": scheme,
-        "path": unquote(raw_path.decode("ascii", "replace")),
+        "path": unquote(path) if "%" in (path := raw_path.decode("ascii", "replace")) else path,
         "raw_path": raw_path,
         "query_string": query,
         "root_path": "",
