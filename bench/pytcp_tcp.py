@@ -1,7 +1,8 @@
 """TCP roles on PyTCP embedded in-process (the PyTCP side of bench/tcp.py).
 
 Runs under the PyTCP peer's Python inside the namespace that holds the TAP
-``tap0``: ``python -O pytcp_tcp.py MODE ADDRESS PEER NBYTES``. MODE ``source``
+``tap0``: ``python -O pytcp_tcp.py MODE ADDRESS PEER NBYTES`` (ADDRESS and PEER
+both IPv4, or both IPv6: ADDRESS gets a /64 then, else a /24). MODE ``source``
 connects to PEER port 5002 and sends NBYTES, then prints "done"; ``sink``,
 ``hello`` and ``echo`` listen on port 5001 (print "ready") and, per
 connection, count what arrives and answer ``OK N``, send ``hello``, or echo.
@@ -16,14 +17,13 @@ from pytcp import stack  # type: ignore[import-not-found]
 from pytcp.runtime.socket import (  # type: ignore[import-not-found]
     IPPROTO_TCP,
     TCP_NODELAY,
-    AddressFamily,
     SocketType,
 )
 from pytcp.runtime.socket import (
     socket as psocket,
 )
 
-from pytcp_peer import start_on_tap
+from pytcp_peer import family_of, start_on_tap
 
 mode, address, peer, nbytes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -49,10 +49,11 @@ def handle(conn: object) -> None:
     conn.close()  # type: ignore[attr-defined]
 
 
-start_on_tap("tap0", address + "/24")
+start_on_tap("tap0", address + ("/64" if ":" in address else "/24"))
+family, wildcard = family_of(address)
 try:
     if mode == "source":
-        sock = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
+        sock = psocket(family=family, type=SocketType.STREAM)
         sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
         sock.connect((peer, 5002))
         block = b"x" * 65536
@@ -66,8 +67,8 @@ try:
         print("done", flush=True)
         time.sleep(0.5)
     else:
-        listener = psocket(family=AddressFamily.INET4, type=SocketType.STREAM)
-        listener.bind(("0.0.0.0", 5001))
+        listener = psocket(family=family, type=SocketType.STREAM)
+        listener.bind((wildcard, 5001))
         listener.listen()
         print("ready", flush=True)
         while True:

@@ -1,7 +1,7 @@
 """A UDP echo service on PyTCP embedded in-process (the PyTCP side of bench/stack.py).
 
 Runs under the PyTCP peer's Python 3.14 inside the namespace that holds the
-TAP: ``python -O pytcp_udp_echo.py TAP ADDRESS/PREFIX PORT``. Prints
+TAP: ``python -O pytcp_udp_echo.py TAP ADDRESS/PREFIX PORT`` (IPv4 or IPv6). Prints
 "ready" once the stack is up and the socket bound.
 """
 
@@ -9,19 +9,19 @@ import sys
 
 from pytcp import stack  # type: ignore[import-not-found]
 from pytcp.runtime.socket import (  # type: ignore[import-not-found]
-    AddressFamily,
     SocketType,
 )
 from pytcp.runtime.socket import (
     socket as psocket,
 )
 
-from pytcp_peer import start_on_tap
+from pytcp_peer import family_of, start_on_tap
 
 tap, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start_on_tap(tap, address)
-sock = psocket(family=AddressFamily.INET4, type=SocketType.DGRAM)
-sock.bind(("0.0.0.0", port))
+family, wildcard = family_of(address)
+sock = psocket(family=family, type=SocketType.DGRAM)
+sock.bind((wildcard, port))
 print("ready", flush=True)
 try:
     while True:

@@ -4,7 +4,7 @@ Run as root (it builds network namespaces, and removes them afterwards):
 
     .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N]
 
-Five set-ups, each measured from a Linux client in its own namespace:
+Seven set-ups, each measured from a Linux client in its own namespace:
 
 - ``riad``: riad's ``DirectStack`` on a TAP (virtio-net header on) running a
   UDP echo service (an ``asyncio.DatagramProtocol``), in a child process;
@@ -13,8 +13,9 @@ Five set-ups, each measured from a Linux client in its own namespace:
 - ``pytcp``: PyTCP 3.0.9 embedded in-process on a TAP (``--pytcp DIR``: where
   the PyTCP peer's setup.sh installed it; skipped when absent), with a UDP
   echo loop on its socket API;
-- ``riad6`` and ``linux6``: ``riad`` and ``linux`` over IPv6 (riad's echo bound
-  to ``::``, Linux's on an IPv6 socket; ``ping -6``).
+- ``riad6``, ``linux6`` and ``pytcp6``: ``riad``, ``linux`` and ``pytcp`` over
+  IPv6 (riad's echo bound to ``::``, Linux's on an IPv6 socket, PyTCP's on its
+  ``AF_INET6`` socket with a static address; ``ping -6``).
 
 Metrics: ICMP echo round trip (median of ``--pings`` pings at 5 ms
 intervals) and UDP echo rate (64-byte datagrams, 32 in flight, for
@@ -210,15 +211,21 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
             ns.ip("-6", "addr", "add", "fd77::1/64", "dev", "tap0", "nodad")
             server = _start(ns, [*me, "serve-riad", "tap0", "fd77::2/64", "7"])
             host = "fd77::2"
-        else:
-            ns.add_tap("tap7", "10.78.0.1/24", vnet_hdr=False)
+        else:  # pytcp, pytcp6
+            if kind == "pytcp6":
+                ns.add_tap("tap7", None, vnet_hdr=False)
+                ns.sysctl("net.ipv6.conf.tap7.disable_ipv6", "0")
+                ns.ip("-6", "addr", "add", "fd78::1/64", "dev", "tap7", "nodad")
+                cidr, host = "fd78::7/64", "fd78::7"
+            else:
+                ns.add_tap("tap7", "10.78.0.1/24", vnet_hdr=False)
+                cidr, host = "10.78.0.7/24", "10.78.0.7"
             python = str(Path(args.pytcp) / "venv314" / "bin" / "python")
             server = _start(
                 ns,
-                [python, "-O", str(PYTCP_ECHO), "tap7", "10.78.0.7/24", "7"],
+                [python, "-O", str(PYTCP_ECHO), "tap7", cidr, "7"],
                 env={"XDG_RUNTIME_DIR": str(Path(args.pytcp) / "run")},
             )
-            host = "10.78.0.7"
         stack.callback(_stop, server)
         ping = _ping_median_ms(ns, host, args.pings)
         rate = _udp_rate(ns, host, args.seconds)
@@ -235,7 +242,7 @@ def main() -> int:
     args = parser.parse_args()
     kinds = ["riad", "linux", "riad6", "linux6"]
     if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
-        kinds.append("pytcp")
+        kinds += ["pytcp", "pytcp6"]
     else:
         print(
             f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr
@@ -244,7 +251,13 @@ def main() -> int:
     print(f"{'stack':<8} {'ping median ms':>15} {'UDP echo /s':>12}")
     for kind, (ping, rate) in results.items():
         print(f"{kind:<8} {ping:>15.3f} {rate:>12.0f}")
-    for mine, ref in (("riad", "linux"), ("riad", "pytcp"), ("riad6", "linux6"), ("riad6", "riad")):
+    for mine, ref in (
+        ("riad", "linux"),
+        ("riad", "pytcp"),
+        ("riad6", "linux6"),
+        ("riad6", "pytcp6"),
+        ("riad6", "riad"),
+    ):
         if ref not in results:
             continue
         (my_ping, my_rate), (ping, rate) = results[mine], results[ref]

@@ -13,7 +13,9 @@ network namespaces this script creates and deletes:
   every call over IPC and is slower; the in-process figure is the stronger
   one). It needs CPython 3.14: ``RIAD_PYTCP_DIR`` (default
   ``~/.cache/riad-peers/pytcp``) holds the venv the peer's ``setup.sh`` makes;
-  without it PyTCP's column is left out, with a note;
+  without it PyTCP's columns are left out, with a note;
+- riad, PyTCP and Linux over IPv6 too (static ``fd77::2/64``, Linux ``fd77::1``),
+  each beside its IPv4 figures in the same run;
 - Linux to Linux over a veth pair between two namespaces.
 
 Metrics: bulk throughput into the stack (Linux sends N bytes, the stack's
@@ -504,10 +506,17 @@ def riad_main(argv: list[str]) -> None:
 # -- PyTCP ---------------------------------------------------------------------------------
 
 
-async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, float]:
+async def measure_pytcp(
+    python: Path, nbytes: int, seconds: float, six: bool = False
+) -> dict[str, float]:
+    """PyTCP's figures (no CPU ones: it runs in its own process); ``six``: over IPv6."""
+    stack_ip, linux_ip = (STACK_IP6, LINUX_IP6) if six else (STACK_IP, LINUX_IP)
     with tempfile.TemporaryDirectory() as tmp, Netns.create("pytcpbench") as ns:
         app = PYTCP_APP
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=False)
+        if six:
+            ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+            ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
         env = ["env", f"XDG_RUNTIME_DIR={tmp}"]
 
         def argv(mode: str) -> list[str]:
@@ -521,8 +530,8 @@ async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, 
                 "-O",
                 str(app),
                 mode,
-                STACK_IP,
-                LINUX_IP,
+                stack_ip,
+                linux_ip,
                 str(nbytes),
             ]
 
@@ -533,7 +542,7 @@ async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, 
                 await asyncio.sleep(0.5)  # ARP and the stack's threads settle
                 if mode == "sink":
                     r = await run_in(
-                        ns, "send", "--host", STACK_IP, "--port", "5001", "--bytes", str(nbytes)
+                        ns, "send", "--host", stack_ip, "--port", "5001", "--bytes", str(nbytes)
                     )
                     result[key] = r["mbit_s"]
                 elif mode == "hello":
@@ -541,7 +550,7 @@ async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, 
                         ns,
                         "connrate",
                         "--host",
-                        STACK_IP,
+                        stack_ip,
                         "--port",
                         "5001",
                         "--seconds",
@@ -550,12 +559,17 @@ async def measure_pytcp(python: Path, nbytes: int, seconds: float) -> dict[str, 
                     result[key] = r["conn_s"]
                 else:
                     r = await run_in(
-                        ns, "echorr", "--host", STACK_IP, "--port", "5001", "--count", "500"
+                        ns, "echorr", "--host", stack_ip, "--port", "5001", "--count", "500"
                     )
                     result[key] = r["rtt_ms"]
             finally:
                 await stop(server)
-        sink = asyncio.create_task(run_in(ns, "sink", "--port", "5002", "--bytes", str(nbytes)))
+        sink = asyncio.create_task(
+            run_in(
+                ns, "sink", "--host", "::" if six else "0.0.0.0", "--port", "5002",
+                "--bytes", str(nbytes),
+            )
+        )  # fmt: skip
         await asyncio.sleep(0.5)
         source = await asyncio.create_subprocess_exec(
             *argv("source"), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -643,7 +657,7 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
     plain = results.get("riad (TAP, plain)")
     ratio_lines = []
     for ref_name, ref in results.items():
-        if ref_name.startswith("riad") or ref_name.endswith("IPv6"):
+        if ref_name.startswith("riad") or "IPv6" in ref_name:
             continue
         for label, key, _ in rows[:4]:
             if key not in ref or riad is None:
@@ -655,8 +669,13 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
                 plain_ratio = f" (plain TAP: {pr:.2f}x)"
             ratio_lines.append(f"- {label}: riad is {better:.2f}x {ref_name}{plain_ratio}")
     riad6, linux6 = results.get("riad IPv6 (TAP, offloads)"), results.get("Linux veth IPv6")
+    pytcp6 = results.get("PyTCP 3.0.9 IPv6 (in-process)")
     for label, key, _ in rows[:4]:
-        for ref_name, ref in (("riad IPv4", riad), ("Linux veth IPv6", linux6)):
+        for ref_name, ref in (
+            ("riad IPv4", riad),
+            ("Linux veth IPv6", linux6),
+            ("PyTCP IPv6", pytcp6),
+        ):
             if riad6 is None or ref is None:
                 continue
             better = ref[key] / riad6[key] if key == "rtt_ms" else riad6[key] / ref[key]
@@ -719,6 +738,12 @@ async def main_async(args: argparse.Namespace) -> None:
             (
                 "PyTCP 3.0.9 (in-process)",
                 lambda: measure_pytcp(python, args.pytcp_bytes, args.seconds),
+            )
+        )
+        measures.append(
+            (
+                "PyTCP 3.0.9 IPv6 (in-process)",
+                lambda: measure_pytcp(python, args.pytcp_bytes, args.seconds, True),
             )
         )
     else:
