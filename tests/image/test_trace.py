@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
 SERVICES = Path(__file__).resolve().parents[1] / "vm" / "services"
@@ -115,3 +117,18 @@ def test_the_trace_says_how_much_heap_the_service_held(tmp_path: Path) -> None:
     assert small.heap_kb < HEAP_MB << 10  # an echo's heap: the default holds it
     assert needed_memory_mb(0, 0, small.heap_kb) == needed_memory_mb(0, 0)
     assert needed_memory_mb(0, 0, large.heap_kb) >= 28 + 24 * 1.25
+
+
+def test_a_codec_looked_up_by_the_locales_name_is_the_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Django asks for the locale's codec at import. A vm image has no locale: its
+    # PID 1 is in the C locale, whatever the host building it is in.
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    (tmp_path / "asks.py").write_text(
+        "import codecs, locale\ncodecs.lookup(locale.getlocale()[1] or 'ascii')\n"
+    )
+    trace = trace_startup([str(tmp_path / "asks.py")], as_image=True)
+    assert trace.error is None
+    assert "encodings.ascii" in trace.needed_modules()

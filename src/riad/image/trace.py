@@ -28,7 +28,10 @@ what the service declared).
 
 ``as_image=True`` runs the start-up as a vm image will run it, with no
 module's source text to read (:mod:`riad.image.sourceless`): code that
-branches on ``inspect.getsource`` then takes the image's branch.
+branches on ``inspect.getsource`` then takes the image's branch; and in the
+image's locale, the C locale (:func:`image_locale`): a codec looked up by the
+locale's name at start-up (Django asks for ``locale.getlocale()``'s, else
+``ascii``) is then the one the image looks up.
 
 The child runs in a fresh, empty network namespace when the host allows it
 (``unshare --net``), so tracing a service never binds a port on the host.
@@ -200,6 +203,16 @@ def _nic_script(nic: str, ipv4: str | None) -> str:
     return "; ".join(f"{line} 2>/dev/null" for line in lines) + '; exec "$@"'
 
 
+def image_locale(env: dict[str, str]) -> dict[str, str]:
+    """``env`` in a vm image's locale: no ``LANG``, ``LANGUAGE`` or ``LC_*`` (PID 1 has
+    none), and no coercion of the C locale to ``C.UTF-8`` (the image has no locale
+    data, so the guest's interpreter stays in the C locale, in UTF-8 mode)."""
+    kept = {k: v for k, v in env.items() if k not in ("LANG", "LANGUAGE")}
+    kept = {k: v for k, v in kept.items() if not k.startswith("LC_")}
+    kept["PYTHONCOERCECLOCALE"] = "0"
+    return kept
+
+
 def trace_startup(
     entry: Sequence[str],
     *,
@@ -255,6 +268,7 @@ def trace_startup(
         env["RIAD_TRACE_FACTS"] = str(facts_file)
         if as_image:
             env["RIAD_TRACE_AS_IMAGE"] = "1"
+            env = image_locale(env)
         env[WARMUP_ENV] = bootargs.encode(warmup)
         riad_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (riad_root, env.get("PYTHONPATH", "")) if p)
