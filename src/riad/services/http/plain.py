@@ -66,6 +66,9 @@ class PlainRequest(NamedTuple):
     http_version: bytes = b"1.1"
 
 
+_new_tuple = tuple.__new__
+
+
 def parse_plain_request(data: bytes, limits: HttpLimits) -> PlainRequest | None:
     """The plain request at the start of ``data``, or ``None`` if h11 must see it."""
     match = _HEAD.match(data)
@@ -98,7 +101,8 @@ def parse_plain_request(data: bytes, limits: HttpLimits) -> PlainRequest | None:
             headers.append((name, value))
     if hosts != 1:
         return None  # h11 answers 400 to a missing or repeated Host (RFC 9112 3.2)
-    return PlainRequest(method, target, headers, keep_alive, data[:end])
+    # (tuple.__new__: a NamedTuple's own constructor is a Python function, called per request)
+    return _new_tuple(PlainRequest, (method, target, headers, keep_alive, data[:end], b"1.1"))
 
 
 def _comma_tokens(value: bytes) -> list[bytes]:
