@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +32,7 @@ from riad.services.http import HttpServer
 from riad.services.stream import SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.stack import DirectStack
-from riad.stack.loop import HostSocketError, StackServer, _interleave
+from riad.stack.loop import HostSocketError, StackServer, _interleave, _naming
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from tests.dns.server import DnsServer, Zone
 from tests.http.apps import DemoApp
@@ -212,6 +213,17 @@ def test_happy_eyeballs_all_dead_reports_every_error() -> None:
         assert _connections(lab) == []
 
     run_service(check, seed=test_seed(7112), ipv6=True)
+
+
+def test_connect_errors_name_their_address_and_keep_their_class() -> None:
+    refused = _naming(ConnectionRefusedError(111, "Connection refused"), "fd00::5", 5432)
+    assert isinstance(refused, ConnectionRefusedError) and refused.errno == 111
+    assert str(refused) == "[Errno 111] connect to fd00::5 port 5432: Connection refused"
+    timeout = _naming(TimeoutError("TCP handshake timed out"), "10.0.0.5", 80)
+    assert isinstance(timeout, TimeoutError)
+    assert str(timeout) == "connect to 10.0.0.5 port 80: TCP handshake timed out"
+    unreachable = _naming(ValueError("no route"), "fd00::5", 80)
+    assert unreachable.errno == errno.EAFNOSUPPORT
 
 
 def test_interleaving_alternates_families() -> None:

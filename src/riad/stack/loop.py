@@ -569,8 +569,10 @@ def _naming(exc: OSError | ValueError, address: str, port: int) -> OSError:
     if isinstance(exc, ValueError):
         return OSError(errno.EAFNOSUPPORT, f"connect to {address} port {port}: {exc}")
     text = f"connect to {address} port {port}: {exc.strerror or exc}"
-    named = type(exc)(exc.errno, text) if exc.errno is not None else type(exc)(text)
-    return named
+    try:
+        return type(exc)(exc.errno, text) if exc.errno is not None else type(exc)(text)
+    except TypeError:  # a subclass made otherwise: its errno in a plain OSError
+        return OSError(exc.errno, text)
 
 
 def _joined(errors: list[OSError]) -> OSError:
