@@ -242,10 +242,13 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     from riad.targets.sandbox.target import add_seal_option
     from riad.targets.vm import cli as vm
 
-    build = sub.add_parser("build", help="seal a service into an image (-t vm)")
+    build = sub.add_parser("build", help="seal a service into an image (-t vm, -t oci)")
     build.add_argument("service", metavar="SERVICE", help="a .py file or a directory")
-    build.add_argument("-t", "--target", default="vm", help="target (vm)")
+    build.add_argument("-t", "--target", default="vm", help="target (vm, oci)")
     build.add_argument("-o", "--output", metavar="DIR", help="output directory")
+    build.add_argument(
+        "--archive", metavar="FILE", help="-t oci: write the image as an archive (podman load)"
+    )
     vm.add_build_options(build)
     add_web_options(build.add_argument_group("ASGI and WSGI applications"), None)
     build.set_defaults(handler=_vm_verb)
@@ -272,6 +275,13 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         if args.verb == "inspect" and args.target == "sandbox":
             return inspect(args.image, args.seal)
+        if args.verb == "build" and args.target == "oci":
+            from riad.targets.oci import cmd_build
+
+            spec = web_service_spec(args.service, args.factory)
+            return cmd_build(
+                spec, extra, output=args.output, archive=args.archive, include=args.include or ()
+            )
         if args.verb == "build":
             if args.tls_certs:
                 raise ImageError(f"error: {NO_TLS_CERTS}")

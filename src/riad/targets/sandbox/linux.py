@@ -239,17 +239,18 @@ def _add_path_rule(ruleset: int, path: str, rights: int, flags: int) -> None:
 
 
 def landlock_restrict_all(
-    abi: int, writable: tuple[str, ...] = (), readable: tuple[str, ...] = ()
+    abi: int, writable: tuple[str, ...] = (), readable: tuple[str, ...] = (), *, tcp: bool = True
 ) -> str:
     """Restrict this thread to no filesystem access at all but the folders ``writable``
     (read, write, create and remove files and folders there; never execute) and the
     files ``readable`` (read them; list the folders holding them), and, by ABI, no TCP
     bind/connect, no abstract unix sockets or signals outside the domain.
 
-    Returns a short description of what was denied. Needs ``no_new_privs``.
+    ``tcp=False`` leaves TCP alone (a service on the kernel's sockets). Returns a short
+    description of what was denied. Needs ``no_new_privs``.
     """
     fs = max(mask for version, mask in _LANDLOCK_FS_BY_ABI.items() if version <= abi)
-    net = _LANDLOCK_NET_ALL if abi >= 4 else 0
+    net = _LANDLOCK_NET_ALL if abi >= 4 and tcp else 0
     scoped = _LANDLOCK_SCOPE_ALL if abi >= 6 else 0
     if abi >= 6:
         attr = struct.pack("=QQQ", fs, net, scoped)

@@ -466,15 +466,18 @@ def set_limits(limits: Limits) -> None:
             raise SealError(f"cannot set resource limit {which}: {exc}") from exc
 
 
-def apply_landlock(writable: tuple[str, ...] = (), readable: tuple[str, ...] = ()) -> str:
+def apply_landlock(
+    writable: tuple[str, ...] = (), readable: tuple[str, ...] = (), *, tcp: bool = True
+) -> str:
     """Deny all filesystem access with Landlock but the folders ``writable`` (a
-    service's volumes) and the files ``readable`` (its data, read only); returns what
-    was done, for the report."""
+    service's volumes) and the files ``readable`` (its data, read only), and TCP unless
+    ``tcp`` is false; returns what was done, for the report."""
     abi = linux.landlock_abi()
     if abi <= 0:
         return "landlock: not available in this kernel (the empty root and seccomp still apply)"
     try:
-        return f"landlock ABI {abi}: denied {linux.landlock_restrict_all(abi, writable, readable)}"
+        denied = linux.landlock_restrict_all(abi, writable, readable, tcp=tcp)
+        return f"landlock ABI {abi}: denied {denied}"
     except OSError as exc:
         raise SealError(f"cannot apply Landlock: {exc.strerror}") from exc
 

@@ -1,0 +1,521 @@
+"""The ``oci`` target: a sealed service as an OCI image (``riad build SERVICE -t oci``).
+
+The image has one layer: the interpreter and the shared libraries it and its
+extension modules load (at the paths the loader looks for them), the
+standard library modules the service imports (tree-shaken, at
+``/usr/lib/python3.X``), the service and the packages it imports
+(``/app/lib``), each as its source and an unchecked-hash ``.pyc``, and the
+data files its start-up read. What to take is what the sandbox target
+finds for its seal (:func:`riad.targets.sandbox.imports.plan_imports`: the
+service's traced start-up, its warm-ups, declared lazy imports), plus what
+this entry imports itself. No shell, no package manager: nothing but that.
+
+The image runs as user ``65534`` (nobody). Its entrypoint is this module:
+``podman run IMAGE --port 8080 --health-port 8081`` hands the boot arguments
+to the service, which serves on the container's own sockets (the ``unix``
+target's socket stack). Once start-up is over (the event loop first waits)
+it seals itself with what a container allows without privileges
+(:func:`seal_in_container`) and says once, in one line, what it applied and
+what the container's runtime prevented; it never refuses to start because
+the engine isolates it already.
+
+Reproducible: files sorted, owned by 0:0, dated ``SOURCE_DATE_EPOCH`` (0 when
+unset); the same inputs give the same layer, config and manifest digests.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import sys
+import sysconfig
+import tarfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+__all__ = ["APP_LIB", "PLAN_FILE", "OciBuild", "build_oci", "main", "seal_in_container"]
+
+APP_LIB = "/app/lib"
+"""Where the service and the packages it imports are, in the image (``PYTHONPATH``)."""
+PLAN_FILE = "/app/seal.json"
+"""What the entry imports before the seal and leaves readable after it."""
+USER = "65534:65534"
+ENTRY_MODULE = "riad.targets.oci"
+# What the entry and the socket stack import on paths the sandbox's trace (riad's own
+# stack on a TAP) does not take.
+ENTRY_IMPORTS = (
+    ENTRY_MODULE,
+    "riad.targets.unix",
+    "riad.backends.socket_stack",
+    "riad.targets.sandbox.seal",
+    "riad.targets.sandbox.warmup",
+    "riad.app.health",
+    "asyncio.unix_events",
+    "asyncio.selector_events",
+)
+
+
+# -- the entry: runs inside the container ----------------------------------------------
+
+
+def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
+    """Seal the running service with what needs no privilege; return what was done and
+    what the container's runtime prevented, one item each.
+
+    Capabilities dropped (securebits locked), ``no_new_privs``, no core dumps,
+    resource limits, Landlock (only the data files readable) where the kernel
+    has it. New namespaces (and so the sandbox's empty root) are tried and
+    reported when the runtime refuses them. The seccomp allowlist of the
+    sandbox and the vm is not applied: on the container's sockets every
+    connection opens a descriptor, which it forbids (as the vm's socket kernel).
+    """
+    from riad.targets.sandbox import linux
+    from riad.targets.sandbox.seal import (
+        Limits,
+        SealError,
+        apply_landlock,
+        drop_capabilities,
+        enter_namespaces,
+        set_limits,
+    )
+
+    done: list[str] = []
+    try:
+        enter_namespaces(("ipc", "uts"))
+        done.append("namespaces: new ipc, uts")
+    except SealError as exc:
+        cause = exc.__cause__
+        why = cause.strerror if isinstance(cause, OSError) else str(exc)
+        done.append(f"prevented by the container's runtime: new namespaces ({why})")
+    try:
+        drop_capabilities()
+        done.append("capabilities: none (securebits locked)")
+    except SealError as exc:
+        done.append(f"prevented by the container's runtime: dropping capabilities ({exc})")
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    done.append("no_new_privs")
+    limits = Limits(memory_bytes=None, open_files=_open_files(), threads=threads)
+    try:
+        set_limits(limits)
+        done.append(f"limits: {limits.open_files} files, {threads} new threads, no core")
+    except OSError as exc:
+        done.append(f"prevented by the container's runtime: limits ({exc.strerror})")
+    try:
+        done.append(apply_landlock((), tuple(readable), tcp=False))
+    except SealError as exc:
+        done.append(f"prevented by the container's runtime: {exc}")
+    done.append("seccomp: the engine's own (the seal's allowlist needs riad's own stack)")
+    return done
+
+
+def _open_files() -> int:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(x for x in (soft, hard, 65536) if x != resource.RLIM_INFINITY)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The image's entrypoint: ``SERVICE [boot arguments...]``, run and sealed."""
+    from riad.app.args import ConfigError
+    from riad.app.lifecycle import Lifecycle
+    from riad.app.run import report_config_error
+    from riad.app.run import run as run_app
+    from riad.backends.console import FdConsole
+    from riad.image.idle import install_idle_hook
+    from riad.targets.sandbox.warmup import import_modules, warm_up
+    from riad.targets.target import RunRequest, prepare_service
+    from riad.targets.unix import _stack_opener, open_kvs
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    plan = json.loads(Path(PLAN_FILE).read_text())
+    console = FdConsole(2)
+    request = RunRequest(service=plan["service"], boot_args=tuple(args), net="socket")
+    prepared = prepare_service(request, console, help_console=FdConsole(1))
+    if isinstance(prepared, int):
+        return prepared
+    app, config = prepared
+    try:
+        kvs = open_kvs(app)
+        open_stack = _stack_opener(app, config, request)
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+
+    lifecycle = Lifecycle(config.shutdown_timeout_s)
+    sealing = lifecycle.hold("the seal")
+
+    def seal() -> None:
+        import gc
+
+        for failure in import_modules(plan["imports"]):
+            console.write_line(f"riad: note: not imported before the seal: {failure}")
+        warm_up()
+        steps = seal_in_container(plan["readable"], app.threads)
+        console.write_line("riad: sealed in the container: " + "; ".join(steps))
+        sealing.release()
+        gc.collect()
+        gc.freeze()
+
+    return run_app(
+        app,
+        config,
+        open_stack=open_stack,
+        kvs=kvs,
+        console=console,
+        main_started=lambda: install_idle_hook(seal, idle_ms=0),
+        lifecycle=lifecycle,
+    )
+
+
+# -- the build: runs on the host -----------------------------------------------------
+
+
+@dataclass
+class OciBuild:
+    """What went into an image and its digests."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Image path (no leading /) -> content."""
+    executable: set[str] = field(default_factory=set)
+    manifest_digest: str = ""
+    layer_bytes: int = 0
+
+
+STDLIB = f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}"
+"""The standard library in the image, beside the interpreter's ``/usr/bin/python3``."""
+INTERPRETER = "/usr/bin/python3"
+
+
+def _stdlib_dirs() -> tuple[Path, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(sorted({Path(paths[key]).resolve() for key in ("stdlib", "platstdlib")}))
+
+
+def _image_path(file: Path, roots: Sequence[Path]) -> str:
+    """Where host file ``file`` (a module or package data) goes in the image: the
+    standard library's under :data:`STDLIB`, the rest under :data:`APP_LIB`."""
+    file = file.resolve()
+    for std in _stdlib_dirs():
+        if file.is_relative_to(std) and not any(
+            file.is_relative_to(r) and r.is_relative_to(std) and r.name.endswith("-packages")
+            for r in roots
+        ):
+            return f"{STDLIB}/{file.relative_to(std).as_posix()}"
+    for root in roots:
+        if file.is_relative_to(root):
+            return f"{APP_LIB}/{file.relative_to(root).as_posix()}"
+    raise ValueError(f"{file} is on no folder of the import path")
+
+
+def _module_files(names: Iterable[str], path: Sequence[str]) -> list[Path]:
+    """The files of modules ``names`` (packages: their ``__init__``), found on ``path``."""
+    import importlib.machinery
+
+    found: list[Path] = []
+    for name in names:
+        parent, _, leaf = name.rpartition(".")
+        search: list[str] | None = list(path)
+        if parent:
+            spec_parent = _find(parent, path)
+            search = list(spec_parent.submodule_search_locations or []) if spec_parent else None
+        if search is None:
+            continue
+        spec = importlib.machinery.PathFinder.find_spec(leaf, search)
+        if spec is None or spec.origin in (None, "built-in", "frozen"):
+            continue
+        assert spec.origin is not None
+        found.append(Path(spec.origin))
+    return found
+
+
+def _find(name: str, path: Sequence[str]) -> ModuleSpec | None:
+    import importlib.machinery
+
+    search = list(path)
+    spec = None
+    for part in name.split("."):
+        spec = importlib.machinery.PathFinder.find_spec(part, search)
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
+    return spec
+
+
+def _closure(names: Sequence[str], path: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What importing the entry, the socket stack and ``names`` loads, from a fresh
+    interpreter on ``path``; and which of ``names`` imported."""
+    import subprocess
+
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(ENTRY_IMPORTS)!r}: importlib.import_module(name)\n"
+        "ok = []\n"
+        f"for name in {list(names)!r}:\n"
+        "    try: importlib.import_module(name)\n"
+        "    except Exception: continue\n"
+        "    ok.append(name)\n"
+        "print(json.dumps([sorted(sys.modules), ok]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    loaded, imported = json.loads(done.stdout)
+    return list(loaded), list(imported)
+
+
+def collect(
+    modules: Iterable[str],
+    data: Iterable[str],
+    service_root: Path,
+    path: Sequence[str],
+    sources: Iterable[Path] = (),
+) -> tuple[OciBuild, list[str]]:
+    """The image's files: interpreter, libraries, modules (source and ``.pyc``), data.
+    Returns them and the data files' image paths."""
+    from riad.image.elf import elf_info, shared_libraries
+    from riad.targets.vm.build import SYSTEM_LIB_DIRS, _strip, compile_pyc
+
+    roots = sorted(
+        {Path(p).resolve() for p in [str(service_root), *path] if p and Path(p).is_dir()},
+        key=lambda root: len(root.parts),
+        reverse=True,
+    )
+    out = OciBuild()
+    interpreter = Path(sys.executable).resolve()
+    out.files[INTERPRETER.lstrip("/")] = _strip(interpreter.read_bytes(), False)
+    out.executable.add(INTERPRETER.lstrip("/"))
+    binaries = [interpreter]
+    module_files = _module_files(sorted(set(modules)), [str(r) for r in roots])
+    for file in [*sources, *(f for f in module_files if f not in set(sources))]:
+        where = _image_path(file, roots).lstrip("/")
+        content = file.read_bytes()
+        out.files[where] = content
+        if file.suffix == ".py":
+            cache = Path(where).parent / "__pycache__"
+            pyc = f"{Path(where).stem}.{sys.implementation.cache_tag}.pyc"
+            out.files[(cache / pyc).as_posix()] = compile_pyc(content, "/" + where)
+        else:
+            binaries.append(file)
+            out.files[where] = _strip(content, True)
+            out.executable.add(where)
+    loader = elf_info(interpreter).interpreter
+    for binary in binaries:
+        for name, library in shared_libraries(binary).items():
+            if name.startswith("/") or name == loader:
+                at = name
+            elif str(library.parent) in SYSTEM_LIB_DIRS:
+                at = f"{library.parent}/{name}"
+            else:
+                at = f"/usr/lib/{name}"
+            if at.lstrip("/") not in out.files:
+                out.files[at.lstrip("/")] = _strip(library.read_bytes(), True)
+                out.executable.add(at.lstrip("/"))
+    readable = []
+    for host in data:
+        try:
+            where = _image_path(Path(host), roots)
+        except ValueError:
+            where = Path(host).as_posix()  # the host's data (zoneinfo, the CA bundle)
+        out.files[where.lstrip("/")] = Path(host).read_bytes()
+        readable.append(where)
+    return out, readable
+
+
+def _tar(files: Mapping[str, bytes], executable: set[str], epoch: int) -> bytes:
+    """One layer: every file and its folders, sorted, owned by 0:0, dated ``epoch``."""
+    folders = {p.as_posix() for name in files for p in Path(name).parents if p.as_posix() != "."}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name in sorted(folders | set(files)):
+            info = tarfile.TarInfo(name)
+            info.mtime = epoch
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if name in files:
+                info.size = len(files[name])
+                info.mode = 0o755 if name in executable else 0o644
+                tar.addfile(info, io.BytesIO(files[name]))
+            else:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def _blob(blobs: dict[str, bytes], data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return digest
+
+
+def build_oci(
+    service: str, boot_args: Sequence[str], *, name: str, include: Sequence[str] = ()
+) -> tuple[dict[str, bytes], OciBuild]:
+    """The OCI image layout of ``service`` (``{path in the layout: content}``)."""
+    from riad.app.args import ConfigError
+    from riad.backends.console import FdConsole
+    from riad.image.data import submodules
+    from riad.targets.sandbox.app_entry import AppOptions
+    from riad.targets.sandbox.imports import plan_imports
+    from riad.targets.target import RunRequest, prepare_service
+
+    prepared = prepare_service(
+        RunRequest(service=service, boot_args=tuple(boot_args)), FdConsole(2)
+    )
+    if isinstance(prepared, int):
+        raise ConfigError(f"service {service!r} did not load (above)")
+    app, _ = prepared
+    plan = plan_imports(app, AppOptions(service=service), boot_args, include=include)
+    path = [str(app.folder), *(p for p in sys.path if p)]
+    loaded, imports = _closure(plan.modules, path)
+    modules = set(loaded)
+    modules |= {parent for m in modules for parent in _parents(m)}
+    modules |= set(submodules("encodings.*", path))
+    sources = [app.source_path] if app.source_path is not None else []
+    content, readable = collect(modules, plan.data, app.folder.resolve(), path, sources)
+    spec = _service_spec(app, plan_service=service)
+    seal_plan = {"service": spec, "imports": imports, "readable": sorted(readable)}
+    content.files[PLAN_FILE.lstrip("/")] = json.dumps(seal_plan, indent=1).encode()
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    layer = _tar(content.files, content.executable, epoch)
+    content.layer_bytes = len(layer)
+    blobs: dict[str, bytes] = {}
+    layer_digest = _blob(blobs, layer)
+    created = _rfc3339(epoch)
+    config = {
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "User": USER,
+            "Entrypoint": [INTERPRETER, "-S", "-B", "-m", ENTRY_MODULE],
+            "Env": [f"PYTHONPATH={APP_LIB}", "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"],
+            "WorkingDir": APP_LIB,
+            "Labels": {"org.opencontainers.image.title": name},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created": created, "created_by": "riad build -t oci"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config_digest = _blob(blobs, config_bytes)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer_digest,
+                "size": len(layer),
+            }
+        ],
+    }
+    manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    content.manifest_digest = _blob(blobs, manifest_bytes)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": manifest["mediaType"],
+                "digest": content.manifest_digest,
+                "size": len(manifest_bytes),
+                "annotations": {"org.opencontainers.image.ref.name": name},
+            }
+        ],
+    }
+    layout = {
+        "oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(),
+        "index.json": json.dumps(index, sort_keys=True, separators=(",", ":")).encode(),
+    }
+    for digest, data in blobs.items():
+        layout[f"blobs/sha256/{digest.removeprefix('sha256:')}"] = data
+    return layout, content
+
+
+def _parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _service_spec(app: object, plan_service: str) -> str:
+    """The service as the entry names it in the image: its file under :data:`APP_LIB`
+    (and ``:attr`` when the build named one)."""
+    from riad.app.model import App
+
+    assert isinstance(app, App)
+    source = app.source_path
+    if source is None:
+        return plan_service
+    relative = source.resolve().relative_to(app.folder.resolve()).as_posix()
+    attr = plan_service.rpartition(":")[2] if ":" in plan_service else ""
+    if attr and not Path(plan_service).exists():
+        return f"{APP_LIB}/{relative}:{attr}"
+    return f"{APP_LIB}/{relative}"
+
+
+def _rfc3339(epoch: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_layout(layout: Mapping[str, bytes], out: Path) -> None:
+    """The image layout as a folder."""
+    for name, data in layout.items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def write_archive(layout: Mapping[str, bytes], file: Path, epoch: int = 0) -> None:
+    """The image layout as a tar archive (``podman load``, ``docker load``)."""
+    file.write_bytes(_tar(layout, set(), epoch))
+
+
+def cmd_build(
+    service: str,
+    boot_args: Sequence[str],
+    *,
+    output: str | None,
+    archive: str | None,
+    include: Sequence[str] = (),
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> int:
+    """``riad build SERVICE -t oci [-o DIR | --archive FILE]``."""
+    if (output is None) == (archive is None):
+        say("riad: error: -t oci: give -o DIR (an image layout) or --archive FILE (podman load)")
+        return 2
+    name = Path(service.rstrip("/")).stem.split(":")[0] or "service"
+    layout, content = build_oci(
+        service, boot_args, name=f"localhost/{name}:latest", include=include
+    )
+    if output is not None:
+        write_layout(layout, Path(output))
+    if archive is not None:
+        write_archive(layout, Path(archive))
+    say(
+        f"riad: OCI image localhost/{name}:latest: {len(content.files)} files, layer "
+        f"{content.layer_bytes / (1 << 20):.1f} MiB, manifest {content.manifest_digest}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.exit(1)

@@ -1,0 +1,141 @@
+"""riad build -t oci: the echo example as an OCI archive, loaded and run by real Podman.
+
+Two builds of the same service give the same manifest digest. The archive is
+loaded with ``podman load`` into a store of the test's own (``--root``,
+``--runroot``, a ``containers.conf`` of its own: runc, cgroupfs, explicit
+ulimits), run as its non-root user with its ports published on 127.0.0.1
+only; nc's line comes back, ``/readyz`` answers ready once the service is
+sealed, the log says once what the container's runtime prevented, and
+``podman stop`` (SIGTERM) ends it with status 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riad.testing import eventually
+from riad.testing.process import riad_command
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=512:512"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+RUN = ["--runtime", "runc", "--cgroup-manager=cgroupfs"]
+LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=512:512"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Podman with a store and a configuration of the test's own."""
+    conf = tmp_path / "containers.conf"
+    conf.write_text(CONF)
+    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    run = tempfile.mkdtemp(prefix="riad-oci-", dir="/tmp")  # podman: at most 50 characters
+    command = ["podman", "--root", str(tmp_path / "root"), "--runroot", run]
+    command += ["--cgroup-manager=cgroupfs", "--runtime", "runc"]
+    try:
+        yield command
+    finally:
+        subprocess.run([*command, "rm", "-af", "-t", "0"], capture_output=True, check=False)
+        subprocess.run([*command, "rmi", "-af"], capture_output=True, check=False)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _build(archive: Path) -> str:
+    done = subprocess.run(
+        riad_command("build", str(REPO / "examples/echo"), "-t", "oci", "--archive", str(archive)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    digest = str(index["manifests"][0]["digest"])
+    assert digest in done.stderr
+    return digest
+
+
+@pytest.mark.netns
+def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
+    tmp_path: Path, podman: list[str]
+) -> None:
+    first, second = tmp_path / "a.tar", tmp_path / "b.tar"
+    assert _build(first) == _build(second)
+    assert first.read_bytes() == second.read_bytes()
+    loaded = subprocess.run([*podman, "load", "-i", str(first)], capture_output=True, text=True)
+    assert loaded.returncode == 0 and "localhost/echo:latest" in loaded.stdout, loaded.stderr
+    echo, health = _free_port(), _free_port()
+    publish = ["-p", f"127.0.0.1:{echo}:7007", "-p", f"127.0.0.1:{health}:8081"]
+    args = ["localhost/echo:latest", "--port", "7007", "--health-port", "8081"]
+    started = subprocess.run(
+        [*podman, "run", "-d", *RUN, *LIMITS, "--name", "riad-oci-echo", *publish, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+
+    def logs() -> str:
+        out = subprocess.run([*podman, "logs", "riad-oci-echo"], capture_output=True, text=True)
+        return out.stdout + out.stderr
+
+    sealed = eventually(lambda: "sealed in the container" in logs(), timeout_s=60)
+    assert sealed
+    text = logs()
+    assert text.count("prevented by the container's runtime: new namespaces") == 1, text
+    assert "capabilities: none" in text and "no_new_privs" in text
+
+    def ready() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=5) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    assert eventually(ready, timeout_s=30) == "ready\n"
+    with socket.create_connection(("127.0.0.1", echo), timeout=10) as client:
+        client.sendall(b"hello from the host\n")
+        got = b""
+        while not got.endswith(b"\n"):
+            chunk = client.recv(100)
+            assert chunk, "the echo service closed the connection"
+            got += chunk
+    assert got == b"hello from the host\n"
+    user = subprocess.run(
+        [*podman, "inspect", "--format", "{{.Config.User}}", "riad-oci-echo"],
+        capture_output=True,
+        text=True,
+    )
+    assert user.stdout.strip() == "65534:65534"
+    stop = subprocess.run([*podman, "stop", "-t", "30", "riad-oci-echo"], capture_output=True)
+    assert stop.returncode == 0, stop.stderr
+    status = subprocess.run(
+        [*podman, "inspect", "--format", "{{.State.ExitCode}}", "riad-oci-echo"],
+        capture_output=True,
+        text=True,
+    )
+    assert status.stdout.strip() == "0", logs()
+    assert "riad: stopping service=echo" in logs()
