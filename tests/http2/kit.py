@@ -12,6 +12,8 @@ import h2.connection
 import h2.events
 from h2.settings import SettingCodes
 from hyperframe.frame import Frame, HeadersFrame
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
 from riad.services.http.asgi import Receive, Scope, Send
 from tests.http.apps import DemoApp
@@ -252,3 +254,97 @@ class Streamer:
             await send({"type": "http.response.body", "body": b""})
         except OSError as e:
             self.failed = e
+
+
+class H2WebSocket:
+    """A WebSocket over one stream of an ``H2Client`` (RFC 8441): an extended CONNECT
+    made with h2, frames made and read by wsproto's connection past its handshake."""
+
+    def __init__(self, client: H2Client, stream_id: int) -> None:
+        self.client = client
+        self.stream_id = stream_id
+        self.ws = Connection(ConnectionType.CLIENT)
+        self.offset = 0
+        self.pending: list[Any] = []
+
+    @classmethod
+    async def open(
+        cls,
+        client: H2Client,
+        path: str = "/echo",
+        *,
+        subprotocols: tuple[str, ...] = (),
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> tuple[H2WebSocket, Response]:
+        """Open it; the answer's head (200 when accepted) with the socket."""
+        fields = [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13")]
+        if subprotocols:
+            fields.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode()))
+        stream_id = client.request(path, "CONNECT", headers=fields + (headers or []),
+                                   open_body=True)  # fmt: skip
+        response = client.responses.setdefault(stream_id, Response())
+        while not response.status and not response.ended:
+            if not await client.pump():
+                break
+        return cls(client, stream_id), response
+
+    @property
+    def response(self) -> Response:
+        return self.client.responses[self.stream_id]
+
+    async def write(self, data: bytes, *, end: bool = False) -> None:
+        """``data`` on the stream as the server's windows allow."""
+        conn = self.client.conn
+        sent = 0
+        while sent < len(data) or end:
+            window = min(conn.local_flow_control_window(self.stream_id), 16384)
+            if window <= 0 and sent < len(data):
+                if not await self.client.pump():
+                    raise ConnectionError("the server closed")
+                continue
+            piece = data[sent : sent + window]
+            sent += len(piece)
+            last = sent >= len(data)
+            conn.send_data(self.stream_id, piece, end_stream=end and last)
+            self.client.flush()
+            if last:
+                break
+
+    async def send(self, message: str | bytes | Event) -> None:
+        if isinstance(message, str):
+            message = TextMessage(data=message)
+        elif isinstance(message, bytes):
+            message = BytesMessage(data=message)
+        await self.write(self.ws.send(message))
+
+    async def event(self) -> Event | None:
+        """The next frame event; None once the stream ended without more."""
+        while not self.pending:
+            body = self.response.body
+            if len(body) > self.offset:
+                self.ws.receive_data(bytes(body[self.offset :]))
+                self.offset = len(body)
+                self.pending.extend(self.ws.events())
+                continue
+            if self.response.ended or not await self.client.pump():
+                return None
+        return self.pending.pop(0)
+
+    async def recv(self) -> str | bytes | CloseConnection | None:
+        """The next whole message, or the server's close (answered); pings answered."""
+        pieces: list[Any] = []
+        while True:
+            event = await self.event()
+            if event is None or isinstance(event, CloseConnection):
+                if isinstance(event, CloseConnection) and self.ws.state.name == "REMOTE_CLOSING":
+                    await self.write(self.ws.send(event.response()), end=True)
+                elif isinstance(event, CloseConnection):  # the answer to ours
+                    await self.write(b"", end=True)
+                return event
+            if isinstance(event, Ping):
+                await self.write(self.ws.send(event.response()))
+                continue
+            assert isinstance(event, TextMessage | BytesMessage)
+            pieces.append(event.data)
+            if event.message_finished:
+                return "".join(pieces) if isinstance(event, TextMessage) else b"".join(pieces)

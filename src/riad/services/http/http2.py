@@ -39,6 +39,12 @@ hostile client built on h2):
 
 Graceful shutdown (``close_when_idle``): GOAWAY with the last stream taken;
 streams in flight finish, new ones are refused; then the connection closes.
+
+WebSockets (RFC 8441): ``SETTINGS_ENABLE_CONNECT_PROTOCOL`` is advertised, and
+an extended CONNECT with ``:protocol`` ``websocket`` runs a
+``WebSocketSession`` on its stream, the ASGI ``websocket`` scope with
+``http_version`` ``"2"``; ``_WebSocketCarrier`` is the session's transport
+(the stream's DATA both ways, under the stream's flow control).
 """
 
 from __future__ import annotations
@@ -63,10 +69,17 @@ from riad.services.http.asgi import Message, Scope, http_scope
 from riad.services.http.dates import http_date_now
 from riad.services.http.transport import (
     FAIR_SHARE_BYTES,
+    READ_BYTES,
     ClientGone,
     Deadline,
     Transport,
     is_client_gone,
+)
+from riad.services.http.websocket import (
+    WebSocketSession,
+    WsPhase,
+    upgrade_refusal,
+    websocket_scope,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +120,8 @@ class _Head(NamedTuple):
     target: bytes
     http_version: bytes
     headers: list[tuple[bytes, bytes]]
+    protocol: bytes
+    """``:protocol`` of an extended CONNECT (RFC 8441), else empty."""
 
 
 class _Stream:
@@ -115,6 +130,7 @@ class _Stream:
     __slots__ = (
         "body",
         "body_bytes",
+        "carrier",
         "delivered",
         "ended",
         "gone",
@@ -124,6 +140,7 @@ class _Stream:
         "phase",
         "request_line",
         "response_bytes",
+        "sender",
         "started",
         "status",
         "task",
@@ -143,7 +160,11 @@ class _Stream:
         self.gone = False
         """Reset by the client (or the connection lost): receive() says so, send() drops."""
         self.waiter: asyncio.Future[None] | None = None
-        """The application waiting for body bytes, or for window to send."""
+        """The application waiting for body bytes."""
+        self.sender: asyncio.Future[None] | None = None
+        """The application waiting for window to send."""
+        self.carrier: _WebSocketCarrier | None = None
+        """The WebSocket this stream carries (RFC 8441), if any."""
         self.status: int | None = None
         self.headers: Any = ()
         self.trailers = False
@@ -188,6 +209,7 @@ class Http2Connection:
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: limits.h2_stream_window_bytes,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: _MAX_FRAME_BYTES,
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },
         )
         # Until the client acknowledges the settings, h2 would take its defaults
@@ -219,6 +241,9 @@ class Http2Connection:
         if self.phase is not H2Phase.OPEN:
             return
         self.phase = H2Phase.GOING_AWAY
+        for stream in list(self._streams.values()):
+            if stream.carrier is not None:
+                stream.carrier.session.going_away()  # (closes with 1001)
         goaway = GoAwayFrame(0)
         goaway.last_stream_id = self._last_stream
         goaway.error_code = ErrorCodes.NO_ERROR
@@ -256,8 +281,10 @@ class Http2Connection:
         for stream in streams:
             self._stream_gone(stream, outcome)
         tasks = [s.task for s in streams if s.task is not None and not s.task.done()]
-        for task in tasks:
-            task.cancel()
+        for stream in streams:
+            # An open WebSocket's application is told with websocket.disconnect (1006).
+            if stream.task is not None and not _open_websocket(stream):
+                stream.task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -357,22 +384,25 @@ class Http2Connection:
                 if stream is not None:
                     stream.ended = True
                     _wake(stream)
+                    if stream.carrier is not None and stream.phase == 2:
+                        self._stream_gone(stream, stream.carrier.outcome)
             elif kind is h2.events.WindowUpdated:
                 assert isinstance(event, h2.events.WindowUpdated)
                 if event.stream_id:
                     stream = self._streams.get(event.stream_id)
                     if stream is not None:
-                        _wake(stream)
+                        self._window_opened(stream)
                 else:
-                    for stream in self._streams.values():
-                        _wake(stream)
+                    for stream in list(self._streams.values()):
+                        self._window_opened(stream)
             elif kind is h2.events.StreamReset:
                 assert isinstance(event, h2.events.StreamReset)
                 self._count_reset()
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
+                    opened = _open_websocket(stream)
                     self._stream_gone(stream, ABORTED)
-                    if stream.task is not None:
+                    if stream.task is not None and not opened:
                         stream.task.cancel()  # (rapid reset: its work stops now)
             elif kind in _CONTROL_EVENTS:
                 self._count_control()
@@ -431,8 +461,23 @@ class Http2Connection:
                     not value.isdigit() or int(value) > limits.max_body_bytes
                 ):
                     refusal = 413, f"body larger than {limits.max_body_bytes} bytes"
+        if refusal is None and head.method == b"CONNECT":
+            if head.protocol != b"websocket":
+                refusal = 501, "CONNECT is served only for WebSockets (RFC 8441)"
+            else:
+                refusal = upgrade_refusal(head)
         if refusal is not None:
             self._refuse(stream, *refusal)
+            return
+        if head.method == b"CONNECT":
+            scope = websocket_scope(
+                head,
+                scheme="wss" if self._scheme == "https" else "ws",
+                client=self.client,
+                server=self._local_addr,
+                state=self._server.state,
+            )
+            stream.task = self._loop.create_task(self._websocket(stream, scope, head))
             return
         scope = http_scope(
             head,
@@ -463,7 +508,7 @@ class Http2Connection:
                 self._count_control()  # an empty DATA frame: work for nothing
             return
         stream.body_bytes += len(data)
-        if stream.body_bytes > self._limits.max_body_bytes:
+        if stream.body_bytes > self._limits.max_body_bytes and stream.carrier is None:
             self._refuse(stream, 413, f"body larger than {self._limits.max_body_bytes} bytes")
             self._h2.acknowledge_received_data(size, stream_id)
             return
@@ -719,19 +764,19 @@ class Http2Connection:
         await self._drain_for(stream)
 
     async def _wait_for_window(self, stream: _Stream) -> None:
-        if stream.waiter is not None:
+        if stream.sender is not None:
             raise RuntimeError("send() awaited twice at once")
-        stream.waiter = self._loop.create_future()
+        stream.sender = self._loop.create_future()
         try:
             async with asyncio.timeout(self._limits.send_timeout_s):
-                await stream.waiter
+                await stream.sender
         except TimeoutError:
             self._server.log.info("HTTP/2 stream stalled: no window", client=self._client())
             self._reset(stream, TIMED_OUT)
             self._flush()
             raise ClientGone("the client gave no window to send in") from None
         finally:
-            stream.waiter = None
+            stream.sender = None
 
     async def _drain_for(self, stream: _Stream) -> None:
         try:
@@ -740,6 +785,49 @@ class Http2Connection:
         except TimeoutError:
             self._reset(stream, TIMED_OUT)
             raise ClientGone("the client stopped reading") from None
+
+    # -- WebSockets over HTTP/2 (RFC 8441) ---------------------------------------------------
+
+    async def _websocket(self, stream: _Stream, scope: Scope, head: _Head) -> None:
+        """An extended CONNECT with ``:protocol`` ``websocket``: a ``WebSocketSession``
+        runs on the stream, its frames carried as the stream's DATA."""
+        carrier = _WebSocketCarrier(self, stream)
+
+        async def respond(message: Message) -> None:
+            await self._send(stream, message)
+
+        session = WebSocketSession(
+            self._server.app,
+            scope,
+            head,
+            carrier,
+            accept=carrier.accept,
+            respond=respond,
+            limits=self._limits,
+            log=self._server.log,
+        )
+        carrier.session = session
+        stream.carrier = carrier
+        try:
+            outcome = await session.run()
+        except asyncio.CancelledError:
+            self._stream_gone(stream, CANCELLED)
+            raise
+        except ClientGone:  # (its refusal could not be sent)
+            self._stream_gone(stream, ABORTED)
+            return
+        if session.phase is WsPhase.REFUSED:
+            if stream.phase < 2:  # the application's refusal was left unfinished
+                self._fail(stream)
+            return
+        carrier.outcome = outcome
+        carrier.close()
+
+    def _window_opened(self, stream: _Stream) -> None:
+        carrier = stream.carrier
+        if carrier is not None and carrier.pending:
+            carrier.push()
+        _wake(stream)
 
 
 _CONTROL_EVENTS = frozenset(
@@ -758,13 +846,25 @@ def _wake(stream: _Stream) -> None:
     waiter = stream.waiter
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
+    sender = stream.sender
+    if sender is not None and not sender.done():
+        sender.set_result(None)
+
+
+def _open_websocket(stream: _Stream) -> bool:
+    """Whether ``stream`` carries a WebSocket its application accepted."""
+    carrier = stream.carrier
+    if carrier is None:
+        return False
+    phase = carrier.session.phase
+    return phase is not WsPhase.HANDSHAKE and phase is not WsPhase.REFUSED
 
 
 def _request_head(headers: Any) -> _Head:
     """The request's head from its HTTP/2 header list (validated by h2): pseudo-headers
     out, ``:authority`` as ``host`` when there is none, ``cookie`` fields joined
     (RFC 9113 8.2.3)."""
-    method = target = authority = b""
+    method = target = authority = protocol = b""
     fields: list[tuple[bytes, bytes]] = []
     cookies: list[bytes] = []
     has_host = False
@@ -776,6 +876,8 @@ def _request_head(headers: Any) -> _Head:
                 target = value
             elif name == b":authority":
                 authority = value
+            elif name == b":protocol":
+                protocol = value
         elif name == b"cookie":
             cookies.append(value)
         else:
@@ -786,7 +888,7 @@ def _request_head(headers: Any) -> _Head:
         fields.insert(0, (b"host", authority))
     if cookies:
         fields.append((b"cookie", b"; ".join(cookies)))
-    return _Head(method, target or b"/", b"2", fields)
+    return _Head(method, target or b"/", b"2", fields, protocol)
 
 
 def _response_headers(
@@ -812,3 +914,145 @@ def _response_headers(
     if not has_server:
         out.append((b"server", b"riad"))
     return out
+
+
+class _WebSocketCarrier(Transport):
+    """A WebSocket's transport over one HTTP/2 stream (RFC 8441 5): what the session
+    reads is the stream's DATA (its window given back as it is read, so a session
+    that stops reading stops the client), what it writes goes out as DATA as the
+    windows allow, and waits here until they do; ``drain`` returns once it is all
+    out and the connection's transport has room. Closing ends the stream with
+    END_STREAM (RFC 8441's orderly close), or RST_STREAM if the client gives no
+    window for the rest within ``send_timeout_s``; a stream reset by the client,
+    or ended before a close frame, is a connection lost (``1006``)."""
+
+    __slots__ = ("_conn", "_h2stream", "closing", "outcome", "pending", "session")
+
+    def __init__(self, conn: Http2Connection, stream: _Stream) -> None:
+        super().__init__(conn._transport.stream)
+        self._conn = conn
+        self._h2stream = stream
+        self.pending = bytearray()
+        """What the session wrote that the windows did not let out yet."""
+        self.closing = False
+        self.outcome = COMPLETED
+        self.session: WebSocketSession
+
+    def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """The session's accepting answer: ``200`` with its headers (no key, no
+        ``Upgrade`` over HTTP/2)."""
+        stream = self._h2stream
+        conn = self._conn
+        stream.status = 200
+        stream.phase = 1
+        conn._h2.send_headers(stream.id, _response_headers(200, headers, b"", True))
+        conn._flush()
+
+    async def read(self, max_bytes: int = READ_BYTES) -> bytes:
+        conn = self._conn
+        stream = self._h2stream
+        if len(self.pending) > conn._limits.write_buffer_bytes:
+            # (answers to the client's pings it does not read: read no more)
+            await self.drain()
+        while not stream.body:
+            if stream.gone or stream.ended or self.closing:
+                return b""
+            waiter = stream.waiter = conn._loop.create_future()
+            try:
+                await waiter
+            finally:
+                stream.waiter = None
+        data = b"".join(stream.body) if len(stream.body) > 1 else stream.body[0]
+        stream.body.clear()
+        try:
+            conn._h2.acknowledge_received_data(len(data), stream.id)
+            conn._flush()
+        except h2.exceptions.ProtocolError:
+            pass
+        return data
+
+    def _gone(self) -> ClientGone:
+        self.session.connection_lost()
+        return ClientGone("the stream is gone")
+
+    def write(self, data: bytes) -> None:
+        if self._h2stream.gone or self.closing:
+            raise self._gone()
+        self.pending += data
+        self._h2stream.response_bytes += len(data)
+        self.push()
+
+    def push(self) -> None:
+        """Send what the windows allow of ``pending``; END_STREAM after the last
+        byte once closing."""
+        conn = self._conn
+        h2conn = conn._h2
+        stream = self._h2stream
+        pending = self.pending
+        try:
+            while pending:
+                size = min(
+                    h2conn.local_flow_control_window(stream.id),
+                    h2conn.max_outbound_frame_size,
+                    len(pending),
+                )
+                if size <= 0:
+                    break
+                h2conn.send_data(stream.id, bytes(pending[:size]))
+                del pending[:size]
+            if not pending and self.closing and stream.phase < 2 and not stream.gone:
+                h2conn.send_data(stream.id, b"", end_stream=True)
+                stream.phase = 2
+                if stream.ended:
+                    conn._stream_gone(stream, self.outcome)
+                else:  # the client's END_STREAM is awaited (or reset on the deadline)
+                    conn._loop.call_later(conn._limits.websocket_close_timeout_s, self._give_up)
+        except h2.exceptions.ProtocolError:  # (the stream closed under us)
+            pending.clear()
+            conn._stream_gone(stream, ABORTED)
+        conn._flush()
+
+    async def drain(self) -> None:
+        conn = self._conn
+        stream = self._h2stream
+        try:
+            while self.pending:
+                if stream.gone:
+                    raise ClientGone("the stream is gone")
+                await conn._wait_for_window(stream)
+                self.push()
+            if stream.gone:
+                raise ClientGone("the stream is gone")
+            await conn._drain_for(stream)
+        except ClientGone:
+            raise self._gone() from None
+
+    def write_eof(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the stream once what is pending is out (see the class text)."""
+        stream = self._h2stream
+        if self.closing or stream.gone:
+            return
+        self.closing = True
+        _wake(stream)
+        self.push()
+        if not stream.gone:
+            conn = self._conn
+            conn._loop.call_later(conn._limits.send_timeout_s, self._give_up)
+
+    def _give_up(self) -> None:
+        stream = self._h2stream
+        if stream.gone:
+            return
+        conn = self._conn
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            conn._h2.reset_stream(
+                stream.id, ErrorCodes.NO_ERROR if stream.phase == 2 else ErrorCodes.CANCEL
+            )
+        conn._stream_gone(stream, self.outcome if stream.phase == 2 else TIMED_OUT)
+        conn._flush()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._conn._transport.get_extra_info(name, default)

@@ -40,8 +40,10 @@ peer can make the server hold:
 
 The session is the same over any carrier: it is given the ``Transport``, a
 function that writes the accepting answer, and one that sends the
-application's HTTP response when it refuses (HTTP/2 streams, RFC 8441, are to
-provide the same three).
+application's HTTP response when it refuses: an HTTP/1.1 connection after its
+``Upgrade``, or an HTTP/2 stream opened by an extended CONNECT with
+``:protocol`` ``websocket`` (RFC 8441, see ``http2``), whose scope has
+``http_version`` ``"2"``.
 """
 
 from __future__ import annotations
@@ -114,13 +116,18 @@ def is_websocket_request(request: RequestHead) -> bool:
 def upgrade_refusal(request: RequestHead) -> tuple[int, str] | None:
     """Why a WebSocket upgrade request is malformed (RFC 6455 4.2.1), as the status
     to answer and a reason; ``None`` when it is well formed."""
-    if request.method != b"GET":
+    if request.http_version == b"2":  # an extended CONNECT (RFC 8441 4): no key
+        if request.method != b"CONNECT":
+            return 400, "a WebSocket over HTTP/2 must be an extended CONNECT"
+    elif request.method != b"GET":
         return 400, "a WebSocket upgrade must be a GET"
-    if request.http_version != b"1.1":
+    elif request.http_version != b"1.1":
         return 400, "a WebSocket upgrade needs HTTP/1.1"
     versions = _tokens(request.headers, b"sec-websocket-version")
     if versions != ["13"]:
         return 426, "Sec-WebSocket-Version must be 13"
+    if request.http_version == b"2":
+        return None
     keys = [v for n, v in request.headers if n == b"sec-websocket-key"]
     if len(keys) != 1:
         return 400, "one Sec-WebSocket-Key is needed"
@@ -158,13 +165,16 @@ def websocket_scope(
 def accept_headers(
     request: RequestHead, subprotocol: str | None, extensions: bytes | None
 ) -> list[tuple[bytes, bytes]]:
-    """The headers of the switch to WebSocket for ``request`` (HTTP/1.1 ``101``)."""
-    key = next(v for n, v in request.headers if n == b"sec-websocket-key").strip()
-    headers = [
-        (b"upgrade", b"websocket"),
-        (b"connection", b"Upgrade"),
-        (b"sec-websocket-accept", generate_accept_token(key)),
-    ]
+    """The headers of the switch to WebSocket for ``request`` (HTTP/1.1 ``101``; over
+    HTTP/2, RFC 8441, the ``200`` has no ``Upgrade`` and no key to answer)."""
+    headers = []
+    if request.http_version != b"2":
+        key = next(v for n, v in request.headers if n == b"sec-websocket-key").strip()
+        headers += [
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-accept", generate_accept_token(key)),
+        ]
     if subprotocol is not None:
         headers.append((b"sec-websocket-protocol", subprotocol.encode()))
     if extensions is not None:
@@ -456,6 +466,11 @@ class WebSocketSession:
             )
             self._close_now(int(event.code), "")
             self._end()
+
+    def connection_lost(self) -> None:
+        """The carrier found the connection gone (an HTTP/2 stream reset, or one
+        that stalled): the application's send raises, receive gives the disconnect."""
+        self._lost()
 
     def _lost(self) -> None:
         """The connection ended without a closing handshake (or after ours)."""
