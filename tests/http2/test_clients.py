@@ -12,6 +12,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from tests.apps.test_corpus import TARGETS
 from tests.examples.test_static_site import Site, spki_hash
 from tests.http.harness import Served, serve
 from tests.websocket.browser import Browser
+from tests.websocket.chat.main import app as chat_app
 
 from .kit import H2App
 
@@ -132,6 +134,33 @@ def test_chromium_loads_the_static_site_over_h2(site: Site) -> None:
     assert len(protocols) >= 3, (protocols, resources)  # the page, its style sheet, images
     assert set(protocols) == {"h2"}, (protocols, resources)
     assert width > 0  # the banner decoded
+
+
+def test_chromium_opens_a_websocket_over_h2(https: Https, tmp_path: Path) -> None:
+    """The chat page over HTTPS: Chromium, holding an HTTP/2 connection that
+    advertises SETTINGS_ENABLE_CONNECT_PROTOCOL, opens its WebSocket on it (RFC 8441)."""
+    versions: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            versions.append(scope["http_version"])
+        await chat_app(scope, receive, send)
+
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(https.cert.chain_pem)
+    tls = asyncio.run(TlsServer.from_kv(MemoryKV({"server.pem": https.cert.chain_pem,
+                                                  "server.key": https.cert.key_pem})))  # fmt: skip
+    trust = f"--ignore-certificate-errors-spki-list={spki_hash(pem)}"
+    with serve(recording, tls=tls.wrap) as served, Browser([trust]) as browser:
+        browser.open(f"https://127.0.0.1:{served.tls_port}/")
+        title = browser.wait_for(
+            "document.title.startsWith('done') && document.title", "the echoes shown"
+        )
+        shown = browser.evaluate("document.getElementById('log').innerText")
+        protocol = browser.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+    assert title == "done chat" and shown.split("\n") == ["echo: one", "echo: two", "echo: three"]
+    assert protocol == "h2"
+    assert versions == ["2"]  # the WebSocket went over the page's HTTP/2 connection
 
 
 @pytest.mark.parametrize(
