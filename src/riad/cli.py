@@ -68,6 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_new(sub)
     _add_vm_verbs(sub)
     _add_cert_verb(sub)
+    from riad.targets.kubernetes import add_deploy_parser
+
+    add_deploy_parser(sub)
     return parser
 
 

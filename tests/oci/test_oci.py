@@ -12,6 +12,7 @@ sealed, the log says once what the container's runtime prevented, and
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -45,14 +46,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Podman with a store and a configuration of the test's own."""
-    conf = tmp_path / "containers.conf"
+    folder = tmp_path_factory.mktemp("podman")
+    conf = folder / "containers.conf"
     conf.write_text(CONF)
-    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    previous = os.environ.get("CONTAINERS_CONF")
+    os.environ["CONTAINERS_CONF"] = str(conf)
     run = tempfile.mkdtemp(prefix="riad-oci-", dir="/tmp")  # podman: at most 50 characters
-    command = ["podman", "--root", str(tmp_path / "root"), "--runroot", run]
+    command = ["podman", "--root", str(folder / "root"), "--runroot", run]
     command += ["--cgroup-manager=cgroupfs", "--runtime", "runc"]
     try:
         yield command
@@ -60,6 +63,10 @@ def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str
         subprocess.run([*command, "rm", "-af", "-t", "0"], capture_output=True, check=False)
         subprocess.run([*command, "rmi", "-af"], capture_output=True, check=False)
         shutil.rmtree(run, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("CONTAINERS_CONF", None)
+        else:
+            os.environ["CONTAINERS_CONF"] = previous
 
 
 def _build(archive: Path) -> str:
@@ -139,3 +146,66 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
     )
     assert status.stdout.strip() == "0", logs()
     assert "riad: stopping service=echo" in logs()
+    subprocess.run([*podman, "rm", "riad-oci-echo"], capture_output=True, check=True)
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+def _echo(port: int, line: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(line)
+        got = b""
+        while not got.endswith(b"\n"):
+            chunk = client.recv(100)
+            assert chunk, "the echo service closed the connection"
+            got += chunk
+    return got
+
+
+@pytest.mark.netns
+def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list[str]) -> None:
+    """riad deploy kubernetes: podman kube play runs the Deployment (restricted security
+    context, probes on the health endpoint), the service answers, kube down stops it."""
+    _build(tmp_path / "echo.tar")
+    loaded = subprocess.run([*podman, "load", "-i", str(tmp_path / "echo.tar")])
+    assert loaded.returncode == 0
+    echo, health = _free_port(), _free_port()
+    yaml = tmp_path / "echo.yaml"
+    options = ["-o", str(yaml), "--host-ip", "127.0.0.1", "--health-port", str(health)]
+    made = subprocess.run(
+        riad_command(
+            "deploy", "kubernetes", str(REPO / "examples/echo"), *options, "--port", str(echo)
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    text = yaml.read_text()
+    for needed in ("runAsNonRoot: true", "readOnlyRootFilesystem: true", '- "ALL"'):
+        assert needed in text
+    played = subprocess.run(
+        [*podman, "kube", "play", str(yaml)], capture_output=True, text=True, timeout=120
+    )
+    try:
+        assert played.returncode == 0, played.stderr
+        assert eventually(lambda: _get(f"http://127.0.0.1:{health}/readyz"), timeout_s=60) == (
+            "ready\n"
+        )
+        assert _echo(echo, b"through kube play\n") == b"through kube play\n"
+        inspect = subprocess.run(
+            [*podman, "ps", "--format", "{{.Names}} {{.Image}}"], capture_output=True, text=True
+        )
+        assert "localhost/echo:latest" in inspect.stdout
+    finally:
+        down = subprocess.run(
+            [*podman, "kube", "down", str(yaml)], capture_output=True, text=True, timeout=120
+        )
+    assert down.returncode == 0, down.stderr
+    left = subprocess.run([*podman, "ps", "-a", "-q"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""

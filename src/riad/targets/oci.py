@@ -280,7 +280,7 @@ def collect(
     """The image's files: interpreter, libraries, modules (source and ``.pyc``), data.
     Returns them and the data files' image paths."""
     from riad.image.elf import elf_info, shared_libraries
-    from riad.targets.vm.build import SYSTEM_LIB_DIRS, _strip, compile_pyc
+    from riad.targets.vm.build import SYSTEM_LIB_DIRS, _strip
 
     roots = sorted(
         {Path(p).resolve() for p in [str(service_root), *path] if p and Path(p).is_dir()},
@@ -292,6 +292,7 @@ def collect(
     out.files[INTERPRETER.lstrip("/")] = _strip(interpreter.read_bytes(), False)
     out.executable.add(INTERPRETER.lstrip("/"))
     binaries = [interpreter]
+    to_compile: dict[str, tuple[bytes, str]] = {}
     module_files = _module_files(sorted(set(modules)), [str(r) for r in roots])
     for file in [*sources, *(f for f in module_files if f not in set(sources))]:
         where = _image_path(file, roots).lstrip("/")
@@ -300,11 +301,12 @@ def collect(
         if file.suffix == ".py":
             cache = Path(where).parent / "__pycache__"
             pyc = f"{Path(where).stem}.{sys.implementation.cache_tag}.pyc"
-            out.files[(cache / pyc).as_posix()] = compile_pyc(content, "/" + where)
+            to_compile[(cache / pyc).as_posix()] = (content, "/" + where)
         else:
             binaries.append(file)
             out.files[where] = _strip(content, True)
             out.executable.add(where)
+    out.files.update(_compile_all(to_compile))
     loader = elf_info(interpreter).interpreter
     for binary in binaries:
         for name, library in shared_libraries(binary).items():
@@ -326,6 +328,35 @@ def collect(
         out.files[where.lstrip("/")] = Path(host).read_bytes()
         readable.append(where)
     return out, readable
+
+
+_COMPILE = (
+    "import importlib.util, marshal, sys\n"
+    "from importlib._bootstrap_external import _code_to_hash_pyc\n"
+    "out = []\n"
+    "for source, path in marshal.load(sys.stdin.buffer):\n"
+    "    code = compile(source, path, 'exec', dont_inherit=True)\n"
+    "    out.append(bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), False)))\n"
+    "sys.stdout.buffer.write(marshal.dumps(out))\n"
+)
+
+
+def _compile_all(sources: Mapping[str, tuple[bytes, str]]) -> dict[str, bytes]:
+    """Unchecked-hash ``.pyc`` files of ``{pyc path: (source, module path)}``, compiled in
+    a fresh interpreter, in order: ``marshal`` writes a shared object once and refers
+    back to it by how the interpreter happens to hold it, so the same sources give the
+    same bytes only from the same fresh start."""
+    import marshal
+    import subprocess
+
+    names = sorted(sources)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _COMPILE],
+        input=marshal.dumps([sources[name] for name in names]),
+        capture_output=True,
+        check=True,
+    )
+    return dict(zip(names, marshal.loads(done.stdout), strict=True))
 
 
 def _tar(files: Mapping[str, bytes], executable: set[str], epoch: int) -> bytes:

@@ -1,0 +1,212 @@
+"""``riad deploy kubernetes SERVICE``: Kubernetes manifests for a service's OCI image.
+
+Prints (or writes with ``-o FILE``) two documents:
+
+- a Deployment running the image ``riad build SERVICE -t oci`` makes
+  (``--image``, default ``localhost/NAME:latest``), its container's ``args``
+  the boot arguments given after the service plus ``--health-port``; its
+  ports, the service's port arguments (``app.arg(..., riad.port)``) as the
+  boot arguments leave them; liveness (``/healthz``) and readiness
+  (``/readyz``) probes on riad's health endpoint; a restricted security
+  context (``runAsNonRoot``, user 65534, ``readOnlyRootFilesystem``, no
+  privilege escalation, every capability dropped, seccomp ``RuntimeDefault``);
+  ``terminationGracePeriodSeconds`` covering ``--shutdown-timeout``; memory
+  and CPU requests and a memory limit (``--memory``);
+- a Service selecting it, with the same ports.
+
+``--host-ip ADDRESS`` also gives each port a ``hostPort`` bound to ``ADDRESS``
+(for ``podman kube play`` on one machine: ``--host-ip 127.0.0.1``).
+
+The documents are YAML (block style, strings quoted), which ``kubectl`` and
+``podman kube play`` read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_HEALTH_PORT", "add_deploy_parser", "manifests", "to_yaml"]
+
+DEFAULT_HEALTH_PORT = 8081
+DEFAULT_MEMORY_MIB = 128
+_REQUEST_MEMORY_MIB = 32
+_REQUEST_CPU = "50m"
+_STOP_MARGIN_S = 5
+
+
+def to_yaml(document: Any, indent: int = 0) -> list[str]:
+    """``document`` (dicts, lists, strings, numbers, booleans) as block-style YAML lines."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if isinstance(value, (Mapping, list)) and value:
+                lines.append(f"{pad}{key}:")
+                lines += to_yaml(value, indent + 2)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(value)}")
+    elif isinstance(document, list):
+        for item in document:
+            if isinstance(item, (Mapping, list)) and item:
+                inner = to_yaml(item, indent + 2)
+                lines.append(f"{pad}- {inner[0].lstrip()}")
+                lines += inner[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(pad + _scalar(document))
+    return lines
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return json.dumps(value)  # a JSON scalar is a YAML flow scalar
+
+
+def manifests(
+    name: str,
+    image: str,
+    args: Sequence[str],
+    ports: Mapping[str, int],
+    *,
+    health_port: int,
+    shutdown_timeout_s: float,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
+    host_ip: str | None = None,
+) -> list[dict[str, Any]]:
+    """The Deployment and the Service (see the module text); ``ports``: name -> port."""
+    labels = {"app.kubernetes.io/name": name}
+    container_ports = []
+    for port_name, port in {**ports, "health": health_port}.items():
+        entry: dict[str, Any] = {"name": port_name, "containerPort": port, "protocol": "TCP"}
+        if host_ip is not None:
+            entry |= {"hostPort": port, "hostIP": host_ip}
+        container_ports.append(entry)
+
+    def probe(path: str, period_s: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": health_port},
+            "periodSeconds": period_s,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        }
+
+    container = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [*args, "--health-port", str(health_port)],
+        "ports": container_ports,
+        "livenessProbe": probe("/healthz", 10),
+        "readinessProbe": probe("/readyz", 2),
+        "resources": {
+            "requests": {"memory": f"{_REQUEST_MEMORY_MIB}Mi", "cpu": _REQUEST_CPU},
+            "limits": {"memory": f"{memory_mib}Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": int(shutdown_timeout_s) + _STOP_MARGIN_S,
+                    "automountServiceAccountToken": False,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": labels,
+            "ports": [
+                {"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports.items()
+            ],
+        },
+    }
+    return [deployment, service]
+
+
+def add_deploy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deploy = sub.add_parser("deploy", help="manifests for an orchestrator (kubernetes)")
+    deploy.add_argument("engine", choices=["kubernetes"], help="the orchestrator")
+    deploy.add_argument("service", metavar="SERVICE", help="the service, as riad build names it")
+    deploy.add_argument("--image", help="the image (default: localhost/NAME:latest, riad build)")
+    deploy.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+    deploy.add_argument(
+        "--health-port", type=int, default=DEFAULT_HEALTH_PORT, help="the probes' port"
+    )
+    deploy.add_argument(
+        "--memory", type=int, default=DEFAULT_MEMORY_MIB, metavar="MIB", help="memory limit"
+    )
+    deploy.add_argument("--host-ip", metavar="ADDRESS", help="publish each port on ADDRESS")
+    deploy.set_defaults(handler=cmd_deploy)
+
+
+def cmd_deploy(args: argparse.Namespace, boot_args: list[str]) -> int:
+    """``riad deploy kubernetes SERVICE [options] [boot arguments]``."""
+    from riad.app.args import port
+    from riad.backends.console import FdConsole
+    from riad.targets.target import RunRequest, prepare_service
+
+    prepared = prepare_service(
+        RunRequest(service=args.service, boot_args=tuple(boot_args)), FdConsole(2)
+    )
+    if isinstance(prepared, int):
+        return prepared
+    app, config = prepared
+    ports = {
+        spec.name.removeprefix("--"): int(config.values[spec.name])
+        for spec in app.args
+        if spec.convert is port and config.values.get(spec.name)
+    }
+    if args.health_port in ports.values():
+        print(
+            f"riad: error: --health-port {args.health_port} is the service's own port; "
+            "choose another",
+            file=sys.stderr,
+        )
+        return 2
+    name = app.name.lower().replace("_", "-")
+    image = args.image or f"localhost/{Path(args.service.rstrip('/')).stem.split(':')[0]}:latest"
+    documents = manifests(
+        name,
+        image,
+        boot_args,
+        ports,
+        health_port=args.health_port,
+        shutdown_timeout_s=config.shutdown_timeout_s,
+        memory_mib=args.memory,
+        host_ip=args.host_ip,
+    )
+    text = "".join("---\n" + "\n".join(to_yaml(doc)) + "\n" for doc in documents)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
