@@ -114,6 +114,10 @@ class Launch:
     stop_signal: int = signal.SIGINT
     forget_neighbour: bool = False
     """riad's stack on the host: a new MAC each run (forget the old one first)."""
+    probe: Callable[[str], bool] | None = None
+    """Whether the service answers at the address (default: a TCP echo on ``PORT``)."""
+    cwd: Path | None = None
+    """Where the command starts (a service named ``module:attr`` is imported from there)."""
 
 
 @dataclass
@@ -166,20 +170,25 @@ def _riad_sandbox(ws: Workspace) -> Launch:
 
 
 def _stock_vm(ws: Workspace) -> Launch:
-    image = ws.images["stock"]
-    cmdline = f'{KERNEL_CMDLINE} rdinit=/init RIAD_ARGS="--ipv4={GUEST}/24 --port {PORT}"'
+    command = stock_vm_command(ws.images["stock"], ws.stock_memory_mb, f"--port {PORT}")
+    return Launch(command, GUEST, signal.SIGTERM)
+
+
+def stock_vm_command(image: Path, memory_mb: int, riad_args: str) -> list[str]:
+    """QEMU booting Debian's cloud kernel and ``image``'s initramfs at ``GUEST``."""
+    cmdline = f'{KERNEL_CMDLINE} rdinit=/init RIAD_ARGS="--ipv4={GUEST}/24 {riad_args}"'
     command = qemu_command(
         str(image / "vmlinuz"),
         str(image / "initramfs.cpio.zst"),
         cmdline,
-        ws.stock_memory_mb,
+        memory_mb,
         accel="tcg",
         tap=TAP,
     )
     command[command.index("-M") + 1] = "microvm,pcie=on,acpi=on,x-option-roms=off"
     device = command.index(f"virtio-net-device,netdev=net0,mac={GUEST_MAC}")
     command[device] = f"virtio-net-pci,netdev=net0,mac={GUEST_MAC}"
-    return Launch(command, GUEST, signal.SIGTERM)
+    return command
 
 
 def contenders() -> list[Contender]:
@@ -254,8 +263,10 @@ def first_answer(
         ws.run(["ip", "neigh", "del", launch.address, "dev", TAP], capture_output=True)
     start = time.monotonic()
     log = (ws.cache / f"last-run-{launch.command[0].rsplit('/', 1)[-1]}.log").open("wb")
+    answered = launch.probe or _answered
     process = subprocess.Popen(
         ["ip", "netns", "exec", ws.netns, *launch.command],
+        cwd=launch.cwd,
         stdin=subprocess.PIPE,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -265,7 +276,7 @@ def first_answer(
     try:
         # The prober runs in the namespace too: this process enters it.
         while time.monotonic() - start < timeout_s and process.poll() is None:
-            if _answered(launch.address):
+            if answered(launch.address):
                 elapsed = time.monotonic() - start
                 rss, pss = tree_memory(process.pid)
                 break
@@ -279,6 +290,21 @@ def first_answer(
             process.wait()
         log.close()
     return None if elapsed is None else (elapsed, rss, pss)
+
+
+def enter_run_netns(ws: Workspace) -> None:
+    """Give the run's namespace (made by the caller) its TAP, and move this process in."""
+    for command in (
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
+        ["ip", "addr", "add", HOST_CIDR, "dev", TAP],
+        ["ip", "link", "set", TAP, "up"],
+        # The guests' MAC is fixed: no ARP failure while a guest boots
+        # holds back the probes of the next seconds.
+        ["ip", "neigh", "replace", GUEST, "lladdr", GUEST_MAC, "dev", TAP, "nud", "permanent"],
+    ):
+        ws.run(command, check=True)
+    _enter_netns(ws.netns)
 
 
 def _enter_netns(name: str) -> None:
@@ -342,14 +368,35 @@ def _cloud_kernel_package() -> str:
     raise SystemExit("linux-image-cloud-amd64 not found: run apt-get update")
 
 
-def _stock_init(modules: list[str]) -> bytes:
-    inserts = "\n".join(f"insmod /lib/modules/{m}.ko" for m in modules)
+def stock_init(
+    modules: list[str], python: str = f"/{INTERPRETER} -I -S -B -u", insmod: str = "insmod"
+) -> bytes:
+    """The stock image's ``/init``: load the virtio modules, start riad's PID 1."""
+    inserts = "\n".join(f"{insmod} /modules/{m}.ko" for m in modules)
     return f"""#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 {inserts}
-exec /{INTERPRETER} -I -S -B -u -m {CONFIG_MODULE}
+exec {python} -m {CONFIG_MODULE}
 """.encode()
+
+
+def unpack_stock_kernel(ws: Workspace, tree: Path) -> None:
+    """Debian's cloud kernel package and ``busybox-static`` unpacked into ``tree``."""
+    debs = ws.cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    for deb in (
+        _apt_download(_cloud_kernel_package(), debs),
+        _apt_download("busybox-static", debs),
+    ):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+
+
+def add_stock_modules(archive: CpioArchive, tree: Path) -> None:
+    """The virtio modules of the unpacked kernel ``tree``, at ``/modules/NAME.ko``."""
+    for name in STOCK_MODULES:
+        module = next(tree.glob(f"lib/modules/*/kernel/**/{name}.ko"))
+        archive.add(file_entry(f"modules/{name}.ko", module.read_bytes()))
 
 
 def build_stock(ws: Workspace) -> Path:
@@ -357,14 +404,9 @@ def build_stock(ws: Workspace) -> Path:
     out = ws.cache / "stock-image"
     if (out / "initramfs.cpio.zst").exists():
         return out
-    debs = ws.cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    kernel_deb = _apt_download(_cloud_kernel_package(), debs)
-    busybox_deb = _apt_download("busybox-static", debs)
     with tempfile.TemporaryDirectory(prefix="riad-bench-") as tmp:
         tree = Path(tmp)
-        for deb in (kernel_deb, busybox_deb):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        unpack_stock_kernel(ws, tree)
         out.mkdir(parents=True, exist_ok=True)
         vmlinuz = next((tree / "boot").glob("vmlinuz-*"))
         shutil.copyfile(vmlinuz, out / "vmlinuz")
@@ -372,10 +414,8 @@ def build_stock(ws: Workspace) -> Path:
         archive.add(file_entry("bin/busybox", (tree / "bin" / "busybox").read_bytes(), True))
         for applet in ("sh", "mount", "insmod"):
             archive.add(symlink_entry(f"bin/{applet}", "busybox"))
-        for name in STOCK_MODULES:
-            module = next(tree.glob(f"lib/modules/*/kernel/**/{name}.ko"))
-            archive.add(file_entry(f"lib/modules/{name}.ko", module.read_bytes()))
-        archive.add(file_entry("init", _stock_init(list(STOCK_MODULES)), True))
+        add_stock_modules(archive, tree)
+        archive.add(file_entry("init", stock_init(list(STOCK_MODULES)), True))
         _add_plain_python(archive, ws.service)
     cpio = archive.to_bytes()
     (out / "initramfs.cpio.zst").write_bytes(compress(cpio, "zstd"))
@@ -427,24 +467,34 @@ def _add_plain_python(archive: CpioArchive, service: ServiceSpec) -> None:
             archive.add(file_entry(where, path.read_bytes(), name.startswith("/")))
 
 
+def debootstrap_root(root: Path) -> bool:
+    """A minimal Debian root with python3 at ``root`` (made once); whether there is one."""
+    if (root / "usr" / "bin" / "python3").exists():
+        return True
+    if shutil.which("debootstrap") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+    done = subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        return False
+    for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        shutil.rmtree(root / cache, ignore_errors=True)
+    return True
+
+
 def debootstrap_size(ws: Workspace) -> dict[str, int] | None:
     """Bytes of a minimal Debian root with python3, and of it as tar + zstd."""
     record = ws.cache / "debootstrap.json"
     if record.exists():
         sizes: dict[str, int] = json.loads(record.read_text())
         return sizes
-    if shutil.which("debootstrap") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], capture_output=True)
     with tempfile.TemporaryDirectory(prefix="riad-debootstrap-") as tmp:
         root = Path(tmp) / "root"
-        done = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root)],
-            capture_output=True,
-        )
-        if done.returncode != 0:
+        if not debootstrap_root(root):
             return None
-        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(root / cache, ignore_errors=True)
         total = int(
             subprocess.run(["du", "-sb", str(root)], capture_output=True, text=True).stdout.split()[
                 0
@@ -592,17 +642,7 @@ def main() -> int:
     deboot = None if args.no_debootstrap else debootstrap_size(ws)
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
-        for command in (
-            ["ip", "link", "set", "lo", "up"],
-            ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
-            ["ip", "addr", "add", HOST_CIDR, "dev", TAP],
-            ["ip", "link", "set", TAP, "up"],
-            # The guests' MAC is fixed: no ARP failure while a guest boots
-            # holds back the probes of the next seconds.
-            ["ip", "neigh", "replace", GUEST, "lladdr", GUEST_MAC, "dev", TAP, "nud", "permanent"],
-        ):
-            ws.run(command, check=True)
-        _enter_netns(netns)
+        enter_run_netns(ws)
         runs = contenders()
         launches = [c.prepare(ws) for c in runs]
         for contender, launch in zip(runs, launches, strict=True):
