@@ -42,6 +42,8 @@ __all__ = ["APP_LIB", "PLAN_FILE", "OciBuild", "build_oci", "main", "seal_in_con
 
 APP_LIB = "/app/lib"
 """Where the service and the packages it imports are, in the image (``PYTHONPATH``)."""
+KV_DIR = "/app/kv"
+"""The service's key-value stores in the image, one folder per store."""
 PLAN_FILE = "/app/seal.json"
 """What the entry imports before the seal and leaves readable after it."""
 USER = "65534:65534"
@@ -142,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return prepared
     app, config = prepared
     try:
-        kvs = open_kvs(app)
+        kvs = open_kvs(app, plan.get("kv", ()))
         open_stack = _stack_opener(app, config, request)
     except ConfigError as exc:
         return report_config_error(exc, console)
@@ -411,8 +413,15 @@ def build_oci(
     modules |= set(submodules("encodings.*", path))
     sources = [app.source_path] if app.source_path is not None else []
     content, readable = collect(modules, plan.data, app.folder.resolve(), path, sources)
+    stores = _add_stores(app, content.files)
+    readable += [f"/{name}" for name in content.files if name.startswith(KV_DIR.lstrip("/"))]
     spec = _service_spec(app, plan_service=service)
-    seal_plan = {"service": spec, "imports": imports, "readable": sorted(readable)}
+    seal_plan = {
+        "service": spec,
+        "imports": imports,
+        "readable": sorted(readable),
+        "kv": stores,
+    }
     content.files[PLAN_FILE.lstrip("/")] = json.dumps(seal_plan, indent=1).encode()
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     layer = _tar(content.files, content.executable, epoch)
@@ -473,6 +482,35 @@ def build_oci(
     for digest, data in blobs.items():
         layout[f"blobs/sha256/{digest.removeprefix('sha256:')}"] = data
     return layout, content
+
+
+def _add_stores(app: object, files: dict[str, bytes]) -> list[str]:
+    """Put the service's stores in the image under :data:`KV_DIR` (a folder's files, or
+    a packed file); return the ``NAME=PATH`` the entry opens them with."""
+    from riad.app.args import ConfigError
+    from riad.app.model import App
+    from riad.targets.unix import kv_sources
+
+    assert isinstance(app, App)
+    given = []
+    for decl, source in kv_sources(app).items():
+        if source is None or not source.exists():
+            if decl.writable:
+                continue  # it starts empty
+            raise ConfigError(
+                f"key-value store {decl.name!r}: {source} not found; create it before the build"
+            )
+        where = f"{KV_DIR}/{decl.name}"
+        if source.is_dir():
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                files[f"{where}/{file.relative_to(source).as_posix()}".lstrip("/")] = (
+                    file.read_bytes()
+                )
+        else:
+            where = f"{where}/{source.name}"
+            files[where.lstrip("/")] = source.read_bytes()
+        given.append(f"{decl.name}={where}")
+    return given
 
 
 def _parents(module: str) -> list[str]:
