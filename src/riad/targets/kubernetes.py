@@ -180,6 +180,13 @@ def cmd_deploy(args: argparse.Namespace, boot_args: list[str]) -> int:
     if isinstance(prepared, int):
         return prepared
     app, config = prepared
+    if not app.network:
+        print(
+            f"riad: error: service {app.name!r} has no network: nothing to probe or to route "
+            "to; run its image as it is (podman run IMAGE)",
+            file=sys.stderr,
+        )
+        return 2
     ports = {
         spec.name.removeprefix("--"): int(config.values[spec.name])
         for spec in app.args
