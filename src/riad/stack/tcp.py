@@ -11,9 +11,9 @@ takes the transport. Flow control works both ways like a kernel socket:
 advertised window closes; bytes the connection's send buffer cannot take wait
 in the transport, and above the high-water mark the protocol is paused
 (``drain()`` blocks) until the peer acknowledges enough. The send buffer is
-used as a kernel grows a socket's: up to twice what the peer has acknowledged
-so far (at least 32 KiB), so a peer that reads nothing leaves little queued
-here, while one that keeps reading soon has the whole buffer.
+used up to twice the peer's receive window (at least 16 KiB), so a peer that
+reads keeps a full pipe while one that stopped reading (its window closed)
+leaves little queued here, however much it took before.
 
 ``TcpServer`` is the ``riad.devices.Listener`` (and mostly an
 ``asyncio.Server``), over one or two listeners of the core (every address of
@@ -64,7 +64,7 @@ _EOF = int(TcpEvent.EOF)
 _CLOSED = int(TcpEvent.CLOSED)
 _CONNECTED = int(TcpEvent.CONNECTED)
 _PUSH_BYTES = 64 * 1024
-_SEND_FLOOR_BYTES = 32 * 1024
+_SEND_FLOOR_BYTES = 16 * 1024
 
 
 class TcpTransport(asyncio.Transport):
@@ -89,7 +89,6 @@ class TcpTransport(asyncio.Transport):
         self._protocol: Any = protocol
         self._loop = loop
         self._pending = bytearray()
-        self._handed = 0
         """Bytes handed to the connection so far (for how much of its buffer to use)."""
         self._high = 64 * 1024
         self._low = 16 * 1024
@@ -225,7 +224,6 @@ class TcpTransport(asyncio.Transport):
             n = 0
             if room > 0:
                 n = conn.send(data if room >= len(data) else memoryview(data)[:room])
-                self._handed += n
             if n < len(data):
                 self._pending += memoryview(data)[n:]
             self._plumbing.touch(conn)
@@ -276,7 +274,6 @@ class TcpTransport(asyncio.Transport):
             n = conn.send(memoryview(pending)[:room]) if room > 0 else 0
             if n:
                 del pending[:n]
-                self._handed += n
                 self._plumbing.touch(conn)
         if not pending:
             if self._eof_wanted and not self._closing:
@@ -298,9 +295,8 @@ class TcpTransport(asyncio.Transport):
     def _send_room(self) -> int:
         """How much the connection's send buffer may take now (see the module text)."""
         conn = self._conn
-        unsent = conn.unsent_bytes
-        acked = self._handed - unsent
-        return min(conn.send_space, max(_SEND_FLOOR_BYTES, 2 * acked) - unsent)
+        window = conn.snd.wnd
+        return min(conn.send_space, max(_SEND_FLOOR_BYTES, 2 * window) - conn.unsent_bytes)
 
     def _maybe_pause_protocol(self) -> None:
         if not self._protocol_paused and len(self._pending) > self._high:
