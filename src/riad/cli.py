@@ -250,7 +250,14 @@ def _add_vm_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     build.add_argument("-t", "--target", default="vm", help="target (vm, oci)")
     build.add_argument("-o", "--output", metavar="DIR", help="output directory")
     build.add_argument(
-        "--archive", metavar="FILE", help="-t oci: write the image as an archive (podman load)"
+        "--archive",
+        metavar="FILE",
+        help="-t oci, -t vm --oci: write the image as an OCI archive (podman load)",
+    )
+    build.add_argument(
+        "--oci",
+        action="store_true",
+        help="-t vm: also export the image as a KubeVirt containerDisk (with --archive)",
     )
     vm.add_build_options(build)
     add_web_options(build.add_argument_group("ASGI and WSGI applications"), None)
@@ -289,6 +296,8 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
             if args.tls_certs:
                 raise ImageError(f"error: {NO_TLS_CERTS}")
             args.service = web_service_spec(args.service, args.factory)
+            if args.oci:
+                return _container_disk(args, extra)
             return vm.cmd_build(args, extra)
         if extra:
             print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
@@ -299,6 +308,34 @@ def _vm_verb(args: argparse.Namespace, extra: list[str]) -> int:
     except (ImageError, ConfigError) as exc:
         print(f"riad: {exc}", file=sys.stderr)
         return 2
+
+
+def _container_disk(args: argparse.Namespace, extra: list[str]) -> int:
+    """``riad build SERVICE -t vm --oci --archive FILE [-o DIR]``."""
+    import tempfile
+    from pathlib import Path
+
+    from riad.image import ImageError
+    from riad.targets.oci import container_disk, write_archive
+    from riad.targets.vm import cli as vm
+
+    if args.archive is None:
+        raise ImageError("error: -t vm --oci: give --archive FILE (the containerDisk image)")
+    with tempfile.TemporaryDirectory(prefix="riad-vm-oci-") as scratch:
+        if args.output is None:
+            args.output = scratch
+        status = vm.cmd_build(args, extra)
+        if status != 0:
+            return status
+        name = Path(args.service.rstrip("/")).stem.split(":")[0] or "service"
+        layout, content = container_disk(Path(args.output), f"localhost/{name}-vm:latest")
+        write_archive(layout, Path(args.archive))
+    print(
+        f"riad: containerDisk localhost/{name}-vm:latest: {len(content.files)} files under "
+        f"/disk, manifest {content.manifest_digest}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 # -- riad cert -----------------------------------------------------------------

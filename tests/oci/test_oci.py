@@ -12,12 +12,9 @@ sealed, the log says once what the container's runtime prevented, and
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import tarfile
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,16 +23,9 @@ import pytest
 
 from riad.testing import eventually
 from riad.testing.process import riad_command
+from tests.oci.podman import private_podman
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=512:512"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
 RUN = ["--runtime", "runc", "--cgroup-manager=cgroupfs"]
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=512:512"]
 
@@ -48,25 +38,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Podman with a store and a configuration of the test's own."""
-    folder = tmp_path_factory.mktemp("podman")
-    conf = folder / "containers.conf"
-    conf.write_text(CONF)
-    previous = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = str(conf)
-    run = tempfile.mkdtemp(prefix="riad-oci-", dir="/tmp")  # podman: at most 50 characters
-    command = ["podman", "--root", str(folder / "root"), "--runroot", run]
-    command += ["--cgroup-manager=cgroupfs", "--runtime", "runc"]
-    try:
+    with private_podman(tmp_path_factory.mktemp("podman")) as command:
         yield command
-    finally:
-        subprocess.run([*command, "rm", "-af", "-t", "0"], capture_output=True, check=False)
-        subprocess.run([*command, "rmi", "-af"], capture_output=True, check=False)
-        shutil.rmtree(run, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("CONTAINERS_CONF", None)
-        else:
-            os.environ["CONTAINERS_CONF"] = previous
 
 
 def _build(archive: Path) -> str:

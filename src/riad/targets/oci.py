@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any
 
 __all__ = ["APP_LIB", "PLAN_FILE", "OciBuild", "build_oci", "main", "seal_in_container"]
 
@@ -423,6 +424,21 @@ def build_oci(
         "kv": stores,
     }
     content.files[PLAN_FILE.lstrip("/")] = json.dumps(seal_plan, indent=1).encode()
+    image_config = {
+        "User": USER,
+        "Entrypoint": [INTERPRETER, "-S", "-B", "-m", ENTRY_MODULE],
+        "Env": [f"PYTHONPATH={APP_LIB}", "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"],
+        "WorkingDir": APP_LIB,
+    }
+    layout = image_layout(content, name, image_config, "riad build -t oci")
+    return layout, content
+
+
+def image_layout(
+    content: OciBuild, name: str, image_config: Mapping[str, Any], created_by: str
+) -> dict[str, bytes]:
+    """The OCI image layout (``{path: bytes}``) of one layer holding ``content``'s files,
+    named ``name``; sets ``content``'s digest and layer size."""
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     layer = _tar(content.files, content.executable, epoch)
     content.layer_bytes = len(layer)
@@ -433,15 +449,9 @@ def build_oci(
         "created": created,
         "architecture": "amd64",
         "os": "linux",
-        "config": {
-            "User": USER,
-            "Entrypoint": [INTERPRETER, "-S", "-B", "-m", ENTRY_MODULE],
-            "Env": [f"PYTHONPATH={APP_LIB}", "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"],
-            "WorkingDir": APP_LIB,
-            "Labels": {"org.opencontainers.image.title": name},
-        },
+        "config": {**image_config, "Labels": {"org.opencontainers.image.title": name}},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created": created, "created_by": "riad build -t oci"}],
+        "history": [{"created": created, "created_by": created_by}],
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_digest = _blob(blobs, config_bytes)
@@ -481,7 +491,7 @@ def build_oci(
     }
     for digest, data in blobs.items():
         layout[f"blobs/sha256/{digest.removeprefix('sha256:')}"] = data
-    return layout, content
+    return layout
 
 
 def _add_stores(app: object, files: dict[str, bytes]) -> list[str]:
@@ -551,6 +561,24 @@ def write_layout(layout: Mapping[str, bytes], out: Path) -> None:
 def write_archive(layout: Mapping[str, bytes], file: Path, epoch: int = 0) -> None:
     """The image layout as a tar archive (``podman load``, ``docker load``)."""
     file.write_bytes(_tar(layout, set(), epoch))
+
+
+CONTAINER_DISK_DIR = "/disk"
+"""Where a vm image's files are in its containerDisk image (KubeVirt reads ``/disk``)."""
+
+
+def container_disk(image_dir: Path, name: str) -> tuple[dict[str, bytes], OciBuild]:
+    """The OCI image layout of a built vm image (``riad build -t vm -o DIR``): its files
+    under :data:`CONTAINER_DISK_DIR`, for KubeVirt (a kernel boot names the kernel and
+    the initramfs there). No entrypoint: the image is data for the VM's launcher."""
+    content = OciBuild()
+    for file in sorted(p for p in image_dir.rglob("*") if p.is_file()):
+        where = f"{CONTAINER_DISK_DIR}/{file.relative_to(image_dir).as_posix()}"
+        content.files[where.lstrip("/")] = file.read_bytes()
+    if not content.files:
+        raise ValueError(f"{image_dir}: no vm image there")
+    layout = image_layout(content, name, {}, "riad build -t vm --oci")
+    return layout, content
 
 
 def cmd_build(
