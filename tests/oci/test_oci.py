@@ -175,6 +175,11 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
             [*podman, "ps", "--format", "{{.Names}} {{.Image}}"], capture_output=True, text=True
         )
         assert "localhost/echo:latest" in inspect.stdout
+        (name,) = [line.split()[0] for line in inspect.stdout.splitlines() if "echo:" in line]
+        logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True)
+        sealed = [line for line in logs.stderr.splitlines() if "sealed in the container" in line]
+        assert len(sealed) == 1, logs.stderr
+        assert "capabilities: none" in sealed[0] and "no_new_privs" in sealed[0]
     finally:
         down = subprocess.run(
             [*podman, "kube", "down", str(yaml)], capture_output=True, text=True, timeout=120

@@ -99,7 +99,10 @@ def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
         drop_capabilities()
         done.append("capabilities: none (securebits locked)")
     except SealError as exc:
-        done.append(f"prevented by the container's runtime: dropping capabilities ({exc})")
+        if _no_capabilities():
+            done.append("capabilities: none (the container's runtime gave none)")
+        else:
+            done.append(f"prevented by the container's runtime: dropping capabilities ({exc})")
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
     done.append("no_new_privs")
@@ -115,6 +118,21 @@ def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
         done.append(f"prevented by the container's runtime: {exc}")
     done.append("seccomp: the engine's own (the seal's allowlist needs riad's own stack)")
     return done
+
+
+def _no_capabilities() -> bool:
+    """Whether this process holds no capability it could use (effective, permitted,
+    inheritable and ambient sets all empty)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    sets = {
+        key: int(value, 16)
+        for key, _, value in (line.partition(":\t") for line in status.splitlines())
+        if key in ("CapInh", "CapPrm", "CapEff", "CapAmb")
+    }
+    return len(sets) == 4 and not any(sets.values())
 
 
 def _open_files() -> int:
