@@ -134,6 +134,69 @@ def _watch_console() -> None:
             os.kill(os.getpid(), signal.SIGINT)
 
 
+SNAPSHOT_ENV = "RIAD_SNAPSHOT"
+RESTORE = "riad-restore"
+
+
+_SNAPSHOT_IMPORTS = {
+    "": (
+        "riad.targets.vm.app_main",
+        "riad.targets.vm.netconf",
+        "riad.targets.sandbox.inplace",
+        "riad.targets.sandbox.warmup",
+        "riad.image.idle",
+    ),
+    "direct": ("riad.targets.direct", "riad.backends.packet"),
+    "socket": ("riad.backends.socket_stack",),
+}
+"""What PID 1 imports before the snapshot besides the service: what running it imports."""
+
+
+def _snapshot_point(module: str, net: str) -> list[str]:
+    """Where ``riad build --snapshot`` stops the guest: the service's module imported
+    (its imports and module-level state made) and nothing drawn for its identity yet
+    (no network configured, no stack built, no port or secret drawn).
+
+    Prints ``riad-vm: snapshot``; the runner stops the guest there and saves it. A
+    restored guest reads one line from the console, ``riad-restore SEED TIME ARGS``
+    (seed bytes in hex, the host's wall clock, the instance's boot arguments
+    encoded as ``RIAD_ARGS`` is), reseeds its randomness, sets its clock and
+    returns the boot arguments.
+    """
+    import importlib
+
+    sys.argv = [module]
+    for name in (module, *_SNAPSHOT_IMPORTS[""], *_SNAPSHOT_IMPORTS.get(net, ())):
+        try:
+            importlib.import_module(name)
+        except BaseException:  # said again when the service is run after the restore
+            pass
+    try:
+        import termios
+
+        attrs = termios.tcgetattr(0)
+        attrs[3] &= ~termios.ECHO  # the seed is not shown on the console
+        termios.tcsetattr(0, termios.TCSANOW, attrs)
+    except (ImportError, OSError):
+        pass
+    _say("snapshot")
+    line = b""
+    while RESTORE.encode() not in line or not line.endswith(b"\n"):
+        chunk = os.read(0, 4096)
+        if not chunk:
+            raise OSError("the console closed before the restore line")
+        line += chunk
+    text = line[line.index(RESTORE.encode()) :].decode().strip()
+    _, seed, wall, *encoded = text.split(" ", 3)
+    time.clock_settime(time.CLOCK_REALTIME, float(wall))
+    from riad.targets.vm.reseed import reseed
+
+    for problem in reseed(bytes.fromhex(seed)):
+        _say(f"warning: reseed: {problem}")
+    _say(f"restored {time.monotonic():.6f}")
+    return bootargs.decode(encoded[0]) if encoded else []
+
+
 def _startup_over() -> None:
     _say(f"ready {time.monotonic():.6f}")
     from riad.image import compiled
@@ -273,7 +336,7 @@ def trace_entry(argv: list[str]) -> None:
     module, _, attr = service.partition(":")
     from riad.image.idle import install_idle_hook  # noqa: F401  (used by main)
     from riad.targets.sandbox import inplace  # the seal after start-up: packed too
-    from riad.targets.vm import netconf  # noqa: F401
+    from riad.targets.vm import netconf, reseed  # noqa: F401  (reseed: a snapshot's restore)
 
     bootargs.split(args, bootargs.NET_ARGS)
     _, args = inplace.split_seal_arg(args, net=net)
@@ -311,6 +374,8 @@ def main(
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
+        if os.environ.get(SNAPSHOT_ENV) and not program:
+            args = _snapshot_point(service_module, net)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
         args = _register_seal(args, net, volumes, extensions, readable, threads)
         from riad.targets.sandbox.warmup import report_lookups

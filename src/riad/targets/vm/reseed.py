@@ -27,6 +27,7 @@ This module imports little on purpose: PID 1 imports it in every image.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import sys
@@ -50,8 +51,6 @@ def on_restore(hook: Callable[[bytes], None]) -> None:
 
 def _kernel(seed: bytes) -> str | None:
     """Credit ``seed`` to the kernel's pool; ``None`` on success, else why not."""
-    import fcntl
-
     info = struct.pack("ii", len(seed) * 8, len(seed)) + seed
     try:
         fd = os.open("/dev/urandom", os.O_WRONLY)

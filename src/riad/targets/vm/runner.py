@@ -41,7 +41,7 @@ from typing import IO
 from riad import bootargs
 from riad.image import ImageError
 from riad.image.boot import boot_cmdline, qemu_command
-from riad.targets.vm.guest import MARK
+from riad.targets.vm.guest import MARK, SNAPSHOT_ENV
 
 DEFAULT_GUEST_IPV4 = "10.0.0.2/24"
 STOP_MARGIN_S = 10.0
@@ -70,6 +70,9 @@ class RunOptions:
     stop_grace_s: float | None = None
     """How long the guest may take to stop after Ctrl-C before QEMU is stopped (None: the
     service's ``--shutdown-timeout`` and :data:`STOP_MARGIN_S`)."""
+    snapshot: str | None = None
+    """``make``: boot to the snapshot point, save the guest beside the image and stop;
+    ``restore``: restore the image's snapshot instead of booting; None: boot."""
 
 
 @dataclass
@@ -282,7 +285,7 @@ def run_image(
         command = qemu_command(
             str(kernel),
             None if initrd is None else str(image / initrd),
-            boot_cmdline([], args, accel),
+            boot_cmdline([f"{SNAPSHOT_ENV}=1"] if options.snapshot == "make" else [], args, accel),
             memory,
             accel=accel,
             tap=None if tap is None else tap.name,
@@ -296,7 +299,10 @@ def run_image(
         if port is None:
             text = settings.get("--port") or ""
             port = int(text) if text.isdigit() else None
-        return _boot(command, out, options, guest_cidr, port, accel, notice, memory)
+        hooks = None if options.snapshot is None else _snapshot_hooks(image, command, args, options)
+        if hooks is not None:
+            command = hooks.command
+        return _boot(command, out, options, guest_cidr, port, accel, notice, memory, hooks)
     finally:
         if tap is not None:
             tap.remove()
@@ -319,6 +325,7 @@ def _boot(
     accel: str,
     notice: Out,
     memory_mb: int,
+    hooks: _SnapshotHooks | None = None,
 ) -> int:
     t0 = time.monotonic()
     qemu = subprocess.Popen(
@@ -331,6 +338,8 @@ def _boot(
     )
     assert qemu.stdin is not None and qemu.stdout is not None
     stdin = qemu.stdin
+    if hooks is not None:
+        hooks.started(stdin)
     interrupts = {"count": 0, "at": 0.0}
 
     def on_sigint(_signum: int, _frame: FrameType | None) -> None:
@@ -371,9 +380,16 @@ def _boot(
                     out.flush()
                 continue
             kind, value = mark.group(1), mark.group(2)
-            if kind == "pid1":
-                times.pid1 = now
-                times.kernel = max(0.0, now - float(value))
+            if kind == "snapshot" and hooks is not None:
+                hooks.save()
+                notice(f"snapshot saved: {hooks.state} ({now:.2f} s after QEMU started)")
+                qemu.kill()
+                status = 0
+                break
+            if kind in ("pid1", "restored"):
+                if kind == "pid1":
+                    times.pid1 = now
+                    times.kernel = max(0.0, now - float(value))
                 if options.timings and guest_cidr and port:
                     address = guest_cidr.split("/")[0]
                     threading.Thread(
@@ -416,6 +432,66 @@ def _boot(
         )
         return 1
     return status
+
+
+class _SnapshotHooks:
+    """Making (``make``) or restoring (``restore``) an image's snapshot around :func:`_boot`."""
+
+    def __init__(self, image: Path, command: list[str], args: Sequence[str], mode: str) -> None:
+        from riad.targets.vm import snapshot
+
+        self.mode = mode
+        self.state = image / snapshot.STATE_FILE
+        self.args = list(args)
+        self.monitor = Path(f"/tmp/riad-qmp-{os.getpid()}.sock")
+        self.monitor.unlink(missing_ok=True)
+        self.key = snapshot.SnapshotKey(
+            snapshot.image_digest(image),
+            snapshot.qemu_version(command[0]),
+            tuple(snapshot.machine_options(command)),
+        )
+        self.image = image
+        self.command = [*command, "-qmp", f"unix:{self.monitor},server=on,wait=off"]
+        if mode == "restore":
+            snapshot.SnapshotKey.load(image).check(self.key)
+            self.command += snapshot.incoming_args(self.state)
+
+    def started(self, stdin: IO[bytes]) -> None:
+        if self.mode != "restore":
+            return
+        from riad.targets.vm import reseed, snapshot
+
+        # The restore line is written once the guest runs again: bytes sent during the
+        # incoming migration would reach a serial port whose state is then replaced.
+        qmp = snapshot.Qmp(self.monitor)
+        try:
+            qmp.resume_incoming()
+        finally:
+            qmp.close()
+            self.monitor.unlink(missing_ok=True)
+        stdin.write(snapshot.restore_line(os.urandom(reseed.SEED_BYTES), self.args))
+        stdin.flush()
+
+    def save(self) -> None:
+        from riad.targets.vm import snapshot
+
+        qmp = snapshot.Qmp(self.monitor)
+        try:
+            qmp.save(self.state)
+        finally:
+            qmp.close()
+            self.monitor.unlink(missing_ok=True)
+        self.key.save(self.image)
+
+
+def _snapshot_hooks(
+    image: Path, command: list[str], args: Sequence[str], options: RunOptions
+) -> _SnapshotHooks:
+    if options.snapshot not in ("make", "restore"):
+        raise ValueError(f"snapshot {options.snapshot!r}: make or restore")
+    if options.disks:
+        raise ImageError("a service with volumes cannot be snapshotted yet: run it without")
+    return _SnapshotHooks(image, command, args, options.snapshot)
 
 
 _KILLED_BY_SEAL = "Attempted to kill init! exitcode=0x0000001f"  # SIGSYS: seccomp's kill

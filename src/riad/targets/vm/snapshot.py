@@ -15,21 +15,27 @@ import hashlib
 import itertools
 import json
 import shlex
+import socket
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from riad.image import ImageError
+from riad.targets.vm.guest import RESTORE
 
 __all__ = [
     "KEY_FILE",
+    "Qmp",
     "STATE_FILE",
     "SnapshotKey",
     "image_digest",
     "incoming_args",
     "machine_options",
     "qemu_version",
+    "restore_line",
 ]
 
 STATE_FILE = "snapshot.state"
@@ -145,3 +151,84 @@ class SnapshotKey:
                 f"the snapshot was made for another machine ({'; '.join(differ)}): "
                 f"run with the options it was made with (--memory, --accel), or {fix}"
             )
+
+
+class Qmp:
+    """A QEMU machine protocol connection over a Unix socket (``-qmp unix:PATH,...``)."""
+
+    def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.settimeout(timeout_s)
+            try:
+                self._sock.connect(str(path))
+                break
+            except OSError:
+                self._sock.close()
+                if time.monotonic() > deadline:
+                    raise ImageError(f"QEMU's monitor at {path} did not answer") from None
+                time.sleep(0.01)
+        self._file = self._sock.makefile("rb")
+        self._read()  # the greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self) -> dict[str, Any]:
+        line = self._file.readline()
+        if not line:
+            raise ImageError("QEMU's monitor closed")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def execute(self, command: str, **arguments: object) -> Any:
+        """Run ``command``; its ``return`` value (events in between are skipped)."""
+        message: dict[str, object] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        self._sock.sendall(json.dumps(message).encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "error" in reply:
+                raise ImageError(f"QEMU {command}: {reply['error'].get('desc', reply)}")
+            if "return" in reply:
+                return reply["return"]
+
+    def resume_incoming(self, timeout_s: float = 60.0) -> None:
+        """Wait until the incoming migration is loaded, then run the guest (it was saved
+        stopped, and so is restored stopped)."""
+        deadline = time.monotonic() + timeout_s
+        while (status := self.execute("query-status").get("status")) == "inmigrate":
+            if time.monotonic() > deadline:
+                raise ImageError("loading the snapshot took too long")
+            time.sleep(0.005)
+        if status != "running":
+            self.execute("cont")
+
+    def save(self, state: Path, timeout_s: float = 120.0) -> None:
+        """Stop the guest and write its migration stream to ``state``."""
+        self.execute("stop")
+        self.execute("migrate", uri=f"exec:cat > {shlex.quote(str(state))}")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.execute("query-migrate")
+            if info.get("status") == "completed":
+                return
+            if info.get("status") in ("failed", "cancelled"):
+                raise ImageError(f"saving the snapshot failed: {info.get('error-desc', info)}")
+            if time.monotonic() > deadline:
+                raise ImageError("saving the snapshot took too long")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
+
+def restore_line(seed: bytes, boot_args: Sequence[str]) -> bytes:
+    """The console line a restored guest's PID 1 waits for (``guest._snapshot_point``)."""
+    from riad import bootargs
+
+    words = [RESTORE, seed.hex(), f"{time.time():.6f}"]
+    if boot_args:
+        words.append(bootargs.encode(boot_args))
+    return " ".join(words).encode() + b"\n"
