@@ -42,7 +42,7 @@ def cmd_build(args: argparse.Namespace, boot_args: list[str]) -> int:
         include=tuple(args.include or ()),
         warmup=tuple(args.warmup or ()),
         memory_mib=args.memory,
-        options=VmOptions(image=read_image_options(args)),
+        options=VmOptions(image=read_image_options(args), snapshot=args.snapshot),
     )
     build(request, Path(args.output) if args.output else None)
     return 0

@@ -167,7 +167,7 @@ def _snapshot_point(module: str, net: str) -> list[str]:
 
     sys.argv = [module]
     for name in (module, *_SNAPSHOT_IMPORTS[""], *_SNAPSHOT_IMPORTS.get(net, ())):
-        try:
+        try:  # noqa: SIM105  (no contextlib in PID 1)
             importlib.import_module(name)
         except BaseException:  # said again when the service is run after the restore
             pass
@@ -374,7 +374,9 @@ def main(
     status = 2
     try:
         args = bootargs.from_environment(os.environ)
-        if os.environ.get(SNAPSHOT_ENV) and not program:
+        if os.environ.get(SNAPSHOT_ENV):
+            if program:  # what a program draws at start-up cannot be drawn again
+                raise ValueError("a program (a module without a riad.App) has no snapshot point")
             args = _snapshot_point(service_module, net)
         settings, _ = bootargs.split(args, bootargs.NET_ARGS)
         args = _register_seal(args, net, volumes, extensions, readable, threads)

@@ -302,6 +302,8 @@ def run_image(
         hooks = None if options.snapshot is None else _snapshot_hooks(image, command, args, options)
         if hooks is not None:
             command = hooks.command
+            if hooks.mode == "restore":
+                notice(f"restoring the snapshot {hooks.state}")
         return _boot(command, out, options, guest_cidr, port, accel, notice, memory, hooks)
     finally:
         if tap is not None:

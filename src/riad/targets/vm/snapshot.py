@@ -28,8 +28,8 @@ from riad.targets.vm.guest import RESTORE
 
 __all__ = [
     "KEY_FILE",
-    "Qmp",
     "STATE_FILE",
+    "Qmp",
     "SnapshotKey",
     "image_digest",
     "incoming_args",

@@ -11,10 +11,11 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -55,6 +56,7 @@ class VmOptions(TargetOptions):
     image: ImageOptions = ImageOptions()
     accel: Accel = "auto"
     timings: bool = False
+    snapshot: bool = False
 
 
 def add_image_options(group: argparse._ArgumentGroup) -> None:
@@ -82,6 +84,15 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
         help=(
             "keep column positions in the compiled modules, for the ^^^ under the failing "
             "expression in tracebacks (left out by default; file and line stay)"
+        ),
+    )
+    group.add_argument(
+        "--snapshot",
+        action="store_true",
+        help=(
+            "boot the image once to where its service is initialised, save the VM's state "
+            "beside it and restore that instead of booting (fresh randomness, network and "
+            "clock per instance)"
         ),
     )
     group.add_argument(
@@ -140,7 +151,12 @@ class VmTarget:
         )
 
     def read_options(self, args: argparse.Namespace) -> VmOptions:
-        return VmOptions(image=read_image_options(args), accel=args.accel, timings=args.timings)
+        return VmOptions(
+            image=read_image_options(args),
+            accel=args.accel,
+            timings=args.timings,
+            snapshot=args.snapshot,
+        )
 
     def run(self, request: RunRequest) -> int:
         """Boot the image of ``request`` (built first for a service); its exit status."""
@@ -208,6 +224,8 @@ def build(request: RunRequest, out: Path | None) -> Path:
     kernel = manifest["kernel"]
     initramfs = manifest["initramfs"]
     assert isinstance(kernel, dict) and isinstance(initramfs, dict)
+    if request.own(VmOptions).snapshot:
+        make_snapshot(out, request.boot_args, memory_mb=request.memory_mib)
     inside = "built in" if initramfs["built_in"] else f"{initramfs['size'] / 1e6:.1f} MB"
     print(
         f"riad: built {out} (kernel {kernel['size'] / 1e6:.1f} MB, "
@@ -267,7 +285,25 @@ def _run(request: RunRequest) -> int:
         timings=own.timings,
         disks=image_disks(image, request.volume),
     )
+    from riad.targets.vm.snapshot import STATE_FILE
+
+    if own.snapshot and not (image / STATE_FILE).is_file():
+        make_snapshot(image, request.boot_args, options.accel, request.memory_mib)
+    if (image / STATE_FILE).is_file():
+        options = dataclasses.replace(options, snapshot="restore")
     return run_image(image, request.boot_args, options)
+
+
+def make_snapshot(
+    image: Path, boot_args: Sequence[str], accel: str = "auto", memory_mb: int | None = None
+) -> None:
+    """Boot ``image`` to its snapshot point and save the VM beside it (``snapshot.state``)."""
+    from riad.targets.vm.runner import RunOptions, run_image
+
+    options = RunOptions(accel=accel, memory_mb=memory_mb, snapshot="make")
+    status = run_image(image, boot_args, options, out=sys.stderr)
+    if status != 0:
+        raise ImageError(f"making the snapshot failed (status {status}): see the output above")
 
 
 def image_disks(image: Path, overrides: tuple[str, ...] = ()) -> tuple[str, ...]:
