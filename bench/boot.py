@@ -1,6 +1,7 @@
 """Boot to first answered request, and image sizes: riad vm against the references.
 
 Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-debootstrap]
+[--snapshot-only] (only the cold riad vm and its snapshot, no reference images)
 
 Side by side, in one network namespace made for the run, the same echo
 service is started again and again as each *contender*, and the time from the
@@ -8,6 +9,9 @@ start command to the first TCP echo answered is taken:
 
 - ``riad vm``: ``riad run IMAGE -t vm`` (the image built beforehand, so the
   figure is boot, not build), on riad's kernel, TCG;
+- ``riad vm snapshot``: ``riad run IMAGE -t vm`` restoring the same image's
+  snapshot (made once beforehand with the run's memory, as ``riad build
+  --snapshot`` makes it), against the cold boot of that image;
 - ``riad unix``: ``riad run -t unix``, the service as a host process on the
   host's sockets, and ``riad unix --net direct``: the same on riad's own
   stack over the run's TAP;
@@ -144,6 +148,18 @@ def _riad_vm(image: str) -> Callable[[Workspace], Launch]:
     return prepare
 
 
+def _riad_vm_snapshot(ws: Workspace) -> Launch:
+    """The direct-kernel image's copy with a snapshot beside it (the cold image has none)."""
+    from riad.targets.vm.target import make_snapshot
+
+    image = ws.cache / "riad-snapshot-image"
+    shutil.rmtree(image, ignore_errors=True)
+    shutil.copytree(ws.images["riad"], image)
+    make_snapshot(image, ["--port", str(PORT)], accel="tcg", memory_mb=ws.memory_mb)
+    ws.images["riad-snapshot"] = image
+    return _riad_vm("riad-snapshot")(ws)
+
+
 def _service_target(ws: Workspace) -> str:
     service = ws.service.root / ws.service.module.replace(".", "/")
     target = service if service.is_dir() else service.with_suffix(".py")
@@ -191,9 +207,14 @@ def stock_vm_command(image: Path, memory_mb: int, riad_args: str) -> list[str]:
     return command
 
 
-def contenders() -> list[Contender]:
+def contenders(snapshot_only: bool = False) -> list[Contender]:
+    cold = Contender("riad vm (direct kernel, riad's stack)", _riad_vm("riad"))
+    snapshot = Contender("riad vm snapshot restored (same image)", _riad_vm_snapshot)
+    if snapshot_only:
+        return [cold, snapshot]
     return [
-        Contender("riad vm (direct kernel, riad's stack)", _riad_vm("riad")),
+        cold,
+        snapshot,
         Contender("riad vm (socket kernel)", _riad_vm("riad-socket")),
         Contender("riad unix (host sockets)", _riad_unix),
         Contender("riad unix --net direct (riad's stack)", _riad_unix_direct),
@@ -544,7 +565,9 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
             f"| {contender.name} | {answered} | {median:.3f} s | {min(contender.times):.3f} s "
             f"| {max(contender.times):.3f} s | {ratio} | {pss} | {rss} |"
         )
-    lines += _sandbox_ratios(runs)
+    lines += _sandbox_ratios(runs) + _snapshot_ratio(runs)
+    if "stock" not in ws.images:
+        return "\n".join(lines)
     riad_image = ws.images["riad"]
     stock = ws.images["stock"]
     kernel = riad_image / "kernel"
@@ -579,6 +602,14 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
             f"| {_fmt_mb(deboot['compressed'])} |"
         )
     return "\n".join(lines)
+
+
+def _snapshot_ratio(runs: list[Contender]) -> list[str]:
+    cold, snapshot = runs[0], runs[1]
+    if not cold.times or not snapshot.times:
+        return []
+    ratio = statistics.median(snapshot.times) / statistics.median(cold.times)
+    return ["", f"riad vm snapshot: {ratio:.2f}x the cold boot of the same image (target: 0.25x)."]
 
 
 def _sandbox_ratios(runs: list[Contender]) -> list[str]:
@@ -624,6 +655,11 @@ def main() -> int:
         help="stock-kernel guest memory, MB (its initramfs unpacks to ~135 MB)",
     )
     parser.add_argument("--no-debootstrap", action="store_true")
+    parser.add_argument(
+        "--snapshot-only",
+        action="store_true",
+        help="only the cold riad vm and its snapshot (no reference images built)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/boot.py needs root (network namespace, TAP device)")
@@ -635,15 +671,17 @@ def main() -> int:
     compile_host_code(ws.service.root)
     print("building the riad image and the stock-kernel image...", file=sys.stderr)
     build_riad(ws)
-    site = build_site(ws)
-    if site is not None:
-        ws.images["site"] = site
-    ws.images["stock"] = build_stock(ws)
-    deboot = None if args.no_debootstrap else debootstrap_size(ws)
+    deboot = None
+    if not args.snapshot_only:
+        site = build_site(ws)
+        if site is not None:
+            ws.images["site"] = site
+        ws.images["stock"] = build_stock(ws)
+        deboot = None if args.no_debootstrap else debootstrap_size(ws)
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         enter_run_netns(ws)
-        runs = contenders()
+        runs = contenders(args.snapshot_only)
         launches = [c.prepare(ws) for c in runs]
         for contender, launch in zip(runs, launches, strict=True):
             if contender.warm_up:
