@@ -13,6 +13,7 @@ import pytest
 from riad.image import ImageError
 from riad.image.boot import qemu_command
 from riad.targets.vm import reseed
+from riad.targets.vm.guest import parse_restore
 from riad.targets.vm.snapshot import (
     STATE_FILE,
     SnapshotKey,
@@ -20,6 +21,7 @@ from riad.targets.vm.snapshot import (
     incoming_args,
     machine_options,
     qemu_version,
+    restore_line,
 )
 
 
@@ -133,3 +135,14 @@ def test_reseed_feeds_openssl_and_the_hooks(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_short_seed_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 seed bytes, got 8"):
         reseed.reseed(b"12345678")
+
+
+def test_the_restore_line_carries_seed_clock_and_boot_arguments() -> None:
+    args = ["--ipv4=10.0.0.9/24", "--greeting", 'hello "riad" 100%']
+    line = restore_line(bytes(range(64)), args)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    seed, wall, back = parse_restore(b"\x1b[0m" + line)  # after what the console held
+    assert seed == bytes(range(64)) and back == args and isinstance(wall, float)
+    assert parse_restore(restore_line(b"\x00" * 32, []))[2] == []
+    with pytest.raises(ValueError):
+        parse_restore(b"riad-restore nothex 1.0\n")

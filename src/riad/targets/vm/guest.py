@@ -186,15 +186,22 @@ def _snapshot_point(module: str, net: str) -> list[str]:
         if not chunk:
             raise OSError("the console closed before the restore line")
         line += chunk
-    text = line[line.index(RESTORE.encode()) :].decode().strip()
-    _, seed, wall, *encoded = text.split(" ", 3)
-    time.clock_settime(time.CLOCK_REALTIME, float(wall))
+    seed, wall, args = parse_restore(line)
+    time.clock_settime(time.CLOCK_REALTIME, wall)
     from riad.targets.vm.reseed import reseed
 
-    for problem in reseed(bytes.fromhex(seed)):
+    for problem in reseed(seed):
         _say(f"warning: reseed: {problem}")
     _say(f"restored {time.monotonic():.6f}")
-    return bootargs.decode(encoded[0]) if encoded else []
+    return args
+
+
+def parse_restore(line: bytes) -> tuple[bytes, float, list[str]]:
+    """The seed, wall clock and boot arguments of a restore line (what precedes its
+    ``riad-restore`` word is left out); ``ValueError`` for a malformed one."""
+    text = line[line.index(RESTORE.encode()) :].decode().strip()
+    _, seed, wall, *encoded = text.split(" ", 3)
+    return bytes.fromhex(seed), float(wall), bootargs.decode(encoded[0]) if encoded else []
 
 
 def _startup_over() -> None:

@@ -289,7 +289,9 @@ def _run(request: RunRequest) -> int:
 
     if own.snapshot and not (image / STATE_FILE).is_file():
         make_snapshot(image, request.boot_args, options.accel, request.memory_mib)
-    if (image / STATE_FILE).is_file():
+    # a directory given restores the snapshot it holds; a service's cached image only
+    # with --snapshot (an earlier --snapshot run left one there)
+    if (image / STATE_FILE).is_file() and (own.snapshot or image == target):
         options = dataclasses.replace(options, snapshot="restore")
     return run_image(image, request.boot_args, options)
 
