@@ -10,8 +10,9 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import Frame, HeadersFrame
+from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, RstStreamFrame
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
@@ -231,6 +232,40 @@ async def connect_h2(
 
 
 ZERO_WINDOW = {SettingCodes.INITIAL_WINDOW_SIZE: 0}
+
+
+def rapid_reset_burst(client: H2Client, count: int, path: bytes) -> bytes:
+    """``count`` requests for ``path``, each reset at once (CVE-2023-44487)."""
+    burst = b""
+    for n in range(count):
+        stream_id = 1 + 2 * n
+        block = client.conn.encoder.encode(
+            [(b":method", b"GET"), (b":path", path), (b":scheme", b"http"), (b":authority", b"x")]
+        )
+        burst += HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+        burst += RstStreamFrame(stream_id, error_code=ErrorCodes.CANCEL).serialize()
+    return burst
+
+
+def continuation_flood(client: H2Client, count: int = 1000, frame_bytes: int = 16000) -> bytes:
+    """A header block that never ends: ``count`` CONTINUATION frames (CVE-2024-27316)."""
+    block = client.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/")])
+    flood = HeadersFrame(1, block).serialize()  # no END_HEADERS: continuations follow
+    return flood + ContinuationFrame(1, b"\x00" * frame_bytes).serialize() * count
+
+
+async def send_flood(client: H2Client, flood: bytes) -> list[Frame]:
+    """Write ``flood`` 64 KiB at a time until the server closes; its frames."""
+    reading = asyncio.ensure_future(client.raw_frames_until_closed())
+    for start in range(0, len(flood), 64 * 1024):
+        if reading.done():
+            break
+        client.send_raw(flood[start : start + 64 * 1024])
+        try:
+            await client.writer.drain()
+        except ConnectionError:
+            break
+    return await reading
 
 
 class Streamer:

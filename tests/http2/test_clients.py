@@ -10,6 +10,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.apps.test_corpus import TARGETS
 from tests.examples.test_static_site import Site, spki_hash
 from tests.http.harness import Served, serve
 from tests.websocket.browser import Browser
+from tests.websocket.chat.main import DOWNLOAD
 from tests.websocket.chat.main import app as chat_app
 
 from .kit import H2App
@@ -194,6 +196,28 @@ def test_riad_run_offers_h2_on_every_target(target: str, ns: Netns | None, tmp_p
             assert done.returncode == 0, done.stderr + proc.output
             body, _, version = done.stdout.rpartition("\n")
             assert version == "2" and json.loads(body) == {"ok": True, "http_version": "2"}
+            # a download of 1 MiB, sixteen times the stream's window
+            done = subprocess.run(
+                [*inside, tool("curl"), "-sS", "--max-time", "120", "-o", "-",
+                 *args[:-1], args[-1].replace("health", "download")],
+                capture_output=True, timeout=300, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0 and done.stdout == DOWNLOAD, (
+                done.stderr + proc.output.encode()
+            )
+        # attacks (rapid reset, CONTINUATION and SETTINGS floods, a zero window) and
+        # a WebSocket over HTTP/2, from Linux
+        hostile = subprocess.Popen(
+            [*inside, sys.executable, "-m", "tests.http2.hostile", plain],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:  # (the service's log read meanwhile: a full pipe would stop it)
+            proc.wait_for('"CONNECT /echo HTTP/2" 200', 600)
+        finally:
+            out, err = hostile.communicate(timeout=600)
+        assert out.strip() == "ok", err + "\nservice:\n" + proc.output
         assert proc.stop() == 0, proc.output
     assert "Traceback" not in proc.output, proc.output
     assert '"GET /health HTTP/2" 200' in proc.output, proc.output
+    assert '"CONNECT /echo HTTP/2" 200' in proc.output, proc.output
+    assert "too many streams reset (rapid reset)" in proc.output, proc.output

@@ -9,19 +9,22 @@ import tracemalloc
 
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import (
-    ContinuationFrame,
-    HeadersFrame,
-    PingFrame,
-    RstStreamFrame,
-    SettingsFrame,
-)
+from hyperframe.frame import PingFrame, SettingsFrame
 
 from riad.services.http import HttpLimits
 from riad.testing.simnet import test_seed
 from tests.http.harness import SimServed, run_served
 
-from .kit import ZERO_WINDOW, H2App, H2Client, Streamer, connect_h2
+from .kit import (
+    ZERO_WINDOW,
+    H2App,
+    H2Client,
+    Streamer,
+    connect_h2,
+    continuation_flood,
+    rapid_reset_burst,
+    send_flood,
+)
 
 LIMITS = HttpLimits(
     max_request_line_bytes=2048,
@@ -140,16 +143,7 @@ def test_rapid_reset_is_cut_short_and_its_work_cancelled() -> None:
         bystander = await served.bystander()
         client = await connect_h2(served)
         await client.pump()
-        burst = b""
-        for n in range(1000):
-            stream_id = 1 + 2 * n
-            block = client.conn.encoder.encode(
-                [(b":method", b"GET"), (b":path", b"/wait"), (b":scheme", b"http"),
-                 (b":authority", b"x")]
-            )  # fmt: skip
-            burst += HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
-            burst += RstStreamFrame(stream_id, error_code=ErrorCodes.CANCEL).serialize()
-        client.send_raw(burst)
+        client.send_raw(rapid_reset_burst(client, 1000, b"/wait"))
         frames = await client.raw_frames_until_closed()
         goaway = [f for f in frames if type(f).__name__ == "GoAwayFrame"]
         assert [f.error_code for f in goaway] == [ErrorCodes.ENHANCE_YOUR_CALM]
@@ -169,21 +163,10 @@ def test_a_continuation_flood_is_cut_short() -> None:
         bystander = await served.bystander()
         client = await connect_h2(served)
         await client.pump()
-        block = client.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/")])
-        flood = HeadersFrame(1, block).serialize()  # no END_HEADERS: continuations follow
-        flood += ContinuationFrame(1, b"\x00" * 16000).serialize() * 1000  # 16 MB
+        flood = continuation_flood(client)  # 16 MB
         tracemalloc.start()
         try:
-            reading = asyncio.ensure_future(client.raw_frames_until_closed())
-            for start in range(0, len(flood), 64 * 1024):  # (not 16 MB at once on our side)
-                if reading.done():
-                    break
-                client.send_raw(flood[start : start + 64 * 1024])
-                try:
-                    await client.writer.drain()
-                except ConnectionError:
-                    break
-            frames = await reading
+            frames = await send_flood(client, flood)
             peaks.append(tracemalloc.get_traced_memory()[1])
         finally:
             tracemalloc.stop()

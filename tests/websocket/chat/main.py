@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -67,6 +67,14 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
+async def download(request: Request) -> Response:
+    """1 MiB of a known pattern (for HTTP/2 downloads and stalls)."""
+    return Response(DOWNLOAD, media_type="application/octet-stream")
+
+
+DOWNLOAD = bytes(range(256)) * 4096
+
+
 async def private(websocket: WebSocket) -> None:
     await websocket.close()  # before accepting: the handshake is refused (403)
 
@@ -75,6 +83,7 @@ app = Starlette(
     routes=[
         Route("/", page),
         Route("/health", health),
+        Route("/download", download),
         WebSocketRoute("/echo", echo),
         WebSocketRoute("/private", private),
     ]

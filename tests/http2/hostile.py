@@ -1,0 +1,118 @@
+"""A representative subset of the HTTP/2 attacks, and a WebSocket over HTTP/2, against
+the chat application served by ``riad run`` on any target.
+
+    python -m tests.http2.hostile http://10.0.0.2:8000/
+
+Prints ``ok`` after every check passed (an exception otherwise): rapid reset, a
+CONTINUATION flood and a SETTINGS flood each end their connection with a GOAWAY,
+a stream without window gets its head but no byte of its body while the same
+connection and others are served, and a WebSocket opened with an extended
+CONNECT (RFC 8441) echoes. The target tests run it from Linux, inside the
+service's network namespace when sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from urllib.parse import urlsplit
+
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame, SettingsFrame
+from wsproto.events import CloseConnection
+
+from .kit import (
+    ZERO_WINDOW,
+    H2Client,
+    H2WebSocket,
+    continuation_flood,
+    rapid_reset_burst,
+    send_flood,
+)
+
+WAIT_S = 120
+
+
+async def _connect(host: str, port: int, settings: dict[int, int] | None = None) -> H2Client:
+    reader, writer = await asyncio.open_connection(host, port)
+    client = H2Client(reader, writer, settings)
+    await client.pump()  # the server's settings
+    return client
+
+
+async def _still_served(host: str, port: int) -> None:
+    client = await _connect(host, port)
+    health = await client.get("/health")
+    assert health.status == 200 and b'"http_version":"2"' in health.body, health
+    client.close()
+
+
+def _step(name: str) -> None:
+    print(name, file=sys.stderr, flush=True)  # (where it stopped, when it fails)
+
+
+def _goaway(frames: list) -> list[int]:
+    return [int(f.error_code) for f in frames if isinstance(f, GoAwayFrame)]
+
+
+async def check(host: str, port: int) -> None:
+    _step("rapid reset")
+    client = await _connect(host, port)
+    # (a download, which waits for window: a request answered before its reset
+    # arrives costs nothing and is not counted)
+    client.send_raw(rapid_reset_burst(client, 1000, b"/download"))
+    codes = _goaway(await client.raw_frames_until_closed())
+    assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], ("rapid reset", codes)
+    await _still_served(host, port)
+
+    _step("CONTINUATION flood")
+    client = await _connect(host, port)
+    # (200 frames of 1 KB: the server stops at 64, and reads the rest before it
+    # closes, so no reset destroys its GOAWAY on the way)
+    codes = _goaway(await send_flood(client, continuation_flood(client, 200, 1000)))
+    assert codes, "a CONTINUATION flood did not end with a GOAWAY"
+    await _still_served(host, port)
+
+    _step("SETTINGS flood")
+    client = await _connect(host, port)
+    client.send_raw(SettingsFrame(0).serialize() * 100_000)
+    codes = _goaway(await client.raw_frames_until_closed())
+    assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], ("SETTINGS flood", codes)
+    await _still_served(host, port)
+
+    _step("zero window")
+    stalled = await _connect(host, port, ZERO_WINDOW)
+    download = stalled.request("/download")
+    head = await stalled.get("/health", method="HEAD")  # the same connection goes on
+    assert head.status == 200, head
+    answer = stalled.responses[download]
+    assert answer.status == 200 and answer.body == b"" and not answer.ended, answer
+    await _still_served(host, port)
+    stalled.close()
+
+    _step("WebSocket over HTTP/2")
+    client = await _connect(host, port)
+    ws, accepted = await H2WebSocket.open(client, "/echo", subprotocols=("chat",))
+    assert accepted.status == 200, accepted
+    assert accepted.headers[b"sec-websocket-protocol"] == b"chat", accepted
+    await ws.send("hello")
+    assert await ws.recv() == "echo: hello"
+    big = bytes(range(256)) * 1000  # over the stream's window both ways
+    await ws.send(big)
+    assert await ws.recv() == big[::-1]
+    await ws.send(CloseConnection(code=1000))
+    closed = await ws.recv()
+    assert isinstance(closed, CloseConnection) and closed.code == 1000, closed
+    assert await ws.event() is None and ws.response.reset is None, ws.response
+    client.close()
+
+
+def main(url: str) -> None:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None, url
+    asyncio.run(asyncio.wait_for(check(parts.hostname, parts.port), WAIT_S))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+    print("ok", flush=True)
