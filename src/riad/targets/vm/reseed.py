@@ -8,8 +8,9 @@ tell the kernel it was cloned; instead the runner hands each restored guest
 fresh seed bytes from the host's CSPRNG, and PID 1 gives them to
 :func:`reseed` before the service draws anything:
 
-- the kernel: the bytes are credited to its pool with ``RNDADDENTROPY``
-  (``/dev/urandom``, PID 1 is root), so ``os.urandom``/``getrandom`` and the
+- the kernel: the bytes are credited to its pool with ``RNDADDENTROPY`` and its
+  CRNG reseeded from the pool at once with ``RNDRESEEDCRNG`` (``/dev/urandom``,
+  PID 1 is root, as Linux's vmgenid driver reseeds on a clone), so ``os.urandom``/``getrandom`` and the
   socket kernel's own TCP ISNs and ports differ per instance;
 - Python's ``random`` (its module-level generator, seeded at import) is seeded
   again from the kernel's reseeded pool and the bytes;
@@ -41,6 +42,11 @@ SEED_BYTES = 64
 RNDADDENTROPY = 0x40085203
 """``_IOW('R', 0x03, int[2])``: add bytes to the kernel's pool, crediting entropy."""
 
+RNDRESEEDCRNG = 0x5207
+"""``_IO('R', 0x07)``: reseed the kernel's CRNG from its pool now. Bytes added to the pool
+of a kernel already initialised reach ``getrandom`` only at its next scheduled reseed
+(up to a minute later): until then two restored guests would draw the same bytes."""
+
 _hooks: list[Callable[[bytes], None]] = []
 
 
@@ -58,6 +64,7 @@ def _kernel(seed: bytes) -> str | None:
         return f"/dev/urandom: {exc.strerror}"
     try:
         fcntl.ioctl(fd, RNDADDENTROPY, info)
+        fcntl.ioctl(fd, RNDRESEEDCRNG)
     except OSError as exc:
         # unprivileged: the bytes are still mixed in (credited with nothing)
         os.write(fd, seed)
