@@ -9,8 +9,9 @@ Flask), side by side in one network namespace made for the run (the pieces are
 ``GET /`` (any status below 500) is taken for:
 
 - ``riad vm``: ``riad run IMAGE -t vm`` on riad's direct kernel (TCG), the image
-  built beforehand by ``riad build SERVICE --compression zstd`` (its warm-up
-  included), so the figure is boot, not build;
+  built beforehand by ``riad build SERVICE --compression zstd`` (its default
+  warm-up ``GET /``, and the ``--include`` its checks declare: Starlette's
+  static folder, which it checks at start), so the figure is boot, not build;
 - ``Debian vm``: a minimal Debian root (``debootstrap --variant=minbase
   --include=python3 bookworm``) with the application, riad and their
   dependencies installed by pip (``pip install --target`` into
@@ -30,6 +31,7 @@ through zstd -19; the Debian root's tree size on disk).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import secrets
 import shutil
@@ -80,11 +82,15 @@ RIAD_ARGS = f"--seal off --port {PORT}"
 
 
 def service_of(app: str) -> str:
-    """The ``module:attr`` the application's checks name (``SERVICE = ...``)."""
-    for line in (APPS / app / "checks.py").read_text().splitlines():
-        if line.startswith("SERVICE = "):
-            return line.removeprefix("SERVICE = ").strip().strip('"')
-    raise SystemExit(f"{app}/checks.py names no SERVICE")
+    """The ``module:attr`` the application's checks name."""
+    return str(_checks(app)["SERVICE"])
+
+
+def _checks(app: str) -> dict[str, object]:
+    """The application's checks module (``SERVICE``, ``WARMUP``, ``INCLUDE``), as a dict."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return vars(importlib.import_module(f"tests.apps.{app}.checks"))
 
 
 def _http_answered(address: str) -> bool:
@@ -107,6 +113,8 @@ def build_riad_image(ws: Workspace, app: str) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "riad", "build", service_of(app), "-t", "vm", "-o", str(out)]
     command += ["--net", "direct", "--compression", "zstd"]
+    for path in _checks(app).get("INCLUDE", ()):  # files it cannot start without
+        command += ["--include", path]
     subprocess.run(command, cwd=APPS / app, check=True, capture_output=True)
     return out
 
