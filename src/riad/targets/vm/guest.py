@@ -24,8 +24,8 @@ What PID 1 does, in order:
 3. watches the console: a ``0x03`` byte (what the runner sends on Ctrl-C)
    raises ``SIGINT`` in the service;
 4. runs the service (its module imported under its own name; a module
-   that defines no ``App`` is a program, run as ``__main__``); when its event loop first goes idle, start-up is over:
-   it prints ``riad-vm: ready T`` and calls the hooks registered with
+   that defines no ``App`` is a program, run as ``__main__``); when its
+   event loop first goes idle, start-up is over: it prints ``riad-vm: ready T`` and calls the hooks registered with
    :func:`after_startup`: the sandbox seal is one, registered unless the boot
    argument ``--seal off`` says otherwise (``--seal audit``: refused calls
    fail instead of ending the service; see ``docs/security.md``);
