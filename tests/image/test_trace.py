@@ -106,7 +106,7 @@ def test_modules_loaded_by_import_module_are_needed(tmp_path: Path) -> None:
 
 def test_the_trace_says_how_much_heap_the_service_held(tmp_path: Path) -> None:
     idles = "import asyncio\n{}\nasyncio.run(asyncio.sleep(3600))\n"
-    (tmp_path / "holds.py").write_text(idles.format("held = bytes(range(256)) * (24 << 12)"))
+    (tmp_path / "holds.py").write_text(idles.format("held = bytes(range(256)) * (32 << 12)"))
     (tmp_path / "small.py").write_text(idles.format("held = b''"))
     large = trace_startup([str(tmp_path / "holds.py")])
     small = trace_startup([str(tmp_path / "small.py")])

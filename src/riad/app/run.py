@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import signal
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -221,6 +222,10 @@ async def _serve(
         make_resolver: Callable[[], NameResolver] | None = None
         health: HealthServer | None = None
         if app.network and open_stack is not None:
+            # imported with or without --health-port: a vm image is traced for this
+            # start-up and --health-port may be given only when it boots
+            importlib.import_module("riad.app.health")
+
             stack = await resources.enter_async_context(open_stack(logs))
             supervised = SupervisedStack(stack, logs.source("app"), lifecycle)
             make_resolver = _resolver_maker(stack, config, random, clock, resolvers)

@@ -103,9 +103,6 @@ GUEST_PRELOAD = (
 )
 # Modules the guest or the stdlib import lazily, after start-up.
 LAZY_MODULES = ("traceback", "termios")
-# riad's health endpoint: --health-port may be given when the image boots rather than
-# when it is built.
-HEALTH_MODULES = ("riad.app.health",)
 # Imported by the guest only while the build traces it (it hands the trace its warm-ups).
 TRACE_ONLY = ("riad.image.exercise",)
 # riad's own, on the direct kernel: DHCP runs only with --dhcp, which may be
@@ -739,7 +736,7 @@ def _library_path() -> list[str]:
 def trace_service(service: ServiceSpec, options: BuildOptions) -> StartupTrace:
     """The start-up trace of ``service`` as its image will run it: with the boot
     arguments built in and the run's resolver arguments (``trace_args``)."""
-    preload = [*GUEST_PRELOAD, *LAZY_MODULES, *HEALTH_MODULES]
+    preload = [*GUEST_PRELOAD, *LAZY_MODULES]
     if options.net == "direct":
         preload += DIRECT_LAZY_MODULES
     extra_path = [str(service.root), *_library_path()]
