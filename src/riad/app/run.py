@@ -223,8 +223,10 @@ async def _serve(
         health: HealthServer | None = None
         if app.network and open_stack is not None:
             # imported with or without --health-port: a vm image is traced for this
-            # start-up and --health-port may be given only when it boots
-            importlib.import_module("riad.app.health")
+            # start-up and --health-port may be given only when it boots (it needs h11,
+            # which a service without HTTP may not have installed)
+            with contextlib.suppress(ModuleNotFoundError):
+                importlib.import_module("riad.app.health")
 
             stack = await resources.enter_async_context(open_stack(logs))
             supervised = SupervisedStack(stack, logs.source("app"), lifecycle)
