@@ -36,6 +36,7 @@ __all__ = [
     "Random",
     "Stack",
     "StreamHandler",
+    "ViewKV",
     "WritableKV",
 ]
 
@@ -190,6 +191,25 @@ class KV(Protocol):
 
     async def stat(self, key: str) -> KVStat:
         """Size, modification time, ETag and content type of ``key``."""
+        ...
+
+
+@runtime_checkable
+class ViewKV(KV, Protocol):
+    """A store holding its values in memory, never changed in place: ``view``
+    reads a value without copying it.
+
+    The view is read-only and shares the store's bytes, so serving a large
+    value to many slow clients costs each of them no copy (``StaticFiles``
+    sends views where the server accepts them). A value replaced later stays
+    what the view shows: the view keeps the old bytes alive.
+    """
+
+    async def view(self, key: str, offset: int = 0, length: int | None = None) -> memoryview:
+        """The value of ``key`` (or ``length`` bytes of it from ``offset``), as a view.
+
+        Raises ``KVKeyError`` when the key does not exist.
+        """
         ...
 
 

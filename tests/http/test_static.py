@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 from riad.backends.kv import MemoryKV
+from riad.services.http.asgi import BODY_BUFFERS, Receive, Scope, Send
 from riad.services.http.dates import http_date
 from riad.services.http.middleware import HSTS, redirect_to_https, with_headers
 from riad.services.http.static import StaticFiles, parse_range
@@ -164,3 +166,53 @@ def test_redirect_to_https_and_hsts() -> None:
             == "max-age=31536000; includeSubDomains"
         )
         assert "strict-transport-security" in get(s.port, "/nope")[1]
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_bodies_are_views_of_the_store_where_the_server_takes_them(offered: bool) -> None:
+    """Under riad's server (the ``BODY_BUFFERS`` extension) the pieces of a body are
+    views of the store's bytes, so a slow reader costs no copy; elsewhere bytes."""
+    store = MemoryKV(STORE)
+    app = StaticFiles(store, chunk_bytes=64 * 1024)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/big.bin",
+        "query_string": b"",
+        "headers": [(b"range", b"bytes=1000-")],
+        "extensions": {BODY_BUFFERS: {}} if offered else {},
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("StaticFiles reads no request body")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 206
+    pieces = [m["body"] for m in sent[1:]]
+    assert b"".join(pieces) == BIG[1000:]  # type: ignore[arg-type]
+    kind = memoryview if offered else bytes
+    assert all(type(piece) is kind for piece in pieces)
+    if offered:
+        assert all(piece.obj is STORE["big.bin"] for piece in pieces)  # type: ignore[union-attr]
+
+
+def test_riad_server_offers_and_takes_body_buffers() -> None:
+    seen: list[object] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope["extensions"].get(BODY_BUFFERS))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send(
+            {"type": "http.response.body", "body": memoryview(BIG)[:5000], "more_body": True}
+        )
+        await send({"type": "http.response.body", "body": memoryview(BIG)[5000:]})
+
+    with serve(app) as s:
+        status, _, body = get(s.port, "/")
+    assert (status, body, seen) == (200, BIG, [{}])

@@ -16,14 +16,14 @@ from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, RstStreamFr
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
-from riad.services.http.asgi import Receive, Scope, Send
+from riad.services.http.asgi import BODY_BUFFERS, Receive, Scope, Send
 from tests.http.apps import DemoApp
 
 
 class H2App(DemoApp):
     """``DemoApp``'s routes (``/echo``, ``/info``, ``/chunks``, ``/boom``, ``/half``,
     ``/wait``...), plus ``/trailers`` (a body, then trailers) and ``/big`` (1 MiB in
-    one message, or ``?n=BYTES``)."""
+    one message, or ``?n=BYTES``) and ``/view`` (256 KiB in ``memoryview`` pieces)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +47,14 @@ class H2App(DemoApp):
                 size = int(scope["query_string"].partition(b"=")[2] or 1024 * 1024)
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 await send({"type": "http.response.body", "body": b"b" * size})
+            elif path == "/view":  # memoryview pieces, where the server offers it
+                assert BODY_BUFFERS in scope["extensions"]
+                data = memoryview(bytes(range(256)) * 1024)
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                for at in range(0, len(data), 100_000):
+                    piece = data[at : at + 100_000]
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
             else:
                 await super().__call__(scope, receive, send)
         except asyncio.CancelledError:

@@ -44,6 +44,8 @@ def test_the_scope_and_bodies_both_ways_under_flow_control() -> None:
         assert echo.headers[b"content-length"] == b"%d" % len(body)
         big = await client.get("/big")
         assert len(big.body) == 1024 * 1024 and big.headers[b"server"] == b"riad"
+        view = await client.get("/view")  # bodies as memoryviews (BODY_BUFFERS)
+        assert bytes(view.body) == bytes(range(256)) * 1024
         await bystander.check()
 
     serve(main, 2001)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riad.backends.kv import DirectoryKV, EmbeddedKV, pack
+from riad.backends.kv import DirectoryKV, EmbeddedKV, MemoryKV, pack
 from riad.backends.kv.embedded import MAGIC, pack_bytes
-from riad.devices import KVError, KVKeyError
+from riad.devices import KVError, KVKeyError, ViewKV
 
 from .test_conformance import CONTENT, write_tree
 
@@ -100,3 +100,36 @@ def test_directory_does_not_follow_links_out(tmp_path: Path) -> None:
 def test_directory_refuses_missing_root(tmp_path: Path) -> None:
     with pytest.raises(KVError, match="not a folder"):
         DirectoryKV(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("kind", ["embedded", "memory"])
+def test_views_share_the_stores_bytes(tmp_path: Path, kind: str) -> None:
+    """``view`` gives what ``get`` gives, read-only and without a copy."""
+    value = bytes(range(256)) * 64
+    if kind == "embedded":
+        write_tree(tmp_path / "s", {"a/big.bin": value, "b.txt": b"bee"})
+        store: ViewKV = EmbeddedKV(pack_bytes(tmp_path / "s", modified_ns=5))
+    else:
+        store = MemoryKV({"a/big.bin": value, "b.txt": b"bee"})
+    assert isinstance(store, ViewKV)
+
+    async def check() -> None:
+        for offset, length in [(0, None), (100, 1000), (16000, 9999), (99999, 5), (3, 0)]:
+            view = await store.view("a/big.bin", offset, length)
+            assert isinstance(view, memoryview) and view.readonly
+            assert bytes(view) == await store.get("a/big.bin", offset, length)
+        whole = await store.view("a/big.bin")
+        again = await store.view("a/big.bin")
+        # both views point into the same memory: nothing was copied
+        assert whole.obj is again.obj
+        with pytest.raises(KVKeyError):
+            await store.view("missing")
+        with pytest.raises(ValueError):
+            await store.view("b.txt", -1)
+
+    asyncio.run(check())
+
+
+def test_directory_store_offers_no_views(tmp_path: Path) -> None:
+    write_tree(tmp_path / "s", {"b.txt": b"bee"})
+    assert not isinstance(DirectoryKV(tmp_path / "s"), ViewKV)

@@ -29,7 +29,13 @@ import os
 import struct
 from typing import Any
 
-from riad.backends.kv.keys import check_key, content_type_for, etag_for_bytes, slice_value
+from riad.backends.kv.keys import (
+    check_key,
+    content_type_for,
+    etag_for_bytes,
+    slice_value,
+    view_value,
+)
 from riad.backends.kv.readonly import ReadOnlyWrites
 from riad.devices import KVError, KVKeyError, KVStat
 
@@ -114,12 +120,19 @@ class EmbeddedKV(ReadOnlyWrites):
             raise KVError(f"cannot read the embedded store {name!r}: {e.strerror}") from e
         return cls(blob)
 
-    async def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+    def _value(self, key: str) -> memoryview:
         try:
             start, size = self._spans[key]
         except KeyError:
             raise KVKeyError(key) from None
-        return slice_value(self._data[start : start + size], offset, length)
+        return self._data[start : start + size]
+
+    async def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return slice_value(self._value(key), offset, length)
+
+    async def view(self, key: str, offset: int = 0, length: int | None = None) -> memoryview:
+        """``get`` without the copy: a read-only view of the artifact (``riad.devices.ViewKV``)."""
+        return view_value(self._value(key), offset, length)
 
     async def list(self, prefix: str = "") -> list[str]:
         return [k for k in self._keys if k.startswith(prefix)]

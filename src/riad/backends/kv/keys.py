@@ -13,7 +13,7 @@ import mimetypes
 
 from riad.devices import KVKeyError
 
-__all__ = ["check_key", "content_type_for", "etag_for_bytes", "slice_value"]
+__all__ = ["check_key", "content_type_for", "etag_for_bytes", "slice_value", "view_value"]
 
 # The stdlib's built-in table only (no /etc/mime.types): the same answer on every host.
 _MIME = mimetypes.MimeTypes(filenames=())
@@ -50,12 +50,23 @@ def etag_for_bytes(value: bytes | memoryview) -> str:
     return '"' + hashlib.blake2b(value, digest_size=12).hexdigest() + '"'
 
 
-def slice_value(value: bytes | memoryview, offset: int, length: int | None) -> bytes:
-    """``length`` bytes of ``value`` from ``offset`` (clipped at its end)."""
+def _span(size: int, offset: int, length: int | None) -> tuple[int, int]:
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
     if length is None:
-        return bytes(value[offset:])
+        return offset, size
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
-    return bytes(value[offset : offset + length])
+    return offset, min(offset + length, size)
+
+
+def slice_value(value: bytes | memoryview, offset: int, length: int | None) -> bytes:
+    """``length`` bytes of ``value`` from ``offset`` (clipped at its end)."""
+    start, stop = _span(len(value), offset, length)
+    return bytes(value[start:stop])
+
+
+def view_value(value: bytes | memoryview, offset: int, length: int | None) -> memoryview:
+    """The same bytes as ``slice_value``, as a read-only view (no copy)."""
+    start, stop = _span(len(value), offset, length)
+    return memoryview(value)[start:stop].toreadonly()

@@ -9,7 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from riad.backends.kv.keys import check_key, content_type_for, etag_for_bytes, slice_value
+from riad.backends.kv.keys import (
+    check_key,
+    content_type_for,
+    etag_for_bytes,
+    slice_value,
+    view_value,
+)
 from riad.devices import KVKeyError, KVStat
 
 __all__ = ["MemoryKV"]
@@ -52,6 +58,15 @@ class MemoryKV:
         if offset == 0 and length is None:
             return value
         return slice_value(value, offset, length)
+
+    async def view(self, key: str, offset: int = 0, length: int | None = None) -> memoryview:
+        """``get`` without the copy (``riad.devices.ViewKV``): values are bytes, never
+        changed in place; ``put`` replaces them."""
+        try:
+            value = self._values[key]
+        except KeyError:
+            raise KVKeyError(key) from None
+        return view_value(value, offset, length)
 
     async def list(self, prefix: str = "") -> list[str]:
         return sorted(k for k in self._values if k.startswith(prefix))

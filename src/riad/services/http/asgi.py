@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from riad.log import Logger, null_logger
 
 __all__ = [
+    "BODY_BUFFERS",
     "ASGIApp",
     "Lifespan",
     "LifespanError",
@@ -31,6 +32,11 @@ __all__ = [
 ]
 
 Scope = MutableMapping[str, Any]
+
+BODY_BUFFERS = "riad.http.response.body_buffers"
+"""The scope extension riad's server offers: the ``body`` of an ``http.response.body``
+message may be any bytes-like object (a read-only ``memoryview`` too), and is
+written without a copy. ``StaticFiles`` then sends views of its store."""
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -89,7 +95,7 @@ def http_scope(
         "client": client,
         "server": server,
         "state": dict(state),
-        "extensions": {},
+        "extensions": {BODY_BUFFERS: {}},
     }
 
 

@@ -65,7 +65,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from riad.log import INFO
-from riad.services.http.asgi import Message, Scope, http_scope
+from riad.services.http.asgi import BODY_BUFFERS, Message, Scope, http_scope
 from riad.services.http.dates import http_date_now
 from riad.services.http.transport import (
     FAIR_SHARE_BYTES,
@@ -486,7 +486,7 @@ class Http2Connection:
             server=self._local_addr,
             state=self._server.state,
         )
-        scope["extensions"] = {"http.response.trailers": {}}
+        scope["extensions"] = {"http.response.trailers": {}, BODY_BUFFERS: {}}
         stream.head_request = head.method == b"HEAD"
         stream.task = self._loop.create_task(self._exchange(stream, scope))
 

@@ -15,21 +15,25 @@ redirected (301) to the path with it. Responses carry the store's precomputed
 - Bodies stream from the store in ``chunk_bytes`` pieces, each read once the
   connection has taken the one before (``send`` waits for room), so a large
   value is never held in memory whole, and a client that reads slowly costs
-  one chunk.
+  one chunk. A store that keeps its values in memory (``riad.devices.ViewKV``:
+  the embedded and memory stores) costs not even that under riad's server
+  (the ``BODY_BUFFERS`` scope extension): the pieces are views of the store's
+  own bytes, never copied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
-from riad.devices import KV, KVKeyError, KVStat
-from riad.services.http.asgi import Receive, Scope, Send
+from riad.devices import KV, KVKeyError, KVStat, ViewKV
+from riad.services.http.asgi import BODY_BUFFERS, Receive, Scope, Send
 from riad.services.http.dates import http_date, parse_http_date
 
 __all__ = ["StaticFiles", "parse_range"]
 
 Headers = list[tuple[bytes, bytes]]
+_Read = Callable[[str, int, int | None], Awaitable[bytes | memoryview]]
 
 
 def parse_range(value: str, size: int) -> tuple[int, int] | str | None:
@@ -87,6 +91,7 @@ class StaticFiles:
         self._index = index
         self._extra = list(headers)
         self._chunk_bytes = chunk_bytes
+        self._view = store.view if isinstance(store, ViewKV) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,14 +145,19 @@ class StaticFiles:
         if method == "HEAD" or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
-        await self._send_value(send, key, first, length)
+        read: _Read = self._store.get
+        if self._view is not None and BODY_BUFFERS in scope.get("extensions", ()):
+            read = self._view
+        await self._send_value(send, read, key, first, length)
 
-    async def _send_value(self, send: Send, key: str, offset: int, length: int) -> None:
+    async def _send_value(
+        self, send: Send, read: _Read, key: str, offset: int, length: int
+    ) -> None:
         chunk = self._chunk_bytes
         end = offset + length
         while offset < end:
             n = min(chunk, end - offset)
-            data = await self._store.get(key, offset, n)
+            data = await read(key, offset, n)
             if len(data) != n:  # the value changed under us: cut the response short
                 raise RuntimeError(f"{key!r} changed while being sent")
             offset += n
