@@ -16,7 +16,7 @@ addresses).
 """
 
 import riad
-from riad.services.http import HttpLimits, HttpServer
+from riad.services.http import HttpServer
 from riad.services.http.middleware import HSTS, redirect_to_https, with_headers
 from riad.services.http.static import StaticFiles
 from riad.services.tls import TlsServer
@@ -35,13 +35,11 @@ app.kv("certs", source="certs", help="server.pem and server.key (build.py --cert
 async def main(dev: riad.Devices) -> None:
     tls = await TlsServer.from_kv(dev.kv("certs"))
     log, access_log = dev.logger("http"), dev.logger("http.access")
-    # HTTPS: the files, and HSTS so browsers keep to HTTPS.
-    # Over TLS the body is encrypted a 16 KiB record at a time anyway, so small
-    # chunks and a small write buffer cost little, and keep what a client that
-    # stops reading holds in the server to a few tens of KiB.
-    site = with_headers(StaticFiles(dev.kv("htdocs"), chunk_bytes=16 * 1024), [HSTS])
-    limits = HttpLimits(write_buffer_bytes=16 * 1024)
-    async with HttpServer(site, limits=limits, log=log, access_log=access_log) as https:
+    # HTTPS: the files, and HSTS so browsers keep to HTTPS. The bodies are views
+    # of the packed store (no copies), encrypted a record at a time as each
+    # client takes them: one that stops reading costs the server a few tens of KiB.
+    site = with_headers(StaticFiles(dev.kv("htdocs")), [HSTS])
+    async with HttpServer(site, log=log, access_log=access_log) as https:
         secure = await https.listen(dev.stack, port=https_port.value, tls=tls.wrap)
         # HTTP: a redirect to the same URL over HTTPS (on the port really bound).
         redirect = redirect_to_https(secure.local_addr[1], server_name=server_name.value or None)

@@ -11,7 +11,7 @@ takes the transport. Flow control works both ways like a kernel socket:
 advertised window closes; bytes the connection's send buffer cannot take wait
 in the transport, and above the high-water mark the protocol is paused
 (``drain()`` blocks) until the peer acknowledges enough. The send buffer is
-used up to twice the peer's receive window (at least 16 KiB), so a peer that
+used up to twice the peer's receive window (at least 4 KiB), so a peer that
 reads keeps a full pipe while one that stopped reading (its window closed)
 leaves little queued here, however much it took before.
 
@@ -64,7 +64,7 @@ _EOF = int(TcpEvent.EOF)
 _CLOSED = int(TcpEvent.CLOSED)
 _CONNECTED = int(TcpEvent.CONNECTED)
 _PUSH_BYTES = 64 * 1024
-_SEND_FLOOR_BYTES = 16 * 1024
+_SEND_FLOOR_BYTES = 4 * 1024  # (a stalled peer's connection holds no more unsent)
 
 
 class TcpTransport(asyncio.Transport):

@@ -79,7 +79,9 @@ class HttpLimits:
     max_connections: int = 1024
     write_buffer_bytes: int = 64 * 1024
     """What of a response may wait in the connection's buffer (its high-water mark)
-    before the application's ``send`` waits for the client to take it."""
+    before the application's ``send`` waits for the client to take it. A TLS
+    listener's connections wait as soon as one record is pending below TLS (TLS
+    keeps the plaintext, by reference, instead)."""
     max_write_bytes: int = 256 * 1024
     """A larger body message is written in pieces of this size, each once the
     connection has room again: what one message can add to a slow reader's buffer."""

@@ -135,11 +135,14 @@ class HttpServer:
 
         idle_s = self.limits.idle_timeout_s
 
+        # Under TLS what waits for a slow reader is the TLS stream's queue of
+        # plaintext (the application's own pieces, by reference): below it the
+        # connection holds no more than the one record being sent.
+        write_buffer = 0 if tls is not None else self.limits.write_buffer_bytes
+
         def connection() -> ProtocolStream:
             stream = ProtocolStream(
-                accepted,
-                first_data_timeout_s=idle_s,
-                write_buffer_bytes=self.limits.write_buffer_bytes,
+                accepted, first_data_timeout_s=idle_s, write_buffer_bytes=write_buffer
             )
             self._streams.add(stream)
             return stream
