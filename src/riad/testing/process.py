@@ -2,8 +2,8 @@
 
 ``ServiceProcess`` starts a command (``riad run ...``, or the same inside a
 network namespace with ``ip netns exec``), collects what it writes to
-standard error line by line, and lets the test wait for a line, stop the
-process with a signal and read its exit status. It never sleeps to wait:
+standard error line by line (a thread reads it as it comes), and lets the test
+wait for a line, stop the process with a signal and read its exit status. It never sleeps to wait:
 it blocks on the process's output with a deadline, and the deadline is only
 the bound on a failure. On exit it ends the process it started (by its PID)
 if the test has not.
@@ -18,10 +18,10 @@ if the test has not.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -45,7 +45,12 @@ def log_field(line: str, key: str) -> str:
 
 
 class ServiceProcess(ClosedOnExit):
-    """A service process whose standard error the test reads line by line."""
+    """A service process whose standard error the test reads line by line.
+
+    A thread reads the output as it comes, whether or not the test is waiting
+    for a line: a service that logs much (an access log under load) never
+    fills the pipe and stops while the test does something else.
+    """
 
     def __init__(
         self,
@@ -57,7 +62,8 @@ class ServiceProcess(ClosedOnExit):
     ) -> None:
         self.argv = list(argv)
         self.lines: list[str] = []
-        self._buffer = b""
+        self._eof = False
+        self._changed = threading.Condition()
         self.proc = subprocess.Popen(
             self.argv,
             cwd=cwd,
@@ -67,54 +73,54 @@ class ServiceProcess(ClosedOnExit):
             stderr=subprocess.PIPE,
         )
         assert self.proc.stderr is not None
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.proc.stderr, selectors.EVENT_READ)
-        self._eof = False
+        self._reader = threading.Thread(
+            target=self._read_all, args=(self.proc.stderr.fileno(),), daemon=True
+        )
+        self._reader.start()
 
-    def _read_some(self, timeout_s: float) -> bool:
-        """Read what is available within ``timeout_s``; False at end of output."""
-        if self._eof:
-            return False
-        assert self.proc.stderr is not None
-        if not self._selector.select(timeout_s):
-            return True
-        chunk = os.read(self.proc.stderr.fileno(), 65536)
-        if not chunk:
-            self._eof = True
-            if self._buffer:
-                self.lines.append(self._buffer.decode(errors="replace"))
-                self._buffer = b""
-            return False
-        self._buffer += chunk
-        *complete, self._buffer = self._buffer.split(b"\n")
-        self.lines.extend(line.decode(errors="replace") for line in complete)
-        return True
+    def _read_all(self, fd: int) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # closed under us (close() while the process lives on)
+                chunk = b""
+            with self._changed:
+                if not chunk:
+                    if buffer:
+                        self.lines.append(buffer.decode(errors="replace"))
+                    self._eof = True
+                    self._changed.notify_all()
+                    return
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                if complete:
+                    self.lines.extend(line.decode(errors="replace") for line in complete)
+                    self._changed.notify_all()
 
     def wait_for(self, text: str, timeout_s: float = 30.0, *, start: int = 0) -> str:
         """The first line (from index ``start``) containing ``text``; waits for it to appear."""
         deadline = time.monotonic() + timeout_s
         seen = start
-        while True:
-            for line in self.lines[seen:]:
-                if text in line:
-                    return line
-            seen = len(self.lines)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read_some(remaining):
-                if any(text in line for line in self.lines[seen:]):
-                    continue
-                raise AssertionError(
-                    f"{text!r} did not appear in the output of {' '.join(self.argv)}; "
-                    f"exit status {self.proc.poll()}; output:\n" + "\n".join(self.lines)
-                )
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if text in line:
+                        return line
+                seen = len(self.lines)
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    raise AssertionError(
+                        f"{text!r} did not appear in the output of {' '.join(self.argv)}; "
+                        f"exit status {self.proc.poll()}; output:\n" + "\n".join(self.lines)
+                    )
+                self._changed.wait(remaining)
 
     def wait(self, timeout_s: float = 30.0) -> int:
         """Wait for the process to end by itself, reading its output; its exit status."""
         deadline = time.monotonic() + timeout_s
-        while self._read_some(max(0.0, deadline - time.monotonic())):
-            if time.monotonic() >= deadline:
-                break
+        with self._changed:  # (the end of its output, unless something it started holds it)
+            self._changed.wait_for(lambda: self._eof, timeout_s)
         try:
             return self.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -136,6 +142,6 @@ class ServiceProcess(ClosedOnExit):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self._selector.close()
-        if self.proc.stderr is not None:
+        self._reader.join(5.0)  # (a process it started may hold the pipe open longer)
+        if self.proc.stderr is not None and not self._reader.is_alive():
             self.proc.stderr.close()
