@@ -68,6 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_new(sub)
     _add_vm_verbs(sub)
     _add_cert_verb(sub)
+    _add_serve_verb(sub)
     from riad.targets.kubernetes import add_deploy_parser
 
     add_deploy_parser(sub)
@@ -355,6 +356,30 @@ def _cert(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
         return 2
     return cmd_cert(args)
+
+
+# -- riad serve ----------------------------------------------------------------
+
+
+def _add_serve_verb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from riad.targets.vm.wake import add_serve_parser
+
+    add_serve_parser(sub)
+    sub.choices["serve"].set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace, extra: list[str]) -> int:
+    from riad.image import ImageError
+    from riad.targets.vm.wake import cmd_serve
+
+    if extra:
+        print(f"riad: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
+    try:
+        return cmd_serve(args)
+    except ImageError as exc:
+        print(f"riad serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 # -- entry point ---------------------------------------------------------------

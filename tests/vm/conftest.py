@@ -53,11 +53,11 @@ def netns() -> Iterator[str]:
 class RiadRun:
     """A ``riad run`` process inside a namespace, its output read line by line."""
 
-    def __init__(self, netns: str, args: list[str]) -> None:
+    def __init__(self, netns: str, args: list[str], verb: str = "run") -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, *RIAD, "run", *args],
+            ["ip", "netns", "exec", netns, *RIAD, verb, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
