@@ -42,9 +42,9 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         yield command
 
 
-def _build(archive: Path) -> str:
+def _build(archive: Path, service: Path = REPO / "examples/echo") -> str:
     done = subprocess.run(
-        riad_command("build", str(REPO / "examples/echo"), "-t", "oci", "--archive", str(archive)),
+        riad_command("build", str(service), "-t", "oci", "--archive", str(archive)),
         capture_output=True,
         text=True,
         timeout=600,
@@ -87,6 +87,7 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
     text = logs()
     assert text.count("prevented by the container's runtime: new namespaces") == 1, text
     assert "capabilities: none" in text and "no_new_privs" in text
+    assert "seccomp (enforce): " in text, text
 
     def ready() -> str:
         try:
@@ -180,6 +181,7 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
         sealed = [line for line in logs.stderr.splitlines() if "sealed in the container" in line]
         assert len(sealed) == 1, logs.stderr
         assert "capabilities: none" in sealed[0] and "no_new_privs" in sealed[0]
+        assert "seccomp (enforce): " in sealed[0], sealed[0]  # under RuntimeDefault's own
     finally:
         down = subprocess.run(
             [*podman, "kube", "down", str(yaml)], capture_output=True, text=True, timeout=120
@@ -187,3 +189,70 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
     assert down.returncode == 0, down.stderr
     left = subprocess.run([*podman, "ps", "-a", "-q"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def _ask(port: int, command: str) -> str:
+    """One command to the hostile service; its answer ("" if the connection closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(command.encode() + b"\n")
+        got = b""
+        while chunk := client.recv(100):
+            got += chunk
+    return got.decode().strip()
+
+
+@pytest.mark.netns
+def test_the_seccomp_allowlist_stops_forbidden_calls_inside_the_container(
+    tmp_path: Path, podman: list[str]
+) -> None:
+    """tests/oci/hostile: sealed in audit mode, exec, a Unix or netlink socket and a file
+    created are refused with EPERM while the service goes on answering; with --seal off
+    (the engine's profile alone) the sockets open, so the refusal is the seal's; in
+    enforce mode (the default) exec ends the service with SIGSYS."""
+    _build(tmp_path / "hostile.tar", REPO / "tests/oci/hostile")
+    loaded = subprocess.run([*podman, "load", "-i", str(tmp_path / "hostile.tar")])
+    assert loaded.returncode == 0
+
+    def start(name: str, *seal: str) -> int:
+        port = _free_port()
+        publish, image = ["-p", f"127.0.0.1:{port}:7007"], ["localhost/hostile:latest", *seal]
+        started = subprocess.run(
+            [*podman, "run", "-d", *RUN, *LIMITS, "--name", name, *publish, *image],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, started.stderr
+
+        def sealed() -> bool:
+            out = subprocess.run([*podman, "logs", name], capture_output=True, text=True)
+            return "sealed in the container" in out.stderr
+
+        assert eventually(sealed, timeout_s=60)
+        return port
+
+    audit = start("hostile-audit", "--seal", "audit")
+    assert _ask(audit, "echo") == "echo"
+    for command in ("exec", "unix", "netlink", "write"):
+        assert _ask(audit, command) == "denied EPERM", command
+    assert _ask(audit, "echo") == "echo"
+
+    off = start("hostile-off", "--seal", "off")
+    assert _ask(off, "unix") == "allowed"
+    assert _ask(off, "netlink") == "allowed"
+
+    enforce = start("hostile-enforce")
+    assert _ask(enforce, "echo") == "echo"
+    assert _ask(enforce, "exec") == ""
+
+    form = "{{.State.Status}} {{.State.ExitCode}}"
+
+    def status() -> str:
+        out = subprocess.run(
+            [*podman, "inspect", "--format", form, "hostile-enforce"],
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    assert eventually(lambda: status() == "exited 159", timeout_s=60), status()  # 128 + SIGSYS

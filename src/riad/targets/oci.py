@@ -15,9 +15,11 @@ The image runs as user ``65534`` (nobody). Its entrypoint is this module:
 to the service, which serves on the container's own sockets (the ``unix``
 target's socket stack). Once start-up is over (the event loop first waits)
 it seals itself with what a container allows without privileges
-(:func:`seal_in_container`) and says once, in one line, what it applied and
-what the container's runtime prevented; it never refuses to start because
-the engine isolates it already.
+(:func:`seal_in_container`), the seccomp allowlist of :func:`container_policy`
+last, and says once, in one line, what it applied and what the container's
+runtime prevented; it never refuses to start because the engine isolates it
+already. ``--seal enforce|audit|off`` (taken by the entry) chooses what a call
+outside the allowlist gets: the service killed, ``EPERM``, or no allowlist.
 
 Reproducible: files sorted, owned by 0:0, dated ``SOURCE_DATE_EPOCH`` (0 when
 unset); the same inputs give the same layer, config and manifest digests.
@@ -25,11 +27,13 @@ unset); the same inputs give the same layer, config and manifest digests.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import io
 import json
 import os
+import socket
 import sys
 import sysconfig
 import tarfile
@@ -38,6 +42,10 @@ from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any
+
+from riad.targets.sandbox.inplace import in_place_policy
+from riad.targets.sandbox.policy import ArgIn, ArgMaskedEq, Deny, Policy, SyscallRule
+from riad.targets.sandbox.profile import DeviceFds
 
 __all__ = ["APP_LIB", "PLAN_FILE", "OciBuild", "build_oci", "main", "seal_in_container"]
 
@@ -66,16 +74,86 @@ ENTRY_IMPORTS = (
 # -- the entry: runs inside the container ----------------------------------------------
 
 
-def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
+SEAL_MODES = ("enforce", "audit", "off")
+"""The entry's ``--seal`` boot argument: the seccomp allowlist's refusals kill the
+service (``enforce``, the default), fail with ``EPERM`` (``audit``: the kernel logs
+each), or no allowlist (``off``: the engine's profile alone)."""
+
+FIONBIO = 0x5421
+SOCK_NONBLOCK = 0o4000
+SOCK_CLOEXEC = 0o2000000
+
+
+def container_policy(loop: asyncio.AbstractEventLoop, deny: Deny, *, threads: bool) -> Policy:
+    """The seccomp allowlist of a service on the container's own sockets.
+
+    The vm's in-place policy (:func:`riad.targets.sandbox.inplace.in_place_policy`, the
+    sandbox's service policy: no exec, no process, no executable memory, the loop's
+    descriptors, files only for reading) with the calls of the kernel's sockets in
+    place of a device's: each connection is a descriptor the kernel numbers as it
+    comes, so the calls on connections take any descriptor; new sockets only of the
+    Internet families, stream or datagram (no Unix, netlink, packet or raw socket);
+    ``ioctl`` also sets a socket non-blocking (``FIONBIO``), and only that.
+    """
+    base = in_place_policy(
+        DeviceFds.for_loop(loop, ()), deny, console_in=None, data=True, threads=threads
+    )
+    anything = "on the connections, numbered by the kernel as they come"
+    socket_rules = [
+        *(SyscallRule(call, (), anything) for call in _CONNECTION_CALLS),
+        SyscallRule("accept4", (), "take a connection from a listener"),
+        SyscallRule(
+            "socket",
+            (
+                ArgIn(0, (socket.AF_INET, socket.AF_INET6), ("AF_INET", "AF_INET6")),
+                ArgMaskedEq(1, ~(SOCK_NONBLOCK | SOCK_CLOEXEC | 3) & 0xFFFFFFFF, 0, "type bits"),
+            ),
+            "open an Internet socket, stream or datagram (raw needs CAP_NET_RAW: none)",
+        ),
+    ]
+    rules = [rule for rule in base.rules if rule.name not in {r.name for r in socket_rules}]
+    for i, rule in enumerate(rules):
+        if rule.name == "ioctl":
+            (check,) = rule.args
+            assert isinstance(check, ArgIn)
+            values, labels = (*check.values, FIONBIO), (*check.labels, "FIONBIO")
+            rules[i] = SyscallRule("ioctl", (ArgIn(1, values, labels),), rule.why)
+    return Policy((*rules, *socket_rules), deny)
+
+
+_CONNECTION_CALLS = (
+    "recvfrom",
+    "sendto",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvmsg",
+    "sendmsg",
+    "connect",
+    "getsockopt",
+    "setsockopt",
+    "getsockname",
+    "getpeername",
+    "shutdown",
+)
+
+
+def seal_in_container(
+    readable: Sequence[str],
+    threads: int,
+    mode: str = "enforce",
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> list[str]:
     """Seal the running service with what needs no privilege; return what was done and
     what the container's runtime prevented, one item each.
 
     Capabilities dropped (securebits locked), ``no_new_privs``, no core dumps,
     resource limits, Landlock (only the data files readable) where the kernel
-    has it. New namespaces (and so the sandbox's empty root) are tried and
-    reported when the runtime refuses them. The seccomp allowlist of the
-    sandbox and the vm is not applied: on the container's sockets every
-    connection opens a descriptor, which it forbids (as the vm's socket kernel).
+    has it, and last the seccomp allowlist of :func:`container_policy` (unless
+    ``mode`` is ``off``). New namespaces (and so the sandbox's empty root) are
+    tried and reported when the runtime refuses them; so is any step the runtime
+    prevents, and the service goes on (the engine isolates it already).
     """
     from riad.targets.sandbox import linux
     from riad.targets.sandbox.seal import (
@@ -84,6 +162,7 @@ def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
         apply_landlock,
         drop_capabilities,
         enter_namespaces,
+        install_filter,
         set_limits,
     )
 
@@ -116,7 +195,16 @@ def seal_in_container(readable: Sequence[str], threads: int) -> list[str]:
         done.append(apply_landlock((), tuple(readable), tcp=False))
     except SealError as exc:
         done.append(f"prevented by the container's runtime: {exc}")
-    done.append("seccomp: the engine's own (the seal's allowlist needs riad's own stack)")
+    if mode == "off":
+        done.append("seccomp: the engine's own (--seal off)")
+        return done
+    deny = Deny.KILL if mode == "enforce" else Deny.ERRNO
+    policy = container_policy(loop or asyncio.get_running_loop(), deny, threads=threads > 0)
+    try:
+        install_filter(policy, all_threads=True)
+        done.append(f"seccomp ({mode}): {policy.describe()[-1]}, else {deny.value}")
+    except SealError as exc:
+        done.append(f"prevented by the container's runtime: {exc}")
     return done
 
 
@@ -142,6 +230,18 @@ def _open_files() -> int:
     return min(x for x in (soft, hard, 65536) if x != resource.RLIM_INFINITY)
 
 
+def _split_seal_arg(args: Sequence[str]) -> tuple[str, list[str]]:
+    """Take ``--seal MODE`` out of the entry's boot arguments: the mode and the rest."""
+    from riad import bootargs
+    from riad.app.args import ConfigError
+
+    found, rest = bootargs.split(args, {"--seal": "|".join(SEAL_MODES)})
+    mode = found.get("--seal") or "enforce"
+    if mode not in SEAL_MODES:
+        raise ConfigError(f"--seal {mode}: choose {', '.join(SEAL_MODES)}")
+    return mode, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The image's entrypoint: ``SERVICE [boot arguments...]``, run and sealed."""
     from riad.app.args import ConfigError
@@ -154,9 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from riad.targets.target import RunRequest, prepare_service
     from riad.targets.unix import _stack_opener, open_kvs
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    plan = json.loads(Path(PLAN_FILE).read_text())
     console = FdConsole(2)
+    try:
+        mode, args = _split_seal_arg(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    plan = json.loads(Path(PLAN_FILE).read_text())
     request = RunRequest(service=plan["service"], boot_args=tuple(args), net="socket")
     prepared = prepare_service(request, console, help_console=FdConsole(1))
     if isinstance(prepared, int):
@@ -177,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for failure in import_modules(plan["imports"]):
             console.write_line(f"riad: note: not imported before the seal: {failure}")
         warm_up()
-        steps = seal_in_container(plan["readable"], app.threads)
+        steps = seal_in_container(plan["readable"], app.threads, mode)
         console.write_line("riad: sealed in the container: " + "; ".join(steps))
         sealing.release()
         gc.collect()
