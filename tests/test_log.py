@@ -157,3 +157,94 @@ def test_stdlib_logging_is_routed_while_captured() -> None:
         logging.getLogger("lib").debug("dropped too")
     logging.getLogger("asyncio").warning("after capture")
     assert console.lines == ["  0.000000 WARN  asyncio: Task was destroyed x"]
+
+
+def _json_logs() -> tuple[Logs, MemoryConsole, SimClock]:
+    console = MemoryConsole()
+    clock = SimClock()
+    logs = Logs(console, clock, LogLevels.parse("info"), format="json", wall=lambda: 1796489401.5)
+    return logs, console, clock
+
+
+def test_json_format_is_one_object_per_line() -> None:
+    import json
+
+    logs, console, clock = _json_logs()
+    clock.advance(Duration.from_millis(52.113))
+    logs.source("app").info("listening %s", "now", port=7, addr="0.0.0.0", tags=("a", "b"))
+    logs.source("app").warning("odd", level="shadowed", hidden=None, _only_structured=True)
+    first, second = (json.loads(line) for line in console.lines)
+    assert first == {
+        "time": "2026-12-05T16:50:01.500000Z",
+        "uptime": 0.052113,
+        "level": "info",
+        "logger": "app",
+        "message": "listening now",
+        "port": 7,
+        "addr": "0.0.0.0",
+        "tags": ["a", "b"],
+    }
+    assert second["level"] == "warning"
+    assert second["field_level"] == "shadowed"
+    assert second["hidden"] is None
+    assert second["only_structured"] is True
+
+
+def test_json_format_keeps_the_traceback_in_its_event() -> None:
+    import json
+
+    logs, console, _ = _json_logs()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        logs.source("app").exception("failed", exc=exc)
+    (line,) = console.lines
+    event = json.loads(line)
+    assert event["error"] == "RuntimeError: boom"
+    assert event["traceback"].startswith("Traceback (most recent call last):")
+    assert event["traceback"].endswith("RuntimeError: boom")
+
+
+def test_structured_only_fields_stay_out_of_text() -> None:
+    logs, console, _ = _logs()
+    seen: list[object] = []
+    logs.source("http.access").info("GET /", ms=1, _status=200)
+    logs.add_sink(seen.append)
+    logs.source("http.access").info("GET /", ms=2, _status=404)
+    assert console.lines == [
+        "  0.000000 INFO  http.access: GET / ms=1",
+        "  0.000000 INFO  http.access: GET / ms=2",
+    ]
+    (event,) = seen
+    assert event.fields == (("ms", 2), ("status", 404))  # type: ignore[attr-defined]
+
+
+def test_a_failing_sink_is_removed_and_said() -> None:
+    logs, console, _ = _logs()
+
+    def broken(_event: object) -> None:
+        raise OSError("gone")
+
+    logs.add_sink(broken)
+    logs.source("app").info("one")
+    logs.source("app").info("two")
+    assert console.lines[0] == "  0.000000 INFO  app: one"
+    assert "removed after it failed" in console.lines[1]
+    assert console.lines[2] == "  0.000000 INFO  app: two"
+
+
+def test_unknown_log_format_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="use text or json"):
+        Logs(MemoryConsole(), SimClock(), format="xml")
+
+
+def test_fields_of_an_access_line_survive_python_logging() -> None:
+    from riad.services.http.server import service_logger
+
+    logs, console, _ = _logs()
+    seen: list[object] = []
+    logs.add_sink(seen.append)
+    with logs.capture_stdlib_logging():
+        service_logger("http.access").info("GET /", ms=3, _status=200)
+    assert console.lines == ["  0.000000 INFO  http.access: GET / ms=3"]
+    assert seen[0].fields == (("ms", 3), ("status", 200))  # type: ignore[attr-defined]

@@ -15,6 +15,24 @@ seconds since the hub was created (on its clock), level, source, message, then
 ``key=value`` fields (values with spaces or quotes are double-quoted). A
 traceback follows its event as lines starting with ``|``.
 
+With ``--log-format json`` (``Logs(..., format="json")``) every event is one
+JSON object on one line instead, for log shippers::
+
+    {"time": "2026-12-05T16:50:01.052113Z", "uptime": 0.052113, "level": "info",
+     "logger": "app", "message": "listening", "port": 7, "addr": "0.0.0.0"}
+
+(on one line): the wall-clock time in UTC (RFC 3339), the seconds since the hub
+was created, level, source, message, then the fields as JSON values (a field
+named like one of the first five gets a ``field_`` prefix); a traceback is the
+``traceback`` field, one string. A field whose name starts with ``_`` is
+structured only: it is left out of the text line, and appears without its
+underscore in JSON and in remote logs (the HTTP access log gives the client,
+request line, status and bytes so, beside the text it always had).
+
+Sinks (``Logs.add_sink``) receive every event written, as an ``Event``: remote
+logging (``riad.syslog``) is one. A sink must not block or raise; one that
+raises is removed and said so on the console.
+
 Disabled levels are cheap: every ``Logger`` keeps its threshold as an int, so
 ``log.debug(...)`` below the threshold is one call and one comparison. The
 message is %-formatted with ``args`` only when the line is written. On a hot
@@ -23,10 +41,12 @@ path, guard expensive arguments with ``if log.enabled(DEBUG):``.
 
 from __future__ import annotations
 
+import json
 import logging as _stdlib_logging
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -37,13 +57,18 @@ __all__ = [
     "DEBUG",
     "ERROR",
     "INFO",
+    "LOG_FORMATS",
     "OFF",
+    "RECORD_FIELDS",
     "WARNING",
+    "Event",
     "Level",
     "LogLevels",
     "Logger",
     "Logs",
+    "json_line",
     "null_logger",
+    "rfc3339",
 ]
 
 
@@ -72,6 +97,9 @@ _LEVEL_NAMES: dict[str, Level] = {
     "off": OFF,
     "quiet": OFF,
 }
+LOG_FORMATS = ("text", "json")
+"""The line formats of the console log (``--log-format``)."""
+
 _LABELS = {DEBUG: "DEBUG", INFO: "INFO ", WARNING: "WARN ", ERROR: "ERROR", OFF: "OFF  "}
 
 
@@ -198,16 +226,19 @@ class Logger:
             self._write(level, message, args, fields)
             return
         fields = {**fields, "error": _describe(exc)}
-        self._write(level, message, args, fields)
         import traceback  # only when an exception is logged
 
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        for chunk in tb:
-            for line in chunk.rstrip("\n").split("\n"):
-                self._logs.emit(level, self.source, "| " + line, ())
+        lines = tuple(line for chunk in tb for line in chunk.rstrip("\n").split("\n"))
+        self._write(level, message, args, fields, lines)
 
     def _write(
-        self, level: Level, message: str, args: tuple[object, ...], fields: dict[str, object]
+        self,
+        level: Level,
+        message: str,
+        args: tuple[object, ...],
+        fields: dict[str, object],
+        traceback: tuple[str, ...] = (),
     ) -> None:
         if self._logs is None:
             return
@@ -216,7 +247,7 @@ class Logger:
                 message = message % args
             except (TypeError, ValueError) as exc:
                 message = f"{message!r} % {args!r} (bad log format: {exc})"
-        self._logs.emit(level, self.source, message, tuple(fields.items()))
+        self._logs.emit(level, self.source, message, tuple(fields.items()), traceback)
 
     def __repr__(self) -> str:
         return f"Logger({self.source!r}, {self.level.name.lower()})"
@@ -227,11 +258,33 @@ def null_logger(source: str = "null") -> Logger:
     return Logger(None, source, OFF)
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as a sink receives it."""
+
+    level: Level
+    source: str
+    message: str
+    """The message, %-formatted, possibly over several lines."""
+    fields: tuple[tuple[str, object], ...]
+    """The fields, a structured-only one (``_name``) already without its underscore."""
+    wall: float
+    """When, in seconds since the epoch (the hub's wall clock)."""
+    uptime: float
+    """When, in seconds since the hub was created (its clock)."""
+    traceback: tuple[str, ...] = ()
+
+
+Sink = Callable[[Event], None]
+
+
 class Logs:
     """The log hub of one running service: console, clock, levels, loggers.
 
     Lines carry the seconds since ``start`` (default: the clock's reading when
-    the hub is created).
+    the hub is created). ``format`` is ``"text"`` or ``"json"`` (see the module
+    text); ``wall`` reads the wall clock (seconds since the epoch) for JSON
+    lines and sinks.
     """
 
     def __init__(
@@ -241,12 +294,19 @@ class Logs:
         levels: LogLevels | None = None,
         *,
         start: Instant | None = None,
+        format: str = "text",
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        if format not in LOG_FORMATS:
+            raise ValueError(f"unknown log format {format!r}; use text or json")
         self.console = console
         self.clock = clock
         self.levels = levels if levels is not None else LogLevels()
+        self.format = format
+        self.wall = wall
         self._start_ns = (start if start is not None else clock.now()).ns
         self._loggers: dict[str, Logger] = {}
+        self._sinks: list[Sink] = []
 
     def source(self, name: str) -> Logger:
         """The logger of source ``name`` (the same object on every call)."""
@@ -262,19 +322,60 @@ class Logs:
         for name, logger in self._loggers.items():
             logger._threshold = levels.level_for(name)
 
+    def add_sink(self, sink: Sink) -> None:
+        """Hand every event written from now on to ``sink`` too."""
+        self._sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        with suppress(ValueError):
+            self._sinks.remove(sink)
+
     def emit(
         self,
         level: Level,
         source: str,
         message: str,
         fields: tuple[tuple[str, object], ...],
+        traceback: tuple[str, ...] = (),
     ) -> None:
-        """Format one event as a line and write it to the console (no level check)."""
+        """Write one event to the console and the sinks (no level check)."""
         secs = (self.clock.now().ns - self._start_ns) / 1e9
-        line = f"{secs:>10.6f} {_LABELS.get(level, 'LOG  ')} {source}: {_one_line(message)}"
+        if self.format == "text" and not self._sinks:
+            self._text(level, source, message, fields, traceback, secs)
+            return
+        shown = fields
+        if any(key[0] == "_" for key, _ in fields):
+            shown = tuple((key.removeprefix("_"), value) for key, value in fields)
+        event = Event(level, source, message, shown, self.wall(), secs, traceback)
+        if self.format == "json":
+            self.console.write_line(json_line(event))
+        else:
+            self._text(level, source, message, fields, traceback, secs)
+        for sink in tuple(self._sinks):
+            try:
+                sink(event)
+            except Exception as exc:  # a sink's bug must not stop the service
+                self.remove_sink(sink)
+                self.console.write_line(f"log sink {sink!r} removed after it failed: {exc!r}")
+
+    def _text(
+        self,
+        level: Level,
+        source: str,
+        message: str,
+        fields: tuple[tuple[str, object], ...],
+        traceback: tuple[str, ...],
+        secs: float,
+    ) -> None:
+        label = _LABELS.get(level, "LOG  ")
+        line = f"{secs:>10.6f} {label} {source}: {_one_line(message)}"
         if fields:
-            line += "".join(f" {key}={_format_value(value)}" for key, value in fields)
+            line += "".join(
+                f" {key}={_format_value(value)}" for key, value in fields if key[0] != "_"
+            )
         self.console.write_line(line)
+        for tb_line in traceback:
+            self.console.write_line(f"{secs:>10.6f} {label} {source}: | {tb_line}")
 
     @contextmanager
     def capture_stdlib_logging(self) -> Iterator[None]:
@@ -304,6 +405,12 @@ _STDLIB_LEVELS = {
 }
 
 
+RECORD_FIELDS = "riad_fields"
+"""The attribute of a ``logging.LogRecord`` that carries a riad event through Python's
+``logging`` (``extra={RECORD_FIELDS: (message, fields, traceback)}``), back into a service's log
+with its fields as they were."""
+
+
 class _StdlibBridge(_stdlib_logging.Handler):
     def __init__(self, logs: Logs) -> None:
         super().__init__()
@@ -320,6 +427,10 @@ class _StdlibBridge(_stdlib_logging.Handler):
             level = DEBUG
         logger = self._logs.source(record.name.removeprefix("riad."))
         if not logger.enabled(level):
+            return
+        carried = getattr(record, RECORD_FIELDS, None)
+        if isinstance(carried, tuple):  # a riad event through logging: keep its fields
+            self._logs.emit(level, logger.source, *carried)
             return
         try:
             message = record.getMessage()
@@ -355,3 +466,42 @@ def _format_value(value: object) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return f'"{escaped}"'
+
+
+_RESERVED_JSON_KEYS = frozenset({"time", "uptime", "level", "logger", "message", "traceback"})
+
+
+def rfc3339(wall: float) -> str:
+    """``wall`` (seconds since the epoch) as an RFC 3339 UTC time with microseconds."""
+    whole = int(wall // 1)
+    micros = round((wall - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def json_line(event: Event) -> str:
+    """``event`` as one line of JSON (``--log-format json``)."""
+    record: dict[str, object] = {
+        "time": rfc3339(event.wall),
+        "uptime": round(event.uptime, 6),
+        "level": event.level.name.lower(),
+        "logger": event.source,
+        "message": event.message,
+    }
+    for key, value in event.fields:
+        name = f"field_{key}" if key in _RESERVED_JSON_KEYS else key
+        record[name] = _json_value(value)
+    if event.traceback:
+        record["traceback"] = "\n".join(event.traceback)
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _json_value(value: object) -> object:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, tuple | list | set | frozenset):
+        return [_json_value(item) for item in value]
+    return str(value)

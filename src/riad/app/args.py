@@ -13,6 +13,10 @@ riad adds the ones every target shares (:data:`RIAD_ARGS`):
   ``dev.resolver`` resolves names (``docs/dns.md``); each may be given more
   than once, and every value counts;
 - ``--logs LEVELS``: log levels, ``info`` or per source ``*:info,tcp:debug``;
+- ``--log-format text|json``: the console log's lines (``riad.log``);
+- ``--syslog udp|tcp|tls://ADDRESS:PORT``, ``--syslog-ca PEM``,
+  ``--syslog-queue MESSAGES``: send the log to a syslog collector too
+  (``riad.services.syslog.sender``);
 - ``--health-port PORT``: answer ``/healthz`` and ``/readyz`` over HTTP on this
   port (``riad.app.health``);
 - ``--shutdown-timeout SECONDS``: how long a graceful stop may take (SIGTERM:
@@ -47,8 +51,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, Generic, TypeVar
 
 from riad.bootargs import DEFAULT_SHUTDOWN_TIMEOUT_S, NET_ARGS, ConfigError, scan
-from riad.log import LogLevels
+from riad.log import LOG_FORMATS, LogLevels
 from riad.services.dns.config import parse_host_entry, parse_search_domain, parse_server
+from riad.services.syslog.config import DEFAULT_QUEUE, SyslogConfig, SyslogTarget, parse_target
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -206,6 +211,18 @@ def _log_levels(text: str) -> LogLevels:
     return LogLevels.parse(text)
 
 
+def _log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise ValueError("write text (the default) or json")
+    return text
+
+
+def _syslog_queue(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise ValueError("give a number of messages from 1 to 1000000")
+    return int(text)
+
+
 def _flag(text: str) -> bool:
     raise ValueError("takes no value")
 
@@ -251,6 +268,28 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
     ),
     ArgSpec("--dhcp", _flag, False, "get the address by DHCP", is_flag=True),
     ArgSpec("--logs", _log_levels, LogLevels(), "log levels: info, or *:info,tcp:debug", "LEVELS"),
+    ArgSpec("--log-format", _log_format, "text", "the log's lines: text or json", "FORMAT"),
+    ArgSpec(
+        "--syslog",
+        parse_target,
+        None,
+        "send the log to a syslog collector too: udp://, tcp:// or tls://ADDRESS:PORT",
+        "URL",
+    ),
+    ArgSpec(
+        "--syslog-ca",
+        str,
+        None,
+        "the CA (PEM) a tls:// collector's certificate must chain to: a file, or STORE:KEY",
+        "PEM",
+    ),
+    ArgSpec(
+        "--syslog-queue",
+        _syslog_queue,
+        DEFAULT_QUEUE,
+        "log messages kept while the collector is away (the oldest are dropped)",
+        "MESSAGES",
+    ),
     ArgSpec("--dns", parse_server, (), "a DNS server for dev.resolver", "ADDRESS", repeat=True),
     ArgSpec(
         "--dns-search",
@@ -340,6 +379,10 @@ class BootConfig:
 
     net: NetConfig = field(default_factory=NetConfig)
     logs: LogLevels = field(default_factory=LogLevels)
+    log_format: str = "text"
+    """The console log's lines (``--log-format``): ``text`` or ``json``."""
+    syslog: SyslogConfig | None = None
+    """Where the log is sent too (``--syslog``); None: nowhere."""
     values: Mapping[str, Any] = field(default_factory=dict)
     """The service's own arguments by name (``"--port"``), defaults filled in."""
     argv: tuple[str, ...] = ()
@@ -396,6 +439,8 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
     return BootConfig(
         net=net,
         logs=values["--logs"],
+        log_format=values["--log-format"],
+        syslog=_syslog_config(values),
         values=service_values,
         argv=tuple(argv),
         health_port=values["--health-port"],
@@ -404,6 +449,20 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
 
 
 _RIAD_NAMES = frozenset(spec.name for spec in RIAD_ARGS)
+
+
+def _syslog_config(values: Mapping[str, Any]) -> SyslogConfig | None:
+    target: SyslogTarget | None = values["--syslog"]
+    ca: str | None = values["--syslog-ca"]
+    if target is None:
+        if ca is not None:
+            raise ConfigError("--syslog-ca: give --syslog tls://ADDRESS:PORT too, or leave it out")
+        return None
+    if ca is not None and target.transport != "tls":
+        raise ConfigError(
+            f"--syslog-ca is for a tls:// collector, not {target.transport}://; leave it out"
+        )
+    return SyslogConfig(target, ca, values["--syslog-queue"])
 
 
 def _unknown(name: str, specs: Mapping[str, ArgSpec[Any]]) -> str:

@@ -154,7 +154,7 @@ async def serve(
     stop = stop if stop is not None else asyncio.Event()
     if lifecycle is None:
         lifecycle = Lifecycle(grace_s if grace_s is not None else config.shutdown_timeout_s)
-    logs = Logs(console, clock, config.logs)
+    logs = Logs(console, clock, config.logs, format=config.log_format)
     riad_log = logs.source("riad")
     if volumes:
         config = dataclasses.replace(config, volumes=dict(volumes))
@@ -210,6 +210,11 @@ async def _serve(
         )
     if app.network and open_stack is None:
         raise MissingDeviceError(f"service {app.name!r} needs a network and none was composed")
+    if config.syslog is not None and not app.network:
+        raise ConfigError(
+            f"--syslog: service {app.name!r} has no network to reach a collector through; "
+            "leave --syslog out"
+        )
     if config.health_port is not None and not app.network:
         raise ConfigError(
             f"--health-port: service {app.name!r} has no network to answer probes on; "
@@ -227,8 +232,11 @@ async def _serve(
             # which a service without HTTP may not have installed)
             with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module("riad.app.health")
+            importlib.import_module("riad.services.syslog.sender")  # (as health, above)
 
             stack = await resources.enter_async_context(open_stack(logs))
+            if config.syslog is not None:
+                await _start_syslog(stack, app, config, kvs, logs, resources)
             supervised = SupervisedStack(stack, logs.source("app"), lifecycle)
             make_resolver = _resolver_maker(stack, config, random, clock, resolvers)
             if config.health_port is not None:
@@ -258,6 +266,32 @@ async def _serve(
                 await supervised.aclose(lifecycle.remaining_s())
             if health is not None:
                 await health.aclose()
+
+
+async def _start_syslog(
+    stack: Stack,
+    app: App,
+    config: BootConfig,
+    kvs: Mapping[str, KV],
+    logs: Logs,
+    resources: contextlib.AsyncExitStack,
+) -> None:
+    """Send the log to ``--syslog``'s collector through ``stack`` until the end."""
+    from riad.services.syslog.sender import attach, load_ca
+
+    assert config.syslog is not None
+    try:
+        ca_pem = None if config.syslog.ca is None else await load_ca(config.syslog.ca, kvs)
+        syslog = attach(logs, config.syslog, stack, app_name=app.name, ca_pem=ca_pem)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    async def stop() -> None:
+        await syslog.aclose()
+        logs.remove_sink(syslog)
+
+    resources.push_async_callback(stop)
+    logs.source("riad").info("logging to syslog", collector=str(config.syslog.target))
 
 
 async def _start_health(stack: Stack, port: int, lifecycle: Lifecycle, logs: Logs) -> HealthServer:

@@ -443,14 +443,20 @@ class HttpConnection:
         access = self._server.access_log
         if access.enabled(INFO):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            request = self.request_line or "-"
+            status = self._status if self._status is not None else "-"
             access.info(
                 '%s "%s" %s %d',
                 client,
-                self.request_line or "-",
-                self._status if self._status is not None else "-",
+                request,
+                status,
                 self._response_bytes,
                 ms=round((self._loop.time() - started) * 1000, 2),
                 outcome=outcome,
+                _client=client,  # structured only: JSON and remote logs (riad.log)
+                _request=request,
+                _status=status,
+                _bytes=self._response_bytes,
             )
 
     # -- ASGI receive ----------------------------------------------------------------------

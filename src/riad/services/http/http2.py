@@ -565,14 +565,20 @@ class Http2Connection:
     def _log(self, stream: _Stream, outcome: str) -> None:
         access = self._server.access_log
         if access.enabled(INFO):
+            client = self._client()
+            status = stream.status if stream.status is not None else "-"
             access.info(
                 '%s "%s" %s %d',
-                self._client(),
+                client,
                 stream.request_line,
-                stream.status if stream.status is not None else "-",
+                status,
                 stream.response_bytes,
                 ms=round((self._loop.time() - stream.started) * 1000, 2),
                 outcome=outcome,
+                _client=client,  # structured only: JSON and remote logs (riad.log)
+                _request=stream.request_line,
+                _status=status,
+                _bytes=stream.response_bytes,
             )
 
     # -- one exchange ----------------------------------------------------------------------

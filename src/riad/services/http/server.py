@@ -40,7 +40,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from riad.devices import Listener, Stack
-from riad.log import DEBUG, ERROR, INFO, WARNING, Level, Logger, LogLevels, Logs
+from riad.log import (
+    DEBUG,
+    ERROR,
+    INFO,
+    RECORD_FIELDS,
+    WARNING,
+    Level,
+    Logger,
+    LogLevels,
+    Logs,
+)
 from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
@@ -261,11 +271,23 @@ class _StdlibLogs(Logs):
         raise TypeError("the levels of Python's logging are set there")
 
     def emit(
-        self, level: Level, source: str, message: str, fields: tuple[tuple[str, object], ...]
+        self,
+        level: Level,
+        source: str,
+        message: str,
+        fields: tuple[tuple[str, object], ...],
+        traceback: tuple[str, ...] = (),
     ) -> None:
+        text = message
         if fields:
-            message += "".join(f" {key}={_field(value)}" for key, value in fields)
-        logging.getLogger(f"riad.{source}").log(_STDLIB[level], "%s", message)
+            text += "".join(
+                f" {key}={_field(value)}" for key, value in fields if not key.startswith("_")
+            )
+        if traceback:
+            text += "".join(f"\n| {line}" for line in traceback)
+        # the event as it was, for a riad service's log (Logs.capture_stdlib_logging)
+        carried = {RECORD_FIELDS: (message, fields, traceback)}
+        logging.getLogger(f"riad.{source}").log(_STDLIB[level], "%s", text, extra=carried)
 
 
 def _field(value: object) -> str:
