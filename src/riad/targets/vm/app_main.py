@@ -25,6 +25,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, HelpRequested
+from riad.app.lifecycle import Lifecycle
 from riad.app.model import App
 from riad.app.model import find_app as pick_app
 from riad.app.run import StackOpener, report_config_error, run, static_stack
@@ -91,7 +92,19 @@ def run_app(app: App, args: list[str], net: str, scratch_volumes: str | None = N
             kvs = load_stores(app)
     except ConfigError as exc:
         return report_config_error(exc, console)
-    return run(app, config, open_stack=opener, kvs=kvs, volumes=volumes, console=console)
+    from riad.targets.vm.guest import hold_readiness
+
+    lifecycle = Lifecycle(config.shutdown_timeout_s)
+    hold_readiness(lifecycle)  # ready once sealed
+    return run(
+        app,
+        config,
+        open_stack=opener,
+        kvs=kvs,
+        volumes=volumes,
+        console=console,
+        lifecycle=lifecycle,
+    )
 
 
 def _volumes(app: App, scratch: str | None) -> dict[str, str]:

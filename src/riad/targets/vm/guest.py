@@ -59,6 +59,7 @@ from riad import bootargs
 
 TYPE_CHECKING = False  # (no typing import at PID 1's start)
 if TYPE_CHECKING:
+    from riad.app.lifecycle import Lifecycle
     from riad.app.model import App
 
 MARK = "riad-vm:"
@@ -66,6 +67,8 @@ NIC = "eth0"
 CTRL_C = b"\x03"
 
 _after_startup: list[Callable[[], None]] = []
+_watching_startup = [False]
+"""Whether PID 1 watches for the end of start-up (the build's trace does not)."""
 
 
 def after_startup(hook: Callable[[], None]) -> None:
@@ -74,6 +77,17 @@ def after_startup(hook: Callable[[], None]) -> None:
     The sandbox target registers its seal here (see ``docs/vm.md``).
     """
     _after_startup.append(hook)
+
+
+def hold_readiness(lifecycle: Lifecycle) -> None:
+    """Keep ``lifecycle`` not ready until the :func:`after_startup` hooks have run.
+
+    The seal is one: ``/readyz`` never says ready before the service is sealed (nor
+    when sealing failed, which ends it). Only where PID 1 watches for the end of
+    start-up; elsewhere (the build's trace) nothing is held.
+    """
+    if _watching_startup[0]:
+        after_startup(lifecycle.hold("the seal" if _after_startup else "start-up").release)
 
 
 def _say(line: str) -> None:
@@ -402,6 +416,7 @@ def main(
         from riad.image.idle import install_idle_hook
 
         install_idle_hook(_startup_over, idle_ms=0)
+        _watching_startup[0] = True
         status = run_service(service_module, args, net, folder, attr, program=program)
     except (bootargs.ConfigError, ValueError, OSError) as exc:
         print(f"riad: {exc}", file=sys.stderr, flush=True)
