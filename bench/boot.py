@@ -2,6 +2,7 @@
 
 Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-debootstrap]
 [--snapshot-only] (only the cold riad vm and its snapshot, no reference images)
+[--wake] (only riad serve's wakes, beside a cold boot and riad run -t unix, and wrk)
 
 Side by side, in one network namespace made for the run, the same echo
 service is started again and again as each *contender*, and the time from the
@@ -631,6 +632,184 @@ def _sandbox_ratios(runs: list[Contender]) -> list[str]:
     return ["", "riad sandbox: " + "; ".join(said) + " (target: within 2x of unix)."]
 
 
+# ------------------------------------------------------------------ waking on demand
+
+WAKE_SNAPSHOT = "127.0.0.3"  # riad serve's listeners (riad unix takes port 7 on all)
+WAKE_BOOT = "127.0.0.4"
+WAKE_PORT = 7007  # riad serve's echo port (the guests' is 7: the images' --port)
+WAKE_HTTP = "127.0.0.5"
+WAKE_HTTP_PORT = 8000
+WAKE_HTTP_GUEST = "10.200.2.2"  # the third service's slot of --guest-net
+HELLO_HTTP = ROOT / "tests" / "vm" / "services" / "hello_http.py"
+
+
+class WakeServe:
+    """One ``riad serve`` for the run: the echo image's snapshot, the same image booted
+    (no snapshot) and an HTTP service's snapshot (for wrk); its output read as it comes."""
+
+    def __init__(self, ws: Workspace, idle_timeout_s: float) -> None:
+        http = ws.cache / "hello-http-image"
+        shutil.rmtree(http, ignore_errors=True)
+        from riad.targets.vm.target import make_snapshot
+
+        build_image(
+            resolve_service(str(HELLO_HTTP)),
+            http,
+            BuildOptions(net="direct", boot_args=(f"--port={WAKE_HTTP_PORT}",)),
+        )
+        make_snapshot(http, [], accel="tcg", memory_mb=ws.memory_mb)
+        command = [sys.executable, "-m", "riad", "serve", "--accel", "tcg"]
+        command += ["--memory", str(ws.memory_mb), "--idle-timeout", str(idle_timeout_s)]
+        command += [
+            f"{WAKE_SNAPSHOT}:{WAKE_PORT}={ws.images['wake-snapshot']}",
+            f"{WAKE_BOOT}:{WAKE_PORT}={ws.images['wake']}",
+            f"{WAKE_HTTP}:{WAKE_HTTP_PORT}={http}",
+        ]
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", ws.netns, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        import threading
+
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(f"{WAKE_HTTP}:{WAKE_HTTP_PORT}: .* woken on demand", 1)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, count: int, timeout_s: float = 120.0) -> None:
+        """Until ``count`` lines of riad serve match the pattern ``text``."""
+        import re
+
+        deadline = time.monotonic() + timeout_s
+        while sum(1 for line in list(self.lines) if re.search(text, line)) < count:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit("riad serve: no " + text + "\n" + "\n".join(self.lines[-30:]))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def first_byte(
+    address: str, port: int = WAKE_PORT, timeout_s: float = 120.0, send: bytes = b"ping\n"
+) -> float:
+    """Seconds from connecting to ``address`` to the first byte of the echo of what was sent
+    at once (the client's view of a wake: the connection waits, it is not refused)."""
+    start = time.monotonic()
+    with socket.create_connection((address, port), timeout=timeout_s) as conn:
+        conn.sendall(send)
+        if not conn.recv(1):
+            raise SystemExit(f"{address}:{port} closed without answering")
+        return time.monotonic() - start
+
+
+def wrk_rate(url: str, seconds: int = 5) -> float:
+    """Requests per second of ``wrk -t1 -c8`` against ``url``."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/boot.py --wake needs wrk: apt-get install wrk")
+    done = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit(f"wrk: no rate in its output:\n{done.stdout}")
+
+
+def wake_run(ws: Workspace, runs: int) -> str:
+    """Time to first byte through riad serve (a cold wake from the snapshot, the VM
+    already running, a wake that boots) beside a cold boot of the same image and riad run
+    -t unix (start to first answer), interleaved; then wrk through riad serve against wrk
+    to the same guest directly."""
+    from riad.targets.vm.target import make_snapshot
+
+    idle_timeout_s = 2.0
+    # the echo image with its port built in (riad serve reads the guest's port there), and
+    # a copy of it with a snapshot
+    wake, snapshot = ws.cache / "wake-image", ws.cache / "wake-snapshot-image"
+    for folder in (wake, snapshot):
+        shutil.rmtree(folder, ignore_errors=True)
+    build_image(ws.service, wake, BuildOptions(net="direct", boot_args=(f"--port={PORT}",)))
+    shutil.copytree(wake, snapshot)
+    make_snapshot(snapshot, [], accel="tcg", memory_mb=ws.memory_mb)
+    ws.images.update({"wake": wake, "wake-snapshot": snapshot})
+    serve = WakeServe(ws, idle_timeout_s)
+    results: dict[str, list[float]] = {}
+    cold_vm, unix = _riad_vm("wake")(ws), _riad_unix(ws)
+    stops = 0
+    try:
+        for index in range(runs):
+            for name, launch in (("cold boot", cold_vm), ("unix", unix)):
+                took = first_answer(ws, launch)
+                if took is not None:
+                    results.setdefault(name, []).append(took[0])
+            for name, address in (("wake snapshot", WAKE_SNAPSHOT), ("wake boot", WAKE_BOOT)):
+                results.setdefault(name, []).append(first_byte(address))
+                if name == "wake snapshot":
+                    results.setdefault("running", []).append(first_byte(address))
+                stops += 1  # stopped after --idle-timeout before the next wake
+                serve.wait_for(r": VM stopped$", stops)
+            print(
+                f"run {index + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in results.items()),
+                file=sys.stderr,
+            )
+        first_byte(WAKE_HTTP, WAKE_HTTP_PORT, send=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        rates: dict[str, list[float]] = {"serve": [], "direct": []}
+        for _ in range(2):
+            rates["serve"].append(wrk_rate(f"http://{WAKE_HTTP}:{WAKE_HTTP_PORT}/"))
+            rates["direct"].append(wrk_rate(f"http://{WAKE_HTTP_GUEST}:{WAKE_HTTP_PORT}/"))
+    finally:
+        serve.stop()
+    return wake_report(results, rates, runs)
+
+
+def wake_report(results: dict[str, list[float]], rates: dict[str, list[float]], runs: int) -> str:
+    rows = (
+        ("riad serve: cold wake, snapshot restored (connect to first byte)", "wake snapshot"),
+        ("riad serve: the VM already running (connect to first byte)", "running"),
+        ("riad serve: cold wake, image booted (no snapshot)", "wake boot"),
+        ("riad run IMAGE -t vm, cold boot (start to first answer)", "cold boot"),
+        ("riad run -t unix (start to first answer)", "unix"),
+    )
+    base = statistics.median(results["wake snapshot"])
+    lines = [
+        f"Time to first byte, {runs} runs each, interleaved (TCG):",
+        "",
+        "| contender | answered | median | min | max | vs snapshot wake |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, key in rows:
+        times = results.get(key, [])
+        if not times:
+            lines.append(f"| {label} | 0/{runs} | | | | |")
+            continue
+        median = statistics.median(times)
+        lines.append(
+            f"| {label} | {len(times)}/{runs} | {median:.3f} s | {min(times):.3f} s "
+            f"| {max(times):.3f} s | {median / base:.2f}x |"
+        )
+    serve, direct = statistics.median(rates["serve"]), statistics.median(rates["direct"])
+    lines += [
+        "",
+        f"wrk -t1 -c8 -d5s against a woken HTTP service (twice each, alternating): "
+        f"{serve:.0f} requests/s through riad serve, {direct:.0f} to the guest directly "
+        f"({serve / direct:.2f}x).",
+    ]
+    return "\n".join(lines)
+
+
 def compile_host_code(service_root: Path) -> None:
     """Byte-compile riad and the service for the contenders on the host, as an installed
     package is (pip compiles at install time): with ``PYTHONDONTWRITEBYTECODE`` set, or a
@@ -660,6 +839,11 @@ def main() -> int:
         action="store_true",
         help="only the cold riad vm and its snapshot (no reference images built)",
     )
+    parser.add_argument(
+        "--wake",
+        action="store_true",
+        help="only riad serve's wakes against a cold boot and riad run -t unix, and wrk",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/boot.py needs root (network namespace, TAP device)")
@@ -670,9 +854,10 @@ def main() -> int:
     ws.cache.mkdir(parents=True, exist_ok=True)
     compile_host_code(ws.service.root)
     print("building the riad image and the stock-kernel image...", file=sys.stderr)
-    build_riad(ws)
+    if not args.wake:  # (--wake builds its own)
+        build_riad(ws)
     deboot = None
-    if not args.snapshot_only:
+    if not args.snapshot_only and not args.wake:
         site = build_site(ws)
         if site is not None:
             ws.images["site"] = site
@@ -681,6 +866,9 @@ def main() -> int:
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         enter_run_netns(ws)
+        if args.wake:
+            print(wake_run(ws, args.runs))
+            return 0
         runs = contenders(args.snapshot_only)
         launches = [c.prepare(ws) for c in runs]
         for contender, launch in zip(runs, launches, strict=True):

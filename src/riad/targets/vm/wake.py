@@ -54,6 +54,8 @@ DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_WAKE_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 """How long a stopping VM (its ``riad run``) may take before it is killed."""
+QUICK_WAKE_S = 10.0
+QUICK_ATTEMPT_S = 0.2
 COPY_CHUNK_BYTES = 65536
 OUTPUT_TAIL_LINES = 20
 SPEC_FORM = "[ADDRESS:]PORT=IMAGE, e.g. 127.0.0.1:8080=echo-vm"
@@ -243,7 +245,8 @@ class _Service:
 
     async def connect_guest(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection to the guest's port, tried until the woken VM accepts one."""
-        deadline = time.monotonic() + self.server.options.wake_timeout_s
+        start = time.monotonic()
+        deadline = start + self.server.options.wake_timeout_s
         attempt_s = 0.05
         while True:
             process = self.process
@@ -255,14 +258,18 @@ class _Service:
                     asyncio.open_connection(str(self.guest.ip), self.spec.guest_port), attempt_s
                 )
             except (OSError, TimeoutError):
-                # dropped (stack not up yet: the short first tries keep the wait close to
-                # when the guest listens) or refused (not listening yet)
+                # dropped (the guest's stack not up yet) or refused (not listening yet): a
+                # new try at most QUICK_ATTEMPT_S after the last (a SYN dropped is sent again
+                # by the kernel only after a second) while a wake is young, so the client's
+                # wait ends close to when the guest listens; longer ones after that, for a
+                # guest too busy to answer as fast
                 if time.monotonic() > deadline:
                     raise ImageError(
                         f"{self.spec.name}: the VM did not accept a connection on port "
                         f"{self.spec.guest_port} within {self.server.options.wake_timeout_s:g} s"
                     ) from None
-                attempt_s = min(1.0, attempt_s * 2)
+                young = time.monotonic() - start < QUICK_WAKE_S
+                attempt_s = min(QUICK_ATTEMPT_S if young else 2.0, attempt_s * 2)
                 await asyncio.sleep(0.01)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
