@@ -13,9 +13,14 @@ from h2.events import RemoteSettingsChanged
 from h2.settings import SettingCodes
 from wsproto.events import BytesMessage, CloseConnection
 
+from riad.log import LogLevels, Logs
 from riad.services.http import HttpLimits
-from tests.http.harness import SimServed
-from tests.websocket.kit import WsApp, serve_ws
+from riad.testing import eventually_async
+from riad.testing.simnet import test_seed
+from riad.time import SimClock
+from tests.http.harness import SimServed, run_served
+from tests.http.test_access_log import ListConsole, access_lines
+from tests.websocket.kit import Rejected, WsApp, open_ws, serve_ws
 
 from .kit import H2WebSocket, connect_h2
 
@@ -160,3 +165,76 @@ def test_backpressure_both_ways_and_a_zero_window_stall() -> None:
         {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
     ]
     assert app.received == [b"q" * 16000] * counts[0]  # all of it, once released
+
+
+def test_access_log_says_each_outcome_as_over_http1() -> None:
+    """One access-log line per WebSocket over HTTP/2 with its real outcome, the same
+    as the same sessions over HTTP/1.1 get (``200`` for the accepted where
+    HTTP/1.1 has ``101``): closed by either side, denied, failed, reset or ended
+    without a close, silent past the ping's deadline."""
+    limits = HttpLimits(websocket_ping_interval_s=5, websocket_ping_timeout_s=5)
+    expected = [
+        ("/echo?closed", "completed"),
+        ("/close", "completed"),
+        ("/deny", "completed"),
+        ("/later", "error"),
+        ("/echo?dropped", "aborted"),
+        ("/echo?ended", "aborted"),
+        ("/echo?silent", "timed-out"),
+    ]
+
+    async def over_http1(served: SimServed) -> None:
+        ws = await open_ws(served, "/echo?closed")
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+        assert (await ws.close()).code == 1000
+        ws = await open_ws(served, "/close")
+        assert isinstance(await ws.recv(), CloseConnection)
+        with contextlib.suppress(Rejected):
+            await open_ws(served, "/deny")
+        later = await open_ws(served, "/later")
+        assert isinstance(await later.recv(), CloseConnection)
+        for path in ("/echo?dropped", "/echo?ended"):
+            ws = await open_ws(served, path)
+            ws.writer.close()
+        silent = await open_ws(served, "/echo?silent")  # (never read: no pongs)
+        await eventually_async(lambda: len(access_lines(console)) == len(expected), timeout_s=60)
+        silent.writer.close()
+
+    async def over_http2(served: SimServed) -> None:
+        client = await connect_h2(served)
+        ws, _ = await H2WebSocket.open(client, "/echo?closed")
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+        await ws.send(CloseConnection(code=1000))
+        assert isinstance(await ws.recv(), CloseConnection)
+        ws, _ = await H2WebSocket.open(client, "/close")
+        assert isinstance(await ws.recv(), CloseConnection)
+        deny, _ = await H2WebSocket.open(client, "/deny")
+        await client.response(deny.stream_id)
+        later, _ = await H2WebSocket.open(client, "/later")
+        assert isinstance(await later.recv(), CloseConnection)
+        dropped, _ = await H2WebSocket.open(client, "/echo?dropped")
+        client.conn.reset_stream(dropped.stream_id, ErrorCodes.CANCEL)
+        client.flush()
+        ended, _ = await H2WebSocket.open(client, "/echo?ended")
+        await ended.write(b"", end=True)
+        await H2WebSocket.open(client, "/echo?silent")
+        # (the connection is read, its pings answered by none: only h2 reads them)
+        while len(access_lines(console)) < len(expected):
+            await asyncio.wait_for(client.pump(), 60)
+
+    results = {}
+    for name, run in (("http/1.1", over_http1), ("h2", over_http2)):
+        console = ListConsole()
+        logs = Logs(console, SimClock(), LogLevels.parse("info"))
+        run_served(WsApp(), run, seed=test_seed(8445), limits=limits, logs=logs)
+        results[name] = access_lines(console)
+    accepted = {"http/1.1": "101", "h2": "200"}
+    for name, lines in results.items():
+        got = sorted((line.split()[1], outcome, status) for line, status, _, outcome in lines)
+        want = sorted(
+            (path, outcome, "403" if path == "/deny" else accepted[name])
+            for path, outcome in expected
+        )
+        assert got == want, name

@@ -815,7 +815,7 @@ class Http2Connection:
         carrier.session = session
         stream.carrier = carrier
         try:
-            outcome = await session.run()
+            await session.run()
         except asyncio.CancelledError:
             self._stream_gone(stream, CANCELLED)
             raise
@@ -826,7 +826,6 @@ class Http2Connection:
             if stream.phase < 2:  # the application's refusal was left unfinished
                 self._fail(stream)
             return
-        carrier.outcome = outcome
         carrier.close()
 
     def _window_opened(self, stream: _Stream) -> None:
@@ -932,7 +931,7 @@ class _WebSocketCarrier(Transport):
     window for the rest within ``send_timeout_s``; a stream reset by the client,
     or ended before a close frame, is a connection lost (``1006``)."""
 
-    __slots__ = ("_conn", "_h2stream", "closing", "outcome", "pending", "session")
+    __slots__ = ("_conn", "_h2stream", "closing", "pending", "session")
 
     def __init__(self, conn: Http2Connection, stream: _Stream) -> None:
         super().__init__(conn._transport.stream)
@@ -941,8 +940,12 @@ class _WebSocketCarrier(Transport):
         self.pending = bytearray()
         """What the session wrote that the windows did not let out yet."""
         self.closing = False
-        self.outcome = COMPLETED
         self.session: WebSocketSession
+
+    @property
+    def outcome(self) -> str:
+        """The session's outcome so far, for the stream's access-log line."""
+        return self.session.outcome
 
     def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
         """The session's accepting answer: ``200`` with its headers (no key, no

@@ -302,7 +302,8 @@ class WebSocketSession:
         self._room_waiter: asyncio.Future[None] | None = None
         self._send_lock = asyncio.Lock()
         self._disconnect: Message = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-        self._outcome = COMPLETED
+        self.outcome = COMPLETED
+        """How the session ends, so far (its access-log line says it)."""
         self._deadline = Deadline(self._loop, self._on_deadline)
         self._ping_due: bytes | None = None
         """The payload of the ping whose pong is awaited."""
@@ -321,14 +322,14 @@ class WebSocketSession:
                 await self._read_loop()
             await app_task
         except asyncio.CancelledError:
-            self._outcome = CANCELLED
+            self.outcome = CANCELLED
             app_task.cancel()
             await asyncio.gather(app_task, return_exceptions=True)
             raise
         finally:
             self._deadline.close()
             self._finish()
-        return self._outcome
+        return self.outcome
 
     async def _run_app(self) -> None:
         try:
@@ -343,7 +344,7 @@ class WebSocketSession:
             if is_client_gone(exc) and self.phase >= WsPhase.CLOSING:
                 return
             self._log.exception("application error", exc=exc, request=self._scope["path"])
-            self._outcome = ERROR
+            self.outcome = ERROR
             if self.phase is WsPhase.HANDSHAKE:
                 await self._refuse_with(500)
             elif self.phase is WsPhase.OPEN:
@@ -354,7 +355,7 @@ class WebSocketSession:
                 self._decided.set_result(None)
         if self.phase is WsPhase.HANDSHAKE:
             self._log.error("application returned without accepting the WebSocket")
-            self._outcome = ERROR
+            self.outcome = ERROR
             await self._refuse_with(500)
         elif self.phase is WsPhase.OPEN:
             self._close_now(1000, "")
@@ -391,8 +392,8 @@ class WebSocketSession:
             except ClientGone:
                 data = b""
             if not data:
-                if self._outcome is COMPLETED and self.phase is WsPhase.OPEN:
-                    self._outcome = ABORTED
+                if self.outcome is COMPLETED and self.phase is WsPhase.OPEN:
+                    self.outcome = ABORTED
                 self._lost()
                 return
             if self.phase >= WsPhase.CLOSED:
@@ -522,7 +523,7 @@ class WebSocketSession:
             return
         # No pong in time, or no answer to our close: drop the connection.
         if self.phase is WsPhase.OPEN:
-            self._outcome = TIMED_OUT
+            self.outcome = TIMED_OUT
             self._log.info("WebSocket peer did not answer a ping: dropped")
         self._lost()
 
@@ -544,7 +545,7 @@ class WebSocketSession:
     def going_away(self) -> None:
         """The server shuts down: close with ``1001`` (an open session)."""
         if self.phase is WsPhase.OPEN:
-            self._outcome = CANCELLED
+            self.outcome = CANCELLED
             self._close_now(1001, "server shutting down")
 
     def _write_quietly(self, data: bytes) -> None:
