@@ -483,8 +483,21 @@ def _compile_all(sources: Mapping[str, tuple[bytes, str]]) -> dict[str, bytes]:
     return dict(zip(names, marshal.loads(done.stdout), strict=True))
 
 
-def _tar(files: Mapping[str, bytes], executable: set[str], epoch: int) -> bytes:
-    """One layer: every file and its folders, sorted, owned by 0:0, dated ``epoch``."""
+@dataclass(frozen=True)
+class Owner:
+    """Who owns the files under ``under`` in a layer, and their mode (the rest: 0:0)."""
+
+    under: str
+    uid: int
+    gid: int
+    mode: int
+
+
+def _tar(
+    files: Mapping[str, bytes], executable: set[str], epoch: int, owner: Owner | None = None
+) -> bytes:
+    """One layer: every file and its folders, sorted, owned by 0:0 (or ``owner``), dated
+    ``epoch``."""
     folders = {p.as_posix() for name in files for p in Path(name).parents if p.as_posix() != "."}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -493,9 +506,16 @@ def _tar(files: Mapping[str, bytes], executable: set[str], epoch: int) -> bytes:
             info.mtime = epoch
             info.uid = info.gid = 0
             info.uname = info.gname = ""
+            owned = owner is not None and (name + "/").startswith(owner.under + "/")
+            if owned:
+                assert owner is not None
+                info.uid, info.gid = owner.uid, owner.gid
             if name in files:
                 info.size = len(files[name])
                 info.mode = 0o755 if name in executable else 0o644
+                if owned:
+                    assert owner is not None
+                    info.mode = owner.mode
                 tar.addfile(info, io.BytesIO(files[name]))
             else:
                 info.type = tarfile.DIRTYPE
@@ -556,12 +576,17 @@ def build_oci(
 
 
 def image_layout(
-    content: OciBuild, name: str, image_config: Mapping[str, Any], created_by: str
+    content: OciBuild,
+    name: str,
+    image_config: Mapping[str, Any],
+    created_by: str,
+    owner: Owner | None = None,
 ) -> dict[str, bytes]:
-    """The OCI image layout (``{path: bytes}``) of one layer holding ``content``'s files,
-    named ``name``; sets ``content``'s digest and layer size."""
+    """The OCI image layout (``{path: bytes}``) of one layer holding ``content``'s files
+    (``owner``'s under its folder), named ``name``; sets ``content``'s digest and layer
+    size."""
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-    layer = _tar(content.files, content.executable, epoch)
+    layer = _tar(content.files, content.executable, epoch, owner)
     content.layer_bytes = len(layer)
     blobs: dict[str, bytes] = {}
     layer_digest = _blob(blobs, layer)
@@ -686,19 +711,21 @@ def write_archive(layout: Mapping[str, bytes], file: Path, epoch: int = 0) -> No
 
 CONTAINER_DISK_DIR = "/disk"
 """Where a vm image's files are in its containerDisk image (KubeVirt reads ``/disk``)."""
+CONTAINER_DISK_OWNER = Owner(CONTAINER_DISK_DIR.lstrip("/"), 107, 107, 0o440)
+"""KubeVirt's containerDisk files: owned by its ``qemu`` user (107:107), read-only."""
 
 
 def container_disk(image_dir: Path, name: str) -> tuple[dict[str, bytes], OciBuild]:
     """The OCI image layout of a built vm image (``riad build -t vm -o DIR``): its files
-    under :data:`CONTAINER_DISK_DIR`, for KubeVirt (a kernel boot names the kernel and
-    the initramfs there). No entrypoint: the image is data for the VM's launcher."""
+    under :data:`CONTAINER_DISK_DIR`, owned 107:107 and mode 0440 as KubeVirt asks, for
+    KubeVirt (a kernel boot names the kernel and the initramfs there). No entrypoint: the image is data for the VM's launcher."""
     content = OciBuild()
     for file in sorted(p for p in image_dir.rglob("*") if p.is_file()):
         where = f"{CONTAINER_DISK_DIR}/{file.relative_to(image_dir).as_posix()}"
         content.files[where.lstrip("/")] = file.read_bytes()
     if not content.files:
         raise ValueError(f"{image_dir}: no vm image there")
-    layout = image_layout(content, name, {}, "riad build -t vm --oci")
+    layout = image_layout(content, name, {}, "riad build -t vm --oci", CONTAINER_DISK_OWNER)
     return layout, content
 
 
