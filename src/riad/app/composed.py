@@ -9,7 +9,6 @@ terminal or a serial console).
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,8 @@ from riad.devices import KV, Clock, Console, Random, Stack, WritableKV
 from riad.log import Logger, Logs
 
 if TYPE_CHECKING:
+    import ssl
+
     from riad.services.dns.resolver import NameResolver
 
 __all__ = ["Devices", "MissingDeviceError"]

@@ -46,7 +46,6 @@ import contextlib
 import dataclasses
 import importlib
 import signal
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from enum import IntEnum
@@ -64,6 +63,8 @@ from riad.log import Logs
 from riad.time import Duration, MonotonicClock
 
 if TYPE_CHECKING:
+    import ssl
+
     from riad.app.health import HealthServer
     from riad.services.dns.resolver import NameResolver
 

@@ -46,14 +46,16 @@ import asyncio
 import contextlib
 import errno
 import socket
-import ssl as ssl_module
 import sys
-from asyncio import sslproto
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from riad.devices import Listener, Stack
+
+if TYPE_CHECKING:
+    import ssl as ssl_module
+    from asyncio import sslproto
 
 __all__ = [
     "EventLoop",
@@ -173,7 +175,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         addresses = _interleave(addresses, 1 if interleave is None else interleave)
         if not ssl:
             return await _connect_any(net.stack, protocol_factory, addresses, local, delay)
-        context = ssl if isinstance(ssl, ssl_module.SSLContext) else net.tls_client()
+        context = ssl if isinstance(ssl, _ssl_module().SSLContext) else net.tls_client()
         waiter = self.create_future()
         app_protocol = protocol_factory()
         tls = _tls_protocol(
@@ -215,7 +217,7 @@ class EventLoop(asyncio.SelectorEventLoop):
             )  # fmt: skip
         if sock is not None:
             raise HostSocketError("create_server(sock=...) was given a host socket")
-        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+        if ssl is not None and not isinstance(ssl, _ssl_module().SSLContext):
             raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
         if ssl_handshake_timeout is not None and ssl is None:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
@@ -356,6 +358,14 @@ class EventLoop(asyncio.SelectorEventLoop):
         )
 
 
+def _ssl_module() -> Any:
+    """The ssl module, imported when a connection asks for TLS: a service without
+    TLS carries no ssl, OpenSSL or libcrypto in its vm image."""
+    import ssl
+
+    return ssl
+
+
 def _base(loop: EventLoop) -> Any:
     """The selector loop's own methods (their overloads are too many for a typed call)."""
     return super(EventLoop, loop)
@@ -372,6 +382,8 @@ def _tls_protocol(
     shutdown_timeout: float | None,
 ) -> sslproto.SSLProtocol:
     """asyncio's own TLS layer, as a selector loop puts it over a socket's transport."""
+    from asyncio import sslproto  # (a service without TLS carries no ssl)
+
     make: Any = sslproto.SSLProtocol
     return make(  # type: ignore[no-any-return]
         loop, app_protocol, context, waiter, server_side, server_hostname,

@@ -39,20 +39,23 @@ import asyncio
 import contextlib
 import os
 import socket
-import ssl
 import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from riad.devices import KV, Stack
 from riad.log import DEBUG, ERROR, INFO, WARNING, Event, Logger, Logs, rfc3339
 from riad.services.stream import ByteStream, SocketStream
 from riad.services.syslog.config import DEFAULT_QUEUE, SyslogConfig, SyslogTarget
-from riad.services.tls.client import client_context
-from riad.services.tls.context import TlsConfigError
-from riad.services.tls.memory import PemError
-from riad.services.tls.stream import TlsStream
+
+if TYPE_CHECKING:
+    import ssl
+
+# TLS (tls:// targets) is imported only when a TLS target is attached: every
+# networked service imports this module, and one without TLS carries no ssl,
+# OpenSSL or libcrypto in its vm image.
 
 __all__ = ["SyslogSender", "attach", "format_message", "load_ca"]
 
@@ -311,6 +314,9 @@ class SyslogSender:
         reader, writer = await self.stack.open_connection(target.host, target.port)
         stream: ByteStream = SocketStream(reader, writer)
         if target.transport == "tls":
+            from riad.services.tls.client import client_context
+            from riad.services.tls.stream import TlsStream
+
             context = self.tls if self.tls is not None else client_context()
             tls = TlsStream(
                 stream,
@@ -394,6 +400,14 @@ def attach(
     Raises ``ValueError`` naming the fix when ``ca_pem`` is not a CA certificate.
     """
     tls = None
+    if config.target.transport == "tls":
+        # imported here, at start-up, so an image traced with a tls:// target carries them
+        import ssl
+
+        from riad.services.tls.client import client_context
+        from riad.services.tls.context import TlsConfigError
+        from riad.services.tls.memory import PemError
+        from riad.services.tls.stream import TlsStream  # noqa: F401
     if config.target.transport == "tls" and ca_pem:
         try:
             tls = client_context(ca_pem)
