@@ -27,6 +27,7 @@ import collections
 import contextlib
 import ipaddress
 import json
+import os
 import signal
 import sys
 import time
@@ -52,6 +53,7 @@ __all__ = [
 DEFAULT_GUEST_NET = "10.200.0.0/16"
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_WAKE_TIMEOUT_S = 120.0
+DEFAULT_MAX_CONNECTIONS = 1024
 STOP_TIMEOUT_S = 30.0
 """How long a stopping VM (its ``riad run``) may take before it is killed."""
 QUICK_WAKE_S = 10.0
@@ -82,10 +84,13 @@ class WakeSpec:
 class WakeOptions:
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     max_running: int | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     wake_timeout_s: float = DEFAULT_WAKE_TIMEOUT_S
     guest_net: str = DEFAULT_GUEST_NET
     accel: str = "auto"
     memory_mib: int | None = None
+    runner: tuple[str, ...] = ()
+    """The command that runs an image (its arguments follow): ``riad run`` by default."""
 
 
 def _port(text: str, what: str) -> int:
@@ -175,10 +180,14 @@ class _Service:
         self.woken_at = 0.0
         self.awake = False
         self.stopping = False
+        self.starting = False
+        """A slot is taken for this service's VM, which is being started."""
+        self.turned_away = 0
 
     @property
     def running(self) -> bool:
-        return self.process is not None
+        """Whether the VM runs or holds a slot (being started or stopped)."""
+        return self.process is not None or self.starting
 
     async def wake(self) -> None:
         """Start the VM unless it runs (a slot found first)."""
@@ -186,27 +195,35 @@ class _Service:
             if self.process is not None:
                 return
             await self.server.free_slot(self)
-            snapshot = (self.spec.image / "snapshot.state").is_file()
-            how = "restoring its snapshot" if snapshot else "booting it (no snapshot)"
-            _say(f"{self.spec.name}: waking {self.spec.image} ({how}) at {self.guest.ip}")
-            options = self.server.options
-            command = [sys.executable, "-m", "riad", "run", str(self.spec.image), "-t", "vm"]
-            command += ["--accel", options.accel]
-            if options.memory_mib is not None:
-                command += ["--memory", str(options.memory_mib)]
-            command += ["--", *self.spec.boot_args, f"--ipv4={self.guest}"]
-            self.output.clear()
-            self.process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C at riad serve's terminal is riad serve's
-                preexec_fn=_die_with_runner,
-            )
-            self.woken_at = time.monotonic()
-            self.awake = False
-            self.server.spawn(self._relay(self.process))
+            try:
+                await self._start()
+            finally:
+                self.starting = False
+
+    async def _start(self) -> None:
+        """Start ``riad run IMAGE -t vm`` (the slot taken, under the lock)."""
+        snapshot = (self.spec.image / "snapshot.state").is_file()
+        how = "restoring its snapshot" if snapshot else "booting it (no snapshot)"
+        _say(f"{self.spec.name}: waking {self.spec.image} ({how}) at {self.guest.ip}")
+        options = self.server.options
+        runner = options.runner or (sys.executable, "-m", "riad", "run")
+        command = [*runner, str(self.spec.image), "-t", "vm"]
+        command += ["--accel", options.accel]
+        if options.memory_mib is not None:
+            command += ["--memory", str(options.memory_mib)]
+        command += ["--", *self.spec.boot_args, f"--ipv4={self.guest}"]
+        self.output.clear()
+        self.process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C at riad serve's terminal is riad serve's
+            preexec_fn=_die_with_runner,
+        )
+        self.woken_at = time.monotonic()
+        self.awake = False
+        self.server.spawn(self._relay(self.process))
 
     async def _relay(self, process: asyncio.subprocess.Process) -> None:
         """Print the VM's output with the service's name; notice when it ends."""
@@ -264,6 +281,7 @@ class _Service:
                 # wait ends close to when the guest listens; longer ones after that, for a
                 # guest too busy to answer as fast
                 if time.monotonic() > deadline:
+                    self.server.spawn(self.stop("it did not accept in time"))
                     raise ImageError(
                         f"{self.spec.name}: the VM did not accept a connection on port "
                         f"{self.spec.guest_port} within {self.server.options.wake_timeout_s:g} s"
@@ -274,6 +292,16 @@ class _Service:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client connection: wake the VM if need be, then copy both ways."""
+        limit = self.server.options.max_connections
+        if self.connections >= limit:
+            self.turned_away += 1
+            if self.turned_away in (1, 10, 100) or self.turned_away % 1000 == 0:
+                _say(
+                    f"{self.spec.name}: {self.turned_away} connections closed at once "
+                    f"(--max-connections {limit} open already)"
+                )
+            writer.close()
+            return
         self.connections += 1
         self.last_used = time.monotonic()
         if self.idle_timer is not None:
@@ -335,6 +363,8 @@ class WakeServer:
             seen[(spec.host, spec.port)] = spec
         if options.max_running is not None and options.max_running < 1:
             raise ImageError(f"--max-running {options.max_running}: at least 1")
+        if options.max_connections < 1:
+            raise ImageError(f"--max-connections {options.max_connections}: at least 1")
         if options.idle_timeout_s <= 0:
             raise ImageError(f"--idle-timeout {options.idle_timeout_s:g}: more than 0 seconds")
         self.options = options
@@ -369,6 +399,7 @@ class WakeServer:
             while True:
                 running = [s for s in self.services if s.running and s is not waking]
                 if len(running) < limit:
+                    waking.starting = True  # counted from now on: no other takes the slot
                     return
                 candidates = [(s.spec.name, s.connections, s.last_used) for s in running]
                 victim = least_recently_used(candidates)
@@ -442,6 +473,14 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "stopped for another, else the new connection waits (default: no limit)",
     )
     parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections open (or waiting for a wake) per service; more are closed at once "
+        f"(default: {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
         "--wake-timeout",
         type=float,
         default=DEFAULT_WAKE_TIMEOUT_S,
@@ -465,12 +504,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = WakeOptions(
         idle_timeout_s=args.idle_timeout,
         max_running=args.max_running,
+        max_connections=args.max_connections,
         wake_timeout_s=args.wake_timeout,
         guest_net=args.guest_net,
         accel=args.accel,
         memory_mib=args.memory,
     )
     specs = [parse_spec(text) for text in args.services]
+    if os.geteuid() != 0:
+        raise ImageError("riad serve needs root: each VM gets a TAP device of its own")
 
     async def main() -> None:
         server = WakeServer(specs, options)
