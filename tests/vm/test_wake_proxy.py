@@ -44,7 +44,7 @@ def _serve(
     async def main() -> None:
         server = WakeServer(
             specs,
-            WakeOptions(guest_net="127.0.0.0/16", runner=FAKE_VM, **options),  # type: ignore[arg-type]
+            WakeOptions(guest_net="127.0.0.0/16", runner=FAKE_VM, make_taps=False, **options),  # type: ignore[arg-type]
         )
         started = asyncio.Event()
         serving = asyncio.create_task(server.serve(started))

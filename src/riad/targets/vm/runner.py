@@ -183,9 +183,10 @@ class Tap:
         self.created = created
 
     @classmethod
-    def create(cls, guest_cidr: str, guest_ipv6: str | None = None) -> Tap:
-        """A new TAP whose host side holds an address on the guest's network (and with
-        ``guest_ipv6``, ``--ipv6``'s, one in its prefix: ``targets.direct.host_side_ipv6``)."""
+    def create(cls, guest_cidr: str, guest_ipv6: str | None = None, name: str | None = None) -> Tap:
+        """A new TAP (``name``, or one after this process) whose host side holds an address
+        on the guest's network (and with ``guest_ipv6``, ``--ipv6``'s, one in its prefix:
+        ``targets.direct.host_side_ipv6``)."""
         host6 = None
         if guest_ipv6 is not None:
             from ipaddress import IPv6Interface
@@ -199,7 +200,7 @@ class Tap:
                 raise ImageError(f"--ipv6 {guest_ipv6}: {exc}") from None
         if shutil.which("ip") is None:
             raise ImageError("creating a TAP device needs `ip`: apt-get install iproute2")
-        name = f"riad{os.getpid() % 100000}"
+        name = name or f"riad{os.getpid() % 100000}"
         _ip("tuntap", "add", "dev", name, "mode", "tap")
         tap = cls(name, created=True)
         try:
