@@ -55,21 +55,18 @@ import enum
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
+from wsproto.connection import ConnectionState
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import (
+    CloseReason,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+    RsvBits,
 )
-from wsproto.events import (
-    Message as WsMessage,
-)
-from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token, split_comma_header
 
@@ -244,6 +241,44 @@ class BoundedDeflate(PerMessageDeflate):
         return out
 
 
+class Frames:
+    """wsproto's frame protocol for a server, and where the closing handshake is.
+
+    What wsproto's ``Connection`` keeps, without its event object for every frame:
+    the session reads wsproto's frames (whole messages' opcode, UTF-8 decoded
+    text, close codes checked) as they come, which is most of a small message's
+    cost on the server."""
+
+    __slots__ = ("proto", "state")
+
+    def __init__(self, extensions: list[Extension]) -> None:
+        self.proto = FrameProtocol(False, extensions)
+        self.state = ConnectionState.OPEN
+
+    # (wsproto makes each frame a new bytearray: every stream takes bytes-like
+    # objects, so it is written as it is, not copied into bytes)
+
+    def message(self, data: str | bytes, fin: bool = True) -> bytes:
+        """A text or binary frame of ``data`` (a continuation after one without ``fin``)."""
+        return cast(bytes, self.proto.send_data(data, fin))
+
+    def ping(self, payload: bytes) -> bytes:
+        return cast(bytes, self.proto.ping(payload))
+
+    def pong(self, payload: bytes) -> bytes:
+        return cast(bytes, self.proto.pong(payload))
+
+    def close(self, code: int, reason: str) -> bytes:
+        """Our close frame (the first of the handshake, or the answer to the client's)."""
+        data = self.proto.close(code, reason)
+        self.state = (
+            ConnectionState.CLOSED
+            if self.state is ConnectionState.REMOTE_CLOSING
+            else ConnectionState.LOCAL_CLOSING
+        )
+        return cast(bytes, data)
+
+
 class WsPhase(enum.IntEnum):
     """Where a session is, ordered as it goes."""
 
@@ -290,7 +325,7 @@ class WebSocketSession:
         self._early = early
         self._loop = asyncio.get_running_loop()
         self.phase = WsPhase.HANDSHAKE
-        self._ws: Connection | None = None
+        self._ws: Frames | None = None
         self._connect_given = False
         self._decided: asyncio.Future[None] = self._loop.create_future()
         self._inbox: deque[tuple[Message, int]] = deque()
@@ -398,74 +433,77 @@ class WebSocketSession:
                 return
             if self.phase >= WsPhase.CLOSED:
                 return
-            ws.receive_data(data)
+            if ws.state is ConnectionState.OPEN or ws.state is ConnectionState.LOCAL_CLOSING:
+                ws.proto.receive_bytes(data)
 
-    def _take_events(self, ws: Connection) -> None:
-        """Handle what wsproto read: messages to the application, pings answered,
-        pongs noted, a close answered."""
+    def _take_events(self, ws: Frames) -> None:
+        """Handle the frames wsproto read: messages to the application, pings
+        answered, pongs noted, a close answered."""
         max_message = self._limits.websocket_max_message_bytes
-        for event in ws.events():
-            kind = type(event)
-            if kind is TextMessage or kind is BytesMessage:
-                assert isinstance(event, WsMessage)
-                if self.phase is not WsPhase.OPEN:
-                    continue  # (closing: data is dropped)
-                piece = event.data
-                size = self._size + (
-                    len(piece) if kind is BytesMessage or piece.isascii() else len(piece.encode())
-                )
-                if size > max_message:
-                    self._pieces = []
+        try:
+            for frame in ws.proto.received_frames():
+                opcode = frame.opcode  # (a continuation has its message's opcode)
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    if self.phase is not WsPhase.OPEN:
+                        continue  # (closing: data is dropped)
+                    piece: Any = frame.payload  # (str for text, bytes for binary)
+                    size = self._size + (
+                        len(piece)
+                        if opcode is Opcode.BINARY or piece.isascii()
+                        else len(piece.encode())
+                    )
+                    if size > max_message:
+                        self._pieces = []
+                        self._size = 0
+                        self._close_now(1009, f"message larger than {max_message} bytes")
+                        continue
+                    if not frame.message_finished:
+                        self._pieces.append(piece)
+                        self._size = size
+                        continue
+                    if self._pieces:
+                        self._pieces.append(piece)
+                        piece = ("" if opcode is Opcode.TEXT else b"").join(self._pieces)
+                        self._pieces = []
                     self._size = 0
-                    self._close_now(1009, f"message larger than {max_message} bytes")
-                    continue
-                if not event.message_finished:
-                    self._pieces.append(piece)
-                    self._size = size
-                    continue
-                if self._pieces:
-                    self._pieces.append(piece)
-                    piece = ("" if kind is TextMessage else b"").join(self._pieces)
-                    self._pieces = []
-                self._size = 0
-                if kind is TextMessage:
-                    self._deliver({"type": "websocket.receive", "text": piece}, size)
-                else:
-                    self._deliver({"type": "websocket.receive", "bytes": bytes(piece)}, size)
-            elif kind is Ping:
-                assert isinstance(event, Ping)
-                if ws.state is ConnectionState.OPEN:
-                    self._write_quietly(ws.send(event.response()))
-            elif kind is Pong:
-                assert isinstance(event, Pong)
-                if self._ping_due is not None and event.payload == self._ping_due:
-                    self._ping_due = None
-                    self._arm_ping()
-            elif kind is CloseConnection:
-                assert isinstance(event, CloseConnection)
-                self._on_close(event)
-                return
+                    if opcode is Opcode.TEXT:
+                        self._deliver({"type": "websocket.receive", "text": piece}, size)
+                    else:
+                        self._deliver({"type": "websocket.receive", "bytes": piece}, size)
+                elif opcode is Opcode.PING:
+                    if ws.state is ConnectionState.OPEN:
+                        payload = frame.payload
+                        assert isinstance(payload, bytes)
+                        self._write_quietly(ws.pong(payload))
+                elif opcode is Opcode.PONG:
+                    if self._ping_due is not None and frame.payload == self._ping_due:
+                        self._ping_due = None
+                        self._arm_ping()
+                elif opcode is Opcode.CLOSE:
+                    assert isinstance(frame.payload, tuple)
+                    code, reason = frame.payload
+                    if ws.state is ConnectionState.LOCAL_CLOSING:
+                        ws.state = ConnectionState.CLOSED
+                    else:
+                        ws.state = ConnectionState.REMOTE_CLOSING
+                    self._on_close(int(code), reason)
+                    return
+        except ParseFailed as exc:
+            self._on_close(int(exc.code), str(exc))
 
-    def _on_close(self, event: CloseConnection) -> None:
+    def _on_close(self, code: int, reason: str) -> None:
         ws = self._ws
         assert ws is not None
         state = ws.state
         if state is ConnectionState.REMOTE_CLOSING:  # the client closes: answer it
-            self._disconnect = {
-                "type": "websocket.disconnect",
-                "code": event.code,
-                "reason": event.reason or "",
-            }
-            self._write_quietly(ws.send(event.response()))
+            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+            self._write_quietly(ws.close(code, reason))
             self._end()
         elif state is ConnectionState.CLOSED:  # the answer to our close
             self._end()
         else:  # a protocol error wsproto found: close with its code, and the connection
-            reason = (event.reason or "")[:120]
-            self._log.info(
-                "WebSocket closed for a protocol error", code=int(event.code), why=reason
-            )
-            self._close_now(int(event.code), "")
+            self._log.info("WebSocket closed for a protocol error", code=code, why=reason[:120])
+            self._close_now(code, "")
             self._end()
 
     def connection_lost(self) -> None:
@@ -518,7 +556,7 @@ class WebSocketSession:
         if self.phase is WsPhase.OPEN and ws is not None and self._ping_due is None:
             self._pings += 1
             self._ping_due = b"riad-%d" % self._pings
-            self._write_quietly(ws.send(Ping(payload=self._ping_due)))
+            self._write_quietly(ws.ping(self._ping_due))
             self._deadline.arm(self._limits.websocket_ping_timeout_s)
             return
         # No pong in time, or no answer to our close: drop the connection.
@@ -535,7 +573,7 @@ class WebSocketSession:
             return
         if self.phase is WsPhase.OPEN:
             self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-        self._write_quietly(ws.send(CloseConnection(code=code, reason=reason)))
+        self._write_quietly(ws.close(code, reason))
         self.phase = WsPhase.CLOSING
         self._ping_due = None
         self._deadline.arm(self._limits.websocket_close_timeout_s)
@@ -586,23 +624,19 @@ class WebSocketSession:
                 if self.phase is WsPhase.HANDSHAKE:
                     raise RuntimeError("websocket.send before websocket.accept")
                 raise ClientGone("the WebSocket is closed")
-            text = message.get("text")
-            if text is not None:
-                event: WsMessage[Any] = TextMessage(data=text)
-                size = len(text)
-            else:
+            data = message.get("text")
+            if data is None:
                 data = message.get("bytes")
                 if data is None:
                     raise ValueError("websocket.send without bytes or text")
-                event = BytesMessage(data=data)
-                size = len(data)
+            size = len(data)
             if size > self._limits.max_write_bytes or self._send_lock.locked():
                 async with self._send_lock:
-                    await self._send_in_fragments(event)
+                    await self._send_in_fragments(data)
                 return
             ws = self._ws
             assert ws is not None
-            self._transport.write(ws.send(event))
+            self._transport.write(ws.message(data))
             self.bytes_sent += size
             await self._transport.drain()
             return
@@ -627,21 +661,20 @@ class WebSocketSession:
             return
         raise ValueError(f"unexpected ASGI message type {kind!r}")
 
-    async def _send_in_fragments(self, event: WsMessage[Any]) -> None:
-        """A large message as fragments of ``max_write_bytes``, each written once the
-        connection has room (control frames may come between them, 5.4)."""
+    async def _send_in_fragments(self, data: str | bytes) -> None:
+        """A large message (text or bytes) as fragments of ``max_write_bytes``, each
+        written once the connection has room (control frames may come between
+        them, 5.4)."""
         ws = self._ws
         assert ws is not None
-        data = event.data
         chunk = self._limits.max_write_bytes
-        cls = type(event)
         transport = self._transport
         for start in range(0, max(len(data), 1), chunk):
             if self.phase is not WsPhase.OPEN:
                 raise ClientGone("the WebSocket is closed")
             piece = data[start : start + chunk]
             last = start + chunk >= len(data)
-            transport.write(ws.send(cls(data=piece, message_finished=last)))
+            transport.write(ws.message(piece, last))
             self.bytes_sent += len(piece)
             await transport.drain()
 
@@ -671,13 +704,13 @@ class WebSocketSession:
             if name.lower() not in _OWN_HEADERS:
                 headers.append((name, value))
         self._accept(headers)
-        self._ws = Connection(ConnectionType.SERVER, extensions=list(extensions))
+        self._ws = Frames(list(extensions))
         self.phase = WsPhase.OPEN
         self._arm_ping()
         self._decide()
         if self._early:
             # (frames that came with the request: read once the loop starts)
-            self._ws.receive_data(self._early)
+            self._ws.proto.receive_bytes(self._early)
             self._early = b""
 
 
