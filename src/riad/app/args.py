@@ -19,6 +19,8 @@ riad adds the ones every target shares (:data:`RIAD_ARGS`):
   (``riad.services.syslog.sender``);
 - ``--health-port PORT``: answer ``/healthz`` and ``/readyz`` over HTTP on this
   port (``riad.app.health``);
+- ``--metrics-port PORT``: answer ``/metrics`` (riad's counters, in Prometheus'
+  text format) over HTTP on this port (``riad.app.metrics``);
 - ``--shutdown-timeout SECONDS``: how long a graceful stop may take (SIGTERM:
   requests in flight finish within it).
 
@@ -315,6 +317,13 @@ RIAD_ARGS: tuple[ArgSpec[Any], ...] = (
         "PORT",
     ),
     ArgSpec(
+        "--metrics-port",
+        port,
+        None,
+        "answer /metrics (Prometheus' text format) over HTTP on this port",
+        "PORT",
+    ),
+    ArgSpec(
         "--shutdown-timeout",
         _seconds,
         DEFAULT_SHUTDOWN_TIMEOUT_S,
@@ -394,6 +403,8 @@ class BootConfig:
     """Where riad answers ``/healthz`` and ``/readyz`` (``--health-port``; None: nowhere)."""
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     """How long a graceful stop may take (``--shutdown-timeout``)."""
+    metrics_port: int | None = None
+    """Where riad answers ``/metrics`` (``--metrics-port``; None: nowhere, nothing counted)."""
 
 
 def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -> BootConfig:
@@ -445,6 +456,7 @@ def parse_boot_args(service_args: Iterable[ArgSpec[Any]], argv: Sequence[str]) -
         argv=tuple(argv),
         health_port=values["--health-port"],
         shutdown_timeout_s=values["--shutdown-timeout"],
+        metrics_port=values["--metrics-port"],
     )
 
 

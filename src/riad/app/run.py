@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     import ssl
 
     from riad.app.health import HealthServer
+    from riad.app.metrics import Metrics
     from riad.services.dns.resolver import NameResolver
 
 __all__ = [
@@ -216,6 +217,11 @@ async def _serve(
             f"--syslog: service {app.name!r} has no network to reach a collector through; "
             "leave --syslog out"
         )
+    if config.metrics_port is not None and not app.network:
+        raise ConfigError(
+            f"--metrics-port: service {app.name!r} has no network to be scraped on; "
+            "leave --metrics-port out"
+        )
     if config.health_port is not None and not app.network:
         raise ConfigError(
             f"--health-port: service {app.name!r} has no network to answer probes on; "
@@ -234,6 +240,7 @@ async def _serve(
             with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module("riad.app.health")
             importlib.import_module("riad.services.syslog.sender")  # (as health, above)
+            importlib.import_module("riad.app.metrics")  # (as health)
 
             stack = await resources.enter_async_context(open_stack(logs))
             if config.syslog is not None:
@@ -242,6 +249,13 @@ async def _serve(
             make_resolver = _resolver_maker(stack, config, random, clock, resolvers)
             if config.health_port is not None:
                 health = await _start_health(stack, config.health_port, lifecycle, logs)
+            if config.metrics_port is not None:
+                metrics, scraped = await _start_metrics(
+                    stack, config, health, lifecycle, logs, resolvers
+                )
+                supervised.http_metrics = metrics.http
+                if scraped is not health:
+                    resources.push_async_callback(scraped.aclose)
         tls_client = await _tls_client_maker(app, kvs)
         dev = Devices(
             name=app.name,
@@ -310,6 +324,34 @@ async def _start_health(stack: Stack, port: int, lifecycle: Lifecycle, logs: Log
         raise listen_error(exc, "health", port) from exc
     log.info("health endpoint", port=listener.local_addr[1], paths="/healthz,/readyz")
     return health
+
+
+async def _start_metrics(
+    stack: Stack,
+    config: BootConfig,
+    health: HealthServer | None,
+    lifecycle: Lifecycle,
+    logs: Logs,
+    resolvers: list[NameResolver],
+) -> tuple[Metrics, HealthServer]:
+    """``/metrics`` on ``--metrics-port`` of the service's own stack: beside the health
+    endpoint when both ports are the same, else on a server of its own."""
+    from riad.app.health import Response
+    from riad.app.metrics import CONTENT_TYPE, Metrics
+
+    assert config.metrics_port is not None
+    metrics = Metrics(stack, resolvers)
+
+    def scrape() -> Response:
+        return Response(200, metrics.render(), CONTENT_TYPE)
+
+    if health is not None and health.port == config.metrics_port:
+        server = health
+    else:
+        server = await _start_health(stack, config.metrics_port, lifecycle, logs)
+    server.add_route("/metrics", scrape)
+    logs.source("riad").info("metrics endpoint", port=server.port, path="/metrics")
+    return metrics, server
 
 
 def _open_volume_stores(

@@ -19,7 +19,9 @@ service needs from riad rather than from the stack:
   what is left reset and cancelled;
 - ``lifecycle``: the run's :class:`~riad.app.lifecycle.Lifecycle`, for the
   parts of riad that serve on this stack and wind down with the service (the
-  HTTP server reads the stop's deadline from it).
+  HTTP server reads the stop's deadline from it);
+- ``http_metrics``: where riad's HTTP servers listening here count their
+  requests (``--metrics-port``; None: nothing is counted).
 
 It adds nothing on the data path: streams and transports are the inner
 stack's own objects.
@@ -35,11 +37,14 @@ import socket
 import struct
 import weakref
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from riad.app.lifecycle import Lifecycle
 from riad.devices import Listener, Stack, StreamHandler
 from riad.log import Logger
+
+if TYPE_CHECKING:
+    from riad.metrics import HttpMetrics
 
 __all__ = ["ListenError", "SupervisedStack", "listen_error"]
 
@@ -80,6 +85,7 @@ class SupervisedStack:
         self.inner = inner
         self._log = log
         self.lifecycle = lifecycle
+        self.http_metrics: HttpMetrics | None = None
         self._listeners: set[Listener] = set()
         # weakly: a connection the service opened and closed must not stay here until
         # shutdown (open ones are held by their stack, and by the service)

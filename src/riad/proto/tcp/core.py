@@ -51,6 +51,7 @@ from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
 from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
+from riad.proto.tcp.stats import TcpStats
 from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait
 from riad.proto.transport import (
     IpAddress,
@@ -126,6 +127,10 @@ class TcpCore:
         self._next_port = EPHEMERAL_FIRST + ephemeral_start % span
         self.segments_received = 0
         self.resets_sent = 0
+        self.closed_stats = TcpStats()
+        """The counters of every connection that has left the table, added up (with
+        those of the connections in it, the stack's totals: ``riad.app.metrics``)."""
+        self.connections_closed = 0
 
     # -- the table -----------------------------------------------------------
 
@@ -332,6 +337,8 @@ class TcpCore:
                 and conn.time_wait_accepts(hdr)
             ):
                 del self._conns[key]  # a new incarnation (RFC 6191)
+                self.closed_stats.add(conn.stats)
+                self.connections_closed += 1
                 conn.discard()
                 self._collect(conn)
                 self._forget(conn)
@@ -426,6 +433,8 @@ class TcpCore:
         key = (conn.local_port, conn.remote_addr, conn.remote_port)
         if self._conns.get(key) is conn:
             del self._conns[key]
+            self.closed_stats.add(conn.stats)
+            self.connections_closed += 1
         self._parent.pop(conn, None)
         self._dirty.pop(conn, None)
         self._unschedule(conn)

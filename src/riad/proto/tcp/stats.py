@@ -43,5 +43,10 @@ class TcpStats:
     icmp_errors: int = 0
     """ICMP errors taken: hard, soft, or a lower path MTU."""
 
+    def add(self, other: TcpStats) -> None:
+        """Add ``other``'s counts to these (a stack's totals over its connections)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

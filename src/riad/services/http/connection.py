@@ -440,6 +440,9 @@ class HttpConnection:
         if started is None:
             return
         self._request_started = None
+        metrics = self._server.metrics
+        if metrics is not None:
+            metrics.observe(self._status, self._loop.time() - started)
         access = self._server.access_log
         if access.enabled(INFO):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"

@@ -563,6 +563,9 @@ class Http2Connection:
                 self._deadline.arm(self._limits.idle_timeout_s)
 
     def _log(self, stream: _Stream, outcome: str) -> None:
+        metrics = self._server.metrics
+        if metrics is not None:
+            metrics.observe(stream.status, self._loop.time() - stream.started)
         access = self._server.access_log
         if access.enabled(INFO):
             client = self._client()

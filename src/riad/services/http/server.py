@@ -51,6 +51,7 @@ from riad.log import (
     LogLevels,
     Logs,
 )
+from riad.metrics import HttpMetrics
 from riad.services.http.asgi import ASGIApp, Lifespan
 from riad.services.http.connection import HttpConnection
 from riad.services.http.dates import http_date_now
@@ -106,6 +107,9 @@ class HttpServer:
         self._busiest = 0
         """The most connections open at once since memory was last given back."""
         self.connections_refused = 0
+        self.metrics: HttpMetrics | None = None
+        """Where requests are counted: the stack's ``http_metrics`` once listening on
+        a riad service's stack run with ``--metrics-port`` (``riad.metrics``)."""
 
     async def __aenter__(self) -> HttpServer:
         await self.startup()
@@ -159,6 +163,7 @@ class HttpServer:
 
         listener = await stack.create_server(connection, host, port)
         self._deadline = self._deadline or getattr(stack, "lifecycle", None)
+        self.metrics = self.metrics or getattr(stack, "http_metrics", None)
         listener_addr = listener.local_addr
         self._listeners.append(listener)
         return listener
