@@ -20,9 +20,11 @@ __all__ = [
     "INIT_FILE",
     "INTERPRETER",
     "KERNEL_CMDLINE",
+    "KERNEL_FORMATS",
     "PY_VERSION",
     "VARIANTS",
     "Compression",
+    "KernelFormat",
     "Variant",
     "boot_cmdline",
     "qemu_command",
@@ -33,6 +35,10 @@ Variant = Literal["direct", "socket"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 Compression = Literal["none", "lz4", "zstd"]
 COMPRESSIONS: tuple[Compression, ...] = get_args(Compression)
+KernelFormat = Literal["auto", "elf", "bzimage"]
+"""The kernel file of an image: ``elf`` (the uncompressed ``vmlinux``, booted through its
+PVH entry point), ``bzimage`` (compressed, decompressing itself as it boots) or ``auto``."""
+KERNEL_FORMATS: tuple[KernelFormat, ...] = get_args(KernelFormat)
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 INTERPRETER = f"usr/bin/python{PY_VERSION}"
 CONFIG_MODULE = "riadinit"

@@ -136,7 +136,8 @@ def report(image: Path, largest: int = 12, *, modules: bool = False) -> str:
         f"service      {manifest['service']['name']} (module {manifest['service']['module']})",
         f"built by     riad {manifest['riad_version']}, Python {manifest['python_version']}",
         f"kernel       variant {kernel['variant']} (net {kernel['net']}), "
-        f"linux {kernel['version']}, {kernel['format']}",
+        f"linux {kernel['version']}, {kernel['format']}"
+        + (f" ({kernel['format_reason']})" if kernel.get("format_reason") else ""),
         f"boot args    {' '.join(manifest['boot_args']) or '(none)'}",
         f"memory       {manifest['memory_mb']} MB",
         f"cmdline      {manifest['kernel_cmdline']}",

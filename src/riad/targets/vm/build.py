@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
+from typing import Literal
 
 import riad
 from riad import bootargs
@@ -60,6 +61,7 @@ from riad.image.boot import (
     INTERPRETER,
     PY_VERSION,
     Compression,
+    KernelFormat,
     boot_cmdline,
     qemu_command,
 )
@@ -223,6 +225,7 @@ class BuildOptions:
     a run's ``--dns``, ``--dns-search`` and ``--hosts`` (a service that looks a name up
     at start-up does it in the trace as it will at boot, not failing for want of them)."""
     memory_mb: int | None = None  # None: what the image needs, at least 64 MB
+    kernel_format: KernelFormat = "auto"
     docstrings: bool = False
     columns: bool = False  # column positions in code's location tables (for ^^^ in tracebacks)
     strip: bool = True
@@ -794,12 +797,65 @@ def build_image(
         return _write_output(out, service, kernel, kernel_data, None, content, trace, options)
     initramfs = compress(cpio, options.compression)
     options = _with_memory(options, len(cpio), len(initramfs), trace.heap_kb)
+    choice = choose_kernel_format(kernel, options.kernel_format)
     kernel_data = (
-        _strip(kernel.boot_file.read_bytes(), False)
-        if kernel.vmlinux
-        else (kernel.boot_file.read_bytes())
+        _strip(choice.path.read_bytes(), False)
+        if choice.format == "elf"
+        else choice.path.read_bytes()
     )
-    return _write_output(out, service, kernel, kernel_data, initramfs, content, trace, options)
+    return _write_output(
+        out, service, kernel, kernel_data, initramfs, content, trace, options, choice
+    )
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The kernel file an image carries, and why (``riad inspect`` shows it)."""
+
+    format: Literal["elf", "bzImage"]
+    path: Path
+    reason: str
+
+
+def choose_kernel_format(
+    kernel: Kernel, wanted: KernelFormat, kvm: Callable[[Path], bool] | None = None
+) -> KernelChoice:
+    """The ELF ``vmlinux`` or the compressed ``bzImage`` of ``kernel`` for ``wanted``.
+
+    ``auto`` takes the bzImage where guests run under KVM here (``kvm``: the runner's
+    probe, cached per host boot): decompressing it natively costs milliseconds, and the
+    image is 10 MB smaller. Under TCG it takes the ELF: the bzImage's xz
+    decompression, emulated, costs about a second of every boot (docs/benchmarks.md).
+    """
+    if kernel.vmlinux is None or kernel.bzimage is None:
+        only = kernel.boot_file
+        fmt: Literal["elf", "bzImage"] = "elf" if is_elf(only) else "bzImage"
+        if wanted not in ("auto", fmt.lower()):
+            raise ImageError(
+                f"--kernel-format {wanted}: the kernel {only} is only there as {fmt}; "
+                "drop --kernel-format or give that kind of kernel"
+            )
+        return KernelChoice(fmt, only, "the only file of the kernel given")
+    if wanted == "elf":
+        return KernelChoice("elf", kernel.vmlinux, "asked for with --kernel-format elf")
+    if wanted == "bzimage":
+        return KernelChoice("bzImage", kernel.bzimage, "asked for with --kernel-format bzimage")
+    if kvm is None:
+        from riad.targets.vm.runner import kvm_works
+
+        kvm = kvm_works
+    if kvm(kernel.bzimage):
+        return KernelChoice(
+            "bzImage",
+            kernel.bzimage,
+            "auto: guests run under KVM here, where decompressing it costs milliseconds",
+        )
+    return KernelChoice(
+        "elf",
+        kernel.vmlinux,
+        "auto: guests run under TCG here, where decompressing a bzImage costs about a "
+        "second of every boot",
+    )
 
 
 def _add_distributions(content: _Content, trace: StartupTrace) -> None:
@@ -894,6 +950,7 @@ def _write_output(
     content: _Content,
     trace: StartupTrace,
     options: BuildOptions,
+    choice: KernelChoice | None = None,
 ) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     for stale in ["kernel", *INITRAMFS_NAMES.values(), "manifest.json"]:
@@ -921,7 +978,8 @@ def _write_output(
             "version": kernel.version,
             "key": kernel.key,
             "file": "kernel",
-            "format": "elf" if kernel.vmlinux is not None else "bzImage",
+            "format": choice.format if choice else "elf",
+            "format_reason": choice.reason if choice else "the kernel linked with the initramfs",
             "single_file": initramfs is None,
             "size": len(kernel_data),
             "sha256": hashlib.sha256(kernel_data).hexdigest(),

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from riad import bootargs
 from riad.image import ImageError
-from riad.image.boot import COMPRESSIONS, DEFAULT_MEMORY_MB, Compression
+from riad.image.boot import (
+    COMPRESSIONS,
+    DEFAULT_MEMORY_MB,
+    KERNEL_FORMATS,
+    Compression,
+    KernelFormat,
+)
 from riad.targets.target import RunRequest, Target, TargetOptions
 
 if TYPE_CHECKING:
@@ -44,6 +50,7 @@ class ImageOptions:
     compression: Compression = "lz4"
     kernel: Path | None = None
     """A kernel of the user's instead of riad's own."""
+    kernel_format: KernelFormat = "auto"
     docstrings: bool = False
     columns: bool = False
     single_file: bool = False
@@ -72,6 +79,16 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--kernel", type=Path, metavar="FILE", help="boot this kernel instead of riad's own"
+    )
+    group.add_argument(
+        "--kernel-format",
+        choices=KERNEL_FORMATS,
+        default="auto",
+        help=(
+            "the kernel file: elf (uncompressed, no decompression at boot), bzimage "
+            "(compressed, 10 MB smaller) or auto (default: bzimage where KVM runs guests, "
+            "elf under TCG; riad inspect says which and why)"
+        ),
     )
     group.add_argument(
         "--docstrings",
@@ -107,6 +124,7 @@ def read_image_options(args: argparse.Namespace) -> ImageOptions:
     return ImageOptions(
         compression=args.compression,
         kernel=args.kernel,
+        kernel_format=args.kernel_format,
         docstrings=args.docstrings,
         columns=args.columns,
         single_file=args.single_file,
@@ -186,6 +204,7 @@ def build_options(request: RunRequest, *, with_boot_args: bool) -> BuildOptions:
         docstrings=image.docstrings,
         columns=image.columns,
         kernel=image.kernel,
+        kernel_format=image.kernel_format,
         include=request.include,
         warmup=request.warmup,
         boot_args=request.boot_args if with_boot_args else (),
