@@ -62,6 +62,7 @@ from riad.proto.tcp.timers import TcpTimers
 from riad.proto.tcp.timestamps import Timestamps
 from riad.proto.transport import IpAddress
 from riad.time import Instant
+from riad.wire.checksum import address_sum
 from riad.wire.tcp import TcpHeader
 
 __all__ = ["TcpConnection", "TcpSegment"]
@@ -80,6 +81,7 @@ class TcpConnection:
 
     __slots__ = (
         "ack_limits",
+        "address_sum",
         "cc",
         "closed_by_app",
         "config",
@@ -125,6 +127,8 @@ class TcpConnection:
         self.local_port = local_port
         self.remote_addr = remote_addr
         self.remote_port = remote_port
+        self.address_sum = address_sum(local_addr.packed, remote_addr.packed)
+        """The addresses' part of the checksum's pseudo-header sum (``wire.checksum``)."""
         self.state = CLOSED
         self.error: OSError | None = None
         self.soft_error: OSError | None = None

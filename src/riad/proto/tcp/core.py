@@ -62,7 +62,7 @@ from riad.proto.transport import (
     binding_conflicts,
 )
 from riad.time import Instant
-from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
+from riad.wire.checksum import address_sum, ones_sum, pseudo_sum
 from riad.wire.errors import ParseError
 from riad.wire.ipv4 import IpProtocol
 from riad.wire.tcp import ACK, RST, SYN, TcpHeader
@@ -450,15 +450,16 @@ class TcpCore:
             for src, dst, reply in replies:
                 if reply.header.flags & RST:
                     self.resets_sent += 1
-                yield self._encode(src, dst, reply)
+                yield self._encode(src, dst, address_sum(src.packed, dst.packed), reply)
         while self._dirty:
             dirty = list(self._dirty)
             self._dirty.clear()
             for conn in dirty:
                 src = conn.local_addr
                 dst = conn.remote_addr
+                addresses = conn.address_sum
                 while (seg := conn.poll_transmit(now)) is not None:
-                    yield self._encode(src, dst, seg)
+                    yield self._encode(src, dst, addresses, seg)
                 self._collect(conn)
                 if conn.is_closed:
                     self._forget(conn)
@@ -467,7 +468,8 @@ class TcpCore:
                 else:
                     self._schedule(conn)
 
-    def _encode(self, src: IpAddress, dst: IpAddress, seg: TcpSegment) -> Outbound:
+    def _encode(self, src: IpAddress, dst: IpAddress, addresses: int, seg: TcpSegment) -> Outbound:
+        """``seg`` as IP payload parts; ``addresses`` is ``address_sum`` of ``src`` and ``dst``."""
         hdr = seg.header
         payload = seg.payload
         head = bytearray(60)
@@ -475,11 +477,13 @@ class TcpCore:
         del head[hl:]
         length = hl + len(payload)
         offload: TransportOffload | None = None
+        pseudo = pseudo_sum(addresses, _TCP, length)
         if self.checksum_offload:
-            csum = pseudo_header_sum(src.packed, dst.packed, _TCP, length)
+            csum = pseudo
             offload = TransportOffload(16, seg.gso_size, hl) if seg.gso_size else _CSUM_ONLY
         else:
-            csum = checksum(pseudo_header(src.packed, dst.packed, _TCP, length), head, payload)
+            # the pseudo-header is never all zeros: neither is the sum of it and the segment
+            csum = ~((pseudo + ones_sum(head, payload)) % 0xFFFF or 0xFFFF) & 0xFFFF
         head[16] = csum >> 8
         head[17] = csum & 0xFF
         # DF on every segment, for path MTU discovery (RFC 1191), as Linux does
