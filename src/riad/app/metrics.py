@@ -15,8 +15,10 @@ text exposition format (version 0.0.4) writes them:
   those gone); on the host's sockets the kernel keeps these, not riad;
 - ``riad_dns_*_total``: ``dev.resolver``'s lookups, cache hits, queries and
   failures (riad's resolver, once the service has used it);
-- ``process_resident_memory_bytes`` where ``/proc`` can be read (not in the
-  sandbox, which has no files), and ``python_allocated_blocks`` everywhere;
+- ``process_max_resident_memory_bytes`` (the peak, ``getrusage``) and
+  ``python_allocated_blocks`` everywhere, ``process_resident_memory_bytes``
+  where ``/proc`` can be read (not in the sandbox, which has no files, nor in
+  the vm, which mounts no ``/proc``);
 - ``riad_stack_info{stack}``: ``host`` or ``riad``.
 
 The port also answers ``/healthz`` and ``/readyz`` (it is a
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -248,6 +251,11 @@ def _process(families: _Families) -> None:
     resident = _resident_bytes()
     if resident is not None:
         families.gauge("process_resident_memory_bytes", "Resident memory size", resident)
+    families.gauge(
+        "process_max_resident_memory_bytes",
+        "Peak resident memory size",
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    )
     families.gauge(
         "python_allocated_blocks",
         "Memory blocks the interpreter has allocated (sys.getallocatedblocks)",

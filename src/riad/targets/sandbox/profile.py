@@ -331,6 +331,11 @@ def service_policy(
         ),
         SyscallRule("clock_gettime", (), "the monotonic clock when the vDSO cannot answer"),
         SyscallRule("getrandom", (), "entropy (os.urandom, TCP sequence numbers)"),
+        SyscallRule(
+            "getrusage",
+            (ArgIn(0, (0,), ("RUSAGE_SELF",)),),
+            "the service's own peak memory, for --metrics-port",
+        ),
         *_memory_rules(),
         SyscallRule("futex", (), "locks inside the interpreter"),
         SyscallRule("getpid", (), "asyncio checks its loop belongs to this process"),
