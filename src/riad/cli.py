@@ -88,6 +88,11 @@ riad's own (--ipv4, --ipv4-gateway, --dhcp, --dns, --dns-search, --hosts,
 they are, even when riad run has an option of the same name. Each target has
 its own options: riad run -t sandbox --help, riad run -t vm --help."""
 
+NO_UVLOOP = (
+    "--loop uvloop: -t {target} runs on riad's event loop (asyncio's, which its seal and "
+    "stack are built around); uvloop is for -t unix on the host's sockets: leave --loop out"
+)
+
 
 def _run_parser(target: Target | None) -> argparse.ArgumentParser:
     from riad.targets import DEFAULT_TARGET, TARGETS
@@ -131,6 +136,15 @@ def add_web_options(group: argparse._ArgumentGroup, target: Target | None) -> No
         help="serve HTTPS from DIR's server.pem and server.key (riad cert DIR makes them; "
         "by default certs/ beside the application, if it is there)",
     )
+    if target is not None and "loop" not in target.run_options:
+        from riad.targets.target import LOOP_CHOICES
+
+        group.add_argument(
+            "--loop",
+            choices=LOOP_CHOICES,
+            help=f"-t {target.name} runs riad's event loop (auto and asyncio); "
+            "uvloop is for -t unix on the host's sockets",
+        )
 
 
 NO_TLS_CERTS = (
@@ -184,6 +198,9 @@ def _run(_args: argparse.Namespace, rest: list[str]) -> int:
             print(f"riad: error: {NO_TLS_CERTS}", file=sys.stderr)
             return 2
         args.kv = [*(args.kv or ()), f"tls={args.tls_certs}"]
+    if args.loop == "uvloop" and "loop" not in target.run_options:
+        print(f"riad: error: {NO_UVLOOP.format(target=target.name)}", file=sys.stderr)
+        return 2
     if args.help:
         return _service_help(parser, service)
     return target.run(read_request(target, args, service, [*boot_args, *after_separator]))

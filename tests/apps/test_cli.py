@@ -11,6 +11,8 @@ import httpx
 from riad.testing.process import ServiceProcess, log_field, riad_command
 
 APP = """
+import asyncio
+
 from fastapi import FastAPI, Request
 
 app = FastAPI()
@@ -19,6 +21,11 @@ app = FastAPI()
 @app.get("/where")
 async def where(request: Request) -> dict[str, object]:
     return {"scheme": request.url.scheme, "client": request.client.host, "root": request.scope["root_path"]}
+
+
+@app.get("/loop")
+async def loop() -> str:
+    return type(asyncio.get_running_loop()).__module__
 
 
 def create_app() -> FastAPI:
@@ -49,6 +56,9 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
         (("shop:app", "--port", "http"), "--port: 'http' is not valid"),
         (("shop:app", "--forwarded-allow-ips", "x"), "'x' is not an IP address or network"),
         (("shop:app", "-t", "vm", "--tls-certs", "c"), "--tls-certs: a vm image packs"),
+        (("shop:app", "--loop", "uvloop", "--net", "direct"), "--loop uvloop: riad's own stack"),
+        (("shop:app", "-t", "sandbox", "--loop", "uvloop"), "--loop uvloop: -t sandbox runs"),
+        (("shop:app", "--loop", "tokio"), "--loop: invalid choice: 'tokio'"),
     ]:
         done = riad(tmp_path, "run", *args)
         assert done.returncode == 2, (args, done.stderr)
@@ -96,3 +106,16 @@ def test_certs_beside_the_application_turn_https_on(tmp_path: Path) -> None:
         )
         assert answer.json()["scheme"] == "https"
         assert proc.stop() == 0
+
+
+def test_the_event_loop_on_host_sockets(tmp_path: Path) -> None:
+    """uvloop by default (auto: it is installed), asyncio's loop when asked."""
+    (tmp_path / "shop.py").write_text(APP)
+    for args, loop in [((), "uvloop"), (("--loop", "uvloop"), "uvloop"),
+                       (("--loop", "asyncio"), "riad.stack.loop")]:  # fmt: skip
+        with ServiceProcess(
+            riad_command("run", "shop:app", "--port", "0", *args), cwd=tmp_path
+        ) as proc:
+            url = log_field(proc.wait_for("app: serving url="), "url")
+            assert httpx.get(f"{url}loop", timeout=30).json() == loop, args
+            assert proc.stop() == 0

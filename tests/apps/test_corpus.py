@@ -32,12 +32,17 @@ APPS = ("fastapi_app", "starlette_app", "django_app", "flask_app")
 
 TARGETS: dict[str, tuple[str, ...]] = {
     "unix": (),
+    "unix-asyncio": ("--loop", "asyncio"),
     "unix-direct": ("--net", "direct"),
     "sandbox": ("-t", "sandbox"),
     "vm-direct": ("-t", "vm", "--net", "direct", "--accel", "tcg"),
     "vm-socket": ("-t", "vm", "--net", "socket", "--accel", "tcg"),
 }
-"""How ``riad run`` is asked for each target (every one but ``unix`` runs in a namespace)."""
+"""How ``riad run`` is asked for each target (every one but ``unix`` runs in a namespace);
+``unix`` runs on uvloop (``--loop auto``: it is installed), ``unix-asyncio`` on asyncio's loop."""
+
+HOST_SOCKETS = ("unix", "unix-asyncio")
+"""Targets on the host's sockets (no namespace)."""
 
 SEALED = ("sandbox", "vm-direct", "vm-socket")
 """Targets that take the app's warm-up requests and includes (``WARMUP``, ``INCLUDE`` in its
@@ -47,7 +52,7 @@ NOT_YET: dict[tuple[str, str], str] = {}
 """Cases left out, with the reason (none)."""
 
 CASES = [
-    pytest.param(app, target, marks=[pytest.mark.netns] if target != "unix" else [])
+    pytest.param(app, target, marks=[pytest.mark.netns] if target not in HOST_SOCKETS else [])
     for app in APPS
     for target in TARGETS
     if (app, target) not in NOT_YET
@@ -88,7 +93,7 @@ def run_client(app: str, base_url: str, ns: Netns | None) -> list[dict[str, obje
 
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
-    if request.node.callspec.params["target"] == "unix":
+    if request.node.callspec.params["target"] in HOST_SOCKETS:
         yield None
         return
     if os.geteuid() != 0:

@@ -568,12 +568,15 @@ def run(
     handle_signals: bool = True,
     main_started: Callable[[], None] | None = None,
     lifecycle: Lifecycle | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> int:
     """Run ``app`` to completion on a new event loop; return the exit status.
 
     With ``handle_signals`` (the default) SIGINT and SIGTERM ask the service
     to stop (a second one stops it at once: :func:`request_stop`). ``grace_s``,
-    ``main_started`` and ``lifecycle`` are :func:`serve`'s.
+    ``main_started`` and ``lifecycle`` are :func:`serve`'s. ``loop_factory``
+    makes the loop (default: riad's, which riad's stack can route; on the
+    host's sockets :func:`event_loop_factory` may give uvloop's).
     """
     if lifecycle is None:
         lifecycle = Lifecycle(grace_s if grace_s is not None else config.shutdown_timeout_s)
@@ -608,10 +611,48 @@ def run(
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
-    from riad.stack.loop import new_event_loop  # a loop riad's stack can route
+    if loop_factory is None:
+        from riad.stack.loop import new_event_loop  # a loop riad's stack can route
 
+        loop_factory = new_event_loop
     try:
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
             return int(runner.run(main()))
     except KeyboardInterrupt:
         return int(ExitCode.OK)
+
+
+def event_loop_factory(
+    choice: str | None, *, host_sockets: bool
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop ``--loop CHOICE`` asks for, as :func:`run`'s ``loop_factory`` (None: riad's).
+
+    ``auto`` (the default) is uvloop when it is installed and the service is on
+    the host's sockets, else riad's loop (asyncio's selector loop, which riad's
+    own stack routes); ``asyncio`` is riad's loop; ``uvloop`` is uvloop's, and a
+    ``ConfigError`` naming the fix where it cannot be (not installed, or riad's
+    own stack, whose connections only riad's loop can carry).
+    """
+    if choice in (None, "auto", "asyncio"):
+        if choice == "asyncio" or not host_sockets:
+            return None
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        return cast("Callable[[], asyncio.AbstractEventLoop]", uvloop.new_event_loop)
+    if choice != "uvloop":
+        raise ConfigError(f"--loop {choice}: choose auto, asyncio or uvloop")
+    if not host_sockets:
+        raise ConfigError(
+            "--loop uvloop: riad's own stack runs on riad's event loop (asyncio's), "
+            "which it routes; use --net socket for uvloop, or leave --loop out"
+        )
+    try:
+        import uvloop
+    except ImportError:
+        raise ConfigError(
+            "--loop uvloop: uvloop is not installed; pip install uvloop (or riad[uvloop]), "
+            "or leave --loop out"
+        ) from None
+    return cast("Callable[[], asyncio.AbstractEventLoop]", uvloop.new_event_loop)

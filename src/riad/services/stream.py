@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 __all__ = ["ByteStream", "ProtocolStream", "SocketStream"]
 
@@ -146,7 +146,8 @@ class ProtocolStream(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Duck-typed: uvloop's transports have asyncio.Transport's methods, not its class.
+        transport = cast("asyncio.Transport", transport)
         self._transport = transport
         transport.set_write_buffer_limits(high=self._write_buffer)
         self._loop = asyncio.get_running_loop()

@@ -3,7 +3,7 @@
 A target runs a service from a :class:`RunRequest`: the service as the user
 named it, its boot arguments, and the options of ``riad run``, typed. The
 options that mean the same on several targets are fields of the request
-(``net``, ``tap``, ``kv``, ``volume``, ``include``, ``memory_mib``; each target says
+(``net``, ``tap``, ``kv``, ``volume``, ``include``, ``memory_mib``, ``loop``; each target says
 which it takes, see :data:`RUN_OPTIONS`); what only one target has is that
 target's own :class:`TargetOptions` (``SandboxOptions``, ``VmOptions``), in
 ``request.options``.
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 # built image (riad run IMAGE -t vm) starts without it.
 
 __all__ = [
+    "LOOP_CHOICES",
     "NET_CHOICES",
     "RUN_OPTIONS",
+    "LoopChoice",
     "NetChoice",
     "RunRequest",
     "Target",
@@ -51,6 +53,10 @@ __all__ = [
 NetChoice = Literal["socket", "direct"]
 """``socket``: the kernel's sockets (the host's, or a vm guest kernel's); ``direct``: riad's stack."""
 NET_CHOICES: tuple[NetChoice, ...] = get_args(NetChoice)
+
+LoopChoice = Literal["auto", "asyncio", "uvloop"]
+"""The event loop on the host's sockets: ``auto`` (uvloop when installed), asyncio's, uvloop."""
+LOOP_CHOICES: tuple[LoopChoice, ...] = get_args(LoopChoice)
 
 
 class TargetOptions:
@@ -87,6 +93,8 @@ class RunRequest:
     warmup: tuple[str, ...] = ()
     """Requests (or ``module:function`` clients) to ask the service while its start-up
     is traced, besides those it declares (``--warmup``; see ``riad.app.warmup``)."""
+    loop: LoopChoice | None = None
+    """Which event loop runs the service on the host's sockets (``--loop``)."""
     memory_mib: int | None = None
     """How much memory the service gets (``--memory``: the target says what it limits)."""
     options: TargetOptions | None = None
@@ -165,6 +173,10 @@ def _add_warmup(group: argparse._ArgumentGroup, help: str) -> None:
     group.add_argument("--warmup", action="append", metavar="REQUEST", help=help)
 
 
+def _add_loop(group: argparse._ArgumentGroup, help: str) -> None:
+    group.add_argument("--loop", choices=LOOP_CHOICES, help=help)
+
+
 def _add_memory(group: argparse._ArgumentGroup, help: str) -> None:
     group.add_argument("--memory", type=_positive_mib, metavar="MiB", help=help)
 
@@ -177,6 +189,7 @@ RUN_OPTIONS: dict[str, Callable[[argparse._ArgumentGroup, str], None]] = {
     "include": _add_include,
     "warmup": _add_warmup,
     "memory": _add_memory,
+    "loop": _add_loop,
 }
 """The options several targets share, by the field of :class:`RunRequest` they fill:
 each adds its option to a parser group with the help text the target gives."""
@@ -192,7 +205,14 @@ def add_run_options(parser: argparse.ArgumentParser, target: Target) -> None:
     for key, help in target.run_options.items():
         RUN_OPTIONS[key](group, help)
     parser.set_defaults(
-        net=None, tap=None, kv=None, volume=None, include=None, warmup=None, memory=None
+        net=None,
+        tap=None,
+        kv=None,
+        volume=None,
+        include=None,
+        warmup=None,
+        memory=None,
+        loop=None,
     )
     target.add_options(group)
 
@@ -211,6 +231,7 @@ def read_request(
         include=tuple(args.include or ()),
         warmup=tuple(args.warmup or ()),
         memory_mib=args.memory,
+        loop=args.loop,
         options=target.read_options(args),
     )
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from riad.app.args import BootConfig, ConfigError
 from riad.app.model import App, KVDecl
-from riad.app.run import StackOpener, report_config_error, static_stack
+from riad.app.run import StackOpener, event_loop_factory, report_config_error, static_stack
 from riad.app.run import run as run_app
 from riad.backends.console import FdConsole
 from riad.backends.socket_stack import SocketStack
@@ -51,6 +51,8 @@ class UnixTarget:
         "(default: where the service says)",
         "volume": "keep volume NAME in folder PATH (made on first use; default: "
         "~/.local/share/riad/SERVICE/NAME)",
+        "loop": "the event loop on the host's sockets: auto (uvloop when installed, the "
+        "default), asyncio, uvloop; riad's own stack (--net direct) runs riad's loop",
     }
 
     def add_options(self, group: argparse._ArgumentGroup) -> None:
@@ -70,6 +72,9 @@ class UnixTarget:
             volumes = prepare_volumes(app.name, app.volumes, request.volume)
             kvs = open_kvs(app, request.kv)
             open_stack = _stack_opener(app, config, request)
+            loop_factory = event_loop_factory(
+                request.loop, host_sockets=(request.net or "socket") == "socket"
+            )
         except ConfigError as exc:
             return report_config_error(exc, console)
         return run_app(
@@ -80,6 +85,7 @@ class UnixTarget:
             volumes={name: str(path) for name, path in volumes.items()},
             console=console,
             main_started=freeze_after_startup,
+            loop_factory=loop_factory,
         )
 
 
