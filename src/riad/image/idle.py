@@ -82,4 +82,16 @@ def freeze_after_startup() -> None:
         gc.collect()
         gc.freeze()
 
+    import asyncio
+
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None and not isinstance(loop, asyncio.SelectorEventLoop):
+        # uvloop waits inside libuv, out of the selectors' reach: freeze at the
+        # loop's next turn, once main has taken its first step (what it imports
+        # and builds before its first await).
+        loop.call_soon(freeze)
+        return
     install_idle_hook(freeze, idle_ms=0)
