@@ -193,7 +193,11 @@ def _stock_vm(ws: Workspace) -> Launch:
 
 def stock_vm_command(image: Path, memory_mb: int, riad_args: str) -> list[str]:
     """QEMU booting Debian's cloud kernel and ``image``'s initramfs at ``GUEST``."""
-    cmdline = f'{KERNEL_CMDLINE} rdinit=/init RIAD_ARGS="--ipv4={GUEST}/24 {riad_args}"'
+    # Under TCG the stock kernel needs what riad's images are booted with
+    # (riad.image.boot.boot_cmdline): without them its local APIC timer may fail
+    # calibration on a loaded host, and the guest hangs before init, silently.
+    tcg = "noapictimer no_timer_check"
+    cmdline = f'{KERNEL_CMDLINE} {tcg} rdinit=/init RIAD_ARGS="--ipv4={GUEST}/24 {riad_args}"'
     command = qemu_command(
         str(image / "vmlinuz"),
         str(image / "initramfs.cpio.zst"),

@@ -5,7 +5,9 @@ Run: .venv/bin/python bench/web_apps.py [--seconds S] [--rounds R] [--servers a,
 
 The applications (``bench/web_app_service/web_app.py``: ``GET /json``) are served by
 
-- ASGI (FastAPI): ``riad`` (``riad run web_app:fastapi_app``, host sockets),
+- ASGI (FastAPI): ``riad`` (``riad run web_app:fastapi_app``, host sockets:
+  uvloop, as ``--loop auto`` picks when it is installed), ``riad/asgi-asyncio``
+  (the same on asyncio's loop, ``--loop asyncio``),
   ``uvicorn[standard]`` (httptools + uvloop: what ``pip install uvicorn[standard]``
   gives), ``uvicorn-h11`` (``--http h11 --loop asyncio``), ``hypercorn``,
   ``granian`` (``--interface asgi``);
@@ -50,6 +52,9 @@ def commands(port: int) -> dict[str, tuple[str, list[str]]]:
     return {
         "riad/asgi": ("asgi", [str(BIN / "riad"), "run", "web_app:fastapi_app", "--port", str(port),
                                "--host", "127.0.0.1", "--logs", "*:warning"]),
+        "riad/asgi-asyncio": ("asgi", [str(BIN / "riad"), "run", "web_app:fastapi_app", "--port",
+                                       str(port), "--host", "127.0.0.1", "--logs", "*:warning",
+                                       "--loop", "asyncio"]),
         "uvicorn[standard]": ("asgi", [str(BIN / "uvicorn"), "web_app:fastapi_app", "--port", str(port),
                                        "--http", "httptools", "--loop", "uvloop",
                                        "--no-access-log", "--log-level", "warning"]),
