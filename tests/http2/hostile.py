@@ -4,10 +4,11 @@ the chat application served by ``riad run`` on any target.
     python -m tests.http2.hostile http://10.0.0.2:8000/
 
 Prints ``ok`` after every check passed (an exception otherwise): rapid reset, a
-CONTINUATION flood and a SETTINGS flood each end their connection with a GOAWAY,
-a stream without window gets its head but no byte of its body while the same
-connection and others are served, and a WebSocket opened with an extended
-CONNECT (RFC 8441) echoes. The target tests run it from Linux, inside the
+CONTINUATION flood, SETTINGS and PING floods, a header list over the limit, an
+HPACK bomb and one stream more than the advertised limit each end their
+connection with a GOAWAY, a stream without window gets its head but no byte of
+its body while the same connection and others are served, and a WebSocket
+opened with an extended CONNECT (RFC 8441) echoes. The target tests run it from Linux, inside the
 service's network namespace when sealed.
 """
 
@@ -18,7 +19,7 @@ import sys
 from urllib.parse import urlsplit
 
 from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame, SettingsFrame
+from hyperframe.frame import GoAwayFrame, PingFrame, SettingsFrame
 from wsproto.events import CloseConnection
 
 from .kit import (
@@ -73,11 +74,46 @@ async def check(host: str, port: int) -> None:
     assert codes, "a CONTINUATION flood did not end with a GOAWAY"
     await _still_served(host, port)
 
-    _step("SETTINGS flood")
-    client = await _connect(host, port)
-    client.send_raw(SettingsFrame(0).serialize() * 100_000)
-    codes = _goaway(await client.raw_frames_until_closed())
-    assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], ("SETTINGS flood", codes)
+    # (900 KB and 200 KB: several times what one read holds; the PING flood's
+    # acknowledgements double what crosses, so it is the smaller, all of it read
+    # by the server before it closes and no reset overtakes its GOAWAY)
+    for name, frame, count in (
+        ("SETTINGS flood", SettingsFrame(0), 100_000),
+        ("PING flood", PingFrame(0, opaque_data=b"12345678"), 12_000),
+    ):
+        _step(name)
+        client = await _connect(host, port)
+        client.send_raw(frame.serialize() * count)
+        codes = _goaway(await client.raw_frames_until_closed())
+        assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], (name, codes)
+        await _still_served(host, port)
+
+    # (riad run's limits: 16 KiB of header list, a 4 KiB HPACK table, 100 streams)
+    for name, headers in (
+        ("header list over the limit", [(b"x-big", b"b" * 20_000)]),
+        # one 4000-byte entry in the dynamic table, then 1000 one-byte references
+        # to it: a block of about 5 KB that would decode to 4 MB
+        ("HPACK bomb", [(b"x-bomb", b"a" * 4000)] * 1000),
+    ):
+        _step(name)
+        client = await _connect(host, port)
+        client.request("/health", headers=headers)
+        await client.until_closed()
+        assert client.terminated is not None, (name, "no GOAWAY")
+        assert client.terminated.error_code == ErrorCodes.ENHANCE_YOUR_CALM, (
+            name,
+            client.terminated,
+        )
+        await _still_served(host, port)
+
+    _step("more streams than allowed")
+    client = await _connect(host, port, ZERO_WINDOW)  # (every download stays open)
+    for _ in range(100):
+        client.request("/download")
+    client.raw_request(201, "/download")  # (h2's own client would refuse it)
+    await client.until_closed()
+    assert client.terminated is not None, "no GOAWAY after a stream too many"
+    assert client.terminated.error_code == ErrorCodes.PROTOCOL_ERROR, client.terminated
     await _still_served(host, port)
 
     _step("zero window")
