@@ -1,6 +1,7 @@
 """HTTP/2 on riad's stack over the simulated network, with prior knowledge: the
-scope, bodies both ways under flow control, many streams at once, trailers, HEAD,
-application errors, idle connections and graceful shutdown with GOAWAY."""
+scope, bodies both ways under flow control, many streams at once, priorities
+ignored, trailers, HEAD, application errors, idle connections and graceful
+shutdown with GOAWAY."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 
 from h2.errors import ErrorCodes
+from hyperframe.frame import PriorityFrame
 
 from riad.services.http import HttpLimits
 from riad.testing.simnet import test_seed
@@ -64,6 +66,40 @@ def test_many_streams_at_once_on_one_connection() -> None:
         assert {bytes(r.body) for r in responses[50:]} == {b"part0;part1;part2;part3;part4;"}
 
     serve(main, 2002)
+
+
+def test_priorities_are_ignored_safely() -> None:
+    """PRIORITY frames (RFC 9113 deprecates the scheme) for open, closed and idle
+    streams, exclusive ones and a cycle, and priorities in HEADERS: every stream is
+    answered in full, in the server's own order, and the connection goes on."""
+
+    async def main(served: SimServed, app: H2App) -> None:
+        client = await connect_h2(served)
+        conn = client.conn
+        first = client.request("/big")
+        second = client.request("/big")
+        client.send_raw(
+            PriorityFrame(first, depends_on=second, stream_weight=255, exclusive=True).serialize()
+            + PriorityFrame(second, depends_on=first, stream_weight=0).serialize()  # a cycle
+            + PriorityFrame(99, depends_on=first, stream_weight=7).serialize()  # an idle stream
+        )
+        third = conn.get_next_available_stream_id()
+        conn.send_headers(
+            third,
+            [(b":method", b"GET"), (b":path", b"/info"), (b":scheme", b"http"),
+             (b":authority", b"server.test")],
+            end_stream=True, priority_weight=200, priority_depends_on=first,
+            priority_exclusive=True,
+        )  # fmt: skip
+        client.flush()
+        responses = [await client.response(s) for s in (first, second, third)]
+        assert [r.status for r in responses] == [200, 200, 200]
+        assert [len(r.body) for r in responses[:2]] == [1024 * 1024] * 2
+        client.send_raw(PriorityFrame(first, depends_on=0, stream_weight=16).serialize())
+        assert (await client.get("/info")).status == 200  # (a closed stream's: ignored too)
+        assert client.terminated is None
+
+    serve(main, 2007)
 
 
 def test_trailers_head_and_application_errors() -> None:
