@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import errno
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from riad.proto.icmp import IcmpConfig, IcmpCore
+from riad.proto.transport import IpAddress
 from riad.proto.udp import ANY, UdpConfig, UdpCore
 from riad.time import Instant
 from riad.wire.icmp import IcmpHeader
@@ -142,3 +145,31 @@ def test_reuse_port_needs_every_holder_to_ask() -> None:
     udp.bind(ANY, 5354, reuse_port=True)
     with pytest.raises(OSError):
         udp.bind(ME, 5354)
+
+
+@given(
+    st.sampled_from(
+        [
+            (IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2")),
+            (IPv4Address("255.255.0.0"), IPv4Address("0.0.0.0")),
+            (IPv6Address("fd77::2"), IPv6Address("fe80::1")),
+            (IPv6Address("ffff:ffff::"), IPv6Address("::")),
+        ]
+    ),
+    st.integers(1, 0xFFFF),
+    st.integers(1, 0xFFFF),
+    st.binary(max_size=80),
+    st.booleans(),
+)
+def test_encode_writes_what_the_wire_codec_writes(
+    addresses: tuple[IpAddress, IpAddress], sport: int, dport: int, data: bytes, partial: bool
+) -> None:
+    """The core's datagram (pseudo-header sum from the addresses' part) is byte for byte
+    the wire codec's, full checksum or the partial one a device completes."""
+    src, dst = addresses
+    parts = UdpCore().encode(src, sport, dst, dport, data, partial_checksum=partial)
+    expected = bytearray(8 + len(data))
+    UdpHeader(src_port=sport, dst_port=dport, length=8 + len(data)).emit_datagram(
+        expected, 0, data, src, dst, partial=partial
+    )
+    assert b"".join(parts) == bytes(expected)

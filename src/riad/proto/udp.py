@@ -41,10 +41,11 @@ from riad.proto.transport import (
     binding_conflicts,
 )
 from riad.time import Instant
-from riad.wire.checksum import checksum, pseudo_header, pseudo_header_sum
+from riad.wire.checksum import address_sum, checksum_after, pseudo_sum
 from riad.wire.common import BytesLike, trusted_constructor
 from riad.wire.errors import ParseError
 from riad.wire.ipv4 import IpProtocol
+from riad.wire.udp import HEADER as UDP_HEADER
 from riad.wire.udp import UdpHeader
 
 __all__ = ["ANY", "ANY6", "UdpConfig", "UdpCore", "UdpSocket", "mapped", "mapped_text"]
@@ -364,14 +365,11 @@ class UdpCore:
         if size > limit:
             raise OSError(errno.EMSGSIZE, f"UDP payload of {size} bytes exceeds {limit}")
         length = 8 + size
-        header = bytearray(
-            UdpHeader(src_port=src_port, dst_port=dst_port, length=length).to_bytes()
-        )
-        if partial_checksum:
-            csum = pseudo_header_sum(src.packed, dst.packed, IpProtocol.UDP, length)
-        else:
-            pseudo = pseudo_header(src.packed, dst.packed, IpProtocol.UDP, length)
-            csum = checksum(pseudo, header, data) or 0xFFFF
+        header = bytearray(8)
+        UDP_HEADER.pack_into(header, 0, src_port, dst_port, length, 0)
+        pseudo = pseudo_sum(address_sum(src.packed, dst.packed), IpProtocol.UDP, length)
+        # a computed 0 goes as 0xFFFF: 0 says "no checksum" (RFC 768)
+        csum = pseudo if partial_checksum else (checksum_after(pseudo, header, data) or 0xFFFF)
         header[6] = csum >> 8
         header[7] = csum & 0xFF
         return [header, data]

@@ -110,6 +110,15 @@ def pseudo_sum(addresses: int, protocol: int, length: int) -> int:
     return (addresses + protocol + length) % _MOD or _MOD
 
 
+def checksum_after(pseudo: int, *parts: Buffer) -> int:
+    """``checksum(pseudo_header, *parts)`` from the pseudo-header's ``pseudo_sum``.
+
+    The pseudo-header is never all zeros, so neither is the whole: a sum of 0
+    reads as 0xFFFF. Its length is even, so ``parts`` start at an even offset.
+    """
+    return ~((pseudo + ones_sum(*parts)) % _MOD or _MOD) & 0xFFFF
+
+
 def ipv6_pseudo_header(src: bytes, dst: bytes, next_header: int, length: int) -> bytes:
     """The IPv6 pseudo-header (RFC 8200 8.1) for UDP, TCP and ICMPv6 checksums.
 

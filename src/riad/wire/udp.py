@@ -24,6 +24,8 @@ from riad.wire.common import BytesLike, trusted_constructor
 from riad.wire.errors import BadLengthError, ChecksumError, SanityError, TruncatedError
 
 _HEADER = struct.Struct("!HHHH")
+HEADER = _HEADER
+"""The header's layout: source port, destination port, length, checksum."""
 _LAYER = "udp"
 _PROTO_UDP = 17
 

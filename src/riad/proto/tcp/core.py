@@ -62,7 +62,7 @@ from riad.proto.transport import (
     binding_conflicts,
 )
 from riad.time import Instant
-from riad.wire.checksum import address_sum, ones_sum, pseudo_sum
+from riad.wire.checksum import address_sum, checksum_after, pseudo_sum
 from riad.wire.errors import ParseError
 from riad.wire.ipv4 import IpProtocol
 from riad.wire.tcp import ACK, RST, SYN, TcpHeader
@@ -482,8 +482,7 @@ class TcpCore:
             csum = pseudo
             offload = TransportOffload(16, seg.gso_size, hl) if seg.gso_size else _CSUM_ONLY
         else:
-            # the pseudo-header is never all zeros: neither is the sum of it and the segment
-            csum = ~((pseudo + ones_sum(head, payload)) % 0xFFFF or 0xFFFF) & 0xFFFF
+            csum = checksum_after(pseudo, head, payload)
         head[16] = csum >> 8
         head[17] = csum & 0xFF
         # DF on every segment, for path MTU discovery (RFC 1191), as Linux does
