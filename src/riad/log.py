@@ -326,6 +326,11 @@ class Logs:
         """Hand every event written from now on to ``sink`` too."""
         self._sinks.append(sink)
 
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The sinks events are handed to (remote logging's sender is one)."""
+        return tuple(self._sinks)
+
     def remove_sink(self, sink: Sink) -> None:
         with suppress(ValueError):
             self._sinks.remove(sink)

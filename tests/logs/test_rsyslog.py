@@ -11,6 +11,7 @@ to it is one log event.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, riad_command
 from riad.testing.waiting import eventually
 from tests.logs.rsyslog import TCP_PORT, TLS_PORT, UDP_PORT, Rsyslog
+from tests.vm.conftest import kernels  # noqa: F401 - the fixture: both kernels built once
 
 CHATTY = str(Path(__file__).resolve().parent / "chatty")
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +50,10 @@ def _say(ns: Netns, address: str, *lines: str) -> None:
 
 
 def _run(ns: Netns, *args: str) -> ServiceProcess:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
-    return ServiceProcess(
-        ["ip", "netns", "exec", ns.name, *riad_command("run", CHATTY, *args)], env=env
-    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
+    argv = ["ip", "netns", "exec", ns.name, *riad_command("run", CHATTY, *args)]
+    # a vm's console is riad's standard output: read it with the rest
+    return ServiceProcess(["sh", "-c", 'exec "$@" 1>&2', "sh", *argv], env=env)
 
 
 def _received_line(collector: Rsyslog, text: str) -> str:
@@ -152,3 +154,16 @@ def test_sandbox_to_rsyslog_over_tls(ns: Netns, collector: Rsyslog) -> None:
         _received_line(collector, "said from the sandbox")
         assert proc.stop() == 0
     assert "Traceback" not in proc.output
+
+
+@pytest.mark.usefixtures("kernels")
+def test_vm_to_rsyslog_over_tcp(ns: Netns, collector: Rsyslog) -> None:
+    collector.start()
+    eventually(collector.listening, what="rsyslogd listening")
+    args = ["-t", "vm", "--net", "direct", "--ipv4", "10.0.0.2/24"]
+    with _run(ns, *args, "--syslog", f"tcp://10.0.0.1:{TCP_PORT}") as proc:
+        proc.wait_for("chatty ready", timeout_s=120)
+        _say(ns, "10.0.0.2", "from the vm")
+        line = _received_line(collector, "said from the vm")
+        assert proc.stop() == 0
+    assert line.startswith('app|[riad@32473 size="')
