@@ -6,22 +6,24 @@ Run: .venv/bin/python bench/metrics.py [--seconds S] [--rounds R]
 on the host's sockets, twice: without ``--metrics-port`` (off, the default)
 and with it (on). The two take turns within each round, each a fresh process
 pinned to one core, with ``wrk`` on the other core at 1 and 50 keep-alive
-connections; the best of ``--rounds`` rounds is kept for each. The "on"
+connections; the best of ``--rounds`` rounds is kept for each (requests/s,
+and the server's CPU time per request, user + system from /proc, which a
+loaded machine disturbs less). The "on"
 service is scraped after each run: its ``riad_http_requests_total`` must have
 grown by at least what wrk counted (the counting is real). Prints the
-requests/s of each and the ratio on / off.
+requests/s and CPU per request of each and the ratios on / off.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -61,15 +63,26 @@ def wrk(url: str, connections: int, seconds: float) -> tuple[float, int]:
 
 
 def scraped_requests(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
+    # (no urllib: bench/http.py's name hides the standard library's http package here)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    text = b"".join(chunks).decode()
     return sum(
         float(m.group(1))
         for m in re.finditer(r"^riad_http_requests_total\{[^}]*\} (\S+)$", text, re.M)
     )
 
 
-def one(metrics: bool, connections: int, seconds: float) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (robust against the load of a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one(metrics: bool, connections: int, seconds: float) -> tuple[float, float]:
     port = free_port()
     argv = [sys.executable, "-m", "riad", "run", "main:app", "--port", str(port)]
     argv += ["--logs", "warning"]
@@ -82,12 +95,14 @@ def one(metrics: bool, connections: int, seconds: float) -> float:
         if scrape_port is not None:
             wait_listening(scrape_port, proc)
         wrk(f"http://127.0.0.1:{port}/", connections, 1)  # warm-up
+        cpu_before = cpu_seconds(proc.pid)
         rps, count = wrk(f"http://127.0.0.1:{port}/", connections, seconds)
+        cpu_us = (cpu_seconds(proc.pid) - cpu_before) / count * 1e6
         if scrape_port is not None:
             counted = scraped_requests(scrape_port)
             if counted < count:
                 raise SystemExit(f"the metrics counted {counted} requests, wrk {count}")
-        return rps
+        return rps, cpu_us
     finally:
         proc.terminate()
         proc.wait(30)
@@ -102,16 +117,37 @@ def main() -> None:
         if shutil.which(tool) is None:
             raise SystemExit(f"bench/metrics.py needs {tool}: apt-get install wrk util-linux")
     print(f"riad run main:app on host sockets, wrk -t1, {args.seconds:g} s, best of {args.rounds}")
-    print(f"{'case':<10} {'off req/s':>10} {'on req/s':>10} {'on/off':>7}")
+    print(f"{'case':<10} {'off req/s':>10} {'on req/s':>10} {'on/off':>7}   CPU us/request off, on")
     for connections in (1, 50):
-        best = {False: 0.0, True: 0.0}
+        rps = {False: 0.0, True: 0.0}
+        cpu = {False: float("inf"), True: float("inf")}
         for _ in range(args.rounds):
             for metrics in (False, True):
-                best[metrics] = max(best[metrics], one(metrics, connections, args.seconds))
-        ratio = best[True] / best[False]
+                got, cpu_us = one(metrics, connections, args.seconds)
+                rps[metrics] = max(rps[metrics], got)
+                cpu[metrics] = min(cpu[metrics], cpu_us)
+        ratio = rps[True] / rps[False]
+        case = f"wrk -c{connections}"
         print(
-            f"{'wrk -c' + str(connections):<10} {best[False]:>10.0f} {best[True]:>10.0f} {ratio:>7.3f}"
+            f"{case:<10} {rps[False]:>10.0f} {rps[True]:>10.0f} {ratio:>7.3f}"
+            f"   {cpu[False]:.0f}, {cpu[True]:.0f} ({cpu[True] / cpu[False]:.3f})"
         )
+    observe_ns = _observe_ns()
+    print(
+        f"counting one request (HttpMetrics.observe): {observe_ns:.0f} ns, "
+        f"{observe_ns / 1000 / cpu[False]:.2%} of the CPU per request at -c50"
+    )
+
+
+def _observe_ns() -> float:
+    """What the server adds per request when metrics are on, timed alone (best of 5)."""
+    import timeit
+
+    from riad.metrics import HttpMetrics
+
+    metrics = HttpMetrics()
+    timer = timeit.Timer("observe(200, 0.0004)", globals={"observe": metrics.observe})
+    return min(timer.repeat(5, 200_000)) / 200_000 * 1e9
 
 
 if __name__ == "__main__":
