@@ -537,6 +537,11 @@ def debootstrap_size(ws: Workspace) -> dict[str, int] | None:
     return sizes
 
 
+def _kernel_format(image: Path) -> str:
+    """The image's kernel file, as its manifest says: ``elf`` or ``bzImage``."""
+    return str(json.loads((image / "manifest.json").read_text())["kernel"]["format"])
+
+
 def _zstd_size(path: Path) -> int:
     return len(compress(path.read_bytes(), "zstd"))
 
@@ -584,7 +589,7 @@ def report(ws: Workspace, runs: list[Contender], deboot: dict[str, int] | None) 
         "",
         "| image | on disk | compressed |",
         "|---|---:|---:|",
-        f"| riad vm, echo (ELF kernel + lz4 initramfs) | {_fmt_mb(kernel.stat().st_size + initrd.stat().st_size)} | {_fmt_mb(riad_packed)} |",
+        f"| riad vm, echo ({_kernel_format(riad_image)} kernel + lz4 initramfs) | {_fmt_mb(kernel.stat().st_size + initrd.stat().st_size)} | {_fmt_mb(riad_packed)} |",
     ]
     site = ws.images.get("site")
     if site is not None:

@@ -817,15 +817,13 @@ class KernelChoice:
     reason: str
 
 
-def choose_kernel_format(
-    kernel: Kernel, wanted: KernelFormat, kvm: Callable[[Path], bool] | None = None
-) -> KernelChoice:
-    """The ELF ``vmlinux`` or the compressed ``bzImage`` of ``kernel`` for ``wanted``.
+def choose_kernel_format(kernel: Kernel, wanted: KernelFormat) -> KernelChoice:
+    """The compressed ``bzImage`` or the ELF ``vmlinux`` of ``kernel`` for ``wanted``.
 
-    ``auto`` takes the bzImage where guests run under KVM here (``kvm``: the runner's
-    probe, cached per host boot): decompressing it natively costs milliseconds, and the
-    image is 10 MB smaller. Under TCG it takes the ELF: the bzImage's xz
-    decompression, emulated, costs about a second of every boot (docs/benchmarks.md).
+    ``auto`` takes the bzImage of riad's kernels: gzip-compressed, it is about a tenth
+    of the ELF's size and decompresses in the guest in tens of milliseconds under TCG
+    (docs/benchmarks.md); ``elf`` saves those milliseconds. A kernel given with
+    ``--kernel`` is the one file it is.
     """
     if kernel.vmlinux is None or kernel.bzimage is None:
         only = kernel.boot_file
@@ -840,21 +838,10 @@ def choose_kernel_format(
         return KernelChoice("elf", kernel.vmlinux, "asked for with --kernel-format elf")
     if wanted == "bzimage":
         return KernelChoice("bzImage", kernel.bzimage, "asked for with --kernel-format bzimage")
-    if kvm is None:
-        from riad.targets.vm.runner import kvm_works
-
-        kvm = kvm_works
-    if kvm(kernel.bzimage):
-        return KernelChoice(
-            "bzImage",
-            kernel.bzimage,
-            "auto: guests run under KVM here, where decompressing it costs milliseconds",
-        )
     return KernelChoice(
-        "elf",
-        kernel.vmlinux,
-        "auto: guests run under TCG here, where decompressing a bzImage costs about a "
-        "second of every boot",
+        "bzImage",
+        kernel.bzimage,
+        "auto: a tenth of the ELF's size, decompressed in the guest in tens of milliseconds",
     )
 
 

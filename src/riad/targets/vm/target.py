@@ -85,9 +85,9 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
         choices=KERNEL_FORMATS,
         default="auto",
         help=(
-            "the kernel file: elf (uncompressed, no decompression at boot), bzimage "
-            "(compressed, 10 MB smaller) or auto (default: bzimage where KVM runs guests, "
-            "elf under TCG; riad inspect says which and why)"
+            "the kernel file: bzimage (gzip-compressed, a tenth of the size) or elf "
+            "(uncompressed, tens of ms sooner at boot under TCG); auto (default) is bzimage "
+            "for riad's kernels; riad inspect says which and why"
         ),
     )
     group.add_argument(
