@@ -219,7 +219,7 @@ class SyslogSender:
 
     def _host_name(self) -> str:
         if self.hostname is None:
-            addresses = (*self.stack.ipv4_addresses, *self.stack.ipv6_addresses)
+            addresses = self.stack.ipv4_addresses or self.stack.ipv6_addresses
             self.hostname = addresses[0] if addresses else socket.gethostname()
         return self.hostname
 
