@@ -133,3 +133,22 @@ def test_refusals_timeouts_and_errors_are_logged_with_their_outcome() -> None:
         ("GET /slow HTTP/1.1", "408", len(b"408 Request Timeout\n"), "timed-out"),
         ("GET /half HTTP/1.1", "200", 4, "error"),
     ]
+
+
+def test_json_lines_give_the_access_fields_as_json_values() -> None:
+    import json
+
+    async def main(s: SimServed) -> None:
+        reply = await s.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert b"HTTP/1.1 200 OK" in reply
+
+    console = ListConsole()
+    logs = Logs(console, SimClock(), LogLevels.parse("info"), format="json", wall=lambda: 0.0)
+    run_served(big_stream, main, seed=test_seed(6510), limits=LIMITS, logs=logs)
+    [event] = [e for e in map(json.loads, console.lines) if e["logger"] == "http.access"]
+    assert event["request"] == "GET / HTTP/1.1"
+    assert (event["status"], event["bytes"], event["outcome"]) == (200, 11, "completed")
+    assert event["client"] == event["message"].split()[0]
+    assert event["message"] == f'{event["client"]} "GET / HTTP/1.1" 200 11'
+    assert event["time"] == "1970-01-01T00:00:00.000000Z"
+    assert isinstance(event["ms"], float)
