@@ -69,6 +69,10 @@ from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry, s
 from riad.image.kernel import cache_root
 from riad.targets.vm.build import ServiceSpec, compress
 
+# bench/ was on the path for boot.py alone: its http.py must not stand in for the
+# standard library's http (the applications' checks import httpx).
+sys.path[:] = [p for p in sys.path if p not in ("", str(Path(__file__).resolve().parent))]
+
 APPS = ROOT / "tests" / "apps"
 PORT = 8000
 DIST_PACKAGES = "usr/local/lib/python3.11/dist-packages"
@@ -79,6 +83,9 @@ REQUIREMENTS = {
     "flask_app": ("flask", "a2wsgi"),
 }
 RIAD_ARGS = f"--seal off --port {PORT}"
+ANSWER_WAIT_S = 300.0
+"""How long a start may take to answer (TCG on a shared host: the Debian guest's
+whole root is unpacked from its initramfs first)."""
 
 
 def service_of(app: str) -> str:
@@ -319,9 +326,14 @@ def main() -> int:
                     )
             for index in range(args.runs):
                 for contender, launch in zip(runs, launches, strict=True):
-                    took = first_answer(ws, launch, timeout_s=180.0)
+                    took = first_answer(ws, launch, timeout_s=ANSWER_WAIT_S)
                     contender.attempts += 1
                     print(f"run {index + 1} {app} {contender.name}: {took}", file=sys.stderr)
+                    if took is None:  # keep what its console said
+                        log = ws.cache / f"last-run-{launch.command[0].rsplit('/', 1)[-1]}.log"
+                        kept = ws.cache / f"unanswered-{app}-{index + 1}.log"
+                        shutil.copyfile(log, kept)
+                        print(f"  its console: {kept}", file=sys.stderr)
                     if took is not None:
                         contender.times.append(took[0])
             rows.append((app, runs, sizes))
