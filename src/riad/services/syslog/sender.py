@@ -349,7 +349,9 @@ class SyslogSender:
                         break
                     await stream.drain()
                 if reading.done():
-                    reading.result()  # its error, if it failed
+                    if reading.result():  # a collector has nothing to say: ignored
+                        reading = asyncio.ensure_future(stream.read(4096))
+                        continue
                     raise ConnectionError("the collector closed the connection")
                 if self._closing:
                     await stream.drain()

@@ -40,6 +40,7 @@ from riad.targets.sandbox.supervisor import Sandbox, SandboxStartError
 from riad.targets.target import RunRequest, Target, TargetOptions
 
 if TYPE_CHECKING:
+    from riad.app.args import BootConfig
     from riad.backends.tap import TapDevice
 
 __all__ = [
@@ -314,7 +315,7 @@ def _run_app(request: RunRequest) -> int:
             app,
             options,
             boot_args,
-            include=request.include,
+            include=(*request.include, *_syslog_ca_file(config)),
             warmup=request.warmup,
             announce=_say,
         )
@@ -420,3 +421,9 @@ def _run_entry(request: RunRequest) -> int:
     os.set_inheritable(device.fileno(), True)
     child = _child_config(request, request.service, request.boot_args, (device.fileno(),))
     return _supervise(child, device)
+
+
+def _syslog_ca_file(config: BootConfig) -> tuple[str, ...]:
+    """``--syslog-ca``'s file, to be bound into the sealed root (a ``STORE:KEY`` is not one)."""
+    ca = config.syslog.ca if config.syslog is not None else None
+    return (ca,) if ca is not None and os.path.isfile(ca) else ()
