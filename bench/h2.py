@@ -67,7 +67,8 @@ def start(name: str, app: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def run_h2load(url: str, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    """requests/s, mean ms, max ms, requests done (every one must succeed)."""
+    """requests/s, mean ms, max ms, requests that succeeded (a server whose requests
+    fail is counted by those it answered, and the failures are said)."""
     out = subprocess.run(
         ["taskset", "-c", "0", "h2load", "-t", "1", "-c", str(connections), "-m", "10",
          "-D", str(round(seconds)), "--warm-up-time", "1", url],
@@ -76,9 +77,14 @@ def run_h2load(url: str, connections: int, seconds: float) -> tuple[float, float
     rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
     timing = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
-    if rate is None or done is None or timing is None or done.group(1) != done.group(2):
+    if rate is None or done is None or timing is None:
         raise SystemExit(f"h2load failed against {url}:\n{out}")
-    return float(rate.group(1)), _ms(timing.group(3)), _ms(timing.group(2)), int(done.group(1))
+    finished, succeeded = int(done.group(1)), int(done.group(2))
+    answered = float(rate.group(1)) * succeeded / max(finished, 1)
+    if succeeded != finished:
+        print(f"h2load: {finished - succeeded} of {finished} requests failed against {url}",
+              file=sys.stderr)  # fmt: skip
+    return answered, _ms(timing.group(3)), _ms(timing.group(2)), succeeded
 
 
 def _ms(text: str) -> float:
