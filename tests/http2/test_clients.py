@@ -1,6 +1,6 @@
 """HTTP/2 with real clients: curl (ALPN and prior knowledge), httpx, nghttp2's h2load,
 headless Chromium loading the static website, and ``riad run main:app`` on every
-target."""
+target (curl, h2load, httpx and the hostile client of ``hostile``)."""
 
 from __future__ import annotations
 
@@ -165,6 +165,15 @@ def test_chromium_opens_a_websocket_over_h2(https: Https, tmp_path: Path) -> Non
     assert versions == ["2"]  # the WebSocket went over the page's HTTP/2 connection
 
 
+HTTPX_GET = """
+import ssl, sys, httpx
+context = ssl.create_default_context(cafile=sys.argv[2])
+with httpx.Client(http2=True, verify=context, timeout=120) as client:
+    answer = client.get(sys.argv[1])
+    print(answer.http_version, answer.json()["http_version"])
+"""
+
+
 @pytest.mark.parametrize(
     "target",
     [pytest.param(t, marks=[pytest.mark.netns] if t != "unix" else []) for t in TARGETS],
@@ -205,8 +214,20 @@ def test_riad_run_offers_h2_on_every_target(target: str, ns: Netns | None, tmp_p
             assert done.returncode == 0 and done.stdout == DOWNLOAD, (
                 done.stderr + proc.output.encode()
             )
-        # attacks (rapid reset, CONTINUATION and SETTINGS floods, a zero window) and
-        # a WebSocket over HTTP/2, from Linux
+        # nghttp2's h2load over h2c and h2, and httpx over h2, from Linux
+        for url in (plain, secure):
+            done = subprocess.run(
+                [*inside, tool("h2load"), "-n", "200", "-c", "2", "-m", "10", f"{url}health"],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            assert "200 succeeded, 0 failed, 0 errored" in done.stdout, done.stdout + proc.output
+        done = subprocess.run(
+            [*inside, sys.executable, "-c", HTTPX_GET, f"{secure}health", str(certs / "ca.pem")],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.stdout.split() == ["HTTP/2", "2"], done.stderr + proc.output
+        # attacks (rapid reset, CONTINUATION, SETTINGS and PING floods, header lists,
+        # too many streams, a zero window) and a WebSocket over HTTP/2, from Linux
         hostile = subprocess.Popen(
             [*inside, sys.executable, "-m", "tests.http2.hostile", plain],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
