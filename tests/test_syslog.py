@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import ssl
 from pathlib import Path
@@ -270,3 +271,57 @@ def test_logging_never_waits_for_the_sender() -> None:
     for n in range(10):  # not started: nothing is sent, nothing waits
         logs.source("app").info("m%d", n)
     assert (sender.queued, sender.dropped) == (2, 8)
+
+
+def test_bytes_from_the_collector_do_not_end_the_connection() -> None:
+    async def main(lab: SimLab) -> None:
+        service = lab.add_stack("10.0.0.2/24")
+        collector_stack = lab.add_stack("10.0.0.9/24")
+        collector = _Collector()
+        connections = []
+
+        async def talkative(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(writer)
+            writer.write(b"hello from the collector\n")
+            await collector.handle(reader, writer)
+
+        await collector_stack.start_server(talkative, "10.0.0.9", 514)
+        logs, console = _hub(lab)
+        config = SyslogConfig(SyslogTarget("tcp", "10.0.0.9", 514))
+        sender = attach(logs, config, service, app_name="svc", ca_pem=None)
+        logs.source("app").info("first")
+        await _until(lambda: len(_frames(collector.received)) == 1)
+        logs.source("app").info("second")
+        await _until(lambda: len(_frames(collector.received)) == 2)
+        await sender.aclose()
+        assert _messages(_frames(collector.received)) == ["first", "second"]
+        assert len(connections) == 1
+        assert not any("unreachable" in line for line in console.lines)
+
+    run_lab(main, seed=21)
+
+
+def test_a_collector_that_closes_at_once_is_retried_with_backoff() -> None:
+    async def main(lab: SimLab) -> None:
+        service = lab.add_stack("10.0.0.2/24")
+        collector_stack = lab.add_stack("10.0.0.9/24")
+        accepted: list[float] = []
+
+        async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(asyncio.get_running_loop().time())
+            writer.close()
+
+        await collector_stack.start_server(rude, "10.0.0.9", 514)
+        logs, console = _hub(lab)
+        config = SyslogConfig(SyslogTarget("tcp", "10.0.0.9", 514))
+        sender = attach(logs, config, service, app_name="svc", ca_pem=None)
+        logs.source("app").info("first")
+        await asyncio.sleep(10)  # simulated time
+        await sender.aclose(0.1)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(accepted)]
+        assert 3 <= len(accepted) <= 6, accepted
+        assert all(gap >= 0.5 for gap in gaps), gaps
+        assert gaps == sorted(gaps)  # doubling, not at once
+        assert any("the collector closed the connection" in line for line in console.lines)
+
+    run_lab(main, seed=22)

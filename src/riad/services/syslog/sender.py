@@ -26,7 +26,8 @@ Logging never blocks or stops the service: an event is put on a bounded
 queue (``--syslog-queue``, 1024 messages by default) and the sender sends
 from there in a task of its own. While the collector cannot be reached
 (refused, closed, TLS failed) messages wait on the queue, the sender tries
-again after 0.5 s, doubling up to 30 s; when the queue is full the oldest
+again after 0.5 s, doubling up to 30 s (a connection that lasted 30 s starts
+again from 0.5 s); when the queue is full the oldest
 message is dropped and counted (``SyslogSender.dropped``). Once the collector
 is back, a warning of source ``syslog`` says how many were dropped. Messages
 written to a connection that then breaks are lost with it (TCP cannot say
@@ -264,14 +265,21 @@ class SyslogSender:
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            delay = BACKOFF_FIRST_S
             self._came_back()
+            connected_at = asyncio.get_running_loop().time()
             try:
                 await self._pump(stream)
+                continue  # (it returns only when closing, with the queue sent)
             except Exception as exc:  # the collector went away mid-way
                 self._went_away(exc)
             finally:
                 stream.close()
+            if self._closing:
+                return
+            # a collector that accepts and soon closes is tried again ever more slowly
+            lasted = asyncio.get_running_loop().time() - connected_at
+            delay = BACKOFF_FIRST_S if lasted >= BACKOFF_MAX_S else min(delay * 2, BACKOFF_MAX_S)
+            await self._pause(delay)
 
     async def _pause(self, delay: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
