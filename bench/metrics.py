@@ -17,49 +17,22 @@ requests/s and CPU per request of each and the ratios on / off.
 from __future__ import annotations
 
 import argparse
-import os
+import importlib.util
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SERVICE = HERE / "metrics_service"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise SystemExit(f"riad run exited early with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.025)
-    raise SystemExit(f"nothing listening on port {port}")
-
-
-def wrk(url: str, connections: int, seconds: float) -> tuple[float, int]:
-    out = subprocess.run(
-        ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        print(f"  warning: wrk saw errors:\n{out}", file=sys.stderr)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return rps, count
+# bench/http.py's helpers (a free port, waiting for a listener, wrk, CPU time)
+_spec = importlib.util.spec_from_file_location("bench_http", HERE / "http.py")
+assert _spec is not None and _spec.loader is not None
+bench_http = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_http)
 
 
 def scraped_requests(port: int) -> float:
@@ -76,28 +49,22 @@ def scraped_requests(port: int) -> float:
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (robust against the load of a shared machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one(metrics: bool, connections: int, seconds: float) -> tuple[float, float]:
-    port = free_port()
+    port = bench_http.free_port()
     argv = [sys.executable, "-m", "riad", "run", "main:app", "--port", str(port)]
     argv += ["--logs", "warning"]
-    scrape_port = free_port() if metrics else None
+    scrape_port = bench_http.free_port() if metrics else None
     if scrape_port is not None:
         argv += ["--metrics-port", str(scrape_port)]
     proc = subprocess.Popen(["taskset", "-c", "1", *argv], cwd=SERVICE)
     try:
-        wait_listening(port, proc)
+        bench_http.wait_listening(port, proc)
         if scrape_port is not None:
-            wait_listening(scrape_port, proc)
-        wrk(f"http://127.0.0.1:{port}/", connections, 1)  # warm-up
-        cpu_before = cpu_seconds(proc.pid)
-        rps, count = wrk(f"http://127.0.0.1:{port}/", connections, seconds)
-        cpu_us = (cpu_seconds(proc.pid) - cpu_before) / count * 1e6
+            bench_http.wait_listening(scrape_port, proc)
+        bench_http.run_wrk(f"http://127.0.0.1:{port}/", connections, 1)  # warm-up
+        cpu_before = bench_http.cpu_seconds(proc.pid)
+        rps, _, _, count = bench_http.run_wrk(f"http://127.0.0.1:{port}/", connections, seconds)
+        cpu_us = (bench_http.cpu_seconds(proc.pid) - cpu_before) / count * 1e6
         if scrape_port is not None:
             counted = scraped_requests(scrape_port)
             if counted < count:
