@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from riad.testing.netns import Netns
+from riad.testing.netns import Netns, netns_if
 from riad.testing.process import ServiceProcess, log_field, riad_command
 
 HERE = Path(__file__).resolve().parent
@@ -93,12 +92,9 @@ def run_client(app: str, base_url: str, ns: Netns | None) -> list[dict[str, obje
 
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
-    if request.node.callspec.params["target"] in HOST_SOCKETS:
-        yield None
-        return
-    if os.geteuid() != 0:
-        pytest.fail("riad's own stack, the sandbox and the vm need root (namespaces, TAPs)")
-    with Netns.create("riad-apps") as namespace:
+    needed = request.node.callspec.params["target"] not in HOST_SOCKETS
+    what = "riad's own stack, the sandbox and the vm"
+    with netns_if(needed, "riad-apps", what) as namespace:
         yield namespace
 
 

@@ -20,7 +20,6 @@ network namespace for the sandbox and the vm (riad's stack on a TAP).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from riad.testing.netns import Netns
+from riad.testing.netns import Netns, netns_if
 from riad.testing.process import ServiceProcess, log_field, riad_command
 
 HERE = Path(__file__).resolve().parent
@@ -50,12 +49,8 @@ CASES = [
 
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
-    if request.node.callspec.params["target"] == "unix":
-        yield None
-        return
-    if os.geteuid() != 0:
-        pytest.fail("the sandbox and the vm need root (namespaces, TAPs)")
-    with Netns.create("riad-stop") as namespace:
+    needed = request.node.callspec.params["target"] != "unix"
+    with netns_if(needed, "riad-stop", "the sandbox and the vm") as namespace:
         yield namespace
 
 

@@ -11,7 +11,6 @@ namespace for the others.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from riad.testing.netns import Netns
+from riad.testing.netns import Netns, netns_if
 from riad.testing.process import ServiceProcess, log_field, riad_command
 
 HERE = Path(__file__).resolve().parent
@@ -47,12 +46,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> Iterator[Netns | None]:
-    if request.node.callspec.params["target"] == "unix":
-        yield None
-        return
-    if os.geteuid() != 0:
-        pytest.fail("--net direct, the sandbox and the vm need root (namespaces, TAPs)")
-    with Netns.create("riad-metrics") as namespace:
+    needed = request.node.callspec.params["target"] != "unix"
+    with netns_if(needed, "riad-metrics", "--net direct, the sandbox and the vm") as namespace:
         yield namespace
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 from riad.testing._closing import ClosedOnExit
 
-__all__ = ["Netns", "NetnsError", "netns_available"]
+__all__ = ["Netns", "NetnsError", "netns_available", "netns_if"]
 
 _CLONE_NEWNET = 0x40000000
 
@@ -176,3 +176,17 @@ def _ip(*args: str) -> str:
     if proc.returncode != 0:
         raise NetnsError(f"ip {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout.decode()
+
+
+@contextlib.contextmanager
+def netns_if(needed: bool, prefix: str, what: str) -> Iterator[Netns | None]:
+    """A namespace made for the caller when ``needed`` (``what`` names what needs
+    it, for the error without root), else None: one fixture for tests whose
+    targets run some on host sockets, some in a namespace."""
+    if not needed:
+        yield None
+        return
+    if os.geteuid() != 0:
+        raise NetnsError(f"{what} need root (namespaces, TAPs)")
+    with Netns.create(prefix) as ns:
+        yield ns
