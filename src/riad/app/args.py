@@ -338,7 +338,7 @@ RESERVED_NAMES = frozenset(
     | {"--help", "--version", "--target"}
     | {"--net", "--tap", "--kv", "--volume", "--include", "--warmup", "--memory", "--seal"}
     | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
-    | {"--single-file", "--factory", "--tls-certs", "--snapshot"}
+    | {"--single-file", "--factory", "--tls-certs", "--snapshot", "--loop", "--kernel-format"}
 )
 """Names a service may not declare: riad's boot arguments and the options of ``riad run``
 (every target's: ``riad run`` would take them for itself; a test keeps this in step)."""
