@@ -123,6 +123,20 @@ def test_linux_pings_link_local_global_and_fragmented(any_link: Link) -> None:
     asyncio.run(main())
 
 
+def test_linux_reaches_a_static_address_at_once_after_start(link: Link) -> None:
+    """Once ``async with DirectStack`` returned, its static address answers Linux's first
+    neighbour solicitation: none met the address still tentative (before, they were dropped
+    while detection ran, RFC 4862 5.4.3, and Linux asked again a second later)."""
+
+    async def main() -> None:
+        async with _stack(link) as stack:
+            status, out = await link.run("ping", "-6", "-c", "1", "-W", "10", RIAD6)
+            assert status == 0, out
+            assert stack.stats.drops["ndp.solicitation_for_tentative"] == 0, stack.stats.format()
+
+    asyncio.run(main())
+
+
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(repr(writer.get_extra_info("peername")).encode() + b"\n")
     while data := await reader.read(65536):

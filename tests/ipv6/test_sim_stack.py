@@ -15,7 +15,9 @@ import socket
 
 import pytest
 
+from riad.backends.entropy import SeededRandom
 from riad.backends.sim import LinkConditions
+from riad.stack import DirectStack
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from riad.time import Duration
 
@@ -244,5 +246,35 @@ def test_many_connections_and_the_describe_lines() -> None:
         assert "listen [::]:7 v6only" in b.tcp.describe()
         assert "listen 0.0.0.0:7" in b.tcp.describe()
         server.close()
+
+    run_lab(main, seed=seed)
+
+
+def test_a_stack_is_ready_once_its_static_addresses_passed_detection() -> None:
+    """``async with DirectStack(...)`` returns once its static IPv6 addresses are assigned:
+    a peer's first datagram right after is answered at once. (A tentative address drops
+    the peer's neighbour solicitation, RFC 4862 5.4.3: the peer would ask again only a
+    RetransTimer, a second, later.)"""
+    seed = test_seed(76)
+
+    async def main(lab: SimLab) -> None:
+        peer = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
+        await settled()
+        late = DirectStack(
+            lab.add_device(name="late"),
+            address="10.0.0.2/24",
+            clock=lab.clock,
+            random=SeededRandom(seed),
+            ipv6_address=f"{B6}/64",
+        )
+        async with late:
+            assert B6 in late.ipv6_addresses
+            await late.create_datagram_endpoint(Echo, local_addr=("::", 7))
+            client, got = await peer.create_datagram_endpoint(Collect, remote_addr=(B6, 7))
+            client.sendto(b"first")
+            data, _ = await asyncio.wait_for(got.datagrams.get(), 0.5)
+            assert data == b"first"
+            assert late.stats.drops["ndp.solicitation_for_tentative"] == 0
+            assert peer.stats.drops["ndp.unresolved"] == 0
 
     run_lab(main, seed=seed)

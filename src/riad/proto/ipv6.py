@@ -59,7 +59,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address, IPv6Interface
 
-from riad.proto.addrconf import AddrConfConfig, AddressConfigurator, AddressEvent, AddressOrigin
+from riad.proto.addrconf import (
+    AddrConfConfig,
+    AddressConfigurator,
+    AddressEvent,
+    AddressOrigin,
+    AddressState,
+)
 from riad.proto.fragments import ReassemblyConfig
 from riad.proto.icmp import IcmpConfig
 from riad.proto.icmpv6 import Icmpv6Core, Icmpv6Error
@@ -210,6 +216,16 @@ class Ipv6Core:
     @property
     def link_local(self) -> IPv6Address | None:
         return self.addresses.link_local
+
+    @property
+    def configuring(self) -> bool:
+        """A static address (``Ipv6Config.addresses``) is still TENTATIVE: duplicate address
+        detection runs, and until it ends the address is not ours to answer for (RFC 4862
+        5.4.3: a neighbour solicitation for it is not answered, so a peer cannot reach it)."""
+        return any(
+            entry.origin is AddressOrigin.STATIC and entry.state is AddressState.TENTATIVE
+            for entry in self.addresses
+        )
 
     def is_local(self, address: IPv6Address) -> bool:
         """An assigned address of ours."""

@@ -313,7 +313,29 @@ class DirectStack:
 
     async def __aenter__(self) -> DirectStack:
         self.start()
+        await self.wait_ipv6_addresses()
         return self
+
+    async def wait_ipv6_addresses(self) -> None:
+        """Wait until the static IPv6 addresses have passed duplicate address detection
+        (or failed it): a random delay up to 1 s and one RetransTimer (1 s) with the
+        defaults. ``async with`` waits for this: until then a peer's neighbour
+        solicitations for those addresses go unanswered (RFC 4862 5.4.3) and its first
+        packets to them wait, or are lost."""
+        ipv6 = self.iface.ipv6
+        if ipv6 is None or not ipv6.configuring:
+            return
+        settled = self.runtime.loop.create_future()
+
+        def check() -> None:
+            if not ipv6.configuring and not settled.done():
+                settled.set_result(None)
+
+        self._event_pumps.append(check)
+        try:
+            await settled
+        finally:
+            self._event_pumps.remove(check)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
