@@ -6,12 +6,15 @@ Run: .venv/bin/python bench/metrics.py [--seconds S] [--rounds R]
 on the host's sockets, twice: without ``--metrics-port`` (off, the default)
 and with it (on). The two take turns within each round, each a fresh process
 pinned to one core, with ``wrk`` on the other core at 1 and 50 keep-alive
-connections; the best of ``--rounds`` rounds is kept for each (requests/s,
+connections; which goes first alternates from round to round (off, on; on,
+off; ...), so that a machine getting busier or quieter during a round weighs
+on both alike. Each round gives a ratio on / off of its two runs (requests/s,
 and the server's CPU time per request, user + system from /proc, which a
-loaded machine disturbs less). The "on"
-service is scraped after each run: its ``riad_http_requests_total`` must have
-grown by at least what wrk counted (the counting is real). Prints the
-requests/s and CPU per request of each and the ratios on / off.
+loaded machine disturbs less); the medians over ``--rounds`` rounds are
+printed, with the medians of each side's own figures and the spread of the
+ratios. The "on" service is scraped after each run: its
+``riad_http_requests_total`` must have grown by at least what wrk counted (the
+counting is real).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import importlib.util
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -78,32 +82,50 @@ def one(metrics: bool, connections: int, seconds: float) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run (default 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="best of (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="median of (default 5)")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench/metrics.py needs {tool}: apt-get install wrk util-linux")
-    print(f"riad run main:app on host sockets, wrk -t1, {args.seconds:g} s, best of {args.rounds}")
-    print(f"{'case':<10} {'off req/s':>10} {'on req/s':>10} {'on/off':>7}   CPU us/request off, on")
+    print(
+        f"riad run main:app on host sockets, wrk -t1, {args.seconds:g} s, "
+        f"medians of {args.rounds} rounds (ratio range in brackets)"
+    )
+    print(
+        f"{'case':<10} {'off req/s':>10} {'on req/s':>10} {'on/off':>22}"
+        f"   {'CPU us/request off, on':>24} {'on/off':>22}"
+    )
+    cpu_off_c50 = 0.0
     for connections in (1, 50):
-        rps = {False: 0.0, True: 0.0}
-        cpu = {False: float("inf"), True: float("inf")}
-        for _ in range(args.rounds):
-            for metrics in (False, True):
+        rps: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
+        for round_ in range(args.rounds):
+            order = (False, True) if round_ % 2 == 0 else (True, False)
+            for metrics in order:
                 got, cpu_us = one(metrics, connections, args.seconds)
-                rps[metrics] = max(rps[metrics], got)
-                cpu[metrics] = min(cpu[metrics], cpu_us)
-        ratio = rps[True] / rps[False]
+                rps[metrics].append(got)
+                cpu[metrics].append(cpu_us)
         case = f"wrk -c{connections}"
+        rps_ratio = _ratios(rps)
+        cpu_ratio = _ratios(cpu)
+        cpu_off = statistics.median(cpu[False])
+        cpu_off_c50 = cpu_off
         print(
-            f"{case:<10} {rps[False]:>10.0f} {rps[True]:>10.0f} {ratio:>7.3f}"
-            f"   {cpu[False]:.0f}, {cpu[True]:.0f} ({cpu[True] / cpu[False]:.3f})"
+            f"{case:<10} {statistics.median(rps[False]):>10.0f} "
+            f"{statistics.median(rps[True]):>10.0f} {rps_ratio:>22}"
+            f"   {cpu_off:>11.1f}, {statistics.median(cpu[True]):>10.1f} {cpu_ratio:>22}"
         )
     observe_ns = _observe_ns()
     print(
         f"counting one request (HttpMetrics.observe): {observe_ns:.0f} ns, "
-        f"{observe_ns / 1000 / cpu[False]:.2%} of the CPU per request at -c50"
+        f"{observe_ns / 1000 / cpu_off_c50:.2%} of the CPU per request at -c50"
     )
+
+
+def _ratios(figures: dict[bool, list[float]]) -> str:
+    """The median of the rounds' ratios on / off, and their range."""
+    ratios = sorted(on / off for on, off in zip(figures[True], figures[False], strict=True))
+    return f"{statistics.median(ratios):.3f} [{ratios[0]:.3f}-{ratios[-1]:.3f}]"
 
 
 def _observe_ns() -> float:

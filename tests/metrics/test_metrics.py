@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import riad
 from riad.app import App, ExitCode, serve, static_stack
+from riad.app.metrics import Metrics
 from riad.backends.console import MemoryConsole
 from riad.backends.entropy import SeededRandom
 from riad.devices import Stack
@@ -208,3 +210,31 @@ def test_a_bad_port_is_refused_naming_the_argument() -> None:
         )
     else:
         raise AssertionError("accepted")
+
+
+def test_the_counts_become_labels_and_cumulative_buckets_only_when_scraped() -> None:
+    metrics = Metrics(None)
+    http = metrics.http
+    for status, seconds in [(200, 0.001), (200, 0.0011), (None, 0.0), (599, 30.0), (999, 0.01)]:
+        http.observe(status, seconds)
+    assert http.requests == {0: 1, 200: 2, 599: 1, 999: 1}
+    assert http.total == 5
+    samples: Samples = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    requests = {k[1]: v for k, v in samples.items() if k[0] == "riad_http_requests_total"}
+    assert requests == {
+        (("status", "0"),): 1,
+        (("status", "200"),): 2,
+        (("status", "599"),): 1,
+        (("status", "999"),): 1,
+    }
+
+    def bucket(le: str) -> float:
+        return samples[("riad_http_request_duration_seconds_bucket", (("le", le),))]
+
+    # bounds are inclusive: 1 ms is in the first bucket, 1.1 ms in the next
+    assert (bucket("0.001"), bucket("0.0025"), bucket("0.01"), bucket("10.0")) == (2, 3, 4, 4)
+    assert bucket("+Inf") == samples[("riad_http_request_duration_seconds_count", ())] == 5
+    assert samples[("riad_http_request_duration_seconds_sum", ())] == pytest.approx(30.0121)
