@@ -6,7 +6,7 @@ cycle collector, survives a young collection or two under load and ends in
 the old generation, whose full collections then grow with the load (long
 pauses). Here the cycle collector is off: a mix of HTTP and HTTPS
 connections (keep-alive, closed by either side, reset, timed out, refused,
-ranges, downloads) runs twice over, and afterwards no object of theirs is
+ranges, downloads, HTTP/2) runs twice over, and afterwards no object of theirs is
 left, on the server's side or the client's, and the census of live objects
 by type does not grow with the number of connections.
 """
@@ -27,12 +27,14 @@ from riad.backends.kv import MemoryKV
 from riad.backends.socket_stack import SocketStack
 from riad.devices import Stack
 from riad.services.http import HttpLimits, HttpServer
+from riad.services.http.http2 import release_codec
 from riad.services.http.static import StaticFiles
 from riad.services.stream import SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
 from riad.stack.stack import DirectStack
 from riad.testing import eventually_async
 from riad.testing.simnet import SimLab, run_lab, test_seed
+from tests.http2.kit import H2Client
 
 SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
 PAGE = b"<p>hello</p>\n" * 10
@@ -48,6 +50,8 @@ PER_CONNECTION = (
     "Deadline",
     "TlsStream",
     "SSLObject",
+    "Http2Connection",
+    "H2Connection",
     "StreamReader",
     "StreamWriter",
     "StreamReaderProtocol",
@@ -130,6 +134,15 @@ async def one_round(
     # timed out: a request that never ends
     reply = await request(stack, host, plain, b"GET /index.html HTTP/1.1\r\nHost: x\r\n")
     assert reply.startswith(b"HTTP/1.1 408 "), reply[:40]
+    # HTTP/2 (prior knowledge): a download and a page on one connection, closed by the client
+    reader, writer = await stack.open_connection(host, plain)
+    h2_client = H2Client(reader, writer)
+    download = await h2_client.get("/big.bin")
+    assert download.status == 200 and download.body == BIG
+    assert (await h2_client.get("/index.html")).body == PAGE
+    h2_client.close()
+    await h2_client.until_closed()
+    release_codec(h2_client.conn)  # the client's codec is a cycle of h2's own too
     # HTTPS: a handshake, a request on a kept-alive connection, a close by the client
     reader, writer = await stack.open_connection(host, secure)
     tls = TlsStream(

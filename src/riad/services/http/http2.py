@@ -85,7 +85,7 @@ from riad.services.http.websocket import (
 if TYPE_CHECKING:
     from riad.services.http.server import HttpServer
 
-__all__ = ["PREFACE", "Http2Connection"]
+__all__ = ["PREFACE", "Http2Connection", "release_codec"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The first bytes of an HTTP/2 client (RFC 9113 3.4)."""
@@ -271,9 +271,10 @@ class Http2Connection:
             self._server.log.exception("HTTP/2 connection failed")
         finally:
             self.phase = H2Phase.CLOSED
-            self._deadline.cancel()
+            self._deadline.close()
             await self._end_streams(outcome)
             self._transport.close()
+            release_codec(self._h2)
 
     async def _end_streams(self, outcome: str) -> None:
         """The connection is over: every stream's line is logged, its task cancelled."""
@@ -857,6 +858,19 @@ def _wake(stream: _Stream) -> None:
     sender = stream.sender
     if sender is not None and not sender.done():
         sender.set_result(None)
+
+
+def release_codec(conn: h2.connection.H2Connection) -> None:
+    """Let a finished connection's codec (a server's or a client's) go when its last
+    reference does.
+
+    h2's ``H2Connection`` keeps a table of its own bound methods (which frame
+    type goes to which), so each connection is a reference cycle that only the
+    cycle collector frees, after it reached the oldest generation (about 80
+    objects each, with everything they hold). Emptying the table breaks it."""
+    table = getattr(conn, "_frame_dispatch_table", None)
+    if isinstance(table, dict):
+        table.clear()
 
 
 def _open_websocket(stream: _Stream) -> bool:
