@@ -44,6 +44,7 @@ import sys
 sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -127,6 +128,13 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
             )
 
     def write_out(*_args: object) -> None:
+        if slow:
+            print(
+                f"soak-slow: steps over {slow_ms} ms by what ran: {slow.most_common(15)}",
+                file=sys.stderr,
+            )
+            for took, at, what in sorted(slow_worst, reverse=True)[:20]:
+                print(f"soak-slow:   {took * 1000:.1f} ms at {at:.1f} s: {what}", file=sys.stderr)
         with open(stats_path + ".tmp", "w") as f:
             json.dump(pauses, f)
         os.replace(stats_path + ".tmp", stats_path)
@@ -142,6 +150,14 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
 
     gc.callbacks.append(timing)
     signal.signal(signal.SIGUSR1, write_out)
+    slow_ms = float(os.environ.get("RIAD_SOAK_SLOW_MS", "0"))
+    slow: Counter[str] = Counter()
+    slow_worst: list[tuple[float, float, str]] = []
+    if slow_ms > 0:
+        _time_loop_steps(slow_ms / 1000, started, slow, slow_worst)
+    heap_every = float(os.environ.get("RIAD_SOAK_HEAP", "0"))
+    if heap_every > 0:
+        threading.Thread(target=_heap_watch, args=(heap_every,), daemon=True).start()
     import riad
     from riad.cli import main
 
@@ -150,6 +166,106 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
         return main(argv)
     finally:
         write_out()
+
+
+def _time_loop_steps(
+    threshold_s: float, started: float, slow: Counter[str], worst: list[tuple[float, float, str]]
+) -> None:
+    """Time every callback of asyncio's loop (a task's step is one); count those over
+    ``threshold_s`` by what ran (a task's innermost coroutine and where it stopped)."""
+    import asyncio.events
+
+    run = asyncio.events.Handle._run
+    clock, cpu = time.perf_counter, time.thread_time
+
+    def describe(handle: asyncio.events.Handle) -> str:
+        callback = handle._callback  # type: ignore[attr-defined]
+        task = getattr(callback, "__self__", None)
+        if isinstance(task, asyncio.Task):
+            coro: Any = task.get_coro()
+            names = []
+            while coro is not None and hasattr(coro, "cr_code"):
+                frame = coro.cr_frame
+                names.append(f"{coro.cr_code.co_name}:{frame.f_lineno if frame else '-'}")
+                coro = coro.cr_await
+            return "task " + " > ".join(names[-3:])
+        return getattr(callback, "__qualname__", repr(callback))[:120]
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        began, began_cpu = clock(), cpu()
+        run(handle)
+        took = clock() - began
+        if took >= threshold_s:
+            on_cpu = cpu() - began_cpu
+            what = describe(handle)
+            slow[what] += 1
+            worst.append((took, began - started, f"{what} (CPU {on_cpu * 1000:.1f} ms)"))
+            if len(worst) > 400:
+                worst.sort(reverse=True)
+                del worst[200:]
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _heap_watch(every_s: float) -> None:
+    """Every ``every_s``: the resident size, Python's allocated blocks, glibc's heap (in use,
+    free but kept, mmapped) and the tracked objects; at one minute and at each later sample
+    the growth of tracked objects by type since that minute (and of allocations by line,
+    with ``RIAD_SOAK_TRACEMALLOC=1``)."""
+    import gc
+    import tracemalloc
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    tracing = bool(os.environ.get("RIAD_SOAK_TRACEMALLOC"))
+    if tracing:
+        tracemalloc.start(4)
+    started = time.monotonic()
+    base: tuple[Counter[str], Any] | None = None
+    while True:
+        time.sleep(every_s)
+        at = time.monotonic() - started
+        info = libc.mallinfo2()
+        objects = gc.get_objects()
+        rss = rss_kib(os.getpid())
+        traced = tracemalloc.get_traced_memory()[0] // 1024 if tracing else 0
+        print(
+            f"soak-heap t={at:.0f} rss={rss} pyblocks={sys.getallocatedblocks()} "
+            f"objects={len(objects)} malloc_used={info.uordblks // 1024} "
+            f"malloc_free={info.fordblks // 1024} malloc_mmap={info.hblkhd // 1024} "
+            f"arena={info.arena // 1024} traced={traced}",
+            file=sys.stderr,
+            flush=True,
+        )
+        kinds = Counter(type(o).__name__ for o in objects)
+        del objects
+        snapshot = tracemalloc.take_snapshot() if tracing else None
+        if base is None:
+            if at >= WARM_S:
+                base = (kinds, snapshot)
+            continue
+        grown = (kinds - base[0]).most_common(12)
+        print(f"soak-heap t={at:.0f} objects grown since the base: {grown}", file=sys.stderr)
+        if snapshot is not None:
+            for stat in snapshot.compare_to(base[1], "traceback")[:8]:
+                where = " < ".join(
+                    f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in stat.traceback
+                )
+                print(
+                    f"soak-heap   {stat.size_diff // 1024:+} KiB {stat.count_diff:+} at {where}",
+                    file=sys.stderr,
+                )
+        sys.stderr.flush()
 
 
 def _young_census(gc: Any) -> str:
@@ -344,7 +460,7 @@ def soak(
     if warnings:
         run.failures.append(f"{len(warnings)} warnings in the log, the first: {warnings[0]}")
     for line in text.splitlines():
-        if line.startswith("soak: "):
+        if line.startswith("soak"):
             print(f"  {label}: {line}", file=sys.stderr)
     return run
 
