@@ -4,6 +4,7 @@ this checkout against another one's ``src`` in alternating rounds.
 Run as root (it builds a network namespace and removes it afterwards):
 
     .venv/bin/python bench/stack_cpu.py --against OTHER/src [--rounds R] [--seconds S]
+    .venv/bin/python bench/stack_cpu.py --profile N [--six]
 
 For each round, address family and checkout, riad's ``DirectStack`` runs in a child
 process on a TAP in a fresh namespace with an echo service: UDP (64-byte datagrams,
@@ -13,12 +14,19 @@ process on a TAP in a fresh namespace with an echo service: UDP (64-byte datagra
 microseconds of CPU per echo: riad's work per datagram or segment in and out,
 the event loop's and the TAP's system calls included. Each figure is the median
 of the rounds.
+
+``--profile N`` runs this checkout's TCP echo once under cProfile instead, for
+``N`` round trips after 500 of warm-up, and prints the Python calls per round
+trip (one segment in, one out) and the functions called most: a count, steady
+on a shared machine, to compare before and after a change of the hot path.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import socket
 import statistics
 import subprocess
@@ -30,13 +38,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def serve(src: str, kind: str, tap: str, address: str, seconds: float) -> None:
-    """The echo service (UDP on port 7 or TCP on 5004) on ``tap``; prints µs of CPU per echo."""
+def serve(src: str, kind: str, tap: str, address: str, seconds: float, profile: int = 0) -> None:
+    """The echo service (UDP on port 7 or TCP on 5004) on ``tap``; prints µs of CPU per echo
+    (or, with ``profile``, the calls of that many TCP echoes: ``print_calls``)."""
     sys.path.insert(0, src)
     from riad.backends.tap import TapDevice
     from riad.stack import DirectStack
 
     count = [0]
+    profiler = cProfile.Profile()
+    profiled = asyncio.Event()
 
     class UdpEcho(asyncio.DatagramProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,6 +65,11 @@ def serve(src: str, kind: str, tap: str, address: str, seconds: float) -> None:
 
         def data_received(self, data: bytes) -> None:
             count[0] += 1
+            if profile and count[0] == 500:
+                profiler.enable()
+            elif profile and count[0] == 500 + profile:
+                profiler.disable()
+                profiled.set()
             self.transport.write(data)  # type: ignore[attr-defined]
 
     async def main() -> None:
@@ -69,6 +85,9 @@ def serve(src: str, kind: str, tap: str, address: str, seconds: float) -> None:
             else:
                 await stack.create_server(TcpEcho, None, 5004)
             print("ready", flush=True)
+            if profile:
+                await profiled.wait()
+                return
             await asyncio.sleep(1.0)
             first, t0 = count[0], time.process_time()
             await asyncio.sleep(seconds)
@@ -76,6 +95,19 @@ def serve(src: str, kind: str, tap: str, address: str, seconds: float) -> None:
             print(f"cpu_us {cpu / max(echoes, 1) * 1e6:.2f} echoes {echoes}", flush=True)
 
     asyncio.run(main())
+    if profile:
+        print_calls(pstats.Stats(profiler), profile)
+
+
+def print_calls(stats: pstats.Stats, echoes: int, top: int = 40) -> None:
+    """Calls per round trip in all, then the ``top`` functions by calls per round trip."""
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(row[1] for row in table.values())
+    print(f"calls per round trip: {total / echoes:.1f} ({echoes} round trips)")
+    rows = sorted(table.items(), key=lambda kv: -kv[1][1])
+    for (file, line, name), row in rows[:top]:
+        where = f"{Path(file).name}:{line}" if line else file
+        print(f"{row[1] / echoes:8.2f}  {name}  ({where})")
 
 
 def tcp_client(host: str, seconds: float) -> None:
@@ -88,7 +120,7 @@ def tcp_client(host: str, seconds: float) -> None:
     sock.close()
 
 
-def measure(src: str, kind: str, six: bool, seconds: float) -> float:
+def measure(src: str, kind: str, six: bool, seconds: float, profile: int = 0) -> float:
     sys.path.insert(0, str(REPO / "src"))
     from riad.testing.netns import Netns
 
@@ -102,7 +134,7 @@ def measure(src: str, kind: str, six: bool, seconds: float) -> float:
             ns.add_tap("tap0", "10.77.0.1/24", vnet_hdr=True)
             address, host = "10.77.0.2/24", "10.77.0.2"
         me = [sys.executable, str(Path(__file__).resolve())]
-        argv = [*me, "_serve", src, kind, "tap0", address, str(seconds)]
+        argv = [*me, "_serve", src, kind, "tap0", address, str(seconds), str(profile)]
         server = subprocess.Popen(
             ["ip", "netns", "exec", ns.name, *argv], stdout=subprocess.PIPE, text=True
         )
@@ -116,12 +148,16 @@ def measure(src: str, kind: str, six: bool, seconds: float) -> float:
                 client = [sys.executable, str(HERE / "stack.py"), "client", host, "7"]
             else:
                 client = [*me, "_client", host]
-            client.append(str(seconds + 0.5))
+            client.append(str(600 if profile else seconds + 0.5))
             with subprocess.Popen(
                 ["ip", "netns", "exec", ns.name, *client],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             ) as proc:
+                if profile:
+                    sys.stdout.write(server.stdout.read())
+                    proc.kill()
+                    return 0.0
                 line = server.stdout.readline()
                 proc.wait(seconds + 60)
         finally:
@@ -134,10 +170,17 @@ def measure(src: str, kind: str, six: bool, seconds: float) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--against", required=True, help="the other checkout's src folder")
+    p.add_argument("--against", help="the other checkout's src folder")
+    p.add_argument("--profile", type=int, default=0, help="profile N TCP echoes instead")
+    p.add_argument("--six", action="store_true", help="with --profile: over IPv6")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
+    if a.profile:
+        measure(str(REPO / "src"), "tcp", a.six, 0.0, a.profile)
+        return
+    if not a.against:
+        p.error("--against OTHER/src is needed (or --profile N)")
     subjects = [("this checkout", str(REPO / "src")), ("reference", a.against)]
     rows = [(kind, six) for kind in ("udp", "tcp") for six in (False, True)]
     runs: dict[tuple[str, str, bool], list[float]] = {}
@@ -159,8 +202,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        src, kind, tap, address, secs = sys.argv[2:7]
-        serve(src, kind, tap, address, float(secs))
+        src, kind, tap, address, secs, prof = sys.argv[2:8]
+        serve(src, kind, tap, address, float(secs), int(prof))
     elif len(sys.argv) > 1 and sys.argv[1] == "_client":
         tcp_client(sys.argv[2], float(sys.argv[3]))
     else:

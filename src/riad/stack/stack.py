@@ -90,6 +90,9 @@ class StackConfig:
     arguments); None turns IPv6 off."""
     batch_frames: int = 64
     max_batches: int = 8
+    fast_paths: bool = True
+    """Header prediction on input and header templates on output (the interface's and
+    TCP's); False takes the full path for every frame, with the same results."""
 
 
 def _parse_interface(address: str | IPv4Interface | None) -> IPv4Interface | None:
@@ -226,6 +229,7 @@ class DirectStack:
                 reassembly=cfg.reassembly,
                 icmp=cfg.icmp,
                 ipv6=ipv6,
+                fast_paths=cfg.fast_paths,
             ),
             drops=self.stats.drops,
             ident_start=_draw16(entropy),
@@ -256,6 +260,7 @@ class DirectStack:
             ephemeral_start=_draw16(entropy),
             checksum_offload=caps.tx_checksum,
             config6=tcp_config.for_ipv6(tso=caps.tso6),
+            fast_paths=cfg.fast_paths,
         )
         self.iface.register(self.tcp)
         self._tcp = TcpPlumbing(self, self.tcp)

@@ -21,7 +21,6 @@ from riad.proto.tcp.recovery import DUP_THRESH
 from riad.proto.tcp.seq import unwrap
 from riad.proto.tcp.state import EV_WRITABLE
 from riad.time import Instant
-from riad.wire.tcp import TcpHeader
 
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
@@ -29,8 +28,17 @@ if TYPE_CHECKING:
 __all__ = ["begin_loss_episode", "duplicate_ack", "new_ack", "take_dsack", "take_sack"]
 
 
-def new_ack(conn: TcpConnection, now: Instant, hdr: TcpHeader, ack: int) -> None:
-    """``SND.UNA < ack <= SND.MAX``: data (or our FIN) was acknowledged."""
+def new_ack(
+    conn: TcpConnection,
+    now: Instant,
+    ack: int,
+    sack_blocks: tuple[tuple[int, int], ...],
+    tsecr: int,
+) -> None:
+    """``SND.UNA < ack <= SND.MAX``: data (or our FIN) was acknowledged.
+
+    ``sack_blocks`` are the ACK's SACK blocks (empty when SACK is off), ``tsecr`` its
+    timestamp echo (``-1`` without timestamps)."""
     snd = conn.snd
     acked = ack - snd.una
     snd.una = ack
@@ -41,9 +49,9 @@ def new_ack(conn: TcpConnection, now: Instant, hdr: TcpHeader, ack: int) -> None
     recovery = conn.recovery
     if recovery.scoreboard:
         recovery.scoreboard.release_to(ack)
-    if conn.sack_ok and hdr.sack_blocks:
-        take_sack(conn, hdr.sack_blocks)
-        take_dsack(conn, hdr.sack_blocks, ack)
+    if sack_blocks:
+        take_sack(conn, sack_blocks)
+        take_dsack(conn, sack_blocks, ack)
     timers = conn.timers
     timers.retries = 0
     # RTT: time one segment at a time (Karn); timestamps after retransmissions.
@@ -51,13 +59,11 @@ def new_ack(conn: TcpConnection, now: Instant, hdr: TcpHeader, ack: int) -> None
     timed = rtt.timed_seq
     if timed is not None and ack > timed:
         rtt.sample_timed(now)
-    elif rtt.backoff and conn.ts_ok:
-        ts = hdr.timestamps
-        if ts is not None:
-            # only an echo of a transmission made after the timeout measures this path
-            sample = conn.ts.echo_rtt_ns(now, ts[1])
-            if sample is not None:
-                rtt.sample(sample)
+    elif rtt.backoff and conn.ts_ok and tsecr >= 0:
+        # only an echo of a transmission made after the timeout measures this path
+        sample = conn.ts.echo_rtt_ns(now, tsecr)
+        if sample is not None:
+            rtt.sample(sample)
     if recovery.in_recovery:
         if ack >= recovery.recover:
             recovery.exit(ack)

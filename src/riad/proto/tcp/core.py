@@ -48,9 +48,10 @@ from ipaddress import IPv4Address, IPv6Address
 
 from riad.proto.tcp.config import TcpConfig
 from riad.proto.tcp.connection import TcpConnection, TcpSegment
+from riad.proto.tcp.input import fast_segment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
-from riad.proto.tcp.state import EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
+from riad.proto.tcp.state import ESTABLISHED, EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
 from riad.proto.tcp.stats import TcpStats
 from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait
 from riad.proto.transport import (
@@ -63,9 +64,10 @@ from riad.proto.transport import (
 )
 from riad.time import Instant
 from riad.wire.checksum import address_sum, checksum_after, pseudo_sum
+from riad.wire.common import BytesLike
 from riad.wire.errors import ParseError
 from riad.wire.ipv4 import IpProtocol
-from riad.wire.tcp import ACK, RST, SYN, TcpHeader
+from riad.wire.tcp import ACK, PSH, RST, SYN, TcpHeader
 
 __all__ = ["ANY", "ANY6", "TcpCore"]
 
@@ -77,6 +79,11 @@ _MAX_QUEUED_RESETS = 256
 _TCP = int(IpProtocol.TCP)
 
 _QUOTED = struct.Struct("!HHI")  # the quoted segment's ports and sequence number
+_PORTS = struct.Struct("!HH")
+# the fixed header after the addresses: ports (as the key's end), seq, ack, offset, flags, window
+_FAST_HEADER = struct.Struct("!4sIIBBH")
+_FAST_TS = struct.Struct("!III")  # NOP NOP TIMESTAMPS(10): marker, TSval, TSecr
+_TS_MARKER = 0x0101080A
 _Key = tuple[int, IpAddress, int]  # local port, remote address, remote port
 _Binding = tuple[IpAddress, bool, TcpListener]  # address, v6only, listener
 
@@ -85,6 +92,8 @@ class TcpCore:
     """Every TCP connection and listener of one stack, over IPv4 and IPv6.
 
     ``config6`` is the config of IPv6 connections (``config.for_ipv6()`` by default).
+    ``fast_paths`` False sends every segment through the full path (``fast_input``
+    refuses all): the same results, for comparing the two.
     """
 
     protocol: int = _TCP
@@ -98,6 +107,7 @@ class TcpCore:
         ephemeral_start: int = 0,
         checksum_offload: bool = False,
         config6: TcpConfig | None = None,
+        fast_paths: bool = True,
     ) -> None:
         config.validate()
         self.config = config
@@ -106,6 +116,10 @@ class TcpCore:
         self.drops: Counter[str] = drops if drops is not None else Counter()
         self.checksum_offload = checksum_offload
         self._conns: dict[_Key, TcpConnection] = {}
+        # the same connections by their 4-tuple as a received segment carries it
+        # (remote address, local address, remote port, local port: packed bytes)
+        self._by_wire: dict[bytes, TcpConnection] = {}
+        self.fast_paths = fast_paths
         self._listeners: dict[int, list[_Binding]] = {}
         self._parent: dict[TcpConnection, TcpListener] = {}
         self._dirty: dict[TcpConnection, None] = {}
@@ -235,7 +249,7 @@ class TcpCore:
             now=now,
         )
         conn.connect()
-        self._conns[(local_port, remote_addr, remote_port)] = conn
+        self._add(conn)
         self._dirty[conn] = None
         return conn
 
@@ -272,6 +286,14 @@ class TcpCore:
                     continue
             return port
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
+
+    def _add(self, conn: TcpConnection) -> None:
+        self._conns[(conn.local_port, conn.remote_addr, conn.remote_port)] = conn
+        self._by_wire[_wire_key(conn)] = conn
+
+    def _remove(self, key: _Key, conn: TcpConnection) -> None:
+        del self._conns[key]
+        del self._by_wire[_wire_key(conn)]
 
     def touch(self, conn: TcpConnection) -> None:
         """The application acted on ``conn`` (sent, read, closed): poll it for output."""
@@ -336,7 +358,7 @@ class TcpCore:
                 and hdr.flags & (SYN | ACK | RST) == SYN
                 and conn.time_wait_accepts(hdr)
             ):
-                del self._conns[key]  # a new incarnation (RFC 6191)
+                self._remove(key, conn)  # a new incarnation (RFC 6191)
                 self.closed_stats.add(conn.stats)
                 self.connections_closed += 1
                 conn.discard()
@@ -365,11 +387,61 @@ class TcpCore:
             if new is None:
                 self.drops["tcp.accept_queue_full"] += 1
                 return True
-            self._conns[key] = new
+            self._add(new)
             self._parent[new] = listener
             self._dirty[new] = None
             return True
         self._reset(ip, hdr, len(data))
+        return True
+
+    def fast_input(
+        self,
+        frame: BytesLike,
+        at: int,
+        end: int,
+        addresses: bytes,
+        now: Instant,
+        checksum_trusted: bool,
+    ) -> bool:
+        """Header prediction from the frame's bytes: take the segment at ``frame[at:end]``
+        without parsing it into a header, or return ``False`` having changed nothing.
+
+        ``addresses`` are the IP source and destination, packed (the interface
+        has checked that the destination is ours). Taken only when the segment
+        belongs to an ESTABLISHED connection, carries ACK (and PSH) alone, has
+        no options or exactly NOP NOP TIMESTAMPS, verifies (unless the device
+        vouched for it) and passes ``fast_segment``'s checks; anything else
+        (a new connection, a SYN, FIN or RST, SACK blocks, a sequence number
+        out of order, a duplicate ACK, ...) gets ``False`` and goes through
+        ``handle``, which gives the same result for the segments taken here.
+        """
+        if not self.fast_paths or end - at < 20:
+            return False
+        ports, seq, ack, offset, flags, window = _FAST_HEADER.unpack_from(frame, at)
+        conn = self._by_wire.get(addresses + ports)
+        if conn is None or conn.state is not ESTABLISHED or flags & ~PSH != ACK:
+            return False
+        if offset == 0x50:
+            data_at = at + 20
+            tsval = tsecr = -1
+        elif offset == 0x80 and end - at >= 32:
+            marker, tsval, tsecr = _FAST_TS.unpack_from(frame, at + 20)
+            if marker != _TS_MARKER:
+                return False
+            data_at = at + 32
+        else:
+            return False
+        segment = frame[at:end]
+        if not checksum_trusted and (
+            checksum_after(pseudo_sum(conn.address_sum, _TCP, end - at), segment) != 0
+        ):
+            return False  # the full path counts it
+        if not fast_segment(conn, now, seq, ack, window, tsval, tsecr, segment[data_at - at :]):
+            return False
+        self.segments_received += 1
+        conn.stats.segments_in += 1
+        self._dirty[conn] = None
+        self._collect(conn)
         return True
 
     def handle_icmp_error(self, error: TransportError, now: Instant) -> None:
@@ -432,7 +504,7 @@ class TcpCore:
     def _forget(self, conn: TcpConnection) -> None:
         key = (conn.local_port, conn.remote_addr, conn.remote_port)
         if self._conns.get(key) is conn:
-            del self._conns[key]
+            self._remove(key, conn)
             self.closed_stats.add(conn.stats)
             self.connections_closed += 1
         self._parent.pop(conn, None)
@@ -567,3 +639,12 @@ class TcpCore:
 
 
 _CSUM_ONLY = TransportOffload(16)
+
+
+def _wire_key(conn: TcpConnection) -> bytes:
+    """``conn``'s 4-tuple as a received segment carries it (``TcpCore._by_wire``)."""
+    return (
+        conn.remote_addr.packed
+        + conn.local_addr.packed
+        + _PORTS.pack(conn.remote_port, conn.local_port)
+    )

@@ -41,12 +41,19 @@ from riad.proto.tcp.state import (
 )
 from riad.proto.tcp.timestamps import NS_PER_MS
 from riad.time import Duration, Instant
+from riad.wire.common import BytesLike
 from riad.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpHeader, TimestampsOption
 
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
-__all__ = ["AckRateLimits", "handle_segment", "take_syn", "time_wait_accepts"]
+__all__ = [
+    "AckRateLimits",
+    "fast_segment",
+    "handle_segment",
+    "take_syn",
+    "time_wait_accepts",
+]
 
 
 _PAWS_IDLE_NS = 24 * 24 * 3600 * 1_000_000_000  # RFC 7323 5.5: TS.Recent expires after 24 days
@@ -102,35 +109,57 @@ def handle_segment(
 def _fast_path(
     conn: TcpConnection, now: Instant, hdr: TcpHeader, payload: bytes | memoryview
 ) -> bool:
+    """Header prediction on a parsed header: ``fast_segment`` with its fields."""
+    if (hdr.flags & ~PSH) != ACK:
+        return False
+    tsval = tsecr = -1
+    if conn.ts_ok:
+        opts = hdr.options
+        if len(opts) != 3 or type(opts[2]) is not TimestampsOption:
+            return False
+        tsval, tsecr = opts[2].tsval, opts[2].tsecr
+    return fast_segment(conn, now, hdr.seq, hdr.ack, hdr.window, tsval, tsecr, payload, hdr)
+
+
+def fast_segment(
+    conn: TcpConnection,
+    now: Instant,
+    seq: int,
+    ack_wire: int,
+    window: int,
+    tsval: int,
+    tsecr: int,
+    payload: BytesLike,
+    hdr: TcpHeader | None = None,
+) -> bool:
     """Header prediction for in-order data and pure ACKs (RFC 9293 3.10.7.4, after Van Jacobson).
 
-    Handles the common segment of a bulk transfer in either direction: only
-    ACK (and PSH) set, exactly the next sequence number, an ACK within
-    what was sent, no loss recovery or reassembly in progress, and
-    (with timestamps) a fresh TSval. Returns ``False`` to take the full path.
+    The caller has checked that the connection is ESTABLISHED and that the
+    segment carries only ACK (and PSH); ``tsval``/``tsecr`` are its timestamps
+    (``-1`` without; a connection that negotiated them needs them), ``hdr`` the
+    parsed header when there is one (for its SACK blocks). Handles the common
+    segment of a bulk transfer or a request/response in either direction:
+    exactly the next sequence number, an ACK within what was sent, no loss
+    recovery or reassembly in progress, and a fresh TSval. Returns ``False``
+    before changing anything: the segment then takes the full path, which
+    gives the same result.
     """
     rcv = conn.rcv
     recovery = conn.recovery
-    if (hdr.flags & ~PSH) != ACK or rcv.reassembly or recovery.in_recovery or recovery.scoreboard:
+    if rcv.reassembly or recovery.in_recovery or recovery.scoreboard:
         return False
     rcv_nxt = rcv.nxt
-    if hdr.seq != rcv_nxt & SEQ_MASK:
+    if seq != rcv_nxt & SEQ_MASK:
         return False
     snd = conn.snd
     snd_una = snd.una
-    ack = snd_una + ((hdr.ack - snd_una) & SEQ_MASK)
+    ack = snd_una + ((ack_wire - snd_una) & SEQ_MASK)
     if ack > snd.max:
         return False
     ts_ok = conn.ts_ok
     ts = conn.ts
-    tsval = 0
-    if ts_ok:
-        opts = hdr.options
-        if len(opts) != 3 or type(opts[2]) is not TimestampsOption:
-            return False
-        tsval = opts[2].tsval
-        if (tsval - ts.recent) & 0x80000000:
-            return False
+    if ts_ok and (tsval < 0 or (tsval - ts.recent) & 0x80000000):
+        return False
     n = len(payload)
     if n:
         if ack < snd_una or n > rcv.adv - rcv_nxt or len(rcv.buffer) + n > rcv.limit:
@@ -141,6 +170,7 @@ def _fast_path(
         ts.recent = tsval
         ts.recent_at = now
     timers = conn.timers
+    sack = hdr.sack_blocks if hdr is not None and conn.sack_ok else ()
     if n:
         rcv.buffer += payload
         rcv.nxt = rcv_nxt + n
@@ -154,11 +184,11 @@ def _fast_path(
         elif timers.delack is None:
             timers.delack = Instant(now.ns + timers.delack_ns)
         if ack > snd_una:
-            new_ack(conn, now, hdr, ack)
+            new_ack(conn, now, ack, sack, tsecr)
     else:
         timers.last_heard = now
-        new_ack(conn, now, hdr, ack)
-    if snd.update_window(rcv_nxt, ack, hdr.window << snd.wscale):
+        new_ack(conn, now, ack, sack, tsecr)
+    if snd.update_window(rcv_nxt, ack, window << snd.wscale):
         timers.stop_persist()
     if conn.keepalive is not None:
         timers.keepalive_probes = 0
@@ -359,7 +389,8 @@ def _on_ack(
         return False
     wnd = hdr.window << snd.wscale
     if ack > snd.una:
-        new_ack(conn, now, hdr, ack)
+        ts_echo = ts[1] if ts is not None else -1
+        new_ack(conn, now, ack, hdr.sack_blocks if conn.sack_ok else (), ts_echo)
     elif conn.sack_ok and hdr.sack_blocks:
         blocks = hdr.sack_blocks
         take_sack(conn, blocks)
