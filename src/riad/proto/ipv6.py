@@ -122,6 +122,21 @@ Frame = tuple[list[BytesLike], TransportOffload | None]
 for, relative to the transport header, which starts at byte 54 (Ethernet and IPv6)."""
 
 
+@dataclass(slots=True)
+class _Path:
+    """How packets to one destination leave, worked out once per destination (and again
+    whenever the routes, a path MTU or our addresses change): the destination packed, the
+    path MTU, the next hop (None: a multicast destination, sent to ``group_mac``), and the
+    source last sent from with its packed form."""
+
+    dst_packed: bytes
+    mtu: int
+    hop: IPv6Address | None
+    group_mac: MacAddress | None
+    src: IPv6Address | None = None
+    src_packed: bytes = b""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ipv6Config:
     """IPv6 on one interface: static addressing and the settings of its parts."""
@@ -183,6 +198,8 @@ class Ipv6Core:
         self._frames: list[Frame] = []
         self._events: list[AddressEvent] = []
         self._packed: dict[IPv6Address, bytes] = {}
+        self._paths: dict[IPv6Address, _Path] = {}
+        self._paths_version = -1
         self._sources: dict[IPv6Address, IPv6Address] = {}
         self._frag_ident = int.from_bytes(entropy(4), "big")
         self._base_reachable_ms = 0
@@ -252,6 +269,7 @@ class Ipv6Core:
                     self._solicited_for.discard(address)
                     self.mld.leave(solicited_node_address(address), now)
             self._sources.clear()
+            self._paths.clear()
             self._events.append(event)
 
     def _join_solicited(self, address: IPv6Address, now: Instant) -> None:
@@ -319,6 +337,9 @@ class Ipv6Core:
                 if not handler.handle(ip, payload, now, checksum_trusted):
                     self._port_unreachable(ip, data, now, to_multicast)
                 return
+        elif nh == _ICMPV6:  # no extension header to walk
+            self._icmpv6(ip, payload, data, checksum_trusted, now, to_multicast, False)
+            return
         self._walk(ip, payload, data, checksum_trusted, now, to_multicast)
 
     def _walk(
@@ -509,7 +530,7 @@ class Ipv6Core:
         mtu = ra.mtu
         if mtu is not None:
             if MIN_MTU <= mtu <= self.device_mtu:
-                self.routes.link_mtu = mtu
+                self.routes.set_link_mtu(mtu)
             else:
                 self.drops["ndp.mtu_option"] += 1
         self.routes.handle_advertisement(ip.src, ra, now)
@@ -570,11 +591,21 @@ class Ipv6Core:
             if src is None:
                 self.drops["ipv6.no_address"] += 1
                 return False
+        version = self.routes.version
+        if version != self._paths_version:
+            self._paths.clear()
+            self._paths_version = version
+        path = self._paths.get(dst)
+        if path is None:
+            path = self._path(dst)
+            if path is None:
+                return False
+        if path.src is not src:
+            path.src, path.src_packed = src, self._packed_of(src)
         payload_len = 0
         for part in parts:
             payload_len += len(part)
-        mtu = self.routes.path_mtu(dst)
-        if 40 + payload_len <= mtu or (offload is not None and offload.gso_size):
+        if 40 + payload_len <= path.mtu or (offload is not None and offload.gso_size):
             if payload_len > 65535:
                 raise ValueError(f"IPv6 payload of {payload_len} bytes exceeds 65535")
             head = bytearray(54)
@@ -585,20 +616,39 @@ class Ipv6Core:
                 payload_len,
                 protocol,
                 self.hop_limit,
-                self._packed_of(src),
-                self._packed_of(dst),
+                path.src_packed,
+                path.dst_packed,
             )
-            return self._route(src, dst, head, parts, offload, now)
-        return self._fragment(src, dst, protocol, parts, payload_len, mtu, now, offload)
+            return self._route(path, src, head, parts, offload, now)
+        return self._fragment(path, src, protocol, parts, payload_len, now, offload)
+
+    def _path(self, dst: IPv6Address) -> _Path | None:
+        """Work out how packets to ``dst`` leave (None: they cannot; the drop is counted)."""
+        group_mac = None
+        hop: IPv6Address | None = None
+        if dst.is_multicast:  # its own link-layer address
+            group_mac = multicast_mac(dst)
+        else:
+            hop = self.routes.next_hop(dst, self._usable)
+            if hop is None:
+                self.drops["ipv6.no_route"] += 1
+                return None
+            if hop in self._unicast:
+                self.drops["ipv6.to_self"] += 1
+                return None
+        path = _Path(self._packed_of(dst), self.routes.path_mtu(dst), hop, group_mac)
+        if len(self._paths) >= _MAX_CACHED:
+            self._paths.clear()
+        self._paths[dst] = path
+        return path
 
     def _fragment(
         self,
+        path: _Path,
         src: IPv6Address,
-        dst: IPv6Address,
         protocol: int,
         parts: Sequence[BytesLike],
         payload_len: int,
-        mtu: int,
         now: Instant,
         offload: TransportOffload | None,
     ) -> bool:
@@ -612,9 +662,9 @@ class Ipv6Core:
             payload[at] = csum >> 8
             payload[at + 1] = csum & 0xFF
         self._frag_ident = ident = (self._frag_ident + 1) & 0xFFFFFFFF
-        room = (mtu - 40 - 8) & ~7
+        room = (path.mtu - 40 - 8) & ~7
         view = memoryview(payload)
-        src_packed, dst_packed = self._packed_of(src), self._packed_of(dst)
+        src_packed, dst_packed = path.src_packed, path.dst_packed
         ok = True
         for start in range(0, payload_len, room):
             end = min(start + room, payload_len)
@@ -623,29 +673,23 @@ class Ipv6Core:
                 head, 14, _VERSION_WORD, 8 + end - start, 44, self.hop_limit, src_packed, dst_packed
             )
             _FRAG.pack_into(head, 54, protocol, 0, start | (1 if end < payload_len else 0), ident)
-            ok &= self._route(src, dst, head, [view[start:end]], None, now)
+            ok &= self._route(path, src, head, [view[start:end]], None, now)
         self.counters["tx_fragmented"] += 1
         return ok
 
     def _route(
         self,
+        path: _Path,
         src: IPv6Address,
-        dst: IPv6Address,
         head: bytearray,
         parts: Sequence[BytesLike],
         tx: TransportOffload | None,
         now: Instant,
     ) -> bool:
-        if head[38] == 0xFF:  # a multicast destination: its own link-layer address
-            mac: MacAddress | None = multicast_mac(dst)
+        hop = path.hop
+        if hop is None:
+            mac = path.group_mac
         else:
-            hop = self.routes.next_hop(dst, self._usable)
-            if hop is None:
-                self.drops["ipv6.no_route"] += 1
-                return False
-            if hop in self._unicast:
-                self.drops["ipv6.to_self"] += 1
-                return False
             mac = self.nd.lookup(hop, now)
             if mac is None:
                 return self.nd.resolve(hop, (head, parts, tx), now, source=src)

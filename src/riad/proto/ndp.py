@@ -112,6 +112,7 @@ class _Entry(Generic[T]):
 
 
 _TIMED = (NeighbourState.INCOMPLETE, NeighbourState.DELAY, NeighbourState.PROBE)
+_REACHABLE = NeighbourState.REACHABLE
 
 
 class NeighbourCache(Generic[T]):
@@ -293,8 +294,9 @@ class NeighbourCache(Generic[T]):
         if entry is None or entry.mac is None:
             return None
         state = entry.state
-        if state is NeighbourState.REACHABLE:
-            if entry.deadline is not None and now < entry.deadline:
+        if state is _REACHABLE:
+            deadline = entry.deadline
+            if deadline is not None and now.ns < deadline.ns:
                 return entry.mac
             state = NeighbourState.STALE
         if state is NeighbourState.STALE:

@@ -102,6 +102,9 @@ class RouterTable:
         self._mtus: dict[IPv6Address, int] = {}
         self._solicit_at: Instant | None = None
         self._solicitations_left = 0
+        self.version = 0
+        """Goes up whenever a next hop or a path MTU may have changed: what a caller worked
+        out from ``next_hop`` and ``path_mtu`` holds while it stays the same."""
         self.solicitations_sent = 0
         self.advertisements_taken = 0
 
@@ -137,10 +140,17 @@ class RouterTable:
 
     def _changed(self) -> None:
         self._hops.clear()
+        self.version += 1
 
     def forget_next_hops(self) -> None:
         """Choose next hops afresh (a neighbour, maybe a router, could not be reached)."""
-        self._hops.clear()
+        self._changed()
+
+    def set_link_mtu(self, mtu: int) -> None:
+        """The link's MTU (a router advertisement's MTU option, checked by the caller)."""
+        if mtu != self.link_mtu:
+            self.link_mtu = mtu
+            self.version += 1
 
     # -- router discovery --------------------------------------------------------------------
 
@@ -290,6 +300,7 @@ class RouterTable:
         entry.mtu = mtu
         entry.mtu_expires = now + self.config.pmtu_aging
         self._mtus[dst] = mtu
+        self.version += 1
         return True
 
     # -- sans-IO plumbing ----------------------------------------------------------------------
@@ -338,3 +349,4 @@ class RouterTable:
                 entry.mtu = 0
                 entry.mtu_expires = None
                 del self._mtus[dst]  # RFC 8201 4: try the link's MTU again
+                self.version += 1
