@@ -5,10 +5,12 @@ extension modules load (at the paths the loader looks for them), the
 standard library modules the service imports (tree-shaken, at
 ``/usr/lib/python3.X``), the service and the packages it imports
 (``/app/lib``), each as its source and an unchecked-hash ``.pyc``, and the
-data files its start-up read. What to take is what the sandbox target
-finds for its seal (:func:`riad.targets.sandbox.imports.plan_imports`: the
-service's traced start-up, its warm-ups, declared lazy imports), plus what
-this entry imports itself. No shell, no package manager: nothing but that.
+data files its start-up read. What to take is found as the sandbox target
+finds it for its seal (:func:`riad.targets.sandbox.imports.plan_imports`: a
+traced start-up, its warm-ups, declared lazy imports), tracing the start-up
+the container really runs (:func:`trace_entry`: this entry on the host's
+sockets, not the sandbox's on riad's stack over a TAP), plus what the seal
+imports. No shell, no package manager: nothing but that.
 
 The image runs as user ``65534`` (nobody). Its entrypoint is this module:
 ``podman run IMAGE --port 8080 --health-port 8081`` hands the boot arguments
@@ -57,18 +59,8 @@ PLAN_FILE = "/app/seal.json"
 """What the entry imports before the seal and leaves readable after it."""
 USER = "65534:65534"
 ENTRY_MODULE = "riad.targets.oci"
-# What the entry and the socket stack import on paths the sandbox's trace (riad's own
-# stack on a TAP) does not take.
-ENTRY_IMPORTS = (
-    ENTRY_MODULE,
-    "riad.targets.unix",
-    "riad.backends.socket_stack",
-    "riad.targets.sandbox.seal",
-    "riad.targets.sandbox.warmup",
-    "riad.app.health",
-    "asyncio.unix_events",
-    "asyncio.selector_events",
-)
+ENTRY_IMPORTS = (ENTRY_MODULE, "riad.targets.sandbox.seal")
+"""What the entry imports past its traced start-up: the seal."""
 
 
 # -- the entry: runs inside the container ----------------------------------------------
@@ -245,6 +237,37 @@ def _split_seal_arg(args: Sequence[str]) -> tuple[str, list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """The image's entrypoint: ``SERVICE [boot arguments...]``, run and sealed."""
     from riad.app.args import ConfigError
+    from riad.app.run import report_config_error
+    from riad.backends.console import FdConsole
+
+    console = FdConsole(2)
+    try:
+        mode, args = _split_seal_arg(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        return report_config_error(exc, console)
+    plan = json.loads(Path(PLAN_FILE).read_text())
+    return _serve(plan["service"], plan.get("kv", ()), args, (plan, mode))
+
+
+def trace_entry(argv: list[str]) -> None:
+    """The start-up the build traces (:func:`build_oci`): the entry's own, on the host's
+    sockets as in the container, unsealed, with the first uses done as before the seal;
+    the warm-ups ask ``127.0.0.1`` in the trace's namespace. ``argv``: the sandbox's
+    :class:`~riad.targets.sandbox.app_entry.AppOptions` as JSON (read here as plain
+    JSON: that module's riad stack is not the container's), then the boot arguments."""
+    options = json.loads(argv[0])
+    _serve(options["service"], options.get("kv", ()), argv[1:], None)
+
+
+def _serve(
+    service: str,
+    kv: Sequence[str],
+    args: Sequence[str],
+    sealed: tuple[Mapping[str, Any], str] | None,
+) -> int:
+    """Run ``service`` on the host's sockets; ``sealed``: the image's plan and the seal's
+    mode, applied once start-up is over (None: a traced start-up, never sealed)."""
+    from riad.app.args import ConfigError
     from riad.app.lifecycle import Lifecycle
     from riad.app.run import report_config_error
     from riad.app.run import run as run_app
@@ -255,22 +278,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from riad.targets.unix import _stack_opener, open_kvs
 
     console = FdConsole(2)
-    try:
-        mode, args = _split_seal_arg(sys.argv[1:] if argv is None else argv)
-    except ConfigError as exc:
-        return report_config_error(exc, console)
-    plan = json.loads(Path(PLAN_FILE).read_text())
-    request = RunRequest(service=plan["service"], boot_args=tuple(args), net="socket")
+    request = RunRequest(service=service, boot_args=tuple(args), net="socket")
     prepared = prepare_service(request, console, help_console=FdConsole(1))
     if isinstance(prepared, int):
         return prepared
     app, config = prepared
     try:
-        kvs = open_kvs(app, plan.get("kv", ()))
+        kvs = open_kvs(app, kv)
         open_stack = _stack_opener(app, config, request)
     except ConfigError as exc:
         return report_config_error(exc, console)
 
+    if sealed is None:
+        from riad.image.exercise import note_warmup
+
+        warm_up(trace=True)
+        note_warmup(app, config, address="127.0.0.1", link="lo")
+        return run_app(app, config, open_stack=open_stack, kvs=kvs, console=console)
+    plan, mode = sealed
     lifecycle = Lifecycle(config.shutdown_timeout_s)
     sealing = lifecycle.hold("the seal")
 
@@ -538,7 +563,7 @@ def build_oci(
     from riad.backends.console import FdConsole
     from riad.image.data import submodules
     from riad.targets.sandbox.app_entry import AppOptions
-    from riad.targets.sandbox.imports import plan_imports
+    from riad.targets.sandbox.imports import LATE_IMPORTS, plan_imports
     from riad.targets.target import RunRequest, prepare_service
 
     prepared = prepare_service(
@@ -547,7 +572,15 @@ def build_oci(
     if isinstance(prepared, int):
         raise ConfigError(f"service {service!r} did not load (above)")
     app, _ = prepared
-    plan = plan_imports(app, AppOptions(service=service), boot_args, include=include)
+    plan = plan_imports(
+        app,
+        AppOptions(service=service),
+        boot_args,
+        include=include,
+        entry=f"{ENTRY_MODULE}:trace_entry",
+        # the sandbox's but riad's stack's (its DHCP client): the kernel's sockets serve
+        late=[name for name in LATE_IMPORTS if not name.startswith("riad.stack.")],
+    )
     path = [str(app.folder), *(p for p in sys.path if p)]
     loaded, imports = _closure(plan.modules, path)
     modules = set(loaded)

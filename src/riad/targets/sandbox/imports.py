@@ -7,7 +7,8 @@ interpreter, under :func:`riad.image.trace.trace_startup`, until its event
 loop first sits idle, and records every module loaded. The traced start-up is
 the sandbox's own (:func:`trace_entry`): the same ``AppEntry`` preparing the
 same stores and serving on riad's stack over a TAP, in an empty network
-namespace of the trace's own, only unsealed.
+namespace of the trace's own, only unsealed. (The oci target traces its own
+entry, on the kernel's sockets, through the same function.)
 
 The traced start-up is the sealed one but for the seal: the same first uses
 are done before it serves (:func:`riad.targets.sandbox.warmup.warm_up`: no
@@ -185,6 +186,8 @@ def plan_imports(
     warmup: Sequence[str] = (),
     use_cache: bool = True,
     announce: Callable[[str], None] | None = None,
+    entry: str = f"{__name__}:trace_entry",
+    late: Sequence[str] = LATE_IMPORTS,
 ) -> ImportPlan:
     """What to import before sealing ``app``, run with ``options`` and ``boot_args``,
     and the data files it reads.
@@ -195,14 +198,17 @@ def plan_imports(
     does not change what it imports). ``include``: modules,
     ``package.*`` and paths (:func:`riad.image.data.split_includes`).
     ``announce`` is told, in one line, when a trace is about to run.
+    ``entry``: the start-up traced (``module:function``, given the options as JSON
+    and the boot arguments: the sandbox's :func:`trace_entry`, or another
+    target's); ``late``: what to add for paths a start-up does not take.
     Raises :class:`~riad.image.ImageError` when the trace cannot run at all,
     or for an ``include`` that names nothing.
     """
     modules, paths = split_includes(include)
     path = [str(app.folder), *(p for p in sys.path if p)]
     declared = [name for pattern in modules for name in submodules(pattern, path)]
-    extra = (*app.lazy_modules, *declared, *LATE_IMPORTS)
-    key = [sys.executable, sys.version, str(app.source_path), options.service, *boot_args]
+    extra = (*app.lazy_modules, *declared, *late)
+    key = [sys.executable, sys.version, entry, str(app.source_path), options.service, *boot_args]
     key += ["--warmup", *warmup]
     cache = _cache_file(app, key)
     cached = _from_cache(cache) if use_cache else None
@@ -218,7 +224,7 @@ def plan_imports(
         for _, folder in volumes:
             Path(folder).mkdir()
         trace = trace_startup(
-            [f"{__name__}:trace_entry", options.for_trace(volumes).to_json(), *boot_args],
+            [entry, options.for_trace(volumes).to_json(), *boot_args],
             path=path,
             warmup=warmup,
         )
