@@ -17,7 +17,7 @@ The applications (``bench/web_app_service/web_app.py``: ``GET /json``) are serve
 Every server is one process on one core (``taskset -c 1``; the load
 generator, wrk with one thread, takes the other), access logs off. Cases:
 wrk with keep-alive at 1 and 50 connections. The servers take turns within
-each round; the median of ``--rounds`` rounds is printed: requests/s, p99
+each round (each round starting one server further on); the median of ``--rounds`` rounds is printed: requests/s, p99
 latency, the server's CPU time per request (user + system from /proc, its
 threads and children included), and the ratio of riad to each.
 """
@@ -104,7 +104,10 @@ def main() -> int:
     }
     results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     for round_number in range(args.rounds):
-        for name in servers:
+        # Each round starts one server further on: on a shared machine no server always
+        # takes the same place in a round (first, or right after another's load).
+        shift = round_number % len(servers)
+        for name in servers[shift:] + servers[:shift]:
             proc, port = start(name)
             try:
                 url = f"http://127.0.0.1:{port}/json"
