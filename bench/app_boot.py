@@ -2,6 +2,7 @@
 the same application pip-installed into a Debian root on Debian's kernel, and in the sandbox.
 
 Run (as root): .venv/bin/python bench/app_boot.py [--runs N] [--apps fastapi_app,...]
+(``--build-only`` builds the images and stops; ``--prebuilt`` then measures those.)
 
 For each application of the corpus (``tests/apps``: FastAPI, Starlette, Django,
 Flask), side by side in one network namespace made for the run (the pieces are
@@ -9,19 +10,22 @@ Flask), side by side in one network namespace made for the run (the pieces are
 ``GET /`` (any status below 500) is taken for:
 
 - ``riad vm``: ``riad run IMAGE -t vm`` on riad's direct kernel (TCG), the image
-  built beforehand by ``riad build SERVICE --compression zstd`` (its default
-  warm-up ``GET /``, and the ``--include`` its checks declare: Starlette's
-  static folder, which it checks at start), so the figure is boot, not build;
+  built beforehand by ``riad build SERVICE --compression zstd`` with the
+  ``--warmup`` requests and ``--include`` its checks declare, as the corpus test
+  seals it (Starlette's static folder, which it checks at start), so the figure
+  is boot, not build;
 - ``Debian vm``: a minimal Debian root (``debootstrap --variant=minbase
   --include=python3 bookworm``) with the application, riad and their
   dependencies installed by pip (``pip install --target`` into
   ``/usr/local/lib/python3.11/dist-packages``, the versions of this checkout's
   environment), packed whole as the initramfs (zstd) of Debian's stock cloud
-  kernel, booted in QEMU microvm the same way; its PID 1 is the same riad PID 1
+  kernel, booted in QEMU microvm the same way (with the TSC's frequency on its
+  command line: see ``debian_command``); its PID 1 is the same riad PID 1
   (network set up by ioctls, then the application served by riad on the guest
   kernel's sockets), unsealed (``--seal off``);
 - ``riad sandbox``: ``riad run SERVICE -t sandbox`` (riad's stack over the run's
-  TAP), its start-up trace made and cached by one untimed run first.
+  TAP, the same ``--warmup`` and ``--include``), its start-up trace made and
+  cached by one untimed run first.
 
 Sizes: the riad image (kernel + zstd initramfs) against the Debian image (stock
 kernel + the root as a zstd initramfs), on disk and compressed (riad's kernel
@@ -41,8 +45,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 from boot import (
     GUEST,
@@ -100,6 +106,33 @@ def _checks(app: str) -> dict[str, object]:
     return vars(importlib.import_module(f"tests.apps.{app}.checks"))
 
 
+def sealed_options(app: str) -> list[str]:
+    """``--warmup`` and ``--include`` as the application's checks declare them (what the
+    corpus test seals it with: Starlette's static folder, which it checks at start)."""
+    checks = _checks(app)
+    options: list[str] = []
+    for request in cast("Iterable[str]", checks.get("WARMUP", ())):
+        options += ["--warmup", request]
+    for path in cast("Iterable[str]", checks.get("INCLUDE", ())):
+        options += ["--include", path]
+    return options
+
+
+def host_tsc_khz() -> int:
+    """The host's TSC frequency in kHz: what a guest under TCG reads its TSC at (QEMU's
+    ``rdtsc`` is the host's). From the kernel's ``tsc_freq_khz`` where it has one, else
+    ``/proc/cpuinfo``'s ``cpu MHz`` on a CPU whose TSC runs at a constant rate."""
+    sysfs = Path("/sys/devices/system/cpu/cpu0/tsc_freq_khz")
+    if sysfs.exists():
+        return int(sysfs.read_text())
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    mhz = next((line for line in cpuinfo.splitlines() if line.startswith("cpu MHz")), "")
+    if "constant_tsc" not in flags.split() or not mhz:
+        raise SystemExit("cannot tell the host's TSC frequency: give it with --tsc-khz")
+    return round(float(mhz.partition(":")[2]) * 1000)
+
+
 def _http_answered(address: str) -> bool:
     try:
         with socket.create_connection((address, PORT), timeout=0.1) as conn:
@@ -119,9 +152,7 @@ def build_riad_image(ws: Workspace, app: str) -> Path:
     out = ws.cache / f"app-{app}-image"
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "riad", "build", service_of(app), "-t", "vm", "-o", str(out)]
-    command += ["--net", "direct", "--compression", "zstd"]
-    for path in _checks(app).get("INCLUDE", ()):  # files it cannot start without
-        command += ["--include", path]
+    command += ["--net", "direct", "--compression", "zstd", *sealed_options(app)]
     subprocess.run(command, cwd=APPS / app, check=True, capture_output=True)
     return out
 
@@ -206,21 +237,33 @@ def build_debian_image(ws: Workspace, app: str, root: Path, kernel_tree: Path) -
 # ------------------------------------------------------------------ contenders
 
 
-def contenders(
-    app: str, riad_image: Path, debian_image: Path, debian_memory: int
-) -> list[Contender]:
+def debian_command(debian_image: Path, memory_mb: int, tsc_khz: int, console: bool) -> list[str]:
+    """QEMU booting the Debian image: ``stock_vm_command``'s (the timer words riad's images
+    get under TCG), and the TSC's frequency given (``tsc_early_khz``). Debian's kernel
+    measures it against the PIT, which under TCG on a busy host fails now and then
+    ("tsc: Unable to calibrate against PIT ... Marking TSC unstable"); the guest then
+    stopped there, silent, and never answered (most of its runs on a loaded host).
+    ``console``: the kernel's messages on the console (``quiet`` off: slower, for looking)."""
+    command = stock_vm_command(debian_image, memory_mb, RIAD_ARGS)
+    append = command.index("-append") + 1
+    words = command[append].replace("rdinit=", f"tsc_early_khz={tsc_khz} rdinit=", 1)
+    command[append] = words.replace(" quiet ", " ") if console else words
+    return command
+
+
+def contenders(app: str, riad_image: Path, debian: list[str]) -> list[Contender]:
     def riad_vm(ws: Workspace) -> Launch:
         command = [sys.executable, "-m", "riad", "run", str(riad_image), "-t", "vm"]
         command += ["--tap", TAP, "--accel", "tcg", f"--ipv4={GUEST}/24", "--port", str(PORT)]
         return Launch(command, GUEST, probe=_http_answered)
 
     def debian_vm(ws: Workspace) -> Launch:
-        command = stock_vm_command(debian_image, debian_memory, RIAD_ARGS)
-        return Launch(command, GUEST, signal.SIGTERM, probe=_http_answered)
+        return Launch(debian, GUEST, signal.SIGTERM, probe=_http_answered)
 
     def sandbox(ws: Workspace) -> Launch:
         command = [sys.executable, "-m", "riad", "run", service_of(app), "-t", "sandbox"]
         command += ["--tap", TAP, f"--ipv4={SANDBOX_GUEST}/24", "--port", str(PORT)]
+        command += sealed_options(app)
         return Launch(
             command, SANDBOX_GUEST, forget_neighbour=True, probe=_http_answered, cwd=APPS / app
         )
@@ -277,7 +320,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--apps", default=",".join(REQUIREMENTS))
     parser.add_argument("--debian-memory", type=int, default=1024, help="Debian guest memory, MB")
+    parser.add_argument("--tsc-khz", type=int, help="the host's TSC kHz (default: as it says)")
+    parser.add_argument(
+        "--console", action="store_true", help="the Debian kernel's messages on its console"
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="build the images, measure nothing"
+    )
+    parser.add_argument(
+        "--prebuilt", action="store_true", help="the riad images --build-only made, as they are"
+    )
     args = parser.parse_args()
+    tsc_khz = args.tsc_khz or host_tsc_khz()
     if os.geteuid() != 0:
         raise SystemExit("bench/app_boot.py needs root (network namespace, TAP device)")
     apps = [a for a in args.apps.split(",") if a]
@@ -296,7 +350,9 @@ def main() -> int:
         for app in apps:
             print(f"building the images of {app}...", file=sys.stderr)
             ws = Workspace(netns, cache, spec, 0, args.debian_memory)
-            riad_image = build_riad_image(ws, app)
+            riad_image = (
+                ws.cache / f"app-{app}-image" if args.prebuilt else build_riad_image(ws, app)
+            )
             debian_image, debian_disk = build_debian_image(ws, app, root, kernel_tree)
             kernel = riad_image / "kernel"
             initrd = riad_image / "initramfs.cpio.zst"
@@ -309,6 +365,8 @@ def main() -> int:
                 + (debian_image / "initramfs.cpio.zst").stat().st_size,
             }
             built[app] = (riad_image, debian_image, sizes)
+    if args.build_only:
+        return 0
     ws = Workspace(netns, cache, ServiceSpec("bench", "bench", APPS), 0, args.debian_memory)
     subprocess.run(["ip", "netns", "add", netns], check=True)
     rows = []
@@ -316,7 +374,8 @@ def main() -> int:
         enter_run_netns(ws)
         for app in apps:
             riad_image, debian_image, sizes = built[app]
-            runs = contenders(app, riad_image, debian_image, args.debian_memory)
+            debian = debian_command(debian_image, args.debian_memory, tsc_khz, args.console)
+            runs = contenders(app, riad_image, debian)
             launches = [c.prepare(ws) for c in runs]
             for contender, launch in zip(runs, launches, strict=True):
                 if contender.warm_up:
