@@ -106,6 +106,8 @@ class HttpServer:
         self._deadline: StopDeadline | None = None
         self._busiest = 0
         """The most connections open at once since memory was last given back."""
+        self._ended = 0
+        """Connections ended since memory was last given back."""
         self.connections_refused = 0
         self.metrics: HttpMetrics | None = None
         """Where requests are counted: the stack's ``http_metrics`` once listening on
@@ -217,15 +219,21 @@ class HttpServer:
                 self._tasks.discard(task)
 
     def _after_close(self) -> None:
-        """Once a crowd of connections has left (down to an eighth of the most open at
-        once, and that was at least 64), hand the memory their buffers used back to
-        the system: the C allocator keeps freed pages otherwise, and a burst of slow
-        clients would leave the service that much larger for good."""
+        """Hand the memory the C allocator holds free back to the system once a crowd
+        of connections has left (down to an eighth of the most open at once, and that
+        was at least 64): a burst of slow clients would leave the service that much
+        larger for good; and after every ``TRIM_EVERY_CONNECTIONS`` connections: under
+        a steady churn (TLS handshakes, downloads) the heap's free holes grow with the
+        connections served, and the resident memory with them."""
         open_now = len(self._connections)
+        self._ended += 1
         if self._busiest - open_now >= _TRIM_AFTER and open_now <= self._busiest // 8:
             self.log.debug("connections gone: free memory handed back", busiest=self._busiest)
-            self._busiest = open_now
-            release_free_memory()
+        elif self._ended < TRIM_EVERY_CONNECTIONS:
+            return
+        self._busiest = open_now
+        self._ended = 0
+        release_free_memory()
 
     async def shutdown(self) -> None:
         """Stop accepting, finish requests in flight (bounded by
@@ -314,6 +322,9 @@ def service_logger(source: str) -> Logger:
 
 
 _TRIM_AFTER = 64
+TRIM_EVERY_CONNECTIONS = 2048
+"""Free memory is handed back after this many connections ended (see ``_after_close``):
+a few hundred microseconds of ``malloc_trim`` every few seconds at the heaviest churn."""
 
 
 def _malloc_trim() -> Callable[[], object] | None:
