@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/soak.py [--minutes 10] [--stack socket,direct] [--baseline DIR]
      .venv/bin/python bench/soak.py --quick          (one minute per service, for development)
+     .venv/bin/python bench/soak.py --stack none --reference nginx   (nginx alone)
 
 The static site (``examples/static-site``, built here with a development
 certificate) runs with ``riad run``: on the socket stack on 127.0.0.1, and
@@ -26,6 +27,20 @@ the 99th percentile, overall and after the first minute; the latencies; the
 resident memory at one minute and at the end and its slope after the first
 minute (least squares, KiB per minute). Targets (issue 21): no collection
 over 20 ms, p99.9 within 3x of p50, memory flat after the first minute.
+
+The floor of the measurement: while each service runs, a 1 ms sleeper on
+the service's core and one on the load's core record how late they wake
+(``wakeup_probe``): whatever else the machine runs delays any server on that
+core (riad or nginx) and the load generators by as much, so a latency
+percentile below the sleeper's says nothing of the server. The report also
+gives the cores the service and its children were allowed to run on.
+
+Looking for causes (the service's log, kept with ``--keep DIR``):
+``RIAD_SOAK_HEAP=SECONDS`` samples the resident size, Python's allocated
+blocks, glibc's heap (in use, free but kept, its top) and the tracked objects
+by type; ``RIAD_SOAK_SLOW_MS=MS`` counts the event loop's steps over ``MS``
+by what ran, with their CPU time (on asyncio's loop: riad's stack, or the
+socket stack with ``--loop asyncio``; uvloop's steps are out of reach).
 
 ``--baseline DIR`` runs the same service from another source tree
 (``DIR/src``) after this one, with the same load: before and after in one run.
@@ -128,13 +143,26 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
             )
 
     def write_out(*_args: object) -> None:
+        if handed_back:
+            print(
+                f"soak: free memory handed back {len(handed_back)} times, the longest "
+                f"{max(handed_back) / 1000:.2f} ms, p50 {_percentile(sorted(handed_back), 50) / 1000:.2f} ms",
+                file=sys.stderr,
+            )
         if slow:
             print(
                 f"soak-slow: steps over {slow_ms} ms by what ran: {slow.most_common(15)}",
                 file=sys.stderr,
             )
-            for took, at, what in sorted(slow_worst, reverse=True)[:20]:
+            for took, at, what in sorted(slow_worst, reverse=True)[:10]:
                 print(f"soak-slow:   {took * 1000:.1f} ms at {at:.1f} s: {what}", file=sys.stderr)
+            print("soak-slow: the longest on the CPU:", file=sys.stderr)
+            for on_cpu, took, at, what in sorted(slow_on_cpu, reverse=True)[:15]:
+                print(
+                    f"soak-slow:   CPU {on_cpu * 1000:.1f} ms (wall {took * 1000:.1f}) at {at:.1f} s:"
+                    f" {what}",
+                    file=sys.stderr,
+                )
         with open(stats_path + ".tmp", "w") as f:
             json.dump(pauses, f)
         os.replace(stats_path + ".tmp", stats_path)
@@ -153,13 +181,25 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
     slow_ms = float(os.environ.get("RIAD_SOAK_SLOW_MS", "0"))
     slow: Counter[str] = Counter()
     slow_worst: list[tuple[float, float, str]] = []
+    slow_on_cpu: list[tuple[float, float, float, str]] = []
     if slow_ms > 0:
-        _time_loop_steps(slow_ms / 1000, started, slow, slow_worst)
+        _time_loop_steps(slow_ms / 1000, started, slow, slow_worst, slow_on_cpu)
     heap_every = float(os.environ.get("RIAD_SOAK_HEAP", "0"))
     if heap_every > 0:
         threading.Thread(target=_heap_watch, args=(heap_every,), daemon=True).start()
     import riad
     from riad.cli import main
+    from riad.services.http import server as http_server
+
+    hand_back = http_server.release_free_memory
+    handed_back: list[int] = []
+
+    def timed_hand_back() -> None:
+        began = clock()
+        hand_back()
+        handed_back.append((clock() - began) // 1000)
+
+    http_server.release_free_memory = timed_hand_back  # type: ignore[assignment]
 
     print(f"soak: riad from {Path(riad.__file__).parent}", file=sys.stderr, flush=True)
     try:
@@ -169,10 +209,16 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
 
 
 def _time_loop_steps(
-    threshold_s: float, started: float, slow: Counter[str], worst: list[tuple[float, float, str]]
+    threshold_s: float,
+    started: float,
+    slow: Counter[str],
+    worst: list[tuple[float, float, str]],
+    on_cpu_worst: list[tuple[float, float, float, str]],
 ) -> None:
     """Time every callback of asyncio's loop (a task's step is one); count those over
-    ``threshold_s`` by what ran (a task's innermost coroutine and where it stopped)."""
+    ``threshold_s`` by what ran (a task's innermost coroutine and where it stopped), and
+    keep the longest by wall time and by CPU time (a step much longer on the wall than on
+    the CPU is the process waiting for its core, not riad working)."""
     import asyncio.events
 
     run = asyncio.events.Handle._run
@@ -200,9 +246,11 @@ def _time_loop_steps(
             what = describe(handle)
             slow[what] += 1
             worst.append((took, began - started, f"{what} (CPU {on_cpu * 1000:.1f} ms)"))
-            if len(worst) > 400:
-                worst.sort(reverse=True)
-                del worst[200:]
+            on_cpu_worst.append((on_cpu, took, began - started, what))
+            for kept in (worst, on_cpu_worst):
+                if len(kept) > 400:
+                    kept.sort(reverse=True)
+                    del kept[200:]
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
@@ -242,7 +290,8 @@ def _heap_watch(every_s: float) -> None:
         print(
             f"soak-heap t={at:.0f} rss={rss} pyblocks={sys.getallocatedblocks()} "
             f"objects={len(objects)} malloc_used={info.uordblks // 1024} "
-            f"malloc_free={info.fordblks // 1024} malloc_mmap={info.hblkhd // 1024} "
+            f"malloc_free={info.fordblks // 1024} top={info.keepcost // 1024} "
+            f"malloc_mmap={info.hblkhd // 1024} "
             f"arena={info.arena // 1024} traced={traced}",
             file=sys.stderr,
             flush=True,
@@ -294,6 +343,24 @@ def _percentile(ordered: list[int] | list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
+def wakeup_probe(seconds: float, out_path: str) -> int:
+    """Sleep 1 ms over and over for ``seconds``; write how late each wake-up came
+    (percentiles in us, as JSON): what the scheduler alone costs any process on this
+    core at this time, the floor under every latency measured beside it."""
+    late: list[int] = []
+    clock, nap = time.perf_counter_ns, 0.001
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        began = clock()
+        time.sleep(nap)
+        late.append(max(0, (clock() - began) // 1000 - 1000))
+    late.sort()
+    found = {f"p{pct}": _percentile(late, pct) for pct in (50, 99, 99.9)}
+    found["max"] = late[-1] if late else 0
+    Path(out_path).write_text(json.dumps(found))
+    return 0
+
+
 # -- the driver ---------------------------------------------------------------------------------
 
 
@@ -311,6 +378,10 @@ class Run:
     ab_tls: dict[str, float] = field(default_factory=dict)
     ab_plain: dict[str, float] = field(default_factory=dict)
     downloads: dict[str, list[float]] = field(default_factory=dict)
+    cores: str = ""
+    """The cores the service (and its children) were allowed to run on."""
+    floor: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per core (``service``, ``load``): how late a 1 ms sleeper woke, us (``wakeup_probe``)."""
     failures: list[str] = field(default_factory=list)
 
 
@@ -329,6 +400,21 @@ def rss_kib(pid: int) -> int:
         with suppress(OSError, ValueError):
             total += rss_kib(int(child))
     return total
+
+
+def cores_of(pid: int) -> str:
+    """The cores ``pid`` and its children (nginx's worker) may run on, as
+    ``Cpus_allowed_list`` says: checks the pinning of what was measured."""
+    found = set()
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                found.add(line.split()[1])
+    with suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with suppress(OSError, ValueError):
+                found.add(cores_of(int(child)))
+    return ",".join(sorted(found))
 
 
 def run_ab(prefix: list[str], url: str, seconds: float) -> dict[str, float]:
@@ -427,9 +513,16 @@ def soak(
             ),
             threading.Thread(target=download_loop, args=(load, https, stop, run.downloads)),
         ]
+        me = str(Path(__file__).resolve())
+        probes = {}
+        for core, cpu in (("service", "1"), ("load", "0")):
+            out = str(work / f"floor-{core}.json")
+            probe = ["taskset", "-c", cpu, sys.executable, me, "_floor", str(seconds), out]
+            probes[core] = subprocess.Popen(probe)
         started = time.monotonic()
         for thread in threads:
             thread.start()
+        run.cores = cores_of(pid)
         while time.monotonic() - started < seconds:
             run.rss.append((time.monotonic() - started, rss_kib(pid)))
             time.sleep(RSS_EVERY_S)
@@ -437,6 +530,10 @@ def soak(
         for thread in threads:
             thread.join(120)
         run.rss.append((time.monotonic() - started, rss_kib(pid)))
+        for core, probe in probes.items():
+            probe.wait(60)
+            with suppress(OSError, ValueError):
+                run.floor[core] = json.loads((work / f"floor-{core}.json").read_text())
         m = re.search(r"soak-latency-us (.*)", str(results.get("wrk", "")))
         if m:
             run.wrk = {k: int(v) for k, v in (w.split("=") for w in m.group(1).split())}
@@ -598,6 +695,22 @@ def report(runs: list[Run]) -> None:
             f"| {downloads} |"
         )
     print()
+    print(
+        "The floor: how late a 1 ms sleeper woke on the service's core and on the load's "
+        "core during the same run, ms (p50 / p99 / p99.9 / max)"
+    )
+    print()
+    print("| service | its cores | the service's core | the load's core |")
+    print("|---|---:|---:|---:|")
+    for run in runs:
+        cells = [
+            " / ".join(f"{f[k] / 1000:.2f}" for k in ("p50", "p99", "p99.9", "max"))
+            if (f := run.floor.get(core))
+            else "-"
+            for core in ("service", "load")
+        ]
+        print(f"| {run.label} | {run.cores} | {cells[0]} | {cells[1]} |")
+    print()
     print("| service | RSS at 1 min | RSS at the end | slope after the first minute |")
     print("|---|---:|---:|---:|")
     for run in runs:
@@ -624,8 +737,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="per service (default 10)")
     parser.add_argument("--quick", action="store_true", help="one minute per service")
-    parser.add_argument("--stack", default="socket,direct", help="socket, direct or both")
+    parser.add_argument(
+        "--stack", default="socket,direct", help="socket, direct, both, or none (nginx alone)"
+    )
     parser.add_argument("--baseline", type=Path, help="also run the service from DIR/src")
+    parser.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], help="riad run's --loop (socket stack)"
+    )
     parser.add_argument("--reference", choices=["nginx"], help="also run nginx under the same load")
     parser.add_argument(
         "--keep", type=Path, help="copy each service's log and collection timings into DIR"
@@ -649,12 +767,13 @@ def main() -> int:
         build["ensure_certificate"](work / "certs", ["localhost", "127.0.0.1", "10.0.0.2"])
         common = ["--kv", f"htdocs={artifact}", "--kv", f"certs={work / 'certs'}"]
         logs = ["--logs", "warning,app:info"]
-        for stack in args.stack.split(","):
+        for stack in [s for s in args.stack.split(",") if s != "none"]:
             for name, site, env in trees:
                 label = f"{name} {stack}"
                 print(f"  {label}: {seconds:.0f} s of load", file=sys.stderr)
                 argv = ["run", str(site), *common, *logs]
                 if stack == "socket":
+                    argv += ["--loop", args.loop] if args.loop else []
                     runs.append(soak(label, argv, "127.0.0.1", seconds, env, [], work))
                     continue
                 with namespace() as ns:
@@ -675,6 +794,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "_floor":
+        raise SystemExit(wakeup_probe(float(sys.argv[2]), sys.argv[3]))
     if len(sys.argv) >= 3 and sys.argv[1] == "_serve":
         raise SystemExit(serve_with_gc_timing(sys.argv[2], sys.argv[3:]))
     raise SystemExit(main())
