@@ -2,7 +2,7 @@
 
 Run as root (it builds network namespaces and removes them afterwards):
 
-    .venv/bin/python bench/outbound.py [--seconds S] [--rounds R]
+    .venv/bin/python bench/outbound.py [--seconds S] [--rounds R] [--against OTHER/src]
 
 nginx and PostgreSQL (``tests.connect.servers``: a throwaway cluster, run as
 the ``postgres`` user) listen in a namespace of their own, on two links: a
@@ -22,7 +22,9 @@ Figures, each for ``--seconds``, one connection at a time (keep-alive):
 - ``pg``: asyncpg ``SELECT 1`` round trips/s.
 
 Contenders take turns for ``--rounds`` rounds; each ratio riad / host is the
-median of the rounds' ratios.
+median of the rounds' ratios. ``--against OTHER/src`` adds a third contender,
+``before``: the riad contender with the riad found in another checkout's
+``src`` (e.g. an older commit's), for a before/after in the same run.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 # bench/ holds http.py: on the path, "import http.client" would find it
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(REPO / "src"))
+# a "before" contender (client before SECONDS CA SRC) runs the riad of another checkout
+_SRC = sys.argv[5] if len(sys.argv) > 5 and sys.argv[1:3] == ["client", "before"] else ""
+sys.path.insert(0, _SRC or str(REPO / "src"))
 sys.path.insert(1, str(REPO))
 
 from tests.connect.servers import HOST_IP, SERVICE_IP, ServerLab  # noqa: E402
@@ -132,9 +136,12 @@ def client(role: str, seconds: float, ca_pem: str) -> None:
 # -- the set-up ------------------------------------------------------------------------
 
 
-def run_contender(ns: Netns, role: str, seconds: float, ca_file: Path) -> dict[str, float]:
+def run_contender(
+    ns: Netns, role: str, seconds: float, ca_file: Path, src: str = ""
+) -> dict[str, float]:
     argv = [sys.executable, str(Path(__file__).resolve()), "client", role, str(seconds)]
-    out = ns.run(*argv, str(ca_file), timeout=seconds * 3 + 300).stdout.decode()
+    argv += [str(ca_file), src] if src else [str(ca_file)]
+    out = ns.run(*argv, timeout=seconds * 3 + 300).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -144,8 +151,10 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--against", default="", help="another checkout's src folder")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {role: [] for role in CONTENDERS}
+    contenders = (*CONTENDERS, "before") if args.against else CONTENDERS
+    results: dict[str, list[dict[str, float]]] = {role: [] for role in contenders}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="riad-outbound-")))
         server_ns = stack.enter_context(Netns.create("benchout"))
@@ -158,9 +167,10 @@ def main() -> int:
         ca_file = work / "ca.pem"
         ca_file.write_bytes(lab.cert.ca_pem)
         for round_ in range(args.rounds):
-            for role in CONTENDERS:
-                ns = server_ns if role == "riad" else client_ns
-                result = run_contender(ns, role, args.seconds, ca_file)
+            for role in contenders:
+                ns = client_ns if role == "host" else server_ns
+                src = str(Path(args.against).resolve()) if role == "before" else ""
+                result = run_contender(ns, role, args.seconds, ca_file, src)
                 results[role].append(result)
                 shown = "  ".join(f"{kind} {result[kind]:>7.0f}/s" for kind in KINDS)
                 print(f"round {round_ + 1} {role:<5} {shown}", file=sys.stderr)
@@ -168,10 +178,13 @@ def main() -> int:
     for role, rounds in results.items():
         m = {kind: statistics.median(r[kind] for r in rounds) for kind in KINDS}
         print(f"{role:<6} {m['http']:>11.0f} {m['https']:>12.0f} {m['pg']:>11.0f}")
-    for kind in KINDS:
-        ratios = [r[kind] / h[kind] for r, h in zip(results["riad"], results["host"], strict=True)]
-        each = ", ".join(f"{x:.2f}" for x in ratios)
-        print(f"riad's stack / the host stack, {kind}: {statistics.median(ratios):.2f}x ({each})")
+    for role in contenders[::2]:  # riad, and before when there is one
+        for kind in KINDS:
+            pairs = zip(results[role], results["host"], strict=True)
+            ratios = [r[kind] / h[kind] for r, h in pairs]
+            each = ", ".join(f"{x:.2f}" for x in ratios)
+            median = statistics.median(ratios)
+            print(f"{role}'s stack / the host stack, {kind}: {median:.2f}x ({each})")
     return 0
 
 

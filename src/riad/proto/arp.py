@@ -31,7 +31,7 @@ from riad.time import Duration, Instant
 from riad.wire.arp import ArpOperation, ArpPacket
 from riad.wire.common import BROADCAST_MAC, ZERO_MAC, MacAddress
 
-__all__ = ["ArpConfig", "ArpResolver"]
+__all__ = ["ArpConfig", "ArpEntry", "ArpResolver"]
 
 T = TypeVar("T")
 UNSPECIFIED = IPv4Address(0)
@@ -51,9 +51,13 @@ class ArpConfig:
 
 
 @dataclass(slots=True)
-class _Entry:
+class ArpEntry:
+    """A cache entry: refreshed in place (``mac`` and ``expires_at``); ``live`` turns
+    False once it leaves the cache."""
+
     mac: MacAddress
     expires_at: Instant
+    live: bool = True
 
 
 @dataclass(slots=True)
@@ -82,7 +86,7 @@ class ArpResolver(Generic[T]):
         self.address = address
         self.config = config if config is not None else ArpConfig()
         self.drops: Counter[str] = drops if drops is not None else Counter()
-        self._cache: dict[IPv4Address, _Entry] = {}
+        self._cache: dict[IPv4Address, ArpEntry] = {}
         self._pending: dict[IPv4Address, _Pending[T]] = {}
         self._outbox: list[tuple[MacAddress, ArpPacket]] = []
         self._released: list[tuple[MacAddress, T]] = []
@@ -131,9 +135,9 @@ class ArpResolver(Generic[T]):
         cache = self._cache
         if len(cache) >= self.config.max_entries:
             oldest = next(iter(cache))
-            del cache[oldest]
+            cache.pop(oldest).live = False
             self.drops["arp.cache_evicted"] += 1
-        cache[ip] = _Entry(mac, now + self.config.entry_lifetime)
+        cache[ip] = ArpEntry(mac, now + self.config.entry_lifetime)
 
     def _resolved(self, ip: IPv4Address, mac: MacAddress) -> None:
         pending = self._pending.pop(ip)
@@ -150,6 +154,12 @@ class ArpResolver(Generic[T]):
         if entry.expires_at <= now and ip not in self._pending:
             self._pending[ip] = _Pending(now, 0, deque())
         return entry.mac
+
+    def entry(self, ip: IPv4Address) -> ArpEntry | None:
+        """The cache entry of ``ip``, for a caller that keeps it (a route's template):
+        while it is ``live`` and before ``expires_at`` its ``mac`` is what ``lookup``
+        gives; after that the caller asks ``lookup`` (which starts the refresh)."""
+        return self._cache.get(ip)
 
     def resolve(self, ip: IPv4Address, item: T, now: Instant) -> bool:
         """Hold ``item`` until ``ip`` resolves; start resolving if needed.
@@ -234,6 +244,7 @@ class ArpResolver(Generic[T]):
                 entry = self._cache.get(ip)
                 if entry is not None and entry.expires_at <= now:
                     del self._cache[ip]
+                    entry.live = False
                 continue
             pending.requests_sent += 1
             pending.next_request_at = now + cfg.request_interval

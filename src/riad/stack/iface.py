@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
+from typing import NamedTuple
 
 from riad.backends.netdev import (
     GSO_TCPV4,
@@ -38,7 +39,7 @@ from riad.backends.netdev import (
     DeviceCapabilities,
     TxOffload,
 )
-from riad.proto.arp import ArpConfig, ArpResolver
+from riad.proto.arp import ArpConfig, ArpEntry, ArpResolver
 from riad.proto.icmp import IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
 from riad.proto.ipv6 import Ipv6Config, Ipv6Core
@@ -73,6 +74,24 @@ _make_ipv4 = trusted_constructor(Ipv4Header)
 # destination (packed, together)
 _FAST_RX = struct.Struct("!6s6xHBxH2xHxB2x8s")
 _MOD = 0xFFFF
+# the words of an IPv4 header a route's template leaves to each datagram: total length,
+# identification, flags and fragment offset, TTL, protocol, checksum
+_IP_VARYING = struct.Struct("!HHHBBH")
+_TX_CSUM = {16: TxOffload(csum_start=34, csum_offset=16), 6: TxOffload(34, 6)}
+_MAX_ROUTES = 1024  # templates kept (the oldest goes first): a server answers many hosts
+
+
+class _Route(NamedTuple):
+    """A destination's Ethernet and IPv4 headers, ready but for the per-datagram words."""
+
+    entry: ArpEntry
+    mac: MacAddress
+    head: bytes
+    """Ethernet and IPv4 headers (34 bytes), total length, identification and checksum 0."""
+    header_sum: int
+    """The one's complement sum of that IPv4 header (modulo 0xFFFF)."""
+    frag: int
+    ttl: int
 
 
 # a transport's header prediction from a frame's bytes (``TcpCore.fast_input``): frame,
@@ -133,6 +152,9 @@ class Interface:
         self.icmp = IcmpCore(config.icmp, self.drops)
         self.handlers: dict[int, IpProtocolHandler] = {}
         self._fast_tcp: FastInput | None = None
+        # templates by destination, protocol and DF (_route_key), made once ARP knows the
+        # next hop; dropped when the address or gateway changes
+        self._routes: dict[int, _Route] = {}
         self._frames: list[tuple[list[BytesLike], TxOffload | None]] = []
         self._ident = ident_start & 0xFFFF
         self._mac_prefix = bytes(mac)
@@ -171,6 +193,7 @@ class Interface:
         self._broadcast_int = int(self.broadcast)
         self.gateway = gateway
         self.arp.address = self.address
+        self._routes = {}
 
     def register(self, handler: IpProtocolHandler) -> None:
         """Dispatch IP protocol ``handler.protocol`` to ``handler``."""
@@ -345,22 +368,49 @@ class Interface:
         if total <= mtu or (offload is not None and offload.gso_size):
             if total > 65535:
                 raise ValueError(f"IP datagram of {total} bytes exceeds 65535")
-            head = bytearray(34)
             self._ident = ident = (self._ident + 1) & 0xFFFF
-            ttl = self.config.ttl
-            _make_ipv4(
-                src, dst, protocol, total, ttl, ident, dont_fragment, False, 0, 0, 0, b"", 0
-            ).emit_into(head, 14)
             tx = None
             if offload is not None:
-                tx = TxOffload(
-                    csum_start=34,
-                    csum_offset=offload.csum_offset,
-                    gso_type=GSO_TCPV4 if offload.gso_size else 0,
-                    gso_size=offload.gso_size,
-                    hdr_len=34 + offload.header_len if offload.gso_size else 0,
-                )
-            return self._route(dst, head, parts, tx, now)
+                if offload.gso_size:
+                    tx = TxOffload(
+                        csum_start=34,
+                        csum_offset=offload.csum_offset,
+                        gso_type=GSO_TCPV4,
+                        gso_size=offload.gso_size,
+                        hdr_len=34 + offload.header_len,
+                    )
+                else:
+                    tx = _TX_CSUM.get(offload.csum_offset) or TxOffload(34, offload.csum_offset)
+            dst_int = int(dst)
+            key = dst_int << 9 | protocol << 1 | dont_fragment
+            route = self._routes.get(key)
+            if route is not None:
+                entry = route.entry
+                if entry.live and entry.mac is route.mac and now.ns < entry.expires_at.ns:
+                    head = bytearray(route.head)
+                    words = (route.header_sum + total + ident) % _MOD or _MOD
+                    _IP_VARYING.pack_into(
+                        head, 16, total, ident, route.frag, route.ttl, protocol, _MOD - words
+                    )
+                    self._frames.append(([head, *parts], tx))
+                    return True
+            head = bytearray(34)
+            _make_ipv4(
+                src,
+                dst,
+                protocol,
+                total,
+                self.config.ttl,
+                ident,
+                dont_fragment,
+                False,
+                0,
+                0,
+                0,
+                b"",
+                0,
+            ).emit_into(head, 14)
+            return self._route(dst, head, parts, tx, now, key if self.config.fast_paths else -1)
         if total - 20 > 65535 - 20:
             raise ValueError(f"IP payload of {payload_len} bytes exceeds 65515")
         payload = bytearray(b"".join(parts))
@@ -400,7 +450,11 @@ class Interface:
         parts: Sequence[BytesLike],
         tx: TxOffload | None,
         now: Instant,
+        key: int = -1,
     ) -> bool:
+        """Frame ``head`` (IPv4 at 14) for the next hop to ``dst``, or hold it for ARP.
+        With a ``key``, a unicast datagram whose next hop is known leaves the route's
+        template under it (``send_ip``'s fast path)."""
         mac: MacAddress | None = BROADCAST_MAC
         dst_int = int(dst)
         if dst_int != 0xFFFFFFFF and dst_int != self._broadcast_int:
@@ -417,11 +471,30 @@ class Interface:
             mac = self.arp.lookup(hop, now)
             if mac is None:
                 return self.arp.resolve(hop, (head, parts, tx), now)
+            if key >= 0:
+                entry = self.arp.entry(hop)
+                if entry is not None and entry.mac is mac:
+                    self._learn_route(key, entry, head)
         head[0:6] = mac  # type: ignore[assignment]
         head[6:12] = self._mac_prefix
         head[12:14] = _ETH_IPV4
         self._frames.append(([head, *parts], tx))
         return True
+
+    def _learn_route(self, key: int, entry: ArpEntry, head: bytearray) -> None:
+        """Keep ``head``'s headers (to ``entry.mac``) as the template of ``key``."""
+        template = bytearray(head[:34])
+        template[0:6] = entry.mac
+        template[6:12] = self._mac_prefix
+        template[12:14] = _ETH_IPV4
+        template[16:20] = bytes(4)  # total length, identification
+        template[24:26] = bytes(2)  # checksum
+        frag, ttl = int.from_bytes(template[20:22], "big"), template[22]
+        header_sum = int.from_bytes(template[14:34], "big") % _MOD
+        routes = self._routes
+        if len(routes) >= _MAX_ROUTES and key not in routes:
+            del routes[next(iter(routes))]
+        routes[key] = _Route(entry, entry.mac, bytes(template), header_sum, frag, ttl)
 
     def poll_transmit(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
         """Every frame ready to go out now, with its device offload (or None)."""

@@ -252,6 +252,7 @@ class DirectStack:
                 if caps.tso4 and caps.tx_checksum
                 else 0
             ),
+            header_prediction=cfg.tcp.header_prediction and cfg.fast_paths,
         )
         self.tcp = TcpCore(
             tcp_config,

@@ -69,6 +69,10 @@ class TcpConfig:
     ``tcp_max_tw_buckets``), so connection churn cannot grow memory without bound."""
     syn_backlog: int = 256
     """Half-open (SYN-RECEIVED) connections per listener; the oldest is evicted beyond it."""
+    header_prediction: bool = True
+    """In-order data and new ACKs of an ESTABLISHED connection take the fast path
+    (``input.fast_segment``); False sends every segment through RFC 9293 3.10.7's
+    steps, with the same results (for comparing the two)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field if a setting cannot work."""

@@ -96,7 +96,7 @@ def handle_segment(
     """Process one segment addressed to this connection (RFC 9293 3.10.7)."""
     conn.stats.segments_in += 1
     st = conn.state
-    if st is ESTABLISHED and _fast_path(conn, now, hdr, payload):
+    if st is ESTABLISHED and conn.config.header_prediction and _fast_path(conn, now, hdr, payload):
         return
     if st is CLOSED:
         return

@@ -1,0 +1,247 @@
+"""Header prediction from a frame's bytes (``TcpCore.fast_input``) and its bail-outs.
+
+Two cores are built alike (the same secret, the same times) and opened
+through the same handshake. Every segment of a test goes to the first as the
+interface gives it, ``fast_input`` first and ``handle`` when it refuses, and
+to the second through ``handle`` alone; the two must then describe the same
+connection and send the same segments. Each bail-out condition is a segment
+``fast_input`` must refuse without changing anything; the in-order data and
+new ACKs it takes are checked against the full path the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from hashlib import blake2s
+from ipaddress import IPv4Address
+
+import pytest
+
+from riad.proto.tcp import SequenceSecret, TcpConfig, TcpConnection, TcpState
+from riad.proto.tcp.core import TcpCore
+from riad.time import Duration, Instant
+from riad.wire.checksum import checksum, pseudo_header
+from riad.wire.ipv4 import Ipv4Header
+from riad.wire.tcp import (
+    ACK,
+    FIN,
+    NOP,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    MssOption,
+    SackOption,
+    TcpHeader,
+    TcpOption,
+    TimestampsOption,
+)
+from tests.tcp.script import seg
+
+LOCAL = IPv4Address("10.0.0.1")
+REMOTE = IPv4Address("10.0.0.2")
+RPORT = 5432
+T0 = Instant(1_000_000_000)
+IRS = 70_000
+PEER_TS = 5_000
+
+
+def ms(n: float) -> Instant:
+    return T0 + Duration.from_millis(n)
+
+
+class Side:
+    """One core with one client connection to REMOTE:RPORT, ESTABLISHED."""
+
+    def __init__(self, *, timestamps: bool, fast: bool) -> None:
+        config = TcpConfig(timestamps=timestamps, sack=True, receive_buffer_bytes=4096)
+        self.core = TcpCore(config, SequenceSecret(bytes(32), keyed_hash=blake2s), fast_paths=fast)
+        self.conn: TcpConnection = self.core.connect(LOCAL, REMOTE, RPORT, T0)
+        self.sent = self.flush(T0)
+        syn = TcpHeader.parse(bytes(self.sent[0][0]))[0]
+        self.iss = syn.seq
+        options: tuple[TcpOption, ...] = (MssOption(1460),)
+        if timestamps:
+            options += (NOP, NOP, TimestampsOption(PEER_TS, syn.timestamps[0]))  # type: ignore[index]
+        self.feed(ms(1), self.header(IRS, self.iss + 1, SYN | ACK, options=options), fast=False)
+        assert self.conn.state is TcpState.ESTABLISHED
+
+    def header(
+        self,
+        seq: int,
+        ack: int,
+        flags: int = ACK,
+        *,
+        window: int = 65535,
+        options: tuple[TcpOption, ...] = (),
+    ) -> TcpHeader:
+        return seg(seq, ack, flags, window, options, src=RPORT, dst=self.conn.local_port)
+
+    def feed(
+        self,
+        now: Instant,
+        hdr: TcpHeader,
+        payload: bytes = b"",
+        *,
+        fast: bool = True,
+        corrupt: bool = False,
+    ) -> bool:
+        """Give the core one segment as the interface does; True when ``fast_input`` took it."""
+        frame = bytearray(34) + wire(hdr, payload)
+        if corrupt:
+            frame[-1] ^= 0x01
+        addresses = REMOTE.packed + LOCAL.packed
+        if fast and self.core.fast_input(frame, 34, len(frame), addresses, now, False):
+            return True
+        ip = Ipv4Header(src=REMOTE, dst=LOCAL, protocol=6, total_length=len(frame) - 14)
+        self.core.handle(ip, memoryview(frame)[34:], now, False)
+        return False
+
+    def flush(self, now: Instant) -> list[tuple[bytes, ...]]:
+        out = [tuple(bytes(p) for p in o.parts) for o in self.core.poll_transmit(now)]
+        self.core.poll_at()
+        return out
+
+    def snapshot(self) -> tuple[str, int, list[object]]:
+        return self.conn.describe(), self.core.segments_received, self.core.take_events()
+
+
+def wire(hdr: TcpHeader, payload: bytes) -> bytes:
+    """The segment's bytes with its checksum."""
+    raw = bytearray(hdr.to_bytes() + payload)
+    raw[16:18] = b"\0\0"
+    csum = checksum(pseudo_header(REMOTE.packed, LOCAL.packed, 6, len(raw)), raw)
+    raw[16:18] = csum.to_bytes(2, "big")
+    return bytes(raw)
+
+
+def pair(timestamps: bool = True) -> tuple[Side, Side]:
+    return Side(timestamps=timestamps, fast=True), Side(timestamps=timestamps, fast=False)
+
+
+def ts(tsval: int, a: Side) -> tuple[TcpOption, ...]:
+    return (NOP, NOP, TimestampsOption(tsval, a.conn.ts.clock(ms(1))))
+
+
+def same(a: Side, b: Side, now: Instant) -> None:
+    assert a.flush(now) == b.flush(now)
+    sa, sb = a.snapshot(), b.snapshot()
+    assert sa[0] == sb[0]
+    assert sa[1] == sb[1]
+    assert [(type(s).__name__, e) for s, e in sa[2]] == [(type(s).__name__, e) for s, e in sb[2]]
+
+
+def test_in_order_data_and_new_acks_take_the_fast_path_with_the_full_paths_result() -> None:
+    a, b = pair()
+    for side in (a, b):
+        side.conn.send(b"SELECT 1")
+    same(a, b, ms(2))
+    una = a.iss + 1
+    for i, now in enumerate((ms(3), ms(4), ms(5))):
+        hdr = a.header(IRS + 1 + 10 * i, una + 8, ACK | PSH, options=ts(PEER_TS + 1 + i, a))
+        assert a.feed(now, hdr, b"0123456789")
+        assert not b.feed(now, hdr, b"0123456789", fast=False)
+        same(a, b, now)
+    assert a.conn.recv() == b.conn.recv() == b"0123456789" * 3
+    assert a.conn.stats.segments_in == b.conn.stats.segments_in
+
+
+def test_without_timestamps_the_plain_header_takes_the_fast_path() -> None:
+    a, b = pair(timestamps=False)
+    hdr = a.header(IRS + 1, a.iss + 1, ACK | PSH)
+    assert a.feed(ms(2), hdr, b"hello")
+    b.feed(ms(2), hdr, b"hello", fast=False)
+    same(a, b, ms(2))
+
+
+# Each bail-out: (name, segment maker, feed options). The maker gets the fast side and
+# returns (header, payload); the segment must be refused and give the full path's result.
+Maker = Callable[[Side], tuple[TcpHeader, bytes]]
+
+
+def _data(
+    flags: int = ACK | PSH,
+    *,
+    seq: int = 1,
+    ack: int = 1,
+    tsval: int | None = PEER_TS + 1,
+    extra: tuple[TcpOption, ...] = (),
+    payload: bytes = b"data",
+    window: int = 65535,
+) -> Maker:
+    def make(a: Side) -> tuple[TcpHeader, bytes]:
+        options = ts(tsval, a) if tsval is not None else ()
+        return (
+            a.header(IRS + seq, a.iss + ack, flags, window=window, options=options + extra),
+            payload,
+        )
+
+    return make
+
+
+BAIL_OUTS: list[tuple[str, Maker, bool]] = [
+    ("fin", _data(ACK | FIN), False),
+    ("rst", _data(RST | ACK, payload=b""), False),
+    ("syn", _data(SYN | ACK, payload=b""), False),
+    ("urgent", _data(ACK | URG), False),
+    ("no ack flag", _data(PSH), False),
+    ("out of order", _data(seq=100), False),
+    ("old data", _data(seq=0, payload=b"xx"), False),
+    ("ack of unsent data", _data(ack=50), False),
+    ("duplicate ack", _data(payload=b""), False),
+    ("no timestamps where negotiated", _data(tsval=None), False),
+    ("old timestamp (PAWS)", _data(tsval=PEER_TS - 10), False),
+    ("sack blocks", _data(extra=(NOP, NOP, SackOption(((1, 2),)))), False),
+    ("another option", _data(tsval=None, extra=(MssOption(1000),)), False),
+    ("beyond the window", _data(payload=bytes(5000)), False),
+    ("bad checksum", _data(), True),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "corrupt"), BAIL_OUTS, ids=[b[0] for b in BAIL_OUTS])
+def test_every_bail_out_leaves_the_connection_to_the_full_path(
+    name: str, make: Maker, corrupt: bool
+) -> None:
+    a, b = pair()
+    before = a.conn.describe(), a.core.segments_received
+    hdr, payload = make(a)
+    frame = bytearray(34) + wire(hdr, payload)
+    if corrupt:
+        frame[-1] ^= 0x01
+    addresses = REMOTE.packed + LOCAL.packed
+    assert not a.core.fast_input(frame, 34, len(frame), addresses, ms(2), False), name
+    assert (a.conn.describe(), a.core.segments_received) == before  # refused untouched
+    a.feed(ms(2), hdr, payload, fast=False, corrupt=corrupt)
+    b.feed(ms(2), hdr, payload, fast=False, corrupt=corrupt)
+    same(a, b, ms(2))
+    assert a.core.drops == b.core.drops
+
+
+def test_reassembly_or_recovery_in_progress_takes_the_full_path() -> None:
+    a, b = pair()
+    hole = a.header(IRS + 11, a.iss + 1, ACK | PSH, options=ts(PEER_TS + 1, a))
+    for side in (a, b):
+        side.feed(ms(2), hole, b"later", fast=False)  # out of order: held for reassembly
+    assert a.conn.rcv.reassembly
+    # the next in-order segment fills part of the hole: in order, yet refused (reassembly)
+    fill = a.header(IRS + 1, a.iss + 1, ACK | PSH, options=ts(PEER_TS + 2, a))
+    assert not a.feed(ms(3), fill, b"0123456789")
+    b.feed(ms(3), fill, b"0123456789", fast=False)
+    same(a, b, ms(3))
+
+
+def test_unknown_connections_other_states_and_fast_paths_off_are_refused() -> None:
+    a, _ = pair()
+    hdr, payload = _data()(a)
+    frame = bytearray(34) + wire(hdr, payload)
+    other = IPv4Address("10.0.0.9").packed + LOCAL.packed
+    assert not a.core.fast_input(frame, 34, len(frame), other, ms(2), True)
+    off = Side(timestamps=True, fast=False)
+    hdr_off, payload_off = _data()(off)
+    frame_off = bytearray(34) + wire(hdr_off, payload_off)
+    addresses = REMOTE.packed + LOCAL.packed
+    assert not off.core.fast_input(frame_off, 34, len(frame_off), addresses, ms(2), True)
+    a.conn.shutdown()  # FIN-WAIT-1: not ESTABLISHED
+    a.core.touch(a.conn)
+    a.flush(ms(2))
+    assert not a.core.fast_input(frame, 34, len(frame), addresses, ms(3), True)
