@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+from typing import Any
 
 import pytest
 
@@ -250,6 +251,17 @@ def test_many_connections_and_the_describe_lines() -> None:
     run_lab(main, seed=seed)
 
 
+def unstarted_stack(lab: SimLab, seed: int) -> DirectStack:
+    """A stack at 10.0.0.2 and B6 on the lab's network, not started yet (``async with``)."""
+    return DirectStack(
+        lab.add_device(),
+        address="10.0.0.2/24",
+        clock=lab.clock,
+        random=SeededRandom(seed),
+        ipv6_address=f"{B6}/64",
+    )
+
+
 def test_a_stack_is_ready_once_its_static_addresses_passed_detection() -> None:
     """``async with DirectStack(...)`` returns once its static IPv6 addresses are assigned:
     a peer's first datagram right after is answered at once. (A tentative address drops
@@ -260,13 +272,7 @@ def test_a_stack_is_ready_once_its_static_addresses_passed_detection() -> None:
     async def main(lab: SimLab) -> None:
         peer = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
         await settled()
-        late = DirectStack(
-            lab.add_device(name="late"),
-            address="10.0.0.2/24",
-            clock=lab.clock,
-            random=SeededRandom(seed),
-            ipv6_address=f"{B6}/64",
-        )
+        late = unstarted_stack(lab, seed)
         async with late:
             assert B6 in late.ipv6_addresses
             await late.create_datagram_endpoint(Echo, local_addr=("::", 7))
@@ -276,5 +282,46 @@ def test_a_stack_is_ready_once_its_static_addresses_passed_detection() -> None:
             assert data == b"first"
             assert late.stats.drops["ndp.solicitation_for_tentative"] == 0
             assert peer.stats.drops["ndp.unresolved"] == 0
+
+    run_lab(main, seed=seed)
+
+
+def test_tcp_segments_over_ipv6_take_header_prediction() -> None:
+    """In-order data over IPv6 goes to TCP's header prediction from the packet's bytes
+    (``TcpCore.fast_input``), as over IPv4, and arrives byte-exact; what it refuses (the
+    handshake, the FIN) takes the full path."""
+    seed = test_seed(77)
+    size = 256 << 10
+
+    async def main(lab: SimLab) -> None:
+        peer = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
+        server = unstarted_stack(lab, seed)
+        taken = [0, 0]  # segments offered to the fast path, taken by it
+        fast_input = server.tcp.fast_input
+
+        def counting(*args: Any) -> bool:
+            taken[0] += 1
+            took = fast_input(*args)
+            taken[1] += took
+            return took
+
+        server.tcp.fast_input = counting  # type: ignore[method-assign]
+        await settled()
+        async with server:
+            received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                received.set_result(await reader.read())
+                writer.close()
+
+            await server.start_server(sink, "::", 80)
+            data = hashlib.sha256(b"in").digest() * (size // 32)
+            _, writer = await peer.open_connection(B6, 80)
+            writer.write(data)
+            writer.write_eof()
+            assert await asyncio.wait_for(received, 30) == data
+            writer.close()
+        assert taken[1] > size // 1440 // 2  # most data segments
+        assert taken[0] > taken[1]  # the handshake's ACK and the FIN were refused
 
     run_lab(main, seed=seed)

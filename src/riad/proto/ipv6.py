@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address, IPv6Interface
 
@@ -105,6 +105,9 @@ from riad.wire.ndp import (
 __all__ = ["Frame", "Ipv6Config", "Ipv6Core"]
 
 _IP6 = struct.Struct("!IHBB16s16s")
+# the fixed header as TCP's header prediction reads it: version word, payload length,
+# next header, then source and destination packed together (the hop limit skipped)
+_FAST_RX = struct.Struct("!IHBx32s")
 _FRAG = struct.Struct("!BBHI")
 _ETH_IPV6 = b"\x86\xdd"
 _VERSION_WORD = 6 << 28
@@ -117,6 +120,9 @@ _MIN_RETRANS = Duration.from_millis(100)
 _MAX_RETRANS = Duration.from_secs(3600)
 
 _Held = tuple[bytearray, Sequence[BytesLike], TransportOffload | None]
+# a transport's header prediction (``TcpCore.fast_input``): packet, where its segment starts
+# and ends, source and destination packed, now, checksum trusted
+FastInput = Callable[[BytesLike, int, int, bytes, Instant, bool], bool]
 Frame = tuple[list[BytesLike], TransportOffload | None]
 """A frame to send: its parts (Ethernet header first) and the offload its transport asked
 for, relative to the transport header, which starts at byte 54 (Ethernet and IPv6)."""
@@ -193,6 +199,8 @@ class Ipv6Core:
         self.reassembler = Ipv6Reassembler(config.reassembly, self.drops)
         self._unicast: set[IPv6Address] = set()
         """Assigned addresses (PREFERRED or DEPRECATED): packets to them are ours."""
+        self._unicast_packed: set[bytes] = set()
+        self._fast_tcp: FastInput | None = None
         self._solicited_for: set[IPv6Address] = set()
         """Addresses that joined their solicited-node group (left once, when they go)."""
         self._frames: list[Frame] = []
@@ -219,6 +227,7 @@ class Ipv6Core:
             self.routes.add_static_router(self.config.gateway)
         self.addresses.start(now, self.config.addresses)
         self._sync_addresses(now)
+        self._fast_tcp = getattr(self.handlers.get(6), "fast_input", None)
 
     @property
     def enabled(self) -> bool:
@@ -259,12 +268,14 @@ class Ipv6Core:
             elif kind == "assigned":
                 self.nd.add_address(address)
                 self._unicast.add(address)
+                self._unicast_packed.add(address.packed)
                 self._join_solicited(address, now)
                 if event.origin is AddressOrigin.LINK_LOCAL and self.config.accept_ra:
                     self.routes.start_solicitation(now)  # RFC 4861 6.3.7
             elif kind in ("removed", "duplicate"):
                 self.nd.remove_address(address)
                 self._unicast.discard(address)
+                self._unicast_packed.discard(address.packed)
                 if address in self._solicited_for:
                     self._solicited_for.discard(address)
                     self.mld.leave(solicited_node_address(address), now)
@@ -313,6 +324,19 @@ class Ipv6Core:
     def handle(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
         """Process one received IPv6 packet (an Ethernet frame's payload); the device
         vouched for its transport checksum when ``checksum_trusted``."""
+        fast = self._fast_tcp
+        if fast is not None and len(data) >= 60:
+            # header prediction: a TCP segment right after the fixed header, to an assigned
+            # address of ours; the transport takes it or refuses it untouched
+            word, length, nh, addresses = _FAST_RX.unpack_from(data)
+            if (
+                nh == 6
+                and word >> 28 == 6
+                and addresses[16:] in self._unicast_packed
+                and 20 <= length <= len(data) - 40
+                and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
+            ):
+                return
         drops = self.drops
         if self.addresses.disabled:
             drops["ipv6.disabled"] += 1
