@@ -2,7 +2,7 @@
 
 Run as root (it builds network namespaces, and removes them afterwards):
 
-    .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N]
+    .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N] [--rounds R]
 
 Seven set-ups, each measured from a Linux client in its own namespace:
 
@@ -20,7 +20,11 @@ Seven set-ups, each measured from a Linux client in its own namespace:
 Metrics: ICMP echo round trip (median of ``--pings`` pings at 5 ms
 intervals) and UDP echo rate (64-byte datagrams, 32 in flight, for
 ``--seconds``). Ratios are printed against the references, and riad's IPv6
-against riad's IPv4 (the target: at least 0.9x on every row).
+against riad's IPv4 (the target: at least 0.9x on every row). ``riad`` and
+``riad6`` take turns for ``--rounds`` rounds (the order swapped every round,
+so neither always runs after the other on a machine whose load drifts): their
+figures are the medians, and the IPv6 / IPv4 ratios of every round are
+printed too. The references are measured once.
 """
 
 from __future__ import annotations
@@ -239,15 +243,25 @@ def main() -> int:
     parser.add_argument("--pytcp", default=str(Path.home() / ".cache" / "riad-peers" / "pytcp"))
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="riad and riad6 taking turns")
     args = parser.parse_args()
-    kinds = ["riad", "linux", "riad6", "linux6"]
+    kinds = ["linux", "linux6"]
     if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
         kinds += ["pytcp", "pytcp6"]
     else:
         print(
             f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr
         )
-    results = {kind: measure(kind, args) for kind in kinds}
+    runs: dict[str, list[tuple[float, float]]] = {"riad": [], "riad6": []}
+    for i in range(args.rounds):
+        for kind in ("riad", "riad6") if i % 2 == 0 else ("riad6", "riad"):
+            runs[kind].append(measure(kind, args))
+            print(f"round {i + 1}: {kind} {runs[kind][-1]}", file=sys.stderr, flush=True)
+    results = {
+        kind: (statistics.median(p for p, _ in got), statistics.median(r for _, r in got))
+        for kind, got in runs.items()
+    }
+    results.update({kind: measure(kind, args) for kind in kinds})
     print(f"{'stack':<8} {'ping median ms':>15} {'UDP echo /s':>12}")
     for kind, (ping, rate) in results.items():
         print(f"{kind:<8} {ping:>15.3f} {rate:>12.0f}")
@@ -264,6 +278,13 @@ def main() -> int:
         print(
             f"{mine} vs {ref}: ping RTT {my_ping / ping:.2f}x, UDP echo rate {my_rate / rate:.2f}x"
         )
+    pings = ", ".join(
+        f"{s[0] / f[0]:.2f}" for f, s in zip(runs["riad"], runs["riad6"], strict=True)
+    )
+    rates = ", ".join(
+        f"{s[1] / f[1]:.2f}" for f, s in zip(runs["riad"], runs["riad6"], strict=True)
+    )
+    print(f"riad6 vs riad by round ({args.rounds}, medians above): ping RTT {pings}; UDP {rates}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
           or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
+          or:   .venv/bin/python bench/tcp.py --six [--rounds R]
           or:   .venv/bin/python bench/tcp.py --cores [--against OTHER/src] (no root)
 
 Every subject is measured against the Linux kernel as its peer, inside
@@ -21,11 +22,21 @@ network namespaces this script creates and deletes:
 Metrics: bulk throughput into the stack (Linux sends N bytes, the stack's
 sink answers "OK n"), out of the stack (the stack sends N bytes to a Linux
 sink; PyTCP with TCP_NODELAY, without which it stops and waits), new
-connections per second (8 Linux clients, connect / read "hello" / close),
+connections per second (8 Linux clients, connect / read "hello" / close:
+4 processes of 2 threads each),
 and the 64-byte echo round trip (median over one connection, TCP_NODELAY).
 For riad it also reports the CPU time its process spent on each (seconds per
 100 MB, microseconds per connection and per round trip): on a shared machine
 the wall-clock figures move from run to run, the CPU per unit of work much less.
+
+``--six`` measures only riad, over IPv4 and over IPv6 (TAP with offloads),
+each round in a child process, taking turns for ``--rounds`` rounds: the
+medians, and the IPv6 / IPv4 ratio of every row in each round (the target:
+IPv6 at least 0.9x). The row "riad CPU busy while taking connections" is
+the share of that phase's wall time riad's process spent on the CPU: well
+under 100%, the connection rate is bounded by the Linux clients (eight
+threads of one Python process) and Linux's side, not by riad, and riad's CPU
+per connection is the figure to compare.
 
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
@@ -98,30 +109,7 @@ def linux_main(argv: list[str]) -> None:
         c.close()
         out = {"bytes": n, "mbit_s": n * 8 / max(dt, 1e-9) / 1e6}
     elif a.mode == "connrate":
-        conc = 8
-        done = [0] * conc
-        errors = [0] * conc
-        stop_at = time.perf_counter() + a.seconds
-
-        def worker(i: int) -> None:
-            while time.perf_counter() < stop_at:
-                try:
-                    s = socket.create_connection((a.host, a.port), timeout=5)
-                    while s.recv(64):
-                        pass
-                    s.close()
-                    done[i] += 1
-                except OSError:
-                    errors[i] += 1
-
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        dt = time.perf_counter() - t0
-        out = {"conn_s": sum(done) / dt, "errors": sum(errors)}
+        out = connection_rate(a.host, a.port, a.seconds)
     elif a.mode == "echorr":
         s = socket.create_connection((a.host, a.port), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -140,6 +128,70 @@ def linux_main(argv: list[str]) -> None:
         serve_kernel(a.what, a.port, a.host)
         return
     print(json.dumps(out), flush=True)
+
+
+_CLIENT_PROCESSES = 4
+_CLIENT_THREADS = 2
+
+
+def connection_rate(host: str, port: int, seconds: float) -> dict[str, float]:
+    """Connections a second from 8 clients (connect, read until the server closes, close):
+    4 processes of 2 threads, so that one interpreter's lock does not bound the rate, each
+    connecting to the address directly (no name lookup per connection, the same work over
+    IPv4 and IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    stop_at = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    pipes = []
+    for _ in range(_CLIENT_PROCESSES):
+        read_end, write_end = os.pipe()
+        if os.fork() == 0:  # a client process: its threads' totals go back through the pipe
+            os.close(read_end)
+            _clients(family, host, port, stop_at, write_end)
+            os._exit(0)
+        os.close(write_end)
+        pipes.append(read_end)
+    total, failed = 0, 0
+    for read_end in pipes:
+        with os.fdopen(read_end, "rb") as pipe:
+            done_n, errors_n = json.loads(pipe.read())
+        total, failed = total + done_n, failed + errors_n
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    return {"conn_s": total / (time.perf_counter() - t0), "errors": failed}
+
+
+def _clients(
+    family: socket.AddressFamily, host: str, port: int, stop_at: float, report_fd: int
+) -> None:
+    """One client process of ``connection_rate``: its threads connect until ``stop_at``;
+    [connections, errors] as JSON to ``report_fd``."""
+    done = [0] * _CLIENT_THREADS
+    errors = [0] * _CLIENT_THREADS
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop_at:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect((host, port))
+                while s.recv(64):
+                    pass
+                done[i] += 1
+            except OSError:
+                errors[i] += 1
+            finally:
+                s.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(_CLIENT_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(report_fd, json.dumps([sum(done), sum(errors)]).encode())
 
 
 def serve_kernel(what: str, port: int, host: str = "0.0.0.0") -> None:
@@ -437,8 +489,7 @@ async def measure_riad(
             device = TapDevice.open("tap0", vnet_hdr=vnet_hdr)
         ipv6 = f"{STACK_IP6}/64" if six else None
         async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
-            while six and STACK_IP6 not in stack.ipv6_addresses:
-                await asyncio.sleep(0.1)  # duplicate address detection, about a second
+            assert not six or STACK_IP6 in stack.ipv6_addresses  # async with waited for DAD
             await riad_servers(stack, served)
             t0 = cpu()
             into = await run_in(
@@ -446,11 +497,11 @@ async def measure_riad(
             )
             t1 = cpu()
             out = await riad_source(stack, ns, nbytes, six)
-            t2 = cpu()
+            t2, wall2 = cpu(), time.perf_counter()
             rate = await run_in(
                 ns, "connrate", "--host", stack_ip, "--port", "5003", "--seconds", str(seconds)
             )
-            t3 = cpu()
+            t3, wall3 = cpu(), time.perf_counter()
             rtt = await run_in(
                 ns, "echorr", "--host", stack_ip, "--port", "5004", "--count", str(echoes)
             )
@@ -463,12 +514,13 @@ async def measure_riad(
         "cpu_in": (t1 - t0) * 1e8 / nbytes,
         "cpu_out": (t2 - t1) * 1e8 / nbytes,
         "cpu_conn": (t3 - t2) * 1e6 / max(served[0], 1),
+        "busy_conn": (t3 - t2) / (wall3 - wall2),
         "cpu_echo": (t4 - t3) * 1e6 / echoes,
     }
 
 
 async def measure_riad_from(
-    src: Path, vnet_hdr: bool, nbytes: int, seconds: float
+    src: Path, vnet_hdr: bool, nbytes: int, seconds: float, six: bool = False
 ) -> dict[str, float]:
     """``measure_riad`` in a child process that imports riad from ``src`` (a checkout's
     ``src`` directory), so two versions of riad are measured by the same harness."""
@@ -478,6 +530,7 @@ async def measure_riad_from(
         str(HERE),
         "_riad",
         "--vnet-hdr" if vnet_hdr else "--no-vnet-hdr",
+        "--six" if six else "--no-six",
         "--bytes",
         str(nbytes),
         "--seconds",
@@ -497,10 +550,12 @@ def riad_main(argv: list[str]) -> None:
     """The child of ``measure_riad_from``: one riad measurement, as JSON on stdout."""
     p = argparse.ArgumentParser(prog="tcp.py _riad")
     p.add_argument("--vnet-hdr", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--six", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     a = p.parse_args(argv)
-    print(json.dumps(asyncio.run(measure_riad(a.vnet_hdr, a.bytes, a.seconds))), flush=True)
+    result = asyncio.run(measure_riad(a.vnet_hdr, a.bytes, a.seconds, a.six))
+    print(json.dumps(result), flush=True)
 
 
 # -- PyTCP ---------------------------------------------------------------------------------
@@ -647,6 +702,7 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
         ("riad CPU, s per 100 MB out", "cpu_out", "{:.2f}"),
         ("riad CPU, µs per new connection", "cpu_conn", "{:,.0f}"),
         ("riad CPU, µs per echo round trip", "cpu_echo", "{:,.0f}"),
+        ("riad CPU busy while taking connections", "busy_conn", "{:.0%}"),
     ]
     head = "| metric | " + " | ".join(names) + " |"
     lines = [head, "|---|" + "---:|" * len(names)]
@@ -725,6 +781,10 @@ async def main_async(args: argparse.Namespace) -> None:
         await compare_riad(args, results, notes)
         print(report(results, notes))
         return
+    if args.six:
+        await compare_versions(args, results, notes)
+        print(report(results, notes))
+        return
     measures: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
         ("riad (TAP, offloads)", lambda: measure_riad(True, args.bytes, args.seconds)),
         ("riad (TAP, plain)", lambda: measure_riad(False, args.bytes, args.seconds)),
@@ -794,6 +854,39 @@ async def compare_riad(
     )
 
 
+async def compare_versions(
+    args: argparse.Namespace, results: dict[str, dict[str, float]], notes: list[str]
+) -> None:
+    """riad over IPv4 and over IPv6 (TAP with offloads), each in a child process, taking
+    turns for ``--rounds`` rounds (the order swapped every round, so neither always
+    follows the other); each figure is the median of its rounds, with every round's ratio."""
+    this_src = HERE.parent.parent / "src"
+    names = {False: "riad (TAP, offloads)", True: "riad IPv6 (TAP, offloads)"}
+    rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for i in range(args.rounds):
+        for six in (False, True) if i % 2 == 0 else (True, False):
+            print(f"round {i + 1}: measuring {names[six]} ...", file=sys.stderr, flush=True)
+            rounds[six].append(
+                await measure_riad_from(this_src, True, args.bytes, args.seconds, six)
+            )
+            print(f"  {rounds[six][-1]}", file=sys.stderr, flush=True)
+    for six, runs in rounds.items():
+        results[names[six]] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    notes.append("riad IPv6 / riad IPv4 (above 1.00x: IPv6 better; CPU and round trip inverted):")
+    for key in rounds[False][0]:
+        if key.startswith("busy"):
+            continue
+        lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
+        per_round = []
+        for four, six_run in zip(rounds[False], rounds[True], strict=True):
+            ratio = four[key] / six_run[key] if lower_is_better else six_run[key] / four[key]
+            per_round.append(f"{ratio:.2f}")
+        four_m, six_m = results[names[False]][key], results[names[True]][key]
+        median = four_m / six_m if lower_is_better else six_m / four_m
+        notes.append(f"- {key}: medians {median:.2f}x; rounds " + ", ".join(per_round))
+    notes.append(f"medians of {args.rounds} rounds, IPv4 and IPv6 taking turns")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--bytes", type=int, default=100_000_000, help="bulk transfer size")
@@ -805,7 +898,14 @@ def main() -> None:
         metavar="SRC",
         help="measure only riad, this checkout against the riad in SRC (another checkout's src)",
     )
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds with --against or --six"
+    )
+    p.add_argument(
+        "--six",
+        action="store_true",
+        help="measure only riad over IPv4 against riad over IPv6, alternating for --rounds",
+    )
     p.add_argument(
         "--cores",
         action="store_true",
