@@ -11,6 +11,7 @@ from riad.image.kernel import (
     cache_root,
     config_fragment,
     config_mismatches,
+    flavour,
     user_kernel,
     wanted_options,
 )
@@ -24,6 +25,23 @@ def test_variants_differ_only_in_the_ip_stack() -> None:
     for name in ("CONFIG_PACKET", "CONFIG_VIRTIO_NET", "CONFIG_VIRTIO_MMIO", "CONFIG_PVH"):
         assert direct[name] == socket[name] == "y"
     assert direct["CONFIG_MODULES"] == direct["CONFIG_PCI"] == direct["CONFIG_ACPI"] == "n"
+
+
+def test_the_containerdisk_kernel_adds_pci_to_a_variant_and_is_cached_apart() -> None:
+    for variant in ("direct", "socket"):
+        plain = wanted_options(config_fragment(variant))
+        with_pci = wanted_options(config_fragment(variant, pci=True))
+        assert plain["CONFIG_PCI"] == "n" and "CONFIG_VIRTIO_PCI" not in plain
+        for name in ("CONFIG_PCI", "CONFIG_PCI_MSI", "CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_NET"):
+            assert with_pci[name] == "y"
+        assert {k: v for k, v in with_pci.items() if k in plain and k != "CONFIG_PCI"} == {
+            k: v for k, v in plain.items() if k != "CONFIG_PCI"
+        }
+    assert wanted_options(config_fragment("direct", volume=True, pci=True))["CONFIG_VIRTIO_BLK"]
+    assert (flavour("direct"), flavour("socket", pci=True)) == ("direct", "socket-pci")
+    assert flavour("direct", volume=True, pci=True) == "direct-volume-pci"
+    source = KernelSource(Path("/nonexistent.tar.xz"), "6.1.1-1")
+    assert cache_key(source, "direct", pci=True) != cache_key(source, "direct")
 
 
 def test_unknown_variant_names_the_choices() -> None:

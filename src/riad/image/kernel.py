@@ -12,7 +12,10 @@ option for) are applied to the source as it is unpacked.
 Either variant comes with ``volume=True`` too (``kconfig/volume.config``
 added): a virtio-blk disk and ext4, for images whose service declares a
 volume; it is built and cached as a kernel of its own (``direct-volume``),
-so images without a volume boot a kernel without a block layer.
+so images without a volume boot a kernel without a block layer. Likewise
+``pci=True`` (``kconfig/pci.config``): PCI and virtio over PCI, for images
+exported as a KubeVirt containerDisk, whose q35 machine has its NIC and disks
+on PCI Express (``direct-pci``, ``direct-volume-pci``).
 
 The source is Debian's ``linux-source-6.1`` package (a tarball in
 ``/usr/src``), unpacked (and patched) once into the cache. A built kernel is
@@ -96,21 +99,23 @@ def prune_least_recent(folder: Path, keep: int) -> list[Path]:
     return entries[keep:]
 
 
-def config_fragment(variant: Variant, volume: bool = False) -> str:
+def config_fragment(variant: Variant, volume: bool = False, pci: bool = False) -> str:
     """The configuration fragment applied over tinyconfig for ``variant`` (with a volume:
-    a block device and ext4)."""
+    a block device and ext4; with ``pci``: PCI and virtio over it)."""
     if variant not in VARIANTS:
         raise ImageError(f"unknown kernel variant {variant!r}: use one of {', '.join(VARIANTS)}")
     package = resources.files("riad.image") / "kconfig"
     base = (package / "base.config").read_text()
     extra = (package / f"{variant}.config").read_text()
     disk = (package / "volume.config").read_text() if volume else ""
-    return base + extra + disk
+    bus = (package / "pci.config").read_text() if pci else ""
+    return base + extra + disk + bus
 
 
-def flavour(variant: Variant, volume: bool = False) -> str:
-    """The name a kernel is cached and built under: ``direct``, ``direct-volume``..."""
-    return f"{variant}-volume" if volume else variant
+def flavour(variant: Variant, volume: bool = False, pci: bool = False) -> str:
+    """The name a kernel is cached and built under: ``direct``, ``direct-volume``,
+    ``socket-pci``..."""
+    return variant + ("-volume" if volume else "") + ("-pci" if pci else "")
 
 
 def kernel_patches() -> list[tuple[str, str]]:
@@ -228,14 +233,16 @@ def missing_build_tools() -> list[str]:
     return sorted(set(packages))
 
 
-def cache_key(source: KernelSource, variant: Variant, volume: bool = False) -> str:
+def cache_key(
+    source: KernelSource, variant: Variant, volume: bool = False, pci: bool = False
+) -> str:
     """The cache key of a kernel: source version + configuration + patches + variant."""
     material = json.dumps(
         {
             "format": BUILD_FORMAT,
             "source": source.version,
             "variant": variant,
-            "config": config_fragment(variant, volume),
+            "config": config_fragment(variant, volume, pci),
             "patches": kernel_patches(),
         },
         sort_keys=True,
@@ -243,8 +250,8 @@ def cache_key(source: KernelSource, variant: Variant, volume: bool = False) -> s
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def _entry_dir(variant: Variant, key: str, volume: bool = False) -> Path:
-    return cache_root() / "kernels" / f"{flavour(variant, volume)}-{key}"
+def _entry_dir(variant: Variant, key: str, volume: bool = False, pci: bool = False) -> Path:
+    return cache_root() / "kernels" / f"{flavour(variant, volume, pci)}-{key}"
 
 
 def _load_entry(entry: Path) -> Kernel | None:
@@ -265,13 +272,13 @@ def _load_entry(entry: Path) -> Kernel | None:
     )
 
 
-def cached_kernel(variant: Variant, volume: bool = False) -> Kernel | None:
+def cached_kernel(variant: Variant, volume: bool = False, pci: bool = False) -> Kernel | None:
     """The cached kernel for ``variant`` built from the installed source, if any."""
     try:
         source = find_source(install=False)
     except ImageError:
         return None
-    return _load_entry(_entry_dir(variant, cache_key(source, variant, volume), volume))
+    return _load_entry(_entry_dir(variant, cache_key(source, variant, volume, pci), volume, pci))
 
 
 @contextlib.contextmanager
@@ -389,11 +396,12 @@ def configure(
     logfile: Path,
     extra: str = "",
     volume: bool = False,
+    pci: bool = False,
 ) -> None:
     """Write ``build/.config``: tinyconfig + the fragment (+ ``extra`` lines), checked."""
     build.mkdir(parents=True, exist_ok=True)
     _make(tree, build, ["tinyconfig"], jobs, logfile)
-    fragment = config_fragment(variant, volume) + extra
+    fragment = config_fragment(variant, volume, pci) + extra
     config = build / ".config"
     config.write_text(config.read_text() + "\n" + fragment)
     _make(tree, build, ["olddefconfig"], jobs, logfile)
@@ -406,14 +414,19 @@ def configure(
 
 
 def build_kernel(
-    variant: Variant, jobs: int = 2, log: Log = _stderr_log, *, volume: bool = False
+    variant: Variant,
+    jobs: int = 2,
+    log: Log = _stderr_log,
+    *,
+    volume: bool = False,
+    pci: bool = False,
 ) -> Kernel:
-    """Return the kernel for ``variant`` (with a block device and ext4 when ``volume``),
-    building and caching it if needed."""
+    """Return the kernel for ``variant`` (with a block device and ext4 when ``volume``,
+    with PCI when ``pci``), building and caching it if needed."""
     source = find_source(log=log)
-    key = cache_key(source, variant, volume)
-    entry = _entry_dir(variant, key, volume)
-    name = flavour(variant, volume)
+    key = cache_key(source, variant, volume, pci)
+    entry = _entry_dir(variant, key, volume, pci)
+    name = flavour(variant, volume, pci)
     cached = _load_entry(entry)
     if cached is not None:
         return cached
@@ -437,7 +450,7 @@ def build_kernel(
         build.mkdir(parents=True, exist_ok=True)
         logfile.write_text("")
         log(f"building the {name!r} kernel from {SOURCE_PACKAGE} {source.version} (~2 min)")
-        configure(tree, build, variant, jobs, logfile, volume=volume)
+        configure(tree, build, variant, jobs, logfile, volume=volume, pci=pci)
         _make(tree, build, ["vmlinux", "bzImage"], jobs, logfile)
         staging = entry.with_name(entry.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
@@ -446,6 +459,8 @@ def build_kernel(
         shutil.copyfile(build / "arch" / "x86" / "boot" / "bzImage", staging / "bzImage")
         shutil.copyfile(build / ".config", staging / "config")
         info = {"variant": variant, "volume": volume, "version": source.version, "key": key}
+        if pci:
+            info["pci"] = True
         (staging / "kernel.json").write_text(json.dumps(info, indent=2) + "\n")
         shutil.rmtree(entry, ignore_errors=True)
         staging.rename(entry)
@@ -467,6 +482,7 @@ def build_single_file(
     log: Log = _stderr_log,
     *,
     volume: bool = False,
+    pci: bool = False,
 ) -> bytes:
     """A ``vmlinux`` with the archive ``cpio`` built in as its initramfs.
 
@@ -478,8 +494,8 @@ def build_single_file(
     source = find_source(log=log)
     with cache_lock(cache_root() / "kernels" / ".lock"):
         tree = _unpack(source, log)
-        build = cache_root() / "build" / flavour(variant, volume)
-        logfile = cache_root() / "build" / f"{flavour(variant, volume)}-single.log"
+        build = cache_root() / "build" / flavour(variant, volume, pci)
+        logfile = cache_root() / "build" / f"{flavour(variant, volume, pci)}-single.log"
         build.mkdir(parents=True, exist_ok=True)
         logfile.write_text("")
         log(f"linking the initramfs into the {variant!r} kernel")
@@ -487,7 +503,7 @@ def build_single_file(
             f'\nCONFIG_INITRAMFS_SOURCE="{cpio.resolve()}"\n'
             f"CONFIG_INITRAMFS_COMPRESSION_{INITRAMFS_COMPRESSION[compression]}=y\n"
         )
-        configure(tree, build, variant, jobs, logfile, extra, volume=volume)
+        configure(tree, build, variant, jobs, logfile, extra, volume=volume, pci=pci)
         _make(tree, build, ["vmlinux"], jobs, logfile)
         return (build / "vmlinux").read_bytes()
 
@@ -528,13 +544,19 @@ def selected_user_kernel(variant: Variant) -> Kernel | None:
 
 
 def kernel_for(
-    variant: Variant, explicit: Path | None = None, log: Log = _stderr_log, *, volume: bool = False
+    variant: Variant,
+    explicit: Path | None = None,
+    log: Log = _stderr_log,
+    *,
+    volume: bool = False,
+    pci: bool = False,
 ) -> Kernel:
     """The kernel a build uses: an explicit file, the user's choice, or riad's own
-    (with a block device and ext4 for an image with a ``volume``)."""
+    (with a block device and ext4 for an image with a ``volume``, with PCI for a
+    KubeVirt containerDisk)."""
     if explicit is not None:
         return user_kernel(explicit)
     chosen = selected_user_kernel(variant)
     if chosen is not None:
         return chosen
-    return build_kernel(variant, log=log, volume=volume)
+    return build_kernel(variant, log=log, volume=volume, pci=pci)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
-from riad.app.args import BootConfig, ConfigError
+from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, NetConfig
 from riad.app.run import StackOpener
 from riad.backends.entropy import SystemRandom
 from riad.backends.netdev import NetDevice
@@ -39,6 +40,7 @@ __all__ = [
     "host_side_address",
     "open_direct_stack",
     "plan_host_tap",
+    "traced_net",
 ]
 
 DEFAULT_IPV4 = IPv4Interface("10.0.0.2/24")
@@ -276,3 +278,12 @@ def _ip(*args: str) -> None:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ConfigError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+def traced_net(net: NetConfig) -> NetConfig:
+    """The network of a traced start-up (the sandbox's, the vm image's build): an empty
+    namespace of its own. No DHCP server is there (a static address stands in), and no
+    DNS server (tries are short)."""
+    if net.dhcp:
+        net = dataclasses.replace(net, dhcp=False, ipv4=DEFAULT_IPV4)
+    return dataclasses.replace(net, dns_wait_ms=TRACE_DNS_WAIT_MS)

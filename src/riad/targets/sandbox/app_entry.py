@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from riad.app.args import TRACE_DNS_WAIT_MS, BootConfig, ConfigError, NetConfig
+from riad.app.args import BootConfig, ConfigError
 from riad.app.lifecycle import Lifecycle
 from riad.app.model import App
 from riad.app.run import RESOLVER_MODULES, StackOpener, request_stop, serve
@@ -37,7 +37,7 @@ from riad.backends.kv import EmbeddedKV, MemoryKV, pack_bytes
 from riad.backends.tap import TapDevice
 from riad.devices import KV, KVError
 from riad.image.idle import freeze_after_startup
-from riad.targets.direct import DEFAULT_IPV4, announcing, direct_stack_opener
+from riad.targets.direct import announcing, direct_stack_opener, traced_net
 from riad.targets.sandbox.warmup import import_modules
 from riad.targets.target import RunRequest, prepare_service
 from riad.targets.unix import kv_sources, read_tree
@@ -120,7 +120,7 @@ class AppEntry:
         for failure in import_modules(self.options.imports):
             self.console.write_line(f"riad: note: not imported before the seal: {failure}")
         if trace:
-            self._config = dataclasses.replace(config, net=_traced_net(config.net))
+            self._config = dataclasses.replace(config, net=traced_net(config.net))
             if config.net.dhcp:
                 import_modules(RESOLVER_MODULES)  # what a lease's DNS servers make
         try:
@@ -197,11 +197,3 @@ def load_stores(app: App, overrides: Sequence[str] = ()) -> dict[str, KV]:
         except KVError as exc:
             raise ConfigError(f"key-value store {decl.name!r}: {exc}") from None
     return stores
-
-
-def _traced_net(net: NetConfig) -> NetConfig:
-    """The network of a traced start-up: an empty namespace of its own. No DHCP server
-    is there (a static address stands in), and no DNS server (tries are short)."""
-    if net.dhcp:
-        net = dataclasses.replace(net, dhcp=False, ipv4=DEFAULT_IPV4)
-    return dataclasses.replace(net, dns_wait_ms=TRACE_DNS_WAIT_MS)

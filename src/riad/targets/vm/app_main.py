@@ -78,6 +78,12 @@ def run_app(app: App, args: list[str], net: str, scratch_volumes: str | None = N
     for failure in import_modules(app.lazy_modules):
         console.write_line(f"riad: note: declared lazy import failed: {failure}")
     if scratch_volumes is not None:  # the build's start-up trace
+        if config.net.dhcp:  # no DHCP server in the trace's namespace: an address stands in
+            from riad.app.run import RESOLVER_MODULES
+            from riad.targets.direct import traced_net
+
+            import_modules(RESOLVER_MODULES)  # what a lease's DNS servers make
+            config = dataclasses.replace(config, net=traced_net(config.net))
         _note_warmup(app, config, net)
         # no DNS server answers in the trace's namespace: its tries are short
         net_config = dataclasses.replace(config.net, dns_wait_ms=TRACE_DNS_WAIT_MS)

@@ -228,6 +228,8 @@ class BuildOptions:
     at start-up does it in the trace as it will at boot, not failing for want of them)."""
     memory_mb: int | None = None  # None: what the image needs, at least 64 MB
     kernel_format: KernelFormat = "auto"
+    pci: bool = False
+    """riad's kernel with PCI (a KubeVirt containerDisk, booted on q35: ``--oci``)."""
     docstrings: bool = False
     columns: bool = False  # column positions in code's location tables (for ^^^ in tracebacks)
     strip: bool = True
@@ -780,7 +782,8 @@ def build_image(
             f"note: {service.name} read files outside its folder and its packages, not "
             f"carried: {shown} (--include PATH carries one)"
         )
-    kernel = kernel_for(options.net, options.kernel, log=log, volume=bool(declared_volumes(trace)))
+    volume = bool(declared_volumes(trace))
+    kernel = kernel_for(options.net, options.kernel, log=log, volume=volume, pci=options.pci)
     content = _Content()
     _add_skeleton(content)
     extensions = _add_modules(content, trace, service, options)
@@ -794,7 +797,7 @@ def build_image(
     _add_init(content, service, options, trace, extensions, readable, extra_path)
     cpio = content.archive.to_bytes()
     if options.single_file:
-        kernel_data = _single_file_kernel(cpio, options, log, bool(declared_volumes(trace)))
+        kernel_data = _single_file_kernel(cpio, options, log, volume)
         options = _with_memory(options, len(cpio), len(kernel_data), trace.heap_kb)
         return _write_output(out, service, kernel, kernel_data, None, content, trace, options)
     initramfs = compress(cpio, options.compression)
@@ -912,7 +915,9 @@ def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log, volume: bo
     archive = staging / f"initramfs-{os.getpid()}.cpio"
     archive.write_bytes(cpio)
     try:
-        data = build_single_file(options.net, archive, options.compression, log=log, volume=volume)
+        data = build_single_file(
+            options.net, archive, options.compression, log=log, volume=volume, pci=options.pci
+        )
     finally:
         archive.unlink(missing_ok=True)
     return _strip(data, False)
@@ -972,6 +977,7 @@ def _write_output(
         "kernel": {
             "variant": kernel.variant,
             "net": options.net,
+            **({"pci": True} if options.pci else {}),
             "version": kernel.version,
             "key": kernel.key,
             "file": "kernel",

@@ -75,6 +75,11 @@ def add_kernel_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="the kernels of images with a volume (block device and ext4 added)",
     )
+    parser.add_argument(
+        "--pci",
+        action="store_true",
+        help="the kernels of KubeVirt containerDisks (-t vm --oci: PCI and virtio over it)",
+    )
 
 
 def cmd_kernel(args: argparse.Namespace) -> int:
@@ -92,7 +97,7 @@ def cmd_kernel(args: argparse.Namespace) -> int:
             select_user_kernel(variant, None if args.reset else args.path)
     elif args.action == "build":
         for variant in variants:
-            kernel = build_kernel(variant, jobs=args.jobs, volume=args.volume)
+            kernel = build_kernel(variant, jobs=args.jobs, volume=args.volume, pci=args.pci)
             print(f"{variant}: {kernel.boot_file} (linux {kernel.version}, key {kernel.key})")
         return 0
     for variant in variants:
@@ -100,11 +105,11 @@ def cmd_kernel(args: argparse.Namespace) -> int:
         if user is not None:
             print(f"{variant}: {user.boot_file} (chosen with --path)")
             continue
-        cached = cached_kernel(variant, volume=args.volume)
+        cached = cached_kernel(variant, volume=args.volume, pci=args.pci)
         if cached is not None:
             print(f"{variant}: {cached.boot_file} (linux {cached.version}, built)")
         else:
-            again = " --volume" if args.volume else ""
+            again = (" --volume" if args.volume else "") + (" --pci" if args.pci else "")
             print(f"{variant}: not built yet (`riad kernel build --variant {variant}{again}`)")
     print(f"cache: {cache_root()}")
     return 0

@@ -54,6 +54,9 @@ class ImageOptions:
     docstrings: bool = False
     columns: bool = False
     single_file: bool = False
+    pci: bool = False
+    """A kernel with PCI and virtio over it (``kconfig/pci.config``): the image is a
+    KubeVirt containerDisk (``riad build -t vm --oci``), booted on a q35 machine."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ def read_image_options(args: argparse.Namespace) -> ImageOptions:
         docstrings=args.docstrings,
         columns=args.columns,
         single_file=args.single_file,
+        pci=bool(getattr(args, "oci", False)),
     )
 
 
@@ -205,6 +209,7 @@ def build_options(request: RunRequest, *, with_boot_args: bool) -> BuildOptions:
         columns=image.columns,
         kernel=image.kernel,
         kernel_format=image.kernel_format,
+        pci=image.pci,
         include=request.include,
         warmup=request.warmup,
         boot_args=request.boot_args if with_boot_args else (),
