@@ -8,7 +8,8 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 
 from riad.backends.netdev import PLAIN, RX_CSUM_VALID, TxOffload
-from riad.proto.transport import TransportOffload
+from riad.proto.ipv6 import Ipv6Config
+from riad.proto.transport import Outbound, TransportOffload
 from riad.stack.iface import Interface, InterfaceConfig
 from riad.time import Duration, Instant
 from riad.wire.common import MacAddress
@@ -163,3 +164,67 @@ def test_a_template_follows_the_neighbour_entry() -> None:
     kinds = sorted(EthernetHeader.parse(joined(f))[0].ethertype for f in frames)
     assert 0x0800 in kinds
     assert iface.arp.poll_at() is not None  # a refresh is under way
+
+
+class Counting:
+    """Wraps a part and counts the calls to ``poll_transmit`` and ``poll_at``."""
+
+    def __init__(self, part: object) -> None:
+        self.part = part
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("poll_transmit", "poll_at"):
+            self.calls += 1
+        return getattr(self.part, name)
+
+
+def test_flushes_skip_the_parts_nothing_touched() -> None:
+    iface = Interface(
+        mac=ME_MAC,
+        mtu=1500,
+        capabilities=PLAIN,
+        config=InterfaceConfig(address=IPv4Interface("10.0.0.1/24"), ipv6=Ipv6Config()),
+        entropy=lambda n: bytes(n),
+    )
+    tcp = FastTransport(take=True)
+    iface.register(tcp)
+    iface.start(T0)
+    learn(iface, PEER_MAC, PEER)
+    counted = Counting(iface._ipv6)
+    iface._ipv6 = counted  # type: ignore[assignment]
+    tcp.outbox.append(Outbound(PEER, 6, [b"s" * 20], None, True))  # learns the template
+    iface.poll_transmit(T0)  # (and IPv6's start-up reports)
+    iface.poll_at()  # drained and read: settled
+    asked = counted.calls
+    for _ in range(3):  # segments in on the fast path, out from the template
+        iface.handle(frame(), RX_CSUM_VALID, T0)
+        tcp.outbox.append(Outbound(PEER, 6, [b"s" * 20], None, True))
+        assert len(iface.poll_transmit(T0)) == 1
+        iface.poll_at()
+    assert counted.calls == asked  # IPv6 was not asked
+    # a use from outside: the next flush asks every part again, and sends the ping
+    iface.icmp.echo_request(PEER, 1, 1, b"ping")
+    sent = [joined(f) for f in iface.poll_transmit(T0)]
+    ipv4 = [Ipv4Header.parse(raw[14:])[0] for raw in sent if raw[12:14] == b"\x08\x00"]
+    assert [ip.protocol for ip in ipv4] == [1]
+    assert counted.calls > asked
+
+
+def test_a_settled_interface_still_reports_the_parts_deadlines() -> None:
+    for fast in (True, False):
+        iface = Interface(
+            mac=ME_MAC,
+            mtu=1500,
+            capabilities=PLAIN,
+            config=InterfaceConfig(
+                address=IPv4Interface("10.0.0.1/24"), ipv6=Ipv6Config(), fast_paths=fast
+            ),
+            entropy=lambda n: bytes(n),
+        )
+        iface.register(FastTransport(take=True))
+        iface.start(T0)
+        iface.poll_transmit(T0)
+        first = iface.poll_at()
+        assert first is not None  # IPv6's start-up (DAD, MLD, router solicitations)
+        assert [iface.poll_at() for _ in range(3)] == [first] * 3

@@ -40,7 +40,7 @@ from riad.backends.netdev import (
     TxOffload,
 )
 from riad.proto.arp import ArpConfig, ArpEntry, ArpResolver
-from riad.proto.icmp import IcmpConfig, IcmpCore, IcmpError
+from riad.proto.icmp import EchoReply, IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
 from riad.proto.ipv6 import Ipv6Config, Ipv6Core
 from riad.proto.transport import IpAddress, IpProtocolHandler, Outbound, TransportOffload
@@ -147,9 +147,15 @@ class Interface:
         self.network: IPv4Interface | None = None
         self.broadcast: IPv4Address = LIMITED_BROADCAST
         self.gateway = config.gateway
-        self.arp: ArpResolver[_Held] = ArpResolver(mac, None, config=config.arp, drops=self.drops)
-        self.reassembler = Reassembler(config.reassembly, self.drops)
-        self.icmp = IcmpCore(config.icmp, self.drops)
+        self._arp: ArpResolver[_Held] = ArpResolver(mac, None, config=config.arp, drops=self.drops)
+        self._reassembler = Reassembler(config.reassembly, self.drops)
+        self._icmp = IcmpCore(config.icmp, self.drops)
+        # True while nothing touched the parts below the transports (ARP, reassembly,
+        # ICMP, IPv6) since a flush drained them (_drained) and read their earliest
+        # deadline (_others_at): flushes then skip them (see poll_transmit)
+        self._settled = False
+        self._drained = False
+        self._others_at: Instant | None = None
         self.handlers: dict[int, IpProtocolHandler] = {}
         self._fast_tcp: FastInput | None = None
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
@@ -159,12 +165,12 @@ class Interface:
         self._ident = ident_start & 0xFFFF
         self._mac_prefix = bytes(mac)
         self.set_address(config.address, config.gateway)
-        self.ipv6: Ipv6Core | None = None
+        self._ipv6: Ipv6Core | None = None
         self._multicast_macs: set[MacAddress] = set()
         if config.ipv6 is not None and mtu >= _MIN_IPV6_MTU:
             if entropy is None:
                 raise ValueError("IPv6 needs an entropy source (its random delays)")
-            self.ipv6 = Ipv6Core(
+            self._ipv6 = Ipv6Core(
                 mac=mac,
                 mtu=mtu,
                 config=config.ipv6,
@@ -173,10 +179,53 @@ class Interface:
                 drops=self.drops,
                 counters=self.counters,
             )
-            self._multicast_macs = self.ipv6.mld.macs
+            self._multicast_macs = self._ipv6.mld.macs
+
+    # The parts below the transports. Reaching one from outside (a ping, a test, the
+    # stack's IPv6 addressing) may give it work or a deadline: the next flush polls
+    # every part again.
+
+    @property
+    def arp(self) -> ArpResolver[_Held]:
+        """The ARP cache and resolver."""
+        self._unsettle()
+        return self._arp
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """IPv4 reassembly."""
+        self._unsettle()
+        return self._reassembler
+
+    @property
+    def icmp(self) -> IcmpCore:
+        """ICMP (echo, errors)."""
+        self._unsettle()
+        return self._icmp
+
+    @property
+    def ipv6(self) -> Ipv6Core | None:
+        """The IPv6 core (None: IPv6 off)."""
+        self._unsettle()
+        return self._ipv6
+
+    def _unsettle(self) -> None:
+        self._settled = False
+        self._drained = False
+
+    def take_echo_replies(self) -> list[EchoReply]:
+        """The ICMP and ICMPv6 echo replies received since the last call (taking them
+        gives no part work: it leaves the flushes' shortcut alone)."""
+        replies = self._icmp.take_events()
+        if self._ipv6 is not None:
+            more = self._ipv6.icmp.take_events()
+            if more:
+                replies = [*replies, *more]
+        return replies
 
     def set_address(self, address: IPv4Interface | None, gateway: IPv4Address | None) -> None:
         """Change the interface's address and gateway (e.g. from DHCP)."""
+        self._unsettle()
         if gateway is not None and address is not None and gateway not in address.network:
             raise ValueError(f"gateway {gateway} is not on the network {address.network}")
         self.network = address
@@ -192,7 +241,7 @@ class Interface:
         )
         self._broadcast_int = int(self.broadcast)
         self.gateway = gateway
-        self.arp.address = self.address
+        self._arp.address = self.address
         self._routes = {}
 
     def register(self, handler: IpProtocolHandler) -> None:
@@ -206,9 +255,10 @@ class Interface:
 
     def start(self, now: Instant) -> None:
         """Announce our address (gratuitous ARP); IPv6 starts its addresses."""
-        self.arp.announce(now)
-        if self.ipv6 is not None:
-            self.ipv6.start(now)
+        self._unsettle()
+        self._arp.announce(now)
+        if self._ipv6 is not None:
+            self._ipv6.start(now)
 
     # -- input -------------------------------------------------------------
 
@@ -233,6 +283,7 @@ class Interface:
                 and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
             ):
                 return
+        self._settled = self._drained = False
         drops = self.drops
         try:
             eth, payload = EthernetHeader.parse(frame)
@@ -253,17 +304,17 @@ class Interface:
         if ethertype == 0x0800:
             self._receive_ipv4(payload, flags, now, dst == BROADCAST_MAC)
         elif ethertype == 0x86DD:
-            if self.ipv6 is None:
+            if self._ipv6 is None:
                 drops["ipv6.off"] += 1
                 return
-            self.ipv6.handle(payload, bool(flags & _TRUSTED), now)
+            self._ipv6.handle(payload, bool(flags & _TRUSTED), now)
         elif ethertype == 0x0806:
             try:
                 packet, _ = ArpPacket.parse(payload)
             except ParseError as exc:
                 drops[exc.counter] += 1
                 return
-            self.arp.handle(packet, now)
+            self._arp.handle(packet, now)
         else:
             drops["ethernet.unknown_ethertype"] += 1
 
@@ -282,7 +333,7 @@ class Interface:
                 drops["ipv4.not_for_us"] += 1
                 return
         if ip.is_fragment:
-            whole = self.reassembler.add(ip, payload, now)
+            whole = self._reassembler.add(ip, payload, now)
             if whole is None:
                 return
             ip, joined = whole
@@ -293,7 +344,7 @@ class Interface:
             if to_broadcast:
                 drops["icmp.to_broadcast"] += 1  # no smurf amplifier (RFC 1122 3.2.2.6 MAY)
                 return
-            error = self.icmp.handle(ip, payload, now, verify=not flags & RX_CSUM_PARTIAL)
+            error = self._icmp.handle(ip, payload, now, verify=not flags & RX_CSUM_PARTIAL)
             if error is not None:
                 self._dispatch_error(error, now)
             return
@@ -314,7 +365,7 @@ class Interface:
         datagram = bytearray(hl + min(len(payload), 576))
         ip.emit_into(datagram, 0)
         datagram[hl:] = payload[: len(datagram) - hl]
-        self.icmp.error(IcmpType.DEST_UNREACHABLE, code, ip, datagram, now, to_broadcast=broadcast)
+        self._icmp.error(IcmpType.DEST_UNREACHABLE, code, ip, datagram, now, to_broadcast=broadcast)
 
     def _dispatch_error(self, error: IcmpError, now: Instant) -> None:
         handler = self.handlers.get(error.quoted.protocol)
@@ -349,7 +400,8 @@ class Interface:
         address chosen for ``dst``); IPv6 routers never fragment, so DF is moot.
         """
         if isinstance(dst, IPv6Address):
-            ipv6 = self.ipv6
+            self._settled = self._drained = False
+            ipv6 = self._ipv6
             if ipv6 is None:
                 self.drops["ipv6.off"] += 1
                 return False
@@ -394,6 +446,7 @@ class Interface:
                     )
                     self._frames.append(([head, *parts], tx))
                     return True
+            self._settled = self._drained = False
             head = bytearray(34)
             _make_ipv4(
                 src,
@@ -411,6 +464,7 @@ class Interface:
                 0,
             ).emit_into(head, 14)
             return self._route(dst, head, parts, tx, now, key if self.config.fast_paths else -1)
+        self._settled = self._drained = False
         if total - 20 > 65535 - 20:
             raise ValueError(f"IP payload of {payload_len} bytes exceeds 65515")
         payload = bytearray(b"".join(parts))
@@ -468,11 +522,11 @@ class Interface:
             else:
                 self.drops["ipv4.no_route"] += 1
                 return False
-            mac = self.arp.lookup(hop, now)
+            mac = self._arp.lookup(hop, now)
             if mac is None:
-                return self.arp.resolve(hop, (head, parts, tx), now)
+                return self._arp.resolve(hop, (head, parts, tx), now)
             if key >= 0:
-                entry = self.arp.entry(hop)
+                entry = self._arp.entry(hop)
                 if entry is not None and entry.mac is mac:
                     self._learn_route(key, entry, head)
         head[0:6] = mac  # type: ignore[assignment]
@@ -497,12 +551,21 @@ class Interface:
         routes[key] = _Route(entry, entry.mac, bytes(template), header_sum, frag, ttl)
 
     def poll_transmit(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
-        """Every frame ready to go out now, with its device offload (or None)."""
-        ipv6 = self.ipv6
+        """Every frame ready to go out now, with its device offload (or None).
+
+        The transports are asked every time. The parts below them (ICMP, ARP,
+        IPv6) are asked only when something may have given them work since the
+        last flush drained them: a frame that took the full input path, a
+        datagram not sent from a template, a timer, or a use from outside (the
+        ``arp``, ``icmp``, ``ipv6`` and ``reassembler`` properties). Between
+        two segments of an established connection they cost nothing.
+        """
+        ipv6 = self._ipv6
         for handler in self.handlers.values():
             for out in handler.poll_transmit(now):
                 dst = out.dst
                 if ipv6 is not None and isinstance(dst, IPv6Address):
+                    self._settled = self._drained = False
                     src = out.src
                     ipv6.send(
                         src if isinstance(src, IPv6Address) else None,
@@ -516,18 +579,30 @@ class Interface:
                     self.send_ip(
                         out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment
                     )
-        for dst, message in self.icmp.poll_transmit(now):
+        if not self._settled:
+            self._poll_parts(now)
+            self._drained = True
+        frames = self._frames
+        if frames:
+            self._frames = []
+            self.counters["tx_frames"] += len(frames)
+        return frames
+
+    def _poll_parts(self, now: Instant) -> None:
+        """What ICMP, ARP and IPv6 have to send, into ``_frames``."""
+        for dst, message in self._icmp.poll_transmit(now):
             self.send_ip(dst, IpProtocol.ICMP, [message], now)
-        for mac, packet in self.arp.poll_transmit(now):
+        for mac, packet in self._arp.poll_transmit(now):
             frame = bytearray(_MIN_FRAME)
             EthernetHeader(dst=mac, src=self.mac, ethertype=0x0806).emit_into(frame, 0)
             packet.emit_into(frame, 14)
             self._frames.append(([frame], None))
-        for mac, (head, parts, tx) in self.arp.take_events():
+        for mac, (head, parts, tx) in self._arp.take_events():
             head[0:6] = mac
             head[6:12] = self._mac_prefix
             head[12:14] = _ETH_IPV4
             self._frames.append(([head, *parts], tx))
+        ipv6 = self._ipv6
         if ipv6 is not None:
             for parts, offload in ipv6.poll_transmit(now):
                 tx = None
@@ -541,48 +616,53 @@ class Interface:
                         hdr_len=54 + offload.header_len if gso else 0,
                     )
                 self._frames.append((parts, tx))
-        frames = self._frames
-        if frames:
-            self._frames = []
-            self.counters["tx_frames"] += len(frames)
-        return frames
 
     # -- timers ------------------------------------------------------------
 
     def poll_at(self) -> Instant | None:
-        """The earliest deadline of any core."""
-        best = self.arp.poll_at()
-        when = self.reassembler.poll_at()
-        if when is not None and (best is None or when < best):
-            best = when
+        """The earliest deadline of any core (of the parts below the transports, the one
+        read when they were last drained, while nothing touched them since)."""
+        best: Instant | None = None
         for handler in self.handlers.values():
             when = handler.poll_at()
-            if when is not None and (best is None or when < best):
+            if when is not None and (best is None or when.ns < best.ns):
                 best = when
-        if self.ipv6 is not None:
-            when = self.ipv6.poll_at()
-            if when is not None and (best is None or when < best):
-                best = when
+        if self._settled:
+            others = self._others_at
+        else:
+            others = self._arp.poll_at()
+            for when in (
+                self._reassembler.poll_at(),
+                self._ipv6.poll_at() if self._ipv6 is not None else None,
+            ):
+                if when is not None and (others is None or when.ns < others.ns):
+                    others = when
+            if self._drained and self.config.fast_paths:
+                self._settled = True
+                self._others_at = others
+        if others is not None and (best is None or others.ns < best.ns):
+            best = others
         return best
 
     def on_timeout(self, now: Instant) -> None:
         """Let every core whose deadline passed act on it."""
-        when = self.arp.poll_at()
+        self._unsettle()
+        when = self._arp.poll_at()
         if when is not None and when <= now:
-            self.arp.on_timeout(now)
-        when = self.reassembler.poll_at()
+            self._arp.on_timeout(now)
+        when = self._reassembler.poll_at()
         if when is not None and when <= now:
-            for first, start in self.reassembler.on_timeout(now):
+            for first, start in self._reassembler.on_timeout(now):
                 # RFC 792: time exceeded (fragment reassembly), quoting the first fragment
                 quote = first.to_bytes() + start
-                self.icmp.error(
+                self._icmp.error(
                     IcmpType.TIME_EXCEEDED, TimeExceededCode.REASSEMBLY, first, quote, now
                 )
         for handler in self.handlers.values():
             when = handler.poll_at()
             if when is not None and when <= now:
                 handler.on_timeout(now)
-        if self.ipv6 is not None:
-            when = self.ipv6.poll_at()
+        if self._ipv6 is not None:
+            when = self._ipv6.poll_at()
             if when is not None and when <= now:
-                self.ipv6.on_timeout(now)
+                self._ipv6.on_timeout(now)

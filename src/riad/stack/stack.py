@@ -614,10 +614,7 @@ class DirectStack:
         return clock.now().since(sent_at).secs
 
     def _deliver_echo(self) -> None:
-        replies = self.iface.icmp.take_events()
-        if self.iface.ipv6 is not None:
-            replies = [*replies, *self.iface.ipv6.icmp.take_events()]
-        for reply in replies:
+        for reply in self.iface.take_echo_replies():
             entry = self._pings.get((reply.identifier, reply.sequence))
             if entry is None or entry[0] != reply.source:
                 self.stats.drops["icmp.echo_reply_unmatched"] += 1
