@@ -95,15 +95,14 @@ def test_a_module_that_cannot_run_before_the_seal_is_held_and_imported_later(
 
 def test_a_traced_start_up_waits_briefly_for_dns_and_has_no_dhcp() -> None:
     from riad.app.args import TRACE_DNS_WAIT_MS, NetConfig
-    from riad.targets.direct import DEFAULT_IPV4
-    from riad.targets.sandbox.app_entry import _traced_net
+    from riad.targets.direct import DEFAULT_IPV4, traced_net
 
-    leased = _traced_net(NetConfig(dhcp=True, dns=("10.0.0.53",), dns_search=("lab",)))
+    leased = traced_net(NetConfig(dhcp=True, dns=("10.0.0.53",), dns_search=("lab",)))
     assert leased == NetConfig(
         ipv4=DEFAULT_IPV4, dns=("10.0.0.53",), dns_search=("lab",), dns_wait_ms=TRACE_DNS_WAIT_MS
     )
     static = NetConfig(ipv4=DEFAULT_IPV4)
-    assert _traced_net(static).dns_wait_ms == TRACE_DNS_WAIT_MS
+    assert traced_net(static).dns_wait_ms == TRACE_DNS_WAIT_MS
 
 
 def test_distributions_metadata_is_found_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
