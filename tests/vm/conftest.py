@@ -7,6 +7,7 @@ import queue
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -131,3 +132,15 @@ def in_netns(netns: str, command: list[str], stdin: bytes = b"", timeout_s: floa
         check=False,
     )
     return done.stdout
+
+
+def check_echo_and_stop(run: RiadRun, netns: str, text: bytes, address: str = "10.0.0.2") -> None:
+    """The echo example under ``run`` answers ``text`` over TCP and a datagram over UDP,
+    then stops cleanly on Ctrl-C."""
+    run.wait_for(r"app: echo ready tcp=7 udp=7")
+    assert in_netns(netns, ["nc", "-N", address, "7"], text) == text
+    udp = in_netns(netns, ["socat", "-t", "2", "-", f"UDP4:{address}:7"], b"datagram")
+    assert udp == b"datagram"
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0
+    assert "riad: stopping service=echo" in run.output()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
 from riad.image import ImageError
 from riad.targets.vm.build import BuildOptions, build_image, resolve_service
-from tests.vm.conftest import RiadRun, in_netns
+from tests.vm.conftest import RiadRun, check_echo_and_stop
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
 
@@ -24,14 +23,7 @@ def test_echo_example_in_a_vm(
     # on the kernel's, in the memory the image asks for
     memory = ["--memory", "48"] if net == "direct" else []
     run = riad_run([ECHO, "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24", *memory])
-    run.wait_for(r"app: echo ready tcp=7 udp=7")
-    tcp = in_netns(netns, ["nc", "-N", "10.0.0.2", "7"], b"echo in a vm\n")
-    assert tcp == b"echo in a vm\n"
-    udp = in_netns(netns, ["socat", "-t", "2", "-", "UDP4:10.0.0.2:7"], b"datagram")
-    assert udp == b"datagram"
-    run.process.send_signal(signal.SIGINT)
-    assert run.finish() == 0
-    assert "riad: stopping service=echo" in run.output()
+    check_echo_and_stop(run, netns, b"echo in a vm\n")
 
 
 def test_echo_example_bad_argument_in_a_vm(kernels: object, riad_run: type[RiadRun]) -> None:

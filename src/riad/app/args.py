@@ -339,6 +339,7 @@ RESERVED_NAMES = frozenset(
     | {"--net", "--tap", "--kv", "--volume", "--include", "--warmup", "--memory", "--seal"}
     | {"--accel", "--timings", "--compression", "--kernel", "--docstrings", "--columns"}
     | {"--single-file", "--factory", "--tls-certs", "--snapshot", "--loop", "--kernel-format"}
+    | {"--python"}
 )
 """Names a service may not declare: riad's boot arguments and the options of ``riad run``
 (every target's: ``riad run`` would take them for itself; a test keeps this in step)."""

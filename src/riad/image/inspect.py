@@ -72,6 +72,18 @@ def _code_line(code: dict[str, bool] | None) -> str:
     return f"compiled at build time, {docstrings}, {columns}"
 
 
+def _python_line(manifest: dict[str, Any]) -> str:
+    """Which interpreter the image carries (``--python``)."""
+    python = manifest.get("python")
+    if python is None or python.get("build") == "stock":
+        return "stock (the building host's, with its shared libraries and lib-dynload)"
+    modules = python.get("modules") or []
+    return (
+        f"static ({python['version']}, Debian's source package; statically linked, -Os, "
+        f"{len(modules)} extension modules built in: {' '.join(modules)})"
+    )
+
+
 def _volumes_line(manifest: dict[str, Any]) -> str:
     """The volumes the service declares: each a virtio-blk disk with ext4, mounted at
     /volumes/NAME (riad run --volume NAME=FILE says which file)."""
@@ -141,6 +153,7 @@ def report(image: Path, largest: int = 12, *, modules: bool = False) -> str:
         f"boot args    {' '.join(manifest['boot_args']) or '(none)'}",
         f"memory       {manifest['memory_mb']} MB",
         f"cmdline      {manifest['kernel_cmdline']}",
+        f"interpreter  {_python_line(manifest)}",
         f"code         {_code_line(manifest.get('code'))}",
         f"volumes      {_volumes_line(manifest)}",
         "",

@@ -332,7 +332,9 @@ def _malloc_trim() -> Callable[[], object] | None:
     try:
         import ctypes
 
-        trim = ctypes.CDLL(None).malloc_trim
+        from riad.libc import libc
+
+        trim = libc().malloc_trim
     except (ImportError, OSError, AttributeError):
         return None
     trim.argtypes = [ctypes.c_size_t]

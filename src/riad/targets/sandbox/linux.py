@@ -12,6 +12,8 @@ import ctypes
 import os
 import struct
 
+from riad.libc import libc
+
 __all__ = [
     "CLONE_NEWCGROUP",
     "CLONE_NEWIPC",
@@ -80,7 +82,7 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 READ_IMPLIES_EXEC = 0x0400000
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = libc(use_errno=True)  # also in a static interpreter (riad.libc)
 _libc.syscall.restype = ctypes.c_long
 
 

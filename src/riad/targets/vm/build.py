@@ -62,6 +62,7 @@ from riad.image.boot import (
     PY_VERSION,
     Compression,
     KernelFormat,
+    PythonBuild,
     boot_cmdline,
     qemu_command,
 )
@@ -71,6 +72,7 @@ from riad.image.data import DataFile, data_files, left_out, placed, split_includ
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
 from riad.image.packed import pack
+from riad.image.static_python import StaticPython, build_static_python, stdlib_source
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
@@ -233,6 +235,8 @@ class BuildOptions:
     docstrings: bool = False
     columns: bool = False  # column positions in code's location tables (for ^^^ in tracebacks)
     strip: bool = True
+    python: PythonBuild = "stock"
+    """``static``: :mod:`riad.image.static_python`'s interpreter instead of the host's."""
 
 
 @dataclass
@@ -480,7 +484,11 @@ class Extension:
 
 
 def _add_modules(
-    content: _Content, trace: StartupTrace, service: ServiceSpec, options: BuildOptions
+    content: _Content,
+    trace: StartupTrace,
+    service: ServiceSpec,
+    options: BuildOptions,
+    python: StaticPython | None = None,
 ) -> list[Extension]:
     """Compile the traced Python modules into the image; return used extension modules.
 
@@ -488,7 +496,8 @@ def _add_modules(
     files in :data:`STDLIB_DIR`, PID 1's entry is :data:`INIT_FILE`; every
     other module goes in :data:`MODULE_TABLE`. Modules frozen into the
     interpreter are left out. Each module's manifest entry says why it is
-    there (``trace.why``: start-up, warm-up, declared, riad; ``service``).
+    there (``trace.why``: start-up, warm-up, declared, riad; ``service``). With a
+    static ``python``, the standard library's modules are compiled from its source.
     """
     codes: dict[str, tuple[bool, CodeType]] = {}
     folders: dict[str, str] = {}
@@ -518,7 +527,7 @@ def _add_modules(
         if file.suffix != ".py" or not file.is_file():
             continue
         arc = name.replace(".", "/") + ("/__init__" if module.is_package else "")
-        source = file.read_bytes()
+        source = (file if python is None else stdlib_source(python, file)).read_bytes()
         parts[arc] = _part_of(module.file, service)
         whys[arc] = "service" if parts[arc] == "service" else why
         # The service's modules are in its folder, as on the host: what they find
@@ -596,10 +605,30 @@ def _without_columns(
     )
 
 
+def _static_interpreter(trace: StartupTrace, log: Log) -> StaticPython:
+    """The static interpreter with the extension modules the image needs built in."""
+    names = set()
+    for key in _needed_modules(trace):
+        module = _module_info(trace, key)
+        if module is not None and module.file is not None and module.file.endswith(".so"):
+            names.add(module.spec_name or key)
+    return build_static_python(names, log=log)
+
+
 def _add_native(
-    content: _Content, trace: StartupTrace, extensions: list[Extension], service: ServiceSpec
+    content: _Content,
+    trace: StartupTrace,
+    extensions: list[Extension],
+    service: ServiceSpec,
+    python: StaticPython | None = None,
 ) -> None:
-    """Interpreter, extension modules, loader and libraries."""
+    """Interpreter, extension modules, loader and libraries (a static ``python``: the
+    one executable, its extension modules built in)."""
+    if python is not None:
+        content.add_file(
+            INTERPRETER, python.executable.read_bytes(), "interpreter", executable=True
+        )
+        return
     interpreter = Path(sys.executable).resolve()
     content.add_file(
         INTERPRETER, _strip(interpreter.read_bytes(), False), "interpreter", executable=True
@@ -784,22 +813,25 @@ def build_image(
         )
     volume = bool(declared_volumes(trace))
     kernel = kernel_for(options.net, options.kernel, log=log, volume=volume, pci=options.pci)
+    python = _static_interpreter(trace, log) if options.python == "static" else None
     content = _Content()
     _add_skeleton(content)
-    extensions = _add_modules(content, trace, service, options)
+    extensions = _add_modules(content, trace, service, options, python)
     table = compile_table(list(trace.compiled), list(trace.regexes))
     if not options.columns:
         table = without_columns([table])[0]
     content.add_file(COMPILED_TABLE, table, "riad")
     readable = _add_data(content, data)
-    _add_native(content, trace, extensions, service)
+    _add_native(content, trace, extensions, service, python)
     _add_distributions(content, trace)
     _add_init(content, service, options, trace, extensions, readable, extra_path)
     cpio = content.archive.to_bytes()
     if options.single_file:
         kernel_data = _single_file_kernel(cpio, options, log, volume)
         options = _with_memory(options, len(cpio), len(kernel_data), trace.heap_kb)
-        return _write_output(out, service, kernel, kernel_data, None, content, trace, options)
+        return _write_output(
+            out, service, kernel, kernel_data, None, content, trace, options, python=python
+        )
     initramfs = compress(cpio, options.compression)
     options = _with_memory(options, len(cpio), len(initramfs), trace.heap_kb)
     choice = choose_kernel_format(kernel, options.kernel_format)
@@ -809,7 +841,7 @@ def build_image(
         else choice.path.read_bytes()
     )
     return _write_output(
-        out, service, kernel, kernel_data, initramfs, content, trace, options, choice
+        out, service, kernel, kernel_data, initramfs, content, trace, options, choice, python
     )
 
 
@@ -953,6 +985,7 @@ def _write_output(
     trace: StartupTrace,
     options: BuildOptions,
     choice: KernelChoice | None = None,
+    python: StaticPython | None = None,
 ) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     for stale in ["kernel", *INITRAMFS_NAMES.values(), "manifest.json"]:
@@ -974,6 +1007,11 @@ def _write_output(
         },
         "riad_version": riad.__version__,
         "python_version": sys.version.split()[0],
+        "python": (
+            {"build": "stock", "version": sys.version.split()[0]}
+            if python is None
+            else {"build": "static", "version": python.version, "modules": list(python.modules)}
+        ),
         "kernel": {
             "variant": kernel.variant,
             "net": options.net,

@@ -26,8 +26,10 @@ from riad.image.boot import (
     COMPRESSIONS,
     DEFAULT_MEMORY_MB,
     KERNEL_FORMATS,
+    PYTHON_BUILDS,
     Compression,
     KernelFormat,
+    PythonBuild,
 )
 from riad.targets.target import RunRequest, Target, TargetOptions
 
@@ -57,6 +59,8 @@ class ImageOptions:
     pci: bool = False
     """A kernel with PCI and virtio over it (``kconfig/pci.config``): the image is a
     KubeVirt containerDisk (``riad build -t vm --oci``), booted on a q35 machine."""
+    python: PythonBuild = "stock"
+    """``static``: a static, size-optimised CPython built from Debian's source package."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,17 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
             "the kernel file: bzimage (gzip-compressed, a tenth of the size) or elf "
             "(uncompressed, tens of ms sooner at boot under TCG); auto (default) is bzimage "
             "for riad's kernels; riad inspect says which and why"
+        ),
+    )
+    group.add_argument(
+        "--python",
+        choices=PYTHON_BUILDS,
+        default="stock",
+        help=(
+            "the interpreter: stock (this host's, with its shared libraries; default) or "
+            "static (CPython built from Debian's python3.11 source package, statically "
+            "linked, -Os, only the extension modules the service uses; built once per "
+            "module set and cached, a few minutes)"
         ),
     )
     group.add_argument(
@@ -132,6 +147,7 @@ def read_image_options(args: argparse.Namespace) -> ImageOptions:
         columns=args.columns,
         single_file=args.single_file,
         pci=bool(getattr(args, "oci", False)),
+        python=args.python,
     )
 
 
@@ -210,6 +226,7 @@ def build_options(request: RunRequest, *, with_boot_args: bool) -> BuildOptions:
         kernel=image.kernel,
         kernel_format=image.kernel_format,
         pci=image.pci,
+        python=image.python,
         include=request.include,
         warmup=request.warmup,
         boot_args=request.boot_args if with_boot_args else (),
