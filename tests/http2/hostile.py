@@ -5,22 +5,31 @@ the chat application served by ``riad run`` on any target.
 
 Prints ``ok`` after every check passed (an exception otherwise): rapid reset, a
 CONTINUATION flood, SETTINGS and PING floods, a header list over the limit, an
-HPACK bomb and one stream more than the advertised limit each end their
-connection with a GOAWAY, a stream without window gets its head but no byte of
-its body while the same connection and others are served, and a WebSocket
-opened with an extended CONNECT (RFC 8441) echoes. The target tests run it from Linux, inside the
-service's network namespace when sealed.
+HPACK bomb, an HPACK table larger than the server advertised and one stream more
+than the advertised limit each end their connection with a GOAWAY, a stream
+without window gets its head but no byte of its body while the same connection
+and others are served, a slow reader (all the window in the world, reading
+nothing) holds the application back to what the server's buffers take while
+others are served, and a WebSocket opened with an extended CONNECT (RFC 8441)
+echoes. The target tests run it from Linux, inside the service's network
+namespace when sealed; each step's name and what it measured go to the error
+output.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import sys
 from urllib.parse import urlsplit
 
 from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
 from hyperframe.frame import GoAwayFrame, PingFrame, SettingsFrame
 from wsproto.events import CloseConnection
+
+from riad.testing import eventually_async
 
 from .kit import (
     ZERO_WINDOW,
@@ -31,7 +40,13 @@ from .kit import (
     send_flood,
 )
 
-WAIT_S = 120
+WAIT_S = 240
+
+SLOW_READER_BOUND_BYTES = 16 * 1024 * 1024
+"""What a slow reader may hold the application back at: the server's socket send
+buffer (Linux grows it to 4 MiB at most), the client's receive buffer (32 KiB here)
+and the server's own buffers, with room to spare; a server that buffered without
+bound would pass it in well under a second."""
 
 
 async def _connect(host: str, port: int, settings: dict[int, int] | None = None) -> H2Client:
@@ -106,6 +121,19 @@ async def check(host: str, port: int) -> None:
         )
         await _still_served(host, port)
 
+    _step("HPACK table larger than advertised")
+    client = await _connect(host, port)
+    assert (await client.get("/health")).status == 200
+    client.conn.encoder.header_table_size = 1 << 20  # a table size update to 1 MiB
+    client.request("/health")
+    await client.until_closed()
+    assert client.terminated is not None, "no GOAWAY after a table size over the limit"
+    assert client.terminated.error_code == ErrorCodes.PROTOCOL_ERROR, client.terminated
+    await _still_served(host, port)
+
+    _step("slow reader")
+    await _slow_reader(host, port)
+
     _step("more streams than allowed")
     client = await _connect(host, port, ZERO_WINDOW)  # (every download stays open)
     for _ in range(100):
@@ -141,6 +169,44 @@ async def check(host: str, port: int) -> None:
     assert isinstance(closed, CloseConnection) and closed.code == 1000, closed
     assert await ws.event() is None and ws.response.reset is None, ws.response
     client.close()
+
+
+async def _streamed(host: str, port: int) -> int:
+    """What the application's ``/stream`` has handed the server so far."""
+    client = await _connect(host, port)
+    answer = await client.get("/streamed")
+    client.close()
+    assert answer.status == 200, answer
+    count: int = json.loads(answer.body)["bytes"]
+    return count
+
+
+async def _slow_reader(host: str, port: int) -> None:
+    """A client that opens every window wide, asks for an endless stream and never
+    reads: the server takes from the application only what its buffers hold."""
+    before = await _streamed(host, port)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    slow = H2Client(reader, writer, {SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    slow.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    slow.request("/stream")  # (and from now on, not a byte read)
+    seen: list[int] = []
+
+    async def settled() -> int | None:
+        # the same count ten times over a second or more: the application is held
+        seen.append(await _streamed(host, port) - before)
+        last = seen[-10:]
+        return last[0] if len(last) == 10 and last[0] > 0 and len(set(last)) == 1 else None
+
+    held = await eventually_async(settled, timeout_s=120, what="the stream held back")
+    print(f"slow reader: the application held at {held} bytes", file=sys.stderr, flush=True)
+    assert held < SLOW_READER_BOUND_BYTES, held
+    await _still_served(host, port)
+    assert await _streamed(host, port) - before < SLOW_READER_BOUND_BYTES
+    slow.close()
 
 
 def main(url: str) -> None:

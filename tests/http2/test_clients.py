@@ -1,6 +1,7 @@
 """HTTP/2 with real clients: curl (ALPN and prior knowledge), httpx, nghttp2's h2load,
 headless Chromium loading the static website, and ``riad run main:app`` on every
-target (curl, h2load, httpx and the hostile client of ``hostile``)."""
+target (curl, h2load, httpx, the hostile client of ``hostile``, and Chromium loading
+the static website and the chat page, whose WebSocket goes over HTTP/2)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,17 +22,17 @@ from riad.backends.kv import MemoryKV
 from riad.services.tls import DevCertificate, TlsServer, dev_certificate
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
-from tests.apps.test_corpus import TARGETS
+from tests.apps.test_corpus import SEALED, TARGETS
 from tests.examples.test_static_site import Site, spki_hash
 from tests.http.harness import Served, serve
-from tests.websocket.browser import Browser
+from tests.websocket.browser import Browser, check_chat_page, check_static_site
 from tests.websocket.chat.main import DOWNLOAD
-from tests.websocket.chat.main import app as chat_app
 
 from .kit import H2App
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = REPO / "tests" / "websocket" / "chat"
+HTDOCS = REPO / "examples" / "static-site" / "htdocs"
 
 
 def tool(name: str) -> str:
@@ -122,47 +122,7 @@ def test_h2load(https: Https, scheme: str) -> None:
 def test_chromium_loads_the_static_site_over_h2(site: Site) -> None:
     trust = f"--ignore-certificate-errors-spki-list={spki_hash(site.certs / 'server.pem')}"
     with Browser([trust]) as browser:
-        browser.open(f"{site.https}/")
-        browser.wait_for(
-            "document.readyState === 'complete' && [...document.images].every(i => i.complete)",
-            "the page and its images loaded",
-        )
-        protocols = browser.evaluate(
-            "[performance.getEntriesByType('navigation')[0].nextHopProtocol,"
-            " ...performance.getEntriesByType('resource').map(r => r.nextHopProtocol)]"
-        )
-        resources = browser.evaluate("performance.getEntriesByType('resource').map(r => r.name)")
-        width = browser.evaluate("document.images[0].naturalWidth")
-    assert len(protocols) >= 3, (protocols, resources)  # the page, its style sheet, images
-    assert set(protocols) == {"h2"}, (protocols, resources)
-    assert width > 0  # the banner decoded
-
-
-def test_chromium_opens_a_websocket_over_h2(https: Https, tmp_path: Path) -> None:
-    """The chat page over HTTPS: Chromium, holding an HTTP/2 connection that
-    advertises SETTINGS_ENABLE_CONNECT_PROTOCOL, opens its WebSocket on it (RFC 8441)."""
-    versions: list[str] = []
-
-    async def recording(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            versions.append(scope["http_version"])
-        await chat_app(scope, receive, send)
-
-    pem = tmp_path / "server.pem"
-    pem.write_bytes(https.cert.chain_pem)
-    tls = asyncio.run(TlsServer.from_kv(MemoryKV({"server.pem": https.cert.chain_pem,
-                                                  "server.key": https.cert.key_pem})))  # fmt: skip
-    trust = f"--ignore-certificate-errors-spki-list={spki_hash(pem)}"
-    with serve(recording, tls=tls.wrap) as served, Browser([trust]) as browser:
-        browser.open(f"https://127.0.0.1:{served.tls_port}/")
-        title = browser.wait_for(
-            "document.title.startsWith('done') && document.title", "the echoes shown"
-        )
-        shown = browser.evaluate("document.getElementById('log').innerText")
-        protocol = browser.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
-    assert title == "done chat" and shown.split("\n") == ["echo: one", "echo: two", "echo: three"]
-    assert protocol == "h2"
-    assert versions == ["2"]  # the WebSocket went over the page's HTTP/2 connection
+        check_static_site(browser, f"{site.https}/", "h2")
 
 
 HTTPX_GET = """
@@ -180,11 +140,14 @@ with httpx.Client(http2=True, verify=context, timeout=120) as client:
 )
 def test_riad_run_offers_h2_on_every_target(target: str, ns: Netns | None, tmp_path: Path) -> None:
     # the application's folder with its certificate store beside it (certs/), as a
-    # vm image packs it
+    # vm image packs it, and the static website it serves too (site/)
     shutil.copy(CHAT / "main.py", tmp_path / "main.py")
+    shutil.copytree(HTDOCS, tmp_path / "site")
     certs = tmp_path / "certs"
     dev_certificate(["10.0.0.2", "riad.test"]).save(certs)
     argv = riad_command("run", "main:app", *TARGETS[target])
+    if target in SEALED:
+        argv += ["--include", "site/"]
     if ns is None:
         argv += ["--port", "0", "--https-port", "0"]
     else:
@@ -228,15 +191,21 @@ def test_riad_run_offers_h2_on_every_target(target: str, ns: Netns | None, tmp_p
         assert done.stdout.split() == ["HTTP/2", "2"], done.stderr + proc.output
         # attacks (rapid reset, CONTINUATION, SETTINGS and PING floods, header lists,
         # too many streams, a zero window) and a WebSocket over HTTP/2, from Linux
-        hostile = subprocess.Popen(
+        hostile = subprocess.run(
             [*inside, sys.executable, "-m", "tests.http2.hostile", plain],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
-        try:  # (the service's log read meanwhile: a full pipe would stop it)
-            proc.wait_for('"CONNECT /echo HTTP/2" 200', 600)
-        finally:
-            out, err = hostile.communicate(timeout=600)
-        assert out.strip() == "ok", err + "\nservice:\n" + proc.output
+        assert hostile.stdout.strip() == "ok", hostile.stderr + "\nservice:\n" + proc.output
+        proc.wait_for('"CONNECT /echo HTTP/2" 200', 120)
+        # headless Chromium, from Linux (inside the namespace), over h2: the static
+        # website, then the chat page, whose WebSocket goes over the same HTTP/2
+        # connection (RFC 8441) and echoes
+        seen = len(proc.lines)
+        trust = f"--ignore-certificate-errors-spki-list={spki_hash(certs / 'server.pem')}"
+        with Browser([trust], netns=ns) as browser:
+            check_static_site(browser, f"{secure}index.html", "h2")
+            check_chat_page(browser, secure)
+        proc.wait_for('"CONNECT /echo HTTP/2" 200', 120, start=seen)
         assert proc.stop() == 0, proc.output
     assert "Traceback" not in proc.output, proc.output
     assert '"GET /health HTTP/2" 200' in proc.output, proc.output

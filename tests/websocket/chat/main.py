@@ -1,13 +1,25 @@
 """A Starlette application with a WebSocket endpoint, as a user writes one: a page
-that opens a WebSocket, sends three messages and shows what comes back."""
+that opens a WebSocket, sends three messages and shows what comes back.
+
+With a folder ``site/`` beside it (the static website's ``htdocs``, copied there by
+the tests that run it on every target), it serves that website too, at every path
+its routes leave (``/index.html``: the website's home page), with riad's
+``StaticFiles`` over the files read at start-up.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from riad.backends.kv import MemoryKV
+from riad.services.http.static import StaticFiles
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>waiting</title>
@@ -74,17 +86,47 @@ async def download(request: Request) -> Response:
 
 DOWNLOAD = bytes(range(256)) * 4096
 
+PIECE = bytes(16384)
+streamed = 0
+"""Bytes ``/stream`` handed to the server so far (the slow-reader attack reads it)."""
+
+
+class Stream:
+    """``/stream``: up to 1 GiB in 16 KiB pieces, in plain ASGI, each counted once
+    the server took it (its ``send`` returned): a client that stops reading holds
+    this back as far as the server's buffers go."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        global streamed
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream")]})  # fmt: skip
+        for _ in range(65536):
+            await send({"type": "http.response.body", "body": PIECE, "more_body": True})
+            streamed += len(PIECE)
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def stream_count(request: Request) -> JSONResponse:
+    return JSONResponse({"bytes": streamed})
+
 
 async def private(websocket: WebSocket) -> None:
     await websocket.close()  # before accepting: the handshake is refused (403)
 
 
-app = Starlette(
-    routes=[
-        Route("/", page),
-        Route("/health", health),
-        Route("/download", download),
-        WebSocketRoute("/echo", echo),
-        WebSocketRoute("/private", private),
-    ]
-)
+SITE = Path(__file__).resolve().parent / "site"
+
+routes = [
+    Route("/", page),
+    Route("/health", health),
+    Route("/download", download),
+    Route("/stream", Stream()),
+    Route("/streamed", stream_count),
+    WebSocketRoute("/echo", echo),
+    WebSocketRoute("/private", private),
+]
+if SITE.is_dir():
+    files = {p.relative_to(SITE).as_posix(): p.read_bytes() for p in SITE.rglob("*") if p.is_file()}
+    routes.append(Mount("/", app=StaticFiles(MemoryKV(files))))
+
+app = Starlette(routes=routes)
