@@ -51,8 +51,10 @@ CONFIG_MODULE = "riadinit"
 # script (no runpy, so nothing of importlib is needed before the module
 # table). Its path has no dot: the kernel keeps words with one for itself.
 INIT_FILE = CONFIG_MODULE
-DEFAULT_MEMORY_MB = 64
-KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on"
+DEFAULT_MEMORY_MB = 32
+# rootfstype=ramfs: the initramfs unpacks into a ramfs, not a tmpfs, which may fill only
+# half of the guest's memory (an image's files would need twice their size).
+KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t random.trust_cpu=on rootfstype=ramfs"
 
 
 def boot_cmdline(extra_kernel: Sequence[str], boot_args: Sequence[str], accel: str = "tcg") -> str:

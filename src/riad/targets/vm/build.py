@@ -124,13 +124,16 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {
 }
 # hashlib's own implementations, used when _hashlib is left out.
 BUILTIN_HASHES = ("_md5", "_sha1", "_sha256", "_sha512", "_blake2", "_sha3")
-# What the kernel keeps for itself besides the initramfs (its image, page
-# structures; measured: 13 MB of a 48 MB guest), and what it allocates as the
-# service runs (page tables, socket buffers, the NIC's rings), in MB.
-KERNEL_OWN_MB = 14
-KERNEL_WORK_MB = 8
+# What the kernel keeps for itself while it unpacks the initramfs (its image with
+# the alignment gaps it frees only afterwards, page structures; measured: 12.9 MB of
+# a 36 MB guest besides the packed initramfs), and while the service runs (its image,
+# page tables, slabs, socket buffers, the NIC's rings), in MiB; the least the
+# formula gives, and the step it rounds up by.
+KERNEL_BOOT_MB = 13
+KERNEL_RUN_MB = 12
 HEAP_MB = 16
 HEAP_MARGIN = 1.25
+MEMORY_STEP_MB = 8
 # The service's folder inside the image: the data it reads at start-up
 # (stores, certificates), at the same paths relative to it as on the host.
 DATA_DIR = "srv/service"
@@ -228,7 +231,7 @@ class BuildOptions:
     """Boot arguments the start-up trace runs with besides ``boot_args``, not built in:
     a run's ``--dns``, ``--dns-search`` and ``--hosts`` (a service that looks a name up
     at start-up does it in the trace as it will at boot, not failing for want of them)."""
-    memory_mb: int | None = None  # None: what the image needs, at least 64 MB
+    memory_mb: int | None = None  # None: what the image needs (needed_memory_mb)
     kernel_format: KernelFormat = "auto"
     pci: bool = False
     """riad's kernel with PCI (a KubeVirt containerDisk, booted on q35: ``--oci``)."""
@@ -418,6 +421,10 @@ def _config_source(
         f"    install({'/' + MODULE_TABLE!r}, {'/' + STDLIB_DIR!r})\n"
         "    from riad.image.compiled import serve\n\n"
         f"    serve({'/' + COMPILED_TABLE!r})\n"
+        "    import os\n\n"
+        "    # both tables are held in memory now: their files would hold them twice\n"
+        f"    for table in ({'/' + MODULE_TABLE!r}, {'/' + COMPILED_TABLE!r}):\n"
+        "        os.unlink(table)\n"
         f"    from {GUEST_MODULE} import main\n\n"
         f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r}, {service.attr!r}, "
         f"{volumes!r}, extensions={sealed.extensions!r}, readable={sealed.readable!r}, "
@@ -956,23 +963,26 @@ def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log, volume: bo
 
 
 def needed_memory_mb(cpio_bytes: int, packed_bytes: int, heap_kb: int = 0) -> int:
-    """Guest memory for an image, the larger of two moments, at least
-    :data:`DEFAULT_MEMORY_MB`, rounded up to 16 MB:
+    """Guest memory for an image in MiB, the larger of two moments, at least
+    :data:`DEFAULT_MEMORY_MB`, rounded up to :data:`MEMORY_STEP_MB`:
 
-    - unpacking: the kernel's own share, the packed initramfs and its files, which go
-      into a tmpfs root that may fill only half of the memory the kernel has left (so
-      the files count twice: the echo image's 13.7 MB did not unpack in 44 MB);
-    - running: the kernel's share and its working memory, the files, and the heap:
-      :data:`HEAP_MB`, or what the traced start-up and warm-ups held (``heap_kb``, its
-      anonymous memory) and a quarter more, if that is larger (a Django site's heap is
-      three times an echo's).
+    - unpacking: the kernel's share then, the packed initramfs and its files (the root
+      is a ramfs, ``rootfstype=ramfs``: the files count once; a tmpfs root may fill only
+      half the memory, and so counted them twice);
+    - running: the kernel's share, the files (the module tables' among them: PID 1
+      removes their files once it holds them) and the heap: :data:`HEAP_MB`, or what
+      the traced start-up and warm-ups held (``heap_kb``, its anonymous memory) and a
+      quarter more, if that is larger (a Django site's heap is three times an echo's).
+
+    Measured on the echo example (docs/benchmarks.md): the stock interpreter's image
+    serves in 44 MiB and is given 56, the static interpreter's serves in 40 and is given 48.
     """
     files_mb = cpio_bytes / (1 << 20)
     heap_mb = max(HEAP_MB, heap_kb * HEAP_MARGIN / 1024)
-    unpacking = KERNEL_OWN_MB + packed_bytes / (1 << 20) + 2 * files_mb
-    running = KERNEL_OWN_MB + KERNEL_WORK_MB + files_mb + heap_mb
+    unpacking = KERNEL_BOOT_MB + packed_bytes / (1 << 20) + files_mb
+    running = KERNEL_RUN_MB + files_mb + heap_mb
     need = max(unpacking, running)
-    return max(DEFAULT_MEMORY_MB, -(-int(need) // 16) * 16)
+    return max(DEFAULT_MEMORY_MB, -(-int(need) // MEMORY_STEP_MB) * MEMORY_STEP_MB)
 
 
 def _write_output(

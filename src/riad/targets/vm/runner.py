@@ -372,7 +372,7 @@ def _boot(
             line = raw.decode(errors="replace").rstrip("\r\n")
             sealed_off = sealed_off or _KILLED_BY_SEAL in line
             mark = _MARK_RE.search(line)
-            if "Initramfs unpacking failed" in line:
+            if "Initramfs unpacking failed" in line or "deadlocked on memory" in line:
                 notice(
                     f"the image does not fit in {memory_mb} MB of guest memory: "
                     "give more with --memory MiB"
