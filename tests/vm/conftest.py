@@ -134,13 +134,32 @@ def in_netns(netns: str, command: list[str], stdin: bytes = b"", timeout_s: floa
     return done.stdout
 
 
+_UDP_ASK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(float(sys.argv[3]))
+s.sendto(sys.stdin.buffer.read(), (sys.argv[1], int(sys.argv[2])))
+try:
+    sys.stdout.buffer.write(s.recv(65535))
+except TimeoutError:
+    pass
+"""
+
+
+def udp_ask(netns: str, address: str, port: int, data: bytes, wait_s: float = 20.0) -> bytes:
+    """Send one datagram from ``netns`` and return the first answer as soon as it comes,
+    or ``b""`` after ``wait_s`` (socat's half-second wait after its input ends is too
+    short for a guest under TCG on a busy host)."""
+    command = [sys.executable, "-c", _UDP_ASK, address, str(port), str(wait_s)]
+    return in_netns(netns, command, data, timeout_s=wait_s + 20)
+
+
 def check_echo_and_stop(run: RiadRun, netns: str, text: bytes, address: str = "10.0.0.2") -> None:
     """The echo example under ``run`` answers ``text`` over TCP and a datagram over UDP,
     then stops cleanly on Ctrl-C."""
     run.wait_for(r"app: echo ready tcp=7 udp=7")
     assert in_netns(netns, ["nc", "-N", address, "7"], text) == text
-    udp = in_netns(netns, ["socat", "-t", "2", "-", f"UDP4:{address}:7"], b"datagram")
-    assert udp == b"datagram"
+    assert udp_ask(netns, address, 7, b"datagram") == b"datagram"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
     assert "riad: stopping service=echo" in run.output()

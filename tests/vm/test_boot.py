@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from riad.targets.vm.build import BuildOptions, build_image, resolve_service
-from tests.vm.conftest import SERVICES, RiadRun, in_netns
+from tests.vm.conftest import SERVICES, RiadRun, in_netns, udp_ask
 
 pytestmark = pytest.mark.netns
 
@@ -71,10 +71,7 @@ def test_udp_echo_on_the_direct_kernel_answers_through_riads_stack(
         ]
     )
     run.wait_for(r"udp-echo: listening on 10.0.0.2/24 port 7")
-    answer = in_netns(
-        netns, ["socat", "-T", "5", "-", "UDP:10.0.0.2:7"], b"hello direct\n", timeout_s=20
-    )
-    assert answer == b"hello direct\n"
+    assert udp_ask(netns, "10.0.0.2", 7, b"hello direct\n") == b"hello direct\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
     assert "udp-echo: stopped" in run.output()

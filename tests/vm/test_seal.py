@@ -17,7 +17,7 @@ import pytest
 
 from riad.bootargs import ConfigError
 from riad.targets.sandbox.inplace import split_seal_arg
-from tests.vm.conftest import SERVICES, RiadRun, in_netns
+from tests.vm.conftest import SERVICES, RiadRun, in_netns, udp_ask
 
 SERVICE = str(SERVICES / "sealed_udp_echo.py")
 GUEST = "10.0.0.2"
@@ -28,8 +28,8 @@ def _boot(riad_run: type[RiadRun], *seal: str) -> RiadRun:
     return riad_run(args)
 
 
-def _udp(netns: str, data: bytes, wait_s: int = 5) -> bytes:
-    return in_netns(netns, ["socat", "-T", str(wait_s), "-", f"UDP:{GUEST}:7"], data)
+def _udp(netns: str, data: bytes, wait_s: float = 20.0) -> bytes:
+    return udp_ask(netns, GUEST, 7, data, wait_s)
 
 
 @pytest.mark.netns
@@ -64,7 +64,7 @@ def test_enforce_seal_in_the_vm_ends_pid1_at_a_forbidden_call(
     assert _udp(netns, b"hello\n") == b"hello\n"
     assert _udp(netns, b"open\n") == b"denied ENOENT\n"  # looking never ends the service
     assert "riad: looked for /init: not in the image" in run.wait_for("looked for /init")
-    assert _udp(netns, b"openw\n", wait_s=2) == b""
+    assert _udp(netns, b"openw\n", wait_s=5) == b""
     assert run.finish() == 3
     output = run.output()
     assert "exitcode=0x0000001f" in output  # SIGSYS, from seccomp
@@ -99,7 +99,7 @@ def test_echo_example_in_a_vm_serves_sealed(
     run.wait_for(r"riad-vm: sealed \(enforce\)")
     tcp = in_netns(netns, ["nc", "-N", GUEST, "7"], b"sealed in a vm\n" * 1000)
     assert tcp == b"sealed in a vm\n" * 1000
-    assert _udp(netns, b"datagram", wait_s=1) == b"datagram"
+    assert _udp(netns, b"datagram") == b"datagram"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
     assert "riad: stopping service=echo" in run.output()
