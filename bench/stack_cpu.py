@@ -4,7 +4,7 @@ this checkout against another one's ``src`` in alternating rounds.
 Run as root (it builds a network namespace and removes it afterwards):
 
     .venv/bin/python bench/stack_cpu.py --against OTHER/src [--rounds R] [--seconds S]
-    .venv/bin/python bench/stack_cpu.py --profile N [--six]
+    .venv/bin/python bench/stack_cpu.py --profile N [--six] [--against OTHER/src]
 
 For each round, address family and checkout, riad's ``DirectStack`` runs in a child
 process on a TAP in a fresh namespace with an echo service: UDP (64-byte datagrams,
@@ -15,7 +15,7 @@ microseconds of CPU per echo: riad's work per datagram or segment in and out,
 the event loop's and the TAP's system calls included. Each figure is the median
 of the rounds.
 
-``--profile N`` runs this checkout's TCP echo once under cProfile instead, for
+``--profile N`` runs this checkout's TCP echo (and ``--against``'s) under cProfile instead, for
 ``N`` round trips after 500 of warm-up, and prints the Python calls per round
 trip (one segment in, one out) and the functions called most: a count, steady
 on a shared machine, to compare before and after a change of the hot path.
@@ -177,7 +177,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
     if a.profile:
-        measure(str(REPO / "src"), "tcp", a.six, 0.0, a.profile)
+        for name, src in [("this checkout", str(REPO / "src")), ("reference", a.against)]:
+            if src:
+                print(f"{name} ({src}):", flush=True)
+                measure(src, "tcp", a.six, 0.0, a.profile)
         return
     if not a.against:
         p.error("--against OTHER/src is needed (or --profile N)")
