@@ -376,10 +376,13 @@ class NeighbourCache(Generic[T]):
 
     def poll_at(self) -> Instant | None:
         """When the next solicitation or state change is due."""
-        if not self._timed:
-            return None
-        deadlines = [self._entries[a].deadline for a in self._timed]
-        return min((d for d in deadlines if d is not None), default=None)
+        best: Instant | None = None
+        entries = self._entries
+        for address in self._timed:
+            deadline = entries[address].deadline
+            if deadline is not None and (best is None or deadline.ns < best.ns):
+                best = deadline
+        return best
 
     def on_timeout(self, now: Instant) -> None:
         """Run what is due: retransmissions, DELAY to PROBE, giving up."""

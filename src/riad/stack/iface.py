@@ -283,6 +283,13 @@ class Interface:
                 and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
             ):
                 return
+            ipv6 = self._ipv6
+            if ethertype == 0x86DD and mac == self._mac_prefix and ipv6 is not None:
+                # IPv6 to our MAC: no Ethernet header object (IPv6's own prediction follows)
+                self._settled = self._drained = False
+                view = frame if type(frame) is memoryview else memoryview(frame)
+                ipv6.handle(view[14:], bool(flags & _TRUSTED), now)
+                return
         self._settled = self._drained = False
         drops = self.drops
         try:
