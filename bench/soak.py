@@ -33,7 +33,10 @@ the service's core and one on the load's core record how late they wake
 (``wakeup_probe``): whatever else the machine runs delays any server on that
 core (riad or nginx) and the load generators by as much, so a latency
 percentile below the sleeper's says nothing of the server. The report also
-gives the cores the service and its children were allowed to run on.
+gives the cores the service and its children were allowed to run on, and
+the share of the run they spent on a core and waiting, ready, for one
+(``/proc/PID/task/*/schedstat``): a busy server waits for its turn behind
+whatever else runs there, which the sleeper, woken first, hardly does.
 
 Looking for causes (the service's log, kept with ``--keep DIR``):
 ``RIAD_SOAK_HEAP=SECONDS`` samples the resident size, Python's allocated
@@ -379,6 +382,10 @@ class Run:
     ab_plain: dict[str, float] = field(default_factory=dict)
     downloads: dict[str, list[float]] = field(default_factory=dict)
     cores: str = ""
+    busy: float = 0.0
+    """The share of the run the service was on a core (1.0: one core all along)."""
+    queued: float = 0.0
+    """The share of the run the service was ready to run but waited for its core."""
     """The cores the service (and its children) were allowed to run on."""
     floor: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per core (``service``, ``load``): how late a 1 ms sleeper woke, us (``wakeup_probe``)."""
@@ -415,6 +422,22 @@ def cores_of(pid: int) -> str:
             with suppress(OSError, ValueError):
                 found.add(cores_of(int(child)))
     return ",".join(sorted(found))
+
+
+def sched_ns(pid: int) -> tuple[int, int]:
+    """Nanoseconds ``pid``'s threads and its children's (nginx's worker) ran, and waited
+    runnable for a core (``/proc/PID/task/*/schedstat``)."""
+    ran = waited = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with suppress(OSError, ValueError):
+            on_cpu, on_queue, _ = stat.read_text().split()
+            ran, waited = ran + int(on_cpu), waited + int(on_queue)
+    with suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with suppress(ValueError):
+                more = sched_ns(int(child))
+                ran, waited = ran + more[0], waited + more[1]
+    return ran, waited
 
 
 def run_ab(prefix: list[str], url: str, seconds: float) -> dict[str, float]:
@@ -523,6 +546,7 @@ def soak(
         for thread in threads:
             thread.start()
         run.cores = cores_of(pid)
+        sched_before = sched_ns(pid)
         while time.monotonic() - started < seconds:
             run.rss.append((time.monotonic() - started, rss_kib(pid)))
             time.sleep(RSS_EVERY_S)
@@ -530,6 +554,9 @@ def soak(
         for thread in threads:
             thread.join(120)
         run.rss.append((time.monotonic() - started, rss_kib(pid)))
+        sched_after, elapsed_ns = sched_ns(pid), (time.monotonic() - started) * 1e9
+        run.busy = (sched_after[0] - sched_before[0]) / elapsed_ns
+        run.queued = (sched_after[1] - sched_before[1]) / elapsed_ns
         for core, probe in probes.items():
             probe.wait(60)
             with suppress(OSError, ValueError):
@@ -700,8 +727,11 @@ def report(runs: list[Run]) -> None:
         "core during the same run, ms (p50 / p99 / p99.9 / max)"
     )
     print()
-    print("| service | its cores | the service's core | the load's core |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| service | its cores | on a core / waiting for it, share of the run "
+        "| the service's core | the load's core |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for run in runs:
         cells = [
             " / ".join(f"{f[k] / 1000:.2f}" for k in ("p50", "p99", "p99.9", "max"))
@@ -709,7 +739,10 @@ def report(runs: list[Run]) -> None:
             else "-"
             for core in ("service", "load")
         ]
-        print(f"| {run.label} | {run.cores} | {cells[0]} | {cells[1]} |")
+        print(
+            f"| {run.label} | {run.cores} | {run.busy:.0%} / {run.queued:.0%} "
+            f"| {cells[0]} | {cells[1]} |"
+        )
     print()
     print("| service | RSS at 1 min | RSS at the end | slope after the first minute |")
     print("|---|---:|---:|---:|")
