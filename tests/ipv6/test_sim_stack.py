@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+from ipaddress import IPv6Address
 from typing import Any
 
 import pytest
 
 from riad.backends.entropy import SeededRandom
 from riad.backends.sim import LinkConditions
+from riad.proto.ndp import NeighbourState
 from riad.stack import DirectStack
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from riad.time import Duration
@@ -323,5 +325,30 @@ def test_tcp_segments_over_ipv6_take_header_prediction() -> None:
             writer.close()
         assert taken[1] > size // 1440 // 2  # most data segments
         assert taken[0] > taken[1]  # the handshake's ACK and the FIN were refused
+
+    run_lab(main, seed=seed)
+
+
+def test_neighbour_unreachability_detection_under_a_steady_tcp_stream() -> None:
+    """Segments that all take the fast paths still let neighbour unreachability detection
+    run (RFC 4861 7.3.3): past ReachableTime a segment finds the entry STALE and starts
+    DELAY, whose deadline the interface must not miss; a unicast probe then makes it
+    REACHABLE again."""
+    seed = test_seed(78)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
+        b = lab.add_stack("10.0.0.2/24", ipv6_address=f"{B6}/64")
+        await settled()
+        await b.start_server(echo, None, 7)
+        reader, writer = await a.open_connection(B6, 7)
+        for _ in range(100):  # 50 s: ReachableTime (30 s) passes, then DELAY (5 s) and a probe
+            writer.write(b"x" * 20)
+            assert await reader.readexactly(20) == b"x" * 20
+            await asyncio.sleep(0.5)
+        writer.close()
+        ipv6 = a.iface.ipv6
+        assert ipv6 is not None
+        assert ipv6.nd.state(IPv6Address(B6), lab.clock.now()) is NeighbourState.REACHABLE
 
     run_lab(main, seed=seed)

@@ -200,6 +200,9 @@ class Ipv6Core:
         self._unicast: set[IPv6Address] = set()
         """Assigned addresses (PREFERRED or DEPRECATED): packets to them are ours."""
         self._unicast_packed: set[bytes] = set()
+        self.parts_touched = False
+        """A send gave the neighbour cache work (a timer, a resolution) since the caller
+        cleared this: its parts then have something to send or a new deadline."""
         self._fast_tcp: FastInput | None = None
         self._solicited_for: set[IPv6Address] = set()
         """Addresses that joined their solicited-node group (left once, when they go)."""
@@ -321,9 +324,12 @@ class Ipv6Core:
 
     # -- input ---------------------------------------------------------------------
 
-    def handle(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
+    def handle(self, data: memoryview, checksum_trusted: bool, now: Instant) -> bool:
         """Process one received IPv6 packet (an Ethernet frame's payload); the device
-        vouched for its transport checksum when ``checksum_trusted``."""
+        vouched for its transport checksum when ``checksum_trusted``.
+
+        Returns True when TCP's header prediction took it: then no part of the IPv6
+        core was touched (nothing for them to send, no deadline of theirs moved)."""
         fast = self._fast_tcp
         if fast is not None and len(data) >= 60:
             # header prediction: a TCP segment right after the fixed header, to an assigned
@@ -336,7 +342,11 @@ class Ipv6Core:
                 and 20 <= length <= len(data) - 40
                 and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
             ):
-                return
+                return True
+        self._full_input(data, checksum_trusted, now)
+        return False
+
+    def _full_input(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
         drops = self.drops
         if self.addresses.disabled:
             drops["ipv6.disabled"] += 1
@@ -714,9 +724,14 @@ class Ipv6Core:
         if hop is None:
             mac = path.group_mac
         else:
-            mac = self.nd.lookup(hop, now)
+            nd = self.nd
+            mac = nd.lookup(hop, now)
+            if nd.timer_started:  # STALE to DELAY: a deadline of the cache's moved
+                nd.timer_started = False
+                self.parts_touched = True
             if mac is None:
-                return self.nd.resolve(hop, (head, parts, tx), now, source=src)
+                self.parts_touched = True
+                return nd.resolve(hop, (head, parts, tx), now, source=src)
         head[0:6] = mac  # type: ignore[assignment]
         head[6:12] = self._mac_bytes
         head[12:14] = _ETH_IPV6
@@ -739,6 +754,13 @@ class Ipv6Core:
             src=src, dst=dst, next_header=_ICMPV6, payload_length=len(message), hop_limit=255
         )
         self._send_packet(mac, header.to_bytes() + message)
+
+    def take_sent(self) -> list[Frame]:
+        """The frames ``send`` made since the last call (the parts are not asked)."""
+        frames = self._frames
+        if frames:
+            self._frames = []
+        return frames
 
     def poll_transmit(self, now: Instant) -> list[Frame]:
         """Every frame ready to go out now, with its device offload (or None)."""

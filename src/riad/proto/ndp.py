@@ -145,6 +145,8 @@ class NeighbourCache(Generic[T]):
         self._unreachable: list[tuple[IPv6Address, T]] = []
         self._conflicts: list[IPv6Address] = []
         self._not_routers: list[IPv6Address] = []
+        self.timer_started = False
+        """A ``lookup`` started a DELAY timer (7.3.3) since the caller cleared this."""
 
     # -- our addresses ---------------------------------------------------------
 
@@ -303,6 +305,7 @@ class NeighbourCache(Generic[T]):
             entry.state = NeighbourState.DELAY
             entry.deadline = now + self.config.delay_first_probe
             self._timed.add(address)
+            self.timer_started = True
         return entry.mac
 
     def resolve(

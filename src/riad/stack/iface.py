@@ -285,10 +285,11 @@ class Interface:
                 return
             ipv6 = self._ipv6
             if ethertype == 0x86DD and mac == self._mac_prefix and ipv6 is not None:
-                # IPv6 to our MAC: no Ethernet header object (IPv6's own prediction follows)
-                self._settled = self._drained = False
+                # IPv6 to our MAC: no Ethernet header object; a segment IPv6's header
+                # prediction took touched none of the parts below the transports
                 view = frame if type(frame) is memoryview else memoryview(frame)
-                ipv6.handle(view[14:], bool(flags & _TRUSTED), now)
+                if not ipv6.handle(view[14:], bool(flags & _TRUSTED), now):
+                    self._settled = self._drained = False
                 return
         self._settled = self._drained = False
         drops = self.drops
@@ -572,7 +573,6 @@ class Interface:
             for out in handler.poll_transmit(now):
                 dst = out.dst
                 if ipv6 is not None and isinstance(dst, IPv6Address):
-                    self._settled = self._drained = False
                     src = out.src
                     ipv6.send(
                         src if isinstance(src, IPv6Address) else None,
@@ -582,6 +582,10 @@ class Interface:
                         now,
                         out.offload,
                     )
+                    if ipv6.parts_touched:  # its neighbour cache was given work
+                        ipv6.parts_touched = False
+                        self._settled = self._drained = False
+                    self._take_ipv6_frames(ipv6.take_sent())
                 else:
                     self.send_ip(
                         out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment
@@ -611,18 +615,24 @@ class Interface:
             self._frames.append(([head, *parts], tx))
         ipv6 = self._ipv6
         if ipv6 is not None:
-            for parts, offload in ipv6.poll_transmit(now):
-                tx = None
-                if offload is not None:  # the transport header follows Ethernet and IPv6
-                    gso = offload.gso_size
-                    tx = TxOffload(
-                        csum_start=54,
-                        csum_offset=offload.csum_offset,
-                        gso_type=GSO_TCPV6 if gso else 0,
-                        gso_size=gso,
-                        hdr_len=54 + offload.header_len if gso else 0,
-                    )
-                self._frames.append((parts, tx))
+            ipv6.parts_touched = False
+            self._take_ipv6_frames(ipv6.poll_transmit(now))
+
+    def _take_ipv6_frames(
+        self, frames: list[tuple[list[BytesLike], TransportOffload | None]]
+    ) -> None:
+        for parts, offload in frames:
+            tx = None
+            if offload is not None:  # the transport header follows Ethernet and IPv6
+                gso = offload.gso_size
+                tx = TxOffload(
+                    csum_start=54,
+                    csum_offset=offload.csum_offset,
+                    gso_type=GSO_TCPV6 if gso else 0,
+                    gso_size=gso,
+                    hdr_len=54 + offload.header_len if gso else 0,
+                )
+            self._frames.append((parts, tx))
 
     # -- timers ------------------------------------------------------------
 
