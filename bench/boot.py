@@ -3,6 +3,8 @@
 Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-debootstrap]
 [--snapshot-only] (only the cold riad vm and its snapshot, no reference images)
 [--wake] (only riad serve's wakes, beside a cold boot and riad run -t unix, and wrk)
+[--python] (only the echo image on the stock and the static interpreter: sizes, boot,
+start-up in the guest, echo round trips a second, memory)
 
 Side by side, in one network namespace made for the run, the same echo
 service is started again and again as each *contender*, and the time from the
@@ -123,6 +125,9 @@ class Launch:
     """Whether the service answers at the address (default: a TCP echo on ``PORT``)."""
     cwd: Path | None = None
     """Where the command starts (a service named ``module:attr`` is imported from there)."""
+    measure: Callable[[str], float] | None = None
+    """Measured once the service answered, before it is stopped (``--python``: echo round
+    trips a second)."""
 
 
 @dataclass
@@ -135,6 +140,9 @@ class Contender:
     """One untimed run first (the sandbox's start-up trace, cached after it)."""
     rss: list[int] = field(default_factory=list)
     pss: list[int] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    startups: list[float] = field(default_factory=list)
+    """The guest's PID 1 to service ready (``riad-vm: pid1`` to ``riad-vm: ready``)."""
 
 
 # ------------------------------------------------------------------ contenders
@@ -282,9 +290,10 @@ def tree_memory(root: int) -> tuple[int, int]:
 
 
 def first_answer(
-    ws: Workspace, launch: Launch, timeout_s: float = 60.0
+    ws: Workspace, launch: Launch, timeout_s: float = 60.0, measured: list[float] | None = None
 ) -> tuple[float, int, int] | None:
-    """Seconds from start to the first echo answered, and the memory then (``None``: never)."""
+    """Seconds from start to the first echo answered, and the memory then (``None``: never);
+    ``launch.measure``'s figure is appended to ``measured``."""
     if launch.forget_neighbour:
         ws.run(["ip", "neigh", "del", launch.address, "dev", TAP], capture_output=True)
     start = time.monotonic()
@@ -305,6 +314,8 @@ def first_answer(
             if answered(launch.address):
                 elapsed = time.monotonic() - start
                 rss, pss = tree_memory(process.pid)
+                if launch.measure is not None and measured is not None:
+                    measured.append(launch.measure(launch.address))
                 break
             time.sleep(0.01)
     finally:
@@ -316,6 +327,38 @@ def first_answer(
             process.wait()
         log.close()
     return None if elapsed is None else (elapsed, rss, pss)
+
+
+ECHO_ROUNDS = 400
+ECHO_PAYLOAD = b"x" * 63 + b"\n"
+
+
+def echo_rate(address: str, rounds: int = ECHO_ROUNDS) -> float:
+    """Echo round trips a second over one TCP connection (64 bytes each way)."""
+    with socket.create_connection((address, PORT), timeout=5.0) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        start = time.monotonic()
+        for _ in range(rounds):
+            conn.sendall(ECHO_PAYLOAD)
+            got = b""
+            while len(got) < len(ECHO_PAYLOAD):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    raise OSError("the echo closed the connection")
+                got += chunk
+        return rounds / (time.monotonic() - start)
+
+
+def guest_startup(log: Path) -> float | None:
+    """Seconds from PID 1's first line to the service's readiness, by the guest's clock."""
+    marks: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "riad-vm:" and words[1] in ("pid1", "ready"):
+            marks.setdefault(words[1], float(words[2]))
+    if "pid1" not in marks or "ready" not in marks:
+        return None
+    return marks["ready"] - marks["pid1"]
 
 
 def enter_run_netns(ws: Workspace) -> None:
@@ -356,6 +399,111 @@ def build_riad(ws: Workspace) -> None:
         out = ws.cache / f"{name}-image"
         build_image(ws.service, out, BuildOptions(net=net, compression=compression))  # type: ignore[arg-type]
         ws.images[name] = out
+
+
+PYTHONS = ("stock", "static")
+
+
+def build_pythons(ws: Workspace) -> None:
+    """The echo image on each interpreter (lz4, as by default; uncompressed for sizes)."""
+    for python in PYTHONS:
+        for compression in ("lz4", "none"):
+            out = ws.cache / f"python-{python}-{compression}-image"
+            options = BuildOptions(net="direct", compression=compression, python=python)  # type: ignore[arg-type]
+            build_image(ws.service, out, options)
+            ws.images[f"python-{python}-{compression}"] = out
+
+
+def _python_vm(python: str) -> Callable[[Workspace], Launch]:
+    def prepare(ws: Workspace) -> Launch:
+        image = ws.images[f"python-{python}-lz4"]
+        command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm"]
+        command += ["--tap", TAP, "--accel", "tcg", f"--ipv4={GUEST}/24", "--port", str(PORT)]
+        return Launch(command, GUEST, measure=echo_rate)  # the image's own memory
+
+    return prepare
+
+
+def python_contenders() -> list[Contender]:
+    return [Contender(f"riad vm, {p} interpreter", _python_vm(p)) for p in PYTHONS]
+
+
+def python_report(ws: Workspace, runs: list[Contender]) -> str:
+    """``--python``: the two interpreters' boots, start-ups, echo rates and sizes."""
+    lines = [
+        f"Echo image on each interpreter (TCG, direct kernel, each image's own memory; "
+        f"{len(runs[0].times)} runs each, interleaved; echo: {ECHO_ROUNDS} round trips of "
+        f"{len(ECHO_PAYLOAD)} bytes on one connection once the first answer came):",
+        "",
+        "| contender | answered | first answer (median) | min | vs stock | PID 1 to ready "
+        "(guest) | echo round trips/s | vs stock | memory (PSS) | RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = runs[0]
+
+    def ratio(mine: list[float], theirs: list[float]) -> str:
+        if not mine or not theirs:
+            return "n/a"
+        return f"{statistics.median(mine) / statistics.median(theirs):.2f}x"
+
+    for contender in runs:
+        answered = f"{len(contender.times)}/{contender.attempts}"
+        if not contender.times:
+            lines.append(f"| {contender.name} | {answered} | | | | | | | | |")
+            continue
+        startup = f"{statistics.median(contender.startups):.3f} s" if contender.startups else "n/a"
+        rate = f"{statistics.median(contender.rates):.0f}" if contender.rates else "n/a"
+        lines.append(
+            f"| {contender.name} | {answered} | {statistics.median(contender.times):.3f} s "
+            f"| {min(contender.times):.3f} s | {ratio(contender.times, base.times)} | {startup} "
+            f"| {rate} | {ratio(contender.rates, base.rates)} "
+            f"| {_fmt_mb(int(statistics.median(contender.pss)))} "
+            f"| {_fmt_mb(int(statistics.median(contender.rss)))} |"
+        )
+    lines += [
+        "",
+        "Sizes (compressed: the kernel and the uncompressed initramfs each through zstd -19):",
+        "",
+        "| image | kernel | initramfs (lz4) | on disk | compressed | interpreter and "
+        "libraries, unpacked | files unpacked | guest memory asked for |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for python in PYTHONS:
+        image = ws.images[f"python-{python}-lz4"]
+        plain = ws.images[f"python-{python}-none"]
+        kernel = (image / "kernel").stat().st_size
+        initrd = (image / "initramfs.cpio.lz4").stat().st_size
+        packed = _zstd_size(image / "kernel") + _zstd_size(plain / "initramfs.cpio")
+        manifest = json.loads((image / "manifest.json").read_text())
+        native = sum(
+            f["size"] for f in manifest["files"] if f["part"] in ("interpreter", "libraries")
+        )
+        native += sum(f["size"] for f in manifest["files"] if str(f["path"]).endswith(".so"))
+        lines.append(
+            f"| echo, {python} interpreter | {_fmt_mb(kernel)} | {_fmt_mb(initrd)} "
+            f"| {_fmt_mb(kernel + initrd)} | {_fmt_mb(packed)} | {_fmt_mb(native)} "
+            f"| {_fmt_mb((plain / 'initramfs.cpio').stat().st_size)} "
+            f"| {manifest['memory_mb']} MiB |"
+        )
+    return "\n".join(lines)
+
+
+def python_run(ws: Workspace, runs_wanted: int) -> str:
+    runs = python_contenders()
+    launches = [c.prepare(ws) for c in runs]
+    for index in range(runs_wanted):
+        for contender, launch in zip(runs, launches, strict=True):
+            took = first_answer(ws, launch, measured=contender.rates)
+            contender.attempts += 1
+            startup = guest_startup(ws.cache / "last-run-python.log")
+            print(f"run {index + 1} {contender.name}: {took} start-up {startup}", file=sys.stderr)
+            if took is not None:
+                contender.times.append(took[0])
+                contender.rss.append(took[1])
+                contender.pss.append(took[2])
+            if startup is not None:
+                contender.startups.append(startup)
+    return python_report(ws, runs)
 
 
 def build_site(ws: Workspace) -> Path | None:
@@ -853,6 +1001,11 @@ def main() -> int:
         action="store_true",
         help="only riad serve's wakes against a cold boot and riad run -t unix, and wrk",
     )
+    parser.add_argument(
+        "--python",
+        action="store_true",
+        help="only the echo image on the stock and the static interpreter",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/boot.py needs root (network namespace, TAP device)")
@@ -863,10 +1016,12 @@ def main() -> int:
     ws.cache.mkdir(parents=True, exist_ok=True)
     compile_host_code(ws.service.root)
     print("building the riad image and the stock-kernel image...", file=sys.stderr)
-    if not args.wake:  # (--wake builds its own)
+    if args.python:
+        build_pythons(ws)
+    elif not args.wake:  # (--wake builds its own)
         build_riad(ws)
     deboot = None
-    if not args.snapshot_only and not args.wake:
+    if not args.snapshot_only and not args.wake and not args.python:
         site = build_site(ws)
         if site is not None:
             ws.images["site"] = site
@@ -877,6 +1032,9 @@ def main() -> int:
         enter_run_netns(ws)
         if args.wake:
             print(wake_run(ws, args.runs))
+            return 0
+        if args.python:
+            print(python_run(ws, args.runs))
             return 0
         runs = contenders(args.snapshot_only)
         launches = [c.prepare(ws) for c in runs]

@@ -17,11 +17,36 @@ import os
 import struct
 import sys
 
-__all__ = ["STATIC_SYMBOLS", "libc", "static_symbols"]
+__all__ = ["OPENSSL_SYMBOLS", "STATIC_SYMBOLS", "libc", "static_symbols"]
 
 STATIC_SYMBOLS = frozenset({"syscall", "prctl", "unshare", "mount", "umount2", "malloc_trim"})
 """The C library functions riad calls through ``ctypes`` (the sandbox's seal, the HTTP
 server's ``malloc_trim``)."""
+OPENSSL_SYMBOLS = frozenset(
+    {
+        "BIO_new_mem_buf",
+        "BIO_free",
+        "PEM_read_bio_X509_AUX",
+        "PEM_read_bio_X509",
+        "PEM_read_bio_PrivateKey",
+        "X509_free",
+        "EVP_PKEY_free",
+        "SSL_CTX_use_certificate",
+        "SSL_CTX_use_PrivateKey",
+        "SSL_CTX_check_private_key",
+        "SSL_CTX_ctrl",
+        "SSL_CTX_set_timeout",
+        "SSL_CTX_get_timeout",
+        "SSL_CTX_flush_sessions",
+        "SSL_CTX_get_options",
+        "SSL_CTX_get_verify_mode",
+        "ERR_get_error",
+        "ERR_clear_error",
+        "ERR_error_string_n",
+    }
+)
+"""OpenSSL's functions :mod:`riad.services.tls.libssl` calls, kept where ``_ssl`` is
+built into a static interpreter."""
 
 _ET_EXEC = 2
 _PT_INTERP = 3

@@ -11,13 +11,13 @@ import pytest
 
 from riad.image import ImageError
 from riad.image.static_python import (
-    KEPT_SYMBOLS,
-    LDFLAGS,
     build_static_python,
     configure_arguments,
+    kept_symbols,
+    ldflags,
     setup_local,
 )
-from riad.libc import libc, static_symbols
+from riad.libc import OPENSSL_SYMBOLS, STATIC_SYMBOLS, libc, static_symbols
 
 ECHO_MODULES = ("_asyncio", "_ctypes", "_socket", "math", "select")
 
@@ -49,8 +49,19 @@ def test_a_third_party_extension_module_is_refused_by_name() -> None:
 
 
 def test_the_kept_symbols_are_linked_in() -> None:
-    for name in KEPT_SYMBOLS:
-        assert f"-Wl,--require-defined={name}" in LDFLAGS
+    assert kept_symbols(ECHO_MODULES) == STATIC_SYMBOLS
+    assert kept_symbols((*ECHO_MODULES, "_ssl")) == STATIC_SYMBOLS | OPENSSL_SYMBOLS
+    for name in STATIC_SYMBOLS:
+        assert f"-Wl,--require-defined={name}" in ldflags(ECHO_MODULES).split()
+    assert "-Wl,--require-defined=SSL_CTX_ctrl" not in ldflags(ECHO_MODULES).split()
+    assert "-Wl,--require-defined=SSL_CTX_ctrl" in ldflags(("_ssl",)).split()
+
+
+def test_the_openssl_symbols_are_the_functions_libssl_binds() -> None:
+    from riad.services.tls import libssl
+
+    assert libssl.LIB is not None
+    assert set(libssl.SIGNATURES) == OPENSSL_SYMBOLS
 
 
 @pytest.fixture
@@ -61,9 +72,10 @@ def static_program(tmp_path: Path) -> Path:
     source = tmp_path / "main.c"
     source.write_text("int main(void) { return 0; }\n")
     linked = tmp_path / "linked"
-    subprocess.run(["gcc", "-Os", *LDFLAGS.split(), "-o", str(linked), str(source)], check=True)
+    flags = ldflags(ECHO_MODULES).split()
+    subprocess.run(["gcc", "-Os", *flags, "-o", str(linked), str(source)], check=True)
     program = tmp_path / "program"
-    kept = [f"--keep-symbol={name}" for name in sorted(KEPT_SYMBOLS)]
+    kept = [f"--keep-symbol={name}" for name in sorted(STATIC_SYMBOLS)]
     subprocess.run(["strip", "--strip-all", *kept, "-o", str(program), str(linked)], check=True)
     return program
 
@@ -76,8 +88,8 @@ def test_static_symbols_are_the_addresses_nm_gives(static_program: Path) -> None
         for line in listed.splitlines()
         if len(line.split()) == 3 and line.split()[1] in "TtWw"
     }
-    assert set(found) == set(KEPT_SYMBOLS)
-    assert found == {name: expected[name] for name in KEPT_SYMBOLS}
+    assert set(found) == STATIC_SYMBOLS
+    assert found == {name: expected[name] for name in STATIC_SYMBOLS}
 
 
 def test_a_dynamic_executable_has_no_static_symbols(tmp_path: Path) -> None:

@@ -30,11 +30,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("net", ["direct", "socket"])
+@pytest.mark.parametrize(
+    ("net", "python"), [("direct", "stock"), ("socket", "stock"), ("direct", "static")]
+)
 def test_static_site_in_a_vm_answers_curl_over_https(
-    kernels: object, riad_run: type[RiadRun], netns: str, site: Path, net: str
+    kernels: object, riad_run: type[RiadRun], netns: str, site: Path, net: str, python: str
 ) -> None:
-    run = riad_run([str(site), "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24"])
+    # --python static: _ssl, OpenSSL and its functions riad calls through ctypes
+    # (riad.services.tls.libssl) built into the one executable
+    args = ["-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24", "--python", python]
+    run = riad_run([str(site), *args])
     run.wait_for(r"app: serving https=https://10.0.0.2:8443/")
     page = in_netns(
         netns,

@@ -22,7 +22,7 @@ What a static executable cannot do: load a shared library (``ctypes.CDLL``
 of a file, a third-party extension module). riad's own calls into the C
 library through ``ctypes`` find their functions in the executable's symbol
 table instead (:mod:`riad.libc`); the executable keeps those symbols
-(:data:`KEPT_SYMBOLS`).
+(:func:`kept_symbols`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from riad.image import ImageError
 from riad.image.kernel import Log, _apt_install, _stderr_log, cache_lock, cache_root
-from riad.libc import STATIC_SYMBOLS
+from riad.libc import OPENSSL_SYMBOLS, STATIC_SYMBOLS
 
 SOURCE_PACKAGE = "python3.11"
 # Bump when the way the interpreter is built changes, so old cache entries are unused.
@@ -47,13 +47,21 @@ BUILD_FORMAT = 1
 # configure's OPT without -g and -O3 (CFLAGS' -Os sets the optimisation).
 OPT = "-DNDEBUG -fwrapv -Wall"
 CFLAGS = "-Os -ffunction-sections -fdata-sections"
-# Functions of the C library riad calls through ctypes (riad.libc): linked in though
-# CPython calls some of them nowhere, and kept in the stripped executable's symbol
-# table, where riad.libc finds them.
-KEPT_SYMBOLS = STATIC_SYMBOLS
-LDFLAGS = "-static -Wl,--gc-sections " + " ".join(
-    f"-Wl,--require-defined={name}" for name in sorted(KEPT_SYMBOLS)
-)
+LDFLAGS = "-static -Wl,--gc-sections"
+
+
+def kept_symbols(modules: tuple[str, ...] | set[str]) -> frozenset[str]:
+    """Functions riad calls through ctypes (:mod:`riad.libc`): the C library's, and
+    OpenSSL's where ``_ssl`` is built in. They are linked in though CPython calls some
+    of them nowhere, and kept in the stripped executable's symbol table."""
+    return STATIC_SYMBOLS | (OPENSSL_SYMBOLS if "_ssl" in modules else frozenset())
+
+
+def ldflags(modules: tuple[str, ...] | set[str]) -> str:
+    """The link's flags: static, unused sections dropped, :func:`kept_symbols` kept."""
+    kept = sorted(kept_symbols(modules))
+    return " ".join([LDFLAGS, *(f"-Wl,--require-defined={name}" for name in kept)])
+
 
 # The extension modules configure builds from Modules/Setup.stdlib (each may be
 # turned off with ``py_cv_module_NAME=n/a``), with the Debian package each needs.
@@ -278,8 +286,8 @@ def cache_key(tree: Path, modules: tuple[str, ...]) -> str:
             "modules": sorted(modules),
             "opt": OPT,
             "cflags": CFLAGS,
-            "ldflags": LDFLAGS,
-            "kept": sorted(KEPT_SYMBOLS),
+            "ldflags": ldflags(modules),
+            "kept": sorted(kept_symbols(modules)),
         },
         sort_keys=True,
     )
@@ -370,13 +378,21 @@ def build_static_python(
             _run(["make", "-f", "Makefile.pre", "Makefile"], build, env, logfile)
             # LINKFORSHARED exports libpython's symbols for shared extension modules,
             # of which a static interpreter loads none.
-            _run(["make", f"-j{jobs}", "python", "LINKFORSHARED="], build, env, logfile)
+            # The kept symbols are asked for at the link only: configure's test programs
+            # do not link OpenSSL.
+            kept = ldflags(wanted).removeprefix(LDFLAGS).strip()
+            _run(
+                ["make", f"-j{jobs}", "python", "LINKFORSHARED=", f"LDFLAGS={kept}"],
+                build,
+                env,
+                logfile,
+            )
             staging = entry.with_name(entry.name + ".tmp")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            kept = [f"--keep-symbol={name}" for name in sorted(KEPT_SYMBOLS)]
+            keep = [f"--keep-symbol={name}" for name in sorted(kept_symbols(wanted))]
             _run(
-                ["strip", "--strip-all", *kept, "-o", str(staging / "python3.11"), "python"],
+                ["strip", "--strip-all", *keep, "-o", str(staging / "python3.11"), "python"],
                 build,
                 env,
                 logfile,

@@ -12,7 +12,8 @@ context's by asking OpenSSL for two settings Python has set
 (``SSL_CTX_get_options`` and ``SSL_CTX_get_verify_mode``, OpenSSL's flags
 for Python's ``verify_mode``). Where any of this
 is unavailable (another interpreter, an ``_ssl`` linked statically without
-exported symbols), every function here returns ``False`` and changes nothing,
+exported symbols; a vm image's static interpreter keeps these in its symbol
+table, :mod:`riad.libc`), every function here returns ``False`` and changes nothing,
 and the caller falls back to what the ``ssl`` module can do.
 
 OpenSSL's functions are bound when this module is imported, so that a
@@ -24,6 +25,8 @@ from __future__ import annotations
 import ctypes
 import ssl
 import sys
+
+from riad.libc import libc
 
 __all__ = [
     "LIB",
@@ -46,6 +49,31 @@ class PemError(ValueError):
     """OpenSSL refused the certificate or key; the message is OpenSSL's reason."""
 
 
+SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
+    "BIO_new_mem_buf": (_P, [ctypes.c_char_p, ctypes.c_int]),
+    "BIO_free": (ctypes.c_int, [_P]),
+    "PEM_read_bio_X509_AUX": (_P, [_P, _P, _P, _P]),
+    "PEM_read_bio_X509": (_P, [_P, _P, _P, _P]),
+    "PEM_read_bio_PrivateKey": (_P, [_P, _P, _P, ctypes.c_char_p]),
+    "X509_free": (None, [_P]),
+    "EVP_PKEY_free": (None, [_P]),
+    "SSL_CTX_use_certificate": (ctypes.c_int, [_P, _P]),
+    "SSL_CTX_use_PrivateKey": (ctypes.c_int, [_P, _P]),
+    "SSL_CTX_check_private_key": (ctypes.c_int, [_P]),
+    "SSL_CTX_ctrl": (ctypes.c_long, [_P, ctypes.c_int, ctypes.c_long, _P]),
+    "SSL_CTX_set_timeout": (ctypes.c_long, [_P, ctypes.c_long]),
+    "SSL_CTX_get_timeout": (ctypes.c_long, [_P]),
+    "SSL_CTX_flush_sessions": (None, [_P, ctypes.c_long]),
+    "SSL_CTX_get_options": (ctypes.c_uint64, [_P]),
+    "SSL_CTX_get_verify_mode": (ctypes.c_int, [_P]),
+    "ERR_get_error": (ctypes.c_ulong, []),
+    "ERR_clear_error": (None, []),
+    "ERR_error_string_n": (None, [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t]),
+}
+"""The OpenSSL functions bound: restype and argtypes (riad.libc.OPENSSL_SYMBOLS names them
+for a static interpreter)."""
+
+
 def _bind() -> ctypes.CDLL | None:
     """libssl and libcrypto through the ``_ssl`` extension that links them, or None."""
     if sys.implementation.name != "cpython":
@@ -53,29 +81,11 @@ def _bind() -> ctypes.CDLL | None:
     try:
         import _ssl
 
-        lib = ctypes.CDLL(_ssl.__file__)  # symbol lookup goes on into its libraries
-        signatures: dict[str, tuple[type | None, list[type]]] = {
-            "BIO_new_mem_buf": (_P, [ctypes.c_char_p, ctypes.c_int]),
-            "BIO_free": (ctypes.c_int, [_P]),
-            "PEM_read_bio_X509_AUX": (_P, [_P, _P, _P, _P]),
-            "PEM_read_bio_X509": (_P, [_P, _P, _P, _P]),
-            "PEM_read_bio_PrivateKey": (_P, [_P, _P, _P, ctypes.c_char_p]),
-            "X509_free": (None, [_P]),
-            "EVP_PKEY_free": (None, [_P]),
-            "SSL_CTX_use_certificate": (ctypes.c_int, [_P, _P]),
-            "SSL_CTX_use_PrivateKey": (ctypes.c_int, [_P, _P]),
-            "SSL_CTX_check_private_key": (ctypes.c_int, [_P]),
-            "SSL_CTX_ctrl": (ctypes.c_long, [_P, ctypes.c_int, ctypes.c_long, _P]),
-            "SSL_CTX_set_timeout": (ctypes.c_long, [_P, ctypes.c_long]),
-            "SSL_CTX_get_timeout": (ctypes.c_long, [_P]),
-            "SSL_CTX_flush_sessions": (None, [_P, ctypes.c_long]),
-            "SSL_CTX_get_options": (ctypes.c_uint64, [_P]),
-            "SSL_CTX_get_verify_mode": (ctypes.c_int, [_P]),
-            "ERR_get_error": (ctypes.c_ulong, []),
-            "ERR_clear_error": (None, []),
-            "ERR_error_string_n": (None, [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t]),
-        }
-        for name, (restype, argtypes) in signatures.items():
+        # symbol lookup goes on into its libraries; an _ssl built into a static
+        # interpreter (a vm image's --python static): the executable's symbols
+        file = getattr(_ssl, "__file__", None)
+        lib = ctypes.CDLL(file) if file else libc()
+        for name, (restype, argtypes) in SIGNATURES.items():
             function = getattr(lib, name)
             function.restype = restype
             function.argtypes = argtypes
