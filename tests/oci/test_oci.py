@@ -12,6 +12,7 @@ sealed, the log says once what the container's runtime prevented, and
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import tarfile
@@ -85,6 +86,7 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
     sealed = eventually(lambda: "sealed in the container" in logs(), timeout_s=60)
     assert sealed
     text = logs()
+    assert re.search(r"sealed in the container \(\d+ modules imported first, \d+ ms\)", text)
     assert text.count("prevented by the container's runtime: new namespaces") == 1, text
     assert "capabilities: none" in text and "no_new_privs" in text
     assert "seccomp (enforce): " in text, text

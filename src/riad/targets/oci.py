@@ -301,12 +301,16 @@ def _serve(
 
     def seal() -> None:
         import gc
+        import time
 
+        began, loaded = time.monotonic(), len(sys.modules)
         for failure in import_modules(plan["imports"]):
             console.write_line(f"riad: note: not imported before the seal: {failure}")
         warm_up()
+        first = f"{len(sys.modules) - loaded} modules imported first, "
+        first += f"{(time.monotonic() - began) * 1000:.0f} ms"
         steps = seal_in_container(plan["readable"], app.threads, mode)
-        console.write_line("riad: sealed in the container: " + "; ".join(steps))
+        console.write_line(f"riad: sealed in the container ({first}): " + "; ".join(steps))
         sealing.release()
         gc.collect()
         gc.freeze()
