@@ -135,6 +135,9 @@ def test_the_memory_an_image_needs_unpacking_and_running() -> None:
     # the direct kernel, 36 on the socket kernel asks for 40
     assert needed_memory_mb(4 * mib, 1 * mib, net="direct") == 32
     assert needed_memory_mb(4 * mib, 1 * mib, net="socket") == 40
+    # rounded up, not down: 12 + 4 + 11.5 MiB of files + a 17.3 MiB heap is 44.7, given 48
+    assert needed_memory_mb(12_012_556, 4_835_851, 14156, net="socket") == 48
+    assert needed_memory_mb(12_012_556, 4_835_851, 20480, net="direct") == 56
 
 
 def test_a_codec_looked_up_by_the_locales_name_is_the_images(

@@ -39,6 +39,7 @@ import importlib.metadata
 import importlib.util
 import json
 import marshal
+import math
 import os
 import shutil
 import subprocess
@@ -992,7 +993,7 @@ def needed_memory_mb(
     unpacking = KERNEL_BOOT_MB + kernel_extra + packed_bytes / (1 << 20) + files_mb
     running = KERNEL_RUN_MB + kernel_extra + files_mb + heap_mb
     need = max(unpacking, running)
-    return max(DEFAULT_MEMORY_MB, -(-int(need) // MEMORY_STEP_MB) * MEMORY_STEP_MB)
+    return max(DEFAULT_MEMORY_MB, math.ceil(need / MEMORY_STEP_MB) * MEMORY_STEP_MB)
 
 
 def _write_output(
