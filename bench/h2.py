@@ -7,7 +7,10 @@ server over HTTP/2 in clear with prior knowledge (h2c): riad's ``StaticFiles``
 over the static-site example's pages (``GET /``, 1.4 KB), and a Starlette JSON
 route (``GET /json``). ``riad`` is ``riad run app:ATTR`` (host sockets),
 ``hypercorn`` and ``granian`` (``--http 2``) their own command lines, access
-logs off. nghttp2's ``h2load`` (Debian ``nghttp2-client``, one thread) loads
+logs off; each names its event loop (``NAME@LOOP``): riad and hypercorn run on
+asyncio's own loop and on uvloop (``riad run --loop``, ``hypercorn -k``), granian
+(whose HTTP/2 is Rust) runs its Python side on uvloop, and each is compared with
+riad on the same loop. nghttp2's ``h2load`` (Debian ``nghttp2-client``, one thread) loads
 each with 1 and 50 connections of 10 concurrent streams. Every server is one
 process on one core (``taskset -c 1``), h2load on the other; the servers
 take turns within each round and the median of ``--rounds`` rounds is
@@ -39,17 +42,24 @@ BIN = Path(sys.executable).parent
 APPS = {"static": ("static", "/"), "json": ("json_app", "/json")}
 
 
+LOOPS = ("asyncio", "uvloop")
+
+
 def commands(app: str, port: int) -> dict[str, list[str]]:
+    """Each server's command line on each loop (``NAME@LOOP``)."""
     where = f"127.0.0.1:{port}"
-    return {
-        "riad": [str(BIN / "riad"), "run", f"app:{app}", "--port", str(port), "--host",
-                 "127.0.0.1", "--logs", "*:warning"],
-        "hypercorn": [str(BIN / "hypercorn"), f"app:{app}", "-b", where, "--workers", "1",
-                      "--log-level", "warning"],
-        "granian": [str(BIN / "granian"), "--interface", "asgi", "--http", "2", "--host",
-                    "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level",
-                    "warning", f"app:{app}"],
-    }  # fmt: skip
+    out: dict[str, list[str]] = {}
+    # fmt: off
+    for loop in LOOPS:
+        out[f"riad@{loop}"] = [str(BIN / "riad"), "run", f"app:{app}", "--port", str(port),
+                               "--host", "127.0.0.1", "--loop", loop, "--logs", "*:warning"]
+        out[f"hypercorn@{loop}"] = [str(BIN / "hypercorn"), f"app:{app}", "-b", where,
+                                    "--workers", "1", "-k", loop, "--log-level", "warning"]
+    out["granian@uvloop"] = [str(BIN / "granian"), "--interface", "asgi", "--http", "2",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--loop", "uvloop", "--log-level", "warning", f"app:{app}"]
+    # fmt: on
+    return out
 
 
 SERVERS = list(commands("x", 0))
@@ -123,15 +133,18 @@ def main() -> int:
                     proc.wait(30)
     for app in APPS:
         print(f"\n{app}: GET {APPS[app][1]} over h2c, one process on one core")
-        print("| server | h2load | req/s | mean ms | CPU µs/req | riad req/s ÷ this |")
-        print("|---|---|---|---|---|---|")
+        print("| server | loop | h2load | req/s | mean ms | CPU µs/req | riad req/s ÷ this |")
+        print("|---|---|---|---|---|---|---|")
         for case in cases:
             for name in servers:
+                server, _, loop = name.partition("@")
                 rows = results[(app, name, case)]
                 rps = statistics.median(r[0] for r in rows)
-                riad = statistics.median(r[0] for r in results.get((app, "riad", case), rows))
-                ratio = f"{riad / rps:.2f}" if rps else "-"  # (a server that answered nothing)
-                print(f"| {name} | {case} | {rps:.0f} | "
+                riad_rows = results.get((app, f"riad@{loop}", case))
+                riad = statistics.median(r[0] for r in riad_rows) if riad_rows else 0.0
+                # (a server that answered nothing has no ratio)
+                ratio = f"{riad / rps:.2f}" if rps and riad else "-"
+                print(f"| {server} | {loop} | {case} | {rps:.0f} | "
                       f"{statistics.median(r[1] for r in rows):.2f} | "
                       f"{statistics.median(r[3] for r in rows):.0f} | {ratio} |")  # fmt: skip
     return 0

@@ -1,18 +1,20 @@
 """WebSocket echo of riad against uvicorn (its websockets implementation) and hypercorn.
 
 Run: .venv/bin/python bench/websocket.py [--seconds S] [--rounds R] [--servers a,b]
-(the servers are pip packages: `pip install uvicorn websockets hypercorn`)
+(the servers are pip packages: `pip install uvicorn websockets hypercorn uvloop`)
 
 The same ASGI echo (``bench/h2_service/app.py``: every message back as it came)
 is served by each server on the host's sockets: ``riad run app:echo`` (wsproto
 under riad's HTTP server), ``uvicorn --ws websockets`` and hypercorn, access logs
-off. The client is one process of its own (the ``websockets`` library's asyncio
-client): 1 or 100 connections, each sending a 32-byte text message and waiting
-for it to come back, over and over, for ``--seconds`` after a second of warm-up.
-Each server is one process on core 1, the client on core 0; the servers take
-turns within each round and the median of ``--rounds`` rounds is printed:
-messages echoed a second, p99 round trip, the server's CPU per message, and
-riad's ratio to each.
+off, each on asyncio's own event loop and on uvloop (``riad run --loop``,
+``uvicorn --loop``, ``hypercorn -k``): a server is named ``NAME@LOOP`` and is
+compared with riad on the same loop. The client is one process of its own (the
+``websockets`` library's asyncio client): 1 or 100 connections, each sending a
+32-byte text message and waiting for it to come back, over and over, for
+``--seconds`` after a second of warm-up. Each server is one process on core 1,
+the client on core 0; the servers take turns within each round and the median
+of ``--rounds`` rounds is printed: messages echoed a second, p99 round trip, the
+server's CPU per message, and riad's ratio to each.
 """
 
 # ruff: noqa: E402
@@ -67,17 +69,24 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
 """
 
 
+LOOPS = ("asyncio", "uvloop")
+
+
 def commands(port: int) -> dict[str, list[str]]:
+    """Each server's command line on each loop (``NAME@LOOP``)."""
     where = f"127.0.0.1:{port}"
-    return {
-        "riad": [str(BIN / "riad"), "run", "app:echo", "--port", str(port), "--host",
-                 "127.0.0.1", "--logs", "*:warning"],
-        "uvicorn": [str(BIN / "uvicorn"), "app:echo", "--port", str(port), "--host",
-                    "127.0.0.1", "--ws", "websockets", "--log-level", "warning",
-                    "--no-access-log"],
-        "hypercorn": [str(BIN / "hypercorn"), "app:echo", "-b", where, "--workers", "1",
-                      "--log-level", "warning"],
-    }  # fmt: skip
+    out: dict[str, list[str]] = {}
+    # fmt: off
+    for loop in LOOPS:
+        out[f"riad@{loop}"] = [str(BIN / "riad"), "run", "app:echo", "--port", str(port),
+                               "--host", "127.0.0.1", "--loop", loop, "--logs", "*:warning"]
+        out[f"uvicorn@{loop}"] = [str(BIN / "uvicorn"), "app:echo", "--port", str(port),
+                                  "--host", "127.0.0.1", "--ws", "websockets", "--loop", loop,
+                                  "--log-level", "warning", "--no-access-log"]
+        out[f"hypercorn@{loop}"] = [str(BIN / "hypercorn"), "app:echo", "-b", where,
+                                    "--workers", "1", "-k", loop, "--log-level", "warning"]
+    # fmt: on
+    return out
 
 
 SERVERS = list(commands(0))
@@ -134,20 +143,21 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(30)
     print("\nWebSocket echo, 32-byte text messages, one process on one core")
-    print("| server | case | messages/s | p99 ms | CPU µs/message | riad ÷ this (msg/s) "
-          "| this ÷ riad (p99) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| server | loop | case | messages/s | p99 ms | CPU µs/message "
+          "| riad ÷ this (msg/s) | this ÷ riad (p99) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for case in cases:
-        riad_rows = results.get(("riad", case), [(0.0,) * 4])
-        riad = statistics.median(r[0] for r in riad_rows)
-        riad_p99 = statistics.median(r[2] for r in riad_rows)
         for name in servers:
+            server, _, loop = name.partition("@")
             rows = results[(name, case)]
+            riad_rows = results.get((f"riad@{loop}", case), [(0.0,) * 4])
+            riad = statistics.median(r[0] for r in riad_rows)
+            riad_p99 = statistics.median(r[2] for r in riad_rows)
             rate = statistics.median(r[0] for r in rows)
             p99 = statistics.median(r[2] for r in rows)
-            ratio = f"{riad / rate:.2f}" if rate else "-"
+            ratio = f"{riad / rate:.2f}" if rate and riad else "-"
             p99_ratio = f"{p99 / riad_p99:.2f}" if riad_p99 else "-"
-            print(f"| {name} | {case} | {rate:.0f} | {p99:.2f} | "
+            print(f"| {server} | {loop} | {case} | {rate:.0f} | {p99:.2f} | "
                   f"{statistics.median(r[3] for r in rows):.0f} | {ratio} | {p99_ratio} |")  # fmt: skip
     return 0
 
