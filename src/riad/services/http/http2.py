@@ -362,7 +362,10 @@ class Http2Connection:
 
     def _flush(self) -> None:
         data = self._h2.data_to_send()
-        if data and self.phase is not H2Phase.CLOSED:
+        # (a connection found lost while writing is closing before its reading side
+        # hears of it: streams still answering would write into it, which asyncio's
+        # transports drop, warning in the log at every write past the fifth)
+        if data and self.phase is not H2Phase.CLOSED and not self._transport.stream.is_closing():
             self._transport.write(data)
 
     def _client(self) -> str:
