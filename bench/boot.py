@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -142,7 +143,7 @@ class Contender:
     pss: list[int] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     startups: list[float] = field(default_factory=list)
-    """The guest's PID 1 to service ready (``riad-vm: pid1`` to ``riad-vm: ready``)."""
+    """The guest's PID 1 to service ready (``riad run --timings``)."""
 
 
 # ------------------------------------------------------------------ contenders
@@ -349,16 +350,15 @@ def echo_rate(address: str, rounds: int = ECHO_ROUNDS) -> float:
         return rounds / (time.monotonic() - start)
 
 
+_TIMINGS = re.compile(r"PID 1 ([0-9.]+) s -> service ready ([0-9.]+) s")
+
+
 def guest_startup(log: Path) -> float | None:
-    """Seconds from PID 1's first line to the service's readiness, by the guest's clock."""
-    marks: dict[str, float] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        words = line.split()
-        if len(words) == 3 and words[0] == "riad-vm:" and words[1] in ("pid1", "ready"):
-            marks.setdefault(words[1], float(words[2]))
-    if "pid1" not in marks or "ready" not in marks:
+    """Seconds from PID 1 to the service's readiness, from ``riad run --timings``' line."""
+    found = _TIMINGS.search(log.read_text(errors="replace"))
+    if found is None:
         return None
-    return marks["ready"] - marks["pid1"]
+    return float(found.group(2)) - float(found.group(1))
 
 
 def enter_run_netns(ws: Workspace) -> None:
@@ -418,7 +418,8 @@ def _python_vm(python: str) -> Callable[[Workspace], Launch]:
     def prepare(ws: Workspace) -> Launch:
         image = ws.images[f"python-{python}-lz4"]
         command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm"]
-        command += ["--tap", TAP, "--accel", "tcg", f"--ipv4={GUEST}/24", "--port", str(PORT)]
+        command += ["--tap", TAP, "--accel", "tcg", "--timings"]
+        command += [f"--ipv4={GUEST}/24", "--port", str(PORT)]
         return Launch(command, GUEST, measure=echo_rate)  # the image's own memory
 
     return prepare
