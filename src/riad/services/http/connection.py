@@ -127,6 +127,8 @@ class HttpConnection:
         "_gone",
         "_head_request",
         "_limits",
+        "_line",
+        "_line_of",
         "_local_addr",
         "_loop",
         "_reader_busy",
@@ -142,7 +144,6 @@ class HttpConnection:
         "_transport",
         "client",
         "phase",
-        "request_line",
     )
 
     def __init__(
@@ -169,7 +170,10 @@ class HttpConnection:
         self.client: tuple[str, int] | None = (
             (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         )
-        self.request_line = ""
+        self._line = ""
+        self._line_of: Request | None = None
+        """The request whose line ``request_line`` is still to write (it is written
+        only when a log line asks for it: most requests never need it)."""
         self._session: WebSocketSession | Http2Connection | None = None
         """What took the connection over (``UPGRADED``)."""
         self._reset_exchange()
@@ -190,6 +194,24 @@ class HttpConnection:
         """Why the request body was refused while the application read it."""
         self._request_started: float | None = None
         """When the request's line came; None before, and once its log line is written."""
+
+    @property
+    def request_line(self) -> str:
+        """The line of the request under way (or the last one), for log lines; ``""``
+        before any."""
+        request = self._line_of
+        if request is not None:
+            self._line_of = None
+            self._line = (
+                f"{request.method.decode('ascii')} {request.target.decode('ascii', 'replace')} "
+                f"HTTP/{request.http_version.decode('ascii')}"
+            )
+        return self._line
+
+    @request_line.setter
+    def request_line(self, line: str) -> None:
+        self._line_of = None
+        self._line = line
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -315,8 +337,7 @@ class HttpConnection:
             server=self._local_addr,
             state=server.state,
         )
-        self.request_line = f"{scope['method']} {request.target.decode('ascii', 'replace')} "
-        self.request_line += f"HTTP/{scope['http_version']}"
+        self._line_of = request
         self._request_started = self._loop.time()
         if type(request) is not PlainRequest:  # (a plain request is within the limits)
             check_request(request, self._limits)
