@@ -985,7 +985,8 @@ def needed_memory_mb(
     (``net="socket"``).
 
     Measured on the echo example (docs/benchmarks.md): the stock interpreter's image
-    serves in 44 MiB and is given 56, the static interpreter's serves in 40 and is given 48.
+    serves in 44 MiB and is given 48 or 56 (by its traced heap), the static interpreter's
+    serves in 40 and is given 48.
     """
     files_mb = cpio_bytes / (1 << 20)
     heap_mb = max(HEAP_MB, heap_kb * HEAP_MARGIN / 1024)
