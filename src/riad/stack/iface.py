@@ -42,7 +42,7 @@ from riad.backends.netdev import (
 from riad.proto.arp import ArpConfig, ArpEntry, ArpResolver
 from riad.proto.icmp import EchoReply, IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
-from riad.proto.ipv6 import Ipv6Config, Ipv6Core
+from riad.proto.ipv6 import FastInput, Ipv6Config, Ipv6Core
 from riad.proto.transport import IpAddress, IpProtocolHandler, Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.arp import ArpPacket
@@ -92,11 +92,6 @@ class _Route(NamedTuple):
     """The one's complement sum of that IPv4 header (modulo 0xFFFF)."""
     frag: int
     ttl: int
-
-
-# a transport's header prediction from a frame's bytes (``TcpCore.fast_input``): frame,
-# where its segment starts and ends, source and destination packed, now, checksum trusted
-FastInput = Callable[[BytesLike, int, int, bytes, Instant, bool], bool]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
