@@ -284,9 +284,9 @@ class Interface:
                 # prediction took touched none of the parts below the transports
                 view = frame if type(frame) is memoryview else memoryview(frame)
                 if not ipv6.handle(view[14:], bool(flags & _TRUSTED), now):
-                    self._settled = self._drained = False
+                    self._unsettle()
                 return
-        self._settled = self._drained = False
+        self._unsettle()
         drops = self.drops
         try:
             eth, payload = EthernetHeader.parse(frame)
@@ -403,7 +403,7 @@ class Interface:
         address chosen for ``dst``); IPv6 routers never fragment, so DF is moot.
         """
         if isinstance(dst, IPv6Address):
-            self._settled = self._drained = False
+            self._unsettle()
             ipv6 = self._ipv6
             if ipv6 is None:
                 self.drops["ipv6.off"] += 1
@@ -449,7 +449,7 @@ class Interface:
                     )
                     self._frames.append(([head, *parts], tx))
                     return True
-            self._settled = self._drained = False
+            self._unsettle()
             head = bytearray(34)
             _make_ipv4(
                 src,
@@ -467,7 +467,7 @@ class Interface:
                 0,
             ).emit_into(head, 14)
             return self._route(dst, head, parts, tx, now, key if self.config.fast_paths else -1)
-        self._settled = self._drained = False
+        self._unsettle()
         if total - 20 > 65535 - 20:
             raise ValueError(f"IP payload of {payload_len} bytes exceeds 65515")
         payload = bytearray(b"".join(parts))
@@ -579,7 +579,7 @@ class Interface:
                     )
                     if ipv6.parts_touched:  # its neighbour cache was given work
                         ipv6.parts_touched = False
-                        self._settled = self._drained = False
+                        self._unsettle()
                     self._take_ipv6_frames(ipv6.take_sent())
                 else:
                     self.send_ip(
