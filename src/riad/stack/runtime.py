@@ -4,11 +4,15 @@
 loop, with no thread and no fixed tick:
 
 - the device's readiness (an fd reader, or the simulator's callback) wakes
-  it; every frame waiting is drained in batches of ``batch_frames`` and fed
-  to the interface with one ``now``; after at most ``max_batches`` batches
-  it yields to the loop and comes back, so a flood cannot starve the
-  service; a frame that trips a bug is counted (``stack.internal_error``),
-  reported to the loop's exception handler and the batch goes on;
+  it; the frames waiting are taken in batches of ``batch_frames`` and fed
+  to the interface with one ``now``; after ``max_batches`` batches (one, by
+  default) and the flush after them it yields to the loop and comes back
+  for the rest once the callbacks already due have run (the service's tasks
+  the frames woke), so neither a flood nor a bulk transfer makes one long
+  turn; a wake-up from the device while that continuation waits takes
+  nothing (the continuation takes the frames in its turn); a frame that
+  trips a bug is counted (``stack.internal_error``), reported to the loop's
+  exception handler and the batch goes on;
 - after input, the stack's event pumps run (datagrams to protocols, ...),
   then everything the cores queued is flushed to the device;
 - a send from the service (``kick``) schedules one flush for the end of the
@@ -47,7 +51,7 @@ class Runtime:
         *,
         after_input: Callable[[], None] = lambda: None,
         batch_frames: int = 64,
-        max_batches: int = 8,
+        max_batches: int = 1,
     ) -> None:
         self.device = device
         self.iface = iface
@@ -61,6 +65,7 @@ class Runtime:
         self._kicked = False
         self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
+        self._resume_pending = False  # a continuation of input is queued on the loop
         self.wakeups = 0
         """Times the device woke the runtime (readiness callbacks)."""
         self.timer_fires = 0
@@ -91,9 +96,17 @@ class Runtime:
         return self._running
 
     def _on_ready(self) -> None:
-        if not self._running:
-            return
+        if not self._running or self._resume_pending:
+            return  # the queued continuation takes the frames in its turn
         self.wakeups += 1
+        self._take_input()
+
+    def _resume_input(self) -> None:
+        self._resume_pending = False
+        if self._running:
+            self._take_input()
+
+    def _take_input(self) -> None:
         self._busy = True
         now = self.clock.now()
         handle = self.iface.handle
@@ -117,7 +130,8 @@ class Runtime:
             self._busy = False
         self.flush()
         if more:
-            self.loop.call_soon(self._on_ready)
+            self._resume_pending = True
+            self.loop.call_soon(self._resume_input)
 
     def _internal_error(self, exc: Exception, frame: object) -> None:
         self.iface.drops["stack.internal_error"] += 1

@@ -89,7 +89,9 @@ class StackConfig:
     """IPv6 settings (its static addresses and gateway come from ``DirectStack``'s
     arguments); None turns IPv6 off."""
     batch_frames: int = 64
-    max_batches: int = 8
+    max_batches: int = 1
+    """Frames are taken ``batch_frames`` at a time, ``max_batches`` batches (and one flush)
+    per turn of the event loop; the service's tasks run between turns."""
     fast_paths: bool = True
     """Header prediction on input and header templates on output (the interface's and
     TCP's); False takes the full path for every frame, with the same results."""
