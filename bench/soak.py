@@ -24,7 +24,11 @@ The load, all at once for the whole run, from real programs:
 
 The tables: per generation the number of collections, the largest pause and
 the 99th percentile, overall and after the first minute; the latencies; the
-resident memory at one minute and at the end and its slope after the first
+kept-alive requests' time inside the service (``_time_requests``: from their
+bytes reaching the service to the response handed to the transport), all of
+them, each less the time the service waited for its core meanwhile, and only
+those during which it did not wait: whether the service's own tail is within
+3x when the machine's other work is taken out; the resident memory at one minute and at the end and its slope after the first
 minute (least squares, KiB per minute). Targets (issue 21): no collection
 over 20 ms, p99.9 within 3x of p50, memory flat after the first minute.
 
@@ -146,6 +150,7 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
             )
 
     def write_out(*_args: object) -> None:
+        print(f"soak-service {json.dumps(service_times())}", file=sys.stderr, flush=True)
         if handed_back:
             print(
                 f"soak: free memory handed back {len(handed_back)} times, the longest "
@@ -190,6 +195,7 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
     heap_every = float(os.environ.get("RIAD_SOAK_HEAP", "0"))
     if heap_every > 0:
         threading.Thread(target=_heap_watch, args=(heap_every,), daemon=True).start()
+    service_times = _time_requests()
     import riad
     from riad.cli import main
     from riad.services.http import server as http_server
@@ -209,6 +215,99 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
         return main(argv)
     finally:
         write_out()
+
+
+SERVICE_BUCKETS = 2_000
+"""Request times are counted in buckets (fixed memory, so counting grows nothing):
+10 us wide up to 10 ms, 1 ms wide up to 1 s, the last one for anything longer."""
+
+
+def _bucket(us: int) -> int:
+    return us // 10 if us < 10_000 else min(SERVICE_BUCKETS - 1, 990 + us // 1_000)
+
+
+def _bucket_us(index: int) -> int:
+    """The upper end of a bucket, us."""
+    return (index + 1) * 10 if index < 1_000 else (index - 989) * 1_000
+
+
+def _histogram_summary(counts: list[int]) -> dict[str, int]:
+    total = sum(counts)
+    found = {"n": total}
+    if not total:
+        return found
+    wanted = [("p50", 50), ("p99", 99), ("p999", 99.9)]
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        while wanted and seen >= total * wanted[0][1] / 100:
+            found[wanted.pop(0)[0]] = _bucket_us(index)
+        if count:
+            found["max"] = _bucket_us(index)
+    return found
+
+
+def _time_requests() -> Any:
+    """Time the kept-alive HTTP/1.1 requests inside the service (every request of a
+    connection but its first, which waited for the connection and the TLS handshake:
+    wrk's, the load whose latency the client measures too): from the request's first
+    bytes reaching the connection's stream (``data_received``, on either stack, before
+    TLS) to the end of its exchange (the response handed to the transport), with the
+    time the service's thread waited, ready, for its core meanwhile
+    (``/proc/self/task/TID/schedstat``, read at both ends). Returns a function giving,
+    in us: every request's time; the same less the wait for the core; only the requests
+    that did not wait at all."""
+    import weakref
+
+    from riad.services.http.connection import HttpConnection
+    from riad.services.stream import ProtocolStream
+
+    clock = time.perf_counter_ns
+    every, net, clean = ([0] * SERVICE_BUCKETS for _ in range(3))
+    schedstat = [-1]
+
+    def waited_ns() -> int:
+        if schedstat[0] < 0:
+            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+            schedstat[0] = os.open(path, os.O_RDONLY)
+        return int(os.pread(schedstat[0], 100, 0).split()[1])
+
+    arrived: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
+    served: weakref.WeakSet[Any] = weakref.WeakSet()  # connections past their first request
+    received = ProtocolStream.data_received
+
+    def data_received(self: ProtocolStream, data: bytes) -> None:
+        if self not in arrived:
+            arrived[self] = (clock(), waited_ns())
+        received(self, data)
+
+    exchange = HttpConnection._exchange
+
+    async def timed_exchange(self: HttpConnection, request: Any) -> bool:
+        stream = self._transport.stream
+        stream = getattr(stream, "_inner", stream)  # the bytes under TLS
+        stamp = arrived.pop(stream, None)
+        if stream not in served:
+            served.add(stream)
+            stamp = None
+        try:
+            return await exchange(self, request)
+        finally:
+            if stamp is not None and self._status is not None:  # (not h2 or a WebSocket)
+                took = (clock() - stamp[0]) // 1000
+                waited = (waited_ns() - stamp[1]) // 1000
+                every[_bucket(took)] += 1
+                net[_bucket(max(0, took - waited))] += 1
+                if waited == 0:
+                    clean[_bucket(took)] += 1
+
+    ProtocolStream.data_received = data_received  # type: ignore[method-assign]
+    HttpConnection._exchange = timed_exchange  # type: ignore[method-assign]
+    return lambda: {
+        "all": _histogram_summary(every),
+        "less_wait": _histogram_summary(net),
+        "no_wait": _histogram_summary(clean),
+    }
 
 
 def _time_loop_steps(
@@ -387,6 +486,8 @@ class Run:
     queued: float = 0.0
     """The share of the run the service was ready to run but waited for its core."""
     """The cores the service (and its children) were allowed to run on."""
+    service: dict[str, dict[str, int]] = field(default_factory=dict)
+    """HTTP/1.1 request times inside the service, us (``_time_requests``)."""
     floor: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per core (``service``, ``load``): how late a 1 ms sleeper woke, us (``wakeup_probe``)."""
     failures: list[str] = field(default_factory=list)
@@ -584,6 +685,8 @@ def soak(
     if warnings:
         run.failures.append(f"{len(warnings)} warnings in the log, the first: {warnings[0]}")
     for line in text.splitlines():
+        if line.startswith("soak-service "):
+            run.service = json.loads(line.partition(" ")[2])
         if line.startswith("soak"):
             print(f"  {label}: {line}", file=sys.stderr)
     return run
@@ -721,6 +824,29 @@ def report(runs: list[Run]) -> None:
             f"| {run.label} | {wrk_cell} | {ab_cell(run.ab_tls)} | {ab_cell(run.ab_plain)} "
             f"| {downloads} |"
         )
+    print()
+    print(
+        "Inside the service: kept-alive HTTP/1.1 requests (wrk's) from their first bytes "
+        "reaching the connection's stream to the response handed to the transport, ms "
+        "(p50 / p99 / p99.9 / max, p99.9/p50); the same less the time the service waited "
+        "for its core during each; and only the requests during which it did not wait"
+    )
+    print()
+    print("| service | every request | less the wait for the core | requests that did not wait |")
+    print("|---|---:|---:|---:|")
+    for run in runs:
+        cells = []
+        for key in ("all", "less_wait", "no_wait"):
+            t = run.service.get(key, {})
+            if not t.get("n"):
+                cells.append("-")
+                continue
+            share = f" ({t['n'] / run.service['all']['n']:.0%} of them)" if key == "no_wait" else ""
+            cells.append(
+                f"{t['n']:,}{share}: {t['p50'] / 1000:.2f} / {t['p99'] / 1000:.2f} / "
+                f"{t['p999'] / 1000:.2f} / {t['max'] / 1000:.1f}, {t['p999'] / t['p50']:.1f}x"
+            )
+        print(f"| {run.label} | " + " | ".join(cells) + " |")
     print()
     print(
         "The floor: how late a 1 ms sleeper woke on the service's core and on the load's "
