@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riad.services.http import HttpLimits
+from riad.services.http import HttpLimits, http1
 from riad.services.http.plain import PlainRequest, parse_plain_request, render_plain_response
 
 from .apps import DemoApp
@@ -72,7 +72,7 @@ def assert_same_as_h11(data: bytes, plain: PlainRequest) -> None:
     assert plain.method == request.method
     assert plain.target == request.target
     assert plain.http_version == request.http_version
-    assert plain.headers == list(request.headers)
+    assert list(plain.headers) == list(request.headers)
     assert plain.keep_alive == h11_keeps_alive(conn)
     assert conn.trailing_data[0] == data[len(plain.head) :]
 
@@ -201,3 +201,54 @@ def test_one_connection_moves_between_the_fast_path_and_h11() -> None:
         status, headers, body = read_response(sock, buffer)
         assert (status, headers["connection"], body) == (200, "close", b"hello riad\n")
         assert read_until_closed(sock) == b""
+
+
+ANSWERS = [
+    (200, [(b"content-type", b"application/json")], [b'{"a":1}', b"", b"longer body"]),
+    (200, [(b"content-length", b"5"), (b"Date", b"Mon, 01 Jan 2024 00:00:00 GMT")], [b"hello"]),
+    (200, [(b"Server", b"app"), (b"content-length", b"2")], [b"hi", b"two"]),
+    (201, [(b"x-a", b"b")], [b"", b"x" * 20000]),  # a large body goes after its head
+    (404, [], [b"not here"]),
+    (204, [(b"x-a", b"b")], [b"", b"a body 204 cannot have"]),
+    (304, [(b"etag", b'"x"')], [b""]),
+    (200, [(b"transfer-encoding", b"chunked")], [b"x"]),  # h11 frames it
+    (200, [(b"content-length", b"3")], [b"four"]),  # h11 refuses the mismatch
+    (101, [], [b""]),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "bodies"), ANSWERS)
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+@pytest.mark.parametrize("close", [b"", b"Connection: close\r\n"])
+def test_answers_on_the_fast_path_are_what_h11_writes(
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    bodies: list[bytes],
+    method: bytes,
+    close: bytes,
+) -> None:
+    """The codec's answers to a plain request (from a remembered head after the first) are
+    the bytes it writes through h11 for the same request read by h11."""
+    monkeypatch.setattr(http1, "http_date_now", lambda: b"Sat, 05 Dec 2026 23:00:00 GMT")
+
+    def answer(request: bytes, body: bytes) -> bytes | Exception:
+        codec = http1.Http1Codec(LIMITS)
+        assert codec.feed(request) is not http1.NEED_DATA
+        try:
+            return b"".join(
+                codec.response(status, iter(headers), body, more=False, head_request=head)
+            )
+        except h11.LocalProtocolError as e:
+            return e
+
+    head = method == b"HEAD"
+    plain = method + b" / HTTP/1.1\r\nHost: x\r\n" + close + b"\r\n"
+    by_h11 = method + b" / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + close + b"\r\n"
+    for _ in range(2):  # the second time from the remembered head
+        for body in bodies:
+            fast, slow = answer(plain, body), answer(by_h11, body)
+            if isinstance(slow, Exception):
+                assert isinstance(fast, h11.LocalProtocolError)
+            else:
+                assert fast == slow

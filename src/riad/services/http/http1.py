@@ -52,7 +52,13 @@ import h11
 
 from riad.services.http.dates import http_date_now
 from riad.services.http.limits import HttpLimits
-from riad.services.http.plain import PlainRequest, parse_plain_request, render_plain_response
+from riad.services.http.plain import (
+    HeadTemplate,
+    PlainRequest,
+    fill,
+    head_template,
+    parse_plain_request,
+)
 
 __all__ = [
     "CLOSED",
@@ -299,23 +305,21 @@ class Http1Codec:
         head_request: bool,
     ) -> list[bytes]:
         """Bytes to write for the response head and its first body message."""
-        fields = self._head_fields(status, headers, body, more)
         plain = self._plain
         if plain is not None:
-            if not more:
-                join = len(body) < _JOIN_BYTES
-                out = render_plain_response(
-                    status,
-                    _REASONS.get(status, b""),
-                    fields,
-                    body,
-                    head_request=head_request,
-                    keep_alive=plain.keep_alive,
-                    join=join,
-                )
-                if out is not None:
-                    return [out] if join or head_request or not body else [out, body]
+            if not more and not self.closing:
+                if type(headers) is not tuple:
+                    headers = tuple(headers)
+                template = _template(status, headers, plain.keep_alive)
+                if template is not None:
+                    join = len(body) < _JOIN_BYTES
+                    out = fill(
+                        template, body, http_date_now(), head_request=head_request, join=join
+                    )
+                    if out is not None:
+                        return [out] if join or head_request or not body else [out, body]
             self._hand_to_h11()
+        fields = self._head_fields(status, headers, body, more)
         head = self._h11.send(
             h11.Response(status_code=status, headers=fields, reason=_REASONS.get(status, b""))
         )
@@ -403,3 +407,33 @@ class Http1Codec:
             self._use_h11 = False
             self._pending = bytes(data)
         return True
+
+
+_TEMPLATES: dict[tuple[int, tuple[tuple[bytes, bytes], ...], bool], HeadTemplate] = {}
+"""Response head templates by status, the application's fields and keep-alive: an
+application answers with the same few heads, and working one out from its fields
+costs more than the rest of the response. Bounded: cleared when full; heads over
+``_TEMPLATE_BYTES`` are not kept."""
+_TEMPLATES_MAX = 512
+_TEMPLATE_BYTES = 2048
+
+
+def _template(
+    status: int, headers: tuple[tuple[bytes, bytes], ...], keep_alive: bool
+) -> HeadTemplate | None:
+    """The head template of a plain response (``None``: h11 must write it)."""
+    key = (status, headers, keep_alive)
+    try:
+        return _TEMPLATES[key]
+    except KeyError:
+        pass
+    except TypeError:  # (an unhashable field: h11 judges it)
+        return None
+    template = head_template(
+        status, _REASONS.get(status, b""), headers, keep_alive=keep_alive, add_fields=True
+    )
+    if template is not None and len(template.start) <= _TEMPLATE_BYTES:
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    return template

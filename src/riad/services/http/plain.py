@@ -32,7 +32,14 @@ from typing import Any, NamedTuple
 
 from riad.services.http.limits import HttpLimits
 
-__all__ = ["PlainRequest", "parse_plain_request", "render_plain_response"]
+__all__ = [
+    "HeadTemplate",
+    "PlainRequest",
+    "fill",
+    "head_template",
+    "parse_plain_request",
+    "render_plain_response",
+]
 
 # RFC 9110 5.1 token (h11's field name and method), 5.5 field value without
 # control characters (a subset of h11's, which also takes bytes like \x01).
@@ -57,8 +64,9 @@ class PlainRequest(NamedTuple):
 
     method: bytes
     target: bytes
-    headers: list[tuple[bytes, bytes]]
-    """Lower-cased names, values without surrounding whitespace, in order (as h11 gives them)."""
+    headers: tuple[tuple[bytes, bytes], ...]
+    """Lower-cased names, values without surrounding whitespace, in order (as h11 gives
+    them). Shared by the requests with the same header block: never changed."""
     keep_alive: bool
     """False when the client sent ``Connection: close``."""
     head: bytes
@@ -80,14 +88,40 @@ def parse_plain_request(data: bytes, limits: HttpLimits) -> PlainRequest | None:
     method, target, block = match.groups()
     if len(method) + len(target) + 10 > limits.max_request_line_bytes:
         return None
-    headers: list[tuple[bytes, bytes]] = []
+    known = _KNOWN_BLOCKS.get(block)
+    if known is None:
+        known = _read_block(block)
+        if known is None:
+            return None
+        if len(block) <= _KNOWN_BLOCK_BYTES:
+            if len(_KNOWN_BLOCKS) >= _KNOWN_BLOCKS_MAX:
+                _KNOWN_BLOCKS.clear()
+            _KNOWN_BLOCKS[block] = known
+    fields, keep_alive = known
+    if len(fields) > limits.max_header_count:
+        return None
+    # (tuple.__new__: a NamedTuple's own constructor is a Python function, called per request)
+    return _new_tuple(PlainRequest, (method, target, fields, keep_alive, data[:end], b"1.1"))
+
+
+_KNOWN_BLOCKS: dict[bytes, tuple[tuple[tuple[bytes, bytes], ...], bool]] = {}
+"""Header blocks read before, to their fields and whether they keep the connection
+alive: a client sends the same block request after request (the same ``Host``,
+``User-Agent``, ``Accept``...), and reading one line by line costs more than the
+rest of the parsing. Bounded: cleared when full, short blocks only."""
+_KNOWN_BLOCKS_MAX = 256
+_KNOWN_BLOCK_BYTES = 1024
+
+
+def _read_block(block: bytes) -> tuple[tuple[tuple[bytes, bytes], ...], bool] | None:
+    """The fields of a request's header block (checked by ``_HEAD``) and whether it keeps
+    the connection alive; ``None`` when the request needs h11."""
+    fields: list[tuple[bytes, bytes]] = []
     hosts = 0
     keep_alive = True
     if block:
         lines = block.split(b"\r\n")
         lines.pop()  # the block ends with CRLF
-        if len(lines) > limits.max_header_count:
-            return None
         for line in lines:
             name, _, value = line.partition(b":")
             name = name.lower()
@@ -98,11 +132,10 @@ def parse_plain_request(data: bytes, limits: HttpLimits) -> PlainRequest | None:
                 hosts += 1
             elif name == b"connection" and b"close" in _comma_tokens(value):
                 keep_alive = False
-            headers.append((name, value))
+            fields.append((name, value))
     if hosts != 1:
         return None  # h11 answers 400 to a missing or repeated Host (RFC 9112 3.2)
-    # (tuple.__new__: a NamedTuple's own constructor is a Python function, called per request)
-    return _new_tuple(PlainRequest, (method, target, headers, keep_alive, data[:end], b"1.1"))
+    return tuple(fields), keep_alive
 
 
 def _comma_tokens(value: bytes) -> list[bytes]:
@@ -152,6 +185,98 @@ def _field_line(field: Any) -> bytes:
     return line
 
 
+class HeadTemplate(NamedTuple):
+    """A response head as the fast path writes it, but for what changes from one answer to
+    the next (``fill``): made once for a status and the application's fields."""
+
+    start: bytes
+    """The status line and the given fields' lines."""
+    length: int | None
+    """The ``Content-Length`` given; ``None``: none given."""
+    add_length: bool
+    """The server writes ``content-length`` (the body's) after the given fields."""
+    add_date: bool
+    """The server writes ``date`` after that."""
+    end: bytes
+    """The rest: ``server`` if the server adds it, ``Connection: close``, the blank line."""
+    bodiless: bool
+    """A 204 or 304: no body whatever the request."""
+
+
+def head_template(
+    status: int,
+    reason: bytes,
+    headers: Iterable[Any],
+    *,
+    keep_alive: bool,
+    add_fields: bool,
+) -> HeadTemplate | None:
+    """The template of what h11 writes for a response with ``headers``, or ``None`` if h11
+    must write it. ``add_fields``: the server adds ``content-length``, ``date`` and
+    ``server`` when the application did not give them, in that order after its own
+    (as ``Http1Codec`` gives them to h11); else ``headers`` are complete.
+    ``keep_alive`` is False when the request asked to close (h11 then writes
+    ``Connection: close``)."""
+    if not 200 <= status < 1000:
+        return None
+    bodiless = status == 204 or status == 304
+    lines = []
+    length: int | None = None
+    has_date = has_server = False
+    known = _KNOWN_LINES
+    for field in headers:
+        try:
+            line = known.get(field) if type(field) is tuple else None
+        except TypeError:  # (an unhashable part: not bytes)
+            return None
+        if line is None:
+            line = _field_line(field)
+        if not line:
+            return None  # (_NEEDS_H11_LINE)
+        if line[0] == _LENGTH_MARK:  # (a content-length line: checked in _field_line)
+            if length is not None:
+                return None
+            length = int(field[1])
+            line = line[1:]
+        elif add_fields:
+            name = field[0].lower()
+            has_date = has_date or name == b"date"
+            has_server = has_server or name == b"server"
+        lines.append(line)
+    return HeadTemplate(
+        b"HTTP/1.1 %d %s\r\n%s" % (status, reason, b"".join(lines)),
+        length,
+        add_fields and length is None and not bodiless,
+        add_fields and not has_date,
+        b"%s%s\r\n"
+        % (
+            b"server: riad\r\n" if add_fields and not has_server else b"",
+            b"" if keep_alive else b"Connection: close\r\n",
+        ),
+        bodiless,
+    )
+
+
+def fill(
+    template: HeadTemplate, body: bytes, date: bytes, *, head_request: bool, join: bool = True
+) -> bytes | None:
+    """What h11 writes for this whole response (head, body, end) from its ``template``
+    (``date``: the ``Date`` value, if the template adds it), or ``None`` if h11 must
+    write it. ``join=False`` returns the head alone, for the caller to write ``body``
+    after it (a large body is not copied into one joined piece)."""
+    if template.bodiless and body and not head_request:
+        return None  # h11 refuses a body a 204/304 cannot have
+    head = template.start
+    if template.add_length:
+        head += b"content-length: %d\r\n" % len(body)
+    elif not (head_request or template.bodiless) and template.length != len(body):
+        return None  # h11 would frame it otherwise (chunked) or refuse the length
+    if template.add_date:
+        head += b"date: %s\r\n" % date
+    head += template.end
+    return head + body if body and join and not head_request else head
+
+
 def render_plain_response(
     status: int,
     reason: bytes,
@@ -170,36 +295,7 @@ def render_plain_response(
     ``join=False`` returns the head alone, for the caller to write ``body``
     after it (a large body is not copied into one joined piece).
     """
-    if not 200 <= status < 1000:
+    template = head_template(status, reason, headers, keep_alive=keep_alive, add_fields=False)
+    if template is None:
         return None
-    no_body = head_request or status == 204 or status == 304
-    if no_body and body and not head_request:
-        return None  # h11 refuses a body a 204/304 cannot have
-    lines = []
-    length: bytes | None = None
-    known = _KNOWN_LINES
-    for field in headers:
-        try:
-            line = known.get(field) if type(field) is tuple else None
-        except TypeError:  # (an unhashable part: not bytes)
-            return None
-        if line is None:
-            line = _field_line(field)
-        if not line:
-            return None  # (_NEEDS_H11_LINE)
-        if line[0] == _LENGTH_MARK:  # (a content-length line: checked in _field_line)
-            if length is not None:
-                return None
-            length = field[1]
-            line = line[1:]
-        lines.append(line)
-    if not no_body and (length is None or int(length) != len(body)):
-        return None  # h11 would frame it otherwise (chunked) or refuse the length
-    block = b"".join(lines)
-    head = b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
-        status,
-        reason,
-        block,
-        b"" if keep_alive else b"Connection: close\r\n",
-    )
-    return head + body if body and join and not head_request else head
+    return fill(template, body, b"", head_request=head_request, join=join)
