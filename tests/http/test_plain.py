@@ -234,7 +234,7 @@ def test_answers_on_the_fast_path_are_what_h11_writes(
 
     def answer(request: bytes, body: bytes) -> bytes | Exception:
         codec = http1.Http1Codec(LIMITS)
-        assert codec.feed(request) is not http1.NEED_DATA
+        assert codec.next_request(request) is not http1.NEED_DATA
         try:
             return b"".join(
                 codec.response(status, iter(headers), body, more=False, head_request=head)

@@ -58,6 +58,13 @@ class RequestHead(Protocol):
     def headers(self) -> Sequence[tuple[bytes, bytes]]: ...
 
 
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_METHODS = {
+    m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+}
+"""The usual versions and methods, as the scope gives them (a decode less a request)."""
+
+
 def http_scope(
     request: RequestHead,
     *,
@@ -84,8 +91,8 @@ def http_scope(
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
-        "http_version": request.http_version.decode("ascii"),
-        "method": request.method.decode("ascii"),
+        "http_version": _VERSIONS.get(request.http_version) or request.http_version.decode("ascii"),
+        "method": _METHODS.get(request.method) or request.method.decode("ascii"),
         "scheme": scheme,
         "path": unquote(path) if "%" in (path := raw_path.decode("ascii", "replace")) else path,
         "raw_path": raw_path,

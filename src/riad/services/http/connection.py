@@ -298,7 +298,7 @@ class HttpConnection:
                     raise ClientGone(f"reading failed: {e}") from e
                 if not data:
                     return
-                request = codec.feed(data)
+                request = codec.next_request(data)
             self.phase = _REQUEST
             deadline.when = NO_DEADLINE
             if not await self._exchange(request) or self.phase is _CLOSED:

@@ -185,21 +185,17 @@ class Http1Codec:
         else:
             self._pending += data
 
-    def feed(self, data: bytes) -> Request | Signal:
-        """``receive_data(data)``, then ``next_request()`` (one call on the hot path)."""
-        if self._use_h11:
-            self._h11.receive_data(data)
-        else:
-            self._pending += data
-        return self.next_request()
-
-    def next_request(self) -> Request | Signal:
+    def next_request(self, data: bytes = b"") -> Request | Signal:
         """The next request head, ``NEED_DATA`` (nothing of it yet), ``PARTIAL_HEAD`` or
-        ``CLOSED``."""
+        ``CLOSED``; ``data``: bytes from the client to take first (one call on the hot
+        path, not ``receive_data`` and this)."""
         if not self._use_h11:
-            data = self._pending
-            if not data:
-                return NEED_DATA
+            if data:
+                data = self._pending + data
+            else:
+                data = self._pending
+                if not data:
+                    return NEED_DATA
             if data[0] in _CR_LF:  # empty lines before the request line (RFC 9112 2.2)
                 empty = _EMPTY_LINES.match(data)
                 data = self._pending = data[empty.end() :] if empty is not None else data
@@ -212,6 +208,8 @@ class Http1Codec:
                 return plain
             # h11 takes this exchange: a body, a head in pieces, anything unusual
             self._switch_to_h11(data)
+        elif data:
+            self._h11.receive_data(data)
         conn = self._h11
         if conn.their_state is h11.IDLE:
             self._head_bytes = conn.trailing_data[0]
@@ -310,7 +308,11 @@ class Http1Codec:
             if not more and not self.closing:
                 if type(headers) is not tuple:
                     headers = tuple(headers)
-                template = _template(status, headers, plain.keep_alive)
+                key = (status, headers, plain.keep_alive)
+                try:
+                    template = _TEMPLATES.get(key) or _template(key)
+                except TypeError:  # (an unhashable field: h11 judges it)
+                    template = None
                 if template is not None:
                     join = len(body) < _JOIN_BYTES
                     out = fill(
@@ -418,17 +420,10 @@ _TEMPLATES_MAX = 512
 _TEMPLATE_BYTES = 2048
 
 
-def _template(
-    status: int, headers: tuple[tuple[bytes, bytes], ...], keep_alive: bool
-) -> HeadTemplate | None:
-    """The head template of a plain response (``None``: h11 must write it)."""
-    key = (status, headers, keep_alive)
-    try:
-        return _TEMPLATES[key]
-    except KeyError:
-        pass
-    except TypeError:  # (an unhashable field: h11 judges it)
-        return None
+def _template(key: tuple[int, tuple[tuple[bytes, bytes], ...], bool]) -> HeadTemplate | None:
+    """The head template of a plain response by its key in ``_TEMPLATES`` (made and kept
+    there; ``None``: h11 must write it)."""
+    status, headers, keep_alive = key
     template = head_template(
         status, _REASONS.get(status, b""), headers, keep_alive=keep_alive, add_fields=True
     )

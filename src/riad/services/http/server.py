@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from riad.devices import Listener, Stack
@@ -144,11 +144,7 @@ class HttpServer:
     ) -> Listener:
         """Accept connections on ``host:port`` of ``stack``; ``tls`` wraps each
         connection (``riad.services.tls.TlsServer.wrap``)."""
-        scheme = "https" if tls is not None else "http"
-
-        async def accepted(stream: ProtocolStream) -> None:
-            await self._accepted(stream, tls, scheme, listener_addr)
-
+        accepted = _Accept(self, tls)
         idle_s = self.limits.idle_timeout_s
 
         # Under TLS what waits for a slow reader is the TLS stream's queue of
@@ -166,7 +162,7 @@ class HttpServer:
         listener = await stack.create_server(connection, host, port)
         self._deadline = self._deadline or getattr(stack, "lifecycle", None)
         self.metrics = self.metrics or getattr(stack, "http_metrics", None)
-        listener_addr = listener.local_addr
+        accepted.local_addr = listener.local_addr
         self._listeners.append(listener)
         return listener
 
@@ -260,6 +256,24 @@ class HttpServer:
                 await asyncio.wait(pending)
         if self._lifespan is not None:
             await self._lifespan.shutdown()
+
+
+class _Accept:
+    """What a listener's streams start for their connection: ``HttpServer._accepted``,
+    called to make its coroutine (the connection's task runs that, with no frame of its
+    own above it to pass each wake-up through)."""
+
+    __slots__ = ("local_addr", "scheme", "server", "tls")
+
+    def __init__(self, server: HttpServer, tls: StreamWrapper | None) -> None:
+        self.server = server
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
+        self.local_addr: tuple[str, int] = ("", 0)
+        """The listener's address (set once it listens)."""
+
+    def __call__(self, stream: ProtocolStream) -> Coroutine[Any, Any, None]:
+        return self.server._accepted(stream, self.tls, self.scheme, self.local_addr)
 
 
 class _StdlibLogs(Logs):
