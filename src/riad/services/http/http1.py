@@ -315,9 +315,7 @@ class Http1Codec:
                     template = None
                 if template is not None:
                     join = len(body) < _JOIN_BYTES
-                    out = fill(
-                        template, body, http_date_now(), head_request=head_request, join=join
-                    )
+                    out = fill(template, body, http_date_now(), head_request, join)
                     if out is not None:
                         return [out] if join or head_request or not body else [out, body]
             self._hand_to_h11()

@@ -46,7 +46,8 @@ __all__ = [
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _VCHAR = rb"[\x21-\x7e\x80-\xff]"
 _FIELD = rb"%s:[ \t]*(?:%s+(?:[ \t]+%s+)*)?[ \t]*\r\n" % (_TOKEN, _VCHAR, _VCHAR)
-_HEAD = re.compile(rb"(GET|HEAD) ([\x21-\x7e]+) HTTP/1\.1\r\n((?:%s)*)\r\n" % _FIELD)
+_REQUEST_LINE = re.compile(rb"(GET|HEAD) ([\x21-\x7e]+) HTTP/1\.1")
+_FIELDS = re.compile(rb"(?:%s)*" % _FIELD)
 
 # The header lines h11 accepts in a response it is given (h11._abnf: name, ": ", value
 # without CR, LF, NUL), checked for the whole block at once.
@@ -79,17 +80,21 @@ _new_tuple = tuple.__new__
 
 def parse_plain_request(data: bytes, limits: HttpLimits) -> PlainRequest | None:
     """The plain request at the start of ``data``, or ``None`` if h11 must see it."""
-    match = _HEAD.match(data)
-    if match is None:
+    line_end = data.find(b"\r\n")
+    line = _REQUEST_LINE.fullmatch(data, 0, line_end)  # (no match when line_end is -1)
+    if line is None:
         return None
-    end = match.end()
-    if end > limits.max_header_bytes:
-        return None
-    method, target, block = match.groups()
+    method, target = line.groups()
     if len(method) + len(target) + 10 > limits.max_request_line_bytes:
         return None
+    end = data.find(b"\r\n\r\n", line_end, limits.max_header_bytes) + 4
+    if end == 3:
+        return None  # not complete yet, or over the limit
+    block = data[line_end + 2 : end - 2]  # the field lines, each with its CRLF
     known = _KNOWN_BLOCKS.get(block)
     if known is None:
+        if _FIELDS.fullmatch(block) is None:
+            return None
         known = _read_block(block)
         if known is None:
             return None
@@ -114,7 +119,7 @@ _KNOWN_BLOCK_BYTES = 1024
 
 
 def _read_block(block: bytes) -> tuple[tuple[tuple[bytes, bytes], ...], bool] | None:
-    """The fields of a request's header block (checked by ``_HEAD``) and whether it keeps
+    """The fields of a request's header block (checked by ``_FIELDS``) and whether it keeps
     the connection alive; ``None`` when the request needs h11."""
     fields: list[tuple[bytes, bytes]] = []
     hosts = 0
@@ -258,23 +263,26 @@ def head_template(
 
 
 def fill(
-    template: HeadTemplate, body: bytes, date: bytes, *, head_request: bool, join: bool = True
+    template: HeadTemplate, body: bytes, date: bytes, head_request: bool, join: bool = True
 ) -> bytes | None:
     """What h11 writes for this whole response (head, body, end) from its ``template``
     (``date``: the ``Date`` value, if the template adds it), or ``None`` if h11 must
     write it. ``join=False`` returns the head alone, for the caller to write ``body``
     after it (a large body is not copied into one joined piece)."""
-    if template.bodiless and body and not head_request:
-        return None  # h11 refuses a body a 204/304 cannot have
-    head = template.start
-    if template.add_length:
-        head += b"content-length: %d\r\n" % len(body)
-    elif not (head_request or template.bodiless) and template.length != len(body):
-        return None  # h11 would frame it otherwise (chunked) or refuse the length
-    if template.add_date:
-        head += b"date: %s\r\n" % date
-    head += template.end
-    return head + body if body and join and not head_request else head
+    start, length, add_length, add_date, end, bodiless = template
+    if add_length:
+        length_line = b"content-length: %d\r\n" % len(body)
+    else:
+        length_line = b""
+        if bodiless:
+            if body and not head_request:
+                return None  # h11 refuses a body a 204/304 cannot have
+        elif not head_request and length != len(body):
+            return None  # h11 would frame it otherwise (chunked) or refuse the length
+    tail = body if join and not head_request else b""
+    if add_date:
+        return b"".join((start, length_line, b"date: ", date, b"\r\n", end, tail))
+    return b"".join((start, length_line, end, tail))
 
 
 def render_plain_response(
@@ -298,4 +306,4 @@ def render_plain_response(
     template = head_template(status, reason, headers, keep_alive=keep_alive, add_fields=False)
     if template is None:
         return None
-    return fill(template, body, b"", head_request=head_request, join=join)
+    return fill(template, body, b"", head_request, join)
