@@ -16,7 +16,11 @@ Two modes:
   up to 64 KiB that the kernel segments (``DeviceCapabilities``).
 
 Reads are drained until EAGAIN in ``receive_batch`` (a read too short to
-hold the virtio-net header is counted in ``drops`` and skipped); writes gather the
+hold the virtio-net header is counted in ``drops`` and skipped), each into
+one buffer the device keeps and copied out at the frame's own size: a read
+into a fresh 64 KiB object shrunk to the frame would take every frame from
+the top of the heap (no hole left among the frames a busy stack holds is
+that large), and the heap grows under frames that stay; writes gather the
 frame's parts with ``writev``. The stack's MAC is its own (by default a
 random locally administered address), distinct from the Linux side's.
 """
@@ -85,6 +89,8 @@ class TapDevice:
         self._fd = fd
         self.name = name
         self.vnet_hdr = vnet_hdr
+        self._rx_buffers = [bytearray(_READ_SIZE)]
+        self._rx_view = memoryview(self._rx_buffers[0])
         self._mac = mac if mac is not None else random_mac()
         if mtu is None:
             try:
@@ -237,22 +243,21 @@ class TapDevice:
         if fd < 0:
             raise DeviceClosedError(f"TAP {self.name} is closed")
         out: list[tuple[BytesLike, int]] = []
-        read = os.read
+        readv, buffers, view = os.readv, self._rx_buffers, self._rx_view
         vnet = self.vnet_hdr
         hdr_len = _linux.VNET_HDR_LEN
         while len(out) < limit:
             try:
-                data = read(fd, _READ_SIZE)
+                size = readv(fd, buffers)
             except BlockingIOError:
                 break
             if vnet:
-                if len(data) <= hdr_len:
+                if size <= hdr_len:
                     self.drops["device.rx_short_frame"] += 1
                     continue
-                flags = _linux.rx_flags(data)
-                out.append((memoryview(data)[hdr_len:], flags))
+                out.append((view[hdr_len:size].tobytes(), _linux.rx_flags(view)))
             else:
-                out.append((data, 0))
+                out.append((view[:size].tobytes(), 0))
         return out
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None] | None) -> None:
