@@ -4,7 +4,7 @@ this checkout against another one's ``src`` in alternating rounds.
 Run as root (it builds a network namespace and removes it afterwards):
 
     .venv/bin/python bench/stack_cpu.py --against OTHER/src [--rounds R] [--seconds S]
-    .venv/bin/python bench/stack_cpu.py --profile N [--six] [--against OTHER/src]
+    .venv/bin/python bench/stack_cpu.py --profile N [--six] [--udp] [--against OTHER/src]
 
 For each round, address family and checkout, riad's ``DirectStack`` runs in a child
 process on a TAP in a fresh namespace with an echo service: UDP (64-byte datagrams,
@@ -17,7 +17,7 @@ of the rounds.
 
 ``--profile N`` runs this checkout's TCP echo (and ``--against``'s) under cProfile instead, for
 ``N`` round trips after 500 of warm-up, and prints the Python calls per round
-trip (one segment in, one out) and the functions called most: a count, steady
+trip (one segment in, one out; with ``--udp``, per UDP echo: one datagram in, one out) and the functions called most: a count, steady
 on a shared machine, to compare before and after a change of the hot path.
 """
 
@@ -40,7 +40,7 @@ REPO = HERE.parent
 
 def serve(src: str, kind: str, tap: str, address: str, seconds: float, profile: int = 0) -> None:
     """The echo service (UDP on port 7 or TCP on 5004) on ``tap``; prints µs of CPU per echo
-    (or, with ``profile``, the calls of that many TCP echoes: ``print_calls``)."""
+    (or, with ``profile``, the calls of that many echoes: ``print_calls``)."""
     sys.path.insert(0, src)
     from riad.backends.tap import TapDevice
     from riad.stack import DirectStack
@@ -49,12 +49,21 @@ def serve(src: str, kind: str, tap: str, address: str, seconds: float, profile: 
     profiler = cProfile.Profile()
     profiled = asyncio.Event()
 
+    def start_or_stop() -> None:
+        if count[0] == 500:
+            profiler.enable()
+        elif count[0] == 500 + profile:
+            profiler.disable()
+            profiled.set()
+
     class UdpEcho(asyncio.DatagramProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             count[0] += 1
+            if profile:
+                start_or_stop()
             self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
     class TcpEcho(asyncio.Protocol):
@@ -65,11 +74,8 @@ def serve(src: str, kind: str, tap: str, address: str, seconds: float, profile: 
 
         def data_received(self, data: bytes) -> None:
             count[0] += 1
-            if profile and count[0] == 500:
-                profiler.enable()
-            elif profile and count[0] == 500 + profile:
-                profiler.disable()
-                profiled.set()
+            if profile:
+                start_or_stop()
             self.transport.write(data)  # type: ignore[attr-defined]
 
     async def main() -> None:
@@ -173,6 +179,7 @@ def main() -> None:
     p.add_argument("--against", help="the other checkout's src folder")
     p.add_argument("--profile", type=int, default=0, help="profile N TCP echoes instead")
     p.add_argument("--six", action="store_true", help="with --profile: over IPv6")
+    p.add_argument("--udp", action="store_true", help="with --profile: UDP echoes, not TCP")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
@@ -180,7 +187,7 @@ def main() -> None:
         for name, src in [("this checkout", str(REPO / "src")), ("reference", a.against)]:
             if src:
                 print(f"{name} ({src}):", flush=True)
-                measure(src, "tcp", a.six, 0.0, a.profile)
+                measure(src, "udp" if a.udp else "tcp", a.six, 0.0, a.profile)
         return
     if not a.against:
         p.error("--against OTHER/src is needed (or --profile N)")

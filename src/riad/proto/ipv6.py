@@ -110,6 +110,8 @@ _IP6 = struct.Struct("!IHBB16s16s")
 _FAST_RX = struct.Struct("!IHBx32s")
 _FRAG = struct.Struct("!BBHI")
 _ETH_IPV6 = b"\x86\xdd"
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+_LOOPBACK = bytes(15) + b"\x01"
 _VERSION_WORD = 6 << 28
 _ICMPV6 = 58
 _NO_NEXT_HEADER = 59
@@ -179,7 +181,11 @@ class Ipv6Core:
         entropy: Entropy,
         drops: Counter[str] | None = None,
         counters: Counter[str] | None = None,
+        fast_paths: bool = True,
     ) -> None:
+        """``fast_paths``: TCP segments and UDP datagrams right after the fixed header go
+        to their transport's ``fast_input`` from the packet's bytes (False: every packet
+        is parsed in full, with the same results)."""
         if mtu < MIN_MTU:
             raise ValueError(f"IPv6 needs a link MTU of at least {MIN_MTU} bytes, got {mtu}")
         self.mac = mac
@@ -203,7 +209,9 @@ class Ipv6Core:
         self.parts_touched = False
         """A send gave the neighbour cache work (a timer, a resolution) since the caller
         cleared this: its parts then have something to send or a new deadline."""
+        self._fast_paths = fast_paths
         self._fast_tcp: FastInput | None = None
+        self._fast_udp: FastInput | None = None
         self._solicited_for: set[IPv6Address] = set()
         """Addresses that joined their solicited-node group (left once, when they go)."""
         self._frames: list[Frame] = []
@@ -230,7 +238,9 @@ class Ipv6Core:
             self.routes.add_static_router(self.config.gateway)
         self.addresses.start(now, self.config.addresses)
         self._sync_addresses(now)
-        self._fast_tcp = getattr(self.handlers.get(6), "fast_input", None)
+        if self._fast_paths:
+            self._fast_tcp = getattr(self.handlers.get(6), "fast_input", None)
+            self._fast_udp = getattr(self.handlers.get(17), "fast_input", None)
 
     @property
     def enabled(self) -> bool:
@@ -328,21 +338,36 @@ class Ipv6Core:
         """Process one received IPv6 packet (an Ethernet frame's payload); the device
         vouched for its transport checksum when ``checksum_trusted``.
 
-        Returns True when TCP's header prediction took it: then no part of the IPv6
-        core was touched (nothing for them to send, no deadline of theirs moved)."""
-        fast = self._fast_tcp
-        if fast is not None and len(data) >= 60:
-            # header prediction: a TCP segment right after the fixed header, to an assigned
+        Returns True when a transport's fast input (TCP's header prediction, UDP's
+        ``fast_input``) took it: then no part of the IPv6 core was touched (nothing for
+        them to send, no deadline of theirs moved)."""
+        if len(data) >= 48:
+            # a TCP segment or UDP datagram right after the fixed header, to an assigned
             # address of ours; the transport takes it or refuses it untouched
             word, length, nh, addresses = _FAST_RX.unpack_from(data)
             if (
-                nh == 6
-                and word >> 28 == 6
+                word >> 28 == 6
                 and addresses[16:] in self._unicast_packed
-                and 20 <= length <= len(data) - 40
-                and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
+                and length <= len(data) - 40
             ):
-                return True
+                if nh == 6:
+                    fast = self._fast_tcp
+                    if (
+                        fast is not None
+                        and length >= 20
+                        and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
+                    ):
+                        return True
+                elif nh == 17:
+                    fast = self._fast_udp
+                    if (
+                        fast is not None
+                        and addresses[0] != 0xFF  # a source the full parse would refuse
+                        and addresses[:12] != _V4_MAPPED
+                        and addresses[:16] != _LOOPBACK
+                        and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
+                    ):
+                        return True
         self._full_input(data, checksum_trusted, now)
         return False
 

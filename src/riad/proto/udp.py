@@ -22,6 +22,11 @@ a socket's buffer is full; one larger than the whole buffer can never fit.
 ``encode`` builds an outgoing datagram for the IP layer: the UDP header and
 the payload as separate parts (no copy of the payload), the checksum
 complete, or left partial for a device that finishes it.
+
+``fast_input`` takes the common IPv6 datagram from the packet's bytes, with no
+header or address objects: to a port one unconnected socket holds, whole, its
+checksum right; it refuses anything else untouched, and ``handle`` then gives
+the same result.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ EPHEMERAL_LAST = 65535
 _make_udp = trusted_constructor(UdpHeader)
 _ADDRESS_TEXT_LIMIT = 4096
 _MAPPED = IPv6Address("::ffff:0:0")
+_ANY6_PACKED = bytes(16)
 
 
 def mapped(address: IPv4Address) -> IPv6Address:
@@ -86,6 +92,7 @@ class UdpSocket:
         "closed",
         "errors",
         "local_addr",
+        "local_packed",
         "local_port",
         "ready",
         "remote_addr",
@@ -99,6 +106,7 @@ class UdpSocket:
 
     def __init__(self, local_addr: IpAddress, local_port: int, rx_buffer_bytes: int) -> None:
         self.local_addr = local_addr
+        self.local_packed = local_addr.packed
         self.local_port = local_port
         self.remote_addr: IpAddress | None = None
         self.remote_port = 0
@@ -164,6 +172,7 @@ class UdpCore:
         self.datagrams_received = 0
         self._text: dict[IpAddress, str] = {}
         self._mapped_text: dict[IpAddress, str] = {}
+        self._text6: dict[bytes, str] = {}
 
     # -- sockets -------------------------------------------------------------
 
@@ -292,12 +301,63 @@ class UdpCore:
             sender: Any = (self._mapped_text_of(src), header.src_port, 0, 0)
         else:
             sender = (self._text_of(src), header.src_port)
-        sock.rx_queue.append((bytes(data), sender))
-        sock.rx_bytes += size
+        self._queue(sock, bytes(data), sender)
+        return True
+
+    def _queue(self, sock: UdpSocket, data: bytes, sender: Any) -> None:
+        sock.rx_queue.append((data, sender))
+        sock.rx_bytes += len(data)
         self.datagrams_received += 1
         if not sock.ready:
             sock.ready = True
             self.ready.append(sock)
+
+    def fast_input(
+        self,
+        packet: BytesLike,
+        at: int,
+        end: int,
+        addresses: bytes,
+        now: Instant,
+        checksum_trusted: bool,
+    ) -> bool:
+        """Take the IPv6 datagram at ``packet[at:end]`` from its bytes, or return False
+        having changed nothing (``handle`` then gives the same result).
+
+        ``addresses`` are the source and destination, packed (the IP layer has checked
+        that the destination is an assigned address of ours and the source a unicast
+        one). Taken when the header's length is the whole payload, the checksum is
+        non-zero and verifies (unless the device vouched for it), one unconnected
+        socket holds the port, bound to that address or to ``::``, and its buffer has
+        room; anything else (a zero or bad checksum, no socket, a connected or shared
+        port, a full buffer) is left to ``handle``, which counts it.
+        """
+        if end - at < 8:
+            return False
+        src_port, dst_port, length, csum = UDP_HEADER.unpack_from(packet, at)
+        if length != end - at or not csum:
+            return False
+        holders = self._by_port.get(dst_port)
+        if holders is None or len(holders) != 1:
+            return False
+        sock = holders[0]
+        bound = sock.local_packed
+        if sock.remote_addr is not None or (bound != _ANY6_PACKED and bound != addresses[16:]):
+            return False
+        size = length - 8
+        if sock.rx_bytes + size > sock.rx_buffer_bytes:
+            return False
+        src = addresses[:16]
+        if not checksum_trusted:
+            pseudo = pseudo_sum(address_sum(src, addresses[16:]), IpProtocol.UDP, length)
+            if checksum_after(pseudo, packet[at:end]) != 0:
+                return False
+        text = self._text6.get(src)
+        if text is None:
+            if len(self._text6) >= _ADDRESS_TEXT_LIMIT:
+                self._text6.clear()
+            text = self._text6[src] = str(IPv6Address(src))
+        self._queue(sock, bytes(packet[at + 8 : end]), (text, src_port, 0, 0))
         return True
 
     def _text_of(self, address: IpAddress) -> str:

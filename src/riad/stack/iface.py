@@ -173,12 +173,13 @@ class Interface:
                 entropy=entropy,
                 drops=self.drops,
                 counters=self.counters,
+                fast_paths=config.fast_paths,
             )
             self._multicast_macs = self._ipv6.mld.macs
 
-    # The parts below the transports. Reaching one from outside (a ping, a test, the
-    # stack's IPv6 addressing) may give it work or a deadline: the next flush polls
-    # every part again.
+    # The parts below the transports. Reaching one from outside (a ping, a test, an
+    # address the stack adds) may give it work or a deadline: the next flush polls
+    # every part again (reading IPv6's addressing through ``ipv6_addressing`` does not).
 
     @property
     def arp(self) -> ArpResolver[_Held]:
@@ -202,6 +203,13 @@ class Interface:
     def ipv6(self) -> Ipv6Core | None:
         """The IPv6 core (None: IPv6 off)."""
         self._unsettle()
+        return self._ipv6
+
+    @property
+    def ipv6_addressing(self) -> Ipv6Core | None:
+        """The IPv6 core for reading its addressing only (``select_source``, ``is_local``,
+        ``enabled``, ``assigned``): unlike ``ipv6``, taking it tells the flushes nothing,
+        so it must give the core no work."""
         return self._ipv6
 
     def _unsettle(self) -> None:
@@ -403,12 +411,11 @@ class Interface:
         address chosen for ``dst``); IPv6 routers never fragment, so DF is moot.
         """
         if isinstance(dst, IPv6Address):
-            self._unsettle()
             ipv6 = self._ipv6
             if ipv6 is None:
                 self.drops["ipv6.off"] += 1
                 return False
-            return ipv6.send(src6, dst, protocol, parts, now, offload)
+            return self._send_ipv6(ipv6, src6, dst, protocol, parts, now, offload)
         src = self.address
         if src is None:
             if dst != LIMITED_BROADCAST:
@@ -569,7 +576,8 @@ class Interface:
                 dst = out.dst
                 if ipv6 is not None and isinstance(dst, IPv6Address):
                     src = out.src
-                    ipv6.send(
+                    self._send_ipv6(
+                        ipv6,
                         src if isinstance(src, IPv6Address) else None,
                         dst,
                         out.protocol,
@@ -577,10 +585,6 @@ class Interface:
                         now,
                         out.offload,
                     )
-                    if ipv6.parts_touched:  # its neighbour cache was given work
-                        ipv6.parts_touched = False
-                        self._unsettle()
-                    self._take_ipv6_frames(ipv6.take_sent())
                 else:
                     self.send_ip(
                         out.dst, out.protocol, out.parts, now, out.offload, out.dont_fragment
@@ -593,6 +597,26 @@ class Interface:
             self._frames = []
             self.counters["tx_frames"] += len(frames)
         return frames
+
+    def _send_ipv6(
+        self,
+        ipv6: Ipv6Core,
+        src: IPv6Address | None,
+        dst: IPv6Address,
+        protocol: int,
+        parts: Sequence[BytesLike],
+        now: Instant,
+        offload: TransportOffload | None,
+    ) -> bool:
+        """``Ipv6Core.send``, its frames taken at once: a packet along a known path to a
+        REACHABLE neighbour leaves the parts below the transports settled; one that gave
+        the neighbour cache work (a DELAY timer, a resolution) unsettles them."""
+        sent = ipv6.send(src, dst, protocol, parts, now, offload)
+        if ipv6.parts_touched:
+            ipv6.parts_touched = False
+            self._unsettle()
+        self._take_ipv6_frames(ipv6.take_sent())
+        return sent
 
     def _poll_parts(self, now: Instant) -> None:
         """What ICMP, ARP and IPv6 have to send, into ``_frames``."""

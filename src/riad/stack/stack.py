@@ -440,7 +440,7 @@ class DirectStack:
             if own is not None and own != address:
                 raise OSError(errno.EADDRNOTAVAIL, f"{own} is not an address of this stack")
             return address
-        ipv6 = self.iface.ipv6
+        ipv6 = self.iface.ipv6_addressing
         if ipv6 is None or not ipv6.enabled:
             raise OSError(errno.ENETUNREACH, f"no IPv6 on this stack to reach {remote}")
         if own is not None:
