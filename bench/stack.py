@@ -3,6 +3,7 @@
 Run as root (it builds network namespaces, and removes them afterwards):
 
     .venv/bin/python bench/stack.py [--pytcp DIR] [--seconds S] [--pings N] [--rounds R]
+                                    [--block B]
 
 Seven set-ups, each measured from a Linux client in its own namespace:
 
@@ -25,6 +26,15 @@ against riad's IPv4 (the target: at least 0.9x on every row). ``riad`` and
 so neither always runs after the other on a machine whose load drifts): their
 figures are the medians, and the IPv6 / IPv4 ratios of every round are
 printed too. The references are measured once.
+
+The ping round trips of ``riad`` and ``riad6`` come from two processes started
+apart, and a median of a few hundred pings moves by 2x from one start to the
+next on a shared machine. So each round also pings one riad process holding
+both addresses on one TAP (``riad46``), over IPv4 and IPv6 in turns of
+``--block`` pings, ``--pings`` of each: the two families then share the same
+process, the same moments and the same load, and the shortest, median and 90th
+percentile round trips of each are printed with the IPv6 / IPv4 ratios, every
+round's and over all the rounds' pings together.
 """
 
 from __future__ import annotations
@@ -59,7 +69,8 @@ def _family(address: str) -> socket.AddressFamily:
 
 def serve_riad(tap: str, address: str, port: int) -> None:
     """A riad UDP echo service on TAP ``tap`` (runs in the TAP's namespace); an IPv6
-    ``address`` is riad's static IPv6 one (its echo then listens on ``::``)."""
+    ``address`` is riad's static IPv6 one (its echo then listens on ``::``); two,
+    comma-separated, give it an IPv4 and an IPv6 address."""
     from riad.backends.tap import TapDevice
     from riad.stack import DirectStack
 
@@ -70,13 +81,12 @@ def serve_riad(tap: str, address: str, port: int) -> None:
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
+    given = address.split(",")
+    four = next((a for a in given if ":" not in a), None)
+    six = next((a for a in given if ":" in a), None)
+
     async def main() -> None:
-        six = ":" in address
-        async with DirectStack(
-            TapDevice.open(tap),
-            address=None if six else address,
-            ipv6_address=address if six else None,
-        ) as stack:
+        async with DirectStack(TapDevice.open(tap), address=four, ipv6_address=six) as stack:
             bind = "::" if six else "0.0.0.0"
             await stack.create_datagram_endpoint(Echo, local_addr=(bind, port))
             print("ready", flush=True)
@@ -134,18 +144,57 @@ def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> 
 # -- orchestration -----------------------------------------------------------------
 
 
-def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
-    deadline = time.monotonic() + 30  # an IPv6 address is usable once detection passed
-    while ns.run("ping", "-c", "1", "-W", "1", host, check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"ping {host}: no reply within 30 s")
+def _pings(ns: Netns, host: str, count: int) -> list[float]:
+    """``count`` pings at 5 ms intervals: their round trips in ms."""
     proc = ns.run(
         "ping", "-c", str(count), "-i", "0.005", "-W", "1", host, timeout=120, check=False
     )
     rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", proc.stdout.decode())]
     if len(rtts) < count * 0.9:
         raise RuntimeError(f"ping {host}: only {len(rtts)} of {count} replies")
-    return statistics.median(rtts)
+    return rtts
+
+
+def _wait_answered(ns: Netns, host: str) -> None:
+    deadline = time.monotonic() + 30  # an IPv6 address is usable once detection passed
+    while ns.run("ping", "-c", "1", "-W", "1", host, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ping {host}: no reply within 30 s")
+
+
+def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
+    _wait_answered(ns, host)
+    return statistics.median(_pings(ns, host, count))
+
+
+def ping_both(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """One riad process with an IPv4 and an IPv6 address on one TAP, pinged over both in
+    turns of ``args.block``: (IPv4 round trips, IPv6 round trips) in ms."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with Netns.create("bench") as ns:
+        ns.add_tap("tap0", "10.77.0.1/24", vnet_hdr=True)
+        ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+        ns.ip("-6", "addr", "add", "fd77::1/64", "dev", "tap0", "nodad")
+        server = _start(ns, [*me, "serve-riad", "tap0", "10.77.0.2/24,fd77::2/64", "7"])
+        try:
+            hosts = ("10.77.0.2", "fd77::2")
+            for host in hosts:
+                _wait_answered(ns, host)
+            rtts: tuple[list[float], list[float]] = ([], [])
+            done = 0
+            while done < args.pings:
+                block = min(args.block, args.pings - done)
+                for host, into in zip(hosts, rtts, strict=True):
+                    into.extend(_pings(ns, host, block))
+                done += block
+            return rtts
+        finally:
+            _stop(server)
+
+
+def _spread(rtts: list[float]) -> tuple[float, float, float]:
+    """Shortest, median and 90th percentile."""
+    return min(rtts), statistics.median(rtts), statistics.quantiles(rtts, n=10)[-1]
 
 
 def _start(
@@ -244,6 +293,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="riad and riad6 taking turns")
+    parser.add_argument(
+        "--block", type=int, default=25, help="pings per turn when pinging riad46's two addresses"
+    )
     args = parser.parse_args()
     kinds = ["linux", "linux6"]
     if (Path(args.pytcp) / "venv314" / "bin" / "python").exists():
@@ -253,10 +305,14 @@ def main() -> int:
             f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr
         )
     runs: dict[str, list[tuple[float, float]]] = {"riad": [], "riad6": []}
+    both: list[tuple[list[float], list[float]]] = []
     for i in range(args.rounds):
         for kind in ("riad", "riad6") if i % 2 == 0 else ("riad6", "riad"):
             runs[kind].append(measure(kind, args))
             print(f"round {i + 1}: {kind} {runs[kind][-1]}", file=sys.stderr, flush=True)
+        both.append(ping_both(args))
+        four, six = (_spread(r) for r in both[-1])
+        print(f"round {i + 1}: riad46 IPv4 {four} IPv6 {six}", file=sys.stderr, flush=True)
     results = {
         kind: (statistics.median(p for p, _ in got), statistics.median(r for _, r in got))
         for kind, got in runs.items()
@@ -285,6 +341,19 @@ def main() -> int:
         f"{s[1] / f[1]:.2f}" for f, s in zip(runs["riad"], runs["riad6"], strict=True)
     )
     print(f"riad6 vs riad by round ({args.rounds}, medians above): ping RTT {pings}; UDP {rates}")
+    print(
+        f"riad46, one process pinged over IPv4 and IPv6 in turns of {args.block}, "
+        f"{args.pings} pings of each a round (ms: shortest, median, 90th percentile):"
+    )
+    rows = [(f"round {i + 1}", four, six) for i, (four, six) in enumerate(both)]
+    rows.append(("all rounds", [x for r in both for x in r[0]], [x for r in both for x in r[1]]))
+    for name, four_rtts, six_rtts in rows:
+        four, six = _spread(four_rtts), _spread(six_rtts)
+        ratios = ", ".join(f"{b / a:.2f}" for a, b in zip(four, six, strict=True))
+        print(
+            f"  {name}: IPv4 {four[0]:.3f} / {four[1]:.3f} / {four[2]:.3f}, "
+            f"IPv6 {six[0]:.3f} / {six[1]:.3f} / {six[2]:.3f}; IPv6/IPv4 {ratios}"
+        )
     return 0
 
 
