@@ -28,6 +28,9 @@ and the 64-byte echo round trip (median over one connection, TCP_NODELAY).
 For riad it also reports the CPU time its process spent on each (seconds per
 100 MB, microseconds per connection and per round trip): on a shared machine
 the wall-clock figures move from run to run, the CPU per unit of work much less.
+Of the bulk transfers' CPU it also gives the system time: the kernel's work in
+riad's reads and writes of the TAP, which holds Linux's own TCP handling of the
+frames riad writes (done in the writer's system call), not riad's Python.
 
 ``--six`` measures only riad, over IPv4 and over IPv6 (TAP with offloads),
 each round in a child process, taking turns for ``--rounds`` rounds: the
@@ -491,13 +494,13 @@ async def measure_riad(
         async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
             assert not six or STACK_IP6 in stack.ipv6_addresses  # async with waited for DAD
             await riad_servers(stack, served)
-            t0 = cpu()
+            t0, s0 = cpu(), os.times().system
             into = await run_in(
                 ns, "send", "--host", stack_ip, "--port", "5001", "--bytes", str(nbytes)
             )
-            t1 = cpu()
+            t1, s1 = cpu(), os.times().system
             out = await riad_source(stack, ns, nbytes, six)
-            t2, wall2 = cpu(), time.perf_counter()
+            t2, s2, wall2 = cpu(), os.times().system, time.perf_counter()
             rate = await run_in(
                 ns, "connrate", "--host", stack_ip, "--port", "5003", "--seconds", str(seconds)
             )
@@ -513,6 +516,8 @@ async def measure_riad(
         "rtt_ms": rtt["rtt_ms"],
         "cpu_in": (t1 - t0) * 1e8 / nbytes,
         "cpu_out": (t2 - t1) * 1e8 / nbytes,
+        "cpu_in_sys": (s1 - s0) * 1e8 / nbytes,
+        "cpu_out_sys": (s2 - s1) * 1e8 / nbytes,
         "cpu_conn": (t3 - t2) * 1e6 / max(served[0], 1),
         "busy_conn": (t3 - t2) / (wall3 - wall2),
         "cpu_echo": (t4 - t3) * 1e6 / echoes,
@@ -700,6 +705,8 @@ def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
         ("64-byte echo round trip, ms", "rtt_ms", "{:.3f}"),
         ("riad CPU, s per 100 MB in", "cpu_in", "{:.2f}"),
         ("riad CPU, s per 100 MB out", "cpu_out", "{:.2f}"),
+        ("of which in the kernel (system time), in", "cpu_in_sys", "{:.2f}"),
+        ("of which in the kernel (system time), out", "cpu_out_sys", "{:.2f}"),
         ("riad CPU, µs per new connection", "cpu_conn", "{:,.0f}"),
         ("riad CPU, µs per echo round trip", "cpu_echo", "{:,.0f}"),
         ("riad CPU busy while taking connections", "busy_conn", "{:.0%}"),
