@@ -78,6 +78,7 @@ _MOD = 0xFFFF
 # identification, flags and fragment offset, TTL, protocol, checksum
 _IP_VARYING = struct.Struct("!HHHBBH")
 _TX_CSUM = {16: TxOffload(csum_start=34, csum_offset=16), 6: TxOffload(34, 6)}
+_TX_CSUM6 = {16: TxOffload(csum_start=54, csum_offset=16), 6: TxOffload(54, 6)}
 _MAX_ROUTES = 1024  # templates kept (the oldest goes first): a server answers many hosts
 
 
@@ -644,13 +645,16 @@ class Interface:
             tx = None
             if offload is not None:  # the transport header follows Ethernet and IPv6
                 gso = offload.gso_size
-                tx = TxOffload(
-                    csum_start=54,
-                    csum_offset=offload.csum_offset,
-                    gso_type=GSO_TCPV6 if gso else 0,
-                    gso_size=gso,
-                    hdr_len=54 + offload.header_len if gso else 0,
-                )
+                if gso:
+                    tx = TxOffload(
+                        csum_start=54,
+                        csum_offset=offload.csum_offset,
+                        gso_type=GSO_TCPV6,
+                        gso_size=gso,
+                        hdr_len=54 + offload.header_len,
+                    )
+                else:
+                    tx = _TX_CSUM6.get(offload.csum_offset) or TxOffload(54, offload.csum_offset)
             self._frames.append((parts, tx))
 
     # -- timers ------------------------------------------------------------
