@@ -66,7 +66,10 @@ def test_cache_key_follows_source_and_variant() -> None:
 def test_cache_key_follows_the_patches(monkeypatch: pytest.MonkeyPatch) -> None:
     source = KernelSource(Path("/nonexistent.tar.xz"), "6.1.1-1")
     shipped = cache_key(source, "direct")
-    assert [name for name, _ in kernel.kernel_patches()] == ["unmap-initmem.patch"]
+    assert [name for name, _ in kernel.kernel_patches()] == [
+        "page-aligned-image.patch",
+        "unmap-initmem.patch",
+    ]
     monkeypatch.setattr(kernel, "kernel_patches", lambda: [])
     assert cache_key(source, "direct") != shipped
 
