@@ -30,6 +30,9 @@ def test_only_the_wanted_modules_are_built() -> None:
     assert not off & set(ECHO_MODULES)
     assert {"_ssl", "_hashlib", "_sqlite3", "zlib", "_decimal", "_testcapi", "_tkinter"} <= off
     assert "--disable-shared" in arguments and "--without-doc-strings" in arguments
+    assert "--with-lto=full" in arguments  # the smallest code: one partition
+    cflags = next(arg for arg in arguments if arg.startswith("CFLAGS="))
+    assert "-fno-asynchronous-unwind-tables" in cflags.split()  # no .eh_frame
 
 
 def test_setup_local_builds_ctypes_in_and_keeps_configures_modules() -> None:
