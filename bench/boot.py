@@ -5,6 +5,8 @@ Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-
 [--wake] (only riad serve's wakes, beside a cold boot and riad run -t unix, and wrk)
 [--python] (only the echo image on the stock and the static interpreter: sizes, boot,
 start-up in the guest, echo round trips a second, memory)
+[--floor MiB,MiB...] (only the echo image on each interpreter, booted in each of these
+guest memories, largest first: whether it serves, and if not what the console said)
 
 Side by side, in one network namespace made for the run, the same echo
 service is started again and again as each *contender*, and the time from the
@@ -414,13 +416,18 @@ def build_pythons(ws: Workspace) -> None:
             ws.images[f"python-{python}-{compression}"] = out
 
 
-def _python_vm(python: str) -> Callable[[Workspace], Launch]:
+def _python_vm(python: str, memory_mb: int | None = None) -> Callable[[Workspace], Launch]:
+    """The echo image on ``python``, in ``memory_mb`` of guest memory (default: what the
+    image asks for)."""
+
     def prepare(ws: Workspace) -> Launch:
         image = ws.images[f"python-{python}-lz4"]
         command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm"]
         command += ["--tap", TAP, "--accel", "tcg", "--timings"]
+        if memory_mb is not None:
+            command += ["--memory", str(memory_mb)]
         command += [f"--ipv4={GUEST}/24", "--port", str(PORT)]
-        return Launch(command, GUEST, measure=echo_rate)  # the image's own memory
+        return Launch(command, GUEST, measure=echo_rate)
 
     return prepare
 
@@ -505,6 +512,49 @@ def python_run(ws: Workspace, runs_wanted: int) -> str:
             if startup is not None:
                 contender.startups.append(startup)
     return python_report(ws, runs)
+
+
+# What the console says when a guest did not fit (the first found is reported).
+_MEMORY_FAILURES = (
+    "Initramfs unpacking failed",
+    "Out of memory",
+    "Kernel panic",
+    "MemoryError",
+)
+
+
+def floor_run(ws: Workspace, sizes: list[int]) -> str:
+    """``--floor``: the echo image on each interpreter booted in each memory of ``sizes``."""
+    lines = [
+        "Echo image booted in each guest memory (TCG, direct kernel; serves: a TCP echo "
+        "answered within 90 s, then 400 more round trips):",
+        "",
+        "| guest memory | " + " | ".join(f"echo, {p} interpreter" for p in PYTHONS) + " |",
+        "|---:|" + "---|" * len(PYTHONS),
+    ]
+    for memory_mb in sorted(sizes, reverse=True):
+        cells = []
+        for python in PYTHONS:
+            rates: list[float] = []
+            took = first_answer(ws, _python_vm(python, memory_mb)(ws), 90.0, rates)
+            console = (ws.cache / "last-run-python.log").read_text(errors="replace")
+            if took is not None and rates:
+                cells.append(f"serves ({rates[0]:.0f} round trips/s)")
+            else:
+                said = next((f for f in _MEMORY_FAILURES if f in console), "no answer")
+                cells.append(f"fails: {said}")
+            print(f"{memory_mb} MiB {python}: {cells[-1]}", file=sys.stderr)
+        lines.append(f"| {memory_mb} MiB | " + " | ".join(cells) + " |")
+    asked = [
+        json.loads((ws.images[f"python-{p}-lz4"] / "manifest.json").read_text())["memory_mb"]
+        for p in PYTHONS
+    ]
+    lines += [
+        "",
+        "Asked for by the images: "
+        + ", ".join(f"{p} {mb} MiB" for p, mb in zip(PYTHONS, asked, strict=True)),
+    ]
+    return "\n".join(lines)
 
 
 def build_site(ws: Workspace) -> Path | None:
@@ -1007,6 +1057,11 @@ def main() -> int:
         action="store_true",
         help="only the echo image on the stock and the static interpreter",
     )
+    parser.add_argument(
+        "--floor",
+        metavar="MiB,MiB...",
+        help="only the echo image on each interpreter, booted in each of these guest memories",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/boot.py needs root (network namespace, TAP device)")
@@ -1017,12 +1072,12 @@ def main() -> int:
     ws.cache.mkdir(parents=True, exist_ok=True)
     compile_host_code(ws.service.root)
     print("building the riad image and the stock-kernel image...", file=sys.stderr)
-    if args.python:
+    if args.python or args.floor:
         build_pythons(ws)
     elif not args.wake:  # (--wake builds its own)
         build_riad(ws)
     deboot = None
-    if not args.snapshot_only and not args.wake and not args.python:
+    if not (args.snapshot_only or args.wake or args.python or args.floor):
         site = build_site(ws)
         if site is not None:
             ws.images["site"] = site
@@ -1036,6 +1091,9 @@ def main() -> int:
             return 0
         if args.python:
             print(python_run(ws, args.runs))
+            return 0
+        if args.floor:
+            print(floor_run(ws, [int(mb) for mb in args.floor.split(",")]))
             return 0
         runs = contenders(args.snapshot_only)
         launches = [c.prepare(ws) for c in runs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from riad.image.inspect import reasons
 
-TABLE = "usr/lib/python3.11/modules.marshal"
+TABLE = "usr/lib/python3.11/modules.packed"
 CSS = "usr/lib/python3.11/django/contrib/admin/static/admin/css/base.css"
 
 

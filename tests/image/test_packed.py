@@ -1,4 +1,4 @@
-"""The packed module table: modules imported from one marshal file."""
+"""The packed module table: modules imported from a folder of marshalled code."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from riad.image.packed import PackedModules, install, pack
+from riad.image.packed import INDEX, PackedModules, install, pack
 
 SOURCES = {
     "rpk_pkg": (True, "from rpk_pkg.leaf import VALUE\nDOUBLE = VALUE * 2\n"),
@@ -20,14 +20,21 @@ SOURCES = {
 }
 
 
+def write_table(folder: Path, files: dict[str, bytes]) -> Path:
+    """The table folder :func:`pack`'s files make."""
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
 @pytest.fixture
 def table_file(tmp_path: Path) -> Iterator[Path]:
     codes = {
         name: (package, compile(text, f"/lib/{name.replace('.', '/')}.py", "exec"))
         for name, (package, text) in SOURCES.items()
     }
-    path = tmp_path / "modules.marshal"
-    path.write_bytes(pack(codes))
+    path = write_table(tmp_path / "modules.packed", pack(codes))
     saved = list(sys.meta_path)
     yield path
     sys.meta_path[:] = saved
@@ -69,7 +76,30 @@ def test_pack_is_deterministic() -> None:
     codes = {"b": (False, compile("x = 1", "/b.py", "exec"))}
     codes["a"] = (True, compile("y = 2", "/a.py", "exec"))
     assert pack(codes) == pack(dict(reversed(list(codes.items()))))
-    assert PackedModules({}, b"", "/").find_spec("a") is None
+    assert list(pack(codes)) == [INDEX, "a", "b"]
+    assert PackedModules({}, "/nowhere", "/").find_spec("a") is None
+    with pytest.raises(ValueError, match="index"):
+        pack({INDEX: (False, compile("", "/index.py", "exec"))})
+
+
+def test_releasing_removes_each_file_as_its_module_is_read(table_file: Path) -> None:
+    finder = install(str(table_file), "/lib", release=True)
+    importlib.import_module("rpk_pkg")  # and rpk_pkg.leaf, which it imports
+    assert sorted(p.name for p in table_file.iterdir()) == [INDEX, "rpk_broken", "rpk_main"]
+    with pytest.raises(ImportError, match="released"):
+        finder.get_code("rpk_pkg.leaf")
+    held = finder.hold_all()  # what start-up did not import, before a seal
+    assert sorted(p.name for p in table_file.iterdir()) == [INDEX]
+    assert held == sum(len(finder.held[name]) for name in ("rpk_broken", "rpk_main"))
+    assert importlib.import_module("rpk_broken").__file__ == "/lib/rpk_broken.py"
+    assert runpy.run_module("rpk_main", run_name="__main__")["RAN_AS"] == "__main__"
+
+
+def test_without_release_the_files_stay(table_file: Path) -> None:
+    finder = install(str(table_file), "/lib")
+    importlib.import_module("rpk_pkg")
+    assert finder.get_code("rpk_pkg.leaf") is not None  # read again
+    assert len(list(table_file.iterdir())) == len(SOURCES) + 1
 
 
 @pytest.fixture
@@ -92,8 +122,8 @@ def folder_table(tmp_path: Path) -> Iterator[tuple[PackedModules, Path, Path]]:
     codes = {
         name: (package, compile(text, name, "exec")) for name, (package, text) in sources.items()
     }
-    path = tmp_path / "modules.marshal"
-    path.write_bytes(pack(codes, {"rpk_site": str(service), "rpk_site.views": str(service)}))
+    folders = {"rpk_site": str(service), "rpk_site.views": str(service)}
+    path = write_table(tmp_path / "modules.packed", pack(codes, folders))
     saved = list(sys.meta_path), list(sys.path_hooks), dict(sys.path_importer_cache)
     yield install(str(path), str(lib)), lib, service
     sys.meta_path[:], sys.path_hooks[:] = saved[0], saved[1]

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.netns
 def test_echo_example_in_a_vm(
     kernels: object, riad_run: type[RiadRun], netns: str, net: str
 ) -> None:
-    # on riad's stack (the default) in 48 MiB, 4 over the least it serves in (44:
+    # on riad's stack (the default) in 40 MiB, 4 over the least it serves in (36:
     # docs/benchmarks.md); on the kernel's, in the memory the image asks for
-    memory = ["--memory", "48"] if net == "direct" else []
+    memory = ["--memory", "40"] if net == "direct" else []
     run = riad_run([ECHO, "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24", *memory])
     check_echo_and_stop(run, netns, b"echo in a vm\n")
 

@@ -31,7 +31,8 @@ def test_echo_on_the_static_interpreter(
     assert not [p for p in paths if p.endswith(".so") or ".so." in p or "lib-dynload" in p]
     assert "usr/bin/python3.11" in paths
     # riad's stack and its seal (the C library's calls found in the executable's symbols)
-    assert manifest["memory_mb"] == 48  # the stock interpreter's image asks for 56
-    # in 44 MiB, 4 over the least it serves in (40: docs/benchmarks.md)
-    run = riad_run([str(image), "-t", "vm", "--ipv4", "10.0.0.2/24", "--memory", "44"])
+    # 40 MiB (48 by a larger traced heap); the stock interpreter's image asks for 48
+    assert manifest["memory_mb"] in (40, 48)
+    # in 36 MiB, 4 over the least it serves in (32: docs/benchmarks.md)
+    run = riad_run([str(image), "-t", "vm", "--ipv4", "10.0.0.2/24", "--memory", "36"])
     check_echo_and_stop(run, netns, b"echo on a static interpreter\n")

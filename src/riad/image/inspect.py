@@ -112,7 +112,7 @@ REASONS = {
 
 
 def _name(entry: dict[str, Any]) -> str:
-    """A module's name from its file entry (``modules.marshal:pkg/mod`` -> ``pkg.mod``)."""
+    """A module's name from its file entry (``modules.packed:pkg/mod`` -> ``pkg.mod``)."""
     path = str(entry["path"])
     if ":" in path:  # in the module table
         return path.partition(":")[2].removesuffix("/__init__").replace("/", ".")

@@ -1,13 +1,21 @@
 """An image's Python modules, packed in one table that PID 1 imports from.
 
-The modules a vm image carries (compiled at build time) are one file: an
-index and the modules' marshalled code (:func:`pack`). PID 1 reads it once and
-puts :class:`PackedModules` on ``sys.meta_path``, after the interpreter's
-built-in and frozen modules and before the path finder. An import is then a
-dictionary lookup and an unmarshal: no search along ``sys.path``, no file
-opened, no zip directory read. Under emulation (QEMU's TCG) each of those
-costs: the import system's file machinery, run for some two hundred modules,
-was a quarter of the echo service's start-up.
+The modules a vm image carries (compiled at build time) are one table, a
+folder: an index, and each module's marshalled code in a file named after the
+module (:func:`pack`). PID 1 reads the index once and puts
+:class:`PackedModules` on ``sys.meta_path``, after the interpreter's built-in
+and frozen modules and before the path finder. An import is then a dictionary
+lookup, one file read and an unmarshal: no search along ``sys.path``, no zip
+directory read. Under emulation (QEMU's TCG) each of those costs: the import
+system's file machinery, run for some two hundred modules, was a quarter of
+the echo service's start-up.
+
+In an image the table *releases* what it has read (``release=True``): a
+module's file is removed once its code is read, so the memory the image's
+root (a ramfs) held it in goes back to the kernel as the service imports;
+what start-up did not import is read into memory before the seal
+(:meth:`PackedModules.hold_all`), after which no file can be opened. Reading
+a released module's code again (``importlib.reload``) is refused.
 
 Modules keep file names under the standard library folder (``__file__``
 is ``/usr/lib/python3.X/NAME.py``), so tracebacks name file, line and
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import builtins
 import marshal
+import posix
 import sys
 
 TYPE_CHECKING = False
@@ -43,50 +52,62 @@ else:  # what importlib.machinery re-exports, without importing importlib
 
     Protocol = object
 
-__all__ = ["Listing", "PackedFolder", "PackedModules", "install", "pack"]
+__all__ = ["INDEX", "Listing", "PackedFolder", "PackedModules", "install", "installed", "pack"]
 
 _exec = builtins.exec
+_open = builtins.open
+_unlink = posix.unlink
 
 
-Entry = tuple[bool, int, int] | tuple[bool, int, int, str]
-"""An index entry: ``(is_package, start, end)``, with the module's folder when it is not
-the table's (a service's own modules, in the service's folder)."""
+Entry = tuple[bool] | tuple[bool, str]
+"""An index entry: ``(is_package,)``, with the module's folder when it is not the
+table's (a service's own modules, in the service's folder)."""
+
+INDEX = "index"
+"""The index's file name in a table folder (:func:`pack` refuses a module so named)."""
 
 
-def pack(modules: dict[str, tuple[bool, CodeType]], folders: dict[str, str] | None = None) -> bytes:
-    """The table file for ``modules`` (name: ``(is_package, code)``), in name order.
-
-    An index, ``{name: (is_package, start, end[, folder])}`` in ``marshal``
-    form, then the modules' marshalled code one after the other, which
-    ``start`` and ``end`` locate: a module's code is unmarshalled from the one
-    buffer the file is read into, when it is imported. ``folders`` names the
-    folder a module's file name is in when it is not the table's.
+def pack(
+    modules: dict[str, tuple[bool, CodeType]], folders: dict[str, str] | None = None
+) -> dict[str, bytes]:
+    """The files of the table folder for ``modules`` (name: ``(is_package, code)``):
+    :data:`INDEX`, ``{name: (is_package[, folder])}`` in ``marshal`` form, in name
+    order, and each module's marshalled code in a file named after it. ``folders``
+    names the folder a module's file name is in when it is not the table's.
     """
+    if INDEX in modules:
+        raise ValueError(f"a module named {INDEX!r} cannot be packed (the table's index)")
     index: dict[str, Entry] = {}
-    blob = bytearray()
+    files: dict[str, bytes] = {}
     for name, (package, code) in sorted(modules.items()):
-        data = marshal.dumps(code)
         where = (folders or {}).get(name)
-        start, end = len(blob), len(blob) + len(data)
-        index[name] = (package, start, end) if where is None else (package, start, end, where)
-        blob += data
-    return marshal.dumps(index) + bytes(blob)
+        index[name] = (package,) if where is None else (package, where)
+        files[name] = marshal.dumps(code)
+    return {INDEX: marshal.dumps(index), **files}
 
 
 class PackedModules:
-    """Finder and loader of the modules in a table :func:`pack` wrote."""
+    """Finder and loader of the modules in a table :func:`pack` wrote (see the module
+    doc for ``release``)."""
 
-    def __init__(self, index: dict[str, Entry], code: bytes, folder: str) -> None:
+    def __init__(
+        self, index: dict[str, Entry], table: str, folder: str, release: bool = False
+    ) -> None:
         self.index = index
-        self.code = memoryview(code)
+        self.table = table
+        """The table's folder, where each module's code is a file."""
         self.folder = folder
         """Where the modules' file names point (the standard library's folder), unless
         their entry names another."""
-        self.folders = {folder, *(entry[3] for entry in index.values() if len(entry) > 3)}
+        self.folders = {folder, *(entry[1] for entry in index.values() if len(entry) > 1)}
+        self.release = release
+        self.held: dict[str, bytes] = {}
+        """Code read before the seal (:meth:`hold_all`), by module name."""
+        self.released: set[str] = set()
 
     def _folder_of(self, name: str) -> str:
         entry = self.index[name]
-        return entry[3] if len(entry) > 3 else self.folder
+        return entry[1] if len(entry) > 1 else self.folder
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
@@ -110,9 +131,35 @@ class PackedModules:
         _exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, name: str) -> CodeType:
-        start, end = self.index[name][1:3]
-        code: CodeType = marshal.loads(self.code[start:end])
+        data = self.held.get(name)
+        if data is None:
+            data = self._read(name)
+        code: CodeType = marshal.loads(data)
         return code
+
+    def _read(self, name: str) -> bytes:
+        """Module ``name``'s code from its file, removed after when releasing."""
+        if name in self.released:
+            raise ImportError(
+                f"the code of {name} was released when it was first imported: "
+                "an image's modules are imported once (no reload)",
+                name=name,
+            )
+        path = f"{self.table}/{name}"
+        with _open(path, "rb") as handle:
+            data: bytes = handle.read()
+        if self.release:
+            _unlink(path)
+            self.released.add(name)
+        return data
+
+    def hold_all(self) -> int:
+        """Read the code of every module not read yet into memory (releasing its file);
+        the bytes held. PID 1 calls it before the seal, after which no file opens."""
+        for name in self.index:
+            if name not in self.held and name not in self.released:
+                self.held[name] = self._read(name)
+        return sum(len(data) for data in self.held.values())
 
     def is_package(self, name: str) -> bool:
         return self.index[name][0]
@@ -229,12 +276,11 @@ class PackedFolder:
         return [(prefix + name, found[name]) for name in sorted(found)]
 
 
-def install(path: str, folder: str) -> PackedModules:
-    """Read the table in file ``path`` and import from it from now on."""
-    with open(path, "rb") as handle:
+def install(path: str, folder: str, release: bool = False) -> PackedModules:
+    """Read the index of the table folder ``path`` and import from it from now on."""
+    with _open(f"{path}/{INDEX}", "rb") as handle:
         index = marshal.load(handle)
-        code = handle.read()
-    finder = PackedModules(index, code, folder)
+    finder = PackedModules(index, path, folder, release)
     position = next(
         (i for i, f in enumerate(sys.meta_path) if getattr(f, "__name__", "") == "PathFinder"),
         len(sys.meta_path),
@@ -243,3 +289,8 @@ def install(path: str, folder: str) -> PackedModules:
     sys.path_hooks.insert(0, finder.path_hook)
     sys.path_importer_cache.pop(folder, None)  # the interpreter's finder for it, if made
     return finder
+
+
+def installed() -> list[PackedModules]:
+    """The tables ``sys.meta_path`` imports from."""
+    return [finder for finder in sys.meta_path if isinstance(finder, PackedModules)]

@@ -9,7 +9,7 @@ then packs exactly what was loaded:
   ``strip`` is installed;
 - pure-Python modules compiled at build time (by default without
   docstrings and without column positions: :func:`without_columns`), in one
-  table PID 1 imports from (``/usr/lib/python3.X/modules.marshal``,
+  table PID 1 imports from (the folder ``/usr/lib/python3.X/modules.packed``,
   :mod:`riad.image.packed`);
   the few the interpreter needs before that as unchecked-hash ``.pyc``
   files (no source, no timestamp) in ``/usr/lib/python3.X``; modules frozen
@@ -72,15 +72,16 @@ from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.data import DataFile, data_files, left_out, placed, split_includes, submodules
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
-from riad.image.packed import pack
+from riad.image.packed import INDEX, pack
 from riad.image.static_python import StaticPython, build_static_python, stdlib_source
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
 
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
 STDLIB_DIR = f"usr/lib/python{PY_VERSION}"
 DYNLOAD = f"{STDLIB_DIR}/lib-dynload"
-# The image's Python modules, one table PID 1 imports from (riad.image.packed).
-MODULE_TABLE = f"{STDLIB_DIR}/modules.marshal"
+# The image's Python modules, one table PID 1 imports from (riad.image.packed): a
+# folder of an index and a file per module, each removed as the module is imported.
+MODULE_TABLE = f"{STDLIB_DIR}/modules.packed"
 # Code for the source text start-up compiles at run time (riad.image.compiled).
 COMPILED_TABLE = f"{STDLIB_DIR}/startup-code.marshal"
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
@@ -125,13 +126,13 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {
 }
 # hashlib's own implementations, used when _hashlib is left out.
 BUILTIN_HASHES = ("_md5", "_sha1", "_sha256", "_sha512", "_blake2", "_sha3")
-# What the kernel keeps for itself while it unpacks the initramfs (its image with
-# the alignment gaps it frees only afterwards, page structures; measured: 12.9 MB of
-# a 36 MB guest besides the packed initramfs), and while the service runs (its image,
-# page tables, slabs, socket buffers, the NIC's rings), in MiB; the least the
-# formula gives, and the step it rounds up by.
-KERNEL_BOOT_MB = 13
-KERNEL_RUN_MB = 12
+# What the kernel keeps for itself while it unpacks the initramfs (its image, page
+# structures; measured: 5.8 MB of a 32 MB guest besides the packed initramfs, 12.9 MB
+# before its image lost its 2 MB alignment gaps), and while the service runs (its
+# image, page tables, slabs, socket buffers, the NIC's rings; 3.5 MB less than the 12
+# it was before), in MiB; the least the formula gives, and the step it rounds up by.
+KERNEL_BOOT_MB = 6
+KERNEL_RUN_MB = 9
 # The socket kernel's more: its image is 2.3 MB larger (Linux's IP stack) and it keeps
 # socket buffers and routing state (measured: the test echo on it does not boot in 40
 # MiB and serves in 44, where the direct kernel's serves in 40).
@@ -259,6 +260,16 @@ class _Content:
     ) -> None:
         self.archive.add(file_entry(path, data, executable))
         self.record(path, data, part, why)
+
+    def released_bytes(self) -> int:
+        """The tables' files, which PID 1 removes (each module's as it imports it, the
+        start-up code's at once) while their code becomes heap objects."""
+        prefix = f"{MODULE_TABLE}:"
+        return sum(
+            int(str(f["size"]))
+            for f in self.files
+            if str(f["path"]).startswith(prefix) or f["path"] == COMPILED_TABLE
+        )
 
     def record(self, path: str, data: bytes, part: str, why: str | None = None) -> None:
         entry: dict[str, object] = {
@@ -423,12 +434,13 @@ def _config_source(
         '    sys.stdout.write(f"\\nriad-vm: pid1 {time.monotonic():.6f}\\n")\n'
         "    gc.disable()  # until start-up is over: see riad.targets.vm.guest\n"
         f"    from {PACKED_MODULE} import install\n\n"
-        f"    install({'/' + MODULE_TABLE!r}, {'/' + STDLIB_DIR!r})\n"
+        f"    install({'/' + MODULE_TABLE!r}, {'/' + STDLIB_DIR!r}, release=True)\n"
         "    from riad.image.compiled import serve\n\n"
         f"    serve({'/' + COMPILED_TABLE!r})\n"
         "    import os\n\n"
-        "    # both tables are held in memory now: their files would hold them twice\n"
-        f"    for table in ({'/' + MODULE_TABLE!r}, {'/' + COMPILED_TABLE!r}):\n"
+        "    # the index and the start-up code are held in memory now: their files would\n"
+        "    # hold them twice (each module's file goes as it is imported)\n"
+        f"    for table in ({'/' + MODULE_TABLE + '/' + INDEX!r}, {'/' + COMPILED_TABLE!r}):\n"
         "        os.unlink(table)\n"
         f"    from {GUEST_MODULE} import main\n\n"
         f"    main(SERVICE_MODULE, NET, SERVICE_FOLDER, {network!r}, {service.attr!r}, "
@@ -570,7 +582,8 @@ def _add_modules(
         codes, plain = _without_columns(codes, plain)
     for arc, (code, source) in sorted(plain.items()):
         content.add_file(f"{STDLIB_DIR}/{arc}.pyc", pyc_bytes(code, source), parts[arc], why="riad")
-    content.archive.add(file_entry(MODULE_TABLE, pack(codes, folders)))
+    for member, data in pack(codes, folders).items():
+        content.archive.add(file_entry(f"{MODULE_TABLE}/{member}", data))
     for name, (package, code) in sorted(codes.items()):
         arc = name.replace(".", "/") + ("/__init__" if package else "")
         content.record(f"{MODULE_TABLE}:{arc}", marshal.dumps(code), parts[arc], whys[arc])
@@ -838,14 +851,15 @@ def build_image(
     _add_distributions(content, trace)
     _add_init(content, service, options, trace, extensions, readable, extra_path)
     cpio = content.archive.to_bytes()
+    released = content.released_bytes()
     if options.single_file:
         kernel_data = _single_file_kernel(cpio, options, log, volume)
-        options = _with_memory(options, len(cpio), len(kernel_data), trace.heap_kb)
+        options = _with_memory(options, len(cpio), len(kernel_data), trace.heap_kb, released)
         return _write_output(
             out, service, kernel, kernel_data, None, content, trace, options, python=python
         )
     initramfs = compress(cpio, options.compression)
-    options = _with_memory(options, len(cpio), len(initramfs), trace.heap_kb)
+    options = _with_memory(options, len(cpio), len(initramfs), trace.heap_kb, released)
     choice = choose_kernel_format(kernel, options.kernel_format)
     kernel_data = (
         _strip(choice.path.read_bytes(), False)
@@ -942,11 +956,11 @@ def _report_trace(trace: StartupTrace, service: ServiceSpec, log: Log) -> None:
 
 
 def _with_memory(
-    options: BuildOptions, cpio_bytes: int, packed_bytes: int, heap_kb: int
+    options: BuildOptions, cpio_bytes: int, packed_bytes: int, heap_kb: int, released: int
 ) -> BuildOptions:
     if options.memory_mb is not None:
         return options
-    memory = needed_memory_mb(cpio_bytes, packed_bytes, heap_kb, net=options.net)
+    memory = needed_memory_mb(cpio_bytes, packed_bytes, heap_kb, options.net, released)
     return dataclasses.replace(options, memory_mb=memory)
 
 
@@ -968,7 +982,11 @@ def _single_file_kernel(cpio: bytes, options: BuildOptions, log: Log, volume: bo
 
 
 def needed_memory_mb(
-    cpio_bytes: int, packed_bytes: int, heap_kb: int = 0, net: Variant = "direct"
+    cpio_bytes: int,
+    packed_bytes: int,
+    heap_kb: int = 0,
+    net: Variant = "direct",
+    released_bytes: int = 0,
 ) -> int:
     """Guest memory for an image in MiB, the larger of two moments, at least
     :data:`DEFAULT_MEMORY_MB`, rounded up to :data:`MEMORY_STEP_MB`:
@@ -976,23 +994,24 @@ def needed_memory_mb(
     - unpacking: the kernel's share then, the packed initramfs and its files (the root
       is a ramfs, ``rootfstype=ramfs``: the files count once; a tmpfs root may fill only
       half the memory, and so counted them twice);
-    - running: the kernel's share, the files (the module tables' among them: PID 1
-      removes their files once it holds them) and the heap: :data:`HEAP_MB`, or what
-      the traced start-up and warm-ups held (``heap_kb``, its anonymous memory) and a
-      quarter more, if that is larger (a Django site's heap is three times an echo's).
+    - running: the kernel's share, the files but the tables' (``released_bytes``: PID 1
+      removes them, each module's as it imports it, while their code becomes heap
+      objects) and the heap: :data:`HEAP_MB`, or what the traced start-up and warm-ups
+      held (``heap_kb``, its anonymous memory) and a quarter more, if that is larger (a
+      Django site's heap is three times an echo's).
 
     The kernel's share is :data:`SOCKET_KERNEL_EXTRA_MB` more on the socket kernel
     (``net="socket"``).
 
     Measured on the echo example (docs/benchmarks.md): the stock interpreter's image
-    serves in 44 MiB and is given 48 or 56 (by its traced heap), the static interpreter's
-    serves in 40 and is given 48.
+    serves in 36 MiB and is given 48, the static interpreter's serves in 32 and is
+    given 40.
     """
     files_mb = cpio_bytes / (1 << 20)
     heap_mb = max(HEAP_MB, heap_kb * HEAP_MARGIN / 1024)
     kernel_extra = SOCKET_KERNEL_EXTRA_MB if net == "socket" else 0
     unpacking = KERNEL_BOOT_MB + kernel_extra + packed_bytes / (1 << 20) + files_mb
-    running = KERNEL_RUN_MB + kernel_extra + files_mb + heap_mb
+    running = KERNEL_RUN_MB + kernel_extra + files_mb - released_bytes / (1 << 20) + heap_mb
     need = max(unpacking, running)
     return max(DEFAULT_MEMORY_MB, math.ceil(need / MEMORY_STEP_MB) * MEMORY_STEP_MB)
 

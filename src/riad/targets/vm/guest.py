@@ -220,9 +220,12 @@ def parse_restore(line: bytes) -> tuple[bytes, float, list[str]]:
 
 def _startup_over() -> None:
     _say(f"ready {time.monotonic():.6f}")
-    from riad.image import compiled
+    from riad.image import compiled, packed
 
     compiled.stop()
+    # What start-up did not import is read now: after the seal no file opens.
+    for table in packed.installed():
+        table.hold_all()
     # riadinit turned the cycle collector off for start-up, which creates
     # objects by the hundred thousand and little garbage: collections then
     # only walk live objects. What start-up made lives as long as the
