@@ -128,7 +128,8 @@ class StandIn:
 
     def _readable(self) -> None:
         try:
-            data = os.read(self.fd, 65536)
+            buffer = bytearray(65536)  # read as riad's TAP device reads a frame
+            data = bytes(buffer[: os.readv(self.fd, [buffer])])
         except BlockingIOError:
             return
         if not data:

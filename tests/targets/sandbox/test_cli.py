@@ -31,7 +31,7 @@ def test_riad_inspect_of_the_echo_example(capsys: pytest.CaptureFixture[str]) ->
     count = re.fullmatch(r"  (\d+) syscalls allowed, \d+ answered .*", lines[-1])
     assert count is not None and int(count.group(1)) < 30
     rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
-    for call in ("read", "write", "writev"):
+    for call in ("read", "readv", "write", "writev"):
         assert re.search(r" fd (==|in) ", rules[call]), rules[call]
     for call in ("mmap", "mprotect"):
         assert "no PROT_EXEC" in rules[call]
@@ -50,7 +50,7 @@ def test_inspect_prints_a_small_argument_filtered_policy() -> None:
     count = re.fullmatch(r"  (\d+) syscalls allowed, (\d+) answered .*", lines[-1])
     assert count is not None and int(count.group(1)) < 30
     rules = {line.split()[0]: line for line in lines if line.startswith("  ")}
-    for call in ("read", "write", "writev"):
+    for call in ("read", "readv", "write", "writev"):
         assert " fd " in rules[call], rules[call]
     for call in ("mmap", "mprotect"):
         assert "no PROT_EXEC" in rules[call]

@@ -306,15 +306,16 @@ def service_policy(
     wake_w = [(fds.wakeup_write, "loop wakeup")]
     epoll = [(fds.epoll, "epoll")]
     if files or data:
-        reads = [SyscallRule("read", (), "receive frames; drain the self-pipe; read files")]
+        reads = [SyscallRule("read", (), "drain the self-pipe; read files")]
     else:
-        reads = _fd_rule("read", net + wake_r, "receive frames; drain the self-pipe")
+        reads = _fd_rule("read", wake_r, "drain the self-pipe")
     if files:
         writes = [SyscallRule("write", (), "log; wake the loop; write files")]
     else:
         writes = _fd_rule("write", console + wake_w, "log; wake the loop")
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
+        *_fd_rule("readv", net, "receive frames into the TAP device's one buffer"),
         *reads,
         *_fd_rule("writev", net, "send frames (header and frame gathered)"),
         *writes,
