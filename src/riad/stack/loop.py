@@ -35,7 +35,13 @@ attached:
   own.
 
 Detached, every method is the selector loop's own: on the host's sockets
-nothing changes. The stack's parts stay below this module: the network is
+nothing changes.
+
+``EventLoop.call_before_select`` runs a callback once, after this iteration's
+callbacks and before the loop next asks the selector for readiness: riad's
+stack flushes what the service wrote there, so a write made by a task goes
+out in the same iteration (not one later, through ``call_soon``), with every
+other write of that iteration (``riad.stack.runtime``). The stack's parts stay below this module: the network is
 given its stack, a ``getaddrinfo`` and a default TLS client context by the
 layer that composes the service (``riad.app.run``).
 """
@@ -45,9 +51,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import selectors
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -127,6 +134,19 @@ class EventLoop(asyncio.SelectorEventLoop):
     """
 
     network: LoopNetwork | None = None
+
+    def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
+        self._before_select = _HookedSelector(self, selector or selectors.DefaultSelector())
+        super().__init__(self._before_select)
+
+    def call_before_select(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, before the loop next waits for readiness (after the
+        callbacks of this iteration); an exception goes to the exception handler."""
+        self._before_select.pending.append(callback)
+
+    def has_ready_callbacks(self) -> bool:
+        """Whether callbacks wait to run in the next iteration (the loop will not wait)."""
+        return bool(self._ready)  # type: ignore[attr-defined]
 
     async def create_connection(  # type: ignore[override]
         self,
@@ -356,6 +376,61 @@ class EventLoop(asyncio.SelectorEventLoop):
         return await _base(self).connect_accepted_socket(  # type: ignore[no-any-return]
             protocol_factory, sock, **kwargs
         )
+
+
+class _HookedSelector(selectors.BaseSelector):
+    """The loop's selector: runs ``EventLoop.call_before_select``'s callbacks, then asks
+    the selector it wraps.
+
+    The loop computed how long to wait before the callbacks ran: one that
+    scheduled a callback or a timer shortens the wait to what that needs (the
+    loop's ready queue and timer heap, read as ``BaseEventLoop._run_once`` does).
+    """
+
+    def __init__(self, loop: EventLoop, selector: selectors.BaseSelector) -> None:
+        self.pending: list[Callable[[], None]] = []
+        self._loop = loop
+        self._selector = selector
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._selector.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._selector.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._selector.modify(fileobj, events, data)
+
+    def close(self) -> None:
+        self._selector.close()
+
+    def fileno(self) -> int:
+        """The wrapped selector's descriptor (epoll's: a sealed service keeps it)."""
+        return int(self._selector.fileno())  # type: ignore[attr-defined]
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._selector.get_map()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self.pending:
+            loop = self._loop
+            calls, self.pending = self.pending, []
+            for call in calls:
+                try:
+                    call()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    loop.call_exception_handler(
+                        {"message": f"callback before select {call!r} failed", "exception": exc}
+                    )
+            base: Any = loop
+            if base._ready or base._stopping or self.pending:
+                timeout = 0
+            elif base._scheduled and timeout != 0:
+                due = max(0.0, base._scheduled[0]._when - loop.time())
+                timeout = due if timeout is None else min(timeout, due)
+        return self._selector.select(timeout)
 
 
 def _ssl_module() -> Any:

@@ -19,6 +19,14 @@ loop, with no thread and no fixed tick:
   current loop iteration, so a burst of sends goes out together; a send made
   while input or a timer is being handled schedules nothing (the flush that
   ends that handling takes it); a large send (``flush_now``) goes out at once;
+- on riad's ``EventLoop`` (``call_before_select``) those flushes run just
+  before the loop next asks for readiness, and input's flush is one of them:
+  when callbacks are ready then (a task woken by the input, which may answer
+  at once), the flush waits for one more iteration, so a request's answer
+  leaves with the ACK of the request and a round trip costs one flush, not
+  two. The flush never waits while the loop would: before it blocks, every
+  flush asked for has run. On any other loop, ``kick`` is a ``call_soon``
+  (the next iteration) and input is flushed as it ends;
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
   The timer is re-armed only when a deadline comes earlier than the one it
@@ -63,6 +71,11 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: Instant | None = None
         self._kicked = False
+        self._before_select: Callable[[Callable[[], None]], None] | None = getattr(
+            loop, "call_before_select", None
+        )
+        self._has_ready: Callable[[], bool] = getattr(loop, "has_ready_callbacks", lambda: False)
+        self._deferred = False  # the flush before select waited one iteration already
         self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
         self._resume_pending = False  # a continuation of input is queued on the loop
@@ -70,6 +83,8 @@ class Runtime:
         """Times the device woke the runtime (readiness callbacks)."""
         self.timer_fires = 0
         """Times a core deadline fired; an idle stack has none (no tick)."""
+        self.flushes = 0
+        """Times the cores' output was taken for the device (``flush``)."""
 
     def start(self) -> None:
         """Start listening to the device and announce the interface."""
@@ -128,7 +143,11 @@ class Runtime:
             self.after_input()
         finally:
             self._busy = False
-        self.flush()
+        if self._before_select is None:
+            self.flush()
+        elif not self._kicked:
+            self._kicked = True
+            self._before_select(self._flush_before_select)
         if more:
             self._resume_pending = True
             self.loop.call_soon(self._resume_input)
@@ -143,7 +162,10 @@ class Runtime:
         """Flush at the end of this loop iteration (coalesces bursts of sends)."""
         if not self._kicked and self._running and not self._busy:
             self._kicked = True
-            self.loop.call_soon(self._kicked_flush)
+            if self._before_select is not None:
+                self._before_select(self._flush_before_select)
+            else:
+                self.loop.call_soon(self._kicked_flush)
 
     def flush_now(self) -> None:
         """Flush at once (after a large send: nothing is gained by waiting to coalesce).
@@ -153,13 +175,32 @@ class Runtime:
         if self._running and not self._busy:
             self.flush()
 
+    def flush_pending(self) -> None:
+        """Flush at once if a flush is waiting (before an abort drops what it would send:
+        the ACK that completes a handshake, ...). Nothing inside input or timer handling."""
+        if self._kicked and self._running and not self._busy:
+            self._kicked = False
+            self.flush()
+
     def _kicked_flush(self) -> None:
+        if not self._kicked:
+            return  # flushed already (flush_pending)
         self._kicked = False
         if self._running:
             self.flush()
 
+    def _flush_before_select(self) -> None:
+        if self._kicked and not self._deferred and self._has_ready():
+            self._deferred = True  # what is ready may send too: one flush for both
+            assert self._before_select is not None
+            self._before_select(self._flush_before_select)
+            return
+        self._deferred = False
+        self._kicked_flush()
+
     def flush(self) -> None:
         """Send every frame the cores have ready; re-arm the deadline timer."""
+        self.flushes += 1
         now = self.clock.now()
         frames = self.iface.poll_transmit(now)
         if frames:

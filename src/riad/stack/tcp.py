@@ -149,6 +149,9 @@ class TcpTransport(asyncio.Transport):
             return
         self._closing = True
         self._pending.clear()
+        # what waits for the end of the loop's iteration (an ACK completing the
+        # handshake, written data) leaves before the reset, as a kernel's would have
+        self._plumbing.stack.runtime.flush_pending()
         self._conn.abort()
         self._plumbing.touch(self._conn)
         self._loop.call_soon(self._connection_lost, exc)

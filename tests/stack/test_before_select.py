@@ -1,0 +1,103 @@
+"""Flushing riad's stack before the event loop next selects (``EventLoop.call_before_select``).
+
+On riad's ``EventLoop`` a write goes out in the iteration the service made it,
+and the flush that ends input waits for a task the input woke: a request
+answered at once costs the stack one flush, not two. Everything runs on
+simulated time (``SimEventLoop`` is an ``EventLoop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from riad.testing.simloop import run_simulated
+from riad.testing.simnet import SimLab, run_lab, test_seed
+
+
+def test_a_callback_runs_after_the_iterations_callbacks_and_before_the_next_ones() -> None:
+    order: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def first() -> None:
+            order.append("first")
+            loop.call_before_select(lambda: order.append("before select"))  # type: ignore[attr-defined]
+            loop.call_soon(lambda: (order.append("next iteration"), done.set_result(None)))
+
+        loop.call_soon(first)
+        await done
+
+    run_simulated(main)
+    assert order == ["first", "before select", "next iteration"]
+
+
+def test_a_timer_set_before_select_is_kept_by_the_wait_that_follows() -> None:
+    # the loop computed its wait (up to the 30 s guard) before the callback set a
+    # 1 ms timer: waiting the 30 s would overshoot it
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        fired = loop.create_future()
+        guard = loop.call_later(30, lambda: None)
+        start = loop.time()
+        loop.call_before_select(  # type: ignore[attr-defined]
+            lambda: loop.call_later(0.001, fired.set_result, None)
+        )
+        await fired
+        guard.cancel()
+        return loop.time() - start
+
+    assert abs(run_simulated(main) - 0.001) < 1e-6
+
+
+def test_a_failing_callback_is_reported_and_the_others_run() -> None:
+    reported: list[dict[str, object]] = []
+    ran: list[str] = []
+
+    def failing() -> None:
+        raise RuntimeError("bug in a callback")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        loop.call_before_select(failing)  # type: ignore[attr-defined]
+        loop.call_before_select(lambda: ran.append("second"))  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    run_simulated(main)
+    assert ran == ["second"]
+    assert isinstance(reported[0]["exception"], RuntimeError)
+
+
+def test_an_answer_leaves_with_its_requests_input_in_one_flush() -> None:
+    seed = test_seed(31)
+    rounds = 200
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)  # from the task the input woke, an iteration later
+        writer.close()
+
+    async def main(lab: SimLab) -> tuple[int, int]:
+        server = lab.add_stack("10.0.0.1/24")
+        client = lab.add_stack("10.0.0.2/24")
+        await server.start_server(echo, None, 7)
+        reader, writer = await client.open_connection("10.0.0.1", 7)
+        for i in range(10):  # the connection settles
+            writer.write(b"warm %d" % i)
+            await reader.read(100)
+        flushes, frames = server.runtime.flushes, server.iface.counters["tx_frames"]
+        for i in range(rounds):
+            writer.write(b"request %d" % i)
+            assert await reader.read(100) == b"request %d" % i
+        writer.close()
+        return (
+            server.runtime.flushes - flushes,
+            server.iface.counters["tx_frames"] - frames,
+        )
+
+    flushes, frames = run_lab(main, seed=seed)
+    assert frames == rounds  # each answer carries the ACK of its request
+    assert flushes == rounds  # before: input's flush (nothing to send), then the answer's
