@@ -9,6 +9,7 @@ simulated time (``SimEventLoop`` is an ``EventLoop``).
 from __future__ import annotations
 
 import asyncio
+import os
 
 from riad.testing.simloop import run_simulated
 from riad.testing.simnet import SimLab, run_lab, test_seed
@@ -101,3 +102,33 @@ def test_an_answer_leaves_with_its_requests_input_in_one_flush() -> None:
     flushes, frames = run_lab(main, seed=seed)
     assert frames == rounds  # each answer carries the ACK of its request
     assert flushes == rounds  # before: input's flush (nothing to send), then the answer's
+
+
+def test_a_loop_kept_busy_by_callbacks_still_sees_its_descriptors() -> None:
+    # the descriptors are asked every other iteration while callbacks are ready
+    read, write = os.pipe()
+    seen: list[int] = []
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        iterations = [0]
+
+        def busy() -> None:
+            iterations[0] += 1
+            if not seen:
+                loop.call_soon(busy)
+
+        loop.add_reader(read, lambda: seen.append(iterations[0]))
+        loop.call_soon(busy)
+        os.write(write, b"x")
+        while not seen:
+            await asyncio.sleep(0)
+        loop.remove_reader(read)
+        return iterations[0]
+
+    try:
+        iterations = run_simulated(main)
+    finally:
+        os.close(read)
+        os.close(write)
+    assert seen and seen[0] <= 2 and iterations <= 3

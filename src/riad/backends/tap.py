@@ -110,6 +110,8 @@ class TapDevice:
         else:
             self._caps = PLAIN
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_offload: TxOffload | None = None  # and its virtio-net header:
+        self._last_header = _linux.tx_header(None)
         self.drops: Counter[str] = Counter()
         """Frames discarded here (``device.rx_short_frame``); see ``netdev.CountsDrops``."""
         os.set_blocking(fd, False)
@@ -221,9 +223,16 @@ class TapDevice:
     def send(self, parts: Sequence[BytesLike], offload: TxOffload | None = None) -> bool:
         if self._fd < 0:
             raise DeviceClosedError(f"TAP {self.name} is closed")
-        check_frame_length(parts, self._mtu, offload)
+        size = 0
+        for part in parts:
+            size += len(part)
+        if size < 14 or size > self._mtu + 18:
+            check_frame_length(parts, self._mtu, offload)  # raises unless GSO is asked
         if self.vnet_hdr:
-            buffers: Sequence[BytesLike] = [_linux.tx_header(offload), *parts]
+            if offload is not self._last_offload:  # frames mostly share one (e.g. checksum)
+                self._last_offload = offload
+                self._last_header = _linux.tx_header(offload)
+            buffers: Sequence[BytesLike] = [self._last_header, *parts]
         elif offload is not None:
             raise ValueError(f"TAP {self.name} is in plain mode: it takes no offloads")
         else:

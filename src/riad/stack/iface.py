@@ -152,6 +152,10 @@ class Interface:
         self._settled = False
         self._drained = False
         self._others_at: Instant | None = None
+        self.full_input = True
+        """A frame took the full input path (or a timer ran) since the owner last cleared
+        this: while False, only TCP's header prediction took input, and the transports
+        other than TCP and the parts below them have no new events to deliver."""
         self.handlers: dict[int, IpProtocolHandler] = {}
         self._fast_tcp: FastInput | None = None
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
@@ -287,6 +291,7 @@ class Interface:
                 and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
             ):
                 return
+            self.full_input = True
             ipv6 = self._ipv6
             if ethertype == 0x86DD and mac == self._mac_prefix and ipv6 is not None:
                 # IPv6 to our MAC: no Ethernet header object; a segment IPv6's header
@@ -295,6 +300,7 @@ class Interface:
                 if not ipv6.handle(view[14:], bool(flags & _TRUSTED), now):
                     self._unsettle()
                 return
+        self.full_input = True
         self._unsettle()
         drops = self.drops
         try:
@@ -686,6 +692,7 @@ class Interface:
 
     def on_timeout(self, now: Instant) -> None:
         """Let every core whose deadline passed act on it."""
+        self.full_input = True
         self._unsettle()
         when = self._arp.poll_at()
         if when is not None and when <= now:

@@ -385,12 +385,20 @@ class _HookedSelector(selectors.BaseSelector):
     The loop computed how long to wait before the callbacks ran: one that
     scheduled a callback or a timer shortens the wait to what that needs (the
     loop's ready queue and timer heap, read as ``BaseEventLoop._run_once`` does).
+
+    While callbacks are ready (a wait of 0), the descriptors are asked every
+    other iteration: the iteration after one that asked runs its callbacks
+    without asking again (readiness is level-triggered: what is ready is seen
+    an iteration later, nothing is lost). A task woken by input so runs with
+    no system call before it; a loop kept busy by callbacks still sees its
+    descriptors every second iteration.
     """
 
     def __init__(self, loop: EventLoop, selector: selectors.BaseSelector) -> None:
         self.pending: list[Callable[[], None]] = []
         self._loop = loop
         self._selector = selector
+        self._asked = False  # the previous iteration asked the descriptors
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._selector.register(fileobj, events, data)
@@ -430,6 +438,10 @@ class _HookedSelector(selectors.BaseSelector):
             elif base._scheduled and timeout != 0:
                 due = max(0.0, base._scheduled[0]._when - loop.time())
                 timeout = due if timeout is None else min(timeout, due)
+        if timeout == 0 and self._asked:
+            self._asked = False
+            return []
+        self._asked = True
         return self._selector.select(timeout)
 
 

@@ -366,6 +366,11 @@ class DirectStack:
         self._event_pumps.append(pump)
 
     def _pump_events(self) -> None:
+        iface = self.iface
+        if not iface.full_input:  # segments of TCP's header prediction alone
+            self._tcp.pump()
+            return
+        iface.full_input = False
         for pump in self._event_pumps:
             pump()
 

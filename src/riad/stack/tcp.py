@@ -618,7 +618,9 @@ class TcpPlumbing:
 
     def touch(self, conn: TcpConnection) -> None:
         self.core.touch(conn)
-        self.stack.runtime.kick()
+        runtime = self.stack._runtime  # (started: a connection exists)
+        if runtime is not None:
+            runtime.kick()
 
     def forget(self, transport: TcpTransport) -> None:
         self._transports.pop(transport._conn, None)
