@@ -25,8 +25,9 @@ loop, with no thread and no fixed tick:
   at once), the flush waits for one more iteration, so a request's answer
   leaves with the ACK of the request and a round trip costs one flush, not
   two. The flush never waits while the loop would: before it blocks, every
-  flush asked for has run. On any other loop, ``kick`` is a ``call_soon``
-  (the next iteration) and input is flushed as it ends;
+  flush asked for has run. Input that leaves frames for the next turn is
+  flushed as it ends. On any other loop, ``kick`` is a ``call_soon`` (the
+  next iteration) and input is flushed as it ends;
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
   The timer is re-armed only when a deadline comes earlier than the one it
@@ -143,8 +144,9 @@ class Runtime:
             self.after_input()
         finally:
             self._busy = False
-        if self._before_select is None:
-            self.flush()
+        if self._before_select is None or more:
+            self._kicked = False  # (a flush already asked for finds nothing left)
+            self.flush()  # before the next batch: its ACKs do not wait for it
         elif not self._kicked:
             self._kicked = True
             self._before_select(self._flush_before_select)
