@@ -5,6 +5,7 @@ Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-
 [--wake] (only riad serve's wakes, beside a cold boot and riad run -t unix, and wrk)
 [--python] (only the echo image on the stock and the static interpreter: sizes, boot,
 start-up in the guest, echo round trips a second, memory)
+[--images NAME=DIR,...] (only these echo images, built beforehand: as --python does)
 [--floor MiB,MiB...] (only the echo image on each interpreter, booted in each of these
 guest memories, largest first: whether it serves, and if not what the console said)
 
@@ -417,11 +418,11 @@ def build_pythons(ws: Workspace) -> None:
 
 
 def _python_vm(python: str, memory_mb: int | None = None) -> Callable[[Workspace], Launch]:
-    """The echo image on ``python``, in ``memory_mb`` of guest memory (default: what the
-    image asks for)."""
+    """The echo image on ``python`` (or the image of ``--images`` so named), in
+    ``memory_mb`` of guest memory (default: what the image asks for)."""
 
     def prepare(ws: Workspace) -> Launch:
-        image = ws.images[f"python-{python}-lz4"]
+        image = ws.images.get(python) or ws.images[f"python-{python}-lz4"]
         command = [sys.executable, "-m", "riad", "run", str(image), "-t", "vm"]
         command += ["--tap", TAP, "--accel", "tcg", "--timings"]
         if memory_mb is not None:
@@ -438,13 +439,20 @@ def python_contenders() -> list[Contender]:
 
 def python_report(ws: Workspace, runs: list[Contender]) -> str:
     """``--python``: the two interpreters' boots, start-ups, echo rates and sizes."""
+    return "\n".join([boot_table(runs), "", *size_table(ws)])
+
+
+def boot_table(runs: list[Contender]) -> str:
+    """Each contender's first answers, start-ups in the guest, echo rates and memory,
+    against the first contender."""
+    first = runs[0].name
     lines = [
-        f"Echo image on each interpreter (TCG, direct kernel, each image's own memory; "
+        f"Echo images (TCG, direct kernel, each image's own memory; "
         f"{len(runs[0].times)} runs each, interleaved; echo: {ECHO_ROUNDS} round trips of "
         f"{len(ECHO_PAYLOAD)} bytes on one connection once the first answer came):",
         "",
-        "| contender | answered | first answer (median) | min | vs stock | PID 1 to ready "
-        "(guest) | echo round trips/s | vs stock | memory (PSS) | RSS |",
+        f"| contender | answered | first answer (median) | min | vs {first} | PID 1 to ready "
+        f"(guest) | echo round trips/s | vs {first} | memory (PSS) | RSS |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = runs[0]
@@ -468,8 +476,12 @@ def python_report(ws: Workspace, runs: list[Contender]) -> str:
             f"| {_fmt_mb(int(statistics.median(contender.pss)))} "
             f"| {_fmt_mb(int(statistics.median(contender.rss)))} |"
         )
-    lines += [
-        "",
+    return "\n".join(lines)
+
+
+def size_table(ws: Workspace) -> list[str]:
+    """The echo image's sizes on each interpreter."""
+    lines = [
         "Sizes (compressed: the kernel and the uncompressed initramfs each through zstd -19):",
         "",
         "| image | kernel | initramfs (lz4) | on disk | compressed | interpreter and "
@@ -493,11 +505,29 @@ def python_report(ws: Workspace, runs: list[Contender]) -> str:
             f"| {_fmt_mb((plain / 'initramfs.cpio').stat().st_size)} "
             f"| {manifest['memory_mb']} MiB |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def python_run(ws: Workspace, runs_wanted: int) -> str:
     runs = python_contenders()
+    boot_runs(ws, runs, runs_wanted)
+    return python_report(ws, runs)
+
+
+def images_run(ws: Workspace, images: list[str], runs_wanted: int) -> str:
+    """``--images NAME=DIR,...``: images built beforehand (another commit's, say), side by
+    side in the memory each asks for."""
+    runs = []
+    for item in images:
+        name, _, folder = item.partition("=")
+        ws.images[name] = Path(folder)
+        runs.append(Contender(name, _python_vm(name)))
+    boot_runs(ws, runs, runs_wanted)
+    return boot_table(runs)
+
+
+def boot_runs(ws: Workspace, runs: list[Contender], runs_wanted: int) -> None:
+    """Boot each contender in turn, ``runs_wanted`` times, to its first answer."""
     launches = [c.prepare(ws) for c in runs]
     for index in range(runs_wanted):
         for contender, launch in zip(runs, launches, strict=True):
@@ -511,7 +541,6 @@ def python_run(ws: Workspace, runs_wanted: int) -> str:
                 contender.pss.append(took[2])
             if startup is not None:
                 contender.startups.append(startup)
-    return python_report(ws, runs)
 
 
 # What the console says when a guest did not fit (the first found is reported).
@@ -1058,6 +1087,11 @@ def main() -> int:
         help="only the echo image on the stock and the static interpreter",
     )
     parser.add_argument(
+        "--images",
+        metavar="NAME=DIR,...",
+        help="only these echo images, built beforehand, side by side (as --python does)",
+    )
+    parser.add_argument(
         "--floor",
         metavar="MiB,MiB...",
         help="only the echo image on each interpreter, booted in each of these guest memories",
@@ -1077,7 +1111,7 @@ def main() -> int:
     elif not args.wake:  # (--wake builds its own)
         build_riad(ws)
     deboot = None
-    if not (args.snapshot_only or args.wake or args.python or args.floor):
+    if not (args.snapshot_only or args.wake or args.python or args.floor or args.images):
         site = build_site(ws)
         if site is not None:
             ws.images["site"] = site
@@ -1091,6 +1125,9 @@ def main() -> int:
             return 0
         if args.python:
             print(python_run(ws, args.runs))
+            return 0
+        if args.images:
+            print(images_run(ws, args.images.split(","), args.runs))
             return 0
         if args.floor:
             print(floor_run(ws, [int(mb) for mb in args.floor.split(",")]))
