@@ -73,6 +73,25 @@ def test_echo_beside_requests_on_one_connection_and_the_scope() -> None:
     assert app.received[:2] == ["héllo", bytes(range(256)) * 800]
 
 
+def test_a_message_written_at_once_past_the_windows_then_the_closing_handshake() -> None:
+    # (one write of 200 KiB: more than the 64 KiB the carrier holds before its
+    # reads wait for the window too, while the application's send waits for it)
+    async def main(served: SimServed, app: WsApp) -> None:
+        client = await connect_h2(served)
+        ws, _ = await H2WebSocket.open(client, "/echo")
+        big = bytes(range(256)) * 800
+        await ws.send(big)
+        assert await ws.recv() == big
+        await ws.send(CloseConnection(code=1000))
+        closed = await ws.recv()
+        assert isinstance(closed, CloseConnection) and closed.code == 1000
+        assert await ws.event() is None and ws.response.reset is None
+
+    limits = HttpLimits(idle_timeout_s=60, max_write_bytes=256 * 1024, send_timeout_s=5)
+    app = serve_ws(main, 8445, limits)
+    assert app.disconnects == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
 def test_refusals_and_malformed_connects() -> None:
     async def main(served: SimServed, app: WsApp) -> None:
         client = await connect_h2(served)

@@ -35,8 +35,9 @@ class WsApp:
     before accepting: 403), ``/custom`` (its own 401), ``/boom`` (raises before
     accepting), ``/later`` (raises after), ``/bye`` (sends "bye" and returns),
     ``/close`` (closes with 4002), ``/quiet`` (receives only once ``release`` is
-    set), ``/flood`` (sends ``flood_count`` binary messages of ``flood_bytes``);
-    HTTP requests get their body back."""
+    set), ``/flood`` (sends ``flood_count`` binary messages of ``flood_bytes``),
+    ``/push`` (after one message, only sends: "tick" every second until its send
+    fails); HTTP requests get their body back."""
 
     def __init__(self) -> None:
         self.disconnects: list[dict[str, Any]] = []
@@ -47,6 +48,7 @@ class WsApp:
         self.flood_sent = 0
         self.scopes: list[Scope] = []
         self.ended = 0
+        self.push_failed: BaseException | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -107,6 +109,15 @@ class WsApp:
                 await send({"type": "websocket.send", "bytes": b"f" * self.flood_bytes})
                 self.flood_sent += 1
             self.disconnects.append(await receive())
+            return
+        if path == "/push":
+            await receive()
+            try:
+                while True:
+                    await send({"type": "websocket.send", "text": "tick"})
+                    await asyncio.sleep(1)
+            except ConnectionError as exc:
+                self.push_failed = exc
             return
         if path == "/quiet":
             await self.release.wait()

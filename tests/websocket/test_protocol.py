@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from wsproto.events import CloseConnection
+from wsproto.events import CloseConnection, Ping
 
 from riad.services.http import HttpLimits
 from tests.http.harness import SimServed
@@ -137,6 +137,26 @@ def test_frames_sent_with_the_request_head_are_read() -> None:
         assert await reader.read() == b""  # and the server closes the connection
 
     serve_ws(main, 1605, LIMITS)
+
+
+def test_an_application_that_only_sends_has_pings_and_the_close_answered() -> None:
+    # (it read its first message itself, in receive; then the session reads)
+    async def main(served: SimServed, app: WsApp) -> None:
+        loop = asyncio.get_running_loop()
+        ws = await open_ws(served, "/push")
+        await ws.send("go")
+        assert await ws.recv() == "tick"
+        ws.writer.write(ws.ws.send(Ping(b"there?")))
+        sent = loop.time()
+        while not ws.pongs:
+            assert await ws.recv() == "tick"
+        assert ws.pongs == [b"there?"] and loop.time() - sent < 1.5
+        closed = await ws.close(4003, "enough")
+        assert closed.code == 4003
+        assert await ws.closed_by_server()
+
+    app = serve_ws(main, 1609, LIMITS)
+    assert isinstance(app.push_failed, ConnectionError)
 
 
 @pytest.mark.parametrize(

@@ -980,9 +980,12 @@ class _WebSocketCarrier(Transport):
     async def read(self, max_bytes: int = READ_BYTES) -> bytes:
         conn = self._conn
         stream = self._h2stream
-        if len(self.pending) > conn._limits.write_buffer_bytes:
+        while len(self.pending) > conn._limits.write_buffer_bytes and not stream.gone:
             # (answers to the client's pings it does not read: read no more)
-            await self.drain()
+            if stream.sender is None:
+                await self.drain()
+            else:  # (the application's send waits for the window already)
+                await asyncio.wait({stream.sender})
         while not stream.body:
             if stream.gone or stream.ended or self.closing:
                 return b""

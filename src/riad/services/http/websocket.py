@@ -21,7 +21,9 @@ peer can make the server hold:
   is closed with ``1009`` after at most that many bytes).
 - **Backpressure**: messages wait for the application in a queue of at most
   ``websocket_queue_bytes`` (one message may exceed it); past that the
-  session stops reading, and TCP pushes back on the client. The
+  session stops reading, and TCP pushes back on the client. (An application
+  waiting in ``receive`` with nothing queued reads and parses in its own task,
+  so a message reaches it with one task switch, not two.) The
   application's ``send`` returns once the connection's buffer is below its
   high-water mark (``write_buffer_bytes``); a message larger than
   ``max_write_bytes`` goes out as fragments of that size, each once the
@@ -73,7 +75,13 @@ from wsproto.utilities import generate_accept_token, split_comma_header
 from riad.log import Logger
 from riad.services.http.asgi import ASGIApp, Message, RequestHead, Scope, http_scope
 from riad.services.http.limits import HttpLimits
-from riad.services.http.transport import ClientGone, Deadline, Transport, is_client_gone
+from riad.services.http.transport import (
+    READ_BYTES,
+    ClientGone,
+    Deadline,
+    Transport,
+    is_client_gone,
+)
 
 __all__ = [
     "WebSocketSession",
@@ -291,9 +299,15 @@ class WsPhase(enum.IntEnum):
 
 _CONNECT: Message = {"type": "websocket.connect"}
 
+READER_RESUME_S = 0.05
+"""How long after the application left ``receive`` the session's own task reads
+instead, if it is not back in it (see ``WebSocketSession._read_loop``)."""
+
 
 class WebSocketSession:
-    """One WebSocket: the application's task, and the reading loop in the caller's.
+    """One WebSocket: the application's task, and the reading loop in the caller's
+    (which reads while the application is not waiting in ``receive``; while it is,
+    the application's own task reads and parses: see ``_read_loop``).
 
     ``accept(subprotocol, extensions, headers)`` writes the carrier's accepting
     answer; ``respond(message)`` sends an ``http.response.start``/``.body``
@@ -334,7 +348,23 @@ class WebSocketSession:
         self._size = 0
         self._inbox_bytes = 0
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._room_waiter: asyncio.Future[None] | None = None
+        self._in_receive = False
+        """The application is in ``receive`` with nothing queued: it reads itself,
+        or waits for what the session's task reads."""
+        self._session_reading = False
+        """The session's task is in a read: ``receive`` waits for what it delivers."""
+        self._reader_waiter: asyncio.Future[None] | None = None
+        """The session's task waiting to read again (see ``_read_loop``)."""
+        self._resume: asyncio.TimerHandle | None = None
+        # A transport that reads and drains its stream as ``Transport`` does is
+        # bypassed on the way of every message (one coroutine less each way); an
+        # HTTP/2 stream's carrier is its own.
+        kind = type(transport)
+        direct = kind.read is Transport.read and kind.drain is Transport.drain
+        direct = direct and kind.write is Transport.write
+        self._read = transport.stream.read if direct else transport.read
+        self._drain = transport.stream.drain if direct else transport.drain
+        self._write = transport.stream.write if direct else transport.write
         self._send_lock = asyncio.Lock()
         self._disconnect: Message = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         self.outcome = COMPLETED
@@ -356,8 +386,8 @@ class WebSocketSession:
             if self.phase is WsPhase.OPEN or self.phase is WsPhase.CLOSING:
                 await self._read_loop()
             await app_task
-        except asyncio.CancelledError:
-            self.outcome = CANCELLED
+        except BaseException as exc:
+            self.outcome = CANCELLED if isinstance(exc, asyncio.CancelledError) else ERROR
             app_task.cancel()
             await asyncio.gather(app_task, return_exceptions=True)
             raise
@@ -405,36 +435,62 @@ class WebSocketSession:
         """The connection is over: the application's receive gives the disconnect."""
         if self.phase < WsPhase.CLOSED:
             self.phase = WsPhase.CLOSED
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         self._wake_reader()
         self._wake_app()
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
+        """Read for the application while it is not in ``receive``: pongs, pings,
+        the client's close and messages to queue (up to ``websocket_queue_bytes``)
+        while it does something else, or after it is gone.
+
+        While the application waits in ``receive`` with nothing queued, its own
+        task reads and parses instead (``_receive``), and this one waits here: a
+        message then costs the application one wake-up, not this task's and then
+        the application's. ``READER_RESUME_S`` after the application left
+        ``receive``, this task reads again unless it is back in it by then
+        (``_check_reader``): an application that only sends, or is busy, still
+        has its pongs read and the client's close answered."""
+        read = self._read
+        limits = self._limits
+        while self.phase < WsPhase.CLOSED:
+            if (self._in_receive and self._inbox_waiter is None) or (
+                self._inbox_bytes > limits.websocket_queue_bytes and self.phase is WsPhase.OPEN
+            ):
+                self._reader_waiter = self._loop.create_future()
+                try:
+                    await self._reader_waiter
+                finally:
+                    self._reader_waiter = None
+                continue
+            self._session_reading = True
+            try:
+                data = await read(READ_BYTES)
+            except OSError:  # (ClientGone, or the stream's own)
+                data = b""
+            finally:
+                self._session_reading = False
+            self._data_in(data)
+
+    def _data_in(self, data: bytes) -> None:
+        """Bytes read from the connection (``b""``: its end) to wsproto, and the
+        frames they complete handled."""
+        if not data:
+            if self.outcome is COMPLETED and self.phase is WsPhase.OPEN:
+                self.outcome = ABORTED
+            self._lost()
+            return
         ws = self._ws
         assert ws is not None
-        transport = self._transport
-        limits = self._limits
-        while True:
+        if self.phase >= WsPhase.CLOSED:
+            return
+        if ws.state is ConnectionState.OPEN or ws.state is ConnectionState.LOCAL_CLOSING:
+            ws.proto.receive_bytes(data)
             self._take_events(ws)
-            if self.phase >= WsPhase.CLOSED:
-                return
-            if self._inbox_bytes > limits.websocket_queue_bytes and self.phase is WsPhase.OPEN:
-                await self._wait_for_room()
-                continue
-            try:
-                data = await transport.read()
-            except ClientGone:
-                data = b""
-            if not data:
-                if self.outcome is COMPLETED and self.phase is WsPhase.OPEN:
-                    self.outcome = ABORTED
-                self._lost()
-                return
-            if self.phase >= WsPhase.CLOSED:
-                return
-            if ws.state is ConnectionState.OPEN or ws.state is ConnectionState.LOCAL_CLOSING:
-                ws.proto.receive_bytes(data)
 
     def _take_events(self, ws: Frames) -> None:
         """Handle the frames wsproto read: messages to the application, pings
@@ -529,17 +585,17 @@ class WebSocketSession:
         self._inbox_bytes += size
         self._wake_app()
 
-    async def _wait_for_room(self) -> None:
-        self._room_waiter = self._loop.create_future()
-        try:
-            await self._room_waiter
-        finally:
-            self._room_waiter = None
-
     def _wake_reader(self) -> None:
-        waiter = self._room_waiter
+        waiter = self._reader_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _check_reader(self) -> None:
+        """The application left ``receive`` ``READER_RESUME_S`` ago: unless it is
+        back in it, the session's task reads."""
+        self._resume = None
+        if not self._in_receive:
+            self._wake_reader()
 
     def _wake_app(self) -> None:
         waiter = self._inbox_waiter
@@ -599,20 +655,42 @@ class WebSocketSession:
             self._connect_given = True
             return _CONNECT
         inbox = self._inbox
-        while not inbox:
-            if self.phase >= WsPhase.CLOSING:
-                return dict(self._disconnect)
-            if self._inbox_waiter is not None:
-                raise RuntimeError("receive() awaited twice at once")
-            self._inbox_waiter = self._loop.create_future()
-            try:
-                await self._inbox_waiter
-            finally:
-                self._inbox_waiter = None
+        if inbox:
+            message, size = inbox.popleft()
+            self._inbox_bytes -= size
+            if self._inbox_bytes + size > self._limits.websocket_queue_bytes >= self._inbox_bytes:
+                self._wake_reader()  # (it waits for room in the queue)
+            return message
+        if self._in_receive:
+            raise RuntimeError("receive() awaited twice at once")
+        # Until a message is queued or the session is closing: read and parse in
+        # the application's task, or wait for the session's task, in a read
+        # already (or not started yet: an application may await ``receive`` in
+        # one task and accept in another).
+        self._in_receive = True
+        try:
+            while not inbox and self.phase < WsPhase.CLOSING:
+                if self._session_reading or self.phase is not WsPhase.OPEN:
+                    self._inbox_waiter = self._loop.create_future()
+                    self._wake_reader()
+                    try:
+                        await self._inbox_waiter
+                    finally:
+                        self._inbox_waiter = None
+                    continue
+                try:
+                    data = await self._read(READ_BYTES)
+                except OSError:  # (ClientGone, or the stream's own)
+                    data = b""
+                self._data_in(data)
+        finally:
+            self._in_receive = False
+            if self._reader_waiter is not None and self._resume is None:
+                self._resume = self._loop.call_later(READER_RESUME_S, self._check_reader)
+        if not inbox:
+            return dict(self._disconnect)
         message, size = inbox.popleft()
         self._inbox_bytes -= size
-        if self._inbox_bytes <= self._limits.websocket_queue_bytes:
-            self._wake_reader()
         return message
 
     # -- ASGI send -------------------------------------------------------------------------
@@ -636,9 +714,14 @@ class WebSocketSession:
                 return
             ws = self._ws
             assert ws is not None
-            self._transport.write(ws.message(data))
-            self.bytes_sent += size
-            await self._transport.drain()
+            try:
+                self._write(ws.message(data))
+                self.bytes_sent += size
+                await self._drain()
+            except ClientGone:
+                raise
+            except OSError as e:  # (the stream's own, written to directly)
+                raise ClientGone(f"writing failed: {e}") from e
             return
         if kind == "websocket.accept":
             self._on_accept(message)
@@ -709,9 +792,9 @@ class WebSocketSession:
         self._arm_ping()
         self._decide()
         if self._early:
-            # (frames that came with the request: read once the loop starts)
-            self._ws.proto.receive_bytes(self._early)
-            self._early = b""
+            # (frames that came with the request)
+            early, self._early = self._early, b""
+            self._data_in(early)
 
 
 _OWN_HEADERS = frozenset(
