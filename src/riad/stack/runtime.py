@@ -19,15 +19,11 @@ loop, with no thread and no fixed tick:
   current loop iteration, so a burst of sends goes out together; a send made
   while input or a timer is being handled schedules nothing (the flush that
   ends that handling takes it); a large send (``flush_now``) goes out at once;
-- on riad's ``EventLoop`` (``call_before_select``) those flushes run just
-  before the loop next asks for readiness, and input's flush is one of them:
-  when callbacks are ready then (a task woken by the input, which may answer
-  at once), the flush waits for one more iteration, so a request's answer
-  leaves with the ACK of the request and a round trip costs one flush, not
-  two. The flush never waits while the loop would: before it blocks, every
-  flush asked for has run. Input that leaves frames for the next turn is
-  flushed as it ends. On any other loop, ``kick`` is a ``call_soon`` (the
-  next iteration) and input is flushed as it ends;
+- on riad's ``EventLoop`` (``call_before_select``) those flushes, input's
+  included, run just before the loop next asks for readiness: a write leaves
+  in the iteration the service made it. Input that leaves frames for the next
+  turn is flushed as it ends. On any other loop, ``kick`` is a ``call_soon``
+  (the next iteration) and input is flushed as it ends;
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
   The timer is re-armed only when a deadline comes earlier than the one it
@@ -75,8 +71,6 @@ class Runtime:
         self._before_select: Callable[[Callable[[], None]], None] | None = getattr(
             loop, "call_before_select", None
         )
-        self._has_ready: Callable[[], bool] = getattr(loop, "has_ready_callbacks", lambda: False)
-        self._deferred = False  # the flush before select waited one iteration already
         self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
         self._resume_pending = False  # a continuation of input is queued on the loop
@@ -149,7 +143,7 @@ class Runtime:
             self.flush()  # before the next batch: its ACKs do not wait for it
         elif not self._kicked:
             self._kicked = True
-            self._before_select(self._flush_before_select)
+            self._before_select(self._kicked_flush)
         if more:
             self._resume_pending = True
             self.loop.call_soon(self._resume_input)
@@ -165,7 +159,7 @@ class Runtime:
         if not self._kicked and self._running and not self._busy:
             self._kicked = True
             if self._before_select is not None:
-                self._before_select(self._flush_before_select)
+                self._before_select(self._kicked_flush)
             else:
                 self.loop.call_soon(self._kicked_flush)
 
@@ -190,15 +184,6 @@ class Runtime:
         self._kicked = False
         if self._running:
             self.flush()
-
-    def _flush_before_select(self) -> None:
-        if self._kicked and not self._deferred and self._has_ready():
-            self._deferred = True  # what is ready may send too: one flush for both
-            assert self._before_select is not None
-            self._before_select(self._flush_before_select)
-            return
-        self._deferred = False
-        self._kicked_flush()
 
     def flush(self) -> None:
         """Send every frame the cores have ready; re-arm the deadline timer."""
