@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.conftest import RiadRun, in_netns
+from tests.vm.conftest import BOOT_TIMEOUT_S, RiadRun, in_netns
 
 SITE = Path(__file__).resolve().parents[2] / "examples" / "static-site"
 
 pytestmark = pytest.mark.netns
+
+# a first build of the static interpreter from source, with OpenSSL linked in
+STATIC_BUILD_TIMEOUT_S = 1200.0
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,10 @@ def test_static_site_in_a_vm_answers_curl_over_https(
     # (riad.services.tls.libssl) built into the one executable
     args = ["-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24", "--python", python]
     run = riad_run([str(site), *args])
-    run.wait_for(r"app: serving https=https://10.0.0.2:8443/")
+    # the first run on a machine builds the static interpreter with OpenSSL for
+    # this module set (minutes; cached afterwards), so it waits far longer
+    startup_s = BOOT_TIMEOUT_S if python == "stock" else STATIC_BUILD_TIMEOUT_S
+    run.wait_for(r"app: serving https=https://10.0.0.2:8443/", timeout_s=startup_s)
     page = in_netns(
         netns,
         [
