@@ -6,7 +6,7 @@ answers riad's connections; radvd advertises a prefix and riad configures
 itself by SLAAC; riad detects Linux already holding its address; hostile
 extension header chains and lying neighbour discovery written by Linux's
 side are counted and dropped. socat moves files both ways over IPv6, byte-exact,
-clean and with nftables dropping 2% of TCP segments each way on Linux's side:
+clean and losing one data segment in 25 each way (both ends must retransmit):
 5 MB here, 100 MB with ``-m slow`` (about 10 s for both on two cores).
 """
 
@@ -25,10 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from riad.backends.middleware import DeviceWrapper
+from riad.backends.netdev import NetDevice
 from riad.proto.addrconf import AddressState
+from riad.proto.tcp.connection import TcpConnection
 from riad.stack import DirectStack
 from riad.testing.waiting import eventually_async
-from riad.wire.common import MacAddress
+from riad.wire.common import BytesLike, MacAddress
 from tests.ipv6.hostile6 import hostile_packets
 from tests.ipv6.peer6 import ipv6_frame
 from tests.stack.linklab import LINK_KINDS, PREFIX, RIAD_IP, Link, make_link
@@ -318,13 +321,57 @@ def test_hostile_chains_and_lying_neighbour_discovery_from_linux(link: Link) -> 
 
 # -- transfers both ways, byte-exact, clean and under loss ------------------------
 
+LOSS_EVERY = 25
+"""Under loss, one data-carrying frame in this many is lost each way."""
+
+
+class _LosesEveryNthDataFrame(DeviceWrapper):
+    """riad's device losing every ``LOSS_EVERY``-th frame it receives that carries data
+    (longer than 1000 bytes: Linux's TCP segments here, never its neighbour discovery):
+    the same frames lost in every run, so every run must recover from them."""
+
+    def __init__(self, inner: NetDevice) -> None:
+        super().__init__(inner)
+        self.seen = 0
+        self.lost = 0
+
+    def receive_batch(self, limit: int) -> list[tuple[BytesLike, int]]:
+        kept = []
+        for frame, flags in self.inner.receive_batch(limit):
+            if len(frame) > 1000:
+                self.seen += 1
+                if self.seen % LOSS_EVERY == LOSS_EVERY // 2:
+                    self.lost += 1
+                    continue
+            kept.append((frame, flags))
+        return kept
+
+
+def _linux_tcp_retransmissions(link: Link) -> int:
+    """Linux's ``RetransSegs`` in its namespace (``/proc/net/snmp`` is the namespace's)."""
+    names, values = [
+        line.split()[1:]
+        for line in link.linux.run("cat", "/proc/net/snmp").stdout.decode().splitlines()
+        if line.startswith("Tcp:")
+    ]
+    return int(values[names.index("RetransSegs")])
+
 
 def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> None:
     """socat on Linux sends ``size`` bytes into riad over IPv6 and fetches them back
-    from it, sha256 on both ends; with ``loss``, Linux's side drops 2% of TCP
-    segments each way (nftables ``numgen random``; the counters prove it)."""
+    from it, sha256 on both ends.
+
+    With ``loss``, one data segment in ``LOSS_EVERY`` is lost each way, by a fixed
+    pattern rather than at random (a random 2% of the few dozen 64 KB super-frames a
+    5 MB transfer makes could be none): Linux's nftables input hook drops riad's
+    (``numgen inc``, counted), and riad's device loses Linux's as they arrive (a drop in
+    Linux's own output hook would be an error of Linux's send, which Linux sends again
+    as new data, not a loss its TCP recovers from). Both ends must then have
+    retransmitted: riad's sending connection counts it, Linux's ``RetransSegs`` too."""
     if loss:
-        assert link.linux.run("nft", "-f", "-", input=_NFT_LOSS_COUNTED.encode()).returncode == 0
+        nft = _NFT_LOSS.format(every=LOSS_EVERY, at=LOSS_EVERY // 2)
+        assert link.linux.run("nft", "-f", "-", input=nft.encode()).returncode == 0
+    device: NetDevice = _LosesEveryNthDataFrame(link.device) if loss else link.device
     rng = random.Random(size)
     src = tmp_path / "src.bin"
     with src.open("wb") as f:
@@ -332,9 +379,12 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> N
             f.write(rng.randbytes(min(1 << 20, size - f.tell())))
     want = sha256_file(src)
     out = tmp_path / "out.bin"
+    sources: list[TcpConnection] = []
+    linux_before = _linux_tcp_retransmissions(link)
 
     async def main() -> None:
-        async with _stack(link) as stack:
+        stack = DirectStack(device, address=f"{RIAD_IP}/{PREFIX}", ipv6_address=f"{RIAD6}/64")
+        async with stack:
             await _assigned(stack, RIAD6)
             done = await sink_server(stack, 5001)
             status, said = await link.run(
@@ -342,7 +392,7 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> N
             )
             assert status == 0, said
             assert await asyncio.wait_for(done, 120) == (size, want)
-            await source_server(stack, 5002, src.read_bytes())
+            await source_server(stack, 5002, src.read_bytes(), on_connection=sources.append)
             status, said = await link.run(
                 "socat", "-u", f"TCP6:[{RIAD6}]:5002", f"CREATE:{out}", timeout=600
             )
@@ -351,21 +401,28 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> N
 
     asyncio.run(main())
     if loss:
+        assert isinstance(device, _LosesEveryNthDataFrame)
         listed = link.linux.run("nft", "-j", "list", "table", "inet", "riad_impair6")
-        drops = [
+        [dropped] = [
             rule["expr"][-2]["counter"]["packets"]
             for rule in (item.get("rule") for item in json.loads(listed.stdout)["nftables"])
             if rule is not None
         ]
-        print(f"nftables dropped {drops} segments (in, out)")
-        assert len(drops) == 2 and all(n > 0 for n in drops)
+        [conn] = sources
+        linux_retransmitted = _linux_tcp_retransmissions(link) - linux_before
+        print(
+            f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
+            f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {device.lost} of "
+            f"{device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
+        )
+        assert dropped > 0 and conn.stats.retransmitted_segments > 0, conn.describe()
+        assert device.lost > 0 and linux_retransmitted > 0
 
 
-_NFT_LOSS_COUNTED = """
-table inet riad_impair6 {
-  chain in { type filter hook input priority 0; meta l4proto tcp numgen random mod 1000 < 20 counter drop; }
-  chain out { type filter hook output priority 0; meta l4proto tcp numgen random mod 1000 < 20 counter drop; }
-}
+_NFT_LOSS = """
+table inet riad_impair6 {{
+  chain in {{ type filter hook input priority 0; meta nfproto ipv6 meta l4proto tcp meta length > 1000 numgen inc mod {every} == {at} counter drop; }}
+}}
 """
 
 

@@ -30,6 +30,7 @@ import pytest
 from riad.backends.middleware import FaultInjector
 from riad.backends.netdev import NetDevice
 from riad.devices import Listener
+from riad.proto.tcp.connection import TcpConnection
 from riad.stack import DirectStack
 from riad.testing.waiting import eventually_async
 from tests.stack.linklab import (
@@ -130,14 +131,20 @@ async def sink_server(stack: DirectStack, port: int) -> asyncio.Future[tuple[int
 
 
 async def source_server(
-    stack: DirectStack, port: int, data: bytes, on_chunk: Callable[[], object] = lambda: None
+    stack: DirectStack,
+    port: int,
+    data: bytes,
+    on_chunk: Callable[[], object] = lambda: None,
+    on_connection: Callable[[TcpConnection], object] = lambda conn: None,
 ) -> None:
     """A riad server that sends ``data`` to each client and closes.
 
-    ``on_chunk`` is called after each 256 KiB chunk was taken by the connection.
+    ``on_chunk`` is called after each 256 KiB chunk was taken by the connection;
+    ``on_connection`` with each accepted connection's TCP core (for its counters).
     """
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        on_connection(writer.get_extra_info("tcp_connection"))
         view = memoryview(data)
         for i in range(0, len(data), 1 << 18):
             writer.write(view[i : i + (1 << 18)])
