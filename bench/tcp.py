@@ -2,7 +2,7 @@
 
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
           or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
-          or:   .venv/bin/python bench/tcp.py --six [--rounds R]
+          or:   .venv/bin/python bench/tcp.py --six [--rounds R] [--pairs P]
           or:   .venv/bin/python bench/tcp.py --cores [--against OTHER/src] (no root)
 
 Every subject is measured against the Linux kernel as its peer, inside
@@ -39,7 +39,13 @@ IPv6 at least 0.9x). The row "riad CPU busy while taking connections" is
 the share of that phase's wall time riad's process spent on the CPU: well
 under 100%, the connection rate is bounded by the Linux clients (eight
 threads of one Python process) and Linux's side, not by riad, and riad's CPU
-per connection is the figure to compare.
+per connection is the figure to compare. Then (``--pairs``, 10 by default) the
+bulk transfers once more, on one stack holding both addresses, IPv4 and IPv6 in
+turns ``--pairs`` times: a 100 MB transfer lasts a tenth of a second or two, so
+a pause of a shared machine's moves one transfer by tens of percent, and rounds
+a quarter of a minute apart meet different machines; the two transfers of a pair
+meet the same one. The median of the pairs' IPv6 / IPv4 ratios is the bulk
+figure for the target, with every pair listed.
 
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
@@ -453,7 +459,12 @@ async def riad_servers(stack: DirectStack, served: list[int]) -> None:
     await stack.start_server(echo, None, 5004)
 
 
-async def riad_source(stack: DirectStack, ns: Netns, nbytes: int, six: bool = False) -> float:
+async def riad_source(
+    stack: DirectStack, ns: Netns, nbytes: int, six: bool = False
+) -> tuple[float, dict[str, float]]:
+    """riad sends ``nbytes`` to a Linux sink: the sink's Mbit/s, and what the sending
+    connection counted (segments, retransmissions, duplicate ACKs, timeouts, frames
+    read and written by the stack meanwhile): what to look at when a run is slow."""
     bind = "::" if six else "0.0.0.0"
     sink = asyncio.create_task(
         run_in(ns, "sink", "--host", bind, "--port", "5002", "--bytes", str(nbytes))
@@ -464,6 +475,8 @@ async def riad_source(stack: DirectStack, ns: Netns, nbytes: int, six: bool = Fa
             break
         except ConnectionRefusedError:
             await asyncio.sleep(0.05)
+    conn = writer.get_extra_info("tcp_connection")
+    frames_in, frames_out = stack.stats.counters["rx_frames"], stack.stats.counters["tx_frames"]
     chunk = b"x" * (1 << 18)
     left = nbytes
     while left > 0:
@@ -472,7 +485,20 @@ async def riad_source(stack: DirectStack, ns: Netns, nbytes: int, six: bool = Fa
         await writer.drain()
     await reader.read(100)
     writer.close()
-    return (await sink)["mbit_s"]
+    st = conn.stats
+    seen = {
+        "segments_out": st.segments_out,
+        "segments_in": st.segments_in,
+        "retransmitted": st.retransmitted_segments,
+        "fast_retransmits": st.fast_retransmits,
+        "timeouts": st.timeouts,
+        "tail_loss_probes": st.tail_loss_probes,
+        "duplicate_acks": st.duplicate_acks,
+        "frames_read": stack.stats.counters["rx_frames"] - frames_in,
+        "frames_written": stack.stats.counters["tx_frames"] - frames_out,
+        "mss": conn.mss_send,
+    }
+    return (await sink)["mbit_s"], {f"out_{k}": float(v) for k, v in seen.items()}
 
 
 def system_time() -> float:
@@ -505,7 +531,7 @@ async def measure_riad(
                 ns, "send", "--host", stack_ip, "--port", "5001", "--bytes", str(nbytes)
             )
             t1, s1 = cpu(), system_time()
-            out = await riad_source(stack, ns, nbytes, six)
+            out, out_seen = await riad_source(stack, ns, nbytes, six)
             t2, s2, wall2 = cpu(), system_time(), time.perf_counter()
             rate = await run_in(
                 ns, "connrate", "--host", stack_ip, "--port", "5003", "--seconds", str(seconds)
@@ -527,7 +553,60 @@ async def measure_riad(
         "cpu_conn": (t3 - t2) * 1e6 / max(served[0], 1),
         "busy_conn": (t3 - t2) / (wall3 - wall2),
         "cpu_echo": (t4 - t3) * 1e6 / echoes,
+        **out_seen,
     }
+
+
+async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
+    """Bulk into and out of riad over IPv4 and IPv6 in turns, on one stack holding both
+    addresses on one TAP with offloads: ``pairs`` transfers of each kind per family,
+    the family going first swapped every pair, so the two transfers of a pair meet the
+    same machine within a second of each other (a 100 MB transfer lasts 0.1 to 0.3 s:
+    a pause of the machine's in one of them moves it by tens of percent).
+
+    Returns the Mbit/s of every transfer (``into4``, ``into6``, ``out4``, ``out6``) and
+    riad's CPU seconds per 100 MB of each (``cpu_into4``...), in pair order."""
+    runs: dict[str, list[float]] = {
+        f"{cpu}{kind}{family}": []
+        for cpu in ("", "cpu_")
+        for kind in ("into", "out")
+        for family in (4, 6)
+    }
+    with Netns.create("riadbench") as ns:
+        ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=True)
+        ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+        ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
+        with ns.entered():
+            device = TapDevice.open("tap0", vnet_hdr=True)
+        ipv6 = f"{STACK_IP6}/64"
+        async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
+            assert STACK_IP6 in stack.ipv6_addresses  # async with waited for DAD
+            await riad_servers(stack, [0])
+            for i in range(pairs):
+                for kind in ("into", "out"):
+                    for six in (False, True) if i % 2 == 0 else (True, False):
+                        t0 = time.process_time()
+                        if kind == "into":
+                            host = STACK_IP6 if six else STACK_IP
+                            argv = ("--host", host, "--port", "5001", "--bytes", str(nbytes))
+                            rate = (await run_in(ns, "send", *argv))["mbit_s"]
+                        else:
+                            rate, _ = await riad_source(stack, ns, nbytes, six)
+                        family = 6 if six else 4
+                        runs[f"{kind}{family}"].append(rate)
+                        runs[f"cpu_{kind}{family}"].append(
+                            (time.process_time() - t0) * 1e8 / nbytes
+                        )
+    return runs
+
+
+def pairs_main(argv: list[str]) -> None:
+    """The child of ``compare_versions``' paired transfers: their figures as JSON."""
+    p = argparse.ArgumentParser(prog="tcp.py _pairs")
+    p.add_argument("--bytes", type=int, required=True)
+    p.add_argument("--pairs", type=int, required=True)
+    a = p.parse_args(argv)
+    print(json.dumps(asyncio.run(measure_bulk_pairs(a.bytes, a.pairs))), flush=True)
 
 
 async def measure_riad_from(
@@ -857,6 +936,8 @@ async def compare_riad(
         this, ref = results[f"riad ({mode})"], results[f"riad reference ({mode})"]
         cells = []
         for key in this:
+            if key.startswith("out_"):
+                continue
             lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
             ratio = ref[key] / this[key] if lower_is_better else this[key] / ref[key]
             cells.append(f"{key} {ratio:.2f}x")
@@ -887,7 +968,7 @@ async def compare_versions(
         results[names[six]] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     notes.append("riad IPv6 / riad IPv4 (above 1.00x: IPv6 better; CPU and round trip inverted):")
     for key in rounds[False][0]:
-        if key.startswith("busy"):
+        if key.startswith(("busy", "out_")):
             continue
         lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
         per_round = []
@@ -897,6 +978,60 @@ async def compare_versions(
         median = _ratio(four_m, six_m, lower_is_better)
         notes.append(f"- {key}: medians {median}x; rounds " + ", ".join(per_round))
     notes.append(f"medians of {args.rounds} rounds, IPv4 and IPv6 taking turns")
+    if args.pairs:
+        print(f"bulk transfers in {args.pairs} pairs ...", file=sys.stderr, flush=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE),
+            "_pairs",
+            "--bytes",
+            str(args.bytes),
+            "--pairs",
+            str(args.pairs),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"paired transfers failed: {err.decode()[-500:]}")
+        notes += paired_notes(json.loads(out.decode().strip().splitlines()[-1]), args.pairs)
+    notes.append("bulk out, every round (Mbit/s; what riad's sending connection counted):")
+    for i in range(args.rounds):
+        for six in (False, True):
+            r = rounds[six][i]
+            seen = ", ".join(f"{key[4:]} {r[key]:,.0f}" for key in r if key.startswith("out_"))
+            notes.append(f"- round {i + 1} {names[six]}: {r['out']:,.0f}; {seen}")
+
+
+def paired_notes(runs: dict[str, list[float]], pairs: int) -> list[str]:
+    """The paired transfers' report: per kind, the median of the pairs' IPv6 / IPv4
+    ratios (the figure for the 0.9x target), the medians of each family, every pair."""
+    notes = [
+        "",
+        f"Bulk transfers in {pairs} pairs on one stack holding both addresses (IPv4 and "
+        "IPv6 in turns, the first swapped every pair); IPv6 / IPv4 of each pair, above "
+        "1.00x IPv6 better (CPU inverted):",
+    ]
+    for kind, label in (("into", "bulk into the stack"), ("out", "bulk out of the stack")):
+        for cpu, unit in (("", "Mbit/s"), ("cpu_", "riad CPU s per 100 MB")):
+            four, six = runs[f"{cpu}{kind}4"], runs[f"{cpu}{kind}6"]
+            ratios = [
+                float(_ratio(a, b, lower_is_better=bool(cpu)))
+                for a, b in zip(four, six, strict=True)
+                if a and b
+            ]
+            fmt = "{:.3f}" if cpu else "{:,.0f}"
+            notes.append(
+                f"- {label}, {unit}: median of the pairs' ratios "
+                f"**{statistics.median(ratios):.2f}x** (lowest {min(ratios):.2f}x, "
+                f"{sum(r >= 0.9 for r in ratios)} of {len(ratios)} at or above 0.90x); "
+                f"medians IPv4 {fmt.format(statistics.median(four))}, "
+                f"IPv6 {fmt.format(statistics.median(six))}; pairs "
+                + ", ".join(
+                    f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
+                )
+            )
+    return notes
 
 
 def _ratio(four: float, six: float, lower_is_better: bool) -> str:
@@ -925,6 +1060,12 @@ def main() -> None:
         help="measure only riad over IPv4 against riad over IPv6, alternating for --rounds",
     )
     p.add_argument(
+        "--pairs",
+        type=int,
+        default=10,
+        help="with --six: bulk transfers in this many IPv4/IPv6 pairs on one stack (0: none)",
+    )
+    p.add_argument(
         "--cores",
         action="store_true",
         help="measure only the two TCP cores joined directly, in this process's CPU (no root)",
@@ -943,5 +1084,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_riad":
         riad_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_pairs":
+        pairs_main(sys.argv[2:])
     else:
         main()
