@@ -16,10 +16,12 @@ that the Prometheus format wants are worked out only when scraped
 
 from __future__ import annotations
 
+import asyncio
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
-__all__ = ["LATENCY_BUCKETS_S", "HttpMetrics"]
+__all__ = ["LATENCY_BUCKETS_S", "HttpMetrics", "request_clock"]
 
 _STATUSES = 1000
 """Statuses are three digits (h11 and h2 refuse others); index 0 counts requests
@@ -41,6 +43,18 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     10.0,
 )
 """Upper bounds (seconds, inclusive) of the latency histogram's buckets; ``+Inf`` follows."""
+
+
+def request_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock (seconds) a request's duration is read from on ``loop``: the loop's own
+    (riad's loop reads ``time.monotonic``; a simulated one, its simulated time), except
+    uvloop's, whose ``time()`` counts whole milliseconds (libuv's cached loop time): a
+    request under a millisecond would last 0 or 1 ms by it, so its histogram bucket and
+    its access-log line would be wrong by up to a millisecond. There ``time.perf_counter``
+    (as cheap a call) is read instead."""
+    if type(loop).__module__.partition(".")[0] == "uvloop":
+        return time.perf_counter
+    return loop.time
 
 
 class HttpMetrics:

@@ -238,3 +238,27 @@ def test_the_counts_become_labels_and_cumulative_buckets_only_when_scraped() -> 
     assert (bucket("0.001"), bucket("0.0025"), bucket("0.01"), bucket("10.0")) == (2, 3, 4, 4)
     assert bucket("+Inf") == samples[("riad_http_request_duration_seconds_count", ())] == 5
     assert samples[("riad_http_request_duration_seconds_sum", ())] == pytest.approx(30.0121)
+
+
+def test_a_request_s_duration_is_not_read_in_whole_milliseconds_under_uvloop() -> None:
+    """uvloop's ``loop.time()`` is libuv's loop time, counted in whole milliseconds: a
+    request's duration is read from ``time.perf_counter`` there, from the loop's own
+    clock on riad's loop."""
+    import time
+
+    import uvloop
+
+    from riad.metrics import request_clock
+
+    loop = uvloop.new_event_loop()
+    try:
+        readings = [loop.time() * 1000 for _ in range(50)]
+        assert all(abs(reading - round(reading)) < 1e-6 for reading in readings)
+        assert request_clock(loop) is time.perf_counter
+    finally:
+        loop.close()
+    riad_loop = asyncio.new_event_loop()
+    try:
+        assert request_clock(riad_loop) == riad_loop.time
+    finally:
+        riad_loop.close()

@@ -184,6 +184,7 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
         assert len(sealed) == 1, logs.stderr
         assert "capabilities: none" in sealed[0] and "no_new_privs" in sealed[0]
         assert "seccomp (enforce): " in sealed[0], sealed[0]  # under RuntimeDefault's own
+        _assert_played_as_written(podman, name)
     finally:
         down = subprocess.run(
             [*podman, "kube", "down", str(yaml)], capture_output=True, text=True, timeout=120
@@ -191,6 +192,24 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
     assert down.returncode == 0, down.stderr
     left = subprocess.run([*podman, "ps", "-a", "-q"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def _assert_played_as_written(podman: list[str], name: str) -> None:
+    """What the engine made of the Deployment's container: the security context (user
+    65534, read-only root, no new privileges, every capability dropped), the memory
+    request and limit, and the liveness probe on the health endpoint's /healthz."""
+    inspected = subprocess.run([*podman, "inspect", name], capture_output=True, text=True)
+    assert inspected.returncode == 0, inspected.stderr
+    (container,) = json.loads(inspected.stdout)
+    config, host = container["Config"], container["HostConfig"]
+    assert config["User"] == "65534:65534"
+    assert host["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert not host["CapAdd"]
+    assert {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_CHOWN", "CAP_KILL"} <= set(host["CapDrop"])
+    assert host["MemoryReservation"] == 32 << 20 and host["Memory"] == 128 << 20
+    probe = " ".join(config["Healthcheck"]["Test"])
+    assert re.search(r"http://localhost:\d+/healthz", probe), probe
 
 
 def _ask(port: int, command: str) -> str:

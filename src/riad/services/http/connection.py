@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from riad.log import INFO
+from riad.metrics import request_clock
 from riad.services.http.asgi import Message, http_scope
 from riad.services.http.dates import http_date_now
 from riad.services.http.http1 import (
@@ -121,6 +122,7 @@ class HttpConnection:
     __slots__ = (
         "_body_delivered",
         "_body_received",
+        "_clock",
         "_codec",
         "_deadline",
         "_expired_in",
@@ -160,6 +162,8 @@ class HttpConnection:
         self._transport = Transport(stream)
         self._limits = server.limits
         self._loop = asyncio.get_running_loop()
+        self._clock = request_clock(self._loop)
+        """What a request's duration is read from (its metrics and access-log line)."""
         self._codec = Http1Codec(server.limits)
         self._task: asyncio.Task[Any] | None = None
         self._deadline = Deadline(self._loop, self._on_deadline)
@@ -338,7 +342,7 @@ class HttpConnection:
             state=server.state,
         )
         self._line_of = request
-        self._request_started = self._loop.time()
+        self._request_started = self._clock()
         if type(request) is not PlainRequest:  # (a plain request is within the limits)
             check_request(request, self._limits)
         self._head_request = scope["method"] == "HEAD"
@@ -375,7 +379,7 @@ class HttpConnection:
         """A request to become a WebSocket: a session takes the connection over (see
         ``websocket``). False when the connection ends with it."""
         self.request_line = f"GET {request.target.decode('ascii', 'replace')} HTTP/1.1"
-        self._request_started = self._loop.time()
+        self._request_started = self._clock()
         check_request(request, self._limits)
         refusal = upgrade_refusal(request)
         if refusal is not None:
@@ -463,7 +467,7 @@ class HttpConnection:
         self._request_started = None
         metrics = self._server.metrics
         if metrics is not None:
-            metrics.observe(self._status, self._loop.time() - started)
+            metrics.observe(self._status, self._clock() - started)
         access = self._server.access_log
         if access.enabled(INFO):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
@@ -475,7 +479,7 @@ class HttpConnection:
                 request,
                 status,
                 self._response_bytes,
-                ms=round((self._loop.time() - started) * 1000, 2),
+                ms=round((self._clock() - started) * 1000, 2),
                 outcome=outcome,
                 _client=client,  # structured only: JSON and remote logs (riad.log)
                 _request=request,
@@ -663,7 +667,7 @@ class HttpConnection:
         self._server.log.info("request refused", client=client, status=status, why=detail)
         if self._request_started is None and self.phase < _RESPONSE:
             # Refused before it reached the application: log what of it came.
-            self._request_started = self._loop.time()
+            self._request_started = self._clock()
             self.request_line = self.request_line or self._codec.raw_request_line()
         transport = self._transport
         try:

@@ -65,6 +65,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from riad.log import INFO
+from riad.metrics import request_clock
 from riad.services.http.asgi import BODY_BUFFERS, Message, Scope, http_scope
 from riad.services.http.dates import http_date_now
 from riad.services.http.transport import (
@@ -196,6 +197,8 @@ class Http2Connection:
         self._local_addr = local_addr
         self._received = received
         self._loop = asyncio.get_running_loop()
+        self._clock = request_clock(self._loop)
+        """What a request's duration is read from (its metrics and access-log line)."""
         config = h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_inbound_headers=True
         )
@@ -444,7 +447,7 @@ class Http2Connection:
             self._count_reset()
             return
         self._last_stream = stream_id
-        stream = _Stream(stream_id, self._loop.time())
+        stream = _Stream(stream_id, self._clock())
         stream.ended = event.stream_ended is not None
         self._streams[stream_id] = stream
         self._deadline.clear()
@@ -569,7 +572,7 @@ class Http2Connection:
     def _log(self, stream: _Stream, outcome: str) -> None:
         metrics = self._server.metrics
         if metrics is not None:
-            metrics.observe(stream.status, self._loop.time() - stream.started)
+            metrics.observe(stream.status, self._clock() - stream.started)
         access = self._server.access_log
         if access.enabled(INFO):
             client = self._client()
@@ -580,7 +583,7 @@ class Http2Connection:
                 stream.request_line,
                 status,
                 stream.response_bytes,
-                ms=round((self._loop.time() - stream.started) * 1000, 2),
+                ms=round((self._clock() - stream.started) * 1000, 2),
                 outcome=outcome,
                 _client=client,  # structured only: JSON and remote logs (riad.log)
                 _request=stream.request_line,
