@@ -7,10 +7,13 @@ server over HTTP/2 in clear with prior knowledge (h2c): riad's ``StaticFiles``
 over the static-site example's pages (``GET /``, 1.4 KB), and a Starlette JSON
 route (``GET /json``). ``riad`` is ``riad run app:ATTR`` (host sockets),
 ``hypercorn`` and ``granian`` (``--http 2``) their own command lines, access
-logs off; each names its event loop (``NAME@LOOP``): riad and hypercorn run on
-asyncio's own loop and on uvloop (``riad run --loop``, ``hypercorn -k``), granian
-(whose HTTP/2 is Rust) runs its Python side on uvloop, and each is compared with
-riad on the same loop. nghttp2's ``h2load`` (Debian ``nghttp2-client``, one thread) loads
+logs off; hypercorn reads ``h2_service/hypercorn.toml``, which lifts its limit
+of 1,000 requests a connection (h2load does not reconnect: at one connection
+hypercorn answered nothing after the warm-up). Each names its event loop
+(``NAME@LOOP``): riad and hypercorn run on asyncio's own loop and on uvloop
+(``riad run --loop``, ``hypercorn -k``), granian (whose HTTP/2 is Rust) runs its
+Python side on uvloop, and each is compared with riad on the same loop.
+nghttp2's ``h2load`` (Debian ``nghttp2-client``, one thread) loads
 each with 1 and 50 connections of 10 concurrent streams. Every server is one
 process on one core (``taskset -c 1``), h2load on the other; the servers
 take turns within each round and the median of ``--rounds`` rounds is
@@ -54,7 +57,8 @@ def commands(app: str, port: int) -> dict[str, list[str]]:
         out[f"riad@{loop}"] = [str(BIN / "riad"), "run", f"app:{app}", "--port", str(port),
                                "--host", "127.0.0.1", "--loop", loop, "--logs", "*:warning"]
         out[f"hypercorn@{loop}"] = [str(BIN / "hypercorn"), f"app:{app}", "-b", where,
-                                    "--workers", "1", "-k", loop, "--log-level", "warning"]
+                                    "--workers", "1", "-k", loop, "--log-level", "warning",
+                                    "-c", "hypercorn.toml"]
     out["granian@uvloop"] = [str(BIN / "granian"), "--interface", "asgi", "--http", "2",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                              "--loop", "uvloop", "--log-level", "warning", f"app:{app}"]
