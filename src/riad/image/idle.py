@@ -24,12 +24,23 @@ def install_idle_hook(on_idle: Callable[[], None], idle_ms: int = IDLE_MS) -> No
     Wraps the ``select`` of every ``selectors`` implementation; a poll that
     would block (timeout ``None`` or > 0) is cut into short polls until
     events arrive or the loop has been idle long enough. ``idle_ms=0`` fires
-    on the first poll that would block.
+    on the first poll that would block. Once fired, the selectors' own
+    ``select`` is put back, so serving pays nothing for the hook.
     """
     import selectors
     import time
 
     state = {"fired": False}
+    wrapped: list[tuple[type, object, object]] = []
+
+    def fire() -> None:
+        # the loop's later polls go straight to the selector again, unless
+        # another hook wrapped this one since (it then unwraps itself)
+        state["fired"] = True
+        for cls, wrapper, original in wrapped:
+            if cls.__dict__.get("select") is wrapper:
+                cls.select = original  # type: ignore[attr-defined]
+        on_idle()
 
     def wrap(cls: type) -> None:
         original = cls.select  # type: ignore[attr-defined]
@@ -38,8 +49,7 @@ def install_idle_hook(on_idle: Callable[[], None], idle_ms: int = IDLE_MS) -> No
             if state["fired"] or (timeout is not None and timeout <= 0):
                 return original(self, timeout)
             if idle_ms == 0:
-                state["fired"] = True
-                on_idle()
+                fire()
                 return original(self, timeout)
             start = time.monotonic()
             limit = None if timeout is None else start + timeout
@@ -52,13 +62,13 @@ def install_idle_hook(on_idle: Callable[[], None], idle_ms: int = IDLE_MS) -> No
                     return events
                 now = time.monotonic()
                 if now - start >= idle_ms / 1000:
-                    state["fired"] = True
-                    on_idle()
+                    fire()
                     return original(self, 0 if limit is None else max(0.0, limit - now))
                 if limit is not None and now >= limit:
                     return events
 
         cls.select = select  # type: ignore[attr-defined]
+        wrapped.append((cls, select, original))
 
     for name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector"):
         cls = getattr(selectors, name, None)
