@@ -104,7 +104,7 @@ def test_modules_loaded_by_import_module_are_needed(tmp_path: Path) -> None:
     assert {"plugin_mod", "plugin_helper"} <= trace.needed_modules()
 
 
-def test_the_trace_says_how_much_heap_the_service_held(tmp_path: Path) -> None:
+def test_the_trace_says_how_much_heap_and_memory_the_service_held(tmp_path: Path) -> None:
     idles = "import asyncio\n{}\nasyncio.run(asyncio.sleep(3600))\n"
     (tmp_path / "holds.py").write_text(idles.format("held = bytes(range(256)) * (32 << 12)"))
     (tmp_path / "small.py").write_text(idles.format("held = b''"))
@@ -112,6 +112,9 @@ def test_the_trace_says_how_much_heap_the_service_held(tmp_path: Path) -> None:
     small = trace_startup([str(tmp_path / "small.py")])
     assert large.reason == small.reason == "idle"
     assert large.heap_kb - small.heap_kb >= 24 << 10
+    # the peak resident memory: the heap and the interpreter's mapped files
+    assert large.peak_kb - small.peak_kb >= 24 << 10
+    assert small.peak_kb > small.heap_kb > 0
     from riad.targets.vm.build import HEAP_MB, needed_memory_mb
 
     assert small.heap_kb < HEAP_MB << 10  # an echo's heap: the default holds it

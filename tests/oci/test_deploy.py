@@ -28,3 +28,27 @@ def test_mistakes_say_what_to_fix(args: list[str], message: str) -> None:
     assert done.returncode == 2
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_a_start_up_that_fails_is_said_and_nothing_is_written(tmp_path: Path) -> None:
+    """The memory request is measured from a traced start-up: one that fails stops the
+    manifests, saying why."""
+    (tmp_path / "service.py").write_text(
+        "import riad\n"
+        "app = riad.App('broken', network=True)\n"
+        "@app.main\n"
+        "async def main(dev):\n"
+        "    raise RuntimeError('no database configured')\n"
+    )
+    out = tmp_path / "broken.yaml"
+    done = subprocess.run(
+        riad_command("deploy", "kubernetes", str(tmp_path), "-o", str(out)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "failed while its memory was measured" in done.stderr, done.stderr
+    assert "no database configured" in done.stderr
+    assert not out.exists()

@@ -5,7 +5,8 @@ loaded with ``podman load`` into a store of the test's own (``--root``,
 ``--runroot``, a ``containers.conf`` of its own: runc, cgroupfs, explicit
 ulimits), run as its non-root user with its ports published on 127.0.0.1
 only; nc's line comes back, ``/readyz`` answers ready once the service is
-sealed, the log says once what the container's runtime prevented, and
+sealed, ``/metrics`` is scraped from the sealed container (read by Prometheus'
+own parser), the log says once what the container's runtime prevented, and
 ``podman stop`` (SIGTERM) ends it with status 0.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from riad.testing import eventually
 from riad.testing.process import riad_command
@@ -68,9 +70,11 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
     assert first.read_bytes() == second.read_bytes()
     loaded = subprocess.run([*podman, "load", "-i", str(first)], capture_output=True, text=True)
     assert loaded.returncode == 0 and "localhost/echo:latest" in loaded.stdout, loaded.stderr
-    echo, health = _free_port(), _free_port()
+    echo, health, metrics = _free_port(), _free_port(), _free_port()
     publish = ["-p", f"127.0.0.1:{echo}:7007", "-p", f"127.0.0.1:{health}:8081"]
+    publish += ["-p", f"127.0.0.1:{metrics}:9100"]
     args = ["localhost/echo:latest", "--port", "7007", "--health-port", "8081"]
+    args += ["--metrics-port", "9100"]
     started = subprocess.run(
         [*podman, "run", "-d", *RUN, *LIMITS, "--name", "riad-oci-echo", *publish, *args],
         capture_output=True,
@@ -90,6 +94,7 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
     assert text.count("prevented by the container's runtime: new namespaces") == 1, text
     assert "capabilities: none" in text and "no_new_privs" in text
     assert "seccomp (enforce): " in text, text
+    assert "landlock ABI " in text and "limits: " in text, text
 
     def ready() -> str:
         try:
@@ -107,6 +112,14 @@ def test_the_echo_image_is_reproducible_sealed_and_stops_cleanly(
             assert chunk, "the echo service closed the connection"
             got += chunk
     assert got == b"hello from the host\n"
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as r:
+        scraped = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(r.read().decode())
+            for sample in family.samples
+        }
+    assert scraped[("riad_stack_info", (("stack", "host"),))] == 1  # sealed, and scraped
+    assert scraped[("process_max_resident_memory_bytes", ())] > 1 << 20
     user = subprocess.run(
         [*podman, "inspect", "--format", "{{.Config.User}}", "riad-oci-echo"],
         capture_output=True,
@@ -147,17 +160,17 @@ def _echo(port: int, line: bytes) -> bytes:
 @pytest.mark.netns
 def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list[str]) -> None:
     """riad deploy kubernetes: podman kube play runs the Deployment (restricted security
-    context, probes on the health endpoint), the service answers, kube down stops it."""
+    context, probes on the health endpoint, the memory request measured), the service
+    answers within the memory it asks for, kube down stops it."""
     _build(tmp_path / "echo.tar")
     loaded = subprocess.run([*podman, "load", "-i", str(tmp_path / "echo.tar")])
     assert loaded.returncode == 0
     echo, health = _free_port(), _free_port()
     yaml = tmp_path / "echo.yaml"
     options = ["-o", str(yaml), "--host-ip", "127.0.0.1", "--health-port", str(health)]
+    boot = ["--port", str(echo), "--metrics-port", str(health)]  # /metrics beside the probes
     made = subprocess.run(
-        riad_command(
-            "deploy", "kubernetes", str(REPO / "examples/echo"), *options, "--port", str(echo)
-        ),
+        riad_command("deploy", "kubernetes", str(REPO / "examples/echo"), *options, *boot),
         capture_output=True,
         text=True,
     )
@@ -165,6 +178,9 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
     text = yaml.read_text()
     for needed in ("runAsNonRoot: true", "readOnlyRootFilesystem: true", '- "ALL"'):
         assert needed in text
+    requested = re.search(r'requests:\n +memory: "(\d+)Mi"', text)
+    assert requested is not None, text
+    request_mib = int(requested.group(1))
     played = subprocess.run(
         [*podman, "kube", "play", str(yaml)], capture_output=True, text=True, timeout=120
     )
@@ -174,6 +190,15 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
             "ready\n"
         )
         assert _echo(echo, b"through kube play\n") == b"through kube play\n"
+        scraped = _get(f"http://127.0.0.1:{health}/metrics")
+        peak = [
+            sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+            if sample.name == "process_max_resident_memory_bytes"
+        ]
+        # the measured request covers what the sealed service used, start-up and an answer
+        assert len(peak) == 1 and 1 << 20 < peak[0] <= request_mib << 20, (peak, request_mib)
         inspect = subprocess.run(
             [*podman, "ps", "--format", "{{.Names}} {{.Image}}"], capture_output=True, text=True
         )
@@ -184,7 +209,7 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
         assert len(sealed) == 1, logs.stderr
         assert "capabilities: none" in sealed[0] and "no_new_privs" in sealed[0]
         assert "seccomp (enforce): " in sealed[0], sealed[0]  # under RuntimeDefault's own
-        _assert_played_as_written(podman, name)
+        _assert_played_as_written(podman, name, request_mib)
     finally:
         down = subprocess.run(
             [*podman, "kube", "down", str(yaml)], capture_output=True, text=True, timeout=120
@@ -194,7 +219,7 @@ def test_the_kubernetes_manifests_play_under_podman(tmp_path: Path, podman: list
     assert left.stdout.strip() == ""
 
 
-def _assert_played_as_written(podman: list[str], name: str) -> None:
+def _assert_played_as_written(podman: list[str], name: str, request_mib: int) -> None:
     """What the engine made of the Deployment's container: the security context (user
     65534, read-only root, no new privileges, every capability dropped), the memory
     request and limit, and the liveness probe on the health endpoint's /healthz."""
@@ -207,7 +232,7 @@ def _assert_played_as_written(podman: list[str], name: str) -> None:
     assert "no-new-privileges" in host["SecurityOpt"]
     assert not host["CapAdd"]
     assert {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_CHOWN", "CAP_KILL"} <= set(host["CapDrop"])
-    assert host["MemoryReservation"] == 32 << 20 and host["Memory"] == 128 << 20
+    assert host["MemoryReservation"] == request_mib << 20 and host["Memory"] == 128 << 20
     probe = " ".join(config["Healthcheck"]["Test"])
     assert re.search(r"http://localhost:\d+/healthz", probe), probe
 

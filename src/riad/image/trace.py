@@ -112,6 +112,9 @@ class StartupTrace:
     heap_kb: int = 0
     """The traced service's anonymous memory when the trace ended (after the warm-ups),
     in KiB: what its heap needs in a guest (0: not known)."""
+    peak_kb: int = 0
+    """The traced service's peak resident memory (the files it mapped included) when the
+    trace ended, in KiB (0: not known)."""
 
     def module_names(self) -> list[str]:
         return sorted(self.modules)
@@ -327,4 +330,5 @@ def trace_startup(
         missing_files=tuple(raw.get("missing_files", ())),
         missing_modules=tuple(raw.get("missing_modules", ())),
         heap_kb=int(raw.get("heap_kb", 0)),
+        peak_kb=int(raw.get("peak_kb", 0)),
     )

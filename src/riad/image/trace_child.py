@@ -288,7 +288,8 @@ class _Recorder:
             "missing_modules": sorted(self.absent.names - set(sys.modules)),
             "warmup": self.warmup,
             "failed": self.failed,
-            "heap_kb": _anonymous_kb(),
+            "heap_kb": _status_kb("RssAnon:"),
+            "peak_kb": _status_kb("VmHWM:"),
         }
         with open(self.out, "w") as handle:
             json.dump(payload, handle)
@@ -297,13 +298,14 @@ class _Recorder:
         os._exit(0)
 
 
-def _anonymous_kb() -> int:
-    """The process's anonymous memory now (its heap: objects, code, buffers), in KiB;
-    0 where ``/proc`` does not say."""
+def _status_kb(field: str) -> int:
+    """One of the process's memory figures in ``/proc/self/status``, in KiB (``RssAnon:``,
+    its anonymous memory now: its heap, objects, code, buffers; ``VmHWM:``, its peak
+    resident memory, the files it mapped included); 0 where ``/proc`` does not say."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("RssAnon:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass

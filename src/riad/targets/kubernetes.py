@@ -10,8 +10,11 @@ Prints (or writes with ``-o FILE``) two documents:
   (``/readyz``) probes on riad's health endpoint; a restricted security
   context (``runAsNonRoot``, user 65534, ``readOnlyRootFilesystem``, no
   privilege escalation, every capability dropped, seccomp ``RuntimeDefault``);
-  ``terminationGracePeriodSeconds`` covering ``--shutdown-timeout``; memory
-  and CPU requests and a memory limit (``--memory``);
+  ``terminationGracePeriodSeconds`` covering ``--shutdown-timeout``; a
+  memory request measured (:func:`measured_memory_mib`: the image's start-up
+  traced, its peak resident memory and a quarter more), a CPU request of
+  50 millicores (not measured), and a memory limit (``--memory``, raised to
+  the request if below it);
 - a Service selecting it, with the same ports.
 
 ``--host-ip ADDRESS`` also gives each port a ``hostPort`` bound to ``ADDRESS``
@@ -25,16 +28,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_HEALTH_PORT", "add_deploy_parser", "manifests", "to_yaml"]
+if TYPE_CHECKING:
+    from riad.app.model import App
+
+__all__ = [
+    "DEFAULT_HEALTH_PORT",
+    "add_deploy_parser",
+    "manifests",
+    "measured_memory_mib",
+    "to_yaml",
+]
 
 DEFAULT_HEALTH_PORT = 8081
 DEFAULT_MEMORY_MIB = 128
-_REQUEST_MEMORY_MIB = 32
+_MEMORY_MARGIN = 1.25
+_MEMORY_STEP_MIB = 4
 _REQUEST_CPU = "50m"
 _STOP_MARGIN_S = 5
 
@@ -79,6 +94,7 @@ def manifests(
     *,
     health_port: int,
     shutdown_timeout_s: float,
+    memory_request_mib: int,
     memory_mib: int = DEFAULT_MEMORY_MIB,
     host_ip: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -108,8 +124,8 @@ def manifests(
         "livenessProbe": probe("/healthz", 10),
         "readinessProbe": probe("/readyz", 2),
         "resources": {
-            "requests": {"memory": f"{_REQUEST_MEMORY_MIB}Mi", "cpu": _REQUEST_CPU},
-            "limits": {"memory": f"{memory_mib}Mi"},
+            "requests": {"memory": f"{memory_request_mib}Mi", "cpu": _REQUEST_CPU},
+            "limits": {"memory": f"{max(memory_mib, memory_request_mib)}Mi"},
         },
         "securityContext": {
             "runAsNonRoot": True,
@@ -150,6 +166,41 @@ def manifests(
         },
     }
     return [deployment, service]
+
+
+def measured_memory_mib(app: App, service: str, boot_args: Sequence[str]) -> int:
+    """The memory the service's container asks for, in MiB: its start-up traced here as
+    the image runs it (the entry of ``riad build -t oci`` on the host's sockets, the
+    service's warm-ups included, as the build traces it), its peak resident memory (the
+    interpreter's and libraries' pages included) and a quarter more, rounded up to
+    4 MiB. Raises ``ConfigError`` when the start-up fails."""
+    from riad.app.args import ConfigError
+    from riad.image.trace import trace_startup
+    from riad.targets.oci import ENTRY_MODULE
+    from riad.targets.sandbox.app_entry import AppOptions
+
+    path = [str(app.folder), *(p for p in sys.path if p)]
+    with tempfile.TemporaryDirectory(prefix="riad-deploy-volumes-") as scratch:
+        # the traced start-up writes to empty folders of its own, never to real volumes
+        volumes = tuple((vol.name, f"{scratch}/{vol.name}") for vol in app.volumes)
+        for _, folder in volumes:
+            Path(folder).mkdir()
+        options = AppOptions(service=service).for_trace(volumes).to_json()
+        trace = trace_startup([f"{ENTRY_MODULE}:trace_entry", options, *boot_args], path=path)
+    ended = trace.reason in ("raised", "returned") or trace.reason.startswith("exit")
+    if trace.error is not None or ended:
+        # the service ended before it served: its error, or the last error it logged
+        said = (trace.error or "").strip().splitlines()
+        logged = [line.partition(" ERROR ")[2] for line in trace.output.splitlines()]
+        said = said or [line for line in logged if line]
+        raise ConfigError(
+            f"the start-up of {app.name!r} failed while its memory was measured "
+            f"({trace.reason}): " + (said[0].strip() if said else "it said nothing")
+        )
+    if trace.peak_kb <= 0:
+        raise ConfigError("the start-up's peak memory could not be read (no /proc here)")
+    need = trace.peak_kb * _MEMORY_MARGIN / 1024
+    return math.ceil(need / _MEMORY_STEP_MIB) * _MEMORY_STEP_MIB
 
 
 def add_deploy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -199,6 +250,13 @@ def cmd_deploy(args: argparse.Namespace, boot_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    from riad.app.args import ConfigError
+
+    try:
+        memory_request_mib = measured_memory_mib(app, args.service, boot_args)
+    except ConfigError as exc:
+        print(f"riad: error: {exc}", file=sys.stderr)
+        return 2
     name = app.name.lower().replace("_", "-")
     image = args.image or f"localhost/{Path(args.service.rstrip('/')).stem.split(':')[0]}:latest"
     documents = manifests(
@@ -208,6 +266,7 @@ def cmd_deploy(args: argparse.Namespace, boot_args: list[str]) -> int:
         ports,
         health_port=args.health_port,
         shutdown_timeout_s=config.shutdown_timeout_s,
+        memory_request_mib=memory_request_mib,
         memory_mib=args.memory,
         host_ip=args.host_ip,
     )
