@@ -7,11 +7,13 @@ ulimits), run as its non-root user with its ports published on 127.0.0.1
 only; nc's line comes back, ``/readyz`` answers ready once the service is
 sealed, ``/metrics`` is scraped from the sealed container (read by Prometheus'
 own parser), the log says once what the container's runtime prevented, and
-``podman stop`` (SIGTERM) ends it with status 0.
+``podman stop`` (SIGTERM) ends it with status 0. The sealed container's log
+reaches a syslog collector over TCP that came up only after the seal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -302,3 +304,56 @@ def test_the_seccomp_allowlist_stops_forbidden_calls_inside_the_container(
         return out.stdout.strip()
 
     assert eventually(lambda: status() == "exited 159", timeout_s=60), status()  # 128 + SIGSYS
+
+
+@pytest.mark.netns
+def test_the_sealed_container_s_log_reaches_a_collector_that_came_up_after_the_seal(
+    tmp_path: Path, podman: list[str]
+) -> None:
+    """--syslog tcp:// from the echo image (on the host's network, to reach the test's
+    collector on 127.0.0.1): the collector listens only once the service is sealed, so
+    the sender connects under the container's seal, then sends what it queued (the
+    start-up's lines) and the stop's line; the service still exits 0."""
+    _build(tmp_path / "echo.tar")
+    loaded = subprocess.run([*podman, "load", "-i", str(tmp_path / "echo.tar")])
+    assert loaded.returncode == 0
+    collector_port, echo = _free_port(), _free_port()
+    image = ["localhost/echo:latest", "--port", str(echo)]
+    image += ["--syslog", f"tcp://127.0.0.1:{collector_port}"]
+    started = subprocess.run(
+        [*podman, "run", "-d", *RUN, *LIMITS, "--network", "host", "--name", "logs", *image],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+
+    def logs() -> str:
+        return subprocess.run([*podman, "logs", "logs"], capture_output=True, text=True).stderr
+
+    assert eventually(lambda: "sealed in the container" in logs(), timeout_s=60)
+    received = bytearray()
+    with socket.create_server(("127.0.0.1", collector_port)) as collector:
+        collector.settimeout(60)
+        conn, _ = collector.accept()
+        with conn:
+            conn.settimeout(10)
+
+            def has(text: bytes) -> bool:
+                with contextlib.suppress(TimeoutError):
+                    received.extend(conn.recv(65536))
+                return text in received
+
+            assert eventually(lambda: has(b"echo ready"), timeout_s=60), bytes(received)
+            stop = subprocess.run([*podman, "stop", "-t", "30", "logs"], capture_output=True)
+            assert stop.returncode == 0, stop.stderr
+            assert eventually(lambda: has(b"stopping"), timeout_s=60), bytes(received)
+    # RFC 5425/6587 octet counting: each message is its length, a space, then RFC 5424
+    first = re.match(rb"(\d+) <14>1 \S+ \S+ echo ", bytes(received))
+    assert first is not None, bytes(received)
+    status = subprocess.run(
+        [*podman, "inspect", "--format", "{{.State.ExitCode}}", "logs"],
+        capture_output=True,
+        text=True,
+    )
+    assert status.stdout.strip() == "0", logs()
