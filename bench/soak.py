@@ -48,6 +48,11 @@ blocks, glibc's heap (in use, free but kept, its top) and the tracked objects
 by type; ``RIAD_SOAK_SLOW_MS=MS`` counts the event loop's steps over ``MS``
 by what ran, with their CPU time (on asyncio's loop: riad's stack, or the
 socket stack with ``--loop asyncio``; uvloop's steps are out of reach).
+``RIAD_SOAK_BLAME_MS=MS`` (asyncio's loop too) keeps the loop's recent steps,
+collections and hand-backs of free memory with their CPU time, and for every
+kept-alive request that took ``MS`` or more less its wait for the core, sums
+what else ran during it by what it was (``_Blame``): what the slowest requests
+waited behind.
 
 ``--baseline DIR`` runs the same service from another source tree
 (``DIR/src``) after this one, with the same load: before and after in one run.
@@ -91,7 +96,9 @@ PAGES = ("/", "/about/", "/css/site.css", "/images/logo.svg", "/images/banner.pn
 BIG_PATH = "/downloads/big-5mb.bin"
 RSS_EVERY_S = 5.0
 LONG_PAUSE_US = 20_000
-"""A collection this long is said in the service's log, with where it was called from."""
+"""A collection this long is said in the service's log, with where it was called from
+(``RIAD_SOAK_LONG_MS`` sets another length; ``RIAD_SOAK_CENSUS=1`` adds what the young
+generations held as it began)."""
 WARM_S = 60.0
 """What counts as warming up: the figures "after the first minute" leave it out."""
 
@@ -127,18 +134,22 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
     pauses: list[tuple[float, int, int, int, int]] = []
     began = [0, 0]
     census_wanted = bool(os.environ.get("RIAD_SOAK_CENSUS"))
+    long_us = float(os.environ.get("RIAD_SOAK_LONG_MS", LONG_PAUSE_US / 1000)) * 1000
     young = [""]
 
     def timing(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            if census_wanted and info["generation"] >= 1:
+            if census_wanted:
                 young[0] = _young_census(gc)
             began[:] = clock(), cpu()
             return
-        wall_us, cpu_us = (clock() - began[0]) // 1000, (cpu() - began[1]) // 1000
+        ended = clock()
+        wall_us, cpu_us = (ended - began[0]) // 1000, (cpu() - began[1]) // 1000
+        if BLAME is not None:
+            BLAME.inside(began[0], ended, cpu_us * 1000, f"collection of gen {info['generation']}")
         at = time.monotonic() - started
         pauses.append((at, info["generation"], wall_us, cpu_us, info["collected"]))
-        if wall_us >= LONG_PAUSE_US:
+        if wall_us >= long_us:
             print(
                 f"soak: a {wall_us / 1000:.1f} ms collection (CPU {cpu_us / 1000:.1f} ms) of "
                 f"generation {info['generation']} at {at:.1f} s, {info['collected']} collected, "
@@ -151,6 +162,8 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
 
     def write_out(*_args: object) -> None:
         print(f"soak-service {json.dumps(service_times())}", file=sys.stderr, flush=True)
+        if BLAME is not None:
+            print("\n".join(BLAME.summary()), file=sys.stderr, flush=True)
         if handed_back:
             print(
                 f"soak: free memory handed back {len(handed_back)} times, the longest "
@@ -190,7 +203,11 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
     slow: Counter[str] = Counter()
     slow_worst: list[tuple[float, float, str]] = []
     slow_on_cpu: list[tuple[float, float, float, str]] = []
-    if slow_ms > 0:
+    blame_ms = float(os.environ.get("RIAD_SOAK_BLAME_MS", "0"))
+    if blame_ms > 0:
+        global BLAME
+        BLAME = _Blame(int(blame_ms * 1e6))
+    if slow_ms > 0 or BLAME is not None:
         _time_loop_steps(slow_ms / 1000, started, slow, slow_worst, slow_on_cpu)
     heap_every = float(os.environ.get("RIAD_SOAK_HEAP", "0"))
     if heap_every > 0:
@@ -204,9 +221,12 @@ def serve_with_gc_timing(stats_path: str, argv: list[str]) -> int:
     handed_back: list[int] = []
 
     def timed_hand_back() -> None:
-        began = clock()
+        began, began_cpu = clock(), cpu()
         hand_back()
-        handed_back.append((clock() - began) // 1000)
+        ended = clock()
+        handed_back.append((ended - began) // 1000)
+        if BLAME is not None:
+            BLAME.inside(began, ended, cpu() - began_cpu, "malloc_trim")
 
     http_server.release_free_memory = timed_hand_back  # type: ignore[assignment]
 
@@ -257,6 +277,7 @@ def _time_requests() -> Any:
     (``/proc/self/task/TID/schedstat``, read at both ends). Returns a function giving,
     in us: every request's time; the same less the wait for the core; only the requests
     that did not wait at all."""
+    import asyncio
     import weakref
 
     from riad.services.http.connection import HttpConnection
@@ -294,8 +315,12 @@ def _time_requests() -> Any:
             return await exchange(self, request)
         finally:
             if stamp is not None and self._status is not None:  # (not h2 or a WebSocket)
-                took = (clock() - stamp[0]) // 1000
+                ended = clock()
+                took = (ended - stamp[0]) // 1000
                 waited = (waited_ns() - stamp[1]) // 1000
+                if BLAME is not None:
+                    task = id(asyncio.current_task())
+                    BLAME.request(stamp[0], ended, max(0, took - waited) * 1000, task)
                 every[_bucket(took)] += 1
                 net[_bucket(max(0, took - waited))] += 1
                 if waited == 0:
@@ -308,6 +333,150 @@ def _time_requests() -> Any:
         "less_wait": _histogram_summary(net),
         "no_wait": _histogram_summary(clean),
     }
+
+
+class _Blame:
+    """What the slow requests waited behind (``RIAD_SOAK_BLAME_MS``).
+
+    Every loop step (and, inside steps, every collection and hand-back of free
+    memory) is kept for a while as start, end, CPU ns, what and task; a request
+    whose time less the core's wait reaches ``threshold_ns`` sums the CPU of the
+    steps that overlapped it (in proportion to the overlap), its own task's apart.
+    All in fixed memory that the collector never sees (rings of numbers and of
+    strings, counters by what ran): the measuring must not grow the young
+    generation it measures."""
+
+    SIZE = 1 << 15
+    INNER = 1 << 12
+
+    def __init__(self, threshold_ns: int) -> None:
+        from array import array
+
+        self.threshold_ns = threshold_ns
+        zeros = array("q", bytes(8 * self.SIZE))
+        self.began, self.ended, self.cpu, self.task = (array("q", zeros) for _ in range(4))
+        self.what = [""] * self.SIZE
+        self.count = 0
+        inner_zeros = array("q", bytes(8 * self.INNER))
+        self.inner_began, self.inner_ended, self.inner_cpu = (
+            array("q", inner_zeros) for _ in range(3)
+        )
+        self.inner_what = [""] * self.INNER
+        self.inner_count = 0
+        self.requests = 0
+        self.slow = 0
+        self.own_ns = 0
+        self.others_ns = 0
+        self.net_ns = 0
+        self.by_what: Counter[str] = Counter()
+        self.inner_by_what: Counter[str] = Counter()
+        self.biggest: Counter[str] = Counter()
+        self.one_long = 0  # slow requests with another step of a third of their time or more
+        self.worst: list[tuple[int, str]] = []
+        self.long_steps: Counter[str] = Counter()
+        self.longest: list[tuple[int, str]] = []
+
+    def step(self, began: int, ended: int, cpu: int, what: str, task: int) -> None:
+        i = self.count & (self.SIZE - 1)
+        self.began[i], self.ended[i], self.cpu[i], self.task[i] = began, ended, cpu, task
+        self.what[i] = what
+        self.count += 1
+
+    def long_step(self, cpu: int, what: str) -> None:
+        """A step of 2 ms of CPU or more: counted by what ran, the longest kept."""
+        self.long_steps[what] += 1
+        self.longest.append((cpu, what))
+        if len(self.longest) > 200:
+            self.longest.sort(reverse=True)
+            del self.longest[20:]
+
+    def inside(self, began: int, ended: int, cpu: int, what: str) -> None:
+        i = self.inner_count & (self.INNER - 1)
+        self.inner_began[i], self.inner_ended[i], self.inner_cpu[i] = began, ended, cpu
+        self.inner_what[i] = what
+        self.inner_count += 1
+
+    def request(self, start_ns: int, end_ns: int, net_ns: int, task: int) -> None:
+        self.requests += 1
+        if net_ns < self.threshold_ns:
+            return
+        self.slow += 1
+        self.net_ns += net_ns
+        own = others = 0
+        found: Counter[str] = Counter()
+        top: tuple[int, str] = (0, "")
+        for n in range(self.count - 1, max(-1, self.count - self.SIZE - 1), -1):
+            i = n & (self.SIZE - 1)
+            began, ended = self.began[i], self.ended[i]
+            if ended < start_ns:
+                break
+            overlap = min(ended, end_ns) - max(began, start_ns)
+            if overlap <= 0:
+                continue
+            share = self.cpu[i] * overlap // max(1, ended - began)
+            if self.task[i] == task:
+                own += share
+                continue
+            others += share
+            found[self.what[i]] += share
+            top = max(top, (share, self.what[i]))
+        for n in range(self.inner_count - 1, max(-1, self.inner_count - self.INNER - 1), -1):
+            i = n & (self.INNER - 1)
+            if self.inner_ended[i] < start_ns:
+                break
+            if min(self.inner_ended[i], end_ns) > max(self.inner_began[i], start_ns):
+                self.inner_by_what[self.inner_what[i]] += self.inner_cpu[i]
+        self.own_ns += own
+        self.others_ns += others
+        self.by_what.update(found)
+        if top[1]:
+            self.biggest[top[1]] += 1
+            if top[0] * 3 >= net_ns:
+                self.one_long += 1
+        self.worst.append(
+            (
+                net_ns,
+                f"own {own / 1e6:.2f} ms, others {others / 1e6:.2f} ms, "
+                f"the largest {top[0] / 1e6:.2f} ms: {top[1]}",
+            )
+        )
+        if len(self.worst) > 200:
+            self.worst.sort(reverse=True)
+            del self.worst[20:]
+
+    def summary(self) -> list[str]:
+        if not self.slow:
+            return [
+                f"soak-blame: {self.requests:,} requests, none over "
+                f"{self.threshold_ns / 1e6:.2f} ms less the wait"
+            ]
+        ms = 1e6
+        lines = [
+            f"soak-blame: {self.slow:,} of {self.requests:,} requests took "
+            f"{self.threshold_ns / ms:.2f} ms or more less the wait ({self.net_ns / ms / self.slow:.2f}"
+            f" ms each): their own task's earlier steps {self.own_ns / ms / self.slow:.2f} ms, other steps "
+            f"{self.others_ns / ms / self.slow:.2f} ms each; {self.one_long:,} of them behind one "
+            "step of a third of their time or more",
+            "soak-blame: other steps' CPU during them by what ran (ms in all): "
+            + "; ".join(f"{what} {ns / ms:.1f}" for what, ns in self.by_what.most_common(12)),
+            "soak-blame: the largest other step of each, by what: "
+            + "; ".join(f"{what} {n}" for what, n in self.biggest.most_common(10)),
+            "soak-blame: inside those steps (ms in all): "
+            + "; ".join(f"{what} {ns / ms:.1f}" for what, ns in self.inner_by_what.most_common(8)),
+        ]
+        self.worst.sort(reverse=True)
+        lines += [f"soak-blame:   {ns / ms:.2f} ms: {what}" for ns, what in self.worst[:10]]
+        self.longest.sort(reverse=True)
+        lines.append(
+            "soak-blame: steps of 2 ms of CPU or more, by what ran: "
+            + "; ".join(f"{what} {n}" for what, n in self.long_steps.most_common(10))
+            + "; the longest: "
+            + "; ".join(f"{ns / ms:.1f} ms {what}" for ns, what in self.longest[:8])
+        )
+        return lines
+
+
+BLAME: _Blame | None = None
 
 
 def _time_loop_steps(
@@ -339,7 +508,37 @@ def _time_loop_steps(
             return "task " + " > ".join(names[-3:])
         return getattr(callback, "__qualname__", repr(callback))[:120]
 
+    blame = BLAME
+    clock_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
+    if blame is not None:
+        from riad.stack.loop import EventLoop
+
+        def before_select(self: EventLoop, callback: Any) -> None:
+            def timed_callback() -> None:
+                began, began_cpu = clock_ns(), cpu_ns()
+                callback()
+                took = cpu_ns() - began_cpu
+                what = "before select: " + getattr(callback, "__qualname__", "?")
+                blame.step(began, clock_ns(), took, what, 0)
+                if took >= 2_000_000:
+                    blame.long_step(took, what)
+
+            hook(self, timed_callback)
+
+        hook = EventLoop.call_before_select
+        EventLoop.call_before_select = before_select  # type: ignore[method-assign]
+
     def timed(handle: asyncio.events.Handle) -> None:
+        if blame is not None:
+            began_ns, began_cpu_ns = clock_ns(), cpu_ns()
+            run(handle)
+            on_cpu_ns = cpu_ns() - began_cpu_ns
+            task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+            what = describe(handle) if on_cpu_ns >= 150_000 else "steps under 0.15 ms"
+            blame.step(began_ns, clock_ns(), on_cpu_ns, what, id(task))
+            if on_cpu_ns >= 2_000_000:
+                blame.long_step(on_cpu_ns, what)
+            return
         began, began_cpu = clock(), cpu()
         run(handle)
         took = clock() - began
@@ -421,6 +620,8 @@ def _heap_watch(every_s: float) -> None:
 
 def _young_census(gc: Any) -> str:
     """What the young generations hold: objects by type, and the largest containers."""
+    from collections import deque
+
     lines = []
     for gen in (0, 1):
         objects = gc.get_objects(generation=gen)
@@ -429,7 +630,7 @@ def _young_census(gc: Any) -> str:
             (
                 (len(o), type(o).__name__)
                 for o in objects
-                if isinstance(o, (list, dict, set, tuple))
+                if isinstance(o, (list, dict, set, tuple, deque))
             ),
             reverse=True,
         )[:5]
