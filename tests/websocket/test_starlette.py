@@ -1,10 +1,11 @@
 """A Starlette WebSocket endpoint (``tests/websocket/chat``) checked with Python's
 ``websockets`` client: served by ``HttpServer`` (in clear and over TLS) and by
-``riad run main:app`` on every target."""
+``riad run main:app`` on every target (ws and wss)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
 import subprocess
 import sys
@@ -40,16 +41,24 @@ def test_http_server_in_clear_and_over_tls() -> None:
     "target",
     [pytest.param(t, marks=[pytest.mark.netns] if t != "unix" else []) for t in TARGETS],
 )
-def test_riad_run_serves_the_websocket_endpoint(target: str, ns: Netns | None) -> None:
+def test_riad_run_serves_the_websocket_endpoint(
+    target: str, ns: Netns | None, tmp_path: Path
+) -> None:
+    # the application with its certificate store beside it (certs/): ws and wss
+    shutil.copy(HERE / "chat" / "main.py", tmp_path / "main.py")
+    certs = tmp_path / "certs"
+    dev_certificate(["10.0.0.2"]).save(certs)
     argv = riad_command("run", "main:app", *TARGETS[target])
     if ns is None:
-        argv += ["--port", "0"]
+        argv += ["--port", "0", "--https-port", "0"]
     else:
         # the vm's console is on standard output: read it with the log lines
         argv = ["ip", "netns", "exec", ns.name, "sh", "-c", 'exec "$@" 1>&2', "sh", *argv]
-    with ServiceProcess(argv, cwd=HERE / "chat") as proc:
-        url = log_field(proc.wait_for("app: serving url=", 900), "url")
-        client = [sys.executable, "-m", "tests.websocket.chat.client", "ws" + url[4:]]
+    with ServiceProcess(argv, cwd=tmp_path) as proc:
+        line = proc.wait_for("app: serving url=", 900)
+        url, secure = log_field(line, "url"), log_field(line, "https")
+        client = [sys.executable, "-m", "tests.websocket.chat.client", "ws" + url[4:],
+                  "wss" + secure[5:], str(certs / "ca.pem")]  # fmt: skip
         if ns is not None:
             client = ["ip", "netns", "exec", ns.name, *client]
         done = subprocess.run(client, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -58,3 +67,5 @@ def test_riad_run_serves_the_websocket_endpoint(target: str, ns: Netns | None) -
     assert "Traceback" not in proc.output, proc.output
     assert '"GET /echo HTTP/1.1" 101' in proc.output, proc.output
     assert '"GET /private HTTP/1.1" 403' in proc.output, proc.output
+    # (the checks ran over both listeners, plain and TLS)
+    assert proc.output.count('"GET /private HTTP/1.1" 403') == 2, proc.output
