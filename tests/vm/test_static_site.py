@@ -1,4 +1,5 @@
-"""The static website example booted with ``riad run -t vm``, fetched with curl over HTTPS."""
+"""The static website example booted with ``riad run -t vm``, fetched with curl over HTTPS
+(HTTP/2 by ALPN)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,26 @@ def test_static_site_in_a_vm_answers_curl_over_https(
         ],
     )
     assert page == (site / "htdocs" / "index.html").read_bytes()
+    # HTTP/2 is offered by ALPN, as on every other target (with the static
+    # Python too: its _ssl is built with ALPN)
+    version = in_netns(
+        netns,
+        [
+            "curl",
+            "-sS",
+            "--http2",
+            "--cacert",
+            str(site / "certs" / "server.pem"),
+            "--resolve",
+            "localhost:8443:10.0.0.2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            "https://localhost:8443/about/",
+        ],
+    )
+    assert version == b"2", version
     redirect = in_netns(
         netns,
         [
