@@ -136,7 +136,9 @@ class ProtocolStream(asyncio.Protocol):
         self._eof = False
         self._read_paused = False
         self._write_paused = False
-        self._read_waiter: asyncio.Future[None] | None = None
+        self._read_waiter: asyncio.Future[bytes | None] | None = None
+        """The read waiting on an empty buffer: ``data_received`` hands it the bytes
+        (``None``: the end of the stream, or the connection lost)."""
         self._drain_waiters: list[asyncio.Future[None]] = []
         """Every ``drain`` waiting (an HTTP/2 connection's streams drain at once)."""
         self._transport: asyncio.Transport | None = None
@@ -169,15 +171,21 @@ class ProtocolStream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._task is None:
             self._start()
+        waiter = self._read_waiter
+        if waiter is not None:
+            if not waiter.done():
+                # A read waits on an empty buffer: the bytes are its result, not
+                # buffered first and taken out again once it wakes.
+                self._read_waiter = None
+                waiter.set_result(data)
+                return
+            self._read_waiter = None
         self._buffer.append(data)
         self._buffered += len(data)
         if self._buffered > self._max_buffer and not self._read_paused:
             self._read_paused = True
             assert self._transport is not None
             self._transport.pause_reading()
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -221,11 +229,28 @@ class ProtocolStream(asyncio.Protocol):
         while not self._buffer:
             if self._eof:
                 return b""
-            self._read_waiter = self._loop.create_future()
+            waiter: asyncio.Future[bytes | None] = self._loop.create_future()
+            self._read_waiter = waiter
             try:
-                await self._read_waiter
+                handed = await waiter
+            except BaseException:
+                # Cancelled after data_received handed bytes over: keep them for the
+                # next read (reading is cancellation-safe).
+                if waiter.done() and not waiter.cancelled():
+                    handed = waiter.result()
+                    if handed:
+                        self._buffer.insert(0, handed)
+                        self._buffered += len(handed)
+                raise
             finally:
-                self._read_waiter = None
+                if self._read_waiter is waiter:
+                    self._read_waiter = None
+            if handed:
+                if len(handed) <= max_bytes:
+                    return handed
+                self._buffer.insert(0, handed[max_bytes:])
+                self._buffered += len(handed) - max_bytes
+                return handed[:max_bytes]
         data = self._buffer.pop(0) if len(self._buffer) == 1 else b"".join(self._buffer)
         self._buffer.clear()
         if len(data) > max_bytes:
