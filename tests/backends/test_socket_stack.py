@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import struct
+from ipaddress import IPv6Address
 
 import pytest
 
-from riad.backends.socket_stack import SocketStack, host_ipv4_addresses, host_ipv6_addresses
+from riad.backends.socket_stack import (
+    SocketStack,
+    _ipv6_addresses_of,
+    host_ipv4_addresses,
+    host_ipv6_addresses,
+)
 from riad.devices import Listener, Stack
 from riad.testing import stack_conformance
 from riad.testing.stack_conformance import StackPair
@@ -131,6 +138,49 @@ def test_satisfies_protocols() -> None:
 def test_host_addresses_include_loopback() -> None:
     assert "127.0.0.1" in host_ipv4_addresses()
     assert "::1" in host_ipv6_addresses()
+
+
+def test_host_ipv6_addresses_are_those_linux_lists() -> None:
+    """Asked over rtnetlink (the vm's guest has no ``/proc``): the same addresses as
+    ``/proc/net/if_inet6`` lists on the host."""
+    with open("/proc/net/if_inet6", encoding="ascii") as table:
+        listed = {str(IPv6Address(bytes.fromhex(line.split()[0]))) for line in table}
+    asked = host_ipv6_addresses()
+    assert len(asked) == len(set(asked)) and set(asked) == listed
+
+
+def _nlmsg(kind: int, body: bytes) -> bytes:
+    message = struct.pack("=IHHII", 16 + len(body), kind, 2, 1, 0) + body
+    return message + bytes(-len(message) % 4)
+
+
+def _ifaddr(family: int, *attrs: tuple[int, bytes]) -> bytes:
+    body = struct.pack("=BBBBI", family, 64, 0, 0, 2)
+    for kind, value in attrs:
+        body += struct.pack("=HH", 4 + len(value), kind) + value + bytes(-len(value) % 4)
+    return _nlmsg(20, body)
+
+
+def test_rtnetlink_replies_are_read_safely() -> None:
+    """Only IPv6 messages count, the local address wins over a peer's, and a reply's end,
+    an error or a bad length ends the dump without reading past it."""
+    here, peer, label = IPv6Address("2001:db8::2"), IPv6Address("2001:db8::1"), b"eth0\x00"
+    reply = (
+        _ifaddr(socket.AF_INET, (1, bytes([192, 0, 2, 2])))
+        + _ifaddr(socket.AF_INET6, (3, label), (1, here.packed))
+        + _ifaddr(socket.AF_INET6, (1, peer.packed), (2, here.packed))
+        + _ifaddr(socket.AF_INET6, (1, b"short"))
+    )
+    found: list[str] = []
+    assert _ipv6_addresses_of(reply, found) and found == ["2001:db8::2", "2001:db8::2"]
+    assert not _ipv6_addresses_of(_nlmsg(3, bytes(4)), found)  # NLMSG_DONE
+    assert not _ipv6_addresses_of(_nlmsg(2, bytes(20)), found)  # NLMSG_ERROR
+    found.clear()
+    assert not _ipv6_addresses_of(struct.pack("=I", 1 << 20) + reply[4:], found) and not found
+    overlong = _ifaddr(socket.AF_INET6, (1, here.packed))
+    overlong = overlong[:24] + struct.pack("=HH", 400, 1) + overlong[28:]
+    found.clear()
+    assert _ipv6_addresses_of(overlong, found) and found == []
 
 
 def test_given_addresses_win() -> None:

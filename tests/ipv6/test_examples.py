@@ -84,3 +84,33 @@ def test_echo_over_tcp6_with_socat(target: tuple[str, str]) -> None:
             got = _in_ns(ns, "socat", "-b", "65536", "-", f"TCP6:[{RIAD6}]:7007", data=data)
             assert got.stdout == data, got.stderr
             assert proc.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "target", [("--net", "direct"), ("-t", "sandbox")], ids=["unix", "sandbox"]
+)
+def test_a_service_sees_its_ipv6_addresses_through_its_stack(target: tuple[str, str]) -> None:
+    """``Stack.ipv6_addresses`` as the service sees it: the boot argument's address,
+    once past detection, and the link-local one riad made from the MAC, beside IPv4."""
+    with Netns.create("riad-addr6") as ns:
+        argv = ["ip", "netns", "exec", ns.name, *riad_command(
+            "run", str(ROOT / "tests" / "ipv6" / "addresses"), *target, "--ipv6", f"{RIAD6}/64",
+        )]  # fmt: skip
+        with ServiceProcess(argv) as proc:
+            tap = log_field(proc.wait_for("reach the service at"), "tap")
+            proc.wait_for("addresses ready")
+            _reachable(ns)
+
+            def told() -> list[str]:
+                return _in_ns(ns, "nc", "-6", "-N", RIAD6, "7007").stdout.decode().split()
+
+            first = told()
+            assert first[0] == "10.0.0.2" and RIAD6 in first, first
+            # the link-local address joins the list once its own detection is over
+            eventually(
+                lambda: any(a.startswith("fe80::") for a in told()), what="a link-local address"
+            )
+            [link_local] = [a for a in told() if a.startswith("fe80::")]
+            ping = _in_ns(ns, "ping", "-6", "-c", "1", "-W", "2", f"{link_local}%{tap}")
+            assert ping.returncode == 0, ping.stdout
+            assert proc.stop() == 0

@@ -50,3 +50,32 @@ def test_echo_over_ipv6(kernels: object, riad_run: type[RiadRun], netns: str, ne
     assert routed == b"off-link\n"
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
+
+
+ADDRESSES = str(Path(__file__).resolve().parents[1] / "ipv6" / "addresses")
+
+
+@pytest.mark.parametrize("net", ["direct", "socket"])
+def test_the_service_sees_its_ipv6_address_through_its_stack(
+    kernels: object, riad_run: type[RiadRun], netns: str, net: str
+) -> None:
+    """``Stack.ipv6_addresses`` inside the vm holds the boot argument's address: riad's
+    stack's on the direct kernel, the guest kernel's on the socket one."""
+    run = riad_run([ADDRESSES, "-t", "vm", "--net", net, "--ipv6", "fd00:77::2/64"])
+    run.wait_for(r"app: addresses ready", timeout_s=600)  # the first run builds its image
+    ping = ["ip", "netns", "exec", netns, "ping", "-6", "-c", "1", "-W", "1", "fd00:77::2"]
+    eventually(
+        lambda: subprocess.run(ping, capture_output=True, check=False).returncode == 0,
+        what=f"the vm ({net} kernel) answering at fd00:77::2",
+    )
+
+    def told() -> list[str]:
+        return in_netns(netns, ["nc", "-6", "-N", "fd00:77::2", "7007"]).decode().split()
+
+    assert "fd00:77::2" in told()
+    # the link-local address joins the list once its own detection is over
+    eventually(
+        lambda: any(a.startswith("fe80::") for a in told()), what="a link-local address listed"
+    )
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0

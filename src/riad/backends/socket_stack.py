@@ -65,14 +65,69 @@ def host_ipv4_addresses() -> tuple[str, ...]:
     return tuple(addresses)
 
 
+_RTM_NEWADDR = 20
+_RTM_GETADDR = 22
+_NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_ROOT | NLM_F_MATCH
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_IFA_ADDRESS, _IFA_LOCAL = 1, 2
+_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface
+_RTATTR = struct.Struct("=HH")  # length, type
+
+
 def host_ipv6_addresses() -> tuple[str, ...]:
-    """The host's IPv6 addresses (Linux: ``/proc/net/if_inet6``; none without IPv6)."""
+    """The host's IPv6 addresses, by interface (Linux; none without IPv6).
+
+    Asked of the kernel over rtnetlink (an ``RTM_GETADDR`` dump, ``<linux/rtnetlink.h>``,
+    ``<linux/if_addr.h>``), not read from ``/proc/net/if_inet6``: the vm's guest mounts
+    no ``/proc``. Empty where the host does not tell (not Linux, no IPv6).
+    """
+    family = getattr(socket, "AF_NETLINK", None)
+    if family is None:
+        return ()
+    request = _NLMSG_HEADER.pack(
+        _NLMSG_HEADER.size + _IFADDRMSG.size, _RTM_GETADDR, _NLM_F_REQUEST_DUMP, 1, 0
+    ) + _IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, 0)
+    addresses: list[str] = []
     try:
-        with open("/proc/net/if_inet6", encoding="ascii") as table:
-            rows = [line.split()[0] for line in table if line.strip()]
+        with socket.socket(family, socket.SOCK_RAW, socket.NETLINK_ROUTE) as rtnl:
+            rtnl.settimeout(5.0)
+            rtnl.sendall(request)
+            while True:
+                reply = rtnl.recv(1 << 16)
+                if not reply or not _ipv6_addresses_of(reply, addresses):
+                    break
     except OSError:
         return ()
-    return tuple(str(ipaddress.IPv6Address(bytes.fromhex(row))) for row in rows)
+    return tuple(addresses)
+
+
+def _ipv6_addresses_of(reply: bytes, into: list[str]) -> bool:
+    """Append the IPv6 addresses of one rtnetlink reply's ``RTM_NEWADDR`` messages to
+    ``into``; False once the dump ended (its last message, an error, or a bad length)."""
+    at = 0
+    while at + _NLMSG_HEADER.size <= len(reply):
+        length, kind, _, _, _ = _NLMSG_HEADER.unpack_from(reply, at)
+        end = at + length
+        if length < _NLMSG_HEADER.size or end > len(reply) or kind in (_NLMSG_ERROR, _NLMSG_DONE):
+            return False
+        body = at + _NLMSG_HEADER.size
+        if kind == _RTM_NEWADDR and reply[body] == socket.AF_INET6:
+            found: dict[int, bytes] = {}
+            attr = body + _IFADDRMSG.size
+            while attr + _RTATTR.size <= end:
+                size, attr_type = _RTATTR.unpack_from(reply, attr)
+                if size < _RTATTR.size or attr + size > end:
+                    break
+                if attr_type in (_IFA_ADDRESS, _IFA_LOCAL) and size == _RTATTR.size + 16:
+                    found[attr_type] = reply[attr + _RTATTR.size : attr + size]
+                attr += (size + 3) & ~3
+            # with a peer (point-to-point), IFA_ADDRESS is the peer's and IFA_LOCAL ours
+            ours = found.get(_IFA_LOCAL, found.get(_IFA_ADDRESS))
+            if ours is not None:
+                into.append(str(ipaddress.IPv6Address(ours)))
+        at += (length + 3) & ~3
+    return True
 
 
 def _check_host(host: str, what: str = "host") -> str:
