@@ -516,14 +516,44 @@ def python_run(ws: Workspace, runs_wanted: int) -> str:
 
 def images_run(ws: Workspace, images: list[str], runs_wanted: int) -> str:
     """``--images NAME=DIR,...``: images built beforehand (another commit's, say), side by
-    side in the memory each asks for."""
+    side in the memory each asks for, and their sizes."""
     runs = []
     for item in images:
         name, _, folder = item.partition("=")
         ws.images[name] = Path(folder)
         runs.append(Contender(name, _python_vm(name)))
     boot_runs(ws, runs, runs_wanted)
-    return boot_table(runs)
+    return "\n".join([boot_table(runs), "", *images_size_table(ws, [c.name for c in runs])])
+
+
+def _unpacked_initramfs(image: Path) -> bytes:
+    """The image's initramfs, decompressed (as ``riad build --compression none`` writes it)."""
+    info = json.loads((image / "manifest.json").read_text())["initramfs"]
+    data = (image / info["file"]).read_bytes()
+    if info["compression"] == "none":
+        return data
+    tool = {"lz4": ["lz4", "-d", "-c"], "zstd": ["zstd", "-d", "-q", "-c"]}[info["compression"]]
+    return subprocess.run(tool, input=data, capture_output=True, check=True).stdout
+
+
+def images_size_table(ws: Workspace, names: list[str]) -> list[str]:
+    """The sizes of the ``--images`` images, measured as :func:`size_table` measures."""
+    lines = [
+        "Sizes (compressed: the kernel and the uncompressed initramfs each through zstd -19):",
+        "",
+        "| image | kernel | initramfs | on disk | compressed | guest memory asked for |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        image = ws.images[name]
+        manifest = json.loads((image / "manifest.json").read_text())
+        kernel = image / manifest["kernel"]["file"]
+        initrd = (image / manifest["initramfs"]["file"]).stat().st_size
+        packed = _zstd_size(kernel) + len(compress(_unpacked_initramfs(image), "zstd"))
+        sizes = [kernel.stat().st_size, initrd, kernel.stat().st_size + initrd, packed]
+        shown = " | ".join(f"{size / 1e6:.2f} MB" for size in sizes)
+        lines.append(f"| {name} | {shown} | {manifest['memory_mb']} MiB |")
+    return lines
 
 
 def boot_runs(ws: Workspace, runs: list[Contender], runs_wanted: int) -> None:

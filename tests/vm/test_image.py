@@ -63,6 +63,8 @@ def test_image_holds_one_interpreter_and_no_other_program(echo_images: tuple[Pat
     assert {"echo", "asyncio/__init__", "riad/targets/vm/guest"} <= packed
     assert "ssl" not in packed
     assert "os" not in packed  # frozen into the interpreter
+    # the build's trace machinery runs only on the host
+    assert not {"riad/image/trace_child", "riad/image/exercise"} & packed
     assert entries["riadinit"].data[:4] == importlib.util.MAGIC_NUMBER
     assert entries["usr/lib/python3.11/encodings/__init__.pyc"].data[:4] == (
         importlib.util.MAGIC_NUMBER

@@ -63,6 +63,7 @@ BUILD_TOOLS = {
     "bc": "bc",
     "perl": "perl",
     "patch": "patch",
+    "zstd": "zstd",
 }
 # Headers the build compiles against (objtool needs libelf).
 BUILD_HEADERS = {"/usr/include/gelf.h": "libelf-dev"}

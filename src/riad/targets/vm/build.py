@@ -109,8 +109,9 @@ GUEST_PRELOAD = (
 )
 # Modules the guest or the stdlib import lazily, after start-up.
 LAZY_MODULES = ("traceback", "termios")
-# Imported by the guest only while the build traces it (it hands the trace its warm-ups).
-TRACE_ONLY = ("riad.image.exercise",)
+# Loaded only while the build traces the service: the trace's own child process (it
+# runs the guest's entry), and what the guest imports to hand the trace its warm-ups.
+TRACE_ONLY = ("riad.image.trace_child", "riad.image.exercise")
 # riad's own, on the direct kernel: DHCP runs only with --dhcp, which may be
 # given when the image boots rather than when it is built.
 DIRECT_LAZY_MODULES = ("riad.stack.dhcp",)
@@ -468,7 +469,13 @@ def _needed_modules(trace: StartupTrace) -> set[str]:
     ``_hashlib`` (OpenSSL's, linked to libcrypto) is missing: unless the image
     carries libcrypto anyway (``_ssl``), those replace it.
     """
-    needed = trace.needed_modules(OPTIONAL_IMPORTS) - set(TRACE_ONLY)
+    needed = {
+        name
+        for name in trace.needed_modules(OPTIONAL_IMPORTS)
+        if name not in TRACE_ONLY
+        # (the trace's child runs as __main__: its module is known by its spec's name)
+        and (name not in trace.modules or trace.modules[name].spec_name not in TRACE_ONLY)
+    }
     if "importlib.metadata" in needed:
         needed.add(DISTRIBUTIONS_MODULE)  # PID 1 reads the image's metadata before its seal
     if "_hashlib" in trace.modules and "_hashlib" not in needed and "hashlib" in needed:
@@ -883,7 +890,7 @@ class KernelChoice:
 def choose_kernel_format(kernel: Kernel, wanted: KernelFormat) -> KernelChoice:
     """The compressed ``bzImage`` or the ELF ``vmlinux`` of ``kernel`` for ``wanted``.
 
-    ``auto`` takes the bzImage of riad's kernels: gzip-compressed, it is about a tenth
+    ``auto`` takes the bzImage of riad's kernels: zstd-compressed, it is about a fifth
     of the ELF's size and decompresses in the guest in tens of milliseconds under TCG
     (docs/benchmarks.md); ``elf`` saves those milliseconds. A kernel given with
     ``--kernel`` is the one file it is.
@@ -904,7 +911,7 @@ def choose_kernel_format(kernel: Kernel, wanted: KernelFormat) -> KernelChoice:
     return KernelChoice(
         "bzImage",
         kernel.bzimage,
-        "auto: a tenth of the ELF's size, decompressed in the guest in tens of milliseconds",
+        "auto: a fifth of the ELF's size, decompressed in the guest in tens of milliseconds",
     )
 
 

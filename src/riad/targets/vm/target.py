@@ -92,7 +92,7 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
         choices=KERNEL_FORMATS,
         default="auto",
         help=(
-            "the kernel file: bzimage (gzip-compressed, a tenth of the size) or elf "
+            "the kernel file: bzimage (zstd-compressed, a fifth of the size) or elf "
             "(uncompressed, tens of ms sooner at boot under TCG); auto (default) is bzimage "
             "for riad's kernels; riad inspect says which and why"
         ),
