@@ -19,7 +19,9 @@ generator, wrk with one thread, takes the other), access logs off. Cases:
 wrk with keep-alive at 1 and 50 connections. The servers take turns within
 each round (each round starting one server further on); the median of ``--rounds`` rounds is printed: requests/s, p99
 latency, the server's CPU time per request (user + system from /proc, its
-threads and children included), and the ratio of riad to each.
+threads and children included), and the ratio of riad to each; then riad's
+ratios to each server round by round (median and range), each round's pair
+having run under much the same load.
 """
 
 # ruff: noqa: E402
@@ -115,8 +117,8 @@ def main() -> int:
                 for case, run in cases.items():
                     result = bench_http.measure(run, url, proc.pid)
                     results.setdefault((name, case), []).append(result)
-                    print(f"round {round_number + 1} {name:<18} {case:<9} {result[0]:>9.0f} req/s",
-                          file=sys.stderr)  # fmt: skip
+                    print(f"round {round_number + 1} {name:<18} {case:<9} {result[0]:>9.0f} req/s "
+                          f"{result[3]:>6.0f} CPU µs/req", file=sys.stderr)  # fmt: skip
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -145,6 +147,32 @@ def print_table(
                 ratio = median(riad, case, 0) / rps if riad in names and rps else float("nan")
                 print(f"| {name} | {case} | {rps:.0f} | {median(name, case, 2):.2f} | "
                       f"{median(name, case, 3):.0f} | {ratio:.2f} |")  # fmt: skip
+        if riad in names:
+            print_paired(results, riad, names, cases)
+
+
+def print_paired(
+    results: dict[tuple[str, str], list[tuple[float, float, float, float]]],
+    riad: str,
+    names: list[str],
+    cases: list[str],
+) -> None:
+    """riad against each server round by round (the two ran minutes apart at most, under
+    much the same load): the median and range of the per-round ratios."""
+
+    def spread(ratios: list[float]) -> str:
+        return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+    print("\n| against | case | riad req/s ÷ this, per round | riad CPU/req ÷ this, per round |")
+    print("|---|---|---|---|")
+    for case in cases:
+        for name in names:
+            if name == riad:
+                continue
+            pairs = list(zip(results[(riad, case)], results[(name, case)], strict=True))
+            rps = [ours[0] / theirs[0] for ours, theirs in pairs if theirs[0]]
+            cpu = [ours[3] / theirs[3] for ours, theirs in pairs if theirs[3]]
+            print(f"| {name} | {case} | {spread(rps)} | {spread(cpu)} |")
 
 
 if __name__ == "__main__":
