@@ -69,3 +69,33 @@ def test_a_program_runs_as_main(on_path: Path) -> None:
 def test_the_trace_runs_a_module_without_app_as_a_program(on_path: Path) -> None:
     (on_path / "riad_guest_program.py").write_text(PROGRAM)
     assert run_service("riad_guest_program", ["6"], program=None) == 6
+
+
+ASGI_MODULE = """
+import sys
+
+
+async def app(scope, receive, send):
+    pass
+
+
+MODULE_OF_APP = app.__module__
+
+if __name__ == "__main__":  # what a module guards its development server with
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("program", [False, None])
+def test_an_asgi_app_module_is_imported_not_run_as_main(
+    on_path: Path, program: bool | None
+) -> None:
+    """``riad run main:app -t vm``: the application's module is imported under its own
+    name, by PID 1 and by the build's trace alike; its development server (behind
+    ``if __name__ == "__main__"``) never starts."""
+    (on_path / "riad_guest_asgi.py").write_text(ASGI_MODULE)
+    try:
+        assert run_service("riad_guest_asgi", ["--help"], attr="app", program=program) == 0
+        assert sys.modules["riad_guest_asgi"].MODULE_OF_APP == "riad_guest_asgi"
+    finally:
+        sys.modules.pop("riad_guest_asgi", None)
