@@ -1,20 +1,24 @@
 """Requests per second with metrics on against off (``--metrics-port``), in one run.
 
-Run: .venv/bin/python bench/metrics.py [--seconds S] [--rounds R]
+Run: .venv/bin/python bench/metrics.py [--seconds S] [--pairs P] [--rounds R]
 
 ``riad run main:app`` serves ``bench/metrics_service`` (a short plain answer)
-on the host's sockets, twice: without ``--metrics-port`` (off, the default)
-and with it (on). The two take turns within each round, each a fresh process
-pinned to one core, with ``wrk`` on the other core at 1 and 50 keep-alive
-connections; which goes first alternates from round to round (off, on; on,
-off; ...), so that a machine getting busier or quieter during a round weighs
-on both alike. Each round gives a ratio on / off of its two runs (requests/s,
-and the server's CPU time per request, user + system from /proc, which a
-loaded machine disturbs less); the medians over ``--rounds`` rounds are
-printed, with the medians of each side's own figures and the spread of the
-ratios. The "on" service is scraped after each run: its
-``riad_http_requests_total`` must have grown by at least what wrk counted (the
-counting is real).
+on the host's sockets, twice at once: without ``--metrics-port`` (off, the
+default) and with it (on), both pinned to one core, ``wrk`` on the other, at 1
+and 50 keep-alive connections. In each round the two are started afresh and
+warmed up, then ``wrk`` loads them in turns, one short burst each (``--seconds``),
+``--pairs`` times, which one goes first alternating from pair to pair; only the
+one being loaded does anything. A pair's two bursts are a few seconds apart,
+so that a shared machine's load, which moves the figures of runs a minute
+apart by tens of percent, weighs on both alike; each pair gives a ratio on /
+off of requests/s and of the server's CPU time per request (from
+``/proc/PID/schedstat``, the nanoseconds the process ran, which a loaded
+machine disturbs less than the rate). The medians of the pairs' ratios over
+every round are printed, with their range, beside the medians of each side's
+own figures; the rounds' fresh processes average out what differs from one
+process to the next (addresses, hash seeds). The "on" service is scraped at
+the end of each round: its ``riad_http_requests_total`` must have grown by at
+least what wrk counted (the counting is real).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,7 +58,26 @@ def scraped_requests(port: int) -> float:
     )
 
 
-def one(metrics: bool, connections: int, seconds: float) -> tuple[float, float]:
+def cpu_ns(pid: int) -> int:
+    """The nanoseconds ``pid`` has run on a CPU (``/proc/PID/schedstat``)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+@dataclass
+class Server:
+    metrics: bool
+    proc: subprocess.Popen[bytes]
+    port: int
+    scrape_port: int | None
+    requests: int = 0
+    """What wrk counted against it."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+def start(metrics: bool) -> Server:
     port = bench_http.free_port()
     argv = [sys.executable, "-m", "riad", "run", "main:app", "--port", str(port)]
     argv += ["--logs", "warning"]
@@ -61,35 +85,43 @@ def one(metrics: bool, connections: int, seconds: float) -> tuple[float, float]:
     if scrape_port is not None:
         argv += ["--metrics-port", str(scrape_port)]
     proc = subprocess.Popen(["taskset", "-c", "1", *argv], cwd=SERVICE)
+    server = Server(metrics, proc, port, scrape_port)
     try:
         bench_http.wait_listening(port, proc)
         if scrape_port is not None:
             bench_http.wait_listening(scrape_port, proc)
-        bench_http.run_wrk(f"http://127.0.0.1:{port}/", connections, 1)  # warm-up
-        cpu_before = bench_http.cpu_seconds(proc.pid)
-        rps, _, _, count = bench_http.run_wrk(f"http://127.0.0.1:{port}/", connections, seconds)
-        cpu_us = (bench_http.cpu_seconds(proc.pid) - cpu_before) / count * 1e6
-        if scrape_port is not None:
-            counted = scraped_requests(scrape_port)
-            if counted < count:
-                raise SystemExit(f"the metrics counted {counted} requests, wrk {count}")
-        return rps, cpu_us
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def stop(server: Server) -> None:
+    server.proc.terminate()
+    server.proc.wait(30)
+
+
+def burst(server: Server, connections: int, seconds: float) -> tuple[float, float]:
+    """One wrk run against ``server``: requests/s and its CPU µs per request."""
+    before = cpu_ns(server.proc.pid)
+    rps, _, _, count = bench_http.run_wrk(server.url, connections, seconds)
+    server.requests += count
+    return rps, (cpu_ns(server.proc.pid) - before) / count / 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run (default 5)")
-    parser.add_argument("--rounds", type=int, default=5, help="median of (default 5)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per burst (default 2)")
+    parser.add_argument("--pairs", type=int, default=6, help="bursts of each per round (6)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes (default 3)")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench/metrics.py needs {tool}: apt-get install wrk util-linux")
     print(
-        f"riad run main:app on host sockets, wrk -t1, {args.seconds:g} s, "
-        f"medians of {args.rounds} rounds (ratio range in brackets)"
+        f"riad run main:app on host sockets, wrk -t1, {args.seconds:g} s bursts, "
+        f"{args.pairs} pairs in each of {args.rounds} rounds: medians of the pairs' "
+        "ratios (their range in brackets)"
     )
     print(
         f"{'case':<10} {'off req/s':>10} {'on req/s':>10} {'on/off':>22}"
@@ -101,41 +133,69 @@ def main() -> None:
         cpu: dict[bool, list[float]] = {False: [], True: []}
         for round_ in range(args.rounds):
             order = (False, True) if round_ % 2 == 0 else (True, False)
-            for metrics in order:
-                got, cpu_us = one(metrics, connections, args.seconds)
-                rps[metrics].append(got)
-                cpu[metrics].append(cpu_us)
+            servers: dict[bool, Server] = {}
+            try:
+                for metrics in order:
+                    servers[metrics] = start(metrics)
+                for metrics in order:
+                    bench_http.run_wrk(servers[metrics].url, connections, 1)  # warm-up
+                    servers[metrics].requests = 0
+                for pair in range(args.pairs):
+                    for metrics in order if pair % 2 == 0 else order[::-1]:
+                        got, cpu_us = burst(servers[metrics], connections, args.seconds)
+                        rps[metrics].append(got)
+                        cpu[metrics].append(cpu_us)
+                on = servers[True]
+                assert on.scrape_port is not None
+                counted = scraped_requests(on.scrape_port)
+                if counted < on.requests:
+                    raise SystemExit(f"the metrics counted {counted} requests, wrk {on.requests}")
+            finally:
+                for server in servers.values():
+                    stop(server)
         case = f"wrk -c{connections}"
-        rps_ratio = _ratios(rps)
-        cpu_ratio = _ratios(cpu)
         cpu_off = statistics.median(cpu[False])
         cpu_off_c50 = cpu_off
         print(
             f"{case:<10} {statistics.median(rps[False]):>10.0f} "
-            f"{statistics.median(rps[True]):>10.0f} {rps_ratio:>22}"
-            f"   {cpu_off:>11.1f}, {statistics.median(cpu[True]):>10.1f} {cpu_ratio:>22}"
+            f"{statistics.median(rps[True]):>10.0f} {_ratios(rps):>22}"
+            f"   {cpu_off:>11.1f}, {statistics.median(cpu[True]):>10.1f} {_ratios(cpu):>22}"
         )
+        print(f"  pairs' ratios, requests/s: {_listed(rps)}")
+        print(f"  pairs' ratios, CPU/request: {_listed(cpu)}")
     observe_ns = _observe_ns()
     print(
-        f"counting one request (HttpMetrics.observe): {observe_ns:.0f} ns, "
-        f"{observe_ns / 1000 / cpu_off_c50:.2%} of the CPU per request at -c50"
+        f"what counting adds to one request (the clock read and HttpMetrics.observe): "
+        f"{observe_ns:.0f} ns, {observe_ns / 1000 / cpu_off_c50:.2%} of the CPU per request "
+        "at -c50"
     )
 
 
 def _ratios(figures: dict[bool, list[float]]) -> str:
-    """The median of the rounds' ratios on / off, and their range."""
+    """The median of the pairs' ratios on / off, and their range."""
     ratios = sorted(on / off for on, off in zip(figures[True], figures[False], strict=True))
     return f"{statistics.median(ratios):.3f} [{ratios[0]:.3f}-{ratios[-1]:.3f}]"
 
 
+def _listed(figures: dict[bool, list[float]]) -> str:
+    return " ".join(
+        f"{on / off:.2f}" for on, off in zip(figures[True], figures[False], strict=True)
+    )
+
+
 def _observe_ns() -> float:
-    """What the server adds per request when metrics are on, timed alone (best of 5)."""
+    """What the server adds per request when metrics are on, timed alone (best of 5): the
+    clock read for the request's end (``time.perf_counter`` under uvloop) and the count."""
+    import time
     import timeit
 
     from riad.metrics import HttpMetrics
 
     metrics = HttpMetrics()
-    timer = timeit.Timer("observe(200, 0.0004)", globals={"observe": metrics.observe})
+    timer = timeit.Timer(
+        "observe(200, clock() - 1.0)",
+        globals={"observe": metrics.observe, "clock": time.perf_counter},
+    )
     return min(timer.repeat(5, 200_000)) / 200_000 * 1e9
 
 
