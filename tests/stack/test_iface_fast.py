@@ -3,11 +3,12 @@ IPv4 header templates of ``send_ip``, byte for byte what the full path builds.""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 import pytest
 
 from riad.backends.netdev import PLAIN, RX_CSUM_VALID, TxOffload
+from riad.proto.addrconf import AddrConfConfig
 from riad.proto.ipv6 import Ipv6Config
 from riad.proto.transport import Outbound, TransportOffload
 from riad.stack.iface import Interface, InterfaceConfig
@@ -15,6 +16,7 @@ from riad.time import Duration, Instant
 from riad.wire.common import MacAddress
 from riad.wire.ethernet import EthernetHeader
 from riad.wire.ipv4 import Ipv4Header
+from riad.wire.ipv6 import Ipv6Header
 from tests.stack.test_iface import ME, ME_MAC, PEER, PEER_MAC, T0, FakeTransport, joined, learn
 
 SEGMENT = bytes(range(20)) + b"payload"
@@ -228,3 +230,49 @@ def test_a_settled_interface_still_reports_the_parts_deadlines() -> None:
         first = iface.poll_at()
         assert first is not None  # IPv6's start-up (DAD, MLD, router solicitations)
         assert [iface.poll_at() for _ in range(3)] == [first] * 3
+
+
+class FastUdp(FastTransport):
+    protocol = 17
+
+
+ME6, PEER6 = IPv6Address("2001:db8::1"), IPv6Address("2001:db8::2")
+
+
+def frame6(next_header: int) -> bytes:
+    ip = Ipv6Header(
+        src=PEER6, dst=ME6, next_header=next_header, payload_length=len(SEGMENT), hop_limit=64
+    )
+    eth = EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x86DD).to_bytes()
+    return eth + ip.to_bytes() + SEGMENT
+
+
+def test_over_ipv6_a_segment_tcp_took_leaves_events_for_tcp_alone() -> None:
+    """As over IPv4: a TCP segment over IPv6 that TCP's header prediction took leaves
+    ``full_input`` unset (the stack then runs TCP's event pump alone); a datagram UDP's
+    fast input took, and a segment TCP refused (the full path), set it."""
+    static = Ipv6Config(
+        addresses=(IPv6Interface(f"{ME6}/64"),), addrconf=AddrConfConfig(dad_transmits=0)
+    )
+    iface = Interface(
+        mac=ME_MAC,
+        mtu=1500,
+        capabilities=PLAIN,
+        config=InterfaceConfig(address=IPv4Interface("10.0.0.1/24"), ipv6=static),
+        entropy=lambda n: bytes(n),
+    )
+    tcp, udp = FastTransport(take=True), FastUdp(take=True)
+    iface.register(tcp)
+    iface.register(udp)
+    iface.start(T0)
+    iface.on_timeout(T0 + Duration.from_secs(2))
+    iface.full_input = False
+    iface.handle(frame6(6), RX_CSUM_VALID, T0)
+    assert tcp.offered == [(SEGMENT, PEER6.packed + ME6.packed, True)]
+    assert not iface.full_input
+    iface.handle(frame6(17), RX_CSUM_VALID, T0)
+    assert len(udp.offered) == 1 and iface.full_input
+    iface.full_input = False
+    tcp.take = False
+    iface.handle(frame6(6), RX_CSUM_VALID, T0)
+    assert len(tcp.offered) == 2 and len(tcp.seen) == 1 and iface.full_input

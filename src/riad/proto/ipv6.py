@@ -102,7 +102,12 @@ from riad.wire.ndp import (
     parse_ndp,
 )
 
-__all__ = ["Frame", "Ipv6Config", "Ipv6Core"]
+__all__ = ["TAKEN_BY_TCP", "TAKEN_BY_UDP", "Frame", "Ipv6Config", "Ipv6Core"]
+
+TAKEN_BY_TCP = 1
+"""``Ipv6Core.handle``: TCP's header prediction took the packet."""
+TAKEN_BY_UDP = 2
+"""``Ipv6Core.handle``: UDP's fast input took the packet."""
 
 _IP6 = struct.Struct("!IHBB16s16s")
 # the fixed header as TCP's header prediction reads it: version word, payload length,
@@ -334,13 +339,14 @@ class Ipv6Core:
 
     # -- input ---------------------------------------------------------------------
 
-    def handle(self, data: memoryview, checksum_trusted: bool, now: Instant) -> bool:
+    def handle(self, data: memoryview, checksum_trusted: bool, now: Instant) -> int:
         """Process one received IPv6 packet (an Ethernet frame's payload); the device
         vouched for its transport checksum when ``checksum_trusted``.
 
-        Returns True when a transport's fast input (TCP's header prediction, UDP's
-        ``fast_input``) took it: then no part of the IPv6 core was touched (nothing for
-        them to send, no deadline of theirs moved)."""
+        Returns ``TAKEN_BY_TCP`` or ``TAKEN_BY_UDP`` when that transport's fast input
+        (TCP's header prediction, UDP's ``fast_input``) took it: then no part of the
+        IPv6 core was touched (nothing for them to send, no deadline of theirs moved),
+        and only that transport has events; 0 when the full path ran."""
         if len(data) >= 48:
             # a TCP segment or UDP datagram right after the fixed header, to an assigned
             # address of ours; the transport takes it or refuses it untouched
@@ -357,7 +363,7 @@ class Ipv6Core:
                         and length >= 20
                         and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
                     ):
-                        return True
+                        return TAKEN_BY_TCP
                 elif nh == 17:
                     fast = self._fast_udp
                     if (
@@ -367,9 +373,9 @@ class Ipv6Core:
                         and addresses[:16] != _LOOPBACK
                         and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
                     ):
-                        return True
+                        return TAKEN_BY_UDP
         self._full_input(data, checksum_trusted, now)
-        return False
+        return 0
 
     def _full_input(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
         drops = self.drops

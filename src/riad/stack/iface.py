@@ -42,7 +42,7 @@ from riad.backends.netdev import (
 from riad.proto.arp import ArpConfig, ArpEntry, ArpResolver
 from riad.proto.icmp import EchoReply, IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
-from riad.proto.ipv6 import FastInput, Ipv6Config, Ipv6Core
+from riad.proto.ipv6 import TAKEN_BY_TCP, FastInput, Ipv6Config, Ipv6Core
 from riad.proto.transport import IpAddress, IpProtocolHandler, Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.arp import ArpPacket
@@ -291,14 +291,17 @@ class Interface:
                 and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
             ):
                 return
-            self.full_input = True
             ipv6 = self._ipv6
             if ethertype == 0x86DD and mac == self._mac_prefix and ipv6 is not None:
-                # IPv6 to our MAC: no Ethernet header object; a segment IPv6's header
-                # prediction took touched none of the parts below the transports
+                # IPv6 to our MAC: no Ethernet header object; a packet a transport's fast
+                # input took touched none of the parts below the transports, and one
+                # TCP's header prediction took left events for TCP alone, as over IPv4
                 view = frame if type(frame) is memoryview else memoryview(frame)
-                if not ipv6.handle(view[14:], bool(flags & _TRUSTED), now):
-                    self._unsettle()
+                taken = ipv6.handle(view[14:], bool(flags & _TRUSTED), now)
+                if taken != TAKEN_BY_TCP:
+                    self.full_input = True
+                    if not taken:
+                        self._unsettle()
                 return
         self.full_input = True
         self._unsettle()
