@@ -3,7 +3,8 @@
     python -m tests.websocket.chat.client ws://10.0.0.2:8000/ [wss://... CA.pem]
 
 Prints ``ok`` after every check passed (an exception otherwise), over ``wss`` too
-when given its URL and the CA to trust; the target tests run it from Linux, inside
+when given its URL and the CA to trust, and a client that never reads ``/flood``
+(backpressure: the application's sends held back, others served); the target tests run it from Linux, inside
 the service's network namespace when sealed.
 
 (The client is the library's asyncio one. Its threaded client, which reads a TLS
@@ -15,14 +16,28 @@ Finished, until the server closed the idle connection.)
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import ssl
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
+
+from riad.testing import eventually_async
 
 WAIT_S = 60
+
+SLOW_READER_BOUND_BYTES = 16 * 1024 * 1024
+"""What a client that stops reading may hold the application back at: the server's
+socket send buffer (Linux grows it to 4 MiB at most), the client's receive buffer
+(32 KiB here) and the server's own buffers, with room to spare; a server that
+buffered without bound would pass it in well under a second."""
 
 
 async def _recv(ws: Any) -> Any:
@@ -84,8 +99,65 @@ def check(base: str, context: ssl.SSLContext | None = None) -> None:
     asyncio.run(check_async(base, context))
 
 
+async def _flooded(http: httpx.AsyncClient, base: str) -> int:
+    """What the application's ``/flood`` has handed the server so far."""
+    answer = await http.get(f"{base}flooded")
+    assert answer.status_code == 200, answer
+    count: int = json.loads(answer.content)["bytes"]
+    return count
+
+
+async def slow_reader_async(base: str) -> int:
+    """A client that opens ``/flood`` and never reads a message (a 32 KiB socket
+    buffer): the application's sends are held back at what the server's buffers
+    take, while another client is echoed. Returns where it was held."""
+    http_base = "http" + base[2:]
+    parts = urlsplit(base)
+    assert parts.hostname is not None and parts.port is not None, base
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(timeout=WAIT_S) as http:
+        before = await _flooded(http, http_base)
+        sock = socket.socket(socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (parts.hostname, parts.port))
+            ws = WSConnection(ConnectionType.CLIENT)
+            host = f"{parts.hostname}:{parts.port}"
+            await loop.sock_sendall(sock, ws.send(Request(host=host, target="/flood")))
+            accepted = False
+            while not accepted:  # the 101, and from then on not a byte read
+                data = await asyncio.wait_for(loop.sock_recv(sock, 1024), WAIT_S)
+                assert data, "the server closed before accepting /flood"
+                ws.receive_data(data)
+                accepted = any(isinstance(e, AcceptConnection) for e in ws.events())
+            seen: list[tuple[float, int]] = []
+
+            async def settled() -> int | None:
+                # the same count ten times over a second or more: the application is held
+                seen.append((loop.time(), await _flooded(http, http_base) - before))
+                last = seen[-10:]
+                counts = {count for _, count in last}
+                if len(last) < 10 or len(counts) != 1 or last[-1][0] - last[0][0] < 1.0:
+                    return None
+                return last[0][1] or None
+
+            held = await eventually_async(settled, timeout_s=120, what="the sends held back")
+            assert held < SLOW_READER_BOUND_BYTES, held
+            # others are served all along
+            async with connect(f"{base}echo", open_timeout=WAIT_S) as other:
+                await other.send("still here")
+                assert await _recv(other) == "echo: still here"
+            assert await _flooded(http, http_base) - before < SLOW_READER_BOUND_BYTES
+        finally:
+            sock.close()
+    return held
+
+
 if __name__ == "__main__":
     check(sys.argv[1])
+    held = asyncio.run(slow_reader_async(sys.argv[1]))
+    print(f"slow reader: the application held at {held} bytes", file=sys.stderr, flush=True)
     if len(sys.argv) > 3:
         check(sys.argv[2], ssl.create_default_context(cafile=sys.argv[3]))
     print("ok", flush=True)

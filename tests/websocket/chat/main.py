@@ -110,6 +110,28 @@ async def stream_count(request: Request) -> JSONResponse:
     return JSONResponse({"bytes": streamed})
 
 
+flooded = 0
+"""Bytes ``/flood`` handed to the server so far (the WebSocket slow reader reads it)."""
+
+
+async def flood(websocket: WebSocket) -> None:
+    """``/flood``: up to 1 GiB of 16 KiB binary messages, each counted once the
+    server took it (its ``send`` returned): a client that stops reading holds
+    this back as far as the server's buffers go."""
+    global flooded
+    await websocket.accept()
+    try:
+        for _ in range(65536):
+            await websocket.send_bytes(PIECE)
+            flooded += len(PIECE)
+    except (WebSocketDisconnect, ConnectionError):
+        return
+
+
+async def flood_count(request: Request) -> JSONResponse:
+    return JSONResponse({"bytes": flooded})
+
+
 async def private(websocket: WebSocket) -> None:
     await websocket.close()  # before accepting: the handshake is refused (403)
 
@@ -122,8 +144,10 @@ routes = [
     Route("/download", download),
     Route("/stream", Stream()),
     Route("/streamed", stream_count),
+    Route("/flooded", flood_count),
     WebSocketRoute("/echo", echo),
     WebSocketRoute("/private", private),
+    WebSocketRoute("/flood", flood),
 ]
 if SITE.is_dir():
     files = {p.relative_to(SITE).as_posix(): p.read_bytes() for p in SITE.rglob("*") if p.is_file()}
