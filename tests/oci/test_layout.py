@@ -7,7 +7,8 @@ image has one layer, runs as user 65534 and enters riad's container entry;
 the layer holds no shell and no package manager (its only programs are the
 interpreter and the loader), every entry owned by 0:0 and dated the epoch;
 and the archive's index names the layout's manifest (the same inputs, the
-same digest).
+same digest). A service's store, read from a folder, is carried file for file
+and named to the entry by the seal's plan.
 """
 
 from __future__ import annotations
@@ -89,3 +90,45 @@ def test_the_layout_is_one_layer_with_the_interpreter_and_the_service_alone(
         archived = tar.extractfile("index.json")
         assert archived is not None
         assert json.load(archived)["manifests"][0]["digest"] == entry["digest"]
+
+
+def test_a_store_s_files_are_in_the_layer_and_named_to_the_entry(tmp_path: Path) -> None:
+    """The service's data: a store read from a folder is carried under /app/kv/NAME, file
+    for file, and the seal's plan hands it to the entry as NAME=/app/kv/NAME."""
+    service = tmp_path / "pages"
+    (service / "pages" / "css").mkdir(parents=True)
+    (service / "pages" / "index.html").write_bytes(b"<h1>hello</h1>\n")
+    (service / "pages" / "css" / "site.css").write_bytes(b"h1 { color: teal }\n")
+    (service / "service.py").write_text(
+        "import riad\n"
+        "app = riad.App('pages', network=True)\n"
+        "app.kv('pages', source='pages')\n"
+        "@app.main\n"
+        "async def main(dev):\n"
+        "    page = await dev.kv('pages').get('index.html')\n"
+        "    dev.log.info('page', bytes=len(page))\n"
+        "    await dev.wait_for_shutdown()\n"
+    )
+    layout = tmp_path / "layout"
+    done = subprocess.run(
+        riad_command("build", str(service), "-t", "oci", "-o", str(layout)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest = json.loads(_blob(layout, entry))
+    (layer_descriptor,) = manifest["layers"]
+    with tarfile.open(fileobj=io.BytesIO(_blob(layout, layer_descriptor))) as tar:
+        files = {
+            member.name: tar.extractfile(member).read()  # type: ignore[union-attr]
+            for member in tar.getmembers()
+            if member.isfile()
+        }
+    assert files["app/kv/pages/index.html"] == b"<h1>hello</h1>\n"
+    assert files["app/kv/pages/css/site.css"] == b"h1 { color: teal }\n"
+    plan = json.loads(files["app/seal.json"])
+    assert plan["kv"] == ["pages=/app/kv/pages"]
+    assert "/app/kv/pages/index.html" in plan["readable"]
