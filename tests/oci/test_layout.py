@@ -27,9 +27,9 @@ SHELLS = ("sh", "bash", "dash", "busybox", "ash", "zsh")
 PACKAGE_MANAGERS = ("apt", "apt-get", "dpkg", "pip", "pip3", "ensurepip", "yum", "apk")
 
 
-def _build(*output: str) -> str:
+def _build(*output: str, service: Path = REPO / "examples/echo") -> str:
     done = subprocess.run(
-        riad_command("build", str(REPO / "examples/echo"), "-t", "oci", *output),
+        riad_command("build", str(service), "-t", "oci", *output),
         capture_output=True,
         text=True,
         timeout=600,
@@ -110,14 +110,7 @@ def test_a_store_s_files_are_in_the_layer_and_named_to_the_entry(tmp_path: Path)
         "    await dev.wait_for_shutdown()\n"
     )
     layout = tmp_path / "layout"
-    done = subprocess.run(
-        riad_command("build", str(service), "-t", "oci", "-o", str(layout)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    _build("-o", str(layout), service=service)
     (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
     manifest = json.loads(_blob(layout, entry))
     (layer_descriptor,) = manifest["layers"]
