@@ -1,8 +1,10 @@
 """Flushing riad's stack before the event loop next selects (``EventLoop.call_before_select``).
 
 On riad's ``EventLoop`` a write goes out in the iteration the service made it
-(not one later, through ``call_soon``). Everything runs on simulated time
-(``SimEventLoop`` is an ``EventLoop``).
+(not one later, through ``call_soon``), and input that left nothing to send
+has its flush wait for the task it woke: a request answered at once costs one
+flush, not two, while an ACK owed at once never waits. Everything runs on
+simulated time (``SimEventLoop`` is an ``EventLoop``).
 """
 
 from __future__ import annotations
@@ -92,6 +94,50 @@ def test_a_write_leaves_in_the_iteration_it_was_made() -> None:
 
     sent, _ = run_lab(main, seed=seed)
     assert sent == 1  # before: the flush was a call_soon, after the one looking
+
+
+def _echo_rounds(rounds: int, size: int) -> tuple[int, int]:
+    """Round trips of ``size`` bytes through an echo server; its flushes and frames sent."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)  # from the task the input woke, an iteration later
+        writer.close()
+
+    async def main(lab: SimLab) -> tuple[int, int]:
+        server = lab.add_stack("10.0.0.1/24")
+        client = lab.add_stack("10.0.0.2/24")
+        await server.start_server(echo, None, 7)
+        reader, writer = await client.open_connection("10.0.0.1", 7)
+        for i in range(10):  # the connection settles
+            writer.write(b"warm %d" % i)
+            await reader.read(100)
+        flushes, frames = server.runtime.flushes, server.iface.counters["tx_frames"]
+        for i in range(rounds):
+            message = b"%d" % i + bytes(size)
+            writer.write(message)
+            assert await reader.readexactly(len(message)) == message
+        writer.close()
+        return (
+            server.runtime.flushes - flushes,
+            server.iface.counters["tx_frames"] - frames,
+        )
+
+    return run_lab(main, seed=test_seed(31))
+
+
+def test_an_answer_leaves_with_its_requests_ack_in_one_flush() -> None:
+    flushes, frames = _echo_rounds(200, 10)
+    assert frames == 200  # each answer carries the ACK of its request
+    assert flushes == 200  # input's flush (nothing to send) waited for the answer's
+
+
+def test_input_that_owes_an_ack_at_once_is_flushed_without_waiting() -> None:
+    # two full segments a request: the second is ACKed at once (RFC 5681 4.2), in
+    # input's own flush, before the answer's
+    flushes, frames = _echo_rounds(50, 2 * 1460)
+    assert frames >= 50 * 3  # an ACK and the two segments of the answer
+    assert flushes == 2 * 50
 
 
 def test_a_loop_kept_busy_by_callbacks_still_sees_its_descriptors() -> None:

@@ -245,3 +245,47 @@ def test_unknown_connections_other_states_and_fast_paths_off_are_refused() -> No
     a.core.touch(a.conn)
     a.flush(ms(2))
     assert not a.core.fast_input(frame, 34, len(frame), addresses, ms(3), True)
+
+
+def test_an_answer_that_leaves_nothing_to_send_is_not_polled_and_its_ack_waits() -> None:
+    """The answer to a query: its ACK waits (delayed, or on the next query), so the
+    connection is not polled for output; its delayed-ACK deadline is still armed."""
+    a, b = pair()
+    for side in (a, b):
+        side.conn.send(b"SELECT 1")
+    same(a, b, ms(2))
+    hdr = a.header(IRS + 1, a.iss + 9, ACK | PSH, options=ts(PEER_TS + 1, a))
+    assert a.feed(ms(3), hdr, b"1")
+    b.feed(ms(3), hdr, b"1", fast=False)
+    assert a.conn.output_idle
+    assert a.core.poll_at() == b.core.poll_at() == a.conn.timers.delack
+    same(a, b, ms(3))  # nothing sent, the same deadlines and events
+    assert a.flush(ms(3)) == []
+    assert a.conn.recv() == b"1"
+    assert a.conn.output_idle  # a one-byte read opens no window worth an update
+    deadline = a.conn.timers.delack
+    assert deadline is not None and a.core.poll_at() == deadline
+    a.core.on_timeout(deadline)
+    (ack,) = a.flush(deadline)
+    assert TcpHeader.parse(ack[0])[0].ack == IRS + 2  # the delayed ACK went at its deadline
+
+
+@pytest.mark.parametrize("owed", ["unsent data", "our FIN", "an ACK due at once"])
+def test_a_connection_with_something_owed_is_not_output_idle(owed: str) -> None:
+    a, _ = pair()
+    a.flush(ms(1))  # the handshake's ACK
+    assert a.conn.output_idle
+    if owed == "unsent data":
+        a.conn.send(b"more")
+        a.core.touch(a.conn)
+    elif owed == "our FIN":
+        a.conn.shutdown()
+        a.core.touch(a.conn)
+    else:
+        data = bytes(2 * 1460)  # two full segments unacknowledged: ACK at once (RFC 5681)
+        hdr = a.header(IRS + 1, a.iss + 1, ACK, options=ts(PEER_TS + 1, a))
+        a.conn.set_receive_buffer(65536)
+        a.feed(ms(2), hdr, data)
+    assert not a.conn.output_idle
+    assert a.flush(ms(3))  # what was owed went out
+    assert a.conn.output_idle is (owed != "our FIN")  # (FIN-WAIT-1 is not ESTABLISHED)

@@ -155,7 +155,11 @@ class Outbound(NamedTuple):
 
 @runtime_checkable
 class IpProtocolHandler(Protocol):
-    """A transport core the interface dispatches to by IP protocol number."""
+    """A transport core the interface dispatches to by IP protocol number.
+
+    Optionally ``has_output() -> bool``: whether ``poll_transmit`` may yield
+    anything now (without it, the interface assumes it may).
+    """
 
     protocol: int
 

@@ -439,6 +439,10 @@ class UdpCore:
     def poll_transmit(self, now: Instant) -> list[Outbound]:
         return []
 
+    def has_output(self) -> bool:
+        """Never: a datagram is built and handed over as it is sent."""
+        return False
+
     def poll_at(self) -> Instant | None:
         return None
 

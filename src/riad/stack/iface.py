@@ -157,6 +157,7 @@ class Interface:
         this: while False, only TCP's header prediction took input, and the transports
         other than TCP and the parts below them have no new events to deliver."""
         self.handlers: dict[int, IpProtocolHandler] = {}
+        self._output_checks: list[Callable[[], bool]] = []  # the handlers' has_output
         self._fast_tcp: FastInput | None = None
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
         # next hop; dropped when the address or gateway changes
@@ -257,6 +258,7 @@ class Interface:
         if handler.protocol in self.handlers or handler.protocol == IpProtocol.ICMP:
             raise ValueError(f"IP protocol {handler.protocol} already has a handler")
         self.handlers[handler.protocol] = handler
+        self._output_checks.append(getattr(handler, "has_output", lambda: True))
         fast = getattr(handler, "fast_input", None)
         if handler.protocol == IpProtocol.TCP and fast is not None and self.config.fast_paths:
             self._fast_tcp = fast
@@ -569,6 +571,14 @@ class Interface:
         if len(routes) >= _MAX_ROUTES and key not in routes:
             del routes[next(iter(routes))]
         routes[key] = _Route(entry, entry.mac, bytes(template), header_sum, frag, ttl)
+
+    def output_pending(self) -> bool:
+        """Whether ``poll_transmit`` may have a frame: one queued, a part below the
+        transports touched since the last flush, or a transport with output (one without
+        ``has_output`` always may). False after input that leaves every ACK waiting."""
+        if self._frames or not self._settled:
+            return True
+        return any(has_output() for has_output in self._output_checks)
 
     def poll_transmit(self, now: Instant) -> list[tuple[list[BytesLike], TxOffload | None]]:
         """Every frame ready to go out now, with its device offload (or None).

@@ -144,6 +144,10 @@ class EventLoop(asyncio.SelectorEventLoop):
         callbacks of this iteration); an exception goes to the exception handler."""
         self._before_select.pending.append(callback)
 
+    def has_ready_callbacks(self) -> bool:
+        """Whether callbacks wait to run in the next iteration (the loop will not wait)."""
+        return bool(self._ready)  # type: ignore[attr-defined]
+
     async def create_connection(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],

@@ -21,9 +21,14 @@ loop, with no thread and no fixed tick:
   ends that handling takes it); a large send (``flush_now``) goes out at once;
 - on riad's ``EventLoop`` (``call_before_select``) those flushes, input's
   included, run just before the loop next asks for readiness: a write leaves
-  in the iteration the service made it. Input that leaves frames for the next
-  turn is flushed as it ends. On any other loop, ``kick`` is a ``call_soon``
-  (the next iteration) and input is flushed as it ends;
+  in the iteration the service made it. Input that left nothing to send (the
+  answer to a query, whose ACK may wait: ``Interface.output_pending``) while
+  callbacks are ready (the task it woke, which may send the next query at
+  once) has its flush wait one iteration: the next write's flush takes both,
+  and a round trip costs one flush, not two; an ACK or anything else input
+  left to send is never held. Input that leaves frames for the next turn is
+  flushed as it ends. On any other loop, ``kick`` is a ``call_soon`` (the
+  next iteration) and input is flushed as it ends;
 - one loop timer is armed for the earliest deadline any core reports
   (``poll_at``); when it fires the cores' ``on_timeout`` run, then a flush.
   The timer is re-armed only when a deadline comes earlier than the one it
@@ -71,6 +76,8 @@ class Runtime:
         self._before_select: Callable[[Callable[[], None]], None] | None = getattr(
             loop, "call_before_select", None
         )
+        self._has_ready: Callable[[], bool] = getattr(loop, "has_ready_callbacks", bool)
+        self._deferred = False  # input's flush waited one iteration already
         self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
         self._resume_pending = False  # a continuation of input is queued on the loop
@@ -143,7 +150,7 @@ class Runtime:
             self.flush()  # before the next batch: its ACKs do not wait for it
         elif not self._kicked:
             self._kicked = True
-            self._before_select(self._kicked_flush)
+            self._before_select(self._input_flush)
         if more:
             self._resume_pending = True
             self.loop.call_soon(self._resume_input)
@@ -184,6 +191,20 @@ class Runtime:
         self._kicked = False
         if self._running:
             self.flush()
+
+    def _input_flush(self) -> None:
+        if (
+            self._kicked
+            and not self._deferred
+            and self._has_ready()
+            and not self.iface.output_pending()
+        ):
+            self._deferred = True  # what is ready may send: one flush for both
+            assert self._before_select is not None
+            self._before_select(self._input_flush)
+            return
+        self._deferred = False
+        self._kicked_flush()
 
     def flush(self) -> None:
         """Send every frame the cores have ready; re-arm the deadline timer."""

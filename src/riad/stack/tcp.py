@@ -183,7 +183,8 @@ class TcpTransport(asyncio.Transport):
             return
         if conn.readable_bytes:
             data = conn.recv()
-            self._plumbing.touch(conn)  # a window update may be due
+            if not conn.output_idle:
+                self._plumbing.touch(conn)  # a window update is due
             try:
                 if isinstance(self._protocol, asyncio.BufferedProtocol):
                     _fill(self._protocol, data)

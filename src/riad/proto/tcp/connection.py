@@ -364,6 +364,31 @@ class TcpConnection:
         return self.state is CLOSED and not self.rst_pending and self.reset_seq is None
 
     @property
+    def output_idle(self) -> bool:
+        """ESTABLISHED with nothing for ``poll_transmit`` to send or arm: no ACK or window
+        update owed, no data or FIN unsent, no retransmission, probe or RST due.
+
+        ``poll_transmit`` would return ``None`` and change nothing, so the owner
+        need not poll a connection left so by a segment (or a read): only its
+        deadlines (``poll_at``) may have moved.
+        """
+        rcv = self.rcv
+        snd = self.snd
+        recovery = self.recovery
+        return (
+            self.state is ESTABLISHED
+            and not rcv.ack_now
+            and not rcv.update_due
+            and snd.buffer.end_seq <= snd.nxt
+            and snd.fin_seq is None
+            and not snd.probe_pending
+            and recovery.rtx_seq is None
+            and not recovery.in_recovery
+            and not self.rst_pending
+            and self.reset_seq is None
+        )
+
+    @property
     def in_recovery(self) -> bool:
         """Fast recovery (RFC 6582 / RFC 6675) is in progress."""
         return self.recovery.in_recovery

@@ -445,7 +445,10 @@ class TcpCore:
         self.segments_received += 1
         self.fast_segments += 1
         conn.stats.segments_in += 1
-        self._dirty[conn] = None
+        if conn.output_idle:
+            self._schedule(conn)  # (the ACK waits: a delayed one, or the answer's)
+        else:
+            self._dirty[conn] = None
         self._collect(conn)
         return True
 
@@ -519,6 +522,11 @@ class TcpCore:
             self._events.pop(conn, None)
 
     # -- output --------------------------------------------------------------
+
+    def has_output(self) -> bool:
+        """Whether ``poll_transmit`` may yield a segment: a connection was touched or fed
+        (and not left ``output_idle``) since the last poll, or a RST reply waits."""
+        return bool(self._dirty or self._replies)
 
     def poll_transmit(self, now: Instant) -> Iterator[Outbound]:
         """Everything the connections (and RST replies) want sent now."""
