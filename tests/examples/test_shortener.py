@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from riad.image.kernel import build_kernel
 from riad.testing.netns import Netns
 from riad.testing.process import ServiceProcess, log_field, riad_command
 
@@ -103,6 +104,9 @@ def test_links_survive_restarts_sealed_in_the_sandbox(ns: Netns, tmp_path: Path)
 
 @pytest.mark.netns
 def test_links_survive_restarts_and_rebuilds_in_a_vm(ns: Netns, tmp_path: Path) -> None:
+    # the kernel with a block device, built ahead (minutes on a machine without it
+    # cached), so each round's wait is for the image and the boot alone
+    build_kernel("direct", volume=True)
     disk = tmp_path / "links.ext4"
     codes: set[str] = set()
     for n, build in enumerate([(), (), ("--docstrings",)]):  # the last boots another image

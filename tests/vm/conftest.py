@@ -131,6 +131,9 @@ def in_netns(netns: str, command: list[str], stdin: bytes = b"", timeout_s: floa
         timeout=timeout_s,
         check=False,
     )
+    if done.returncode:
+        # shown with a failing test's captured output: why the command gave nothing
+        sys.stderr.write(f"{' '.join(command)}: exit {done.returncode}: {done.stderr!r}\n")
     return done.stdout
 
 
