@@ -201,6 +201,10 @@ async def _serve(
     lost = [vol.name for vol in app.volumes if vol.name not in config.volumes]
     if lost:
         raise MissingDeviceError(f"no volume {lost[0]!r} was provided for service {app.name!r}")
+    if app.volumes:
+        # Volume.path hands out a pathlib.Path whenever the service asks, after the seal
+        # too: imported here, the start-up's trace puts it in the service's image
+        importlib.import_module("pathlib")
     missing = [
         decl.name
         for decl in app.kvs

@@ -46,7 +46,6 @@ for ever new names cannot grow its memory.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import os
 import sys
@@ -139,9 +138,11 @@ def warm_up(*, trace: bool = False) -> list[str]:
     return done
 
 
-class HeldModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class HeldModules:
     """Modules whose import before the seal failed, held compiled in memory and imported
-    from there when the service imports them (a finder and loader by shape).
+    from there when the service imports them (a finder and loader by shape: not by
+    ``importlib.abc``'s classes, whose import brings ``importlib.resources`` and with it
+    ``pathlib``, ``tempfile``, ``shutil`` and ``urllib.parse``, 0.23 MB of every image).
 
     Some modules cannot run before the service's own start-up has: a Django
     models module needs the settings that ``main`` configures (with a volume's
@@ -173,7 +174,10 @@ class HeldModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if code is None:
             return False
         spec = importlib.machinery.ModuleSpec(
-            name, self, origin=found.origin, is_package=found.submodule_search_locations is not None
+            name,
+            self,  # type: ignore[arg-type]  # a Loader by shape
+            origin=found.origin,
+            is_package=found.submodule_search_locations is not None,
         )
         spec.has_location = True
         if found.submodule_search_locations is not None:
@@ -189,6 +193,10 @@ class HeldModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
         return self.specs.get(fullname)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        """The import system's default module object (what ``importlib.abc.Loader`` says)."""
+        return None
 
     def exec_module(self, module: ModuleType) -> None:
         exec(self.codes[module.__name__], module.__dict__)
