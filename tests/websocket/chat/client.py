@@ -134,13 +134,16 @@ async def slow_reader_async(base: str) -> int:
             seen: list[tuple[float, int]] = []
 
             async def settled() -> int | None:
-                # the same count ten times over a second or more: the application is held
-                seen.append((loop.time(), await _flooded(http, http_base) - before))
-                last = seen[-10:]
-                counts = {count for _, count in last}
-                if len(last) < 10 or len(counts) != 1 or last[-1][0] - last[0][0] < 1.0:
+                # the same count for a second or more, asked five times or more:
+                # the application is held
+                count = await _flooded(http, http_base) - before
+                now = loop.time()
+                seen.append((now, count))
+                since = [c for t, c in seen if now - t <= 1.0]
+                older = [c for t, c in seen if now - t > 1.0]
+                if len(since) < 5 or not older or {older[-1], *since} != {count}:
                     return None
-                return last[0][1] or None
+                return count or None
 
             held = await eventually_async(settled, timeout_s=120, what="the sends held back")
             assert held < SLOW_READER_BOUND_BYTES, held
