@@ -225,6 +225,11 @@ class ProtocolStream(asyncio.Protocol):
 
     # -- ByteStream ------------------------------------------------------------------------
 
+    def _unread(self, data: bytes) -> None:
+        """Put bytes a read was handed back in front of what was buffered since."""
+        self._buffer.insert(0, data)
+        self._buffered += len(data)
+
     async def read(self, max_bytes: int) -> bytes:
         while not self._buffer:
             if self._eof:
@@ -239,8 +244,7 @@ class ProtocolStream(asyncio.Protocol):
                 if waiter.done() and not waiter.cancelled():
                     handed = waiter.result()
                     if handed:
-                        self._buffer.insert(0, handed)
-                        self._buffered += len(handed)
+                        self._unread(handed)
                 raise
             finally:
                 if self._read_waiter is waiter:
@@ -248,9 +252,7 @@ class ProtocolStream(asyncio.Protocol):
             if handed:
                 if len(handed) <= max_bytes:
                     return handed
-                self._buffer.insert(0, handed[max_bytes:])
-                self._buffered += len(handed) - max_bytes
-                return handed[:max_bytes]
+                self._unread(handed)  # more than asked for: split below, as buffered bytes
         data = self._buffer.pop(0) if len(self._buffer) == 1 else b"".join(self._buffer)
         self._buffer.clear()
         if len(data) > max_bytes:
