@@ -24,7 +24,8 @@ Figures, each for ``--seconds``, one connection at a time (keep-alive):
 Each figure comes with the contender's own CPU time per operation
 (``time.process_time``: its Python and its system calls; for the host, the
 kernel's TCP work done in those calls, not what the kernel does in softirq
-context), which a loaded machine disturbs less than the rates. ``--kinds``
+context), which a loaded machine disturbs less than the rates, and the part of it
+spent in the kernel (``system``, from ``os.times``). ``--kinds``
 picks some of the figures (e.g. ``--kinds pg``).
 
 Contenders take turns for ``--rounds`` rounds; each ratio riad / host is the
@@ -34,8 +35,9 @@ median of the rounds' ratios. ``--against OTHER/src`` adds a third contender,
 
 ``--profile N`` runs riad's contender (and ``--against``'s) once instead, with
 ``N`` ``SELECT 1`` round trips under cProfile after the warm-up, and prints the
-Python calls per query and the functions called most: a count, steady on a
-shared machine, to compare the hot path before and after a change.
+Python calls per query and the functions called most (a count, steady on a
+shared machine, to compare the hot path before and after a change), then those
+with the most time of their own and the most time inside them, a query.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -87,7 +90,7 @@ async def _measure(
         for _ in range(50):  # warm up: ARP, the connection, the first answers
             await step()  # type: ignore[operator]
         done = 0
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, sys_cpu = time.perf_counter(), time.process_time(), os.times().system
         deadline = started + seconds
         while time.perf_counter() < deadline:
             for _ in range(20):
@@ -95,6 +98,7 @@ async def _measure(
             done += 20
         results[kind] = done / (time.perf_counter() - started)
         results[f"{kind}_cpu_us"] = (time.process_time() - cpu) / done * 1e6
+        results[f"{kind}_sys_us"] = (os.times().system - sys_cpu) / done * 1e6
 
     results: dict[str, float] = {}
     if "http" in kinds:
@@ -147,11 +151,18 @@ async def _profile(step: object, count: int) -> None:
     table = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     total = sum(row[1] for row in table.values())
     print(f"calls per query: {total / count:.1f} ({count} queries)", file=sys.stderr)
-    rows = sorted(table.items(), key=lambda kv: -kv[1][1])
-    for (file, line, name), row in rows[:60]:
-        where = f"{Path(file).name}:{line}" if line else file
-        own_us = row[2] / count * 1e6
-        print(f"{row[1] / count:8.2f} {own_us:7.1f}us  {name}  ({where})", file=sys.stderr)
+    own = sum(row[2] for row in table.values())
+    print(f"own time per query under cProfile: {own / count * 1e6:.1f}us", file=sys.stderr)
+    for title, column in (("most calls", 1), ("most own time", 2), ("most time inside", 3)):
+        print(f"-- {title}: calls, own time and time inside a query", file=sys.stderr)
+        rows = sorted(table.items(), key=lambda kv: -kv[1][column])
+        for (file, line, name), row in rows[:40]:
+            where = f"{Path(file).name}:{line}" if line else file
+            own_us, inside_us = row[2] / count * 1e6, row[3] / count * 1e6
+            print(
+                f"{row[1] / count:8.2f} {own_us:7.1f}us {inside_us:7.1f}us  {name}  ({where})",
+                file=sys.stderr,
+            )
 
 
 def client(role: str, seconds: float, ca_pem: str, kinds: list[str], profile: int) -> None:
@@ -241,6 +252,7 @@ def main() -> int:
                 results[role].append(result)
                 shown = "  ".join(
                     f"{kind} {result[kind]:>7.0f}/s {result[f'{kind}_cpu_us']:>6.1f}us"
+                    f" (system {result.get(f'{kind}_sys_us', 0.0):.1f})"
                     for kind in kinds
                 )
                 print(f"round {round_ + 1} {role:<6} {shown}", file=sys.stderr)
