@@ -20,26 +20,17 @@ take turns within each round and the median of ``--rounds`` rounds is
 printed: requests/s, mean latency, CPU per request, and riad's ratio.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
 import argparse
-import importlib.util
 import re
 import shutil
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("bench_http", BENCH / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_http)
+from load_http import BENCH, bench_http
 
 BIN = Path(sys.executable).parent
 APPS = {"static": ("static", "/"), "json": ("json_app", "/json")}

@@ -12,26 +12,17 @@ CPU time per request (user + system from /proc) and requests/s, and the median o
 per-round ratios after / before.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
 import argparse
-import importlib.util
 import os
 import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("bench_http", BENCH / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_http)
+from load_http import BENCH, bench_http
 
 RIAD = Path(sys.executable).parent / "riad"
 

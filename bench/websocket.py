@@ -25,27 +25,18 @@ second and p99 round trip over all its bursts, the server's CPU per message
 ratios of the bursts riad and it had side by side.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("bench_http", BENCH / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_http)
+from load_http import BENCH, bench_http
 
 BIN = Path(sys.executable).parent
 
