@@ -8,9 +8,9 @@ when given its URL and the CA to trust, and a client that never reads ``/flood``
 the service's network namespace when sealed.
 
 (The client is the library's asyncio one. Its threaded client, which reads a TLS
-socket in one thread while it writes in another, now and then sent no upgrade
-request after the TLS handshake: a capture showed nothing from it after its
-Finished, until the server closed the idle connection.)
+socket in one thread while it writes in another, now and then sends no upgrade
+request after the TLS handshake, against any server that sends TLS 1.3 session
+tickets: docs/http.md, WebSockets.)
 """
 
 from __future__ import annotations
