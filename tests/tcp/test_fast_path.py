@@ -289,3 +289,30 @@ def test_a_connection_with_something_owed_is_not_output_idle(owed: str) -> None:
     assert not a.conn.output_idle
     assert a.flush(ms(3))  # what was owed went out
     assert a.conn.output_idle is (owed != "our FIN")  # (FIN-WAIT-1 is not ESTABLISHED)
+
+
+def test_a_deadline_that_moves_later_fires_early_for_nothing_then_on_time() -> None:
+    """The answer's delayed ACK (40 ms) gives way to the next query's deadlines (its tail
+    loss probe and retransmission, later): the core keeps reporting the earlier instant,
+    where a timeout sends nothing and changes nothing; the probe still goes at its time."""
+    a, _ = pair()
+    a.conn.send(b"SELECT 1")
+    a.flush(ms(2))
+    hdr = a.header(IRS + 1, a.iss + 9, ACK | PSH, options=ts(PEER_TS + 1, a))
+    assert a.feed(ms(3), hdr, b"1")
+    delack = a.conn.timers.delack
+    assert delack is not None and a.core.poll_at() == delack
+    a.conn.recv()
+    a.conn.send(b"SELECT 2")  # the next query carries the ACK: no delayed ACK left
+    a.core.touch(a.conn)
+    assert len(a.flush(ms(4))) == 1
+    due = a.conn.poll_at()
+    assert a.conn.timers.delack is None and due is not None and due.ns > delack.ns
+    assert a.core.poll_at() == delack  # at or before the earliest deadline: early
+    before = a.conn.describe()
+    a.core.on_timeout(delack)
+    assert a.flush(delack) == [] and a.conn.describe() == before  # nothing was due
+    assert a.core.poll_at() == due  # set again, to the connection's earliest
+    a.core.on_timeout(due)
+    (again,) = a.flush(due)
+    assert again[1] == b"SELECT 2"  # the tail loss probe at its deadline

@@ -130,8 +130,9 @@ class TcpCore:
         # RSTs for segments to nobody and the ACKs of TIME-WAIT records, until sent
         self._replies: list[tuple[IpAddress, IpAddress, TcpSegment]] = []
         # deadlines: a heap of (ns, tie); an entry counts only while its tie is in
-        # _scheduled (later changes push new entries, stale ones are skipped). The heap
-        # holds no connection: a forgotten one is not kept until its old deadline.
+        # _scheduled (an earlier deadline pushes a new entry, stale ones are skipped; a
+        # later one keeps the entry, which fires early: see _schedule). The heap holds
+        # no connection: a forgotten one is not kept until its old deadline.
         self._timers: list[tuple[int, int]] = []
         self._deadline: dict[TcpConnection, tuple[int, int]] = {}
         self._scheduled: dict[int, TcpConnection] = {}
@@ -622,13 +623,21 @@ class TcpCore:
     # -- timers --------------------------------------------------------------
 
     def _schedule(self, conn: TcpConnection) -> None:
+        """Keep ``conn``'s entry in the deadline heap at or before its earliest deadline.
+
+        A deadline that moved later keeps the entry (the delayed ACK's, then the
+        retransmission's, each segment): it fires early, ``on_timeout`` finds the
+        connection with nothing due (``TcpConnection.on_timeout`` acts only on
+        deadlines passed) and the poll after it sets the entry again. Only one that
+        moved earlier pushes a new entry: no heap push for most segments.
+        """
         at = conn.poll_at()
         if at is None:
             self._unschedule(conn)
             return
         ns = at.ns
         entry = self._deadline.get(conn)
-        if entry is None or entry[0] != ns:
+        if entry is None or ns < entry[0]:
             if entry is not None:
                 del self._scheduled[entry[1]]
             self._tie += 1
@@ -643,7 +652,8 @@ class TcpCore:
             del self._scheduled[entry[1]]
 
     def poll_at(self) -> Instant | None:
-        """The earliest deadline of any connection (a heap: cheap with many connections)."""
+        """When a connection may next need ``on_timeout``: at or before the earliest
+        deadline of any (a heap: cheap with many connections; see ``_schedule``)."""
         for conn in self._dirty:
             self._schedule(conn)
         timers = self._timers
