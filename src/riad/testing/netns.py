@@ -2,7 +2,8 @@
 
 Everything here stays inside namespaces it creates: ``Netns.create()`` makes
 a uniquely named namespace (``riad-<random>``) and ``close()`` deletes it,
-with every interface in it. Typical use::
+with every interface in it; those of a process killed before its ``close()``
+go with the next ``create()`` (``sweep_leaked``). Typical use::
 
     with Netns.create() as ns:
         ns.add_tap("tap0", "10.77.0.1/24")        # Linux holds 10.77.0.1
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 
 from riad.testing._closing import ClosedOnExit
 
-__all__ = ["Netns", "NetnsError", "netns_available", "netns_if"]
+__all__ = ["Netns", "NetnsError", "netns_available", "netns_if", "sweep_leaked"]
 
 _CLONE_NEWNET = 0x40000000
 
@@ -64,17 +65,25 @@ class Netns(ClosedOnExit):
 
     @classmethod
     def create(cls, prefix: str = "riad") -> Netns:
-        """Create a fresh namespace with a unique name and its loopback up."""
+        """Create a fresh namespace with a unique name and its loopback up.
+
+        Its creator is recorded first (``sweep_leaked``): a process killed before it
+        could delete its namespaces leaves them to the next one that creates any.
+        """
         reason = netns_available()
         if reason is not None:
             raise NetnsError(reason)
+        sweep_leaked()
         name = f"{prefix}-{secrets.token_hex(4)}"
-        _ip("netns", "add", name)
-        ns = cls(name)
+        _record_owner(name)
         try:
+            _ip("netns", "add", name)
+            ns = cls(name)
             ns.ip("link", "set", "lo", "up")
         except BaseException:
-            ns.close()
+            # (``ip netns add`` cut short by its timeout may have made it all the same)
+            with contextlib.suppress(Exception):
+                _delete(name)
             raise
         return ns
 
@@ -162,13 +171,96 @@ class Netns(ClosedOnExit):
             os.close(home)
 
     def close(self) -> None:
-        """Delete the namespace and every interface in it (idempotent)."""
-        if not self._closed:
+        """Delete the namespace and every interface in it (idempotent); a namespace
+        that stays raises ``NetnsError``, and an interrupt (Ctrl-C) while deleting
+        is raised once the namespace is gone."""
+        if self._closed:
+            return
+        try:
+            _delete(self.name)
+        except KeyboardInterrupt:
+            _delete(self.name)
             self._closed = True
-            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+            raise
+        self._closed = True
 
     def __repr__(self) -> str:
         return f"Netns({self.name!r})"
+
+
+_NETNS_DIR = "/run/netns"
+_OWNERS_DIR = "/run/riad-testing/netns"
+"""One file a namespace made by ``Netns.create``: its creator's PID and start time."""
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), None when there is none:
+    with the PID, it names one process (a PID is used again, its start time not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # from field 3 (state) on
+    return fields[19] if len(fields) > 19 else None
+
+
+def _record_owner(name: str) -> None:
+    os.makedirs(_OWNERS_DIR, mode=0o700, exist_ok=True)
+    with open(os.path.join(_OWNERS_DIR, name), "w") as f:
+        f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+
+
+def _delete(name: str) -> None:
+    """Delete namespace ``name`` (if it is there) and its owner record; raise
+    ``NetnsError`` with ip's words when it stays."""
+    said = ""
+    for _ in range(3):
+        if not os.path.exists(os.path.join(_NETNS_DIR, name)):
+            break
+        proc = subprocess.run(
+            ["ip", "netns", "del", name], capture_output=True, check=False, timeout=60
+        )
+        said = proc.stderr.decode(errors="replace").strip()
+    else:
+        if os.path.exists(os.path.join(_NETNS_DIR, name)):
+            raise NetnsError(f"ip netns del {name} left it in place: {said}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(_OWNERS_DIR, name))
+
+
+def _holds_processes(name: str) -> bool:
+    proc = subprocess.run(
+        ["ip", "netns", "pids", name], capture_output=True, check=False, timeout=60
+    )
+    return proc.returncode != 0 or bool(proc.stdout.strip())
+
+
+def sweep_leaked() -> list[str]:
+    """Delete the namespaces ``Netns.create`` made for a process that is gone (killed
+    before its ``close()``: a run's timeout, SIGKILL) and that no process is in;
+    return their names. Namespaces of live processes, namespaces still in use and
+    namespaces made otherwise are left alone."""
+    try:
+        names = sorted(os.listdir(_OWNERS_DIR))
+    except FileNotFoundError:
+        return []
+    swept = []
+    for name in names:
+        try:
+            with open(os.path.join(_OWNERS_DIR, name)) as f:
+                pid, started = f.read().split()
+            if _start_time(int(pid)) == started:
+                continue  # its creator lives: it deletes its own
+            present = os.path.exists(os.path.join(_NETNS_DIR, name))
+            if present and _holds_processes(name):
+                continue
+            _delete(name)
+        except (OSError, ValueError, NetnsError, subprocess.TimeoutExpired):
+            continue  # another process swept it first, or it stays for the next one
+        if present:
+            swept.append(name)
+    return swept
 
 
 def _ip(*args: str) -> str:
