@@ -564,14 +564,19 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
     same machine within a second of each other (a 100 MB transfer lasts 0.1 to 0.3 s:
     a pause of the machine's in one of them moves it by tens of percent).
 
-    Returns the Mbit/s of every transfer (``into4``, ``into6``, ``out4``, ``out6``) and
-    riad's CPU seconds per 100 MB of each (``cpu_into4``...), in pair order."""
+    Returns the Mbit/s of every transfer (``into4``, ``into6``, ``out4``, ``out6``),
+    riad's CPU seconds per 100 MB of each (``cpu_into4``...), and of bulk out the frames
+    riad wrote and read per 100 MB (``frames_out4``..., ``acks_out4``...: the frames
+    read are Linux's ACKs), in pair order."""
     runs: dict[str, list[float]] = {
-        f"{cpu}{kind}{family}": []
-        for cpu in ("", "cpu_")
+        f"{what}{kind}{family}": []
+        for what in ("", "cpu_")
         for kind in ("into", "out")
         for family in (4, 6)
     }
+    for family in (4, 6):
+        runs[f"frames_out{family}"] = []
+        runs[f"acks_out{family}"] = []
     with Netns.create("riadbench") as ns:
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=True)
         ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
@@ -586,13 +591,16 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
                 for kind in ("into", "out"):
                     for six in (False, True) if i % 2 == 0 else (True, False):
                         t0 = time.process_time()
+                        family = 6 if six else 4
                         if kind == "into":
                             host = STACK_IP6 if six else STACK_IP
                             argv = ("--host", host, "--port", "5001", "--bytes", str(nbytes))
                             rate = (await run_in(ns, "send", *argv))["mbit_s"]
                         else:
-                            rate, _ = await riad_source(stack, ns, nbytes, six)
-                        family = 6 if six else 4
+                            rate, seen = await riad_source(stack, ns, nbytes, six)
+                            per = 1e8 / nbytes
+                            runs[f"frames_out{family}"].append(seen["out_frames_written"] * per)
+                            runs[f"acks_out{family}"].append(seen["out_frames_read"] * per)
                         runs[f"{kind}{family}"].append(rate)
                         runs[f"cpu_{kind}{family}"].append(
                             (time.process_time() - t0) * 1e8 / nbytes
@@ -1030,6 +1038,14 @@ def paired_notes(runs: dict[str, list[float]], pairs: int) -> list[str]:
                 + ", ".join(
                     f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
                 )
+            )
+    for key, what in (("frames_out", "frames riad wrote"), ("acks_out", "ACKs it read")):
+        four, six = runs.get(f"{key}4", []), runs.get(f"{key}6", [])
+        if four and six:
+            notes.append(
+                f"- bulk out, {what} per 100 MB: medians IPv4 {statistics.median(four):,.0f}, "
+                f"IPv6 {statistics.median(six):,.0f}; pairs "
+                + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(four, six, strict=True))
             )
     return notes
 

@@ -168,3 +168,47 @@ def test_a_loop_kept_busy_by_callbacks_still_sees_its_descriptors() -> None:
         os.close(read)
         os.close(write)
     assert seen and seen[0] <= 2 and iterations <= 3
+
+
+def test_a_large_write_leaves_in_whole_frames_at_once_and_its_tail_that_iteration() -> None:
+    # a write of 64 KiB or more is pushed out at once, in whole TSO frames; the tail
+    # shorter than a frame leaves with the iteration's flush, with what else was
+    # written meanwhile (a frame of its own would draw an ACK of its own)
+    seed = test_seed(32)
+
+    async def main(lab: SimLab) -> tuple[int, int, int, bytes]:
+        server = lab.add_stack("10.0.0.1/24", offloads=True)
+        client = lab.add_stack("10.0.0.2/24", offloads=True)
+        got = bytearray()
+        done = asyncio.get_running_loop().create_future()
+
+        async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while chunk := await reader.read(1 << 20):
+                got.extend(chunk)
+            done.set_result(None)
+            writer.close()
+
+        await server.start_server(sink, None, 9)
+        _reader, writer = await client.open_connection("10.0.0.1", 9)
+        conn = writer.get_extra_info("tcp_connection")
+        for _ in range(40):  # slow start opens the window wide
+            writer.write(bytes(50_000))
+            await writer.drain()
+        while conn.snd.una < conn.snd.nxt:
+            await asyncio.sleep(0.01)
+        frame = conn.config.tso_max_bytes - conn.config.tso_max_bytes % conn.snd.mss
+        start = conn.snd.nxt
+        data = bytes(range(256)) * 400  # 102,400 bytes: one whole frame and a tail
+        writer.write(data)
+        at_once = conn.snd.nxt - start
+        await asyncio.sleep(0)
+        that_iteration = conn.snd.nxt - start
+        writer.write_eof()
+        await done
+        return at_once, that_iteration, frame, bytes(got[-len(data) :])
+
+    at_once, that_iteration, frame, tail = run_lab(main, seed=seed)
+    assert frame > 60_000
+    assert at_once == frame
+    assert that_iteration == 102_400
+    assert tail == bytes(range(256)) * 400

@@ -540,6 +540,59 @@ def test_slow_start_counts_an_ack_of_a_super_segment_whole() -> None:
     assert conn.cc.cwnd == 29200
 
 
+_TSO3 = TcpConfig(timestamps=False, sack=False, tso_max_bytes=3 * 1460)
+
+
+def _held(conn: TcpConnection, now: Instant) -> list[tuple[int, int]]:
+    """``(seq, length)`` of what ``conn`` sends now with ``snd.hold_tail`` set."""
+    conn.snd.hold_tail = True
+    try:
+        return [(s.header.seq, len(s.payload)) for s in drain(conn, now)]
+    finally:
+        conn.snd.hold_tail = False
+
+
+@pytest.mark.parametrize("size", [10_000, 3 * 1460 + 500, 500, 2 * 3 * 1460])
+def test_a_held_tail_sends_whole_frames_then_the_same_bytes_as_without(size: int) -> None:
+    # a large write pushed out at once leaves in whole TSO frames; its tail shorter
+    # than a frame waits for the next poll, which sends what the general path would have
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    general = established(_TSO3)
+    general.send(data)
+    expected = drain(general, T0)
+    conn = established(_TSO3)
+    conn.send(data)
+    frames = _held(conn, T0)
+    assert all(length == 3 * 1460 for _, length in frames)
+    assert [seq for seq, _ in frames] == [A + i * 3 * 1460 for i in range(len(frames))]
+    assert len(frames) == size // (3 * 1460)
+    rest = [(s.header.seq, bytes(s.payload)) for s in drain(conn, T0)]
+    assert b"".join(p for _, p in rest) == data[len(frames) * 3 * 1460 :]
+    assert conn.snd.nxt == general.snd.nxt == A + size
+    # the general path sent it all at once: the same bytes, in the same frames
+    # when nothing was held
+    assert b"".join(bytes(s.payload) for s in expected) == data
+    if size % (3 * 1460) == 0:
+        assert rest == []
+
+
+def test_a_held_tail_still_leaves_with_our_fin_and_when_the_window_cuts() -> None:
+    conn = established(_TSO3)
+    conn.send(bytes(2000))
+    conn.shutdown()
+    assert _held(conn, T0) == [(A, 1460), (A + 1460, 540)]  # the FIN is due: all goes
+    assert conn.snd.nxt == A + 2001
+    cut = established(_TSO3, window=5000)
+    cut.send(bytes(8000))
+    general = established(_TSO3, window=5000)
+    general.send(bytes(8000))
+    # the peer's window ends the send, not the data: nothing is a tail, the same goes
+    sent = _held(cut, T0)
+    assert sent == [(s.header.seq, len(s.payload)) for s in drain(general, T0)]
+    assert sent[0] == (A, 3 * 1460)
+
+
 def test_slow_start_limits_a_stretch_ack_of_plain_segments() -> None:
     conn = established()
     conn.send(bytes(100_000))

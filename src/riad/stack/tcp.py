@@ -233,8 +233,18 @@ class TcpTransport(asyncio.Transport):
             self._plumbing.touch(conn)
             if n >= _PUSH_BYTES:
                 # a large write goes out at once, as a kernel socket's send does: the
-                # peer starts receiving while the application prepares the next one
-                self._plumbing.stack.runtime.flush_now()
+                # peer starts receiving while the application prepares the next one; in
+                # whole frames only, the tail going with the iteration's flush, joined by
+                # whatever else the application writes meanwhile (a tail of several
+                # segments in its own frame would cost an ACK of its own: a receiver
+                # acknowledges every frame of more than one segment that it can)
+                snd = conn.snd
+                snd.hold_tail = True
+                try:
+                    self._plumbing.stack.runtime.flush_now()
+                finally:
+                    snd.hold_tail = False
+                self._plumbing.touch(conn)
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:

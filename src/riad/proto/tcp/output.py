@@ -185,6 +185,10 @@ def _next_data_segment(conn: TcpConnection, now: Instant) -> TcpSegment | None:
         return None
     retransmit = snd_nxt < snd.max
     n = min(avail, usable)
+    if snd.hold_tail and n == avail and not (retransmit or fin_due):
+        tso_max = conn.config.tso_max_bytes
+        if n < (tso_max - tso_max % mss if tso_max > mss else mss):
+            return None  # a tail shorter than a frame: the next flush sends it
     if n >= mss:
         tso_max = conn.config.tso_max_bytes
         n = min(n, tso_max if tso_max > mss else mss)

@@ -34,6 +34,7 @@ class SendSequence:
         "buffer",
         "fin_seq",
         "force",
+        "hold_tail",
         "iss",
         "last_send",
         "max",
@@ -93,6 +94,10 @@ class SendSequence:
         """Our SYN (or SYN-ACK) is to be sent (again)."""
         self.probe_pending = False
         """A zero-window or keepalive probe is to be sent."""
+        self.hold_tail = False
+        """Send new data in whole frames only (a full TSO frame, or a full segment without
+        TSO), leaving a shorter tail: set while a large write is pushed out at once, whose
+        tail goes with the next flush (``riad.stack.tcp.TcpTransport.write``)."""
         self.force = False
         """Send what Nagle or SWS avoidance would hold (the SWS override, a tail loss probe)."""
         """When the last segment went out (cwnd restarts after an idle RTO, RFC 5681 4.1)."""
