@@ -25,16 +25,23 @@ from pathlib import Path
 
 import pytest
 
-from riad.backends.middleware import DeviceWrapper
 from riad.backends.netdev import NetDevice
 from riad.proto.addrconf import AddressState
 from riad.proto.tcp.connection import TcpConnection
 from riad.stack import DirectStack
 from riad.testing.waiting import eventually_async
-from riad.wire.common import BytesLike, MacAddress
+from riad.wire.common import MacAddress
 from tests.ipv6.hostile6 import hostile_packets
 from tests.ipv6.peer6 import ipv6_frame
-from tests.stack.linklab import LINK_KINDS, PREFIX, RIAD_IP, Link, make_link
+from tests.stack.linklab import (
+    LINK_KINDS,
+    PREFIX,
+    RIAD_IP,
+    Link,
+    fixed_loss,
+    linux_tcp_retransmissions,
+    make_link,
+)
 from tests.tcp.test_linux_interop import sha256_file, sink_server, source_server
 
 pytestmark = pytest.mark.netns
@@ -321,57 +328,20 @@ def test_hostile_chains_and_lying_neighbour_discovery_from_linux(link: Link) -> 
 
 # -- transfers both ways, byte-exact, clean and under loss ------------------------
 
-LOSS_EVERY = 25
-"""Under loss, one data-carrying frame in this many is lost each way."""
 
-
-class _LosesEveryNthDataFrame(DeviceWrapper):
-    """riad's device losing every ``LOSS_EVERY``-th frame it receives that carries data
-    (longer than 1000 bytes: Linux's TCP segments here, never its neighbour discovery):
-    the same frames lost in every run, so every run must recover from them."""
-
-    def __init__(self, inner: NetDevice) -> None:
-        super().__init__(inner)
-        self.seen = 0
-        self.lost = 0
-
-    def receive_batch(self, limit: int) -> list[tuple[BytesLike, int]]:
-        kept = []
-        for frame, flags in self.inner.receive_batch(limit):
-            if len(frame) > 1000:
-                self.seen += 1
-                if self.seen % LOSS_EVERY == LOSS_EVERY // 2:
-                    self.lost += 1
-                    continue
-            kept.append((frame, flags))
-        return kept
-
-
-def _linux_tcp_retransmissions(link: Link) -> int:
-    """Linux's ``RetransSegs`` in its namespace (``/proc/net/snmp`` is the namespace's)."""
-    names, values = [
-        line.split()[1:]
-        for line in link.linux.run("cat", "/proc/net/snmp").stdout.decode().splitlines()
-        if line.startswith("Tcp:")
-    ]
-    return int(values[names.index("RetransSegs")])
-
-
-def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> None:
+def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, lossy: bool) -> None:
     """socat on Linux sends ``size`` bytes into riad over IPv6 and fetches them back
     from it, sha256 on both ends.
 
-    With ``loss``, one data segment in ``LOSS_EVERY`` is lost each way, by a fixed
+    With ``lossy``, one data segment in ``LOSS_EVERY`` is lost each way, by a fixed
     pattern rather than at random (a random 2% of the few dozen 64 KB super-frames a
     5 MB transfer makes could be none): Linux's nftables input hook drops riad's
     (``numgen inc``, counted), and riad's device loses Linux's as they arrive (a drop in
     Linux's own output hook would be an error of Linux's send, which Linux sends again
     as new data, not a loss its TCP recovers from). Both ends must then have
     retransmitted: riad's sending connection counts it, Linux's ``RetransSegs`` too."""
-    if loss:
-        nft = _NFT_LOSS.format(every=LOSS_EVERY, at=LOSS_EVERY // 2)
-        assert link.linux.run("nft", "-f", "-", input=nft.encode()).returncode == 0
-    device: NetDevice = _LosesEveryNthDataFrame(link.device) if loss else link.device
+    loss = fixed_loss(link, "ipv6") if lossy else None
+    device: NetDevice = loss.device if loss else link.device
     rng = random.Random(size)
     src = tmp_path / "src.bin"
     with src.open("wb") as f:
@@ -380,7 +350,7 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> N
     want = sha256_file(src)
     out = tmp_path / "out.bin"
     sources: list[TcpConnection] = []
-    linux_before = _linux_tcp_retransmissions(link)
+    linux_before = linux_tcp_retransmissions(link)
 
     async def main() -> None:
         stack = DirectStack(device, address=f"{RIAD_IP}/{PREFIX}", ipv6_address=f"{RIAD6}/64")
@@ -401,29 +371,16 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, loss: bool) -> N
 
     asyncio.run(main())
     if loss:
-        assert isinstance(device, _LosesEveryNthDataFrame)
-        listed = link.linux.run("nft", "-j", "list", "table", "inet", "riad_impair6")
-        [dropped] = [
-            rule["expr"][-2]["counter"]["packets"]
-            for rule in (item.get("rule") for item in json.loads(listed.stdout)["nftables"])
-            if rule is not None
-        ]
+        dropped = loss.dropped_by_linux()
         [conn] = sources
-        linux_retransmitted = _linux_tcp_retransmissions(link) - linux_before
+        linux_retransmitted = linux_tcp_retransmissions(link) - linux_before
         print(
             f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
-            f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {device.lost} of "
-            f"{device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
+            f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {loss.device.lost} "
+            f"of {loss.device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
         )
         assert dropped > 0 and conn.stats.retransmitted_segments > 0, conn.describe()
-        assert device.lost > 0 and linux_retransmitted > 0
-
-
-_NFT_LOSS = """
-table inet riad_impair6 {{
-  chain in {{ type filter hook input priority 0; meta nfproto ipv6 meta l4proto tcp meta length > 1000 numgen inc mod {every} == {at} counter drop; }}
-}}
-"""
+        assert loss.device.lost > 0 and linux_retransmitted > 0
 
 
 @pytest.mark.parametrize("loss", [False, True], ids=["clean", "loss"])

@@ -14,16 +14,24 @@ plain TAP) and Linux (on a veth), for delay, reordering and loss.
 
 ``open_when_listening`` connects riad to a program on Linux's side that is
 still starting (socat, say): it tries again while Linux refuses.
+
+Real loss on the link, by a fixed pattern (``fixed_loss``): Linux's nftables input
+hook drops every Nth data segment riad sends, and riad's device loses every Nth data
+frame Linux sends as it arrives (a drop in Linux's own output hook is an error of
+Linux's send, which Linux sends again as new data without counting a retransmission:
+no loss its TCP recovers from). ``linux_tcp_retransmissions`` reads Linux's count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from riad.backends.middleware import DeviceWrapper
 from riad.backends.netdev import NetDevice
 from riad.backends.packet import PacketDevice
 from riad.backends.tap import TapDevice
@@ -31,6 +39,7 @@ from riad.stack import DirectStack
 from riad.testing.impair import Impairment, ImpairmentRelay
 from riad.testing.netns import Netns
 from riad.testing.waiting import eventually_async
+from riad.wire.common import BytesLike
 
 LINK_KINDS = ["tap", "tap-plain", "packet"]
 LINUX_IP = "10.77.0.1"
@@ -139,3 +148,77 @@ def make_impaired_link(impairment: Impairment) -> Iterator[tuple[Link, Impairmen
         relay = ImpairmentRelay(["ip", "netns", "exec", mid.name], "tap0", "m0", impairment)
         stack.callback(relay.close)
         yield Link("impaired", linux, "l0", device, mid), relay
+
+
+LOSS_EVERY = 25
+"""Under ``fixed_loss``, one data-carrying frame in this many is lost each way."""
+
+
+class LosesEveryNthDataFrame(DeviceWrapper):
+    """riad's device losing every ``LOSS_EVERY``-th frame it receives that carries data
+    (longer than 1000 bytes: Linux's TCP segments, never its ARP or neighbour
+    discovery): the same frames lost in every run, so every run must recover."""
+
+    def __init__(self, inner: NetDevice) -> None:
+        super().__init__(inner)
+        self.seen = 0
+        self.lost = 0
+
+    def receive_batch(self, limit: int) -> list[tuple[BytesLike, int]]:
+        kept = []
+        for frame, flags in self.inner.receive_batch(limit):
+            if len(frame) > 1000:
+                self.seen += 1
+                if self.seen % LOSS_EVERY == LOSS_EVERY // 2:
+                    self.lost += 1
+                    continue
+            kept.append((frame, flags))
+        return kept
+
+
+_NFT_LOSS = """
+table inet {table} {{
+  chain in {{ type filter hook input priority 0; meta nfproto {family} meta l4proto tcp meta length > 1000 numgen inc mod {every} == {at} counter drop; }}
+}}
+"""
+
+
+class FixedLoss:
+    """One data segment in ``LOSS_EVERY`` lost each way on ``link``: riad's, by Linux's
+    nftables input hook (counted), and Linux's, by ``device`` (riad's device wrapped)."""
+
+    def __init__(self, link: Link, family: str, inner: NetDevice) -> None:
+        self.link = link
+        self.table = f"riad_loss_{family}"
+        nft = _NFT_LOSS.format(
+            table=self.table, family=family, every=LOSS_EVERY, at=LOSS_EVERY // 2
+        )
+        done = link.linux.run("nft", "-f", "-", input=nft.encode(), check=False)
+        assert done.returncode == 0, done.stderr
+        self.device = LosesEveryNthDataFrame(inner)
+
+    def dropped_by_linux(self) -> int:
+        """riad's segments Linux's input hook dropped."""
+        listed = self.link.linux.run("nft", "-j", "list", "table", "inet", self.table)
+        [dropped] = [
+            rule["expr"][-2]["counter"]["packets"]
+            for rule in (item.get("rule") for item in json.loads(listed.stdout)["nftables"])
+            if rule is not None
+        ]
+        return int(dropped)
+
+
+def fixed_loss(link: Link, family: str = "ipv4", inner: NetDevice | None = None) -> FixedLoss:
+    """Lose one data segment in ``LOSS_EVERY`` each way between riad and Linux
+    (``family``: ipv4 or ipv6); riad runs on the returned ``.device``."""
+    return FixedLoss(link, family, inner or link.device)
+
+
+def linux_tcp_retransmissions(link: Link) -> int:
+    """Linux's ``RetransSegs`` in its namespace (``/proc/net/snmp`` is the namespace's)."""
+    names, values = [
+        line.split()[1:]
+        for line in link.linux.run("cat", "/proc/net/snmp").stdout.decode().splitlines()
+        if line.startswith("Tcp:")
+    ]
+    return int(values[names.index("RetransSegs")])

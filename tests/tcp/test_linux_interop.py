@@ -5,9 +5,11 @@ in), on a plain TAP (``tap-plain``: every segment one frame) and on AF_PACKET
 over a veth pair (``packet``). Linux's side is driven with socat, curl, wget,
 hping3 and plain sockets created inside its namespace.
 
-This kernel has no ``sch_netem``, so the impaired-link test here drops packets
-on Linux's side with nftables (``numgen random``) in both directions and lets
-riad's ``FaultInjector`` duplicate frames; delay and reordering against Linux
+This kernel has no ``sch_netem``, so the impaired-link test here loses a fixed
+pattern of data segments each way (``linklab.fixed_loss``: Linux's nftables input
+hook drops riad's, riad's device loses Linux's as they arrive, and both ends must
+retransmit) and lets riad's ``FaultInjector`` duplicate and corrupt frames; delay
+and reordering against Linux
 go through the user-space relay of ``riad.testing.impair``
 (``test_linux_impaired``), and on the simulated network (``test_netsim_grid``,
 ``test_direct_stack``).
@@ -39,6 +41,8 @@ from tests.stack.linklab import (
     PREFIX,
     RIAD_IP,
     Link,
+    fixed_loss,
+    linux_tcp_retransmissions,
     make_link,
     open_when_listening,
 )
@@ -419,30 +423,24 @@ def test_half_close_graceful_close_and_abort_both_ways(tap_link: Link) -> None:
 
 # -- a bad network ---------------------------------------------------------------
 
-_NFT_LOSS = """
-table inet riad_impair {
-  chain in { type filter hook input priority 0; meta l4proto tcp numgen random mod 1000 < 20 drop; }
-  chain out { type filter hook output priority 0; meta l4proto tcp numgen random mod 1000 < 20 drop; }
-}
-"""
 
-
-def test_20mb_both_ways_with_loss_on_linux_side_and_duplicates(
-    tap_link: Link, tmp_path: Path
-) -> None:
-    """2% loss each way on Linux's side (nftables); riad's side duplicates 1% of frames
-    and corrupts 0.1% of those it receives (checksums must catch them)."""
+def test_20mb_both_ways_with_loss_each_way_and_duplicates(tap_link: Link, tmp_path: Path) -> None:
+    """One data segment in ``LOSS_EVERY`` lost each way, by a fixed pattern (riad's in
+    Linux's input hook, Linux's at riad's device): both ends must retransmit, Linux's
+    ``RetransSegs`` and riad's sending connection count it. riad's side also duplicates
+    1% of frames and corrupts 0.1% of those it receives (checksums must catch them)."""
     link = tap_link
-    status = link.linux.run("nft", "-f", "-", input=_NFT_LOSS.encode())
-    assert status.returncode == 0
     data = random.Random(21).randbytes(IMPAIRED)
     want = hashlib.sha256(data).hexdigest()
     src = tmp_path / "src.bin"
     src.write_bytes(data)
     out = tmp_path / "out.bin"
-    device = FaultInjector(
+    faults = FaultInjector(
         link.device, seed=1234, rx_duplicate=0.01, tx_duplicate=0.01, rx_corrupt=0.001
     )
+    loss = fixed_loss(link, "ipv4", faults)
+    sources: list[TcpConnection] = []
+    linux_before = linux_tcp_retransmissions(link)
 
     async def main(stack: DirectStack) -> None:
         done = await sink_server(stack, 5001)
@@ -451,14 +449,24 @@ def test_20mb_both_ways_with_loss_on_linux_side_and_duplicates(
         )
         assert status == 0, said
         assert await asyncio.wait_for(done, 120) == (IMPAIRED, want)
-        await source_server(stack, 5002, data)
+        await source_server(stack, 5002, data, on_connection=sources.append)
         status, said = await link.run(
             "socat", "-u", f"TCP:{RIAD_IP}:5002", f"CREATE:{out}", timeout=300
         )
         assert status == 0, said
         assert sha256_file(out) == want
 
-    run_stack(link, main, device)
+    run_stack(link, main, loss.device)
+    dropped = loss.dropped_by_linux()
+    [conn] = sources
+    linux_retransmitted = linux_tcp_retransmissions(link) - linux_before
+    print(
+        f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
+        f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {loss.device.lost} "
+        f"of {loss.device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
+    )
+    assert dropped > 0 and conn.stats.retransmitted_segments > 0, conn.describe()
+    assert loss.device.lost > 0 and linux_retransmitted > 0
 
 
 # -- SYN flood -------------------------------------------------------------------
