@@ -39,7 +39,6 @@ from tests.stack.linklab import (
     RIAD_IP,
     Link,
     fixed_loss,
-    linux_tcp_retransmissions,
     make_link,
 )
 from tests.tcp.test_linux_interop import sha256_file, sink_server, source_server
@@ -350,7 +349,6 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, lossy: bool) -> 
     want = sha256_file(src)
     out = tmp_path / "out.bin"
     sources: list[TcpConnection] = []
-    linux_before = linux_tcp_retransmissions(link)
 
     async def main() -> None:
         stack = DirectStack(device, address=f"{RIAD_IP}/{PREFIX}", ipv6_address=f"{RIAD6}/64")
@@ -371,16 +369,8 @@ def _both_ways_over_ipv6(link: Link, tmp_path: Path, size: int, lossy: bool) -> 
 
     asyncio.run(main())
     if loss:
-        dropped = loss.dropped_by_linux()
         [conn] = sources
-        linux_retransmitted = linux_tcp_retransmissions(link) - linux_before
-        print(
-            f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
-            f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {loss.device.lost} "
-            f"of {loss.device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
-        )
-        assert dropped > 0 and conn.stats.retransmitted_segments > 0, conn.describe()
-        assert loss.device.lost > 0 and linux_retransmitted > 0
+        loss.assert_both_retransmitted(conn)
 
 
 @pytest.mark.parametrize("loss", [False, True], ids=["clean", "loss"])

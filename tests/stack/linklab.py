@@ -35,6 +35,7 @@ from riad.backends.middleware import DeviceWrapper
 from riad.backends.netdev import NetDevice
 from riad.backends.packet import PacketDevice
 from riad.backends.tap import TapDevice
+from riad.proto.tcp.connection import TcpConnection
 from riad.stack import DirectStack
 from riad.testing.impair import Impairment, ImpairmentRelay
 from riad.testing.netns import Netns
@@ -196,6 +197,7 @@ class FixedLoss:
         done = link.linux.run("nft", "-f", "-", input=nft.encode(), check=False)
         assert done.returncode == 0, done.stderr
         self.device = LosesEveryNthDataFrame(inner)
+        self.linux_before = linux_tcp_retransmissions(link)
 
     def dropped_by_linux(self) -> int:
         """riad's segments Linux's input hook dropped."""
@@ -206,6 +208,20 @@ class FixedLoss:
             if rule is not None
         ]
         return int(dropped)
+
+    def assert_both_retransmitted(self, sender: TcpConnection) -> None:
+        """Both ends lost data and sent it again: riad's ``sender`` (the connection that
+        sent to Linux) and Linux (its ``RetransSegs`` since the loss was set up)."""
+        dropped = self.dropped_by_linux()
+        linux_retransmitted = linux_tcp_retransmissions(self.link) - self.linux_before
+        print(
+            f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
+            f"{sender.stats.retransmitted_segments} segments; Linux -> riad: "
+            f"{self.device.lost} of {self.device.seen} data frames lost, Linux "
+            f"retransmitted {linux_retransmitted}"
+        )
+        assert dropped > 0 and sender.stats.retransmitted_segments > 0, sender.describe()
+        assert self.device.lost > 0 and linux_retransmitted > 0
 
 
 def fixed_loss(link: Link, family: str = "ipv4", inner: NetDevice | None = None) -> FixedLoss:

@@ -42,7 +42,6 @@ from tests.stack.linklab import (
     RIAD_IP,
     Link,
     fixed_loss,
-    linux_tcp_retransmissions,
     make_link,
     open_when_listening,
 )
@@ -440,7 +439,6 @@ def test_20mb_both_ways_with_loss_each_way_and_duplicates(tap_link: Link, tmp_pa
     )
     loss = fixed_loss(link, "ipv4", faults)
     sources: list[TcpConnection] = []
-    linux_before = linux_tcp_retransmissions(link)
 
     async def main(stack: DirectStack) -> None:
         done = await sink_server(stack, 5001)
@@ -457,16 +455,8 @@ def test_20mb_both_ways_with_loss_each_way_and_duplicates(tap_link: Link, tmp_pa
         assert sha256_file(out) == want
 
     run_stack(link, main, loss.device)
-    dropped = loss.dropped_by_linux()
     [conn] = sources
-    linux_retransmitted = linux_tcp_retransmissions(link) - linux_before
-    print(
-        f"riad -> Linux: nftables dropped {dropped}, riad retransmitted "
-        f"{conn.stats.retransmitted_segments} segments; Linux -> riad: {loss.device.lost} "
-        f"of {loss.device.seen} data frames lost, Linux retransmitted {linux_retransmitted}"
-    )
-    assert dropped > 0 and conn.stats.retransmitted_segments > 0, conn.describe()
-    assert loss.device.lost > 0 and linux_retransmitted > 0
+    loss.assert_both_retransmitted(conn)
 
 
 # -- SYN flood -------------------------------------------------------------------
