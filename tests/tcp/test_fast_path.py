@@ -28,6 +28,7 @@ from riad.wire.tcp import (
     NOP,
     PSH,
     RST,
+    SACK_PERMITTED,
     SYN,
     URG,
     MssOption,
@@ -53,7 +54,7 @@ def ms(n: float) -> Instant:
 class Side:
     """One core with one client connection to REMOTE:RPORT, ESTABLISHED."""
 
-    def __init__(self, *, timestamps: bool, fast: bool) -> None:
+    def __init__(self, *, timestamps: bool, fast: bool, sack: bool = False) -> None:
         config = TcpConfig(timestamps=timestamps, sack=True, receive_buffer_bytes=4096)
         self.core = TcpCore(config, SequenceSecret(bytes(32), keyed_hash=blake2s), fast_paths=fast)
         self.conn: TcpConnection = self.core.connect(LOCAL, REMOTE, RPORT, T0)
@@ -63,6 +64,8 @@ class Side:
         options: tuple[TcpOption, ...] = (MssOption(1460),)
         if timestamps:
             options += (NOP, NOP, TimestampsOption(PEER_TS, syn.timestamps[0]))  # type: ignore[index]
+        if sack:
+            options += (NOP, NOP, SACK_PERMITTED)
         self.feed(ms(1), self.header(IRS, self.iss + 1, SYN | ACK, options=options), fast=False)
         assert self.conn.state is TcpState.ESTABLISHED
 
@@ -115,8 +118,12 @@ def wire(hdr: TcpHeader, payload: bytes) -> bytes:
     return bytes(raw)
 
 
-def pair(timestamps: bool = True) -> tuple[Side, Side]:
-    return Side(timestamps=timestamps, fast=True), Side(timestamps=timestamps, fast=False)
+def pair(timestamps: bool = True, *, sack: bool = False) -> tuple[Side, Side]:
+    """Two sides alike, the first with the fast paths; ``sack``: the peer permitted SACK."""
+    return (
+        Side(timestamps=timestamps, fast=True, sack=sack),
+        Side(timestamps=timestamps, fast=False, sack=sack),
+    )
 
 
 def ts(tsval: int, a: Side) -> tuple[TcpOption, ...]:
@@ -316,3 +323,95 @@ def test_a_deadline_that_moves_later_fires_early_for_nothing_then_on_time() -> N
     a.core.on_timeout(due)
     (again,) = a.flush(due)
     assert again[1] == b"SELECT 2"  # the tail loss probe at its deadline
+
+
+# -- output: output.fast_data against poll_transmit's full path ------------------------
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_a_small_write_leaves_by_the_output_fast_path_with_the_full_paths_bytes(
+    timestamps: bool,
+) -> None:
+    a, b = pair(timestamps)
+    for i, now in enumerate((ms(2), ms(4), ms(6))):
+        for side in (a, b):
+            side.conn.send(b"SELECT %d" % i)
+            side.core.touch(side.conn)
+        same(a, b, now)  # the same bytes on the wire, the same connection after
+        una = a.iss + 1 + 8 * (i + 1)
+        options = ts(PEER_TS + 1 + i, a) if timestamps else ()
+        hdr = a.header(IRS + 1 + i, una, ACK | PSH, options=options)
+        assert a.feed(ms(3 + 2 * i), hdr, b"1")
+        b.feed(ms(3 + 2 * i), hdr, b"1", fast=False)
+        same(a, b, ms(3 + 2 * i))
+    assert (a.core.fast_output_segments, b.core.fast_output_segments) == (3, 0)
+
+
+def _owe_nagle(side: Side) -> None:
+    side.conn.nodelay = False
+    side.conn.send(b"a")
+    side.core.touch(side.conn)
+    side.flush(ms(2))  # one small segment unacknowledged: Nagle holds the next
+    side.conn.send(b"b")
+
+
+def _owe_fin(side: Side) -> None:
+    side.conn.send(b"last")
+    side.conn.shutdown()
+
+
+def _owe_full_segment(side: Side) -> None:
+    side.conn.send(bytes(side.conn.mss_send))
+
+
+def _owe_small_peer_window(side: Side) -> None:
+    side.feed(
+        ms(2), side.header(IRS + 1, side.iss + 1, ACK, window=4, options=ts(PEER_TS + 1, side))
+    )
+    side.conn.send(b"SELECT 1")
+
+
+def _owe_sack_blocks(side: Side) -> None:
+    hdr = side.header(IRS + 11, side.iss + 1, ACK | PSH, options=ts(PEER_TS + 1, side))
+    side.feed(ms(2), hdr, b"later", fast=False)  # a hole before it: SACK blocks owed
+    side.flush(ms(2))
+    side.conn.send(b"SELECT 1")
+
+
+def _owe_held_tail(side: Side) -> None:
+    side.conn.snd.hold_tail = True  # (as while a large write is pushed out at once)
+    side.conn.send(b"tail")
+
+
+def _owe_retransmission(side: Side) -> None:
+    side.conn.send(b"SELECT 1")
+    side.core.touch(side.conn)
+    side.flush(ms(2))
+    at = side.conn.timers.rto
+    assert at is not None
+    side.core.on_timeout(at)  # SND.NXT back to SND.UNA: the data goes again
+
+
+@pytest.mark.parametrize(
+    "owe",
+    [
+        _owe_nagle,
+        _owe_fin,
+        _owe_full_segment,
+        _owe_small_peer_window,
+        _owe_sack_blocks,
+        _owe_held_tail,
+        _owe_retransmission,
+    ],
+)
+def test_output_the_fast_path_leaves_to_the_full_path(owe: Callable[[Side], None]) -> None:
+    """Each case the output fast path refuses: the full path's result, nothing taken."""
+    a, b = pair(sack=True)
+    assert a.conn.sack_ok
+    for side in (a, b):
+        owe(side)
+        side.core.touch(side.conn)
+    taken = a.core.fast_output_segments
+    same(a, b, ms(5))
+    assert a.core.fast_output_segments == taken
+    same(a, b, ms(6))

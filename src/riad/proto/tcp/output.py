@@ -8,11 +8,13 @@ windows allow, with Nagle in Minshall's variant (a short segment waits only
 while another short one is unacknowledged) and SWS avoidance, then a due ACK
 or a probe. Data segments may be TSO super-segments (``TcpSegment.gso_size``)
 when the device cuts them. Every segment carries our current ACK and a window
-that never shrinks (RFC 9293 3.8.6.2.2).
+that never shrinks (RFC 9293 3.8.6.2.2). ``fast_data(conn, now)`` is the
+common case alone (an ESTABLISHED connection's small new segment) as plain
+fields for the owner to pack, with the same state changes, or ``None``.
 
 These steps read and advance the connection's parts (``snd``, ``rcv``,
 ``recovery``, ``timers``, ``rtt``); sequence numbers become 32-bit wire values
-here, in the header built by ``emit``, and nowhere before.
+here, in the header built by ``emit`` (or ``fast_data``'s fields), and nowhere before.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from riad.wire.tcp import (
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
-__all__ = ["TcpSegment", "emit", "poll_transmit"]
+__all__ = ["TcpSegment", "ack_and_window", "emit", "fast_data", "poll_transmit"]
 
 
+_TS_BYTES = 12  # NOP NOP TIMESTAMPS on a segment other than a SYN
 _make_header = trusted_constructor(TcpHeader)
 _make_ts = trusted_constructor(TimestampsOption)
 
@@ -274,6 +277,16 @@ def send_range(
         seg_end += 1
     if n and start + n == buf_end:
         flags |= PSH
+    _sent(conn, now, start, n, seg_end, retransmit)
+    return emit(conn, now, start, flags, payload, options, gso)
+
+
+def _sent(
+    conn: TcpConnection, now: Instant, start: int, n: int, seg_end: int, retransmit: bool
+) -> None:
+    """Account for a segment of ``n`` bytes from ``start`` (up to ``seg_end`` with a FIN)
+    leaving: SND.NXT and SND.MAX, RTT timing, Nagle's mark, counters, timers."""
+    snd = conn.snd
     if seg_end > snd.nxt:
         snd.nxt = seg_end
     rtt = conn.rtt
@@ -303,7 +316,53 @@ def send_range(
         lone = snd.max - snd.una <= snd.mss
         timers.arm_tlp(now, rtt.srtt_ns, lone, conn.recovery.in_recovery)
     timers.persist = None
-    return emit(conn, now, start, flags, payload, options, gso)
+
+
+def fast_data(conn: TcpConnection, now: Instant) -> tuple[int, int, int, int, bytes] | None:
+    """The common segment of an ESTABLISHED connection, without a header object: every
+    byte buffered, new, in one segment under the MSS that Nagle and the windows let go.
+
+    Returns ``(seq, ack, flags, window, payload)`` (wire values; the caller adds our
+    timestamps when they were negotiated) with the connection's state advanced exactly as
+    ``poll_transmit`` advances it for that segment, or ``None`` having changed nothing:
+    a FIN, RST, retransmission or loss recovery due, SACK blocks to report, data beyond
+    one small segment or the windows, Nagle or ``hold_tail`` holding it. The
+    caller has checked that the connection is ESTABLISHED.
+    """
+    if conn.rst_pending or conn.reset_seq is not None:
+        return None
+    snd = conn.snd
+    recovery = conn.recovery
+    rcv = conn.rcv
+    if (
+        recovery.rtx_seq is not None
+        or recovery.in_recovery
+        or snd.fin_seq is not None
+        or snd.hold_tail
+        or (conn.sack_ok and (rcv.reassembly or rcv.dsack is not None))
+    ):
+        return None
+    start = snd.nxt
+    buf = snd.buffer
+    n = buf.start_seq + len(buf.data) - start
+    if n <= 0 or n >= snd.mss or start != snd.max:
+        return None
+    una = snd.una
+    if (
+        n > una + conn.cc.cwnd - start
+        or n > una + snd.wnd - start
+        or n > snd.seg_max - (_TS_BYTES if conn.ts_ok else 0)
+    ):
+        return None
+    if not (snd.force or conn.nodelay or snd.small_end <= una or n >= snd.max_wnd // 2 > 0):
+        return None  # Nagle holds it (the full path arms the persist timer if need be)
+    snd.force = False
+    payload = buf.read(start, n)
+    _sent(conn, now, start, n, start + n, False)
+    ack, window = ack_and_window(conn)
+    conn.stats.segments_out += 1
+    snd.last_send = now
+    return start & SEQ_MASK, ack & SEQ_MASK, ACK | PSH, window, payload
 
 
 def _maybe_arm_persist(conn: TcpConnection, now: Instant) -> None:
@@ -331,24 +390,11 @@ def emit(
         if flags & ACK:
             ack = rcv.nxt
             rcv.adv = ack + window
+            _ack_sent(conn, ack)
     elif flags & ACK:
-        ack = rcv.nxt
-        room = rcv.limit - len(rcv.buffer)  # rcv.window(), inline: once per segment
-        right = ack + room if room > 0 else ack
-        if right < rcv.adv:
-            right = rcv.adv  # never shrink the window (RFC 9293 3.8.6.2.2)
-        window = (right - ack) >> rcv.wscale
-        if window > 0xFFFF:
-            window = 0xFFFF
-        rcv.adv = ack + (window << rcv.wscale)
+        ack, window = ack_and_window(conn)
     else:
         window = 0
-    if flags & ACK:
-        rcv.last_ack_sent = ack
-        rcv.ack_now = False
-        rcv.update_due = False
-        rcv.unacked_bytes = 0
-        conn.timers.delack = None
     header = _make_header(
         conn.local_port,
         conn.remote_port,
@@ -364,6 +410,33 @@ def emit(
     conn.stats.segments_out += 1
     conn.snd.last_send = now
     return TcpSegment(header, payload, gso_size)
+
+
+def ack_and_window(conn: TcpConnection) -> tuple[int, int]:
+    """RCV.NXT and the window field of a segment other than a SYN (scaled, never
+    shrinking the window: RFC 9293 3.8.6.2.2); the ACK they carry counts as sent."""
+    rcv = conn.rcv
+    ack = rcv.nxt
+    room = rcv.limit - len(rcv.buffer)  # rcv.window(), inline: once per segment
+    right = ack + room if room > 0 else ack
+    if right < rcv.adv:
+        right = rcv.adv
+    window = (right - ack) >> rcv.wscale
+    if window > 0xFFFF:
+        window = 0xFFFF
+    rcv.adv = ack + (window << rcv.wscale)
+    _ack_sent(conn, ack)
+    return ack, window
+
+
+def _ack_sent(conn: TcpConnection, ack: int) -> None:
+    """A segment acknowledging ``ack`` leaves: no ACK or window update is owed any more."""
+    rcv = conn.rcv
+    rcv.last_ack_sent = ack
+    rcv.ack_now = False
+    rcv.update_due = False
+    rcv.unacked_bytes = 0
+    conn.timers.delack = None
 
 
 def _data_options(conn: TcpConnection, now: Instant) -> tuple[TcpOption, ...]:
