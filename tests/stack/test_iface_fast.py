@@ -9,7 +9,8 @@ import pytest
 
 from riad.backends.netdev import PLAIN, RX_CSUM_VALID, TxOffload
 from riad.proto.addrconf import AddrConfConfig
-from riad.proto.ipv6 import Ipv6Config
+from riad.proto.ipv6 import Ipv6Config, Ipv6Core
+from riad.proto.ndp import NeighbourState
 from riad.proto.transport import Outbound, TransportOffload
 from riad.stack.iface import Interface, InterfaceConfig
 from riad.time import Duration, Instant
@@ -251,21 +252,8 @@ def test_over_ipv6_a_segment_tcp_took_leaves_events_for_tcp_alone() -> None:
     """As over IPv4: a TCP segment over IPv6 that TCP's header prediction took leaves
     ``full_input`` unset (the stack then runs TCP's event pump alone); a datagram UDP's
     fast input took, and a segment TCP refused (the full path), set it."""
-    static = Ipv6Config(
-        addresses=(IPv6Interface(f"{ME6}/64"),), addrconf=AddrConfConfig(dad_transmits=0)
-    )
-    iface = Interface(
-        mac=ME_MAC,
-        mtu=1500,
-        capabilities=PLAIN,
-        config=InterfaceConfig(address=IPv4Interface("10.0.0.1/24"), ipv6=static),
-        entropy=lambda n: bytes(n),
-    )
     tcp, udp = FastTransport(take=True), FastUdp(take=True)
-    iface.register(tcp)
-    iface.register(udp)
-    iface.start(T0)
-    iface.on_timeout(T0 + Duration.from_secs(2))
+    iface = make6(True, tcp, udp)
     iface.full_input = False
     iface.handle(frame6(6), RX_CSUM_VALID, T0)
     assert tcp.offered == [(SEGMENT, PEER6.packed + ME6.packed, True)]
@@ -276,3 +264,171 @@ def test_over_ipv6_a_segment_tcp_took_leaves_events_for_tcp_alone() -> None:
     tcp.take = False
     iface.handle(frame6(6), RX_CSUM_VALID, T0)
     assert len(tcp.offered) == 2 and len(tcp.seen) == 1 and iface.full_input
+
+
+def make6(fast: bool = True, *transports: FakeTransport) -> Interface:
+    """An interface holding ``ME6`` (no duplicate address detection), started, with
+    ``transports`` (by default a ``FastTransport`` taking what it is offered)."""
+    static = Ipv6Config(
+        addresses=(IPv6Interface(f"{ME6}/64"),), addrconf=AddrConfConfig(dad_transmits=0)
+    )
+    iface = Interface(
+        mac=ME_MAC,
+        mtu=1500,
+        capabilities=PLAIN,
+        config=InterfaceConfig(address=IPv4Interface("10.0.0.1/24"), ipv6=static, fast_paths=fast),
+        entropy=lambda n: bytes(n),
+    )
+    for transport in transports or (FastTransport(take=True),):
+        iface.register(transport)
+    iface.start(T0)
+    iface.on_timeout(T0 + Duration.from_secs(2))
+    iface.poll_transmit(T0 + Duration.from_secs(2))  # start-up's reports and solicitations
+    return iface
+
+
+def reachable(iface: Interface, address: IPv6Address, mac: MacAddress, now: Instant) -> None:
+    ipv6 = iface.ipv6
+    assert ipv6 is not None
+    ipv6.nd.learn(address, mac, now)
+    ipv6.nd.confirm_reachable(address, now)
+
+
+def send6(iface: Interface, dst: IPv6Address, size: int, now: Instant, gso: int = 0) -> list:  # type: ignore[type-arg]
+    """One TCP packet of ``size`` bytes from ``ME6`` to ``dst`` through the interface's
+    output (as a transport's), and every frame that flush sent: ``(bytes, offload)``."""
+    offload = TransportOffload(16, gso, 20) if gso else TransportOffload(16)
+    transport = iface.handlers[6]
+    assert isinstance(transport, FastTransport)
+    transport.outbox.append(Outbound(dst, 6, [bytes([size & 0xFF]) * size], offload, True, ME6))
+    return [(joined(f), f[1]) for f in iface.poll_transmit(now)]
+
+
+T1 = T0 + Duration.from_secs(2)
+
+
+def test_ipv6_send_from_a_route_is_the_full_paths_frame() -> None:
+    # the same packets with the fast paths on (the second and later from the route the
+    # first made) and off: byte for byte the same frames and device offloads
+    sizes = [(20, 0), (1000, 0), (1460, 0), (1461, 0), (30_000, 1428), (21, 0)] * 2
+    frames = []
+    made = []
+    for fast in (True, False):
+        iface = make6(fast)
+        reachable(iface, PEER6, PEER_MAC, T1)
+        out = []
+        for size, gso in sizes:
+            out += send6(iface, PEER6, size, T1, gso)
+        frames.append(out)
+        made.append(len(iface._routes6))
+    assert frames[0] == frames[1]
+    assert made == [1, 0]  # the fast path kept one route; off, none
+    to_peer = [raw for raw, _ in frames[0] if raw[:6] == bytes(PEER_MAC)]  # (not MLD's)
+    assert len(to_peer) == len(sizes) + 2  # the two 1,461-byte packets in fragments
+    for raw in to_peer:
+        ip, _ = Ipv6Header.parse(raw[14:])
+        assert (ip.src, ip.dst, ip.hop_limit) == (ME6, PEER6, 64)
+
+
+def _route_used(iface: Interface, dst: IPv6Address, now: Instant) -> tuple[list, bool]:  # type: ignore[type-arg]
+    """Send one packet to ``dst``; whether it left from a kept route (``Ipv6Core.send``
+    not called)."""
+    ipv6 = iface._ipv6
+    assert ipv6 is not None
+    calls = [0]
+    send = ipv6.send
+
+    def counting(*args: object, **kwargs: object) -> bool:
+        calls[0] += 1
+        return send(*args, **kwargs)  # type: ignore[arg-type]
+
+    ipv6.send = counting  # type: ignore[method-assign]
+    try:
+        return send6(iface, dst, 100, now), calls[0] == 0
+    finally:
+        del ipv6.send
+
+
+def test_an_ipv6_route_is_used_only_while_all_it_rests_on_holds() -> None:
+    iface = make6()
+    ipv6 = iface._ipv6
+    assert ipv6 is not None
+    reachable(iface, PEER6, PEER_MAC, T1)
+    assert _route_used(iface, PEER6, T1)[1] is False  # the first: the full path, learned
+    assert _route_used(iface, PEER6, T1)[1] is True
+    # another object for the same address: the full path (and it learns its own route)
+    assert _route_used(iface, IPv6Address(str(PEER6)), T1)[1] is False
+    # the hop limit a router advertised is the frame's at once
+    ipv6.hop_limit = 7
+    frames, used = _route_used(iface, PEER6, T1)
+    assert used and Ipv6Header.parse(frames[0][0][14:])[0].hop_limit == 7
+    # the neighbour moved: the full path, to its new address (and DELAY started)
+    new_mac = MacAddress("02:00:00:00:00:42")
+    ipv6.nd.learn(PEER6, new_mac, T1)
+    frames, used = _route_used(iface, PEER6, T1)
+    assert not used and frames[0][0][:6] == bytes(new_mac)
+    assert ipv6.nd.state(PEER6, T1) is NeighbourState.DELAY
+    # REACHABLE again: a route again; then past its reachable time, the full path's
+    # lookup starts DELAY
+    ipv6.nd.confirm_reachable(PEER6, T1)
+    _route_used(iface, PEER6, T1)
+    assert _route_used(iface, PEER6, T1)[1] is True
+    late = T1 + Duration.from_secs(60)
+    assert _route_used(iface, PEER6, late)[1] is False
+    assert ipv6.nd.state(PEER6, late) is NeighbourState.DELAY
+    # a lower path MTU (the router table's version): the full path, in fragments
+    ipv6.nd.confirm_reachable(PEER6, late)
+    _route_used(iface, PEER6, late)
+    assert _route_used(iface, PEER6, late)[1] is True
+    assert ipv6.routes.lower_path_mtu(PEER6, 1280, late)
+    frames, used = _route_used(iface, PEER6, late)
+    assert not used
+    assert _route_used(iface, PEER6, late)[1] is True  # the route made anew
+    # too long for the path now: fragments, from the full path
+    fragments = send6(iface, PEER6, 1300, late)
+    assert len(fragments) == 2
+    assert {Ipv6Header.parse(raw[14:])[0].next_header for raw, _ in fragments} == {44}
+
+
+def _routed() -> tuple[Interface, Ipv6Core]:
+    """``make6``'s interface, its peer REACHABLE and a route to it in use."""
+    iface = make6()
+    ipv6 = iface._ipv6
+    assert ipv6 is not None
+    reachable(iface, PEER6, PEER_MAC, T1)
+    _route_used(iface, PEER6, T1)
+    assert _route_used(iface, PEER6, T1)[1] is True
+    return iface, ipv6
+
+
+def test_an_ipv6_route_dies_with_its_neighbour_entry_and_our_address() -> None:
+    iface, ipv6 = _routed()
+    # the cache, full, evicts the entry: the route is not used and the peer is resolved anew
+    for i in range(ipv6.nd.config.max_entries):
+        ipv6.nd.learn(IPv6Address(f"2001:db8::1:{i:x}"), PEER_MAC, T1)
+    assert ipv6.nd.state(PEER6, T1) is None
+    frames, used = _route_used(iface, PEER6, T1)
+    assert not used and ipv6.nd.state(PEER6, T1) is NeighbourState.INCOMPLETE
+    assert all(raw[12:14] == b"\x86\xdd" and raw[54] == 135 for raw, _ in frames)  # a solicitation
+    # our address goes: the epoch moves, and the route is not used
+    fresh, ipv6 = _routed()
+    epoch = ipv6.epoch
+    ipv6.addresses.remove(ME6)
+    ipv6.on_timeout(T1)  # (its parts' timers: the address table's events followed)
+    assert ipv6.epoch != epoch
+    assert _route_used(fresh, PEER6, T1)[1] is False
+
+
+def test_over_ipv6_tcp_is_offered_once_and_only_for_an_address_of_ours() -> None:
+    for fast in (True, False):
+        iface = make6(fast)
+        tcp = iface.handlers[6]
+        assert isinstance(tcp, FastTransport)
+        tcp.take = False
+        iface.handle(frame6(6), RX_CSUM_VALID, T1)  # refused: the full path, once
+        assert len(tcp.offered) == (1 if fast else 0) and len(tcp.seen) == 1
+        other = bytearray(frame6(6))
+        other[53] ^= 1  # to an address not ours: not offered, dropped by the full path
+        iface.handle(bytes(other), RX_CSUM_VALID, T1)
+        assert len(tcp.offered) == (1 if fast else 0) and len(tcp.seen) == 1
+        assert iface.drops["ipv6.not_for_us"] == 1

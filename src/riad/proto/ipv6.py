@@ -72,7 +72,7 @@ from riad.proto.icmpv6 import Icmpv6Core, Icmpv6Error
 from riad.proto.ipv6_reassembly import Ipv6Reassembler
 from riad.proto.jitter import Entropy, uniform_duration
 from riad.proto.mld import MldConfig, MulticastListener
-from riad.proto.ndp import NdpConfig, NeighbourCache, NeighbourState
+from riad.proto.ndp import NdpConfig, NeighbourCache, NeighbourEntry, NeighbourState
 from riad.proto.routers import RouterConfig, RouterTable
 from riad.proto.transport import IpProtocolHandler, TransportOffload
 from riad.time import Duration, Instant
@@ -102,7 +102,7 @@ from riad.wire.ndp import (
     parse_ndp,
 )
 
-__all__ = ["TAKEN_BY_TCP", "TAKEN_BY_UDP", "Frame", "Ipv6Config", "Ipv6Core"]
+__all__ = ["TAKEN_BY_TCP", "TAKEN_BY_UDP", "Frame", "Ipv6Config", "Ipv6Core", "Ipv6Route"]
 
 TAKEN_BY_TCP = 1
 """``Ipv6Core.handle``: TCP's header prediction took the packet."""
@@ -148,6 +148,26 @@ class _Path:
     group_mac: MacAddress | None
     src: IPv6Address | None = None
     src_packed: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv6Route:
+    """How a transport's packets from ``src`` to ``dst`` leave while nothing changes, for
+    the interface to send them without ``Ipv6Core.send`` (as its IPv4 header templates
+    do): the Ethernet and IPv6 headers (``head``, payload length and hop limit left to
+    fill), the path MTU, and what keeps it valid, all checked before each use: the next
+    hop's neighbour entry still REACHABLE with the link-layer address it had, and the
+    router table's ``version`` and the core's ``epoch`` (our addresses) unchanged."""
+
+    dst: IPv6Address
+    src: IPv6Address
+    protocol: int
+    head: bytes
+    mtu: int
+    entry: NeighbourEntry[_Held]
+    mac: MacAddress
+    version: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,7 +230,10 @@ class Ipv6Core:
         self.reassembler = Ipv6Reassembler(config.reassembly, self.drops)
         self._unicast: set[IPv6Address] = set()
         """Assigned addresses (PREFERRED or DEPRECATED): packets to them are ours."""
-        self._unicast_packed: set[bytes] = set()
+        self.unicast_packed: set[bytes] = set()
+        """Their packed forms (the interface's fast input reads them)."""
+        self.epoch = 0
+        """Moves whenever our addresses change: an ``Ipv6Route`` made before is void."""
         self.parts_touched = False
         """A send gave the neighbour cache work (a timer, a resolution) since the caller
         cleared this: its parts then have something to send or a new deadline."""
@@ -286,19 +309,20 @@ class Ipv6Core:
             elif kind == "assigned":
                 self.nd.add_address(address)
                 self._unicast.add(address)
-                self._unicast_packed.add(address.packed)
+                self.unicast_packed.add(address.packed)
                 self._join_solicited(address, now)
                 if event.origin is AddressOrigin.LINK_LOCAL and self.config.accept_ra:
                     self.routes.start_solicitation(now)  # RFC 4861 6.3.7
             elif kind in ("removed", "duplicate"):
                 self.nd.remove_address(address)
                 self._unicast.discard(address)
-                self._unicast_packed.discard(address.packed)
+                self.unicast_packed.discard(address.packed)
                 if address in self._solicited_for:
                     self._solicited_for.discard(address)
                     self.mld.leave(solicited_node_address(address), now)
             self._sources.clear()
             self._paths.clear()
+            self.epoch += 1
             self._events.append(event)
 
     def _join_solicited(self, address: IPv6Address, now: Instant) -> None:
@@ -353,7 +377,7 @@ class Ipv6Core:
             word, length, nh, addresses = _FAST_RX.unpack_from(data)
             if (
                 word >> 28 == 6
-                and addresses[16:] in self._unicast_packed
+                and addresses[16:] in self.unicast_packed
                 and length <= len(data) - 40
             ):
                 if nh == 6:
@@ -374,10 +398,11 @@ class Ipv6Core:
                         and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
                     ):
                         return TAKEN_BY_UDP
-        self._full_input(data, checksum_trusted, now)
+        self.handle_full(data, checksum_trusted, now)
         return 0
 
-    def _full_input(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
+    def handle_full(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
+        """``handle`` without the fast inputs: for a packet one of them already refused."""
         drops = self.drops
         if self.addresses.disabled:
             drops["ipv6.disabled"] += 1
@@ -686,6 +711,37 @@ class Ipv6Core:
             )
             return self._route(path, src, head, parts, offload, now)
         return self._fragment(path, src, protocol, parts, payload_len, now, offload)
+
+    def route(
+        self, src: IPv6Address, dst: IPv6Address, protocol: int, now: Instant
+    ) -> Ipv6Route | None:
+        """The way out of packets like the one ``send`` just sent from ``src`` to ``dst``,
+        for the interface to keep: None unless their path is known and its next hop
+        REACHABLE (a multicast destination, a next hop being resolved or probed, take
+        ``send`` every time), or with the fast paths off."""
+        if (
+            not self._fast_paths
+            or self.addresses.disabled
+            or self._paths_version != self.routes.version
+        ):
+            return None
+        path = self._paths.get(dst)
+        if path is None or path.hop is None:
+            return None
+        entry = self.nd.reachable_entry(path.hop, now)
+        if entry is None or entry.mac is None:
+            return None
+        mac = entry.mac
+        head = bytearray(54)
+        head[0:6] = mac
+        head[6:12] = self._mac_bytes
+        head[12:14] = _ETH_IPV6
+        _IP6.pack_into(
+            head, 14, _VERSION_WORD, 0, protocol, 0, self._packed_of(src), path.dst_packed
+        )
+        return Ipv6Route(
+            dst, src, protocol, bytes(head), path.mtu, entry, mac, self.routes.version, self.epoch
+        )
 
     def _path(self, dst: IPv6Address) -> _Path | None:
         """Work out how packets to ``dst`` leave (None: they cannot; the drop is counted)."""

@@ -57,7 +57,7 @@ from riad.wire.ndp import (
     NeighbourSolicitation,
 )
 
-__all__ = ["NdpConfig", "NdpTransmit", "NeighbourCache", "NeighbourState"]
+__all__ = ["NdpConfig", "NdpTransmit", "NeighbourCache", "NeighbourEntry", "NeighbourState"]
 
 T = TypeVar("T")
 
@@ -100,7 +100,10 @@ class NdpTransmit:
 
 
 @dataclass(slots=True)
-class _Entry(Generic[T]):
+class NeighbourEntry(Generic[T]):
+    """One neighbour's entry. An entry taken out of the cache while another holds it
+    (an IPv6 send template, ``riad.proto.ipv6.Ipv6Route``) reads STALE there."""
+
     state: NeighbourState
     mac: MacAddress | None
     is_router: bool = False
@@ -137,7 +140,7 @@ class NeighbourCache(Generic[T]):
         self._reachable_time = self.config.reachable_time
         self._addresses: dict[IPv6Address, None] = dict.fromkeys(addresses)
         self._tentative: set[IPv6Address] = set()
-        self._entries: dict[IPv6Address, _Entry[T]] = {}
+        self._entries: dict[IPv6Address, NeighbourEntry[T]] = {}
         self._timed: set[IPv6Address] = set()
         self._incomplete = 0
         self._outbox: list[NdpTransmit] = []
@@ -266,7 +269,7 @@ class NeighbourCache(Generic[T]):
             self._settle(address, entry, now, reachable=True)
 
     def _settle(
-        self, address: IPv6Address, entry: _Entry[T], now: Instant, *, reachable: bool
+        self, address: IPv6Address, entry: NeighbourEntry[T], now: Instant, *, reachable: bool
     ) -> None:
         """Move a resolved entry to REACHABLE or STALE, ending any resolution or probing."""
         if entry.state is NeighbourState.INCOMPLETE:
@@ -285,6 +288,17 @@ class NeighbourCache(Generic[T]):
             entry.deadline = None
 
     # -- the IPv6 layer's side --------------------------------------------------------
+
+    def reachable_entry(self, address: IPv6Address, now: Instant) -> NeighbourEntry[T] | None:
+        """The entry of ``address`` if it is REACHABLE at ``now`` (``lookup`` would give its
+        link-layer address and change nothing), else None."""
+        entry = self._entries.get(address)
+        if entry is None or entry.mac is None or entry.state is not _REACHABLE:
+            return None
+        deadline = entry.deadline
+        if deadline is None or now.ns >= deadline.ns:
+            return None
+        return entry
 
     def lookup(self, address: IPv6Address, now: Instant) -> MacAddress | None:
         """The link-layer address to send a packet to ``address``, if known.
@@ -352,17 +366,17 @@ class NeighbourCache(Generic[T]):
 
     def _insert(
         self, address: IPv6Address, state: NeighbourState, mac: MacAddress | None
-    ) -> _Entry[T]:
+    ) -> NeighbourEntry[T]:
         entries = self._entries
         if len(entries) >= self.config.max_entries:
             victim = next(
                 (a for a, e in entries.items() if e.state is not NeighbourState.INCOMPLETE), None
             )
             if victim is not None:
-                del entries[victim]
+                entries.pop(victim).state = NeighbourState.STALE  # (see NeighbourEntry)
                 self._timed.discard(victim)
                 self.drops["ndp.cache_evicted"] += 1
-        entry: _Entry[T] = _Entry(state, mac)
+        entry: NeighbourEntry[T] = NeighbourEntry(state, mac)
         entries[address] = entry
         return entry
 
@@ -412,7 +426,7 @@ class NeighbourCache(Generic[T]):
             entry.probes += 1
             entry.deadline = now + cfg.retrans_timer
 
-    def _solicit(self, address: IPv6Address, entry: _Entry[T]) -> None:
+    def _solicit(self, address: IPv6Address, entry: NeighbourEntry[T]) -> None:
         source = entry.source if entry.source in self._addresses else self._source_for(None)
         if source is None:
             return
@@ -425,7 +439,7 @@ class NeighbourCache(Generic[T]):
         elif entry.mac is not None:
             self._outbox.append(NdpTransmit(entry.mac, source, address, ns))
 
-    def _give_up(self, address: IPv6Address, entry: _Entry[T]) -> None:
+    def _give_up(self, address: IPv6Address, entry: NeighbourEntry[T]) -> None:
         del self._entries[address]
         self._timed.discard(address)
         if entry.state is NeighbourState.INCOMPLETE:

@@ -42,7 +42,8 @@ from riad.backends.netdev import (
 from riad.proto.arp import ArpConfig, ArpEntry, ArpResolver
 from riad.proto.icmp import EchoReply, IcmpConfig, IcmpCore, IcmpError
 from riad.proto.ipv4 import Reassembler, ReassemblyConfig, fragment_offsets
-from riad.proto.ipv6 import TAKEN_BY_TCP, FastInput, Ipv6Config, Ipv6Core
+from riad.proto.ipv6 import TAKEN_BY_TCP, FastInput, Ipv6Config, Ipv6Core, Ipv6Route
+from riad.proto.ndp import NeighbourState
 from riad.proto.transport import IpAddress, IpProtocolHandler, Outbound, TransportOffload
 from riad.time import Instant
 from riad.wire.arp import ArpPacket
@@ -74,6 +75,9 @@ _make_ipv4 = trusted_constructor(Ipv4Header)
 # destination (packed, together)
 _FAST_RX = struct.Struct("!6s6xHBxH2xHxB2x8s")
 _MOD = 0xFFFF
+_FAST_RX6 = struct.Struct("!IHBx32s")  # IPv6's fixed header at 14: version word to addresses
+_PAYLOAD_LENGTH6 = struct.Struct("!H")
+_REACHABLE = NeighbourState.REACHABLE
 # the words of an IPv4 header a route's template leaves to each datagram: total length,
 # identification, flags and fragment offset, TTL, protocol, checksum
 _IP_VARYING = struct.Struct("!HHHBBH")
@@ -162,6 +166,10 @@ class Interface:
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
         # next hop; dropped when the address or gateway changes
         self._routes: dict[int, _Route] = {}
+        # IPv6's by the destination address object's identity (a connection sends every
+        # packet to one object: no hashing of IPv6Address per packet); a route holds the
+        # object, so its identity is not reused while kept
+        self._routes6: dict[int, Ipv6Route] = {}
         self._frames: list[tuple[list[BytesLike], TxOffload | None]] = []
         self._ident = ident_start & 0xFFFF
         self._mac_prefix = bytes(mac)
@@ -299,6 +307,22 @@ class Interface:
                 # input took touched none of the parts below the transports, and one
                 # TCP's header prediction took left events for TCP alone, as over IPv4
                 view = frame if type(frame) is memoryview else memoryview(frame)
+                if len(frame) >= 74:
+                    # a TCP segment right after the fixed header, to an assigned address
+                    # of ours, goes to header prediction from the frame, as over IPv4
+                    word, length, nh, addresses6 = _FAST_RX6.unpack_from(frame, 14)
+                    if (
+                        nh == 6
+                        and word >> 28 == 6
+                        and addresses6[16:] in ipv6.unicast_packed
+                        and 20 <= length <= len(frame) - 54
+                    ):
+                        if fast(frame, 54, 54 + length, addresses6, now, bool(flags & _TRUSTED)):
+                            return
+                        self.full_input = True  # refused: the full path, not offered again
+                        self._unsettle()
+                        ipv6.handle_full(view[14:], bool(flags & _TRUSTED), now)
+                        return
                 taken = ipv6.handle(view[14:], bool(flags & _TRUSTED), now)
                 if taken != TAKEN_BY_TCP:
                     self.full_input = True
@@ -630,12 +654,50 @@ class Interface:
     ) -> bool:
         """``Ipv6Core.send``, its frames taken at once: a packet along a known path to a
         REACHABLE neighbour leaves the parts below the transports settled; one that gave
-        the neighbour cache work (a DELAY timer, a resolution) unsettles them."""
+        the neighbour cache work (a DELAY timer, a resolution) unsettles them.
+
+        A packet from ``src`` to ``dst`` whose ``Ipv6Route`` the interface keeps, still
+        valid (see there) and not to be fragmented, leaves from that template: the same
+        frame ``send`` builds, without its lookups."""
+        route = self._routes6.get(id(dst))
+        if (
+            route is not None
+            and route.dst is dst
+            and route.src is src
+            and route.protocol == protocol
+            and route.version == ipv6.routes.version
+            and route.epoch == ipv6.epoch
+        ):
+            entry = route.entry
+            deadline = entry.deadline
+            if (
+                entry.state is _REACHABLE
+                and entry.mac is route.mac
+                and deadline is not None
+                and now.ns < deadline.ns
+            ):
+                payload_len = sum(map(len, parts))
+                if payload_len <= route.mtu - 40 or (offload is not None and offload.gso_size):
+                    if payload_len > 65535:  # (as send refuses it)
+                        raise ValueError(f"IPv6 payload of {payload_len} bytes exceeds 65535")
+                    head = bytearray(route.head)
+                    _PAYLOAD_LENGTH6.pack_into(head, 18, payload_len)
+                    head[21] = ipv6.hop_limit
+                    self._frames.append(([head, *parts], _tx_offload6(offload)))
+                    return True
         sent = ipv6.send(src, dst, protocol, parts, now, offload)
         if ipv6.parts_touched:
             ipv6.parts_touched = False
             self._unsettle()
         self._take_ipv6_frames(ipv6.take_sent())
+        if sent and src is not None and self.config.fast_paths:
+            route = ipv6.route(src, dst, protocol, now)
+            if route is not None:
+                routes = self._routes6
+                key = id(dst)
+                if len(routes) >= _MAX_ROUTES and key not in routes:
+                    del routes[next(iter(routes))]
+                routes[key] = route
         return sent
 
     def _poll_parts(self, now: Instant) -> None:
@@ -661,20 +723,7 @@ class Interface:
         self, frames: list[tuple[list[BytesLike], TransportOffload | None]]
     ) -> None:
         for parts, offload in frames:
-            tx = None
-            if offload is not None:  # the transport header follows Ethernet and IPv6
-                gso = offload.gso_size
-                if gso:
-                    tx = TxOffload(
-                        csum_start=54,
-                        csum_offset=offload.csum_offset,
-                        gso_type=GSO_TCPV6,
-                        gso_size=gso,
-                        hdr_len=54 + offload.header_len,
-                    )
-                else:
-                    tx = _TX_CSUM6.get(offload.csum_offset) or TxOffload(54, offload.csum_offset)
-            self._frames.append((parts, tx))
+            self._frames.append((parts, _tx_offload6(offload)))
 
     # -- timers ------------------------------------------------------------
 
@@ -726,3 +775,20 @@ class Interface:
             when = self._ipv6.poll_at()
             if when is not None and when <= now:
                 self._ipv6.on_timeout(now)
+
+
+def _tx_offload6(offload: TransportOffload | None) -> TxOffload | None:
+    """The device's offload for a transport's over IPv6 (its header after Ethernet's 14
+    bytes and IPv6's 40)."""
+    if offload is None:
+        return None
+    gso = offload.gso_size
+    if gso:
+        return TxOffload(
+            csum_start=54,
+            csum_offset=offload.csum_offset,
+            gso_type=GSO_TCPV6,
+            gso_size=gso,
+            hdr_len=54 + offload.header_len,
+        )
+    return _TX_CSUM6.get(offload.csum_offset) or TxOffload(54, offload.csum_offset)
