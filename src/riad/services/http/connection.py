@@ -602,7 +602,7 @@ class HttpConnection:
             if not self._head_request:
                 self._response_bytes += len(body)
             transport = self._transport
-            chunk = self._limits.max_write_bytes
+            chunk = min(self._limits.max_write_bytes, FAIR_SHARE_BYTES)
             try:
                 for piece in pieces:
                     if len(piece) <= chunk:
@@ -640,7 +640,8 @@ class HttpConnection:
     async def _write_in_chunks(self, data: bytes, chunk: int) -> None:
         """Write a large piece ``chunk`` bytes at a time, each once the stream has room
         again: a client that reads slowly holds no more than a chunk of it in the
-        stream's buffers (``HttpLimits.max_write_bytes``)."""
+        stream's buffers (``HttpLimits.max_write_bytes``), and the loop's other
+        connections get a turn after each ``FAIR_SHARE_BYTES``."""
         stream = self._transport.stream
         deadline = self._deadline
         view = memoryview(data)

@@ -762,7 +762,8 @@ class Http2Connection:
             if stream.gone:
                 raise ClientGone("the stream was reset")
             window = conn.local_flow_control_window(stream.id)
-            size = min(window, conn.max_outbound_frame_size, total - sent)
+            # (a client may allow frames of up to 16 MiB: one turn still sends one share)
+            size = min(window, conn.max_outbound_frame_size, FAIR_SHARE_BYTES, total - sent)
             if size <= 0 and sent < total:
                 await self._wait_for_window(stream)
                 continue

@@ -41,11 +41,15 @@ __all__ = [
 READ_BYTES = 64 * 1024
 """How much one read asks of the stream."""
 NO_DEADLINE = math.inf
-FAIR_SHARE_BYTES = 64 * 1024
-"""A response body (HTTP/1.1 or an HTTP/2 stream) yields the event loop once per this many bytes. A stream whose
+FAIR_SHARE_BYTES = 16 * 1024
+"""A response body (HTTP/1.1 or an HTTP/2 stream) is handed to the transport at most this
+many bytes at a time, and yields the event loop after each such share. A stream whose
 buffers never fill (a fast client on loopback, a kernel's large socket buffer) never
 makes ``drain`` wait, so without it one 5 MiB download would run to its end, TLS
-encryption and all, while every other connection on the loop waited."""
+encryption and all, while every other connection on the loop waited. 16 KiB (one
+HTTP/2 frame, two TLS records) a turn: a request that arrives meanwhile waits for
+about that much of the download's encryption and segments, not for 64 KiB (or a
+256 KiB body message); it costs a download one more turn of the loop per 16 KiB."""
 
 
 class ClientGone(ConnectionError):
