@@ -1,6 +1,8 @@
 """Soak: the static site under minutes of mixed load; collector pauses, latency, memory.
 
-Run: .venv/bin/python bench/soak.py [--minutes 10] [--stack socket,direct] [--baseline DIR]
+Run: .venv/bin/python bench/soak.py [--minutes 10] [--stack socket,direct] [--rate 1500]
+     .venv/bin/python bench/soak.py --rate 0        (saturation: every client as fast as answered)
+     .venv/bin/python bench/soak.py [--baseline DIR]
      .venv/bin/python bench/soak.py --quick          (one minute per service, for development)
      .venv/bin/python bench/soak.py --stack none --reference nginx   (nginx alone)
 
@@ -12,7 +14,18 @@ service runs on one core, the clients on the other. Its interpreter times
 every collection of the cycle collector (``gc.callbacks``) and writes them
 out when it stops; the service's resident memory is read every few seconds.
 
-The load, all at once for the whole run, from real programs:
+The load, all at once for the whole run, from real programs. By default it is
+paced, as a soak's load should be: a steady rate well below what the service can
+take (``--rate``, kept-alive requests a second; the rest in proportion), each
+client waiting a random, exponentially distributed time (seeded) between an
+answer and its next request, so the requests arrive about as a Poisson stream
+would while the service keeps up (it is not an open loop: a stalled service is
+not sent more meanwhile). The report gives the rate reached and the share of
+its core the service used. ``--rate 0`` is the saturating load of the first
+runs: every client asks again as soon as it is answered, and new connections
+come from ``ab`` one after another. Paced, the new connections come from
+``wrk`` asking for each connection to be closed (its latency then starts after
+the connection and its handshake).
 
 - ``wrk``: 4 kept-alive HTTPS connections asking for the small pages in turn
   (the request latency: p50, p99, p99.9 and the largest, from wrk's own
@@ -101,13 +114,30 @@ LONG_PAUSE_US = 20_000
 generations held as it began)."""
 WARM_S = 60.0
 """What counts as warming up: the figures "after the first minute" leave it out."""
+DEFAULT_RATE = 1500.0
+"""The load's default pace (``--rate``): kept-alive requests a second over wrk's 4
+connections, with new TLS connections and new plain connections at a tenth of it each
+and a round of downloads every ``DOWNLOAD_EVERY_S`` (scaled with it). About 40-45% of
+one core for the static site on riad's stack on this class of machine: a steady
+production load, not saturation (``--rate 0``: each client asks again as soon as it is
+answered, the service's core 70-80% busy)."""
+DOWNLOAD_EVERY_S = 1.0
+"""The pause after each round of downloads at ``DEFAULT_RATE`` (on average)."""
 
 WRK_SCRIPT = """
 local paths = {%s}
+local mean_ms = %s
+local headers = {%s}
 local i = 0
+math.randomseed(%d)
 request = function()
   i = i %% #paths + 1
-  return wrk.format("GET", paths[i])
+  return wrk.format("GET", paths[i], headers)
+end
+if mean_ms > 0 then
+  delay = function()
+    return math.floor(-math.log(1 - math.random()) * mean_ms + 0.5)
+  end
 end
 done = function(summary, latency, requests)
   io.write(string.format("soak-latency-us p50=%%d p99=%%d p999=%%d max=%%d requests=%%d errors=%%d\\n",
@@ -762,10 +792,47 @@ def run_ab(prefix: list[str], url: str, seconds: float) -> dict[str, float]:
     return found
 
 
+def wrk_script(paths: list[str] | tuple[str, ...], mean_ms: float, close: bool, seed: int) -> str:
+    """wrk's script: ``paths`` in turn; with ``mean_ms``, each connection waits a random
+    time (exponential, that mean, seeded) between a response and its next request; with
+    ``close``, each request asks for its connection to be closed (wrk opens a new one)."""
+    headers = '["Connection"] = "close"' if close else ""
+    return WRK_SCRIPT % (", ".join(f'"{p}"' for p in paths), f"{mean_ms:.3f}", headers, seed)
+
+
+def run_wrk_new(prefix: list[str], script: Path, url: str, seconds: float) -> dict[str, float]:
+    """One wrk connection after another, paced by ``script``: its requests and latency, ms
+    (from the request written, after the connection and its TLS handshake)."""
+    out = subprocess.run(
+        [*prefix, "wrk", "-t1", "-c1", f"-d{int(seconds)}s", "--timeout", "30s",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    m = re.search(r"soak-latency-us (.*)", out)
+    if not m:
+        return {}
+    found = {k: int(v) for k, v in (w.split("=") for w in m.group(1).split())}
+    return {
+        "requests": found["requests"],
+        "failed": found["errors"],
+        "p50": found["p50"] / 1000,
+        "p99": found["p99"] / 1000,
+        "max": found["max"] / 1000,
+    }
+
+
 def download_loop(
-    prefix: list[str], base: str, stop: threading.Event, into: dict[str, list[float]]
+    prefix: list[str],
+    base: str,
+    stop: threading.Event,
+    into: dict[str, list[float]],
+    pause_s: float = 0.0,
 ) -> None:
-    """The 5 MiB file, a 1 MiB range and a small range, one after another until ``stop``."""
+    """The 5 MiB file, a 1 MiB range and a small range, one after another until ``stop``,
+    with ``pause_s`` (on average, exponential, seeded) after each."""
+    import random
+
+    pauses = random.Random(4)
     kinds = (
         ("5 MiB", BIG_PATH, []),
         ("1 MiB range", BIG_PATH, ["-r", "0-1048575"]),
@@ -783,6 +850,8 @@ def download_loop(
                 into.setdefault(f"{name} failed", []).append(0.0)
                 continue
             into.setdefault(name, []).append(float(took) * 1000)
+            if pause_s:
+                stop.wait(pauses.expovariate(1 / pause_s))
 
 
 def soak(
@@ -793,16 +862,19 @@ def soak(
     env: dict[str, str] | None,
     client_prefix: list[str],
     work: Path,
+    rate: float,
     command: list[str] | None = None,
 ) -> Run:
-    """Serve ``riad ARGV`` (or ``command``, a reference server) under the load."""
+    """Serve ``riad ARGV`` (or ``command``, a reference server) under the load: paced at
+    ``rate`` kept-alive requests a second (and the rest in proportion), or with ``rate``
+    0 as fast as the service answers."""
     from riad.testing import eventually
 
     run = Run(label, seconds)
     stats = work / f"{label.replace(' ', '-')}.gc.json"
     log_path = work / f"{label.replace(' ', '-')}.log"
     lua = work / "soak.lua"
-    lua.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in PAGES))
+    lua.write_text(wrk_script(PAGES, 4 * 1000 / rate if rate else 0, close=False, seed=1))
     cmd = command or [sys.executable, str(Path(__file__).resolve()), "_serve", str(stats), *argv]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -826,17 +898,32 @@ def soak(
                 capture_output=True, text=True, check=False,
             ).stdout  # fmt: skip
 
+        if rate:
+            # Paced: each new connection's request a connection of its own (wrk, asking for
+            # it to be closed), at a tenth of the kept-alive rate each.
+            new_tls = work / "soak-new-tls.lua"
+            new_tls.write_text(wrk_script(["/index.html"], 10_000 / rate, close=True, seed=2))
+            new_plain = work / "soak-new-plain.lua"
+            new_plain.write_text(wrk_script(["/"], 10_000 / rate, close=True, seed=3))
+            connections = [
+                ("ab_tls", lambda: run_wrk_new(load, new_tls, https, seconds)),
+                ("ab_plain", lambda: run_wrk_new(load, new_plain, plain, seconds)),
+            ]
+        else:
+            connections = [
+                ("ab_tls", lambda: run_ab(load, https + "/index.html", seconds)),
+                ("ab_plain", lambda: run_ab(load, plain + "/", seconds)),
+            ]
+        pause_s = DOWNLOAD_EVERY_S * DEFAULT_RATE / rate if rate else 0.0
         threads = [
             threading.Thread(target=wrk),
-            threading.Thread(
-                target=lambda: results.__setitem__(
-                    "ab_tls", run_ab(load, https + "/index.html", seconds)
-                )
+            *(
+                threading.Thread(target=lambda k=key, f=fn: results.__setitem__(k, f()))
+                for key, fn in connections
             ),
             threading.Thread(
-                target=lambda: results.__setitem__("ab_plain", run_ab(load, plain + "/", seconds))
+                target=download_loop, args=(load, https, stop, run.downloads, pause_s)
             ),
-            threading.Thread(target=download_loop, args=(load, https, stop, run.downloads)),
         ]
         me = str(Path(__file__).resolve())
         probes = {}
@@ -978,6 +1065,22 @@ def pause_cells(run: Run, after_s: float) -> list[str]:
 
 def report(runs: list[Run]) -> None:
     print()
+    print(
+        "| service | kept-alive requests/s | utilisation of its core (on it / waiting for it) "
+        "| inside less the wait: p50 / p99 / p99.9 ms, p99.9/p50 |"
+    )
+    print("|---|---:|---:|---:|")
+    for run in runs:
+        t = run.service.get("less_wait", {})
+        inside = (
+            f"{t['p50'] / 1000:.2f} / {t['p99'] / 1000:.2f} / {t['p999'] / 1000:.2f}, "
+            f"{t['p999'] / t['p50']:.1f}x"
+            if t.get("n")
+            else "-"
+        )
+        per_s = run.wrk.get("requests", 0) / run.seconds
+        print(f"| {run.label} | {per_s:,.0f} | {run.busy:.0%} / {run.queued:.0%} | {inside} |")
+    print()
     print("Collections per generation: count / longest ms (its CPU ms) / p99 ms")
     print()
     print("| service | gen 0 | gen 1 | gen 2 | after the first minute: gen 0 | gen 1 | gen 2 |")
@@ -1106,6 +1209,13 @@ def main() -> int:
     )
     parser.add_argument("--reference", choices=["nginx"], help="also run nginx under the same load")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_RATE,
+        help=f"kept-alive requests a second, the rest in proportion (default {DEFAULT_RATE:.0f});"
+        " 0: as fast as the service answers (saturation)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="copy each service's log and collection timings into DIR"
     )
     args = parser.parse_args()
@@ -1134,21 +1244,33 @@ def main() -> int:
                 argv = ["run", str(site), *common, *logs]
                 if stack == "socket":
                     argv += ["--loop", args.loop] if args.loop else []
-                    runs.append(soak(label, argv, "127.0.0.1", seconds, env, [], work))
+                    runs.append(soak(label, argv, "127.0.0.1", seconds, env, [], work, args.rate))
                     continue
                 with namespace() as ns:
                     prefix = ["ip", "netns", "exec", ns.name]  # type: ignore[attr-defined]
                     argv += ["--net", "direct"]
-                    runs.append(soak(label, argv, "10.0.0.2", seconds, env, prefix, work))
+                    runs.append(
+                        soak(label, argv, "10.0.0.2", seconds, env, prefix, work, args.rate)
+                    )
         if args.reference == "nginx":
             print(f"  nginx: {seconds:.0f} s of load", file=sys.stderr)
             nginx = nginx_command(work, build)
-            runs.append(soak("nginx", [], "127.0.0.1", seconds, None, [], work, nginx))
+            runs.append(soak("nginx", [], "127.0.0.1", seconds, None, [], work, args.rate, nginx))
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in [*work.glob("*.log"), *work.glob("*.gc.json")]:
                 shutil.copy(path, args.keep / path.name)
-    print(f"\n{seconds / 60:.0f} minutes of mixed load per service ({time.strftime('%Y-%m-%d')})")
+    pace = (
+        f"paced at {args.rate:.0f} kept-alive requests/s, new TLS and plain connections "
+        f"{args.rate / 10:.0f}/s each, a round of downloads every "
+        f"{DOWNLOAD_EVERY_S * DEFAULT_RATE / args.rate:.1f} s"
+        if args.rate
+        else "as fast as the service answers (each client asks again at once)"
+    )
+    print(
+        f"\n{seconds / 60:.0f} minutes of mixed load per service ({time.strftime('%Y-%m-%d')}), "
+        + pace
+    )
     report(runs)
     return 0
 
