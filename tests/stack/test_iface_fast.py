@@ -3,19 +3,24 @@ IPv4 header templates of ``send_ip``, byte for byte what the full path builds.""
 
 from __future__ import annotations
 
+import random
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Any
 
 import pytest
 
 from riad.backends.netdev import PLAIN, RX_CSUM_VALID, TxOffload
 from riad.proto.addrconf import AddrConfConfig
+from riad.proto.icmp import IcmpConfig
 from riad.proto.ipv6 import Ipv6Config, Ipv6Core
 from riad.proto.ndp import NeighbourState
 from riad.proto.transport import Outbound, TransportOffload
 from riad.stack.iface import Interface, InterfaceConfig
+from riad.testing.simnet import test_seed
 from riad.time import Duration, Instant
 from riad.wire.common import MacAddress
 from riad.wire.ethernet import EthernetHeader
+from riad.wire.icmpv6 import Icmpv6Header
 from riad.wire.ipv4 import Ipv4Header
 from riad.wire.ipv6 import Ipv6Header
 from tests.stack.test_iface import ME, ME_MAC, PEER, PEER_MAC, T0, FakeTransport, joined, learn
@@ -432,3 +437,84 @@ def test_over_ipv6_tcp_is_offered_once_and_only_for_an_address_of_ours() -> None
         iface.handle(bytes(other), RX_CSUM_VALID, T1)
         assert len(tcp.offered) == (1 if fast else 0) and len(tcp.seen) == 1
         assert iface.drops["ipv6.not_for_us"] == 1
+
+
+def ping6(
+    message: bytes, *, src: IPv6Address = PEER6, dst: IPv6Address = ME6, next_header: int = 58
+) -> bytes:
+    """An Ethernet frame from the peer carrying ``message`` (ICMPv6 unless ``next_header``
+    says otherwise, e.g. a hop-by-hop header before it) to ``dst``."""
+    ip = Ipv6Header(
+        src=src, dst=dst, next_header=next_header, payload_length=len(message), hop_limit=64
+    )
+    return EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x86DD).to_bytes() + (
+        ip.to_bytes() + message
+    )
+
+
+def answers(fast: bool, frames: list[tuple[bytes, int]], answer_echo: bool = True) -> tuple:  # type: ignore[type-arg]
+    """What the interface sends and counts for ``frames`` (with their receive flags), and
+    how many of them took ``Ipv6Core``'s full path."""
+    iface = make6(fast)
+    ipv6 = iface._ipv6
+    assert ipv6 is not None
+    if not answer_echo:
+        ipv6.icmp.config = IcmpConfig(answer_echo=False)
+    reachable(iface, PEER6, PEER_MAC, T1)
+    iface.poll_transmit(T1)  # (the reports that taking the core's neighbour cache makes)
+    full = [0]
+    handle_full = ipv6.handle_full
+
+    def counting(*args: Any) -> None:
+        full[0] += 1
+        handle_full(*args)
+
+    ipv6.handle_full = counting  # type: ignore[method-assign]
+    sent = []
+    for raw, flags in frames:
+        iface.handle(raw, flags, T1)
+        sent.append([(joined(f), f[1]) for f in iface.poll_transmit(T1)])
+    return (sent, ipv6.icmp.echo_replies_sent, dict(iface.drops)), full[0]
+
+
+def test_an_echo_request_answered_from_its_bytes_is_the_full_paths_answer() -> None:
+    rng = random.Random(test_seed(61))
+    frames = []
+    for i in range(300):
+        body = rng.randbytes(rng.choice([0, 1, 2, 7, 56, 1000, 1452]))
+        request = Icmpv6Header.echo_request(rng.getrandbits(16), i).build(body, PEER6, ME6)
+        frames.append((ping6(request), RX_CSUM_VALID if i % 3 == 0 else 0))
+    (fast, fast_full), (slow, slow_full) = answers(True, frames), answers(False, frames)
+    assert fast == slow
+    assert (fast_full, slow_full) == (0, 300)  # all answered from their bytes, fast paths on
+    sent, replied, _ = fast
+    assert replied == 300 and all(len(out) == 1 for out in sent)
+    for (raw, _), out in zip(frames, sent, strict=True):
+        [(reply, _)] = out
+        ip, message = Ipv6Header.parse(reply[14:])
+        Icmpv6Header.parse(message, ip.src, ip.dst)  # its checksum verifies
+        assert (ip.src, ip.dst, bytes(message[4:])) == (ME6, PEER6, raw[58:])
+
+
+def test_echo_requests_the_fast_path_refuses_get_the_full_paths_result() -> None:
+    good = Icmpv6Header.echo_request(7, 1).build(b"ping", PEER6, ME6)
+    bad = bytearray(good)
+    bad[-1] ^= 1  # the checksum no longer verifies: dropped and counted
+    coded = bytearray(Icmpv6Header(type=128, code=1, rest=7 << 16).build(b"ping", PEER6, ME6))
+    hop_by_hop = bytes([58, 0, 1, 4, 0, 0, 0, 0]) + good  # an extension header before it
+    group = IPv6Address("ff02::1")
+    cases = [
+        (ping6(bytes(bad)), 0),
+        (ping6(bytes(coded)), 0),
+        (ping6(hop_by_hop, next_header=0), 0),
+        (ping6(Icmpv6Header.echo_request(7, 2).build(b"x", PEER6, group), dst=group), 0),
+        (ping6(good), 0),
+    ]
+    for answer_echo in (True, False):
+        assert answers(True, cases, answer_echo)[0] == answers(False, cases, answer_echo)[0]
+    (sent, replied, drops), full = answers(True, cases)
+    assert full == 4  # the plain request alone answered from its bytes
+    assert drops.get("icmpv6.checksum.checksum") == 1 and not sent[0]
+    assert replied == 3 and sent[2] and sent[4]  # the extension header's and the plain one
+    (sent, replied, drops), _ = answers(True, cases, answer_echo=False)
+    assert replied == 0 and drops.get("icmpv6.echo_disabled", 0) >= 2

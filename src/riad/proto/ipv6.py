@@ -76,7 +76,7 @@ from riad.proto.ndp import NdpConfig, NeighbourCache, NeighbourEntry, NeighbourS
 from riad.proto.routers import RouterConfig, RouterTable
 from riad.proto.transport import IpProtocolHandler, TransportOffload
 from riad.time import Duration, Instant
-from riad.wire.checksum import checksum
+from riad.wire.checksum import address_sum, checksum, checksum_after, pseudo_sum
 from riad.wire.common import BytesLike, MacAddress
 from riad.wire.errors import ParseError
 from riad.wire.icmpv6 import MIN_MTU, Icmpv6Header, Icmpv6Type, TimeExceededCode, UnreachableCode
@@ -119,6 +119,8 @@ _V4_MAPPED = bytes(10) + b"\xff\xff"
 _LOOPBACK = bytes(15) + b"\x01"
 _VERSION_WORD = 6 << 28
 _ICMPV6 = 58
+_ECHO_REQUEST = 128
+_ECHO_REPLY = 129
 _NO_NEXT_HEADER = 59
 _NDP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MLD_REPORTS = frozenset((131, 132, 143))
@@ -245,6 +247,7 @@ class Ipv6Core:
         self._frames: list[Frame] = []
         self._events: list[AddressEvent] = []
         self._packed: dict[IPv6Address, bytes] = {}
+        self._addresses_of: dict[bytes, IPv6Address] = {}
         self._paths: dict[IPv6Address, _Path] = {}
         self._paths_version = -1
         self._sources: dict[IPv6Address, IPv6Address] = {}
@@ -388,6 +391,17 @@ class Ipv6Core:
                         and fast(data, 40, 40 + length, addresses, now, checksum_trusted)
                     ):
                         return TAKEN_BY_TCP
+                elif nh == _ICMPV6:
+                    if (
+                        length >= 8
+                        and data[40] == _ECHO_REQUEST
+                        and self._fast_paths
+                        and addresses[0] != 0xFF  # a source the full parse would refuse
+                        and addresses[:12] != _V4_MAPPED
+                        and addresses[:16] != _LOOPBACK
+                        and self._echo(data, length, addresses, checksum_trusted, now)
+                    ):
+                        return 0
                 elif nh == 17:
                     fast = self._fast_udp
                     if (
@@ -400,6 +414,50 @@ class Ipv6Core:
                         return TAKEN_BY_UDP
         self.handle_full(data, checksum_trusted, now)
         return 0
+
+    def _echo(
+        self, data: memoryview, length: int, addresses: bytes, trusted: bool, now: Instant
+    ) -> bool:
+        """An echo request right after the fixed header, to an assigned address of ours,
+        answered from the packet's bytes (no header objects, no checksum over the reply:
+        the request's with its type changed, RFC 1624), or ``False`` having changed
+        nothing: the full path's answer, byte for byte, when it verifies and echo is on."""
+        icmp = self.icmp
+        if data[41] != 0 or not icmp.config.answer_echo:
+            return False
+        message = data[40 : 40 + length]
+        if not trusted and (
+            checksum_after(
+                pseudo_sum(address_sum(addresses[:16], addresses[16:]), _ICMPV6, length), message
+            )
+            != 0
+        ):
+            return False  # the full path counts it
+        reply = bytearray(message)
+        reply[0] = _ECHO_REPLY
+        # type and code are the first word: 0x8000 to 0x8100, the pseudo-header the same
+        total = (~int.from_bytes(message[2:4], "big") & 0xFFFF) + 0x0100
+        total = (total & 0xFFFF) + (total >> 16)
+        csum = ~total & 0xFFFF
+        reply[2] = csum >> 8
+        reply[3] = csum & 0xFF
+        icmp.echo_replies_sent += 1
+        self.send(
+            self._address_of(addresses[16:]),
+            self._address_of(addresses[:16]),
+            _ICMPV6,
+            [reply],
+            now,
+        )
+        return True
+
+    def _address_of(self, packed: bytes) -> IPv6Address:
+        address = self._addresses_of.get(packed)
+        if address is None:
+            if len(self._addresses_of) >= _MAX_CACHED:
+                self._addresses_of.clear()
+            address = self._addresses_of[packed] = IPv6Address(packed)
+        return address
 
     def handle_full(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
         """``handle`` without the fast inputs: for a packet one of them already refused."""
