@@ -567,7 +567,8 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
     Returns the Mbit/s of every transfer (``into4``, ``into6``, ``out4``, ``out6``),
     riad's CPU seconds per 100 MB of each (``cpu_into4``...), and of bulk out the frames
     riad wrote and read per 100 MB (``frames_out4``..., ``acks_out4``...: the frames
-    read are Linux's ACKs), in pair order."""
+    read are Linux's ACKs) and the system time of that CPU (``sys_out4``...: the
+    kernel's, Linux's TCP handling riad's frames in its writes included), in pair order."""
     runs: dict[str, list[float]] = {
         f"{what}{kind}{family}": []
         for what in ("", "cpu_")
@@ -577,6 +578,7 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
     for family in (4, 6):
         runs[f"frames_out{family}"] = []
         runs[f"acks_out{family}"] = []
+        runs[f"sys_out{family}"] = []
     with Netns.create("riadbench") as ns:
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=True)
         ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
@@ -590,7 +592,7 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
             for i in range(pairs):
                 for kind in ("into", "out"):
                     for six in (False, True) if i % 2 == 0 else (True, False):
-                        t0 = time.process_time()
+                        t0, s0 = time.process_time(), system_time()
                         family = 6 if six else 4
                         if kind == "into":
                             host = STACK_IP6 if six else STACK_IP
@@ -601,6 +603,7 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
                             per = 1e8 / nbytes
                             runs[f"frames_out{family}"].append(seen["out_frames_written"] * per)
                             runs[f"acks_out{family}"].append(seen["out_frames_read"] * per)
+                            runs[f"sys_out{family}"].append((system_time() - s0) * per)
                         runs[f"{kind}{family}"].append(rate)
                         runs[f"cpu_{kind}{family}"].append(
                             (time.process_time() - t0) * 1e8 / nbytes
@@ -1039,13 +1042,32 @@ def paired_notes(runs: dict[str, list[float]], pairs: int) -> list[str]:
                     f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
                 )
             )
-    for key, what in (("frames_out", "frames riad wrote"), ("acks_out", "ACKs it read")):
+    for key, what, fmt in (
+        ("frames_out", "frames riad wrote", "{:,.0f}"),
+        ("acks_out", "ACKs it read", "{:,.0f}"),
+        ("sys_out", "system CPU s (the kernel's part of riad's CPU)", "{:.3f}"),
+    ):
         four, six = runs.get(f"{key}4", []), runs.get(f"{key}6", [])
         if four and six:
             notes.append(
-                f"- bulk out, {what} per 100 MB: medians IPv4 {statistics.median(four):,.0f}, "
-                f"IPv6 {statistics.median(six):,.0f}; pairs "
-                + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(four, six, strict=True))
+                f"- bulk out, {what} per 100 MB: medians IPv4 "
+                f"{fmt.format(statistics.median(four))}, IPv6 {fmt.format(statistics.median(six))}"
+                "; pairs "
+                + ", ".join(
+                    f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
+                )
+            )
+    four, six = runs.get("sys_out4", []), runs.get("sys_out6", [])
+    if four and six:
+        user4 = [c - k for c, k in zip(runs["cpu_out4"], four, strict=True)]
+        user6 = [c - k for c, k in zip(runs["cpu_out6"], six, strict=True)]
+        ratios = [a / b for a, b in zip(user4, user6, strict=True) if a > 0 and b > 0]
+        if ratios:
+            notes.append(
+                "- bulk out, riad's user CPU s per 100 MB (its own Python): median of the "
+                f"pairs' ratios **{statistics.median(ratios):.2f}x** ("
+                f"{sum(r >= 0.9 for r in ratios)} of {len(ratios)} at or above 0.90x); medians "
+                f"IPv4 {statistics.median(user4):.3f}, IPv6 {statistics.median(user6):.3f}"
             )
     return notes
 
