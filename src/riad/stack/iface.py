@@ -306,7 +306,6 @@ class Interface:
                 # IPv6 to our MAC: no Ethernet header object; a packet a transport's fast
                 # input took touched none of the parts below the transports, and one
                 # TCP's header prediction took left events for TCP alone, as over IPv4
-                view = frame if type(frame) is memoryview else memoryview(frame)
                 if len(frame) >= 74:
                     # a TCP segment right after the fixed header, to an assigned address
                     # of ours, goes to header prediction from the frame, as over IPv4
@@ -321,8 +320,10 @@ class Interface:
                             return
                         self.full_input = True  # refused: the full path, not offered again
                         self._unsettle()
+                        view = frame if type(frame) is memoryview else memoryview(frame)
                         ipv6.handle_full(view[14:], bool(flags & _TRUSTED), now)
                         return
+                view = frame if type(frame) is memoryview else memoryview(frame)
                 taken = ipv6.handle(view[14:], bool(flags & _TRUSTED), now)
                 if taken != TAKEN_BY_TCP:
                     self.full_input = True
