@@ -3,8 +3,8 @@
 Run (as root): .venv/bin/python bench/boot.py [--runs N] [--service PATH] [--no-debootstrap]
 [--snapshot-only] (only the cold riad vm and its snapshot, no reference images)
 [--wake] (only riad serve's wakes, beside a cold boot and riad run -t unix, and wrk)
-[--python] (only the echo image on the stock and the static interpreter: sizes, boot,
-start-up in the guest, echo round trips a second, memory)
+[--python] (only the echo image on the stock and the static interpreters, on musl and on
+glibc: sizes, boot, start-up in the guest, echo round trips a second, memory)
 [--images NAME=DIR,...] (only these echo images, built beforehand: as --python does)
 [--floor MiB,MiB...] (only the echo image on each interpreter, booted in each of these
 guest memories, largest first: whether it serves, and if not what the console said)
@@ -404,7 +404,7 @@ def build_riad(ws: Workspace) -> None:
         ws.images[name] = out
 
 
-PYTHONS = ("stock", "static")
+PYTHONS = ("stock", "static", "static-glibc")
 
 
 def build_pythons(ws: Workspace) -> None:
@@ -1114,7 +1114,7 @@ def main() -> int:
     parser.add_argument(
         "--python",
         action="store_true",
-        help="only the echo image on the stock and the static interpreter",
+        help="only the echo image on the stock and the static interpreters (musl, glibc)",
     )
     parser.add_argument(
         "--images",

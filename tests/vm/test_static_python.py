@@ -1,4 +1,5 @@
-"""The echo example on the static interpreter (``--python static``): built, booted, answering.
+"""The echo example on the static interpreter (``--python static``, on musl, and
+``--python static-glibc``): built, booted, answering.
 
 The interpreter is built from Debian's python3.11 source package once per module set and
 cached (a few minutes the first time on a machine, a ``stat`` after).
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from riad.image.boot import PythonBuild
 from riad.targets.vm.build import BuildOptions, build_image, resolve_service
 from tests.vm.conftest import RiadRun, check_echo_and_stop
 
@@ -18,13 +20,20 @@ ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
 pytestmark = pytest.mark.netns
 
 
+@pytest.mark.parametrize(("python_build", "libc"), [("static", "musl"), ("static-glibc", "glibc")])
 def test_echo_on_the_static_interpreter(
-    kernels: object, riad_run: type[RiadRun], netns: str, tmp_path: Path
+    kernels: object,
+    riad_run: type[RiadRun],
+    netns: str,
+    tmp_path: Path,
+    python_build: PythonBuild,
+    libc: str,
 ) -> None:
     image = tmp_path / "echo"
-    manifest = build_image(resolve_service(ECHO), image, BuildOptions(python="static"))
+    manifest = build_image(resolve_service(ECHO), image, BuildOptions(python=python_build))
     python = manifest["python"]
     assert isinstance(python, dict) and python["build"] == "static"
+    assert python["libc"] == libc
     assert {"_asyncio", "_socket", "_ctypes"} <= set(python["modules"])
     paths = [str(entry["path"]) for entry in manifest["files"]]  # type: ignore[union-attr]
     # one executable: no loader, no shared library, no lib-dynload

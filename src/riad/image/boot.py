@@ -41,8 +41,9 @@ KernelFormat = Literal["auto", "elf", "bzimage"]
 """The kernel file of an image: ``elf`` (the uncompressed ``vmlinux``, booted through its
 PVH entry point), ``bzimage`` (compressed, decompressing itself as it boots) or ``auto``."""
 KERNEL_FORMATS: tuple[KernelFormat, ...] = get_args(KernelFormat)
-PythonBuild = Literal["stock", "static"]
-"""The interpreter of an image: the host's (``stock``) or a static one built for it."""
+PythonBuild = Literal["stock", "static", "static-glibc"]
+"""The interpreter of an image: the host's (``stock``) or a static one built for it, on
+musl (``static``) or glibc (``static-glibc``)."""
 PYTHON_BUILDS: tuple[PythonBuild, ...] = get_args(PythonBuild)
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 INTERPRETER = f"usr/bin/python{PY_VERSION}"

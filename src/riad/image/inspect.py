@@ -78,8 +78,10 @@ def _python_line(manifest: dict[str, Any]) -> str:
     if python is None or python.get("build") == "stock":
         return "stock (the building host's, with its shared libraries and lib-dynload)"
     modules = python.get("modules") or []
+    libc = python.get("libc", "glibc")
     return (
-        f"static ({python['version']}, Debian's source package; statically linked, -Os, "
+        f"static ({python['version']}, Debian's source package; statically linked against "
+        f"{libc}, -Os, "
         f"{len(modules)} extension modules built in: {' '.join(modules)})"
     )
 

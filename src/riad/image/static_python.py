@@ -1,12 +1,17 @@
 """A static, size-optimised CPython for vm images, built from Debian's source package.
 
 ``riad build -t vm --python static`` packs this interpreter instead of the
-host's: one statically linked executable (glibc, libffi and every extension
+host's: one statically linked executable (the C library, libffi and every extension
 module the service uses linked in, nothing loaded at run time), compiled with
 ``-Os`` and link-time optimisation, without unwind tables, without the C
 modules' docstrings and with only the extension modules the service's trace
 loaded built in (:func:`build_static_python`).
 The image then carries no shared library, no loader and no ``lib-dynload``.
+
+The C library is musl (:mod:`riad.image.musl`, with zlib, libffi and OpenSSL built
+against it from Debian's source packages); ``--python static-glibc`` links Debian's
+glibc and its libraries' static archives instead, as does a module set needing a
+library riad builds for glibc only (:func:`riad.image.musl.libc_for`).
 
 The source is Debian's ``python3.11`` source package, fetched with ``apt-get
 source`` through a sources list of riad's own in the cache (the host's apt
@@ -40,6 +45,17 @@ from pathlib import Path
 
 from riad.image import ImageError
 from riad.image.kernel import Log, _apt_install, _stderr_log, cache_lock, cache_root
+from riad.image.musl import (
+    TOOLS as MUSL_TOOLS,
+)
+from riad.image.musl import (
+    BuiltLibrary,
+    Libc,
+    build_libraries,
+    libc_for,
+    musl_version,
+    toolchain,
+)
 from riad.libc import OPENSSL_SYMBOLS, STATIC_SYMBOLS
 
 SOURCE_PACKAGE = "python3.11"
@@ -56,19 +72,40 @@ LDFLAGS = f"-static -Wl,--gc-sections -Os {NO_UNWIND}"
 # Link-time optimisation over the whole interpreter (configure's --with-lto: one
 # partition, the smallest code), at the cost of a longer link.
 LTO = "--with-lto=full"
+# glibc's functions musl has no counterpart of (riad does without them there).
+GLIBC_ONLY_SYMBOLS = frozenset({"malloc_trim"})
+# musl's dlopen loads nothing in a static executable, not even the program itself
+# (NULL), which ctypes opens at import (ctypes.pythonapi, riad.libc's CDLL(None)): the
+# link wraps dlopen so that NULL gets a handle (dlsym on it finds nothing; riad.libc
+# reads the executable's symbol table instead) and any file musl's own refusal.
+DLOPEN_SHIM = """\
+#include <stddef.h>
+void *__real_dlopen(const char *file, int mode);
+static char program;
+void *__wrap_dlopen(const char *file, int mode)
+{
+    return file == NULL ? (void *)&program : __real_dlopen(file, mode);
+}
+"""
+# musl gives a thread the stack size in the executable's PT_GNU_STACK header (128 KiB
+# without one, too little for the interpreter's recursion in a thread); glibc gives 8 MiB.
+MUSL_LDFLAGS = "-Wl,--wrap=dlopen -Wl,-z,stack-size=2097152"
 
 
-def kept_symbols(modules: tuple[str, ...] | set[str]) -> frozenset[str]:
-    """Functions riad calls through ctypes (:mod:`riad.libc`): the C library's, and
-    OpenSSL's where ``_ssl`` is built in. They are linked in though CPython calls some
-    of them nowhere, and kept in the stripped executable's symbol table."""
-    return STATIC_SYMBOLS | (OPENSSL_SYMBOLS if "_ssl" in modules else frozenset())
+def kept_symbols(modules: tuple[str, ...] | set[str], libc: Libc = "glibc") -> frozenset[str]:
+    """Functions riad calls through ctypes (:mod:`riad.libc`): the C library's (those
+    ``libc`` has), and OpenSSL's where ``_ssl`` is built in. They are linked in though
+    CPython calls some of them nowhere, and kept in the stripped executable's symbol
+    table."""
+    own = STATIC_SYMBOLS if libc == "glibc" else STATIC_SYMBOLS - GLIBC_ONLY_SYMBOLS
+    return own | (OPENSSL_SYMBOLS if "_ssl" in modules else frozenset())
 
 
-def ldflags(modules: tuple[str, ...] | set[str]) -> str:
+def ldflags(modules: tuple[str, ...] | set[str], libc: Libc = "glibc") -> str:
     """The link's flags: static, unused sections dropped, :func:`kept_symbols` kept."""
-    kept = sorted(kept_symbols(modules))
-    return " ".join([LDFLAGS, *(f"-Wl,--require-defined={name}" for name in kept)])
+    kept = sorted(kept_symbols(modules, libc))
+    extra = [MUSL_LDFLAGS] if libc == "musl" else []
+    return " ".join([LDFLAGS, *extra, *(f"-Wl,--require-defined={name}" for name in kept)])
 
 
 # The extension modules configure builds from Modules/Setup.stdlib (each may be
@@ -177,6 +214,7 @@ class StaticPython:
     lib: Path
     version: str
     modules: tuple[str, ...]
+    libc: Libc = "glibc"
 
 
 def buildable(name: str) -> bool:
@@ -223,10 +261,13 @@ def _apt(folder: Path, *args: str, cwd: Path | None = None) -> None:
         raise ImageError(f"`apt-get {' '.join(args)}` failed: {tail[0]}")
 
 
-def fetch_source(log: Log = _stderr_log) -> Path:
-    """Debian's python3.11 source, fetched and unpacked into the cache once; the tree."""
+def fetch_source(
+    log: Log = _stderr_log, package: str = SOURCE_PACKAGE, marker: str = "configure"
+) -> Path:
+    """Debian's source package ``package`` (python3.11), fetched and unpacked into the
+    cache once; the tree (the folder holding ``marker``)."""
     root = cache_root() / "python-src"
-    found = sorted(root.glob(f"{SOURCE_PACKAGE}-*/configure"))
+    found = sorted(root.glob(f"{package}-*/{marker}"))
     if found:
         return found[-1].parent
     _install_tools(list(BUILD_TOOLS.items()), log)
@@ -237,16 +278,16 @@ def fetch_source(log: Log = _stderr_log) -> Path:
         f"deb-src http://deb.debian.org/debian {suite} main\n"
         f"deb-src http://deb.debian.org/debian {suite}-updates main\n"
     )
-    log(f"fetching Debian's {SOURCE_PACKAGE} source package (apt-get source)")
+    log(f"fetching Debian's {package} source package (apt-get source)")
     _apt(apt, "update")
     staging = root / f".fetch-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _apt(apt, "source", SOURCE_PACKAGE, cwd=staging)
-        trees = [p for p in staging.iterdir() if p.is_dir() and (p / "configure").exists()]
+        _apt(apt, "source", package, cwd=staging)
+        trees = [p for p in staging.iterdir() if p.is_dir() and (p / marker).exists()]
         if len(trees) != 1:
-            raise ImageError(f"apt-get source {SOURCE_PACKAGE} gave no source tree")
+            raise ImageError(f"apt-get source {package} gave no source tree")
         tree = root / trees[0].name
         shutil.rmtree(tree, ignore_errors=True)
         trees[0].rename(tree)
@@ -285,27 +326,47 @@ def _installed(package: str) -> bool:
     return done.returncode == 0 and done.stdout.endswith(" installed")
 
 
-def cache_key(tree: Path, modules: tuple[str, ...]) -> str:
-    """The key of an interpreter: source version, module set and the build's flags."""
-    material = json.dumps(
-        {
-            "format": BUILD_FORMAT,
-            "source": tree.name,
-            "modules": sorted(modules),
-            "opt": OPT,
-            "cflags": CFLAGS,
-            "lto": LTO,
-            "ldflags": ldflags(modules),
-            "kept": sorted(kept_symbols(modules)),
-        },
-        sort_keys=True,
-    )
+def cache_key(
+    tree: Path,
+    modules: tuple[str, ...],
+    libc: Libc = "glibc",
+    libraries: tuple[BuiltLibrary, ...] = (),
+) -> str:
+    """The key of an interpreter: source version, module set, the build's flags, and on
+    musl its version and the keys of the libraries built against it."""
+    fields: dict[str, object] = {
+        "format": BUILD_FORMAT,
+        "source": tree.name,
+        "modules": sorted(modules),
+        "opt": OPT,
+        "cflags": CFLAGS,
+        "lto": LTO,
+        "ldflags": ldflags(modules, libc),
+        "kept": sorted(kept_symbols(modules, libc)),
+    }
+    if libc == "musl":
+        fields["musl"] = musl_version()
+        fields["shim"] = DLOPEN_SHIM
+        fields["libraries"] = {lib.name: lib.key for lib in libraries}
+    material = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def configure_arguments(modules: tuple[str, ...]) -> list[str]:
-    """``configure``'s arguments: static, size-optimised, only ``modules`` built."""
+def configure_arguments(
+    modules: tuple[str, ...],
+    libraries: tuple[BuiltLibrary, ...] = (),
+    compiler: Path | None = None,
+) -> list[str]:
+    """``configure``'s arguments: static, size-optimised, only ``modules`` built; with
+    ``compiler`` (musl's, :func:`riad.image.musl.toolchain`), ``libraries`` built for it."""
     off = [f"py_cv_module_{name}=n/a" for name in (*SETUP_MODULES, *NEVER) if name not in modules]
+    musl: list[str] = []
+    link = LDFLAGS
+    if compiler is not None:
+        musl = [f"CC={compiler}"]
+        musl.append("CPPFLAGS=" + " ".join(f"-I{lib.include}" for lib in libraries))
+        link = " ".join([LDFLAGS, *(f"-L{lib.lib}" for lib in libraries)])
+        musl += [f"--with-openssl={lib.root / 'usr'}" for lib in libraries if lib.name == "openssl"]
     return [
         "--prefix=/usr",
         "--disable-shared",
@@ -315,7 +376,8 @@ def configure_arguments(modules: tuple[str, ...]) -> list[str]:
         LTO,
         f"OPT={OPT}",
         f"CFLAGS={CFLAGS}",
-        f"LDFLAGS={LDFLAGS}",
+        f"LDFLAGS={link}",
+        *musl,
         *off,
     ]
 
@@ -342,14 +404,19 @@ def _load(entry: Path, tree: Path) -> StaticPython | None:
         lib=tree / "Lib",
         version=data["version"],
         modules=tuple(data["modules"]),
+        libc=data.get("libc", "glibc"),
     )
 
 
 def build_static_python(
-    modules: set[str] | tuple[str, ...], jobs: int = 2, log: Log = _stderr_log
+    modules: set[str] | tuple[str, ...],
+    jobs: int = 2,
+    log: Log = _stderr_log,
+    libc: Libc = "musl",
 ) -> StaticPython:
     """The static interpreter with ``modules`` (extension module names) built in,
-    building and caching it if needed."""
+    linked against ``libc`` (glibc where a module needs it: :func:`libc_for`), building
+    and caching it if needed."""
     wanted = tuple(sorted(set(modules)))
     unknown = [name for name in wanted if not buildable(name)]
     if unknown:
@@ -358,8 +425,25 @@ def build_static_python(
             "extension module of CPython's source): build this service with the stock "
             "interpreter (--python stock)"
         )
+    chosen = libc_for(wanted, libc)
+    if chosen != libc:
+        log(f"linking the static interpreter against glibc: {', '.join(wanted)} need it")
     tree = fetch_source(log)
-    key = cache_key(tree, wanted)
+    libraries: tuple[BuiltLibrary, ...] = ()
+    if chosen == "musl":
+        _install_tools(list(MUSL_TOOLS.items()), log)
+        musl_version()
+        libraries = tuple(
+            build_libraries(
+                wanted,
+                CFLAGS,
+                lambda package, marker: fetch_source(log, package, marker),
+                _run,
+                jobs,
+                log,
+            )
+        )
+    key = cache_key(tree, wanted, chosen, libraries)
     entry = _entry(key)
     cached = _load(entry, tree)
     if cached is not None:
@@ -369,19 +453,36 @@ def build_static_python(
         if cached is not None:
             return cached
         _install_tools([*BUILD_TOOLS.items(), ("strip", "binutils")], log)
-        _install_headers(wanted, log)
+        if chosen == "glibc":
+            _install_headers(wanted, log)
         build = cache_root() / "pythons" / f".build-{key}"
         logfile = cache_root() / "pythons" / f"{key}.log"
         shutil.rmtree(build, ignore_errors=True)
         log(
-            f"building a static {SOURCE_PACKAGE} ({tree.name}) with {len(wanted)} extension "
-            f"modules built in (a few minutes; log: {logfile})"
+            f"building a static {SOURCE_PACKAGE} ({tree.name}) on {chosen} with {len(wanted)} "
+            f"extension modules built in (a few minutes; log: {logfile})"
         )
         shutil.copytree(tree, build, symlinks=True)
         try:
             env = dict(os.environ, MODULE_BUILDTYPE="static")
             logfile.write_text("")
-            _run(["./configure", *configure_arguments(wanted)], build, env, logfile)
+            compiler = None
+            extra: list[str] = []
+            if chosen == "musl":
+                compiler = toolchain(build / ".musl")
+                # the host's pkg-config files name glibc's headers and libraries
+                (build / ".musl" / "pkgconfig").mkdir()
+                env["PKG_CONFIG_LIBDIR"] = str(build / ".musl" / "pkgconfig")
+                (build / "riad_dlopen.c").write_text(DLOPEN_SHIM)
+                _run(
+                    [str(compiler), "-Os", "-c", "-o", "riad_dlopen.o", "riad_dlopen.c"],
+                    build,
+                    env,
+                    logfile,
+                )
+                extra = [str(build / "riad_dlopen.o")]
+            arguments = configure_arguments(wanted, libraries, compiler)
+            _run(["./configure", *arguments], build, env, logfile)
             modules_dir = build / "Modules"
             stdlib = (modules_dir / "Setup.stdlib").read_text()
             (modules_dir / "Setup.local").write_text(setup_local(wanted, stdlib))
@@ -390,7 +491,7 @@ def build_static_python(
             # of which a static interpreter loads none.
             # The kept symbols are asked for at the link only: configure's test programs
             # do not link OpenSSL.
-            kept = ldflags(wanted).removeprefix(LDFLAGS).strip()
+            kept = " ".join([ldflags(wanted, chosen).removeprefix(LDFLAGS).strip(), *extra])
             _run(
                 ["make", f"-j{jobs}", "python", "LINKFORSHARED=", f"LDFLAGS={kept}"],
                 build,
@@ -400,14 +501,14 @@ def build_static_python(
             staging = entry.with_name(entry.name + ".tmp")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            keep = [f"--keep-symbol={name}" for name in sorted(kept_symbols(wanted))]
+            keep = [f"--keep-symbol={name}" for name in sorted(kept_symbols(wanted, chosen))]
             _run(
                 ["strip", "--strip-all", *keep, "-o", str(staging / "python3.11"), "python"],
                 build,
                 env,
                 logfile,
             )
-            info = {"version": tree.name, "modules": list(wanted), "key": key}
+            info = {"version": tree.name, "modules": list(wanted), "key": key, "libc": chosen}
             (staging / "python.json").write_text(json.dumps(info, indent=2) + "\n")
             shutil.rmtree(entry, ignore_errors=True)
             staging.rename(entry)

@@ -193,6 +193,7 @@ _LOOKUPS: tuple[tuple[str, int | None, str], ...] = (
     ("readlinkat", None, "where a link points"),
     ("openat", 2, "open a file for reading"),
     ("open", 1, "open a file for reading"),
+    ("fstat", None, "an open file's kind and size (musl's fstat; glibc's is newfstatat)"),
 )
 """The calls that look for a file: name, which argument holds ``open``'s flags, why."""
 
@@ -231,6 +232,8 @@ THREAD_FLAGS = 0x3D0F00
 """``clone`` flags of a POSIX thread (glibc's ``pthread_create``): ``CLONE_VM | CLONE_FS |
 CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
 CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID``. Anything else would be a process."""
+MUSL_THREAD_FLAGS = THREAD_FLAGS | 0x400000
+"""musl's ``pthread_create`` (the static interpreter's) adds ``CLONE_DETACHED``."""
 
 
 GLIBC_THREAD_SIGNALS = (32, 33)
@@ -243,7 +246,13 @@ def _thread_rules() -> list[SyscallRule]:
     return [
         SyscallRule(
             "clone",
-            (ArgIn(0, (THREAD_FLAGS,), (f"{THREAD_FLAGS:#x}: a thread",)),),
+            (
+                ArgIn(
+                    0,
+                    (THREAD_FLAGS, MUSL_THREAD_FLAGS),
+                    (f"{THREAD_FLAGS:#x}: a thread", f"{MUSL_THREAD_FLAGS:#x}: a musl thread"),
+                ),
+            ),
             "start a thread: exactly a thread's flags, never a process",
         ),
         SyscallRule(
@@ -315,9 +324,14 @@ def service_policy(
         writes = _fd_rule("write", console + wake_w, "log; wake the loop")
     rules: list[SyscallRule] = [
         *_fd_rule("epoll_wait", epoll, "wait for the loop's next event"),
+        *_fd_rule("epoll_pwait", epoll, "wait for the loop's next event (musl's epoll_wait)"),
         *_fd_rule("readv", net, "receive frames into the TAP device's one buffer"),
         *reads,
-        *_fd_rule("writev", net, "send frames (header and frame gathered)"),
+        *_fd_rule(
+            "writev",
+            net + console,
+            "send frames (header and frame gathered); C code's messages (musl's stdio)",
+        ),
         *writes,
         *_fd_rule("recvmsg", packet, "receive frames from a packet socket"),
         *_ioctl_rule(packet, files or data),

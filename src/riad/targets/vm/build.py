@@ -72,6 +72,7 @@ from riad.image.cpio import CpioArchive, chardev_entry, dir_entry, file_entry
 from riad.image.data import DataFile, data_files, left_out, placed, split_includes, submodules
 from riad.image.elf import elf_info, is_elf, shared_libraries
 from riad.image.kernel import Kernel, Variant, build_single_file, cache_root, kernel_for
+from riad.image.musl import Libc
 from riad.image.packed import INDEX, pack
 from riad.image.static_python import StaticPython, build_static_python, stdlib_source
 from riad.image.trace import StartupTrace, TracedModule, trace_startup
@@ -637,14 +638,16 @@ def _without_columns(
     )
 
 
-def _static_interpreter(trace: StartupTrace, log: Log) -> StaticPython:
-    """The static interpreter with the extension modules the image needs built in."""
+def _static_interpreter(trace: StartupTrace, options: BuildOptions, log: Log) -> StaticPython:
+    """The static interpreter with the extension modules the image needs built in, on
+    the C library ``options.python`` names (musl for ``static``)."""
     names = set()
     for key in _needed_modules(trace):
         module = _module_info(trace, key)
         if module is not None and module.file is not None and module.file.endswith(".so"):
             names.add(module.spec_name or key)
-    return build_static_python(names, log=log)
+    libc: Libc = "glibc" if options.python == "static-glibc" else "musl"
+    return build_static_python(names, log=log, libc=libc)
 
 
 def _add_native(
@@ -845,7 +848,7 @@ def build_image(
         )
     volume = bool(declared_volumes(trace))
     kernel = kernel_for(options.net, options.kernel, log=log, volume=volume, pci=options.pci)
-    python = _static_interpreter(trace, log) if options.python == "static" else None
+    python = None if options.python == "stock" else _static_interpreter(trace, options, log)
     content = _Content()
     _add_skeleton(content)
     extensions = _add_modules(content, trace, service, options, python)
@@ -1058,7 +1061,12 @@ def _write_output(
         "python": (
             {"build": "stock", "version": sys.version.split()[0]}
             if python is None
-            else {"build": "static", "version": python.version, "modules": list(python.modules)}
+            else {
+                "build": "static",
+                "version": python.version,
+                "libc": python.libc,
+                "modules": list(python.modules),
+            }
         ),
         "kernel": {
             "variant": kernel.variant,

@@ -104,8 +104,9 @@ def add_image_options(group: argparse._ArgumentGroup) -> None:
         help=(
             "the interpreter: stock (this host's, with its shared libraries; default) or "
             "static (CPython built from Debian's python3.11 source package, statically "
-            "linked, -Os, only the extension modules the service uses; built once per "
-            "module set and cached, a few minutes)"
+            "linked against musl, -Os, only the extension modules the service uses; built "
+            "once per module set and cached, a few minutes); static-glibc: the same "
+            "linked against glibc"
         ),
     )
     group.add_argument(
