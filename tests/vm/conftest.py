@@ -6,7 +6,6 @@ import math
 import os
 import queue
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from riad.image.kernel import VARIANTS, Kernel, build_kernel
+from riad.testing.netns import Netns
 
 SERVICES = Path(__file__).resolve().parent / "services"
 RIAD = [sys.executable, "-m", "riad"]
@@ -50,13 +50,8 @@ def _needs_root_tools() -> None:
 def netns() -> Iterator[str]:
     """A fresh network namespace with loopback up, removed afterwards."""
     _needs_root_tools()
-    name = f"riadvm-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    with Netns.create("riadvm") as ns:  # (deleted however the test ends, or swept)
+        yield ns.name
 
 
 class RiadRun:
