@@ -44,6 +44,18 @@ def test_the_containerdisk_kernel_adds_pci_to_a_variant_and_is_cached_apart() ->
     assert cache_key(source, "direct", pci=True) != cache_key(source, "direct")
 
 
+def test_every_kernel_keeps_what_pid1_calls_and_only_volumes_get_devtmpfs() -> None:
+    for variant in ("direct", "socket"):
+        for volume in (False, True):
+            wanted = wanted_options(config_fragment(variant, volume=volume))
+            # The seal: capset (MULTIUSER), seccomp filters; no /proc or /sys is mounted.
+            assert wanted["CONFIG_MULTIUSER"] == "y"
+            assert wanted["CONFIG_SECCOMP_FILTER"] == "y"
+            assert wanted["CONFIG_PROC_FS"] == wanted["CONFIG_SYSFS"] == "n"
+            # PID 1 mounts devtmpfs only to find a volume's disk.
+            assert wanted.get("CONFIG_DEVTMPFS", "n") == ("y" if volume else "n")
+
+
 def test_unknown_variant_names_the_choices() -> None:
     with pytest.raises(ImageError, match="direct, socket"):
         config_fragment("bogus")  # type: ignore[arg-type]
