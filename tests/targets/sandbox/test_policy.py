@@ -21,6 +21,7 @@ from riad.targets.sandbox.policy import (
     SyscallRule,
     syscall_name,
 )
+from riad.targets.sandbox.profile import MUSL_THREAD_FLAGS, THREAD_FLAGS, DeviceFds, service_policy
 from riad.targets.sandbox.syscalls_x86_64 import X86_64_SYSCALLS as NR
 
 from .bpf_vm import AUDIT_ARCH_I386, Call, run
@@ -237,3 +238,19 @@ def test_compiled_program_matches_policy_semantics(
         args = tuple(lst)  # type: ignore[assignment]
     c = Call(nr, args, arch)
     assert run(policy.compile(), c) == _expected(policy, c)
+
+
+def test_the_service_policy_lets_musls_calls_through() -> None:
+    """The vm's static interpreter is linked against musl, whose epoll_wait is the
+    epoll_pwait call, whose threads carry CLONE_DETACHED, whose fstat is fstat and
+    whose stdio writes with writev."""
+    fds = DeviceFds(packet=(3,), console=(1, 2), epoll=5, wakeup_read=6, wakeup_write=7)
+    program = service_policy(fds, threads=True).compile()
+    assert run(program, call("epoll_pwait", 5, 0, 16, -1, 0, 8)) == SECCOMP_RET_ALLOW
+    assert run(program, call("epoll_pwait", 6, 0, 16, -1, 0, 8)) == SECCOMP_RET_KILL_PROCESS
+    assert run(program, call("clone", MUSL_THREAD_FLAGS)) == SECCOMP_RET_ALLOW
+    assert run(program, call("clone", THREAD_FLAGS)) == SECCOMP_RET_ALLOW
+    assert run(program, call("clone", 0x11)) == SECCOMP_RET_KILL_PROCESS  # SIGCHLD: fork
+    assert run(program, call("writev", 2)) == SECCOMP_RET_ALLOW
+    assert run(program, call("writev", 6)) == SECCOMP_RET_KILL_PROCESS
+    assert run(program, call("fstat", 9)) == SECCOMP_RET_ERRNO | errno.ENOENT
