@@ -132,7 +132,15 @@ class TcpTimers:
     def arm_tlp(self, now: Instant, srtt_ns: int, lone_segment: bool, in_recovery: bool) -> None:
         """(Re)arm the tail loss probe (RFC 8985 7.2): 2*SRTT, plus the delayed-ACK time
         when one segment is in flight, at least 10 ms; not before an RTT sample
-        (``srtt_ns`` 0), during recovery, while a probe is out, or past the RTO."""
+        (``srtt_ns`` 0), during recovery, while a probe is out, or past the RTO.
+
+        For a lone segment RFC 8985 adds the peer's worst-case delayed ACK (200 ms
+        recommended); riad adds its own delayed-ACK time (40 ms) instead. 200 ms is
+        never before the 200 ms minimum RTO, so a lost lone segment (a request, a
+        response) would wait for the RTO and its congestion-window collapse: on the
+        simulated grids that meant 5 -> 9 timeouts at 2% loss and 10-15% longer
+        transfers. The price is an occasional needless probe to a peer that holds
+        its ACK longer than 40 ms (Linux at times: one segment in about 1,500)."""
         if self.tlp_out or in_recovery or not srtt_ns:
             self.tlp = None
             return
