@@ -88,6 +88,7 @@ from riad.wire.ipv6 import (
     ExtensionLimits,
     Ipv6Header,
     ParameterProblemError,
+    address_of,
     multicast_mac,
     solicited_node_address,
 )
@@ -247,7 +248,6 @@ class Ipv6Core:
         self._frames: list[Frame] = []
         self._events: list[AddressEvent] = []
         self._packed: dict[IPv6Address, bytes] = {}
-        self._addresses_of: dict[bytes, IPv6Address] = {}
         self._paths: dict[IPv6Address, _Path] = {}
         self._paths_version = -1
         self._sources: dict[IPv6Address, IPv6Address] = {}
@@ -442,22 +442,8 @@ class Ipv6Core:
         reply[2] = csum >> 8
         reply[3] = csum & 0xFF
         icmp.echo_replies_sent += 1
-        self.send(
-            self._address_of(addresses[16:]),
-            self._address_of(addresses[:16]),
-            _ICMPV6,
-            [reply],
-            now,
-        )
+        self.send(address_of(addresses[16:]), address_of(addresses[:16]), _ICMPV6, [reply], now)
         return True
-
-    def _address_of(self, packed: bytes) -> IPv6Address:
-        address = self._addresses_of.get(packed)
-        if address is None:
-            if len(self._addresses_of) >= _MAX_CACHED:
-                self._addresses_of.clear()
-            address = self._addresses_of[packed] = IPv6Address(packed)
-        return address
 
     def handle_full(self, data: memoryview, checksum_trusted: bool, now: Instant) -> None:
         """``handle`` without the fast inputs: for a packet one of them already refused."""

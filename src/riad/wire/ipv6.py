@@ -71,6 +71,7 @@ __all__ = [
     "OptionsHeader",
     "ParameterProblemError",
     "RoutingHeader",
+    "address_of",
     "eui64_interface_id",
     "is_reserved_interface_id",
     "link_local_address",
@@ -289,6 +290,11 @@ def _address(raw: bytes) -> IPv6Address:
         _ADDRESSES.clear()
     address = _ADDRESSES[raw] = IPv6Address(raw)
     return address
+
+
+def address_of(raw: bytes) -> IPv6Address:
+    """The address of 16 packed bytes, from the addresses seen lately when it is there."""
+    return _ADDRESSES.get(raw) or _address(raw)
 
 
 # -- extension headers ---------------------------------------------------------

@@ -90,6 +90,7 @@ class SendSequence:
         self.small_end = iss
         """End of the last short segment sent (Nagle in Minshall's variant)."""
         self.last_send = now
+        """When the last segment went out (cwnd restarts after an idle RTO, RFC 5681 4.1)."""
         self.syn_pending = False
         """Our SYN (or SYN-ACK) is to be sent (again)."""
         self.probe_pending = False
@@ -100,7 +101,6 @@ class SendSequence:
         tail goes with the next flush (``riad.stack.tcp.TcpTransport.write``)."""
         self.force = False
         """Send what Nagle or SWS avoidance would hold (the SWS override, a tail loss probe)."""
-        """When the last segment went out (cwnd restarts after an idle RTO, RFC 5681 4.1)."""
 
     def has_unsent(self) -> bool:
         """Data or our FIN is queued beyond ``nxt``."""
