@@ -35,6 +35,16 @@ both addresses on one TAP (``riad46``), over IPv4 and IPv6 in turns of
 process, the same moments and the same load, and the shortest, median and 90th
 percentile round trips of each are printed with the IPv6 / IPv4 ratios, every
 round's and over all the rounds' pings together.
+
+Then (``--pairs``, 10 by default; ``--rounds 0`` for these alone) both rows in
+interleaved pairs on one ``riad46`` process: ``--pair-pings`` pings, then
+``--pair-seconds`` of UDP echo, over IPv4 and IPv6, the family going first swapped
+every pair, each half just after the same work against Linux over a veth pair
+(IPv4: the machine's speed just then; a pair whose two references differ by more
+than ``--disturbed``, 25%, is flagged disturbed). Per row: the median of the pairs'
+IPv6 / IPv4 ratios with quartiles and range, over all pairs and the undisturbed
+ones, riad's CPU per ping or echo answered (its process's ``schedstat``, in ns),
+and every pair (``pairstats.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from pairstats import PairedRow, preamble  # noqa: E402
 from riad.testing.netns import Netns  # noqa: E402
 
 PYTCP_ECHO = HERE / "pytcp_udp_echo.py"
@@ -138,7 +149,7 @@ def udp_client(host: str, port: int, seconds: float, window: int, size: int) -> 
             for _ in range(window):
                 sock.send(payload)
     elapsed = time.perf_counter() - start
-    print(f"rate {received / elapsed:.1f} timeouts {timeouts}", flush=True)
+    print(f"rate {received / elapsed:.1f} timeouts {timeouts} received {received}", flush=True)
 
 
 # -- orchestration -----------------------------------------------------------------
@@ -228,12 +239,76 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _udp_rate(ns: Netns, host: str, seconds: float) -> float:
+    return _udp_echoes(ns, host, seconds)[0]
+
+
+def _udp_echoes(ns: Netns, host: str, seconds: float) -> tuple[float, int]:
+    """The UDP client's (echoes a second, echoes received) against ``host``."""
     me = [sys.executable, str(Path(__file__).resolve())]
     out = ns.run(*me, "client", host, "7", str(seconds), timeout=seconds + 60).stdout.decode()
-    match = re.search(r"rate ([\d.]+)", out)
+    match = re.search(r"rate ([\d.]+) timeouts \d+ received (\d+)", out)
     if not match:
         raise RuntimeError(f"client said: {out}")
-    return float(match.group(1))
+    return float(match.group(1)), int(match.group(2))
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of process ``pid``, all its threads, in ns: the first field of each
+    thread's ``/proc/PID/task/TID/schedstat``, which the scheduler keeps in ns (where
+    ``/proc/PID/stat``'s user and system times are in clock ticks, 10 ms here)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def measure_pairs(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Ping and UDP echo over IPv4 and IPv6 in ``args.pairs`` interleaved pairs on one riad
+    process holding both addresses on one TAP (the family going first swapped every pair),
+    each half just after the same work against Linux over a veth pair over IPv4 (the
+    reference of the machine's speed; ``pairstats``).
+
+    Returns, in pair order, per row and family (``ping4``, ``udp6``...): riad's figure
+    (the median of ``args.pair_pings`` pings at 5 ms intervals in ms; UDP echoes a
+    second over ``args.pair_seconds``), the reference's (``ref_ping4``...), and riad's
+    CPU per ping or echo answered in µs (``cpu_ping4``...: its process's schedstat)."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    runs: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(Netns.create("bench"))
+        ref = stack.enter_context(Netns.create("bench"))
+        peer = stack.enter_context(Netns.create("bench"))
+        ref.add_veth("va", "vb", peer, "10.79.0.1/24", "10.79.0.2/24")
+        stack.callback(_stop, _start(peer, [*me, "serve-kernel", "10.79.0.2", "7"]))
+        ns.add_tap("tap0", "10.77.0.1/24", vnet_hdr=True)
+        ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
+        ns.ip("-6", "addr", "add", "fd77::1/64", "dev", "tap0", "nodad")
+        server = _start(ns, [*me, "serve-riad", "tap0", "10.77.0.2/24,fd77::2/64", "7"])
+        stack.callback(_stop, server)
+        if Path(f"/proc/{server.pid}/comm").read_text().strip() == "ip":
+            raise RuntimeError("ip netns exec forked: the riad process's CPU is not its own")
+        for host in ("10.77.0.2", "fd77::2", "10.79.0.2"):
+            _wait_answered(ref if host == "10.79.0.2" else ns, host)
+        for i in range(args.pairs):
+            for row in ("ping", "udp"):
+                for six in (False, True) if i % 2 == 0 else (True, False):
+                    family, host = (6, "fd77::2") if six else (4, "10.77.0.2")
+                    if row == "ping":
+                        reference = statistics.median(_pings(ref, "10.79.0.2", args.pair_pings))
+                        c0 = cpu_ns(server.pid)
+                        rtts = _pings(ns, host, args.pair_pings)
+                        figure, units = statistics.median(rtts), len(rtts)
+                    else:
+                        reference = _udp_echoes(ref, "10.79.0.2", args.pair_seconds)[0]
+                        c0 = cpu_ns(server.pid)
+                        figure, units = _udp_echoes(ns, host, args.pair_seconds)
+                    cpu_us = (cpu_ns(server.pid) - c0) / 1e3 / max(units, 1)
+                    runs.setdefault(f"{row}{family}", []).append(figure)
+                    runs.setdefault(f"ref_{row}{family}", []).append(reference)
+                    runs.setdefault(f"cpu_{row}{family}", []).append(cpu_us)
+            print(f"pair {i + 1} of {args.pairs} done", file=sys.stderr, flush=True)
+    return runs
 
 
 def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -292,7 +367,22 @@ def main() -> int:
     parser.add_argument("--pytcp", default=str(Path.home() / ".cache" / "riad-peers" / "pytcp"))
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="riad and riad6 taking turns")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="riad and riad6 in separate processes, in turns"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=10, help="ping and UDP echo pairs on riad46 (0: none)"
+    )
+    parser.add_argument("--pair-pings", type=int, default=100, help="pings in a pair's half")
+    parser.add_argument(
+        "--pair-seconds", type=float, default=1.0, help="UDP echo seconds in a pair's half"
+    )
+    parser.add_argument(
+        "--disturbed",
+        type=float,
+        default=0.25,
+        help="a pair whose Linux references differ by more than this share is disturbed",
+    )
     parser.add_argument(
         "--block", type=int, default=25, help="pings per turn when pinging riad46's two addresses"
     )
@@ -313,6 +403,10 @@ def main() -> int:
         both.append(ping_both(args))
         four, six = (_spread(r) for r in both[-1])
         print(f"round {i + 1}: riad46 IPv4 {four} IPv6 {six}", file=sys.stderr, flush=True)
+    pairs = measure_pairs(args) if args.pairs else {}
+    if not args.rounds:
+        print_pairs(pairs, args)
+        return 0
     results = {
         kind: (statistics.median(p for p, _ in got), statistics.median(r for _, r in got))
         for kind, got in runs.items()
@@ -354,7 +448,25 @@ def main() -> int:
             f"  {name}: IPv4 {four[0]:.3f} / {four[1]:.3f} / {four[2]:.3f}, "
             f"IPv6 {six[0]:.3f} / {six[1]:.3f} / {six[2]:.3f}; IPv6/IPv4 {ratios}"
         )
+    print_pairs(pairs, args)
     return 0
+
+
+def print_pairs(pairs: dict[str, list[float]], args: argparse.Namespace) -> None:
+    """The pairs' report (``pairstats``): each row's median IPv6 / IPv4 ratio, its spread,
+    riad's CPU per unit, every pair."""
+    if not pairs:
+        return
+    print()
+    print(preamble(args.pairs, args.disturbed))
+    for row, label, fmt, lower_is_better, cpu_label in (
+        ("ping", "ping round trip (median of a half's pings), ms", "{:.3f}", True, "µs per ping"),
+        ("udp", "UDP echo (64 bytes, 32 in flight), datagrams/s", "{:,.0f}", False, "µs per echo"),
+    ):
+        paired = PairedRow.from_runs(
+            pairs, row, label, fmt, lower_is_better, (cpu_label, "{:,.1f}")
+        )
+        print("\n".join(paired.report(args.disturbed)))
 
 
 if __name__ == "__main__":

@@ -32,20 +32,19 @@ Of the bulk transfers' CPU it also gives the system time: the kernel's work in
 riad's reads and writes of the TAP, which holds Linux's own TCP handling of the
 frames riad writes (done in the writer's system call), not riad's Python.
 
-``--six`` measures only riad, over IPv4 and over IPv6 (TAP with offloads),
-each round in a child process, taking turns for ``--rounds`` rounds: the
-medians, and the IPv6 / IPv4 ratio of every row in each round (the target:
-IPv6 at least 0.9x). The row "riad CPU busy while taking connections" is
-the share of that phase's wall time riad's process spent on the CPU: well
-under 100%, the connection rate is bounded by the Linux clients (eight
-threads of one Python process) and Linux's side, not by riad, and riad's CPU
-per connection is the figure to compare. Then (``--pairs``, 10 by default) the
-bulk transfers once more, on one stack holding both addresses, IPv4 and IPv6 in
-turns ``--pairs`` times: a 100 MB transfer lasts a tenth of a second or two, so
-a pause of a shared machine's moves one transfer by tens of percent, and rounds
-a quarter of a minute apart meet different machines; the two transfers of a pair
-meet the same one. The median of the pairs' IPv6 / IPv4 ratios is the bulk
-figure for the target, with every pair listed.
+``--six`` measures only riad, over IPv4 against IPv6 (TAP with offloads), every row
+in ``--pairs`` interleaved pairs (10 by default) on one stack holding both addresses:
+IPv4 then IPv6 or IPv6 then IPv4, the first swapped every pair, each half just after
+a Linux-to-Linux reference over a veth pair (IPv4, the same work) that says how fast
+the machine was then. A 100 MB transfer lasts a tenth of a second or two and a pause
+of a shared machine's moves it by tens of percent; rounds a quarter of a minute apart
+meet different machines, the two halves of a pair nearly the same one. Per row: the
+median of the pairs' IPv6 / IPv4 ratios with quartiles and range (the figure for the
+target, IPv6 at least 0.9x), over all pairs and over those whose two references are
+within ``--disturbed`` (25%) of each other, riad's CPU per unit of work likewise
+(``time.process_time``, ns-precise: a dip of the machine's moves the rate, not the CPU
+per unit), and every pair (``pairstats.py``). ``--rounds R`` adds whole measurements
+in child processes taking turns, as before the pairs.
 
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
@@ -374,12 +373,15 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_cores":
 # -- the orchestration --------------------------------------------------------------------
 
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from pairstats import PairedRow, preamble  # noqa: E402
 from riad.backends.tap import TapDevice  # noqa: E402
 from riad.stack import DirectStack  # noqa: E402
 from riad.testing.netns import Netns  # noqa: E402
@@ -557,29 +559,76 @@ async def measure_riad(
     }
 
 
-async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
-    """Bulk into and out of riad over IPv4 and IPv6 in turns, on one stack holding both
-    addresses on one TAP with offloads: ``pairs`` transfers of each kind per family,
-    the family going first swapped every pair, so the two transfers of a pair meet the
-    same machine within a second of each other (a 100 MB transfer lasts 0.1 to 0.3 s:
-    a pause of the machine's in one of them moves it by tens of percent).
+ROWS = ("into", "out", "conn", "echo")
 
-    Returns the Mbit/s of every transfer (``into4``, ``into6``, ``out4``, ``out6``),
-    riad's CPU seconds per 100 MB of each (``cpu_into4``...), and of bulk out the frames
-    riad wrote and read per 100 MB (``frames_out4``..., ``acks_out4``...: the frames
-    read are Linux's ACKs) and the system time of that CPU (``sys_out4``...: the
-    kernel's, Linux's TCP handling riad's frames in its writes included), in pair order."""
-    runs: dict[str, list[float]] = {
-        f"{what}{kind}{family}": []
-        for what in ("", "cpu_")
-        for kind in ("into", "out")
-        for family in (4, 6)
-    }
-    for family in (4, 6):
-        runs[f"frames_out{family}"] = []
-        runs[f"acks_out{family}"] = []
-        runs[f"sys_out{family}"] = []
-    with Netns.create("riadbench") as ns:
+
+async def linux_reference(a: Netns, b: Netns) -> list[asyncio.subprocess.Process]:
+    """Linux's servers in ``b`` (sink, hello, echo on 5001, 5003, 5004 over IPv4), reached
+    from ``a`` over a veth pair: the reference of the machine's speed beside each half of
+    a pair (Linux to Linux, always IPv4, the same work as riad's half)."""
+    a.add_veth("va", "vb", b, address=f"{LINUX_IP}/24", peer_address=f"{STACK_IP}/24")
+    servers = []
+    for what, port in (("sink", 5001), ("hello", 5003), ("echo", 5004)):
+        argv = ["ip", "netns", "exec", b.name, sys.executable, str(HERE), "_linux", "serve"]
+        argv += ["--what", what, "--host", "0.0.0.0", "--port", str(port)]
+        servers.append(await start_ready(argv))
+    return servers
+
+
+async def one_half(
+    ns: Netns, stack: DirectStack | None, row: str, host: str, a: PairWork, served: list[int]
+) -> tuple[float, float, dict[str, float]]:
+    """One measurement of ``row`` against ``host`` from namespace ``ns``: (figure, units of
+    work, what else was counted). With ``stack`` None it is Linux's reference (veth)."""
+    if row == "into" or (row == "out" and stack is None):
+        argv = ("--host", host, "--port", "5001", "--bytes", str(a.nbytes))
+        return (await run_in(ns, "send", *argv))["mbit_s"], a.nbytes / 1e8, {}
+    if row == "out":
+        assert stack is not None
+        rate, seen = await riad_source(stack, ns, a.nbytes, ":" in host)
+        return rate, a.nbytes / 1e8, seen
+    if row == "conn":
+        before = served[0]
+        argv = ("--host", host, "--port", "5003", "--seconds", str(a.seconds))
+        got = await run_in(ns, "connrate", *argv)
+        return got["conn_s"], max(served[0] - before, 1) / 1e6, {"errors": got["errors"]}
+    argv = ("--host", host, "--port", "5004", "--count", str(a.echoes))
+    return (await run_in(ns, "echorr", *argv))["rtt_ms"], a.echoes / 1e6, {}
+
+
+@dataclass(frozen=True)
+class PairWork:
+    """The work of one half of a pair, per row."""
+
+    nbytes: int
+    seconds: float
+    echoes: int
+
+
+async def measure_pairs(
+    work: PairWork, pairs: int, rows: tuple[str, ...] = ROWS
+) -> dict[str, list[float]]:
+    """Every row of ``rows`` over IPv4 and IPv6 in turns, on one stack holding both
+    addresses on one TAP with offloads: ``pairs`` pairs per row, the family going first
+    swapped every pair, so the two halves of a pair meet the same machine within a second
+    or two. Before each half, Linux to Linux over a veth pair does the same work over
+    IPv4 (the reference: how fast the machine was just then).
+
+    Returns, in pair order, per row and family (``into4``, ``conn6``...): riad's figure
+    (Mbit/s, connections/s, the echo's median round trip in ms), the reference's
+    (``ref_into4``...), riad's CPU per unit of work (``cpu_into4``...: seconds per 100 MB,
+    µs per connection served and per echo; ``time.process_time``, ns-precise, of this
+    process, which runs riad and only waits on the clients); of bulk out also the frames
+    riad wrote and read per 100 MB (``frames_out4``..., ``acks_out4``...: the frames read
+    are Linux's ACKs) and the system time of the CPU (``sys_out4``..., tick-sampled)."""
+    runs: dict[str, list[float]] = {}
+    served = [0]
+    async with contextlib.AsyncExitStack() as exit_stack:
+        ns = exit_stack.enter_context(Netns.create("riadbench"))
+        ref_a = exit_stack.enter_context(Netns.create("lxa"))
+        ref_b = exit_stack.enter_context(Netns.create("lxb"))
+        for server in await linux_reference(ref_a, ref_b):
+            exit_stack.push_async_callback(stop, server)
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=True)
         ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
         ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
@@ -588,36 +637,47 @@ async def measure_bulk_pairs(nbytes: int, pairs: int) -> dict[str, list[float]]:
         ipv6 = f"{STACK_IP6}/64"
         async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
             assert STACK_IP6 in stack.ipv6_addresses  # async with waited for DAD
-            await riad_servers(stack, [0])
+            await riad_servers(stack, served)
             for i in range(pairs):
-                for kind in ("into", "out"):
+                for row in rows:
                     for six in (False, True) if i % 2 == 0 else (True, False):
-                        t0, s0 = time.process_time(), system_time()
                         family = 6 if six else 4
-                        if kind == "into":
-                            host = STACK_IP6 if six else STACK_IP
-                            argv = ("--host", host, "--port", "5001", "--bytes", str(nbytes))
-                            rate = (await run_in(ns, "send", *argv))["mbit_s"]
-                        else:
-                            rate, seen = await riad_source(stack, ns, nbytes, six)
-                            per = 1e8 / nbytes
-                            runs[f"frames_out{family}"].append(seen["out_frames_written"] * per)
-                            runs[f"acks_out{family}"].append(seen["out_frames_read"] * per)
-                            runs[f"sys_out{family}"].append((system_time() - s0) * per)
-                        runs[f"{kind}{family}"].append(rate)
-                        runs[f"cpu_{kind}{family}"].append(
-                            (time.process_time() - t0) * 1e8 / nbytes
-                        )
+                        ref, _, _ = await one_half(ref_a, None, row, STACK_IP, work, served)
+                        host = STACK_IP6 if six else STACK_IP
+                        t0, s0 = time.process_time(), system_time()
+                        figure, units, seen = await one_half(ns, stack, row, host, work, served)
+                        cpu, sys_cpu = time.process_time() - t0, system_time() - s0
+                        runs.setdefault(f"{row}{family}", []).append(figure)
+                        runs.setdefault(f"ref_{row}{family}", []).append(ref)
+                        runs.setdefault(f"cpu_{row}{family}", []).append(cpu / units)
+                        if row == "out":
+                            per = 1e8 / work.nbytes
+                            for key, got in (
+                                ("frames_out", seen["out_frames_written"] * per),
+                                ("acks_out", seen["out_frames_read"] * per),
+                                ("sys_out", sys_cpu * per),
+                            ):
+                                runs.setdefault(f"{key}{family}", []).append(got)
+                        if seen.get("errors"):
+                            runs.setdefault(f"errors_{row}{family}", []).append(seen["errors"])
+                print(f"  pair {i + 1} of {pairs} done", file=sys.stderr, flush=True)
     return runs
 
 
 def pairs_main(argv: list[str]) -> None:
-    """The child of ``compare_versions``' paired transfers: their figures as JSON."""
+    """The child of ``compare_versions``' pairs: their figures as JSON."""
     p = argparse.ArgumentParser(prog="tcp.py _pairs")
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--pairs", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=1.5)
+    p.add_argument("--echoes", type=int, default=1000)
+    p.add_argument("--rows", default=",".join(ROWS), help="of into,out,conn,echo")
     a = p.parse_args(argv)
-    print(json.dumps(asyncio.run(measure_bulk_pairs(a.bytes, a.pairs))), flush=True)
+    rows = tuple(a.rows.split(","))
+    if not set(rows) <= set(ROWS):
+        raise SystemExit(f"--rows: of {','.join(ROWS)}")
+    work = PairWork(nbytes=a.bytes, seconds=a.seconds, echoes=a.echoes)
+    print(json.dumps(asyncio.run(measure_pairs(work, a.pairs, rows))), flush=True)
 
 
 async def measure_riad_from(
@@ -793,6 +853,8 @@ async def measure_linux(nbytes: int, seconds: float, six: bool = False) -> dict[
 
 
 def report(results: dict[str, dict[str, float]], notes: list[str]) -> str:
+    if not results:
+        return "\n".join(notes)
     names = list(results)
     rows = [
         ("bulk into the stack, Mbit/s", "into", "{:,.0f}"),
@@ -962,9 +1024,10 @@ async def compare_riad(
 async def compare_versions(
     args: argparse.Namespace, results: dict[str, dict[str, float]], notes: list[str]
 ) -> None:
-    """riad over IPv4 and over IPv6 (TAP with offloads), each in a child process, taking
-    turns for ``--rounds`` rounds (the order swapped every round, so neither always
-    follows the other); each figure is the median of its rounds, with every round's ratio."""
+    """riad over IPv4 against riad over IPv6: every row in ``--pairs`` interleaved pairs on
+    one stack (``measure_pairs``, in a child process), each half beside a Linux reference;
+    with ``--rounds`` also whole measurements in child processes taking turns (the order
+    swapped every round), each figure the median of its rounds, with every round's ratio."""
     this_src = HERE.parent.parent / "src"
     names = {False: "riad (TAP, offloads)", True: "riad IPv6 (TAP, offloads)"}
     rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
@@ -975,77 +1038,71 @@ async def compare_versions(
                 await measure_riad_from(this_src, True, args.bytes, args.seconds, six)
             )
             print(f"  {rounds[six][-1]}", file=sys.stderr, flush=True)
-    for six, runs in rounds.items():
-        results[names[six]] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-    notes.append("riad IPv6 / riad IPv4 (above 1.00x: IPv6 better; CPU and round trip inverted):")
-    for key in rounds[False][0]:
-        if key.startswith(("busy", "out_")):
-            continue
-        lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
-        per_round = []
-        for four, six_run in zip(rounds[False], rounds[True], strict=True):
-            per_round.append(_ratio(four[key], six_run[key], lower_is_better))
-        four_m, six_m = results[names[False]][key], results[names[True]][key]
-        median = _ratio(four_m, six_m, lower_is_better)
-        notes.append(f"- {key}: medians {median}x; rounds " + ", ".join(per_round))
-    notes.append(f"medians of {args.rounds} rounds, IPv4 and IPv6 taking turns")
-    if args.pairs:
-        print(f"bulk transfers in {args.pairs} pairs ...", file=sys.stderr, flush=True)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(HERE),
-            "_pairs",
-            "--bytes",
-            str(args.bytes),
-            "--pairs",
-            str(args.pairs),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+    if args.rounds:
+        for six, runs in rounds.items():
+            results[names[six]] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        notes.append(
+            "riad IPv6 / riad IPv4 over whole rounds (above 1.00x: IPv6 better; CPU and "
+            "round trip inverted):"
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 1800)
+        for key in rounds[False][0]:
+            if key.startswith(("busy", "out_")):
+                continue
+            lower_is_better = key == "rtt_ms" or key.startswith("cpu_")
+            per_round = []
+            for four, six_run in zip(rounds[False], rounds[True], strict=True):
+                per_round.append(_ratio(four[key], six_run[key], lower_is_better))
+            four_m, six_m = results[names[False]][key], results[names[True]][key]
+            median = _ratio(four_m, six_m, lower_is_better)
+            notes.append(f"- {key}: medians {median}x; rounds " + ", ".join(per_round))
+        notes.append(f"medians of {args.rounds} rounds, IPv4 and IPv6 taking turns")
+        notes.append("bulk out, every round (Mbit/s; what riad's sending connection counted):")
+        for i in range(args.rounds):
+            for six in (False, True):
+                r = rounds[six][i]
+                seen = ", ".join(f"{key[4:]} {r[key]:,.0f}" for key in r if key.startswith("out_"))
+                notes.append(f"- round {i + 1} {names[six]}: {r['out']:,.0f}; {seen}")
+    if args.pairs:
+        print(f"every row in {args.pairs} pairs ...", file=sys.stderr, flush=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(HERE), "_pairs", "--bytes", str(args.bytes),
+            "--pairs", str(args.pairs), "--seconds", str(args.pair_seconds),
+            "--echoes", str(args.pair_echoes),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 3600)
         if proc.returncode != 0:
-            raise RuntimeError(f"paired transfers failed: {err.decode()[-500:]}")
-        notes += paired_notes(json.loads(out.decode().strip().splitlines()[-1]), args.pairs)
-    notes.append("bulk out, every round (Mbit/s; what riad's sending connection counted):")
-    for i in range(args.rounds):
-        for six in (False, True):
-            r = rounds[six][i]
-            seen = ", ".join(f"{key[4:]} {r[key]:,.0f}" for key in r if key.startswith("out_"))
-            notes.append(f"- round {i + 1} {names[six]}: {r['out']:,.0f}; {seen}")
+            raise RuntimeError("the pairs failed (their error above)")
+        runs = json.loads(out.decode().strip().splitlines()[-1])
+        notes += paired_notes(runs, args.pairs, args.disturbed)
 
 
-def paired_notes(runs: dict[str, list[float]], pairs: int) -> list[str]:
-    """The paired transfers' report: per kind, the median of the pairs' IPv6 / IPv4
-    ratios (the figure for the 0.9x target), the medians of each family, every pair."""
-    notes = [
-        "",
-        f"Bulk transfers in {pairs} pairs on one stack holding both addresses (IPv4 and "
-        "IPv6 in turns, the first swapped every pair); IPv6 / IPv4 of each pair, above "
-        "1.00x IPv6 better (CPU inverted):",
-    ]
-    for kind, label in (("into", "bulk into the stack"), ("out", "bulk out of the stack")):
-        for cpu, unit in (("", "Mbit/s"), ("cpu_", "riad CPU s per 100 MB")):
-            four, six = runs[f"{cpu}{kind}4"], runs[f"{cpu}{kind}6"]
-            ratios = [
-                float(_ratio(a, b, lower_is_better=bool(cpu)))
-                for a, b in zip(four, six, strict=True)
-                if a and b
-            ]
-            fmt = "{:.3f}" if cpu else "{:,.0f}"
-            notes.append(
-                f"- {label}, {unit}: median of the pairs' ratios "
-                f"**{statistics.median(ratios):.2f}x** (lowest {min(ratios):.2f}x, "
-                f"{sum(r >= 0.9 for r in ratios)} of {len(ratios)} at or above 0.90x); "
-                f"medians IPv4 {fmt.format(statistics.median(four))}, "
-                f"IPv6 {fmt.format(statistics.median(six))}; pairs "
-                + ", ".join(
-                    f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
-                )
-            )
+_ROW_LABELS = {
+    "into": ("bulk into the stack, Mbit/s", "{:,.0f}", False, "s per 100 MB"),
+    "out": ("bulk out of the stack, Mbit/s", "{:,.0f}", False, "s per 100 MB"),
+    "conn": ("new connections/s (8 clients)", "{:,.0f}", False, "µs per connection"),
+    "echo": ("64-byte TCP echo round trip (median), ms", "{:.3f}", True, "µs per echo"),
+}
+
+
+def paired_notes(runs: dict[str, list[float]], pairs: int, threshold: float) -> list[str]:
+    """The pairs' report: per row the median of the pairs' IPv6 / IPv4 ratios (the figure
+    for the 0.9x target) with its spread, over all pairs and the undisturbed ones, riad's
+    CPU per unit likewise, every pair; then what bulk out counted."""
+    notes = ["", preamble(pairs, threshold)]
+    for row, (label, fmt, lower_is_better, cpu_label) in _ROW_LABELS.items():
+        if f"{row}4" not in runs:
+            continue
+        cpu_fmt = "{:.4f}" if row in ("into", "out") else "{:,.1f}"
+        paired = PairedRow.from_runs(runs, row, label, fmt, lower_is_better, (cpu_label, cpu_fmt))
+        notes += paired.report(threshold)
+        for family in (4, 6):
+            if errors := runs.get(f"errors_{row}{family}"):
+                notes.append(f"  IPv{family}: clients' failed connections {sum(errors):,.0f}")
     for key, what, fmt in (
         ("frames_out", "frames riad wrote", "{:,.0f}"),
         ("acks_out", "ACKs it read", "{:,.0f}"),
-        ("sys_out", "system CPU s (the kernel's part of riad's CPU)", "{:.3f}"),
+        ("sys_out", "system CPU s (tick-sampled: the kernel's part of riad's CPU)", "{:.3f}"),
     ):
         four, six = runs.get(f"{key}4", []), runs.get(f"{key}6", [])
         if four and six:
@@ -1056,18 +1113,6 @@ def paired_notes(runs: dict[str, list[float]], pairs: int) -> list[str]:
                 + ", ".join(
                     f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
                 )
-            )
-    four, six = runs.get("sys_out4", []), runs.get("sys_out6", [])
-    if four and six:
-        user4 = [c - k for c, k in zip(runs["cpu_out4"], four, strict=True)]
-        user6 = [c - k for c, k in zip(runs["cpu_out6"], six, strict=True)]
-        ratios = [a / b for a, b in zip(user4, user6, strict=True) if a > 0 and b > 0]
-        if ratios:
-            notes.append(
-                "- bulk out, riad's user CPU s per 100 MB (its own Python): median of the "
-                f"pairs' ratios **{statistics.median(ratios):.2f}x** ("
-                f"{sum(r >= 0.9 for r in ratios)} of {len(ratios)} at or above 0.90x); medians "
-                f"IPv4 {statistics.median(user4):.3f}, IPv6 {statistics.median(user6):.3f}"
             )
     return notes
 
@@ -1090,7 +1135,10 @@ def main() -> None:
         help="measure only riad, this checkout against the riad in SRC (another checkout's src)",
     )
     p.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds with --against or --six"
+        "--rounds",
+        type=int,
+        help="alternating rounds in child processes: with --against (default 3) or --six "
+        "(default 0: the pairs alone)",
     )
     p.add_argument(
         "--six",
@@ -1101,7 +1149,18 @@ def main() -> None:
         "--pairs",
         type=int,
         default=10,
-        help="with --six: bulk transfers in this many IPv4/IPv6 pairs on one stack (0: none)",
+        help="with --six: every row in this many IPv4/IPv6 pairs on one stack (0: none)",
+    )
+    p.add_argument(
+        "--pair-seconds", type=float, default=1.5, help="with --six: connections' half of a pair"
+    )
+    p.add_argument("--pair-echoes", type=int, default=1000, help="with --six: echoes a half")
+    p.add_argument(
+        "--disturbed",
+        type=float,
+        default=0.25,
+        help="with --six: a pair whose Linux references differ by more than this share is "
+        "flagged as disturbed",
     )
     p.add_argument(
         "--cores",
@@ -1110,6 +1169,8 @@ def main() -> None:
     )
     p.add_argument("--cores-bytes", type=int, default=30_000_000, help="bulk size with --cores")
     args = p.parse_args()
+    if args.rounds is None:
+        args.rounds = 0 if args.six else 3
     if args.cores:
         print(compare_cores(args))
         return
