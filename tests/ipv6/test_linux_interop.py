@@ -98,18 +98,16 @@ async def _assigned(stack: DirectStack, address: str) -> None:
     await eventually_async(held, what=f"riad holding {address} (after DAD)")
 
 
-async def _linux_pings(link: Link, target: str, *args: str) -> str:
+async def _linux_pings(link: Link, target: str, count: int, *args: str) -> str:
     """Linux reaches ``target`` once (its own link-local may still be tentative), then
-    every ping of ``args`` is answered; the output of that run."""
+    each of ``count`` pings (with ``args``) is answered; the output of that run."""
 
     async def once() -> bool:
         status, _ = await link.run("ping", "-6", "-c", "1", "-W", "1", target)
         return status == 0
 
     await eventually_async(once, what=f"Linux reaching {target}")
-    status, out = await link.run("ping", "-6", *args, target)
-    assert status == 0 and " 0% packet loss" in out, out
-    return out
+    return await link.ping_all(target, count, "-6", *args)
 
 
 def test_linux_pings_link_local_global_and_fragmented(any_link: Link) -> None:
@@ -120,9 +118,9 @@ def test_linux_pings_link_local_global_and_fragmented(any_link: Link) -> None:
             await _assigned(stack, RIAD6)
             ipv6 = stack.iface.ipv6
             assert ipv6 is not None and ipv6.link_local is not None
-            await _linux_pings(link, RIAD6, "-c", "50", "-i", "0.005", "-W", "2")
-            await _linux_pings(link, f"{ipv6.link_local}%{link.linux_if}", "-c", "10", "-i", "0.01")
-            out = await _linux_pings(link, RIAD6, "-c", "3", "-i", "0.05", "-s", "5000")
+            await _linux_pings(link, RIAD6, 50, "-i", "0.005")
+            await _linux_pings(link, f"{ipv6.link_local}%{link.linux_if}", 10, "-i", "0.01")
+            out = await _linux_pings(link, RIAD6, 3, "-i", "0.05", "-s", "5000")
             assert "5008 bytes from" in out, out  # whole answers, reassembled by Linux
             assert ipv6.icmp.echo_replies_sent >= 63
             assert (
@@ -266,7 +264,7 @@ def test_slaac_from_radvd(link: Link, tmp_path: Path) -> None:
                 assert ipv6.routes.link_mtu == 1400
                 [router] = ipv6.routes.routers
                 assert router.is_link_local
-                await _linux_pings(link, SLAAC6, "-c", "5", "-i", "0.05")
+                await _linux_pings(link, SLAAC6, 5, "-i", "0.05")
                 assert await stack.ping(str(router), timeout=10) > 0
         finally:
             radvd.terminate()  # the radvd started above, by its PID
@@ -290,7 +288,7 @@ def test_duplicate_address_detected_against_linux(link: Link) -> None:
             assert stack.stats.drops["ipv6.dad_failed"] == 1
             # its link-local address is its own: Linux reaches riad there
             local = await eventually_async(lambda: ipv6.link_local, what="riad's link-local")
-            await _linux_pings(link, f"{local}%{link.linux_if}", "-c", "2", "-i", "0.05")
+            await _linux_pings(link, f"{local}%{link.linux_if}", 2, "-i", "0.05")
 
     asyncio.run(main())
 
@@ -301,7 +299,7 @@ def test_hostile_chains_and_lying_neighbour_discovery_from_linux(link: Link) -> 
         try:
             async with _stack(link) as stack:
                 await _assigned(stack, RIAD6)
-                await _linux_pings(link, RIAD6, "-c", "1")
+                await _linux_pings(link, RIAD6, 1)
                 drops = stack.stats.drops
                 me, them = stack.device.mac, _linux_mac(link)
                 for case in hostile_packets(IPv6Address(LINUX6), IPv6Address(RIAD6), them):
@@ -315,7 +313,7 @@ def test_hostile_chains_and_lying_neighbour_discovery_from_linux(link: Link) -> 
                 assert RIAD6 in stack.ipv6_addresses
                 ipv6 = stack.iface.ipv6
                 assert ipv6 is not None and ipv6.routes.routers == ()
-                await _linux_pings(link, RIAD6, "-c", "3", "-i", "0.05")  # riad still answers
+                await _linux_pings(link, RIAD6, 3, "-i", "0.05")  # riad still answers
                 assert (
                     await stack.ping(LINUX6, timeout=10) > 0
                 )  # and still reaches Linux at its own MAC

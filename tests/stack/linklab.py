@@ -12,6 +12,8 @@
 ``make_impaired_link`` puts ``riad.testing.impair``'s relay between riad (on a
 plain TAP) and Linux (on a veth), for delay, reordering and loss.
 
+``Link.ping_all`` has Linux's ping check that every one of its requests is answered.
+
 ``open_when_listening`` connects riad to a program on Linux's side that is
 still starting (socat, say): it tries again while Linux refuses.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +91,25 @@ class Link:
             raise
         assert proc.returncode is not None
         return proc.returncode, out.decode(errors="replace")
+
+    async def ping_all(self, target: str, count: int, *args: str, deadline_s: int = 20) -> str:
+        """Linux pings ``target`` ``count`` times (``args``: ``-6``, ``-i``, ``-s``...) and
+        asserts that requests 1 to ``count`` were each answered; ping's output.
+
+        ping runs with a deadline (``-w``): it waits for ``count`` answers, however late
+        (without one it waits only twice its slowest round trip so far, or one
+        interval, after its last request, and counts a later answer as lost: on a
+        loaded machine a service preempted for 10 ms loses nothing, yet ``-i 0.01``
+        reports loss). While answers lag it goes on asking past ``count``, so the
+        check is on the sequence numbers answered, and a request that went unanswered
+        still fails it: ping stops at ``count`` answers, the missing one among them.
+        """
+        argv = ("ping", "-c", str(count), "-w", str(deadline_s), *args, target)
+        status, out = await self.run(*argv, timeout=deadline_s + 30)
+        answered = {int(n) for n in re.findall(r"bytes from .* icmp_seq=(\d+) ", out)}
+        missing = set(range(1, count + 1)) - answered
+        assert status == 0 and not missing, f"unanswered: {sorted(missing)}\n{out}"
+        return out
 
 
 async def open_when_listening(

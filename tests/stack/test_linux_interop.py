@@ -46,20 +46,13 @@ async def _echo_through(link: Link, argv: list[str], data: bytes) -> bytes:
         await proc.wait()
 
 
-def _received(output: str) -> int:
-    match = re.search(r"(\d+) (?:packets )?received", output)
-    assert match, output
-    return int(match.group(1))
-
-
 def test_ping_and_fragmented_ping(link: Link) -> None:
     async def main() -> None:
         async with DirectStack(link.device, address=f"{RIAD_IP}/{PREFIX}") as stack:
-            status, out = await link.run("ping", "-c", "100", "-i", "0.005", "-W", "2", RIAD_IP)
-            assert status == 0 and _received(out) == 100, out
-            status, out = await link.run("ping", "-c", "5", "-i", "0.05", "-s", "5000", RIAD_IP)
-            assert status == 0 and _received(out) == 5, out
-            assert stack.iface.icmp.echo_replies_sent == 105
+            await link.ping_all(RIAD_IP, 100, "-i", "0.005")
+            await link.ping_all(RIAD_IP, 5, "-i", "0.05", "-s", "5000")
+            # (ping may ask past its count while the last answers are on their way)
+            assert stack.iface.icmp.echo_replies_sent >= 105
             # riad pings Linux too, across the link
             rtt = await stack.ping(LINUX_IP, size=3000)
             assert 0 < rtt < 1
