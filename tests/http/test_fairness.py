@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import types
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import h2.config
@@ -104,20 +106,25 @@ def h2_request() -> bytes:
     return client.data_to_send()
 
 
+def start_download(server: HttpServer, version: str, pipe_class: type[OpenPipe] = OpenPipe) -> Any:
+    """A client connection asking ``server`` for ``/`` over ``version``: (its pipe, the
+    future of the connection served)."""
+    if version == "1.1":
+        pipe = pipe_class(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        return pipe, asyncio.ensure_future(server._accepted(pipe, None, "http", ("10.0.0.1", 80)))
+    pipe = pipe_class(h2_request())
+    connection = Http2Connection(
+        server, Transport(pipe), scheme="https", client=("10.0.0.2", 40000),
+        local_addr=("10.0.0.1", 443),
+    )  # fmt: skip
+    return pipe, asyncio.ensure_future(connection.run())
+
+
 async def largest_gap(version: str, message_bytes: int) -> int:
     """The most body bytes written between two turns of a bystander task."""
     server = HttpServer(download(message_bytes))
     await server.startup()
-    if version == "1.1":
-        pipe = OpenPipe(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        serving = asyncio.ensure_future(server._accepted(pipe, None, "http", ("10.0.0.1", 80)))
-    else:
-        pipe = OpenPipe(h2_request())
-        connection = Http2Connection(
-            server, Transport(pipe), scheme="https", client=("10.0.0.2", 40000),
-            local_addr=("10.0.0.1", 443),
-        )  # fmt: skip
-        serving = asyncio.ensure_future(connection.run())
+    pipe, serving = start_download(server, version)
     seen = [0]
     while pipe.written < BODY:
         await asyncio.sleep(0)
@@ -135,3 +142,70 @@ def test_a_download_lets_other_tasks_run(version: str, message_bytes: int) -> No
     # 1 MiB message is cut, a client's larger HTTP/2 frames are not used), plus the
     # response head and the framing (chunk sizes, HTTP/2's frame headers)
     assert gap <= 16 * 1024 + 256, gap
+
+
+@types.coroutine
+def counting_turns(coro: Coroutine[Any, Any, Any], turns: list[int]) -> Generator[Any, Any, Any]:
+    """Run ``coro``, counting in ``turns[0]`` the times it gave the loop up."""
+    value: Any = None
+    while True:
+        try:
+            future = coro.send(value)
+        except StopIteration as done:
+            return done.value
+        turns[0] += 1
+        value = yield future
+
+
+class FillingPipe(OpenPipe):
+    """An ``OpenPipe`` that says when ``SIZE`` bytes have been written."""
+
+    SIZE = BODY
+
+    def __init__(self, request: bytes) -> None:
+        super().__init__(request)
+        self.full = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.written >= self.SIZE:
+            self.full.set()
+
+
+async def turns_of_a_lone_download(
+    version: str, server: HttpServer | None = None, pipe_class: type[FillingPipe] = FillingPipe
+) -> int:
+    """How often the server's tasks gave up the loop while serving a download (1 MiB
+    unless ``server`` serves another) with nothing else on the loop (this task waits
+    for the whole body, not running between), its client taking everything at once."""
+    loop = asyncio.get_running_loop()
+    turns = [0]
+    loop.set_task_factory(
+        lambda loop, coro: asyncio.Task(counting_turns(coro, turns), loop=loop)  # type: ignore[arg-type]
+    )
+    if server is None:
+        server = HttpServer(download(CHUNK))
+        await server.startup()
+    pipe, serving = start_download(server, version, pipe_class)
+    await pipe.full.wait()
+    shares = turns[0]
+    pipe.close()
+    await serving
+    loop.set_task_factory(None)
+    return shares
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+def test_a_lone_download_keeps_the_loop_on_riads_loop(version: str) -> None:
+    # riad's loop says when nothing else could run: the shares go on without turns
+    assert run_simulated(turns_of_a_lone_download(version)) <= 4
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+def test_a_loop_that_cannot_tell_gets_a_turn_every_share(version: str) -> None:
+    loop = asyncio.SelectorEventLoop()  # asyncio's own: no has_other_work
+    try:
+        turns = loop.run_until_complete(turns_of_a_lone_download(version))
+    finally:
+        loop.close()
+    assert turns >= BODY // CHUNK - 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 from riad.testing.simloop import run_simulated
 from riad.testing.simnet import SimLab, run_lab, test_seed
@@ -212,3 +213,48 @@ def test_a_large_write_leaves_in_whole_frames_at_once_and_its_tail_that_iteratio
     assert at_once == frame
     assert that_iteration == 102_400
     assert tail == bytes(range(256)) * 400
+
+
+def test_the_loop_says_whether_anything_else_could_run() -> None:
+    # what a long task step asks before it gives up its turn (the HTTP server's
+    # fair share of a download): nothing, then each kind of work in turn
+    seen: list[tuple[str, bool]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        other_work = loop.has_other_work  # type: ignore[attr-defined]
+        seen.append(("nothing", other_work()))
+        later = loop.call_later(10, lambda: None)
+        seen.append(("a timer not yet due", other_work()))
+        later.cancel()
+        handle = loop.call_soon(lambda: None)
+        seen.append(("a callback ready", other_work()))
+        handle.cancel()
+        await asyncio.sleep(0)  # (the cancelled handle leaves the ready queue)
+        loop.call_before_select(lambda: None)  # type: ignore[attr-defined]
+        seen.append(("a callback before select", other_work()))
+        await asyncio.sleep(0)
+        due = loop.call_at(loop.time() - 1, lambda: None)
+        seen.append(("a timer due", other_work()))
+        due.cancel()
+        await asyncio.sleep(0)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            loop.add_reader(ours, lambda: None)
+            seen.append(("a descriptor registered, nothing to read", other_work()))
+            theirs.send(b"x")
+            seen.append(("a descriptor readable", other_work()))
+            loop.remove_reader(ours)
+        seen.append(("nothing again", other_work()))
+
+    run_simulated(main)
+    assert seen == [
+        ("nothing", False),
+        ("a timer not yet due", False),
+        ("a callback ready", True),
+        ("a callback before select", True),
+        ("a timer due", True),
+        ("a descriptor registered, nothing to read", False),
+        ("a descriptor readable", True),
+        ("nothing again", False),
+    ]

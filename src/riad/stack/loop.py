@@ -148,6 +148,20 @@ class EventLoop(asyncio.SelectorEventLoop):
         """Whether callbacks wait to run in the next iteration (the loop will not wait)."""
         return bool(self._ready)  # type: ignore[attr-defined]
 
+    def has_other_work(self) -> bool:
+        """Whether anything but the running callback could run now: a callback ready, one
+        waiting for the loop's next select (riad's stack's flush of what was written), a
+        timer due, or a descriptor ready (asked of the selector without waiting: one
+        system call). A long task step asks before it gives up its turn: with nothing
+        else to run, the turn would only come straight back to it."""
+        base: Any = self
+        if base._ready or self._before_select.pending:
+            return True
+        scheduled = base._scheduled
+        if scheduled and scheduled[0]._when <= self.time():
+            return True
+        return self._before_select.any_ready()
+
     async def create_connection(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -418,6 +432,11 @@ class _HookedSelector(selectors.BaseSelector):
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return self._selector.get_map()
+
+    def any_ready(self) -> bool:
+        """Whether a registered descriptor is ready now (the selector asked without
+        waiting; level-triggered, so the loop's own next select still sees it)."""
+        return bool(self._selector.select(0))
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if self.pending:

@@ -72,6 +72,7 @@ from riad.services.http.transport import (
     Deadline,
     Transport,
     is_client_gone,
+    others_waiting,
 )
 from riad.services.http.websocket import (
     WebSocketSession,
@@ -626,7 +627,8 @@ class HttpConnection:
             except OSError as e:
                 raise ClientGone(f"writing failed: {e}") from e
             deadline.when = NO_DEADLINE
-            if self._response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES:
+            crossed = self._response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES
+            if crossed and others_waiting(self._loop):
                 await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
@@ -653,7 +655,8 @@ class HttpConnection:
                 deadline.when = NO_DEADLINE
                 if unyielded >= FAIR_SHARE_BYTES:
                     unyielded = 0
-                    await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
+                    if others_waiting(self._loop):
+                        await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             stream.write(view[start : start + chunk])  # type: ignore[arg-type]
             unyielded += chunk
 

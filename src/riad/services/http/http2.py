@@ -75,6 +75,7 @@ from riad.services.http.transport import (
     Deadline,
     Transport,
     is_client_gone,
+    others_waiting,
 )
 from riad.services.http.websocket import (
     WebSocketSession,
@@ -713,7 +714,10 @@ class Http2Connection:
                 stream.response_bytes += len(body)
             if not more and not stream.trailers:
                 self._done(stream)
-            elif stream.response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES:
+            elif (
+                stream.response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES
+                and others_waiting(self._loop)
+            ):
                 await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
@@ -777,7 +781,8 @@ class Http2Connection:
             await self._drain_for(stream)
             if unyielded >= FAIR_SHARE_BYTES:
                 unyielded = 0
-                await asyncio.sleep(0)  # let the loop's other connections run
+                if others_waiting(self._loop):
+                    await asyncio.sleep(0)  # let the loop's other connections run
         await self._drain_for(stream)
 
     async def _wait_for_window(self, stream: _Stream) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "Deadline",
     "Transport",
     "is_client_gone",
+    "others_waiting",
 ]
 
 READ_BYTES = 64 * 1024
@@ -49,7 +50,20 @@ makes ``drain`` wait, so without it one 5 MiB download would run to its end, TLS
 encryption and all, while every other connection on the loop waited. 16 KiB (one
 HTTP/2 frame, two TLS records) a turn: a request that arrives meanwhile waits for
 about that much of the download's encryption and segments, not for 64 KiB (or a
-256 KiB body message); it costs a download one more turn of the loop per 16 KiB."""
+256 KiB body message); it costs a download one more turn of the loop per 16 KiB.
+
+The turn is given up only when something else could take it (``others_waiting``):
+on riad's event loop (``riad.stack.loop.EventLoop``) a lone download on a quiet loop
+goes on without the turns. On riad's stack the download's own write leaves the
+stack's flush waiting for the loop's next select, so there it still yields every
+share; uvloop cannot say what is ready without a turn, so there too."""
+
+
+def others_waiting(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a task giving up its turn on ``loop`` would let anything else run: what
+    the loop says (``EventLoop.has_other_work``), or True where it cannot say."""
+    check: Callable[[], bool] | None = getattr(loop, "has_other_work", None)
+    return True if check is None else check()
 
 
 class ClientGone(ConnectionError):
