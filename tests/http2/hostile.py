@@ -76,7 +76,7 @@ async def check(host: str, port: int) -> None:
     client = await _connect(host, port)
     # (a download, which waits for window: a request answered before its reset
     # arrives costs nothing and is not counted)
-    client.send_raw(rapid_reset_burst(client, 1000, b"/download"))
+    client.send_raw(rapid_reset_burst(client.conn, 1000, b"/download"))
     codes = _goaway(await client.raw_frames_until_closed())
     assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], ("rapid reset", codes)
     await _still_served(host, port)

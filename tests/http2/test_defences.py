@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from typing import Any
 
+import h2.config
+import h2.connection
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import PingFrame, SettingsFrame
+from hyperframe.frame import Frame, GoAwayFrame, PingFrame, SettingsFrame
 
-from riad.services.http import HttpLimits
+from riad.services.http import HttpLimits, HttpServer
+from riad.services.http.http2 import Http2Connection
+from riad.services.http.transport import Transport
+from riad.testing import run_simulated
 from riad.testing.simnet import test_seed
+from riad.time import Duration, Instant, SimClock
 from tests.http.harness import SimServed, run_served
 
 from .kit import (
@@ -143,7 +150,7 @@ def test_rapid_reset_is_cut_short_and_its_work_cancelled() -> None:
         bystander = await served.bystander()
         client = await connect_h2(served)
         await client.pump()
-        client.send_raw(rapid_reset_burst(client, 1000, b"/wait"))
+        client.send_raw(rapid_reset_burst(client.conn, 1000, b"/wait"))
         frames = await client.raw_frames_until_closed()
         goaway = [f for f in frames if type(f).__name__ == "GoAwayFrame"]
         assert [f.error_code for f in goaway] == [ErrorCodes.ENHANCE_YOUR_CALM]
@@ -154,6 +161,88 @@ def test_rapid_reset_is_cut_short_and_its_work_cancelled() -> None:
         await still_served(served)
 
     serve(main, 2106)
+
+
+class TickingClock(SimClock):
+    """The clock of a server slow at everything (a loaded host, a vm under emulation):
+    each look at it finds it ``step`` later."""
+
+    def __init__(self, step: Duration) -> None:
+        super().__init__()
+        self.step = step
+
+    def now(self) -> Instant:
+        return self.advance(self.step)
+
+
+class OneRead:
+    """A client connection whose whole sending comes to the server in one read, and
+    which keeps what the server writes; it sends nothing more."""
+
+    def __init__(self, data: bytes) -> None:
+        self._incoming = [data]
+        self.written = bytearray()
+
+    async def read(self, max_bytes: int) -> bytes:
+        return self._incoming.pop(0) if self._incoming else b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def drain(self) -> None:
+        return None
+
+    def write_eof(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def goaway_codes(data: bytes) -> list[int]:
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        data = data[9 + length :]
+        frames.append(frame)
+    return [int(f.error_code) for f in frames if isinstance(f, GoAwayFrame)]
+
+
+def test_a_rapid_reset_read_at_once_is_counted_at_once_by_a_slow_server() -> None:
+    """A burst read at once is counted at the time of its read: a server that takes
+    seconds to work through that read (every look at the clock 10 ms later here, a
+    handful per stream) does not count its resets at that pace, below the limit."""
+
+    async def main() -> list[int]:
+        app = H2App()
+        server = HttpServer(app, limits=LIMITS)
+        await server.startup()
+        client = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        client.initiate_connection()
+        burst = client.data_to_send() + rapid_reset_burst(client, 1000, b"/wait")
+        pipe = OneRead(burst)
+        connection = Http2Connection(server, Transport(pipe), scheme="http", client=None,
+                                     local_addr=None)  # fmt: skip
+        started = loop_time()
+        await connection.run()
+        assert loop_time() - started > 10  # seconds of the server's work: a slow one
+        assert app.running == 0
+        return goaway_codes(bytes(pipe.written))
+
+    def loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
+    codes = run_simulated(main, clock=TickingClock(Duration.from_millis(10)))
+    assert codes == [ErrorCodes.ENHANCE_YOUR_CALM], codes
 
 
 def test_a_continuation_flood_is_cut_short() -> None:

@@ -32,6 +32,10 @@ hostile client built on h2):
 - rapid reset (CVE-2023-44487): a reset stream's task is cancelled at once,
   and more than ``h2_max_resets_per_s`` streams reset (by the client, or
   refused) in a second end the connection with ``ENHANCE_YOUR_CALM``;
+- both rates count a frame at the time the read that brought it came back, not
+  at the time it was handled: a server slowed down (a loaded host, a vm under
+  emulation) that takes seconds to work through one read of a burst still sees
+  the burst it was, rather than the pace at which it got through it;
 - zero-window stalls and slow readers: a stream whose response cannot move
   for ``send_timeout_s`` (no window, or a transport that does not drain) is
   reset; a connection with no stream for ``idle_timeout_s`` is closed with
@@ -227,6 +231,8 @@ class Http2Connection:
         self.phase = H2Phase.OPEN
         self._last_stream = 0
         self._window_start = 0.0
+        self._read_at = 0.0
+        """When the read being handled came back (what its frames are counted at)."""
         self._controls = 0
         self._resets = 0
         self._calm_down: str | None = None
@@ -311,6 +317,7 @@ class Http2Connection:
         self._received = b""
         while True:
             if data:
+                self._read_at = self._loop.time()
                 try:
                     events = conn.receive_data(data)
                 except h2.exceptions.ProtocolError as e:
@@ -422,7 +429,7 @@ class Http2Connection:
                 pass  # (ASGI has no request trailers; StreamEnded follows)
 
     def _count(self) -> None:
-        now = self._loop.time()
+        now = self._read_at
         if now - self._window_start >= 1.0:
             self._window_start = now
             self._controls = 0
