@@ -618,9 +618,10 @@ async def measure_pairs(
     (Mbit/s, connections/s, the echo's median round trip in ms), the reference's
     (``ref_into4``...), riad's CPU per unit of work (``cpu_into4``...: seconds per 100 MB,
     µs per connection served and per echo; ``time.process_time``, ns-precise, of this
-    process, which runs riad and only waits on the clients); of bulk out also the frames
-    riad wrote and read per 100 MB (``frames_out4``..., ``acks_out4``...: the frames read
-    are Linux's ACKs) and the system time of the CPU (``sys_out4``..., tick-sampled)."""
+    process, which runs riad and only waits on the clients), the units (``units_into4``:
+    hundreds of MB, millions of connections or echoes), the frames riad read and wrote
+    per unit (``rx_into4``, ``tx_into4``...) and the user and system seconds of the half
+    (``user_into4``, ``sys_into4``...: the kernel's split, by clock-tick samples)."""
     runs: dict[str, list[float]] = {}
     served = [0]
     async with contextlib.AsyncExitStack() as exit_stack:
@@ -644,20 +645,24 @@ async def measure_pairs(
                         family = 6 if six else 4
                         ref, _, _ = await one_half(ref_a, None, row, STACK_IP, work, served)
                         host = STACK_IP6 if six else STACK_IP
-                        t0, s0 = time.process_time(), system_time()
+                        counters = stack.stats.counters
+                        rx0, tx0 = counters["rx_frames"], counters["tx_frames"]
+                        t0, usage0 = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
                         figure, units, seen = await one_half(ns, stack, row, host, work, served)
-                        cpu, sys_cpu = time.process_time() - t0, system_time() - s0
-                        runs.setdefault(f"{row}{family}", []).append(figure)
-                        runs.setdefault(f"ref_{row}{family}", []).append(ref)
-                        runs.setdefault(f"cpu_{row}{family}", []).append(cpu / units)
-                        if row == "out":
-                            per = 1e8 / work.nbytes
-                            for key, got in (
-                                ("frames_out", seen["out_frames_written"] * per),
-                                ("acks_out", seen["out_frames_read"] * per),
-                                ("sys_out", sys_cpu * per),
-                            ):
-                                runs.setdefault(f"{key}{family}", []).append(got)
+                        cpu = time.process_time() - t0
+                        usage = resource.getrusage(resource.RUSAGE_SELF)
+                        count = units * (1e6 if row in ("conn", "echo") else 1.0)
+                        for key, got in (
+                            (row, figure),
+                            (f"ref_{row}", ref),
+                            (f"cpu_{row}", cpu / units),
+                            (f"units_{row}", units),
+                            (f"rx_{row}", (counters["rx_frames"] - rx0) / count),
+                            (f"tx_{row}", (counters["tx_frames"] - tx0) / count),
+                            (f"user_{row}", usage.ru_utime - usage0.ru_utime),
+                            (f"sys_{row}", usage.ru_stime - usage0.ru_stime),
+                        ):
+                            runs.setdefault(f"{key}{family}", []).append(got)
                         if seen.get("errors"):
                             runs.setdefault(f"errors_{row}{family}", []).append(seen["errors"])
                 print(f"  pair {i + 1} of {pairs} done", file=sys.stderr, flush=True)
@@ -1099,21 +1104,30 @@ def paired_notes(runs: dict[str, list[float]], pairs: int, threshold: float) -> 
         for family in (4, 6):
             if errors := runs.get(f"errors_{row}{family}"):
                 notes.append(f"  IPv{family}: clients' failed connections {sum(errors):,.0f}")
-    for key, what, fmt in (
-        ("frames_out", "frames riad wrote", "{:,.0f}"),
-        ("acks_out", "ACKs it read", "{:,.0f}"),
-        ("sys_out", "system CPU s (tick-sampled: the kernel's part of riad's CPU)", "{:.3f}"),
-    ):
-        four, six = runs.get(f"{key}4", []), runs.get(f"{key}6", [])
-        if four and six:
-            notes.append(
-                f"- bulk out, {what} per 100 MB: medians IPv4 "
-                f"{fmt.format(statistics.median(four))}, IPv6 {fmt.format(statistics.median(six))}"
-                "; pairs "
-                + ", ".join(
-                    f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(four, six, strict=True)
-                )
+    notes.append(
+        "Frames riad read and wrote per 100 MB, connection or echo, medians of the pairs; "
+        "its CPU per unit split "
+        "into user (its Python) and system (the kernel's work in its reads and writes of the "
+        "TAP, Linux's TCP handling of riad's frames included) time, summed over all the "
+        "pairs: the kernel's split by clock-tick samples, about a hundred a second of CPU, "
+        "so only a sum over many halves says anything:"
+    )
+    for row, (label, _, _, cpu_label) in _ROW_LABELS.items():
+        if f"rx_{row}4" not in runs:
+            continue
+        measure, unit = cpu_label.split(" per ")
+        cells = []
+        for family in (4, 6):
+            units = sum(runs[f"units_{row}{family}"])
+            user, system = sum(runs[f"user_{row}{family}"]), sum(runs[f"sys_{row}{family}"])
+            cells.append(
+                f"IPv{family} read {statistics.median(runs[f'rx_{row}{family}']):,.2f} "
+                f"wrote {statistics.median(runs[f'tx_{row}{family}']):,.2f}, user "
+                f"{user / units:.4g} {measure} system {system / units:.4g} {measure} "
+                f"({user + system:.2f} s of "
+                "CPU in all)"
             )
+        notes.append(f"- {label.split(',')[0]}, per {unit}: " + "; ".join(cells))
     return notes
 
 
