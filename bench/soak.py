@@ -5,6 +5,7 @@ Run: .venv/bin/python bench/soak.py [--minutes 10] [--stack socket,direct] [--ra
      .venv/bin/python bench/soak.py [--baseline DIR]
      .venv/bin/python bench/soak.py --quick          (one minute per service, for development)
      .venv/bin/python bench/soak.py --stack none --reference nginx   (nginx alone)
+     .venv/bin/python bench/soak.py --reference uvicorn   (riad, then uvicorn, the same load)
 
 The static site (``examples/static-site``, built here with a development
 certificate) runs with ``riad run``: on the socket stack on 127.0.0.1, and
@@ -73,6 +74,14 @@ waited behind.
 core, TLS with the same certificate, the same files, the plain port
 redirecting) under the same load on 127.0.0.1: how long a tail this machine
 and load give a server written in C, so riad's tail can be read against it.
+``--reference uvicorn`` runs another single-loop Python server: uvicorn (uvloop,
+h11) serving the same files with Starlette's ``StaticFiles`` over TLS with the same
+certificate, a second uvicorn server on the same loop redirecting the plain port,
+on the service's core, its kept-alive requests timed inside it as riad's are (from
+their bytes reaching its HTTP protocol, after TLS, to the response complete): what
+p99.9 within 3x of p50 asks of a Python server on one loop. (``nginx,uvicorn``: both.)
+With ``RIAD_SOAK_BLAME_MS``, a step that ended an HTTP/1.1 exchange is named with
+it (``[ended https first GET /index.html]``: a connection's first request).
 """
 
 # ruff: noqa: E402  (the path fix below must come before the imports)
@@ -297,6 +306,36 @@ def _histogram_summary(counts: list[int]) -> dict[str, int]:
     return found
 
 
+class _RequestTimes:
+    """Request times, us, in fixed buckets: every one, each less the time the service
+    waited for its core meanwhile, and only those during which it did not wait."""
+
+    def __init__(self) -> None:
+        self.every, self.net, self.clean = ([0] * SERVICE_BUCKETS for _ in range(3))
+        self._schedstat = -1
+
+    def waited_ns(self) -> int:
+        """How long this thread has waited, ready, for its core
+        (``/proc/self/task/TID/schedstat``; the thread that first asks)."""
+        if self._schedstat < 0:
+            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+            self._schedstat = os.open(path, os.O_RDONLY)
+        return int(os.pread(self._schedstat, 100, 0).split()[1])
+
+    def add(self, took_us: int, waited_us: int) -> None:
+        self.every[_bucket(took_us)] += 1
+        self.net[_bucket(max(0, took_us - waited_us))] += 1
+        if waited_us == 0:
+            self.clean[_bucket(took_us)] += 1
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {
+            "all": _histogram_summary(self.every),
+            "less_wait": _histogram_summary(self.net),
+            "no_wait": _histogram_summary(self.clean),
+        }
+
+
 def _time_requests() -> Any:
     """Time the kept-alive HTTP/1.1 requests inside the service (every request of a
     connection but its first, which waited for the connection and the TLS handshake:
@@ -314,14 +353,8 @@ def _time_requests() -> Any:
     from riad.services.stream import ProtocolStream
 
     clock = time.perf_counter_ns
-    every, net, clean = ([0] * SERVICE_BUCKETS for _ in range(3))
-    schedstat = [-1]
-
-    def waited_ns() -> int:
-        if schedstat[0] < 0:
-            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
-            schedstat[0] = os.open(path, os.O_RDONLY)
-        return int(os.pread(schedstat[0], 100, 0).split()[1])
+    times = _RequestTimes()
+    waited_ns = times.waited_ns
 
     arrived: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
     served: weakref.WeakSet[Any] = weakref.WeakSet()  # connections past their first request
@@ -338,12 +371,20 @@ def _time_requests() -> Any:
         stream = self._transport.stream
         stream = getattr(stream, "_inner", stream)  # the bytes under TLS
         stamp = arrived.pop(stream, None)
-        if stream not in served:
+        first = stream not in served
+        if first:
             served.add(stream)
             stamp = None
         try:
             return await exchange(self, request)
         finally:
+            if BLAME is not None:
+                # what the step that ends this exchange ran (``describe`` names it)
+                EXCHANGE_ENDED[0] = id(asyncio.current_task())
+                EXCHANGE_ENDED[1] = (
+                    f"ended {self._scheme} {'first' if first else 'kept-alive'} "
+                    f"{request.method.decode()} {request.target.decode(errors='replace')[:40]}"
+                )
             if stamp is not None and self._status is not None:  # (not h2 or a WebSocket)
                 ended = clock()
                 took = (ended - stamp[0]) // 1000
@@ -351,18 +392,11 @@ def _time_requests() -> Any:
                 if BLAME is not None:
                     task = id(asyncio.current_task())
                     BLAME.request(stamp[0], ended, max(0, took - waited) * 1000, task)
-                every[_bucket(took)] += 1
-                net[_bucket(max(0, took - waited))] += 1
-                if waited == 0:
-                    clean[_bucket(took)] += 1
+                times.add(took, waited)
 
     ProtocolStream.data_received = data_received  # type: ignore[method-assign]
     HttpConnection._exchange = timed_exchange  # type: ignore[method-assign]
-    return lambda: {
-        "all": _histogram_summary(every),
-        "less_wait": _histogram_summary(net),
-        "no_wait": _histogram_summary(clean),
-    }
+    return times.summary
 
 
 class _Blame:
@@ -405,12 +439,23 @@ class _Blame:
         self.worst: list[tuple[int, str]] = []
         self.long_steps: Counter[str] = Counter()
         self.longest: list[tuple[int, str]] = []
+        self.kinds: dict[str, list[int]] = {}
+        """Every step of 0.15 ms of CPU or more by what ran: [count, CPU ns in all, the
+        most CPU ns, how many took 0.3 ms or more] (a few dozen kinds: bounded)."""
 
     def step(self, began: int, ended: int, cpu: int, what: str, task: int) -> None:
         i = self.count & (self.SIZE - 1)
         self.began[i], self.ended[i], self.cpu[i], self.task[i] = began, ended, cpu, task
         self.what[i] = what
         self.count += 1
+        if cpu >= 150_000:
+            kind = self.kinds.get(what)
+            if kind is None:
+                kind = self.kinds[what] = [0, 0, 0, 0]
+            kind[0] += 1
+            kind[1] += cpu
+            kind[2] = max(kind[2], cpu)
+            kind[3] += cpu >= 300_000
 
     def long_step(self, cpu: int, what: str) -> None:
         """A step of 2 ms of CPU or more: counted by what ran, the longest kept."""
@@ -496,6 +541,16 @@ class _Blame:
         ]
         self.worst.sort(reverse=True)
         lines += [f"soak-blame:   {ns / ms:.2f} ms: {what}" for ns, what in self.worst[:10]]
+        lines.append(
+            "soak-blame: every step of 0.15 ms of CPU or more, by what ran (count, mean ms, "
+            "most ms, count of 0.3 ms or more): "
+            + "; ".join(
+                f"{what} {n:,}, {total / n / ms:.2f}, {most / ms:.2f}, {over:,}"
+                for what, (n, total, most, over) in sorted(
+                    self.kinds.items(), key=lambda kind: -kind[1][1]
+                )[:16]
+            )
+        )
         self.longest.sort(reverse=True)
         lines.append(
             "soak-blame: steps of 2 ms of CPU or more, by what ran: "
@@ -507,6 +562,8 @@ class _Blame:
 
 
 BLAME: _Blame | None = None
+EXCHANGE_ENDED: list[Any] = [0, ""]
+"""The task whose HTTP/1.1 exchange ended last and what it was (``RIAD_SOAK_BLAME_MS``)."""
 
 
 def _time_loop_steps(
@@ -535,7 +592,12 @@ def _time_loop_steps(
                 frame = coro.cr_frame
                 names.append(f"{coro.cr_code.co_name}:{frame.f_lineno if frame else '-'}")
                 coro = coro.cr_await
-            return "task " + " > ".join(names[-3:])
+            shown = names if len(names) <= 3 else [names[0], "..", *names[-2:]]
+            ended = ""
+            if EXCHANGE_ENDED[0] == id(task):
+                ended = f" [{EXCHANGE_ENDED[1]}]"
+                EXCHANGE_ENDED[0] = 0
+            return "task " + " > ".join(shown) + ended
         return getattr(callback, "__qualname__", repr(callback))[:120]
 
     blame = BLAME
@@ -565,6 +627,7 @@ def _time_loop_steps(
             on_cpu_ns = cpu_ns() - began_cpu_ns
             task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
             what = describe(handle) if on_cpu_ns >= 150_000 else "steps under 0.15 ms"
+            EXCHANGE_ENDED[0] = 0
             blame.step(began_ns, clock_ns(), on_cpu_ns, what, id(task))
             if on_cpu_ns >= 2_000_000:
                 blame.long_step(on_cpu_ns, what)
@@ -1036,6 +1099,104 @@ def nginx_command(work: Path, build: dict[str, Any]) -> list[str]:
     return [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(work)]
 
 
+def uvicorn_command(work: Path, build: dict[str, Any]) -> list[str]:
+    """uvicorn serving the site with Starlette's ``StaticFiles`` (``_uvicorn`` below)."""
+    root = work / "uvicorn-root"
+    if not root.exists():
+        build["stage"](SITE / "htdocs", root)
+    me = str(Path(__file__).resolve())
+    return [sys.executable, me, "_uvicorn", str(root), str(work / "certs")]
+
+
+def serve_uvicorn(root: str, certs: str) -> int:
+    """The reference: another single-loop Python server under the same load. uvicorn
+    (on uvloop, h11, as riad's socket stack is on uvloop) serving ``root`` with
+    Starlette's ``StaticFiles`` over TLS on 8443 with the same certificate, and a second
+    uvicorn server on the same loop redirecting the plain port 8080 to it, as riad's
+    site does. The kept-alive requests are timed inside it as riad's are
+    (``_time_uvicorn_requests``) and written out at SIGTERM."""
+    import asyncio
+
+    import uvicorn
+    import uvloop
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    site = Starlette(routes=[Mount("/", app=StaticFiles(directory=root, html=True))])
+
+    async def redirect(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        host = dict(scope["headers"]).get(b"host", b"localhost").split(b":")[0]
+        location = b"https://" + host + b":8443" + scope["raw_path"]
+        await send(
+            {"type": "http.response.start", "status": 301,
+             "headers": [(b"location", location), (b"content-length", b"0")]}
+        )  # fmt: skip
+        await send({"type": "http.response.body", "body": b""})
+
+    common: dict[str, Any] = {
+        "host": "127.0.0.1", "loop": "none", "http": "h11", "lifespan": "off",
+        "log_level": "warning", "access_log": False,
+    }  # fmt: skip
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                site, port=8443, ssl_certfile=f"{certs}/server.pem",
+                ssl_keyfile=f"{certs}/server.key", **common,
+            )
+        ),
+        uvicorn.Server(uvicorn.Config(redirect, port=8080, **common)),
+    ]  # fmt: skip
+    service_times = _time_uvicorn_requests()
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers])
+        await asyncio.gather(*(s._serve() for s in servers))
+
+    uvloop.run(serve())
+    print(f"soak-service {json.dumps(service_times())}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _time_uvicorn_requests() -> Any:
+    """uvicorn's kept-alive requests timed as ``_time_requests`` times riad's: from the
+    request's first bytes reaching the connection's HTTP protocol (after TLS: uvicorn's
+    TLS is the loop's, below its protocol, so its decryption is not in the time) to the
+    response complete, with the wait for the core taken out."""
+    import weakref
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    clock = time.perf_counter_ns
+    times = _RequestTimes()
+    waited_ns = times.waited_ns
+
+    arrived: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
+    served: weakref.WeakSet[Any] = weakref.WeakSet()
+    received, completed = H11Protocol.data_received, H11Protocol.on_response_complete
+
+    def data_received(self: H11Protocol, data: bytes) -> None:
+        if self not in arrived:
+            arrived[self] = (clock(), waited_ns())
+        received(self, data)
+
+    def on_response_complete(self: H11Protocol) -> None:
+        stamp = arrived.pop(self, None)
+        if self not in served:
+            served.add(self)
+        elif stamp is not None:
+            times.add((clock() - stamp[0]) // 1000, (waited_ns() - stamp[1]) // 1000)
+        completed(self)
+
+    H11Protocol.data_received = data_received  # type: ignore[method-assign]
+    H11Protocol.on_response_complete = on_response_complete  # type: ignore[method-assign]
+    return times.summary
+
+
 def slope_kib_per_min(points: list[tuple[float, int]]) -> float:
     """Least-squares slope of RSS over time, in KiB per minute."""
     if len(points) < 2:
@@ -1207,7 +1368,12 @@ def main() -> int:
     parser.add_argument(
         "--loop", choices=["auto", "asyncio", "uvloop"], help="riad run's --loop (socket stack)"
     )
-    parser.add_argument("--reference", choices=["nginx"], help="also run nginx under the same load")
+    parser.add_argument(
+        "--reference",
+        default="",
+        help="also run nginx, uvicorn (Starlette's StaticFiles) or both (nginx,uvicorn) "
+        "under the same load",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -1219,6 +1385,9 @@ def main() -> int:
         "--keep", type=Path, help="copy each service's log and collection timings into DIR"
     )
     args = parser.parse_args()
+    unknown = set(args.reference.split(",")) - {"", "nginx", "uvicorn"}
+    if unknown:
+        parser.error(f"--reference: unknown server(s) {', '.join(sorted(unknown))}")
     for tool in ("wrk", "ab", "curl", "taskset"):
         if shutil.which(tool) is None:
             print(f"bench/soak.py needs {tool}: apt-get install wrk apache2-utils curl util-linux")
@@ -1252,10 +1421,11 @@ def main() -> int:
                     runs.append(
                         soak(label, argv, "10.0.0.2", seconds, env, prefix, work, args.rate)
                     )
-        if args.reference == "nginx":
-            print(f"  nginx: {seconds:.0f} s of load", file=sys.stderr)
-            nginx = nginx_command(work, build)
-            runs.append(soak("nginx", [], "127.0.0.1", seconds, None, [], work, args.rate, nginx))
+        references = {"nginx": nginx_command, "uvicorn": uvicorn_command}
+        for name in [r for r in args.reference.split(",") if r]:
+            print(f"  {name}: {seconds:.0f} s of load", file=sys.stderr)
+            command = references[name](work, build)
+            runs.append(soak(name, [], "127.0.0.1", seconds, None, [], work, args.rate, command))
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in [*work.glob("*.log"), *work.glob("*.gc.json")]:
@@ -1278,6 +1448,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "_floor":
         raise SystemExit(wakeup_probe(float(sys.argv[2]), sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == "_uvicorn":
+        raise SystemExit(serve_uvicorn(sys.argv[2], sys.argv[3]))
     if len(sys.argv) >= 3 and sys.argv[1] == "_serve":
         raise SystemExit(serve_with_gc_timing(sys.argv[2], sys.argv[3:]))
     raise SystemExit(main())
