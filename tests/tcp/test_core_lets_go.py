@@ -147,10 +147,12 @@ def tracked_objects(root: object) -> int:
     return count
 
 
-def test_time_wait_costs_the_collector_a_few_objects_per_connection() -> None:
+def test_time_wait_costs_the_collector_nothing_once_it_has_seen_the_records() -> None:
     """A server that closes first holds its TIME-WAIT connections for 2*MSL (thousands
-    of them under load). As full connections each was about 20 objects that every full
-    collection walked; the records that replace them are a few."""
+    of them under load: at the cap, most of what a soaked service's old generation
+    held). As full connections each was about 20 objects that every full collection
+    walked; as records, two (the record and its key); kept as tuples of numbers, none
+    once a collection has seen them."""
     seed = test_seed(2105)
     clients = 40
 
@@ -165,8 +167,9 @@ def test_time_wait_costs_the_collector_a_few_objects_per_connection() -> None:
             await writer.wait_closed()
         await asyncio.sleep(1)  # (well within TIME-WAIT)
         assert len(server.tcp.time_wait) == clients
+        gc.collect()  # what the collector sees once, it untracks if it can
         per_connection = (tracked_objects(server.tcp) - before) / clients
-        assert per_connection <= 4, per_connection
+        assert per_connection < 0.1, per_connection
         listener.close()
 
     run_lab(main, seed=seed)

@@ -10,6 +10,8 @@ is over.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from riad.proto.tcp import TcpConfig, TcpConnection, TcpState
@@ -91,6 +93,8 @@ def test_the_record_answers_as_the_connection(config: TcpConfig) -> None:
     for at, hdr, payload in _probes(config.timestamps):
         now = ms(at)
         sent = [_shown(s) for s in feed(conn, now, hdr, payload)]
+        # as TcpCore keeps it: its state between segments, the record made again for one
+        record = TimeWait.from_state(record.state())
         assert _answer(record, hdr, payload, now) == sent, (at, hdr)
         assert conn.state is TcpState.TIME_WAIT
         assert record.expires_ns == conn.poll_at().ns, at  # type: ignore[union-attr]
@@ -117,3 +121,14 @@ def test_a_new_incarnation_is_judged_alike(config: TcpConfig) -> None:
         seg(B + 1, 0, SYN, 64000, _ts(PEER_TS + 3) if ts else ()),
     ):
         assert record.accepts(syn) == conn.time_wait_accepts(syn), syn
+
+
+def test_a_kept_record_is_nothing_the_collector_tracks() -> None:
+    record = TimeWait(_in_time_wait(TIMESTAMPS))
+    state = record.state()
+    key = (record.local_port, state[3], record.remote_port)  # TcpCore's key for it
+    gc.collect()
+    assert not gc.is_tracked(state) and not gc.is_tracked(key)
+    again = TimeWait.from_state(state)
+    assert again.state() == state
+    assert (again.local_addr, again.remote_addr) == (record.local_addr, record.remote_addr)

@@ -26,7 +26,10 @@ A connection the application closed is replaced, once in TIME-WAIT, by a
 ``TimeWait`` record of plain numbers (``riad.proto.tcp.timewait``), kept in
 order of expiry and capped at ``TcpConfig.max_time_wait`` (the oldest goes
 first): a server closing first holds thousands, and as full connections they
-were most of what a full collection of the cycle collector walked.
+were most of what a full collection of the cycle collector walked. The table
+holds each record's ``state()`` under the 4-tuple with the remote address
+packed (``_tw_key``): tuples of numbers and bytes, which the collector stops
+tracking once it has seen them.
 
 Connections are forgotten once CLOSED with nothing left to send, and then
 nothing here refers to them: the deadline heap holds numbers, not
@@ -55,7 +58,7 @@ from riad.proto.tcp.listener import TcpListener, reset_reply
 from riad.proto.tcp.output import fast_data
 from riad.proto.tcp.state import ESTABLISHED, EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
 from riad.proto.tcp.stats import TcpStats
-from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait
+from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait, TimeWaitState
 from riad.proto.transport import (
     IpAddress,
     IpHeader,
@@ -89,6 +92,14 @@ _TS_MARKER = 0x0101080A
 _HEADER = struct.Struct("!HHIIBBHHH")
 _HEADER_TS = struct.Struct("!HHIIBBHHHIII")  # and NOP NOP TIMESTAMPS
 _Key = tuple[int, IpAddress, int]  # local port, remote address, remote port
+_TwKey = tuple[int, bytes, int]  # the same with the remote address packed
+
+
+def _tw_key(key: _Key) -> _TwKey:
+    """The TIME-WAIT table's key for ``key`` (no object the collector tracks)."""
+    return (key[0], key[1].packed, key[2])
+
+
 _Binding = tuple[IpAddress, bool, TcpListener]  # address, v6only, listener
 
 
@@ -141,7 +152,7 @@ class TcpCore:
         self._tie = 0
         # TIME-WAIT records in order of expiry (every one lasts config.time_wait; one
         # restarted moves to the end)
-        self._time_wait: OrderedDict[_Key, TimeWait] = OrderedDict()
+        self._time_wait: OrderedDict[_TwKey, TimeWaitState] = OrderedDict()
         span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
         self._next_port = EPHEMERAL_FIRST + ephemeral_start % span
         self.segments_received = 0
@@ -166,7 +177,7 @@ class TcpCore:
     @property
     def time_wait(self) -> list[TimeWait]:
         """The TIME-WAIT records, oldest first."""
-        return list(self._time_wait.values())
+        return [TimeWait.from_state(state) for state in self._time_wait.values()]
 
     def listen(
         self, address: IpAddress, port: int, backlog: int, *, v6only: bool = False
@@ -243,7 +254,7 @@ class TcpCore:
         if local_port == 0:
             local_port = self._free_port(remote=(remote_addr, remote_port), local=local_addr)
         elif (key := (local_port, remote_addr, remote_port)) in self._conns or (
-            key in self._time_wait
+            _tw_key(key) in self._time_wait
         ):
             raise OSError(errno.EADDRINUSE, f"{local_addr}:{local_port} is already connected there")
         lp, la, ra = local_port, local_addr.packed, remote_addr.packed
@@ -291,7 +302,7 @@ class TcpCore:
                 continue
             if remote is not None:
                 key = (port, *remote)
-                if key in self._conns or key in self._time_wait:
+                if key in self._conns or _tw_key(key) in self._time_wait:
                     continue
             return port
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
@@ -378,11 +389,12 @@ class TcpCore:
                 self._dirty[conn] = None
                 self._collect(conn)
                 return True
-        elif (record := self._time_wait.get(key)) is not None:
+        elif (state := self._time_wait.get(tw_key := _tw_key(key))) is not None:
+            record = TimeWait.from_state(state)
             if hdr.flags & (SYN | ACK | RST) == SYN and record.accepts(hdr):
-                del self._time_wait[key]  # a new incarnation (RFC 6191)
+                del self._time_wait[tw_key]  # a new incarnation (RFC 6191)
             else:
-                self._in_time_wait(key, record, hdr, len(data), now)
+                self._in_time_wait(tw_key, record, hdr, len(data), now)
                 return True
         if hdr.flags & (SYN | ACK | RST) == SYN and hdr.dst_port in self._listeners:
             listener = self._listener_for(ip.dst, hdr.dst_port)
@@ -490,13 +502,14 @@ class TcpCore:
             self._replies.append((ip.dst, ip.src, TcpSegment(reply, b"")))
 
     def _in_time_wait(
-        self, key: _Key, record: TimeWait, hdr: TcpHeader, payload_len: int, now: Instant
+        self, key: _TwKey, record: TimeWait, hdr: TcpHeader, payload_len: int, now: Instant
     ) -> None:
         expires = record.expires_ns
         action = record.handle(hdr, payload_len, now)
         if action == TW_GONE:
             del self._time_wait[key]
             return
+        self._time_wait[key] = record.state()  # (its counters and timestamps may move)
         if record.expires_ns != expires:
             self._time_wait.move_to_end(key)
         if action == TW_ACK and len(self._replies) < _MAX_QUEUED_RESETS:
@@ -505,11 +518,10 @@ class TcpCore:
     def _retire(self, conn: TcpConnection) -> None:
         """The application closed ``conn`` and it is in TIME-WAIT: keep a record instead
         of the connection; beyond the cap the oldest record goes early."""
-        record = TimeWait(conn)
+        state = TimeWait(conn).state()
         conn.discard()
         self._forget(conn)
-        key = (conn.local_port, conn.remote_addr, conn.remote_port)
-        self._time_wait[key] = record
+        self._time_wait[(conn.local_port, state[3], conn.remote_port)] = state
         if len(self._time_wait) > self.config.max_time_wait:
             self._time_wait.popitem(last=False)
             self.drops["tcp.time_wait_recycled"] += 1
@@ -714,14 +726,14 @@ class TcpCore:
                 break
             heapq.heappop(timers)
         if self._time_wait:
-            first = next(iter(self._time_wait.values())).expires_ns
+            first = next(iter(self._time_wait.values()))[0]  # (its deadline)
             if earliest is None or first < earliest:
                 earliest = first
         return None if earliest is None else Instant(earliest)
 
     def on_timeout(self, now: Instant) -> None:
         time_wait = self._time_wait
-        while time_wait and next(iter(time_wait.values())).expires_ns <= now.ns:
+        while time_wait and next(iter(time_wait.values()))[0] <= now.ns:  # (deadlines)
             time_wait.popitem(last=False)
         timers = self._timers
         scheduled = self._scheduled
@@ -749,7 +761,7 @@ class TcpCore:
                     f"accepted={st.accepted} dropped_backlog_full={st.dropped_backlog_full}"
                 )
         lines += [conn.describe() for conn in self._conns.values()]
-        lines += [record.describe() for record in self._time_wait.values()]
+        lines += [record.describe() for record in self.time_wait]
         return "\n".join(lines)
 
 

@@ -8,6 +8,12 @@ with a ``TimeWait`` record of plain numbers, as Linux replaces a socket with
 its ``tcp_timewait_sock``. A server that closes first keeps thousands of
 these (``TcpConfig.max_time_wait``); as full connections they were most of
 what the cycle collector walked in a full collection (about 20 objects each).
+Kept, a record is not even an object of its own: ``TcpCore`` holds its
+``state()``, a plain tuple of numbers and bytes under a key of the same kind,
+which the collector stops tracking the first time it sees them (CPython
+untracks a tuple that can hold no reference cycle), so thousands of records
+cost the collections nothing; a record is made again from its state
+(``from_state``) for the rare segment that reaches it.
 
 What a record does with a segment (``handle``), as the full connection does
 in TIME-WAIT:
@@ -32,7 +38,8 @@ and timestamps when they were agreed (no SACK: nothing is missing).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from ipaddress import ip_address
+from typing import TYPE_CHECKING, TypeAlias
 
 from riad.proto.tcp.output import TcpSegment
 from riad.proto.tcp.seq import SEQ_MASK, seq_lt, unwrap
@@ -45,7 +52,13 @@ if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
     from riad.time import Instant
 
-__all__ = ["TW_ACK", "TW_GONE", "TW_KEEP", "TimeWait"]
+__all__ = ["TW_ACK", "TW_GONE", "TW_KEEP", "TimeWait", "TimeWaitState"]
+
+TimeWaitState: TypeAlias = tuple[
+    int, bytes, int, bytes, int, int, int, int, int, bool, int, int, int,
+    int, int, "int | None", int, int, int,
+]  # fmt: skip
+"""A record as ``TcpCore`` keeps it (``TimeWait.state``): its deadline first."""
 
 TW_KEEP = 0
 """``handle``: nothing to send."""
@@ -112,6 +125,60 @@ class TimeWait:
         self._challenge_count = 0
         deadline = conn.timers.time_wait
         self.expires_ns = deadline.ns if deadline is not None else 0
+
+    def state(self) -> TimeWaitState:
+        """The record as a plain tuple (what the collector need not track), its
+        deadline first; ``from_state`` makes the record again."""
+        return (
+            self.expires_ns,
+            self.local_addr.packed,
+            self.local_port,
+            self.remote_addr.packed,
+            self.remote_port,
+            self.snd_max,
+            self.rcv_nxt,
+            self._room,
+            self._window,
+            self.ts_ok,
+            self._ts_offset,
+            self.ts_recent,
+            self.ts_recent_ns,
+            self._length_ns,
+            self._ack_limit_ns,
+            self._last_oow_ack_ns,
+            self._challenge_limit,
+            self._challenge_window_ns,
+            self._challenge_count,
+        )
+
+    @classmethod
+    def from_state(cls, state: TimeWaitState) -> TimeWait:
+        """The record whose ``state()`` was ``state``."""
+        record = cls.__new__(cls)
+        (
+            record.expires_ns,
+            local_addr,
+            record.local_port,
+            remote_addr,
+            record.remote_port,
+            record.snd_max,
+            record.rcv_nxt,
+            record._room,
+            record._window,
+            record.ts_ok,
+            record._ts_offset,
+            record.ts_recent,
+            record.ts_recent_ns,
+            record._length_ns,
+            record._ack_limit_ns,
+            record._last_oow_ack_ns,
+            record._challenge_limit,
+            record._challenge_window_ns,
+            record._challenge_count,
+        ) = state
+        record.local_addr = ip_address(local_addr)
+        record.remote_addr = ip_address(remote_addr)
+        return record
 
     def accepts(self, syn: TcpHeader) -> bool:
         """A new SYN may end this TIME-WAIT and open a new connection (RFC 6191): its
