@@ -7,7 +7,11 @@ the service's namespace when it is sealed):
 
 - WORKERS keep-alive connections ask ``GET /work?id=W-N`` one after another,
   each with its own id, reconnecting when the server closes a connection,
-  until a new connection is refused (the service stopped accepting);
+  until a new connection is refused (the service stopped accepting) or, once
+  ``/readyz`` said it was stopping, goes unanswered for ``GONE_AFTER_S``: a
+  sealed service's own stack ends with it, and then nothing answers on its TAP
+  (which goes too), so a connection asked just then would wait out Linux's
+  SYN retries, two minutes;
 - one ``POST /hold`` sends its head and a first chunk of its body, then waits;
 - ``/readyz`` on HEALTH_PORT is asked until it answers ``503 stopping``; the
   hold's body is then ended, and its answer read: a request in flight through
@@ -31,6 +35,7 @@ import h11
 from riad.testing import eventually_async
 
 READ_TIMEOUT_S = 120.0
+GONE_AFTER_S = 3.0
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Results:
     ok: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """``/readyz`` said ``503 stopping``."""
 
 
 async def read_response(
@@ -65,13 +72,29 @@ def request(method: str, target: str, *headers: tuple[str, str]) -> h11.Request:
     return h11.Request(method=method, target=target, headers=[("host", "t"), *headers])
 
 
+async def connect(
+    host: str, port: int, results: Results
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A new connection, or None once the service takes none: refused, or unanswered
+    for ``GONE_AFTER_S`` after ``/readyz`` said it was stopping (before, on a loaded
+    machine, the connection is asked again)."""
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(host, port), GONE_AFTER_S)
+        except TimeoutError:  # (an OSError too: first)
+            if results.stopping.is_set():
+                return None
+        except OSError:
+            return None
+
+
 async def worker(number: int, host: str, port: int, results: Results) -> None:
     sequence = 0
     while True:
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            return  # refused: the service no longer accepts
+        connected = await connect(host, port, results)
+        if connected is None:
+            return  # the service no longer accepts
+        reader, writer = connected
         connection = h11.Connection(h11.CLIENT)
         try:
             while True:
@@ -115,7 +138,9 @@ async def says_stopping(host: str, port: int) -> bool:
     return response.status_code == 503 and body == b"stopping\n"
 
 
-async def hold(host: str, port: int, health_port: int, sent: asyncio.Event) -> str:
+async def hold(
+    host: str, port: int, health_port: int, sent: asyncio.Event, results: Results
+) -> str:
     """A request whose body ends only once the service says it is stopping."""
     reader, writer = await asyncio.open_connection(host, port)
     connection = h11.Connection(h11.CLIENT)
@@ -128,6 +153,7 @@ async def hold(host: str, port: int, health_port: int, sent: asyncio.Event) -> s
     await eventually_async(
         lambda: says_stopping(host, health_port), timeout_s=600, what="/readyz: stopping"
     )
+    results.stopping.set()
     print("stopping", flush=True)
     writer.write(connection.send(h11.Data(data=b"last part")) + connection.send(h11.EndOfMessage()))
     await writer.drain()
@@ -139,7 +165,7 @@ async def hold(host: str, port: int, health_port: int, sent: asyncio.Event) -> s
 async def main(host: str, port: int, health_port: int, workers: int) -> None:
     results = Results()
     sent = asyncio.Event()
-    holding = asyncio.create_task(hold(host, port, health_port, sent))
+    holding = asyncio.create_task(hold(host, port, health_port, sent, results))
     load = [asyncio.create_task(worker(n, host, port, results)) for n in range(workers)]
     await sent.wait()
     await results.loaded.wait()
