@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import socket
 from ipaddress import IPv6Address
+from unittest import mock
 
 import pytest
 
@@ -322,10 +323,45 @@ def test_tcp_segments_over_ipv6_take_header_prediction() -> None:
 
 def test_neighbour_unreachability_detection_under_a_steady_tcp_stream() -> None:
     """Segments that all take the fast paths still let neighbour unreachability detection
-    run (RFC 4861 7.3.3): past ReachableTime a segment finds the entry STALE and starts
-    DELAY, whose deadline the interface must not miss; a unicast probe then makes it
-    REACHABLE again."""
+    run (RFC 4861 7.3.3): a receiver's ACKs confirm nothing of its peer, so past
+    ReachableTime one finds the entry STALE and starts DELAY, whose deadline the
+    interface must not miss; a unicast probe then makes it REACHABLE again."""
     seed = test_seed(78)
+
+    async def main(lab: SimLab) -> None:
+        a = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
+        b = lab.add_stack("10.0.0.2/24", ipv6_address=f"{B6}/64")
+        await settled()
+
+        async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for _ in range(100):  # 50 s: ReachableTime (30 s) passes, DELAY (5 s), a probe
+                writer.write(b"x" * 20)
+                await writer.drain()
+                await asyncio.sleep(0.5)
+            writer.close()
+
+        await b.start_server(source, None, 7)
+        reader, writer = await a.open_connection(B6, 7)
+        ipv6 = a.iface.ipv6
+        assert ipv6 is not None
+        states = set()
+        for _ in range(100):
+            assert await reader.readexactly(20) == b"x" * 20
+            states.add(ipv6.nd.state(IPv6Address(B6), lab.clock.now()))
+        writer.close()
+        assert NeighbourState.DELAY in states  # detection ran
+        assert ipv6.nd.state(IPv6Address(B6), lab.clock.now()) is NeighbourState.REACHABLE
+
+    run_lab(main, seed=seed)
+
+
+def test_a_peer_acknowledging_new_data_keeps_its_entry_reachable() -> None:
+    """TCP's forward progress confirms the next hop (RFC 4861 7.3.1): a sender whose data
+    the peer keeps acknowledging finds its entry REACHABLE past ReachableTime, never in
+    DELAY or PROBE, and its segments keep leaving from the interface's route, not
+    through ``Ipv6Core.send``'s full path (which a STALE entry sends every packet
+    through until a probe is answered, 5 s or more)."""
+    seed = test_seed(79)
 
     async def main(lab: SimLab) -> None:
         a = lab.add_stack("10.0.0.1/24", ipv6_address=f"{A6}/64")
@@ -333,13 +369,17 @@ def test_neighbour_unreachability_detection_under_a_steady_tcp_stream() -> None:
         await settled()
         await b.start_server(echo, None, 7)
         reader, writer = await a.open_connection(B6, 7)
-        for _ in range(100):  # 50 s: ReachableTime (30 s) passes, then DELAY (5 s) and a probe
-            writer.write(b"x" * 20)
-            assert await reader.readexactly(20) == b"x" * 20
-            await asyncio.sleep(0.5)
-        writer.close()
         ipv6 = a.iface.ipv6
         assert ipv6 is not None
-        assert ipv6.nd.state(IPv6Address(B6), lab.clock.now()) is NeighbourState.REACHABLE
+        states = set()
+        with mock.patch.object(ipv6, "send", wraps=ipv6.send) as full_path:
+            for _ in range(100):  # 50 s: past ReachableTime (15 to 45 s) and DELAY's 5 s
+                writer.write(b"x" * 20)
+                assert await reader.readexactly(20) == b"x" * 20
+                states.add(ipv6.nd.state(IPv6Address(B6), lab.clock.now()))
+                await asyncio.sleep(0.5)
+        writer.close()
+        assert states == {NeighbourState.REACHABLE}
+        assert full_path.call_count == 0
 
     run_lab(main, seed=seed)

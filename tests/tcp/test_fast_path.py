@@ -415,3 +415,36 @@ def test_output_the_fast_path_leaves_to_the_full_path(owe: Callable[[Side], None
     same(a, b, ms(5))
     assert a.core.fast_output_segments == taken
     same(a, b, ms(6))
+
+
+def test_new_data_acknowledged_confirms_the_peer_at_most_once_a_second_on_both_paths() -> None:
+    """``TcpCore.confirm_reachable`` hears a connection's peer when it acknowledges new
+    data (RFC 4861 7.3.1's forward progress), at most once per ``CONFIRM_INTERVAL_NS``:
+    the same calls whether header prediction or the full path took the ACK; a duplicate
+    ACK or data alone confirms nothing."""
+    a, b = pair()  # the handshake's ACK of our SYN confirmed at ms(1), before listening
+    heard: list[list[tuple[object, Instant]]] = [[], []]
+    for side, out in zip((a, b), heard, strict=True):
+        side.core.confirm_reachable = lambda addr, now, out=out: out.append((addr, now))
+    una = a.iss + 1
+    rounds = ((ms(2), ms(3)), (ms(500), ms(600)), (ms(1001), ms(1002)), (ms(1500), ms(2003)))
+    for i, (sent, acked) in enumerate(rounds):
+        for side in (a, b):
+            side.conn.send(b"SELECT 1")
+            side.core.touch(side.conn)
+        same(a, b, sent)
+        una += 8
+        hdr = a.header(IRS + 1, una, ACK, options=ts(PEER_TS + 1 + i, a))
+        assert a.feed(acked, hdr)
+        assert not b.feed(acked, hdr, fast=False)
+        same(a, b, acked)
+    expected = [(REMOTE, ms(1002)), (REMOTE, ms(2003))]
+    assert heard[0] == heard[1] == expected
+    duplicate = a.header(IRS + 1, una, ACK, options=ts(PEER_TS + 10, a))
+    data = a.header(IRS + 1, una, ACK | PSH, options=ts(PEER_TS + 11, a))
+    for now, hdr, payload in ((ms(3100), duplicate, b""), (ms(3200), data, b"0123456789")):
+        a.feed(now, hdr, payload)
+        b.feed(now, hdr, payload, fast=False)
+        same(a, b, now)
+    assert a.conn.recv() == b.conn.recv() == b"0123456789"
+    assert heard[0] == heard[1] == expected

@@ -756,6 +756,20 @@ class Ipv6Core:
             return self._route(path, src, head, parts, offload, now)
         return self._fragment(path, src, protocol, parts, payload_len, now, offload)
 
+    def confirm_reachable(self, dst: IPv6Address, now: Instant) -> None:
+        """A transport saw ``dst`` acknowledge new data (TCP's forward progress): the next
+        hop of packets to it is reachable (RFC 4861 7.3.1). Its neighbour entry, if it
+        has a link-layer address, goes or stays REACHABLE for another ReachableTime, with
+        no probe: without this a steady stream to a peer would find the entry STALE
+        after every ReachableTime and send through DELAY and a unicast probe, 5 s or
+        more of packets on ``send``'s full path each time. Only the path packets to
+        ``dst`` already take counts: no route lookup, no entry made."""
+        if self._paths_version != self.routes.version:
+            return
+        path = self._paths.get(dst)
+        if path is not None and path.hop is not None:
+            self.nd.confirm_reachable(path.hop, now)
+
     def route(
         self, src: IPv6Address, dst: IPv6Address, protocol: int, now: Instant
     ) -> Ipv6Route | None:

@@ -701,6 +701,13 @@ class Interface:
                 routes[key] = route
         return sent
 
+    def confirm_reachable(self, remote: IpAddress, now: Instant) -> None:
+        """A transport's peer acknowledged new data: over IPv6 its next hop is reachable
+        (``Ipv6Core.confirm_reachable``); ARP has no such state to keep."""
+        ipv6 = self._ipv6
+        if ipv6 is not None and type(remote) is IPv6Address:
+            ipv6.confirm_reachable(remote, now)
+
     def _poll_parts(self, now: Instant) -> None:
         """What ICMP, ARP and IPv6 have to send, into ``_frames``."""
         for dst, message in self._icmp.poll_transmit(now):

@@ -266,6 +266,7 @@ class DirectStack:
             fast_paths=cfg.fast_paths,
         )
         self.iface.register(self.tcp)
+        self.tcp.confirm_reachable = self.iface.confirm_reachable
         self._tcp = TcpPlumbing(self, self.tcp)
         self._udp_offload = device.capabilities.tx_checksum
         self._endpoints: dict[int, _UdpTransport] = {}

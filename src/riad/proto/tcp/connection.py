@@ -85,6 +85,7 @@ class TcpConnection:
         "cc",
         "closed_by_app",
         "config",
+        "confirm_due",
         "error",
         "events",
         "keepalive",
@@ -157,6 +158,9 @@ class TcpConnection:
         """Our RST is to be sent (an abort)."""
         self.reset_seq: int | None = None
         """A RST answering an unacceptable ACK is to be sent, with this sequence number."""
+        self.confirm_due = 0
+        """``Instant.ns`` from which new data acknowledged is passed on to IP as a sign
+        that the peer is reachable again (``TcpCore.confirm_reachable``)."""
 
     # the sans-IO core: segments in, segments out, deadlines (see the modules named)
     handle = tcp_input.handle_segment

@@ -47,7 +47,7 @@ import errno
 import heapq
 import struct
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv6Address
 
 from riad.proto.tcp.config import TcpConfig
@@ -81,6 +81,9 @@ ANY6 = IPv6Address(0)
 EPHEMERAL_FIRST = 32768
 EPHEMERAL_LAST = 60999
 _MAX_QUEUED_RESETS = 256
+# a connection whose data the peer keeps acknowledging tells IP so at most once a second
+# (IPv6's ReachableTime is 15 to 45 s unless a router advertises another)
+CONFIRM_INTERVAL_NS = 1_000_000_000
 _TCP = int(IpProtocol.TCP)
 
 _QUOTED = struct.Struct("!HHI")  # the quoted segment's ports and sequence number
@@ -165,6 +168,11 @@ class TcpCore:
         """The counters of every connection that has left the table, added up (with
         those of the connections in it, the stack's totals: ``riad.app.metrics``)."""
         self.connections_closed = 0
+        self.confirm_reachable: Callable[[IpAddress, Instant], None] | None = None
+        """Called with a connection's peer when it acknowledged new data (at most once per
+        ``CONFIRM_INTERVAL_NS`` per connection): the upper layer's sign of forward
+        progress that keeps the neighbour cache's entry of the next hop REACHABLE
+        (RFC 4861 7.3.1) without probing it."""
 
     # -- the table -----------------------------------------------------------
 
@@ -385,7 +393,10 @@ class TcpCore:
                 self._collect(conn)
                 self._forget(conn)
             else:
+                una = conn.snd.una
                 conn.handle(hdr, data, now)
+                if conn.snd.una > una and now.ns >= conn.confirm_due:
+                    self._confirm(conn, now)
                 self._dirty[conn] = None
                 self._collect(conn)
                 return True
@@ -457,8 +468,12 @@ class TcpCore:
             checksum_after(pseudo_sum(conn.address_sum, _TCP, end - at), segment) != 0
         ):
             return False  # the full path counts it
+        snd = conn.snd
+        una = snd.una
         if not fast_segment(conn, now, seq, ack, window, tsval, tsecr, segment[data_at - at :]):
             return False
+        if snd.una != una and now.ns >= conn.confirm_due:
+            self._confirm(conn, now)
         self.segments_received += 1
         self.fast_segments += 1
         conn.stats.segments_in += 1
@@ -468,6 +483,13 @@ class TcpCore:
             self._dirty[conn] = None
         self._collect(conn)
         return True
+
+    def _confirm(self, conn: TcpConnection, now: Instant) -> None:
+        """``conn``'s peer acknowledged new data: tell ``confirm_reachable``."""
+        conn.confirm_due = now.ns + CONFIRM_INTERVAL_NS
+        confirm = self.confirm_reachable
+        if confirm is not None:
+            confirm(conn.remote_addr, now)
 
     def handle_icmp_error(self, error: TransportError, now: Instant) -> None:
         """An ICMP or ICMPv6 error about a segment we sent: hand it to its connection.
