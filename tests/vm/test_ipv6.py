@@ -41,15 +41,15 @@ def test_echo_over_ipv6(kernels: object, riad_run: type[RiadRun], netns: str, ne
         what=f"the vm ({net} kernel) answering neighbour discovery and ping over IPv6",
     )
     tcp = in_netns(netns, ["nc", "-6", "-N", "fd00:77::2", "7"], b"six in a vm\n")
-    assert tcp == b"six in a vm\n"
+    assert tcp == b"six in a vm\n", run.output()
     # an address off the vm's link is answered through --ipv6-gateway
     _ip(netns, "-6", "addr", "add", "fd00:99::1/128", "dev", "lo")
     routed = in_netns(
         netns, ["nc", "-6", "-N", "-s", "fd00:99::1", "fd00:77::2", "7"], b"off-link\n"
     )
-    assert routed == b"off-link\n"
+    assert routed == b"off-link\n", run.output()
     run.process.send_signal(signal.SIGINT)
-    assert run.finish() == 0
+    assert run.finish() == 0, run.output()
 
 
 ADDRESSES = str(Path(__file__).resolve().parents[1] / "ipv6" / "addresses")
