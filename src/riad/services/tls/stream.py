@@ -84,22 +84,34 @@ class TlsStream:
         return True
 
     async def handshake(self) -> None:
-        """Run the TLS handshake; raises ``TlsError`` when it fails."""
+        """Run the TLS handshake; raises ``TlsError`` when it fails.
+
+        A server's first step waits for the ClientHello: before it, OpenSSL would only
+        find it has nothing to read."""
+        if self._ssl.server_side and not self._incoming.pending and not await self._fill():
+            raise TlsError("the peer closed the connection during the TLS handshake")
         while True:
             try:
-                self._ssl.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                if not await self._fill():
-                    raise TlsError(
-                        "the peer closed the connection during the TLS handshake"
-                    ) from None
+                done = self._handshake_step()
             except ssl.SSLError as e:
                 with contextlib.suppress(ConnectionError, OSError):
                     self._flush()  # the alert, so the peer learns why
                 raise TlsError(f"TLS handshake failed: {e.reason or e}") from e
+            if done:
+                break
+            if not await self._fill():
+                raise TlsError("the peer closed the connection during the TLS handshake")
         self._flush()
         await self._inner.drain()
+
+    def _handshake_step(self) -> bool:
+        """One step of the handshake: True once it is complete, False when it needs
+        more bytes from the peer (no exception for that: the usual case)."""
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
 
     async def read(self, max_bytes: int) -> bytes:
         while True:
