@@ -173,11 +173,6 @@ def _wait_answered(ns: Netns, host: str) -> None:
             raise RuntimeError(f"ping {host}: no reply within 30 s")
 
 
-def _ping_median_ms(ns: Netns, host: str, count: int) -> float:
-    _wait_answered(ns, host)
-    return statistics.median(_pings(ns, host, count))
-
-
 def ping_both(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """One riad process with an IPv4 and an IPv6 address on one TAP, pinged over both in
     turns of ``args.block``: (IPv4 round trips, IPv6 round trips) in ms."""
@@ -236,10 +231,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _udp_rate(ns: Netns, host: str, seconds: float) -> float:
-    return _udp_echoes(ns, host, seconds)[0]
 
 
 def _udp_echoes(ns: Netns, host: str, seconds: float) -> tuple[float, int]:
@@ -311,8 +302,11 @@ def measure_pairs(args: argparse.Namespace) -> dict[str, list[float]]:
     return runs
 
 
-def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
-    """(ping median ms, UDP echoes/s) for one set-up."""
+def measure(
+    kind: str, args: argparse.Namespace, cpu: list[tuple[float, float]] | None = None
+) -> tuple[float, float]:
+    """(ping median ms, UDP echoes/s) for one set-up; ``cpu`` gets the server process's CPU
+    per ping and per UDP echo answered, in µs (its ``schedstat``)."""
     me = [sys.executable, str(Path(__file__).resolve())]
     with contextlib.ExitStack() as stack:
         ns = stack.enter_context(Netns.create("bench"))
@@ -355,9 +349,16 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[float, float]:
                 env={"XDG_RUNTIME_DIR": str(Path(args.pytcp) / "run")},
             )
         stack.callback(_stop, server)
-        ping = _ping_median_ms(ns, host, args.pings)
-        rate = _udp_rate(ns, host, args.seconds)
-        return ping, rate
+        _wait_answered(ns, host)
+        c0 = cpu_ns(server.pid)
+        rtts = _pings(ns, host, args.pings)
+        c1 = cpu_ns(server.pid)
+        rate, received = _udp_echoes(ns, host, args.seconds)
+        if cpu is not None:
+            cpu.append(
+                ((c1 - c0) / 1e3 / len(rtts), (cpu_ns(server.pid) - c1) / 1e3 / max(received, 1))
+            )
+        return statistics.median(rtts), rate
 
 
 def main() -> int:
@@ -395,10 +396,11 @@ def main() -> int:
             f"PyTCP not found in {args.pytcp}: run the PyTCP peer's setup.sh there", file=sys.stderr
         )
     runs: dict[str, list[tuple[float, float]]] = {"riad": [], "riad6": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"riad": [], "riad6": []}
     both: list[tuple[list[float], list[float]]] = []
     for i in range(args.rounds):
         for kind in ("riad", "riad6") if i % 2 == 0 else ("riad6", "riad"):
-            runs[kind].append(measure(kind, args))
+            runs[kind].append(measure(kind, args, cpu[kind]))
             print(f"round {i + 1}: {kind} {runs[kind][-1]}", file=sys.stderr, flush=True)
         both.append(ping_both(args))
         four, six = (_spread(r) for r in both[-1])
@@ -435,6 +437,11 @@ def main() -> int:
         f"{s[1] / f[1]:.2f}" for f, s in zip(runs["riad"], runs["riad6"], strict=True)
     )
     print(f"riad6 vs riad by round ({args.rounds}, medians above): ping RTT {pings}; UDP {rates}")
+    for i, what in enumerate(("ping", "UDP echo")):
+        cells = ", ".join(
+            f"{f[i]:.1f}/{s[i]:.1f}" for f, s in zip(cpu["riad"], cpu["riad6"], strict=True)
+        )
+        print(f"riad CPU µs per {what} by round, riad/riad6 (separate processes): {cells}")
     print(
         f"riad46, one process pinged over IPv4 and IPv6 in turns of {args.block}, "
         f"{args.pings} pings of each a round (ms: shortest, median, 90th percentile):"
