@@ -424,6 +424,32 @@ def test_an_ipv6_route_dies_with_its_neighbour_entry_and_our_address() -> None:
     assert _route_used(fresh, PEER6, T1)[1] is False
 
 
+def test_an_ipv6_route_serves_delay_and_probe_until_the_probes_give_up() -> None:
+    """Past ReachableTime the first packet takes the full path, which starts DELAY; the
+    next ones leave from the route to the same address through DELAY and PROBE (RFC 4861
+    7.3.3: sending changes nothing there) while the unicast probes go out; when they go
+    unanswered the entry is removed and the route is no longer used."""
+    iface, ipv6 = _routed()
+    late = T1 + Duration.from_secs(60)
+    assert _route_used(iface, PEER6, late)[1] is False
+    assert ipv6.nd.state(PEER6, late) is NeighbourState.DELAY
+    frames, used = _route_used(iface, PEER6, late)
+    assert used and frames[0][0][:6] == bytes(PEER_MAC)
+    t = late + ipv6.nd.config.delay_first_probe
+    iface.on_timeout(t)
+    assert ipv6.nd.state(PEER6, t) is NeighbourState.PROBE
+    frames, used = _route_used(iface, PEER6, t)
+    assert used
+    probes = [raw for raw, _ in frames if raw[:6] == bytes(PEER_MAC) and raw[54] == 135]
+    assert len(probes) == 1  # the unicast solicitation
+    for _ in range(ipv6.nd.config.max_unicast_solicit):
+        t = t + ipv6.nd.config.retrans_timer
+        iface.on_timeout(t)
+    assert ipv6.nd.state(PEER6, t) is None  # given up
+    frames, used = _route_used(iface, PEER6, t)
+    assert not used and ipv6.nd.state(PEER6, t) is NeighbourState.INCOMPLETE
+
+
 def test_over_ipv6_tcp_is_offered_once_and_only_for_an_address_of_ours() -> None:
     for fast in (True, False):
         iface = make6(fast)

@@ -159,8 +159,9 @@ class Ipv6Route:
     the interface to send them without ``Ipv6Core.send`` (as its IPv4 header templates
     do): the Ethernet and IPv6 headers (``head``, payload length and hop limit left to
     fill), the path MTU, and what keeps it valid, all checked before each use: the next
-    hop's neighbour entry still REACHABLE with the link-layer address it had, and the
-    router table's ``version`` and the core's ``epoch`` (our addresses) unchanged."""
+    hop's neighbour entry still REACHABLE (or in DELAY or PROBE, being checked, where
+    packets go to the same address) with the link-layer address it had, and the router
+    table's ``version`` and the core's ``epoch`` (our addresses) unchanged."""
 
     dst: IPv6Address
     src: IPv6Address

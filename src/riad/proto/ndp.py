@@ -447,6 +447,7 @@ class NeighbourCache(Generic[T]):
             if entry.waiting:
                 self.drops["ndp.unresolved"] += len(entry.waiting)
                 self._unreachable.extend((address, item) for item in entry.waiting)
+        entry.state = NeighbourState.STALE  # (see NeighbourEntry)
 
     # -- events -------------------------------------------------------------------------
 

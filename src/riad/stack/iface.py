@@ -78,6 +78,8 @@ _MOD = 0xFFFF
 _FAST_RX6 = struct.Struct("!IHBx32s")  # IPv6's fixed header at 14: version word to addresses
 _PAYLOAD_LENGTH6 = struct.Struct("!H")
 _REACHABLE = NeighbourState.REACHABLE
+_DELAY = NeighbourState.DELAY
+_PROBE = NeighbourState.PROBE
 # the words of an IPv4 header a route's template leaves to each datagram: total length,
 # identification, flags and fragment offset, TTL, protocol, checksum
 _IP_VARYING = struct.Struct("!HHHBBH")
@@ -659,7 +661,10 @@ class Interface:
 
         A packet from ``src`` to ``dst`` whose ``Ipv6Route`` the interface keeps, still
         valid (see there) and not to be fragmented, leaves from that template: the same
-        frame ``send`` builds, without its lookups."""
+        frame ``send`` builds, without its lookups. That holds while the neighbour entry
+        is in DELAY or PROBE too: there ``send`` sends to the same link-layer address and
+        changes nothing (RFC 4861 7.3.3); the packet that finds it STALE (or REACHABLE
+        past its time) takes ``send``, which starts DELAY."""
         route = self._routes6.get(id(dst))
         if (
             route is not None
@@ -670,12 +675,12 @@ class Interface:
             and route.epoch == ipv6.epoch
         ):
             entry = route.entry
+            state = entry.state
             deadline = entry.deadline
-            if (
-                entry.state is _REACHABLE
-                and entry.mac is route.mac
-                and deadline is not None
-                and now.ns < deadline.ns
+            if entry.mac is route.mac and (
+                (state is _REACHABLE and deadline is not None and now.ns < deadline.ns)
+                or state is _DELAY
+                or state is _PROBE
             ):
                 payload_len = sum(map(len, parts))
                 if payload_len <= route.mtu - 40 or (offload is not None and offload.gso_size):
