@@ -11,8 +11,8 @@ what the cycle collector walked in a full collection (about 20 objects each).
 Kept, a record is not even an object of its own: ``TcpCore`` holds its
 ``state()``, a plain tuple of numbers and bytes under a key of the same kind,
 which the collector stops tracking the first time it sees them (CPython
-untracks a tuple that can hold no reference cycle), so thousands of records
-cost the collections nothing; a record is made again from its state
+untracks a tuple that can hold no reference cycle), so a record is walked by
+one collection at most, however long it lasts; a record is made again from its state
 (``from_state``) for the rare segment that reaches it.
 
 What a record does with a segment (``handle``), as the full connection does
