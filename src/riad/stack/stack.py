@@ -54,6 +54,7 @@ from riad.proto.tcp.core import TcpCore
 from riad.proto.transport import IpAddress
 from riad.proto.udp import ANY, ANY6, UdpConfig, UdpCore, UdpSocket
 from riad.stack.addresses import is_any, parse_host, sockaddr, unmapped
+from riad.stack.allocator import PROCESS_ALLOCATOR
 from riad.stack.iface import Interface, InterfaceConfig, TransportOffload
 from riad.stack.runtime import Runtime
 from riad.stack.stats import StackStats
@@ -95,6 +96,10 @@ class StackConfig:
     fast_paths: bool = True
     """Header prediction on input and header templates on output (the interface's and
     TCP's); False takes the full path for every frame, with the same results."""
+    steady_allocator: bool = True
+    """When the stack starts, fix the C allocator's thresholds above a few TCP buffers
+    (glibc's ``mallopt``; ``riad.stack.allocator``): bulk data then reuses heap pages
+    rather than faulting in fresh ones. False leaves the process's allocator alone."""
 
 
 def _parse_interface(address: str | IPv4Interface | None) -> IPv4Interface | None:
@@ -296,6 +301,8 @@ class DirectStack:
             self._clock = clock
         self._loop = loop
         cfg = self.config
+        if cfg.steady_allocator:
+            PROCESS_ALLOCATOR.ensure(max(cfg.tcp.receive_buffer_bytes, cfg.tcp.send_buffer_bytes))
         self._runtime = Runtime(
             self.device,
             self.iface,
