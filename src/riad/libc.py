@@ -17,7 +17,7 @@ import os
 import struct
 import sys
 
-__all__ = ["OPENSSL_SYMBOLS", "STATIC_SYMBOLS", "libc", "static_symbols"]
+__all__ = ["OPENSSL_SYMBOLS", "STATIC_SYMBOLS", "c_function", "libc", "static_symbols"]
 
 STATIC_SYMBOLS = frozenset({"syscall", "prctl", "unshare", "mount", "umount2", "malloc_trim"})
 """The C library functions riad calls through ``ctypes`` (the sandbox's seal, the HTTP
@@ -120,3 +120,19 @@ class _Library(ctypes.CDLL):
 def libc(use_errno: bool = False) -> ctypes.CDLL:
     """The C library of this process, for ``ctypes`` calls (see the module's docs)."""
     return _Library(None, use_errno=use_errno)
+
+
+def c_function(
+    name: str,
+    argtypes: list[type[ctypes._SimpleCData[int]]],
+    restype: type[ctypes._SimpleCData[int]],
+) -> ctypes._NamedFuncPointer | None:
+    """The C library's function ``name``, typed for ``ctypes`` calls; None where this
+    process has none (another C library, or a static interpreter that does not keep it)."""
+    try:
+        function: ctypes._NamedFuncPointer = getattr(libc(), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    function.restype = restype
+    return function

@@ -56,13 +56,12 @@ def glibc_mallopt() -> Callable[[int, int], int] | None:
     try:
         import ctypes
 
-        from riad.libc import libc
-
-        mallopt = libc().mallopt
-    except (ImportError, OSError, AttributeError):
+        from riad.libc import c_function
+    except ImportError:
         return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
+    mallopt: Callable[[int, int], int] | None = c_function(
+        "mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    )
     return mallopt
 
 

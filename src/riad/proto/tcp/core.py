@@ -472,7 +472,7 @@ class TcpCore:
         una = snd.una
         if not fast_segment(conn, now, seq, ack, window, tsval, tsecr, segment[data_at - at :]):
             return False
-        if snd.una != una and now.ns >= conn.confirm_due:
+        if snd.una > una and now.ns >= conn.confirm_due:
             self._confirm(conn, now)
         self.segments_received += 1
         self.fast_segments += 1
@@ -543,7 +543,7 @@ class TcpCore:
         state = TimeWait(conn).state()
         conn.discard()
         self._forget(conn)
-        self._time_wait[(conn.local_port, state[3], conn.remote_port)] = state
+        self._time_wait[_tw_key((conn.local_port, conn.remote_addr, conn.remote_port))] = state
         if len(self._time_wait) > self.config.max_time_wait:
             self._time_wait.popitem(last=False)
             self.drops["tcp.time_wait_recycled"] += 1

@@ -346,14 +346,11 @@ def _malloc_trim() -> Callable[[], object] | None:
     try:
         import ctypes
 
-        from riad.libc import libc
-
-        trim = libc().malloc_trim
-    except (ImportError, OSError, AttributeError):
+        from riad.libc import c_function
+    except ImportError:
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return lambda: trim(0)
+    trim = c_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+    return None if trim is None else lambda: trim(0)
 
 
 _TRIM = _malloc_trim()
