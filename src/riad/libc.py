@@ -19,9 +19,11 @@ import sys
 
 __all__ = ["OPENSSL_SYMBOLS", "STATIC_SYMBOLS", "c_function", "libc", "static_symbols"]
 
-STATIC_SYMBOLS = frozenset({"syscall", "prctl", "unshare", "mount", "umount2", "malloc_trim"})
+STATIC_SYMBOLS = frozenset(
+    {"syscall", "prctl", "unshare", "mount", "umount2", "malloc_trim", "mallopt"}
+)
 """The C library functions riad calls through ``ctypes`` (the sandbox's seal, the HTTP
-server's ``malloc_trim``)."""
+server's ``malloc_trim``, the stack's ``mallopt``: ``riad.stack.allocator``)."""
 OPENSSL_SYMBOLS = frozenset(
     {
         "BIO_new_mem_buf",

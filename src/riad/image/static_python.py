@@ -73,7 +73,7 @@ LDFLAGS = f"-static -Wl,--gc-sections -Os {NO_UNWIND}"
 # partition, the smallest code), at the cost of a longer link.
 LTO = "--with-lto=full"
 # glibc's functions musl has no counterpart of (riad does without them there).
-GLIBC_ONLY_SYMBOLS = frozenset({"malloc_trim"})
+GLIBC_ONLY_SYMBOLS = frozenset({"malloc_trim", "mallopt"})
 # musl's dlopen loads nothing in a static executable, not even the program itself
 # (NULL), which ctypes opens at import (ctypes.pythonapi, riad.libc's CDLL(None)): the
 # link wraps dlopen so that NULL gets a handle (dlsym on it finds nothing; riad.libc

@@ -16,8 +16,10 @@ transfer run at a half to a third of its speed in most runs, at full speed in th
 glibc's adjusting them): blocks of a few windows come from the heap, and the heap
 keeps a few windows free at its top, reused by the next chunk. Memory a service holds
 for longer is unchanged; the free heap kept is bounded by the trim threshold (and an
-HTTP server's ``malloc_trim`` still gives it back). A statically linked interpreter
-(a vm image) built with musl has no ``mallopt``: its allocator is left as it is.
+HTTP server's ``malloc_trim`` still gives it back). A vm image's static interpreter
+on glibc (``--python static-glibc``) keeps ``mallopt`` in its symbol table
+(``riad.libc``); one on musl (``--python static``) has none, nor thresholds of this
+kind: its allocator is left as it is.
 """
 
 from __future__ import annotations
