@@ -24,8 +24,20 @@ def _ip(netns: str, *args: str) -> str:
     ).stdout
 
 
+def _address_ready(netns: str, address: str) -> bool:
+    """Whether Linux has finished adding ``address`` (on ``lo``): no longer tentative, and
+    its local route in. ``ip addr add`` returns before that: a worker of the kernel does
+    the rest, and until it has run a bind to the address is refused (EADDRNOTAVAIL) and a
+    packet to it is not delivered; under load that worker can run milliseconds late."""
+    shown = _ip(netns, "-6", "addr", "show", "dev", "lo", "to", f"{address}/128")
+    local = _ip(netns, "-6", "route", "show", "table", "local", f"{address}/128")
+    return address in shown and "tentative" not in shown and address in local
+
+
 @pytest.mark.parametrize("net", ["direct", "socket"])
 def test_echo_over_ipv6(kernels: object, riad_run: type[RiadRun], netns: str, net: str) -> None:
+    # an address off the vm's link, on Linux's side, to be answered through --ipv6-gateway
+    _ip(netns, "-6", "addr", "add", "fd00:99::1/128", "dev", "lo")
     run = riad_run(
         [ECHO, "-t", "vm", "--net", net, "--ipv6", "fd00:77::2/64", "--ipv6-gateway", "fd00:77::1"]
     )
@@ -42,8 +54,8 @@ def test_echo_over_ipv6(kernels: object, riad_run: type[RiadRun], netns: str, ne
     )
     tcp = in_netns(netns, ["nc", "-6", "-N", "fd00:77::2", "7"], b"six in a vm\n")
     assert tcp == b"six in a vm\n", run.output()
-    # an address off the vm's link is answered through --ipv6-gateway
-    _ip(netns, "-6", "addr", "add", "fd00:99::1/128", "dev", "lo")
+    # the address off the vm's link is answered through --ipv6-gateway
+    eventually(lambda: _address_ready(netns, "fd00:99::1"), what="Linux's fd00:99::1 usable")
     routed = in_netns(
         netns, ["nc", "-6", "-N", "-s", "fd00:99::1", "fd00:77::2", "7"], b"off-link\n"
     )
