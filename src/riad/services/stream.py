@@ -15,7 +15,15 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
-__all__ = ["ByteStream", "ProtocolStream", "SocketStream"]
+__all__ = ["ByteStream", "ProtocolStream", "SocketStream", "background_turn"]
+
+
+def background_turn(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
+    """A turn for bulk work on ``loop``: done once nothing else is ready to run
+    (``riad.stack.loop.EventLoop.background_turn``); ``None`` on a loop that cannot say
+    what is ready (uvloop, asyncio's own), where the caller goes on or gives up one turn."""
+    turn: Callable[[], asyncio.Future[None]] | None = getattr(loop, "background_turn", None)
+    return None if turn is None else turn()
 
 
 class ByteStream(Protocol):

@@ -41,7 +41,17 @@ nothing changes.
 callbacks and before the loop next asks the selector for readiness: riad's
 stack flushes what the service wrote there, so a write made by a task goes
 out in the same iteration (not one later, through ``call_soon``), with every
-other write of that iteration (``riad.stack.runtime``). The stack's parts stay below this module: the network is
+other write of that iteration (``riad.stack.runtime``).
+
+``EventLoop.background_turn`` is a turn for bulk work (a TLS handshake's step,
+a download's next share): the task awaiting it runs once nothing else is ready
+(no callback, no due timer, no ready descriptor, seen in the select the loop
+makes anyway), so a kept-alive request never waits behind bulk steps queued
+before it, only behind the one running; after ``BACKGROUND_MAX_WAIT_S`` (or
+``BACKGROUND_MAX_PASSES`` iterations) it runs whatever else is ready, so a busy
+loop still makes progress on it.
+
+The stack's parts stay below this module: the network is
 given its stack, a ``getaddrinfo`` and a default TLS client context by the
 layer that composes the service (``riad.app.run``).
 """
@@ -49,6 +59,7 @@ layer that composes the service (``riad.app.run``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import selectors
@@ -65,6 +76,8 @@ if TYPE_CHECKING:
     from asyncio import sslproto
 
 __all__ = [
+    "BACKGROUND_MAX_PASSES",
+    "BACKGROUND_MAX_WAIT_S",
     "EventLoop",
     "HostSocketError",
     "LoopNetwork",
@@ -79,6 +92,15 @@ GetAddrInfo = Callable[..., Awaitable[list[AddrInfo]]]
 """``getaddrinfo(host, port, *, family, type, proto, flags)`` in ``loop.getaddrinfo``'s shape."""
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+
+BACKGROUND_MAX_WAIT_S = 0.02
+"""The longest a task waits for ``EventLoop.background_turn`` while other work keeps the
+loop busy: a loop saturated with requests still makes progress on its bulk work."""
+
+BACKGROUND_MAX_PASSES = 16
+"""The most iterations of the loop that run other work while a task waits for a background
+turn (each iteration runs every callback ready at its start): the loop's own count, so a
+loop kept busy by tasks that only give up their turns still gets to it."""
 
 HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds between connection attempts to a name's addresses (RFC 8305 section 8)."""
@@ -148,14 +170,31 @@ class EventLoop(asyncio.SelectorEventLoop):
         """Whether callbacks wait to run in the next iteration (the loop will not wait)."""
         return bool(self._ready)  # type: ignore[attr-defined]
 
+    def background_turn(self) -> asyncio.Future[None]:
+        """A future done once the loop has nothing else to run: no callback ready, none
+        waiting for the next select, no timer due and no descriptor ready (asked of the
+        selector without waiting, in the select the loop makes anyway); or, whatever
+        else is ready, after ``BACKGROUND_MAX_WAIT_S`` or ``BACKGROUND_MAX_PASSES`` iterations
+        that ran other work. Waiters are released one an iteration, first come first
+        served.
+
+        For bulk work a task may defer (a TLS handshake's step, a download's next
+        share): a request on a kept-alive connection that is ready meanwhile runs
+        first, so it waits only behind the bulk step already running, never behind
+        the ones queued."""
+        future: asyncio.Future[None] = self.create_future()
+        self._before_select.background.append((self.time() + BACKGROUND_MAX_WAIT_S, future))
+        return future
+
     def has_other_work(self) -> bool:
         """Whether anything but the running callback could run now: a callback ready, one
         waiting for the loop's next select (riad's stack's flush of what was written), a
-        timer due, or a descriptor ready (asked of the selector without waiting: one
-        system call). A long task step asks before it gives up its turn: with nothing
-        else to run, the turn would only come straight back to it."""
+        timer due, a task waiting for a background turn, or a descriptor ready (asked of
+        the selector without waiting: one system call). A long task step asks before it
+        gives up its turn: with nothing else to run, the turn would only come straight
+        back to it."""
         base: Any = self
-        if base._ready or self._before_select.pending:
+        if base._ready or self._before_select.pending or self._before_select.has_background():
             return True
         scheduled = base._scheduled
         if scheduled and scheduled[0]._when <= self.time():
@@ -410,6 +449,10 @@ class _HookedSelector(selectors.BaseSelector):
 
     def __init__(self, loop: EventLoop, selector: selectors.BaseSelector) -> None:
         self.pending: list[Callable[[], None]] = []
+        self.background: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        """``EventLoop.background_turn``'s waiters: (the latest time to release it, its future)."""
+        self._passed_over = 0
+        """Iterations the first waiter was passed over for other work."""
         self._loop = loop
         self._selector = selector
         self._asked = False  # the previous iteration asked the descriptors
@@ -457,11 +500,55 @@ class _HookedSelector(selectors.BaseSelector):
             elif base._scheduled and timeout != 0:
                 due = max(0.0, base._scheduled[0]._when - loop.time())
                 timeout = due if timeout is None else min(timeout, due)
+        if self.background and self.has_background():
+            return self._select_with_background(timeout)
         if timeout == 0 and self._asked:
             self._asked = False
             return []
         self._asked = True
         return self._selector.select(timeout)
+
+    def has_background(self) -> bool:
+        """Whether a task waits for a background turn (cancelled waiters dropped)."""
+        background = self.background
+        while background and background[0][1].done():
+            background.popleft()
+        return bool(background)
+
+    def _select_with_background(
+        self, timeout: float | None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """``select`` while tasks wait for a background turn: the loop never blocks; when
+        nothing else is ready (callbacks, a due timer, a descriptor), the first waiter is
+        released; it is in any case after ``BACKGROUND_MAX_PASSES`` iterations that ran
+        other work, and so is any waiter whose ``BACKGROUND_MAX_WAIT_S`` is up."""
+        loop = self._loop
+        base: Any = loop
+        now = loop.time()
+        scheduled = base._scheduled
+        foreground = (
+            base._ready
+            or base._stopping
+            or self.pending
+            or (scheduled and scheduled[0]._when <= now)
+        )
+        events: list[tuple[selectors.SelectorKey, int]] = []
+        if not foreground or not self._asked:
+            self._asked = True
+            events = self._selector.select(0)
+        else:
+            self._asked = False
+        background = self.background
+        if foreground or events:
+            self._passed_over += 1
+        if self._passed_over >= BACKGROUND_MAX_PASSES or not (foreground or events):
+            self._passed_over = 0
+            background.popleft()[1].set_result(None)
+        while background and background[0][0] <= now:
+            future = background.popleft()[1]
+            if not future.done():
+                future.set_result(None)
+        return events
 
 
 def _ssl_module() -> Any:

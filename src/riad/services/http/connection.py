@@ -71,8 +71,8 @@ from riad.services.http.transport import (
     ClientGone,
     Deadline,
     Transport,
+    give_way,
     is_client_gone,
-    others_waiting,
 )
 from riad.services.http.websocket import (
     WebSocketSession,
@@ -628,8 +628,8 @@ class HttpConnection:
                 raise ClientGone(f"writing failed: {e}") from e
             deadline.when = NO_DEADLINE
             crossed = self._response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES
-            if crossed and others_waiting(self._loop):
-                await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
+            if crossed:
+                await give_way(self._loop)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
             if self._status is not None:
@@ -655,8 +655,7 @@ class HttpConnection:
                 deadline.when = NO_DEADLINE
                 if unyielded >= FAIR_SHARE_BYTES:
                     unyielded = 0
-                    if others_waiting(self._loop):
-                        await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
+                    await give_way(self._loop)  # see FAIR_SHARE_BYTES
             stream.write(view[start : start + chunk])  # type: ignore[arg-type]
             unyielded += chunk
 

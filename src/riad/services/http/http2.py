@@ -78,8 +78,8 @@ from riad.services.http.transport import (
     ClientGone,
     Deadline,
     Transport,
+    give_way,
     is_client_gone,
-    others_waiting,
 )
 from riad.services.http.websocket import (
     WebSocketSession,
@@ -721,11 +721,8 @@ class Http2Connection:
                 stream.response_bytes += len(body)
             if not more and not stream.trailers:
                 self._done(stream)
-            elif (
-                stream.response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES
-                and others_waiting(self._loop)
-            ):
-                await asyncio.sleep(0)  # see FAIR_SHARE_BYTES
+            elif stream.response_bytes // FAIR_SHARE_BYTES != sent_before // FAIR_SHARE_BYTES:
+                await give_way(self._loop)  # see FAIR_SHARE_BYTES
             return
         if kind == "http.response.start":
             if stream.status is not None:
@@ -788,8 +785,7 @@ class Http2Connection:
             await self._drain_for(stream)
             if unyielded >= FAIR_SHARE_BYTES:
                 unyielded = 0
-                if others_waiting(self._loop):
-                    await asyncio.sleep(0)  # let the loop's other connections run
+                await give_way(self._loop)  # let the loop's other connections run
         await self._drain_for(stream)
 
     async def _wait_for_window(self, stream: _Stream) -> None:

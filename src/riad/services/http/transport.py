@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from riad.services.stream import ByteStream
+from riad.services.stream import ByteStream, background_turn
 
 __all__ = [
     "FAIR_SHARE_BYTES",
@@ -35,6 +35,7 @@ __all__ = [
     "ClientGone",
     "Deadline",
     "Transport",
+    "give_way",
     "is_client_gone",
     "others_waiting",
 ]
@@ -57,6 +58,15 @@ on riad's event loop (``riad.stack.loop.EventLoop``) a lone download on a quiet 
 goes on without the turns. On riad's stack the download's own write leaves the
 stack's flush waiting for the loop's next select, so there it still yields every
 share; uvloop cannot say what is ready without a turn, so there too."""
+
+
+async def give_way(loop: asyncio.AbstractEventLoop) -> None:
+    """Give up the turn after a share of a body (``FAIR_SHARE_BYTES``) if anything else
+    could take it: on riad's loop the next share is bulk work and waits for a background
+    turn (it runs once no kept-alive request is ready), elsewhere for the next turn."""
+    if others_waiting(loop):
+        turn = background_turn(loop)
+        await (asyncio.sleep(0) if turn is None else turn)
 
 
 def others_waiting(loop: asyncio.AbstractEventLoop) -> bool:
