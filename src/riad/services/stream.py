@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
-__all__ = ["ByteStream", "ProtocolStream", "SocketStream", "background_turn"]
+__all__ = ["ByteStream", "ProtocolStream", "SocketStream", "background_turn", "defer_to_foreground"]
 
 
 def background_turn(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
@@ -24,6 +24,13 @@ def background_turn(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | N
     what is ready (uvloop, asyncio's own), where the caller goes on or gives up one turn."""
     turn: Callable[[], asyncio.Future[None]] | None = getattr(loop, "background_turn", None)
     return None if turn is None else turn()
+
+
+async def defer_to_foreground(loop: asyncio.AbstractEventLoop) -> None:
+    """Let other work run before bulk work goes on: wait for ``background_turn`` where
+    ``loop`` has one, else give up one turn."""
+    turn = background_turn(loop)
+    await (asyncio.sleep(0) if turn is None else turn)
 
 
 class ByteStream(Protocol):

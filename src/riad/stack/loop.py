@@ -193,13 +193,8 @@ class EventLoop(asyncio.SelectorEventLoop):
         the selector without waiting: one system call). A long task step asks before it
         gives up its turn: with nothing else to run, the turn would only come straight
         back to it."""
-        base: Any = self
-        if base._ready or self._before_select.pending or self._before_select.has_background():
-            return True
-        scheduled = base._scheduled
-        if scheduled and scheduled[0]._when <= self.time():
-            return True
-        return self._before_select.any_ready()
+        hooked = self._before_select
+        return hooked.foreground_due(self.time()) or hooked.has_background() or hooked.any_ready()
 
     async def create_connection(  # type: ignore[override]
         self,
@@ -508,6 +503,14 @@ class _HookedSelector(selectors.BaseSelector):
         self._asked = True
         return self._selector.select(timeout)
 
+    def foreground_due(self, now: float) -> bool:
+        """Whether a callback is ready, one waits for the loop's next select, or a timer
+        is due at ``now``: work the loop runs in its next iteration without asking the
+        descriptors."""
+        base: Any = self._loop
+        scheduled = base._scheduled
+        return bool(base._ready or self.pending or (scheduled and scheduled[0]._when <= now))
+
     def has_background(self) -> bool:
         """Whether a task waits for a background turn (cancelled waiters dropped)."""
         background = self.background
@@ -525,13 +528,7 @@ class _HookedSelector(selectors.BaseSelector):
         loop = self._loop
         base: Any = loop
         now = loop.time()
-        scheduled = base._scheduled
-        foreground = (
-            base._ready
-            or base._stopping
-            or self.pending
-            or (scheduled and scheduled[0]._when <= now)
-        )
+        foreground = base._stopping or self.foreground_due(now)
         events: list[tuple[selectors.SelectorKey, int]] = []
         if not foreground or not self._asked:
             self._asked = True

@@ -58,7 +58,7 @@ from riad.services.http.dates import http_date_now
 from riad.services.http.http2 import Http2Connection
 from riad.services.http.limits import HttpLimits
 from riad.services.http.transport import Transport
-from riad.services.stream import ByteStream, ProtocolStream, background_turn
+from riad.services.stream import ByteStream, ProtocolStream, defer_to_foreground
 
 __all__ = ["HttpServer", "StopDeadline", "StreamWrapper"]
 
@@ -197,8 +197,7 @@ class HttpServer:
                 # The step that completed the handshake ends here: the HTTP connection
                 # starts (and serves a request that came with the client's Finished) in
                 # a turn of its own, on riad's loop once no kept-alive request is ready.
-                turn = background_turn(asyncio.get_running_loop())
-                await (asyncio.sleep(0) if turn is None else turn)
+                await defer_to_foreground(asyncio.get_running_loop())
             connection: HttpConnection | Http2Connection
             if tls is not None and stream.get_extra_info("alpn_protocol") == "h2":
                 peer = stream.get_extra_info("peername")

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from riad.services.stream import ByteStream, background_turn
+from riad.services.stream import ByteStream, defer_to_foreground
 
 __all__ = [
     "FAIR_SHARE_BYTES",
@@ -65,8 +65,7 @@ async def give_way(loop: asyncio.AbstractEventLoop) -> None:
     could take it: on riad's loop the next share is bulk work and waits for a background
     turn (it runs once no kept-alive request is ready), elsewhere for the next turn."""
     if others_waiting(loop):
-        turn = background_turn(loop)
-        await (asyncio.sleep(0) if turn is None else turn)
+        await defer_to_foreground(loop)
 
 
 def others_waiting(loop: asyncio.AbstractEventLoop) -> bool:
