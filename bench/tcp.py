@@ -620,7 +620,8 @@ async def measure_pairs(
     µs per connection served and per echo; ``time.process_time``, ns-precise, of this
     process, which runs riad and only waits on the clients), the units (``units_into4``:
     hundreds of MB, millions of connections or echoes), the frames riad read and wrote
-    per unit (``rx_into4``, ``tx_into4``...) and the user and system seconds of the half
+    per unit (``rx_into4``, ``tx_into4``...), the times the device woke the stack with
+    input per unit (``wake_into4``...) and the user and system seconds of the half
     (``user_into4``, ``sys_into4``...: the kernel's split, by clock-tick samples)."""
     runs: dict[str, list[float]] = {}
     served = [0]
@@ -647,6 +648,7 @@ async def measure_pairs(
                         host = STACK_IP6 if six else STACK_IP
                         counters = stack.stats.counters
                         rx0, tx0 = counters["rx_frames"], counters["tx_frames"]
+                        wake0 = stack.runtime.wakeups
                         t0, usage0 = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
                         figure, units, seen = await one_half(ns, stack, row, host, work, served)
                         cpu = time.process_time() - t0
@@ -659,6 +661,7 @@ async def measure_pairs(
                             (f"units_{row}", units),
                             (f"rx_{row}", (counters["rx_frames"] - rx0) / count),
                             (f"tx_{row}", (counters["tx_frames"] - tx0) / count),
+                            (f"wake_{row}", (stack.runtime.wakeups - wake0) / count),
                             (f"user_{row}", usage.ru_utime - usage0.ru_utime),
                             (f"sys_{row}", usage.ru_stime - usage0.ru_stime),
                         ):

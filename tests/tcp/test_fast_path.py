@@ -153,6 +153,21 @@ def test_in_order_data_and_new_acks_take_the_fast_path_with_the_full_paths_resul
     assert a.conn.stats.segments_in == b.conn.stats.segments_in
 
 
+def test_a_taken_segment_leaves_no_view_of_the_frame_behind() -> None:
+    """The payload goes from the frame into the receive buffer without copies of the
+    segment on the way, and nothing keeps a view of the frame: a device may reuse it."""
+    a, _ = pair()
+    hdr = a.header(IRS + 1, a.iss + 1, ACK | PSH, options=ts(PEER_TS + 1, a))
+    frame = bytearray(34) + wire(hdr, b"0123456789")
+    addresses = REMOTE.packed + LOCAL.packed
+    assert a.core.fast_input(frame, 34, len(frame), addresses, ms(2), False)
+    del frame[34:]  # BufferError while a view of the bytearray is still held
+    assert a.conn.recv() == b"0123456789"
+    refused = bytearray(34) + wire(a.header(IRS + 99, a.iss + 1, ACK | PSH), b"late")
+    assert not a.core.fast_input(refused, 34, len(refused), addresses, ms(3), False)
+    del refused[34:]
+
+
 def test_without_timestamps_the_plain_header_takes_the_fast_path() -> None:
     a, b = pair(timestamps=False)
     hdr = a.header(IRS + 1, a.iss + 1, ACK | PSH)

@@ -463,14 +463,15 @@ class TcpCore:
             data_at = at + 32
         else:
             return False
-        segment = frame[at:end]
+        # views, not copies: the receive buffer's append is the payload's one copy here
+        view = frame if type(frame) is memoryview else memoryview(frame)
         if not checksum_trusted and (
-            checksum_after(pseudo_sum(conn.address_sum, _TCP, end - at), segment) != 0
+            checksum_after(pseudo_sum(conn.address_sum, _TCP, end - at), view[at:end]) != 0
         ):
             return False  # the full path counts it
         snd = conn.snd
         una = snd.una
-        if not fast_segment(conn, now, seq, ack, window, tsval, tsecr, segment[data_at - at :]):
+        if not fast_segment(conn, now, seq, ack, window, tsval, tsecr, view[data_at:end]):
             return False
         if snd.una > una and now.ns >= conn.confirm_due:
             self._confirm(conn, now)
