@@ -432,6 +432,86 @@ def test_output_the_fast_path_leaves_to_the_full_path(owe: Callable[[Side], None
     same(a, b, ms(6))
 
 
+# -- output: output.fast_ack against poll_transmit's full path -------------------------
+
+
+def _two_segments(side: Side, now: Instant, *, seq: int = 1, fast: bool = True) -> None:
+    """Data worth two full segments: an ACK is owed at once (RFC 9293 3.8.6.3)."""
+    payload = bytes(2 * side.conn.config.mss)
+    hdr = side.header(IRS + seq, side.iss + 1, ACK | PSH, options=ts(PEER_TS + seq, side))
+    side.feed(now, hdr, payload, fast=fast)
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_the_ack_a_bulk_receiver_owes_leaves_by_the_ack_fast_path_with_the_full_paths_bytes(
+    timestamps: bool,
+) -> None:
+    a, b = pair(timestamps)
+    size = 2 * a.conn.config.mss  # two segments' worth: an ACK owed at once
+    options = ts(PEER_TS + 1, a) if timestamps else ()
+    hdr = a.header(IRS + 1, a.iss + 1, ACK | PSH, options=options)
+    assert a.feed(ms(2), hdr, bytes(size))
+    b.feed(ms(2), hdr, bytes(size), fast=False)
+    assert a.conn.rcv.ack_now
+    same(a, b, ms(2))  # the same ACK on the wire, the same connection after
+    assert a.core.fast_acks == 1
+    assert a.conn.recv() == b.conn.recv() == bytes(size)
+    same(a, b, ms(3))  # the window update the read made due
+    assert b.core.fast_acks == 0
+
+
+def _owe_data_too(side: Side) -> None:
+    side.conn.send(b"SELECT 1")  # the ACK rides on the data
+
+
+def _owe_fin_too(side: Side) -> None:
+    side.conn.shutdown()
+
+
+def _owe_sack_blocks_too(side: Side) -> None:
+    at = IRS + 1 + 2 * side.conn.config.mss + 100
+    hdr = side.header(at, side.iss + 1, ACK | PSH, options=ts(PEER_TS + 2, side))
+    side.feed(ms(3), hdr, b"later", fast=False)  # a hole before it: SACK blocks owed
+    assert side.conn.rcv.reassembly
+
+
+def _owe_no_ack_at_once(side: Side) -> None:
+    side.flush(ms(2))  # the ACK went; nothing more is owed at once
+    hdr = side.header(
+        IRS + 1 + 2 * side.conn.config.mss, side.iss + 1, ACK | PSH, options=ts(PEER_TS + 3, side)
+    )
+    side.feed(ms(3), hdr, b"short")  # under two segments: the delayed ACK's
+
+
+def _owe_retransmission_too(side: Side) -> None:
+    _owe_retransmission(side)
+
+
+@pytest.mark.parametrize(
+    "owe",
+    [
+        _owe_data_too,
+        _owe_fin_too,
+        _owe_sack_blocks_too,
+        _owe_no_ack_at_once,
+        _owe_retransmission_too,
+    ],
+)
+def test_the_ack_fast_path_leaves_every_other_case_to_the_full_path(
+    owe: Callable[[Side], None],
+) -> None:
+    """Each case the ACK fast path refuses: the full path's result, no ACK taken."""
+    a, b = pair(sack=True)
+    for side in (a, b):
+        _two_segments(side, ms(2), fast=side is a)
+        owe(side)
+        side.core.touch(side.conn)
+    taken = a.core.fast_acks
+    same(a, b, ms(5))
+    assert a.core.fast_acks == taken
+    same(a, b, ms(6))
+
+
 def test_new_data_acknowledged_confirms_the_peer_at_most_once_a_second_on_both_paths() -> None:
     """``TcpCore.confirm_reachable`` hears a connection's peer when it acknowledges new
     data (RFC 4861 7.3.1's forward progress), at most once per ``CONFIRM_INTERVAL_NS``:

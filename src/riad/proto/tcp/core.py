@@ -9,7 +9,9 @@ with something to send produce: header and payload as separate parts (no copy
 of the payload), the checksum complete or left partial for the device, and
 TSO super-segments with their segment size, with DF set (path MTU
 discovery); the common segment of an ESTABLISHED connection is packed from
-``output.fast_data``'s fields, with no header object (``fast_output_segments``). ICMP errors about our segments go to their connection
+``output.fast_data``'s fields, with no header object (``fast_output_segments``), and
+the ACK owed at once when nothing else goes from ``output.fast_ack``'s (``fast_acks``).
+ICMP errors about our segments go to their connection
 (``handle_icmp_error``). ``take_events`` hands the layer above what happened
 since the last call: the listeners with connections waiting for ``accept``,
 then each connection's ``TcpEvent`` bits.
@@ -55,7 +57,7 @@ from riad.proto.tcp.connection import TcpConnection, TcpSegment
 from riad.proto.tcp.input import fast_segment
 from riad.proto.tcp.isn import SequenceSecret
 from riad.proto.tcp.listener import TcpListener, reset_reply
-from riad.proto.tcp.output import fast_data
+from riad.proto.tcp.output import fast_ack, fast_data
 from riad.proto.tcp.state import ESTABLISHED, EV_CLOSED, EV_CONNECTED, EV_READABLE, TIME_WAIT
 from riad.proto.tcp.stats import TcpStats
 from riad.proto.tcp.timewait import TW_ACK, TW_GONE, TimeWait, TimeWaitState
@@ -163,6 +165,8 @@ class TcpCore:
         """Segments of ``segments_received`` that ``fast_input`` took."""
         self.fast_output_segments = 0
         """Segments sent through ``output.fast_data``, without a header object."""
+        self.fast_acks = 0
+        """ACKs sent through ``output.fast_ack``, without a header object."""
         self.resets_sent = 0
         self.closed_stats = TcpStats()
         """The counters of every connection that has left the table, added up (with
@@ -583,12 +587,14 @@ class TcpCore:
                 src = conn.local_addr
                 dst = conn.remote_addr
                 addresses = conn.address_sum
-                if (
-                    self.fast_paths
-                    and conn.state is ESTABLISHED
-                    and (data := fast_data(conn, now)) is not None
-                ):
-                    yield self._encode_data(conn, now, data)
+                if self.fast_paths and conn.state is ESTABLISHED:
+                    if (data := fast_data(conn, now)) is not None:
+                        self.fast_output_segments += 1
+                        yield self._encode_data(conn, now, data)
+                    elif (acked := fast_ack(conn, now)) is not None:
+                        self.fast_acks += 1
+                        seq, ack, window = acked
+                        yield self._encode_data(conn, now, (seq, ack, ACK, window, b""))
                 while (seg := conn.poll_transmit(now)) is not None:
                     yield self._encode(src, dst, addresses, seg)
                 self._collect(conn)
@@ -655,8 +661,9 @@ class TcpCore:
     def _encode_data(
         self, conn: TcpConnection, now: Instant, data: tuple[int, int, int, int, bytes]
     ) -> Outbound:
-        """``output.fast_data``'s segment as IP payload parts: the header packed straight
-        from its fields (and our timestamps), as ``_encode`` packs the same segment."""
+        """``output.fast_data``'s segment (or ``fast_ack``'s ACK) as IP payload parts: the
+        header packed straight from its fields (and our timestamps), as ``_encode`` packs
+        the same segment."""
         seq, ack, flags, window, payload = data
         if conn.ts_ok:
             hl = 32
@@ -672,7 +679,6 @@ class TcpCore:
             _HEADER.pack_into(
                 head, 0, conn.local_port, conn.remote_port, seq, ack, 0x50, flags, window, 0, 0
             )
-        self.fast_output_segments += 1
         return self._finish(
             conn.local_addr, conn.remote_addr, conn.address_sum, head, hl, payload, 0
         )

@@ -10,7 +10,8 @@ or a probe. Data segments may be TSO super-segments (``TcpSegment.gso_size``)
 when the device cuts them. Every segment carries our current ACK and a window
 that never shrinks (RFC 9293 3.8.6.2.2). ``fast_data(conn, now)`` is the
 common case alone (an ESTABLISHED connection's small new segment) as plain
-fields for the owner to pack, with the same state changes, or ``None``.
+fields for the owner to pack, with the same state changes, or ``None``; ``fast_ack``
+likewise for the ACK owed at once when nothing else goes.
 
 These steps read and advance the connection's parts (``snd``, ``rcv``,
 ``recovery``, ``timers``, ``rtt``); sequence numbers become 32-bit wire values
@@ -44,7 +45,7 @@ from riad.wire.tcp import (
 if TYPE_CHECKING:
     from riad.proto.tcp.connection import TcpConnection
 
-__all__ = ["TcpSegment", "ack_and_window", "emit", "fast_data", "poll_transmit"]
+__all__ = ["TcpSegment", "ack_and_window", "emit", "fast_ack", "fast_data", "poll_transmit"]
 
 
 _TS_BYTES = 12  # NOP NOP TIMESTAMPS on a segment other than a SYN
@@ -363,6 +364,36 @@ def fast_data(conn: TcpConnection, now: Instant) -> tuple[int, int, int, int, by
     conn.stats.segments_out += 1
     snd.last_send = now
     return start & SEQ_MASK, ack & SEQ_MASK, ACK | PSH, window, payload
+
+
+def fast_ack(conn: TcpConnection, now: Instant) -> tuple[int, int, int] | None:
+    """The ACK an ESTABLISHED connection owes at once when it has nothing else to send,
+    without a header object: the one a receiver of a bulk transfer sends every turn.
+
+    Returns ``(seq, ack, window)`` (wire values; the caller adds our timestamps when
+    they were negotiated) with the connection's state advanced exactly as
+    ``poll_transmit`` advances it for that ACK, or ``None`` having changed nothing: no
+    ACK due at once, a RST, retransmission, loss recovery, new data or a FIN that may
+    go, or SACK blocks to report. The caller has checked that the connection is
+    ESTABLISHED (and that ``fast_data`` had nothing).
+    """
+    rcv = conn.rcv
+    if not rcv.ack_now or conn.rst_pending or conn.reset_seq is not None:
+        return None
+    snd = conn.snd
+    recovery = conn.recovery
+    if (
+        recovery.rtx_seq is not None
+        or recovery.in_recovery
+        or snd.fin_seq is not None
+        or snd.buffer.end_seq > snd.nxt
+        or (conn.sack_ok and (rcv.reassembly or rcv.dsack is not None))
+    ):
+        return None
+    ack, window = ack_and_window(conn)
+    conn.stats.segments_out += 1
+    snd.last_send = now
+    return snd.max & SEQ_MASK, ack & SEQ_MASK, window
 
 
 def _maybe_arm_persist(conn: TcpConnection, now: Instant) -> None:
