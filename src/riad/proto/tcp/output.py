@@ -319,6 +319,21 @@ def _sent(
     timers.persist = None
 
 
+def _plain(conn: TcpConnection) -> bool:
+    """Nothing the fast paths leave to ``poll_transmit`` is due: no RST, retransmission,
+    loss recovery or FIN, and no SACK blocks to report."""
+    recovery = conn.recovery
+    rcv = conn.rcv
+    return not (
+        conn.rst_pending
+        or conn.reset_seq is not None
+        or recovery.rtx_seq is not None
+        or recovery.in_recovery
+        or conn.snd.fin_seq is not None
+        or (conn.sack_ok and (rcv.reassembly or rcv.dsack is not None))
+    )
+
+
 def fast_data(conn: TcpConnection, now: Instant) -> tuple[int, int, int, int, bytes] | None:
     """The common segment of an ESTABLISHED connection, without a header object: every
     byte buffered, new, in one segment under the MSS that Nagle and the windows let go.
@@ -330,18 +345,8 @@ def fast_data(conn: TcpConnection, now: Instant) -> tuple[int, int, int, int, by
     one small segment or the windows, Nagle or ``hold_tail`` holding it. The
     caller has checked that the connection is ESTABLISHED.
     """
-    if conn.rst_pending or conn.reset_seq is not None:
-        return None
     snd = conn.snd
-    recovery = conn.recovery
-    rcv = conn.rcv
-    if (
-        recovery.rtx_seq is not None
-        or recovery.in_recovery
-        or snd.fin_seq is not None
-        or snd.hold_tail
-        or (conn.sack_ok and (rcv.reassembly or rcv.dsack is not None))
-    ):
+    if snd.hold_tail or not _plain(conn):
         return None
     start = snd.nxt
     buf = snd.buffer
@@ -377,18 +382,8 @@ def fast_ack(conn: TcpConnection, now: Instant) -> tuple[int, int, int] | None:
     go, or SACK blocks to report. The caller has checked that the connection is
     ESTABLISHED (and that ``fast_data`` had nothing).
     """
-    rcv = conn.rcv
-    if not rcv.ack_now or conn.rst_pending or conn.reset_seq is not None:
-        return None
     snd = conn.snd
-    recovery = conn.recovery
-    if (
-        recovery.rtx_seq is not None
-        or recovery.in_recovery
-        or snd.fin_seq is not None
-        or snd.buffer.end_seq > snd.nxt
-        or (conn.sack_ok and (rcv.reassembly or rcv.dsack is not None))
-    ):
+    if not conn.rcv.ack_now or snd.buffer.end_seq > snd.nxt or not _plain(conn):
         return None
     ack, window = ack_and_window(conn)
     conn.stats.segments_out += 1
