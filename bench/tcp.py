@@ -2,7 +2,7 @@
 
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
           or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
-          or:   .venv/bin/python bench/tcp.py --six [--rounds R] [--pairs P]
+          or:   .venv/bin/python bench/tcp.py --six [--rounds R] [--pairs P] [--write-size N]
           or:   .venv/bin/python bench/tcp.py --cores [--against OTHER/src] (no root)
 
 Every subject is measured against the Linux kernel as its peer, inside
@@ -44,7 +44,9 @@ target, IPv6 at least 0.9x), over all pairs and over those whose two references 
 within ``--disturbed`` (25%) of each other, riad's CPU per unit of work likewise
 (``time.process_time``, ns-precise: a dip of the machine's moves the rate, not the CPU
 per unit), and every pair (``pairstats.py``). ``--rounds R`` adds whole measurements
-in child processes taking turns, as before the pairs.
+in child processes taking turns, as before the pairs. ``--write-size N`` sets the bytes
+per write of the Linux sender in bulk in (and in its reference; 65,536 by default): where
+the writes end against each family's segment size sets how many frames riad reads.
 
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
@@ -80,11 +82,14 @@ def linux_main(argv: list[str]) -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--what", default="sink")
+    p.add_argument("--write-size", type=int, default=65536, help="send: bytes per sendall")
     a = p.parse_args(argv)
+    if a.write_size <= 0:
+        raise SystemExit("--write-size: a positive number of bytes")
     out: dict[str, float] = {}
     if a.mode == "send":
         s = socket.create_connection((a.host, a.port), timeout=300)
-        blk = b"x" * 65536
+        blk = b"x" * a.write_size
         t0 = time.perf_counter()
         left = a.bytes
         while left > 0:
@@ -582,6 +587,7 @@ async def one_half(
     work, what else was counted). With ``stack`` None it is Linux's reference (veth)."""
     if row == "into" or (row == "out" and stack is None):
         argv = ("--host", host, "--port", "5001", "--bytes", str(a.nbytes))
+        argv += ("--write-size", str(a.write_size))
         return (await run_in(ns, "send", *argv))["mbit_s"], a.nbytes / 1e8, {}
     if row == "out":
         assert stack is not None
@@ -603,6 +609,7 @@ class PairWork:
     nbytes: int
     seconds: float
     echoes: int
+    write_size: int = 65536  # the Linux sender's bytes per write (bulk in, and its reference)
 
 
 async def measure_pairs(
@@ -680,11 +687,14 @@ def pairs_main(argv: list[str]) -> None:
     p.add_argument("--seconds", type=float, default=1.5)
     p.add_argument("--echoes", type=int, default=1000)
     p.add_argument("--rows", default=",".join(ROWS), help="of into,out,conn,echo")
+    p.add_argument("--write-size", type=int, default=65536, help="the Linux sender's writes")
     a = p.parse_args(argv)
     rows = tuple(a.rows.split(","))
+    if a.write_size <= 0:
+        raise SystemExit("--write-size: a positive number of bytes")
     if not set(rows) <= set(ROWS):
         raise SystemExit(f"--rows: of {','.join(ROWS)}")
-    work = PairWork(nbytes=a.bytes, seconds=a.seconds, echoes=a.echoes)
+    work = PairWork(a.bytes, a.seconds, a.echoes, a.write_size)
     print(json.dumps(asyncio.run(measure_pairs(work, a.pairs, rows))), flush=True)
 
 
@@ -1075,7 +1085,7 @@ async def compare_versions(
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(HERE), "_pairs", "--bytes", str(args.bytes),
             "--pairs", str(args.pairs), "--seconds", str(args.pair_seconds),
-            "--echoes", str(args.pair_echoes),
+            "--echoes", str(args.pair_echoes), "--write-size", str(args.write_size),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 3600)
@@ -1173,6 +1183,12 @@ def main() -> None:
     )
     p.add_argument("--pair-echoes", type=int, default=1000, help="with --six: echoes a half")
     p.add_argument(
+        "--write-size",
+        type=int,
+        default=65536,
+        help="with --six: bytes per write of the Linux sender in bulk in (and its reference)",
+    )
+    p.add_argument(
         "--disturbed",
         type=float,
         default=0.25,
@@ -1186,6 +1202,8 @@ def main() -> None:
     )
     p.add_argument("--cores-bytes", type=int, default=30_000_000, help="bulk size with --cores")
     args = p.parse_args()
+    if args.write_size <= 0:
+        p.error("--write-size: a positive number of bytes")
     if args.rounds is None:
         args.rounds = 0 if args.six else 3
     if args.cores:
