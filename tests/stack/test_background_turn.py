@@ -113,3 +113,22 @@ def test_a_waiting_task_is_other_work() -> None:
         return before, waiting
 
     assert run_simulated(main) == (False, True)
+
+
+def test_an_idle_iteration_releases_a_batch_of_waiters() -> None:
+    # one at a time, every handshake step of a busy TLS server took an iteration (and a
+    # flush of the stack, a select) of its own; a batch shares one, and the next waiter
+    # comes in a later iteration
+    order: list[str] = []
+
+    async def bulk(name: str) -> None:
+        await _loop().background_turn()
+        order.append(name)
+        if name == "b0":
+            _loop().call_soon(order.append, "next iteration")
+
+    async def main() -> None:
+        await asyncio.gather(*(bulk(f"b{i}") for i in range(5)))
+
+    run_simulated(main)
+    assert order == ["b0", "b1", "b2", "b3", "next iteration", "b4"]
