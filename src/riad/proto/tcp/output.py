@@ -346,12 +346,12 @@ def fast_data(conn: TcpConnection, now: Instant) -> tuple[int, int, int, int, by
     caller has checked that the connection is ESTABLISHED.
     """
     snd = conn.snd
-    if snd.hold_tail or not _plain(conn):
-        return None
     start = snd.nxt
     buf = snd.buffer
     n = buf.start_seq + len(buf.data) - start
     if n <= 0 or n >= snd.mss or start != snd.max:
+        return None  # (first: a receiver's flushes have no data to send)
+    if snd.hold_tail or not _plain(conn):
         return None
     una = snd.una
     if (
