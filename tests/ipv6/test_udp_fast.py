@@ -2,7 +2,8 @@
 
 ``UdpCore.fast_input`` takes the common datagram from the packet's bytes; every case
 it does not take it refuses untouched, and the full path (``UdpCore.handle``) then
-gives its own result. On the simulated network, seeded UDP exchanges over IPv6 with
+gives its own result. On the simulated network, seeded UDP exchanges over IPv6 and
+IPv4 (to an IPv4 socket and to a dual-stack ``::`` one) with
 ``StackConfig.fast_paths`` on and off (loss, duplication, reordering, corruption,
 the device's checksum offload on and off) deliver the same datagrams in the same
 order from the same senders, with the same counters and drops, and with the fast
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from ipaddress import IPv6Address
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
@@ -31,8 +33,14 @@ ADDRESSES = SRC.packed + DST.packed
 NOW = Instant(0)
 
 
-def datagram(payload: bytes = b"hello", src_port: int = 5000, dst_port: int = 7) -> bytearray:
-    parts = UdpCore().encode(SRC, src_port, DST, dst_port, payload)
+def datagram(
+    payload: bytes = b"hello",
+    src_port: int = 5000,
+    dst_port: int = 7,
+    src: IPv4Address | IPv6Address = SRC,
+    dst: IPv4Address | IPv6Address = DST,
+) -> bytearray:
+    parts = UdpCore().encode(src, src_port, dst, dst_port, payload)
     return bytearray(b"".join(parts))
 
 
@@ -107,18 +115,29 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_what_fast_input_refuses_it_leaves_untouched_for_the_full_path(case: str) -> None:
-    make, setup = CASES[case]
+def assert_refused_untouched(
+    setup: Callable[[UdpCore], object],
+    make: Callable[[], bytearray],
+    addresses: bytes,
+    full_path: Callable[[UdpCore, bytearray], bool],
+) -> None:
+    """Of two cores set up alike, one's fast input refuses the datagram ``make`` gives,
+    unchanged; the full path then gives it the other's result."""
     fast, full = UdpCore(), UdpCore()
     for core in (fast, full):
         setup(core)
     packet = make()
     before = state(fast)
-    assert not fast.fast_input(packet, 0, len(packet), ADDRESSES, NOW, False)
+    assert not fast.fast_input(packet, 0, len(packet), addresses, NOW, False)
     assert state(fast) == before
     assert full_path(fast, packet) == full_path(full, packet)
     assert state(fast) == state(full)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_what_fast_input_refuses_it_leaves_untouched_for_the_full_path(case: str) -> None:
+    make, setup = CASES[case]
+    assert_refused_untouched(setup, make, ADDRESSES, full_path)
 
 
 def test_a_connected_socket_still_gets_its_peers_datagrams() -> None:
@@ -151,7 +170,14 @@ SCENARIOS: list[tuple[str, LinkConditions, bool]] = [
 ]
 
 
-def run(seed: int, conditions: LinkConditions, offloads: bool, fast: bool) -> dict[str, object]:
+# the server's address, and where the client sends: IPv6, IPv4, IPv4 to a dual-stack ``::``
+FAMILIES = {"ipv6": ("::", B6), "ipv4": ("0.0.0.0", "10.0.0.2"), "ipv4 to ::": ("::", "10.0.0.2")}
+
+
+def run(
+    seed: int, conditions: LinkConditions, offloads: bool, fast: bool, family: str
+) -> dict[str, object]:
+    bound, to = FAMILIES[family]
     rng = random.Random(seed)
     messages = [rng.randbytes(rng.randrange(1, 1400)) for _ in range(150)]
     config = StackConfig(fast_paths=fast)
@@ -193,13 +219,13 @@ def run(seed: int, conditions: LinkConditions, offloads: bool, fast: bool) -> di
             return answer
 
         b.udp.handle = counting  # type: ignore[method-assign]
-        server, _ = await b.create_datagram_endpoint(Echo, local_addr=("::", 7))
-        client, _ = await a.create_datagram_endpoint(Client, remote_addr=(B6, 7))
+        server, _ = await b.create_datagram_endpoint(Echo, local_addr=(bound, 7))
+        client, _ = await a.create_datagram_endpoint(Client, remote_addr=(to, 7))
         for i, message in enumerate(messages):
             client.sendto(message)
             if i % 8 == 7:
                 await asyncio.sleep(0.01)
-        closed, _ = await a.create_datagram_endpoint(Client, remote_addr=(B6, 9))
+        closed, _ = await a.create_datagram_endpoint(Client, remote_addr=(to, 9))
         closed.sendto(b"to a closed port")  # the full path answers port unreachable
         await asyncio.sleep(1)
         for transport in (server, client, closed):
@@ -217,24 +243,26 @@ def run(seed: int, conditions: LinkConditions, offloads: bool, fast: bool) -> di
     return run_lab(main, seed=seed)
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize(
     ("index", "name", "conditions", "offloads"),
     [(i, *s) for i, s in enumerate(SCENARIOS)],
     ids=[s[0] for s in SCENARIOS],
 )
 def test_fast_paths_on_and_off_give_the_same_udp_run(
-    index: int, name: str, conditions: LinkConditions, offloads: bool
+    index: int, name: str, conditions: LinkConditions, offloads: bool, family: str
 ) -> None:
     seed = test_seed(4200 + index)
-    on = run(seed, conditions, offloads, True)
-    off = run(seed, conditions, offloads, False)
+    on = run(seed, conditions, offloads, True, family)
+    off = run(seed, conditions, offloads, False, family)
     taken = on.pop("taken")
     assert off.pop("taken") == 0
     received = on["received"]
     assert isinstance(taken, int) and isinstance(received, int)
-    assert received > 100, f"{name}: only {received} datagrams arrived (seed {seed})"
-    assert taken >= received * 3 // 4, f"{name}: only {taken} of {received} fast (seed {seed})"
-    assert on == off, f"{name}: the fast paths changed the run (seed {seed})"
+    where = f"{name}, {family} (seed {seed})"
+    assert received > 100, f"{where}: only {received} datagrams arrived"
+    assert taken >= received * 3 // 4, f"{where}: only {taken} of {received} fast"
+    assert on == off, f"{where}: the fast paths changed the run"
     if name == "clean":
         drops = on["drops"]
         assert isinstance(drops, list) and Counter(drops[1])["udp.no_socket"] == 1

@@ -61,6 +61,7 @@ def make(fast: bool = True) -> Interface:
 def frame(
     *,
     dst_mac: MacAddress = ME_MAC,
+    src: IPv4Address = PEER,
     dst: IPv4Address = ME,
     protocol: int = 6,
     options: bytes = b"",
@@ -69,7 +70,7 @@ def frame(
     pad: int = 0,
 ) -> bytes:
     ip = Ipv4Header(
-        src=PEER,
+        src=src,
         dst=dst,
         protocol=protocol,
         total_length=20 + len(options) + len(SEGMENT),
@@ -251,6 +252,49 @@ def frame6(next_header: int) -> bytes:
     )
     eth = EthernetHeader(dst=ME_MAC, src=PEER_MAC, ethertype=0x86DD).to_bytes()
     return eth + ip.to_bytes() + SEGMENT
+
+
+def test_over_ipv4_a_datagram_udp_took_leaves_events_for_udp() -> None:
+    """A UDP datagram over IPv4 goes to UDP's fast input (with no TCP registered too);
+    taken, it sets ``full_input`` (the stack runs every event pump) and nothing else
+    sees it; refused, it takes the full path."""
+    udp = FastUdp(take=True)
+    iface = make()
+    iface.register(udp)
+    iface.full_input = False
+    iface.handle(frame(protocol=17, pad=6), RX_CSUM_VALID, T0)
+    assert udp.offered == [(SEGMENT, PEER.packed + ME.packed, True)]
+    assert udp.seen == [] and iface.full_input
+    udp.take = False
+    iface.handle(frame(protocol=17), 0, T0)
+    assert [(s, t) for s, _, t in udp.offered[1:]] == [(SEGMENT, False)]
+    assert [(ip.src, payload) for ip, payload, _ in udp.seen] == [(PEER, SEGMENT)]
+    assert iface.counters["rx_frames"] == 2 and not iface.drops
+
+
+UDP_OTHERS: dict[str, dict[str, Any]] = {
+    "ip options": {"options": b"\x01\x01\x01\x00"},
+    "fragment": {"more_fragments": True},
+    "bad header checksum": {"bad_checksum": True},
+    "to our broadcast address": {"dst": IPv4Address("10.0.0.255")},
+    "to another address": {"dst": IPv4Address("10.0.0.7")},
+    "from a multicast source": {"src": IPv4Address("224.0.0.9")},
+    "from the broadcast address": {"src": IPv4Address("255.255.255.255")},
+    "tcp": {"protocol": 6},
+}
+
+
+@pytest.mark.parametrize("case", UDP_OTHERS, ids=list(UDP_OTHERS))
+def test_other_frames_are_never_offered_to_udp(case: str) -> None:
+    results = []
+    for fast in (True, False):
+        iface = make(fast)
+        udp = FastUdp(take=True)
+        iface.register(udp)
+        iface.handle(frame(**{"protocol": 17, **UDP_OTHERS[case]}), 0, T0)
+        assert udp.offered == []
+        results.append((dict(iface.drops), dict(iface.counters), len(udp.seen)))
+    assert results[0] == results[1]
 
 
 def test_over_ipv6_a_segment_tcp_took_leaves_events_for_tcp_alone() -> None:

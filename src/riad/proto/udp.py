@@ -23,10 +23,10 @@ a socket's buffer is full; one larger than the whole buffer can never fit.
 the payload as separate parts (no copy of the payload), the checksum
 complete, or left partial for a device that finishes it.
 
-``fast_input`` takes the common IPv6 datagram from the packet's bytes, with no
-header or address objects: to a port one unconnected socket holds, whole, its
-checksum right; it refuses anything else untouched, and ``handle`` then gives
-the same result.
+``fast_input`` takes the common datagram, over IPv4 or IPv6, from the packet's
+bytes, with no header or address objects: to a port one unconnected socket
+holds, whole, its checksum right (or, over IPv4, zero: none computed); it
+refuses anything else untouched, and ``handle`` then gives the same result.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import errno
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from riad.proto.transport import (
@@ -65,6 +65,7 @@ _make_udp = trusted_constructor(UdpHeader)
 _ADDRESS_TEXT_LIMIT = 4096
 _MAPPED = IPv6Address("::ffff:0:0")
 _ANY6_PACKED = bytes(16)
+_ANY_PACKED = {4: bytes(4), 16: _ANY6_PACKED}  # the wildcard of each family, by address size
 
 
 def mapped(address: IPv4Address) -> IPv6Address:
@@ -172,7 +173,7 @@ class UdpCore:
         self.datagrams_received = 0
         self._text: dict[IpAddress, str] = {}
         self._mapped_text: dict[IpAddress, str] = {}
-        self._text6: dict[bytes, str] = {}
+        self._packed_text: dict[bytes, str] = {}  # by packed address, 4 or 16 bytes
 
     # -- sockets -------------------------------------------------------------
 
@@ -321,43 +322,58 @@ class UdpCore:
         now: Instant,
         checksum_trusted: bool,
     ) -> bool:
-        """Take the IPv6 datagram at ``packet[at:end]`` from its bytes, or return False
-        having changed nothing (``handle`` then gives the same result).
+        """Take the datagram at ``packet[at:end]`` from its bytes, or return False having
+        changed nothing (``handle`` then gives the same result).
 
-        ``addresses`` are the source and destination, packed (the IP layer has checked
-        that the destination is an assigned address of ours and the source a unicast
-        one). Taken when the header's length is the whole payload, the checksum is
-        non-zero and verifies (unless the device vouched for it), one unconnected
-        socket holds the port, bound to that address or to ``::``, and its buffer has
-        room; anything else (a zero or bad checksum, no socket, a connected or shared
-        port, a full buffer) is left to ``handle``, which counts it.
+        ``addresses`` are the source and destination, packed (8 bytes over IPv4, 32 over
+        IPv6; the IP layer has checked that the destination is a unicast address of ours
+        and that the source is one its full parse takes). Taken when the header's length
+        is the whole payload, the checksum verifies (unless the device vouched for it; a
+        zero one is "none computed" over IPv4, RFC 768, and left to ``handle`` over IPv6),
+        one unconnected socket holds the port, bound to that address or to its family's
+        wildcard (or, over IPv4, to a dual-stack ``::``), and its buffer has room;
+        anything else (a bad checksum, no socket, a connected or shared port, a full
+        buffer) is left to ``handle``, which counts it.
         """
         if end - at < 8:
             return False
         src_port, dst_port, length, csum = UDP_HEADER.unpack_from(packet, at)
-        if length != end - at or not csum:
+        size = len(addresses) >> 1
+        if length != end - at or not (csum or size == 4):
             return False
         holders = self._by_port.get(dst_port)
         if holders is None or len(holders) != 1:
             return False
         sock = holders[0]
+        if sock.remote_addr is not None:
+            return False
         bound = sock.local_packed
-        if sock.remote_addr is not None or (bound != _ANY6_PACKED and bound != addresses[16:]):
+        dst = addresses[size:]
+        if (
+            bound != dst
+            and bound != _ANY_PACKED[size]
+            and (size != 4 or bound != _ANY6_PACKED or sock.v6only)
+        ):
+            return False  # another address, or an IPv6 socket that takes no IPv4
+        if sock.rx_bytes + length - 8 > sock.rx_buffer_bytes:
             return False
-        size = length - 8
-        if sock.rx_bytes + size > sock.rx_buffer_bytes:
-            return False
-        src = addresses[:16]
-        if not checksum_trusted:
-            pseudo = pseudo_sum(address_sum(src, addresses[16:]), IpProtocol.UDP, length)
+        src = addresses[:size]
+        if csum and not checksum_trusted:
+            pseudo = pseudo_sum(address_sum(src, dst), IpProtocol.UDP, length)
             if checksum_after(pseudo, packet[at:end]) != 0:
                 return False
-        text = self._text6.get(src)
+        text = self._packed_text.get(src)
         if text is None:
-            if len(self._text6) >= _ADDRESS_TEXT_LIMIT:
-                self._text6.clear()
-            text = self._text6[src] = str(IPv6Address(src))
-        self._queue(sock, bytes(packet[at + 8 : end]), (text, src_port, 0, 0))
+            if len(self._packed_text) >= _ADDRESS_TEXT_LIMIT:
+                self._packed_text.clear()
+            text = self._packed_text[src] = str(ip_address(src))
+        if size == 16:
+            sender: Any = (text, src_port, 0, 0)
+        elif len(bound) == 4:
+            sender = (text, src_port)
+        else:
+            sender = ("::ffff:" + text, src_port, 0, 0)  # as ``mapped_text``
+        self._queue(sock, bytes(packet[at + 8 : end]), sender)
         return True
 
     def _text_of(self, address: IpAddress) -> str:

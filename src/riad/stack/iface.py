@@ -165,6 +165,7 @@ class Interface:
         self.handlers: dict[int, IpProtocolHandler] = {}
         self._output_checks: list[Callable[[], bool]] = []  # the handlers' has_output
         self._fast_tcp: FastInput | None = None
+        self._fast_udp: FastInput | None = None
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
         # next hop; dropped when the address or gateway changes
         self._routes: dict[int, _Route] = {}
@@ -270,8 +271,11 @@ class Interface:
         self.handlers[handler.protocol] = handler
         self._output_checks.append(getattr(handler, "has_output", lambda: True))
         fast = getattr(handler, "fast_input", None)
-        if handler.protocol == IpProtocol.TCP and fast is not None and self.config.fast_paths:
-            self._fast_tcp = fast
+        if fast is not None and self.config.fast_paths:
+            if handler.protocol == IpProtocol.TCP:
+                self._fast_tcp = fast
+            elif handler.protocol == IpProtocol.UDP:
+                self._fast_udp = fast
 
     def start(self, now: Instant) -> None:
         """Announce our address (gratuitous ARP); IPv6 starts its addresses."""
@@ -286,29 +290,45 @@ class Interface:
         """Process one received Ethernet frame."""
         self.counters["rx_frames"] += 1
         fast = self._fast_tcp
-        if fast is not None and len(frame) >= 54:
-            # header prediction: a TCP segment in an IPv4 datagram to us, unfragmented,
-            # without IP options, its header checksum right (read as one integer: see
-            # riad.wire.checksum); the transport takes it or refuses it untouched
+        fast_udp = self._fast_udp
+        if (fast is not None or fast_udp is not None) and len(frame) >= 42:
+            # header prediction: a TCP segment or UDP datagram in an IPv4 datagram to us,
+            # unfragmented, without IP options, its header checksum right (read as one
+            # integer: see riad.wire.checksum); the transport takes it or refuses it
+            # untouched. A datagram UDP took touched none of the parts below the
+            # transports, but leaves events for UDP (as IPv6's do)
             mac, ethertype, vihl, total, frag, protocol, addresses = _FAST_RX.unpack_from(frame)
             if (
                 vihl == 0x45
-                and protocol == 6
                 and ethertype == 0x0800
                 and not frag & 0xBFFF
                 and mac == self._mac_prefix
                 and addresses[4:] == self._address_packed
-                and 40 <= total <= len(frame) - 14
+                and total <= len(frame) - 14
                 and int.from_bytes(frame[14:34], "big") % _MOD == 0
-                and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
             ):
-                return
+                if protocol == 6:
+                    if (
+                        fast is not None
+                        and total >= 40
+                        and fast(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
+                    ):
+                        return
+                elif (
+                    protocol == 17
+                    and fast_udp is not None
+                    and addresses[0] < 0xE0  # no multicast or broadcast source (parse refuses)
+                    and total >= 28
+                    and fast_udp(frame, 34, 14 + total, addresses, now, bool(flags & _TRUSTED))
+                ):
+                    self.full_input = True
+                    return
             ipv6 = self._ipv6
             if ethertype == 0x86DD and mac == self._mac_prefix and ipv6 is not None:
                 # IPv6 to our MAC: no Ethernet header object; a packet a transport's fast
                 # input took touched none of the parts below the transports, and one
                 # TCP's header prediction took left events for TCP alone, as over IPv4
-                if len(frame) >= 74:
+                if fast is not None and len(frame) >= 74:
                     # a TCP segment right after the fixed header, to an assigned address
                     # of ours, goes to header prediction from the frame, as over IPv4
                     word, length, nh, addresses6 = _FAST_RX6.unpack_from(frame, 14)
