@@ -154,7 +154,16 @@ def test_reuse_port_needs_every_holder_to_ask() -> None:
             (IPv4Address("255.255.0.0"), IPv4Address("0.0.0.0")),
             (IPv6Address("fd77::2"), IPv6Address("fe80::1")),
             (IPv6Address("ffff:ffff::"), IPv6Address("::")),
+            (IPv4Address("255.255.255.255"), IPv4Address("255.255.255.255")),
+            (IPv6Address(2**128 - 1), IPv6Address(2**128 - 1)),
+            (IPv6Address(0xFFFF), IPv6Address(0)),
         ]
+    )
+    | st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)).map(
+        lambda pair: (IPv4Address(pair[0]), IPv4Address(pair[1]))
+    )
+    | st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 2**128 - 1)).map(
+        lambda pair: (IPv6Address(pair[0]), IPv6Address(pair[1]))
     ),
     st.integers(1, 0xFFFF),
     st.integers(1, 0xFFFF),

@@ -343,13 +343,20 @@ def reachable(iface: Interface, address: IPv6Address, mac: MacAddress, now: Inst
     ipv6.nd.confirm_reachable(address, now)
 
 
-def send6(iface: Interface, dst: IPv6Address, size: int, now: Instant, gso: int = 0) -> list:  # type: ignore[type-arg]
-    """One TCP packet of ``size`` bytes from ``ME6`` to ``dst`` through the interface's
+def send6(
+    iface: Interface,
+    dst: IPv6Address,
+    size: int,
+    now: Instant,
+    gso: int = 0,
+    src: IPv6Address = ME6,
+) -> list:  # type: ignore[type-arg]
+    """One TCP packet of ``size`` bytes from ``src`` to ``dst`` through the interface's
     output (as a transport's), and every frame that flush sent: ``(bytes, offload)``."""
     offload = TransportOffload(16, gso, 20) if gso else TransportOffload(16)
     transport = iface.handlers[6]
     assert isinstance(transport, FastTransport)
-    transport.outbox.append(Outbound(dst, 6, [bytes([size & 0xFF]) * size], offload, True, ME6))
+    transport.outbox.append(Outbound(dst, 6, [bytes([size & 0xFF]) * size], offload, True, src))
     return [(joined(f), f[1]) for f in iface.poll_transmit(now)]
 
 
@@ -379,9 +386,11 @@ def test_ipv6_send_from_a_route_is_the_full_paths_frame() -> None:
         assert (ip.src, ip.dst, ip.hop_limit) == (ME6, PEER6, 64)
 
 
-def _route_used(iface: Interface, dst: IPv6Address, now: Instant) -> tuple[list, bool]:  # type: ignore[type-arg]
-    """Send one packet to ``dst``; whether it left from a kept route (``Ipv6Core.send``
-    not called)."""
+def _route_used(
+    iface: Interface, dst: IPv6Address, now: Instant, src: IPv6Address = ME6
+) -> tuple[list, bool]:  # type: ignore[type-arg]
+    """Send one packet from ``src`` to ``dst``; whether it left from a kept route
+    (``Ipv6Core.send`` not called)."""
     ipv6 = iface._ipv6
     assert ipv6 is not None
     calls = [0]
@@ -393,7 +402,7 @@ def _route_used(iface: Interface, dst: IPv6Address, now: Instant) -> tuple[list,
 
     ipv6.send = counting  # type: ignore[method-assign]
     try:
-        return send6(iface, dst, 100, now), calls[0] == 0
+        return send6(iface, dst, 100, now, src=src), calls[0] == 0
     finally:
         del ipv6.send
 
@@ -405,8 +414,13 @@ def test_an_ipv6_route_is_used_only_while_all_it_rests_on_holds() -> None:
     reachable(iface, PEER6, PEER_MAC, T1)
     assert _route_used(iface, PEER6, T1)[1] is False  # the first: the full path, learned
     assert _route_used(iface, PEER6, T1)[1] is True
-    # another object for the same address: the full path (and it learns its own route)
-    assert _route_used(iface, IPv6Address(str(PEER6)), T1)[1] is False
+    # another object for the same address (as every datagram's parsed destination): the
+    # same route; from another object of our address (not the route's source), the full
+    # path, which keeps that source's route
+    assert _route_used(iface, IPv6Address(str(PEER6)), T1)[1] is True
+    assert _route_used(iface, PEER6, T1, IPv6Address(str(ME6)))[1] is False
+    assert _route_used(iface, PEER6, T1)[1] is False
+    assert _route_used(iface, PEER6, T1)[1] is True
     # the hop limit a router advertised is the frame's at once
     ipv6.hop_limit = 7
     frames, used = _route_used(iface, PEER6, T1)
@@ -437,6 +451,67 @@ def test_an_ipv6_route_is_used_only_while_all_it_rests_on_holds() -> None:
     fragments = send6(iface, PEER6, 1300, late)
     assert len(fragments) == 2
     assert {Ipv6Header.parse(raw[14:])[0].next_header for raw, _ in fragments} == {44}
+
+
+def _datagram6(iface: Interface, dst: IPv6Address, size: int, now: Instant) -> list[bytes]:
+    """One UDP payload of ``size`` bytes to a fresh object of ``dst`` from the source
+    ``select_source`` chooses (as a datagram endpoint's ``sendto`` sends), and the frames
+    that flush sent."""
+    ipv6 = iface.ipv6_addressing
+    assert ipv6 is not None
+    fresh = IPv6Address(str(dst))
+    src = ipv6.select_source(fresh)
+    assert iface.send_ip(fresh, 17, [bytes([size & 0xFF]) * size], now, src6=src)
+    return [joined(f) for f in iface.poll_transmit(now)]
+
+
+def test_datagrams_to_a_stale_neighbour_leave_from_a_route_as_the_full_path_sends() -> None:
+    """A peer learned from its solicitation is STALE: the first datagram to it takes the
+    full path (DELAY starts), the next ones leave from the route made then, through DELAY
+    and PROBE, to fresh destination objects; frames and neighbour states are those of
+    the fast paths off, and TCP and UDP to the peer keep a route each."""
+    sizes = [1, 64, 1000, 1460, 1461, 64, 3000, 64] * 2  # (1,461 and up: in fragments)
+
+    def run(fast: bool) -> tuple[list[bytes], list[NeighbourState | None], int, int]:
+        iface = make6(fast)
+        ipv6 = iface._ipv6
+        assert ipv6 is not None
+        ipv6.nd.learn(PEER6, PEER_MAC, T1)
+        assert ipv6.nd.state(PEER6, T1) is NeighbourState.STALE
+        frames: list[bytes] = []
+        states = []
+        sends = [0]
+        send = ipv6.send
+
+        def counting(*args: Any, **kwargs: Any) -> bool:
+            sends[0] += 1
+            return send(*args, **kwargs)
+
+        ipv6.send = counting  # type: ignore[method-assign]
+        t = T1
+        for step in range(3):  # DELAY, then PROBE (its probe sent), then REACHABLE
+            for size in sizes:
+                frames += _datagram6(iface, PEER6, size, t)
+            frames += [raw for raw, _ in send6(iface, PEER6, 100, t)]
+            states.append(ipv6.nd.state(PEER6, t))
+            t = t + ipv6.nd.config.delay_first_probe
+            iface.on_timeout(t)
+            frames += [joined(f) for f in iface.poll_transmit(t)]
+            if step == 1:
+                ipv6.nd.confirm_reachable(PEER6, t)
+        del ipv6.send
+        return frames, states, sends[0], len(iface._routes6)
+
+    fast_frames, fast_states, fast_sends, fast_routes = run(True)
+    full_frames, full_states, full_sends, full_routes = run(False)
+    assert fast_frames == full_frames
+    assert fast_states == full_states
+    assert full_states == [NeighbourState.DELAY, NeighbourState.PROBE, NeighbourState.REACHABLE]
+    assert full_routes == 0 and fast_routes == 2  # UDP's and TCP's
+    # fast, the full path only for the first datagram and segment (in DELAY: made a
+    # route each) and those too large to leave whole, in every step
+    assert full_sends == 3 * (len(sizes) + 1)
+    assert fast_sends == 2 + 3 * sum(size > 1460 for size in sizes)
 
 
 def _routed() -> tuple[Interface, Ipv6Core]:

@@ -251,7 +251,9 @@ class Ipv6Core:
         self._packed: dict[IPv6Address, bytes] = {}
         self._paths: dict[IPv6Address, _Path] = {}
         self._paths_version = -1
-        self._sources: dict[IPv6Address, IPv6Address] = {}
+        self._sources: dict[int, IPv6Address] = {}
+        """``select_source``'s answers by the destination's integer (hashing an int costs
+        no Python call; an ``IPv6Address`` costs a few per lookup)."""
         self._frag_ident = int.from_bytes(entropy(4), "big")
         self._base_reachable_ms = 0
         self.started = False
@@ -338,13 +340,13 @@ class Ipv6Core:
         """The source for a packet to ``dst`` (RFC 6724, in short): an address of the same
         scope, preferred before deprecated, with the longest prefix in common; None when
         there is none (a global destination and no global address)."""
-        source = self._sources.get(dst)
+        target = int(dst)
+        source = self._sources.get(target)
         if source is not None:
             return source
         link_scope = dst.is_link_local or (dst.is_multicast and dst.packed[1] & 0x0F <= 2)
         best: IPv6Address | None = None
         best_key = (-1, -1)
-        target = int(dst)
         for entry in self.addresses.assigned():
             address = entry.address
             if address.is_link_local != link_scope:
@@ -357,7 +359,7 @@ class Ipv6Core:
         if best is not None:
             if len(self._sources) >= _MAX_CACHED:
                 self._sources.clear()
-            self._sources[dst] = best
+            self._sources[target] = best
         return best
 
     def take_events(self) -> list[AddressEvent]:
@@ -775,9 +777,10 @@ class Ipv6Core:
         self, src: IPv6Address, dst: IPv6Address, protocol: int, now: Instant
     ) -> Ipv6Route | None:
         """The way out of packets like the one ``send`` just sent from ``src`` to ``dst``,
-        for the interface to keep: None unless their path is known and its next hop
-        REACHABLE (a multicast destination, a next hop being resolved or probed, take
-        ``send`` every time), or with the fast paths off."""
+        for the interface to keep: None unless their path is known and its next hop's
+        entry one that sending to changes nothing (REACHABLE, DELAY or PROBE:
+        ``NeighbourCache.settled_entry``; a multicast destination, a next hop being
+        resolved, take ``send`` every time), or with the fast paths off."""
         if (
             not self._fast_paths
             or self.addresses.disabled
@@ -787,7 +790,7 @@ class Ipv6Core:
         path = self._paths.get(dst)
         if path is None or path.hop is None:
             return None
-        entry = self.nd.reachable_entry(path.hop, now)
+        entry = self.nd.settled_entry(path.hop, now)
         if entry is None or entry.mac is None:
             return None
         mac = entry.mac

@@ -289,16 +289,22 @@ class NeighbourCache(Generic[T]):
 
     # -- the IPv6 layer's side --------------------------------------------------------
 
-    def reachable_entry(self, address: IPv6Address, now: Instant) -> NeighbourEntry[T] | None:
-        """The entry of ``address`` if it is REACHABLE at ``now`` (``lookup`` would give its
-        link-layer address and change nothing), else None."""
+    def settled_entry(self, address: IPv6Address, now: Instant) -> NeighbourEntry[T] | None:
+        """The entry of ``address`` if ``lookup`` at ``now`` would give its link-layer
+        address and change nothing: REACHABLE within its time, or DELAY or PROBE (sending
+        there changes nothing, RFC 4861 7.3.3); else None."""
         entry = self._entries.get(address)
-        if entry is None or entry.mac is None or entry.state is not _REACHABLE:
+        if entry is None or entry.mac is None:
             return None
-        deadline = entry.deadline
-        if deadline is None or now.ns >= deadline.ns:
-            return None
-        return entry
+        state = entry.state
+        if state is _REACHABLE:
+            deadline = entry.deadline
+            if deadline is None or now.ns >= deadline.ns:
+                return None
+            return entry
+        if state is NeighbourState.DELAY or state is NeighbourState.PROBE:
+            return entry
+        return None
 
     def lookup(self, address: IPv6Address, now: Instant) -> MacAddress | None:
         """The link-layer address to send a packet to ``address``, if known.

@@ -437,13 +437,15 @@ class UdpCore:
     ) -> list[BytesLike]:
         """The datagram as parts ``[header, data]``, checksum complete or partial."""
         size = len(data)
-        limit = MAX_PAYLOAD if dst.version == 4 else MAX_PAYLOAD6
+        limit = MAX_PAYLOAD if isinstance(dst, IPv4Address) else MAX_PAYLOAD6
         if size > limit:
             raise OSError(errno.EMSGSIZE, f"UDP payload of {size} bytes exceeds {limit}")
         length = 8 + size
         header = bytearray(8)
         UDP_HEADER.pack_into(header, 0, src_port, dst_port, length, 0)
-        pseudo = pseudo_sum(address_sum(src.packed, dst.packed), IpProtocol.UDP, length)
+        # ``address_sum(src.packed, dst.packed)`` from the addresses' integers: the same
+        # sum without packing both addresses per datagram
+        pseudo = pseudo_sum((int(src) + int(dst)) % 0xFFFF, IpProtocol.UDP, length)
         # a computed 0 goes as 0xFFFF: 0 says "no checksum" (RFC 768)
         csum = pseudo if partial_checksum else (checksum_after(pseudo, header, data) or 0xFFFF)
         header[6] = csum >> 8

@@ -169,9 +169,9 @@ class Interface:
         # templates by destination, protocol and DF (_route_key), made once ARP knows the
         # next hop; dropped when the address or gateway changes
         self._routes: dict[int, _Route] = {}
-        # IPv6's by the destination address object's identity (a connection sends every
-        # packet to one object: no hashing of IPv6Address per packet); a route holds the
-        # object, so its identity is not reused while kept
+        # IPv6's by destination and protocol (the address's integer shifted past the
+        # protocol's byte: a datagram to a freshly parsed address object finds its route
+        # too, with no hashing of IPv6Address per packet)
         self._routes6: dict[int, Ipv6Route] = {}
         self._frames: list[tuple[list[BytesLike], TxOffload | None]] = []
         self._ident = ident_start & 0xFFFF
@@ -685,12 +685,11 @@ class Interface:
         is in DELAY or PROBE too: there ``send`` sends to the same link-layer address and
         changes nothing (RFC 4861 7.3.3); the packet that finds it STALE (or REACHABLE
         past its time) takes ``send``, which starts DELAY."""
-        route = self._routes6.get(id(dst))
+        key = int(dst) << 8 | protocol
+        route = self._routes6.get(key)
         if (
             route is not None
-            and route.dst is dst
             and route.src is src
-            and route.protocol == protocol
             and route.version == ipv6.routes.version
             and route.epoch == ipv6.epoch
         ):
@@ -720,7 +719,6 @@ class Interface:
             route = ipv6.route(src, dst, protocol, now)
             if route is not None:
                 routes = self._routes6
-                key = id(dst)
                 if len(routes) >= _MAX_ROUTES and key not in routes:
                     del routes[next(iter(routes))]
                 routes[key] = route
