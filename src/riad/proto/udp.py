@@ -64,6 +64,7 @@ EPHEMERAL_LAST = 65535
 _make_udp = trusted_constructor(UdpHeader)
 _ADDRESS_TEXT_LIMIT = 4096
 _MAPPED = IPv6Address("::ffff:0:0")
+_MAPPED_TEXT = "::ffff:"  # what an IPv4 address's text follows on an IPv6 socket
 _ANY6_PACKED = bytes(16)
 _ANY_PACKED = {4: bytes(4), 16: _ANY6_PACKED}  # the wildcard of each family, by address size
 
@@ -76,7 +77,7 @@ def mapped(address: IPv4Address) -> IPv6Address:
 def mapped_text(address: IPv4Address | IPv6Address) -> str:
     """``address`` as an IPv6 socket shows it: an IPv4 one as ``::ffff:a.b.c.d`` (the
     dotted form Linux's ``inet_ntop`` writes, RFC 4291 2.2)."""
-    return f"::ffff:{address}" if address.version == 4 else str(address)
+    return _MAPPED_TEXT + str(address) if address.version == 4 else str(address)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -372,7 +373,7 @@ class UdpCore:
         elif len(bound) == 4:
             sender = (text, src_port)
         else:
-            sender = ("::ffff:" + text, src_port, 0, 0)  # as ``mapped_text``
+            sender = (_MAPPED_TEXT + text, src_port, 0, 0)  # as ``mapped_text`` gives it
         self._queue(sock, bytes(packet[at + 8 : end]), sender)
         return True
 
