@@ -63,6 +63,9 @@ def test_static_site_over_ipv6_with_curl(tmp_path: Path) -> None:
             moved = _in_ns(ns, "curl", "-6", "-sS", "-D", "-", "-o", "/dev/null",
                            f"http://[{RIAD6}]:8080/a?b")  # fmt: skip
             assert headers_of(moved.stdout)["location"] == f"https://[{RIAD6}]:8443/a?b"
+            # the access log writes an IPv6 client in brackets, apart from its port
+            line = proc.wait_for('"GET /a?b HTTP/1.1" 301')
+            assert "http.access: [fd00:77::1]:" in line, line
             assert proc.stop() == 0
 
 
