@@ -31,7 +31,7 @@ from riad.services.dns import NameNotFound
 from riad.services.http import HttpServer
 from riad.services.stream import SocketStream
 from riad.services.tls import DevCertificate, TlsServer, TlsStream, dev_certificate
-from riad.stack import DirectStack
+from riad.stack import DirectStack, StackConfig
 from riad.stack.loop import HostSocketError, StackServer, _interleave, _naming
 from riad.testing.simnet import SimLab, run_lab, test_seed
 from tests.dns.server import DnsServer, Zone
@@ -55,6 +55,9 @@ ZONE = Zone(
         f"both.lab.test. 60 IN A {PEER}",
         "dead.lab.test. 60 IN AAAA 2001:db8::98",
         "dead.lab.test. 60 IN A 10.0.0.98",
+        # names with only an IPv6 address: the echo peer's, the service's own
+        f"echo6.lab.test. 60 IN AAAA {PEER6}",
+        f"self6.lab.test. 60 IN AAAA {SERVICE6}",
     ],
 )
 Check = Callable[[riad.Devices, SimLab], Awaitable[None]]
@@ -79,11 +82,13 @@ def run_service(
     pair: DevCertificate | None = None,
     conditions: LinkConditions | None = None,
     ipv6: bool = False,
+    config: StackConfig | None = None,
 ) -> None:
     """Serve a service whose main runs ``check(dev, lab)`` on the lab; it must end well.
 
     ``ipv6``: the echo peer and the service have IPv6 addresses too (``PEER6``,
     ``SERVICE6``), through duplicate address detection before ``check`` runs.
+    ``config``: the service's stack's (``StackConfig(ipv6=None)``: IPv6 off).
     """
     failures: list[BaseException] = []
 
@@ -110,7 +115,9 @@ def run_service(
 
         @contextlib.asynccontextmanager
         async def open_stack(_logs: Logs) -> AsyncIterator[Stack]:
-            stack = lab.add_stack(f"{SERVICE}/24", ipv6_address=f"{SERVICE6}/64" if ipv6 else None)
+            stack = lab.add_stack(
+                f"{SERVICE}/24", ipv6_address=f"{SERVICE6}/64" if ipv6 else None, config=config
+            )
             if ipv6:
                 await asyncio.sleep(5)  # the IPv6 addresses pass duplicate address detection
             yield stack

@@ -13,11 +13,21 @@ attached:
   addresses are tried by happy eyeballs (RFC 8305: families interleaved,
   attempts staggered by ``happy_eyeballs_delay``, 250 ms unless given; the
   first connection made wins, the others are cancelled); an address literal
-  needs no lookup; the connection has ``TCP_NODELAY``, as asyncio's have;
+  (IPv4 or IPv6) needs no lookup; ``local_addr=`` binds, for each attempt,
+  the first of its addresses of the destination's family; the connection has
+  ``TCP_NODELAY``, as asyncio's have;
 - ``create_server`` (and ``start_server``) listens on the stack, on every
-  address of a list; the server it returns is shaped like ``asyncio.Server``;
-  accepted connections have ``TCP_NODELAY`` too;
-- ``create_datagram_endpoint``: a UDP endpoint of the stack;
+  address of a list, as asyncio on Linux does for each family: no host is
+  0.0.0.0 and ``::``, an IPv6 address (or a name's AAAA record) is listened on
+  IPv6-only (asyncio sets ``IPV6_V6ONLY`` on every IPv6 socket it binds), a
+  family the stack does not have is passed over; port 0 is one port for all.
+  The server it returns is shaped like ``asyncio.Server``; its ``sockets``
+  have their family and asyncio's addresses (a 4-tuple for IPv6); accepted
+  connections have ``TCP_NODELAY`` too;
+- ``create_datagram_endpoint``: a UDP endpoint of the stack, its local and
+  remote addresses paired by family as asyncio pairs them; one bound to
+  ``::`` takes IPv4 datagrams too, the sender mapped (``::ffff:a.b.c.d``), as
+  an asyncio datagram socket does;
 - ``ssl=`` on all of them is asyncio's own TLS layer (``asyncio.sslproto``)
   over the stack's transports, as on any loop; ``ssl=True`` on a client
   takes the network's default client context (riad's CA bundle, see
@@ -95,6 +105,8 @@ GetAddrInfo = Callable[..., Awaitable[list[AddrInfo]]]
 """``getaddrinfo(host, port, *, family, type, proto, flags)`` in ``loop.getaddrinfo``'s shape."""
 
 _INET = (socket.AF_INET, socket.AF_INET6)
+_FAMILIES = (socket.AF_UNSPEC, *_INET)
+_WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 BACKGROUND_MAX_WAIT_S = 0.02
 """The longest a task waits for ``EventLoop.background_turn`` while other work keeps the
@@ -131,7 +143,18 @@ class HostSocketError(OSError):
 
 
 class RoutableStack(Stack, Protocol):
-    """A ``Stack`` whose datagram endpoints take asyncio's broadcast and port-sharing options."""
+    """A ``Stack`` whose datagram endpoints take asyncio's broadcast and port-sharing options
+    and whose listeners can be IPv6-only (as asyncio makes every IPv6 one)."""
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 128,
+        ipv6_only: bool = False,
+    ) -> Listener: ...
 
     async def create_datagram_endpoint(
         self,
@@ -248,11 +271,11 @@ class EventLoop(asyncio.SelectorEventLoop):
         if host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
         addresses = await _stream_addresses(net, host, port, family, proto, flags)
-        local = await _local_address(net, local_addr, socket.SOCK_STREAM)
+        locals_ = await _local_addresses(net, local_addr, family, socket.SOCK_STREAM, proto, flags)
         delay = HAPPY_EYEBALLS_DELAY if happy_eyeballs_delay is None else happy_eyeballs_delay
         addresses = _interleave(addresses, 1 if interleave is None else interleave)
         if not ssl:
-            return await _connect_any(net.stack, protocol_factory, addresses, local, delay)
+            return await _connect_any(net.stack, protocol_factory, addresses, locals_, delay)
         context = ssl if isinstance(ssl, _ssl_module().SSLContext) else net.tls_client()
         waiter = self.create_future()
         app_protocol = protocol_factory()
@@ -260,7 +283,7 @@ class EventLoop(asyncio.SelectorEventLoop):
             self, app_protocol, context, waiter, False, server_hostname,
             ssl_handshake_timeout, ssl_shutdown_timeout,
         )  # fmt: skip
-        transport, _ = await _connect_any(net.stack, lambda: tls, addresses, local, delay)
+        transport, _ = await _connect_any(net.stack, lambda: tls, addresses, locals_, delay)
         try:
             await waiter
         except BaseException:
@@ -309,36 +332,15 @@ class EventLoop(asyncio.SelectorEventLoop):
                     ssl_handshake_timeout, ssl_shutdown_timeout,
                 )  # fmt: skip
 
-        hosts: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
-        bound: list[tuple[str, int]] = []
-        for name in hosts:
-            if family in (0, socket.AF_INET) and (not name or _is_ipv4_literal(name)):
-                bound.append((name or "0.0.0.0", int(port or 0)))  # no lookup needed
-                continue
-            infos = await net.getaddrinfo(
-                name or None, port or 0, family=family, type=socket.SOCK_STREAM, flags=flags
-            )
-            for info_family, *_, sockaddr in infos:
-                if info_family == socket.AF_INET and (sockaddr[0], sockaddr[1]) not in bound:
-                    bound.append((sockaddr[0], sockaddr[1]))
-        if not bound:
-            raise OSError(errno.EADDRNOTAVAIL, f"no IPv4 address to listen on for {host!r}")
-        listeners: list[Listener] = []
-        made = factory
-        try:
-            for address, number in bound:
-                listeners.append(
-                    await net.stack.create_server(
-                        lambda: _NoDelayOnAccept(made()),
-                        address,
-                        number,
-                        backlog=backlog,
-                    )
-                )
-        except BaseException:
-            for listener in listeners:
-                listener.close()
-            raise
+        if host is None and port is None:
+            raise ValueError("Neither host/port nor sock were specified")
+        names: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
+        bindings: list[tuple[int, str, int]] = []
+        for name in names:
+            for binding in await _passive_addresses(net, name, port, family, flags):
+                if binding not in bindings:
+                    bindings.append(binding)
+        listeners = await _listen_all(net.stack, factory, bindings, backlog)
         return cast(asyncio.Server, StackServer(self, listeners))
 
     async def create_datagram_endpoint(  # type: ignore[override]
@@ -356,10 +358,10 @@ class EventLoop(asyncio.SelectorEventLoop):
         sock: socket.socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, asyncio.BaseProtocol]:
         net = self.network
-        unix = (
-            isinstance(local_addr, str) or isinstance(remote_addr, str) or family == socket.AF_UNIX
+        host_family = (
+            isinstance(local_addr, str) or isinstance(remote_addr, str) or family not in _FAMILIES
         )
-        if net is None or unix or (sock is not None and sock.family not in _INET):
+        if net is None or host_family or (sock is not None and sock.family not in _INET):
             extra = {} if reuse_address is None else {"reuse_address": reuse_address}
             return await _base(self).create_datagram_endpoint(  # type: ignore[no-any-return]
                 protocol_factory, local_addr, remote_addr, family=family, proto=proto,
@@ -373,23 +375,27 @@ class EventLoop(asyncio.SelectorEventLoop):
                 "Passing `reuse_address=True` is no longer supported, as the usage of "
                 "SO_REUSEPORT in UDP poses a significant security concern."
             )
-        local = await _local_address(
-            net, cast("tuple[str, int] | None", local_addr), socket.SOCK_DGRAM
+        pairs = await _datagram_pairs(
+            net,
+            cast("tuple[str, int] | None", local_addr),
+            cast("tuple[str, int] | None", remote_addr),
+            family,
+            proto,
+            flags,
         )
-        remote = None
-        if remote_addr is not None:
-            rhost, rport = cast("tuple[str, int]", remote_addr)
-            infos = await net.getaddrinfo(
-                rhost, rport, family=family, type=socket.SOCK_DGRAM, proto=proto, flags=flags
-            )
-            remote = _first_ipv4(infos, rhost)
-        return await net.stack.create_datagram_endpoint(
-            cast(Callable[[], asyncio.DatagramProtocol], protocol_factory),
-            local_addr=local,
-            remote_addr=remote,
-            reuse_port=reuse_port,
-            allow_broadcast=allow_broadcast,
-        )
+        errors: list[OSError] = []
+        for local, remote in pairs:
+            try:
+                return await net.stack.create_datagram_endpoint(
+                    cast(Callable[[], asyncio.DatagramProtocol], protocol_factory),
+                    local_addr=local,
+                    remote_addr=remote,
+                    reuse_port=reuse_port,
+                    allow_broadcast=allow_broadcast,
+                )
+            except OSError as exc:
+                errors.append(exc)
+        raise errors[0]
 
     async def getaddrinfo(  # type: ignore[override]
         self,
@@ -696,20 +702,29 @@ class StackServer:
         await self.wait_closed()
 
     def __repr__(self) -> str:
-        where = ", ".join(f"{a}:{p}" for a, p in (lst.local_addr for lst in self._listeners))
+        where = ", ".join(
+            f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
+            for a, p in (listener.local_addr for listener in self._listeners)
+        )
         return f"<riad StackServer {where}>"
 
 
 @dataclass(frozen=True, slots=True)
 class ListeningSocket:
-    """What ``server.sockets`` holds for a listener of riad's stack."""
+    """What ``server.sockets`` holds for a listener of riad's stack: its family, and
+    ``getsockname()`` as asyncio's sockets give it (a 4-tuple for IPv6)."""
 
     listener: Listener
-    family: int = socket.AF_INET
     type: int = socket.SOCK_STREAM
+    proto: int = socket.IPPROTO_TCP
 
-    def getsockname(self) -> tuple[str, int]:
-        return self.listener.local_addr
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6 if ":" in self.listener.local_addr[0] else socket.AF_INET
+
+    def getsockname(self) -> tuple[Any, ...]:
+        address, port = self.listener.local_addr
+        return _sockaddr(self.family, address, port)
 
     def fileno(self) -> int:
         return -1
@@ -718,41 +733,238 @@ class ListeningSocket:
 async def _stream_addresses(
     net: LoopNetwork, host: str, port: int | str, family: int, proto: int, flags: int
 ) -> list[tuple[str, int]]:
-    """Where to connect for ``host:port``, in order; no lookup for an IPv4 literal."""
-    if _is_ipv4_literal(host) and isinstance(port, int) and family in (0, socket.AF_INET):
-        return [(host, port)]
-    infos = await net.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
-    )
-    if not infos:
-        raise OSError("getaddrinfo() returned empty list")
+    """Where to connect for ``host:port``, in order; no lookup for an address literal."""
+    infos = await _resolve(net, host, port, family, socket.SOCK_STREAM, proto, flags)
     return [(sockaddr[0], sockaddr[1]) for *_, sockaddr in infos]
 
 
-async def _local_address(
-    net: LoopNetwork, local_addr: tuple[str, int] | None, socktype: int
-) -> tuple[str, int] | None:
+async def _resolve(
+    net: LoopNetwork,
+    host: str,
+    port: int | str | None,
+    family: int,
+    socktype: int,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[AddrInfo]:
+    """``host:port``'s entries as asyncio finds them: an address literal is its own
+    answer, with no lookup (asyncio's own shortcut; a sealed service may carry no
+    resolver), a name is the network's resolver's."""
+    infos = _literal_infos(host, port, family, socktype)
+    if infos is None:
+        infos = await net.getaddrinfo(
+            host, port, family=family, type=socktype, proto=proto, flags=flags
+        )
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned empty list")
+    return infos
+
+
+def _literal_infos(
+    host: str, port: int | str | None, family: int, socktype: int
+) -> list[AddrInfo] | None:
+    """An IPv4 or IPv6 literal's one entry (an IPv6 one with asyncio's 4-tuple), None
+    for a name or a port given by its service's name. A literal of the other family
+    than ``family`` fails as getaddrinfo fails (EAI_ADDRFAMILY)."""
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(port, int | None) or not isinstance(host, str) or "%" in host:
+        return None
+    number = port or 0
+    for literal_family in _INET:
+        try:
+            socket.inet_pton(literal_family, host)
+        except (OSError, ValueError):
+            continue
+        if family not in (socket.AF_UNSPEC, literal_family):
+            raise socket.gaierror(
+                socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
+            )
+        proto = socket.IPPROTO_TCP if socktype == socket.SOCK_STREAM else socket.IPPROTO_UDP
+        sockaddr: tuple[Any, ...] = (
+            (host, number) if literal_family == socket.AF_INET else (host, number, 0, 0)
+        )
+        return [(literal_family, socktype, proto, "", sockaddr)]
+    return None
+
+
+async def _wildcard_or_resolved(
+    net: LoopNetwork,
+    host: str | None,
+    port: int | str | None,
+    family: int,
+    socktype: int,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[tuple[int, str, int]]:
+    """``(family, address, port)`` for a host to bind: no host (None or ``""``) is every
+    address of each family ``family`` allows (0.0.0.0, then ``::``, as glibc answers for
+    a passive lookup); a literal or a name as ``_resolve`` finds it."""
+    if family not in _FAMILIES:
+        raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
+    if host:
+        infos = await _resolve(net, host, port, family, socktype, proto, flags)
+    else:
+        infos = []
+        for wanted in _INET:
+            if family in (socket.AF_UNSPEC, wanted):
+                infos += await _resolve(net, _WILDCARD[wanted], port, wanted, socktype, proto)
+    return [(info[0], info[4][0], info[4][1]) for info in infos]
+
+
+async def _passive_addresses(
+    net: LoopNetwork, host: str | None, port: int | str | None, family: int, flags: int
+) -> list[tuple[int, str, int]]:
+    """What ``create_server`` binds for one host: asyncio's passive lookup."""
+    return await _wildcard_or_resolved(
+        net, host, port, family, socket.SOCK_STREAM, flags=flags | socket.AI_PASSIVE
+    )
+
+
+async def _listen_all(
+    stack: RoutableStack,
+    factory: Callable[[], asyncio.BaseProtocol],
+    bindings: list[tuple[int, str, int]],
+    backlog: int,
+) -> list[Listener]:
+    """A listener per ``(family, address, port)``, as asyncio binds a socket per address.
+
+    An IPv6 one is IPv6-only (asyncio sets ``IPV6_V6ONLY`` on each of its IPv6
+    sockets). Port 0 is chosen by the first listener; the others take the same port
+    where it is free (asyncio lets each choose its own). An address of a family
+    the stack does not have (EAFNOSUPPORT: IPv6 off) or that is not the stack's
+    (EADDRNOTAVAIL) is passed over, as asyncio passes over a family the host
+    does not have; when nothing is bound, that is the error.
+    """
+
+    def accept() -> asyncio.Protocol:
+        return _NoDelayOnAccept(factory())
+
+    listeners: list[Listener] = []
+    passed_over: list[OSError] = []
+    chosen = 0
+    try:
+        for family, address, port in bindings:
+            v6only = family == socket.AF_INET6
+            try:
+                try:
+                    listener = await stack.create_server(
+                        accept, address, port or chosen, backlog=backlog, ipv6_only=v6only
+                    )
+                except OSError as exc:
+                    if port or not chosen or exc.errno != errno.EADDRINUSE:
+                        raise
+                    listener = await stack.create_server(
+                        accept, address, 0, backlog=backlog, ipv6_only=v6only
+                    )
+            except OSError as exc:
+                shown = _sockaddr(family, address, port)
+                text = f"error while attempting to bind on address {shown!r}: {exc.strerror or exc}"
+                if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    passed_over.append(OSError(exc.errno, text))
+                    continue
+                raise OSError(exc.errno, text) from None
+            listeners.append(listener)
+            chosen = chosen or listener.local_addr[1]
+        if not listeners:
+            tried = [_sockaddr(*binding) for binding in bindings]
+            first = passed_over[0]
+            raise OSError(
+                first.errno, f"could not bind on any address out of {tried!r}: {first.strerror}"
+            )
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def _sockaddr(family: int, address: str, port: int) -> tuple[Any, ...]:
+    """The socket address asyncio shows for ``address``: a 4-tuple for IPv6."""
+    return (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
+
+
+async def _local_addresses(
+    net: LoopNetwork,
+    local_addr: tuple[str, int] | None,
+    family: int,
+    socktype: int,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[tuple[str, int]] | None:
+    """The addresses ``local_addr`` names (no host: the wildcard of each family); a
+    connection binds the first of its destination's family."""
     if local_addr is None:
         return None
     host, port = local_addr
-    if not host or _is_ipv4_literal(host):
-        return (host or "0.0.0.0", int(port))
-    infos = await net.getaddrinfo(host, port, family=socket.AF_INET, type=socktype)
-    return _first_ipv4(infos, host)
+    found = await _wildcard_or_resolved(net, host, port, family, socktype, proto, flags)
+    return [(address, number) for _, address, number in found]
 
 
-def _first_ipv4(infos: list[AddrInfo], host: str) -> tuple[str, int]:
-    for info_family, *_, sockaddr in infos:
-        if info_family == socket.AF_INET:
-            return (sockaddr[0], sockaddr[1])
-    raise OSError(errno.EAFNOSUPPORT, f"{host} has no IPv4 address, which riad's stack needs")
+def _local_for(locals_: list[tuple[str, int]] | None, address: str) -> tuple[str, int] | None:
+    """The local address a connection to ``address`` binds: the first of its family
+    (asyncio's error when there is none)."""
+    if locals_ is None:
+        return None
+    six = ":" in address
+    for local in locals_:
+        if (":" in local[0]) == six:
+            return local
+    family = socket.AF_INET6 if six else socket.AF_INET
+    raise OSError(f"no matching local address with family={socket.AddressFamily(family)!r} found")
+
+
+async def _datagram_pairs(
+    net: LoopNetwork,
+    local_addr: tuple[str, int] | None,
+    remote_addr: tuple[str, int] | None,
+    family: int,
+    proto: int,
+    flags: int,
+) -> list[tuple[tuple[str, int] | None, tuple[str, int] | None]]:
+    """The (local, remote) pairs to try for a datagram endpoint, as asyncio pairs them:
+    by family, each pair with every address the caller gave, the local address's
+    families first; no address at all needs a ``family``."""
+    if local_addr is None and remote_addr is None:
+        if family == socket.AF_UNSPEC:
+            raise ValueError("unexpected address family")
+        return [((_WILDCARD[family], 0), None)]
+    pairs: dict[int, list[tuple[str, int] | None]] = {}
+    for index, addr in ((0, local_addr), (1, remote_addr)):
+        if addr is None:
+            continue
+        if not (isinstance(addr, tuple) and len(addr) == 2):
+            raise TypeError("2-tuple is expected")
+        if index == 0:
+            found = await _wildcard_or_resolved(
+                net, addr[0], addr[1], family, socket.SOCK_DGRAM, proto, flags
+            )
+        else:
+            found = [
+                (info[0], info[4][0], info[4][1])
+                for info in await _resolve(
+                    net, addr[0], addr[1], family, socket.SOCK_DGRAM, proto, flags
+                )
+            ]
+        for found_family, address, port in found:
+            pair = pairs.setdefault(found_family, [None, None])
+            if pair[index] is None:
+                pair[index] = (address, port)
+    usable = [
+        (local, remote)
+        for local, remote in pairs.values()
+        if (local_addr is None or local is not None) and (remote_addr is None or remote is not None)
+    ]
+    if not usable:
+        raise ValueError("can not get address information")
+    return usable
 
 
 async def _connect_any(
     stack: Stack,
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     addresses: list[tuple[str, int]],
-    local: tuple[str, int] | None,
+    locals_: list[tuple[str, int]] | None,
     delay: float | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect to the first of ``addresses`` that answers (asyncio's errors if none does).
@@ -761,12 +973,18 @@ async def _connect_any(
     (RFC 8305 section 5): the next attempt starts ``delay`` seconds after the
     last one began, or at once when an attempt fails; the first connection
     made wins and the others are cancelled (those made meanwhile, closed).
+    Each binds the first of ``locals_`` of its family (``_local_for``).
     """
     factory = cast(Callable[[], asyncio.Protocol], protocol_factory)
     if delay is not None and len(addresses) > 1:
-        return await _race(stack, factory, addresses, local, delay)
+        return await _race(stack, factory, addresses, locals_, delay)
     errors: list[OSError] = []
     for address, port in addresses:
+        try:
+            local = _local_for(locals_, address)
+        except OSError as exc:
+            errors.append(exc)
+            continue
         try:
             transport, protocol = await stack.create_connection(
                 factory, address, port, local_addr=local
@@ -802,7 +1020,7 @@ async def _race(
     stack: Stack,
     factory: Callable[[], asyncio.Protocol],
     addresses: list[tuple[str, int]],
-    local: tuple[str, int] | None,
+    locals_: list[tuple[str, int]] | None,
     delay: float,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Staggered attempts (RFC 8305 section 5); the winner's transport gets a protocol
@@ -810,6 +1028,7 @@ async def _race(
     loop = asyncio.get_running_loop()
 
     async def attempt(address: str, port: int) -> tuple[asyncio.Transport, _Held]:
+        local = _local_for(locals_, address)
         try:
             transport, held = await stack.create_connection(_Held, address, port, local_addr=local)
         except (OSError, ValueError) as exc:
@@ -929,14 +1148,6 @@ def _no_delay(transport: asyncio.BaseTransport) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _is_ipv4_literal(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET, host)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
 
 
 def _numeric_nameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:

@@ -427,10 +427,16 @@ class DirectStack:
         return () if ipv6 is None else tuple(str(address) for address in ipv6.assigned)
 
     def _local_address(self, host: str | None, what: str) -> IpAddress:
-        """The address a socket binds to: a wildcard, or one of ours (else EADDRNOTAVAIL)."""
+        """The address a socket binds to: a wildcard, or one of ours (else EADDRNOTAVAIL;
+        an IPv6 one with IPv6 off, EAFNOSUPPORT as a host without IPv6 answers)."""
         if host in (None, "", "0.0.0.0"):
             return ANY
         address = parse_host(host, what)
+        if address.version == 6 and self.iface.ipv6_addressing is None:
+            raise OSError(
+                errno.EAFNOSUPPORT,
+                f"IPv6 is off on this stack, so it cannot use {address}",
+            )
         if address == ANY6:
             return ANY6
         if address.version == 4:
