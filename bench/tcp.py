@@ -3,6 +3,7 @@
 Run (as root): .venv/bin/python bench/tcp.py [--bytes N] [--pytcp-bytes N] [--seconds S]
           or:   .venv/bin/python bench/tcp.py --against OTHER/src [--rounds R]
           or:   .venv/bin/python bench/tcp.py --six [--rounds R] [--pairs P] [--write-size N]
+                                             [--sender-nodelay]
           or:   .venv/bin/python bench/tcp.py --cores [--against OTHER/src] (no root)
 
 Every subject is measured against the Linux kernel as its peer, inside
@@ -47,6 +48,13 @@ per unit), and every pair (``pairstats.py``). ``--rounds R`` adds whole measurem
 in child processes taking turns, as before the pairs. ``--write-size N`` sets the bytes
 per write of the Linux sender in bulk in (and in its reference; 65,536 by default): where
 the writes end against each family's segment size sets how many frames riad reads.
+``--sender-nodelay`` sets TCP_NODELAY on that sender (and its reference's): a different
+sender from the row's, off by default. Bulk in also reports the Linux sender's own CPU per
+100 MB (its process: its writes and the transmissions Linux runs in them). The pairs alone
+run as ``_pairs --rows into --pairs N --bytes N`` with the options above and two more:
+``--frame-sizes`` counts the TCP payload sizes of the frames riad reads (frames under
+8 KiB, the writes' tails, per 100 MB, and each half's commonest sizes on stderr), and
+``--six-reference`` makes an IPv6 half's reference Linux to Linux over IPv6.
 
 ``--against OTHER/src`` measures only riad: this checkout and the riad found
 in another checkout's ``src`` (e.g. a worktree at an older commit), each in a
@@ -64,6 +72,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import sys
@@ -83,12 +92,16 @@ def linux_main(argv: list[str]) -> None:
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--what", default="sink")
     p.add_argument("--write-size", type=int, default=65536, help="send: bytes per sendall")
+    p.add_argument("--nodelay", action="store_true", help="send: TCP_NODELAY on the socket")
     a = p.parse_args(argv)
     if a.write_size <= 0:
         raise SystemExit("--write-size: a positive number of bytes")
     out: dict[str, float] = {}
     if a.mode == "send":
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         s = socket.create_connection((a.host, a.port), timeout=300)
+        if a.nodelay:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         blk = b"x" * a.write_size
         t0 = time.perf_counter()
         left = a.bytes
@@ -101,9 +114,14 @@ def linux_main(argv: list[str]) -> None:
         while d := s.recv(4096):
             reply += d
         dt = time.perf_counter() - t0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         if reply.strip() != f"OK {a.bytes}".encode():
             raise SystemExit(f"sink answered {reply!r}")
-        out = {"mbit_s": a.bytes * 8 / dt / 1e6}
+        # the sender's CPU: its writes (copies, and the transmissions Linux runs in them);
+        # the peer's ACKs, and the transmissions they release, are handled in the peer's
+        # system calls or in softirq, not counted here
+        cpu = sum(getattr(usage, f) - getattr(usage0, f) for f in ("ru_utime", "ru_stime"))
+        out = {"mbit_s": a.bytes * 8 / dt / 1e6, "cpu_s": cpu}
     elif a.mode == "sink":
         ls = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -379,17 +397,20 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_cores":
 
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from pairstats import PairedRow, preamble  # noqa: E402
+from riad.backends.middleware import DeviceWrapper  # noqa: E402
+from riad.backends.netdev import NetDevice  # noqa: E402
 from riad.backends.tap import TapDevice  # noqa: E402
 from riad.stack import DirectStack  # noqa: E402
 from riad.testing.netns import Netns  # noqa: E402
+from riad.wire.common import BytesLike  # noqa: E402
 
 HERE = Path(__file__).resolve()
 LINUX_IP = "10.77.0.1"
@@ -567,15 +588,22 @@ async def measure_riad(
 ROWS = ("into", "out", "conn", "echo")
 
 
-async def linux_reference(a: Netns, b: Netns) -> list[asyncio.subprocess.Process]:
+async def linux_reference(
+    a: Netns, b: Netns, six: bool = False
+) -> list[asyncio.subprocess.Process]:
     """Linux's servers in ``b`` (sink, hello, echo on 5001, 5003, 5004 over IPv4), reached
     from ``a`` over a veth pair: the reference of the machine's speed beside each half of
-    a pair (Linux to Linux, always IPv4, the same work as riad's half)."""
+    a pair (Linux to Linux, IPv4, the same work as riad's half). ``six``: the veth has
+    ``LINUX_IP6`` and ``STACK_IP6`` too and the servers listen on ``::`` (both families)."""
     a.add_veth("va", "vb", b, address=f"{LINUX_IP}/24", peer_address=f"{STACK_IP}/24")
+    if six:
+        for side, name, address in ((a, "va", LINUX_IP6), (b, "vb", STACK_IP6)):
+            side.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
+            side.ip("-6", "addr", "add", f"{address}/64", "dev", name, "nodad")
     servers = []
     for what, port in (("sink", 5001), ("hello", 5003), ("echo", 5004)):
         argv = ["ip", "netns", "exec", b.name, sys.executable, str(HERE), "_linux", "serve"]
-        argv += ["--what", what, "--host", "0.0.0.0", "--port", str(port)]
+        argv += ["--what", what, "--host", "::" if six else "0.0.0.0", "--port", str(port)]
         servers.append(await start_ready(argv))
     return servers
 
@@ -588,7 +616,9 @@ async def one_half(
     if row == "into" or (row == "out" and stack is None):
         argv = ("--host", host, "--port", "5001", "--bytes", str(a.nbytes))
         argv += ("--write-size", str(a.write_size))
-        return (await run_in(ns, "send", *argv))["mbit_s"], a.nbytes / 1e8, {}
+        argv += ("--nodelay",) if a.sender_nodelay else ()
+        got = await run_in(ns, "send", *argv)
+        return got["mbit_s"], a.nbytes / 1e8, {"sender_cpu": got["cpu_s"]}
     if row == "out":
         assert stack is not None
         rate, seen = await riad_source(stack, ns, a.nbytes, ":" in host)
@@ -610,10 +640,50 @@ class PairWork:
     seconds: float
     echoes: int
     write_size: int = 65536  # the Linux sender's bytes per write (bulk in, and its reference)
+    sender_nodelay: bool = False  # TCP_NODELAY on that sender: every write's tail leaves alone
+
+
+class FrameSizes(DeviceWrapper):
+    """Counts the TCP payload sizes of the frames the stack reads (a TAP with offloads
+    hands it the sender's super-frames whole): which writes' tails left alone."""
+
+    def __init__(self, inner: NetDevice) -> None:
+        super().__init__(inner)
+        self.payloads: Counter[int] = Counter()
+
+    def receive_batch(self, limit: int) -> list[tuple[BytesLike, int]]:
+        batch = self.inner.receive_batch(limit)
+        for frame, _ in batch:
+            if (size := tcp_payload(frame)) > 0:
+                self.payloads[size] += 1
+        return batch
+
+
+def tcp_payload(frame: BytesLike) -> int:
+    """The TCP payload's length in an Ethernet frame of IPv4 or IPv6 (without extension
+    headers), 0 for anything else."""
+    ethertype = bytes(frame[12:14])
+    if ethertype == b"\x08\x00" and len(frame) >= 34 and frame[23] == 6:
+        tcp = 14 + (frame[14] & 15) * 4
+    elif ethertype == b"\x86\xdd" and len(frame) >= 54 and frame[20] == 6:
+        tcp = 54
+    else:
+        return 0
+    if len(frame) < tcp + 20:
+        return 0
+    return max(len(frame) - tcp - (frame[tcp + 12] >> 4) * 4, 0)
+
+
+SHORT_FRAME = 8192  # a payload under this is a write's tail, not one of the super-frames
+ONE_SEGMENT = 1448  # at most one segment in either family (MSS 1,448 and 1,428)
 
 
 async def measure_pairs(
-    work: PairWork, pairs: int, rows: tuple[str, ...] = ROWS
+    work: PairWork,
+    pairs: int,
+    rows: tuple[str, ...] = ROWS,
+    frame_sizes: bool = False,
+    six_reference: bool = False,
 ) -> dict[str, list[float]]:
     """Every row of ``rows`` over IPv4 and IPv6 in turns, on one stack holding both
     addresses on one TAP with offloads: ``pairs`` pairs per row, the family going first
@@ -629,20 +699,27 @@ async def measure_pairs(
     hundreds of MB, millions of connections or echoes), the frames riad read and wrote
     per unit (``rx_into4``, ``tx_into4``...), the times the device woke the stack with
     input per unit (``wake_into4``...) and the user and system seconds of the half
-    (``user_into4``, ``sys_into4``...: the kernel's split, by clock-tick samples)."""
+    (``user_into4``, ``sys_into4``...: the kernel's split, by clock-tick samples), and
+    the Linux sender's CPU per 100 MB in bulk in (``sender_into4``, ``ref_sender_into4``).
+
+    ``frame_sizes``: the TAP is wrapped in ``FrameSizes``; bulk in's halves add the frames
+    per 100 MB with a payload under ``SHORT_FRAME`` (``short_into4``...) and of at most
+    ``ONE_SEGMENT`` (``single_into4``...), and each half's commonest payload sizes go to
+    stderr. ``six_reference``: an IPv6 half's reference is Linux to Linux over IPv6."""
     runs: dict[str, list[float]] = {}
     served = [0]
     async with contextlib.AsyncExitStack() as exit_stack:
         ns = exit_stack.enter_context(Netns.create("riadbench"))
         ref_a = exit_stack.enter_context(Netns.create("lxa"))
         ref_b = exit_stack.enter_context(Netns.create("lxb"))
-        for server in await linux_reference(ref_a, ref_b):
+        for server in await linux_reference(ref_a, ref_b, six_reference):
             exit_stack.push_async_callback(stop, server)
         ns.add_tap("tap0", f"{LINUX_IP}/24", vnet_hdr=True)
         ns.sysctl("net.ipv6.conf.tap0.disable_ipv6", "0")
         ns.ip("-6", "addr", "add", f"{LINUX_IP6}/64", "dev", "tap0", "nodad")
         with ns.entered():
-            device = TapDevice.open("tap0", vnet_hdr=True)
+            tap = TapDevice.open("tap0", vnet_hdr=True)
+        device: NetDevice = FrameSizes(tap) if frame_sizes else tap
         ipv6 = f"{STACK_IP6}/64"
         async with DirectStack(device, address=f"{STACK_IP}/24", ipv6_address=ipv6) as stack:
             assert STACK_IP6 in stack.ipv6_addresses  # async with waited for DAD
@@ -651,8 +728,12 @@ async def measure_pairs(
                 for row in rows:
                     for six in (False, True) if i % 2 == 0 else (True, False):
                         family = 6 if six else 4
-                        ref, _, _ = await one_half(ref_a, None, row, STACK_IP, work, served)
+                        ref_host = STACK_IP6 if six and six_reference else STACK_IP
+                        ref, _, ref_seen = await one_half(ref_a, None, row, ref_host, work, served)
                         host = STACK_IP6 if six else STACK_IP
+                        sizes0 = (
+                            Counter(device.payloads) if isinstance(device, FrameSizes) else None
+                        )
                         counters = stack.stats.counters
                         rx0, tx0 = counters["rx_frames"], counters["tx_frames"]
                         wake0 = stack.runtime.wakeups
@@ -675,6 +756,23 @@ async def measure_pairs(
                             runs.setdefault(f"{key}{family}", []).append(got)
                         if seen.get("errors"):
                             runs.setdefault(f"errors_{row}{family}", []).append(seen["errors"])
+                        if "sender_cpu" in seen and row == "into":
+                            for key, got in (
+                                ("sender", seen["sender_cpu"]),
+                                ("ref_sender", ref_seen["sender_cpu"]),
+                            ):
+                                runs.setdefault(f"{key}_{row}{family}", []).append(got / units)
+                        if sizes0 is not None and row == "into":
+                            assert isinstance(device, FrameSizes)
+                            half = device.payloads - sizes0
+                            short = sum(n for size, n in half.items() if size < SHORT_FRAME)
+                            single = sum(n for size, n in half.items() if size <= ONE_SEGMENT)
+                            runs.setdefault(f"short_{row}{family}", []).append(short / units)
+                            runs.setdefault(f"single_{row}{family}", []).append(single / units)
+                            common = ", ".join(
+                                f"{n:,} x {size:,}" for size, n in half.most_common(6)
+                            )
+                            print(f"  IPv{family} payloads: {common}", file=sys.stderr, flush=True)
                 print(f"  pair {i + 1} of {pairs} done", file=sys.stderr, flush=True)
     return runs
 
@@ -688,14 +786,18 @@ def pairs_main(argv: list[str]) -> None:
     p.add_argument("--echoes", type=int, default=1000)
     p.add_argument("--rows", default=",".join(ROWS), help="of into,out,conn,echo")
     p.add_argument("--write-size", type=int, default=65536, help="the Linux sender's writes")
+    p.add_argument("--sender-nodelay", action="store_true", help="TCP_NODELAY on that sender")
+    p.add_argument("--frame-sizes", action="store_true", help="count bulk in's short frames")
+    p.add_argument("--six-reference", action="store_true", help="IPv6 halves' reference on IPv6")
     a = p.parse_args(argv)
     rows = tuple(a.rows.split(","))
     if a.write_size <= 0:
         raise SystemExit("--write-size: a positive number of bytes")
     if not set(rows) <= set(ROWS):
         raise SystemExit(f"--rows: of {','.join(ROWS)}")
-    work = PairWork(a.bytes, a.seconds, a.echoes, a.write_size)
-    print(json.dumps(asyncio.run(measure_pairs(work, a.pairs, rows))), flush=True)
+    work = PairWork(a.bytes, a.seconds, a.echoes, a.write_size, a.sender_nodelay)
+    runs = asyncio.run(measure_pairs(work, a.pairs, rows, a.frame_sizes, a.six_reference))
+    print(json.dumps(runs), flush=True)
 
 
 async def measure_riad_from(
@@ -1086,6 +1188,7 @@ async def compare_versions(
             sys.executable, str(HERE), "_pairs", "--bytes", str(args.bytes),
             "--pairs", str(args.pairs), "--seconds", str(args.pair_seconds),
             "--echoes", str(args.pair_echoes), "--write-size", str(args.write_size),
+            *(("--sender-nodelay",) if args.sender_nodelay else ()),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 3600)
@@ -1141,7 +1244,33 @@ def paired_notes(runs: dict[str, list[float]], pairs: int, threshold: float) -> 
                 "CPU in all)"
             )
         notes.append(f"- {label.split(',')[0]}, per {unit}: " + "; ".join(cells))
+    notes += _bulk_in_medians(
+        runs,
+        ("sender", "ref_sender"),
+        "the Linux sender's CPU, s per 100 MB (its process, medians)",
+        "IPv{family} {0:.4f} (its reference {1:.4f})",
+    )
+    notes += _bulk_in_medians(
+        runs,
+        ("short", "single"),
+        f"frames under {SHORT_FRAME:,} bytes of payload per 100 MB (medians)",
+        "IPv{family} {0:,.0f}, of them one segment or less {1:,.0f}",
+    )
     return notes
+
+
+def _bulk_in_medians(
+    runs: dict[str, list[float]], keys: tuple[str, str], title: str, cell: str
+) -> list[str]:
+    """A line of bulk in's medians of two counts per family (``cell`` formats them), or
+    none when the pairs did not count them."""
+    if f"{keys[0]}_into4" not in runs:
+        return []
+    cells = []
+    for family in (4, 6):
+        medians = [statistics.median(runs[f"{key}_into{family}"]) for key in keys]
+        cells.append(cell.format(*medians, family=family))
+    return [f"- bulk in, {title}: " + "; ".join(cells)]
 
 
 def _ratio(four: float, six: float, lower_is_better: bool) -> str:
@@ -1187,6 +1316,12 @@ def main() -> None:
         type=int,
         default=65536,
         help="with --six: bytes per write of the Linux sender in bulk in (and its reference)",
+    )
+    p.add_argument(
+        "--sender-nodelay",
+        action="store_true",
+        help="with --six: TCP_NODELAY on the Linux sender in bulk in (and its reference): "
+        "a different sender, not the row's",
     )
     p.add_argument(
         "--disturbed",

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from riad.backends.console import MemoryConsole
-from riad.log import DEBUG, ERROR, INFO, OFF, WARNING, LogLevels, Logs, null_logger
+from riad.log import DEBUG, ERROR, INFO, OFF, WARNING, LogLevels, Logs, null_logger, peer_text
 from riad.time import Duration, SimClock
 
 
@@ -248,3 +248,10 @@ def test_fields_of_an_access_line_survive_python_logging() -> None:
         service_logger("http.access").info("GET /", ms=3, _status=200)
     assert console.lines == ["  0.000000 INFO  http.access: GET / ms=3"]
     assert seen[0].fields == (("ms", 3), ("status", 200))  # type: ignore[attr-defined]
+
+
+def test_peer_text_brackets_an_ipv6_address_apart_from_its_port() -> None:
+    assert peer_text(("10.0.0.1", 5000)) == "10.0.0.1:5000"
+    assert peer_text(("2001:db8::1", 5000)) == "[2001:db8::1]:5000"
+    assert peer_text(("::ffff:10.0.0.1", 80)) == "[::ffff:10.0.0.1]:80"
+    assert peer_text(None) == "-"

@@ -7,6 +7,7 @@
 
     sudo riad run examples/echo --net direct      # riad's own TCP/IP stack on a TAP
     (riad prints the address to reach it, 10.0.0.2 by default)
+    sudo riad run examples/echo --net direct --ipv6 fd00:77::2/64   # and fd00:77::2
 
 The same file runs on every target and on both stacks.
 """
@@ -38,9 +39,21 @@ class EchoUdp(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
+async def udp_endpoint(dev: riad.Devices) -> asyncio.DatagramTransport:
+    """UDP on both versions where the stack has IPv6 (``::`` takes IPv4 datagrams too,
+    their senders shown mapped), else on IPv4 alone."""
+    try:
+        udp, _ = await dev.stack.create_datagram_endpoint(EchoUdp, local_addr=("::", port.value))
+    except OSError:  # no IPv6 in this stack or kernel
+        udp, _ = await dev.stack.create_datagram_endpoint(
+            EchoUdp, local_addr=("0.0.0.0", port.value)
+        )
+    return udp
+
+
 @app.main
 async def main(dev: riad.Devices) -> None:
-    udp, _ = await dev.stack.create_datagram_endpoint(EchoUdp, local_addr=("0.0.0.0", port.value))
+    udp = await udp_endpoint(dev)
     try:
         async with await dev.stack.start_server(echo_tcp, port=port.value) as tcp:
             udp_port = udp.get_extra_info("sockname")[1]

@@ -68,6 +68,7 @@ __all__ = [
     "Logs",
     "json_line",
     "null_logger",
+    "peer_text",
     "rfc3339",
 ]
 
@@ -474,6 +475,15 @@ def _format_value(value: object) -> str:
 
 
 _RESERVED_JSON_KEYS = frozenset({"time", "uptime", "level", "logger", "message", "traceback"})
+
+
+def peer_text(peer: tuple[str, int] | None) -> str:
+    """A peer's address as log lines write it: ``10.0.0.1:5000``, ``[2001:db8::1]:5000``
+    (an IPv6 address in brackets, as in a URL, so its port stays apart), ``-`` if unknown."""
+    if peer is None:
+        return "-"
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def rfc3339(wall: float) -> str:

@@ -2,8 +2,8 @@
 
 The static site serves HTTPS and HTTP (unix target) on a TAP riad creates in a namespace of
 the test's; Linux's curl fetches it over IPv6 (``curl -6``, a certificate made
-for the IPv6 address) and socat talks to the echo example over TCP6, on unix and sealed in the sandbox (its UDP
-endpoint is bound to 0.0.0.0, IPv4 only, as on Linux).
+for the IPv6 address) and socat talks to the echo example over TCP6 and UDP6, on unix and
+sealed in the sandbox (its UDP endpoint is bound to ``::``: IPv4 datagrams come back too).
 Nothing leaves the namespace.
 """
 
@@ -63,13 +63,16 @@ def test_static_site_over_ipv6_with_curl(tmp_path: Path) -> None:
             moved = _in_ns(ns, "curl", "-6", "-sS", "-D", "-", "-o", "/dev/null",
                            f"http://[{RIAD6}]:8080/a?b")  # fmt: skip
             assert headers_of(moved.stdout)["location"] == f"https://[{RIAD6}]:8443/a?b"
+            # the access log writes an IPv6 client in brackets, apart from its port
+            line = proc.wait_for('"GET /a?b HTTP/1.1" 301')
+            assert "http.access: [fd00:77::1]:" in line, line
             assert proc.stop() == 0
 
 
 @pytest.mark.parametrize(
     "target", [("--net", "direct"), ("-t", "sandbox")], ids=["unix", "sandbox"]
 )
-def test_echo_over_tcp6_with_socat(target: tuple[str, str]) -> None:
+def test_echo_over_tcp6_and_udp6_with_socat(target: tuple[str, str]) -> None:
     with Netns.create("riad-echo6") as ns:
         argv = ["ip", "netns", "exec", ns.name, *riad_command(
             "run", str(ROOT / "examples" / "echo"), *target,
@@ -83,6 +86,14 @@ def test_echo_over_tcp6_with_socat(target: tuple[str, str]) -> None:
             data = bytes(range(256)) * 4096  # 1 MiB, every byte value
             got = _in_ns(ns, "socat", "-b", "65536", "-", f"TCP6:[{RIAD6}]:7007", data=data)
             assert got.stdout == data, got.stderr
+            for peer, datagram in ((f"UDP6:[{RIAD6}]:7007", b"over IPv6"),
+                                   ("UDP4:10.0.0.2:7007", b"over IPv4")):  # fmt: skip
+                eventually(
+                    lambda p=peer, d=datagram: (
+                        _in_ns(ns, "socat", "-t", "2", "-", p, data=d).stdout == d
+                    ),
+                    what=f"a datagram echoed by {peer}",
+                )
             assert proc.stop() == 0
 
 

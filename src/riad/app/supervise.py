@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from riad.app.lifecycle import Lifecycle
 from riad.devices import Listener, Stack, StreamHandler
-from riad.log import Logger
+from riad.log import Logger, peer_text
 
 if TYPE_CHECKING:
     from riad.metrics import HttpMetrics
@@ -330,7 +330,7 @@ def _buffered(transport: asyncio.BaseTransport) -> bool:
 
 def _peer(peername: Any) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
-        return f"{peername[0]}:{peername[1]}"
+        return peer_text((str(peername[0]), int(peername[1])))
     return str(peername)
 
 

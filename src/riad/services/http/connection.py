@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 
-from riad.log import INFO
+from riad.log import INFO, peer_text
 from riad.metrics import request_clock
 from riad.services.http.asgi import Message, http_scope
 from riad.services.http.dates import http_date_now
@@ -471,7 +471,7 @@ class HttpConnection:
             metrics.observe(self._status, self._clock() - started)
         access = self._server.access_log
         if access.enabled(INFO):
-            client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            client = peer_text(self.client)
             request = self.request_line or "-"
             status = self._status if self._status is not None else "-"
             access.info(
@@ -666,7 +666,7 @@ class HttpConnection:
         what the client still sends for a moment so it reads the answer; the
         request's access-log line says ``outcome``."""
         self._deadline.cancel()
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        client = peer_text(self.client)
         self._server.log.info("request refused", client=client, status=status, why=detail)
         if self._request_started is None and self.phase < _RESPONSE:
             # Refused before it reached the application: log what of it came.

@@ -68,7 +68,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from riad.log import INFO
+from riad.log import INFO, peer_text
 from riad.metrics import request_clock
 from riad.services.http.asgi import BODY_BUFFERS, Message, Scope, http_scope
 from riad.services.http.dates import http_date_now
@@ -380,7 +380,7 @@ class Http2Connection:
             self._transport.write(data)
 
     def _client(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        return peer_text(self.client)
 
     # -- events from the client ------------------------------------------------------------
 
