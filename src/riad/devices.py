@@ -105,8 +105,11 @@ class Stack(Protocol):
         *,
         limit: int = 2**16,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
-        """Listen on ``host:port``; each connection runs ``client_connected_cb(reader, writer)``."""
+        """Listen on ``host:port``; each connection runs ``client_connected_cb(reader, writer)``.
+
+        On ``::``, IPv4 clients too (shown mapped) unless ``ipv6_only``."""
         ...
 
     async def create_connection(
@@ -127,8 +130,10 @@ class Stack(Protocol):
         port: int = 0,
         *,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
-        """Listen; each connection gets a fresh protocol from ``protocol_factory``."""
+        """Listen; each connection gets a fresh protocol from ``protocol_factory``
+        (``ipv6_only`` as for ``start_server``)."""
         ...
 
     async def create_datagram_endpoint(
@@ -136,8 +141,11 @@ class Stack(Protocol):
         protocol_factory: Callable[[], asyncio.DatagramProtocol],
         local_addr: tuple[str, int] | None = None,
         remote_addr: tuple[str, int] | None = None,
+        *,
+        ipv6_only: bool = False,
     ) -> tuple[asyncio.DatagramTransport, Any]:
-        """A UDP endpoint, as ``loop.create_datagram_endpoint``."""
+        """A UDP endpoint, as ``loop.create_datagram_endpoint``; bound to ``::`` it takes
+        IPv4 datagrams too (senders mapped) unless ``ipv6_only``."""
         ...
 
 

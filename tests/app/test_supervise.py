@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 
 import pytest
 
@@ -38,6 +39,7 @@ class _Refusing(SocketStack):
         *,
         limit: int = 2**16,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
         raise self.error
 
@@ -72,3 +74,38 @@ def test_other_listen_errors_pass_through() -> None:
     with pytest.raises(OSError) as info:
         asyncio.run(listen())
     assert not isinstance(info.value, ListenError)
+
+
+def test_ipv6_only_reaches_the_stack_a_service_sees() -> None:
+    """``dev.stack`` takes ``ipv6_only`` as the stacks do: on ``::`` a listener refuses
+    IPv4 clients and a datagram endpoint is ``IPV6_V6ONLY``; without it both take IPv4."""
+    stack: Stack = SupervisedStack(SocketStack(), null_logger())
+
+    async def check() -> None:
+        async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"hello")
+            writer.close()
+
+        async with await stack.start_server(hello, "::", 0, ipv6_only=True) as only6:
+            port = only6.local_addr[1]
+            reader, writer = await asyncio.open_connection("::1", port)
+            assert await reader.read() == b"hello"
+            writer.close()
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection("127.0.0.1", port)
+        async with await stack.create_server(asyncio.Protocol, "::", 0, ipv6_only=True) as held:
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection("127.0.0.1", held.local_addr[1])
+        async with await stack.start_server(hello, "::", 0) as both:
+            reader, writer = await asyncio.open_connection("127.0.0.1", both.local_addr[1])
+            assert await reader.read() == b"hello"
+            writer.close()
+        for ipv6_only in (False, True):
+            transport, _ = await stack.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("::", 0), ipv6_only=ipv6_only
+            )
+            sock = transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == ipv6_only
+            transport.close()
+
+    asyncio.run(check())

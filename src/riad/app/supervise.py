@@ -137,6 +137,7 @@ class SupervisedStack:
         *,
         limit: int = 2**16,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
         async def supervised(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
@@ -187,7 +188,7 @@ class SupervisedStack:
 
         try:
             listener = await self.inner.start_server(
-                supervised, host, port, limit=limit, backlog=backlog
+                supervised, host, port, limit=limit, backlog=backlog, ipv6_only=ipv6_only
             )
         except OSError as exc:
             raise listen_error(exc, "TCP", port) from exc
@@ -217,6 +218,7 @@ class SupervisedStack:
         port: int = 0,
         *,
         backlog: int = 128,
+        ipv6_only: bool = False,
     ) -> Listener:
         def factory() -> asyncio.Protocol:
             protocol = protocol_factory()
@@ -226,7 +228,9 @@ class SupervisedStack:
             return _TrackedProtocol(self, protocol)
 
         try:
-            listener = await self.inner.create_server(factory, host, port, backlog=backlog)
+            listener = await self.inner.create_server(
+                factory, host, port, backlog=backlog, ipv6_only=ipv6_only
+            )
         except OSError as exc:
             raise listen_error(exc, "TCP", port) from exc
         self._listeners.add(listener)
@@ -237,10 +241,15 @@ class SupervisedStack:
         protocol_factory: Callable[[], asyncio.DatagramProtocol],
         local_addr: tuple[str, int] | None = None,
         remote_addr: tuple[str, int] | None = None,
+        *,
+        ipv6_only: bool = False,
     ) -> tuple[asyncio.DatagramTransport, Any]:
         try:
             transport, protocol = await self.inner.create_datagram_endpoint(
-                protocol_factory, local_addr=local_addr, remote_addr=remote_addr
+                protocol_factory,
+                local_addr=local_addr,
+                remote_addr=remote_addr,
+                ipv6_only=ipv6_only,
             )
         except OSError as exc:
             if local_addr is None:

@@ -143,18 +143,7 @@ class HostSocketError(OSError):
 
 
 class RoutableStack(Stack, Protocol):
-    """A ``Stack`` whose datagram endpoints take asyncio's broadcast and port-sharing options
-    and whose listeners can be IPv6-only (as asyncio makes every IPv6 one)."""
-
-    async def create_server(
-        self,
-        protocol_factory: Callable[[], asyncio.Protocol],
-        host: str | None = None,
-        port: int = 0,
-        *,
-        backlog: int = 128,
-        ipv6_only: bool = False,
-    ) -> Listener: ...
+    """A ``Stack`` whose datagram endpoints take asyncio's broadcast and port-sharing options."""
 
     async def create_datagram_endpoint(
         self,
@@ -164,6 +153,7 @@ class RoutableStack(Stack, Protocol):
         *,
         reuse_port: bool | None = None,
         allow_broadcast: bool | None = None,
+        ipv6_only: bool = False,
     ) -> tuple[asyncio.DatagramTransport, Any]: ...
 
 
