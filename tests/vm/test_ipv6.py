@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from riad.testing.waiting import eventually
+from tests.ipv6.test_loop_server import LOOP_SERVER, check_loop_server
 from tests.vm.conftest import RiadRun, in_netns
 
 ECHO = str(Path(__file__).resolve().parents[2] / "examples" / "echo")
@@ -91,3 +92,19 @@ def test_the_service_sees_its_ipv6_address_through_its_stack(
     )
     run.process.send_signal(signal.SIGINT)
     assert run.finish() == 0
+
+
+@pytest.mark.parametrize("net", ["direct", "socket"])
+def test_asyncio_servers_over_both_families(
+    kernels: object, riad_run: type[RiadRun], netns: str, net: str
+) -> None:
+    """The service that calls only asyncio's network methods (``tests/ipv6/loop_server``),
+    in a vm: on the direct kernel the loop goes through riad's stack, on the socket one
+    it is asyncio on the guest's Linux, the reference; both answer alike."""
+    run = riad_run(
+        [LOOP_SERVER, "-t", "vm", "--net", net, "--ipv4", "10.0.0.2/24",
+         "--ipv6", "fd00:77::2/64", "--port", "7007"]
+    )  # fmt: skip
+    check_loop_server(run.wait_for(r"app: loop server ready", timeout_s=600), netns)
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish() == 0, run.output()
