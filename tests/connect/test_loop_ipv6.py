@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from typing import Any
 
 import pytest
 
@@ -297,3 +298,40 @@ def test_asyncio_on_linux_does_the_same() -> None:
             await loop.create_datagram_endpoint(asyncio.DatagramProtocol)
 
     asyncio.run(main())
+
+
+def test_uvicorn_started_programmatically_on_ipv6() -> None:
+    """uvicorn's ``Server.serve()`` calls ``loop.create_server(host="::")`` and reads
+    ``server.sockets``: on riad's stack it serves over IPv6, refuses IPv4 (as on Linux)
+    and its application sees the client's IPv6 address."""
+    import uvicorn
+
+    async def app(scope: dict[str, object], receive: object, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = repr(scope["client"]).encode()
+        length = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": length})
+        await send({"type": "http.response.body", "body": body})
+
+    async def check(dev: riad.Devices, lab: SimLab) -> None:
+        peer: DirectStack = lab.stacks[1]
+        config = uvicorn.Config(app, host="::", port=8000, lifespan="off", log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)  # simulated time
+        [listening] = server.servers[0].sockets
+        assert (listening.family, listening.getsockname()) == (socket.AF_INET6, ("::", 8000, 0, 0))
+        reader, writer = await peer.open_connection(SERVICE6, 8000)
+        writer.write(b"GET / HTTP/1.1\r\nHost: riad\r\nConnection: close\r\n\r\n")
+        answer = await reader.read()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), answer
+        client = writer.get_extra_info("sockname")
+        assert body == repr((PEER6, client[1])).encode()  # uvicorn keeps host and port
+        with pytest.raises(ConnectionRefusedError):
+            await peer.open_connection(SERVICE, 8000)
+        server.should_exit = True
+        await serving
+
+    run_service(check, seed=test_seed(7135), ipv6=True)
