@@ -82,6 +82,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from riad.devices import Listener, Stack
+from riad.log import peer_text
 
 if TYPE_CHECKING:
     import ssl as ssl_module
@@ -692,10 +693,7 @@ class StackServer:
         await self.wait_closed()
 
     def __repr__(self) -> str:
-        where = ", ".join(
-            f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
-            for a, p in (listener.local_addr for listener in self._listeners)
-        )
+        where = ", ".join(peer_text(listener.local_addr) for listener in self._listeners)
         return f"<riad StackServer {where}>"
 
 
