@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
+from riad.stack.stack import DirectStack
 from riad.testing.simloop import run_simulated
 from riad.testing.simnet import SimLab, run_lab, test_seed
 
@@ -97,18 +99,26 @@ def test_a_write_leaves_in_the_iteration_it_was_made() -> None:
     assert sent == 1  # before: the flush was a call_soon, after the one looking
 
 
-def _echo_rounds(rounds: int, size: int) -> tuple[int, int]:
-    """Round trips of ``size`` bytes through an echo server; its flushes and frames sent."""
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)  # from the task the input woke, an iteration later
+    writer.close()
 
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)  # from the task the input woke, an iteration later
-        writer.close()
+
+def _start_echo(server: DirectStack) -> Awaitable[object]:
+    return server.start_server(_echo, None, 7)
+
+
+def echo_rounds(
+    rounds: int, size: int, start: Callable[[DirectStack], Awaitable[object]] = _start_echo
+) -> tuple[int, int]:
+    """Round trips of ``size`` bytes through an echo server on port 7 (``start`` starts
+    it: asyncio's streams by default); the server's flushes and frames sent."""
 
     async def main(lab: SimLab) -> tuple[int, int]:
         server = lab.add_stack("10.0.0.1/24")
         client = lab.add_stack("10.0.0.2/24")
-        await server.start_server(echo, None, 7)
+        await start(server)
         reader, writer = await client.open_connection("10.0.0.1", 7)
         for i in range(10):  # the connection settles
             writer.write(b"warm %d" % i)
@@ -128,7 +138,7 @@ def _echo_rounds(rounds: int, size: int) -> tuple[int, int]:
 
 
 def test_an_answer_leaves_with_its_requests_ack_in_one_flush() -> None:
-    flushes, frames = _echo_rounds(200, 10)
+    flushes, frames = echo_rounds(200, 10)
     assert frames == 200  # each answer carries the ACK of its request
     assert flushes == 200  # input's flush (nothing to send) waited for the answer's
 
@@ -136,7 +146,7 @@ def test_an_answer_leaves_with_its_requests_ack_in_one_flush() -> None:
 def test_input_that_owes_an_ack_at_once_is_flushed_without_waiting() -> None:
     # two full segments a request: the second is ACKed at once (RFC 5681 4.2), in
     # input's own flush, before the answer's
-    flushes, frames = _echo_rounds(50, 2 * 1460)
+    flushes, frames = echo_rounds(50, 2 * 1460)
     assert frames >= 50 * 3  # an ACK and the two segments of the answer
     assert flushes == 2 * 50
 

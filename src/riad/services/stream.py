@@ -109,6 +109,8 @@ class ProtocolStream(asyncio.Protocol):
     extra layer on each write), which is what the HTTP server's hot path wants.
     Reading is cancellation-safe: bytes that arrive while no ``read`` waits are
     kept, and reading pauses above ``max_buffer_bytes`` until they are taken.
+    On riad's loop a read's wake-up by arriving bytes is a foreground one
+    (``riad.stack.loop.EventLoop.foreground``): the reader runs before other ready work.
     Writing: ``drain`` waits while more than ``write_buffer_bytes`` wait in the
     transport (its high-water mark; a quarter of it is the low one).
     """
@@ -121,6 +123,7 @@ class ProtocolStream(asyncio.Protocol):
         "_drain_waiters",
         "_eof",
         "_first_data_timeout",
+        "_foreground",
         "_idle_handle",
         "_loop",
         "_max_buffer",
@@ -151,6 +154,8 @@ class ProtocolStream(asyncio.Protocol):
         self._eof = False
         self._read_paused = False
         self._write_paused = False
+        self._foreground: contextlib.AbstractContextManager[None] | None = None
+        """The loop's ``foreground()`` block, where it has one (riad's ``EventLoop``)."""
         self._read_waiter: asyncio.Future[bytes | None] | None = None
         """The read waiting on an empty buffer: ``data_received`` hands it the bytes
         (``None``: the end of the stream, or the connection lost)."""
@@ -168,6 +173,10 @@ class ProtocolStream(asyncio.Protocol):
         self._transport = transport
         transport.set_write_buffer_limits(high=self._write_buffer)
         self._loop = asyncio.get_running_loop()
+        foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = getattr(
+            self._loop, "foreground", None
+        )
+        self._foreground = None if foreground is None else foreground()
         self._closed = self._loop.create_future()
         self._idle_handle = self._loop.call_later(self._first_data_timeout, transport.close)
         # Writes are coalesced here already; Nagle's algorithm would only hold
@@ -192,7 +201,13 @@ class ProtocolStream(asyncio.Protocol):
                 # A read waits on an empty buffer: the bytes are its result, not
                 # buffered first and taken out again once it wakes.
                 self._read_waiter = None
-                waiter.set_result(data)
+                foreground = self._foreground
+                if foreground is None:
+                    waiter.set_result(data)
+                else:
+                    # a request's bytes: the reader's task runs before other ready work
+                    with foreground:
+                        waiter.set_result(data)
                 return
             self._read_waiter = None
         self._buffer.append(data)

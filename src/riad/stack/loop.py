@@ -63,6 +63,14 @@ step); after ``BACKGROUND_MAX_WAIT_S`` (or ``BACKGROUND_MAX_PASSES``
 iterations) it runs whatever else is ready, so a busy loop still makes
 progress on it.
 
+``EventLoop.foreground()`` is the other end: a block whose ``call_soon``
+callbacks (a reader's wake-up when a request's bytes arrive) run before every
+other ready callback: at ``EventLoop.run_foreground`` (riad's stack, right after
+an input batch and before its flush, so the answer leaves with it), or else
+first thing in the next iteration, before the callbacks before select. An
+iteration runs only those there were at its start: the rest still runs every
+iteration.
+
 The stack's parts stay below this module: the network is
 given its stack, a ``getaddrinfo`` and a default TLS client context by the
 layer that composes the service (``riad.app.run``).
@@ -183,7 +191,32 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         self._before_select = _HookedSelector(self, selector or selectors.DefaultSelector())
+        self._foreground: collections.deque[asyncio.Handle] = collections.deque()
+        """Callbacks scheduled inside ``foreground()``, to run before every other ready one."""
         super().__init__(self._before_select)
+        self._foreground_block = _ForegroundBlock(self)
+
+    def foreground(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose ``call_soon`` callbacks run before every other ready callback.
+
+        For a task woken because a request's bytes arrived (the waiter's
+        ``set_result`` inside the block schedules the task's step): its step runs
+        at ``run_foreground`` (riad's stack calls it right after an input batch,
+        before the batch's flush, so the answer leaves with it), or else first
+        thing in the loop's next iteration, before the callbacks before select
+        (the stack's flush) and before every callback queued meanwhile. The
+        callbacks are asyncio's own ``Handle`` objects, made by ``call_soon``
+        (exceptions go to the exception handler, cancellation and context
+        variables as on any loop); only where they wait changes. Blocks nest."""
+        return self._foreground_block
+
+    def run_foreground(self) -> None:
+        """Run the callbacks ``foreground()`` blocks scheduled so far (not those they
+        schedule in turn), unless a task is running (its step would be entered inside
+        another's: they then run first thing in the next iteration)."""
+        foreground = self._foreground
+        if foreground and asyncio.current_task(self) is None:
+            _run_handles(foreground, len(foreground))
 
     def call_before_select(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once, before the loop next waits for readiness (after the
@@ -192,7 +225,11 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def has_ready_callbacks(self) -> bool:
         """Whether callbacks wait to run in the next iteration (the loop will not wait)."""
-        return bool(self._ready)  # type: ignore[attr-defined]
+        return bool(self._ready or self._foreground)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._foreground.clear()
+        super().close()
 
     def background_turn(self) -> asyncio.Future[None]:
         """A future done once the loop has nothing else to run: no callback ready, none
@@ -484,8 +521,12 @@ class _HookedSelector(selectors.BaseSelector):
         return bool(self._selector.select(0))
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if self.pending:
-            loop = self._loop
+        loop = self._loop
+        foreground = loop._foreground
+        ran = bool(foreground)
+        if ran:
+            _run_handles(foreground, len(foreground))
+        if self.pending or ran:
             calls, self.pending = self.pending, []
             for call in calls:
                 try:
@@ -497,7 +538,7 @@ class _HookedSelector(selectors.BaseSelector):
                         {"message": f"callback before select {call!r} failed", "exception": exc}
                     )
             base: Any = loop
-            if base._ready or base._stopping or self.pending:
+            if base._ready or base._stopping or self.pending or foreground:
                 timeout = 0
             elif base._scheduled and timeout != 0:
                 due = max(0.0, base._scheduled[0]._when - loop.time())
@@ -516,7 +557,12 @@ class _HookedSelector(selectors.BaseSelector):
         descriptors."""
         base: Any = self._loop
         scheduled = base._scheduled
-        return bool(base._ready or self.pending or (scheduled and scheduled[0]._when <= now))
+        return bool(
+            base._ready
+            or self._loop._foreground
+            or self.pending
+            or (scheduled and scheduled[0]._when <= now)
+        )
 
     def has_background(self) -> bool:
         """Whether a task waits for a background turn (cancelled waiters dropped)."""
@@ -557,6 +603,39 @@ class _HookedSelector(selectors.BaseSelector):
             if not future.done():
                 future.set_result(None)
         return events
+
+
+class _ForegroundBlock:
+    """``EventLoop.foreground()``: what ``call_soon`` adds to the loop's ready queue inside
+    the block is moved to the loop's foreground queue as it ends (asyncio's handles, made
+    as ever; only the queue differs)."""
+
+    __slots__ = ("_loop", "_ready", "_starts")
+
+    def __init__(self, loop: EventLoop) -> None:
+        self._loop = loop
+        self._ready: collections.deque[asyncio.Handle] = cast(Any, loop)._ready
+        self._starts: list[int] = []
+
+    def __enter__(self) -> None:
+        self._starts.append(len(self._ready))
+
+    def __exit__(self, *exc_info: object) -> None:
+        start = self._starts.pop()
+        ready = self._ready
+        if len(ready) > start:
+            moved = [ready.pop() for _ in range(len(ready) - start)]
+            moved.reverse()
+            self._loop._foreground.extend(moved)
+
+
+def _run_handles(handles: collections.deque[asyncio.Handle], count: int) -> None:
+    """Run the first ``count`` of ``handles`` as the loop runs its ready ones (a cancelled
+    handle is skipped; ``Handle._run`` reports an exception to the exception handler)."""
+    for _ in range(min(count, len(handles))):
+        handle = handles.popleft()
+        if not handle.cancelled():
+            handle._run()
 
 
 def _ssl_module() -> Any:

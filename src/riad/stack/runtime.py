@@ -19,6 +19,9 @@ loop, with no thread and no fixed tick:
   current loop iteration, so a burst of sends goes out together; a send made
   while input or a timer is being handled schedules nothing (the flush that
   ends that handling takes it); a large send (``flush_now``) goes out at once;
+- on riad's ``EventLoop`` the tasks input woke because a request's bytes
+  arrived (``EventLoop.foreground``) run right after the batch, before its
+  flush (``run_foreground``), so their answers leave with its ACKs;
 - on riad's ``EventLoop`` (``call_before_select``) those flushes, input's
   included, run just before the loop next asks for readiness: a write leaves
   in the iteration the service made it. Input that left nothing to send (the
@@ -77,6 +80,7 @@ class Runtime:
             loop, "call_before_select", None
         )
         self._has_ready: Callable[[], bool] = getattr(loop, "has_ready_callbacks", bool)
+        self._run_foreground: Callable[[], None] | None = getattr(loop, "run_foreground", None)
         self._deferred = False  # input's flush waited one iteration already
         self._busy = False  # in input or timer handling: a flush follows anyway
         self._running = False
@@ -145,6 +149,8 @@ class Runtime:
             self.after_input()
         finally:
             self._busy = False
+        if self._run_foreground is not None:
+            self._run_foreground()  # the tasks the batch's requests woke: their answers join
         if self._before_select is None or more:
             self._kicked = False  # (a flush already asked for finds nothing left)
             self.flush()  # before the next batch: its ACKs do not wait for it
