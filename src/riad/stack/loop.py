@@ -848,10 +848,7 @@ def _literal_infos(
                 socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
             )
         proto = socket.IPPROTO_TCP if socktype == socket.SOCK_STREAM else socket.IPPROTO_UDP
-        sockaddr: tuple[Any, ...] = (
-            (host, number) if literal_family == socket.AF_INET else (host, number, 0, 0)
-        )
-        return [(literal_family, socktype, proto, "", sockaddr)]
+        return [(literal_family, socktype, proto, "", _sockaddr(literal_family, host, number))]
     return None
 
 
@@ -876,6 +873,11 @@ async def _wildcard_or_resolved(
         for wanted in _INET:
             if family in (socket.AF_UNSPEC, wanted):
                 infos += await _resolve(net, _WILDCARD[wanted], port, wanted, socktype, proto)
+    return _entries(infos)
+
+
+def _entries(infos: list[AddrInfo]) -> list[tuple[int, str, int]]:
+    """``(family, address, port)`` of each of getaddrinfo's entries."""
     return [(info[0], info[4][0], info[4][1]) for info in infos]
 
 
@@ -1007,12 +1009,9 @@ async def _datagram_pairs(
                 net, addr[0], addr[1], family, socket.SOCK_DGRAM, proto, flags
             )
         else:
-            found = [
-                (info[0], info[4][0], info[4][1])
-                for info in await _resolve(
-                    net, addr[0], addr[1], family, socket.SOCK_DGRAM, proto, flags
-                )
-            ]
+            found = _entries(
+                await _resolve(net, addr[0], addr[1], family, socket.SOCK_DGRAM, proto, flags)
+            )
         for found_family, address, port in found:
             pair = pairs.setdefault(found_family, [None, None])
             if pair[index] is None:
